@@ -1,0 +1,210 @@
+"""Static process policies of DESIGN §4: references resolve, RACI is well formed and
+staffed, and no target promises more than the agreements underpinning it.
+"""
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+from .errors import Problem
+from .model import RuleSet
+from .yamlsource import Document
+
+JOIN_REFERENCE = re.compile(r"^\$([A-Za-z0-9_]+)\.(.+)$")
+
+
+def check(ruleset: RuleSet, documents: list[tuple[Document, dict]], docs_by_id: dict) -> list[Problem]:
+    places = _Places(documents)
+    problems: list[Problem] = []
+    problems += _agreements(ruleset, places)
+    problems += _underpinning(ruleset, places)
+    problems += _escalations(ruleset, places)
+    problems += _rules(ruleset, places)
+    problems += _raci(ruleset, places)
+    for service in ruleset.services.values():
+        doc = places.doc[service.id]
+        if doc.data.get("calendar") and doc.data["calendar"] not in ruleset.calendars:
+            problems.append(doc.problem(("calendar",), f"calendar: unknown calendar '{doc.data['calendar']}'",
+                                        "unknown-reference"))
+    return problems
+
+
+class _Places:
+    """Finds the document and path of a rule element, to place a problem precisely."""
+
+    def __init__(self, documents):
+        self.doc: dict[str, Document] = {}
+        self.target: dict[str, tuple[Document, tuple]] = {}
+        for doc, loaded in documents:
+            self.doc.setdefault(loaded["id"], doc)
+            for index, target in enumerate(loaded.get("targets", []) if loaded["kind"] == "Agreement" else []):
+                self.target.setdefault(target["id"], (doc, ("targets", index)))
+
+    def at_target(self, target_id: str, path: tuple, message: str, code: str = "policy") -> Problem:
+        doc, base = self.target[target_id]
+        return doc.problem(base + path, message, code)
+
+
+def _agreements(ruleset: RuleSet, places: _Places) -> list[Problem]:
+    problems = []
+    for agreement in ruleset.agreements.values():
+        if agreement.service not in ruleset.services:
+            problems.append(places.doc[agreement.id].problem(
+                ("service",), f"service: unknown service '{agreement.service}' (known: "
+                              f"{', '.join(sorted(ruleset.services)) or 'none'})", "unknown-reference"))
+    return problems
+
+
+def _underpinning(ruleset: RuleSet, places: _Places) -> list[Problem]:
+    problems = []
+    for target in ruleset.targets.values():
+        supports = []
+        for index, ref in enumerate(target.underpinned_by):
+            path = ("underpinned_by", index)
+            support = ruleset.targets.get(ref)
+            if support is None:
+                problems.append(places.at_target(target.id, path, f"underpinned_by: unknown target '{ref}'",
+                                                 "unknown-reference"))
+            elif support.agreement.type not in ("OLA", "UC"):
+                problems.append(places.at_target(
+                    target.id, path, f"underpinned_by: '{ref}' belongs to {support.agreement.type} "
+                                     f"'{support.agreement.id}'; only OLA and UC targets underpin others"))
+            elif (support.measure == "duration") != (target.measure == "duration"):
+                problems.append(places.at_target(
+                    target.id, path, f"underpinned_by: '{ref}' is a {support.measure} target and cannot "
+                                     f"underpin the {target.measure} target '{target.id}'"))
+            else:
+                supports.append(support)
+        if target.measure == "duration":
+            for support in supports:
+                if target.goal < support.goal:
+                    problems.append(places.at_target(
+                        target.id, ("goal",),
+                        f"goal: target '{target.id}' promises {_show(target.goal)}, faster than its "
+                        f"underpinning target '{support.id}' ({_show(support.goal)})"))
+        elif supports and target.measure == "availability":
+            product = Fraction(1)
+            for support in supports:
+                product *= support.goal
+            if target.goal > product:
+                names = ", ".join(f"'{s.id}' ({_pct(s.goal)})" for s in supports)
+                problems.append(places.at_target(
+                    target.id, ("goal",),
+                    f"goal: target '{target.id}' promises {_pct(target.goal)}, more than its underpinning "
+                    f"targets {names} can deliver together ({_pct(product)})"))
+    return problems
+
+
+def _escalations(ruleset: RuleSet, places: _Places) -> list[Problem]:
+    problems = []
+    for escalation in ruleset.escalations.values():
+        doc = places.doc[escalation.id]
+        for index, ref in enumerate(escalation.targets):
+            if ref not in ruleset.targets:
+                problems.append(doc.problem(("applies_to", "targets", index), f"targets: unknown target '{ref}'",
+                                            "unknown-reference"))
+        if escalation.metric is not None:
+            matching = [t for t in ruleset.targets.values() if t.measure == "threshold"
+                        and t.spec["name"] == escalation.metric
+                        and escalation.service in (None, t.service)]
+            if not matching:
+                problems.append(doc.problem(("applies_to", "metric"), f"metric: no threshold target measures "
+                                            f"'{escalation.metric}'" + (f" for service '{escalation.service}'"
+                                                                        if escalation.service else ""),
+                                            "unknown-reference"))
+        if escalation.service is not None and escalation.service not in ruleset.services:
+            problems.append(doc.problem(("applies_to", "service"),
+                                        f"service: unknown service '{escalation.service}'", "unknown-reference"))
+        for level in escalation.levels:
+            if level.activity not in ruleset.raci:
+                problems.append(doc.problem(("levels", level.index, "activity"),
+                                            f"activity: unknown activity '{level.activity}' (not in any Raci)",
+                                            "unknown-reference"))
+    return problems
+
+
+def _rules(ruleset: RuleSet, places: _Places) -> list[Problem]:
+    problems = []
+    for rule in ruleset.rules.values():
+        doc = places.doc[rule.id]
+        aliases: list[str] = []
+        for index, pattern in enumerate(rule.when.get("patterns", [])):
+            for field, value in _leaves(pattern.get("where", {})):
+                match = JOIN_REFERENCE.match(value) if isinstance(value, str) else None
+                if match and match.group(1) not in aliases:
+                    problems.append(doc.problem(("when", index, "where") + field,
+                                                f"'{value}' refers to '{match.group(1)}', which is not the alias "
+                                                f"of an earlier pattern (known: {', '.join(aliases) or 'none'})",
+                                                "unknown-reference"))
+            alias = pattern.get("as")
+            if alias:
+                if alias in aliases:
+                    problems.append(doc.problem(("when", index, "as"), f"alias '{alias}' is used twice", "duplicate"))
+                aliases.append(alias)
+        for index, step in enumerate(rule.then):
+            activity = step.get("notify", {}).get("activity")
+            if activity and activity not in ruleset.raci:
+                problems.append(doc.problem(("then", index, "notify", "activity"),
+                                            f"activity: unknown activity '{activity}' (not in any Raci)",
+                                            "unknown-reference"))
+    return problems
+
+
+def _leaves(where: dict, path: tuple = ()):
+    for key, cond in where.items():
+        if key in ("any", "all") and isinstance(cond, list):
+            for index, item in enumerate(cond):
+                yield from _leaves(item, path + (key, index))
+        elif isinstance(cond, dict):
+            for op, operand in cond.items():
+                yield path + (key, op), operand
+        else:
+            yield path + (key,), cond
+
+
+def _raci(ruleset: RuleSet, places: _Places) -> list[Problem]:
+    """Exactly one A, at least one R; every role staffed for every service it applies to."""
+    problems = []
+    services_of = _services_by_activity(ruleset)
+    for activity, roles in ruleset.raci.items():
+        origin = ruleset.raci_origin[activity]
+        accountable = [role for role, letters in roles.items() if "A" in letters]
+        if len(accountable) != 1:
+            found = ", ".join(accountable) if accountable else "none"
+            problems.append(Problem(origin.file, origin.line, origin.column,
+                                    f"activity '{activity}' needs exactly one A (accountable), found {found}", "raci"))
+        if not any("R" in letters for letters in roles.values()):
+            problems.append(Problem(origin.file, origin.line, origin.column,
+                                    f"activity '{activity}' needs at least one R (responsible)", "raci"))
+        for role in roles:
+            for service in services_of.get(activity, sorted(ruleset.services)):
+                if not ruleset.holders(service, role):
+                    problems.append(Problem(origin.file, origin.line, origin.column,
+                                            f"activity '{activity}': role '{role}' has no holder for service "
+                                            f"'{service}' (give it in the Service's roles or in a Roles document)",
+                                            "raci"))
+    return problems
+
+
+def _services_by_activity(ruleset: RuleSet) -> dict[str, list[str]]:
+    """Activities used only by escalations apply to the services of the escalated targets."""
+    services: dict[str, set[str]] = {}
+    for escalation in ruleset.escalations.values():
+        scope = {ruleset.targets[t].service for t in escalation.targets if t in ruleset.targets}
+        if escalation.metric:
+            scope |= {t.service for t in ruleset.targets.values() if t.measure == "threshold"
+                      and t.spec["name"] == escalation.metric and escalation.service in (None, t.service)}
+        for level in escalation.levels:
+            services.setdefault(level.activity, set()).update(scope)
+    used_by_rules = {step["notify"]["activity"] for rule in ruleset.rules.values()
+                     for step in rule.then if "notify" in step}
+    return {activity: sorted(scope) for activity, scope in services.items() if activity not in used_by_rules}
+
+
+def _show(value) -> str:
+    from schemas.values import format_duration
+    return format_duration(value)
+
+
+def _pct(value: Fraction) -> str:
+    return f"{float(value) * 100:.6g}%"

@@ -1,0 +1,334 @@
+"""SLA clocks: counted service time for one target and one subject (or one window).
+
+A clock runs and halts; while it runs, counted time grows on its service calendar. Its
+levels (warnings, the budget, escalations) fall at exact instants computed from the
+calendar. Clocks know nothing of durable_rules: the runtime tells them which facts apply.
+
+Readings are what a clock says happened (a level reached, a cycle met). The runtime turns
+them into decisions; a clock rebuilt from its history yields the same readings again.
+"""
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from fractions import Fraction
+
+from schemas.values import Level
+
+from .calendar import ServiceCalendar
+
+ZERO = timedelta(0)
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A level on a clock: reaching ``amount`` of counted time yields a reading."""
+
+    kind: str                   # warning | breach | escalation
+    level: str                  # the level as written: "75%", "100%", "100% + 2h"
+    amount: timedelta
+    order: int                  # tie-break among marks at the same amount
+    activity: str | None = None
+    repeat: timedelta | None = None
+    source: object = None       # the EscalationLevel, for the decision's rule origin
+
+
+@dataclass
+class Reading:
+    """One thing the clock says happened, with the clock's figures at that instant."""
+
+    kind: str
+    at: datetime
+    cycle: int
+    level: str | None
+    counted: timedelta
+    budget: timedelta
+    paused: timedelta
+    because: list[str]
+    activity: str | None = None
+    repeat: int = 0
+    source: object = None
+
+    @property
+    def key(self) -> tuple:
+        return (self.kind, self.level, self.cycle, self.repeat, self.activity)
+
+
+@dataclass
+class Transition:
+    """A fact's effect on a clock, kept so the clock can be rebuilt when a late fact arrives."""
+
+    at: datetime
+    seq: int
+    action: str                 # duration: start/pause/resume/stop/restart; window: down/up
+    fact: str                   # "fact:<id>"
+    subject: str | None = None  # window clocks: which subject went down or up
+
+
+class Meter:
+    """Counted time with marks. ``run``/``halt`` switch counting; deadlines fire marks."""
+
+    def __init__(self, calendar: ServiceCalendar, budget: timedelta, marks: list[Mark]):
+        self.calendar = calendar
+        self.budget = budget
+        self.marks = sorted(marks, key=lambda m: (m.amount, m.order))
+        self.cycle = 0
+        self.counted_before = ZERO
+        self.running_since: datetime | None = None
+        self.paused_total = ZERO
+        self.halted_at: datetime | None = None
+        self.fired: set[tuple] = set()
+        self.breached = False
+        self.because: list[str] = []
+        self.readings: list[Reading] = []
+        self._pending: list | None = None   # heap of (amount, order, repeat index, mark)
+
+    # -- counting -------------------------------------------------------------------
+    def counted_at(self, at: datetime) -> timedelta:
+        if self.running_since is None or at <= self.running_since:
+            return self.counted_before
+        return self.counted_before + self.calendar.counted(self.running_since, at)
+
+    def begin_cycle(self, at: datetime, because: str) -> None:
+        self.cycle += 1
+        self.counted_before = ZERO
+        self.paused_total = ZERO
+        self.running_since = at
+        self.halted_at = None
+        self.fired = set()
+        self.breached = False
+        self.because = [because]
+        self._pending = None
+
+    def run(self, at: datetime) -> None:
+        if self.running_since is None:
+            if self.halted_at is not None:
+                self.paused_total += at - self.halted_at
+            self.running_since = at
+            self.halted_at = None
+
+    def halt(self, at: datetime) -> None:
+        if self.running_since is not None:
+            self.counted_before = self.counted_at(at)
+            self.running_since = None
+            self.halted_at = at
+
+    # -- marks and deadlines --------------------------------------------------------
+    def add_marks(self, marks: list[Mark]) -> None:
+        self.marks = sorted(self.marks + marks, key=lambda m: (m.amount, m.order))
+        self._pending = None
+
+    def _queue(self) -> list:
+        if self._pending is None:
+            self._pending = []
+            for mark in self.marks:
+                self._push(mark, 0)
+        return self._pending
+
+    def _push(self, mark: Mark, repeat: int) -> None:
+        amount = max(mark.amount + (mark.repeat * repeat if repeat else ZERO), ZERO)
+        if (mark.kind, mark.level, mark.activity, repeat) not in self.fired:
+            heapq.heappush(self._pending, (amount, mark.order, repeat, id(mark), mark))
+
+    def next_deadline(self) -> datetime | None:
+        """When the next mark falls, if the clock keeps running; None while halted."""
+        if self.running_since is None or self.cycle == 0:
+            return None
+        queue = self._queue()
+        if not queue:
+            return None
+        amount = queue[0][0]
+        missing = amount - self.counted_before
+        if missing <= ZERO:
+            return self.running_since
+        return self.calendar.instant_after(self.running_since, missing)
+
+    def fire_due(self, until: datetime, inclusive: bool) -> list[Reading]:
+        """Fire every mark falling before ``until`` (or at it, when inclusive)."""
+        fired = []
+        while True:
+            deadline = self.next_deadline()
+            if deadline is None or deadline > until or (deadline == until and not inclusive):
+                return fired
+            amount, _, repeat, _, mark = heapq.heappop(self._pending)
+            self.fired.add((mark.kind, mark.level, mark.activity, repeat))
+            if mark.kind == "breach":
+                self.breached = True
+            fired.append(self._reading(mark.kind, deadline, mark.level, amount, activity=mark.activity,
+                                       repeat=repeat, source=mark.source))
+            if mark.repeat:
+                self._push(mark, repeat + 1)
+
+    def _reading(self, kind, at, level, counted, **extra) -> Reading:
+        paused = self.paused_total + (at - self.halted_at if self.halted_at and self.running_since is None
+                                      else ZERO)
+        reading = Reading(kind, at, self.cycle, level, counted, self.budget, paused, list(self.because), **extra)
+        self.readings.append(reading)
+        return reading
+
+
+def marks_for(budget: timedelta, warn_at: list[Level], escalations: list = ()) -> list[Mark]:
+    """Warnings, the breach at 100% and escalation levels, in counted time."""
+    marks = [Mark("warning", level.text, level.amount(budget), 0) for level in warn_at]
+    marks.append(Mark("breach", "100%", budget, 1))
+    marks.extend(escalation_marks(budget, escalations))
+    return marks
+
+
+def escalation_marks(budget: timedelta, escalations) -> list[Mark]:
+    return [Mark("escalation", level.at.text, level.at.amount(budget), 2 + index, level.activity,
+                 level.repeat, level) for index, level in enumerate(escalations)]
+
+
+class DurationClock(Meter):
+    """Counts service time between start and stop, not while paused; restarts begin cycles."""
+
+    def __init__(self, calendar: ServiceCalendar, goal: timedelta, warn_at: list[Level],
+                 roles: dict[str, set[str]], valid: tuple):
+        super().__init__(calendar, goal, marks_for(goal, warn_at))
+        self.roles = roles                  # fact type -> {"start", "pause", ...}
+        self.valid_from, self.valid_to = valid
+        self.state = "idle"
+
+    def _valid(self, at: datetime) -> bool:
+        return (self.valid_from is None or at >= self.valid_from) and (self.valid_to is None or at < self.valid_to)
+
+    def apply(self, actions: set[str], at: datetime, fact: str) -> list[Reading]:
+        """Apply one fact's roles (deadlines before ``at`` must already have fired)."""
+        out: list[Reading] = []
+        if self.state == "idle":
+            if "start" in actions and self._valid(at):
+                self.begin_cycle(at, fact)
+                self.state = "running"
+            return out
+        if "restart" in actions:
+            if self.state in ("running", "paused"):
+                out += self._stop(at, fact)
+            if self._valid(at):
+                self.begin_cycle(at, fact)
+                self.state = "running"
+            return out
+        if self.state == "stopped":
+            return out
+        self.because.append(fact)
+        if "stop" in actions:
+            out += self._stop(at, fact)
+        elif "pause" in actions and self.state == "running":
+            self.halt(at)
+            self.state = "paused"
+        elif "resume" in actions and self.state == "paused":
+            self.run(at)
+            self.state = "running"
+        return out
+
+    def _stop(self, at: datetime, fact: str) -> list[Reading]:
+        counted = self.counted_at(at)
+        if fact not in self.because:
+            self.because.append(fact)
+        self.halt(at)
+        self.state = "stopped"
+        if self.breached or counted > self.budget:
+            return []
+        return [self._reading("met", at, None, counted)]
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("running", "paused")
+
+
+class WindowClock(Meter):
+    """Counts time inside service hours while any subject is down, within one window.
+
+    Serves availability targets (down/up facts) and threshold targets (a subject is down
+    while its latest sample violates the threshold). Budget = (1 − goal) × service time
+    of the window. The window's end stops the clock: met if the budget held.
+    """
+
+    def __init__(self, calendar: ServiceCalendar, goal: Fraction, warn_at: list[Level],
+                 window: tuple[datetime, datetime, str]):
+        self.window_start, self.window_end, self.label = window
+        service_time = calendar.counted(self.window_start, self.window_end)
+        micros = Fraction(service_time // timedelta(microseconds=1)) * (1 - goal)
+        budget = timedelta(microseconds=round(micros))
+        super().__init__(calendar, budget, marks_for(budget, warn_at))
+        self.down: dict[str, str] = {}        # subject -> the fact that took it down
+        self.closed = False
+        self.begin_cycle(self.window_start, f"window:{self.label}")
+        self.halt(self.window_start)
+        self.because = []
+        self.paused_total = ZERO
+
+    def apply(self, action: str, subject: str, at: datetime, fact: str) -> list[Reading]:
+        if self.closed:
+            return []
+        at = max(at, self.window_start)
+        if action == "down":
+            if not self.down:
+                self.run(at)
+            self.down.setdefault(subject, fact)
+            if fact not in self.because:
+                self.because.append(fact)
+        elif action == "up" and subject in self.down:
+            del self.down[subject]
+            if fact not in self.because:
+                self.because.append(fact)
+            if not self.down:
+                self.halt(at)
+        return []
+
+    def next_deadline(self) -> datetime | None:
+        if self.closed:
+            return None
+        deadline = super().next_deadline()
+        return self.window_end if deadline is None or deadline > self.window_end else deadline
+
+    def fire_due(self, until: datetime, inclusive: bool) -> list[Reading]:
+        # A mark that falls exactly at the window's end loses to the end (as a fact would win).
+        out = super().fire_due(min(until, self.window_end), inclusive and until < self.window_end)
+        if not self.closed and (until > self.window_end or (inclusive and until == self.window_end)):
+            out += self.close()
+        return out
+
+    def close(self) -> list[Reading]:
+        counted = self.counted_at(self.window_end)
+        self.halt(self.window_end)
+        self.closed = True
+        if self.breached or counted > self.budget:
+            return []
+        return [self._reading("met", self.window_end, None, counted)]
+
+    @property
+    def running(self) -> bool:
+        return not self.closed
+
+
+def window_of(spec: str, at: datetime, timezone: str) -> tuple[datetime, datetime, str]:
+    """The window (start, end, label) holding ``at``: a calendar month, ISO week or day in
+    the calendar's zone, or consecutive blocks of N days counted from 1970-01-01 local."""
+    from datetime import date, time, timezone as tz
+    from zoneinfo import ZoneInfo
+
+    utc = tz.utc
+    zone = ZoneInfo(timezone)
+    local = at.astimezone(zone).date()
+    if spec == "month":
+        first = local.replace(day=1)
+        following = (first + timedelta(days=32)).replace(day=1)
+        label = f"{first:%Y-%m}"
+    elif spec == "week":
+        first = local - timedelta(days=local.weekday())
+        following = first + timedelta(days=7)
+        year, week, _ = first.isocalendar()
+        label = f"{year}-W{week:02d}"
+    elif spec == "day":
+        first, following = local, local + timedelta(days=1)
+        label = f"{first:%Y-%m-%d}"
+    else:
+        days = int(spec[:-1])
+        epoch = date(1970, 1, 1)
+        first = epoch + timedelta(days=(local - epoch).days // days * days)
+        following = first + timedelta(days=days)
+        label = f"{first:%Y-%m-%d}/{spec}"
+    start, end = datetime.combine(first, time(0), zone), datetime.combine(following, time(0), zone)
+    return start.astimezone(utc), end.astimezone(utc), label

@@ -1,0 +1,157 @@
+"""Compile a RuleSet into one durable_rules ruleset (its JSON form).
+
+Every rule gets a name that is also the name of the action it runs, so the runtime can
+bind actions by name. What durable_rules matches here:
+
+- ``applies:<target>``: the fact that puts a subject in scope of a duration target
+  (type, service, ``where``, and the agreement's validity as event-time bounds);
+- ``life:<type>``: any fact of a type that starts, pauses, resumes, stops or restarts
+  some clock; the runtime hands it to that subject's clocks;
+- ``down:/up:<target>``: availability signals; ``over:/under:<target>``: metric samples
+  on either side of a threshold;
+- ``escalate:<escalation>``: a ``clock.running`` fact of a target the escalation covers;
+- ``rule:<id>``: a Rule's patterns, joins included.
+
+What it does not: durable_rules' ``count`` fires once per N matches, cannot group by
+field values and knows nothing of event time, so a Rule's counting form compiles to its
+``of`` pattern and the runtime finishes ``same``/``within``/``count`` in the action.
+"""
+from __future__ import annotations
+
+from schemas.values import parse_instant
+
+from .checks import JOIN_REFERENCE
+from .model import RuleSet
+
+RULESET = "slm"
+ENVELOPE = {"id": "fid", "source": "source", "type": "type", "time": "ts", "subject": "subject",
+            "service": "service"}
+
+
+def field_path(name: str) -> str:
+    """Where a ``where`` name lives in the fact as posted to durable_rules."""
+    if name in ENVELOPE:
+        return ENVELOPE[name]
+    return "data." + name
+
+
+def alias_name(alias: str) -> str:
+    """Pattern aliases are prefixed so they never collide with the action context's own names."""
+    return "a_" + alias
+
+
+def compile_where(where: dict) -> list[dict]:
+    """``where`` (conditions as data) → a list of durable_rules conditions, all of which hold."""
+    out = []
+    for key, cond in where.items():
+        if key in ("any", "all"):
+            parts = [_conjunction(compile_where(item)) for item in cond]
+            out.append({"$or" if key == "any" else "$and": parts})
+        elif isinstance(cond, dict):
+            out.extend(_operator(key, op, operand) for op, operand in cond.items())
+        else:
+            out.append(_equals(key, cond))
+    return out
+
+
+def _conjunction(conditions: list[dict]) -> dict:
+    return conditions[0] if len(conditions) == 1 else {"$and": conditions}
+
+
+def _value(name: str, value):
+    match = JOIN_REFERENCE.match(value) if isinstance(value, str) else None
+    if match:
+        return {alias_name(match.group(1)): field_path(match.group(2))}
+    if name == "time" and isinstance(value, str):
+        return parse_instant(value).timestamp()
+    return value
+
+
+def _equals(name: str, value) -> dict:
+    if value is None:
+        return {"$nex": {field_path(name): 1}}
+    return {field_path(name): _value(name, value)}
+
+
+_OPS = {"gt": "$gt", "gte": "$gte", "lt": "$lt", "lte": "$lte", "ne": "$neq", "matches": "$mt"}
+
+
+def _operator(name: str, op: str, operand) -> dict:
+    path = field_path(name)
+    if op == "in":
+        return {"$or": [_equals(name, item) for item in operand]}
+    if op == "exists":
+        return {"$ex" if operand else "$nex": {path: 1}}
+    return {_OPS[op]: {path: _value(name, operand)}}
+
+
+def pattern(spec: dict, extra: list[dict] = ()) -> dict:
+    """A pattern ``{type, where}`` → one durable_rules condition."""
+    return _conjunction([{"type": spec["type"]}, *compile_where(spec.get("where", {})), *extra])
+
+
+def compile_ruleset(ruleset: RuleSet) -> dict:
+    """The durable_rules definition ``{RULESET: {rule name: {"all": [...], "run": name}}}``."""
+    rules: dict[str, dict] = {}
+
+    def add(name: str, conditions: list[dict]) -> None:
+        rules[name] = {"all": conditions, "run": name}
+
+    lifecycle_types: set[str] = set()
+    for target in ruleset.targets.values():
+        if target.agreement.status == "retired":
+            continue
+        service = [{"service": target.service}]
+        if target.measure == "duration":
+            valid_from, valid_to = target.valid_span()
+            bounds = []
+            if valid_from:
+                bounds.append({"$gte": {"ts": valid_from.timestamp()}})
+            if valid_to:
+                bounds.append({"$lt": {"ts": valid_to.timestamp()}})
+            add(f"applies:{target.id}", [{"m": pattern(target.spec["applies_to"], service + bounds)}])
+            lifecycle_types.update(clock_roles(target.spec))
+        elif target.measure == "availability":
+            add(f"down:{target.id}", [{"m": pattern(target.spec["down"], service)}])
+            add(f"up:{target.id}", [{"m": pattern(target.spec["up"], service)}])
+        else:
+            spec = target.spec
+            sample = {"type": "metric.sample", "where": {"name": spec["name"], **spec["where"]}}
+            over, under = ("$gt", "$lte") if "above" in spec else ("$lt", "$gte")
+            bound = spec.get("above", spec.get("below"))
+            add(f"over:{target.id}", [{"m": pattern(sample, service + [{over: {"data.value": bound}}])}])
+            add(f"under:{target.id}", [{"m": pattern(sample, service + [{under: {"data.value": bound}}])}])
+    for kind in sorted(lifecycle_types):
+        add(f"life:{kind}", [{"m": {"type": kind}}])
+    for escalation in ruleset.escalations.values():
+        if escalation.targets:
+            scope = [{"$or": [{"data.target": t} for t in escalation.targets]}]
+        else:
+            scope = [{"data.metric": escalation.metric}]
+            if escalation.service:
+                scope.append({"service": escalation.service})
+        add(f"escalate:{escalation.id}", [{"m": _conjunction([{"type": "clock.running"}, *scope])}])
+    for rule in ruleset.rules.values():
+        if "count" in rule.when:
+            add(f"rule:{rule.id}", [{"m": pattern(rule.when["count"]["of"])}])
+        else:
+            patterns = rule.when["patterns"]
+            add(f"rule:{rule.id}", [{alias_name(p.get("as") or f"p{i}"): pattern(p)}
+                                    for i, p in enumerate(patterns)])
+    return {RULESET: rules}
+
+
+def clock_roles(spec: dict) -> dict[str, set[str]]:
+    """Fact type → the roles it plays for a duration clock (start defaults to applies_to)."""
+    roles: dict[str, set[str]] = {}
+    for role in ("start", "pause", "resume", "stop", "restart"):
+        types = spec.get(role) or ([spec["applies_to"]["type"]] if role == "start" else [])
+        for kind in types:
+            roles.setdefault(kind, set()).add(role)
+    return roles
+
+
+def retained_types(ruleset: RuleSet) -> set[str]:
+    """Fact types a join may need later: these stay in durable_rules' memory."""
+    return {p["type"] for rule in ruleset.rules.values() for p in rule.when.get("patterns", [])
+            if len(rule.when["patterns"]) > 1}

@@ -1,0 +1,236 @@
+"""Load a rules directory into a RuleSet, whole or not at all.
+
+Stage one of the pipeline: read YAML (with positions), validate each document against
+its kind's schema, build the model, run the static checks. Every problem found anywhere
+is collected and raised together as a RuleSetError.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from marshmallow import ValidationError, fields
+
+from schemas.rules import KIND_SCHEMAS
+
+from . import checks
+from .calendar import ServiceCalendar
+from .errors import Problem, RuleSetError
+from .model import (Agreement, Escalation, EscalationLevel, Origin, Rule, RuleSet, Service,
+                    Target)
+from .yamlsource import Document, load_documents
+
+BUILTIN_CALENDAR = "24x7"
+
+
+def load_rules(root: str | Path) -> RuleSet:
+    """Load every ``*.yaml``/``*.yml`` under ``root`` (any depth), or raise RuleSetError."""
+    root = Path(root)
+    if not root.is_dir():
+        raise RuleSetError([Problem(str(root), 1, 1, "no such rules directory", "missing")])
+    files = {}
+    for path in sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()):
+        try:
+            files[_display(path)] = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise RuleSetError([Problem(_display(path), 1, 1, f"cannot read file: {err}", "io")]) from None
+    return load_texts(files, root=str(root))
+
+
+def load_texts(files: dict[str, str], root: str = "") -> RuleSet:
+    """Load a rule set from ``{file name: YAML text}`` (used for uploads and tests)."""
+    problems: list[Problem] = []
+    documents: list[tuple[Document, dict]] = []
+    if not files:
+        problems.append(Problem(root or ".", 1, 1, "no rule files (*.yaml, *.yml) found", "missing"))
+    for name, text in files.items():
+        docs, syntax = load_documents(text, name)
+        problems.extend(syntax)
+        for doc in docs:
+            loaded = _validate(doc, problems)
+            if loaded is not None:
+                documents.append((doc, loaded))
+    ruleset = None
+    if not problems:
+        ruleset = _build(documents, files, root, problems)
+    if problems:
+        raise RuleSetError(problems)
+    return ruleset
+
+
+def version_of(files: dict[str, str]) -> str:
+    """sha256 over file names and contents, in name order: the ruleset version."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + files[name].encode() + b"\0")
+    return "sha256:" + digest.hexdigest()
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _validate(doc: Document, problems: list[Problem]) -> dict | None:
+    data = doc.data
+    if not isinstance(data, dict):
+        problems.append(doc.problem((), "a rule document is a mapping with 'kind' and 'id'"))
+        return None
+    kind = data.get("kind")
+    schema_class = KIND_SCHEMAS.get(kind)
+    if schema_class is None:
+        where = ("kind",) if "kind" in data else ()
+        expected = ", ".join(KIND_SCHEMAS)
+        message = f"kind: {kind!r} is not a kind (expected one of: {expected})" if kind else \
+            f"missing 'kind' (expected one of: {expected})"
+        problems.append(doc.problem(where, message))
+        return None
+    try:
+        return schema_class().load(data)
+    except ValidationError as err:
+        _place_errors(doc, schema_class(), err.messages, (), problems)
+        return None
+
+
+def _place_errors(doc: Document, schema, messages, path: tuple, problems: list[Problem]) -> None:
+    """Turn marshmallow's nested error dict into placed Problems."""
+    if isinstance(messages, list):
+        for message in messages:
+            if isinstance(message, (dict, list)):
+                _place_errors(doc, schema, message, path, problems)
+            else:
+                problems.append(_problem(doc, schema, path, str(message)))
+        return
+    for key, sub in messages.items():
+        if key == "_schema":
+            _place_errors(doc, schema, sub, path, problems)
+        else:
+            _place_errors(doc, schema, sub, path + (key,), problems)
+
+
+def _problem(doc: Document, schema, path: tuple, message: str) -> Problem:
+    name = next((p for p in reversed(path) if isinstance(p, str)), None)
+    if message == "Unknown field.":
+        allowed = _allowed_fields(schema, path[:-1])
+        hint = f" (expected one of: {', '.join(allowed)})" if allowed else ""
+        return doc.problem(path, f"unknown field '{name}'{hint}", "unknown-field", key=True)
+    if message == "Missing data for required field.":
+        return doc.problem(path[:-1], f"missing required field '{name}'", "missing-field")
+    prefix = f"{name}: " if name else ""
+    return doc.problem(path, prefix + message[:1].lower() + message[1:] if message[:1].isupper()
+                       and not message.startswith(("'", '"')) else prefix + message)
+
+
+def _allowed_fields(schema, path: tuple) -> list[str]:
+    """The field names a schema accepts at a path, for 'unknown field' hints."""
+    for part in path:
+        if isinstance(part, int):
+            continue
+        field = next((f for f in schema.fields.values() if (f.data_key or f.name) == part), None)
+        while isinstance(field, fields.List):
+            field = field.inner
+        if not isinstance(field, fields.Nested):
+            return []
+        schema = field.schema
+    return sorted(f.data_key or f.name for f in schema.fields.values())
+
+
+def _origin(doc: Document, path: tuple = ()) -> Origin:
+    line, column = doc.place(path)
+    return Origin(doc.file, line, column)
+
+
+def _build(documents, files, root, problems) -> RuleSet:
+    """Second pass: ids unique, model objects built, references checked."""
+    seen: dict[str, Document] = {}
+    for doc, loaded in documents:
+        if loaded["id"] in seen:
+            first = seen[loaded["id"]]
+            problems.append(doc.problem(("id",), f"id '{loaded['id']}' is already used at "
+                                        f"{first.file}:{first.place(('id',))[0]}", "duplicate"))
+        seen.setdefault(loaded["id"], doc)
+    ruleset = RuleSet(root=root, version=version_of(files), files=dict(files), calendars={},
+                      default_holders={}, services={}, agreements={}, targets={}, escalations={},
+                      raci={}, raci_origin={}, rules={})
+    ruleset.calendars[BUILTIN_CALENDAR] = ServiceCalendar.always()
+    by_kind: dict[str, list] = {}
+    for doc, loaded in documents:
+        by_kind.setdefault(loaded["kind"], []).append((doc, loaded))
+    for doc, loaded in by_kind.get("Calendar", []):
+        if loaded["id"] == BUILTIN_CALENDAR:
+            problems.append(doc.problem(("id",), f"'{BUILTIN_CALENDAR}' is built in and cannot be redefined"))
+            continue
+        holidays = loaded["holidays"]
+        try:
+            ruleset.calendars[loaded["id"]] = ServiceCalendar(
+                loaded["id"], loaded["timezone"], loaded["hours"], holidays.get("country"),
+                holidays.get("subdivision"), holidays.get("dates", ()))
+        except (ValueError, KeyError) as err:
+            field = "timezone" if "zone" in str(err).lower() else "holidays"
+            problems.append(doc.problem((field,), f"{field}: {err}"))
+    for doc, loaded in by_kind.get("Roles", []):
+        for role, holders in loaded["holders"].items():
+            if role in ruleset.default_holders:
+                problems.append(doc.problem(("holders", role), f"role '{role}' already has default holders",
+                                            "duplicate", key=True))
+            ruleset.default_holders[role] = holders
+    for doc, loaded in by_kind.get("Service", []):
+        ruleset.services[loaded["id"]] = Service(loaded["id"], loaded.get("name", loaded["id"]),
+                                                 loaded["roles"], loaded["components"], _origin(doc))
+    for doc, loaded in by_kind.get("Agreement", []):
+        _build_agreement(doc, loaded, ruleset, problems)
+    for doc, loaded in by_kind.get("Raci", []):
+        for activity, roles in loaded["activities"].items():
+            if activity in ruleset.raci:
+                problems.append(doc.problem(("activities", activity), f"activity '{activity}' is defined twice",
+                                            "duplicate", key=True))
+            ruleset.raci[activity] = {role: _letters(value) for role, value in roles.items()}
+            ruleset.raci_origin[activity] = _origin(doc, ("activities", activity))
+    for doc, loaded in by_kind.get("Escalation", []):
+        scope = loaded["applies_to"]
+        levels = [EscalationLevel(loaded["id"], index, level["at"], level["activity"], level.get("repeat"),
+                                  _origin(doc, ("levels", index)))
+                  for index, level in enumerate(loaded["levels"])]
+        ruleset.escalations[loaded["id"]] = Escalation(loaded["id"], scope.get("targets") or [],
+                                                       scope.get("metric"), scope.get("service"), levels,
+                                                       _origin(doc))
+    for doc, loaded in by_kind.get("Rule", []):
+        ruleset.rules[loaded["id"]] = Rule(loaded["id"], loaded.get("description", ""), loaded["when"],
+                                           loaded["then"], _origin(doc))
+    docs_by_id = {loaded["id"]: doc for doc, loaded in documents}
+    problems.extend(checks.check(ruleset, documents, docs_by_id))
+    return ruleset
+
+
+def _build_agreement(doc: Document, loaded: dict, ruleset: RuleSet, problems: list[Problem]) -> None:
+    valid = loaded["valid"]
+    agreement = Agreement(loaded["id"], loaded["type"], loaded["status"], loaded["service"],
+                          valid.get("from"), valid.get("to"), _origin(doc))
+    ruleset.agreements[agreement.id] = agreement
+    for index, spec in enumerate(loaded["targets"]):
+        path = ("targets", index)
+        measure = "duration" if "clock" in spec else "availability" if "availability" in spec else "threshold"
+        section = spec.get("clock") or spec.get("availability") or spec.get("metric")
+        section_name = {"duration": "clock", "availability": "availability", "threshold": "metric"}[measure]
+        calendar = ruleset.calendars.get(section["calendar"])
+        if calendar is None:
+            known = ", ".join(sorted(ruleset.calendars))
+            problems.append(doc.problem(path + (section_name, "calendar"),
+                                        f"calendar: unknown calendar '{section['calendar']}' (known: {known})",
+                                        "unknown-reference"))
+            continue
+        if spec["id"] in ruleset.targets:
+            first = ruleset.targets[spec["id"]].origin
+            problems.append(doc.problem(path + ("id",), f"target id '{spec['id']}' is already used at "
+                                        f"{first.file}:{first.line}", "duplicate"))
+            continue
+        ruleset.targets[spec["id"]] = Target(
+            id=spec["id"], name=spec.get("name", spec["id"]), measure=measure, agreement=agreement,
+            goal=spec["goal"], warn_at=spec["warn_at"], underpinned_by=spec["underpinned_by"],
+            spec=section, calendar=calendar, origin=_origin(doc, path))
+
+
+def _letters(value) -> list[str]:
+    return [part.strip() for part in str(value).replace(",", "/").split("/")]

@@ -1,0 +1,147 @@
+"""The loaded rule set: what the compiler and the runtime work from.
+
+Built by engine.loader from validated documents; every element remembers the file and
+line it came from so decisions can name their rule.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from fractions import Fraction
+from zoneinfo import ZoneInfo
+
+from schemas.values import Level
+
+from .calendar import ServiceCalendar
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a rule element is written down."""
+
+    file: str
+    line: int
+    column: int = 1
+
+
+@dataclass
+class Service:
+    id: str
+    name: str
+    roles: dict[str, list[str]]
+    components: list[str]
+    origin: Origin
+
+
+@dataclass
+class Agreement:
+    id: str
+    type: str          # SLA | OLA | UC | SLR
+    status: str        # draft | agreed | retired
+    service: str
+    valid_from: date | None
+    valid_to: date | None
+    origin: Origin
+
+    @property
+    def shadow(self) -> bool:
+        """SLRs and drafts are evaluated on live data but decide nothing that notifies."""
+        return self.type == "SLR" or self.status == "draft"
+
+
+@dataclass
+class Target:
+    """One measurable promise. ``measure`` is duration, availability or threshold."""
+
+    id: str
+    name: str
+    measure: str
+    agreement: Agreement
+    goal: timedelta | Fraction
+    warn_at: list[Level]
+    underpinned_by: list[str]
+    spec: dict                 # the clock / availability / metric section as loaded
+    calendar: ServiceCalendar
+    origin: Origin
+    escalations: list["EscalationLevel"] = field(default_factory=list)
+
+    @property
+    def service(self) -> str:
+        return self.agreement.service
+
+    def valid_span(self) -> tuple[datetime | None, datetime | None]:
+        """The agreement's validity as instants: from local midnight to the end of the last day."""
+        zone = ZoneInfo(self.calendar.timezone)
+        start = end = None
+        if self.agreement.valid_from:
+            start = datetime.combine(self.agreement.valid_from, time(0), zone)
+        if self.agreement.valid_to:
+            end = datetime.combine(self.agreement.valid_to + timedelta(days=1), time(0), zone)
+        return (start and start.astimezone(timezone.utc)), (end and end.astimezone(timezone.utc))
+
+
+@dataclass(frozen=True)
+class EscalationLevel:
+    escalation: str
+    index: int
+    at: Level
+    activity: str
+    repeat: timedelta | None
+    origin: Origin
+
+
+@dataclass
+class Escalation:
+    id: str
+    targets: list[str]
+    metric: str | None
+    service: str | None
+    levels: list[EscalationLevel]
+    origin: Origin
+
+
+@dataclass
+class Rule:
+    id: str
+    description: str
+    when: dict          # {"patterns": [...]} or {"count": {...}}
+    then: list[dict]
+    origin: Origin
+
+
+@dataclass
+class RuleSet:
+    """Everything one load of a rules directory produced, with its content hash."""
+
+    root: str
+    version: str
+    files: dict[str, str]
+    calendars: dict[str, ServiceCalendar]
+    default_holders: dict[str, list[str]]
+    services: dict[str, Service]
+    agreements: dict[str, Agreement]
+    targets: dict[str, Target]
+    escalations: dict[str, Escalation]
+    raci: dict[str, dict[str, list[str]]]   # activity -> role -> letters
+    raci_origin: dict[str, Origin]
+    rules: dict[str, Rule]
+
+    def holders(self, service: str | None, role: str) -> list[str]:
+        """Who holds a role for a service: the Service's own holders, else the org-wide ones."""
+        own = self.services.get(service)
+        if own and role in own.roles:
+            return own.roles[role]
+        return self.default_holders.get(role, [])
+
+    def summary(self) -> dict:
+        return {
+            "version": self.version,
+            "files": len(self.files),
+            "services": len(self.services),
+            "agreements": len(self.agreements),
+            "targets": len(self.targets),
+            "escalations": len(self.escalations),
+            "activities": len(self.raci),
+            "rules": len(self.rules),
+            "calendars": len(self.calendars),
+        }

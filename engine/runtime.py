@@ -1,0 +1,507 @@
+"""The Engine: facts in, decisions and notifications out, in event time.
+
+durable_rules matches (see engine.compiler); this module acts on the matches: it keeps
+the clocks, fires their deadlines in event-time order, turns readings into decisions,
+feeds decisions back in as ``decision.<kind>`` facts, and derives notifications.
+
+Deterministic by construction: no wall clock, no threads, matches handled in a stable
+order, ids derived from what a decision is about.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import heapq
+import itertools
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from durable.engine import Host, MessageNotHandledException
+from marshmallow import ValidationError
+
+from schemas.facts import FactSchema, dump_fact
+from schemas.values import format_duration, format_instant, parse_instant
+
+from .clock import DurationClock, Reading, Transition, WindowClock, escalation_marks, window_of
+from .compiler import RULESET, alias_name, clock_roles, compile_ruleset, retained_types
+from .errors import FactError
+from .model import Origin, RuleSet, Target
+from .raci import notifications_for
+from .templates import render
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+PHASES = {"applies": 0, "life": 1, "down": 1, "up": 1, "over": 1, "under": 1, "escalate": 2, "rule": 3}
+
+
+class _Host(Host):
+    """A durable_rules host with actions bound by name and no background threads.
+
+    durable_rules' Host starts timer threads that dispatch actions on their own; the
+    engine runs every action synchronously inside assert_fact instead, so it is never used.
+    """
+
+    def __init__(self, sink):
+        self._sink = sink
+        super().__init__()
+
+    def _run(self):
+        pass
+
+    def get_action(self, action_name):
+        def record(c):
+            self._sink.append((action_name, copy.deepcopy(c._m)))
+        return record
+
+
+@dataclass
+class Outcome:
+    """What one call changed: the decisions and notifications it produced."""
+
+    decisions: list[dict] = field(default_factory=list)
+    notifications: list[dict] = field(default_factory=list)
+    duplicate: bool = False
+
+
+@dataclass
+class _ClockRecord:
+    key: str
+    target: Target
+    subject: str
+    clock: DurationClock | WindowClock
+    transitions: list[Transition] = field(default_factory=list)
+    issued: dict = field(default_factory=dict)          # reading key -> decision
+    revisions: dict = field(default_factory=dict)       # reading key -> times superseded
+    escalations: dict = field(default_factory=dict)     # escalation id -> levels
+    running_fact: dict | None = None
+    last_transition: datetime | None = None
+    last_fired: datetime | None = None
+    scheduled: tuple | None = None
+
+
+class Engine:
+    """Forward chaining over one rule set. Not thread-safe: callers serialise."""
+
+    def __init__(self, ruleset: RuleSet):
+        self.ruleset = ruleset
+        self.now: datetime | None = None
+        self.now_inclusive = False
+        self.facts: dict[tuple[str, str], dict] = {}
+        self.facts_by_id: dict[str, dict] = {}
+        self.decisions: list[dict] = []
+        self.decisions_by_id: dict[str, dict] = {}
+        self.notifications: list[dict] = []
+        self.fired_rules: set[str] = set()
+        self._outcomes: dict[tuple[str, str], list[str]] = {}
+        self._clocks: dict[str, _ClockRecord] = {}
+        self._by_subject: dict[str, list[str]] = {}
+        self._heap: list = []
+        self._counter = itertools.count()
+        self._seq = itertools.count(1)
+        self._matches: list = []
+        self._queue: deque = deque()
+        self._counts: dict[tuple, list] = {}
+        self._count_firings: dict[tuple, int] = {}
+        self._retained = retained_types(ruleset)
+        self._roles = {t.id: clock_roles(t.spec) for t in ruleset.targets.values() if t.measure == "duration"}
+        self._durable_ids: dict[str, dict] = {}
+        self._host = _Host(self._matches)
+        self._host.set_rulesets(compile_ruleset(ruleset))
+        self._outcome = Outcome()
+        self._schema = FactSchema()
+
+    # -- public API -----------------------------------------------------------------
+    def validate(self, raw: dict) -> dict:
+        """Check a fact against the schema; raises FactError naming each bad field."""
+        try:
+            return self._schema.load(raw)
+        except ValidationError as err:
+            raise FactError(_flatten(err.messages)) from None
+
+    def apply(self, raw: dict) -> Outcome:
+        """Apply one fact (a dict as posted). A repeated (source, id) changes nothing."""
+        fact = self.validate(raw)
+        key = (fact["source"], fact["id"])
+        if key in self.facts:
+            return Outcome([self.decisions_by_id[i] for i in self._outcomes[key]], [], duplicate=True)
+        self._outcome = Outcome()
+        at = fact["time"]
+        if self.now is None or at > self.now:
+            self._advance(at, inclusive=False)
+            self.now, self.now_inclusive = at, False
+        self.facts[key] = fact
+        self.facts_by_id.setdefault(fact["id"], fact)
+        self._post(self._durable_fact(fact), kind="fact")
+        self._drain()
+        self._outcomes[key] = [d["id"] for d in self._outcome.decisions]
+        return self._outcome
+
+    def advance(self, until: datetime) -> Outcome:
+        """Move event time to ``until``: every deadline at or before it fires."""
+        self._outcome = Outcome()
+        if self.now is None or until > self.now or (until == self.now and not self.now_inclusive):
+            self._advance(until, inclusive=True)
+            self.now, self.now_inclusive = until, True
+        return self._outcome
+
+    def next_deadline(self) -> datetime | None:
+        """The earliest instant at which some clock will decide something."""
+        while self._heap:
+            deadline, counter, key = self._heap[0]
+            if self._clocks[key].scheduled == (deadline, counter):
+                return deadline
+            heapq.heappop(self._heap)
+        return None
+
+    def clocks(self) -> list[dict]:
+        """Running clocks with their readings at the engine's current time."""
+        now = self.now or EPOCH
+        out = []
+        for record in self._clocks.values():
+            clock = record.clock
+            if not clock.running or clock.cycle == 0:
+                continue
+            counted = clock.counted_at(now)
+            out.append({"clock": record.key, "target": record.target.id, "subject": record.subject,
+                        "service": record.target.service, "agreement": record.target.agreement.id,
+                        "cycle": clock.cycle, "state": getattr(clock, "state", "running"),
+                        "counted": format_duration(counted), "budget": format_duration(clock.budget),
+                        "remaining": format_duration(max(clock.budget - counted, timedelta(0))),
+                        "next_deadline": _instant(clock.next_deadline()),
+                        "shadow": record.target.agreement.shadow})
+        return sorted(out, key=lambda c: c["clock"])
+
+    def trace(self, decision_id: str) -> dict:
+        from .trace import build_trace
+        return build_trace(self, decision_id)
+
+    # -- durable_rules --------------------------------------------------------------
+    def _durable_fact(self, fact: dict) -> dict:
+        durable = {"sid": "0", "id": f"f{next(self._seq)}", "fid": fact["id"], "source": fact["source"],
+                   "type": fact["type"], "ts": fact["time"].timestamp(), "time": format_instant(fact["time"]),
+                   "data": fact["data"]}
+        for name in ("subject", "service"):
+            if fact.get(name) is not None:
+                durable[name] = fact[name]
+        return durable
+
+    def _post(self, durable: dict, kind: str) -> None:
+        """Assert a fact; collect the matches; retract it unless a join may need it later."""
+        self._matches.clear()
+        try:
+            self._host.assert_fact(RULESET, copy.deepcopy(durable))
+        except MessageNotHandledException:
+            pass
+        matches = sorted(self._matches, key=lambda m: (PHASES[m[0].split(":", 1)[0]], m[0]))
+        self._matches.clear()
+        for name, facts in matches:
+            self._queue.append((name, facts))
+        if kind == "clock" or durable["type"] in self._retained:
+            self._durable_ids[durable["id"]] = durable
+        else:
+            self._retract(durable)
+
+    def _retract(self, durable: dict) -> None:
+        self._matches.clear()
+        try:
+            self._host.retract_fact(RULESET, copy.deepcopy(durable))
+        except MessageNotHandledException:
+            pass
+        self._matches.clear()
+        self._durable_ids.pop(durable["id"], None)
+
+    def _drain(self) -> None:
+        while self._queue:
+            name, facts = self._queue.popleft()
+            self.fired_rules.add(name)
+            prefix, ref = name.split(":", 1)
+            getattr(self, "_on_" + prefix)(ref, facts)
+
+    # -- handlers for matches ---------------------------------------------------------
+    def _on_applies(self, target_id: str, facts: dict) -> None:
+        m = facts["m"]
+        subject = m.get("subject") or m.get("service") or "-"
+        key = f"{target_id}/{subject}"
+        if key not in self._clocks:
+            target = self.ruleset.targets[target_id]
+            clock = DurationClock(target.calendar, target.goal, target.warn_at, self._roles[target_id],
+                                  target.valid_span())
+            self._clocks[key] = _ClockRecord(key, target, subject, clock)
+            self._by_subject.setdefault(subject, []).append(key)
+
+    def _on_life(self, fact_type: str, facts: dict) -> None:
+        m = facts["m"]
+        subject = m.get("subject") or m.get("service") or "-"
+        at = _parse(m["time"])
+        for key in self._by_subject.get(subject, []):
+            record = self._clocks[key]
+            actions = self._roles[record.target.id].get(fact_type)
+            if actions:
+                self._transition(record, Transition(at, next(self._counter), ",".join(sorted(actions)),
+                                                    "fact:" + m["fid"]))
+
+    def _on_down(self, target_id: str, facts: dict) -> None:
+        self._window_signal(target_id, facts["m"], "down")
+
+    def _on_up(self, target_id: str, facts: dict) -> None:
+        self._window_signal(target_id, facts["m"], "up")
+
+    _on_over = _on_down
+    _on_under = _on_up
+
+    def _window_signal(self, target_id: str, m: dict, action: str) -> None:
+        target = self.ruleset.targets[target_id]
+        at = _parse(m["time"])
+        record = self._window_record(target, at)
+        subject = m.get("subject") or m.get("service") or "-"
+        self._transition(record, Transition(at, next(self._counter), action, "fact:" + m["fid"], subject))
+
+    def _window_record(self, target: Target, at: datetime) -> _ClockRecord:
+        window = window_of(target.spec.get("window", "month"), at, target.calendar.timezone)
+        key = f"{target.id}/{window[2]}"
+        if key not in self._clocks:
+            clock = WindowClock(target.calendar, target.goal, target.warn_at, window)
+            self._clocks[key] = _ClockRecord(key, target, window[2], clock)
+            self._sync_running(self._clocks[key])
+        return self._clocks[key]
+
+    def _on_escalate(self, escalation_id: str, facts: dict) -> None:
+        record = self._clocks.get(facts["m"]["data"]["clock"])
+        if record is None or escalation_id in record.escalations:
+            return
+        levels = self.ruleset.escalations[escalation_id].levels
+        record.escalations[escalation_id] = levels
+        record.clock.add_marks(escalation_marks(record.clock.budget, levels))
+        self._schedule(record)
+
+    def _on_rule(self, rule_id: str, facts: dict) -> None:
+        from .rules import fire_rule
+        fire_rule(self, self.ruleset.rules[rule_id], facts)
+
+    # -- clocks -------------------------------------------------------------------------
+    def _transition(self, record: _ClockRecord, transition: Transition) -> None:
+        late = ((record.last_transition and transition.at < record.last_transition)
+                or (record.last_fired and transition.at <= record.last_fired))
+        record.transitions.append(transition)
+        record.last_transition = max(filter(None, [record.last_transition, transition.at]))
+        if late:
+            self._rebuild(record, cause=transition)
+            return
+        readings = record.clock.fire_due(transition.at, inclusive=False)
+        readings += self._apply_transition(record.clock, transition)
+        readings += record.clock.fire_due(self.now, self.now_inclusive) if self.now else []
+        self._issue(record, readings)
+        self._sync_running(record)
+        self._schedule(record)
+
+    @staticmethod
+    def _apply_transition(clock, transition: Transition) -> list[Reading]:
+        if isinstance(clock, WindowClock):
+            return clock.apply(transition.action, transition.subject, transition.at, transition.fact)
+        return clock.apply(set(transition.action.split(",")), transition.at, transition.fact)
+
+    def _rebuild(self, record: _ClockRecord, cause: Transition) -> None:
+        """A late fact: replay the clock's history in event-time order and reconcile."""
+        target = record.target
+        if isinstance(record.clock, WindowClock):
+            old = record.clock
+            clock = WindowClock(target.calendar, target.goal, target.warn_at,
+                                (old.window_start, old.window_end, old.label))
+        else:
+            clock = DurationClock(target.calendar, target.goal, target.warn_at, self._roles[target.id],
+                                  target.valid_span())
+        for levels in record.escalations.values():
+            clock.add_marks(escalation_marks(clock.budget, levels))
+        readings: list[Reading] = []
+        for transition in sorted(record.transitions, key=lambda t: (t.at, t.seq)):
+            readings += clock.fire_due(transition.at, inclusive=False)
+            readings += self._apply_transition(clock, transition)
+        readings += clock.fire_due(self.now, self.now_inclusive)
+        record.clock = clock
+        fresh = {r.key: r for r in readings}
+        for key, decision in list(record.issued.items()):
+            reading = fresh.get(key)
+            if reading is None or _instant(reading.at) != decision["at"]:
+                self._retract_decision(record, key, decision, cause)
+        self._issue(record, [r for r in readings if r.key not in record.issued])
+        self._sync_running(record)
+        self._schedule(record)
+
+    def _schedule(self, record: _ClockRecord) -> None:
+        deadline = record.clock.next_deadline()
+        if deadline is None:
+            record.scheduled = None
+            return
+        counter = next(self._counter)
+        record.scheduled = (deadline, counter)
+        heapq.heappush(self._heap, (deadline, counter, record.key))
+
+    def _advance(self, until: datetime, inclusive: bool) -> None:
+        """Fire every deadline before ``until`` (or at it), in event-time order across clocks."""
+        while True:
+            deadline = self.next_deadline()
+            if deadline is None or deadline > until or (deadline == until and not inclusive):
+                break
+            _, _, key = heapq.heappop(self._heap)
+            record = self._clocks[key]
+            record.scheduled = None
+            readings = record.clock.fire_due(deadline, inclusive=True)
+            self._issue(record, readings)
+            self._sync_running(record)
+            self._schedule(record)
+            if isinstance(record.clock, WindowClock) and record.clock.closed:
+                self._carry_over(record)
+            self._drain()
+
+    def _carry_over(self, record: _ClockRecord) -> None:
+        """A window ends while the service is down: the next window starts down."""
+        old = record.clock
+        if not old.down or getattr(record, "carried", False):
+            return
+        record.carried = True
+        successor = self._window_record(record.target, old.window_end)
+        for subject, fact in sorted(old.down.items()):
+            self._transition(successor, Transition(old.window_end, next(self._counter), "down", fact, subject))
+
+    def _sync_running(self, record: _ClockRecord) -> None:
+        """Keep a ``clock.running`` fact asserted exactly while the clock runs a cycle."""
+        clock = record.clock
+        running = clock.running and clock.cycle > 0
+        fact_id = f"clock:{record.key}#{clock.cycle}"
+        current = record.running_fact
+        if current and (not running or current["id"] != fact_id):
+            self._retract(current)
+            record.running_fact = None
+        if running and record.running_fact is None:
+            target = record.target
+            start = clock.window_start if isinstance(clock, WindowClock) else clock.running_since or self.now
+            durable = {"sid": "0", "id": fact_id, "fid": fact_id, "source": "slm", "type": "clock.running",
+                       "subject": record.subject, "service": target.service, "ts": start.timestamp(),
+                       "time": format_instant(start),
+                       "data": {"clock": record.key, "target": target.id, "agreement": target.agreement.id,
+                                "agreement_type": target.agreement.type, "measure": target.measure,
+                                "metric": target.spec.get("name") if target.measure == "threshold" else None,
+                                "cycle": clock.cycle, "budget": format_duration(clock.budget)}}
+            record.running_fact = durable
+            self._post(durable, kind="clock")
+
+    # -- decisions ----------------------------------------------------------------------
+    def _issue(self, record: _ClockRecord, readings: list[Reading]) -> None:
+        for reading in readings:
+            if reading.key in record.issued:
+                continue
+            decision = self._clock_decision(record, reading)
+            record.issued[reading.key] = decision
+            record.last_fired = max(filter(None, [record.last_fired, reading.at]))
+            self.emit(decision)
+
+    def _clock_decision(self, record: _ClockRecord, reading: Reading) -> dict:
+        target = record.target
+        if reading.kind == "escalation":
+            level = reading.source
+            rule_id, origin = level.escalation, level.origin
+        else:
+            rule_id, origin = target.id, target.origin
+        revision = record.revisions.get(reading.key, 0)
+        identity = [rule_id, reading.kind, target.id, record.subject, reading.level, reading.cycle,
+                    reading.activity, reading.repeat, revision]
+        decision = {
+            "id": decision_id(identity),
+            "kind": reading.kind,
+            "target": target.id,
+            "subject": record.subject,
+            "service": target.service,
+            "agreement": target.agreement.id,
+            "agreement_type": target.agreement.type,
+            "at": _instant(reading.at),
+            "shadow": target.agreement.shadow,
+            "cycle": reading.cycle,
+            "data": {"counted": format_duration(reading.counted), "budget": format_duration(reading.budget),
+                     "paused": format_duration(reading.paused)},
+            "rule": self.rule_ref(rule_id, origin),
+            "because": [*reading.because, f"clock:{record.key}"],
+        }
+        if reading.level:
+            decision["level"] = reading.level
+        if reading.activity:
+            decision["activity"] = reading.activity
+        if reading.repeat:
+            decision["repeat"] = reading.repeat
+        return decision
+
+    def _retract_decision(self, record: _ClockRecord, key, decision: dict, cause: Transition) -> None:
+        del record.issued[key]
+        record.revisions[key] = record.revisions.get(key, 0) + 1
+        retraction = {
+            "id": decision_id(["retracted", decision["id"]]),
+            "kind": "retracted",
+            "target": decision.get("target"),
+            "subject": decision.get("subject"),
+            "service": decision.get("service"),
+            "agreement": decision.get("agreement"),
+            "agreement_type": decision.get("agreement_type"),
+            "at": _instant(max(self.now or cause.at, cause.at)),
+            "shadow": decision.get("shadow", False),
+            "data": {"retracts": decision["id"], "reason": f"recomputed after late {cause.fact}"},
+            "rule": decision["rule"],
+            "because": [f"decision:{decision['id']}", cause.fact],
+        }
+        decision_fact = self._durable_ids.get(f"d:{decision['id']}")
+        if decision_fact:
+            self._retract(decision_fact)
+        self.emit(retraction)
+
+    def emit(self, decision: dict, message: str | None = None) -> None:
+        """Record a decision, derive its notifications and feed it back in as a fact."""
+        if decision["id"] in self.decisions_by_id:
+            return
+        self.decisions.append(decision)
+        self.decisions_by_id[decision["id"]] = decision
+        self._outcome.decisions.append(decision)
+        notes = notifications_for(decision, self.ruleset, message)
+        self.notifications.extend(notes)
+        self._outcome.notifications.extend(notes)
+        self._post(self._decision_fact(decision), kind="decision")
+
+    def _decision_fact(self, decision: dict) -> dict:
+        envelope = ("id", "kind", "subject", "service", "at", "data", "rule", "because")
+        data = {k: v for k, v in decision.items() if k not in envelope and v is not None}
+        data.update({k: v for k, v in decision.get("data", {}).items() if k not in data})
+        durable = {"sid": "0", "id": f"d:{decision['id']}", "fid": decision["id"], "source": "slm",
+                   "type": "decision." + decision["kind"], "ts": _parse(decision["at"]).timestamp(),
+                   "time": decision["at"], "data": data}
+        for name in ("subject", "service"):
+            if decision.get(name) is not None:
+                durable[name] = decision[name]
+        return durable
+
+    def rule_ref(self, rule_id: str, origin: Origin) -> dict:
+        return {"id": rule_id, "file": origin.file, "line": origin.line, "ruleset": self.ruleset.version}
+
+
+def decision_id(identity: list) -> str:
+    """Deterministic: the same rule, kind, target, subject, level and cycle give the same id."""
+    text = "|".join("" if part is None else str(part) for part in identity)
+    return "dec_" + hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _instant(value: datetime | None) -> str | None:
+    return None if value is None else format_instant(value)
+
+
+def _parse(text: str) -> datetime:
+    return parse_instant(text)
+
+
+def _flatten(messages, prefix: str = "") -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for key, value in messages.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            out.update(_flatten(value, path))
+        else:
+            out[path] = [str(v) for v in value]
+    return out
+
+
+__all__ = ["Engine", "Outcome", "decision_id", "dump_fact"]

@@ -1,0 +1,150 @@
+"""Running scenario files: facts in, expected and absent decisions/notifications checked.
+
+Expectations compare only the fields they give; instants and durations compare by value
+(``09:15:00Z`` equals ``10:15:00+01:00``, ``900s`` equals ``15m``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from marshmallow import ValidationError
+
+from schemas.scenario import ScenarioSchema
+from schemas.values import parse_duration, parse_instant
+
+from .errors import FactError, Problem, RuleSetError
+from .loader import load_rules
+from .runtime import Engine
+from .yamlsource import load_documents
+
+DEFAULT_SOURCE = "scenario"
+
+
+@dataclass
+class ScenarioResult:
+    file: str
+    name: str
+    failures: list[str] = field(default_factory=list)
+    fired: set = field(default_factory=set)
+    rules_root: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def find_scenarios(paths: list[str]) -> list[Path]:
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()))
+        else:
+            found.append(path)
+    return found
+
+
+class RuleSetCache:
+    """Scenarios sharing a rules directory load and check it once."""
+
+    def __init__(self):
+        self._sets: dict[Path, object] = {}
+
+    def get(self, root: Path):
+        root = root.resolve()
+        if root not in self._sets:
+            try:
+                self._sets[root] = load_rules(root)
+            except RuleSetError as err:
+                self._sets[root] = err
+        return self._sets[root]
+
+
+def run_file(path: Path, default_rules: Path, cache: RuleSetCache) -> list[ScenarioResult]:
+    """Every scenario document in one file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        return [ScenarioResult(str(path), path.name, [f"cannot read: {err}"])]
+    docs, problems = load_documents(text, str(path))
+    if problems:
+        return [ScenarioResult(str(path), path.name, [str(p) for p in problems])]
+    return [run_document(path, doc, default_rules, cache) for doc in docs]
+
+
+def run_document(path: Path, doc, default_rules: Path, cache: RuleSetCache) -> ScenarioResult:
+    try:
+        scenario = ScenarioSchema().load(doc.data if isinstance(doc.data, dict) else {})
+    except ValidationError as err:
+        return ScenarioResult(str(path), path.name, [f"{path}:{doc.line}: not a scenario: {err.messages}"])
+    result = ScenarioResult(str(path), scenario["name"])
+    root = (path.parent / scenario["rules"]) if scenario.get("rules") else default_rules
+    ruleset = cache.get(root)
+    result.rules_root = str(root.resolve())
+    if isinstance(ruleset, RuleSetError):
+        result.failures.append(f"rules at {root} do not load:\n" + ruleset.report())
+        return result
+    engine = Engine(ruleset)
+    for index, raw in enumerate(scenario["facts"]):
+        fact = {"source": DEFAULT_SOURCE, **raw}
+        try:
+            engine.apply(fact)
+        except FactError as err:
+            line = doc.place(("facts", index))[0]
+            result.failures.append(f"{path}:{line}: fact {index + 1} rejected: {err}")
+            return result
+    if scenario.get("until"):
+        engine.advance(scenario["until"])
+    result.fired = set(engine.fired_rules)
+    for what in ("decisions", "notifications"):
+        actual = getattr(engine, what)
+        for expected in scenario["expect"][what]:
+            if not any(matches(expected, item) for item in actual):
+                result.failures.append(_missing(what, expected, actual))
+        for unwanted in scenario["absent"][what]:
+            for item in actual:
+                if matches(unwanted, item):
+                    result.failures.append(f"unexpected {what[:-1]}: {_show(unwanted)}\n      found: {_show(item)}")
+    return result
+
+
+def matches(expected, actual) -> bool:
+    """Do the fields given in ``expected`` all equal those in ``actual``?"""
+    if isinstance(expected, dict):
+        return isinstance(actual, dict) and all(k in actual and matches(v, actual[k]) for k, v in expected.items())
+    if isinstance(expected, list):
+        return isinstance(actual, list) and len(expected) == len(actual) and \
+            all(matches(e, a) for e, a in zip(expected, actual))
+    if expected == actual:
+        return True
+    if isinstance(expected, (str, int, float)) and isinstance(actual, (str, int, float)):
+        if str(expected) == str(actual):
+            return True
+        for parse in (parse_instant, parse_duration):
+            try:
+                return parse(expected) == parse(actual)
+            except (ValueError, TypeError):
+                continue
+    return False
+
+
+def _missing(what: str, expected: dict, actual: list[dict]) -> str:
+    def score(item):
+        return sum(1 for k, v in expected.items() if k in item and matches(v, item[k]))
+    closest = max(actual, key=score, default=None)
+    text = f"missing {what[:-1]}: {_show(expected)}"
+    if closest is not None and score(closest):
+        diffs = [f"{k}: expected {expected[k]!r}, got {closest.get(k)!r}" for k in expected
+                 if not (k in closest and matches(expected[k], closest[k]))]
+        text += f"\n      closest: {_show({k: closest.get(k) for k in expected})}\n      differs in " + "; ".join(diffs)
+    else:
+        text += f"\n      (no {what} of that kind; got {len(actual)} {what} in all)"
+    return text
+
+
+def _show(item: dict) -> str:
+    return "{" + ", ".join(f"{k}: {v}" for k, v in item.items() if k not in ("rule", "because")) + "}"
+
+
+__all__ = ["run_file", "find_scenarios", "RuleSetCache", "ScenarioResult", "matches", "Problem"]

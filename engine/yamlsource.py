@@ -1,0 +1,116 @@
+"""Reading YAML while remembering where every node came from.
+
+PyYAML's safe loader forgets positions and follows YAML 1.1 (``no`` is false, ``12:30``
+is a number, dates become objects). Rule files need YAML 1.2-like scalars and
+``file:line:column`` for every value, so documents are composed into nodes and built here.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import yaml
+
+from .errors import Problem
+
+Path = tuple
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe loader with YAML 1.2 core scalars: only true/false are booleans, no timestamps."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers
+            if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp",
+                           "tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
+_Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789"))
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float",
+                              re.compile(r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$"),
+                              list("-+0123456789."))
+
+
+@dataclass
+class Document:
+    """One YAML document: its data and the position of every value and key in it."""
+
+    file: str
+    data: object
+    line: int
+    column: int
+    places: dict = field(default_factory=dict)      # path -> (line, column) of the value
+    key_places: dict = field(default_factory=dict)  # path -> (line, column) of the key
+
+    def place(self, path: Path, key: bool = False) -> tuple[int, int]:
+        """The nearest known position for a path (walking up to the document)."""
+        table = self.key_places if key else self.places
+        path = tuple(path)
+        if path in table:
+            return table[path]
+        while path:
+            path = path[:-1]
+            if path in self.places:
+                return self.places[path]
+        return self.line, self.column
+
+    def problem(self, path: Path, message: str, code: str = "invalid", key: bool = False) -> Problem:
+        line, column = self.place(path, key)
+        return Problem(self.file, line, column, message, code)
+
+
+def load_documents(text: str, file: str) -> tuple[list[Document], list[Problem]]:
+    """Every non-empty document of a YAML stream, or the syntax problem that stopped reading."""
+    docs: list[Document] = []
+    problems: list[Problem] = []
+    try:
+        for node in yaml.compose_all(text, Loader=_Loader):
+            if node is None:
+                continue
+            doc = Document(file, None, node.start_mark.line + 1, node.start_mark.column + 1)
+            doc.data = _build(node, (), doc, problems)
+            docs.append(doc)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problems.append(Problem(file, line, column, f"YAML syntax: {err.problem or err}", "syntax"))
+    return docs, problems
+
+
+_constructor = _Loader("")
+
+
+def _build(node, path: Path, doc: Document, problems: list[Problem]):
+    doc.places[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        result = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                problems.append(_at(doc, key_node, "merge keys (<<) are not supported", "syntax"))
+                continue
+            key = _build(key_node, path + ("<key>",), doc, problems)
+            if not isinstance(key, (str, int)):
+                problems.append(_at(doc, key_node, "a key must be a plain name", "syntax"))
+                continue
+            key = str(key)
+            if key in result:
+                problems.append(_at(doc, key_node, f"duplicate key '{key}'", "duplicate"))
+                continue
+            doc.key_places[path + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            result[key] = _build(value_node, path + (key,), doc, problems)
+        doc.places.pop(path + ("<key>",), None)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, path + (index,), doc, problems) for index, item in enumerate(node.value)]
+    try:
+        return _constructor.construct_object(node, deep=True)
+    except yaml.YAMLError as err:
+        problems.append(_at(doc, node, f"cannot read value: {err}", "syntax"))
+        return None
+
+
+def _at(doc: Document, node, message: str, code: str) -> Problem:
+    return Problem(doc.file, node.start_mark.line + 1, node.start_mark.column + 1, message, code)

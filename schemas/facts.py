@@ -1,0 +1,68 @@
+"""The fact envelope tools post (DESIGN §3): CloudEvents-shaped JSON.
+
+``id`` + ``source`` identify a fact; ``time`` is event time with an offset and is
+normalised to UTC; ``data`` holds everything else.
+"""
+from __future__ import annotations
+
+import re
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates
+
+from .values import format_instant, parse_instant
+
+TYPE_PATTERN = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+CLOUDEVENTS_ATTRIBUTES = ("specversion", "datacontenttype", "dataschema")
+
+
+class FactTime(fields.Field):
+    """RFC 3339 with an offset, loaded as an aware UTC datetime."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            return parse_instant(value)
+        except ValueError as err:
+            raise ValidationError(str(err)) from None
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else format_instant(value)
+
+
+class FactSchema(Schema):
+    """One fact. Unknown top-level fields are errors; CloudEvents attributes are accepted."""
+
+    class Meta:
+        unknown = "raise"
+
+    id = fields.String(required=True, validate=validate.Length(min=1, max=256))
+    source = fields.String(required=True, validate=validate.Length(min=1, max=256))
+    type = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    time = FactTime(required=True)
+    subject = fields.String(validate=validate.Length(max=256), allow_none=True)
+    service = fields.String(validate=validate.Length(max=128), allow_none=True)
+    data = fields.Dict(keys=fields.String(), load_default=dict, allow_none=True)
+    specversion = fields.String(load_only=True, validate=validate.OneOf(["1.0"]))
+    datacontenttype = fields.String(load_only=True)
+    dataschema = fields.String(load_only=True)
+
+    @validates("type")
+    def _dotted(self, value, **kwargs):
+        if not TYPE_PATTERN.match(value):
+            raise ValidationError(f"{value!r} is not a dotted type name (example: incident.opened)")
+        if value.startswith("decision.") or value.startswith("clock."):
+            raise ValidationError(f"{value!r}: types decision.* and clock.* are derived by the engine, "
+                                  "not posted")
+
+    @post_load
+    def _normalise(self, data, **kwargs):
+        for name in CLOUDEVENTS_ATTRIBUTES:
+            data.pop(name, None)
+        data["data"] = data.get("data") or {}
+        data.setdefault("subject", None)
+        data.setdefault("service", None)
+        return data
+
+
+def dump_fact(fact: dict) -> dict:
+    """A loaded fact back to JSON-ready form (time as RFC 3339 UTC)."""
+    return {**fact, "time": format_instant(fact["time"])}

@@ -1,0 +1,265 @@
+"""Schemas of the rule documents process owners write (DESIGN §4).
+
+One schema per ``kind``; unknown fields are errors. Loaded documents are plain dicts with
+parsed values (timedelta, Fraction, Level, date); the engine builds its model from them.
+"""
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from .fields import (Date, Duration, Level, Mapping, Name, OneOrMany, Percent, Text, Week, Where)
+
+RACI_LETTERS = "RACI"
+
+
+class Strict(Schema):
+    """Unknown fields are errors (marshmallow's default, stated for the reader)."""
+
+    class Meta:
+        unknown = "raise"
+
+
+class DocumentSchema(Strict):
+    kind = fields.String(required=True)
+    id = Name(required=True)
+    description = Text()
+
+
+class PatternSchema(Strict):
+    """``{type: incident.opened, where: {priority: P1}}``; ``as`` names it in a join."""
+
+    type = Text(required=True)
+    where = Where(load_default=dict)
+
+
+class JoinPatternSchema(PatternSchema):
+    as_ = Name(data_key="as", attribute="as")
+
+
+class HolidaysSchema(Strict):
+    country = Text()
+    subdivision = Text()
+    dates = fields.List(Date(), load_default=list)
+
+    @validates_schema
+    def _subdivision_needs_country(self, data, **kwargs):
+        if "subdivision" in data and "country" not in data:
+            raise ValidationError("a subdivision needs a country", "subdivision")
+
+
+class CalendarSchema(DocumentSchema):
+    timezone = Text(required=True)
+    hours = Week(required=True)
+    holidays = fields.Nested(HolidaysSchema, load_default=dict)
+
+
+_HOLDERS = OneOrMany(Text())
+
+
+class RolesSchema(DocumentSchema):
+    holders = Mapping(_HOLDERS, required=True)
+
+
+class ServiceSchema(DocumentSchema):
+    name = Text()
+    roles = Mapping(_HOLDERS, load_default=dict)
+    components = fields.List(Text(), load_default=list)
+    calendar = Name()
+
+
+_TYPES = OneOrMany(Text())
+
+
+class ClockSchema(Strict):
+    applies_to = fields.Nested(PatternSchema, required=True)
+    start = _TYPES
+    pause = _TYPES
+    resume = _TYPES
+    stop = _TYPES
+    restart = _TYPES
+    calendar = Name(load_default="24x7")
+
+    @validates_schema
+    def _needs_start(self, data, **kwargs):
+        if "stop" not in data and "restart" not in data:
+            raise ValidationError("a clock needs 'stop' or 'restart' (else it never ends a cycle)", "stop")
+        if ("pause" in data) != ("resume" in data):
+            raise ValidationError("'pause' and 'resume' come together", "resume" if "pause" in data else "pause")
+
+
+WINDOW_HELP = "month, week, day or a number of days such as 30d"
+
+
+def _check_window(value):
+    if value in ("month", "week", "day"):
+        return True
+    if isinstance(value, str) and value.endswith("d") and value[:-1].isdigit() and int(value[:-1]) > 0:
+        return True
+    raise ValidationError(f"{value!r} is not a window ({WINDOW_HELP})")
+
+
+class AvailabilitySchema(Strict):
+    down = fields.Nested(PatternSchema, required=True)
+    up = fields.Nested(PatternSchema, required=True)
+    window = fields.Raw(load_default="month", validate=_check_window)
+    calendar = Name(load_default="24x7")
+
+
+class MetricSchema(Strict):
+    name = Text(required=True)
+    above = fields.Float(allow_nan=False)
+    below = fields.Float(allow_nan=False)
+    where = Where(load_default=dict)
+    window = fields.Raw(load_default="month", validate=_check_window)
+    calendar = Name(load_default="24x7")
+
+    @validates_schema
+    def _one_bound(self, data, **kwargs):
+        if ("above" in data) == ("below" in data):
+            raise ValidationError("give exactly one of 'above' or 'below'", "above")
+
+
+class TargetSchema(Strict):
+    id = Name(required=True)
+    name = Text()
+    description = Text()
+    clock = fields.Nested(ClockSchema)
+    availability = fields.Nested(AvailabilitySchema)
+    metric = fields.Nested(MetricSchema)
+    goal = fields.Raw(required=True)
+    warn_at = fields.List(Level(), load_default=list)
+    underpinned_by = fields.List(Name(), load_default=list)
+
+    @validates_schema
+    def _one_measure(self, data, **kwargs):
+        measures = [name for name in ("clock", "availability", "metric") if name in data]
+        if len(measures) != 1:
+            raise ValidationError("a target has exactly one of 'clock', 'availability' or 'metric'",
+                                  measures[1] if len(measures) > 1 else "id")
+        goal = data.get("goal")
+        try:
+            data["goal"] = Duration().deserialize(goal) if "clock" in data else Percent().deserialize(goal)
+        except ValidationError as err:
+            raise ValidationError(err.messages, "goal") from None
+        if "clock" not in data and not 0 < data["goal"] < 1:
+            raise ValidationError(f"{goal!r}: a percentage goal lies strictly between 0% and 100%", "goal")
+        if "clock" in data and not data["goal"]:
+            raise ValidationError("a duration goal must be longer than 0s", "goal")
+
+
+class ValidSchema(Strict):
+    from_ = Date(data_key="from", attribute="from")
+    to = Date()
+
+    @validates_schema
+    def _ordered(self, data, **kwargs):
+        if "from" in data and "to" in data and data["to"] < data["from"]:
+            raise ValidationError("'to' comes before 'from'", "to")
+
+
+class AgreementSchema(DocumentSchema):
+    name = Text()
+    type = fields.String(required=True, validate=validate.OneOf(["SLA", "OLA", "UC", "SLR"]))
+    status = fields.String(load_default="agreed", validate=validate.OneOf(["draft", "agreed", "retired"]))
+    service = Name(required=True)
+    customer = Text()
+    provider = Text()
+    valid = fields.Nested(ValidSchema, load_default=dict)
+    targets = fields.List(fields.Nested(TargetSchema), required=True, validate=validate.Length(min=1))
+
+
+class EscalationLevelSchema(Strict):
+    at = Level(required=True)
+    activity = Name(required=True)
+    repeat = Duration()
+
+
+class EscalationScopeSchema(Strict):
+    targets = fields.List(Name())
+    metric = Text()
+    service = Name()
+
+    @validates_schema
+    def _scope(self, data, **kwargs):
+        if bool(data.get("targets")) == ("metric" in data):
+            raise ValidationError("give either 'targets' or 'metric' (with an optional 'service')", "targets")
+
+
+class EscalationSchema(DocumentSchema):
+    applies_to = fields.Nested(EscalationScopeSchema, required=True)
+    levels = fields.List(fields.Nested(EscalationLevelSchema), required=True, validate=validate.Length(min=1))
+
+
+def _check_letters(value):
+    letters = [part.strip() for part in str(value).replace(",", "/").split("/")]
+    if not letters or any(letter not in RACI_LETTERS or not letter for letter in letters):
+        raise ValidationError(f"{value!r} is not a RACI assignment (examples: R, A, C, I, A/R, A/C)")
+    if len(set(letters)) != len(letters):
+        raise ValidationError(f"{value!r} repeats a letter")
+    return True
+
+
+class RaciSchema(DocumentSchema):
+    activities = Mapping(Mapping(fields.Raw(validate=_check_letters), keys_field=Name()),
+                         keys_field=Name(), required=True)
+
+
+class CountSchema(Strict):
+    count = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    of = fields.Nested(PatternSchema, required=True)
+    same = fields.List(Text(), load_default=list)
+    within = Duration()
+
+
+class DecideSchema(Strict):
+    kind = Name(required=True)
+    severity = Text()
+    message = Text()
+    target = Text()
+    data = fields.Dict(load_default=dict)
+
+
+class NotifySchema(Strict):
+    activity = Name(required=True)
+    message = Text()
+
+
+class ActionSchema(Strict):
+    decide = fields.Nested(DecideSchema)
+    notify = fields.Nested(NotifySchema)
+
+    @validates_schema
+    def _one_action(self, data, **kwargs):
+        if len(data) != 1:
+            raise ValidationError("each step of 'then' is one of: decide, notify", "decide")
+
+
+class WhenField(fields.Field):
+    """``when`` is a list of patterns (all must match) or the counting form."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, list):
+            if not value:
+                raise ValidationError("'when' needs at least one pattern")
+            return {"patterns": fields.List(fields.Nested(JoinPatternSchema)).deserialize(value)}
+        if isinstance(value, dict) and "count" in value:
+            return {"count": CountSchema().load(value)}
+        if isinstance(value, dict):
+            return {"patterns": [JoinPatternSchema().load(value)]}
+        raise ValidationError("expected a list of patterns or the counting form {count, of, same, within}")
+
+
+class RuleSchema(DocumentSchema):
+    when = WhenField(required=True)
+    then = fields.List(fields.Nested(ActionSchema), required=True, validate=validate.Length(min=1))
+
+
+KIND_SCHEMAS = {
+    "Calendar": CalendarSchema,
+    "Roles": RolesSchema,
+    "Service": ServiceSchema,
+    "Agreement": AgreementSchema,
+    "Escalation": EscalationSchema,
+    "Raci": RaciSchema,
+    "Rule": RuleSchema,
+}

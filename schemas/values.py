@@ -1,0 +1,188 @@
+"""Parsers for the small value languages of rule files: durations, percentages,
+escalation levels, weekly service hours and instants.
+
+Each parser raises ``ValueError`` with a message that says what was expected, so the
+schemas can attach it to the offending node's file:line:column.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+
+DURATION_EXAMPLES = "examples: 90s, 15m, 4h, 1h30m, 2d, PT15M"
+
+_UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_SHORT = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_ISO = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
+
+
+def parse_duration(text) -> timedelta:
+    """``90s``, ``15m``, ``4h``, ``1h30m``, ``2d``, ``1w`` or ISO 8601 ``PT15M``/``P2D``."""
+    if isinstance(text, bool) or not isinstance(text, (str, int)):
+        raise ValueError(f"{_show(text)} is not a duration ({DURATION_EXAMPLES})")
+    if isinstance(text, int):
+        raise ValueError(f'{text} is not a duration: give a unit, e.g. "{text}m" or "{text}s"')
+    raw = text.strip().replace(" ", "")
+    match = _SHORT.match(raw) or _ISO.match(raw.upper())
+    if not raw or not match or not any(match.groups()) or raw.upper() in ("P", "PT"):
+        raise ValueError(f"{_show(text)} is not a duration ({DURATION_EXAMPLES})")
+    seconds = sum(int(n) * s for n, s in zip(match.groups(), _UNIT_SECONDS.values()) if n)
+    return timedelta(seconds=seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    """The inverse of :func:`parse_duration` in the short form: ``1h30m``, ``0s``, ``-5m``."""
+    micros = value // timedelta(microseconds=1)
+    sign = "-" if micros < 0 else ""
+    micros = abs(micros)
+    seconds, rest = divmod(micros, 1_000_000)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    if seconds or rest or not parts:
+        parts.append(f"{seconds}.{rest:06d}".rstrip("0").rstrip(".") + "s")
+    return sign + "".join(parts)
+
+
+def parse_percent(text) -> Fraction:
+    """``75%`` or ``99.9%`` as an exact fraction (0.75, 0.999)."""
+    if isinstance(text, str) and text.strip().endswith("%"):
+        try:
+            number = Decimal(text.strip()[:-1].strip())
+        except InvalidOperation:
+            number = None
+        if number is not None and number.is_finite() and number >= 0:
+            return Fraction(number) / 100
+    raise ValueError(f"{_show(text)} is not a percentage (examples: 75%, 99.9%)")
+
+
+@dataclass(frozen=True)
+class Level:
+    """A point on a clock: a share of the budget plus a fixed amount of counted time."""
+
+    share: Fraction
+    offset: timedelta
+    text: str
+
+    def amount(self, budget: timedelta) -> timedelta:
+        return _scale(budget, self.share) + self.offset
+
+
+_LEVEL = re.compile(r"^\s*([0-9.]+\s*%)\s*(?:([+-])\s*(\S+))?\s*$")
+
+
+def parse_level(text) -> Level:
+    """``75%``, ``100% + 2h``, ``100% - 30m`` or a plain duration ``30m``."""
+    if isinstance(text, str):
+        match = _LEVEL.match(text)
+        if match:
+            share = parse_percent(match.group(1).replace(" ", ""))
+            offset = parse_duration(match.group(3)) if match.group(3) else timedelta(0)
+            if match.group(2) == "-":
+                offset = -offset
+            return Level(share, offset, _normal_level(text))
+        try:
+            return Level(Fraction(0), parse_duration(text), text.strip())
+        except ValueError:
+            pass
+    raise ValueError(f"{_show(text)} is not a level (examples: 75%, 100%, 100% + 2h, 30m)")
+
+
+def _normal_level(text: str) -> str:
+    return re.sub(r"\s*([+-])\s*", r" \1 ", text.strip())
+
+
+def _scale(value: timedelta, share: Fraction) -> timedelta:
+    micros = Fraction(value // timedelta(microseconds=1)) * share
+    return timedelta(microseconds=round(micros))
+
+
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_SPAN = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
+
+
+def parse_days(text) -> list[int]:
+    """``mon-fri``, ``sat``, ``mon,wed,fri`` or ``sat-sun`` → weekday numbers (Mon = 0)."""
+    days: list[int] = []
+    for part in str(text).lower().replace(" ", "").split(","):
+        ends = part.split("-")
+        if len(ends) > 2 or any(e not in DAY_NAMES for e in ends):
+            raise ValueError(f"{_show(text)} is not a day or range of days (examples: mon-fri, sat, mon,wed)")
+        first, last = DAY_NAMES.index(ends[0]), DAY_NAMES.index(ends[-1])
+        if last < first:
+            raise ValueError(f"{_show(text)}: a range of days runs forward (mon-fri, not fri-mon)")
+        days.extend(range(first, last + 1))
+    return days
+
+
+def parse_spans(text) -> list[tuple[int, int]]:
+    """``08:00-18:00`` or ``08:00-12:00, 13:00-17:00`` → minutes since midnight, end ≤ 1440."""
+    items = text if isinstance(text, list) else str(text).split(",")
+    spans = []
+    for item in items:
+        match = _SPAN.match(str(item).strip())
+        if not match:
+            raise ValueError(f"{_show(item)} is not a span of hours (examples: 08:00-18:00, 00:00-24:00)")
+        h1, m1, h2, m2 = map(int, match.groups())
+        start, end = h1 * 60 + m1, h2 * 60 + m2
+        if m1 > 59 or m2 > 59 or start >= 1440 or end > 1440 or end <= start:
+            raise ValueError(f"{_show(item)}: hours run forward within one day, from 00:00 up to 24:00")
+        spans.append((start, end))
+    spans.sort()
+    for (_, end), (start, _) in zip(spans, spans[1:]):
+        if start < end:
+            raise ValueError(f"{_show(text)}: spans overlap")
+    return spans
+
+
+def parse_week(hours: dict) -> dict[int, list[tuple[int, int]]]:
+    """A ``hours`` mapping of a Calendar → weekday → sorted spans in minutes."""
+    week: dict[int, list[tuple[int, int]]] = {}
+    for days, spans in hours.items():
+        parsed = parse_spans(spans)
+        for day in parse_days(days):
+            if day in week:
+                raise ValueError(f"{DAY_NAMES[day]} is given twice")
+            week[day] = parsed
+    return week
+
+
+def parse_instant(text) -> datetime:
+    """An RFC 3339 instant with an offset (``2026-11-02T09:00:00Z``) as an aware UTC datetime."""
+    if isinstance(text, datetime):
+        value = text
+    else:
+        try:
+            value = datetime.fromisoformat(str(text).strip().replace("z", "Z"))
+        except ValueError:
+            raise ValueError(f"{_show(text)} is not an RFC 3339 time (example: 2026-11-02T09:00:00Z)") from None
+    if value.tzinfo is None:
+        raise ValueError(f"{_show(text)} has no UTC offset (add Z or +01:00)")
+    return value.astimezone(timezone.utc)
+
+
+def parse_date(text) -> date:
+    if isinstance(text, date) and not isinstance(text, datetime):
+        return text
+    try:
+        return date.fromisoformat(str(text).strip())
+    except ValueError:
+        raise ValueError(f"{_show(text)} is not a date (example: 2026-01-01)") from None
+
+
+def format_instant(value: datetime) -> str:
+    """UTC, seconds precision unless there are fractions: ``2026-11-02T09:11:15Z``."""
+    value = value.astimezone(timezone.utc)
+    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    if value.microsecond:
+        text += f".{value.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
+def _show(value) -> str:
+    return f'"{value}"' if isinstance(value, str) else repr(value)
