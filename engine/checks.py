@@ -169,7 +169,12 @@ def _raci(ruleset: RuleSet, places: _Places) -> list[Problem]:
     for activity, roles in ruleset.raci.items():
         origin = ruleset.raci_origin[activity]
         accountable = [role for role, letters in roles.items() if "A" in letters]
-        if len(accountable) != 1:
+        responsible = [role for role, letters in roles.items() if "R" in letters]
+        if not accountable and len(responsible) == 1:
+            problems.append(Problem(origin.file, origin.line, origin.column,
+                                    f"activity '{activity}' names no A (accountable); its only R, "
+                                    f"'{responsible[0]}', is taken as accountable too", "raci", "warning"))
+        elif len(accountable) != 1:
             found = ", ".join(accountable) if accountable else "none"
             problems.append(Problem(origin.file, origin.line, origin.column,
                                     f"activity '{activity}' needs exactly one A (accountable), found {found}", "raci"))

@@ -27,6 +27,8 @@ def check(directory):
     except RuleSetError as err:
         click.echo(err.report(), err=True)
         sys.exit(1)
+    for warning in ruleset.warnings:
+        click.echo(str(warning), err=True)
     targets = list(ruleset.targets.values())
     click.echo(f"{directory}: OK  ruleset {ruleset.version[:19]}…  ({len(ruleset.files)} files)")
     click.echo(f"  services     {len(ruleset.services):>3}  {', '.join(sorted(ruleset.services))}")

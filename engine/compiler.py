@@ -133,7 +133,7 @@ def compile_ruleset(ruleset: RuleSet) -> dict:
         add(f"escalate:{escalation.id}", [{"m": _conjunction([{"type": "clock.running"}, *scope])}])
     for rule in ruleset.rules.values():
         if "count" in rule.when:
-            add(f"rule:{rule.id}", [{"m": pattern(rule.when["count"]["of"])}])
+            add(f"rule:{rule.id}", [{alias_name("p0"): pattern(rule.when["count"]["of"])}])
         else:
             patterns = rule.when["patterns"]
             add(f"rule:{rule.id}", [{alias_name(p.get("as") or f"p{i}"): pattern(p)}

@@ -17,9 +17,11 @@ class Problem:
     column: int
     message: str
     code: str = "invalid"
+    severity: str = "error"     # "warning" never stops a load; it is printed by `slm check`
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+        prefix = "warning: " if self.severity == "warning" else ""
+        return f"{self.file}:{self.line}:{self.column}: {prefix}{self.message}"
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -187,7 +187,8 @@ def _build(documents, files, root, problems) -> RuleSet:
                 problems.append(doc.problem(("activities", activity), f"activity '{activity}' is defined twice",
                                             "duplicate", key=True))
             ruleset.raci[activity] = {role: _letters(value) for role, value in roles.items()}
-            ruleset.raci_origin[activity] = _origin(doc, ("activities", activity))
+            line, column = doc.place(("activities", activity), key=True)
+            ruleset.raci_origin[activity] = Origin(doc.file, line, column)
     for doc, loaded in by_kind.get("Escalation", []):
         scope = loaded["applies_to"]
         levels = [EscalationLevel(loaded["id"], index, level["at"], level["activity"], level.get("repeat"),
@@ -200,7 +201,9 @@ def _build(documents, files, root, problems) -> RuleSet:
         ruleset.rules[loaded["id"]] = Rule(loaded["id"], loaded.get("description", ""), loaded["when"],
                                            loaded["then"], _origin(doc))
     docs_by_id = {loaded["id"]: doc for doc, loaded in documents}
-    problems.extend(checks.check(ruleset, documents, docs_by_id))
+    for problem in checks.check(ruleset, documents, docs_by_id):
+        (ruleset.warnings if problem.severity == "warning" else problems).append(problem)
+    ruleset.warnings.sort()
     return ruleset
 
 

@@ -125,6 +125,7 @@ class RuleSet:
     raci: dict[str, dict[str, list[str]]]   # activity -> role -> letters
     raci_origin: dict[str, Origin]
     rules: dict[str, Rule]
+    warnings: list = field(default_factory=list)
 
     def holders(self, service: str | None, role: str) -> list[str]:
         """Who holds a role for a service: the Service's own holders, else the org-wide ones."""

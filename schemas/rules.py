@@ -10,6 +10,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from .fields import (Date, Duration, Level, Mapping, Name, OneOrMany, Percent, Text, Week, Where)
 
 RACI_LETTERS = "RACI"
+ONE_OF = "{input!r} is not one of: {choices}"
 
 
 class Strict(Schema):
@@ -159,8 +160,8 @@ class ValidSchema(Strict):
 
 class AgreementSchema(DocumentSchema):
     name = Text()
-    type = fields.String(required=True, validate=validate.OneOf(["SLA", "OLA", "UC", "SLR"]))
-    status = fields.String(load_default="agreed", validate=validate.OneOf(["draft", "agreed", "retired"]))
+    type = fields.String(required=True, validate=validate.OneOf(["SLA", "OLA", "UC", "SLR"], error=ONE_OF))
+    status = fields.String(load_default="agreed", validate=validate.OneOf(["draft", "agreed", "retired"], error=ONE_OF))
     service = Name(required=True)
     customer = Text()
     provider = Text()

@@ -1,0 +1,296 @@
+"""The engine end to end over real durable_rules: clocks, chaining, RACI, traces."""
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from engine.errors import FactError
+from engine.loader import load_texts
+from engine.runtime import Engine
+from schemas.values import parse_instant
+
+BASE = textwrap.dedent("""\
+    kind: Roles
+    id: org-roles
+    holders:
+      slm_process_owner: owner@example.org
+      lt_sponsor: lt@example.org
+    ---
+    kind: Service
+    id: email
+    roles:
+      service_level_manager: slm-mail@example.org
+      business_owner: owner@example.org
+    ---
+    kind: Raci
+    id: raci
+    activities:
+      breach-warning: {service_level_manager: R, slm_process_owner: A}
+      breach-handling: {service_level_manager: R, slm_process_owner: A, business_owner: I}
+      major-breach: {service_level_manager: R, slm_process_owner: A, lt_sponsor: I}
+      propose-improvement: {service_level_manager: R, slm_process_owner: A}
+    ---
+    kind: Agreement
+    id: sla-email
+    type: SLA
+    service: email
+    valid: {from: 2026-01-01, to: 2026-12-31}
+    targets:
+      - id: p1-response
+        clock:
+          applies_to: {type: incident.opened, where: {priority: P1}}
+          pause: incident.pending
+          resume: incident.resumed
+          stop: incident.acknowledged
+          restart: incident.reopened
+        goal: 15m
+        warn_at: [50%]
+      - id: email-availability
+        availability:
+          down: {type: alert.firing, where: {alertname: EmailDown}}
+          up: {type: alert.resolved, where: {alertname: EmailDown}}
+          window: month
+        goal: 99.9%
+      - id: latency
+        metric: {name: latency_p95, above: 300, window: day}
+        goal: 99%
+    ---
+    kind: Escalation
+    id: p1-escalation
+    applies_to: {targets: [p1-response]}
+    levels:
+      - {at: 100%, activity: breach-handling}
+      - {at: 100% + 2h, activity: major-breach, repeat: 4h}
+    """)
+
+
+def engine_for(extra: str = "", base: str = BASE) -> Engine:
+    return Engine(load_texts({"rules.yaml": base + extra}))
+
+
+def fact(ident, kind, time, subject="INC-1", service="email", **data):
+    return {"id": ident, "source": "test", "type": kind, "time": time, "subject": subject,
+            "service": service, "data": data}
+
+
+def kinds(engine, target=None):
+    return [(d["kind"], d.get("level"), d["at"][11:19]) for d in engine.decisions
+            if target is None or d.get("target") == target]
+
+
+def test_pause_and_resume_stretch_the_deadline():
+    engine = engine_for()
+    engine.apply(fact("f1", "incident.opened", "2026-11-02T09:00:00Z", priority="P1"))
+    engine.apply(fact("f2", "incident.pending", "2026-11-02T09:05:00Z"))
+    engine.apply(fact("f3", "incident.resumed", "2026-11-02T09:35:00Z"))
+    engine.advance(parse_instant("2026-11-02T10:00:00Z"))
+    assert kinds(engine, "p1-response")[:3] == [("warning", "50%", "09:37:30"), ("breach", "100%", "09:45:00"),
+                                                ("escalation", "100%", "09:45:00")]
+    breach = next(d for d in engine.decisions if d["kind"] == "breach")
+    assert breach["data"] == {"counted": "15m", "budget": "15m", "paused": "30m"}
+
+
+def test_stop_exactly_at_the_budget_is_met():
+    engine = engine_for()
+    engine.apply(fact("f1", "incident.opened", "2026-11-02T09:00:00Z", priority="P1"))
+    engine.apply(fact("f2", "incident.acknowledged", "2026-11-02T09:15:00Z"))
+    engine.advance(parse_instant("2026-11-02T12:00:00Z"))
+    assert kinds(engine, "p1-response") == [("warning", "50%", "09:07:30"), ("met", None, "09:15:00")]
+
+
+def test_facts_outside_the_where_or_the_validity_start_nothing():
+    engine = engine_for()
+    engine.apply(fact("f1", "incident.opened", "2026-11-02T09:00:00Z", priority="P3"))
+    engine.apply(fact("f2", "incident.opened", "2027-01-02T09:00:00Z", subject="INC-2", priority="P1"))
+    engine.advance(parse_instant("2027-01-03T00:00:00Z"))
+    assert engine.decisions == []
+
+
+def test_escalation_repeats_every_4h_after_2h_past_breach_and_notifies_by_raci():
+    engine = engine_for()
+    engine.apply(fact("f1", "incident.opened", "2026-11-02T09:00:00Z", priority="P1"))
+    engine.advance(parse_instant("2026-11-02T20:00:00Z"))
+    majors = [d for d in engine.decisions if d.get("activity") == "major-breach"]
+    assert [d["at"][11:19] for d in majors] == ["11:15:00", "15:15:00", "19:15:00"]
+    assert len({d["id"] for d in majors}) == 3
+    notes = [(n["recipient"], n["raci"]) for n in engine.notifications if n["decision"] == majors[0]["id"]]
+    assert notes == [("lt@example.org", "I"), ("owner@example.org", "A"), ("slm-mail@example.org", "R")]
+
+
+def test_one_person_with_two_roles_gets_one_notification_with_merged_letters():
+    engine = engine_for()
+    engine.apply(fact("f1", "incident.opened", "2026-11-02T09:00:00Z", priority="P1"))
+    engine.advance(parse_instant("2026-11-02T09:30:00Z"))
+    handling = [n for n in engine.notifications if n["activity"] == "breach-handling"]
+    owner = [n for n in handling if n["recipient"] == "owner@example.org"]
+    assert len(owner) == 1 and owner[0]["raci"] == "A,I"
+    assert owner[0]["roles"] == ["slm_process_owner", "business_owner"]
+
+
+def test_reopened_starts_a_new_cycle():
+    engine = engine_for()
+    engine.apply(fact("f1", "incident.opened", "2026-11-02T09:00:00Z", priority="P1"))
+    engine.apply(fact("f2", "incident.acknowledged", "2026-11-02T09:05:00Z"))
+    engine.apply(fact("f3", "incident.reopened", "2026-11-02T10:00:00Z"))
+    engine.advance(parse_instant("2026-11-02T10:20:00Z"))
+    cycles = [(d["kind"], d["cycle"], d["at"][11:19]) for d in engine.decisions if d["target"] == "p1-response"
+              and d["kind"] in ("met", "breach")]
+    assert cycles == [("met", 1, "09:05:00"), ("breach", 2, "10:15:00")]
+
+
+def test_late_fact_retracts_a_breach_that_no_longer_holds():
+    engine = engine_for()
+    engine.apply(fact("f1", "incident.opened", "2026-11-02T09:00:00Z", priority="P1"))
+    engine.advance(parse_instant("2026-11-02T09:30:00Z"))
+    breach = next(d for d in engine.decisions if d["kind"] == "breach")
+    outcome = engine.apply(fact("f2", "incident.acknowledged", "2026-11-02T09:10:00Z"))
+    produced = [(d["kind"], d.get("data", {}).get("retracts")) for d in outcome.decisions]
+    assert ("retracted", breach["id"]) in produced
+    assert ("met", None) in produced
+    assert breach in engine.decisions  # superseded, never deleted
+
+
+def test_same_facts_same_decisions_and_ids():
+    facts = [fact("f1", "incident.opened", "2026-11-02T09:00:00Z", priority="P1"),
+             fact("f2", "incident.pending", "2026-11-02T09:03:00Z"),
+             fact("f3", "incident.resumed", "2026-11-02T09:04:00Z")]
+    runs = []
+    for _ in range(2):
+        engine = engine_for()
+        for item in facts:
+            engine.apply(item)
+        engine.advance(parse_instant("2026-11-02T16:00:00Z"))
+        runs.append([(d["id"], d["kind"], d["at"]) for d in engine.decisions])
+    assert runs[0] == runs[1] and runs[0]
+
+
+def test_duplicate_fact_is_a_no_op_returning_the_original_outcome():
+    engine = engine_for()
+    engine.apply(fact("f1", "incident.opened", "2026-11-02T09:00:00Z", priority="P1"))
+    first = engine.apply(fact("f2", "incident.acknowledged", "2026-11-02T09:20:00Z"))
+    again = engine.apply(fact("f2", "incident.acknowledged", "2026-11-02T09:20:00Z"))
+    assert again.duplicate and [d["id"] for d in again.decisions] == [d["id"] for d in first.decisions]
+    assert len(engine.decisions) == len({d["id"] for d in engine.decisions})
+
+
+def test_bad_fact_is_rejected_with_field_details_and_changes_nothing():
+    engine = engine_for()
+    with pytest.raises(FactError) as caught:
+        engine.apply({"id": "x", "source": "t", "type": "incident opened", "time": "yesterday", "bogus": 1})
+    assert set(caught.value.details) == {"type", "time", "bogus"}
+    assert engine.facts == {} and engine.now is None
+
+
+def test_availability_overlapping_alerts_count_once():
+    engine = engine_for()
+    engine.apply(fact("a1", "alert.firing", "2026-11-02T09:00:00Z", subject="fp1", alertname="EmailDown"))
+    engine.apply(fact("a2", "alert.firing", "2026-11-02T09:10:00Z", subject="fp2", alertname="EmailDown"))
+    engine.apply(fact("a3", "alert.resolved", "2026-11-02T09:20:00Z", subject="fp1", alertname="EmailDown"))
+    engine.apply(fact("a4", "alert.resolved", "2026-11-02T09:30:00Z", subject="fp2", alertname="EmailDown"))
+    engine.advance(parse_instant("2026-12-01T00:00:00Z"))
+    met = [d for d in engine.decisions if d["target"] == "email-availability"]
+    # budget: 0.1% of November (30 days) = 43m12s; down 09:00-09:30 = 30m, counted once
+    assert [(d["kind"], d["subject"], d["at"]) for d in met] == [("met", "2026-11", "2026-12-01T00:00:00Z")]
+    assert met[0]["data"]["counted"] == "30m" and met[0]["data"]["budget"] == "43m12s"
+
+
+def test_availability_breach_when_down_past_the_error_budget():
+    engine = engine_for()
+    engine.apply(fact("a1", "alert.firing", "2026-11-02T09:00:00Z", subject="fp1", alertname="EmailDown"))
+    engine.advance(parse_instant("2026-11-02T10:00:00Z"))
+    assert [(d["kind"], d["at"]) for d in engine.decisions if d["target"] == "email-availability"] == \
+        [("breach", "2026-11-02T09:43:12Z")]
+
+
+def test_threshold_counts_while_the_latest_sample_violates():
+    engine = engine_for()
+    engine.apply(fact("m1", "metric.sample", "2026-11-02T09:00:00Z", subject="web1", name="latency_p95", value=450))
+    engine.apply(fact("m2", "metric.sample", "2026-11-02T09:10:00Z", subject="web1", name="latency_p95", value=120))
+    engine.apply(fact("m3", "metric.sample", "2026-11-02T10:00:00Z", subject="web1", name="latency_p95", value=900))
+    engine.advance(parse_instant("2026-11-03T00:00:00Z"))
+    latency = [d for d in engine.decisions if d["target"] == "latency"]
+    # budget: 1% of a day = 14m24s; 10m before 09:10, then 4m24s after 10:00
+    assert [(d["kind"], d["at"]) for d in latency] == [("breach", "2026-11-02T10:04:24Z")]
+
+
+def test_shadow_targets_decide_but_notify_nobody():
+    draft = BASE.replace("status: agreed", "").replace("type: SLA\n", "type: SLA\nstatus: draft\n")
+    engine = engine_for(base=draft)
+    engine.apply(fact("f1", "incident.opened", "2026-11-02T09:00:00Z", priority="P1"))
+    engine.advance(parse_instant("2026-11-02T10:00:00Z"))
+    assert engine.decisions and all(d["shadow"] for d in engine.decisions)
+    assert engine.notifications == []
+
+
+COUNT_RULE = textwrap.dedent("""\
+    ---
+    kind: Rule
+    id: repeated-breach
+    when: {count: 3, of: {type: decision.breach}, same: [target], within: 30d}
+    then:
+      - decide: {kind: improvement-proposed, severity: minor,
+                 message: "{{ target }} breached {{ count }} times in 30 days"}
+      - notify: {activity: propose-improvement}
+    """)
+
+
+def test_counting_rule_chains_on_breach_decisions():
+    engine = engine_for(COUNT_RULE)
+    for day in (2, 3, 4):
+        engine.apply(fact(f"f{day}", "incident.opened", f"2026-11-0{day}T09:00:00Z", subject=f"INC-{day}",
+                          priority="P1"))
+    engine.advance(parse_instant("2026-11-05T00:00:00Z"))
+    proposals = [d for d in engine.decisions if d["kind"] == "improvement-proposed"]
+    assert len(proposals) == 1
+    assert proposals[0]["message"] == "p1-response breached 3 times in 30 days"
+    assert proposals[0]["at"] == "2026-11-04T09:15:00Z"
+    assert {n["recipient"] for n in engine.notifications if n["decision"] == proposals[0]["id"]} == \
+        {"slm-mail@example.org", "owner@example.org"}
+    trace = engine.trace(proposals[0]["id"])
+    assert [child["kind"] for child in trace["children"]] == ["breach"] * 3
+    assert trace["children"][0]["children"][0] == {"ref": "fact:f2", "fact": {
+        "id": "f2", "source": "test", "type": "incident.opened", "time": "2026-11-02T09:00:00Z",
+        "subject": "INC-2", "service": "email", "data": {"priority": "P1"}}}
+
+
+def test_counting_rule_respects_the_window():
+    engine = engine_for(COUNT_RULE)
+    for day, ident in (("2026-10-01", "a"), ("2026-10-20", "b"), ("2026-11-04", "c")):
+        engine.apply(fact(ident, "incident.opened", f"{day}T09:00:00Z", subject=ident, priority="P1"))
+    engine.advance(parse_instant("2026-11-05T00:00:00Z"))
+    assert not [d for d in engine.decisions if d["kind"] == "improvement-proposed"]
+
+
+def test_join_rule_matches_on_the_alias_field():
+    join = textwrap.dedent("""\
+        ---
+        kind: Rule
+        id: breach-while-down
+        when:
+          - {as: brk, type: decision.breach, where: {agreement_type: SLA, target: p1-response}}
+          - {as: clk, type: clock.running, where: {service: $brk.service, target: email-availability}}
+        then:
+          - decide: {kind: correlated, message: "{{ brk.target }} breached while {{ clk.target }} runs"}
+        """)
+    engine = engine_for(join)
+    engine.apply(fact("a1", "alert.firing", "2026-11-02T08:00:00Z", subject="fp1", alertname="EmailDown"))
+    engine.apply(fact("f1", "incident.opened", "2026-11-02T09:00:00Z", priority="P1"))
+    engine.advance(parse_instant("2026-11-02T09:20:00Z"))
+    correlated = [d for d in engine.decisions if d["kind"] == "correlated"]
+    assert [d["message"] for d in correlated] == ["p1-response breached while email-availability runs"]
+    assert correlated[0]["because"][1] == "clock:email-availability/2026-11"
+
+
+def test_every_decision_names_its_rule_file_line_and_ruleset():
+    engine = engine_for()
+    engine.apply(fact("f1", "incident.opened", "2026-11-02T09:00:00Z", priority="P1"))
+    engine.advance(parse_instant("2026-11-02T12:00:00Z"))
+    for decision in engine.decisions:
+        rule = decision["rule"]
+        assert rule["file"] == "rules.yaml" and rule["line"] > 0
+        assert rule["ruleset"] == engine.ruleset.version
+    escalation = next(d for d in engine.decisions if d["kind"] == "escalation")
+    assert escalation["rule"]["id"] == "p1-escalation"
+    breach = next(d for d in engine.decisions if d["kind"] == "breach")
+    assert breach["because"] == ["fact:f1", "clock:p1-response/INC-1"]

@@ -1,0 +1,171 @@
+"""Loading rule sets: precise errors at file:line:column, whole or nothing."""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from engine.errors import RuleSetError
+from engine.loader import load_rules, load_texts
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BASE = textwrap.dedent("""\
+    kind: Roles
+    id: org-roles
+    holders:
+      slm_process_owner: owner@example.org
+    ---
+    kind: Service
+    id: email
+    roles:
+      service_level_manager: slm-mail@example.org
+    ---
+    kind: Raci
+    id: raci
+    activities:
+      breach-handling: {service_level_manager: R, slm_process_owner: A}
+    """)
+
+AGREEMENT = textwrap.dedent("""\
+    kind: Agreement
+    id: sla-email
+    type: SLA
+    service: email
+    targets:
+      - id: email-p1-response
+        clock:
+          applies_to: {type: incident.opened, where: {priority: P1}}
+          stop: incident.acknowledged
+        goal: {goal}
+    """)
+
+
+def problems_of(files: dict[str, str]) -> list[str]:
+    with pytest.raises(RuleSetError) as caught:
+        load_texts(files)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_shipped_rules_load():
+    ruleset = load_rules(ROOT / "rules")
+    assert len(ruleset.services) >= 3
+    assert {t.measure for t in ruleset.targets.values()} == {"duration", "availability", "threshold"}
+    assert ruleset.version.startswith("sha256:")
+
+
+def test_bad_duration_is_placed_at_the_value():
+    found = problems_of({"base.yaml": BASE, "email.yaml": AGREEMENT.replace("{goal}", '"4 hours"')})
+    assert found == ['email.yaml:10:11: goal: "4 hours" is not a duration '
+                     '(examples: 90s, 15m, 4h, 1h30m, 2d, PT15M)']
+
+
+def test_unknown_field_names_the_key_and_the_alternatives():
+    text = AGREEMENT.replace("{goal}", "15m").replace("    goal:", "    gaol: 1\n    goal:")
+    found = problems_of({"base.yaml": BASE, "email.yaml": text})
+    assert len(found) == 1
+    assert found[0].startswith("email.yaml:10:5: unknown field 'gaol' (expected one of: ")
+    assert "goal" in found[0] and "warn_at" in found[0]
+
+
+def test_all_errors_reported_at_once_sorted_by_place():
+    text = AGREEMENT.replace("{goal}", "soon").replace("type: SLA", "type: SLB")
+    found = problems_of({"base.yaml": BASE, "email.yaml": text})
+    assert [f.split(":")[1] for f in found] == ["3", "10"]
+    assert found[0] == "email.yaml:3:7: type: 'SLB' is not one of: SLA, OLA, UC, SLR"
+
+
+def test_yaml_syntax_error_has_a_place():
+    found = problems_of({"bad.yaml": "kind: Service\nid: [unclosed\n"})
+    assert found[0].startswith("bad.yaml:3:1: YAML syntax")
+
+
+def test_unknown_references_are_errors():
+    text = AGREEMENT.replace("{goal}", "15m").replace("service: email", "service: mail")
+    found = problems_of({"base.yaml": BASE, "email.yaml": text})
+    assert found == ["email.yaml:4:10: service: unknown service 'mail' (known: email)"]
+
+
+def test_raci_needs_exactly_one_accountable_and_a_responsible():
+    base = BASE.replace("{service_level_manager: R, slm_process_owner: A}",
+                        "{service_level_manager: A, slm_process_owner: A}")
+    found = problems_of({"base.yaml": base})
+    assert any("needs exactly one A (accountable), found service_level_manager, slm_process_owner" in f
+               for f in found)
+    assert any("needs at least one R (responsible)" in f for f in found)
+
+
+def test_raci_role_without_holder_names_service_and_role():
+    base = BASE.replace("slm_process_owner: A}", "slm_process_owner: A, business_owner: I}")
+    found = problems_of({"base.yaml": base})
+    assert found == ["base.yaml:14:3: activity 'breach-handling': role 'business_owner' has no holder for "
+                     "service 'email' (give it in the Service's roles or in a Roles document)"]
+
+
+def test_duplicate_ids_and_keys():
+    found = problems_of({"a.yaml": BASE + "---\nkind: Service\nid: email\nid: x\n"})
+    assert any("duplicate key 'id'" in f for f in found)
+
+
+def test_underpinning_duration_may_not_promise_more():
+    ola = textwrap.dedent("""\
+        kind: Agreement
+        id: ola-mx
+        type: OLA
+        service: email
+        targets:
+          - id: ola-mx-response
+            clock: {applies_to: {type: incident.opened}, stop: incident.acknowledged}
+            goal: 30m
+        """)
+    sla = AGREEMENT.replace("{goal}", "15m") + "    underpinned_by: [ola-mx-response]\n"
+    found = problems_of({"base.yaml": BASE, "email.yaml": sla, "ola.yaml": ola})
+    assert found == ["email.yaml:10:11: goal: target 'email-p1-response' promises 15m, faster than its "
+                     "underpinning target 'ola-mx-response' (30m)"]
+
+
+def test_underpinning_availability_product():
+    def agreement(kind, ident, goal, extra=""):
+        return textwrap.dedent(f"""\
+            kind: Agreement
+            id: {ident}
+            type: {kind}
+            service: email
+            targets:
+              - id: {ident}-availability
+                availability:
+                  down: {{type: alert.firing}}
+                  up: {{type: alert.resolved}}
+                goal: {goal}
+            """) + extra
+    files = {"base.yaml": BASE,
+             "sla.yaml": agreement("SLA", "sla", "99.95%", "    underpinned_by: [ola1-availability, ola2-availability]\n"),
+             "ola1.yaml": agreement("OLA", "ola1", "99.95%"),
+             "ola2.yaml": agreement("OLA", "ola2", "99.95%")}
+    found = problems_of(files)
+    assert found == ["sla.yaml:10:11: goal: target 'sla-availability' promises 99.95%, more than its "
+                     "underpinning targets 'ola1-availability' (99.95%), 'ola2-availability' (99.95%) can "
+                     "deliver together (99.9%)"]
+    files["sla.yaml"] = files["sla.yaml"].replace("99.95%", "99.9%")
+    assert load_texts(files).targets["sla-availability"].goal < 1
+
+
+def test_yaml_1_1_surprises_are_plain_strings():
+    base = BASE + textwrap.dedent("""\
+        ---
+        kind: Calendar
+        id: oslo
+        timezone: Europe/Oslo
+        hours: {mon-fri: 08:00-16:00}
+        holidays: {country: NO}
+        """)
+    ruleset = load_texts({"base.yaml": base})
+    assert "oslo" in ruleset.calendars
+
+
+def test_version_is_a_content_hash():
+    one = load_texts({"base.yaml": BASE})
+    two = load_texts({"base.yaml": BASE + "\n# comment\n"})
+    assert one.version != two.version
+    assert load_texts({"base.yaml": BASE}).version == one.version
