@@ -5,7 +5,7 @@ parsed values (timedelta, Fraction, Level, date); the engine builds its model fr
 """
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from .fields import (Date, Duration, Level, Mapping, Name, OneOrMany, Percent, Text, Week, Where)
 
@@ -130,6 +130,16 @@ class TargetSchema(Strict):
     goal = fields.Raw(required=True)
     warn_at = fields.List(Level(), load_default=list)
     underpinned_by = fields.List(Name(), load_default=list)
+
+    @pre_load
+    def _threshold_form(self, data, **kwargs):
+        """``threshold: {metric: {name, above}, window, calendar}`` is the same as ``metric:``."""
+        if isinstance(data, dict) and isinstance(data.get("threshold"), dict) and "metric" not in data:
+            data = dict(data)
+            outer = dict(data.pop("threshold"))
+            inner = outer.pop("metric", {})
+            data["metric"] = {**(inner if isinstance(inner, dict) else {}), **outer}
+        return data
 
     @validates_schema
     def _one_measure(self, data, **kwargs):
