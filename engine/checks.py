@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
+from schemas.values import format_duration
+
 from .errors import Problem
 from .model import RuleSet
 from .yamlsource import Document
@@ -207,7 +209,6 @@ def _services_by_activity(ruleset: RuleSet) -> dict[str, list[str]]:
 
 
 def _show(value) -> str:
-    from schemas.values import format_duration
     return format_duration(value)
 
 

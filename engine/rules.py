@@ -8,7 +8,6 @@ no event time, so ``same``, ``within`` and ``count`` are applied to the matches 
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
 
 from schemas.values import format_instant, parse_instant
 
@@ -104,4 +103,4 @@ def lookup(data: dict, path: str):
     return value
 
 
-__all__ = ["fire_rule", "view", "lookup", "datetime"]
+__all__ = ["fire_rule", "view", "lookup"]

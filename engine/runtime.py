@@ -28,7 +28,6 @@ from .compiler import RULESET, alias_name, clock_roles, compile_ruleset, retaine
 from .errors import FactError
 from .model import Origin, RuleSet, Target
 from .raci import notifications_for
-from .templates import render
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 PHASES = {"applies": 0, "life": 1, "down": 1, "up": 1, "over": 1, "under": 1, "escalate": 2, "rule": 3}

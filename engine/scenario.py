@@ -13,7 +13,7 @@ from marshmallow import ValidationError
 from schemas.scenario import ScenarioSchema
 from schemas.values import parse_duration, parse_instant
 
-from .errors import FactError, Problem, RuleSetError
+from .errors import FactError, RuleSetError
 from .loader import load_rules
 from .runtime import Engine
 from .yamlsource import load_documents
@@ -147,4 +147,4 @@ def _show(item: dict) -> str:
     return "{" + ", ".join(f"{k}: {v}" for k, v in item.items() if k not in ("rule", "because")) + "}"
 
 
-__all__ = ["run_file", "find_scenarios", "RuleSetCache", "ScenarioResult", "matches", "Problem"]
+__all__ = ["run_file", "find_scenarios", "RuleSetCache", "ScenarioResult", "matches"]
