@@ -1,4 +1,5 @@
-"""The ``slm`` command line: check rules, test them against scenarios."""
+"""The ``slm`` command line: check rules, test them against scenarios, manage tokens,
+verify the decision log. ``slm serve`` is added by :mod:`api.cli`."""
 from __future__ import annotations
 
 import os
@@ -11,6 +12,20 @@ from .errors import RuleSetError
 from .loader import load_rules
 
 DEFAULT_RULES = os.environ.get("SLM_RULES", "rules")
+DEFAULT_DB = os.environ.get("SLM_DATABASE_URL", "sqlite:///slm.db")
+DB_HELP = "sqlite:///path.db or postgresql://user@host/db (env SLM_DATABASE_URL)."
+
+
+def open_store(url: str):
+    """The store at ``url``, or a clean exit naming what is wrong with it."""
+    from .store import Store
+    try:
+        return Store.open(url)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--db") from None
+    except Exception as err:        # the driver's own error: unreachable server, bad path …
+        raise click.ClickException(f"cannot open database {url.split('@')[-1]}: "
+                                   f"{' '.join(str(err).split())}") from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -81,6 +96,55 @@ def test_command(paths, rules_dir, coverage):
             for name in never:
                 click.echo(f"  {name}")
     sys.exit(1 if failed else 0)
+
+
+@main.group()
+def token():
+    """API tokens (bearer) with roles: monitor, owner, auditor, admin."""
+
+
+@token.command("create")
+@click.option("--role", required=True, type=click.Choice(["monitor", "owner", "auditor", "admin"]))
+@click.option("--name", default=None, help="A note on who or what holds the token.")
+@click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+def token_create(role, name, db_url):
+    """Create a token; it is printed once, on the last line, and stored only hashed."""
+    with open_store(db_url) as store:
+        value = store.add_token(role, name)
+    click.echo(f"created a {role} token{' for ' + name if name else ''}; it is not shown again:")
+    click.echo(value)
+
+
+@token.command("revoke")
+@click.argument("value")
+@click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+def token_revoke(value, db_url):
+    """Revoke a token: requests bearing it get 401 from now on."""
+    with open_store(db_url) as store:
+        if not store.revoke_token(value):
+            click.echo("no such token", err=True)
+            sys.exit(1)
+    click.echo("revoked")
+
+
+@main.group()
+def audit():
+    """Check the decision log."""
+
+
+@audit.command("verify")
+@click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+def audit_verify(db_url):
+    """Walk the hash chain of the decision log; exit 1 at the first broken record."""
+    with open_store(db_url) as store:
+        result = store.verify_chain()
+    if result["ok"]:
+        click.echo(f"OK: {result['checked']} decisions, hash chain intact")
+        return
+    broken = result["first_broken"]
+    click.echo(f"BROKEN at decision seq {broken['seq']} ({broken['id']}): {broken['reason']}; "
+               f"{result['checked']} records before it verify", err=True)
+    sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -248,7 +248,7 @@ class WindowClock(Meter):
     def __init__(self, calendar: ServiceCalendar, goal: Fraction, warn_at: list[Level],
                  window: tuple[datetime, datetime, str]):
         self.window_start, self.window_end, self.label = window
-        service_time = calendar.counted(self.window_start, self.window_end)
+        self.service_time = service_time = calendar.counted(self.window_start, self.window_end)
         micros = Fraction(service_time // timedelta(microseconds=1)) * (1 - goal)
         budget = timedelta(microseconds=round(micros))
         super().__init__(calendar, budget, marks_for(budget, warn_at))

@@ -170,6 +170,31 @@ class Engine:
                         "shadow": record.target.agreement.shadow})
         return sorted(out, key=lambda c: c["clock"])
 
+    def window_reading(self, target_id: str, label: str) -> tuple[timedelta, timedelta] | None:
+        """(down time counted so far, service time) of an availability/threshold window."""
+        record = self._clocks.get(f"{target_id}/{label}")
+        if record is None:
+            return self._quiet_window(target_id, label)
+        if not isinstance(record.clock, WindowClock):
+            return None
+        clock = record.clock
+        until = min(self.now or clock.window_end, clock.window_end)
+        return clock.counted_at(until), clock.service_time
+
+    def _quiet_window(self, target_id: str, label: str) -> tuple[timedelta, timedelta] | None:
+        """A month window nothing went down in: no clock was ever made for it."""
+        target = self.ruleset.targets.get(target_id)
+        if target is None or target.measure == "duration" or target.spec.get("window", "month") != "month":
+            return None
+        try:
+            middle = datetime.strptime(label + "-15", "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        except ValueError:
+            return None
+        start, end, _ = window_of("month", middle, target.calendar.timezone)
+        if self.now is None or self.now <= start:
+            return None
+        return timedelta(0), target.calendar.counted(start, end)
+
     def trace(self, decision_id: str) -> dict:
         from .trace import build_trace
         return build_trace(self, decision_id)

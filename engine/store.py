@@ -125,7 +125,7 @@ def _define_models(db: pw.Database) -> SimpleNamespace:
     class Fact(Base):
         seq = pw.BigAutoField()
         source = pw.TextField()
-        id = pw.TextField()
+        id = pw.TextField(index=True)
         type = pw.TextField(index=True)
         subject = pw.TextField(null=True, index=True)
         service = pw.TextField(null=True, index=True)
@@ -198,9 +198,19 @@ def _define_models(db: pw.Database) -> SimpleNamespace:
         class Meta:
             table_name = "tokens"
 
+    class Tick(Base):
+        """The engine's clock was advanced to ``until`` after fact ``after_fact`` and decided
+        something: replaying facts and ticks in this order re-derives the same decisions."""
+        seq = pw.BigAutoField()
+        after_fact = pw.BigIntegerField()
+        until = pw.TextField()
+
+        class Meta:
+            table_name = "ticks"
+
     return SimpleNamespace(Fact=Fact, Decision=Decision, ChainHead=ChainHead,
-                           Notification=Notification, RuleSet=RuleSet, Token=Token,
-                           all=[Fact, Decision, ChainHead, Notification, RuleSet, Token])
+                           Notification=Notification, RuleSet=RuleSet, Token=Token, Tick=Tick,
+                           all=[Fact, Decision, ChainHead, Notification, RuleSet, Token, Tick])
 
 
 def _database(url: str) -> pw.Database:
@@ -310,6 +320,15 @@ class Store:
             after_seq = rows[-1].seq
             left = None if left is None else left - len(rows)
 
+    def last_fact_seq(self) -> int:
+        return self.m.Fact.select(pw.fn.MAX(self.m.Fact.seq)).scalar() or 0
+
+    def fact_by_id(self, id: str) -> dict | None:
+        """The first fact stored with this id (decisions refer to facts by id alone)."""
+        F = self.m.Fact
+        row = F.select(F.body).where(F.id == id).order_by(F.seq).first()
+        return None if row is None else json.loads(row.body)
+
     def fact_count(self) -> int:
         return self.m.Fact.select().count()
 
@@ -320,6 +339,18 @@ class Store:
         query = _where(F.select(), _filters(F, service=service, subject=subject, type=type)
                        + _between(F.time, since, until))
         return self._page(query, F.seq, cursor, limit, _stored_fact)
+
+    # ---- ticks -------------------------------------------------------------------------
+
+    def add_tick(self, after_fact: int, until) -> None:
+        with self.transaction():
+            self.m.Tick.insert(after_fact=after_fact, until=_instant(until, "tick")).execute()
+
+    def ticks(self) -> list[tuple[int, datetime]]:
+        """``(after_fact, until)`` in the order they happened."""
+        T = self.m.Tick
+        return [(r.after_fact, parse_instant(r.until))
+                for r in T.select(T.after_fact, T.until).order_by(T.seq)]
 
     # ---- decisions ---------------------------------------------------------------------
 

@@ -1,29 +1,56 @@
-"""The derivation tree of a decision: decisions, clock readings and facts, down to posted facts."""
+"""The derivation tree of a decision: decisions, clock readings and facts, down to posted facts.
+
+Built over a lookup (an engine's memory or the store), so a decision stays explainable
+after a restart or under a rule set other than the one that made it.
+"""
 from __future__ import annotations
+
+from typing import Callable
 
 from schemas.facts import dump_fact
 
 
-def build_trace(engine, decision_id: str, _seen: frozenset = frozenset()) -> dict:
-    """Raise KeyError for an unknown decision; cycles (which should not occur) are cut."""
-    decision = engine.decisions_by_id[decision_id]
+class Lookup:
+    """Where a trace finds what a decision's ``because`` refers to."""
+
+    def __init__(self, decision: Callable[[str], dict | None], fact: Callable[[str], dict | None],
+                 target_rule: Callable[[str], dict | None]):
+        self.decision, self.fact, self.target_rule = decision, fact, target_rule
+
+
+def build_trace(engine, decision_id: str) -> dict:
+    """The trace from an engine's memory; KeyError for an unknown decision."""
+    def fact(fid):
+        found = engine.facts_by_id.get(fid)
+        return None if found is None else dump_fact(found)
+
+    def target_rule(target_id):
+        target = engine.ruleset.targets.get(target_id)
+        return engine.rule_ref(target.id, target.origin) if target else None
+
+    return derivation(decision_id, Lookup(engine.decisions_by_id.get, fact, target_rule))
+
+
+def derivation(decision_id: str, lookup: Lookup, _seen: frozenset = frozenset()) -> dict:
+    """KeyError for an unknown decision; cycles (which should not occur) are cut."""
+    decision = lookup.decision(decision_id)
+    if decision is None:
+        raise KeyError(decision_id)
     node = {"ref": f"decision:{decision_id}", "kind": decision["kind"], "at": decision["at"],
             "target": decision.get("target"), "subject": decision.get("subject"),
             "rule": decision["rule"], "data": decision.get("data", {}), "children": []}
     seen = _seen | {decision_id}
     for ref in decision.get("because", []):
         kind, _, key = ref.partition(":")
-        if kind == "decision" and key in engine.decisions_by_id and key not in seen:
-            node["children"].append(build_trace(engine, key, seen))
-        elif kind == "fact" and key in engine.facts_by_id:
-            node["children"].append({"ref": ref, "fact": dump_fact(engine.facts_by_id[key])})
+        child = None
+        if kind == "decision" and key not in seen and lookup.decision(key) is not None:
+            child = derivation(key, lookup, seen)
+        elif kind == "fact" and (fact := lookup.fact(key)) is not None:
+            child = {"ref": ref, "fact": fact}
         elif kind == "clock":
-            target = engine.ruleset.targets.get(key.split("/", 1)[0])
-            node["children"].append({
-                "ref": ref, "clock": key, "reading": {k: decision.get("data", {}).get(k)
-                                                      for k in ("counted", "budget", "paused")},
-                "cycle": decision.get("cycle"),
-                "rule": engine.rule_ref(target.id, target.origin) if target else None})
-        else:
-            node["children"].append({"ref": ref})
+            child = {"ref": ref, "clock": key,
+                     "reading": {k: decision.get("data", {}).get(k) for k in ("counted", "budget", "paused")},
+                     "cycle": decision.get("cycle"),
+                     "rule": lookup.target_rule(key.split("/", 1)[0])}
+        node["children"].append(child or {"ref": ref})
     return node

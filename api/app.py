@@ -1,0 +1,49 @@
+"""The Flask application: wires the service (engine + store) to HTTP.
+
+``create_app(service)`` takes a started or starting :class:`engine.service.SlmService`;
+the app itself holds no state of its own beyond metrics.
+"""
+from __future__ import annotations
+
+from flask import Flask
+
+from engine.service import SlmService
+from schemas.facts import FactSchema, FactTime
+
+from . import facts, ops, records, rules
+from .auth import SECURITY_SCHEME
+from .problems import SlmApi
+
+API_VERSION = "1.0.0"
+
+
+def create_app(service: SlmService, *, alert_service_label: str = "service") -> Flask:
+    app = Flask("slm")
+    app.config.update(
+        API_TITLE="slm — Service Level Management policy service",
+        API_VERSION=API_VERSION,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        MAX_CONTENT_LENGTH=32 * 1024 * 1024,
+        SLM_ALERT_SERVICE_LABEL=alert_service_label,
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["slm"] = service
+    metrics = ops.Metrics(service)
+    app.extensions["slm_metrics"] = metrics
+    service.listeners.append(metrics.record)
+
+    api = SlmApi(app, spec_kwargs={"info": {"description": __doc__.strip().splitlines()[0]}})
+    api.spec.components.security_scheme("bearerAuth", SECURITY_SCHEME)
+    api.register_field(FactTime, "string", "date-time")
+    api.spec.components.schema("Fact", schema=FactSchema)
+    for blueprint in (facts.blp, records.blp, rules.blp):
+        api.register_blueprint(blueprint)
+    app.register_blueprint(ops.bp)
+    app.before_request(ops.start_timer)
+    app.after_request(ops.observe)
+    return app
+

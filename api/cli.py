@@ -1,0 +1,74 @@
+"""``slm serve``: the HTTP service. The other commands live in :mod:`engine.cli`; this
+module sits on top of both so the engine never imports Flask."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from engine.cli import DEFAULT_DB, DEFAULT_RULES, main, open_store
+from engine.errors import RuleSetError
+from schemas.values import parse_duration
+
+
+@main.command()
+@click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(file_okay=False),
+              help="Rules directory (env SLM_RULES).")
+@click.option("--db", "db_url", default=DEFAULT_DB, show_default=True,
+              help="sqlite:///path.db or postgresql://user@host/db (env SLM_DATABASE_URL).")
+@click.option("--host", default=os.environ.get("SLM_HOST", "127.0.0.1"), show_default=True)
+@click.option("--port", default=int(os.environ.get("SLM_PORT", "8080")), show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256),
+              help="Request threads (the engine itself is single-writer).")
+@click.option("--skew", default="5m", show_default=True,
+              help="How far ahead of the server clock a fact's time may be.")
+@click.option("--alert-service-label", default="service", show_default=True,
+              help="The Alertmanager label that names the service.")
+def serve(rules_dir, db_url, host, port, threads, skew, alert_service_label):
+    """Run the API: store facts, fire clocks on time, answer auditors."""
+    from waitress import create_server
+
+    from api.app import create_app
+    from engine.service import SlmService
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        skew_delta = parse_duration(skew)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--skew") from None
+    store = open_store(db_url)
+    try:
+        service = SlmService(store, rules_dir, skew=skew_delta)
+    except RuleSetError as err:
+        click.echo(err.report(), err=True)
+        sys.exit(1)
+    app = create_app(service, alert_service_label=alert_service_label)
+    server = create_server(app, host=host, port=port, threads=threads, ident="slm",
+                           clear_untrusted_proxy_headers=True)
+    service.start(background=True, on_failure=lambda exc: os._exit(3))
+    address = f"http://{server.effective_host}:{server.effective_port}"
+    click.echo(f"slm serving {address}  (rules {rules_dir}, ruleset {service.ruleset.version[:19]}…, "
+               f"db {_redacted(db_url)})")
+    click.echo(f"  API docs {address}/docs   OpenAPI {address}/openapi.json   health {address}/readyz")
+    click.echo(f"  get a token: slm token create --role admin --db {_redacted(db_url)}")
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.stop()
+
+
+def _redacted(url: str) -> str:
+    """A database URL without its password, for printing."""
+    from urllib.parse import urlsplit, urlunsplit
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+__all__ = ["main"]

@@ -1,0 +1,117 @@
+"""Facts in: plain JSON, CloudEvents (structured, batch, binary) and Alertmanager webhooks.
+
+Every form becomes a list of fact objects that the service validates as a whole before
+storing any of them.
+"""
+from __future__ import annotations
+
+import json
+from urllib.parse import unquote
+
+from flask import current_app, request
+from flask_smorest import Blueprint, abort
+
+
+from schemas.alertmanager import WebhookSchema, alert_facts
+from schemas.api import FactArgs, FactPageSchema, IngestResponseSchema
+
+from .auth import MONITOR, READER, requires
+
+blp = Blueprint("facts", __name__, url_prefix="/v1", description="Facts posted by monitoring and ticketing tools")
+
+STRUCTURED = "application/cloudevents+json"
+BATCH = "application/cloudevents-batch+json"
+CE_HEADER = "ce-"
+FACT_BODY = {
+    "required": True,
+    "description": "One fact, a JSON array of facts, a CloudEvent (structured mode, "
+                   f"`{STRUCTURED}`), a batch (`{BATCH}`), or binary mode (`ce-*` headers, data as body).",
+    "content": {
+        "application/json": {"schema": {"oneOf": [
+            {"$ref": "#/components/schemas/Fact"},
+            {"type": "array", "items": {"$ref": "#/components/schemas/Fact"}, "minItems": 1}]}},
+        STRUCTURED: {"schema": {"$ref": "#/components/schemas/Fact"}},
+        BATCH: {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Fact"}}},
+    },
+}
+
+
+def _service():
+    return current_app.extensions["slm"]
+
+
+@blp.route("/facts", methods=["POST"])
+@requires(blp, MONITOR)
+@blp.doc(requestBody=FACT_BODY)
+@blp.response(200, IngestResponseSchema)
+def post_facts():
+    """Post facts; each is stored and evaluated once (a repeated source+id is a duplicate)."""
+    return _ingest(_facts_of_request())
+
+
+@blp.route("/ingest/alertmanager", methods=["POST"])
+@requires(blp, MONITOR)
+@blp.arguments(WebhookSchema, location="json")
+@blp.response(200, IngestResponseSchema)
+def post_alertmanager(payload):
+    """Alertmanager webhook receiver (payload version 4): each alert becomes a fact."""
+    return _ingest(alert_facts(payload, current_app.config["SLM_ALERT_SERVICE_LABEL"]))
+
+
+@blp.route("/facts", methods=["GET"])
+@requires(blp, READER)
+@blp.arguments(FactArgs, location="query")
+@blp.response(200, FactPageSchema)
+def list_facts(args):
+    """Stored facts, oldest first, with the decisions each caused."""
+    limit, cursor = args.pop("limit"), args.pop("cursor", None)
+    items, after = _service().store.list_facts(**args, cursor=cursor, limit=limit)
+    return {"items": items, "next": after}
+
+
+def _ingest(facts: list) -> dict:
+    outcome = _service().ingest(facts)
+    return {"accepted": outcome.accepted, "duplicates": len(outcome.results) - outcome.accepted,
+            "results": outcome.results, "decisions": outcome.decisions}
+
+
+def _facts_of_request() -> list:
+    """The posted facts as a list of objects, from whichever content mode was used."""
+    if any(name.lower().startswith(CE_HEADER) for name in request.headers.keys()):
+        return [_binary_event()]
+    body = _json_body()
+    mimetype = request.mimetype
+    if mimetype == STRUCTURED and not isinstance(body, dict):
+        abort(400, message=f"{STRUCTURED} carries one event as a JSON object")
+    if mimetype == BATCH and not isinstance(body, list):
+        abort(400, message=f"{BATCH} carries a JSON array of events")
+    return body if isinstance(body, list) else [body]
+
+
+def _json_body():
+    if request.mimetype not in ("application/json", STRUCTURED, BATCH) and not request.mimetype.endswith("+json"):
+        abort(415, message=f"send JSON (application/json, {STRUCTURED} or {BATCH}), "
+                           f"not {request.mimetype or 'no content type'}")
+    try:
+        return json.loads(request.get_data(cache=False) or b"")
+    except ValueError as err:
+        abort(400, message=f"the body is not JSON: {err}")
+
+
+def _binary_event() -> dict:
+    """CloudEvents binary mode: attributes in ``ce-*`` headers, the data as the body."""
+    event = {}
+    for name, value in request.headers.items():
+        if name.lower().startswith(CE_HEADER) and len(name) > len(CE_HEADER):
+            event[name[len(CE_HEADER):].lower()] = unquote(value)
+    raw = request.get_data(cache=False)
+    if raw:
+        if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
+            abort(415, message="binary-mode data must be JSON (Content-Type: application/json)")
+        try:
+            event["data"] = json.loads(raw)
+        except ValueError as err:
+            abort(400, message=f"the body (the event's data) is not JSON: {err}")
+    return event
+
+

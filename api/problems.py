@@ -1,0 +1,84 @@
+"""Errors as RFC 9457 ``application/problem+json``, field by field.
+
+Every error the API returns goes through :func:`problem`, so clients parse one shape:
+``{type, title, status, detail, errors: {field: [messages]}, problems: [...]}``.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import current_app, json, make_response
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException
+
+from engine.errors import FactError, RuleSetError
+from engine.service import NotReady
+from schemas.api import ProblemSchema
+
+log = logging.getLogger("slm.api")
+PROBLEM_TYPE = "application/problem+json"
+
+
+def problem(status: int, title: str, detail: str | None = None, errors: dict | None = None,
+            problems: list | None = None, headers: dict | None = None):
+    body = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    if errors:
+        body["errors"] = errors
+    if problems is not None:
+        body["problems"] = problems
+    response = make_response(json.dumps(body), status, headers or {})
+    response.mimetype = PROBLEM_TYPE
+    return response
+
+
+def flatten(messages, prefix: str = "") -> dict[str, list[str]]:
+    """webargs' nested messages (``{"query": {"limit": [...]}}``) as ``{"query.limit": [...]}``."""
+    out: dict[str, list[str]] = {}
+    if isinstance(messages, (list, tuple)):
+        if all(isinstance(m, str) for m in messages):
+            return {prefix or "_body": list(messages)}
+        for index, item in enumerate(messages):
+            out.update(flatten(item, f"{prefix}[{index}]"))
+        return out
+    if not isinstance(messages, dict):
+        return {prefix or "_body": [str(messages)]}
+    for key, value in messages.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        out.update(flatten(value, path))
+    return out
+
+
+def _invalid_facts(error: FactError):
+    metrics = current_app.extensions.get("slm_metrics")
+    if metrics is not None:
+        metrics.facts.labels("rejected").inc()
+    return problem(422, "Invalid facts", "nothing from this request was stored", errors=error.details)
+
+
+class SlmApi(Api):
+    """flask-smorest's Api answering every error as problem details."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_error_handlers(self):
+        super()._register_error_handlers()
+        app = self._app
+        app.register_error_handler(FactError, _invalid_facts)
+        app.register_error_handler(RuleSetError, lambda e: problem(
+            422, "Invalid rule set", e.report().splitlines()[0] + " (the running rules stay in force)",
+            problems=[p.as_dict() for p in e.problems]))
+        app.register_error_handler(NotReady, lambda e: problem(
+            503, "Starting", f"rebuilding state from stored facts ({e.args[0]['replayed']} replayed so far)",
+            headers={"Retry-After": "5"}))
+
+    def handle_http_exception(self, error: HTTPException):
+        data = getattr(error, "data", None) or {}
+        errors = data.get("errors") or data.get("messages")
+        if error.code >= 500:
+            log.error("%s: %s", error.name, error.description, exc_info=error.__cause__ or None)
+        detail = data.get("message") or (error.description if error.code != 422 else
+                                         "the request does not validate")
+        return problem(error.code, error.name, detail,
+                       errors=flatten(errors) if errors else None, headers=data.get("headers"))

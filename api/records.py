@@ -1,0 +1,93 @@
+"""What came out: decisions and their traces, notifications, live clocks, reports, audit."""
+from __future__ import annotations
+
+from flask import current_app
+from flask_smorest import Blueprint, abort
+
+from schemas.api import (AuditSchema, ClockArgs, ClockListSchema, ComplianceReportSchema, DecisionArgs,
+                         DecisionPageSchema, DecisionSchema, NotificationArgs, NotificationPageSchema,
+                         ReportArgs, TraceSchema)
+
+from .auth import AUDITOR, READER, requires
+
+blp = Blueprint("decisions", __name__, url_prefix="/v1",
+                description="Decisions, traces, notifications, clocks, reports and the audit log")
+
+
+def _service():
+    return current_app.extensions["slm"]
+
+
+def _page(list_page, args: dict) -> dict:
+    limit, cursor = args.pop("limit"), args.pop("cursor", None)
+    items, after = list_page(**args, cursor=cursor, limit=limit)
+    return {"items": items, "next": after}
+
+
+@blp.route("/decisions")
+@requires(blp, READER)
+@blp.arguments(DecisionArgs, location="query")
+@blp.response(200, DecisionPageSchema)
+def list_decisions(args):
+    """Decisions in log order; follow ``next`` for the next page."""
+    return _page(_service().store.list_decisions, args)
+
+
+@blp.route("/decisions/<string:decision_id>")
+@requires(blp, READER)
+@blp.response(200, DecisionSchema)
+def get_decision(decision_id):
+    """One decision as recorded (with the rule-set version it came from)."""
+    decision = _service().store.decision(decision_id)
+    if decision is None:
+        abort(404, message=f"no decision {decision_id!r}")
+    return decision
+
+
+@blp.route("/decisions/<string:decision_id>/trace")
+@requires(blp, READER)
+@blp.response(200, TraceSchema)
+def get_trace(decision_id):
+    """The derivation tree: decisions, clock readings and facts, each with its rule's file and line."""
+    try:
+        return _service().trace(decision_id)
+    except KeyError:
+        abort(404, message=f"no decision {decision_id!r}")
+
+
+@blp.route("/notifications")
+@requires(blp, READER)
+@blp.arguments(NotificationArgs, location="query")
+@blp.response(200, NotificationPageSchema)
+def list_notifications(args):
+    """Notifications derived through the RACI matrix, one per recipient per decision."""
+    return _page(_service().store.list_notifications, args)
+
+
+@blp.route("/clocks")
+@requires(blp, READER)
+@blp.arguments(ClockArgs, location="query")
+@blp.response(200, ClockListSchema)
+def list_clocks(args):
+    """Running clocks now: counted, remaining, next deadline."""
+    return {"items": _service().clocks(args.get("service"))}
+
+
+@blp.route("/reports/compliance")
+@requires(blp, READER)
+@blp.arguments(ReportArgs, location="query")
+@blp.response(200, ComplianceReportSchema)
+def compliance_report(args):
+    """Per target of a service over a month: subjects, met, breached, compliance %, availability %."""
+    try:
+        return _service().compliance(args["service"], args["period"])
+    except ValueError as err:
+        abort(422, message=str(err), errors={"query.service": [str(err)]})
+
+
+@blp.route("/audit/verify")
+@requires(blp, AUDITOR)
+@blp.response(200, AuditSchema)
+def verify():
+    """Walk the decision log's hash chain; report the first broken record, if any."""
+    return _service().store.verify_chain()

@@ -1,0 +1,76 @@
+"""Compliance of a service's targets over a calendar month, from the decision log.
+
+A clock cycle counts once: breached if any breach of it stands (not retracted), else met
+if a met decision stands. Duration targets report per ticket cycle; availability and
+threshold targets per window, with the availability achieved from the window clocks.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from fractions import Fraction
+from typing import Callable, Iterable
+
+from .model import RuleSet
+
+# (target id, window label) -> (down time counted, service time of the window) or None
+WindowReading = Callable[[str, str], "tuple[timedelta, timedelta] | None"]
+
+
+def month_span(period: str) -> tuple[datetime, datetime]:
+    """``YYYY-MM`` as [first instant, first instant of the next month) in UTC."""
+    start = datetime.strptime(period, "%Y-%m").replace(tzinfo=timezone.utc)
+    following = (start + timedelta(days=32)).replace(day=1)
+    return start, following
+
+
+def compliance(ruleset: RuleSet, decisions: Iterable[dict], service: str, period: str,
+               window: WindowReading | None = None) -> dict:
+    """Per target of ``service``: subjects, met, breached, compliance % and availability %."""
+    decisions = list(decisions)
+    retracted = {d.get("data", {}).get("retracts") for d in decisions if d["kind"] == "retracted"}
+    outcomes: dict[str, dict[tuple, str]] = {}
+    for d in decisions:
+        if d["id"] in retracted or d["kind"] not in ("met", "breach") or d.get("target") is None:
+            continue
+        cycles = outcomes.setdefault(d["target"], {})
+        key = (d.get("subject"), d.get("cycle"))
+        if cycles.get(key) != "breach":
+            cycles[key] = d["kind"]
+    rows = []
+    for target in sorted(ruleset.targets.values(), key=lambda t: t.id):
+        if target.service != service:
+            continue
+        cycles = outcomes.get(target.id, {})
+        met = sum(1 for kind in cycles.values() if kind == "met")
+        breached = sum(1 for kind in cycles.values() if kind == "breach")
+        row = {"target": target.id, "agreement": target.agreement.id, "measure": target.measure,
+               "shadow": target.agreement.shadow, "subjects": len({s for s, _ in cycles}),
+               "met": met, "breached": breached,
+               "compliance": _percent(Fraction(met, met + breached)) if met + breached else None,
+               "availability": None,
+               "goal": _goal(target.goal)}
+        if target.measure != "duration" and window is not None:
+            row["availability"] = _availability(window, target.id, period)
+        rows.append(row)
+    return {"service": service, "period": period, "ruleset": ruleset.version, "targets": rows}
+
+
+def _availability(window: WindowReading, target_id: str, period: str) -> float | None:
+    reading = window(target_id, period)
+    if reading is None:
+        return None
+    down, service_time = reading
+    if service_time <= timedelta(0):
+        return None
+    return _percent(1 - Fraction(down / timedelta(microseconds=1)) / Fraction(service_time / timedelta(microseconds=1)))
+
+
+def _percent(fraction: Fraction) -> float:
+    return round(float(fraction) * 100, 4)
+
+
+def _goal(goal) -> str:
+    if isinstance(goal, Fraction):
+        return f"{float(goal) * 100:g}%"
+    from schemas.values import format_duration
+    return format_duration(goal)

@@ -1,0 +1,366 @@
+"""The running service without HTTP: one Engine, one Store, live time.
+
+Single writer: every change to the engine goes through ``self._lock`` and is stored in
+the same database transaction as the fact (or clock tick) that caused it, so what the
+store holds is exactly what the engine has decided. If a transaction fails after the
+engine moved, the engine is rebuilt from the store before the next write.
+
+Restart recovery replays stored facts and ticks in their original order (see
+:meth:`Store.ticks`): deterministic decision ids make the replay re-derive what is
+already stored, and deadlines missed while the service was down fire afterwards.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable
+
+from marshmallow import ValidationError
+
+from schemas.facts import FactSchema, dump_fact
+from schemas.values import format_duration
+
+from .errors import FactError, RuleSetError
+from .loader import load_rules, load_texts
+from .model import RuleSet
+from .reports import compliance, month_span
+from .runtime import Engine, Outcome, _flatten
+from .store import Store
+from .trace import Lookup, derivation
+
+log = logging.getLogger("slm.service")
+
+DEFAULT_SKEW = timedelta(minutes=5)
+MAX_BATCH = 10_000
+IDLE_WAKEUP = 60.0          # seconds the scheduler sleeps when no deadline is pending
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def load_fact(raw: dict) -> dict:
+    """One fact checked against the schema; FactError names each bad field."""
+    try:
+        return FactSchema().load(raw)
+    except ValidationError as err:
+        raise FactError(_flatten(err.messages)) from None
+
+
+class NotReady(Exception):
+    """The service is still rebuilding its state from the store."""
+
+
+@dataclass
+class Ingested:
+    """What one ingestion request did, fact by fact."""
+
+    results: list[dict] = field(default_factory=list)      # {id, source, status, decisions}
+    decisions: list[dict] = field(default_factory=list)
+    notifications: list[dict] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> int:
+        return sum(1 for r in self.results if r["status"] == "accepted")
+
+
+class SlmService:
+    """Facts in, decisions stored; clocks fired on time; state rebuilt on start."""
+
+    def __init__(self, store: Store, rules_dir: str | Path, *, skew: timedelta = DEFAULT_SKEW,
+                 now: Callable[[], datetime] = utcnow):
+        self.store = store
+        self.rules_dir = Path(rules_dir)
+        self.skew = skew
+        self.now = now
+        self.listeners: list[Callable[[Ingested], None]] = []   # told of every write (metrics)
+        self.ruleset: RuleSet = load_rules(self.rules_dir)    # RuleSetError stops start-up
+        self.engine: Engine | None = None
+        self.ready = threading.Event()
+        self.replayed = 0
+        self.rebuild_seconds: float | None = None
+        self.last_fact_seq = 0
+        self.failure: BaseException | None = None
+        self._lock = threading.RLock()
+        self._wake = threading.Condition()
+        self._stop = threading.Event()
+        self._dirty = False
+        self._threads: list[threading.Thread] = []
+
+    # ---- life cycle ---------------------------------------------------------------------
+    def start(self, background: bool = True, on_failure: Callable[[BaseException], None] | None = None) -> None:
+        """Rebuild state (in a thread if ``background``) and start the deadline scheduler.
+
+        If rebuilding fails in the background, ``on_failure`` gets the exception (the
+        CLI exits: a service that cannot rebuild its state must not look alive)."""
+        if background:
+            def run():
+                try:
+                    self._start()
+                except Exception as exc:
+                    self.failure = exc
+                    if on_failure:
+                        on_failure(exc)
+            self._spawn(run, "slm-rebuild")
+        else:
+            self._start()
+
+    def _start(self) -> None:
+        try:
+            with self._lock:
+                self.store.save_ruleset(self.ruleset.version, self.ruleset.files)
+                self.engine = self._rebuild(self.ruleset)
+                self._catch_up()
+            self.ready.set()
+            self._spawn(self._schedule_loop, "slm-scheduler")
+        except Exception:
+            log.exception("rebuilding state failed; the service stays not ready")
+            raise
+
+    def _spawn(self, target, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._notify()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=5)
+
+    def _rebuild(self, ruleset: RuleSet) -> Engine:
+        """A fresh engine fed every stored fact and tick in their original order."""
+        started = time.perf_counter()
+        engine = Engine(ruleset)
+        ticks = self.store.ticks()
+        pending = 0
+        count = last = 0
+        for stored in self.store.facts():
+            while pending < len(ticks) and ticks[pending][0] < stored["seq"]:
+                engine.advance(ticks[pending][1])
+                pending += 1
+            engine.apply(stored["fact"])
+            count, last = count + 1, stored["seq"]
+            self.replayed = count
+        for _, until in ticks[pending:]:
+            engine.advance(until)
+        self.last_fact_seq = last
+        self.rebuild_seconds = time.perf_counter() - started
+        log.info("rebuilt state from %d facts and %d ticks in %.1fs", count, len(ticks),
+                 self.rebuild_seconds)
+        return engine
+
+    # ---- writing ------------------------------------------------------------------------
+    def validate(self, raws: list) -> list[dict]:
+        """Check every fact of a request; FactError names each bad field as ``[i].field``."""
+        if not isinstance(raws, list) or not raws:
+            raise FactError({"_body": ["expected a fact object or a non-empty array of facts"]})
+        if len(raws) > MAX_BATCH:
+            raise FactError({"_body": [f"{len(raws)} facts in one request; at most {MAX_BATCH}"]})
+        limit = self.now() + self.skew
+        problems: dict[str, list[str]] = {}
+        facts = []
+        for index, raw in enumerate(raws):
+            prefix = f"[{index}]." if len(raws) > 1 else ""
+            if not isinstance(raw, dict):
+                problems[prefix + "_fact"] = ["expected a JSON object"]
+                continue
+            try:
+                fact = load_fact(raw)
+            except FactError as err:
+                problems.update({prefix + k: v for k, v in err.details.items()})
+                continue
+            if fact["time"] > limit:
+                ahead = format_duration(fact["time"] - self.now())
+                problems[prefix + "time"] = [f"is {ahead} ahead of the server clock; facts may be at "
+                                             f"most {format_duration(self.skew)} in the future"]
+            if fact["service"] is not None and fact["service"] not in self.ruleset.services:
+                known = ", ".join(sorted(self.ruleset.services)) or "none"
+                problems[prefix + "service"] = [f"unknown service {fact['service']!r} (services: {known})"]
+            facts.append(fact)
+        if problems:
+            raise FactError(problems)
+        return facts
+
+    def ingest(self, raws: list) -> Ingested:
+        """Validate all, then store and evaluate each fact in one transaction; all or nothing."""
+        facts = self.validate(raws)
+        if not self.ready.is_set():
+            raise NotReady(self.progress())
+        result = Ingested()
+        with self._lock, self._guarded():
+            with self.store.transaction():
+                for fact in facts:
+                    self._ingest_one(dump_fact(fact), result)
+                self._catch_up(result)
+        self._notify()
+        self._announce(result)
+        return result
+
+    def _ingest_one(self, fact: dict, result: Ingested) -> None:
+        added = self.store.add_fact(fact)
+        if added.duplicate:
+            result.results.append({"id": fact["id"], "source": fact["source"], "status": "duplicate",
+                                   "decisions": added.outcome or []})
+            return
+        outcome = self.engine.apply(fact)
+        self.last_fact_seq = added.seq
+        self._record(outcome, result)
+        self.store.set_fact_outcome(fact["source"], fact["id"], [d["id"] for d in outcome.decisions])
+        result.results.append({"id": fact["id"], "source": fact["source"], "status": "accepted",
+                               "decisions": [d["id"] for d in outcome.decisions]})
+
+    def _record(self, outcome: Outcome, result: Ingested) -> None:
+        self.store.add_decisions(outcome.decisions)
+        self.store.add_notifications(outcome.notifications)
+        result.decisions.extend(outcome.decisions)
+        result.notifications.extend(outcome.notifications)
+
+    def tick(self) -> Ingested:
+        """Fire every deadline that is due by the wall clock; store what it decided."""
+        result = Ingested()
+        if not self.ready.is_set():
+            return result
+        with self._lock, self._guarded():
+            with self.store.transaction():
+                self._catch_up(result)
+        self._announce(result)
+        return result
+
+    def _announce(self, result: Ingested) -> None:
+        for listener in self.listeners:
+            try:
+                listener(result)
+            except Exception:
+                log.exception("a listener failed (the write itself succeeded)")
+
+    def _catch_up(self, result: Ingested | None = None) -> None:
+        """Advance deadline by deadline (not straight to now), so a fact a few seconds
+        late is only late for the engine if a deadline really fired in between."""
+        result = result or Ingested()
+        now = self.now()
+        while (deadline := self.engine.next_deadline()) is not None and deadline <= now:
+            outcome = self.engine.advance(deadline)
+            if outcome.decisions:
+                self.store.add_tick(self.last_fact_seq, deadline)
+                self._record(outcome, result)
+
+    class _Guard:
+        def __init__(self, service):
+            self.service = service
+
+        def __enter__(self):
+            if self.service._dirty:
+                self.service._restore()
+
+        def __exit__(self, exc_type, exc, tb):
+            if exc_type is not None and not issubclass(exc_type, (FactError, NotReady)):
+                self.service._dirty = True      # the engine may be ahead of the store
+            return False
+
+    def _guarded(self):
+        return self._Guard(self)
+
+    def _restore(self) -> None:
+        log.warning("a write failed after the engine moved; rebuilding from the store")
+        self.engine = self._rebuild(self.ruleset)
+        self._dirty = False
+
+    # ---- rules ----------------------------------------------------------------------------
+    def check(self, files: dict[str, str]) -> RuleSet:
+        """Validate uploaded rule files without changing anything (RuleSetError if bad)."""
+        return load_texts(files, root="upload")
+
+    def reload(self) -> RuleSet:
+        """Load the rules directory and swap it in atomically; a bad set changes nothing.
+
+        The new engine replays all stored facts under the write lock (reads go on; writes
+        wait), then replaces the old one; the old rules stay in force if anything fails.
+        """
+        ruleset = load_rules(self.rules_dir)
+        if not self.ready.is_set():
+            raise NotReady(self.progress())
+        with self._lock:
+            if ruleset.version == self.ruleset.version:
+                return self.ruleset
+            engine = self._rebuild(ruleset)
+            self.store.save_ruleset(ruleset.version, ruleset.files)
+            self.ruleset, self.engine = ruleset, engine
+            with self.store.transaction():
+                self._catch_up()
+        self._notify()
+        return ruleset
+
+    # ---- reading ------------------------------------------------------------------------
+    def progress(self) -> dict:
+        return {"ready": self.ready.is_set(), "replayed": self.replayed,
+                "rebuild_seconds": self.rebuild_seconds}
+
+    def clocks(self, service: str | None = None) -> list[dict]:
+        if not self.ready.is_set():
+            raise NotReady(self.progress())
+        with self._lock:
+            clocks = self.engine.clocks()
+            now = self.now()
+        out = []
+        for clock in clocks:
+            if service and clock["service"] != service:
+                continue
+            out.append({**clock, "as_of": now.strftime("%Y-%m-%dT%H:%M:%SZ")})
+        return out
+
+    def trace(self, decision_id: str) -> dict:
+        """The derivation tree of a stored decision (KeyError if there is none)."""
+        def target_rule(target_id):
+            target = self.ruleset.targets.get(target_id)
+            return None if target is None else {"id": target.id, "file": target.origin.file,
+                                                 "line": target.origin.line, "ruleset": self.ruleset.version}
+        return derivation(decision_id, Lookup(self.store.decision, self.store.fact_by_id, target_rule))
+
+    def compliance(self, service: str, period: str) -> dict:
+        """The month's compliance report for one service (ValueError for an unknown service)."""
+        if service not in self.ruleset.services:
+            raise ValueError(f"unknown service {service!r} (services: {', '.join(sorted(self.ruleset.services))})")
+        start, end = month_span(period)
+        decisions = list(self._all_decisions(service=service, since=start, until=end))
+        decisions += self._all_decisions(service=service, kind="retracted")
+        with self._lock:
+            engine = self.engine
+            window = (lambda target, label: engine.window_reading(target, label)) if engine else None
+            return compliance(self.ruleset, decisions, service, period, window)
+
+    def _all_decisions(self, **filters):
+        cursor = None
+        while True:
+            page, cursor = self.store.list_decisions(**filters, cursor=cursor, limit=1000)
+            yield from page
+            if cursor is None:
+                return
+
+    def next_deadline(self) -> datetime | None:
+        with self._lock:
+            return self.engine.next_deadline() if self.engine else None
+
+    # ---- the deadline scheduler ---------------------------------------------------------------
+    def _notify(self) -> None:
+        with self._wake:
+            self._wake.notify_all()
+
+    def _schedule_loop(self) -> None:
+        while not self._stop.is_set():
+            deadline = self.next_deadline()
+            wait = IDLE_WAKEUP if deadline is None else (deadline - self.now()).total_seconds()
+            if wait > 0:
+                with self._wake:
+                    self._wake.wait(timeout=min(wait, IDLE_WAKEUP))
+                continue
+            try:
+                self.tick()
+            except Exception:
+                log.exception("firing deadlines failed; retrying in 1s")
+                self._stop.wait(1.0)

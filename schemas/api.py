@@ -1,0 +1,257 @@
+"""Schemas of the HTTP API: query arguments, response bodies and problem details.
+
+The same classes validate requests and, through apispec, make ``/openapi.json``.
+"""
+from __future__ import annotations
+
+import re
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates
+
+from .values import parse_instant
+
+PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+MAX_LIMIT = 1000
+
+
+class InstantArg(fields.String):
+    """An RFC 3339 time in a query string, checked (kept as text)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            parse_instant(text)
+        except ValueError as err:
+            raise ValidationError(str(err)) from None
+        return text
+
+
+class QuerySchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+class PageArgs(QuerySchema):
+    cursor = fields.String(metadata={"description": "`next` of the previous page"},
+                           validate=validate.Regexp(r"^\d{1,18}$", error="not a cursor from this API"))
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, MAX_LIMIT),
+                           metadata={"description": f"items per page (1–{MAX_LIMIT})"})
+
+
+class TimeRangeArgs(PageArgs):
+    since = InstantArg(metadata={"description": "from this instant (inclusive), RFC 3339"})
+    until = InstantArg(metadata={"description": "up to this instant (exclusive), RFC 3339"})
+
+
+class DecisionArgs(TimeRangeArgs):
+    service = fields.String()
+    target = fields.String()
+    subject = fields.String()
+    kind = fields.String(metadata={"description": "warning, breach, met, escalation, retracted, …"})
+
+
+class FactArgs(TimeRangeArgs):
+    service = fields.String()
+    subject = fields.String()
+    type = fields.String()
+
+
+class NotificationArgs(PageArgs):
+    decision = fields.String()
+    recipient = fields.String()
+    status = fields.String()
+
+
+class ClockArgs(QuerySchema):
+    service = fields.String()
+
+
+class ReportArgs(QuerySchema):
+    service = fields.String(required=True)
+    period = fields.String(required=True, metadata={"description": "a calendar month, YYYY-MM (UTC)"})
+
+    @validates("period")
+    def _month(self, value, **kwargs):
+        if not PERIOD.match(value):
+            raise ValidationError("expected a month as YYYY-MM, e.g. 2026-11")
+
+
+class RuleRefSchema(Schema):
+    id = fields.String()
+    file = fields.String()
+    line = fields.Integer()
+    ruleset = fields.String()
+
+
+class DecisionSchema(Schema):
+    id = fields.String(required=True)
+    kind = fields.String(required=True)
+    target = fields.String(allow_none=True)
+    subject = fields.String(allow_none=True)
+    service = fields.String(allow_none=True)
+    agreement = fields.String(allow_none=True)
+    agreement_type = fields.String(allow_none=True)
+    at = fields.String(required=True)
+    shadow = fields.Boolean()
+    cycle = fields.Integer(allow_none=True)
+    level = fields.String()
+    activity = fields.String()
+    repeat = fields.Integer()
+    data = fields.Dict()
+    rule = fields.Nested(RuleRefSchema)
+    because = fields.List(fields.String())
+
+
+class NotificationSchema(Schema):
+    id = fields.String(required=True)
+    decision = fields.String(required=True)
+    activity = fields.String()
+    recipient = fields.String()
+    roles = fields.List(fields.String())
+    raci = fields.String()
+    channel = fields.String()
+    message = fields.String()
+    status = fields.String()
+
+
+class StoredFactSchema(Schema):
+    seq = fields.Integer()
+    received_at = fields.String()
+    outcome = fields.List(fields.String(), allow_none=True,
+                          metadata={"description": "ids of the decisions the fact caused"})
+    fact = fields.Dict()
+
+
+class DecisionPageSchema(Schema):
+    items = fields.List(fields.Nested(DecisionSchema))
+    next = fields.String(allow_none=True, metadata={"description": "cursor of the next page"})
+
+
+class NotificationPageSchema(Schema):
+    items = fields.List(fields.Nested(NotificationSchema))
+    next = fields.String(allow_none=True)
+
+
+class FactPageSchema(Schema):
+    items = fields.List(fields.Nested(StoredFactSchema))
+    next = fields.String(allow_none=True)
+
+
+class TraceSchema(Schema):
+    ref = fields.String()
+    kind = fields.String()
+    at = fields.String()
+    target = fields.String(allow_none=True)
+    subject = fields.String(allow_none=True)
+    rule = fields.Nested(RuleRefSchema, allow_none=True)
+    data = fields.Dict()
+    fact = fields.Dict()
+    clock = fields.String()
+    reading = fields.Dict()
+    cycle = fields.Integer(allow_none=True)
+    children = fields.List(fields.Nested(lambda: TraceSchema()))
+
+
+class ClockSchema(Schema):
+    clock = fields.String()
+    target = fields.String()
+    subject = fields.String()
+    service = fields.String(allow_none=True)
+    agreement = fields.String()
+    cycle = fields.Integer()
+    state = fields.String()
+    counted = fields.String()
+    budget = fields.String()
+    remaining = fields.String()
+    next_deadline = fields.String(allow_none=True)
+    shadow = fields.Boolean()
+    as_of = fields.String()
+
+
+class ClockListSchema(Schema):
+    items = fields.List(fields.Nested(ClockSchema))
+
+
+class IngestResultSchema(Schema):
+    id = fields.String()
+    source = fields.String()
+    status = fields.String(metadata={"description": "accepted or duplicate"})
+    decisions = fields.List(fields.String())
+
+
+class IngestResponseSchema(Schema):
+    accepted = fields.Integer()
+    duplicates = fields.Integer()
+    results = fields.List(fields.Nested(IngestResultSchema))
+    decisions = fields.List(fields.Nested(DecisionSchema))
+
+
+class TargetReportSchema(Schema):
+    target = fields.String()
+    agreement = fields.String()
+    measure = fields.String()
+    shadow = fields.Boolean()
+    subjects = fields.Integer()
+    met = fields.Integer()
+    breached = fields.Integer()
+    compliance = fields.Float(allow_none=True, metadata={"description": "percent met of met + breached"})
+    availability = fields.Float(allow_none=True, metadata={"description": "percent achieved (windows)"})
+    goal = fields.String(allow_none=True)
+
+
+class ComplianceReportSchema(Schema):
+    service = fields.String()
+    period = fields.String()
+    ruleset = fields.String()
+    targets = fields.List(fields.Nested(TargetReportSchema))
+
+
+class BrokenLinkSchema(Schema):
+    seq = fields.Integer(allow_none=True)
+    id = fields.String(allow_none=True)
+    reason = fields.String()
+
+
+class AuditSchema(Schema):
+    ok = fields.Boolean()
+    checked = fields.Integer()
+    first_broken = fields.Nested(BrokenLinkSchema, allow_none=True)
+
+
+class RulesSummarySchema(Schema):
+    version = fields.String()
+    files = fields.List(fields.String())
+    summary = fields.Dict()
+    warnings = fields.List(fields.String())
+
+
+class RuleFilesSchema(Schema):
+    """Rule files to check: ``{"files": {"name.yaml": "<YAML text>"}}``."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    files = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=256)),
+                        values=fields.String(), required=True,
+                        validate=validate.Length(min=1, max=500))
+
+
+class RuleProblemSchema(Schema):
+    file = fields.String()
+    line = fields.Integer()
+    column = fields.Integer()
+    message = fields.String()
+    code = fields.String()
+    severity = fields.String()
+
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details; ``errors`` maps each bad field to what is wrong with it."""
+
+    type = fields.String()
+    title = fields.String()
+    status = fields.Integer()
+    detail = fields.String()
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+    problems = fields.List(fields.Nested(RuleProblemSchema))
+
