@@ -141,6 +141,8 @@ class Engine:
         if self.now is None or until > self.now or (until == self.now and not self.now_inclusive):
             self._advance(until, inclusive=True)
             self.now, self.now_inclusive = until, True
+        else:       # overdue deadlines (marks a late fact added in the past) fire now
+            self._advance(self.now, inclusive=self.now_inclusive)
         return self._outcome
 
     def next_deadline(self) -> datetime | None:
@@ -152,9 +154,10 @@ class Engine:
             heapq.heappop(self._heap)
         return None
 
-    def clocks(self) -> list[dict]:
-        """Running clocks with their readings at the engine's current time."""
-        now = self.now or EPOCH
+    def clocks(self, at: datetime | None = None) -> list[dict]:
+        """Running clocks with their readings at ``at`` (default: the engine's time); ``at``
+        must not pass a pending deadline (the service fires those first)."""
+        now = max(filter(None, [at, self.now])) if (at or self.now) else EPOCH
         out = []
         for record in self._clocks.values():
             clock = record.clock

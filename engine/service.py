@@ -189,9 +189,9 @@ class SlmService:
 
     def ingest(self, raws: list) -> Ingested:
         """Validate all, then store and evaluate each fact in one transaction; all or nothing."""
-        facts = self.validate(raws)
         if not self.ready.is_set():
             raise NotReady(self.progress())
+        facts = self.validate(raws)
         result = Ingested()
         with self._lock, self._guarded():
             with self.store.transaction():
@@ -249,6 +249,8 @@ class SlmService:
             if outcome.decisions:
                 self.store.add_tick(self.last_fact_seq, deadline)
                 self._record(outcome, result)
+            if self.engine.next_deadline() == deadline:
+                raise RuntimeError(f"the engine did not move past the deadline {deadline}")
 
     class _Guard:
         def __init__(self, service):
@@ -305,8 +307,8 @@ class SlmService:
         if not self.ready.is_set():
             raise NotReady(self.progress())
         with self._lock:
-            clocks = self.engine.clocks()
             now = self.now()
+            clocks = self.engine.clocks(at=min(now, self.engine.next_deadline() or now))
         out = []
         for clock in clocks:
             if service and clock["service"] != service:

@@ -1,64 +1,13 @@
-"""The store over real SQLite (a WAL file) and real PostgreSQL: every test runs on both.
-
-PostgreSQL: ``SLM_TEST_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``);
-each test gets its own schema, dropped afterwards. An unreachable server skips the
-PostgreSQL cases, unless ``SLM_REQUIRE_POSTGRES=1``, which makes them fail.
-"""
+"""The store over real SQLite (a WAL file) and real PostgreSQL: every test runs on both
+(the ``url`` fixture of conftest.py)."""
 from __future__ import annotations
 
 import json
-import os
 import threading
-import uuid
 
 import pytest
 
 from engine.store import GENESIS, Store, canonical_json, chain_hash, token_digest
-
-PG_URL = os.environ.get("SLM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REQUIRE_PG = os.environ.get("SLM_REQUIRE_POSTGRES") == "1"
-
-
-def _postgres_problem() -> str | None:
-    try:
-        import psycopg2
-    except ImportError:
-        return "psycopg2 is not installed"
-    try:
-        psycopg2.connect(PG_URL, connect_timeout=3).close()
-    except psycopg2.Error as exc:
-        return f"PostgreSQL at {PG_URL} is unreachable: {' '.join(str(exc).split())}"
-    return None
-
-
-_PG_PROBLEM: list = []
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'slm.db'}"
-        return
-    if not _PG_PROBLEM:
-        _PG_PROBLEM.append(_postgres_problem())
-    if _PG_PROBLEM[0]:
-        if REQUIRE_PG:
-            pytest.fail(f"{_PG_PROBLEM[0]} (SLM_REQUIRE_POSTGRES=1)")
-        pytest.skip(f"{_PG_PROBLEM[0]}; set SLM_TEST_POSTGRES_URL")
-    import psycopg2
-
-    schema = f"slm_test_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(PG_URL)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in PG_URL else "?"
-    try:
-        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.close()
 
 
 @pytest.fixture

@@ -1,0 +1,254 @@
+"""The service without HTTP: ingestion, live deadlines, restart recovery, reloads.
+
+Real engine over the shipped rules, real SQLite and PostgreSQL. "Now" is a clock the test
+sets (``wall``), except where the scheduler must fire on the real wall clock.
+"""
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from conftest import RULES, fact
+from engine.errors import FactError, RuleSetError
+from engine.service import SlmService
+from engine.store import Store
+
+P1 = {"priority": "P1"}
+
+
+@pytest.fixture
+def make_service(url, wall):
+    """Start services on one database, as successive processes would."""
+    opened = []
+
+    def make(rules=RULES, now=wall, background=False):
+        store = Store.open(url)
+        service = SlmService(store, rules, now=now)
+        service.start(background=background)
+        opened.append(service)
+        return service
+
+    yield make
+    for service in opened:
+        service.stop()
+        service.store.close()
+
+
+def path(decisions):
+    """Warnings, breaches, mets and retractions (not escalations) as (kind, at)."""
+    return [(d["kind"], d["at"]) for d in decisions if d["kind"] in ("warning", "breach", "met", "retracted")]
+
+
+def kinds(service, **filters):
+    items, _ = service.store.list_decisions(**filters, limit=1000)
+    return path(items)
+
+
+def all_decisions(store):
+    items, _ = store.list_decisions(limit=1000)
+    return items
+
+
+def test_a_fact_is_stored_evaluated_and_its_due_deadlines_fire(make_service, wall):
+    service = make_service()
+    wall.set("2026-11-02T09:05:00Z")
+    result = service.ingest([fact("f1", **P1)])
+    assert result.results == [{"id": "f1", "source": "itsm/prod", "status": "accepted", "decisions": []}]
+    assert kinds(service, target="email-p1-response") == []
+
+    wall.set("2026-11-02T09:20:00Z")
+    fired = service.tick()
+    expected = [("warning", "2026-11-02T09:07:30Z"), ("warning", "2026-11-02T09:11:15Z"),
+                ("breach", "2026-11-02T09:15:00Z")]
+    assert path(d for d in fired.decisions if d["target"] == "email-p1-response") == expected
+    assert kinds(service, target="email-p1-response") == expected
+    notes, _ = service.store.list_notifications(limit=1000)
+    assert {n["decision"] for n in notes} <= {d["id"] for d in all_decisions(service.store)}
+    assert any(n["activity"] == "breach-handling" for n in notes)
+    assert service.tick().decisions == []          # nothing is decided twice
+
+
+def test_a_fact_posted_after_its_deadlines_fires_them_at_once(make_service, wall):
+    service = make_service()
+    wall.set("2026-11-02T09:30:00Z")
+    result = service.ingest([fact("f1", **P1)])
+    assert ("breach", "2026-11-02T09:15:00Z") in path(d for d in result.decisions
+                                                      if d["target"] == "email-p1-response")
+    stored = service.store.list_facts(limit=10)[0][0]
+    assert stored["outcome"] == []                  # the fact itself decided nothing at 09:00
+    assert all(d["rule"]["ruleset"] == service.ruleset.version for d in result.decisions)
+
+
+def test_a_duplicate_returns_the_original_outcome_and_changes_nothing(make_service, wall):
+    service = make_service()
+    wall.set("2026-11-02T09:30:00Z")
+    service.ingest([fact("f1", **P1)])
+    ack = service.ingest([fact("f2", type="incident.acknowledged", time="2026-11-02T09:10:00Z")])
+    assert path(d for d in ack.decisions if d["target"] == "email-p1-response")[-1] == ("met", "2026-11-02T09:10:00Z")
+    before = (service.store.fact_count(), service.store.decision_count())
+    again = service.ingest([fact("f2", type="incident.acknowledged", time="2026-11-02T09:10:00Z")])
+    assert again.results[0]["status"] == "duplicate"
+    assert again.results[0]["decisions"] == ack.results[0]["decisions"]
+    assert again.decisions == []
+    assert (service.store.fact_count(), service.store.decision_count()) == before
+
+
+def test_one_bad_fact_rejects_the_whole_request_naming_each_field(make_service, wall):
+    service = make_service()
+    good = fact("f1", **P1)
+    future = fact("f2", time="2026-11-02T12:06:00Z")          # wall is 12:00, skew 5m
+    unknown = fact("f3", service="mail")
+    broken = {"id": "f4", "source": "itsm/prod", "type": "incident opened", "time": "yesterday"}
+    with pytest.raises(FactError) as err:
+        service.ingest([good, future, unknown, broken])
+    details = err.value.details
+    assert "6m ahead of the server clock" in details["[1].time"][0]
+    assert "unknown service 'mail'" in details["[2].service"][0]
+    assert "not a dotted type name" in details["[3].type"][0]
+    assert "not an RFC 3339 time" in details["[3].time"][0]
+    assert service.store.fact_count() == 0 and service.store.decision_count() == 0
+    assert service.ingest([fact("f2", time="2026-11-02T12:05:00Z")]).accepted == 1   # at the limit
+
+
+def test_a_failed_write_stores_nothing_and_the_engine_follows_the_store(make_service, wall, monkeypatch):
+    service = make_service()
+    wall.set("2026-11-02T09:30:00Z")
+    real = service.store.add_notifications
+
+    def fail(notifications):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(service.store, "add_notifications", fail)
+    with pytest.raises(RuntimeError):
+        service.ingest([fact("f1", **P1)])
+    assert service.store.fact_count() == 0 and service.store.decision_count() == 0
+    monkeypatch.setattr(service.store, "add_notifications", real)
+    retry = service.ingest([fact("f1", **P1)])           # not a duplicate: nothing was stored
+    assert retry.results[0]["status"] == "accepted"
+    assert {d["id"] for d in retry.decisions} == {d["id"] for d in all_decisions(service.store)}
+
+
+def test_restart_rebuilds_state_and_fires_missed_deadlines_once(make_service, wall):
+    first = make_service()
+    wall.set("2026-11-02T09:05:00Z")
+    first.ingest([fact("f1", **P1), fact("f2", subject="INC-2", time="2026-11-02T09:01:00Z", **P1)])
+    first.ingest([fact("f3", type="incident.acknowledged", subject="INC-2", time="2026-11-02T09:04:00Z")])
+    first.stop()
+    assert kinds(first, kind="breach") == []
+
+    wall.set("2026-11-02T09:20:00Z")                      # down for 15 minutes
+    second = make_service()
+    assert second.ready.is_set() and second.replayed == 3
+    breaches = kinds(second, target="email-p1-response", kind="breach")
+    assert breaches == [("breach", "2026-11-02T09:15:00Z")]     # INC-1 only: INC-2 was acked
+    count = second.store.decision_count()
+    second.stop()
+
+    third = make_service()                                # same wall time: nothing new
+    assert third.store.decision_count() == count
+    assert {d["id"] for d in all_decisions(third.store)} <= set(third.engine.decisions_by_id)
+    assert third.store.verify_chain()["ok"]
+
+
+def test_replay_repeats_ticks_so_late_facts_reconcile_as_they_did_live(make_service, wall):
+    live = make_service()
+    wall.set("2026-11-02T09:20:00Z")
+    live.ingest([fact("f1", **P1)])                       # breach fired at 09:15 by catch-up
+    late = live.ingest([fact("f2", type="incident.acknowledged", time="2026-11-02T09:10:00Z")])
+    assert "retracted" in [d["kind"] for d in late.decisions]
+    live.stop()
+
+    replayed = make_service()
+    stored = {d["id"] for d in all_decisions(replayed.store)}
+    assert stored == set(replayed.engine.decisions_by_id)          # same decisions, same ids
+    assert replayed.store.decision_count() == len(stored)
+
+
+def test_reload_swaps_rules_atomically_and_a_bad_set_changes_nothing(make_service, wall, tmp_path):
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    service = make_service(rules=rules)
+    old = service.ruleset.version
+    wall.set("2026-11-02T09:05:00Z")
+    service.ingest([fact("f1", **P1)])
+
+    email = rules / "services" / "email.yaml"
+    text = email.read_text()
+    email.write_text(text.replace("goal: 15m", "goal: 15 minutes"))
+    with pytest.raises(RuleSetError) as err:
+        service.reload()
+    assert "services/email.yaml:" in err.value.report()
+    assert service.ruleset.version == old
+
+    email.write_text(text.replace("goal: 15m", "goal: 20m"))
+    assert service.reload().version != old
+    wall.set("2026-11-02T09:30:00Z")
+    breach = [d for d in service.tick().decisions if d["target"] == "email-p1-response" and d["kind"] == "breach"]
+    assert [(d["at"], d["rule"]["ruleset"]) for d in breach] == [("2026-11-02T09:20:00Z", service.ruleset.version)]
+    assert service.store.latest_ruleset()["hash"] == service.ruleset.version
+
+
+def test_the_scheduler_fires_a_deadline_at_its_wall_clock_instant(url):
+    store = Store.open(url)
+    service = SlmService(store, RULES)                    # the real wall clock
+    service.start(background=True)
+    try:
+        assert service.ready.wait(30)
+        opened = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=15) + timedelta(seconds=2)
+        stamp = opened.strftime("%Y-%m-%dT%H:%M:%SZ")
+        service.ingest([fact("f1", time=stamp, **P1)])
+        deadline = (opened + timedelta(minutes=15)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        waited = time.monotonic()
+        while time.monotonic() - waited < 20:
+            if ("breach", deadline) in kinds(service, target="email-p1-response"):
+                break
+            time.sleep(0.1)
+        assert kinds(service, target="email-p1-response", kind="breach") == [("breach", deadline)]
+        fired_at = datetime.now(timezone.utc)
+        assert fired_at >= opened + timedelta(minutes=15)
+    finally:
+        service.stop()
+        store.close()
+
+
+def test_concurrent_ingestion_stores_every_fact_once_with_an_intact_chain(make_service, wall):
+    service = make_service()
+    wall.set("2026-11-02T10:00:00Z")
+    errors = []
+
+    def post(worker):
+        try:
+            for n in range(15):
+                minute = f"{n:02d}"
+                service.ingest([fact(f"w{worker}-{n}", subject=f"INC-{worker}-{n}",
+                                     time=f"2026-11-02T09:{minute}:00Z", **P1),
+                                fact(f"w{worker}-{n}", subject=f"INC-{worker}-{n}",
+                                     time=f"2026-11-02T09:{minute}:00Z", **P1)])
+        except Exception as exc:          # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=post, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert service.store.fact_count() == 60
+    ids = [d["id"] for d in all_decisions(service.store)]
+    assert len(ids) == len(set(ids)) > 0
+    assert service.store.verify_chain() == {"ok": True, "checked": len(ids), "first_broken": None}
+
+
+def test_clocks_report_counted_remaining_and_next_deadline(make_service, wall):
+    service = make_service()
+    wall.set("2026-11-02T09:05:00Z")
+    service.ingest([fact("f1", **P1)])
+    clock = {c["target"]: c for c in service.clocks("email")}["email-p1-response"]
+    assert clock["subject"] == "INC-1"
+    assert (clock["counted"], clock["remaining"], clock["budget"]) == ("5m", "10m", "15m")
+    assert clock["next_deadline"] == "2026-11-02T09:07:30Z"
+    assert clock["as_of"] == "2026-11-02T09:05:00Z"
