@@ -72,3 +72,7 @@ def _redacted(url: str) -> str:
 
 
 __all__ = ["main"]
+
+
+if __name__ == "__main__":
+    main()

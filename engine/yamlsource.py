@@ -77,6 +77,11 @@ def load_documents(text: str, file: str) -> tuple[list[Document], list[Problem]]
         mark = err.problem_mark or err.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problems.append(Problem(file, line, column, f"YAML syntax: {err.problem or err}", "syntax"))
+    except yaml.reader.ReaderError as err:         # a character YAML does not allow
+        before = text[:err.position]
+        line, column = before.count("\n") + 1, err.position - (before.rfind("\n") + 1) + 1
+        problems.append(Problem(file, line, column,
+                                f"YAML syntax: character {err.character:#06x} is not allowed in YAML", "syntax"))
     return docs, problems
 
 

@@ -6,6 +6,7 @@ normalised to UTC; ``data`` holds everything else.
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates
 
@@ -13,6 +14,8 @@ from .values import format_instant, parse_instant
 
 TYPE_PATTERN = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 CLOUDEVENTS_ATTRIBUTES = ("specversion", "datacontenttype", "dataschema")
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)    # durable_rules keeps event times as epoch seconds
+LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc)
 
 
 class FactTime(fields.Field):
@@ -20,9 +23,13 @@ class FactTime(fields.Field):
 
     def _deserialize(self, value, attr, data, **kwargs):
         try:
-            return parse_instant(value)
+            value = parse_instant(value)
         except ValueError as err:
             raise ValidationError(str(err)) from None
+        if not EARLIEST <= value <= LATEST:
+            raise ValidationError(f"{format_instant(value)} is outside the supported range "
+                                  f"{format_instant(EARLIEST)} .. {format_instant(LATEST)}")
+        return value
 
     def _serialize(self, value, attr, obj, **kwargs):
         return None if value is None else format_instant(value)

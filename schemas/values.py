@@ -178,7 +178,7 @@ def parse_date(text) -> date:
 def format_instant(value: datetime) -> str:
     """UTC, seconds precision unless there are fractions: ``2026-11-02T09:11:15Z``."""
     value = value.astimezone(timezone.utc)
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    text = f"{value.year:04d}-" + value.strftime("%m-%dT%H:%M:%S")     # %Y does not pad year 999
     if value.microsecond:
         text += f".{value.microsecond:06d}".rstrip("0")
     return text + "Z"

@@ -1,0 +1,52 @@
+"""Fuzz the API from its own OpenAPI document (schemathesis): no input may cause a 5xx.
+
+Bounded for the quick suite; ``make fuzz`` runs the same test with many more examples
+(``SLM_FUZZ_EXAMPLES``).
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+
+from api.app import create_app
+from conftest import RULES
+from engine.service import SlmService
+from engine.store import Store
+
+EXAMPLES = int(os.environ.get("SLM_FUZZ_EXAMPLES", "12"))
+
+
+@pytest.fixture
+def served(tmp_path):
+    store = Store.open(f"sqlite:///{tmp_path / 'fuzz.db'}")
+    service = SlmService(store, RULES)
+    service.start(background=False)
+    app = create_app(service)
+    yield app, {"Authorization": f"Bearer {store.add_token('admin')}"}
+    service.stop()
+    store.close()
+
+
+@pytest.fixture
+def api_schema(served):
+    return schemathesis.openapi.from_wsgi("/openapi.json", served[0])
+
+
+@pytest.fixture
+def admin(served):
+    return served[1]
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@schema.parametrize()
+@settings(max_examples=EXAMPLES, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.filter_too_much])
+def test_no_input_causes_a_server_error(case, admin):
+    case.call_and_validate(headers=admin, checks=[not_a_server_error])
