@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+HOST   ?= 127.0.0.1
+PORT   ?= 8080
+DB     ?= sqlite:///slm.db
 
-.PHONY: install run test check scenarios bench clean
+.PHONY: install run test check scenarios fuzz bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,20 +19,27 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
+# Serve the shipped rules on SQLite; get a token from a second terminal (see the output).
+run: $(STAMP)
+	@echo "Tokens: $(BIN)/slm token create --role admin --db $(DB)   (roles: monitor, owner, auditor, admin)"
+	$(BIN)/slm serve --rules rules --db $(DB) --host $(HOST) --port $(PORT)
+
+# The whole suite; PostgreSQL cases run if the server at SLM_TEST_POSTGRES_URL answers
+# (CI sets SLM_REQUIRE_POSTGRES=1 so that they must).
 test: $(STAMP)
 	$(BIN)/slm check rules/
 	$(BIN)/slm test fixtures/scenarios/
 	$(BIN)/python -m pytest
-
-run: $(STAMP)
-	@echo "The HTTP service (slm serve) is not built yet; checking the shipped rules instead."
-	$(BIN)/slm check rules/
 
 check: $(STAMP)
 	$(BIN)/slm check rules/
 
 scenarios: $(STAMP)
 	$(BIN)/slm test fixtures/scenarios/ --coverage
+
+# The API fuzzer with many more examples than the quick suite.
+fuzz: $(STAMP)
+	SLM_FUZZ_EXAMPLES=$${SLM_FUZZ_EXAMPLES:-300} $(BIN)/python -m pytest tests/test_fuzz_api.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py

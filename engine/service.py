@@ -43,10 +43,15 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+_schemas = threading.local()
+
+
 def load_fact(raw: dict) -> dict:
     """One fact checked against the schema; FactError names each bad field."""
+    schema = getattr(_schemas, "fact", None) or FactSchema()
+    _schemas.fact = schema
     try:
-        return FactSchema().load(raw)
+        return schema.load(raw)
     except ValidationError as err:
         raise FactError(_flatten(err.messages)) from None
 
@@ -188,38 +193,40 @@ class SlmService:
         return facts
 
     def ingest(self, raws: list) -> Ingested:
-        """Validate all, then store and evaluate each fact in one transaction; all or nothing."""
+        """Validate all, then evaluate each fact and store facts and decisions in one
+        transaction: all or nothing. A repeated (source, id) returns its first outcome."""
         if not self.ready.is_set():
             raise NotReady(self.progress())
-        facts = self.validate(raws)
+        facts = [dump_fact(f) for f in self.validate(raws)]
         result = Ingested()
         with self._lock, self._guarded():
             with self.store.transaction():
+                known = self.store.find_facts({(f["source"], f["id"]) for f in facts})
+                new: list[tuple[dict, list[str]]] = []
                 for fact in facts:
-                    self._ingest_one(dump_fact(fact), result)
+                    key = (fact["source"], fact["id"])
+                    if key in known:
+                        result.results.append({"id": fact["id"], "source": fact["source"],
+                                               "status": "duplicate", "decisions": known[key] or []})
+                        continue
+                    outcome = self.engine.apply(fact)
+                    ids = known[key] = [d["id"] for d in outcome.decisions]
+                    new.append((fact, ids))
+                    result.decisions.extend(outcome.decisions)
+                    result.notifications.extend(outcome.notifications)
+                    result.results.append({"id": fact["id"], "source": fact["source"],
+                                           "status": "accepted", "decisions": ids})
+                if new:
+                    self.last_fact_seq = self.store.add_facts(new)
+                    self._store(result.decisions, result.notifications)
                 self._catch_up(result)
         self._notify()
         self._announce(result)
         return result
 
-    def _ingest_one(self, fact: dict, result: Ingested) -> None:
-        added = self.store.add_fact(fact)
-        if added.duplicate:
-            result.results.append({"id": fact["id"], "source": fact["source"], "status": "duplicate",
-                                   "decisions": added.outcome or []})
-            return
-        outcome = self.engine.apply(fact)
-        self.last_fact_seq = added.seq
-        self._record(outcome, result)
-        self.store.set_fact_outcome(fact["source"], fact["id"], [d["id"] for d in outcome.decisions])
-        result.results.append({"id": fact["id"], "source": fact["source"], "status": "accepted",
-                               "decisions": [d["id"] for d in outcome.decisions]})
-
-    def _record(self, outcome: Outcome, result: Ingested) -> None:
-        self.store.add_decisions(outcome.decisions)
-        self.store.add_notifications(outcome.notifications)
-        result.decisions.extend(outcome.decisions)
-        result.notifications.extend(outcome.notifications)
+    def _store(self, decisions: list[dict], notifications: list[dict]) -> None:
+        self.store.add_decisions(decisions)
+        self.store.add_notifications(notifications)
 
     def tick(self) -> Ingested:
         """Fire every deadline that is due by the wall clock; store what it decided."""
@@ -248,7 +255,9 @@ class SlmService:
             outcome = self.engine.advance(deadline)
             if outcome.decisions:
                 self.store.add_tick(self.last_fact_seq, deadline)
-                self._record(outcome, result)
+                self._store(outcome.decisions, outcome.notifications)
+                result.decisions.extend(outcome.decisions)
+                result.notifications.extend(outcome.notifications)
             if self.engine.next_deadline() == deadline:
                 raise RuntimeError(f"the engine did not move past the deadline {deadline}")
 

@@ -291,6 +291,31 @@ class Store:
                     found = self._fact(source, fid)
             return FactAdded(found.seq, _loads(found.outcome), True)
 
+    def find_facts(self, keys) -> dict[tuple[str, str], list | None]:
+        """The stored outcome of each ``(source, id)`` in ``keys`` that is already stored."""
+        F, by_source, found = self.m.Fact, {}, {}
+        for source, fid in keys:
+            by_source.setdefault(source, set()).add(fid)
+        for source, ids in by_source.items():
+            for chunk in _chunks(sorted(ids)):
+                query = F.select(F.source, F.id, F.outcome).where((F.source == source) & F.id.in_(chunk))
+                found.update(((row.source, row.id), _loads(row.outcome)) for row in query)
+        return found
+
+    def add_facts(self, records: list[tuple[dict, list[str]]]) -> int:
+        """Append new facts, each with the decision ids it caused, in the order given; the
+        seq of the last. For the single writer: a fact already stored is an IntegrityError."""
+        now = _now()
+        rows = [dict(source=_text(fact, "source", "a fact"), id=_text(fact, "id", "a fact"),
+                     type=_text(fact, "type", "a fact"), subject=fact.get("subject"),
+                     service=fact.get("service"), time=_instant(fact.get("time"), "fact time"),
+                     body=canonical_json(fact), received_at=now, outcome=canonical_json(list(outcome)))
+                for fact, outcome in records]
+        with self.transaction():
+            for chunk in _chunks(rows, 50):
+                self.m.Fact.insert_many(chunk).execute()
+            return self.last_fact_seq()
+
     def _fact(self, source: str, fid: str):
         F = self.m.Fact
         return (F.select(F.seq, F.outcome).where((F.source == source) & (F.id == fid))
