@@ -1,0 +1,47 @@
+"""The operator commands: ``slm token`` and ``slm audit verify`` on a real database."""
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from api.cli import main
+from engine.store import Store
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def decision(n: int) -> dict:
+    return {"id": f"dec_{n}", "kind": "breach", "target": "t", "subject": f"S-{n}", "service": "email",
+            "at": f"2026-11-02T09:{n:02d}:00Z", "rule": {"id": "t", "file": "f.yaml", "line": 1, "ruleset": "sha256:x"}}
+
+
+def test_token_create_prints_a_working_token_on_its_last_line_and_revoke_ends_it(url):
+    created = run("token", "create", "--role", "auditor", "--name", "ci", "--db", url)
+    assert created.exit_code == 0
+    token = created.output.strip().splitlines()[-1]
+    assert token.startswith("slm_")
+    with Store.open(url) as store:
+        assert store.token_role(token) == "auditor"
+    assert run("token", "revoke", token, "--db", url).exit_code == 0
+    with Store.open(url) as store:
+        assert store.token_role(token) is None
+    assert run("token", "create", "--role", "root", "--db", url).exit_code == 2
+
+
+def test_audit_verify_names_the_first_edited_record(url):
+    with Store.open(url) as store:
+        store.add_decisions([decision(n) for n in range(1, 6)])
+    ok = run("audit", "verify", "--db", url)
+    assert ok.exit_code == 0 and "OK: 5 decisions" in ok.output
+    with Store.open(url) as store:
+        D = store.m.Decision
+        D.update(body=D.body.concat(" ")).where(D.seq == 3).execute()
+    broken = run("audit", "verify", "--db", url)
+    assert broken.exit_code == 1
+    assert "BROKEN at decision seq 3 (dec_3)" in broken.output and "2 records before it verify" in broken.output
+
+
+def test_a_bad_database_url_is_a_clean_error():
+    result = run("audit", "verify", "--db", "mysql://nowhere/db")
+    assert result.exit_code == 2 and "unsupported database URL" in result.output
