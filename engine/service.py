@@ -24,11 +24,11 @@ from marshmallow import ValidationError
 from schemas.facts import FactSchema, dump_fact
 from schemas.values import format_duration
 
-from .errors import FactError, RuleSetError
+from .errors import FactError
 from .loader import load_rules, load_texts
 from .model import RuleSet
 from .reports import compliance, month_span
-from .runtime import Engine, Outcome, _flatten
+from .runtime import Engine, _flatten
 from .store import Store
 from .trace import Lookup, derivation
 
