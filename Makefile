@@ -37,9 +37,9 @@ check: $(STAMP)
 scenarios: $(STAMP)
 	$(BIN)/slm test fixtures/scenarios/ --coverage
 
-# The API fuzzer with many more examples than the quick suite.
+# The fuzzers (API from its OpenAPI document, rule files, facts) with many more examples.
 fuzz: $(STAMP)
-	SLM_FUZZ_EXAMPLES=$${SLM_FUZZ_EXAMPLES:-300} $(BIN)/python -m pytest tests/test_fuzz_api.py
+	SLM_FUZZ_EXAMPLES=$${SLM_FUZZ_EXAMPLES:-300} $(BIN)/python -m pytest tests/test_fuzz_api.py tests/test_fuzz_inputs.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py
