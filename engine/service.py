@@ -119,7 +119,8 @@ class SlmService:
             with self._lock:
                 self.store.save_ruleset(self.ruleset.version, self.ruleset.files)
                 self.engine = self._rebuild(self.ruleset)
-                self._catch_up()
+                with self.store.transaction():      # a tick and its decisions: stored together
+                    self._catch_up()
             self.ready.set()
             self._spawn(self._schedule_loop, "slm-scheduler")
         except Exception:
