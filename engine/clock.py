@@ -13,6 +13,7 @@ import heapq
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fractions import Fraction
+from functools import lru_cache
 
 from schemas.values import Level
 
@@ -82,7 +83,7 @@ class Meter:
         self.breached = False
         self.because: list[str] = []
         self.readings: list[Reading] = []
-        self._pending: list | None = None   # heap of (amount, order, repeat index, mark)
+        self._pending: list | None = None   # heap of (amount, order, repeat index, position, mark)
 
     # -- counting -------------------------------------------------------------------
     def counted_at(self, at: datetime) -> timedelta:
@@ -122,14 +123,16 @@ class Meter:
     def _queue(self) -> list:
         if self._pending is None:
             self._pending = []
-            for mark in self.marks:
-                self._push(mark, 0)
+            for position, mark in enumerate(self.marks):
+                self._push(mark, 0, position)
         return self._pending
 
-    def _push(self, mark: Mark, repeat: int) -> None:
+    def _push(self, mark: Mark, repeat: int, position: int) -> None:
+        # Marks tied on (amount, order, repeat) fire in their order in self.marks (not by
+        # memory address), so a clock rebuilt or replayed fires them the same way.
         amount = max(mark.amount + (mark.repeat * repeat if repeat else ZERO), ZERO)
         if (mark.kind, mark.level, mark.activity, repeat) not in self.fired:
-            heapq.heappush(self._pending, (amount, mark.order, repeat, id(mark), mark))
+            heapq.heappush(self._pending, (amount, mark.order, repeat, position, mark))
 
     def next_deadline(self) -> datetime | None:
         """When the next mark falls, if the clock keeps running; None while halted."""
@@ -151,14 +154,14 @@ class Meter:
             deadline = self.next_deadline()
             if deadline is None or deadline > until or (deadline == until and not inclusive):
                 return fired
-            amount, _, repeat, _, mark = heapq.heappop(self._pending)
+            amount, _, repeat, position, mark = heapq.heappop(self._pending)
             self.fired.add((mark.kind, mark.level, mark.activity, repeat))
             if mark.kind == "breach":
                 self.breached = True
             fired.append(self._reading(mark.kind, deadline, mark.level, amount, activity=mark.activity,
                                        repeat=repeat, source=mark.source))
             if mark.repeat:
-                self._push(mark, repeat + 1)
+                self._push(mark, repeat + 1, position)
 
     def _reading(self, kind, at, level, counted, **extra) -> Reading:
         paused = self.paused_total + (at - self.halted_at if self.halted_at and self.running_since is None
@@ -170,15 +173,27 @@ class Meter:
 
 def marks_for(budget: timedelta, warn_at: list[Level], escalations: list = ()) -> list[Mark]:
     """Warnings, the breach at 100% and escalation levels, in counted time."""
-    marks = [Mark("warning", level.text, level.amount(budget), 0) for level in warn_at]
-    marks.append(Mark("breach", "100%", budget, 1))
-    marks.extend(escalation_marks(budget, escalations))
-    return marks
+    return list(_marks_for(budget, tuple(warn_at), tuple(escalations)))
 
 
 def escalation_marks(budget: timedelta, escalations) -> list[Mark]:
-    return [Mark("escalation", level.at.text, level.at.amount(budget), 2 + index, level.activity,
-                 level.repeat, level) for index, level in enumerate(escalations)]
+    return list(_escalation_marks(budget, tuple(escalations)))
+
+
+# Marks are immutable values that depend only on these arguments, and every clock of a
+# target asks for the same ones: they are made once and shared.
+@lru_cache(maxsize=4096)
+def _marks_for(budget: timedelta, warn_at: tuple, escalations: tuple) -> tuple[Mark, ...]:
+    marks = [Mark("warning", level.text, level.amount(budget), 0) for level in warn_at]
+    marks.append(Mark("breach", "100%", budget, 1))
+    marks.extend(_escalation_marks(budget, escalations))
+    return tuple(marks)
+
+
+@lru_cache(maxsize=4096)
+def _escalation_marks(budget: timedelta, escalations: tuple) -> tuple[Mark, ...]:
+    return tuple(Mark("escalation", level.at.text, level.at.amount(budget), 2 + index, level.activity,
+                      level.repeat, level) for index, level in enumerate(escalations))
 
 
 class DurationClock(Meter):

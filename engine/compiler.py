@@ -155,3 +155,83 @@ def retained_types(ruleset: RuleSet) -> set[str]:
     """Fact types a join may need later: these stay in durable_rules' memory."""
     return {p["type"] for rule in ruleset.rules.values() for p in rule.when.get("patterns", [])
             if len(rule.when["patterns"]) > 1}
+
+
+def matched_types(definition: dict) -> set[str] | None:
+    """The fact types some rule of a compiled definition names: a fact of any other type
+    matches nothing, so the runtime need not post it. None when some pattern does not pin
+    its type (then any fact may match)."""
+    types: set[str] = set()
+    for rule in definition[RULESET].values():
+        for condition in rule["all"]:
+            for test in condition.values():
+                kind = _pinned_type(test)
+                if kind is None:
+                    return None
+                types.add(kind)
+    return types
+
+
+def _pinned_type(test: dict) -> str | None:
+    if isinstance(test.get("type"), str) and len(test) == 1:
+        return test["type"]
+    if list(test) == ["$and"]:
+        return next(filter(None, (_pinned_type(part) for part in test["$and"])), None)
+    return None
+
+
+def join_filter(ruleset: RuleSet):
+    """A predicate on a fact as posted to durable_rules: False only when the fact can never
+    take part in a join, because for every join pattern it fails a test that needs no other
+    fact (its type, or a field that must equal one of some strings).
+
+    Such a fact need not stay in durable_rules' memory once its single-pattern matches have
+    fired. The judgement is conservative: only tests of a string field against string
+    constants are decided (a missing or non-string field is not); every other test
+    (comparisons, regular expressions, ``any``, references to another pattern's fields)
+    counts as possibly true.
+    """
+    by_type: dict[str, list[list[tuple[str, frozenset]]]] = {}
+    for rule in ruleset.rules.values():
+        patterns = rule.when.get("patterns", [])
+        if len(patterns) > 1:
+            for spec in patterns:
+                test = pattern(spec)
+                parts = test["$and"] if list(test) == ["$and"] else [test]
+                required = [r for r in map(_string_choice, parts) if r is not None]
+                by_type.setdefault(spec["type"], []).append(required)
+
+    def may_join(fact: dict) -> bool:
+        for required in by_type.get(fact.get("type"), ()):
+            for path, allowed in required:
+                found = _at(fact, path)
+                if isinstance(found, str) and found not in allowed:
+                    break
+            else:
+                return True
+        return False
+    return may_join
+
+
+def _string_choice(test: dict) -> tuple[str, frozenset] | None:
+    """``{path: "x"}`` or ``{"$or": [{path: "x"}, {path: "y"}, ...]}`` → (path, {"x", "y"})."""
+    if list(test) == ["$or"]:
+        choices = [_string_choice(part) for part in test["$or"]]
+        paths = {c[0] for c in choices if c is not None}
+        if None in choices or len(paths) != 1:
+            return None
+        return paths.pop(), frozenset().union(*(c[1] for c in choices))
+    if len(test) == 1:
+        (path, value), = test.items()
+        if not path.startswith("$") and isinstance(value, str):
+            return path, frozenset([value])
+    return None
+
+
+def _at(fact: dict, path: str):
+    value = fact
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value

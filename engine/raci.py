@@ -12,7 +12,8 @@ DEFAULT_MESSAGE = ("{{ activity }}: {{ kind }} of {{ target or 'rule ' ~ rule.id
 
 
 def notifications_for(decision: dict, ruleset: RuleSet, message: str | None = None) -> list[dict]:
-    """One notification per recipient, letters merged in R, A, C, I order.
+    """One notification per recipient, letters merged in R, A, C, I order. ``message`` is
+    text already rendered (never rendered again: facts' values must not become templates).
 
     Shadow decisions notify nobody: a proposed target is tried without waking people up.
     """
@@ -25,7 +26,7 @@ def notifications_for(decision: dict, ruleset: RuleSet, message: str | None = No
             entry = by_recipient.setdefault(recipient, {"roles": [], "letters": set()})
             entry["roles"].append(role)
             entry["letters"].update(letters)
-    text = render(message or DEFAULT_MESSAGE, decision)
+    text = message if message is not None else render(DEFAULT_MESSAGE, decision)   # a rule's message arrives rendered
     return [{
         "id": "ntf_" + hashlib.sha256(f"{decision['id']}|{recipient}".encode()).hexdigest()[:24],
         "decision": decision["id"],

@@ -9,22 +9,24 @@ order, ids derived from what a decision is about.
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import heapq
 import itertools
+import json
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 
-from durable.engine import Host, MessageNotHandledException
+import durable_rules_engine
+from durable.engine import MessageObservedException
 from marshmallow import ValidationError
 
 from schemas.facts import FactSchema, dump_fact
 from schemas.values import format_duration, format_instant, parse_instant
 
 from .clock import DurationClock, Reading, Transition, WindowClock, escalation_marks, window_of
-from .compiler import RULESET, alias_name, clock_roles, compile_ruleset, retained_types
+from .compiler import clock_roles, compile_ruleset, join_filter, matched_types, retained_types
 from .errors import FactError
 from .model import Origin, RuleSet, Target
 from .raci import notifications_for
@@ -33,24 +35,63 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 PHASES = {"applies": 0, "life": 1, "down": 1, "up": 1, "over": 1, "under": 1, "escalate": 2, "rule": 3}
 
 
-class _Host(Host):
-    """A durable_rules host with actions bound by name and no background threads.
+class _Rules:
+    """One durable_rules ruleset, driven synchronously: assert or retract a fact, get back
+    the matches it caused as ``(rule name, payload)`` in durable_rules' own order.
 
-    durable_rules' Host starts timer threads that dispatch actions on their own; the
-    engine runs every action synchronously inside assert_fact instead, so it is never used.
+    This is what durable_rules' ``Host.assert_fact``/``retract_fact`` do for a ruleset whose
+    actions only record their match, over the same extension calls (assert, start the
+    state's actions, update the state, complete and start the next), less the Host's
+    per-call machinery the engine never uses: background timer threads, action leases,
+    closures, an exception that serialises the whole fact to JSON when nothing matched,
+    and decoding then re-encoding the session state around every action. Each payload is
+    decoded afresh from durable_rules' JSON, so the engine may keep it without copying.
+
+    durable_rules knows a fact in its memory by a 32-bit hash of its ``id`` alone: a new
+    fact whose id hashes like a held one's is refused as "already observed" (nothing else
+    changes), and with tens of thousands of facts held that happens. The engine's ids are
+    its own (rules read ``fid``), so such a fact is asserted again under a suffixed id.
     """
 
-    def __init__(self, sink):
-        self._sink = sink
-        super().__init__()
+    def __init__(self, definition: dict):
+        (name, rules), = definition.items()
+        plain = {rule: {k: v for k, v in spec.items() if k != "run"} for rule, spec in rules.items()}
+        self._handle = durable_rules_engine.create_ruleset(name, json.dumps(plain, ensure_ascii=False))
 
-    def _run(self):
-        pass
+    def assert_fact(self, fact: dict) -> tuple[list | None, dict]:
+        """(The matches, or None when durable_rules did not handle the fact and so keeps
+        nothing of it; the fact as durable_rules holds it, to retract it by.)"""
+        held = fact
+        for attempt in range(1, 100):
+            result = durable_rules_engine.assert_fact(self._handle, _json(held))
+            if result[0] != 2:
+                return self._outcome(result), held
+            held = {**fact, "id": f"{fact['id']}~{attempt}"}
+        raise MessageObservedException(fact)
 
-    def get_action(self, action_name):
-        def record(c):
-            self._sink.append((action_name, copy.deepcopy(c._m)))
-        return record
+    def retract_fact(self, held: dict) -> None:
+        self._outcome(durable_rules_engine.retract_fact(self._handle, _json(held)))
+
+    def _outcome(self, result) -> list | None:
+        if result[0] == 1:
+            return None
+        return self._actions(0 if result[0] == 3 else result[1])
+
+    def _actions(self, state_offset: int) -> list:
+        matches = []
+        started = durable_rules_engine.start_action_for_state(self._handle, state_offset)
+        if not started:
+            return matches
+        state, message = started
+        while message:
+            matches.append(next(iter(json.loads(message).items())))
+            durable_rules_engine.update_state(self._handle, state)
+            message = durable_rules_engine.complete_and_start_action(self._handle, state_offset)
+        return matches
+
+
+def _json(fact: dict) -> str:
+    return json.dumps(fact, ensure_ascii=False)
 
 
 @dataclass
@@ -97,15 +138,16 @@ class Engine:
         self._heap: list = []
         self._counter = itertools.count()
         self._seq = itertools.count(1)
-        self._matches: list = []
         self._queue: deque = deque()
         self._counts: dict[tuple, list] = {}
         self._count_firings: dict[tuple, int] = {}
         self._retained = retained_types(ruleset)
         self._roles = {t.id: clock_roles(t.spec) for t in ruleset.targets.values() if t.measure == "duration"}
-        self._durable_ids: dict[str, dict] = {}
-        self._host = _Host(self._matches)
-        self._host.set_rulesets(compile_ruleset(ruleset))
+        self._durable_ids: dict[str, dict] = {}       # id -> the fact as held in durable_rules' memory
+        self._may_join = join_filter(ruleset)
+        definition = compile_ruleset(ruleset)
+        self._matched = matched_types(definition)        # None: any type may match
+        self._rules = _Rules(definition)
         self._outcome = Outcome()
         self._schema = FactSchema()
 
@@ -130,7 +172,7 @@ class Engine:
             self.now, self.now_inclusive = at, False
         self.facts[key] = fact
         self.facts_by_id.setdefault(fact["id"], fact)
-        self._post(self._durable_fact(fact), kind="fact")
+        self._post(self._durable_fact(fact))
         self._drain()
         self._outcomes[key] = [d["id"] for d in self._outcome.decisions]
         return self._outcome
@@ -212,30 +254,36 @@ class Engine:
                 durable[name] = fact[name]
         return durable
 
-    def _post(self, durable: dict, kind: str) -> None:
-        """Assert a fact; collect the matches; retract it unless a join may need it later."""
-        self._matches.clear()
-        try:
-            self._host.assert_fact(RULESET, copy.deepcopy(durable))
-        except MessageNotHandledException:
-            pass
-        matches = sorted(self._matches, key=lambda m: (PHASES[m[0].split(":", 1)[0]], m[0]))
-        self._matches.clear()
-        for name, facts in matches:
+    def _posts(self, fact_type: str) -> bool:
+        """Could a fact of this type match anything? (No rule names it: it cannot.)"""
+        return self._matched is None or fact_type in self._matched
+
+    def _post(self, durable: dict) -> None:
+        """Assert a fact; collect the matches; retract it unless a join may need it later.
+
+        durable_rules only reads what it is given (it serialises it to JSON), so the fact is
+        passed as is. A fact no rule could match is not posted; one durable_rules did not
+        handle is not in its memory, so there is nothing to retract; one that no join could
+        ever use is retracted at once.
+        """
+        if not self._posts(durable["type"]):
+            return
+        matches, held = self._rules.assert_fact(durable)
+        if matches is None:
+            return
+        for name, facts in sorted(matches, key=lambda m: (PHASES[m[0].split(":", 1)[0]], m[0])):
             self._queue.append((name, facts))
-        if kind == "clock" or durable["type"] in self._retained:
-            self._durable_ids[durable["id"]] = durable
+        if durable["type"] in self._retained and self._may_join(durable):
+            self._durable_ids[durable["id"]] = held
         else:
-            self._retract(durable)
+            self._rules.retract_fact(held)
 
     def _retract(self, durable: dict) -> None:
-        self._matches.clear()
-        try:
-            self._host.retract_fact(RULESET, copy.deepcopy(durable))
-        except MessageNotHandledException:
-            pass
-        self._matches.clear()
-        self._durable_ids.pop(durable["id"], None)
+        """Take a fact out of durable_rules' memory, if it is there. (A retraction matches
+        nothing: no rule negates.)"""
+        held = self._durable_ids.pop(durable["id"], None)
+        if held is not None:
+            self._rules.retract_fact(held)
 
     def _drain(self) -> None:
         while self._queue:
@@ -410,7 +458,7 @@ class Engine:
                                 "metric": target.spec.get("name") if target.measure == "threshold" else None,
                                 "cycle": clock.cycle, "budget": format_duration(clock.budget)}}
             record.running_fact = durable
-            self._post(durable, kind="clock")
+            self._post(durable)
 
     # -- decisions ----------------------------------------------------------------------
     def _issue(self, record: _ClockRecord, readings: list[Reading]) -> None:
@@ -443,8 +491,8 @@ class Engine:
             "at": _instant(reading.at),
             "shadow": target.agreement.shadow,
             "cycle": reading.cycle,
-            "data": {"counted": format_duration(reading.counted), "budget": format_duration(reading.budget),
-                     "paused": format_duration(reading.paused)},
+            "data": {"counted": _duration(reading.counted), "budget": _duration(reading.budget),
+                     "paused": _duration(reading.paused)},
             "rule": self.rule_ref(rule_id, origin),
             "because": [*reading.because, f"clock:{record.key}"],
         }
@@ -488,7 +536,8 @@ class Engine:
         notes = notifications_for(decision, self.ruleset, message)
         self.notifications.extend(notes)
         self._outcome.notifications.extend(notes)
-        self._post(self._decision_fact(decision), kind="decision")
+        if self._posts("decision." + decision["kind"]):
+            self._post(self._decision_fact(decision))
 
     def _decision_fact(self, decision: dict) -> dict:
         envelope = ("id", "kind", "subject", "service", "at", "data", "rule", "because")
@@ -510,6 +559,9 @@ def decision_id(identity: list) -> str:
     """Deterministic: the same rule, kind, target, subject, level and cycle give the same id."""
     text = "|".join("" if part is None else str(part) for part in identity)
     return "dec_" + hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+_duration = lru_cache(maxsize=8192)(format_duration)   # pure; clocks of a target repeat the same figures
 
 
 def _instant(value: datetime | None) -> str | None:

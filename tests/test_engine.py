@@ -254,6 +254,17 @@ def test_counting_rule_chains_on_breach_decisions():
         "subject": "INC-2", "service": "email", "data": {"priority": "P1"}}}
 
 
+def test_values_from_facts_are_never_rendered_as_templates():
+    engine = engine_for(COUNT_RULE.replace("{{ target }} breached", "{{ subject }}: {{ target }} breached"))
+    for day in (2, 3, 4):
+        engine.apply(fact(f"f{day}", "incident.opened", f"2026-11-0{day}T09:00:00Z",
+                          subject=f"{{{{ 7 * 7 }}}}-{day}", priority="P1"))
+    engine.advance(parse_instant("2026-11-05T00:00:00Z"))
+    proposal = next(d for d in engine.decisions if d["kind"] == "improvement-proposed")
+    notes = [n for n in engine.notifications if n["decision"] == proposal["id"]]
+    assert notes and {n["message"] for n in notes} == {"{{ 7 * 7 }}-2: p1-response breached 3 times in 30 days"}
+
+
 def test_counting_rule_respects_the_window():
     engine = engine_for(COUNT_RULE)
     for day, ident in (("2026-10-01", "a"), ("2026-10-20", "b"), ("2026-11-04", "c")):
@@ -294,3 +305,156 @@ def test_every_decision_names_its_rule_file_line_and_ruleset():
     assert escalation["rule"]["id"] == "p1-escalation"
     breach = next(d for d in engine.decisions if d["kind"] == "breach")
     assert breach["because"] == ["fact:f1", "clock:p1-response/INC-1"]
+
+
+JOIN_AFTER = textwrap.dedent("""\
+    ---
+    kind: Rule
+    id: breach-then-down
+    when:
+      - {as: brk, type: decision.breach, where: {agreement_type: SLA, target: p1-response}}
+      - {as: clk, type: clock.running, where: {service: $brk.service, target: email-availability}}
+    then:
+      - decide: {kind: correlated, message: "{{ brk.target }} breached while {{ clk.target }} runs"}
+    """)
+
+
+def test_join_fires_when_the_clock_starts_after_the_breach():
+    engine = engine_for(JOIN_AFTER)
+    engine.apply(fact("f1", "incident.opened", "2026-11-02T09:00:00Z", priority="P1"))
+    engine.advance(parse_instant("2026-11-02T09:30:00Z"))
+    assert not [d for d in engine.decisions if d["kind"] == "correlated"]
+    outcome = engine.apply(fact("a1", "alert.firing", "2026-11-02T10:00:00Z", subject="fp1",
+                                alertname="EmailDown"))
+    breach = next(d for d in engine.decisions if d["kind"] == "breach")
+    assert [d["because"] for d in outcome.decisions if d["kind"] == "correlated"] == \
+        [[f"decision:{breach['id']}", "clock:email-availability/2026-11"]]
+
+
+def test_a_retracted_breach_joins_nothing_later():
+    engine = engine_for(JOIN_AFTER)
+    engine.apply(fact("f1", "incident.opened", "2026-11-02T09:00:00Z", priority="P1"))
+    engine.advance(parse_instant("2026-11-02T09:30:00Z"))
+    engine.apply(fact("f2", "incident.acknowledged", "2026-11-02T09:10:00Z"))
+    assert "retracted" in [d["kind"] for d in engine.decisions]
+    engine.apply(fact("a1", "alert.firing", "2026-11-02T10:00:00Z", subject="fp1", alertname="EmailDown"))
+    assert not [d for d in engine.decisions if d["kind"] == "correlated"]
+
+
+def test_durable_rules_memory_keeps_only_facts_a_join_could_use():
+    engine = engine_for(JOIN_AFTER)
+    engine.apply(fact("a1", "alert.firing", "2026-11-02T08:00:00Z", subject="fp1", alertname="EmailDown"))
+    for n in range(3):
+        engine.apply(fact(f"f{n}", "incident.opened", "2026-11-02T09:00:00Z", subject=f"INC-{n}", priority="P1"))
+    engine.advance(parse_instant("2026-11-02T12:00:00Z"))
+    # three breaches joined the running availability clock; the p1-response clocks, the
+    # warnings and escalations could join nothing and are not kept
+    assert len([d for d in engine.decisions if d["kind"] == "correlated"]) == 3
+    kept = sorted((f["type"], f["data"].get("target")) for f in engine._durable_ids.values())
+    assert kept == [("clock.running", "email-availability")] + [("decision.breach", "p1-response")] * 3
+
+
+def test_join_filter_keeps_every_fact_durable_rules_could_join():
+    """The filter may keep too much, never too little: whatever passes a join pattern's own
+    tests in durable_rules (references to the other pattern left out) must be kept."""
+    import itertools
+    import json
+
+    import durable_rules_engine
+
+    from engine.compiler import join_filter, pattern
+
+    ruleset = load_texts({"rules.yaml": BASE + JOIN_AFTER + textwrap.dedent("""\
+        ---
+        kind: Rule
+        id: many-tests
+        when:
+          - as: a
+            type: decision.breach
+            where: {target: {in: [p1-response, latency]}, level: {ne: "50%"}, any: [{service: email}, {cycle: 2}]}
+          - {as: b, type: decision.warning, where: {subject: $a.subject, agreement_type: OLA}}
+        then:
+          - decide: {kind: x}
+        """)})
+    may_join = join_filter(ruleset)
+
+    def own_tests(test):
+        """A pattern's tests without those that refer to another pattern."""
+        if list(test) in (["$and"], ["$or"]):
+            (op, parts), = test.items()
+            kept = [own_tests(p) for p in parts]
+            kept = [p for p in kept if p is not None]
+            return None if not kept else {op: kept}
+        (key, value), = test.items()
+        return None if isinstance(value, dict) and not key.startswith("$") else test
+
+    rules = {f"r{i}": {"all": [{"m": own_tests(pattern(p))}]}
+             for i, p in enumerate(p for rule in ruleset.rules.values() for p in rule.when.get("patterns", [])
+                                   if len(rule.when["patterns"]) > 1)}
+    handle = durable_rules_engine.create_ruleset("probe", json.dumps(rules))
+    values = {"type": ["decision.breach", "decision.warning", "clock.running", "incident.opened"],
+              "target": ["p1-response", "latency", "email-availability", 7, None],
+              "agreement_type": ["SLA", "OLA", None], "service": ["email", "web", None],
+              "level": ["50%", "100%", None], "cycle": [1, 2, "2", None]}
+    checked = 0
+    for n, combo in enumerate(itertools.product(*values.values())):
+        item = dict(zip(values, combo))
+        durable = {"sid": "0", "id": f"p{n}", "type": item.pop("type"), "subject": "S",
+                   "data": {k: v for k, v in item.items() if k != "service" and v is not None}}
+        if item["service"] is not None:
+            durable["service"] = item["service"]
+        matched = durable_rules_engine.assert_fact(handle, json.dumps(durable))[0] == 0
+        if matched:
+            durable_rules_engine.retract_fact(handle, json.dumps(durable))
+            checked += 1
+            assert may_join(durable), durable
+    assert checked > 50
+    assert not may_join({"type": "decision.breach", "subject": "S", "service": "email",
+                         "data": {"agreement_type": "OLA", "target": "email-availability"}})
+    durable_rules_engine.delete_ruleset(handle)
+
+
+def test_marks_tied_on_amount_fire_in_a_fixed_order():
+    """Two escalations with the same level on one target: which one decides must not
+    depend on where Python happened to allocate the marks."""
+    extra = textwrap.dedent("""\
+        ---
+        kind: Escalation
+        id: zz-escalation
+        applies_to: {targets: [p1-response]}
+        levels:
+          - {at: 100%, activity: breach-handling}
+        """)
+    winners = set()
+    ballast = []
+    for n in range(20):
+        ballast.append([object() for _ in range(n * 37)])     # shift where objects land
+        engine = engine_for(extra)
+        engine.apply(fact("f1", "incident.opened", "2026-11-02T09:00:00Z", priority="P1"))
+        engine.advance(parse_instant("2026-11-02T09:20:00Z"))
+        winners.add(tuple((d["rule"]["id"], d["id"]) for d in engine.decisions if d["kind"] == "escalation"))
+    assert len(winners) == 1
+
+
+def test_a_fact_whose_id_hashes_like_a_held_one_is_still_matched():
+    """durable_rules knows held facts by a 32-bit FNV-1 hash of their id only, and refuses
+    a new fact whose id hashes the same as "already observed"."""
+    import itertools
+    from pathlib import Path
+
+    from engine.loader import load_rules
+
+    def fnv1(text):
+        value = 0x811c9dc5
+        for byte in text.encode():
+            value = ((value ^ byte) * 16777619) & 0xFFFFFFFF
+        return value
+
+    assert fnv1("f40955") == fnv1("clock:email-p1-response/INC-25480#1")
+    engine = Engine(load_rules(Path(__file__).resolve().parent.parent / "rules"))
+    engine.apply(fact("o1", "incident.opened", "2026-11-02T09:00:00Z", subject="INC-25480", priority="P1"))
+    assert "clock:email-p1-response/INC-25480#1" in engine._durable_ids      # held for the join
+    engine._seq = itertools.count(40955)          # the next fact goes to durable_rules as f40955
+    outcome = engine.apply(fact("a1", "incident.acknowledged", "2026-11-02T09:05:00Z", subject="INC-25480"))
+    assert sorted(d["target"] for d in outcome.decisions if d["kind"] == "met") == \
+        ["email-p1-response", "ola-mx-p1-response"]
