@@ -122,8 +122,12 @@ class _ClockRecord:
 class Engine:
     """Forward chaining over one rule set. Not thread-safe: callers serialise."""
 
-    def __init__(self, ruleset: RuleSet):
+    def __init__(self, ruleset: RuleSet, history: bool = True):
+        """``history=False`` (the service): keep no record of facts, decisions and
+        notifications beyond what evaluation needs; the caller stores them and detects
+        duplicate facts itself. Memory then follows the running clocks, not the log."""
         self.ruleset = ruleset
+        self.history = history
         self.now: datetime | None = None
         self.now_inclusive = False
         self.facts: dict[tuple[str, str], dict] = {}
@@ -133,6 +137,7 @@ class Engine:
         self.notifications: list[dict] = []
         self.fired_rules: set[str] = set()
         self._outcomes: dict[tuple[str, str], list[str]] = {}
+        self._emitted: set[str] = set()      # ids of Rule decisions (a clock guards its own)
         self._clocks: dict[str, _ClockRecord] = {}
         self._by_subject: dict[str, list[str]] = {}
         self._heap: list = []
@@ -161,20 +166,25 @@ class Engine:
 
     def apply(self, raw: dict) -> Outcome:
         """Apply one fact (a dict as posted). A repeated (source, id) changes nothing."""
-        fact = self.validate(raw)
+        return self.apply_loaded(self.validate(raw))
+
+    def apply_loaded(self, fact: dict) -> Outcome:
+        """Apply a fact already loaded by :meth:`validate` (or ``FactSchema``)."""
         key = (fact["source"], fact["id"])
-        if key in self.facts:
+        if self.history and key in self.facts:
             return Outcome([self.decisions_by_id[i] for i in self._outcomes[key]], [], duplicate=True)
         self._outcome = Outcome()
         at = fact["time"]
         if self.now is None or at > self.now:
             self._advance(at, inclusive=False)
             self.now, self.now_inclusive = at, False
-        self.facts[key] = fact
-        self.facts_by_id.setdefault(fact["id"], fact)
+        if self.history:
+            self.facts[key] = fact
+            self.facts_by_id.setdefault(fact["id"], fact)
         self._post(self._durable_fact(fact))
         self._drain()
-        self._outcomes[key] = [d["id"] for d in self._outcome.decisions]
+        if self.history:
+            self._outcomes[key] = [d["id"] for d in self._outcome.decisions]
         return self._outcome
 
     def advance(self, until: datetime) -> Outcome:
@@ -468,7 +478,7 @@ class Engine:
             decision = self._clock_decision(record, reading)
             record.issued[reading.key] = decision
             record.last_fired = max(filter(None, [record.last_fired, reading.at]))
-            self.emit(decision)
+            self._record(decision)
 
     def _clock_decision(self, record: _ClockRecord, reading: Reading) -> dict:
         target = record.target
@@ -524,17 +534,25 @@ class Engine:
         decision_fact = self._durable_ids.get(f"d:{decision['id']}")
         if decision_fact:
             self._retract(decision_fact)
-        self.emit(retraction)
+        self._record(retraction)
 
     def emit(self, decision: dict, message: str | None = None) -> None:
-        """Record a decision, derive its notifications and feed it back in as a fact."""
-        if decision["id"] in self.decisions_by_id:
+        """A Rule's decision: once per id (a join may match the same facts again after a
+        clock.running fact was retracted and re-asserted)."""
+        if decision["id"] in self._emitted:
             return
-        self.decisions.append(decision)
-        self.decisions_by_id[decision["id"]] = decision
+        self._emitted.add(decision["id"])
+        self._record(decision, message)
+
+    def _record(self, decision: dict, message: str | None = None) -> None:
+        """Record a decision, derive its notifications and feed it back in as a fact."""
+        if self.history:
+            self.decisions.append(decision)
+            self.decisions_by_id[decision["id"]] = decision
         self._outcome.decisions.append(decision)
         notes = notifications_for(decision, self.ruleset, message)
-        self.notifications.extend(notes)
+        if self.history:
+            self.notifications.extend(notes)
         self._outcome.notifications.extend(notes)
         if self._posts("decision." + decision["kind"]):
             self._post(self._decision_fact(decision))

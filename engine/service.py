@@ -77,8 +77,9 @@ class SlmService:
     """Facts in, decisions stored; clocks fired on time; state rebuilt on start."""
 
     def __init__(self, store: Store, rules_dir: str | Path, *, skew: timedelta = DEFAULT_SKEW,
-                 now: Callable[[], datetime] = utcnow):
+                 now: Callable[[], datetime] = utcnow, history: bool = False):
         self.store = store
+        self.history = history        # keep the engine's in-memory record too (tests inspect it)
         self.rules_dir = Path(rules_dir)
         self.skew = skew
         self.now = now
@@ -142,7 +143,7 @@ class SlmService:
     def _rebuild(self, ruleset: RuleSet) -> Engine:
         """A fresh engine fed every stored fact and tick in their original order."""
         started = time.perf_counter()
-        engine = Engine(ruleset)
+        engine = Engine(ruleset, history=self.history)
         ticks = self.store.ticks()
         pending = 0
         count = last = 0
@@ -198,21 +199,21 @@ class SlmService:
         transaction: all or nothing. A repeated (source, id) returns its first outcome."""
         if not self.ready.is_set():
             raise NotReady(self.progress())
-        facts = [dump_fact(f) for f in self.validate(raws)]
+        loaded = self.validate(raws)
         result = Ingested()
         with self._lock, self._guarded():
             with self.store.transaction():
-                known = self.store.find_facts({(f["source"], f["id"]) for f in facts})
+                known = self.store.find_facts({(f["source"], f["id"]) for f in loaded})
                 new: list[tuple[dict, list[str]]] = []
-                for fact in facts:
+                for fact in loaded:
                     key = (fact["source"], fact["id"])
                     if key in known:
                         result.results.append({"id": fact["id"], "source": fact["source"],
                                                "status": "duplicate", "decisions": known[key] or []})
                         continue
-                    outcome = self.engine.apply(fact)
+                    outcome = self.engine.apply_loaded(fact)
                     ids = known[key] = [d["id"] for d in outcome.decisions]
-                    new.append((fact, ids))
+                    new.append((dump_fact(fact), ids))
                     result.decisions.extend(outcome.decisions)
                     result.notifications.extend(outcome.notifications)
                     result.results.append({"id": fact["id"], "source": fact["source"],

@@ -27,7 +27,7 @@ def make_service(url, wall):
 
     def make(rules=RULES, now=wall, background=False):
         store = Store.open(url)
-        service = SlmService(store, rules, now=now)
+        service = SlmService(store, rules, now=now, history=True)
         service.start(background=background)
         opened.append(service)
         return service
