@@ -10,6 +10,7 @@ import click
 
 from engine.cli import DEFAULT_DB, DEFAULT_RULES, main, open_store
 from engine.errors import RuleSetError
+from engine.service import SNAPSHOT_EVERY
 from schemas.values import parse_duration
 
 
@@ -26,7 +27,10 @@ from schemas.values import parse_duration
               help="How far ahead of the server clock a fact's time may be.")
 @click.option("--alert-service-label", default="service", show_default=True,
               help="The Alertmanager label that names the service.")
-def serve(rules_dir, db_url, host, port, threads, skew, alert_service_label):
+@click.option("--snapshot-every", default=SNAPSHOT_EVERY, show_default=True, type=click.IntRange(0),
+              help="New facts between engine snapshots (a restart replays only what follows the "
+                   "newest); 0: never.")
+def serve(rules_dir, db_url, host, port, threads, skew, alert_service_label, snapshot_every):
     """Run the API: store facts, fire clocks on time, answer auditors."""
     from waitress import create_server
 
@@ -40,7 +44,7 @@ def serve(rules_dir, db_url, host, port, threads, skew, alert_service_label):
         raise click.BadParameter(str(err), param_hint="--skew") from None
     store = open_store(db_url)
     try:
-        service = SlmService(store, rules_dir, skew=skew_delta)
+        service = SlmService(store, rules_dir, skew=skew_delta, snapshot_every=snapshot_every)
     except RuleSetError as err:
         click.echo(err.report(), err=True)
         sys.exit(1)

@@ -288,6 +288,12 @@ class Engine:
         else:
             self._rules.retract_fact(held)
 
+    def rehold(self) -> None:
+        """Put the facts a join may still use back into a fresh durable_rules memory (after
+        a snapshot is loaded). Their matches were acted on when first asserted: discarded."""
+        for key, held in list(self._durable_ids.items()):
+            _, self._durable_ids[key] = self._rules.assert_fact({**held, "id": key})
+
     def _retract(self, durable: dict) -> None:
         """Take a fact out of durable_rules' memory, if it is there. (A retraction matches
         nothing: no rule negates.)"""

@@ -24,6 +24,7 @@ from marshmallow import ValidationError
 from schemas.facts import FactSchema, dump_fact
 from schemas.values import format_duration
 
+from . import snapshot
 from .errors import FactError
 from .loader import load_rules, load_texts
 from .model import RuleSet
@@ -36,6 +37,7 @@ log = logging.getLogger("slm.service")
 
 DEFAULT_SKEW = timedelta(minutes=5)
 MAX_BATCH = 10_000
+SNAPSHOT_EVERY = 20_000     # facts between engine snapshots: bounds what a restart replays
 IDLE_WAKEUP = 60.0          # seconds the scheduler sleeps when no deadline is pending
 
 
@@ -77,7 +79,8 @@ class SlmService:
     """Facts in, decisions stored; clocks fired on time; state rebuilt on start."""
 
     def __init__(self, store: Store, rules_dir: str | Path, *, skew: timedelta = DEFAULT_SKEW,
-                 now: Callable[[], datetime] = utcnow, history: bool = False):
+                 now: Callable[[], datetime] = utcnow, history: bool = False,
+                 snapshot_every: int = SNAPSHOT_EVERY):
         self.store = store
         self.history = history        # keep the engine's in-memory record too (tests inspect it)
         self.rules_dir = Path(rules_dir)
@@ -89,7 +92,9 @@ class SlmService:
         self.ready = threading.Event()
         self.replayed = 0
         self.rebuild_seconds: float | None = None
-        self.last_fact_seq = 0
+        self.last_fact_seq = self.last_tick_seq = 0
+        self.snapshot_every = snapshot_every   # new facts between engine snapshots; 0: never
+        self._since_snapshot = 0
         self.failure: BaseException | None = None
         self._lock = threading.RLock()
         self._wake = threading.Condition()
@@ -122,6 +127,7 @@ class SlmService:
                 self.engine = self._rebuild(self.ruleset)
                 with self.store.transaction():      # a tick and its decisions: stored together
                     self._catch_up()
+                self._maybe_snapshot()
             self.ready.set()
             self._spawn(self._schedule_loop, "slm-scheduler")
         except Exception:
@@ -134,33 +140,71 @@ class SlmService:
         thread.start()
 
     def stop(self) -> None:
+        """Stop the scheduler; snapshot what was applied since the last snapshot."""
         self._stop.set()
+        if self.ready.is_set():
+            with self._lock:
+                try:
+                    self._maybe_snapshot(force=True)
+                except Exception:
+                    log.exception("the snapshot at stop failed (the next start replays more)")
         self._notify()
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(timeout=5)
 
     def _rebuild(self, ruleset: RuleSet) -> Engine:
-        """A fresh engine fed every stored fact and tick in their original order."""
+        """The engine as the stored facts and ticks leave it: from the newest usable
+        snapshot (same rules, same engine code), then what was stored after it, in order."""
         started = time.perf_counter()
-        engine = Engine(ruleset, history=self.history)
-        ticks = self.store.ticks()
-        pending = 0
-        count = last = 0
-        for stored in self.store.facts():
-            while pending < len(ticks) and ticks[pending][0] < stored["seq"]:
-                engine.advance(ticks[pending][1])
+        engine, after_fact, after_tick = self._restore_snapshot(ruleset)
+        ticks = self.store.ticks(after_seq=after_tick)
+        pending = count = 0
+        last_fact, last_tick = after_fact, after_tick
+        for stored in self.store.facts(after_seq=after_fact):
+            while pending < len(ticks) and ticks[pending][1] < stored["seq"]:
+                last_tick = ticks[pending][0]
+                engine.advance(ticks[pending][2])
                 pending += 1
             engine.apply(stored["fact"])
-            count, last = count + 1, stored["seq"]
+            count, last_fact = count + 1, stored["seq"]
             self.replayed = count
-        for _, until in ticks[pending:]:
+        for seq, _, until in ticks[pending:]:
             engine.advance(until)
-        self.last_fact_seq = last
+            last_tick = seq
+        self.last_fact_seq, self.last_tick_seq = last_fact, last_tick
+        self._since_snapshot = count
         self.rebuild_seconds = time.perf_counter() - started
-        log.info("rebuilt state from %d facts and %d ticks in %.1fs", count, len(ticks),
+        log.info("rebuilt state from %s, %d facts and %d ticks in %.1fs",
+                 f"a snapshot at fact {after_fact}" if after_fact else "scratch", count, len(ticks),
                  self.rebuild_seconds)
         return engine
+
+    def _restore_snapshot(self, ruleset: RuleSet) -> tuple[Engine, int, int]:
+        """(engine, fact seq, tick seq) from the newest usable snapshot, else a new engine."""
+        found = self.store.latest_snapshot(ruleset.version, snapshot.CODE_VERSION) if self.snapshot_every else None
+        if found is not None:
+            try:
+                engine = snapshot.load(ruleset, found["body"])
+                if engine.history == self.history:
+                    return engine, found["fact_seq"], found["tick_seq"]
+            except snapshot.SnapshotError as err:
+                log.warning("ignoring the snapshot of %s: %s; replaying everything", found["created_at"], err)
+        return Engine(ruleset, history=self.history), 0, 0
+
+    def _maybe_snapshot(self, force: bool = False) -> None:
+        """Snapshot the engine (under the write lock) every ``snapshot_every`` new facts."""
+        if not self.snapshot_every or self.engine is None or self._dirty:
+            return
+        if self._since_snapshot < self.snapshot_every and not (force and self._since_snapshot):
+            return
+        started = time.perf_counter()
+        body = snapshot.dump(self.engine)
+        self.store.save_snapshot(self.ruleset.version, snapshot.CODE_VERSION, self.last_fact_seq,
+                                 self.last_tick_seq, body)
+        self._since_snapshot = 0
+        log.info("snapshot at fact %d: %.1f MiB in %.2fs", self.last_fact_seq, len(body) / 2**20,
+                 time.perf_counter() - started)
 
     # ---- writing ------------------------------------------------------------------------
     def validate(self, raws: list) -> list[dict]:
@@ -222,6 +266,8 @@ class SlmService:
                     self.last_fact_seq = self.store.add_facts(new)
                     self._store(result.decisions, result.notifications)
                 self._catch_up(result)
+            self._since_snapshot += len(new)
+            self._maybe_snapshot()
         self._notify()
         self._announce(result)
         return result
@@ -256,7 +302,7 @@ class SlmService:
         while (deadline := self.engine.next_deadline()) is not None and deadline <= now:
             outcome = self.engine.advance(deadline)
             if outcome.decisions:
-                self.store.add_tick(self.last_fact_seq, deadline)
+                self.last_tick_seq = self.store.add_tick(self.last_fact_seq, deadline)
                 self._store(outcome.decisions, outcome.notifications)
                 result.decisions.extend(outcome.decisions)
                 result.notifications.extend(outcome.notifications)

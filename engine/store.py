@@ -208,9 +208,23 @@ def _define_models(db: pw.Database) -> SimpleNamespace:
         class Meta:
             table_name = "ticks"
 
+    class Snapshot(Base):
+        """The engine's state after fact ``fact_seq`` and tick ``tick_seq`` (engine.snapshot)."""
+        seq = pw.BigAutoField()
+        ruleset = pw.TextField()
+        code = pw.TextField()
+        fact_seq = pw.BigIntegerField()
+        tick_seq = pw.BigIntegerField()
+        body = pw.BlobField()
+        created_at = pw.TextField()
+
+        class Meta:
+            table_name = "snapshots"
+
     return SimpleNamespace(Fact=Fact, Decision=Decision, ChainHead=ChainHead,
                            Notification=Notification, RuleSet=RuleSet, Token=Token, Tick=Tick,
-                           all=[Fact, Decision, ChainHead, Notification, RuleSet, Token, Tick])
+                           Snapshot=Snapshot,
+                           all=[Fact, Decision, ChainHead, Notification, RuleSet, Token, Tick, Snapshot])
 
 
 def _database(url: str) -> pw.Database:
@@ -367,15 +381,38 @@ class Store:
 
     # ---- ticks -------------------------------------------------------------------------
 
-    def add_tick(self, after_fact: int, until) -> None:
+    def add_tick(self, after_fact: int, until) -> int:
+        """Record a tick; its seq."""
         with self.transaction():
-            self.m.Tick.insert(after_fact=after_fact, until=_instant(until, "tick")).execute()
+            return self.m.Tick.insert(after_fact=after_fact, until=_instant(until, "tick")).execute()
 
-    def ticks(self) -> list[tuple[int, datetime]]:
-        """``(after_fact, until)`` in the order they happened."""
+    def ticks(self, after_seq: int = 0) -> list[tuple[int, int, datetime]]:
+        """``(seq, after_fact, until)`` in the order they happened, after tick ``after_seq``."""
         T = self.m.Tick
-        return [(r.after_fact, parse_instant(r.until))
-                for r in T.select(T.after_fact, T.until).order_by(T.seq)]
+        return [(r.seq, r.after_fact, parse_instant(r.until))
+                for r in T.select(T.seq, T.after_fact, T.until).where(T.seq > after_seq).order_by(T.seq)]
+
+    # ---- engine snapshots --------------------------------------------------------------
+
+    def save_snapshot(self, ruleset: str, code: str, fact_seq: int, tick_seq: int, body: bytes,
+                      keep: int = 2) -> None:
+        """Store a snapshot; only the newest ``keep`` are kept."""
+        S = self.m.Snapshot
+        with self.transaction():
+            S.insert(ruleset=ruleset, code=code, fact_seq=fact_seq, tick_seq=tick_seq, body=body,
+                     created_at=_now()).execute()
+            stale = [r.seq for r in S.select(S.seq).order_by(S.seq.desc()).offset(keep)]
+            if stale:
+                S.delete().where(S.seq.in_(stale)).execute()
+
+    def latest_snapshot(self, ruleset: str, code: str) -> dict | None:
+        """The newest snapshot taken under this rule set and engine code, if any."""
+        S = self.m.Snapshot
+        row = (S.select().where((S.ruleset == ruleset) & (S.code == code)).order_by(S.seq.desc()).first())
+        if row is None:
+            return None
+        return {"fact_seq": row.fact_seq, "tick_seq": row.tick_seq, "body": bytes(row.body),
+                "created_at": row.created_at}
 
     # ---- decisions ---------------------------------------------------------------------
 

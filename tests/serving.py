@@ -26,8 +26,9 @@ def slm(*args, **kwargs) -> subprocess.CompletedProcess:
 class Server:
     """One ``slm serve`` process; ``kill()`` is SIGKILL, ``start()`` starts it again."""
 
-    def __init__(self, db_url: str, log_path):
+    def __init__(self, db_url: str, log_path, *options: str):
         self.db_url, self.log_path, self.port = db_url, log_path, free_port()
+        self.options = list(options)
         self.base = f"http://127.0.0.1:{self.port}"
         self.process = None
 
@@ -35,7 +36,7 @@ class Server:
         log = open(self.log_path, "a")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "api.cli", "serve", "--db", self.db_url, "--port", str(self.port),
-             "--rules", "rules"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+             "--rules", "rules", *self.options], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         started = time.monotonic()
         while time.monotonic() - started < 60:
             if self.process.poll() is not None:

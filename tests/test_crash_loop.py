@@ -1,7 +1,8 @@
 """Crash loop: a client posts facts while ``slm serve`` is SIGKILLed and restarted at random
 moments, at least ten times. Afterwards every fact is stored exactly once, no decision or
 notification is duplicated, the decisions are those of an uninterrupted run over the same
-facts, and the hash chain verifies. On SQLite and PostgreSQL.
+facts, and the hash chain verifies. On SQLite and PostgreSQL, with engine snapshots every
+100 facts, so restarts go through snapshot restores as well as replays.
 """
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ def test_kill_and_restart_at_random_moments_loses_and_duplicates_nothing(url, tm
     facts = history(400)
     rng = random.Random(20261123)
     token = slm("token", "create", "--role", "admin", "--db", url).stdout.strip().splitlines()[-1]
-    server = Server(url, tmp_path / "serve.log")
+    server = Server(url, tmp_path / "serve.log", "--snapshot-every", "100")   # restarts use snapshots too
     headers = server.headers = {"Authorization": f"Bearer {token}"}
     acknowledged: list[str] = []
     server.start()

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from conftest import RULES, fact
+from engine import snapshot
 from engine.errors import FactError, RuleSetError
 from engine.service import SlmService
 from engine.store import Store
@@ -25,9 +26,9 @@ def make_service(url, wall):
     """Start services on one database, as successive processes would."""
     opened = []
 
-    def make(rules=RULES, now=wall, background=False):
+    def make(rules=RULES, now=wall, background=False, snapshot_every=0):
         store = Store.open(url)
-        service = SlmService(store, rules, now=now, history=True)
+        service = SlmService(store, rules, now=now, history=True, snapshot_every=snapshot_every)
         service.start(background=background)
         opened.append(service)
         return service
@@ -142,7 +143,7 @@ def test_restart_rebuilds_state_and_fires_missed_deadlines_once(make_service, wa
 
     wall.set("2026-11-02T09:20:00Z")                      # down for 15 minutes
     second = make_service()
-    assert second.ready.is_set() and second.replayed == 3
+    assert second.ready.is_set() and second.replayed == 3         # no snapshot: a full replay
     breaches = kinds(second, target="email-p1-response", kind="breach")
     assert breaches == [("breach", "2026-11-02T09:15:00Z")]     # INC-1 only: INC-2 was acked
     count = second.store.decision_count()
@@ -163,9 +164,43 @@ def test_replay_repeats_ticks_so_late_facts_reconcile_as_they_did_live(make_serv
     live.stop()
 
     replayed = make_service()
+    assert replayed.replayed == 2
     stored = {d["id"] for d in all_decisions(replayed.store)}
     assert stored == set(replayed.engine.decisions_by_id)          # same decisions, same ids
     assert replayed.store.decision_count() == len(stored)
+
+
+def test_a_restart_from_a_snapshot_is_the_state_a_full_replay_gives(make_service, wall):
+    live = make_service(snapshot_every=5)
+    batches = [[fact(f"o{n}", subject=f"INC-{n}", time=f"2026-11-02T09:{n:02d}:00Z", **P1),
+                fact(f"a{n}", type="incident.acknowledged", subject=f"INC-{n}",
+                     time=f"2026-11-02T09:{n + (3 if n % 2 else 20):02d}:00Z")] for n in range(0, 30, 3)]
+    for n, batch in enumerate(batches):
+        wall.set(f"2026-11-02T09:{3 * n + 21:02d}:30Z")
+        live.ingest(batch)                     # late acks, ticks between them, snapshots every 5
+    live.ingest([fact("late", type="incident.acknowledged", subject="INC-0", time="2026-11-02T09:01:00Z")])
+    assert live.store.latest_snapshot(live.ruleset.version, snapshot.CODE_VERSION)["fact_seq"] == 18
+    live.engine = None                         # a crash: no snapshot at stop
+
+    restored = make_service(snapshot_every=5)
+    assert restored.replayed == 3              # the facts after the last snapshot
+    full = make_service(snapshot_every=0)
+    assert full.replayed == 21
+    assert restored.engine.clocks() == full.engine.clocks()
+    wall.set("2026-11-03T12:00:00Z")
+    assert [d["id"] for d in restored.tick().decisions] == [d["id"] for d in full.engine.advance(wall()).decisions]
+
+
+def test_an_unusable_snapshot_is_ignored_and_everything_replayed(make_service, wall, caplog):
+    live = make_service(snapshot_every=1)
+    wall.set("2026-11-02T09:05:00Z")
+    live.ingest([fact("f1", **P1)])
+    live.ingest([fact("f2", subject="INC-2", **P1)])
+    S = live.store.m.Snapshot
+    S.update(body=b"not a snapshot").execute()
+    restarted = make_service(snapshot_every=1)
+    assert restarted.replayed == 2 and "ignoring the snapshot" in caplog.text
+    assert {c["clock"] for c in restarted.engine.clocks()} == {c["clock"] for c in live.engine.clocks()}
 
 
 def test_reload_swaps_rules_atomically_and_a_bad_set_changes_nothing(make_service, wall, tmp_path):
