@@ -3,15 +3,18 @@
 Fills a fresh SQLite database through the service (so facts, decisions, notifications and
 ticks are stored as in production) with a history of incidents — opened, acknowledged,
 resolved — spread back from now, then times a cold start (open the store, load the
-rules, replay) of a new service on it. Baseline, measured in the same run: reading the
-same facts back from the store without evaluating them.
+rules, rebuild) of a new service on it three ways: from the snapshot taken at stop, from
+the snapshot before it (a restart after a kill: up to ``--snapshot-every`` facts to
+replay), and with snapshots off (a full replay). Baseline, measured in the same run:
+reading the same facts back from the store without evaluating them.
 
 Run after ``make install``:  .venv/bin/python bench/restart.py [--facts 100000]
 """
 from __future__ import annotations
 
 import argparse
-import resource
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -20,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from engine.service import SlmService  # noqa: E402
+from engine.service import SNAPSHOT_EVERY, SlmService  # noqa: E402
 from engine.store import Store  # noqa: E402
 
 SERVICES = (("email", "P1"), ("email", "P2"), ("service-desk", None), ("hosting", "P1"), ("hosting", "P2"))
@@ -48,7 +51,13 @@ def history(count: int, end: datetime) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--facts", type=int, default=100_000)
+    parser.add_argument("--restart", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--decisions", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--snapshot-every", type=int, default=SNAPSHOT_EVERY, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.restart:
+        cold_start(args.restart, args.decisions, args.snapshot_every)
+        return
     now = datetime.now(timezone.utc)
     facts = history(args.facts, now)
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,24 +78,45 @@ def main() -> None:
             read = sum(1 for _ in reader.facts())
         baseline = time.perf_counter() - began
 
-        began = time.perf_counter()
-        store = Store.open(url)
-        restarted = SlmService(store, ROOT / "rules")
-        restarted.start(background=False)
-        rebuild = time.perf_counter() - began
-        assert restarted.replayed == len(facts) == read
-        assert store.decision_count() == decisions, "a restart must not decide anything twice"
-        restarted.stop()
-        store.close()
+        def restart(snapshot_every: int = SNAPSHOT_EVERY) -> tuple[float, int, float]:
+            """A cold start in a process of its own: (seconds, facts replayed, RSS MiB)."""
+            out = subprocess.run([sys.executable, __file__, "--restart", url, "--decisions", str(decisions),
+                                  "--snapshot-every", str(snapshot_every)],
+                                 capture_output=True, text=True, check=True).stdout.split()
+            return float(out[0]), int(out[1]), float(out[2])
 
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        from_stop = restart()                                        # the snapshot taken at stop
+        with Store.open(url) as store:                               # as if killed: drop it
+            S = store.m.Snapshot
+            S.delete().where(S.seq == S.select(S.seq).order_by(S.seq.desc()).limit(1).scalar()).execute()
+        from_older = restart()
+        full = restart(snapshot_every=0)
+        assert full[1] == len(facts) == read
+
     print(f"restart with {len(facts):,} stored facts ({decisions:,} decisions) on SQLite")
     print(f"  filled through the service in {fill:.1f}s ({len(facts) / fill:,.0f} facts/s, batches of 1,000)")
-    print(f"  baseline: read all facts back        {baseline:8.2f}s")
-    print(f"  restart: open, load rules, replay     {rebuild:8.2f}s  ({len(facts) / rebuild:,.0f} facts/s)")
-    print(f"  ratio baseline/restart                {baseline / rebuild:8.3f}")
-    print(f"  peak RSS of this process              {rss:8.0f} MiB")
+    print(f"  baseline: read all facts back                  {baseline:8.2f}s")
+    for name, (elapsed, replayed, rss) in (("snapshot taken at stop", from_stop),
+                                           ("older snapshot (after a kill)", from_older),
+                                           ("no snapshot: full replay", full)):
+        print(f"  restart, {name:<31} {elapsed:8.2f}s  ({replayed:,} facts replayed, RSS {rss:,.0f} MiB; "
+              f"baseline/restart {baseline / elapsed:.3f})")
 
+
+def cold_start(url: str, decisions: int, snapshot_every: int) -> None:
+    """Child process: start a service on ``url``; print seconds, facts replayed, RSS MiB."""
+    began = time.perf_counter()
+    store = Store.open(url)
+    service = SlmService(store, ROOT / "rules", snapshot_every=snapshot_every)
+    service.start(background=False)
+    elapsed = time.perf_counter() - began
+    assert store.decision_count() == decisions, "a restart must not decide anything twice"
+    with open("/proc/self/statm") as statm:
+        rss = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+    print(elapsed, service.replayed, rss)
+    service.snapshot_every = 0                # leave the snapshots as they are
+    service.stop()
+    store.close()
 
 if __name__ == "__main__":
     main()

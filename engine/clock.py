@@ -10,7 +10,7 @@ them into decisions; a clock rebuilt from its history yields the same readings a
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
 from functools import lru_cache
