@@ -70,7 +70,8 @@ def list_notifications(args):
 @blp.response(200, ClockListSchema)
 def list_clocks(args):
     """Running clocks now: counted, remaining, next deadline."""
-    return {"items": _service().clocks(args.get("service"))}
+    clocks = _service().clocks(**{k: args.get(k) for k in ("service", "target", "subject")})
+    return {"items": clocks[:args["limit"]], "total": len(clocks)}
 
 
 @blp.route("/reports/compliance")

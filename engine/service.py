@@ -360,15 +360,18 @@ class SlmService:
         return {"ready": self.ready.is_set(), "replayed": self.replayed,
                 "rebuild_seconds": self.rebuild_seconds}
 
-    def clocks(self, service: str | None = None) -> list[dict]:
+    def clocks(self, service: str | None = None, target: str | None = None,
+               subject: str | None = None) -> list[dict]:
+        """Running clocks now (at the wall clock), optionally of one service, target or subject."""
         if not self.ready.is_set():
             raise NotReady(self.progress())
         with self._lock:
             now = self.now()
             clocks = self.engine.clocks(at=min(now, self.engine.next_deadline() or now))
         out = []
+        wanted = {"service": service, "target": target, "subject": subject}
         for clock in clocks:
-            if service and clock["service"] != service:
+            if any(value is not None and clock[key] != value for key, value in wanted.items()):
                 continue
             out.append({**clock, "as_of": now.strftime("%Y-%m-%dT%H:%M:%SZ")})
         return out

@@ -64,6 +64,10 @@ class NotificationArgs(PageArgs):
 
 class ClockArgs(QuerySchema):
     service = fields.String()
+    target = fields.String()
+    subject = fields.String()
+    limit = fields.Integer(load_default=MAX_LIMIT, validate=validate.Range(1, 10 * MAX_LIMIT),
+                           metadata={"description": "at most this many clocks (ordered by key)"})
 
 
 class ReportArgs(QuerySchema):
@@ -170,6 +174,7 @@ class ClockSchema(Schema):
 
 class ClockListSchema(Schema):
     items = fields.List(fields.Nested(ClockSchema))
+    total = fields.Integer(metadata={"description": "running clocks matching the filters"})
 
 
 class IngestResultSchema(Schema):

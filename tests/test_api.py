@@ -233,7 +233,10 @@ def test_clocks_show_what_runs_now(env):
     clocks = {c["target"]: c for c in get(env, "/v1/clocks", service="email").json["items"]}
     assert clocks["email-p1-response"]["remaining"] == "10m"
     assert clocks["email-p1-resolution"]["next_deadline"] == "2026-11-05T06:00:00Z"
-    assert get(env, "/v1/clocks", service="hosting").json["items"] == []
+    assert get(env, "/v1/clocks", service="hosting").json == {"items": [], "total": 0}
+    one = get(env, "/v1/clocks", subject="INC-1", limit=1).json
+    assert len(one["items"]) == 1 and one["total"] == len(clocks) > 1
+    assert get(env, "/v1/clocks", target="email-p1-response").json["items"][0]["remaining"] == "10m"
 
 
 def test_facts_read_back_with_their_outcome(env):
