@@ -30,7 +30,9 @@ from schemas.values import parse_duration
 @click.option("--snapshot-every", default=SNAPSHOT_EVERY, show_default=True, type=click.IntRange(0),
               help="New facts between engine snapshots (a restart replays only what follows the "
                    "newest); 0: never.")
-def serve(rules_dir, db_url, host, port, threads, skew, alert_service_label, snapshot_every):
+@click.option("--retain", default="35d", show_default=True,
+              help="How long a finished clock is kept for late facts before it is forgotten.")
+def serve(rules_dir, db_url, host, port, threads, skew, alert_service_label, snapshot_every, retain):
     """Run the API: store facts, fire clocks on time, answer auditors."""
     from waitress import create_server
 
@@ -38,13 +40,11 @@ def serve(rules_dir, db_url, host, port, threads, skew, alert_service_label, sna
     from engine.service import SlmService
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        skew_delta = parse_duration(skew)
-    except ValueError as err:
-        raise click.BadParameter(str(err), param_hint="--skew") from None
+    skew_delta, retain_delta = _duration(skew, "--skew"), _duration(retain, "--retain")
     store = open_store(db_url)
     try:
-        service = SlmService(store, rules_dir, skew=skew_delta, snapshot_every=snapshot_every)
+        service = SlmService(store, rules_dir, skew=skew_delta, snapshot_every=snapshot_every,
+                             retain=retain_delta)
     except RuleSetError as err:
         click.echo(err.report(), err=True)
         sys.exit(1)
@@ -63,6 +63,13 @@ def serve(rules_dir, db_url, host, port, threads, skew, alert_service_label, sna
         pass
     finally:
         service.stop()
+
+
+def _duration(text: str, option: str):
+    try:
+        return parse_duration(text)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint=option) from None
 
 
 def _redacted(url: str) -> str:

@@ -32,6 +32,7 @@ from .model import Origin, RuleSet, Target
 from .raci import notifications_for
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+PRUNE_EVERY = 1000          # facts between sweeps for finished clocks (with ``retain``)
 PHASES = {"applies": 0, "life": 1, "down": 1, "up": 1, "over": 1, "under": 1, "escalate": 2, "rule": 3}
 
 
@@ -122,12 +123,18 @@ class _ClockRecord:
 class Engine:
     """Forward chaining over one rule set. Not thread-safe: callers serialise."""
 
-    def __init__(self, ruleset: RuleSet, history: bool = True):
+    def __init__(self, ruleset: RuleSet, history: bool = True, retain: timedelta | None = None):
         """``history=False`` (the service): keep no record of facts, decisions and
         notifications beyond what evaluation needs; the caller stores them and detects
-        duplicate facts itself. Memory then follows the running clocks, not the log."""
+        duplicate facts itself.
+
+        ``retain``: forget a clock that finished (stopped, or its window closed) this long
+        before the engine's time; a fact arriving later for it is ignored. With both, memory
+        follows the clocks that run, not the length of the history."""
         self.ruleset = ruleset
         self.history = history
+        self.retain = retain
+        self._applied = 0
         self.now: datetime | None = None
         self.now_inclusive = False
         self.facts: dict[tuple[str, str], dict] = {}
@@ -185,7 +192,33 @@ class Engine:
         self._drain()
         if self.history:
             self._outcomes[key] = [d["id"] for d in self._outcome.decisions]
+        self._applied += 1
+        if self.retain is not None and self._applied % PRUNE_EVERY == 0:
+            self.prune()
         return self._outcome
+
+    def prune(self) -> int:
+        """Forget the clocks that finished more than ``retain`` ago; how many were."""
+        if self.retain is None or self.now is None:
+            return 0
+        horizon = self.now - self.retain
+        gone = 0
+        for key, record in list(self._clocks.items()):
+            clock = record.clock
+            if clock.running or record.scheduled is not None or record.running_fact is not None:
+                continue
+            last = max(filter(None, [record.last_transition, record.last_fired,
+                                     getattr(clock, "window_end", None)]), default=None)
+            if last is None or last >= horizon:
+                continue
+            del self._clocks[key]
+            keys = self._by_subject.get(record.subject)
+            if keys and key in keys:
+                keys.remove(key)
+                if not keys:
+                    del self._by_subject[record.subject]
+            gone += 1
+        return gone
 
     def advance(self, until: datetime) -> Outcome:
         """Move event time to ``until``: every deadline at or before it fires."""
@@ -248,6 +281,8 @@ class Engine:
         start, end, _ = window_of("month", middle, target.calendar.timezone)
         if self.now is None or self.now <= start:
             return None
+        if self.retain is not None and end < self.now - self.retain:
+            return None            # maybe forgotten, not quiet: unknown
         return timedelta(0), target.calendar.counted(start, end)
 
     def trace(self, decision_id: str) -> dict:
@@ -344,13 +379,18 @@ class Engine:
         target = self.ruleset.targets[target_id]
         at = _parse(m["time"])
         record = self._window_record(target, at)
+        if record is None:
+            return
         subject = m.get("subject") or m.get("service") or "-"
         self._transition(record, Transition(at, next(self._counter), action, "fact:" + m["fid"], subject))
 
-    def _window_record(self, target: Target, at: datetime) -> _ClockRecord:
+    def _window_record(self, target: Target, at: datetime) -> _ClockRecord | None:
+        """The window clock holding ``at`` (None: a window forgotten under ``retain``)."""
         window = window_of(target.spec.get("window", "month"), at, target.calendar.timezone)
         key = f"{target.id}/{window[2]}"
         if key not in self._clocks:
+            if self.retain is not None and self.now is not None and window[1] < self.now - self.retain:
+                return None
             clock = WindowClock(target.calendar, target.goal, target.warn_at, window)
             self._clocks[key] = _ClockRecord(key, target, window[2], clock)
             self._sync_running(self._clocks[key])
@@ -451,6 +491,8 @@ class Engine:
             return
         record.carried = True
         successor = self._window_record(record.target, old.window_end)
+        if successor is None:
+            return
         for subject, fact in sorted(old.down.items()):
             self._transition(successor, Transition(old.window_end, next(self._counter), "down", fact, subject))
 

@@ -38,6 +38,7 @@ log = logging.getLogger("slm.service")
 DEFAULT_SKEW = timedelta(minutes=5)
 MAX_BATCH = 10_000
 SNAPSHOT_EVERY = 20_000     # facts between engine snapshots: bounds what a restart replays
+RETAIN = timedelta(days=35)  # a finished clock is kept (for late facts) this long, then forgotten
 IDLE_WAKEUP = 60.0          # seconds the scheduler sleeps when no deadline is pending
 
 
@@ -80,7 +81,7 @@ class SlmService:
 
     def __init__(self, store: Store, rules_dir: str | Path, *, skew: timedelta = DEFAULT_SKEW,
                  now: Callable[[], datetime] = utcnow, history: bool = False,
-                 snapshot_every: int = SNAPSHOT_EVERY):
+                 snapshot_every: int = SNAPSHOT_EVERY, retain: timedelta | None = RETAIN):
         self.store = store
         self.history = history        # keep the engine's in-memory record too (tests inspect it)
         self.rules_dir = Path(rules_dir)
@@ -94,6 +95,7 @@ class SlmService:
         self.rebuild_seconds: float | None = None
         self.last_fact_seq = self.last_tick_seq = 0
         self.snapshot_every = snapshot_every   # new facts between engine snapshots; 0: never
+        self.retain = retain                   # finished clocks are forgotten this long after
         self._since_snapshot = 0
         self.failure: BaseException | None = None
         self._lock = threading.RLock()
@@ -186,11 +188,11 @@ class SlmService:
         if found is not None:
             try:
                 engine = snapshot.load(ruleset, found["body"])
-                if engine.history == self.history:
+                if (engine.history, engine.retain) == (self.history, self.retain):
                     return engine, found["fact_seq"], found["tick_seq"]
             except snapshot.SnapshotError as err:
                 log.warning("ignoring the snapshot of %s: %s; replaying everything", found["created_at"], err)
-        return Engine(ruleset, history=self.history), 0, 0
+        return Engine(ruleset, history=self.history, retain=self.retain), 0, 0
 
     def _maybe_snapshot(self, force: bool = False) -> None:
         """Snapshot the engine (under the write lock) every ``snapshot_every`` new facts."""

@@ -20,7 +20,7 @@ from .model import RuleSet
 from .runtime import Engine
 
 # The Engine attributes a snapshot carries; the rest is derived from the rule set.
-STATE = ("now", "now_inclusive", "history", "facts", "facts_by_id", "decisions", "decisions_by_id",
+STATE = ("now", "now_inclusive", "history", "retain", "_applied", "facts", "facts_by_id", "decisions", "decisions_by_id",
          "notifications", "fired_rules", "_outcomes", "_emitted", "_clocks", "_by_subject", "_heap",
          "_counter", "_seq", "_counts", "_count_firings", "_durable_ids")
 
@@ -116,7 +116,7 @@ def load(ruleset: RuleSet, blob: bytes) -> Engine:
         raise SnapshotError(f"the snapshot does not load: {err}") from err
     if set(state) != set(STATE):
         raise SnapshotError("the snapshot holds state of another shape")
-    engine = Engine(ruleset, history=state["history"])
+    engine = Engine(ruleset, history=state["history"], retain=state["retain"])
     for name, value in state.items():
         setattr(engine, name, value)
     engine.rehold()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import textwrap
+from datetime import timedelta
 
 import pytest
 
@@ -458,3 +459,17 @@ def test_a_fact_whose_id_hashes_like_a_held_one_is_still_matched():
     outcome = engine.apply(fact("a1", "incident.acknowledged", "2026-11-02T09:05:00Z", subject="INC-25480"))
     assert sorted(d["target"] for d in outcome.decisions if d["kind"] == "met") == \
         ["email-p1-response", "ola-mx-p1-response"]
+
+
+def test_finished_clocks_are_forgotten_after_retain_and_running_ones_kept():
+    engine = Engine(load_texts({"rules.yaml": BASE}), history=False, retain=timedelta(days=1))
+    engine.apply(fact("o1", "incident.opened", "2026-11-02T09:00:00Z", subject="INC-1", priority="P1"))
+    engine.apply(fact("a1", "incident.acknowledged", "2026-11-02T09:05:00Z", subject="INC-1"))
+    engine.apply(fact("o2", "incident.opened", "2026-11-02T10:00:00Z", subject="INC-2", priority="P1"))
+    engine.apply(fact("r1", "incident.opened", "2026-11-04T10:00:00Z", subject="INC-3", priority="P1"))
+    assert engine.prune() == 1                             # INC-1's stopped clock, two days old
+    assert engine.prune() == 0
+    running = {c["subject"] for c in engine.clocks()}
+    assert running == {"INC-2", "INC-3"}                   # INC-2 breached long ago but still runs
+    late = engine.apply(fact("p1", "incident.pending", "2026-11-02T09:01:00Z", subject="INC-1"))
+    assert late.decisions == []                            # a fact for a forgotten clock: ignored
