@@ -41,8 +41,12 @@ scenarios: $(STAMP)
 fuzz: $(STAMP)
 	SLM_FUZZ_EXAMPLES=$${SLM_FUZZ_EXAMPLES:-300} $(BIN)/python -m pytest tests/test_fuzz_api.py tests/test_fuzz_inputs.py
 
+# Benchmarks (docs/BENCHMARKS.md); each prints its baseline measured in the same run.
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/engine.py --clocks 25000
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/restart.py --facts 100000
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
