@@ -234,7 +234,8 @@ class Engine:
         """The earliest instant at which some clock will decide something."""
         while self._heap:
             deadline, counter, key = self._heap[0]
-            if self._clocks[key].scheduled == (deadline, counter):
+            record = self._clocks.get(key)             # None: a clock forgotten under ``retain``
+            if record is not None and record.scheduled == (deadline, counter):
                 return deadline
             heapq.heappop(self._heap)
         return None

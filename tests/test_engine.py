@@ -473,3 +473,15 @@ def test_finished_clocks_are_forgotten_after_retain_and_running_ones_kept():
     assert running == {"INC-2", "INC-3"}                   # INC-2 breached long ago but still runs
     late = engine.apply(fact("p1", "incident.pending", "2026-11-02T09:01:00Z", subject="INC-1"))
     assert late.decisions == []                            # a fact for a forgotten clock: ignored
+    later = engine.advance(parse_instant("2026-11-09T00:00:00Z"))   # stale schedule entries pass by
+    assert {d["subject"] for d in later.decisions} <= {"INC-2", "INC-3"}
+
+
+def test_a_forgotten_clock_leaves_no_schedule_behind():
+    engine = Engine(load_texts({"rules.yaml": BASE}), history=False, retain=timedelta(seconds=30))
+    engine.apply(fact("o1", "incident.opened", "2026-11-02T09:00:00Z", subject="INC-1", priority="P1"))
+    engine.apply(fact("a1", "incident.acknowledged", "2026-11-02T09:05:00Z", subject="INC-1"))
+    engine.apply(fact("x", "incident.resumed", "2026-11-02T09:06:00Z", subject="INC-9"))
+    assert engine.prune() == 1                       # its 50% mark (09:07:30) is still scheduled
+    assert engine.next_deadline() is None
+    assert engine.advance(parse_instant("2026-11-02T10:00:00Z")).decisions == []
