@@ -297,19 +297,28 @@ class SlmService:
                 log.exception("a listener failed (the write itself succeeded)")
 
     def _catch_up(self, result: Ingested | None = None) -> None:
-        """Advance deadline by deadline (not straight to now), so a fact a few seconds
-        late is only late for the engine if a deadline really fired in between."""
+        """Fire every deadline due by the wall clock: advance deadline by deadline (not
+        straight to now), so a fact a few seconds late is only late for the engine if a
+        deadline really fired in between. Every catch-up that moved the engine's time is
+        stored as one tick, decisions or not: where the engine's time stood when the next
+        fact came decides how that fact is reconciled, so a replay must stand there too."""
         result = result or Ingested()
         now = self.now()
+        reached = None
+        decisions: list[dict] = []
+        notifications: list[dict] = []
         while (deadline := self.engine.next_deadline()) is not None and deadline <= now:
             outcome = self.engine.advance(deadline)
-            if outcome.decisions:
-                self.last_tick_seq = self.store.add_tick(self.last_fact_seq, deadline)
-                self._store(outcome.decisions, outcome.notifications)
-                result.decisions.extend(outcome.decisions)
-                result.notifications.extend(outcome.notifications)
+            decisions += outcome.decisions
+            notifications += outcome.notifications
+            reached = deadline
             if self.engine.next_deadline() == deadline:
                 raise RuntimeError(f"the engine did not move past the deadline {deadline}")
+        if reached is not None:
+            self.last_tick_seq = self.store.add_tick(self.last_fact_seq, reached)
+            self._store(decisions, notifications)
+            result.decisions.extend(decisions)
+            result.notifications.extend(notifications)
 
     class _Guard:
         def __init__(self, service):

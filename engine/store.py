@@ -199,8 +199,8 @@ def _define_models(db: pw.Database) -> SimpleNamespace:
             table_name = "tokens"
 
     class Tick(Base):
-        """The engine's clock was advanced to ``until`` after fact ``after_fact`` and decided
-        something: replaying facts and ticks in this order re-derives the same decisions."""
+        """The engine's clock was advanced to ``until`` after fact ``after_fact``: replaying
+        facts and ticks in this order re-derives the same decisions."""
         seq = pw.BigAutoField()
         after_fact = pw.BigIntegerField()
         until = pw.TextField()

@@ -40,17 +40,21 @@ def history(incidents: int) -> list[dict]:
     return facts
 
 
-def uninterrupted(facts: list[dict], tmp_path) -> tuple[set, set]:
+def uninterrupted(facts: list[dict], tmp_path) -> tuple[dict, set]:
     store = Store.open(f"sqlite:///{tmp_path / 'reference.db'}")
     service = SlmService(store, RULES)
     service.start(background=False)
     for fact in facts:
         service.ingest([fact])
     service.stop()
-    decisions = {d["id"] for d in _everything(store.list_decisions)}
+    decisions = {d["id"]: summary(d) for d in _everything(store.list_decisions)}
     notifications = {n["id"] for n in _everything(store.list_notifications)}
     store.close()
     return decisions, notifications
+
+
+def summary(decision: dict) -> tuple:
+    return decision["kind"], decision.get("target"), decision.get("subject"), decision["at"]
 
 
 def _everything(list_page) -> list[dict]:
@@ -100,9 +104,10 @@ def test_kill_and_restart_at_random_moments_loses_and_duplicates_nothing(url, tm
         assert acknowledged == [f["id"] for f in facts]
         assert interrupted == KILLS                         # every kill hit a client mid-stream
 
-        stored = [item["fact"]["id"] for item in all_items(server, "/v1/facts")]
-        assert stored == [f["id"] for f in facts]          # each once, in posting order
-        decisions = [d["id"] for d in all_items(server, "/v1/decisions")]
+        stored_facts = [item["fact"]["id"] for item in all_items(server, "/v1/facts")]
+        assert stored_facts == [f["id"] for f in facts]    # each once, in posting order
+        stored = {d["id"]: summary(d) for d in all_items(server, "/v1/decisions")}
+        decisions = list(stored)
         notifications = [n["id"] for n in all_items(server, "/v1/notifications")]
         assert len(decisions) == len(set(decisions)) and len(notifications) == len(set(notifications))
         audit = requests.get(server.base + "/v1/audit/verify", headers=headers, timeout=60).json()
@@ -111,5 +116,7 @@ def test_kill_and_restart_at_random_moments_loses_and_duplicates_nothing(url, tm
         server.stop()
 
     expected_decisions, expected_notifications = uninterrupted(facts, tmp_path)
-    assert set(decisions) == expected_decisions
+    missing = sorted(expected_decisions[i] for i in set(expected_decisions) - set(stored))
+    extra = sorted(stored[i] for i in set(stored) - set(expected_decisions))
+    assert (missing, extra) == ([], [])
     assert set(notifications) == expected_notifications
