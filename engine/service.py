@@ -76,6 +76,15 @@ class Ingested:
         return sum(1 for r in self.results if r["status"] == "accepted")
 
 
+@dataclass
+class _Job:
+    """One ingestion request waiting for the write lock (see :meth:`SlmService.ingest`)."""
+
+    facts: list[dict]
+    result: Ingested | None = None
+    error: BaseException | None = None
+
+
 class SlmService:
     """Facts in, decisions stored; clocks fired on time; state rebuilt on start."""
 
@@ -99,6 +108,8 @@ class SlmService:
         self._since_snapshot = 0
         self.failure: BaseException | None = None
         self._lock = threading.RLock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Job] = []                 # requests waiting to be written together
         self._wake = threading.Condition()
         self._stop = threading.Event()
         self._dirty = False
@@ -242,16 +253,41 @@ class SlmService:
 
     def ingest(self, raws: list) -> Ingested:
         """Validate all, then evaluate each fact and store facts and decisions in one
-        transaction: all or nothing. A repeated (source, id) returns its first outcome."""
+        transaction: all or nothing. A repeated (source, id) returns its first outcome.
+
+        Group commit: requests that arrive while another one is being written wait for the
+        write lock together, and the first of them to get it writes them all in one
+        transaction (in arrival order), so concurrent clients share a commit."""
         if not self.ready.is_set():
             raise NotReady(self.progress())
-        loaded = self.validate(raws)
-        result = Ingested()
+        job = _Job(self.validate(raws))
+        with self._queue_lock:
+            self._queue.append(job)
         with self._lock, self._guarded():
-            with self.store.transaction():
-                known = self.store.find_facts({(f["source"], f["id"]) for f in loaded})
-                new: list[tuple[dict, list[str]]] = []
-                for fact in loaded:
+            if job.result is None and job.error is None:
+                with self._queue_lock:
+                    jobs, self._queue = self._queue, []
+                try:
+                    self._write(jobs)
+                except BaseException as exc:
+                    for other in jobs:
+                        other.error = exc
+                    raise
+        if job.error is not None:
+            raise job.error
+        self._notify()
+        self._announce(job.result)
+        return job.result
+
+    def _write(self, jobs: list["_Job"]) -> None:
+        new: list[tuple[dict, list[str]]] = []
+        decisions: list[dict] = []
+        notifications: list[dict] = []
+        with self.store.transaction():
+            known = self.store.find_facts({(f["source"], f["id"]) for job in jobs for f in job.facts})
+            for job in jobs:
+                job.result = result = Ingested()
+                for fact in job.facts:
                     key = (fact["source"], fact["id"])
                     if key in known:
                         result.results.append({"id": fact["id"], "source": fact["source"],
@@ -264,15 +300,14 @@ class SlmService:
                     result.notifications.extend(outcome.notifications)
                     result.results.append({"id": fact["id"], "source": fact["source"],
                                            "status": "accepted", "decisions": ids})
-                if new:
-                    self.last_fact_seq = self.store.add_facts(new)
-                    self._store(result.decisions, result.notifications)
-                self._catch_up(result)
-            self._since_snapshot += len(new)
-            self._maybe_snapshot()
-        self._notify()
-        self._announce(result)
-        return result
+                decisions += result.decisions
+                notifications += result.notifications
+            if new:
+                self.last_fact_seq = self.store.add_facts(new)
+                self._store(decisions, notifications)
+            self._catch_up(jobs[-1].result)
+        self._since_snapshot += len(new)
+        self._maybe_snapshot()
 
     def _store(self, decisions: list[dict], notifications: list[dict]) -> None:
         self.store.add_decisions(decisions)
