@@ -1,10 +1,13 @@
 """Bearer tokens with roles (DESIGN §7): who may post facts, change rules, read, verify.
 
-Tokens are looked up by their SHA-256 in the store; the plaintext is never kept.
+Tokens are looked up by their SHA-256 in the store; the plaintext is never kept. A valid
+token is trusted for a few seconds without asking the store again (monitoring tools post
+often), so a revocation takes effect within ``TOKEN_CACHE_SECONDS``.
 """
 from __future__ import annotations
 
 import functools
+import time
 
 from flask import current_app, g, request
 from flask_smorest import abort
@@ -40,8 +43,22 @@ def requires(blueprint, roles: tuple[str, ...]):
     return decorate
 
 
+TOKEN_CACHE_SECONDS = 5.0     # a revoked token stops working within this long
+_known: dict[str, tuple[str, float]] = {}     # token -> (role, until when it is trusted)
+
+
 def _role_of_request() -> str | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         return None
-    return current_app.extensions["slm"].store.token_role(token.strip())
+    now = time.monotonic()
+    cached = _known.get(token)
+    if cached and cached[1] > now:
+        return cached[0]
+    role = current_app.extensions["slm"].store.token_role(token)
+    if role is not None:
+        if len(_known) > 1000:
+            _known.clear()
+        _known[token] = (role, now + TOKEN_CACHE_SECONDS)
+    return role

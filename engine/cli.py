@@ -119,7 +119,7 @@ def token_create(role, name, db_url):
 @click.argument("value")
 @click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
 def token_revoke(value, db_url):
-    """Revoke a token: requests bearing it get 401 from now on."""
+    """Revoke a token: requests bearing it get 401 (a running service notices within 5s)."""
     with open_store(db_url) as store:
         if not store.revoke_token(value):
             click.echo("no such token", err=True)

@@ -14,6 +14,7 @@ from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
 from api.app import create_app
+from api.auth import _known as trusted_tokens
 from conftest import ROOT, fact
 from engine.service import SlmService
 from engine.store import Store
@@ -68,6 +69,7 @@ def test_tokens_and_roles_guard_every_v1_route(env):
     assert env.store.fact_count() == 0
     revoked = env.tokens["auditor"]
     env.store.revoke_token(revoked)
+    trusted_tokens.clear()                      # what the next few seconds would do
     assert get(env, "/v1/decisions").status_code == 401
     for open_path in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
         assert env.client.get(open_path).status_code == 200, open_path
