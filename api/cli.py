@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from datetime import date
 
 import click
 
+from engine.checks import validity_warnings
 from engine.cli import DEFAULT_DB, DEFAULT_RULES, main, open_store
 from engine.errors import RuleSetError
 from engine.service import SNAPSHOT_EVERY
@@ -48,6 +50,8 @@ def serve(rules_dir, db_url, host, port, threads, skew, alert_service_label, sna
     except RuleSetError as err:
         click.echo(err.report(), err=True)
         sys.exit(1)
+    for warning in validity_warnings(service.ruleset, date.today()):
+        click.echo(str(warning), err=True)
     app = create_app(service, alert_service_label=alert_service_label)
     server = create_server(app, host=host, port=port, threads=threads, ident="slm",
                            clear_untrusted_proxy_headers=True)

@@ -2,7 +2,7 @@
 
 Fills a fresh SQLite database through the service (so facts, decisions, notifications and
 ticks are stored as in production) with a history of incidents — opened, acknowledged,
-resolved — spread back from now, then times a cold start (open the store, load the
+resolved — spread over the validity of the shipped agreements, then times a cold start (open the store, load the
 rules, rebuild) of a new service on it three ways: from the snapshot taken at stop, from
 the snapshot before it (a restart after a kill: up to ``--snapshot-every`` facts to
 replay), and with snapshots off (a full replay). Baseline, measured in the same run:
@@ -23,26 +23,42 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from engine.service import SNAPSHOT_EVERY, SlmService  # noqa: E402
+from engine.loader import load_rules  # noqa: E402
+from engine.service import SNAPSHOT_EVERY, SlmService, utcnow  # noqa: E402
 from engine.store import Store  # noqa: E402
 
 SERVICES = (("email", "P1"), ("email", "P2"), ("service-desk", None), ("hosting", "P1"), ("hosting", "P2"))
 
 
-def history(count: int, end: datetime) -> list[dict]:
-    """``count`` facts, three per incident, incidents 10 minutes apart, ending an hour ago."""
+def agreed_window(now: datetime) -> tuple[datetime, datetime]:
+    """Where the history goes: inside the validity of every shipped agreement that has one
+    (a fact outside it starts no clock, so it would measure nothing), ending at most an
+    hour ago. Without such an overlap in the past: the year before the last hour."""
+    end = now - timedelta(hours=1)
+    spans = [t.valid_span() for t in load_rules(ROOT / "rules").targets.values()]
+    start = max((s for s, _ in spans if s), default=None)
+    end = min([end] + [e for _, e in spans if e])
+    if start is None or end - start < timedelta(days=1):
+        start, end = now - timedelta(days=366), now - timedelta(hours=1)
+    return start, end
+
+
+def history(count: int, now: datetime) -> list[dict]:
+    """``count`` facts, three per incident (opened, acknowledged 5 minutes later, resolved
+    after 45), incidents evenly spread over :func:`agreed_window`."""
     incidents = count // 3
-    start = end - timedelta(hours=1) - timedelta(minutes=10 * incidents)
+    start, end = agreed_window(now)
+    step = (end - timedelta(minutes=45) - start) / max(incidents, 1)
     facts = []
     for n in range(incidents):
         service, priority = SERVICES[n % len(SERVICES)]
-        opened = start + timedelta(minutes=10 * n)
+        opened = start + step * n
         kind = "request" if priority is None else "incident"
         subject = f"{kind[:3].upper()}-{n}"
         data = {"priority": priority} if priority else {}
         for suffix, offset in (("opened", 0), ("acknowledged", 5), ("resolved", 45)):
             facts.append({"id": f"h{n}-{suffix}", "source": "bench", "type": f"{kind}.{suffix}",
-                          "time": (opened + timedelta(minutes=offset)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                          "time": (opened + timedelta(minutes=offset)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                           "subject": subject, "service": service, "data": data if suffix == "opened" else {}})
     facts.sort(key=lambda f: f["time"])
     return facts
@@ -58,9 +74,10 @@ def main() -> None:
     parser.add_argument("--restart", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--decisions", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--snapshot-every", type=int, default=SNAPSHOT_EVERY, help=argparse.SUPPRESS)
+    parser.add_argument("--now", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.restart:
-        cold_start(args.restart, args.decisions, args.snapshot_every)
+        cold_start(args.restart, args.decisions, args.snapshot_every, args.now)
         return
     now = datetime.now(timezone.utc)
     facts = history(args.facts, now)
@@ -114,7 +131,9 @@ def bulk(facts: list[dict]) -> None:
             for i in range(0, len(facts) - tail, 5000):
                 store.add_facts([(f, []) for f in facts[i:min(i + 5000, len(facts) - tail)]])
             fill = time.perf_counter() - began
-        full = _cold(url, SNAPSHOT_EVERY)              # a full replay; it snapshots at the end
+        # a full replay, at the wall-clock time the last fact stored so far came in; it
+        # snapshots at the end, and the facts stored after that come after it in time
+        full = _cold(url, SNAPSHOT_EVERY, now=facts[len(facts) - tail]["time"])
         with Store.open(url) as store:
             store.add_facts([(f, []) for f in facts[len(facts) - tail:]])
         from_snapshot = _cold(url, SNAPSHOT_EVERY)
@@ -123,19 +142,22 @@ def bulk(facts: list[dict]) -> None:
         print(f"  restart, {name:<40} {elapsed:8.2f}s  ({replayed:,} facts replayed, RSS {rss:,.0f} MiB)")
 
 
-def _cold(url: str, snapshot_every: int, decisions: int = -1) -> tuple[float, int, float]:
-    """A cold start in a process of its own: (seconds, facts replayed, RSS MiB)."""
+def _cold(url: str, snapshot_every: int, decisions: int = -1, now: str | None = None) -> tuple[float, int, float]:
+    """A cold start in a process of its own (at the wall-clock time ``now``, if given):
+    (seconds, facts replayed, RSS MiB)."""
     out = subprocess.run([sys.executable, __file__, "--restart", url, "--decisions", str(decisions),
-                          "--snapshot-every", str(snapshot_every)],
+                          "--snapshot-every", str(snapshot_every)] + (["--now", now] if now else []),
                          capture_output=True, text=True, check=True).stdout.split()
     return float(out[0]), int(out[1]), float(out[2])
 
 
-def cold_start(url: str, decisions: int, snapshot_every: int) -> None:
+def cold_start(url: str, decisions: int, snapshot_every: int, now: str | None) -> None:
     """Child process: start a service on ``url``; print seconds, facts replayed, RSS MiB."""
+    fixed = datetime.fromisoformat(now.replace("Z", "+00:00")) if now else None
     began = time.perf_counter()
     store = Store.open(url)
-    service = SlmService(store, ROOT / "rules", snapshot_every=snapshot_every)
+    service = SlmService(store, ROOT / "rules", snapshot_every=snapshot_every,
+                         now=(lambda: fixed) if fixed else utcnow)
     service.start(background=False)
     elapsed = time.perf_counter() - began
     assert decisions < 0 or store.decision_count() == decisions, "a restart must not decide anything twice"

@@ -4,6 +4,7 @@ staffed, and no target promises more than the agreements underpinning it.
 from __future__ import annotations
 
 import re
+from datetime import date, timedelta
 from fractions import Fraction
 
 from schemas.values import format_duration
@@ -29,6 +30,34 @@ def check(ruleset: RuleSet, documents: list[tuple[Document, dict]], docs_by_id: 
             problems.append(doc.problem(("calendar",), f"calendar: unknown calendar '{doc.data['calendar']}'",
                                         "unknown-reference"))
     return problems
+
+
+EXPIRY_NOTICE = timedelta(days=30)
+
+
+def validity_warnings(ruleset: RuleSet, today: date) -> list[Problem]:
+    """Agreements in force that have expired, expire within 30 days, or are not yet valid
+    on ``today``: a fact outside an agreement's validity starts none of its clocks, so a
+    lapsed agreement looks like a quiet service. Separate from :func:`check` because it
+    depends on the date, and a rule set's meaning must not."""
+    warnings = []
+    for agreement in sorted(ruleset.agreements.values(), key=lambda a: a.id):
+        if agreement.status == "retired":
+            continue
+        start, end = agreement.valid_from, agreement.valid_to
+        if end is not None and end < today:
+            message = f"expired on {end}: facts after it start none of its clocks"
+        elif end is not None and end - today < EXPIRY_NOTICE:
+            days = (end - today).days
+            message = f"expires on {end}, {'today' if not days else f'in {days} day' + 's' * (days > 1)}"
+        elif start is not None and start > today:
+            message = f"is not valid before {start}: facts before it start none of its clocks"
+        else:
+            continue
+        origin = agreement.origin
+        warnings.append(Problem(origin.file, origin.line, origin.column,
+                                f"agreement '{agreement.id}' {message}", "validity", "warning"))
+    return warnings
 
 
 class _Places:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import date
 from pathlib import Path
 
 import click
 
+from .checks import validity_warnings
 from .errors import RuleSetError
 from .loader import load_rules
 
@@ -42,7 +44,7 @@ def check(directory):
     except RuleSetError as err:
         click.echo(err.report(), err=True)
         sys.exit(1)
-    for warning in ruleset.warnings:
+    for warning in ruleset.warnings + validity_warnings(ruleset, date.today()):
         click.echo(str(warning), err=True)
     targets = list(ruleset.targets.values())
     click.echo(f"{directory}: OK  ruleset {ruleset.version[:19]}…  ({len(ruleset.files)} files)")

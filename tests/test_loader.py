@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import textwrap
+from datetime import date
 from pathlib import Path
 
 import pytest
 
+from engine.checks import validity_warnings
 from engine.errors import RuleSetError
 from engine.loader import load_rules, load_texts
 
@@ -169,3 +171,32 @@ def test_version_is_a_content_hash():
     two = load_texts({"base.yaml": BASE + "\n# comment\n"})
     assert one.version != two.version
     assert load_texts({"base.yaml": BASE}).version == one.version
+
+
+def test_validity_warnings_name_lapsed_expiring_and_future_agreements():
+    ruleset = load_rules(ROOT / "rules")
+    assert validity_warnings(ruleset, date(2026, 6, 1)) == []
+
+    expiring = [str(w) for w in validity_warnings(ruleset, date(2026, 12, 20))]
+    assert any("agreement 'sla-email' expires on 2026-12-31, in 11 days" in w for w in expiring)
+    assert not any("uc-hosting-cdn" in w for w in expiring)        # valid to 2027-12-31
+
+    lapsed = [w for w in validity_warnings(ruleset, date(2027, 1, 5)) if "sla-email" in w.message]
+    assert [w.severity for w in lapsed] == ["warning"]
+    assert lapsed[0].message.endswith("expired on 2026-12-31: facts after it start none of its clocks")
+    assert lapsed[0].file.endswith("email.yaml") and lapsed[0].line > 1
+
+    early = [w.message for w in validity_warnings(ruleset, date(2025, 12, 24))]
+    assert "agreement 'sla-email' is not valid before 2026-01-01: facts before it start none of its clocks" in early
+
+
+def test_slm_check_prints_validity_warnings_and_still_passes(tmp_path):
+    from click.testing import CliRunner
+
+    from api.cli import main
+    (tmp_path / "base.yaml").write_text(BASE)
+    (tmp_path / "sla.yaml").write_text(AGREEMENT.replace("{goal}", "15m").replace(
+        "type: SLA", "type: SLA\nvalid: {from: 2019-01-01, to: 2019-12-31}"))
+    result = CliRunner().invoke(main, ["check", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "expired on 2019-12-31" in result.output and "OK" in result.output
