@@ -11,7 +11,7 @@ from engine.service import SlmService
 from schemas.facts import FactSchema, FactTime
 
 from . import facts, ops, records, rules
-from .auth import SECURITY_SCHEME
+from .auth import SECURITY_SCHEME, TokenCache
 from .problems import SlmApi
 
 API_VERSION = "1.0.0"
@@ -32,6 +32,7 @@ def create_app(service: SlmService, *, alert_service_label: str = "service") -> 
         JSON_SORT_KEYS=False,
     )
     app.extensions["slm"] = service
+    app.extensions["slm_tokens"] = TokenCache(service.store.token_role)
     metrics = ops.Metrics(service)
     app.extensions["slm_metrics"] = metrics
     service.listeners.append(metrics.record)

@@ -12,6 +12,8 @@ import time
 from flask import current_app, g, request
 from flask_smorest import abort
 
+from engine.store import token_digest
+
 BEARER = [{"bearerAuth": []}]
 SECURITY_SCHEME = {"type": "http", "scheme": "bearer",
                    "description": "a token from `slm token create --role ROLE`"}
@@ -44,7 +46,29 @@ def requires(blueprint, roles: tuple[str, ...]):
 
 
 TOKEN_CACHE_SECONDS = 5.0     # a revoked token stops working within this long
-_known: dict[str, tuple[str, float]] = {}     # token -> (role, until when it is trusted)
+
+
+class TokenCache:
+    """Roles of recently checked tokens, by the token's SHA-256, one cache per app; a
+    token is asked of the store again once ``seconds`` have passed."""
+
+    def __init__(self, lookup, seconds: float = TOKEN_CACHE_SECONDS, clock=time.monotonic, size: int = 1000):
+        self.lookup, self.seconds, self.clock, self.size = lookup, seconds, clock, size
+        self._roles: dict[str, tuple[str, float]] = {}     # digest -> (role, trusted until)
+
+    def role(self, token: str) -> str | None:
+        key, now = token_digest(token), self.clock()
+        cached = self._roles.get(key)
+        if cached and cached[1] > now:
+            return cached[0]
+        role = self.lookup(token)
+        if role is None:
+            self._roles.pop(key, None)
+        else:
+            if len(self._roles) >= self.size:
+                self._roles.clear()
+            self._roles[key] = (role, now + self.seconds)
+        return role
 
 
 def _role_of_request() -> str | None:
@@ -52,13 +76,4 @@ def _role_of_request() -> str | None:
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         return None
-    now = time.monotonic()
-    cached = _known.get(token)
-    if cached and cached[1] > now:
-        return cached[0]
-    role = current_app.extensions["slm"].store.token_role(token)
-    if role is not None:
-        if len(_known) > 1000:
-            _known.clear()
-        _known[token] = (role, now + TOKEN_CACHE_SECONDS)
-    return role
+    return current_app.extensions["slm_tokens"].role(token)

@@ -14,7 +14,7 @@ from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
 from api.app import create_app
-from api.auth import _known as trusted_tokens
+from api.auth import TOKEN_CACHE_SECONDS
 from conftest import ROOT, fact
 from engine.service import SlmService
 from engine.store import Store
@@ -57,6 +57,8 @@ def p1(id="f1", subject="INC-1", time="2026-11-05T03:00:00Z", **extra):
 # ---- auth -------------------------------------------------------------------------------
 
 def test_tokens_and_roles_guard_every_v1_route(env):
+    moment = [1000.0]
+    env.client.application.extensions["slm_tokens"].clock = lambda: moment[0]
     no_token = env.client.get("/v1/decisions")
     assert no_token.status_code == 401 and no_token.mimetype == PROBLEM
     assert no_token.headers["WWW-Authenticate"].startswith("Bearer")
@@ -68,9 +70,12 @@ def test_tokens_and_roles_guard_every_v1_route(env):
     assert env.client.post("/v1/rules/reload", headers=auth(env, "auditor")).status_code == 403
     assert env.store.fact_count() == 0
     revoked = env.tokens["auditor"]
+    assert get(env, "/v1/decisions").status_code == 200
     env.store.revoke_token(revoked)
-    trusted_tokens.clear()                      # what the next few seconds would do
+    assert get(env, "/v1/decisions").status_code == 200       # a checked token is trusted a while
+    moment[0] += TOKEN_CACHE_SECONDS + 0.1
     assert get(env, "/v1/decisions").status_code == 401
+    assert get(env, "/v1/decisions", role="admin").status_code == 200     # checked again: still valid
     for open_path in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
         assert env.client.get(open_path).status_code == 200, open_path
 
