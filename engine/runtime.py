@@ -9,6 +9,7 @@ order, ids derived from what a decision is about.
 """
 from __future__ import annotations
 
+import bisect
 import hashlib
 import heapq
 import itertools
@@ -227,6 +228,7 @@ class _ClockRecord:
     subject: str
     clock: DurationClock | WindowClock
     transitions: list[Transition] = field(default_factory=list)
+    signals: dict = field(default_factory=dict)         # window clocks: subject -> sorted (at, seq, action)
     issued: dict = field(default_factory=dict)          # reading key -> decision
     revisions: dict = field(default_factory=dict)       # reading key -> times superseded
     escalations: dict = field(default_factory=dict)     # escalation id -> levels
@@ -234,6 +236,18 @@ class _ClockRecord:
     last_transition: datetime | None = None
     last_fired: datetime | None = None
     scheduled: tuple | None = None
+
+
+def _changes_state(record: _ClockRecord, transition: Transition) -> bool:
+    """False for a late window signal that leaves its subject as it was: an ``up`` for a
+    subject already up then. Replaying the window would read exactly as it does now, so
+    a late healthy sample (the common case: many monitors, slightly out of order) costs
+    no replay of the window's whole history."""
+    if transition.subject is None or transition.action != "up":
+        return True
+    history = record.signals[transition.subject]
+    before = bisect.bisect_left(history, (transition.at, transition.seq, transition.action))
+    return before > 0 and history[before - 1][2] == "down"
 
 
 class Engine:
@@ -532,8 +546,12 @@ class Engine:
                 or (record.last_fired and transition.at <= record.last_fired))
         record.transitions.append(transition)
         record.last_transition = max(filter(None, [record.last_transition, transition.at]))
+        if transition.subject is not None:
+            bisect.insort(record.signals.setdefault(transition.subject, []),
+                          (transition.at, transition.seq, transition.action))
         if late:
-            self._rebuild(record, cause=transition)
+            if _changes_state(record, transition):
+                self._rebuild(record, cause=transition)
             return
         readings = record.clock.fire_due(transition.at, inclusive=False)
         readings += self._apply_transition(record.clock, transition)
