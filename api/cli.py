@@ -46,7 +46,7 @@ def serve(rules_dir, db_url, host, port, threads, skew, alert_service_label, sna
     store = open_store(db_url)
     try:
         service = SlmService(store, rules_dir, skew=skew_delta, snapshot_every=snapshot_every,
-                             retain=retain_delta)
+                             retain=retain_delta, freeze_heap=True)
     except RuleSetError as err:
         click.echo(err.report(), err=True)
         sys.exit(1)

@@ -11,6 +11,7 @@ already stored, and deadlines missed while the service was down fire afterwards.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -90,7 +91,8 @@ class SlmService:
 
     def __init__(self, store: Store, rules_dir: str | Path, *, skew: timedelta = DEFAULT_SKEW,
                  now: Callable[[], datetime] = utcnow, history: bool = False,
-                 snapshot_every: int = SNAPSHOT_EVERY, retain: timedelta | None = RETAIN):
+                 snapshot_every: int = SNAPSHOT_EVERY, retain: timedelta | None = RETAIN,
+                 freeze_heap: bool = False):
         self.store = store
         self.history = history        # keep the engine's in-memory record too (tests inspect it)
         self.rules_dir = Path(rules_dir)
@@ -105,6 +107,7 @@ class SlmService:
         self.last_fact_seq = self.last_tick_seq = 0
         self.snapshot_every = snapshot_every   # new facts between engine snapshots; 0: never
         self.retain = retain                   # finished clocks are forgotten this long after
+        self.freeze_heap = freeze_heap         # see _settle_heap (for the process that serves)
         self._since_snapshot = 0
         self.failure: BaseException | None = None
         self._lock = threading.RLock()
@@ -141,6 +144,7 @@ class SlmService:
                 with self.store.transaction():      # a tick and its decisions: stored together
                     self._catch_up()
                 self._maybe_snapshot()
+                self._settle_heap()
             self.ready.set()
             self._spawn(self._schedule_loop, "slm-scheduler")
         except Exception:
@@ -216,8 +220,26 @@ class SlmService:
         self.store.save_snapshot(self.ruleset.version, snapshot.CODE_VERSION, self.last_fact_seq,
                                  self.last_tick_seq, body)
         self._since_snapshot = 0
+        self._settle_heap()
         log.info("snapshot at fact %d: %.1f MiB in %.2fs", self.last_fact_seq, len(body) / 2**20,
                  time.perf_counter() - started)
+
+    def _settle_heap(self, released: bool = False) -> None:
+        """Move what the engine holds out of the garbage collector's sight (``gc.freeze``).
+
+        A full collection walks every tracked object: with a large engine state that is a
+        pause of hundreds of milliseconds for every request waiting on the write lock
+        (265 ms at 440,000 objects). Evaluation creates no cyclic garbage, so frozen state
+        costs nothing; it is refreshed after each rebuild and snapshot, and thawed and
+        collected once when an engine is replaced (an engine is cyclic)."""
+        if not self.freeze_heap:
+            return
+        if released:
+            gc.unfreeze()
+            gc.collect()
+        else:
+            gc.collect(1)
+        gc.freeze()
 
     # ---- writing ------------------------------------------------------------------------
     def validate(self, raws: list) -> list[dict]:
@@ -375,6 +397,7 @@ class SlmService:
         log.warning("a write failed after the engine moved; rebuilding from the store")
         self.engine = self._rebuild(self.ruleset)
         self._dirty = False
+        self._settle_heap(released=True)
 
     # ---- rules ----------------------------------------------------------------------------
     def check(self, files: dict[str, str]) -> RuleSet:
@@ -398,6 +421,7 @@ class SlmService:
             self.ruleset, self.engine = ruleset, engine
             with self.store.transaction():
                 self._catch_up()
+            self._settle_heap(released=True)
         self._notify()
         return ruleset
 

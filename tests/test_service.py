@@ -5,9 +5,11 @@ sets (``wall``), except where the scheduler must fire on the real wall clock.
 """
 from __future__ import annotations
 
+import gc
 import shutil
 import threading
 import time
+import weakref
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -225,6 +227,42 @@ def test_reload_swaps_rules_atomically_and_a_bad_set_changes_nothing(make_servic
     breach = [d for d in service.tick().decisions if d["target"] == "email-p1-response" and d["kind"] == "breach"]
     assert [(d["at"], d["rule"]["ruleset"]) for d in breach] == [("2026-11-02T09:20:00Z", service.ruleset.version)]
     assert service.store.latest_ruleset()["hash"] == service.ruleset.version
+
+
+class _Cyclic:
+    """Stands for the cyclic parts of an engine (schemas, closures): freed only by the collector."""
+
+    def __init__(self):
+        self.me = self
+
+
+def test_a_frozen_heap_still_lets_a_replaced_engine_go(url, wall, tmp_path):
+    """freeze_heap (what `slm serve` runs with) hides the engine from the collector; the
+    cyclic parts of an engine replaced by a reload must be thawed and collected, not leaked."""
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    store = Store.open(url)
+    service = SlmService(store, rules, now=wall, freeze_heap=True, snapshot_every=1)
+    try:
+        service.start(background=False)
+        part = _Cyclic()
+        service.engine.cyclic_part = part
+        gone = weakref.ref(part)
+        del part
+        wall.set("2026-11-02T09:05:00Z")
+        frozen = gc.get_freeze_count()
+        service.ingest([fact("f1", **P1)])                # a snapshot, then a fresh freeze
+        assert gc.get_freeze_count() > frozen
+        email = rules / "services" / "email.yaml"
+        email.write_text(email.read_text().replace("goal: 15m", "goal: 20m"))
+        service.reload()
+        assert gone() is None
+        assert gc.get_freeze_count() > 0
+        assert service.clocks(subject="INC-1")           # the new engine runs the incident's clocks
+    finally:
+        service.stop()
+        store.close()
+        gc.unfreeze()
 
 
 def test_the_scheduler_fires_a_deadline_at_its_wall_clock_instant(url):
