@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from datetime import date
 
@@ -61,12 +62,19 @@ def serve(rules_dir, db_url, host, port, threads, skew, alert_service_label, sna
                f"db {_redacted(db_url)})")
     click.echo(f"  API docs {address}/docs   OpenAPI {address}/openapi.json   health {address}/readyz")
     click.echo(f"  get a token: slm token create --role admin --db {_redacted(db_url)}")
+    signal.signal(signal.SIGTERM, _interrupt)   # what service managers send: stop cleanly
     try:
         server.run()
     except KeyboardInterrupt:
         pass
     finally:
+        server.close()
         service.stop()
+        logging.getLogger("slm.serve").info("stopped")
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _duration(text: str, option: str):

@@ -91,3 +91,17 @@ def test_sigkill_while_posting_loses_nothing_acknowledged(server):
     assert len(notifications) == len({n["id"] for n in notifications})
     audit = requests.get(server.base + "/v1/audit/verify", headers=server.headers, timeout=60).json()
     assert audit == {"ok": True, "checked": len(decisions), "first_broken": None}
+
+
+def test_sigterm_stops_cleanly_and_the_next_start_replays_nothing(server):
+    opened = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=5)
+    facts = [{"id": f"t-{n}", "source": "itsm/prod", "type": "incident.opened", "time": stamp(opened),
+              "subject": f"INC-T{n}", "service": "email", "data": {"priority": "P2"}} for n in range(3)]
+    assert requests.post(server.base + "/v1/facts", json=facts, headers=server.headers, timeout=30).ok
+    server.process.terminate()                                   # SIGTERM, as a service manager stops it
+    assert server.process.wait(30) == 0
+    log = server.log_path.read_text()
+    assert "snapshot at fact 3:" in log and "stopped" in log
+    server.start()
+    assert "rebuilt state from a snapshot at fact 3, 0 facts" in server.log_path.read_text()
+    assert len(all_items(server, "/v1/facts")) == 3
