@@ -5,7 +5,8 @@ the app itself holds no state of its own beyond metrics.
 """
 from __future__ import annotations
 
-from flask import Flask
+import swagger_ui_bundle
+from flask import Flask, send_from_directory
 
 from engine.service import SlmService
 from schemas.facts import FactSchema, FactTime
@@ -15,6 +16,7 @@ from .auth import SECURITY_SCHEME, TokenCache
 from .problems import SlmApi
 
 API_VERSION = "1.0.0"
+DOCS_ASSETS = "/docs/assets/"      # Swagger UI served from the installed package: no CDN needed
 
 
 def create_app(service: SlmService, *, alert_service_label: str = "service") -> Flask:
@@ -26,7 +28,7 @@ def create_app(service: SlmService, *, alert_service_label: str = "service") -> 
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        OPENAPI_SWAGGER_UI_URL=DOCS_ASSETS,
         MAX_CONTENT_LENGTH=32 * 1024 * 1024,
         SLM_ALERT_SERVICE_LABEL=alert_service_label,
         JSON_SORT_KEYS=False,
@@ -44,6 +46,8 @@ def create_app(service: SlmService, *, alert_service_label: str = "service") -> 
     for blueprint in (facts.blp, records.blp, rules.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(ops.bp)
+    app.add_url_rule(DOCS_ASSETS + "<path:filename>", "docs_assets",
+                     lambda filename: send_from_directory(swagger_ui_bundle.swagger_ui_path, filename))
     app.before_request(ops.start_timer)
     app.after_request(ops.observe)
     return app

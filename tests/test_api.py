@@ -6,6 +6,7 @@ Alertmanager webhook payload (version 4) as Alertmanager sends it.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 
 import pytest
@@ -327,6 +328,12 @@ def test_openapi_document_validates_and_documents_security_and_schemas(env):
     assert {"service", "target", "subject", "kind", "since", "until", "cursor", "limit"} <= params
     docs = env.client.get("/docs")
     assert docs.status_code == 200 and b"swagger" in docs.data.lower()
+    assets = re.findall(rb'(?:src|href)="([^"]+)"', docs.data)
+    assert len(assets) == 3 and all(a.startswith(b"/docs/assets/") for a in assets)   # served here, no CDN
+    for asset in assets:
+        served = env.client.get(asset.decode())
+        assert served.status_code == 200 and len(served.data) > 10_000, asset
+    assert env.client.get("/docs/assets/../../pyproject.toml").status_code == 404
 
 
 def test_metrics_count_facts_decisions_and_latency(env):
