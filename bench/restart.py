@@ -2,11 +2,12 @@
 
 Fills a fresh SQLite database through the service (so facts, decisions, notifications and
 ticks are stored as in production) with a history of incidents — opened, acknowledged,
-resolved — spread over the validity of the shipped agreements, then times a cold start (open the store, load the
-rules, rebuild) of a new service on it three ways: from the snapshot taken at stop, from
-the snapshot before it (a restart after a kill: up to ``--snapshot-every`` facts to
-replay), and with snapshots off (a full replay). Baseline, measured in the same run:
-reading the same facts back from the store without evaluating them.
+resolved — spread over the validity of the shipped agreements, then times a cold start
+(open the store, load the rules, rebuild) of a new service on it three ways: from the
+snapshot taken at stop, from the snapshot before it (a restart after a kill: up to
+``--snapshot-every`` facts to replay), and with snapshots off (a full replay). Baseline,
+measured in the same run: reading the same facts back from the store without evaluating
+them.
 
 Run after ``make install``:  .venv/bin/python bench/restart.py [--facts 100000]
 """

@@ -229,7 +229,7 @@ class SlmService:
 
         A full collection walks every tracked object: with a large engine state that is a
         pause of hundreds of milliseconds for every request waiting on the write lock
-        (265 ms at 440,000 objects). Evaluation creates no cyclic garbage, so frozen state
+        (~270 ms at 440,000 objects). Evaluation creates no cyclic garbage, so frozen state
         costs nothing; it is refreshed after each rebuild and snapshot, and thawed and
         collected once when an engine is replaced (an engine is cyclic)."""
         if not self.freeze_heap:

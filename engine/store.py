@@ -289,9 +289,9 @@ class Store:
         on PostgreSQL the ``id`` of each row inserted is returned."""
         if not rows:
             return []
-        fields = model._meta.fields
-        columns = ", ".join(f'"{fields[name].column_name}"' for name in rows[0])
-        values = [tuple(row.values()) for row in rows]
+        fields, names = model._meta.fields, list(rows[0])
+        columns = ", ".join(f'"{fields[name].column_name}"' for name in names)
+        values = [tuple(row[name] for name in names) for row in rows]
         table = f'"{model._meta.table_name}"'
         cursor = self.db.cursor()
         if self.postgres:
@@ -299,7 +299,7 @@ class Store:
             return execute_values(cursor, f"INSERT INTO {table} ({columns}) VALUES %s{tail}", values,
                                   page_size=_CHUNK, fetch=skip_existing)
         verb = "INSERT OR IGNORE" if skip_existing else "INSERT"
-        cursor.executemany(f"{verb} INTO {table} ({columns}) VALUES ({', '.join('?' * len(rows[0]))})", values)
+        cursor.executemany(f"{verb} INTO {table} ({columns}) VALUES ({self._params(names)})", values)
         return []
 
     @contextmanager
