@@ -2,7 +2,9 @@
 verify the decision log. ``slm serve`` is added by :mod:`api.cli`."""
 from __future__ import annotations
 
+import json
 import os
+import re
 import sys
 from datetime import date
 from pathlib import Path
@@ -127,6 +129,55 @@ def token_revoke(value, db_url):
             click.echo("no such token", err=True)
             sys.exit(1)
     click.echo("revoked")
+
+
+@main.command()
+@click.option("--service", required=True, help="The service whose targets to report.")
+@click.option("--period", required=True, callback=lambda ctx, param, value: _month(value),
+              help="The calendar month, YYYY-MM.")
+@click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(file_okay=False),
+              help="The rules the service runs (env SLM_RULES).")
+@click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (as GET /v1/reports/compliance).")
+def report(service, period, rules_dir, db_url, as_json):
+    """A month's compliance per target of one service, from the stored decisions.
+
+    Read only: safe beside a running `slm serve`. The engine state (for availability) is
+    rebuilt from the newest snapshot of these rules and the facts stored after it."""
+    from .service import SlmService
+    with open_store(db_url) as store:
+        try:
+            reader = SlmService(store, rules_dir)
+        except RuleSetError as err:
+            click.echo(err.report(), err=True)
+            sys.exit(1)
+        reader.load_state()
+        try:
+            result = reader.compliance(service, period)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--service") from None
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"compliance of {service} in {period}  (ruleset {result['ruleset'][:19]}…)")
+    header = ("target", "agreement", "goal", "subjects", "met", "breached", "compliance", "availability")
+    rows = [(r["target"] + (" (shadow)" if r["shadow"] else ""), r["agreement"], r["goal"], str(r["subjects"]),
+             str(r["met"]), str(r["breached"]), _pct(r["compliance"]), _pct(r["availability"]))
+            for r in result["targets"]]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(cell.ljust(width) if i < 3 else cell.rjust(width)
+                             for i, (cell, width) in enumerate(zip(row, widths))).rstrip())
+
+
+def _month(value: str) -> str:
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value or ""):
+        raise click.BadParameter(f"{value!r} is not a month (YYYY-MM, e.g. 2026-11)")
+    return value
+
+
+def _pct(value) -> str:
+    return "—" if value is None else f"{value:g} %"
 
 
 @main.group()

@@ -151,6 +151,13 @@ class SlmService:
             log.exception("rebuilding state failed; the service stays not ready")
             raise
 
+    def load_state(self) -> None:
+        """Rebuild the engine from the store and write nothing: for a reader beside the
+        running server (``slm report``). The state stands where the last stored fact or
+        tick left it; deadlines due since then are the server's to fire."""
+        with self._lock:
+            self.engine = self._rebuild(self.ruleset)
+
     def _spawn(self, target, name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
         self._threads.append(thread)

@@ -1,6 +1,8 @@
 """The operator commands: ``slm token`` and ``slm audit verify`` on a real database."""
 from __future__ import annotations
 
+import json
+
 from click.testing import CliRunner
 
 from api.cli import main
@@ -45,3 +47,40 @@ def test_audit_verify_names_the_first_edited_record(url):
 def test_a_bad_database_url_is_a_clean_error():
     result = run("audit", "verify", "--db", "mysql://nowhere/db")
     assert result.exit_code == 2 and "unsupported database URL" in result.output
+
+
+def test_report_reads_the_months_compliance_and_writes_nothing(url, wall):
+    from conftest import RULES, fact
+    from engine.service import SlmService
+
+    store = Store.open(url)
+    service = SlmService(store, RULES, now=wall, snapshot_every=0)
+    service.start(background=False)
+    wall.set("2026-11-05T04:00:00Z")
+    service.ingest([fact("a", subject="INC-A", time="2026-11-05T03:00:00Z", priority="P1"),
+                    fact("b", subject="INC-B", time="2026-11-05T03:00:00Z", priority="P1"),
+                    fact("ack", type="incident.acknowledged", subject="INC-B", time="2026-11-05T03:05:00Z")])
+    expected = service.compliance("email", "2026-11")
+    service.stop()
+    counts = (store.fact_count(), store.decision_count(), len(store.ticks()))
+    store.close()
+
+    as_json = run("report", "--service", "email", "--period", "2026-11", "--db", url, "--rules", str(RULES), "--json")
+    assert as_json.exit_code == 0, as_json.output
+    report = json.loads(as_json.output)
+    rows = {r["target"]: r for r in report["targets"]}
+    assert (rows["email-p1-response"]["met"], rows["email-p1-response"]["breached"]) == (1, 1)
+    assert rows["email-p1-response"]["compliance"] == 50.0
+    assert report == expected                        # what the running service answered
+
+    text = run("report", "--service", "email", "--period", "2026-11", "--db", url, "--rules", str(RULES))
+    assert text.exit_code == 0
+    line = next(row for row in text.output.splitlines() if row.startswith("email-p1-response "))
+    assert line.split()[1:] == ["sla-email", "15m", "2", "1", "1", "50", "%", "—"]
+    with Store.open(url) as store:
+        assert (store.fact_count(), store.decision_count(), len(store.ticks())) == counts
+
+    unknown = run("report", "--service", "mail", "--period", "2026-11", "--db", url, "--rules", str(RULES))
+    assert unknown.exit_code == 2 and "unknown service 'mail'" in unknown.output
+    bad_month = run("report", "--service", "email", "--period", "2026-13", "--db", url)
+    assert bad_month.exit_code == 2 and "is not a month" in bad_month.output
