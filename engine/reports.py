@@ -3,6 +3,8 @@
 A clock cycle counts once: breached if any breach of it stands (not retracted), else met
 if a met decision stands. Duration targets report per ticket cycle; availability and
 threshold targets per window, with the availability achieved from the window clocks.
+The month is the calendar month in each target's own calendar's timezone, the same
+month its availability window covers.
 """
 from __future__ import annotations
 
@@ -10,27 +12,42 @@ from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 from typing import Callable, Iterable
 
+from schemas.values import parse_instant
+
+from .clock import window_of
 from .model import RuleSet
 
 # (target id, window label) -> (down time counted, service time of the window) or None
 WindowReading = Callable[[str, str], "tuple[timedelta, timedelta] | None"]
 
 
-def month_span(period: str) -> tuple[datetime, datetime]:
-    """``YYYY-MM`` as [first instant, first instant of the next month) in UTC."""
-    start = datetime.strptime(period, "%Y-%m").replace(tzinfo=timezone.utc)
-    following = (start + timedelta(days=32)).replace(day=1)
-    return start, following
+def month_span(period: str, zone: str = "UTC") -> tuple[datetime, datetime]:
+    """``YYYY-MM`` in the timezone ``zone`` as [first instant, first instant of the next
+    month), in UTC."""
+    middle = datetime.strptime(period + "-15", "%Y-%m-%d").replace(tzinfo=timezone.utc)
+    start, end, _ = window_of("month", middle, zone)
+    return start, end
+
+
+SPAN_MARGIN = timedelta(days=1)     # a local month lies within a day of the UTC month
 
 
 def compliance(ruleset: RuleSet, decisions: Iterable[dict], service: str, period: str,
                window: WindowReading | None = None) -> dict:
-    """Per target of ``service``: subjects, met, breached, compliance % and availability %."""
+    """Per target of ``service``: subjects, met, breached, compliance % and availability %.
+
+    ``decisions``: at least those of the UTC month widened by :data:`SPAN_MARGIN`, and
+    every retraction."""
     decisions = list(decisions)
     retracted = {d.get("data", {}).get("retracts") for d in decisions if d["kind"] == "retracted"}
     outcomes: dict[str, dict[tuple, str]] = {}
+    spans = {target.id: month_span(period, target.calendar.timezone) for target in ruleset.targets.values()
+             if target.service == service}
     for d in decisions:
-        if d["id"] in retracted or d["kind"] not in ("met", "breach") or d.get("target") is None:
+        if d["id"] in retracted or d["kind"] not in ("met", "breach") or d.get("target") not in spans:
+            continue
+        start, end = spans[d["target"]]
+        if not start <= parse_instant(d["at"]) < end:
             continue
         cycles = outcomes.setdefault(d["target"], {})
         key = (d.get("subject"), d.get("cycle"))

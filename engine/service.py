@@ -29,7 +29,7 @@ from . import snapshot
 from .errors import FactError
 from .loader import load_rules, load_texts
 from .model import RuleSet
-from .reports import compliance, month_span
+from .reports import SPAN_MARGIN, compliance, month_span
 from .runtime import Engine, _flatten
 from .store import Store
 from .trace import Lookup, derivation
@@ -466,7 +466,7 @@ class SlmService:
         if service not in self.ruleset.services:
             raise ValueError(f"unknown service {service!r} (services: {', '.join(sorted(self.ruleset.services))})")
         start, end = month_span(period)
-        decisions = list(self._all_decisions(service=service, since=start, until=end))
+        decisions = list(self._all_decisions(service=service, since=start - SPAN_MARGIN, until=end + SPAN_MARGIN))
         decisions += self._all_decisions(service=service, kind="retracted")
         with self._lock:
             engine = self.engine

@@ -72,7 +72,7 @@ class ClockArgs(QuerySchema):
 
 class ReportArgs(QuerySchema):
     service = fields.String(required=True)
-    period = fields.String(required=True, metadata={"description": "a calendar month, YYYY-MM (UTC)"})
+    period = fields.String(required=True, metadata={"description": "a calendar month, YYYY-MM, taken in each target's calendar timezone"})
 
     @validates("period")
     def _month(self, value, **kwargs):

@@ -325,3 +325,22 @@ def test_clocks_report_counted_remaining_and_next_deadline(make_service, wall):
     assert (clock["counted"], clock["remaining"], clock["budget"]) == ("5m", "10m", "15m")
     assert clock["next_deadline"] == "2026-11-02T09:07:30Z"
     assert clock["as_of"] == "2026-11-02T09:05:00Z"
+
+
+def test_a_month_is_counted_in_each_targets_own_timezone():
+    """23:30 UTC on 30 June is still June round the clock (UTC), but July in London (BST)."""
+    from engine.loader import load_rules
+    from engine.reports import compliance
+
+    ruleset = load_rules(RULES)
+    assert ruleset.targets["email-p2-response"].calendar.timezone == "Europe/London"
+    assert ruleset.targets["email-p1-response"].calendar.timezone == "UTC"
+    decisions = [{"id": f"d-{target}", "kind": "met", "target": target, "subject": "INC-1", "cycle": 1,
+                  "at": "2026-06-30T23:30:00Z"} for target in ("email-p1-response", "email-p2-response")]
+
+    def met(period):
+        rows = compliance(ruleset, decisions, "email", period)["targets"]
+        return {r["target"]: r["met"] for r in rows if r["target"] in ("email-p1-response", "email-p2-response")}
+
+    assert met("2026-06") == {"email-p1-response": 1, "email-p2-response": 0}
+    assert met("2026-07") == {"email-p1-response": 0, "email-p2-response": 1}
