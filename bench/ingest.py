@@ -7,10 +7,12 @@ route that only parses the JSON body: the ratio says what storing and evaluating
 on top of HTTP.
 
 Run after ``make install``:  .venv/bin/python bench/ingest.py [--quick]
+[--postgres postgresql://user@host/db]  (the latter in a scratch schema, dropped afterwards)
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import socket
 import statistics
@@ -19,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -68,6 +71,28 @@ class Served:
     def close(self):
         self.process.terminate()
         self.process.wait(10)
+
+
+@contextlib.contextmanager
+def scratch_database(postgres: str | None):
+    """A database URL for one run: a temporary SQLite file, or a fresh schema on the
+    PostgreSQL server at ``postgres`` (dropped afterwards)."""
+    if not postgres:
+        with tempfile.TemporaryDirectory() as tmp:
+            yield f"sqlite:///{tmp}/bench.db"
+        return
+    import psycopg2
+    schema = f"slm_bench_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(postgres)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{postgres}{'&' if '?' in postgres else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.close()
 
 
 def facts(prefix: str, count: int) -> list[dict]:
@@ -149,6 +174,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer facts (a smoke run)")
     parser.add_argument("--threads", type=int, default=8, help="server request threads")
+    parser.add_argument("--postgres", metavar="URL", help="run slm on this PostgreSQL server instead of SQLite")
     parser.add_argument("--trivial-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.trivial_server:
@@ -156,8 +182,7 @@ def main() -> None:
         return
     batches, singles = (3, 100) if args.quick else (10, 400)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        db = f"sqlite:///{tmp}/bench.db"
+    with scratch_database(args.postgres) as db:
         token = subprocess.run([sys.executable, "-m", "api.cli", "token", "create", "--role", "monitor", "--db", db],
                                cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
         port = free_port()
@@ -181,7 +206,8 @@ def main() -> None:
             slm.close()
             baseline.close()
 
-    print(f"ingest over loopback, SQLite, waitress {args.threads} threads; baseline: trivial Flask route, same server")
+    store = "PostgreSQL" if args.postgres else "SQLite"
+    print(f"ingest over loopback, {store}, waitress {args.threads} threads; baseline: trivial Flask route, same server")
     print(f"{'mode':<20}{'slm facts/s':>13}{'p50 ms':>9}{'p99 ms':>9}   {'baseline/s':>11}{'p50 ms':>9}"
           f"{'p99 ms':>9}{'ratio':>8}")
     for name, ours, base in rows:
