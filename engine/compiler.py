@@ -180,6 +180,29 @@ def _pinned_type(test: dict) -> str | None:
     return None
 
 
+def required_strings(definition: dict) -> dict[str, dict[str, frozenset]] | None:
+    """Fact type → {path: the strings a fact of that type must have there to match any
+    pattern of the definition}: only the paths every pattern of the type tests against
+    string constants. A fact with another string there matches nothing in the definition,
+    so a ruleset among several need not be asked (one with a missing or non-string value
+    must be). None when some pattern does not pin its type."""
+    by_type: dict[str, list[dict[str, frozenset]]] = {}
+    for rule in definition[RULESET].values():
+        for condition in rule["all"]:
+            for test in condition.values():
+                kind = _pinned_type(test)
+                if kind is None:
+                    return None
+                parts = test["$and"] if list(test) == ["$and"] else [test]
+                choices = [c for c in map(_string_choice, parts) if c is not None]
+                by_type.setdefault(kind, []).append({path: allowed for path, allowed in choices})
+    required = {}
+    for kind, patterns in by_type.items():
+        common = set.intersection(*(set(p) for p in patterns)) - {"type"}
+        required[kind] = {path: frozenset().union(*(p[path] for p in patterns)) for path in sorted(common)}
+    return required
+
+
 def join_filter(ruleset: RuleSet):
     """A predicate on a fact as posted to durable_rules: False only when the fact can never
     take part in a join, because for every join pattern it fails a test that needs no other
@@ -204,7 +227,7 @@ def join_filter(ruleset: RuleSet):
     def may_join(fact: dict) -> bool:
         for required in by_type.get(fact.get("type"), ()):
             for path, allowed in required:
-                found = _at(fact, path)
+                found = field_at(fact, path)
                 if isinstance(found, str) and found not in allowed:
                     break
             else:
@@ -228,7 +251,7 @@ def _string_choice(test: dict) -> tuple[str, frozenset] | None:
     return None
 
 
-def _at(fact: dict, path: str):
+def field_at(fact: dict, path: str):
     value = fact
     for part in path.split("."):
         if not isinstance(value, dict) or part not in value:

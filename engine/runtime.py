@@ -27,7 +27,8 @@ from schemas.facts import FactSchema, dump_fact
 from schemas.values import format_duration, format_instant, parse_instant
 
 from .clock import DurationClock, Reading, Transition, WindowClock, escalation_marks, window_of
-from .compiler import RULESET, clock_roles, compile_ruleset, join_filter, matched_types, retained_types
+from .compiler import (RULESET, clock_roles, compile_ruleset, field_at, join_filter, matched_types,
+                       required_strings, retained_types)
 from .errors import FactError
 from .model import Origin, RuleSet, Target
 from .raci import notifications_for
@@ -103,10 +104,20 @@ class _Ruleset:
         plain = {rule: {k: v for k, v in spec.items() if k != "run"} for rule, spec in rules.items()}
         self.handle = durable_rules_engine.create_ruleset(name, json.dumps(plain, ensure_ascii=False))
         self.types = matched_types({RULESET: rules})                     # None: any type
+        self.required = required_strings({RULESET: rules}) or {}
         self.joins = matched_types({RULESET: {r: s for r, s in rules.items() if len(s["all"]) > 1}})
 
     def posts(self, fact_type: str) -> bool:
         return self.types is None or fact_type in self.types
+
+    def may_match(self, fact: dict) -> bool:
+        """False when the fact has a string where all this ruleset's patterns for its type
+        need another (see :func:`required_strings`): asking would find nothing."""
+        for path, allowed in self.required.get(fact["type"], {}).items():
+            value = field_at(fact, path)
+            if isinstance(value, str) and value not in allowed:
+                return False
+        return True
 
     def holds(self, fact_type: str) -> bool:
         """Could a join of this ruleset need a fact of this type later?"""
@@ -171,10 +182,16 @@ class _Rules:
                          for n, shard in enumerate(shards)]
         self._routes: dict[str, list[_Ruleset]] = {}
 
-    def _route(self, fact_type: str) -> list[_Ruleset]:
+    def _route(self, fact: dict) -> list[_Ruleset]:
+        """The rulesets a fact could match in: those naming its type; of several, only
+        those its string fields allow (each pattern of a ruleset lives in one of them)."""
+        fact_type = fact["type"]
         if fact_type not in self._routes:
             self._routes[fact_type] = [r for r in self.rulesets if r.posts(fact_type)]
-        return self._routes[fact_type]
+        candidates = self._routes[fact_type]
+        if len(candidates) == 1:
+            return candidates
+        return [r for r in candidates if r.may_match(fact)]
 
     def assert_fact(self, fact: dict) -> tuple[list | None, dict]:
         """(The matches, or None when durable_rules did not handle the fact and so keeps
@@ -182,7 +199,7 @@ class _Rules:
         held = fact
         for attempt in range(1, 100):
             results = []
-            for ruleset in self._route(fact["type"]):
+            for ruleset in self._route(fact):
                 result = ruleset.assert_fact(held)
                 if result[0] == 2:                       # refused: out of all, again as another id
                     for taken, earlier in results:
@@ -203,7 +220,7 @@ class _Rules:
         raise MessageObservedException(fact)
 
     def retract_fact(self, held: dict) -> None:
-        for ruleset in self._route(held["type"]):
+        for ruleset in self._route(held):
             if ruleset.holds(held["type"]):
                 ruleset.retract_fact(held)
 

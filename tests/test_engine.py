@@ -562,3 +562,20 @@ def test_rules_beyond_one_durable_rules_ruleset_are_sharded_and_decide_the_same(
     assert same(engine.decisions) == same(alone.decisions)
     assert [d["subject"] for d in engine.decisions if d["kind"] == "correlated"] == ["INC-4"]
     assert sorted(engine._durable_ids) == sorted(alone._durable_ids)
+
+
+def test_required_strings_only_names_what_every_pattern_of_a_type_needs():
+    from engine.compiler import RULESET, required_strings
+    definition = {RULESET: {
+        "a": {"all": [{"m": {"$and": [{"type": "incident.opened"}, {"data.queue": "q1"}, {"service": "email"}]}}]},
+        "b": {"all": [{"m": {"$and": [{"type": "incident.opened"},
+                                      {"$or": [{"data.queue": "q2"}, {"data.queue": "q3"}]}]}}]},
+        "c": {"all": [{"m": {"$and": [{"type": "alert.firing"}, {"$or": [{"data.a": "x"}, {"data.b": "y"}]}]}}]},
+        "d": {"all": [{"m": {"$and": [{"type": "metric.sample"}, {"$gt": {"data.value": 3}}]}}]},
+    }}
+    assert required_strings(definition) == {
+        "incident.opened": {"data.queue": frozenset({"q1", "q2", "q3"})},   # service: not in b
+        "alert.firing": {},                                                  # $or over two paths
+        "metric.sample": {},
+    }
+    assert required_strings({RULESET: {"any": {"all": [{"m": {"data.queue": "q1"}}]}}}) is None
