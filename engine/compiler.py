@@ -161,15 +161,21 @@ def matched_types(definition: dict) -> set[str] | None:
     """The fact types some rule of a compiled definition names: a fact of any other type
     matches nothing, so the runtime need not post it. None when some pattern does not pin
     its type (then any fact may match)."""
-    types: set[str] = set()
+    patterns = _typed_patterns(definition)
+    return None if patterns is None else {kind for kind, _ in patterns}
+
+
+def _typed_patterns(definition: dict) -> list[tuple[str, dict]] | None:
+    """Every pattern of a compiled definition with the type it pins; None when one pins none."""
+    patterns = []
     for rule in definition[RULESET].values():
         for condition in rule["all"]:
             for test in condition.values():
                 kind = _pinned_type(test)
                 if kind is None:
                     return None
-                types.add(kind)
-    return types
+                patterns.append((kind, test))
+    return patterns
 
 
 def _pinned_type(test: dict) -> str | None:
@@ -186,16 +192,12 @@ def required_strings(definition: dict) -> dict[str, dict[str, frozenset]] | None
     string constants. A fact with another string there matches nothing in the definition,
     so a ruleset among several need not be asked (one with a missing or non-string value
     must be). None when some pattern does not pin its type."""
+    patterns = _typed_patterns(definition)
+    if patterns is None:
+        return None
     by_type: dict[str, list[dict[str, frozenset]]] = {}
-    for rule in definition[RULESET].values():
-        for condition in rule["all"]:
-            for test in condition.values():
-                kind = _pinned_type(test)
-                if kind is None:
-                    return None
-                parts = test["$and"] if list(test) == ["$and"] else [test]
-                choices = [c for c in map(_string_choice, parts) if c is not None]
-                by_type.setdefault(kind, []).append({path: allowed for path, allowed in choices})
+    for kind, test in patterns:
+        by_type.setdefault(kind, []).append(dict(_string_tests(test)))
     required = {}
     for kind, patterns in by_type.items():
         common = set.intersection(*(set(p) for p in patterns)) - {"type"}
@@ -219,10 +221,7 @@ def join_filter(ruleset: RuleSet):
         patterns = rule.when.get("patterns", [])
         if len(patterns) > 1:
             for spec in patterns:
-                test = pattern(spec)
-                parts = test["$and"] if list(test) == ["$and"] else [test]
-                required = [r for r in map(_string_choice, parts) if r is not None]
-                by_type.setdefault(spec["type"], []).append(required)
+                by_type.setdefault(spec["type"], []).append(_string_tests(pattern(spec)))
 
     def may_join(fact: dict) -> bool:
         for required in by_type.get(fact.get("type"), ()):
@@ -234,6 +233,12 @@ def join_filter(ruleset: RuleSet):
                 return True
         return False
     return may_join
+
+
+def _string_tests(test: dict) -> list[tuple[str, frozenset]]:
+    """The parts of a pattern that need a field to equal one of some strings."""
+    parts = test["$and"] if list(test) == ["$and"] else [test]
+    return [choice for choice in map(_string_choice, parts) if choice is not None]
 
 
 def _string_choice(test: dict) -> tuple[str, frozenset] | None:
