@@ -318,6 +318,15 @@ class WindowClock(Meter):
         return not self.closed
 
 
+def month_span(period: str, zone: str = "UTC") -> tuple[datetime, datetime]:
+    """The calendar month ``YYYY-MM`` in the timezone ``zone``: [first instant, first instant
+    of the next month), in UTC (ValueError if ``period`` is not a month)."""
+    from datetime import timezone as tz
+    middle = datetime.strptime(period + "-15", "%Y-%m-%d").replace(tzinfo=tz.utc)
+    start, end, _ = window_of("month", middle, zone)
+    return start, end
+
+
 def window_of(spec: str, at: datetime, timezone: str) -> tuple[datetime, datetime, str]:
     """The window (start, end, label) holding ``at``: a calendar month, ISO week or day in
     the calendar's zone, or consecutive blocks of N days counted from 1970-01-01 local."""

@@ -224,15 +224,18 @@ def join_filter(ruleset: RuleSet):
                 by_type.setdefault(spec["type"], []).append(_string_tests(pattern(spec)))
 
     def may_join(fact: dict) -> bool:
-        for required in by_type.get(fact.get("type"), ()):
-            for path, allowed in required:
-                found = field_at(fact, path)
-                if isinstance(found, str) and found not in allowed:
-                    break
-            else:
-                return True
-        return False
+        return any(allows(fact, required) for required in by_type.get(fact.get("type"), ()))
     return may_join
+
+
+def allows(fact: dict, required) -> bool:
+    """False when, for some ``(path, strings)`` of ``required``, the fact holds a string at
+    ``path`` that is none of them. A missing or non-string value is not decided here."""
+    for path, allowed in required:
+        found = field_at(fact, path)
+        if isinstance(found, str) and found not in allowed:
+            return False
+    return True
 
 
 def _string_tests(test: dict) -> list[tuple[str, frozenset]]:

@@ -8,25 +8,17 @@ month its availability window covers.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from fractions import Fraction
 from typing import Callable, Iterable
 
 from schemas.values import parse_instant
 
-from .clock import window_of
+from .clock import month_span
 from .model import RuleSet
 
 # (target id, window label) -> (down time counted, service time of the window) or None
 WindowReading = Callable[[str, str], "tuple[timedelta, timedelta] | None"]
-
-
-def month_span(period: str, zone: str = "UTC") -> tuple[datetime, datetime]:
-    """``YYYY-MM`` in the timezone ``zone`` as [first instant, first instant of the next
-    month), in UTC."""
-    middle = datetime.strptime(period + "-15", "%Y-%m-%d").replace(tzinfo=timezone.utc)
-    start, end, _ = window_of("month", middle, zone)
-    return start, end
 
 
 SPAN_MARGIN = timedelta(days=1)     # a local month lies within a day of the UTC month

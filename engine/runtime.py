@@ -26,8 +26,8 @@ from marshmallow import ValidationError
 from schemas.facts import FactSchema, dump_fact
 from schemas.values import format_duration, format_instant, parse_instant
 
-from .clock import DurationClock, Reading, Transition, WindowClock, escalation_marks, window_of
-from .compiler import (RULESET, clock_roles, compile_ruleset, field_at, join_filter, matched_types,
+from .clock import DurationClock, Reading, Transition, WindowClock, escalation_marks, month_span, window_of
+from .compiler import (RULESET, allows, clock_roles, compile_ruleset, join_filter, matched_types,
                        required_strings, retained_types)
 from .errors import FactError
 from .model import Origin, RuleSet, Target
@@ -113,11 +113,7 @@ class _Ruleset:
     def may_match(self, fact: dict) -> bool:
         """False when the fact has a string where all this ruleset's patterns for its type
         need another (see :func:`required_strings`): asking would find nothing."""
-        for path, allowed in self.required.get(fact["type"], {}).items():
-            value = field_at(fact, path)
-            if isinstance(value, str) and value not in allowed:
-                return False
-        return True
+        return allows(fact, self.required.get(fact["type"], {}).items())
 
     def holds(self, fact_type: str) -> bool:
         """Could a join of this ruleset need a fact of this type later?"""
@@ -423,13 +419,12 @@ class Engine:
         if target is None or target.measure == "duration" or target.spec.get("window", "month") != "month":
             return None
         try:
-            middle = datetime.strptime(label + "-15", "%Y-%m-%d").replace(tzinfo=timezone.utc)
+            start, end = month_span(label, target.calendar.timezone)
         except ValueError:
             return None
-        start, end, _ = window_of("month", middle, target.calendar.timezone)
         if self.now is None or self.now <= start:
             return None
-        if self.retain is not None and end < self.now - self.retain:
+        if self._forgotten(end):
             return None            # maybe forgotten, not quiet: unknown
         return timedelta(0), target.calendar.counted(start, end)
 
@@ -532,12 +527,16 @@ class Engine:
         subject = m.get("subject") or m.get("service") or "-"
         self._transition(record, Transition(at, next(self._counter), action, "fact:" + m["fid"], subject))
 
+    def _forgotten(self, window_end: datetime) -> bool:
+        """Whether a window that ended then lies beyond ``retain``: its clock, if any, is gone."""
+        return self.retain is not None and self.now is not None and window_end < self.now - self.retain
+
     def _window_record(self, target: Target, at: datetime) -> _ClockRecord | None:
         """The window clock holding ``at`` (None: a window forgotten under ``retain``)."""
         window = window_of(target.spec.get("window", "month"), at, target.calendar.timezone)
         key = f"{target.id}/{window[2]}"
         if key not in self._clocks:
-            if self.retain is not None and self.now is not None and window[1] < self.now - self.retain:
+            if self._forgotten(window[1]):
                 return None
             clock = WindowClock(target.calendar, target.goal, target.warn_at, window)
             self._clocks[key] = _ClockRecord(key, target, window[2], clock)

@@ -29,7 +29,8 @@ from . import snapshot
 from .errors import FactError
 from .loader import load_rules, load_texts
 from .model import RuleSet
-from .reports import SPAN_MARGIN, compliance, month_span
+from .clock import month_span
+from .reports import SPAN_MARGIN, compliance
 from .runtime import Engine, _flatten
 from .store import Store
 from .trace import Lookup, derivation
