@@ -8,7 +8,7 @@ from __future__ import annotations
 import swagger_ui_bundle
 from flask import Flask, send_from_directory
 
-from engine.service import SlmService
+from engine.service.live import SlmService
 from schemas.facts import FactSchema, FactTime
 
 from . import facts, ops, records, rules

@@ -12,7 +12,7 @@ import time
 from flask import current_app, g, request
 from flask_smorest import abort
 
-from engine.store import token_digest
+from engine.store.store import token_digest
 
 BEARER = [{"bearerAuth": []}]
 SECURITY_SCHEME = {"type": "http", "scheme": "bearer",

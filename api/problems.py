@@ -11,8 +11,8 @@ from flask import current_app, json, make_response
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
-from engine.errors import FactError, RuleSetError
-from engine.service import NotReady
+from engine.lang.errors import FactError, RuleSetError
+from engine.service.live import NotReady
 from schemas.api import ProblemSchema
 
 log = logging.getLogger("slm.api")

@@ -26,9 +26,9 @@ from pathlib import Path
 from durable.engine import Host, MessageNotHandledException
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from engine.compiler import compile_ruleset  # noqa: E402
-from engine.loader import load_rules, load_texts  # noqa: E402
-from engine.runtime import Engine  # noqa: E402
+from engine.eval.compiler import compile_ruleset  # noqa: E402
+from engine.lang.loader import load_rules, load_texts  # noqa: E402
+from engine.eval.engine import Engine  # noqa: E402
 
 START = datetime(2026, 11, 2, 9, tzinfo=timezone.utc)
 

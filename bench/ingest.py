@@ -183,10 +183,10 @@ def main() -> None:
     batches, singles = (3, 100) if args.quick else (10, 400)
 
     with scratch_database(args.postgres) as db:
-        token = subprocess.run([sys.executable, "-m", "api.cli", "token", "create", "--role", "monitor", "--db", db],
+        token = subprocess.run([sys.executable, "-m", "cli", "token", "create", "--role", "monitor", "--db", db],
                                cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
         port = free_port()
-        slm = Served([sys.executable, "-m", "api.cli", "serve", "--db", db, "--port", str(port),
+        slm = Served([sys.executable, "-m", "cli", "serve", "--db", db, "--port", str(port),
                       "--threads", str(args.threads)], port, {"Authorization": f"Bearer {token}",
                                                               "Content-Type": "application/json"})
         base_port = free_port()

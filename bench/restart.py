@@ -24,9 +24,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from engine.loader import load_rules  # noqa: E402
-from engine.service import SNAPSHOT_EVERY, SlmService, utcnow  # noqa: E402
-from engine.store import Store  # noqa: E402
+from engine.lang.loader import load_rules  # noqa: E402
+from engine.service.live import SNAPSHOT_EVERY, SlmService, utcnow  # noqa: E402
+from engine.store.store import Store  # noqa: E402
 
 SERVICES = (("email", "P1"), ("email", "P2"), ("service-desk", None), ("hosting", "P1"), ("hosting", "P2"))
 

@@ -19,7 +19,7 @@ def free_port() -> int:
 
 
 def slm(*args, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "api.cli", *args], cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=60, **kwargs)
 
 
@@ -35,7 +35,7 @@ class Server:
     def start(self) -> "Server":
         log = open(self.log_path, "a")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve", "--db", self.db_url, "--port", str(self.port),
+            [sys.executable, "-m", "cli", "serve", "--db", self.db_url, "--port", str(self.port),
              "--rules", "rules", *self.options], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         started = time.monotonic()
         while time.monotonic() - started < 60:

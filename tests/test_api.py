@@ -17,8 +17,8 @@ from cloudevents.core.v1.event import CloudEvent
 from api.app import create_app
 from api.auth import TOKEN_CACHE_SECONDS
 from conftest import ROOT, fact
-from engine.service import SlmService
-from engine.store import Store
+from engine.service.live import SlmService
+from engine.store.store import Store
 
 PROBLEM = "application/problem+json"
 ALERTS = ROOT / "fixtures" / "alertmanager"

@@ -13,7 +13,7 @@ import holidays
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from engine.calendar import ServiceCalendar
+from engine.lang.calendar import ServiceCalendar
 from schemas.values import parse_week
 
 UTC = timezone.utc

@@ -5,8 +5,8 @@ import json
 
 from click.testing import CliRunner
 
-from api.cli import main
-from engine.store import Store
+from cli import main
+from engine.store.store import Store
 
 
 def run(*args):
@@ -51,7 +51,7 @@ def test_a_bad_database_url_is_a_clean_error():
 
 def test_report_reads_the_months_compliance_and_writes_nothing(url, wall):
     from conftest import RULES, fact
-    from engine.service import SlmService
+    from engine.service.live import SlmService
 
     store = Store.open(url)
     service = SlmService(store, RULES, now=wall, snapshot_every=0)

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta, timezone
 import requests
 
 from conftest import RULES
-from engine.service import SlmService
-from engine.store import Store
+from engine.service.live import SlmService
+from engine.store.store import Store
 from serving import Server, all_items, slm
 
 KILLS = 10

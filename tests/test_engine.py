@@ -10,9 +10,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from engine.errors import FactError
-from engine.loader import load_texts
-from engine.runtime import Engine
+from engine.lang.errors import FactError
+from engine.lang.loader import load_texts
+from engine.eval.engine import Engine
 from schemas.values import parse_instant
 
 BASE = textwrap.dedent("""\
@@ -404,7 +404,7 @@ def test_join_filter_keeps_every_fact_durable_rules_could_join():
 
     import durable_rules_engine
 
-    from engine.compiler import join_filter, pattern
+    from engine.eval.compiler import join_filter, pattern
 
     ruleset = load_texts({"rules.yaml": BASE + JOIN_AFTER + textwrap.dedent("""\
         ---
@@ -484,7 +484,7 @@ def test_a_fact_whose_id_hashes_like_a_held_one_is_still_matched():
     import itertools
     from pathlib import Path
 
-    from engine.loader import load_rules
+    from engine.lang.loader import load_rules
 
     def fnv1(text):
         value = 0x811c9dc5
@@ -565,7 +565,7 @@ def test_rules_beyond_one_durable_rules_ruleset_are_sharded_and_decide_the_same(
 
 
 def test_required_strings_only_names_what_every_pattern_of_a_type_needs():
-    from engine.compiler import RULESET, required_strings
+    from engine.eval.compiler import RULESET, required_strings
     definition = {RULESET: {
         "a": {"all": [{"m": {"$and": [{"type": "incident.opened"}, {"data.queue": "q1"}, {"service": "email"}]}}]},
         "b": {"all": [{"m": {"$and": [{"type": "incident.opened"},

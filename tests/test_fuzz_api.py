@@ -14,8 +14,8 @@ from schemathesis.checks import not_a_server_error
 
 from api.app import create_app
 from conftest import RULES
-from engine.service import SlmService
-from engine.store import Store
+from engine.service.live import SlmService
+from engine.store.store import Store
 
 EXAMPLES = int(os.environ.get("SLM_FUZZ_EXAMPLES", "12"))
 

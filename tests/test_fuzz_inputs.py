@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import RULES
-from engine.compiler import compile_ruleset
-from engine.errors import FactError, RuleSetError
-from engine.loader import load_rules, load_texts
-from engine.runtime import Engine
-from engine.service import load_fact
+from engine.eval.compiler import compile_ruleset
+from engine.lang.errors import FactError, RuleSetError
+from engine.lang.loader import load_rules, load_texts
+from engine.eval.engine import Engine
+from engine.service.live import load_fact
 
 EXAMPLES = int(os.environ.get("SLM_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.checks import validity_warnings
-from engine.errors import RuleSetError
-from engine.loader import load_rules, load_texts
+from engine.lang.checks import validity_warnings
+from engine.lang.errors import RuleSetError
+from engine.lang.loader import load_rules, load_texts
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -193,7 +193,7 @@ def test_validity_warnings_name_lapsed_expiring_and_future_agreements():
 def test_slm_check_prints_validity_warnings_and_still_passes(tmp_path):
     from click.testing import CliRunner
 
-    from api.cli import main
+    from cli import main
     (tmp_path / "base.yaml").write_text(BASE)
     (tmp_path / "sla.yaml").write_text(AGREEMENT.replace("{goal}", "15m").replace(
         "type: SLA", "type: SLA\nvalid: {from: 2019-01-01, to: 2019-12-31}"))

@@ -15,10 +15,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from conftest import RULES, fact
-from engine import snapshot
-from engine.errors import FactError, RuleSetError
-from engine.service import SlmService
-from engine.store import Store
+from engine.eval import snapshot
+from engine.lang.errors import FactError, RuleSetError
+from engine.service.live import SlmService
+from engine.store.store import Store
 
 P1 = {"priority": "P1"}
 
@@ -329,8 +329,8 @@ def test_clocks_report_counted_remaining_and_next_deadline(make_service, wall):
 
 def test_a_month_is_counted_in_each_targets_own_timezone():
     """23:30 UTC on 30 June is still June round the clock (UTC), but July in London (BST)."""
-    from engine.loader import load_rules
-    from engine.reports import compliance
+    from engine.lang.loader import load_rules
+    from engine.service.reports import compliance
 
     ruleset = load_rules(RULES)
     assert ruleset.targets["email-p2-response"].calendar.timezone == "Europe/London"

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from engine.store import GENESIS, Store, canonical_json, chain_hash, token_digest
+from engine.store.store import GENESIS, Store, canonical_json, chain_hash, token_digest
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from schemas.values import Level
 
-from .calendar import ServiceCalendar
+from engine.lang.calendar import ServiceCalendar
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,12 @@ from marshmallow import ValidationError, fields
 
 from schemas.rules import KIND_SCHEMAS
 
-from . import checks
-from .calendar import ServiceCalendar
-from .errors import Problem, RuleSetError
-from .model import (Agreement, Escalation, EscalationLevel, Origin, Rule, RuleSet, Service,
+from engine.lang import checks
+from engine.lang.calendar import ServiceCalendar
+from engine.lang.errors import Problem, RuleSetError
+from engine.lang.model import (Agreement, Escalation, EscalationLevel, Origin, Rule, RuleSet, Service,
                     Target)
-from .yamlsource import Document, load_documents
+from engine.lang.yamlsource import Document, load_documents
 
 BUILTIN_CALENDAR = "24x7"
 

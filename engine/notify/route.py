@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import hashlib
 
-from .model import RuleSet
-from .templates import render
+from engine.lang.model import RuleSet
+from engine.lang.templates import render
 
 LETTER_ORDER = "RACI"
 DEFAULT_MESSAGE = ("{{ activity }}: {{ kind }} of {{ target or 'rule ' ~ rule.id }} for {{ subject }}"

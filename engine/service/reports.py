@@ -14,8 +14,8 @@ from typing import Callable, Iterable
 
 from schemas.values import parse_instant
 
-from .clock import month_span
-from .model import RuleSet
+from engine.eval.clock import month_span
+from engine.lang.model import RuleSet
 
 # (target id, window label) -> (down time counted, service time of the window) or None
 WindowReading = Callable[[str, str], "tuple[timedelta, timedelta] | None"]

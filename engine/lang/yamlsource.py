@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from .errors import Problem
+from engine.lang.errors import Problem
 
 Path = tuple
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from schemas.values import parse_instant
 
-from .checks import JOIN_REFERENCE
-from .model import RuleSet
+from engine.lang.checks import JOIN_REFERENCE
+from engine.lang.model import RuleSet
 
 RULESET = "slm"
 ENVELOPE = {"id": "fid", "source": "source", "type": "type", "time": "ts", "subject": "subject",

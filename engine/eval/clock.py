@@ -17,7 +17,7 @@ from functools import lru_cache
 
 from schemas.values import Level
 
-from .calendar import ServiceCalendar
+from engine.lang.calendar import ServiceCalendar
 
 ZERO = timedelta(0)
 

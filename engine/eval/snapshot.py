@@ -16,8 +16,8 @@ import pickle
 import zlib
 from pathlib import Path
 
-from .model import RuleSet
-from .runtime import Engine
+from engine.lang.model import RuleSet
+from engine.eval.engine import Engine
 
 # The Engine attributes a snapshot carries; the rest is derived from the rule set.
 STATE = ("now", "now_inclusive", "history", "retain", "_applied", "facts", "facts_by_id", "decisions", "decisions_by_id",
@@ -29,7 +29,7 @@ def _code_version() -> str:
     digest = hashlib.sha256()
     root = Path(__file__).resolve().parent.parent
     for package in ("engine", "schemas"):
-        for path in sorted((root / package).glob("*.py")):
+        for path in sorted((root / package).rglob("*.py")):
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return "code:" + digest.hexdigest()[:16]
 

@@ -26,12 +26,12 @@ from marshmallow import ValidationError
 from schemas.facts import FactSchema, dump_fact
 from schemas.values import format_duration, format_instant, parse_instant
 
-from .clock import DurationClock, Reading, Transition, WindowClock, escalation_marks, month_span, window_of
-from .compiler import (RULESET, allows, clock_roles, compile_ruleset, join_filter, matched_types,
+from engine.eval.clock import DurationClock, Reading, Transition, WindowClock, escalation_marks, month_span, window_of
+from engine.eval.compiler import (RULESET, allows, clock_roles, compile_ruleset, join_filter, matched_types,
                        required_strings, retained_types)
-from .errors import FactError
-from .model import Origin, RuleSet, Target
-from .raci import notifications_for
+from engine.lang.errors import FactError
+from engine.lang.model import Origin, RuleSet, Target
+from engine.notify.route import notifications_for
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 PRUNE_EVERY = 1000          # facts between sweeps for finished clocks (with ``retain``)
@@ -429,7 +429,7 @@ class Engine:
         return timedelta(0), target.calendar.counted(start, end)
 
     def trace(self, decision_id: str) -> dict:
-        from .trace import build_trace
+        from engine.eval.trace import build_trace
         return build_trace(self, decision_id)
 
     # -- durable_rules --------------------------------------------------------------
@@ -553,7 +553,7 @@ class Engine:
         self._schedule(record)
 
     def _on_rule(self, rule_id: str, facts: dict) -> None:
-        from .rules import fire_rule
+        from engine.eval.actions import fire_rule
         fire_rule(self, self.ruleset.rules[rule_id], facts)
 
     # -- clocks -------------------------------------------------------------------------

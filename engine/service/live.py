@@ -25,15 +25,15 @@ from marshmallow import ValidationError
 from schemas.facts import FactSchema, dump_fact
 from schemas.values import format_duration
 
-from . import snapshot
-from .errors import FactError
-from .loader import load_rules, load_texts
-from .model import RuleSet
-from .clock import month_span
-from .reports import SPAN_MARGIN, compliance
-from .runtime import Engine, _flatten
-from .store import Store
-from .trace import Lookup, derivation
+from engine.eval import snapshot
+from engine.lang.errors import FactError
+from engine.lang.loader import load_rules, load_texts
+from engine.lang.model import RuleSet
+from engine.eval.clock import month_span
+from engine.service.reports import SPAN_MARGIN, compliance
+from engine.eval.engine import Engine, _flatten
+from engine.store.store import Store
+from engine.eval.trace import Lookup, derivation
 
 log = logging.getLogger("slm.service")
 

@@ -9,9 +9,9 @@ from fractions import Fraction
 
 from schemas.values import format_duration
 
-from .errors import Problem
-from .model import RuleSet
-from .yamlsource import Document
+from engine.lang.errors import Problem
+from engine.lang.model import RuleSet
+from engine.lang.yamlsource import Document
 
 JOIN_REFERENCE = re.compile(r"^\$([A-Za-z0-9_]+)\.(.+)$")
 

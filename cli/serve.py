@@ -1,5 +1,4 @@
-"""``slm serve``: the HTTP service. The other commands live in :mod:`engine.cli`; this
-module sits on top of both so the engine never imports Flask."""
+"""``slm serve``: the HTTP service on waitress (Flask is imported here, never by the engine)."""
 from __future__ import annotations
 
 import logging
@@ -10,14 +9,15 @@ from datetime import date
 
 import click
 
-from engine.checks import validity_warnings
-from engine.cli import DEFAULT_DB, DEFAULT_RULES, main, open_store
-from engine.errors import RuleSetError
-from engine.service import SNAPSHOT_EVERY
+from engine.lang.checks import validity_warnings
+from engine.lang.errors import RuleSetError
+from engine.service.live import SNAPSHOT_EVERY
 from schemas.values import parse_duration
 
+from .common import DEFAULT_DB, DEFAULT_RULES, open_store
 
-@main.command()
+
+@click.command()
 @click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(file_okay=False),
               help="Rules directory (env SLM_RULES).")
 @click.option("--db", "db_url", default=DEFAULT_DB, show_default=True,
@@ -40,7 +40,7 @@ def serve(rules_dir, db_url, host, port, threads, skew, alert_service_label, sna
     from waitress import create_server
 
     from api.app import create_app
-    from engine.service import SlmService
+    from engine.service.live import SlmService
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     skew_delta, retain_delta = _duration(skew, "--skew"), _duration(retain, "--retain")
@@ -92,10 +92,3 @@ def _redacted(url: str) -> str:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
         return urlunsplit(parts._replace(netloc=netloc))
     return url
-
-
-__all__ = ["main"]
-
-
-if __name__ == "__main__":
-    main()

@@ -13,10 +13,10 @@ from marshmallow import ValidationError
 from schemas.scenario import ScenarioSchema
 from schemas.values import parse_duration, parse_instant
 
-from .errors import FactError, RuleSetError
-from .loader import load_rules
-from .runtime import Engine
-from .yamlsource import load_documents
+from engine.lang.errors import FactError, RuleSetError
+from engine.lang.loader import load_rules
+from engine.eval.engine import Engine
+from engine.lang.yamlsource import load_documents
 
 DEFAULT_SOURCE = "scenario"
 

@@ -11,10 +11,10 @@ import hashlib
 
 from schemas.values import format_instant, parse_instant
 
-from .compiler import alias_name
-from .model import Rule
-from .runtime import Engine, decision_id
-from .templates import render
+from engine.eval.compiler import alias_name
+from engine.lang.model import Rule
+from engine.eval.engine import Engine, decision_id
+from engine.lang.templates import render
 
 
 def fire_rule(engine: Engine, rule: Rule, facts: dict) -> None:

@@ -1,0 +1,110 @@
+"""``slm token``, ``slm report`` and ``slm audit``: working on a store, beside or without a server."""
+from __future__ import annotations
+
+import json
+import re
+import sys
+
+import click
+
+from engine.lang.errors import RuleSetError
+
+from .common import DB_HELP, DEFAULT_DB, DEFAULT_RULES, open_store
+
+
+@click.group()
+def token():
+    """API tokens (bearer) with roles: monitor, owner, auditor, admin."""
+
+
+@token.command("create")
+@click.option("--role", required=True, type=click.Choice(["monitor", "owner", "auditor", "admin"]))
+@click.option("--name", default=None, help="A note on who or what holds the token.")
+@click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+def token_create(role, name, db_url):
+    """Create a token; it is printed once, on the last line, and stored only hashed."""
+    with open_store(db_url) as store:
+        value = store.add_token(role, name)
+    click.echo(f"created a {role} token{' for ' + name if name else ''}; it is not shown again:")
+    click.echo(value)
+
+
+@token.command("revoke")
+@click.argument("value")
+@click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+def token_revoke(value, db_url):
+    """Revoke a token: requests bearing it get 401 (a running service notices within 5s)."""
+    with open_store(db_url) as store:
+        if not store.revoke_token(value):
+            click.echo("no such token", err=True)
+            sys.exit(1)
+    click.echo("revoked")
+
+
+@click.command()
+@click.option("--service", required=True, help="The service whose targets to report.")
+@click.option("--period", required=True, callback=lambda ctx, param, value: _month(value),
+              help="The calendar month, YYYY-MM.")
+@click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(file_okay=False),
+              help="The rules the service runs (env SLM_RULES).")
+@click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (as GET /v1/reports/compliance).")
+def report(service, period, rules_dir, db_url, as_json):
+    """A month's compliance per target of one service, from the stored decisions.
+
+    Read only: safe beside a running `slm serve`. The engine state (for availability) is
+    rebuilt from the newest snapshot of these rules and the facts stored after it."""
+    from engine.service.live import SlmService
+    with open_store(db_url) as store:
+        try:
+            reader = SlmService(store, rules_dir)
+        except RuleSetError as err:
+            click.echo(err.report(), err=True)
+            sys.exit(1)
+        reader.load_state()
+        try:
+            result = reader.compliance(service, period)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--service") from None
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"compliance of {service} in {period}  (ruleset {result['ruleset'][:19]}…)")
+    header = ("target", "agreement", "goal", "subjects", "met", "breached", "compliance", "availability")
+    rows = [(r["target"] + (" (shadow)" if r["shadow"] else ""), r["agreement"], r["goal"], str(r["subjects"]),
+             str(r["met"]), str(r["breached"]), _pct(r["compliance"]), _pct(r["availability"]))
+            for r in result["targets"]]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(cell.ljust(width) if i < 3 else cell.rjust(width)
+                             for i, (cell, width) in enumerate(zip(row, widths))).rstrip())
+
+
+def _month(value: str) -> str:
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value or ""):
+        raise click.BadParameter(f"{value!r} is not a month (YYYY-MM, e.g. 2026-11)")
+    return value
+
+
+def _pct(value) -> str:
+    return "—" if value is None else f"{value:g} %"
+
+
+@click.group()
+def audit():
+    """Check the decision log."""
+
+
+@audit.command("verify")
+@click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+def audit_verify(db_url):
+    """Walk the hash chain of the decision log; exit 1 at the first broken record."""
+    with open_store(db_url) as store:
+        result = store.verify_chain()
+    if result["ok"]:
+        click.echo(f"OK: {result['checked']} decisions, hash chain intact")
+        return
+    broken = result["first_broken"]
+    click.echo(f"BROKEN at decision seq {broken['seq']} ({broken['id']}): {broken['reason']}; "
+               f"{result['checked']} records before it verify", err=True)
+    sys.exit(1)

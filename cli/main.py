@@ -1,0 +1,17 @@
+"""The ``slm`` command line, every command registered here and nowhere else."""
+from __future__ import annotations
+
+import click
+
+from .admin import audit, report, token
+from .rules import check, test_command
+from .serve import serve
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main():
+    """slm: SLA targets, escalations and RACI as rules, evaluated over service facts."""
+
+
+for command in (serve, check, test_command, report, token, audit):
+    main.add_command(command)

@@ -1,0 +1,1 @@
+"""Notifications: who hears of a decision (the RACI matrix), derived after the engine decided."""

@@ -1,0 +1,1 @@
+"""The live service without HTTP: one engine, one store, live time; reports over them."""
