@@ -16,6 +16,7 @@ from schemas.values import parse_duration, parse_instant
 from engine.lang.errors import FactError, RuleSetError
 from engine.lang.loader import load_rules
 from engine.eval.engine import Engine
+from engine.notify.route import notifications_for
 from engine.lang.yamlsource import load_documents
 
 DEFAULT_SOURCE = "scenario"
@@ -97,8 +98,9 @@ def run_document(path: Path, doc, default_rules: Path, cache: RuleSetCache) -> S
     if scenario.get("until"):
         engine.advance(scenario["until"])
     result.fired = set(engine.fired_rules)
+    produced = observed(engine, ruleset)
     for what in ("decisions", "notifications"):
-        actual = getattr(engine, what)
+        actual = produced[what]
         for expected in scenario["expect"][what]:
             if not any(matches(expected, item) for item in actual):
                 result.failures.append(_missing(what, expected, actual))
@@ -107,6 +109,14 @@ def run_document(path: Path, doc, default_rules: Path, cache: RuleSetCache) -> S
                 if matches(unwanted, item):
                     result.failures.append(f"unexpected {what[:-1]}: {_show(unwanted)}\n      found: {_show(item)}")
     return result
+
+
+def observed(engine: Engine, ruleset) -> dict[str, list[dict]]:
+    """What a run produced, as records: the engine's decisions and the notifications the
+    notify stage derives from them (as the service does)."""
+    decisions = engine.decisions
+    return {"decisions": [d.as_dict() for d in decisions],
+            "notifications": [n.as_dict() for d in decisions for n in notifications_for(d, ruleset)]}
 
 
 def matches(expected, actual) -> bool:

@@ -73,3 +73,15 @@ class FactSchema(Schema):
 def dump_fact(fact: dict) -> dict:
     """A loaded fact back to JSON-ready form (time as RFC 3339 UTC)."""
     return {**fact, "time": format_instant(fact["time"])}
+
+
+def flatten_errors(messages, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested error messages as ``{"data.field": [messages]}``."""
+    out: dict[str, list[str]] = {}
+    for key, value in messages.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            out.update(flatten_errors(value, path))
+        else:
+            out[path] = [str(v) for v in value]
+    return out

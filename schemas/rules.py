@@ -64,8 +64,8 @@ class RolesSchema(DocumentSchema):
 class ServiceSchema(DocumentSchema):
     name = Text()
     roles = Mapping(_HOLDERS, load_default=dict)
-    components = fields.List(Text(), load_default=list)
-    calendar = Name()
+    calendar = Name(metadata={"description": "the default calendar of this service's targets "
+                                            "(a target's own calendar wins; default 24x7)"})
 
 
 _TYPES = OneOrMany(Text())
@@ -78,7 +78,7 @@ class ClockSchema(Strict):
     resume = _TYPES
     stop = _TYPES
     restart = _TYPES
-    calendar = Name(load_default="24x7")
+    calendar = Name()
 
     @validates_schema
     def _needs_start(self, data, **kwargs):
@@ -103,7 +103,7 @@ class AvailabilitySchema(Strict):
     down = fields.Nested(PatternSchema, required=True)
     up = fields.Nested(PatternSchema, required=True)
     window = fields.Raw(load_default="month", validate=_check_window)
-    calendar = Name(load_default="24x7")
+    calendar = Name()
 
 
 class MetricSchema(Strict):
@@ -112,7 +112,7 @@ class MetricSchema(Strict):
     below = fields.Float(allow_nan=False)
     where = Where(load_default=dict)
     window = fields.Raw(load_default="month", validate=_check_window)
-    calendar = Name(load_default="24x7")
+    calendar = Name()
 
     @validates_schema
     def _one_bound(self, data, **kwargs):

@@ -49,6 +49,13 @@ def format_duration(value: timedelta) -> str:
     return sign + "".join(parts)
 
 
+def format_whole_duration(value: timedelta) -> str:
+    """A duration for people and records: whole seconds, rounded toward zero (``20m3s``,
+    never ``20m3.798232s``), so it always parses back with :func:`parse_duration`."""
+    seconds = int(value.total_seconds())
+    return format_duration(timedelta(seconds=seconds))
+
+
 def parse_percent(text) -> Fraction:
     """``75%`` or ``99.9%`` as an exact fraction (0.75, 0.999)."""
     if isinstance(text, str) and text.strip().endswith("%"):

@@ -13,7 +13,22 @@ from hypothesis import strategies as st
 from engine.lang.errors import FactError
 from engine.lang.loader import load_texts
 from engine.eval.engine import Engine
+from engine.notify.route import notifications_for
 from schemas.values import parse_instant
+
+
+def records(engine) -> list[dict]:
+    """The engine's decisions as the records the store keeps."""
+    return [d.as_dict() for d in engine.decisions]
+
+
+def notifications(engine) -> list[dict]:
+    """The notifications the notify stage derives from the engine's decisions."""
+    return [n.as_dict() for d in engine.decisions for n in notifications_for(d, engine.ruleset)]
+
+
+def dicts(outcome) -> list[dict]:
+    return [d.as_dict() for d in outcome.decisions]
 
 BASE = textwrap.dedent("""\
     kind: Roles
@@ -80,7 +95,7 @@ def fact(ident, kind, time, subject="INC-1", service="email", **data):
 
 
 def kinds(engine, target=None):
-    return [(d["kind"], d.get("level"), d["at"][11:19]) for d in engine.decisions
+    return [(d["kind"], d.get("level"), d["at"][11:19]) for d in records(engine)
             if target is None or d.get("target") == target]
 
 
@@ -92,7 +107,7 @@ def test_pause_and_resume_stretch_the_deadline():
     engine.advance(parse_instant("2026-11-02T10:00:00Z"))
     assert kinds(engine, "p1-response")[:3] == [("warning", "50%", "09:37:30"), ("breach", "100%", "09:45:00"),
                                                 ("escalation", "100%", "09:45:00")]
-    breach = next(d for d in engine.decisions if d["kind"] == "breach")
+    breach = next(d for d in records(engine) if d["kind"] == "breach")
     assert breach["data"] == {"counted": "15m", "budget": "15m", "paused": "30m"}
 
 
@@ -109,17 +124,17 @@ def test_facts_outside_the_where_or_the_validity_start_nothing():
     engine.apply(fact("f1", "incident.opened", "2026-11-02T09:00:00Z", priority="P3"))
     engine.apply(fact("f2", "incident.opened", "2027-01-02T09:00:00Z", subject="INC-2", priority="P1"))
     engine.advance(parse_instant("2027-01-03T00:00:00Z"))
-    assert engine.decisions == []
+    assert records(engine) == []
 
 
 def test_escalation_repeats_every_4h_after_2h_past_breach_and_notifies_by_raci():
     engine = engine_for()
     engine.apply(fact("f1", "incident.opened", "2026-11-02T09:00:00Z", priority="P1"))
     engine.advance(parse_instant("2026-11-02T20:00:00Z"))
-    majors = [d for d in engine.decisions if d.get("activity") == "major-breach"]
+    majors = [d for d in records(engine) if d.get("activity") == "major-breach"]
     assert [d["at"][11:19] for d in majors] == ["11:15:00", "15:15:00", "19:15:00"]
     assert len({d["id"] for d in majors}) == 3
-    notes = [(n["recipient"], n["raci"]) for n in engine.notifications if n["decision"] == majors[0]["id"]]
+    notes = [(n["recipient"], n["raci"]) for n in notifications(engine) if n["decision"] == majors[0]["id"]]
     assert notes == [("lt@example.org", "I"), ("owner@example.org", "A"), ("slm-mail@example.org", "R")]
 
 
@@ -127,7 +142,7 @@ def test_one_person_with_two_roles_gets_one_notification_with_merged_letters():
     engine = engine_for()
     engine.apply(fact("f1", "incident.opened", "2026-11-02T09:00:00Z", priority="P1"))
     engine.advance(parse_instant("2026-11-02T09:30:00Z"))
-    handling = [n for n in engine.notifications if n["activity"] == "breach-handling"]
+    handling = [n for n in notifications(engine) if n["activity"] == "breach-handling"]
     owner = [n for n in handling if n["recipient"] == "owner@example.org"]
     assert len(owner) == 1 and owner[0]["raci"] == "A,I"
     assert owner[0]["roles"] == ["slm_process_owner", "business_owner"]
@@ -139,7 +154,7 @@ def test_reopened_starts_a_new_cycle():
     engine.apply(fact("f2", "incident.acknowledged", "2026-11-02T09:05:00Z"))
     engine.apply(fact("f3", "incident.reopened", "2026-11-02T10:00:00Z"))
     engine.advance(parse_instant("2026-11-02T10:20:00Z"))
-    cycles = [(d["kind"], d["cycle"], d["at"][11:19]) for d in engine.decisions if d["target"] == "p1-response"
+    cycles = [(d["kind"], d["cycle"], d["at"][11:19]) for d in records(engine) if d["target"] == "p1-response"
               and d["kind"] in ("met", "breach")]
     assert cycles == [("met", 1, "09:05:00"), ("breach", 2, "10:15:00")]
 
@@ -148,12 +163,12 @@ def test_late_fact_retracts_a_breach_that_no_longer_holds():
     engine = engine_for()
     engine.apply(fact("f1", "incident.opened", "2026-11-02T09:00:00Z", priority="P1"))
     engine.advance(parse_instant("2026-11-02T09:30:00Z"))
-    breach = next(d for d in engine.decisions if d["kind"] == "breach")
+    breach = next(d for d in records(engine) if d["kind"] == "breach")
     outcome = engine.apply(fact("f2", "incident.acknowledged", "2026-11-02T09:10:00Z"))
-    produced = [(d["kind"], d.get("data", {}).get("retracts")) for d in outcome.decisions]
+    produced = [(d["kind"], d.get("data", {}).get("retracts")) for d in dicts(outcome)]
     assert ("retracted", breach["id"]) in produced
     assert ("met", None) in produced
-    assert breach in engine.decisions  # superseded, never deleted
+    assert breach in records(engine)  # superseded, never deleted
 
 
 def test_same_facts_same_decisions_and_ids():
@@ -166,7 +181,7 @@ def test_same_facts_same_decisions_and_ids():
         for item in facts:
             engine.apply(item)
         engine.advance(parse_instant("2026-11-02T16:00:00Z"))
-        runs.append([(d["id"], d["kind"], d["at"]) for d in engine.decisions])
+        runs.append([(d["id"], d["kind"], d["at"]) for d in records(engine)])
     assert runs[0] == runs[1] and runs[0]
 
 
@@ -175,8 +190,8 @@ def test_duplicate_fact_is_a_no_op_returning_the_original_outcome():
     engine.apply(fact("f1", "incident.opened", "2026-11-02T09:00:00Z", priority="P1"))
     first = engine.apply(fact("f2", "incident.acknowledged", "2026-11-02T09:20:00Z"))
     again = engine.apply(fact("f2", "incident.acknowledged", "2026-11-02T09:20:00Z"))
-    assert again.duplicate and [d["id"] for d in again.decisions] == [d["id"] for d in first.decisions]
-    assert len(engine.decisions) == len({d["id"] for d in engine.decisions})
+    assert again.duplicate and [d["id"] for d in dicts(again)] == [d["id"] for d in dicts(first)]
+    assert len(records(engine)) == len({d["id"] for d in records(engine)})
 
 
 def test_bad_fact_is_rejected_with_field_details_and_changes_nothing():
@@ -184,7 +199,7 @@ def test_bad_fact_is_rejected_with_field_details_and_changes_nothing():
     with pytest.raises(FactError) as caught:
         engine.apply({"id": "x", "source": "t", "type": "incident opened", "time": "yesterday", "bogus": 1})
     assert set(caught.value.details) == {"type", "time", "bogus"}
-    assert engine.facts == {} and engine.now is None
+    assert engine.history.outcomes == {} and engine.now is None
 
 
 def test_availability_overlapping_alerts_count_once():
@@ -194,7 +209,7 @@ def test_availability_overlapping_alerts_count_once():
     engine.apply(fact("a3", "alert.resolved", "2026-11-02T09:20:00Z", subject="fp1", alertname="EmailDown"))
     engine.apply(fact("a4", "alert.resolved", "2026-11-02T09:30:00Z", subject="fp2", alertname="EmailDown"))
     engine.advance(parse_instant("2026-12-01T00:00:00Z"))
-    met = [d for d in engine.decisions if d["target"] == "email-availability"]
+    met = [d for d in records(engine) if d["target"] == "email-availability"]
     # budget: 0.1% of November (30 days) = 43m12s; down 09:00-09:30 = 30m, counted once
     assert [(d["kind"], d["subject"], d["at"]) for d in met] == [("met", "2026-11", "2026-12-01T00:00:00Z")]
     assert met[0]["data"]["counted"] == "30m" and met[0]["data"]["budget"] == "43m12s"
@@ -204,7 +219,7 @@ def test_availability_breach_when_down_past_the_error_budget():
     engine = engine_for()
     engine.apply(fact("a1", "alert.firing", "2026-11-02T09:00:00Z", subject="fp1", alertname="EmailDown"))
     engine.advance(parse_instant("2026-11-02T10:00:00Z"))
-    assert [(d["kind"], d["at"]) for d in engine.decisions if d["target"] == "email-availability"] == \
+    assert [(d["kind"], d["at"]) for d in records(engine) if d["target"] == "email-availability"] == \
         [("breach", "2026-11-02T09:43:12Z")]
 
 
@@ -214,16 +229,16 @@ def test_threshold_counts_while_the_latest_sample_violates():
     engine.apply(fact("m2", "metric.sample", "2026-11-02T09:10:00Z", subject="web1", name="latency_p95", value=120))
     engine.apply(fact("m3", "metric.sample", "2026-11-02T10:00:00Z", subject="web1", name="latency_p95", value=900))
     engine.advance(parse_instant("2026-11-03T00:00:00Z"))
-    latency = [d for d in engine.decisions if d["target"] == "latency"]
+    latency = [d for d in records(engine) if d["target"] == "latency"]
     # budget: 1% of a day = 14m24s; 10m before 09:10, then 4m24s after 10:00
     assert [(d["kind"], d["at"]) for d in latency] == [("breach", "2026-11-02T10:04:24Z")]
 
 
 def standing(engine) -> list[tuple]:
     """The decisions in force: all but the retractions and what they retracted."""
-    retracted = {d["data"]["retracts"] for d in engine.decisions if d["kind"] == "retracted"}
+    retracted = {d["data"]["retracts"] for d in records(engine) if d["kind"] == "retracted"}
     return sorted((d["kind"], d["target"], d["subject"], d["at"], d.get("data", {}).get("counted"))
-                  for d in engine.decisions if d["kind"] != "retracted" and d["id"] not in retracted)
+                  for d in records(engine) if d["kind"] != "retracted" and d["id"] not in retracted)
 
 
 @functools.lru_cache(maxsize=1)
@@ -261,8 +276,8 @@ def test_shadow_targets_decide_but_notify_nobody():
     engine = engine_for(base=draft)
     engine.apply(fact("f1", "incident.opened", "2026-11-02T09:00:00Z", priority="P1"))
     engine.advance(parse_instant("2026-11-02T10:00:00Z"))
-    assert engine.decisions and all(d["shadow"] for d in engine.decisions)
-    assert engine.notifications == []
+    assert records(engine) and all(d["shadow"] for d in records(engine))
+    assert notifications(engine) == []
 
 
 COUNT_RULE = textwrap.dedent("""\
@@ -283,11 +298,11 @@ def test_counting_rule_chains_on_breach_decisions():
         engine.apply(fact(f"f{day}", "incident.opened", f"2026-11-0{day}T09:00:00Z", subject=f"INC-{day}",
                           priority="P1"))
     engine.advance(parse_instant("2026-11-05T00:00:00Z"))
-    proposals = [d for d in engine.decisions if d["kind"] == "improvement-proposed"]
+    proposals = [d for d in records(engine) if d["kind"] == "improvement-proposed"]
     assert len(proposals) == 1
     assert proposals[0]["message"] == "p1-response breached 3 times in 30 days"
     assert proposals[0]["at"] == "2026-11-04T09:15:00Z"
-    assert {n["recipient"] for n in engine.notifications if n["decision"] == proposals[0]["id"]} == \
+    assert {n["recipient"] for n in notifications(engine) if n["decision"] == proposals[0]["id"]} == \
         {"slm-mail@example.org", "owner@example.org"}
     trace = engine.trace(proposals[0]["id"])
     assert [child["kind"] for child in trace["children"]] == ["breach"] * 3
@@ -302,8 +317,8 @@ def test_values_from_facts_are_never_rendered_as_templates():
         engine.apply(fact(f"f{day}", "incident.opened", f"2026-11-0{day}T09:00:00Z",
                           subject=f"{{{{ 7 * 7 }}}}-{day}", priority="P1"))
     engine.advance(parse_instant("2026-11-05T00:00:00Z"))
-    proposal = next(d for d in engine.decisions if d["kind"] == "improvement-proposed")
-    notes = [n for n in engine.notifications if n["decision"] == proposal["id"]]
+    proposal = next(d for d in records(engine) if d["kind"] == "improvement-proposed")
+    notes = [n for n in notifications(engine) if n["decision"] == proposal["id"]]
     assert notes and {n["message"] for n in notes} == {"{{ 7 * 7 }}-2: p1-response breached 3 times in 30 days"}
 
 
@@ -312,7 +327,7 @@ def test_counting_rule_respects_the_window():
     for day, ident in (("2026-10-01", "a"), ("2026-10-20", "b"), ("2026-11-04", "c")):
         engine.apply(fact(ident, "incident.opened", f"{day}T09:00:00Z", subject=ident, priority="P1"))
     engine.advance(parse_instant("2026-11-05T00:00:00Z"))
-    assert not [d for d in engine.decisions if d["kind"] == "improvement-proposed"]
+    assert not [d for d in records(engine) if d["kind"] == "improvement-proposed"]
 
 
 def test_join_rule_matches_on_the_alias_field():
@@ -330,7 +345,7 @@ def test_join_rule_matches_on_the_alias_field():
     engine.apply(fact("a1", "alert.firing", "2026-11-02T08:00:00Z", subject="fp1", alertname="EmailDown"))
     engine.apply(fact("f1", "incident.opened", "2026-11-02T09:00:00Z", priority="P1"))
     engine.advance(parse_instant("2026-11-02T09:20:00Z"))
-    correlated = [d for d in engine.decisions if d["kind"] == "correlated"]
+    correlated = [d for d in records(engine) if d["kind"] == "correlated"]
     assert [d["message"] for d in correlated] == ["p1-response breached while email-availability runs"]
     assert correlated[0]["because"][1] == "clock:email-availability/2026-11"
 
@@ -339,13 +354,13 @@ def test_every_decision_names_its_rule_file_line_and_ruleset():
     engine = engine_for()
     engine.apply(fact("f1", "incident.opened", "2026-11-02T09:00:00Z", priority="P1"))
     engine.advance(parse_instant("2026-11-02T12:00:00Z"))
-    for decision in engine.decisions:
+    for decision in records(engine):
         rule = decision["rule"]
         assert rule["file"] == "rules.yaml" and rule["line"] > 0
         assert rule["ruleset"] == engine.ruleset.version
-    escalation = next(d for d in engine.decisions if d["kind"] == "escalation")
+    escalation = next(d for d in records(engine) if d["kind"] == "escalation")
     assert escalation["rule"]["id"] == "p1-escalation"
-    breach = next(d for d in engine.decisions if d["kind"] == "breach")
+    breach = next(d for d in records(engine) if d["kind"] == "breach")
     assert breach["because"] == ["fact:f1", "clock:p1-response/INC-1"]
 
 
@@ -365,11 +380,11 @@ def test_join_fires_when_the_clock_starts_after_the_breach():
     engine = engine_for(JOIN_AFTER)
     engine.apply(fact("f1", "incident.opened", "2026-11-02T09:00:00Z", priority="P1"))
     engine.advance(parse_instant("2026-11-02T09:30:00Z"))
-    assert not [d for d in engine.decisions if d["kind"] == "correlated"]
+    assert not [d for d in records(engine) if d["kind"] == "correlated"]
     outcome = engine.apply(fact("a1", "alert.firing", "2026-11-02T10:00:00Z", subject="fp1",
                                 alertname="EmailDown"))
-    breach = next(d for d in engine.decisions if d["kind"] == "breach")
-    assert [d["because"] for d in outcome.decisions if d["kind"] == "correlated"] == \
+    breach = next(d for d in records(engine) if d["kind"] == "breach")
+    assert [d["because"] for d in dicts(outcome) if d["kind"] == "correlated"] == \
         [[f"decision:{breach['id']}", "clock:email-availability/2026-11"]]
 
 
@@ -378,9 +393,9 @@ def test_a_retracted_breach_joins_nothing_later():
     engine.apply(fact("f1", "incident.opened", "2026-11-02T09:00:00Z", priority="P1"))
     engine.advance(parse_instant("2026-11-02T09:30:00Z"))
     engine.apply(fact("f2", "incident.acknowledged", "2026-11-02T09:10:00Z"))
-    assert "retracted" in [d["kind"] for d in engine.decisions]
+    assert "retracted" in [d["kind"] for d in records(engine)]
     engine.apply(fact("a1", "alert.firing", "2026-11-02T10:00:00Z", subject="fp1", alertname="EmailDown"))
-    assert not [d for d in engine.decisions if d["kind"] == "correlated"]
+    assert not [d for d in records(engine) if d["kind"] == "correlated"]
 
 
 def test_durable_rules_memory_keeps_only_facts_a_join_could_use():
@@ -391,8 +406,8 @@ def test_durable_rules_memory_keeps_only_facts_a_join_could_use():
     engine.advance(parse_instant("2026-11-02T12:00:00Z"))
     # three breaches joined the running availability clock; the p1-response clocks, the
     # warnings and escalations could join nothing and are not kept
-    assert len([d for d in engine.decisions if d["kind"] == "correlated"]) == 3
-    kept = sorted((f["type"], f["data"].get("target")) for f in engine._durable_ids.values())
+    assert len([d for d in records(engine) if d["kind"] == "correlated"]) == 3
+    kept = sorted((f["type"], f["data"].get("target")) for f in engine.state.held.values())
     assert kept == [("clock.running", "email-availability")] + [("decision.breach", "p1-response")] * 3
 
 
@@ -474,7 +489,7 @@ def test_marks_tied_on_amount_fire_in_a_fixed_order():
         engine = engine_for(extra)
         engine.apply(fact("f1", "incident.opened", "2026-11-02T09:00:00Z", priority="P1"))
         engine.advance(parse_instant("2026-11-02T09:20:00Z"))
-        winners.add(tuple((d["rule"]["id"], d["id"]) for d in engine.decisions if d["kind"] == "escalation"))
+        winners.add(tuple((d["rule"]["id"], d["id"]) for d in records(engine) if d["kind"] == "escalation"))
     assert len(winners) == 1
 
 
@@ -495,10 +510,10 @@ def test_a_fact_whose_id_hashes_like_a_held_one_is_still_matched():
     assert fnv1("f40955") == fnv1("clock:email-p1-response/INC-25480#1")
     engine = Engine(load_rules(Path(__file__).resolve().parent.parent / "rules"))
     engine.apply(fact("o1", "incident.opened", "2026-11-02T09:00:00Z", subject="INC-25480", priority="P1"))
-    assert "clock:email-p1-response/INC-25480#1" in engine._durable_ids      # held for the join
-    engine._seq = itertools.count(40955)          # the next fact goes to durable_rules as f40955
+    assert "clock:email-p1-response/INC-25480#1" in engine.state.held      # held for the join
+    engine.state.seq = 40954          # the next fact goes to durable_rules as f40955
     outcome = engine.apply(fact("a1", "incident.acknowledged", "2026-11-02T09:05:00Z", subject="INC-25480"))
-    assert sorted(d["target"] for d in outcome.decisions if d["kind"] == "met") == \
+    assert sorted(d["target"] for d in dicts(outcome) if d["kind"] == "met") == \
         ["email-p1-response", "ola-mx-p1-response"]
 
 
@@ -513,9 +528,9 @@ def test_finished_clocks_are_forgotten_after_retain_and_running_ones_kept():
     running = {c["subject"] for c in engine.clocks()}
     assert running == {"INC-2", "INC-3"}                   # INC-2 breached long ago but still runs
     late = engine.apply(fact("p1", "incident.pending", "2026-11-02T09:01:00Z", subject="INC-1"))
-    assert late.decisions == []                            # a fact for a forgotten clock: ignored
+    assert dicts(late) == []                            # a fact for a forgotten clock: ignored
     later = engine.advance(parse_instant("2026-11-09T00:00:00Z"))   # stale schedule entries pass by
-    assert {d["subject"] for d in later.decisions} <= {"INC-2", "INC-3"}
+    assert {d["subject"] for d in dicts(later)} <= {"INC-2", "INC-3"}
 
 
 def test_a_forgotten_clock_leaves_no_schedule_behind():
@@ -525,7 +540,7 @@ def test_a_forgotten_clock_leaves_no_schedule_behind():
     engine.apply(fact("x", "incident.resumed", "2026-11-02T09:06:00Z", subject="INC-9"))
     assert engine.prune() == 1                       # its 50% mark (09:07:30) is still scheduled
     assert engine.next_deadline() is None
-    assert engine.advance(parse_instant("2026-11-02T10:00:00Z")).decisions == []
+    assert dicts(engine.advance(parse_instant("2026-11-02T10:00:00Z"))) == []
 
 
 def test_rules_beyond_one_durable_rules_ruleset_are_sharded_and_decide_the_same():
@@ -537,7 +552,7 @@ def test_rules_beyond_one_durable_rules_ruleset_are_sharded_and_decide_the_same(
         f"  - {{id: t{n}, clock: {{applies_to: {{type: incident.opened, where: {{priority: P{n % 5}, "
         f"queue: q{n}}}}}, stop: [incident.acknowledged]}}, goal: 15m}}\n" for n in range(6000))
     engine, alone = engine_for(JOIN_AFTER + many), engine_for(JOIN_AFTER)
-    assert len(engine._rules.rulesets) > 1 and len(alone._rules.rulesets) == 1
+    assert len(engine._network.rulesets) > 1 and len(alone._network.rulesets) == 1
     facts = [fact("o1", "incident.opened", "2026-11-02T09:00:00Z", subject="INC-1", priority="P1", queue="q4321"),
              fact("o2", "incident.opened", "2026-11-02T09:00:00Z", subject="INC-2", priority="P2", queue="q7"),
              fact("o3", "incident.opened", "2026-11-02T09:00:00Z", subject="INC-3", priority="P2", queue="q5999"),
@@ -554,14 +569,14 @@ def test_rules_beyond_one_durable_rules_ruleset_are_sharded_and_decide_the_same(
         alone.apply(one)
     engine.advance(parse_instant("2026-11-02T12:00:00Z"))
     alone.advance(parse_instant("2026-11-02T12:00:00Z"))
-    ours = [(d["kind"], d["target"], d["subject"]) for d in engine.decisions if d.get("agreement") == "ola-queues"]
+    ours = [(d["kind"], d["target"], d["subject"]) for d in records(engine) if d.get("agreement") == "ola-queues"]
     assert ("met", "t4321", "INC-1") in ours and ("breach", "t7", "INC-2") in ours
     assert {target for _, target, _ in ours} == {"t4321", "t7"}
     def same(decisions):                     # "rule" names the rule set by its hash: they differ
         return [{k: v for k, v in d.items() if k != "rule"} for d in decisions if d.get("agreement") != "ola-queues"]
-    assert same(engine.decisions) == same(alone.decisions)
-    assert [d["subject"] for d in engine.decisions if d["kind"] == "correlated"] == ["INC-4"]
-    assert sorted(engine._durable_ids) == sorted(alone._durable_ids)
+    assert same(records(engine)) == same(records(alone))
+    assert [d["subject"] for d in records(engine) if d["kind"] == "correlated"] == ["INC-4"]
+    assert sorted(engine.state.held) == sorted(alone.state.held)
 
 
 def test_required_strings_only_names_what_every_pattern_of_a_type_needs():
@@ -579,3 +594,55 @@ def test_required_strings_only_names_what_every_pattern_of_a_type_needs():
         "metric.sample": {},
     }
     assert required_strings({RULESET: {"any": {"all": [{"m": {"data.queue": "q1"}}]}}}) is None
+
+
+def test_rule_decisions_are_retracted_with_the_decisions_they_rest_on():
+    """Truth maintenance: late acknowledgements retract three response breaches and the OLA
+    breaches; the improvement proposal counted from those breaches and each OLA-threatens-SLA
+    decision joined on them are retracted too, each with a recorded reason."""
+    from engine.lang.loader import load_rules
+    engine = Engine(load_rules("rules"))
+    for n, day in enumerate(("02", "10", "20")):
+        subject = f"INC-4{n}"
+        engine.apply(fact(f"o{n}", "incident.opened", f"2026-11-{day}T09:00:00Z", subject, priority="P1"))
+        engine.apply(fact(f"r{n}", "incident.resolved", f"2026-11-{day}T10:00:00Z", subject))
+    made = records(engine)
+    proposal = next(d for d in made if d["kind"] == "improvement-proposed")
+    threatened = [d for d in made if d["kind"] == "ola-breach-threatens-sla"]
+    assert len({d["id"] for d in threatened}) == 6          # both SLA clocks of each ticket run
+    for n, day in enumerate(("02", "10", "20")):      # each acknowledged at 09:05, posted late
+        engine.apply(fact(f"a{n}", "incident.acknowledged", f"2026-11-{day}T09:05:00Z", f"INC-4{n}"))
+    retractions = {d["data"]["retracts"]: d for d in records(engine) if d["kind"] == "retracted"}
+    for rule_decision in [proposal, *threatened]:
+        assert rule_decision["id"] in retractions, rule_decision["kind"]
+        reason = retractions[rule_decision["id"]]["data"]["reason"]
+        assert reason.startswith("rests on breach dec_") and reason.endswith("which was retracted")
+    standing = [d for d in records(engine) if d["kind"] == "breach" and d["id"] not in retractions]
+    assert standing == []
+    # the retraction of the proposal names the retracted breach it rested on
+    because = retractions[proposal["id"]]["because"]
+    assert because[0] == f"decision:{proposal['id']}" and because[1][9:] in retractions
+
+
+def test_a_retracted_breach_leaves_the_count_window():
+    """A breach retracted before the count is complete no longer counts towards it."""
+    from engine.lang.loader import load_rules
+    engine = Engine(load_rules("rules"))
+    engine.apply(fact("o0", "incident.opened", "2026-11-02T09:00:00Z", "INC-50", priority="P1"))
+    engine.apply(fact("r0", "incident.resolved", "2026-11-02T10:00:00Z", "INC-50"))
+    engine.apply(fact("a0", "incident.acknowledged", "2026-11-02T09:05:00Z", "INC-50"))   # retracts it
+    for n, day in ((1, "10"), (2, "20")):
+        engine.apply(fact(f"o{n}", "incident.opened", f"2026-11-{day}T09:00:00Z", f"INC-5{n}", priority="P1"))
+        engine.apply(fact(f"r{n}", "incident.resolved", f"2026-11-{day}T10:00:00Z", f"INC-5{n}"))
+    assert [d for d in records(engine) if d["kind"] == "improvement-proposed"] == []
+
+
+def test_a_lifecycle_fact_moves_only_the_clocks_of_its_own_service():
+    """INC-1 of hosting is not INC-1 of email: acknowledging one stops none of the other's clocks."""
+    from engine.lang.loader import load_rules
+    engine = Engine(load_rules("rules"))
+    engine.apply(fact("o1", "incident.opened", "2026-11-02T09:00:00Z", "INC-1", "email", priority="P1"))
+    engine.apply(fact("a1", "incident.acknowledged", "2026-11-02T09:05:00Z", "INC-1", "hosting"))
+    engine.advance(parse_instant("2026-11-02T09:30:00Z"))
+    email = {(d["kind"], d["target"]) for d in records(engine) if d["service"] == "email"}
+    assert ("breach", "email-p1-response") in email and ("met", "email-p1-response") not in email

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from conftest import RULES, fact
-from engine.eval import snapshot
+from engine.eval.state import STATE_FORMAT
 from engine.lang.errors import FactError, RuleSetError
 from engine.service.live import SlmService
 from engine.store.store import Store
@@ -81,9 +81,37 @@ def test_a_fact_posted_after_its_deadlines_fires_them_at_once(make_service, wall
     result = service.ingest([fact("f1", **P1)])
     assert ("breach", "2026-11-02T09:15:00Z") in path(d for d in result.decisions
                                                       if d["target"] == "email-p1-response")
+    # made due by this fact's arrival (its clocks started at 09:00, 30 minutes ago): its own
+    ids = [d["id"] for d in result.decisions]
+    assert len(ids) == 11 and result.results[0]["decisions"] == ids
     stored = service.store.list_facts(limit=10)[0][0]
-    assert stored["outcome"] == []                  # the fact itself decided nothing at 09:00
+    assert stored["outcome"] == ids
     assert all(d["rule"]["ruleset"] == service.ruleset.version for d in result.decisions)
+
+
+def test_each_fact_of_a_batch_owns_the_decisions_it_caused(make_service, wall):
+    """A deadline of INC-1 that falls before INC-2 is applied belongs to INC-1's fact, not
+    to the fact whose event time happened to pass it; and a deadline of a clock an earlier
+    request started belongs to no fact of this one."""
+    service = make_service()
+    wall.set("2026-11-02T09:05:00Z")
+    service.ingest([fact("f0", **{**P1, "subject": "INC-0", "time": "2026-11-02T09:00:00Z"})])
+    wall.set("2026-11-02T10:00:00Z")
+    first = {**P1, "subject": "INC-1", "time": "2026-11-02T09:00:00Z"}
+    second = {**P1, "subject": "INC-2", "time": "2026-11-02T09:50:00Z"}
+    result = service.ingest([fact("f1", **first), fact("f2", **second)])
+    by_id = {d["id"]: d for d in result.decisions}
+    owned = [set(r["decisions"]) for r in result.results]
+    clocks = {i for i, d in by_id.items() if d["kind"] in ("warning", "breach", "escalation", "met")}
+    assert owned[0] and all(by_id[i]["subject"] == "INC-1" for i in owned[0] & clocks)
+    assert owned[1] and all(by_id[i]["subject"] == "INC-2" for i in owned[1] & clocks)
+    unowned = set(by_id) - owned[0] - owned[1]
+    assert unowned and all(by_id[i]["subject"] == "INC-0" for i in unowned)
+    # the third breach completes the improvement rule's count: the proposal is INC-2's
+    proposal = next(i for i, d in by_id.items() if d["kind"] == "improvement-proposed")
+    assert proposal in owned[1]
+    stored = {f["fact"]["id"]: f["outcome"] for f in service.store.list_facts(limit=10)[0]}
+    assert set(stored["f1"]) == owned[0] and set(stored["f2"]) == owned[1]
 
 
 def test_a_duplicate_returns_the_original_outcome_and_changes_nothing(make_service, wall):
@@ -153,7 +181,7 @@ def test_restart_rebuilds_state_and_fires_missed_deadlines_once(make_service, wa
 
     third = make_service()                                # same wall time: nothing new
     assert third.store.decision_count() == count
-    assert {d["id"] for d in all_decisions(third.store)} <= set(third.engine.decisions_by_id)
+    assert {d["id"] for d in all_decisions(third.store)} <= set(third.engine.history.decisions_by_id)
     assert third.store.verify_chain()["ok"]
 
 
@@ -168,7 +196,7 @@ def test_replay_repeats_ticks_so_late_facts_reconcile_as_they_did_live(make_serv
     replayed = make_service()
     assert replayed.replayed == 2
     stored = {d["id"] for d in all_decisions(replayed.store)}
-    assert stored == set(replayed.engine.decisions_by_id)          # same decisions, same ids
+    assert stored == set(replayed.engine.history.decisions_by_id)          # same decisions, same ids
     assert replayed.store.decision_count() == len(stored)
 
 
@@ -181,7 +209,7 @@ def test_a_restart_from_a_snapshot_is_the_state_a_full_replay_gives(make_service
         wall.set(f"2026-11-02T09:{3 * n + 21:02d}:30Z")
         live.ingest(batch)                     # late acks, ticks between them, snapshots every 5
     live.ingest([fact("late", type="incident.acknowledged", subject="INC-0", time="2026-11-02T09:01:00Z")])
-    assert live.store.latest_snapshot(live.ruleset.version, snapshot.CODE_VERSION)["fact_seq"] == 18
+    assert live.store.latest_snapshot(live.ruleset.version, STATE_FORMAT)["fact_seq"] == 18
     live.engine = None                         # a crash: no snapshot at stop
 
     restored = make_service(snapshot_every=5)
@@ -190,7 +218,7 @@ def test_a_restart_from_a_snapshot_is_the_state_a_full_replay_gives(make_service
     assert full.replayed == 21
     assert restored.engine.clocks() == full.engine.clocks()
     wall.set("2026-11-03T12:00:00Z")
-    assert [d["id"] for d in restored.tick().decisions] == [d["id"] for d in full.engine.advance(wall()).decisions]
+    assert [d["id"] for d in restored.tick().decisions] == [d.id for d in full.engine.advance(wall()).decisions]
 
 
 def test_an_unusable_snapshot_is_ignored_and_everything_replayed(make_service, wall, caplog):

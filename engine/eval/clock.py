@@ -82,8 +82,7 @@ class Meter:
         self.fired: set[tuple] = set()
         self.breached = False
         self.because: list[str] = []
-        self.readings: list[Reading] = []
-        self._pending: list | None = None   # heap of (amount, order, repeat index, position, mark)
+        self.pending: list | None = None   # heap of (amount, order, repeat index, position, mark)
 
     # -- counting -------------------------------------------------------------------
     def counted_at(self, at: datetime) -> timedelta:
@@ -100,7 +99,7 @@ class Meter:
         self.fired = set()
         self.breached = False
         self.because = [because]
-        self._pending = None
+        self.pending = None
 
     def run(self, at: datetime) -> None:
         if self.running_since is None:
@@ -116,23 +115,19 @@ class Meter:
             self.halted_at = at
 
     # -- marks and deadlines --------------------------------------------------------
-    def add_marks(self, marks: list[Mark]) -> None:
-        self.marks = sorted(self.marks + marks, key=lambda m: (m.amount, m.order))
-        self._pending = None
-
     def _queue(self) -> list:
-        if self._pending is None:
-            self._pending = []
+        if self.pending is None:
+            self.pending = []
             for position, mark in enumerate(self.marks):
                 self._push(mark, 0, position)
-        return self._pending
+        return self.pending
 
     def _push(self, mark: Mark, repeat: int, position: int) -> None:
         # Marks tied on (amount, order, repeat) fire in their order in self.marks (not by
         # memory address), so a clock rebuilt or replayed fires them the same way.
         amount = max(mark.amount + (mark.repeat * repeat if repeat else ZERO), ZERO)
         if (mark.kind, mark.level, mark.activity, repeat) not in self.fired:
-            heapq.heappush(self._pending, (amount, mark.order, repeat, position, mark))
+            heapq.heappush(self.pending, (amount, mark.order, repeat, position, mark))
 
     def next_deadline(self) -> datetime | None:
         """When the next mark falls, if the clock keeps running; None while halted."""
@@ -154,7 +149,7 @@ class Meter:
             deadline = self.next_deadline()
             if deadline is None or deadline > until or (deadline == until and not inclusive):
                 return fired
-            amount, _, repeat, position, mark = heapq.heappop(self._pending)
+            amount, _, repeat, position, mark = heapq.heappop(self.pending)
             self.fired.add((mark.kind, mark.level, mark.activity, repeat))
             if mark.kind == "breach":
                 self.breached = True
@@ -166,18 +161,12 @@ class Meter:
     def _reading(self, kind, at, level, counted, **extra) -> Reading:
         paused = self.paused_total + (at - self.halted_at if self.halted_at and self.running_since is None
                                       else ZERO)
-        reading = Reading(kind, at, self.cycle, level, counted, self.budget, paused, list(self.because), **extra)
-        self.readings.append(reading)
-        return reading
+        return Reading(kind, at, self.cycle, level, counted, self.budget, paused, list(self.because), **extra)
 
 
 def marks_for(budget: timedelta, warn_at: list[Level], escalations: list = ()) -> list[Mark]:
     """Warnings, the breach at 100% and escalation levels, in counted time."""
     return list(_marks_for(budget, tuple(warn_at), tuple(escalations)))
-
-
-def escalation_marks(budget: timedelta, escalations) -> list[Mark]:
-    return list(_escalation_marks(budget, tuple(escalations)))
 
 
 # Marks are immutable values that depend only on these arguments, and every clock of a
@@ -186,22 +175,17 @@ def escalation_marks(budget: timedelta, escalations) -> list[Mark]:
 def _marks_for(budget: timedelta, warn_at: tuple, escalations: tuple) -> tuple[Mark, ...]:
     marks = [Mark("warning", level.text, level.amount(budget), 0) for level in warn_at]
     marks.append(Mark("breach", "100%", budget, 1))
-    marks.extend(_escalation_marks(budget, escalations))
+    marks.extend(Mark("escalation", level.at.text, level.at.amount(budget), 2 + level.index, level.activity,
+                      level.repeat, level) for level in escalations)
     return tuple(marks)
-
-
-@lru_cache(maxsize=4096)
-def _escalation_marks(budget: timedelta, escalations: tuple) -> tuple[Mark, ...]:
-    return tuple(Mark("escalation", level.at.text, level.at.amount(budget), 2 + index, level.activity,
-                      level.repeat, level) for index, level in enumerate(escalations))
 
 
 class DurationClock(Meter):
     """Counts service time between start and stop, not while paused; restarts begin cycles."""
 
     def __init__(self, calendar: ServiceCalendar, goal: timedelta, warn_at: list[Level],
-                 roles: dict[str, set[str]], valid: tuple):
-        super().__init__(calendar, goal, marks_for(goal, warn_at))
+                 roles: dict[str, set[str]], valid: tuple, escalations: list = ()):
+        super().__init__(calendar, goal, marks_for(goal, warn_at, escalations))
         self.roles = roles                  # fact type -> {"start", "pause", ...}
         self.valid_from, self.valid_to = valid
         self.state = "idle"
@@ -261,12 +245,12 @@ class WindowClock(Meter):
     """
 
     def __init__(self, calendar: ServiceCalendar, goal: Fraction, warn_at: list[Level],
-                 window: tuple[datetime, datetime, str]):
+                 window: tuple[datetime, datetime, str], escalations: list = ()):
         self.window_start, self.window_end, self.label = window
         self.service_time = service_time = calendar.counted(self.window_start, self.window_end)
         micros = Fraction(service_time // timedelta(microseconds=1)) * (1 - goal)
         budget = timedelta(microseconds=round(micros))
-        super().__init__(calendar, budget, marks_for(budget, warn_at))
+        super().__init__(calendar, budget, marks_for(budget, warn_at, escalations))
         self.down: dict[str, str] = {}        # subject -> the fact that took it down
         self.closed = False
         self.begin_cycle(self.window_start, f"window:{self.label}")

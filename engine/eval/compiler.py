@@ -9,10 +9,11 @@ bind actions by name. What durable_rules matches here:
   some clock; the runtime hands it to that subject's clocks;
 - ``down:/up:<target>``: availability signals; ``over:/under:<target>``: metric samples
   on either side of a threshold;
-- ``escalate:<escalation>``: a ``clock.running`` fact of a target the escalation covers;
 - ``rule:<id>``: a Rule's patterns, joins included.
 
-What it does not: durable_rules' ``count`` fires once per N matches, cannot group by
+What it does not: escalations are bound to their targets when the rules load (each clock
+carries its escalation levels from its start), so nothing is matched for them at run time.
+durable_rules' ``count`` fires once per N matches, cannot group by
 field values and knows nothing of event time, so a Rule's counting form compiles to its
 ``of`` pattern and the runtime finishes ``same``/``within``/``count`` in the action.
 """
@@ -123,14 +124,6 @@ def compile_ruleset(ruleset: RuleSet) -> dict:
             add(f"under:{target.id}", [{"m": pattern(sample, service + [{under: {"data.value": bound}}])}])
     for kind in sorted(lifecycle_types):
         add(f"life:{kind}", [{"m": {"type": kind}}])
-    for escalation in ruleset.escalations.values():
-        if escalation.targets:
-            scope = [{"$or": [{"data.target": t} for t in escalation.targets]}]
-        else:
-            scope = [{"data.metric": escalation.metric}]
-            if escalation.service:
-                scope.append({"service": escalation.service})
-        add(f"escalate:{escalation.id}", [{"m": _conjunction([{"type": "clock.running"}, *scope])}])
     for rule in ruleset.rules.values():
         if "count" in rule.when:
             add(f"rule:{rule.id}", [{alias_name("p0"): pattern(rule.when["count"]["of"])}])
@@ -161,11 +154,11 @@ def matched_types(definition: dict) -> set[str] | None:
     """The fact types some rule of a compiled definition names: a fact of any other type
     matches nothing, so the runtime need not post it. None when some pattern does not pin
     its type (then any fact may match)."""
-    patterns = _typed_patterns(definition)
+    patterns = typed_patterns(definition)
     return None if patterns is None else {kind for kind, _ in patterns}
 
 
-def _typed_patterns(definition: dict) -> list[tuple[str, dict]] | None:
+def typed_patterns(definition: dict) -> list[tuple[str, dict]] | None:
     """Every pattern of a compiled definition with the type it pins; None when one pins none."""
     patterns = []
     for rule in definition[RULESET].values():
@@ -192,12 +185,12 @@ def required_strings(definition: dict) -> dict[str, dict[str, frozenset]] | None
     string constants. A fact with another string there matches nothing in the definition,
     so a ruleset among several need not be asked (one with a missing or non-string value
     must be). None when some pattern does not pin its type."""
-    patterns = _typed_patterns(definition)
+    patterns = typed_patterns(definition)
     if patterns is None:
         return None
     by_type: dict[str, list[dict[str, frozenset]]] = {}
     for kind, test in patterns:
-        by_type.setdefault(kind, []).append(dict(_string_tests(test)))
+        by_type.setdefault(kind, []).append(dict(string_tests(test)))
     required = {}
     for kind, patterns in by_type.items():
         common = set.intersection(*(set(p) for p in patterns)) - {"type"}
@@ -221,7 +214,7 @@ def join_filter(ruleset: RuleSet):
         patterns = rule.when.get("patterns", [])
         if len(patterns) > 1:
             for spec in patterns:
-                by_type.setdefault(spec["type"], []).append(_string_tests(pattern(spec)))
+                by_type.setdefault(spec["type"], []).append(string_tests(pattern(spec)))
 
     def may_join(fact: dict) -> bool:
         return any(allows(fact, required) for required in by_type.get(fact.get("type"), ()))
@@ -238,7 +231,7 @@ def allows(fact: dict, required) -> bool:
     return True
 
 
-def _string_tests(test: dict) -> list[tuple[str, frozenset]]:
+def string_tests(test: dict) -> list[tuple[str, frozenset]]:
     """The parts of a pattern that need a field to equal one of some strings."""
     parts = test["$and"] if list(test) == ["$and"] else [test]
     return [choice for choice in map(_string_choice, parts) if choice is not None]

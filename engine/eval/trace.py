@@ -18,17 +18,23 @@ class Lookup:
         self.decision, self.fact, self.target_rule = decision, fact, target_rule
 
 
-def build_trace(engine, decision_id: str) -> dict:
-    """The trace from an engine's memory; KeyError for an unknown decision."""
+def build_trace(history, ruleset, decision_id: str) -> dict:
+    """The trace from an engine's own history (engine.eval.state.History); KeyError for an
+    unknown decision."""
     def fact(fid):
-        found = engine.facts_by_id.get(fid)
+        found = history.facts_by_id.get(fid)
         return None if found is None else dump_fact(found)
 
-    def target_rule(target_id):
-        target = engine.ruleset.targets.get(target_id)
-        return engine.rule_ref(target.id, target.origin) if target else None
+    def decision(did):
+        found = history.decisions_by_id.get(did)
+        return None if found is None else found.as_dict()
 
-    return derivation(decision_id, Lookup(engine.decisions_by_id.get, fact, target_rule))
+    def target_rule(target_id):
+        target = ruleset.targets.get(target_id)
+        return None if target is None else {"id": target.id, "file": target.origin.file,
+                                            "line": target.origin.line, "ruleset": ruleset.version}
+
+    return derivation(decision_id, Lookup(decision, fact, target_rule))
 
 
 def derivation(decision_id: str, lookup: Lookup, _seen: frozenset = frozenset()) -> dict:

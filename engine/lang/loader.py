@@ -178,7 +178,7 @@ def _build(documents, files, root, problems) -> RuleSet:
             ruleset.default_holders[role] = holders
     for doc, loaded in by_kind.get("Service", []):
         ruleset.services[loaded["id"]] = Service(loaded["id"], loaded.get("name", loaded["id"]),
-                                                 loaded["roles"], loaded["components"], _origin(doc))
+                                                 loaded["roles"], loaded.get("calendar"), _origin(doc))
     for doc, loaded in by_kind.get("Agreement", []):
         _build_agreement(doc, loaded, ruleset, problems)
     for doc, loaded in by_kind.get("Raci", []):
@@ -197,6 +197,7 @@ def _build(documents, files, root, problems) -> RuleSet:
         ruleset.escalations[loaded["id"]] = Escalation(loaded["id"], scope.get("targets") or [],
                                                        scope.get("metric"), scope.get("service"), levels,
                                                        _origin(doc))
+    _bind_escalations(ruleset)
     for doc, loaded in by_kind.get("Rule", []):
         ruleset.rules[loaded["id"]] = Rule(loaded["id"], loaded.get("description", ""), loaded["when"],
                                            loaded["then"], _origin(doc))
@@ -217,8 +218,13 @@ def _build_agreement(doc: Document, loaded: dict, ruleset: RuleSet, problems: li
         measure = "duration" if "clock" in spec else "availability" if "availability" in spec else "threshold"
         section = spec.get("clock") or spec.get("availability") or spec.get("metric")
         section_name = {"duration": "clock", "availability": "availability", "threshold": "metric"}[measure]
+        service = ruleset.services.get(agreement.service)
+        own = section.get("calendar")
+        section["calendar"] = own or (service and service.calendar) or BUILTIN_CALENDAR
         calendar = ruleset.calendars.get(section["calendar"])
         if calendar is None:
+            if own is None:
+                continue            # the service's own calendar is unknown: reported there, once
             known = ", ".join(sorted(ruleset.calendars))
             problems.append(doc.problem(path + (section_name, "calendar"),
                                         f"calendar: unknown calendar '{section['calendar']}' (known: {known})",
@@ -233,6 +239,21 @@ def _build_agreement(doc: Document, loaded: dict, ruleset: RuleSet, problems: li
             id=spec["id"], name=spec.get("name", spec["id"]), measure=measure, agreement=agreement,
             goal=spec["goal"], warn_at=spec["warn_at"], underpinned_by=spec["underpinned_by"],
             spec=section, calendar=calendar, origin=_origin(doc, path))
+
+
+def _bind_escalations(ruleset: RuleSet) -> None:
+    """Give each target the levels of the escalations that cover it (by id, or by metric
+    and service), in escalation id order: known statically, so the engine needs no
+    run-time matching to find a clock's escalations."""
+    for escalation in sorted(ruleset.escalations.values(), key=lambda e: e.id):
+        for target in ruleset.targets.values():
+            if escalation.targets:
+                covered = target.id in escalation.targets
+            else:
+                covered = (target.measure == "threshold" and target.spec.get("name") == escalation.metric
+                           and escalation.service in (None, target.service))
+            if covered:
+                target.escalations.extend(escalation.levels)
 
 
 def _letters(value) -> list[str]:

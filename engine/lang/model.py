@@ -29,7 +29,7 @@ class Service:
     id: str
     name: str
     roles: dict[str, list[str]]
-    components: list[str]
+    calendar: str | None          # the default calendar of its targets
     origin: Origin
 
 
@@ -63,14 +63,23 @@ class Target:
     spec: dict                 # the clock / availability / metric section as loaded
     calendar: ServiceCalendar
     origin: Origin
+    # The levels of every Escalation that covers this target, in escalation id order:
+    # bound when the rules load, so a clock carries its escalation marks from its start.
     escalations: list["EscalationLevel"] = field(default_factory=list)
+    _span: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
     def service(self) -> str:
         return self.agreement.service
 
     def valid_span(self) -> tuple[datetime | None, datetime | None]:
-        """The agreement's validity as instants: from local midnight to the end of the last day."""
+        """The agreement's validity as instants: from local midnight to the end of the last day
+        (computed once: every clock of the target asks)."""
+        if self._span is None:
+            self._span = self._compute_span()
+        return self._span
+
+    def _compute_span(self) -> tuple[datetime | None, datetime | None]:
         zone = ZoneInfo(self.calendar.timezone)
         start = end = None
         if self.agreement.valid_from:

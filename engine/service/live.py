@@ -22,18 +22,20 @@ from typing import Callable
 
 from marshmallow import ValidationError
 
-from schemas.facts import FactSchema, dump_fact
+from schemas.facts import FactSchema, dump_fact, flatten_errors
 from schemas.values import format_duration
 
-from engine.eval import snapshot
+from engine.eval.clock import month_span
+from engine.eval.engine import Engine
+from engine.eval.state import STATE_FORMAT, SnapshotError
+from engine.eval.trace import Lookup, derivation
 from engine.lang.errors import FactError
 from engine.lang.loader import load_rules, load_texts
 from engine.lang.model import RuleSet
-from engine.eval.clock import month_span
+from engine.notify.route import notifications_for
 from engine.service.reports import SPAN_MARGIN, compliance
-from engine.eval.engine import Engine, _flatten
 from engine.store.store import Store
-from engine.eval.trace import Lookup, derivation
+from schemas.records import Decision
 
 log = logging.getLogger("slm.service")
 
@@ -58,7 +60,26 @@ def load_fact(raw: dict) -> dict:
     try:
         return schema.load(raw)
     except ValidationError as err:
-        raise FactError(_flatten(err.messages)) from None
+        raise FactError(flatten_errors(err.messages)) from None
+
+
+def attribute(decisions: list[Decision], fact_ids: list[str]) -> dict[str, int]:
+    """Decision id → the position in ``fact_ids`` of the fact it rests on: the latest of
+    those facts its ``because`` names, directly or through a decision it rests on. A
+    decision that rests on none of them (a deadline of an older clock that fell due) is
+    left out."""
+    position = {fid: index for index, fid in enumerate(fact_ids)}
+    owner: dict[str, int] = {}
+    for decision in decisions:
+        best = None
+        for ref in decision.because:
+            kind, _, key = ref.partition(":")
+            index = position.get(key) if kind == "fact" else owner.get(key) if kind == "decision" else None
+            if index is not None and (best is None or index > best):
+                best = index
+        if best is not None:
+            owner[decision.id] = best
+    return owner
 
 
 class NotReady(Exception):
@@ -183,6 +204,7 @@ class SlmService:
         snapshot (same rules, same engine code), then what was stored after it, in order."""
         started = time.perf_counter()
         engine, after_fact, after_tick = self._restore_snapshot(ruleset)
+        engine.render = False             # what replay decides is stored already: render nothing
         ticks = self.store.ticks(after_seq=after_tick)
         pending = count = 0
         last_fact, last_tick = after_fact, after_tick
@@ -197,6 +219,7 @@ class SlmService:
         for seq, _, until in ticks[pending:]:
             engine.advance(until)
             last_tick = seq
+        engine.render = True
         self.last_fact_seq, self.last_tick_seq = last_fact, last_tick
         self._since_snapshot = count
         self.rebuild_seconds = time.perf_counter() - started
@@ -207,13 +230,13 @@ class SlmService:
 
     def _restore_snapshot(self, ruleset: RuleSet) -> tuple[Engine, int, int]:
         """(engine, fact seq, tick seq) from the newest usable snapshot, else a new engine."""
-        found = self.store.latest_snapshot(ruleset.version, snapshot.CODE_VERSION) if self.snapshot_every else None
+        found = self.store.latest_snapshot(ruleset.version, STATE_FORMAT) if self.snapshot_every else None
         if found is not None:
             try:
-                engine = snapshot.load(ruleset, found["body"])
-                if (engine.history, engine.retain) == (self.history, self.retain):
+                engine = Engine.restore(ruleset, found["body"], retain=self.retain)
+                if (engine.history is not None) == self.history:
                     return engine, found["fact_seq"], found["tick_seq"]
-            except snapshot.SnapshotError as err:
+            except SnapshotError as err:
                 log.warning("ignoring the snapshot of %s: %s; replaying everything", found["created_at"], err)
         return Engine(ruleset, history=self.history, retain=self.retain), 0, 0
 
@@ -224,8 +247,8 @@ class SlmService:
         if self._since_snapshot < self.snapshot_every and not (force and self._since_snapshot):
             return
         started = time.perf_counter()
-        body = snapshot.dump(self.engine)
-        self.store.save_snapshot(self.ruleset.version, snapshot.CODE_VERSION, self.last_fact_seq,
+        body = self.engine.snapshot()
+        self.store.save_snapshot(self.ruleset.version, STATE_FORMAT, self.last_fact_seq,
                                  self.last_tick_seq, body)
         self._since_snapshot = 0
         self._settle_heap()
@@ -310,38 +333,54 @@ class SlmService:
         return job.result
 
     def _write(self, jobs: list["_Job"]) -> None:
-        new: list[tuple[dict, list[str]]] = []
-        decisions: list[dict] = []
-        notifications: list[dict] = []
+        """Evaluate every new fact of the waiting requests, fire the deadlines due by the
+        wall clock, and store it all in one transaction. Each decision is attributed to
+        the fact it rests on (see :func:`attribute`), also when its deadline fired in the
+        catch-up: a P1 posted 20 minutes late lists its breach under that fact."""
         with self.store.transaction():
             known = self.store.find_facts({(f["source"], f["id"]) for job in jobs for f in job.facts})
+            new: list[tuple[dict, dict, Ingested]] = []        # (fact, its result entry, its request)
+            decided: list[Decision] = []
             for job in jobs:
-                job.result = result = Ingested()
+                job.result = Ingested()
                 for fact in job.facts:
                     key = (fact["source"], fact["id"])
+                    entry = {"id": fact["id"], "source": fact["source"], "status": "accepted", "decisions": []}
+                    job.result.results.append(entry)
                     if key in known:
-                        result.results.append({"id": fact["id"], "source": fact["source"],
-                                               "status": "duplicate", "decisions": known[key] or []})
+                        entry.update(status="duplicate", decisions=known[key] or [])
                         continue
-                    outcome = self.engine.apply_loaded(fact)
-                    ids = known[key] = [d["id"] for d in outcome.decisions]
-                    new.append((dump_fact(fact), ids))
-                    result.decisions.extend(outcome.decisions)
-                    result.notifications.extend(outcome.notifications)
-                    result.results.append({"id": fact["id"], "source": fact["source"],
-                                           "status": "accepted", "decisions": ids})
-                decisions += result.decisions
-                notifications += result.notifications
+                    known[key] = []
+                    decided += self.engine.apply_loaded(fact).decisions
+                    new.append((fact, entry, job.result))
+            reached, caught = self._fire_due()
+            decided += caught
+            owner = attribute(decided, [fact["id"] for fact, _, _ in new])
+            for index, (fact, entry, _) in enumerate(new):
+                entry["decisions"] = known[(fact["source"], fact["id"])] = \
+                    [d.id for d in decided if owner.get(d.id) == index]
             if new:
-                self.last_fact_seq = self.store.add_facts(new)
-                self._store(decisions, notifications)
-            self._catch_up(jobs[-1].result)
+                self.last_fact_seq = self.store.add_facts([(dump_fact(f), e["decisions"]) for f, e, _ in new])
+            if reached is not None:
+                self.last_tick_seq = self.store.add_tick(self.last_fact_seq, reached)
+            records = self._store(decided)
+            for decision, record in zip(decided, records):
+                index = owner.get(decision.id)
+                result = new[index][2] if index is not None else jobs[-1].result
+                result.decisions.append(record[0])
+                result.notifications.extend(record[1])
         self._since_snapshot += len(new)
         self._maybe_snapshot()
 
-    def _store(self, decisions: list[dict], notifications: list[dict]) -> None:
-        self.store.add_decisions(decisions)
-        self.store.add_notifications(notifications)
+    def _store(self, decisions: list[Decision]) -> list[tuple[dict, list[dict]]]:
+        """Store decisions and the notifications the RACI matrix derives from them; each
+        decision's record with its notifications' records."""
+        records = []
+        for decision in decisions:
+            records.append((decision.as_dict(), [n.as_dict() for n in notifications_for(decision, self.ruleset)]))
+        self.store.add_decisions([r for r, _ in records])
+        self.store.add_notifications([n for _, notes in records for n in notes])
+        return records
 
     def tick(self) -> Ingested:
         """Fire every deadline that is due by the wall clock; store what it decided."""
@@ -361,29 +400,33 @@ class SlmService:
             except Exception:
                 log.exception("a listener failed (the write itself succeeded)")
 
-    def _catch_up(self, result: Ingested | None = None) -> None:
+    def _fire_due(self) -> tuple[datetime | None, list[Decision]]:
         """Fire every deadline due by the wall clock: advance deadline by deadline (not
         straight to now), so a fact a few seconds late is only late for the engine if a
-        deadline really fired in between. Every catch-up that moved the engine's time is
-        stored as one tick, decisions or not: where the engine's time stood when the next
-        fact came decides how that fact is reconciled, so a replay must stand there too."""
-        result = result or Ingested()
+        deadline really fired in between. (The instant reached, if the engine's time
+        moved; what was decided.)"""
         now = self.now()
         reached = None
-        decisions: list[dict] = []
-        notifications: list[dict] = []
+        decided: list[Decision] = []
         while (deadline := self.engine.next_deadline()) is not None and deadline <= now:
-            outcome = self.engine.advance(deadline)
-            decisions += outcome.decisions
-            notifications += outcome.notifications
+            decided += self.engine.advance(deadline).decisions
             reached = deadline
             if self.engine.next_deadline() == deadline:
                 raise RuntimeError(f"the engine did not move past the deadline {deadline}")
-        if reached is not None:
-            self.last_tick_seq = self.store.add_tick(self.last_fact_seq, reached)
-            self._store(decisions, notifications)
-            result.decisions.extend(decisions)
-            result.notifications.extend(notifications)
+        return reached, decided
+
+    def _catch_up(self, result: Ingested | None = None) -> None:
+        """Fire what is due and store it. Every catch-up that moved the engine's time is
+        stored as one tick, decisions or not: where the engine's time stood when the next
+        fact came decides how that fact is reconciled, so a replay must stand there too."""
+        reached, decided = self._fire_due()
+        if reached is None:
+            return
+        self.last_tick_seq = self.store.add_tick(self.last_fact_seq, reached)
+        for record, notes in self._store(decided):
+            if result is not None:
+                result.decisions.append(record)
+                result.notifications.extend(notes)
 
     class _Guard:
         def __init__(self, service):

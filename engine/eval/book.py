@@ -1,0 +1,144 @@
+"""The clock book: every clock the engine keeps, found by key or subject, and the deadline
+schedule across them.
+
+A clock record is a clock (engine.eval.clock) plus what the engine needs around it: the
+transitions it was given (so it can be rebuilt when a late fact arrives), the decisions
+it issued, and its place in the schedule. The schedule is a heap of
+``(deadline, counter, key)``; an entry is live only while it equals the record's
+``scheduled``, so rescheduling never searches the heap.
+"""
+from __future__ import annotations
+
+import bisect
+import heapq
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from engine.eval.clock import DurationClock, Transition, WindowClock
+from engine.lang.model import Target
+from schemas.records import Decision
+
+
+@dataclass
+class ClockRecord:
+    key: str                  # "<target>/<subject>" or "<target>/<window label>"
+    target: Target
+    subject: str
+    clock: DurationClock | WindowClock
+    transitions: list[Transition] = field(default_factory=list)
+    signals: dict = field(default_factory=dict)         # window clocks: subject -> sorted (at, seq, action)
+    issued: dict = field(default_factory=dict)          # reading key -> Decision
+    revisions: dict = field(default_factory=dict)       # reading key -> times superseded
+    running_fact: dict | None = None                    # its clock.running fact, while held for a join
+    last_transition: datetime | None = None
+    last_fired: datetime | None = None
+    scheduled: tuple | None = None                      # (deadline, counter) of its live heap entry
+    carried: bool = False                               # window clocks: the next window started down
+
+    def record_transition(self, transition: Transition) -> bool:
+        """Keep a transition for rebuilding; whether it is late for this clock (before one
+        already applied, or at or before a deadline that already fired)."""
+        late = bool((self.last_transition and transition.at < self.last_transition)
+                    or (self.last_fired and transition.at <= self.last_fired))
+        self.transitions.append(transition)
+        if self.last_transition is None or transition.at > self.last_transition:
+            self.last_transition = transition.at
+        if transition.subject is not None:
+            bisect.insort(self.signals.setdefault(transition.subject, []),
+                          (transition.at, transition.seq, transition.action))
+        return late
+
+    def changes_state(self, transition: Transition) -> bool:
+        """False for a late window signal that leaves its subject as it was: an ``up`` for a
+        subject already up then. Replaying the window would read exactly as it does now, so
+        a late healthy sample (the common case: many monitors, slightly out of order) costs
+        no replay of the window's whole history."""
+        if transition.subject is None or transition.action != "up":
+            return True
+        history = self.signals[transition.subject]
+        before = bisect.bisect_left(history, (transition.at, transition.seq, transition.action))
+        return before > 0 and history[before - 1][2] == "down"
+
+    def issue(self, key: tuple, decision: Decision) -> None:
+        self.issued[key] = decision
+        if self.last_fired is None or decision.at > self.last_fired:
+            self.last_fired = decision.at
+
+    def finished_before(self, horizon: datetime) -> bool:
+        """Stopped (or its window closed), nothing scheduled, and last touched before ``horizon``."""
+        if self.clock.running or self.scheduled is not None or self.running_fact is not None:
+            return False
+        last = max(filter(None, [self.last_transition, self.last_fired,
+                                 getattr(self.clock, "window_end", None)]), default=None)
+        return last is not None and last < horizon
+
+
+class ClockBook:
+    """The clocks by key and by subject, and the heap of their next deadlines."""
+
+    def __init__(self):
+        self.records: dict[str, ClockRecord] = {}
+        self.by_subject: dict[str, list[str]] = {}
+        self.heap: list = []
+        self.counter = 0                                # tie-break of equal deadlines: scheduling order
+
+    def get(self, key: str) -> ClockRecord | None:
+        return self.records.get(key)
+
+    def add(self, record: ClockRecord, indexed: bool) -> ClockRecord:
+        """Keep a new clock; ``indexed``: findable by its subject (duration clocks)."""
+        self.records[record.key] = record
+        if indexed:
+            self.by_subject.setdefault(record.subject, []).append(record.key)
+        return record
+
+    def of_subject(self, subject: str) -> list[ClockRecord]:
+        return [self.records[key] for key in self.by_subject.get(subject, ())]
+
+    def next_count(self) -> int:
+        self.counter += 1
+        return self.counter
+
+    def schedule(self, record: ClockRecord) -> None:
+        deadline = record.clock.next_deadline()
+        if deadline is None:
+            record.scheduled = None
+            return
+        counter = self.next_count()
+        record.scheduled = (deadline, counter)
+        heapq.heappush(self.heap, (deadline, counter, record.key))
+
+    def next_deadline(self) -> datetime | None:
+        """The earliest live deadline (stale heap entries are dropped on the way)."""
+        heap = self.heap
+        while heap:
+            deadline, counter, key = heap[0]
+            record = self.records.get(key)             # None: a clock forgotten under ``retain``
+            if record is not None and record.scheduled == (deadline, counter):
+                return deadline
+            heapq.heappop(heap)
+        return None
+
+    def pop_due(self) -> ClockRecord:
+        """Take the record whose deadline :meth:`next_deadline` just named off the schedule."""
+        _, _, key = heapq.heappop(self.heap)
+        record = self.records[key]
+        record.scheduled = None
+        return record
+
+    def forget_finished(self, horizon: datetime) -> list[ClockRecord]:
+        """Drop the clocks that finished before ``horizon``; the ones dropped."""
+        gone = [record for record in self.records.values() if record.finished_before(horizon)]
+        for record in gone:
+            del self.records[record.key]
+            keys = self.by_subject.get(record.subject)
+            if keys and record.key in keys:
+                keys.remove(record.key)
+                if not keys:
+                    del self.by_subject[record.subject]
+        return gone
+
+    def running(self):
+        """The clocks running a cycle now."""
+        return (r for r in self.records.values() if r.clock.running and r.clock.cycle > 0)
+

@@ -1,0 +1,210 @@
+"""The one place that talks to durable_rules: compiled rules in, matches out.
+
+:class:`DurableNetwork` is the narrow interface the engine uses: ``assert_fact(fact)`` →
+the matches it caused (and the fact as held, to retract it by), ``retract_fact(held)``.
+Everything that knows how durable_rules' C core is built (its fixed table sizes, its
+32-bit fact-id hash, the calls an action cycle takes) lives here and nowhere else.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+
+import durable_rules_engine
+import orjson
+from durable.engine import MessageObservedException
+
+from engine.eval.compiler import RULESET, allows, matched_types, required_strings
+
+
+# durable_rules' alpha network has fixed-size link tables (src/rules/rules.h, rete.c): a test
+# node links at most NEXT_BUCKET_LENGTH (512) other tests, in an open-addressed hash set whose
+# probes never stop once it is full (create_ruleset, and every fact that reaches the node, then
+# loop for ever); NEXT_LIST_LENGTH (128) ``$nex`` tests or ``$or`` ends; BETA_LIST_LENGTH (256)
+# rules ending on it. Rules are split over as many rulesets as keep every table below its size;
+# the hash set to 480, as its probes start in its first 32 slots: a fact's every field is looked
+# up there, and in a set filled past that, each lookup walks nearly all of it (at 10,000
+# targets, 511 made facts 1.8 times slower).
+_LINKS = {"next": 480, "nex": 127, "beta": 255}
+
+
+class _Shard:
+    """The rules of one durable_rules ruleset, and the alpha network durable_rules will build
+    for them, counted: the tests it shares (same parent, same test) and each node's links."""
+
+    def __init__(self):
+        self.rules: dict[str, dict] = {}
+        self._nodes: dict[tuple, int] = {}
+        self._links: dict[tuple, int] = {}
+        self._ids = itertools.count(1)            # 0: the root every pattern starts from
+
+    def take(self, name: str, spec: dict) -> bool:
+        """Add the rule if every table stays within its size; say whether it was added."""
+        nodes: dict[tuple, int] = {}
+        links: dict[tuple, int] = {}
+
+        def link(node: int, kind: str) -> None:
+            links[node, kind] = links.get((node, kind), 0) + 1
+
+        def alpha(test: dict, parent: int) -> int:        # as rete.c's createAlpha
+            (op, value), = test.items()
+            if op == "$and":
+                for part in value:
+                    parent = alpha(part, parent)
+                return parent
+            if op == "$or":                               # a node of its own, each branch linked to it
+                forward = next(self._ids)
+                for part in value:
+                    link(alpha(part, parent), "nex")
+                return forward
+            key = (parent, json.dumps(test, sort_keys=True))
+            found = self._nodes.get(key) or nodes.get(key)
+            if found is None:
+                found = nodes[key] = next(self._ids)
+                link(parent, "nex" if op == "$nex" else "next")
+            return found
+
+        for condition in spec["all"]:
+            (test,) = condition.values()
+            link(alpha(test, 0), "beta")
+        if any(self._links.get(key, 0) + count > _LINKS[key[1]] for key, count in links.items()):
+            return False
+        self._nodes.update(nodes)
+        for key, count in links.items():
+            self._links[key] = self._links.get(key, 0) + count
+        self.rules[name] = spec
+        return True
+
+
+class _Ruleset:
+    """One durable_rules ruleset, driven synchronously (see :class:`DurableNetwork`)."""
+
+    def __init__(self, name: str, rules: dict):
+        plain = {rule: {k: v for k, v in spec.items() if k != "run"} for rule, spec in rules.items()}
+        self.handle = durable_rules_engine.create_ruleset(name, json.dumps(plain, ensure_ascii=False))
+        self.types = matched_types({RULESET: rules})                     # None: any type
+        self.required = required_strings({RULESET: rules}) or {}
+        self.joins = matched_types({RULESET: {r: s for r, s in rules.items() if len(s["all"]) > 1}})
+
+    def posts(self, fact_type: str) -> bool:
+        return self.types is None or fact_type in self.types
+
+    def may_match(self, fact: dict) -> bool:
+        """False when the fact has a string where all this ruleset's patterns for its type
+        need another (see :func:`required_strings`): asking would find nothing."""
+        return allows(fact, self.required.get(fact["type"], {}).items())
+
+    def holds(self, fact_type: str) -> bool:
+        """Could a join of this ruleset need a fact of this type later?"""
+        return self.joins is None or fact_type in self.joins
+
+    def assert_fact(self, fact: dict):
+        return durable_rules_engine.assert_fact(self.handle, _json(fact))
+
+    def retract_fact(self, fact: dict) -> list | None:
+        return self.outcome(durable_rules_engine.retract_fact(self.handle, _json(fact)))
+
+    def outcome(self, result) -> list | None:
+        if result[0] == 1:
+            return None
+        return self._actions(0 if result[0] == 3 else result[1])
+
+    def _actions(self, state_offset: int) -> list:
+        matches = []
+        started = durable_rules_engine.start_action_for_state(self.handle, state_offset)
+        if not started:
+            return matches
+        state, message = started
+        while message:
+            matches.append(next(iter(orjson.loads(message).items())))
+            durable_rules_engine.update_state(self.handle, state)
+            message = durable_rules_engine.complete_and_start_action(self.handle, state_offset)
+        return matches
+
+
+class DurableNetwork:
+    """The compiled rules as durable_rules rulesets, driven synchronously: assert or retract a
+    fact, get back the matches it caused as ``(rule name, payload)``, in durable_rules' own
+    order within a ruleset.
+
+    One ruleset when durable_rules' tables allow (see ``_LINKS``), else several, each rule
+    whole in one of them (the first it fits in); a fact goes to those whose rules name its
+    type, and stays only in those whose joins may need it.
+
+    This is what durable_rules' ``Host.assert_fact``/``retract_fact`` do for a ruleset whose
+    actions only record their match, over the same extension calls (assert, start the
+    state's actions, update the state, complete and start the next), less the Host's
+    per-call machinery the engine never uses: background timer threads, action leases,
+    closures, an exception that serialises the whole fact to JSON when nothing matched,
+    and decoding then re-encoding the session state around every action. Each payload is
+    decoded afresh from durable_rules' JSON, so the engine may keep it without copying.
+
+    durable_rules knows a fact in its memory by a 32-bit hash of its ``id`` alone: a new
+    fact whose id hashes like a held one's is refused as "already observed" (nothing else
+    changes), and with tens of thousands of facts held that happens. The engine's ids are
+    its own (rules read ``fid``), so such a fact is asserted again under a suffixed id.
+    """
+
+    def __init__(self, definition: dict):
+        (name, rules), = definition.items()
+        shards = [_Shard()]
+        for rule, spec in rules.items():
+            if not any(shard.take(rule, spec) for shard in shards):
+                shards.append(_Shard())
+                if not shards[-1].take(rule, spec):
+                    raise ValueError(f"{rule}: too many tests for durable_rules in one rule")
+        self.rulesets = [_Ruleset(name if n == 0 else f"{name}_{n}", shard.rules)
+                         for n, shard in enumerate(shards)]
+        self._routes: dict[str, list[_Ruleset]] = {}
+
+    def _route(self, fact: dict) -> list[_Ruleset]:
+        """The rulesets a fact could match in: those naming its type; of several, only
+        those its string fields allow (each pattern of a ruleset lives in one of them)."""
+        fact_type = fact["type"]
+        if fact_type not in self._routes:
+            self._routes[fact_type] = [r for r in self.rulesets if r.posts(fact_type)]
+        candidates = self._routes[fact_type]
+        if len(candidates) == 1:
+            return candidates
+        return [r for r in candidates if r.may_match(fact)]
+
+    def assert_fact(self, fact: dict) -> tuple[list | None, dict]:
+        """(The matches, or None when durable_rules did not handle the fact and so keeps
+        nothing of it; the fact as durable_rules holds it, to retract it by.)"""
+        held = fact
+        for attempt in range(1, 100):
+            results = []
+            for ruleset in self._route(fact):
+                result = ruleset.assert_fact(held)
+                if result[0] == 2:                       # refused: out of all, again as another id
+                    for taken, earlier in results:
+                        taken.outcome(earlier)           # its matches are dropped, not left queued
+                        taken.retract_fact(held)
+                    break
+                results.append((ruleset, result))
+            else:
+                matches = None
+                for ruleset, result in results:
+                    found = ruleset.outcome(result)
+                    if found is not None:
+                        matches = (matches or []) + found
+                    if not ruleset.holds(fact["type"]):
+                        ruleset.retract_fact(held)
+                return matches, held
+            held = {**fact, "id": f"{fact['id']}~{attempt}"}
+        raise MessageObservedException(fact)
+
+    def retract_fact(self, held: dict) -> None:
+        for ruleset in self._route(held):
+            if ruleset.holds(held["type"]):
+                ruleset.retract_fact(held)
+
+
+def _json(fact: dict) -> str:
+    """The fact as durable_rules reads it. orjson is ~5x faster than json here (every fact
+    and every re-entering decision passes through); what it refuses (integers beyond 64
+    bits) falls back to json."""
+    try:
+        return orjson.dumps(fact).decode()
+    except TypeError:
+        return json.dumps(fact, ensure_ascii=False)

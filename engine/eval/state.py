@@ -1,0 +1,247 @@
+"""The engine's state as one object, and as plain data for snapshots.
+
+:class:`EngineState` is everything an :class:`engine.eval.engine.Engine` changes while it
+evaluates; everything else in an engine is derived from its rule set. A snapshot is that
+state as JSON (compressed), so a restart replays only what came after it, and loading a
+snapshot can never run code (JSON holds data only).
+
+What refers to the rule set is written as ids (a clock names its target) and bound to the
+live rule set on load, so a snapshot is valid for the rule set it was taken under and for
+:data:`STATE_FORMAT`. The format is versioned explicitly: a code change that keeps the
+format restores from existing snapshots; one that changes it bumps the number, and
+older snapshots are ignored (the service then replays everything).
+"""
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable
+
+from engine.eval.book import ClockBook, ClockRecord
+from engine.eval.clock import DurationClock, Transition, WindowClock
+from engine.lang.model import RuleSet, Target
+from schemas.facts import dump_fact
+from schemas.records import Decision
+from schemas.values import parse_instant
+
+STATE_FORMAT = "state-v1"
+
+
+class SnapshotError(Exception):
+    """A snapshot that cannot be used: another format, other rules, or damaged bytes."""
+
+
+@dataclass
+class History:
+    """What an engine keeps of its own output when asked to (tests, scenarios, ``slm test``);
+    the service keeps none: its store has it."""
+
+    facts_by_id: dict[str, dict] = field(default_factory=dict)
+    decisions: list[Decision] = field(default_factory=list)
+    decisions_by_id: dict[str, Decision] = field(default_factory=dict)
+    outcomes: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class EngineState:
+    """Everything an engine changes while evaluating."""
+
+    now: datetime | None = None
+    now_inclusive: bool = False           # deadlines at ``now`` have fired too
+    applied: int = 0                      # facts applied
+    seq: int = 0                          # the last durable_rules id given to a posted fact
+    book: ClockBook = field(default_factory=ClockBook)
+    held: dict[str, dict] = field(default_factory=dict)         # facts kept in durable_rules for joins
+    counts: dict[tuple, list] = field(default_factory=dict)     # (rule, group) -> matches in its window
+    count_firings: dict[tuple, int] = field(default_factory=dict)
+    emitted: set[str] = field(default_factory=set)              # ids of Rule decisions made
+    dependents: dict[str, list[Decision]] = field(default_factory=dict)   # decision id -> Rule decisions on it
+    fired_rules: set[str] = field(default_factory=set)
+    history: History | None = None
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+
+# ---- to plain data ----------------------------------------------------------------------
+
+def dump(state: EngineState, ruleset: RuleSet) -> bytes:
+    """The state as compressed JSON (the engine must be between calls)."""
+    book = state.book
+    body = {
+        "format": STATE_FORMAT,
+        "ruleset": ruleset.version,
+        "now": _t(state.now), "now_inclusive": state.now_inclusive, "applied": state.applied, "seq": state.seq,
+        "clocks": [_record_out(r) for r in book.records.values()],
+        "by_subject": book.by_subject,
+        "heap": [[_t(d), c, k] for d, c, k in book.heap],
+        "counter": book.counter,
+        "held": state.held,
+        "counts": [[rule, list(group), [_view_out(v) for v in views]] for (rule, group), views in state.counts.items()],
+        "count_firings": [[rule, list(group), n] for (rule, group), n in state.count_firings.items()],
+        "emitted": sorted(state.emitted),
+        "dependents": {k: [_decision_out(d) for d in v] for k, v in state.dependents.items()},
+        "fired_rules": sorted(state.fired_rules),
+        "history": None if state.history is None else _history_out(state.history),
+    }
+    return zlib.compress(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(), 1)
+
+
+def _t(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _us(value: timedelta) -> int:
+    return value // timedelta(microseconds=1)
+
+
+def _record_out(record: ClockRecord) -> dict:
+    clock = record.clock
+    out = {
+        "key": record.key, "target": record.target.id, "subject": record.subject,
+        "transitions": [[_t(t.at), t.seq, t.action, t.fact, t.subject] for t in record.transitions],
+        "signals": {s: [[_t(at), seq, action] for at, seq, action in v] for s, v in record.signals.items()},
+        "issued": [[list(k), _decision_out(d)] for k, d in record.issued.items()],
+        "revisions": [[list(k), n] for k, n in record.revisions.items()],
+        "running_fact": record.running_fact, "last_transition": _t(record.last_transition),
+        "last_fired": _t(record.last_fired),
+        "scheduled": None if record.scheduled is None else [_t(record.scheduled[0]), record.scheduled[1]],
+        "carried": record.carried,
+        "clock": {
+            "cycle": clock.cycle, "counted_before": _us(clock.counted_before),
+            "running_since": _t(clock.running_since), "paused_total": _us(clock.paused_total),
+            "halted_at": _t(clock.halted_at), "fired": sorted(map(list, clock.fired), key=str),
+            "breached": clock.breached, "because": clock.because,
+            "pending": None if clock.pending is None else
+            [[_us(amount), order, repeat, position] for amount, order, repeat, position, _ in clock.pending],
+        },
+    }
+    if isinstance(clock, WindowClock):
+        out["clock"].update(window=[_t(clock.window_start), _t(clock.window_end), clock.label],
+                            down=clock.down, closed=clock.closed)
+    else:
+        out["clock"]["state"] = clock.state
+    return out
+
+
+def _decision_out(decision: Decision) -> dict:
+    out = decision.as_dict()
+    out["at"] = _t(decision.at)
+    return out
+
+
+def _view_out(view: dict) -> dict:
+    return {**view, "_at": _t(view["_at"])}
+
+
+def _history_out(history: History) -> dict:
+    return {"facts": [dump_fact(f) for f in history.facts_by_id.values()],
+            "decisions": [_decision_out(d) for d in history.decisions],
+            "outcomes": [[s, i, ids] for (s, i), ids in history.outcomes.items()]}
+
+
+# ---- from plain data ----------------------------------------------------------------------
+
+ClockFactory = Callable[[Target, "tuple | None"], "DurationClock | WindowClock"]
+
+
+def load(blob: bytes, ruleset: RuleSet, make_clock: ClockFactory) -> EngineState:
+    """The state ``blob`` holds, bound to ``ruleset`` (SnapshotError if unusable).
+    ``make_clock(target, window)`` builds a fresh clock as the engine would."""
+    try:
+        body = json.loads(zlib.decompress(blob))
+    except (zlib.error, ValueError) as err:
+        raise SnapshotError(f"the snapshot does not load: {err}") from err
+    if not isinstance(body, dict) or body.get("format") != STATE_FORMAT:
+        raise SnapshotError(f"the snapshot is of another state format (this code reads {STATE_FORMAT})")
+    if body.get("ruleset") != ruleset.version:
+        raise SnapshotError("the snapshot was taken under another rule set")
+    try:
+        return _state_in(body, ruleset, make_clock)
+    except KeyError as err:
+        raise SnapshotError(f"the snapshot refers to {err}, which the rule set or the format does not have") from err
+    except (TypeError, ValueError, IndexError) as err:
+        raise SnapshotError(f"the snapshot holds state of another shape: {err}") from err
+
+
+def _p(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _state_in(body: dict, ruleset: RuleSet, make_clock: ClockFactory) -> EngineState:
+    book = ClockBook()
+    for raw in body["clocks"]:
+        record = _record_in(raw, ruleset, make_clock)
+        book.records[record.key] = record
+    book.by_subject = {s: list(keys) for s, keys in body["by_subject"].items()}
+    book.heap = [(_p(d), c, k) for d, c, k in body["heap"]]      # a valid heap, as written
+    book.counter = body["counter"]
+    state = EngineState(
+        now=_p(body["now"]), now_inclusive=body["now_inclusive"], applied=body["applied"], seq=body["seq"],
+        book=book, held=body["held"],
+        counts={(rule, tuple(group)): [{**v, "_at": _p(v["_at"])} for v in views]
+                for rule, group, views in body["counts"]},
+        count_firings={(rule, tuple(group)): n for rule, group, n in body["count_firings"]},
+        emitted=set(body["emitted"]),
+        dependents={k: [_decision_in(d) for d in v] for k, v in body["dependents"].items()},
+        fired_rules=set(body["fired_rules"]),
+        history=None if body["history"] is None else _history_in(body["history"]))
+    return state
+
+
+def _record_in(raw: dict, ruleset: RuleSet, make_clock: ClockFactory) -> ClockRecord:
+    target = ruleset.targets[raw["target"]]
+    saved = raw["clock"]
+    window = saved.get("window")
+    clock = make_clock(target, None if window is None else (_p(window[0]), _p(window[1]), window[2]))
+    clock.cycle = saved["cycle"]
+    clock.counted_before = timedelta(microseconds=saved["counted_before"])
+    clock.running_since = _p(saved["running_since"])
+    clock.paused_total = timedelta(microseconds=saved["paused_total"])
+    clock.halted_at = _p(saved["halted_at"])
+    clock.fired = {tuple(f) for f in saved["fired"]}
+    clock.breached = saved["breached"]
+    clock.because = list(saved["because"])
+    if saved["pending"] is None:
+        clock.pending = None
+    else:
+        clock.pending = [(timedelta(microseconds=a), order, repeat, position, clock.marks[position])
+                          for a, order, repeat, position in saved["pending"]]
+    if window is None:
+        clock.state = saved["state"]
+    else:
+        clock.down, clock.closed = dict(saved["down"]), saved["closed"]
+    scheduled = raw["scheduled"]
+    return ClockRecord(
+        key=raw["key"], target=target, subject=raw["subject"], clock=clock,
+        transitions=[Transition(_p(at), seq, action, fact, subject)
+                     for at, seq, action, fact, subject in raw["transitions"]],
+        signals={s: [(_p(at), seq, action) for at, seq, action in v] for s, v in raw["signals"].items()},
+        issued={tuple(k): _decision_in(d) for k, d in raw["issued"]},
+        revisions={tuple(k): n for k, n in raw["revisions"]},
+        running_fact=raw["running_fact"], last_transition=_p(raw["last_transition"]),
+        last_fired=_p(raw["last_fired"]),
+        scheduled=None if scheduled is None else (_p(scheduled[0]), scheduled[1]),
+        carried=raw["carried"])
+
+
+def _decision_in(raw: dict) -> Decision:
+    return Decision(**{**raw, "at": parse_instant(raw["at"])})
+
+
+def _history_in(raw: dict) -> History:
+    from schemas.facts import FactSchema
+    schema = FactSchema()
+    history = History()
+    for fact in raw["facts"]:
+        loaded = schema.load(fact)
+        history.facts_by_id.setdefault(loaded["id"], loaded)
+    for d in raw["decisions"]:
+        decision = _decision_in(d)
+        history.decisions.append(decision)
+        history.decisions_by_id[decision.id] = decision
+    history.outcomes = {(s, i): ids for s, i, ids in raw["outcomes"]}
+    return history

@@ -1,0 +1,90 @@
+"""The records slm produces, defined once: a decision and a notification.
+
+The engine builds :class:`Decision` objects, the notify stage builds :class:`Notification`
+objects, the store keeps :meth:`as_dict` (its canonical JSON is what the audit chain
+hashes), and the API schemas (``schemas.api``) are tested against these fields, so a
+field cannot be dropped on the way out without a test failing.
+
+Times and durations stay Python values until a record is written out: a replay that
+discards its decisions never formats them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta
+
+from .values import format_instant, format_whole_duration
+
+# Fields written only when set, so each kind of decision keeps its own compact shape
+# (a Rule's decision has no cycle, a warning no activity). Everything else is always written.
+_OPTIONAL = ("agreement_type", "cycle", "level", "activity", "repeat", "severity", "message")
+
+
+@dataclass(slots=True)
+class Decision:
+    """One thing the engine decided: a warning, breach, met, escalation, retraction, or a
+    kind a Rule decides. ``id`` is deterministic (see ``engine.eval.records``)."""
+
+    id: str
+    kind: str
+    target: str | None
+    subject: str | None
+    service: str | None
+    agreement: str | None
+    at: datetime
+    shadow: bool
+    data: dict
+    rule: dict                        # {id, file, line, ruleset}: the definition that decided
+    because: list[str]                # refs: fact:<id>, decision:<id>, clock:<target>/<subject>
+    agreement_type: str | None = None
+    cycle: int | None = None
+    level: str | None = None
+    activity: str | None = None
+    repeat: int | None = None
+    severity: str | None = None
+    message: str | None = None
+    # Not part of the record: the text a Rule gives its notifications, if it differs.
+    notice: str | None = field(default=None, compare=False, metadata={"record": False})
+
+    def as_dict(self) -> dict:
+        """The record as stored, hashed and returned by the API."""
+        out = {"id": self.id, "kind": self.kind, "target": self.target, "subject": self.subject,
+               "service": self.service, "agreement": self.agreement, "at": format_instant(self.at),
+               "shadow": self.shadow, "data": _plain(self.data), "rule": self.rule,
+               "because": list(self.because)}
+        for name in _OPTIONAL:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+
+@dataclass(slots=True)
+class Notification:
+    """Who is told of a decision, in which RACI capacity, through which channel."""
+
+    id: str
+    decision: str
+    activity: str
+    recipient: str
+    roles: list[str]
+    raci: str                         # letters merged in R, A, C, I order: "R,A"
+    channel: str                      # email | webhook | default
+    message: str
+    status: str = "pending"
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def record_fields(cls) -> set[str]:
+    """The names a record of ``cls`` can carry when written out."""
+    return {f.name for f in fields(cls) if f.metadata.get("record", True)}
+
+
+def _plain(data: dict) -> dict:
+    """Durations as text (whole seconds), instants as RFC 3339; everything else as is."""
+    if not any(isinstance(v, (timedelta, datetime)) for v in data.values()):
+        return data
+    return {k: format_whole_duration(v) if isinstance(v, timedelta)
+            else format_instant(v) if isinstance(v, datetime) else v for k, v in data.items()}
