@@ -88,6 +88,8 @@ class RuleRefSchema(Schema):
 
 
 class DecisionSchema(Schema):
+    """A decision as recorded (``schemas.records.Decision``; a test keeps the two in step)."""
+
     id = fields.String(required=True)
     kind = fields.String(required=True)
     target = fields.String(allow_none=True)
@@ -101,12 +103,16 @@ class DecisionSchema(Schema):
     level = fields.String()
     activity = fields.String()
     repeat = fields.Integer()
+    severity = fields.String(metadata={"description": "a Rule's decisions: as its `decide` says"})
+    message = fields.String(metadata={"description": "a Rule's decisions: its rendered message"})
     data = fields.Dict()
     rule = fields.Nested(RuleRefSchema)
     because = fields.List(fields.String())
 
 
 class NotificationSchema(Schema):
+    """A notification as recorded (``schemas.records.Notification``; a test keeps the two in step)."""
+
     id = fields.String(required=True)
     decision = fields.String(required=True)
     activity = fields.String()

@@ -11,10 +11,8 @@ already stored, and deadlines missed while the service was down fire afterwards.
 """
 from __future__ import annotations
 
-import gc
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -23,17 +21,18 @@ from typing import Callable
 from marshmallow import ValidationError
 
 from schemas.facts import FactSchema, dump_fact, flatten_errors
-from schemas.values import format_duration
+from schemas.values import format_whole_duration
 
 from engine.eval.clock import month_span
 from engine.eval.engine import Engine
-from engine.eval.state import STATE_FORMAT, SnapshotError
 from engine.eval.trace import Lookup, derivation
 from engine.lang.errors import FactError
 from engine.lang.loader import load_rules, load_texts
 from engine.lang.model import RuleSet
 from engine.notify.route import notifications_for
+from engine.service.recovery import rebuild, save_snapshot, settle_heap
 from engine.service.reports import SPAN_MARGIN, compliance
+from engine.service.scheduler import DeadlineScheduler
 from engine.store.store import Store
 from schemas.records import Decision
 
@@ -43,7 +42,6 @@ DEFAULT_SKEW = timedelta(minutes=5)
 MAX_BATCH = 10_000
 SNAPSHOT_EVERY = 20_000     # facts between engine snapshots: bounds what a restart replays
 RETAIN = timedelta(days=35)  # a finished clock is kept (for late facts) this long, then forgotten
-IDLE_WAKEUP = 60.0          # seconds the scheduler sleeps when no deadline is pending
 
 
 def utcnow() -> datetime:
@@ -135,8 +133,7 @@ class SlmService:
         self._lock = threading.RLock()
         self._queue_lock = threading.Lock()
         self._queue: list[_Job] = []                 # requests waiting to be written together
-        self._wake = threading.Condition()
-        self._stop = threading.Event()
+        self.scheduler = DeadlineScheduler(self.next_deadline, self.tick, self.now)
         self._dirty = False
         self._threads: list[threading.Thread] = []
 
@@ -168,7 +165,7 @@ class SlmService:
                 self._maybe_snapshot()
                 self._settle_heap()
             self.ready.set()
-            self._spawn(self._schedule_loop, "slm-scheduler")
+            self._spawn(self.scheduler.run, "slm-scheduler")
         except Exception:
             log.exception("rebuilding state failed; the service stays not ready")
             raise
@@ -187,58 +184,28 @@ class SlmService:
 
     def stop(self) -> None:
         """Stop the scheduler; snapshot what was applied since the last snapshot."""
-        self._stop.set()
+        self.scheduler.stop()
         if self.ready.is_set():
             with self._lock:
                 try:
                     self._maybe_snapshot(force=True)
                 except Exception:
                     log.exception("the snapshot at stop failed (the next start replays more)")
-        self._notify()
+        self.scheduler.wake()
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(timeout=5)
 
     def _rebuild(self, ruleset: RuleSet) -> Engine:
-        """The engine as the stored facts and ticks leave it: from the newest usable
-        snapshot (same rules, same engine code), then what was stored after it, in order."""
-        started = time.perf_counter()
-        engine, after_fact, after_tick = self._restore_snapshot(ruleset)
-        engine.render = False             # what replay decides is stored already: render nothing
-        ticks = self.store.ticks(after_seq=after_tick)
-        pending = count = 0
-        last_fact, last_tick = after_fact, after_tick
-        for stored in self.store.facts(after_seq=after_fact):
-            while pending < len(ticks) and ticks[pending][1] < stored["seq"]:
-                last_tick = ticks[pending][0]
-                engine.advance(ticks[pending][2])
-                pending += 1
-            engine.apply(stored["fact"])
-            count, last_fact = count + 1, stored["seq"]
+        """The engine as the store leaves it (see engine.service.recovery)."""
+        def progress(count: int) -> None:
             self.replayed = count
-        for seq, _, until in ticks[pending:]:
-            engine.advance(until)
-            last_tick = seq
-        engine.render = True
-        self.last_fact_seq, self.last_tick_seq = last_fact, last_tick
-        self._since_snapshot = count
-        self.rebuild_seconds = time.perf_counter() - started
-        log.info("rebuilt state from %s, %d facts and %d ticks in %.1fs",
-                 f"a snapshot at fact {after_fact}" if after_fact else "scratch", count, len(ticks),
-                 self.rebuild_seconds)
-        return engine
-
-    def _restore_snapshot(self, ruleset: RuleSet) -> tuple[Engine, int, int]:
-        """(engine, fact seq, tick seq) from the newest usable snapshot, else a new engine."""
-        found = self.store.latest_snapshot(ruleset.version, STATE_FORMAT) if self.snapshot_every else None
-        if found is not None:
-            try:
-                engine = Engine.restore(ruleset, found["body"], retain=self.retain)
-                if (engine.history is not None) == self.history:
-                    return engine, found["fact_seq"], found["tick_seq"]
-            except SnapshotError as err:
-                log.warning("ignoring the snapshot of %s: %s; replaying everything", found["created_at"], err)
-        return Engine(ruleset, history=self.history, retain=self.retain), 0, 0
+        rebuilt = rebuild(self.store, ruleset, history=self.history, retain=self.retain,
+                          snapshots=bool(self.snapshot_every), progress=progress)
+        self.last_fact_seq, self.last_tick_seq = rebuilt.last_fact_seq, rebuilt.last_tick_seq
+        self._since_snapshot = rebuilt.replayed
+        self.rebuild_seconds = rebuilt.seconds
+        return rebuilt.engine
 
     def _maybe_snapshot(self, force: bool = False) -> None:
         """Snapshot the engine (under the write lock) every ``snapshot_every`` new facts."""
@@ -246,31 +213,15 @@ class SlmService:
             return
         if self._since_snapshot < self.snapshot_every and not (force and self._since_snapshot):
             return
-        started = time.perf_counter()
-        body = self.engine.snapshot()
-        self.store.save_snapshot(self.ruleset.version, STATE_FORMAT, self.last_fact_seq,
-                                 self.last_tick_seq, body)
+        save_snapshot(self.store, self.engine, self.last_fact_seq, self.last_tick_seq)
         self._since_snapshot = 0
         self._settle_heap()
-        log.info("snapshot at fact %d: %.1f MiB in %.2fs", self.last_fact_seq, len(body) / 2**20,
-                 time.perf_counter() - started)
 
     def _settle_heap(self, released: bool = False) -> None:
-        """Move what the engine holds out of the garbage collector's sight (``gc.freeze``).
-
-        A full collection walks every tracked object: with a large engine state that is a
-        pause of hundreds of milliseconds for every request waiting on the write lock
-        (~270 ms at 440,000 objects). Evaluation creates no cyclic garbage, so frozen state
-        costs nothing; it is refreshed after each rebuild and snapshot, and thawed and
-        collected once when an engine is replaced (an engine is cyclic)."""
-        if not self.freeze_heap:
-            return
-        if released:
-            gc.unfreeze()
-            gc.collect()
-        else:
-            gc.collect(1)
-        gc.freeze()
+        """Keep the engine's state out of the garbage collector's sight, in the process
+        that serves (see :func:`engine.service.recovery.settle_heap`)."""
+        if self.freeze_heap:
+            settle_heap(released)
 
     # ---- writing ------------------------------------------------------------------------
     def validate(self, raws: list) -> list[dict]:
@@ -293,9 +244,9 @@ class SlmService:
                 problems.update({prefix + k: v for k, v in err.details.items()})
                 continue
             if fact["time"] > limit:
-                ahead = format_duration(fact["time"] - self.now())
+                ahead = format_whole_duration(fact["time"] - self.now())
                 problems[prefix + "time"] = [f"is {ahead} ahead of the server clock; facts may be at "
-                                             f"most {format_duration(self.skew)} in the future"]
+                                             f"most {format_whole_duration(self.skew)} in the future"]
             if fact["service"] is not None and fact["service"] not in self.ruleset.services:
                 known = ", ".join(sorted(self.ruleset.services)) or "none"
                 problems[prefix + "service"] = [f"unknown service {fact['service']!r} (services: {known})"]
@@ -328,7 +279,7 @@ class SlmService:
                     raise
         if job.error is not None:
             raise job.error
-        self._notify()
+        self.scheduler.wake()
         self._announce(job.result)
         return job.result
 
@@ -473,7 +424,7 @@ class SlmService:
             with self.store.transaction():
                 self._catch_up()
             self._settle_heap(released=True)
-        self._notify()
+        self.scheduler.wake()
         return ruleset
 
     # ---- reading ------------------------------------------------------------------------
@@ -528,22 +479,3 @@ class SlmService:
     def next_deadline(self) -> datetime | None:
         with self._lock:
             return self.engine.next_deadline() if self.engine else None
-
-    # ---- the deadline scheduler ---------------------------------------------------------------
-    def _notify(self) -> None:
-        with self._wake:
-            self._wake.notify_all()
-
-    def _schedule_loop(self) -> None:
-        while not self._stop.is_set():
-            deadline = self.next_deadline()
-            wait = IDLE_WAKEUP if deadline is None else (deadline - self.now()).total_seconds()
-            if wait > 0:
-                with self._wake:
-                    self._wake.wait(timeout=min(wait, IDLE_WAKEUP))
-                continue
-            try:
-                self.tick()
-            except Exception:
-                log.exception("firing deadlines failed; retrying in 1s")
-                self._stop.wait(1.0)
