@@ -101,6 +101,8 @@ class DecisionSchema(Schema):
     level = fields.String()
     activity = fields.String()
     repeat = fields.Integer()
+    severity = fields.String(metadata={"description": "as a rule's decide step gives it"})
+    message = fields.String(metadata={"description": "a rule's decide message, rendered"})
     data = fields.Dict()
     rule = fields.Nested(RuleRefSchema)
     because = fields.List(fields.String())
