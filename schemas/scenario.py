@@ -22,5 +22,6 @@ class ScenarioSchema(Strict):
     rules = Text()
     facts = fields.List(fields.Dict(), load_default=list)
     until = Instant()
-    expect = fields.Nested(ExpectationSchema, load_default=dict)
-    absent = fields.Nested(ExpectationSchema, load_default=dict)
+    # A missing section is an empty one; a bare ``dict`` default would skip the nested defaults.
+    expect = fields.Nested(ExpectationSchema, load_default=lambda: ExpectationSchema().load({}))
+    absent = fields.Nested(ExpectationSchema, load_default=lambda: ExpectationSchema().load({}))
