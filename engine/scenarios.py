@@ -1,7 +1,8 @@
 """Running scenario files: facts in, expected and absent decisions/notifications checked.
 
 Expectations compare only the fields they give; instants and durations compare by value
-(``09:15:00Z`` equals ``10:15:00+01:00``, ``900s`` equals ``15m``).
+(``09:15:00Z`` equals ``10:15:00+01:00``, ``900s`` equals ``15m``). Every failure names
+file:line:column.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from schemas.values import parse_duration, parse_instant
 from engine.lang.errors import FactError, RuleSetError
 from engine.lang.loader import load_rules
 from engine.eval.engine import Engine
-from engine.lang.yamlsource import load_documents
+from engine.lang.yamlsource import Document, load_documents
 from engine.notify.route import notifications_for
 
 DEFAULT_SOURCE = "scenario"
@@ -74,17 +75,20 @@ def run_file(path: Path, default_rules: Path, cache: RuleSetCache) -> list[Scena
     return [run_document(path, doc, default_rules, cache) for doc in docs]
 
 
-def run_document(path: Path, doc, default_rules: Path, cache: RuleSetCache) -> ScenarioResult:
+def run_document(path: Path, doc: Document, default_rules: Path, cache: RuleSetCache) -> ScenarioResult:
+    if not isinstance(doc.data, dict):
+        return ScenarioResult(str(path), path.name, [_at(doc, (), "a scenario is a mapping (fields: "
+                                                          + ", ".join(sorted(ScenarioSchema().fields)) + ")")])
     try:
-        scenario = ScenarioSchema().load(doc.data if isinstance(doc.data, dict) else {})
+        scenario = ScenarioSchema().load(doc.data)
     except ValidationError as err:
-        return ScenarioResult(str(path), path.name, [f"{path}:{doc.line}: not a scenario: {err.messages}"])
+        return ScenarioResult(str(path), name_of(doc, path), _placed(doc, err.messages))
     result = ScenarioResult(str(path), scenario["name"])
     root = (path.parent / scenario["rules"]) if scenario.get("rules") else default_rules
     ruleset = cache.get(root)
     result.rules_root = str(root.resolve())
     if isinstance(ruleset, RuleSetError):
-        result.failures.append(f"rules at {root} do not load:\n" + ruleset.report())
+        result.failures.append(_at(doc, ("rules",), f"rules at {root} do not load:\n") + ruleset.report())
         return result
     engine = Engine(ruleset)
     for index, raw in enumerate(scenario["facts"]):
@@ -92,22 +96,21 @@ def run_document(path: Path, doc, default_rules: Path, cache: RuleSetCache) -> S
         try:
             engine.apply(fact)
         except FactError as err:
-            line = doc.place(("facts", index))[0]
-            result.failures.append(f"{path}:{line}: fact {index + 1} rejected: {err}")
+            result.failures.append(_at(doc, ("facts", index), f"fact {index + 1} rejected: {err}"))
             return result
     if scenario.get("until"):
         engine.advance(scenario["until"])
     result.fired = set(engine.fired_rules)
-    produced = observed(engine, ruleset)
+    actual = observed(engine, ruleset)
     for what in ("decisions", "notifications"):
-        actual = produced[what]
-        for expected in scenario["expect"][what]:
-            if not any(matches(expected, item) for item in actual):
-                result.failures.append(_missing(what, expected, actual))
-        for unwanted in scenario["absent"][what]:
-            for item in actual:
+        for index, expected in enumerate(scenario["expect"][what]):
+            if not any(matches(expected, item) for item in actual[what]):
+                result.failures.append(_at(doc, ("expect", what, index), _missing(what, expected, actual[what])))
+        for index, unwanted in enumerate(scenario["absent"][what]):
+            for item in actual[what]:
                 if matches(unwanted, item):
-                    result.failures.append(f"unexpected {what[:-1]}: {_show(unwanted)}\n      found: {_show(item)}")
+                    result.failures.append(_at(doc, ("absent", what, index), f"unexpected {what[:-1]}: "
+                                               f"{_show(unwanted)}\n      found: {_show(item)}"))
     return result
 
 
@@ -116,6 +119,12 @@ def observed(engine: Engine, ruleset) -> dict[str, list[dict]]:
     output. Notifications are routed from the decisions here, not read from the engine."""
     return {"decisions": list(engine.decisions),
             "notifications": [n for d in engine.decisions for n in notifications_for(d, ruleset)]}
+
+
+def name_of(doc: Document, path: Path) -> str:
+    """The scenario's name, or the file's when it has none."""
+    name = doc.data.get("name") if isinstance(doc.data, dict) else None
+    return str(name) if isinstance(name, (str, int, float)) and str(name) else path.name
 
 
 def matches(expected, actual) -> bool:
@@ -152,8 +161,33 @@ def _missing(what: str, expected: dict, actual: list[dict]) -> str:
     return text
 
 
+def _at(doc: Document, path: tuple, message: str) -> str:
+    line, column = _place(doc, path)
+    return f"{doc.file}:{line}:{column}: {message}"
+
+
+def _place(doc: Document, path: tuple) -> tuple[int, int]:
+    """The key's position when the path ends in a key (an unknown field points at itself), else the value's."""
+    return doc.place(path, key=path in doc.key_places)
+
+
+def _placed(doc: Document, messages) -> list[str]:
+    """marshmallow's errors (nested by the document's keys), each at its node, in file order."""
+    def walk(messages, path):
+        if isinstance(messages, dict):
+            for key, sub in messages.items():
+                yield from walk(sub, path if key == "_schema" else path + (key,))
+            return
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+        for message in map(str, messages):
+            if where and not message.startswith("unknown field"):
+                message = f"{where}: {message}"
+            yield _place(doc, path), _at(doc, path, message)
+    return [text for _, text in sorted(walk(messages, ()))]
+
+
 def _show(item: dict) -> str:
     return "{" + ", ".join(f"{k}: {v}" for k, v in item.items() if k not in ("rule", "because")) + "}"
 
 
-__all__ = ["run_file", "find_scenarios", "observed", "RuleSetCache", "ScenarioResult", "matches"]
+__all__ = ["run_file", "find_scenarios", "name_of", "observed", "RuleSetCache", "ScenarioResult", "matches"]

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from cli import main
 from conftest import RULES
 from engine.scenarios import RuleSetCache, run_file
+from schemas.api import DecisionSchema, NotificationSchema
 
 # A P1 on email opened at 09:00 and never acknowledged, run to 12:00: email-p1-response
 # (15m) warns at 50% and 75% and breaches at 09:15; ola-mx-p1-response (10m) breaches too.
@@ -59,4 +60,55 @@ def test_expect_and_absent_are_each_optional(tmp_path, body):
 def test_a_scenario_with_only_absent_still_checks_it(tmp_path):
     path = scenario(tmp_path, "absent:\n  decisions:\n    - {kind: breach, target: email-p1-response}\n")
     [failure] = failures(path)
-    assert failure.startswith("unexpected decision: {kind: breach, target: email-p1-response}")
+    assert failure.startswith(f"{path}:{BODY_LINE + 2}:7: unexpected decision: {{kind: breach, target: email-p1-response}}")
+
+
+# 2. unknown fields and bad values are errors at file:line:column
+
+@pytest.mark.parametrize("section, noun", [("expect", "an expected"), ("absent", "a"), ])
+def test_an_unknown_field_in_an_entry_is_an_error_naming_the_fields(tmp_path, section, noun):
+    path = scenario(tmp_path, f"{section}:\n  decisions:\n    - {{kind: met, targt: email-p1-response}}\n"
+                              f"  notifications:\n    - {{recipent: slm-mail@example.org}}\n")
+    decision_fields = ", ".join(sorted(DecisionSchema().fields))
+    notification_fields = ", ".join(sorted(NotificationSchema().fields))
+    where = "" if section == "expect" else " under 'absent'"
+    assert failures(path) == [
+        f"{path}:{BODY_LINE + 2}:19: unknown field 'targt' in {noun} decision{where} "
+        f"(fields: {decision_fields}); did you mean 'target'?",
+        f"{path}:{BODY_LINE + 4}:8: unknown field 'recipent' in {noun} notification{where} "
+        f"(fields: {notification_fields}); did you mean 'recipient'?",
+    ]
+
+
+def test_unknown_keys_of_a_scenario_and_its_sections_are_errors(tmp_path):
+    path = scenario(tmp_path, "expect:\n  decision: []\nabsnet: {}\n")
+    assert failures(path) == [
+        f"{path}:{BODY_LINE + 1}:3: unknown field 'decision' in 'expect' (fields: decisions, notifications);"
+        " did you mean 'decisions'?",
+        f"{path}:{BODY_LINE + 2}:1: unknown field 'absnet' in a scenario "
+        "(fields: absent, description, expect, facts, name, rules, until); did you mean 'absent'?",
+    ]
+
+
+def test_values_of_the_wrong_type_are_errors_at_file_line_column(tmp_path):
+    path = tmp_path / "types.yaml"
+    path.write_text("name: types\nuntil: soon\n"
+                    "expect:\n  decisions: {kind: met}\n"
+                    "absent:\n  notifications: [breach-handling, {raci: [R]}]\n", encoding="utf-8")
+    assert failures(path) == [
+        f'{path}:2:1: until: "soon" is not an RFC 3339 time (example: 2026-11-02T09:00:00Z)',
+        f"{path}:4:3: expect.decisions: Not a valid list.",
+        f"{path}:6:19: absent.notifications[0]: Not a valid mapping type.",
+        f"{path}:6:37: absent.notifications[1].raci: Not a valid string.",
+    ]
+
+
+def test_a_rule_decisions_severity_and_message_are_fields_one_can_expect(tmp_path):
+    breaches = "".join(
+        f"  - {{id: o{day}, type: incident.opened, time: 2026-11-{day}T09:00:00Z, subject: INC-{day},"
+        f" service: email, data: {{priority: P1}}}}\n" for day in (10, 11, 12))
+    path = tmp_path / "rule.yaml"
+    path.write_text(f"name: rule\nrules: {RULES}\nfacts:\n{breaches}until: 2026-11-13T00:00:00Z\n"
+                    "expect:\n  decisions:\n    - {kind: improvement-proposed, severity: minor,\n"
+                    "       message: email-p1-response breached 3 times in 30 days}\n", encoding="utf-8")
+    assert failures(path) == []
