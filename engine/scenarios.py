@@ -1,8 +1,8 @@
 """Running scenario files: facts in, expected and absent decisions/notifications checked.
 
 Expectations compare only the fields they give; instants and durations compare by value
-(``09:15:00Z`` equals ``10:15:00+01:00``, ``900s`` equals ``15m``). Every failure names
-file:line:column.
+(``09:15:00Z`` equals ``10:15:00+01:00``, ``900s`` equals ``15m``). Each expectation needs
+its own matching item, so two alike need two. Every failure names file:line:column.
 """
 from __future__ import annotations
 
@@ -103,9 +103,7 @@ def run_document(path: Path, doc: Document, default_rules: Path, cache: RuleSetC
     result.fired = set(engine.fired_rules)
     actual = observed(engine, ruleset)
     for what in ("decisions", "notifications"):
-        for index, expected in enumerate(scenario["expect"][what]):
-            if not any(matches(expected, item) for item in actual[what]):
-                result.failures.append(_at(doc, ("expect", what, index), _missing(what, expected, actual[what])))
+        result.failures += _missing_ones(doc, what, scenario["expect"][what], actual[what])
         for index, unwanted in enumerate(scenario["absent"][what]):
             for item in actual[what]:
                 if matches(unwanted, item):
@@ -125,6 +123,20 @@ def name_of(doc: Document, path: Path) -> str:
     """The scenario's name, or the file's when it has none."""
     name = doc.data.get("name") if isinstance(doc.data, dict) else None
     return str(name) if isinstance(name, (str, int, float)) and str(name) else path.name
+
+
+def _missing_ones(doc: Document, what: str, expected: list[dict], actual: list[dict]) -> list[str]:
+    """Failures for expectations left without an item of their own. Greedy, the expectations
+    giving most fields first, so a general one does not take the item a specific one needs."""
+    taken: set[int] = set()
+    failures = []
+    for index in sorted(range(len(expected)), key=lambda i: -len(expected[i])):
+        found = next((j for j, item in enumerate(actual) if j not in taken and matches(expected[index], item)), None)
+        if found is not None:
+            taken.add(found)
+        else:
+            failures.append((index, _at(doc, ("expect", what, index), _missing(what, expected[index], actual))))
+    return [text for _, text in sorted(failures)]
 
 
 def matches(expected, actual) -> bool:
@@ -152,7 +164,10 @@ def _missing(what: str, expected: dict, actual: list[dict]) -> str:
         return sum(1 for k, v in expected.items() if k in item and matches(v, item[k]))
     closest = max(actual, key=score, default=None)
     text = f"missing {what[:-1]}: {_show(expected)}"
-    if closest is not None and score(closest):
+    alike = sum(1 for item in actual if matches(expected, item))
+    if alike:
+        text += f"\n      found {alike} like it, already matched by other expectations (each needs its own)"
+    elif closest is not None and score(closest):
         diffs = [f"{k}: expected {expected[k]!r}, got {closest.get(k)!r}" for k in expected
                  if not (k in closest and matches(expected[k], closest[k]))]
         text += f"\n      closest: {_show({k: closest.get(k) for k in expected})}\n      differs in " + "; ".join(diffs)

@@ -112,3 +112,31 @@ def test_a_rule_decisions_severity_and_message_are_fields_one_can_expect(tmp_pat
                     "expect:\n  decisions:\n    - {kind: improvement-proposed, severity: minor,\n"
                     "       message: email-p1-response breached 3 times in 30 days}\n", encoding="utf-8")
     assert failures(path) == []
+
+
+# 3. two identical expectations need two distinct matching items
+
+def test_two_alike_expectations_need_two_matching_decisions(tmp_path):
+    warning = "    - {kind: warning, target: email-p1-response, subject: INC-1}\n"
+    assert failures(scenario(tmp_path, "expect:\n  decisions:\n" + warning * 2)) == []   # 50% and 75%
+    path = scenario(tmp_path, "expect:\n  decisions:\n" + warning * 3)
+    [failure] = failures(path)
+    assert failure == (f"{path}:{BODY_LINE + 4}:7: missing decision: "
+                       "{kind: warning, target: email-p1-response, subject: INC-1}\n"
+                       "      found 2 like it, already matched by other expectations (each needs its own)")
+
+
+def test_two_alike_expectations_need_two_matching_notifications(tmp_path):
+    ntf = "    - {activity: major-breach, recipient: lt@example.org}\n"     # one major-breach escalation
+    assert failures(scenario(tmp_path, "expect:\n  notifications:\n" + ntf)) == []
+    path = scenario(tmp_path, "expect:\n  notifications:\n" + ntf * 2)
+    [failure] = failures(path)
+    assert failure.startswith(f"{path}:{BODY_LINE + 3}:7: missing notification: ")
+
+
+def test_a_general_expectation_does_not_take_the_item_a_specific_one_needs(tmp_path):
+    """Two breaches (email-p1-response, ola-mx-p1-response): the specific expectation is
+    matched first, though written second, so the general one takes the other breach."""
+    path = scenario(tmp_path, "expect:\n  decisions:\n    - {kind: breach, subject: INC-1}\n"
+                              "    - {kind: breach, subject: INC-1, target: email-p1-response}\n")
+    assert failures(path) == []
