@@ -1,5 +1,5 @@
-"""The scenario runner's own rules, checked on small scenarios through the runner and
-through `slm test`."""
+"""Scenario files: every shipped one as a pytest case (so CI lists them by name), and the
+runner's own rules checked on small scenarios, through the runner and through `slm test`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,9 +8,29 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from conftest import RULES
-from engine.scenarios import RuleSetCache, run_file
+from conftest import ROOT, RULES
+from engine.lang.yamlsource import load_documents
+from engine.scenarios import RuleSetCache, find_scenarios, name_of, run_file
 from schemas.api import DecisionSchema, NotificationSchema
+
+SHIPPED = ROOT / "fixtures" / "scenarios"
+CACHE = RuleSetCache()
+
+
+def _shipped():
+    """One case per scenario document, named by the scenario (the file's name if unreadable)."""
+    for path in find_scenarios([str(SHIPPED)]):
+        docs, problems = load_documents(path.read_text(encoding="utf-8"), str(path))
+        for index, doc in enumerate([None] if problems else docs):
+            yield pytest.param(path, index, id=path.name if doc is None else name_of(doc, path))
+
+
+@pytest.mark.parametrize("path, index", list(_shipped()))
+def test_shipped_scenario(path, index):
+    result = run_file(path, RULES, CACHE)[index]
+    if not result.passed:
+        pytest.fail("\n".join(result.failures), pytrace=False)
+
 
 # A P1 on email opened at 09:00 and never acknowledged, run to 12:00: email-p1-response
 # (15m) warns at 50% and 75% and breaches at 09:15; ola-mx-p1-response (10m) breaches too.
@@ -140,3 +160,12 @@ def test_a_general_expectation_does_not_take_the_item_a_specific_one_needs(tmp_p
     path = scenario(tmp_path, "expect:\n  decisions:\n    - {kind: breach, subject: INC-1}\n"
                               "    - {kind: breach, subject: INC-1, target: email-p1-response}\n")
     assert failures(path) == []
+
+
+def test_slm_test_prints_one_line_per_scenario_and_a_summary():
+    shipped = list(_shipped())
+    result = CliRunner().invoke(main, ["test", str(SHIPPED)])
+    lines = result.output.splitlines()
+    assert result.exit_code == 0, result.output
+    assert len(lines) == len(shipped) + 1 and all(line.startswith("PASS  ") for line in lines[:-1])
+    assert lines[-1] == f"{len(shipped)} passed, 0 failed"
