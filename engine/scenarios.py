@@ -1,7 +1,8 @@
 """Running scenario files: facts in, expected and absent decisions/notifications checked.
 
 Expectations compare only the fields they give; instants and durations compare by value
-(``09:15:00Z`` equals ``10:15:00+01:00``, ``900s`` equals ``15m``).
+(``09:15:00Z`` equals ``10:15:00+01:00``, ``900s`` equals ``15m``). Each expectation needs
+its own matching item, so two alike need two. Every failure names file:line:column.
 """
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from schemas.values import parse_duration, parse_instant
 from engine.lang.errors import FactError, RuleSetError
 from engine.lang.loader import load_rules
 from engine.eval.engine import Engine
+from engine.lang.yamlsource import Document, load_documents
 from engine.notify.route import notifications_for
-from engine.lang.yamlsource import load_documents
 
 DEFAULT_SOURCE = "scenario"
 
@@ -74,17 +75,20 @@ def run_file(path: Path, default_rules: Path, cache: RuleSetCache) -> list[Scena
     return [run_document(path, doc, default_rules, cache) for doc in docs]
 
 
-def run_document(path: Path, doc, default_rules: Path, cache: RuleSetCache) -> ScenarioResult:
+def run_document(path: Path, doc: Document, default_rules: Path, cache: RuleSetCache) -> ScenarioResult:
+    if not isinstance(doc.data, dict):
+        return ScenarioResult(str(path), path.name, [_at(doc, (), "a scenario is a mapping (fields: "
+                                                          + ", ".join(sorted(ScenarioSchema().fields)) + ")")])
     try:
-        scenario = ScenarioSchema().load(doc.data if isinstance(doc.data, dict) else {})
+        scenario = ScenarioSchema().load(doc.data)
     except ValidationError as err:
-        return ScenarioResult(str(path), path.name, [f"{path}:{doc.line}: not a scenario: {err.messages}"])
+        return ScenarioResult(str(path), name_of(doc, path), _placed(doc, err.messages))
     result = ScenarioResult(str(path), scenario["name"])
     root = (path.parent / scenario["rules"]) if scenario.get("rules") else default_rules
     ruleset = cache.get(root)
     result.rules_root = str(root.resolve())
     if isinstance(ruleset, RuleSetError):
-        result.failures.append(f"rules at {root} do not load:\n" + ruleset.report())
+        result.failures.append(_at(doc, ("rules",), f"rules at {root} do not load:\n") + ruleset.report())
         return result
     engine = Engine(ruleset)
     for index, raw in enumerate(scenario["facts"]):
@@ -92,31 +96,49 @@ def run_document(path: Path, doc, default_rules: Path, cache: RuleSetCache) -> S
         try:
             engine.apply(fact)
         except FactError as err:
-            line = doc.place(("facts", index))[0]
-            result.failures.append(f"{path}:{line}: fact {index + 1} rejected: {err}")
+            result.failures.append(_at(doc, ("facts", index), f"fact {index + 1} rejected: {err}"))
             return result
     if scenario.get("until"):
         engine.advance(scenario["until"])
     result.fired = set(engine.fired_rules)
-    produced = observed(engine, ruleset)
+    actual = observed(engine, ruleset)
     for what in ("decisions", "notifications"):
-        actual = produced[what]
-        for expected in scenario["expect"][what]:
-            if not any(matches(expected, item) for item in actual):
-                result.failures.append(_missing(what, expected, actual))
-        for unwanted in scenario["absent"][what]:
-            for item in actual:
+        result.failures += _missing_ones(doc, what, scenario["expect"][what], actual[what])
+        for index, unwanted in enumerate(scenario["absent"][what]):
+            for item in actual[what]:
                 if matches(unwanted, item):
-                    result.failures.append(f"unexpected {what[:-1]}: {_show(unwanted)}\n      found: {_show(item)}")
+                    result.failures.append(_at(doc, ("absent", what, index), f"unexpected {what[:-1]}: "
+                                               f"{_show(unwanted)}\n      found: {_show(item)}"))
     return result
 
 
 def observed(engine: Engine, ruleset) -> dict[str, list[dict]]:
     """What a run produced, as records: the engine's decisions and the notifications the
-    notify stage derives from them (as the service does)."""
+    notify stage derives from them (as the service does). The one place that reads the
+    engine's output."""
     decisions = engine.decisions
     return {"decisions": [d.as_dict() for d in decisions],
             "notifications": [n.as_dict() for d in decisions for n in notifications_for(d, ruleset)]}
+
+
+def name_of(doc: Document, path: Path) -> str:
+    """The scenario's name, or the file's when it has none."""
+    name = doc.data.get("name") if isinstance(doc.data, dict) else None
+    return str(name) if isinstance(name, (str, int, float)) and str(name) else path.name
+
+
+def _missing_ones(doc: Document, what: str, expected: list[dict], actual: list[dict]) -> list[str]:
+    """Failures for expectations left without an item of their own. Greedy, the expectations
+    giving most fields first, so a general one does not take the item a specific one needs."""
+    taken: set[int] = set()
+    failures = []
+    for index in sorted(range(len(expected)), key=lambda i: -len(expected[i])):
+        found = next((j for j, item in enumerate(actual) if j not in taken and matches(expected[index], item)), None)
+        if found is not None:
+            taken.add(found)
+        else:
+            failures.append((index, _at(doc, ("expect", what, index), _missing(what, expected[index], actual))))
+    return [text for _, text in sorted(failures)]
 
 
 def matches(expected, actual) -> bool:
@@ -144,7 +166,10 @@ def _missing(what: str, expected: dict, actual: list[dict]) -> str:
         return sum(1 for k, v in expected.items() if k in item and matches(v, item[k]))
     closest = max(actual, key=score, default=None)
     text = f"missing {what[:-1]}: {_show(expected)}"
-    if closest is not None and score(closest):
+    alike = sum(1 for item in actual if matches(expected, item))
+    if alike:
+        text += f"\n      found {alike} like it, already matched by other expectations (each needs its own)"
+    elif closest is not None and score(closest):
         diffs = [f"{k}: expected {expected[k]!r}, got {closest.get(k)!r}" for k in expected
                  if not (k in closest and matches(expected[k], closest[k]))]
         text += f"\n      closest: {_show({k: closest.get(k) for k in expected})}\n      differs in " + "; ".join(diffs)
@@ -153,8 +178,33 @@ def _missing(what: str, expected: dict, actual: list[dict]) -> str:
     return text
 
 
+def _at(doc: Document, path: tuple, message: str) -> str:
+    line, column = _place(doc, path)
+    return f"{doc.file}:{line}:{column}: {message}"
+
+
+def _place(doc: Document, path: tuple) -> tuple[int, int]:
+    """The key's position when the path ends in a key (an unknown field points at itself), else the value's."""
+    return doc.place(path, key=path in doc.key_places)
+
+
+def _placed(doc: Document, messages) -> list[str]:
+    """marshmallow's errors (nested by the document's keys), each at its node, in file order."""
+    def walk(messages, path):
+        if isinstance(messages, dict):
+            for key, sub in messages.items():
+                yield from walk(sub, path if key == "_schema" else path + (key,))
+            return
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+        for message in map(str, messages):
+            if where and not message.startswith("unknown field"):
+                message = f"{where}: {message}"
+            yield _place(doc, path), _at(doc, path, message)
+    return [text for _, text in sorted(walk(messages, ()))]
+
+
 def _show(item: dict) -> str:
     return "{" + ", ".join(f"{k}: {v}" for k, v in item.items() if k not in ("rule", "because")) + "}"
 
 
-__all__ = ["run_file", "find_scenarios", "RuleSetCache", "ScenarioResult", "matches"]
+__all__ = ["run_file", "find_scenarios", "name_of", "observed", "RuleSetCache", "ScenarioResult", "matches"]
