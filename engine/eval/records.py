@@ -17,7 +17,7 @@ from schemas.values import format_instant, format_whole_duration
 
 
 def decision_id(identity: list) -> str:
-    text = "|".join("" if part is None else str(part) for part in identity)
+    text = "|".join(["" if part is None else str(part) for part in identity])
     return "dec_" + hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
