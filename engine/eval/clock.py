@@ -83,6 +83,7 @@ class Meter:
         self.breached = False
         self.because: list[str] = []
         self.pending: list | None = None   # heap of (amount, order, repeat index, position, mark)
+        self._deadline: tuple = (None, None)   # (what it was computed from, the deadline)
 
     # -- counting -------------------------------------------------------------------
     def counted_at(self, at: datetime) -> timedelta:
@@ -137,10 +138,13 @@ class Meter:
         if not queue:
             return None
         amount = queue[0][0]
+        basis = (self.running_since, self.counted_before, amount)
+        if self._deadline[0] == basis:               # asked several times per fact: computed once
+            return self._deadline[1]
         missing = amount - self.counted_before
-        if missing <= ZERO:
-            return self.running_since
-        return self.calendar.instant_after(self.running_since, missing)
+        deadline = self.running_since if missing <= ZERO else self.calendar.instant_after(self.running_since, missing)
+        self._deadline = (basis, deadline)
+        return deadline
 
     def fire_due(self, until: datetime, inclusive: bool) -> list[Reading]:
         """Fire every mark falling before ``until`` (or at it, when inclusive)."""

@@ -89,8 +89,11 @@ class Target:
         return (start and start.astimezone(timezone.utc)), (end and end.astimezone(timezone.utc))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EscalationLevel:
+    """One level of an Escalation. Known by identity: each is made once per rule set load,
+    and clocks' marks (cached per budget and levels) hash them on every clock started."""
+
     escalation: str
     index: int
     at: Level

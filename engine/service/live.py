@@ -307,9 +307,12 @@ class SlmService:
             reached, caught = self._fire_due()
             decided += caught
             owner = attribute(decided, [fact["id"] for fact, _, _ in new])
+            owned: dict[int, list[str]] = {}
+            for decision in decided:
+                if decision.id in owner:
+                    owned.setdefault(owner[decision.id], []).append(decision.id)
             for index, (fact, entry, _) in enumerate(new):
-                entry["decisions"] = known[(fact["source"], fact["id"])] = \
-                    [d.id for d in decided if owner.get(d.id) == index]
+                entry["decisions"] = known[(fact["source"], fact["id"])] = owned.get(index, [])
             if new:
                 self.last_fact_seq = self.store.add_facts([(dump_fact(f), e["decisions"]) for f, e, _ in new])
             if reached is not None:
