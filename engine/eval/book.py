@@ -64,13 +64,12 @@ class ClockRecord:
         if self.last_fired is None or decision.at > self.last_fired:
             self.last_fired = decision.at
 
-    def finished_before(self, horizon: datetime) -> bool:
-        """Stopped (or its window closed), nothing scheduled, and last touched before ``horizon``."""
+    def finished_at(self) -> datetime | None:
+        """When a stopped clock (or a closed window) was last touched; None while it runs."""
         if self.clock.running or self.scheduled is not None or self.running_fact is not None:
-            return False
-        last = max(filter(None, [self.last_transition, self.last_fired,
+            return None
+        return max(filter(None, [self.last_transition, self.last_fired,
                                  getattr(self.clock, "window_end", None)]), default=None)
-        return last is not None and last < horizon
 
 
 class ClockBook:
@@ -81,6 +80,7 @@ class ClockBook:
         self.by_subject: dict[str, list[str]] = {}
         self.heap: list = []
         self.counter = 0                                # tie-break of equal deadlines: scheduling order
+        self.finished: list = []                        # heap of (finished at, key): what to forget next
 
     def get(self, key: str) -> ClockRecord | None:
         return self.records.get(key)
@@ -100,9 +100,13 @@ class ClockBook:
         return self.counter
 
     def schedule(self, record: ClockRecord) -> None:
+        """Put the record's next deadline on the heap (after every change to its clock)."""
         deadline = record.clock.next_deadline()
         if deadline is None:
             record.scheduled = None
+            finished = record.finished_at()
+            if finished is not None:
+                heapq.heappush(self.finished, (finished, record.key))
             return
         counter = self.next_count()
         record.scheduled = (deadline, counter)
@@ -127,16 +131,28 @@ class ClockBook:
         return record
 
     def forget_finished(self, horizon: datetime) -> list[ClockRecord]:
-        """Drop the clocks that finished before ``horizon``; the ones dropped."""
-        gone = [record for record in self.records.values() if record.finished_before(horizon)]
-        for record in gone:
-            del self.records[record.key]
+        """Drop the clocks that finished before ``horizon``; the ones dropped. Looks only at
+        the oldest finished clocks (a clock revived by a late fact is pushed again when it
+        finishes again), so a sweep costs what it forgets, not the size of the book."""
+        gone = []
+        while self.finished and self.finished[0][0] < horizon:
+            at, key = heapq.heappop(self.finished)
+            record = self.records.get(key)
+            if record is None or record.finished_at() != at:
+                continue                                    # forgotten already, revived, or touched since
+            del self.records[key]
             keys = self.by_subject.get(record.subject)
-            if keys and record.key in keys:
-                keys.remove(record.key)
+            if keys and key in keys:
+                keys.remove(key)
                 if not keys:
                     del self.by_subject[record.subject]
+            gone.append(record)
         return gone
+
+    def rebuild_finished(self) -> None:
+        """The finished heap from the records (after a state is restored)."""
+        self.finished = [(at, key) for key, r in self.records.items() if (at := r.finished_at()) is not None]
+        heapq.heapify(self.finished)
 
     def running(self):
         """The clocks running a cycle now."""

@@ -13,7 +13,7 @@ import heapq
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
-from functools import lru_cache
+from typing import Callable
 
 from schemas.values import Level
 
@@ -73,7 +73,7 @@ class Meter:
     def __init__(self, calendar: ServiceCalendar, budget: timedelta, marks: list[Mark]):
         self.calendar = calendar
         self.budget = budget
-        self.marks = sorted(marks, key=lambda m: (m.amount, m.order))
+        self.marks = marks                  # sorted, as marks_for makes them; shared, never changed
         self.cycle = 0
         self.counted_before = ZERO
         self.running_since: datetime | None = None
@@ -168,28 +168,23 @@ class Meter:
         return Reading(kind, at, self.cycle, level, counted, self.budget, paused, list(self.because), **extra)
 
 
-def marks_for(budget: timedelta, warn_at: list[Level], escalations: list = ()) -> list[Mark]:
-    """Warnings, the breach at 100% and escalation levels, in counted time."""
-    return list(_marks_for(budget, tuple(warn_at), tuple(escalations)))
-
-
-# Marks are immutable values that depend only on these arguments, and every clock of a
-# target asks for the same ones: they are made once and shared.
-@lru_cache(maxsize=4096)
-def _marks_for(budget: timedelta, warn_at: tuple, escalations: tuple) -> tuple[Mark, ...]:
+def marks_for(budget: timedelta, warn_at: list[Level], escalations: list = ()) -> tuple[Mark, ...]:
+    """Warnings, the breach at 100% and escalation levels, in counted time, sorted. Marks
+    are immutable and every clock of a target (of a window length) has the same ones: the
+    engine makes them once per target and budget and shares them."""
     marks = [Mark("warning", level.text, level.amount(budget), 0) for level in warn_at]
     marks.append(Mark("breach", "100%", budget, 1))
     marks.extend(Mark("escalation", level.at.text, level.at.amount(budget), 2 + level.index, level.activity,
                       level.repeat, level) for level in escalations)
-    return tuple(marks)
+    return tuple(sorted(marks, key=lambda m: (m.amount, m.order)))
 
 
 class DurationClock(Meter):
     """Counts service time between start and stop, not while paused; restarts begin cycles."""
 
-    def __init__(self, calendar: ServiceCalendar, goal: timedelta, warn_at: list[Level],
-                 roles: dict[str, set[str]], valid: tuple, escalations: list = ()):
-        super().__init__(calendar, goal, marks_for(goal, warn_at, escalations))
+    def __init__(self, calendar: ServiceCalendar, goal: timedelta, marks: tuple[Mark, ...],
+                 roles: dict[str, set[str]], valid: tuple):
+        super().__init__(calendar, goal, marks)
         self.roles = roles                  # fact type -> {"start", "pause", ...}
         self.valid_from, self.valid_to = valid
         self.state = "idle"
@@ -248,13 +243,14 @@ class WindowClock(Meter):
     of the window. The window's end stops the clock: met if the budget held.
     """
 
-    def __init__(self, calendar: ServiceCalendar, goal: Fraction, warn_at: list[Level],
-                 window: tuple[datetime, datetime, str], escalations: list = ()):
+    def __init__(self, calendar: ServiceCalendar, goal: Fraction, window: tuple[datetime, datetime, str],
+                 marks: Callable[[timedelta], tuple[Mark, ...]]):
+        """``marks(budget)``: the marks for this window's budget (see :func:`marks_for`)."""
         self.window_start, self.window_end, self.label = window
         self.service_time = service_time = calendar.counted(self.window_start, self.window_end)
         micros = Fraction(service_time // timedelta(microseconds=1)) * (1 - goal)
         budget = timedelta(microseconds=round(micros))
-        super().__init__(calendar, budget, marks_for(budget, warn_at, escalations))
+        super().__init__(calendar, budget, marks(budget))
         self.down: dict[str, str] = {}        # subject -> the fact that took it down
         self.closed = False
         self.begin_cycle(self.window_start, f"window:{self.label}")

@@ -20,7 +20,7 @@ from marshmallow import ValidationError
 
 from engine.eval.actions import RuleActions
 from engine.eval.book import ClockRecord
-from engine.eval.clock import DurationClock, Reading, Transition, WindowClock, month_span, window_of
+from engine.eval.clock import DurationClock, Reading, Transition, WindowClock, marks_for, month_span, window_of
 from engine.eval.compiler import (allows, clock_roles, compile_ruleset, join_filter, matched_types,
                                   retained_types, string_tests, typed_patterns)
 from engine.eval.durable import DurableNetwork
@@ -69,6 +69,7 @@ class Engine:
         self._may_join = join_filter(ruleset)
         self._joined_clocks = _clocks_a_rule_may_join(ruleset, definition)
         self._queue: deque = deque()
+        self._mark_cache: dict[tuple, tuple] = {}
         self._outcome = Outcome()
         self._schema = FactSchema()
         self.actions = RuleActions(ruleset.version, self.state.counts, self.state.count_firings, self._emit)
@@ -296,8 +297,16 @@ class Engine:
             book.add(ClockRecord(key, target, subject, self._duration_clock(target)), indexed=True)
 
     def _duration_clock(self, target: Target) -> DurationClock:
-        return DurationClock(target.calendar, target.goal, target.warn_at, self._roles[target.id],
-                             target.valid_span(), target.escalations)
+        return DurationClock(target.calendar, target.goal, self._marks(target, target.goal), self._roles[target.id],
+                             target.valid_span())
+
+    def _marks(self, target: Target, budget: timedelta) -> tuple:
+        """A target's marks for a budget, made once and shared by its clocks."""
+        key = (target.id, budget)
+        marks = self._mark_cache.get(key)
+        if marks is None:
+            marks = self._mark_cache[key] = marks_for(budget, target.warn_at, target.escalations)
+        return marks
 
     def _on_life(self, fact_type: str, facts: dict) -> None:
         """A fact that starts, pauses, resumes, stops or restarts clocks: handed to the
@@ -351,9 +360,8 @@ class Engine:
             self._sync_running(record)
         return record
 
-    @staticmethod
-    def _window_clock(target: Target, window: tuple) -> WindowClock:
-        return WindowClock(target.calendar, target.goal, target.warn_at, window, target.escalations)
+    def _window_clock(self, target: Target, window: tuple) -> WindowClock:
+        return WindowClock(target.calendar, target.goal, window, lambda budget: self._marks(target, budget))
 
     def _on_rule(self, rule_id: str, facts: dict) -> None:
         self.actions.fire(self.ruleset.rules[rule_id], facts)

@@ -179,6 +179,7 @@ def _state_in(body: dict, ruleset: RuleSet, make_clock: ClockFactory) -> EngineS
     book.by_subject = {s: list(keys) for s, keys in body["by_subject"].items()}
     book.heap = [(_p(d), c, k) for d, c, k in body["heap"]]      # a valid heap, as written
     book.counter = body["counter"]
+    book.rebuild_finished()
     state = EngineState(
         now=_p(body["now"]), now_inclusive=body["now_inclusive"], applied=body["applied"], seq=body["seq"],
         book=book, held=body["held"],

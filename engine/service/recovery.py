@@ -18,6 +18,7 @@ from engine.eval.engine import Engine
 from engine.eval.state import STATE_FORMAT, SnapshotError
 from engine.lang.model import RuleSet
 from engine.store.store import Store
+from schemas.facts import load_stored
 
 log = logging.getLogger("slm.service")
 
@@ -47,7 +48,7 @@ def rebuild(store: Store, ruleset: RuleSet, *, history: bool, retain: timedelta 
             last_tick = ticks[pending][0]
             engine.advance(ticks[pending][2])
             pending += 1
-        engine.apply(stored["fact"])
+        engine.apply_loaded(load_stored(stored["fact"]))
         count, last_fact = count + 1, stored["seq"]
         progress(count)
     for seq, _, until in ticks[pending:]:
