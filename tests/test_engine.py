@@ -496,7 +496,6 @@ def test_marks_tied_on_amount_fire_in_a_fixed_order():
 def test_a_fact_whose_id_hashes_like_a_held_one_is_still_matched():
     """durable_rules knows held facts by a 32-bit FNV-1 hash of their id only, and refuses
     a new fact whose id hashes the same as "already observed"."""
-    import itertools
     from pathlib import Path
 
     from engine.lang.loader import load_rules

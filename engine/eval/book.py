@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import heapq
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from engine.eval.clock import DurationClock, Transition, WindowClock
 from engine.lang.model import Target

@@ -25,12 +25,12 @@ from engine.eval.compiler import (allows, clock_roles, compile_ruleset, join_fil
                                   retained_types, string_tests, typed_patterns)
 from engine.eval.durable import DurableNetwork
 from engine.eval.trace import build_trace
-from engine.eval.records import clock_decision, decision_fact, retraction, rule_ref
+from engine.eval.records import clock_decision, decision_fact, retraction
 from engine.eval.state import EngineState, History, SnapshotError
 from engine.eval.state import dump as dump_state
 from engine.eval.state import load as load_state
 from engine.lang.errors import FactError
-from engine.lang.model import Origin, RuleSet, Target
+from engine.lang.model import RuleSet, Target
 from schemas.facts import FactSchema, flatten_errors
 from schemas.records import Decision
 from schemas.values import format_instant, format_whole_duration
@@ -227,9 +227,6 @@ class Engine:
     def trace(self, decision_id: str) -> dict:
         """The derivation tree of a decision this engine made (``history=True``)."""
         return build_trace(self.state.history, self.ruleset, decision_id)
-
-    def rule_ref(self, rule_id: str, origin: Origin) -> dict:
-        return rule_ref(rule_id, origin, self.ruleset.version)
 
     # -- durable_rules --------------------------------------------------------------
     def _durable_fact(self, fact: dict) -> dict:
