@@ -55,27 +55,6 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-class FactAdded(tuple):
-    """``(seq, duplicate_outcome_or_None)`` from :meth:`Store.add_fact`.
-
-    The outcome is the list of decision ids the first posting caused. ``duplicate`` also
-    tells a re-post whose outcome is not yet recorded (outcome None) from a new fact.
-    """
-
-    def __new__(cls, seq: int, outcome: list | None, duplicate: bool):
-        self = super().__new__(cls, (seq, outcome))
-        self.duplicate = duplicate
-        return self
-
-    @property
-    def seq(self) -> int:
-        return self[0]
-
-    @property
-    def outcome(self) -> list | None:
-        return self[1]
-
-
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -318,23 +297,6 @@ class Store:
 
     # ---- facts -------------------------------------------------------------------------
 
-    def add_fact(self, fact: dict) -> FactAdded:
-        """Store a fact once per (source, id); a re-post returns the original outcome."""
-        source, fid = _text(fact, "source", "a fact"), _text(fact, "id", "a fact")
-        row = dict(source=source, id=fid, type=_text(fact, "type", "a fact"),
-                   subject=fact.get("subject"), service=fact.get("service"),
-                   time=_instant(fact.get("time"), "fact time"), body=canonical_json(fact),
-                   received_at=_now())
-        with self.transaction():
-            found = self._fact(source, fid)
-            if found is None:
-                try:
-                    with self.db.atomic():
-                        return FactAdded(self.m.Fact.insert(**row).execute(), None, False)
-                except pw.IntegrityError:      # a concurrent writer stored it first
-                    found = self._fact(source, fid)
-            return FactAdded(found.seq, _loads(found.outcome), True)
-
     def find_facts(self, keys) -> dict[tuple[str, str], list | None]:
         """The stored outcome of each ``(source, id)`` in ``keys`` that is already stored."""
         F, by_source, found = self.m.Fact, {}, {}
@@ -360,22 +322,6 @@ class Store:
             self._insert(self.m.Fact, rows)
             return self.last_fact_seq()
 
-    def _fact(self, source: str, fid: str):
-        F = self.m.Fact
-        return (F.select(F.seq, F.outcome).where((F.source == source) & (F.id == fid))
-                .first())
-
-    def set_fact_outcome(self, source: str, id: str, decision_ids: list[str]) -> bool:
-        """Record the decisions a fact caused, once. False if an outcome was already set."""
-        F = self.m.Fact
-        with self.transaction():
-            changed = (F.update(outcome=canonical_json(list(decision_ids)))
-                       .where((F.source == source) & (F.id == id) & F.outcome.is_null())
-                       .execute())
-            if not changed and self._fact(source, id) is None:
-                raise KeyError(f"no fact {id!r} from {source!r}")
-        return bool(changed)
-
     def facts(self, after_seq: int = 0, limit: int | None = None) -> Iterator[dict]:
         """Stored facts in seq order (arrival order), read in chunks: for rebuilding state."""
         F, left = self.m.Fact, limit
@@ -397,9 +343,6 @@ class Store:
         F = self.m.Fact
         row = F.select(F.body).where(F.id == id).order_by(F.seq).first()
         return None if row is None else json.loads(row.body)
-
-    def fact_count(self) -> int:
-        return self.m.Fact.select().count()
 
     def list_facts(self, service=None, subject=None, type=None, since=None, until=None,
                    cursor=None, limit=None) -> tuple[list[dict], str | None]:
@@ -561,11 +504,6 @@ class Store:
                 inserted += [row["id"] for row in fresh]
         return inserted
 
-    def set_notification_status(self, id: str, status: str) -> bool:
-        N = self.m.Notification
-        with self.transaction():
-            return bool(N.update(status=status).where(N.id == id).execute())
-
     def list_notifications(self, decision=None, recipient=None, status=None, cursor=None,
                            limit=None) -> tuple[list[dict], str | None]:
         N = self.m.Notification
@@ -585,14 +523,6 @@ class Store:
                 return
             R.insert(hash=hash, files=canonical_json(files), loaded_at=_now(),
                      generation=generation).execute()
-
-    def latest_ruleset(self) -> dict | None:
-        R = self.m.RuleSet
-        return _ruleset(R.select().order_by(R.generation.desc()).first())
-
-    def ruleset(self, hash: str) -> dict | None:
-        R = self.m.RuleSet
-        return _ruleset(R.select().where(R.hash == hash).first())
 
     # ---- tokens ------------------------------------------------------------------------
 
@@ -640,12 +570,6 @@ def _loads(text):
 def _stored_fact(row) -> dict:
     return {"seq": row.seq, "received_at": row.received_at, "outcome": _loads(row.outcome),
             "fact": json.loads(row.body)}
-
-
-def _ruleset(row) -> dict | None:
-    if row is None:
-        return None
-    return {"hash": row.hash, "files": json.loads(row.files), "loaded_at": row.loaded_at}
 
 
 def _where(query, terms: list):
