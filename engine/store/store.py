@@ -11,20 +11,21 @@ live with their concern:
 - tokens.py: API tokens, hashed at rest;
 - engine_state.py: rule sets, ticks and snapshots, for rebuilding the engine on restart;
 - base.py: transactions, the prepared-SQL fast paths and paging they share;
-- models.py: the tables and the database a URL names; encoding.py: records as columns.
+- models.py: the tables and the database a URL names; encoding.py: records as columns;
+- migrations.py: the schema version, and upgrading databases of earlier releases on open.
 """
 from __future__ import annotations
 
+from engine.store import migrations
 from engine.store.base import DEFAULT_LIMIT, MAX_LIMIT
 from engine.store.encoding import canonical_json
 from engine.store.engine_state import EngineState
 from engine.store.facts import FactLog
 from engine.store.ledger import GENESIS, Ledger, chain_hash
+from engine.store.migrations import SCHEMA_VERSION, SchemaVersionError
 from engine.store.models import database
 from engine.store.outbox import Outbox
 from engine.store.tokens import ROLES, Tokens, token_digest
-
-_SCHEMA_LOCK = 0x736C6D01    # pg advisory lock key taken while creating tables
 
 
 class Store(FactLog, Ledger, Outbox, Tokens, EngineState):
@@ -32,18 +33,23 @@ class Store(FactLog, Ledger, Outbox, Tokens, EngineState):
 
     @classmethod
     def open(cls, url: str) -> "Store":
+        """The store at ``url``, its schema created or upgraded to the newest version
+        (migrations.py); a database newer than this code is refused (SchemaVersionError)."""
         store = cls(database(url))
         store.db.connect(reuse_if_open=True)
-        store._create_tables()
+        try:
+            with store.transaction():
+                migrations.upgrade(store.db, store.m)
+                store._start_chain()
+        except BaseException:
+            store.close()
+            raise
         return store
 
-    def _create_tables(self) -> None:
-        with self.transaction():
-            if self.postgres:
-                self.db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            self.db.create_tables(self.m.all, safe=True)
-            self._start_chain()
+    def schema_version(self) -> int:
+        """The schema version of the database (migrations.SCHEMA_VERSION once opened)."""
+        return migrations.schema_version(self.db)
 
 
-__all__ = ["Store", "GENESIS", "ROLES", "DEFAULT_LIMIT", "MAX_LIMIT", "canonical_json",
-           "chain_hash", "token_digest"]
+__all__ = ["Store", "SCHEMA_VERSION", "SchemaVersionError", "GENESIS", "ROLES", "DEFAULT_LIMIT",
+           "MAX_LIMIT", "canonical_json", "chain_hash", "token_digest"]
