@@ -59,11 +59,12 @@ def raw_version(url: str) -> int:
 
 
 def schema(store: Store) -> dict:
-    """Tables, their columns and their indexes, as the database describes them."""
+    """Tables, their columns, indexes and foreign keys, as the database describes them."""
     db = store.db
     return {table: (sorted((c.name, c.data_type.lower(), c.null, c.primary_key, c.default)
                            for c in db.get_columns(table)),
-                    sorted((i.name, tuple(i.columns), i.unique) for i in db.get_indexes(table)))
+                    sorted((i.name, tuple(i.columns), i.unique) for i in db.get_indexes(table)),
+                    sorted((k.column, k.dest_table, k.dest_column) for k in db.get_foreign_keys(table)))
             for table in db.get_tables()}
 
 
@@ -189,4 +190,84 @@ def test_processes_opening_an_old_database_together_upgrade_it_once(v1_url, stor
     messages = store_log()
     assert messages and len(messages) == len(set(messages))      # each step once
     with Store.open(v1_url) as store:
+        assert store.verify_chain() == {"ok": True, "checked": 3, "first_broken": None}
+
+
+# ---- version 2: partition key, snapshots.state_format --------------------------------
+
+PARTITIONED = ("facts", "decisions", "notifications", "ticks", "snapshots")
+
+
+@pytest.fixture
+def fresh_url(v1_url, tmp_path):
+    """An empty database on the same kind of server as ``v1_url``."""
+    if v1_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    with postgres_schema_url() as url:
+        yield url
+
+
+def columns(store: Store, table: str) -> list[str]:
+    return [c.name for c in store.db.get_columns(table)]
+
+
+def test_version_2_puts_every_row_in_the_default_partition(v1_url, store_log):
+    with Store.open(v1_url) as store:
+        assert store.schema_version() == 2
+        for table in PARTITIONED:
+            partitions = store.db.execute_sql(f'SELECT DISTINCT "partition" FROM {table}').fetchall()
+            assert partitions == [("default",)], table
+        store.add_facts([({"id": "f4", "source": "itsm/prod", "type": "incident.resolved",
+                           "time": "2026-11-02T10:00:00Z"}, [])])
+        store.add_tick(4, "2026-11-02T10:05:00Z")
+        new = store.db.execute_sql('SELECT "partition" FROM facts WHERE id = \'f4\'').fetchall()
+        assert new == [("default",)]
+        assert "code" not in columns(store, "snapshots") and "state_format" in columns(store, "snapshots")
+        indexes = {i.name: i.columns for t in ("facts", "decisions") for i in store.db.get_indexes(t)}
+        assert indexes["fact_partition_seq"] == ["partition", "seq"]
+        assert indexes["decision_partition_seq"] == ["partition", "seq"]
+        head = store.db.execute_sql("SELECT name, seq FROM chain_head").fetchall()
+        assert head == [("decisions", 3)]
+    assert store_log() == ["upgraded the schema from version 1 to 2: partition key on facts, decisions, "
+                           "notifications, ticks and snapshots; snapshots.code renamed state_format"]
+
+
+def test_an_upgraded_database_has_the_schema_of_a_new_one(v1_url, fresh_url):
+    with Store.open(v1_url) as upgraded, Store.open(fresh_url) as fresh:
+        assert schema(upgraded) == schema(fresh)
+
+
+def test_snapshots_keep_their_positional_signature(v1_url):
+    with Store.open(v1_url) as store:
+        store.save_snapshot(RULESET, "state:2", 3, 1, b"v2")
+        assert store.latest_snapshot(RULESET, "state:2")["body"] == b"v2"
+        assert store.latest_snapshot(RULESET, STATE_FORMAT)["body"] == b"\x80\x04fixture snapshot\x00"
+        store.save_snapshot(ruleset=RULESET, state_format="state:2", fact_seq=3, tick_seq=1, body=b"v2b")
+        assert store.latest_snapshot(RULESET, state_format="state:2")["body"] == b"v2b"
+        assert store.latest_snapshot(RULESET, "state:3") is None
+
+
+def test_a_step_failing_half_way_leaves_version_1_as_it_was(v1_url, monkeypatch):
+    what, step = migrations.STEPS[2]
+
+    def half_then_fail(migrator):
+        step(migrator)               # every column added, the index made, the column renamed …
+        raise RuntimeError("the disk filled up")
+
+    monkeypatch.setitem(migrations.STEPS, 2, (what, half_then_fail))
+    with pytest.raises(RuntimeError, match="disk filled up"):
+        Store.open(v1_url)
+    assert raw_version(v1_url) == 1
+    from engine.store.models import database
+    db = database(v1_url)
+    with db:
+        assert "schema_version" not in db.get_tables()
+        for table in PARTITIONED:
+            assert "partition" not in [c.name for c in db.get_columns(table)], table
+        assert "code" in [c.name for c in db.get_columns("snapshots")]
+        assert "fact_partition_seq" not in [i.name for i in db.get_indexes("facts")]
+    monkeypatch.undo()
+    with Store.open(v1_url) as store:
+        assert store.schema_version() == 2
         assert store.verify_chain() == {"ok": True, "checked": 3, "first_broken": None}

@@ -43,21 +43,23 @@ class EngineState(StoreBase):
 
     # ---- engine snapshots --------------------------------------------------------------
 
-    def save_snapshot(self, ruleset: str, code: str, fact_seq: int, tick_seq: int, body: bytes,
-                      keep: int = 2) -> None:
-        """Store a snapshot; only the newest ``keep`` are kept."""
+    def save_snapshot(self, ruleset: str, state_format: str, fact_seq: int, tick_seq: int,
+                      body: bytes, keep: int = 2) -> None:
+        """Store a snapshot of the engine's state in ``state_format`` (the version of the
+        engine's snapshot format); only the newest ``keep`` are kept."""
         S = self.m.Snapshot
         with self.transaction():
-            S.insert(ruleset=ruleset, code=code, fact_seq=fact_seq, tick_seq=tick_seq, body=body,
-                     created_at=now_text()).execute()
+            S.insert(ruleset=ruleset, state_format=state_format, fact_seq=fact_seq, tick_seq=tick_seq,
+                     body=body, created_at=now_text()).execute()
             stale = [r.seq for r in S.select(S.seq).order_by(S.seq.desc()).offset(keep)]
             if stale:
                 S.delete().where(S.seq.in_(stale)).execute()
 
-    def latest_snapshot(self, ruleset: str, code: str) -> dict | None:
-        """The newest snapshot taken under this rule set and engine code, if any."""
+    def latest_snapshot(self, ruleset: str, state_format: str) -> dict | None:
+        """The newest snapshot taken under this rule set in this state format, if any."""
         S = self.m.Snapshot
-        row = (S.select().where((S.ruleset == ruleset) & (S.code == code)).order_by(S.seq.desc()).first())
+        row = (S.select().where((S.ruleset == ruleset) & (S.state_format == state_format))
+               .order_by(S.seq.desc()).first())
         if row is None:
             return None
         return {"fact_seq": row.fact_seq, "tick_seq": row.tick_seq, "body": bytes(row.body),

@@ -12,6 +12,10 @@ Versions:
 
 1. The schema of release 38f9306: facts, decisions, chain_head, notifications, rulesets,
    tokens, ticks, snapshots.
+2. A ``partition`` key (TEXT NOT NULL DEFAULT 'default', so existing rows are in the
+   default partition) on facts, decisions, notifications, ticks and snapshots, with
+   ``(partition, seq)`` indexes on facts and decisions; ``snapshots.code`` (a hash of the
+   engine's source files) renamed ``state_format`` (the snapshot's state-format version).
 
 A new version is a step function here (playhouse.migrate operations on table and column
 names, never the models, which describe only the newest schema), its entry in
@@ -32,8 +36,26 @@ log = logging.getLogger("slm.store")
 
 SCHEMA_LOCK = 0x736C6D01     # pg advisory lock key held while reading and changing the schema
 
+_DEFAULT_PARTITION = pw.SQL("DEFAULT 'default'")
+
+
+def _v2(migrator: SchemaMigrator) -> None:
+    partitioned = ("facts", "decisions", "notifications", "ticks", "snapshots")
+    migrator.migrate(
+        # NOT NULL with a constant default: existing rows read 'default' without a rewrite
+        *[migrator.add_column(table, "partition", pw.TextField(constraints=[_DEFAULT_PARTITION]),
+                              allow_not_null=True) for table in partitioned],
+        # named as peewee names the models' indexes, so upgraded and new databases agree
+        migrator.add_index("facts", ("partition", "seq"), name="fact_partition_seq"),
+        migrator.add_index("decisions", ("partition", "seq"), name="decision_partition_seq"),
+        migrator.rename_column("snapshots", "code", "state_format"))
+
+
 # version -> (what changes, the step that brings version - 1 to it)
-STEPS: dict[int, tuple[str, Callable[[SchemaMigrator], None]]] = {}
+STEPS: dict[int, tuple[str, Callable[[SchemaMigrator], None]]] = {
+    2: ("partition key on facts, decisions, notifications, ticks and snapshots; "
+        "snapshots.code renamed state_format", _v2),
+}
 SCHEMA_VERSION = max(STEPS, default=1)
 
 

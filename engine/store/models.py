@@ -3,6 +3,12 @@
 The models describe the newest schema (``migrations.SCHEMA_VERSION``); migrations.py brings
 databases made by earlier releases up to it. They are defined per database, not at import,
 so several stores (each its own database object) can be open at once.
+
+Partitions: facts, decisions, notifications, ticks and snapshots carry a ``partition`` key so
+that the service can later run one engine per partition (partitions by service), each with
+its own fact log, decision chain and snapshots. Until then every row is in
+:data:`DEFAULT_PARTITION`, the column's default, which all writes use. Facts and decisions
+are indexed by ``(partition, seq)``, the order one partition's engine replays and pages them.
 """
 from __future__ import annotations
 
@@ -11,6 +17,13 @@ from urllib.parse import urlparse
 
 import peewee as pw
 from playhouse.db_url import parse as parse_db_url
+
+DEFAULT_PARTITION = "default"
+
+
+def partition_field() -> pw.TextField:
+    """The partition a row belongs to: TEXT NOT NULL DEFAULT 'default'."""
+    return pw.TextField(default=DEFAULT_PARTITION, constraints=[pw.SQL(f"DEFAULT '{DEFAULT_PARTITION}'")])
 
 
 def define_models(db: pw.Database) -> SimpleNamespace:
@@ -31,10 +44,11 @@ def define_models(db: pw.Database) -> SimpleNamespace:
         body = pw.TextField()                    # canonical JSON of the fact
         received_at = pw.TextField()
         outcome = pw.TextField(null=True)        # canonical JSON list of decision ids
+        partition = partition_field()
 
         class Meta:
             table_name = "facts"
-            indexes = ((("source", "id"), True),)
+            indexes = ((("source", "id"), True), (("partition", "seq"), False))
 
     class Decision(Base):
         seq = pw.BigIntegerField(primary_key=True)   # 1, 2, 3 … in chain order
@@ -49,11 +63,14 @@ def define_models(db: pw.Database) -> SimpleNamespace:
         body = pw.TextField()                    # canonical JSON of the decision
         prev_hash = pw.TextField()
         hash = pw.TextField()
+        partition = partition_field()
 
         class Meta:
             table_name = "decisions"
+            indexes = ((("partition", "seq"), False),)
 
     class ChainHead(Base):
+        """The last record of a decision chain, by name (ledger.py)."""
         name = pw.TextField(primary_key=True)
         seq = pw.BigIntegerField()
         last_id = pw.TextField(null=True)
@@ -71,6 +88,7 @@ def define_models(db: pw.Database) -> SimpleNamespace:
         status = pw.TextField(index=True)
         body = pw.TextField()                    # canonical JSON of the notification
         created_at = pw.TextField()
+        partition = partition_field()
 
         class Meta:
             table_name = "notifications"
@@ -102,6 +120,7 @@ def define_models(db: pw.Database) -> SimpleNamespace:
         seq = pw.BigAutoField()
         after_fact = pw.BigIntegerField()
         until = pw.TextField()
+        partition = partition_field()
 
         class Meta:
             table_name = "ticks"
@@ -110,11 +129,12 @@ def define_models(db: pw.Database) -> SimpleNamespace:
         """The engine's state after fact ``fact_seq`` and tick ``tick_seq`` (engine.snapshot)."""
         seq = pw.BigAutoField()
         ruleset = pw.TextField()
-        code = pw.TextField()
+        state_format = pw.TextField()            # the version of the snapshot's state format
         fact_seq = pw.BigIntegerField()
         tick_seq = pw.BigIntegerField()
         body = pw.BlobField()
         created_at = pw.TextField()
+        partition = partition_field()
 
         class Meta:
             table_name = "snapshots"
