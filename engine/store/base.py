@@ -1,7 +1,7 @@
 """What every part of the store shares: the database and its models, transactions, the
 prepared-SQL fast paths the writes take, and paging.
 
-Each part of the store (facts.py, ledger.py, outbox.py, tokens.py, engine_state.py) is a
+Each part of the store (facts.py, ledger.py, outbox.py, tokens.py, replay.py) is a
 subclass of :class:`StoreBase` holding the methods of one concern; store.Store combines
 them. Page cursors are opaque strings (the seq of the last item returned).
 """

@@ -7,10 +7,10 @@ edited, deleted or re-hashed record is found by :meth:`Ledger.verify_chain`. A r
 IMMEDIATE`` on SQLite, ``SELECT … FOR UPDATE`` on PostgreSQL) so concurrent writers never
 fork the chain, and it reveals records cut off the end of the log.
 
-``chain_head`` is keyed by name. There is one chain today, the ``default`` partition's
-(models.py), and its head row is named ``decisions`` as it was before partitions existed;
-when the service runs one engine per partition, each partition's chain will have its own
-head row, named after the partition.
+``chain_head`` is keyed by name. There is one chain today, in the ``default`` partition
+(models.py), and its head row is named ``decisions``. When the service runs one engine per
+partition, each partition's chain gets its own head row named after the partition (the
+``default`` partition's included: see docs/SCALING.md).
 """
 from __future__ import annotations
 

@@ -126,7 +126,7 @@ def define_models(db: pw.Database) -> SimpleNamespace:
             table_name = "ticks"
 
     class Snapshot(Base):
-        """The engine's state after fact ``fact_seq`` and tick ``tick_seq`` (engine.snapshot)."""
+        """The engine's state after fact ``fact_seq`` and tick ``tick_seq`` (engine/eval/state.py)."""
         seq = pw.BigAutoField()
         ruleset = pw.TextField()
         state_format = pw.TextField()            # the version of the snapshot's state format

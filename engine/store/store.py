@@ -9,7 +9,7 @@ live with their concern:
 - ledger.py: the hash-chained decision ledger and its verification;
 - outbox.py: notifications;
 - tokens.py: API tokens, hashed at rest;
-- engine_state.py: rule sets, ticks and snapshots, for rebuilding the engine on restart;
+- replay.py: rule sets, ticks and snapshots, for rebuilding the engine on restart;
 - base.py: transactions, the prepared-SQL fast paths and paging they share;
 - models.py: the tables and the database a URL names; encoding.py: records as columns;
 - migrations.py: the schema version, and upgrading databases of earlier releases on open.
@@ -19,16 +19,16 @@ from __future__ import annotations
 from engine.store import migrations
 from engine.store.base import DEFAULT_LIMIT, MAX_LIMIT
 from engine.store.encoding import canonical_json
-from engine.store.engine_state import EngineState
 from engine.store.facts import FactLog
 from engine.store.ledger import GENESIS, Ledger, chain_hash
 from engine.store.migrations import SCHEMA_VERSION, SchemaVersionError
 from engine.store.models import database
 from engine.store.outbox import Outbox
+from engine.store.replay import ReplayRecords
 from engine.store.tokens import ROLES, Tokens, token_digest
 
 
-class Store(FactLog, Ledger, Outbox, Tokens, EngineState):
+class Store(FactLog, Ledger, Outbox, Tokens, ReplayRecords):
     """Facts, decisions, notifications, rule sets, tokens, ticks and snapshots in one database."""
 
     @classmethod

@@ -1,6 +1,7 @@
-"""What a restart needs besides the facts to rebuild the engine as it was: the rule sets
-loaded (by hash, in load order), the clock ticks between facts, and snapshots of the
-engine's state so a restart replays only what came after the newest one.
+"""What a restart reads besides the facts to rebuild the engine as it was
+(engine/service/recovery.py): the rule sets loaded (by hash, in load order), the clock
+ticks between facts, and snapshots of the engine's state so that only what came after the
+newest one is replayed.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from engine.store.encoding import canonical_json, instant_text, now_text
 from schemas.values import parse_instant
 
 
-class EngineState(StoreBase):
+class ReplayRecords(StoreBase):
     """Rule sets, ticks and snapshots."""
 
     # ---- rule sets ---------------------------------------------------------------------
