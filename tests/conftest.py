@@ -100,5 +100,10 @@ def fact(id, type="incident.opened", time="2026-11-02T09:00:00Z", subject="INC-1
             "service": service, "data": data}
 
 
+def fact_count(store) -> int:
+    """How many facts the store holds."""
+    return sum(1 for _ in store.facts())
+
+
 def utc(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)

@@ -50,7 +50,7 @@ def test_a_bad_database_url_is_a_clean_error():
 
 
 def test_report_reads_the_months_compliance_and_writes_nothing(url, wall):
-    from conftest import RULES, fact
+    from conftest import RULES, fact, fact_count
     from engine.service.live import SlmService
 
     store = Store.open(url)
@@ -62,7 +62,7 @@ def test_report_reads_the_months_compliance_and_writes_nothing(url, wall):
                     fact("ack", type="incident.acknowledged", subject="INC-B", time="2026-11-05T03:05:00Z")])
     expected = service.compliance("email", "2026-11")
     service.stop()
-    counts = (store.fact_count(), store.decision_count(), len(store.ticks()))
+    counts = (fact_count(store), store.decision_count(), len(store.ticks()))
     store.close()
 
     as_json = run("report", "--service", "email", "--period", "2026-11", "--db", url, "--rules", str(RULES), "--json")
@@ -78,7 +78,7 @@ def test_report_reads_the_months_compliance_and_writes_nothing(url, wall):
     line = next(row for row in text.output.splitlines() if row.startswith("email-p1-response "))
     assert line.split()[1:] == ["sla-email", "15m", "2", "1", "1", "50", "%", "—"]
     with Store.open(url) as store:
-        assert (store.fact_count(), store.decision_count(), len(store.ticks())) == counts
+        assert (fact_count(store), store.decision_count(), len(store.ticks())) == counts
 
     unknown = run("report", "--service", "mail", "--period", "2026-11", "--db", url, "--rules", str(RULES))
     assert unknown.exit_code == 2 and "unknown service 'mail'" in unknown.output

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import RULES, fact
+from conftest import RULES, fact, fact_count
 from engine.eval.state import STATE_FORMAT
 from engine.lang.errors import FactError, RuleSetError
 from engine.service.live import SlmService
@@ -120,12 +120,12 @@ def test_a_duplicate_returns_the_original_outcome_and_changes_nothing(make_servi
     service.ingest([fact("f1", **P1)])
     ack = service.ingest([fact("f2", type="incident.acknowledged", time="2026-11-02T09:10:00Z")])
     assert path(d for d in ack.decisions if d["target"] == "email-p1-response")[-1] == ("met", "2026-11-02T09:10:00Z")
-    before = (service.store.fact_count(), service.store.decision_count())
+    before = (fact_count(service.store), service.store.decision_count())
     again = service.ingest([fact("f2", type="incident.acknowledged", time="2026-11-02T09:10:00Z")])
     assert again.results[0]["status"] == "duplicate"
     assert again.results[0]["decisions"] == ack.results[0]["decisions"]
     assert again.decisions == []
-    assert (service.store.fact_count(), service.store.decision_count()) == before
+    assert (fact_count(service.store), service.store.decision_count()) == before
 
 
 def test_one_bad_fact_rejects_the_whole_request_naming_each_field(make_service, wall):
@@ -141,7 +141,7 @@ def test_one_bad_fact_rejects_the_whole_request_naming_each_field(make_service, 
     assert "unknown service 'mail'" in details["[2].service"][0]
     assert "not a dotted type name" in details["[3].type"][0]
     assert "not an RFC 3339 time" in details["[3].time"][0]
-    assert service.store.fact_count() == 0 and service.store.decision_count() == 0
+    assert fact_count(service.store) == 0 and service.store.decision_count() == 0
     assert service.ingest([fact("f2", time="2026-11-02T12:05:00Z")]).accepted == 1   # at the limit
 
 
@@ -156,7 +156,7 @@ def test_a_failed_write_stores_nothing_and_the_engine_follows_the_store(make_ser
     monkeypatch.setattr(service.store, "add_notifications", fail)
     with pytest.raises(RuntimeError):
         service.ingest([fact("f1", **P1)])
-    assert service.store.fact_count() == 0 and service.store.decision_count() == 0
+    assert fact_count(service.store) == 0 and service.store.decision_count() == 0
     monkeypatch.setattr(service.store, "add_notifications", real)
     retry = service.ingest([fact("f1", **P1)])           # not a duplicate: nothing was stored
     assert retry.results[0]["status"] == "accepted"
@@ -254,7 +254,8 @@ def test_reload_swaps_rules_atomically_and_a_bad_set_changes_nothing(make_servic
     wall.set("2026-11-02T09:30:00Z")
     breach = [d for d in service.tick().decisions if d["target"] == "email-p1-response" and d["kind"] == "breach"]
     assert [(d["at"], d["rule"]["ruleset"]) for d in breach] == [("2026-11-02T09:20:00Z", service.ruleset.version)]
-    assert service.store.latest_ruleset()["hash"] == service.ruleset.version
+    latest = service.store.db.execute_sql("SELECT hash FROM rulesets ORDER BY generation DESC LIMIT 1")
+    assert latest.fetchone()[0] == service.ruleset.version
 
 
 class _Cyclic:
@@ -338,7 +339,7 @@ def test_concurrent_ingestion_stores_every_fact_once_with_an_intact_chain(make_s
     for t in threads:
         t.join()
     assert errors == []
-    assert service.store.fact_count() == 60
+    assert fact_count(service.store) == 60
     ids = [d["id"] for d in all_decisions(service.store)]
     assert len(ids) == len(set(ids)) > 0
     assert service.store.verify_chain() == {"ok": True, "checked": len(ids), "first_broken": None}

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 
+import psycopg2
+import peewee as pw
 import pytest
 
+from conftest import fact_count
 from engine.store.store import GENESIS, Store, canonical_json, chain_hash, token_digest
+
+# A fact stored twice: the unique (source, id) index refuses it (the driver's own error on
+# the prepared fast path).
+DUPLICATE = (pw.IntegrityError, sqlite3.IntegrityError, psycopg2.IntegrityError)
 
 
 @pytest.fixture
@@ -49,6 +57,11 @@ def notification(id, decision_id, recipient="slm-mail@example.org"):
     return {"id": id, "decision": decision_id, "activity": "breach-handling",
             "recipient": recipient, "roles": ["service_level_manager"], "raci": "R,A",
             "channel": "email", "message": "P1 breached", "status": "pending"}
+
+
+def add(store: Store, *facts, outcome=()):
+    """Store facts the way the service does, each with the decision ids it caused."""
+    return store.add_facts([(f, list(outcome)) for f in facts])
 
 
 def raw(store: Store, sql: str, *params):
@@ -95,48 +108,53 @@ def test_unsupported_url_is_refused():
 
 def test_reopening_keeps_everything_and_continues_the_chain(opened):
     first = opened()
-    first.add_fact(fact("f1"))
+    add(first, fact("f1"))
     first.add_decisions([decision("dec_1"), decision("dec_2")])
     first.close()
     again = opened()
-    assert again.fact_count() == 1
+    assert fact_count(again) == 1
     assert again.add_decisions([decision("dec_2"), decision("dec_3")]) == ["dec_3"]
     assert again.verify_chain() == {"ok": True, "checked": 3, "first_broken": None}
 
 
 # ---- facts ---------------------------------------------------------------------------
 
-def test_a_fact_is_stored_once_and_a_repost_returns_the_original_outcome(store):
-    seq, outcome = store.add_fact(fact("zbx-1", priority="P1"))
-    assert outcome is None
-    again = store.add_fact(fact("zbx-1", priority="P1"))
-    assert again == (seq, None) and again.duplicate      # stored, outcome not yet set
-    assert store.set_fact_outcome("zabbix/prod", "zbx-1", ["dec_a", "dec_b"]) is True
-    assert store.add_fact(fact("zbx-1", priority="changed")) == (seq, ["dec_a", "dec_b"])
-    # settable once: a later outcome does not replace the first
-    assert store.set_fact_outcome("zabbix/prod", "zbx-1", ["dec_c"]) is False
-    assert store.add_fact(fact("zbx-1")) == (seq, ["dec_a", "dec_b"])
-    # an empty outcome is an outcome too
-    seq2, _ = store.add_fact(fact("zbx-2"))
-    store.set_fact_outcome("zabbix/prod", "zbx-2", [])
-    assert store.add_fact(fact("zbx-2")) == (seq2, [])
+def test_a_fact_is_stored_once_and_found_with_its_outcome(store):
+    keys = {("zabbix/prod", "zbx-1"), ("zabbix/prod", "zbx-2"), ("zabbix/prod", "zbx-3"),
+            ("zabbix/test", "zbx-1")}
+    last = store.add_facts([(fact("zbx-1", priority="P1"), ["dec_a", "dec_b"]),
+                            (fact("zbx-2"), [])])          # an empty outcome is an outcome too
+    assert last == store.last_fact_seq()
+    outcomes = {("zabbix/prod", "zbx-1"): ["dec_a", "dec_b"], ("zabbix/prod", "zbx-2"): []}
+    assert store.find_facts(keys) == outcomes
+    # a re-post is refused whole: the first posting and its outcome are kept
+    with pytest.raises(DUPLICATE):
+        store.add_facts([(fact("zbx-3"), []), (fact("zbx-1", priority="changed"), ["dec_c"])])
+    assert store.find_facts(keys) == outcomes and store.last_fact_seq() == last
     # the same id from another source is another fact
-    seq3, outcome3 = store.add_fact(fact("zbx-1", source="zabbix/test"))
-    assert outcome3 is None and seq3 > seq2 > seq
-    assert store.fact_count() == 3
+    assert add(store, fact("zbx-1", source="zabbix/test")) > last
+    assert store.find_facts(keys) == {**outcomes, ("zabbix/test", "zbx-1"): []}
     stored = list(store.facts())
-    assert stored[0]["fact"] == fact("zbx-1", priority="P1")   # the first posting is kept
-    with pytest.raises(KeyError):
-        store.set_fact_outcome("zabbix/prod", "nope", [])
+    assert [s["fact"] for s in stored] == [fact("zbx-1", priority="P1"), fact("zbx-2"),
+                                           fact("zbx-1", source="zabbix/test")]
+    assert [s["outcome"] for s in stored] == [["dec_a", "dec_b"], [], []]
+    assert store.find_facts([]) == {}
 
 
-def test_concurrent_reposts_of_one_fact_store_it_once(opened):
+def test_concurrent_posts_of_one_fact_store_it_once(opened):
+    """Writers in other processes: looked up, then added; the unique index decides."""
     stores = [opened() for _ in range(6)]
-    results, errors = [], []
+    stored, refused, errors = [], [], []
 
     def post(s):
         try:
-            results.append(s.add_fact(fact("retry-1")))
+            with s.transaction():
+                if s.find_facts([("zabbix/prod", "retry-1")]):
+                    refused.append("found")
+                    return
+                stored.append(add(s, fact("retry-1")))
+        except DUPLICATE:
+            refused.append("unique")
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -146,31 +164,30 @@ def test_concurrent_reposts_of_one_fact_store_it_once(opened):
     for t in threads:
         t.join()
     assert not errors
-    assert len({r.seq for r in results}) == 1
-    assert sorted(r.duplicate for r in results) == [False] + [True] * 5
-    assert stores[0].fact_count() == 1
+    assert len(stored) == 1 and len(refused) == 5
+    assert fact_count(stores[0]) == 1
 
 
 def test_facts_iterate_in_seq_order_for_rebuilding(store):
     with store.transaction():    # one transaction around many (nested) ones
         for i in range(1, 1203):     # more than one internal chunk
-            store.add_fact(fact(f"f{i}", time=f"2026-11-02T09:{i % 60:02d}:00Z"))
+            add(store, fact(f"f{i}", time=f"2026-11-02T09:{i % 60:02d}:00Z"))
     stored = list(store.facts())
     assert [s["fact"]["id"] for s in stored] == [f"f{i}" for i in range(1, 1203)]
     seqs = [s["seq"] for s in stored]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
-    assert stored[0]["received_at"].endswith("Z") and stored[0]["outcome"] is None
+    assert stored[0]["received_at"].endswith("Z") and stored[0]["outcome"] == []
     tail = list(store.facts(after_seq=seqs[1000]))
     assert [s["seq"] for s in tail] == seqs[1001:]
     assert [s["seq"] for s in store.facts(after_seq=seqs[10], limit=600)] == seqs[11:611]
-    assert store.fact_count() == 1202
+    assert fact_count(store) == 1202
 
 
 def test_list_facts_filters_by_event_time_and_fields(store):
-    store.add_fact(fact("a", time="2026-11-02T08:59:59Z"))
-    store.add_fact(fact("b", time="2026-11-02T10:00:00+01:00"))     # 09:00Z
-    store.add_fact(fact("c", time="2026-11-02T09:30:00.250Z", service="vpn", subject="INC-2"))
-    store.add_fact(fact("d", time="2026-11-02T10:00:00Z", type="incident.resolved"))
+    add(store, fact("a", time="2026-11-02T08:59:59Z"),
+        fact("b", time="2026-11-02T10:00:00+01:00"),                   # 09:00Z
+        fact("c", time="2026-11-02T09:30:00.250Z", service="vpn", subject="INC-2"),
+        fact("d", time="2026-11-02T10:00:00Z", type="incident.resolved"))
     ids = lambda page: [item["fact"]["id"] for item in page[0]]          # noqa: E731
     assert ids(store.list_facts(since="2026-11-02T09:00:00Z", until="2026-11-02T10:00:00Z")) \
         == ["b", "c"]
@@ -185,13 +202,13 @@ def test_a_failed_transaction_stores_nothing(store):
     store.add_decisions([decision("dec_0")])
     with pytest.raises(RuntimeError):
         with store.transaction():
-            store.add_fact(fact("f1"))
             store.add_decisions([decision("dec_1"), decision("dec_2")])
-            store.set_fact_outcome("zabbix/prod", "f1", ["dec_1", "dec_2"])
+            add(store, fact("f1"), outcome=["dec_1", "dec_2"])
             raise RuntimeError("evaluation failed")
-    assert store.fact_count() == 0 and store.decision("dec_1") is None
+    assert fact_count(store) == 0 and store.decision("dec_1") is None
     with store.transaction():
-        assert not store.add_fact(fact("f1")).duplicate      # the rolled-back one is gone
+        assert store.find_facts([("zabbix/prod", "f1")]) == {}    # the rolled-back one is gone
+        add(store, fact("f1"))
         with pytest.raises(RuntimeError):
             with store.transaction():        # nested: a savepoint
                 store.add_decisions([decision("dec_1")])
@@ -356,8 +373,7 @@ def test_decision_pages_return_every_item_exactly_once(store):
 
 
 def test_fact_pages_return_every_item_exactly_once(store):
-    for i in range(23):
-        store.add_fact(fact(f"f{i}", service="email" if i % 2 else "vpn"))
+    add(store, *[fact(f"f{i}", service="email" if i % 2 else "vpn") for i in range(23)])
     items, pages = all_pages(store.list_facts, 5)
     assert [s["fact"]["id"] for s in items] == [f"f{i}" for i in range(23)] and pages == 5
     items, _ = all_pages(store.list_facts, 3, service="vpn")
@@ -376,9 +392,12 @@ def test_notifications_are_stored_once_and_listed(store):
     assert items == batch[:2]
     items, _ = all_pages(store.list_notifications, 1, recipient="slm-mail@example.org")
     assert [n["id"] for n in items] == ["n1", "n3", "n4"]
-    assert store.set_notification_status("n3", "sent") is True
-    assert [n["status"] for n in store.list_notifications(decision="dec_2")[0]] == ["sent",
-                                                                                    "pending"]
+    sent = {**notification("n5", "dec_2"), "status": "sent"}
+    unset = {k: v for k, v in notification("n6", "dec_2").items() if k != "status"}
+    assert store.add_notifications([sent, unset]) == ["n5", "n6"]
+    assert [(n["id"], n["status"]) for n in store.list_notifications(decision="dec_2")[0]] == [
+        ("n3", "pending"), ("n4", "pending"), ("n5", "sent"), ("n6", "pending")]
+    assert [n["id"] for n in store.list_notifications(status="sent")[0]] == ["n5"]
     with pytest.raises(Exception):      # its decision must be stored (foreign key)
         store.add_notifications([notification("n9", "dec_unknown")])
     assert store.add_notifications([notification("n9", "dec_2")]) == ["n9"]
@@ -387,15 +406,16 @@ def test_notifications_are_stored_once_and_listed(store):
 # ---- rule sets -----------------------------------------------------------------------
 
 def test_rulesets_latest_is_the_last_loaded(store):
-    assert store.latest_ruleset() is None
+    def latest():
+        row = raw(store, "SELECT hash, files FROM rulesets ORDER BY generation DESC LIMIT 1").fetchone()
+        return row and (row[0], json.loads(row[1]))
+
+    assert latest() is None
     store.save_ruleset("sha256:aaa", {"rules/email.yaml": "kind: Service\n"})
     store.save_ruleset("sha256:bbb", {"rules/email.yaml": "kind: Service  # ü\n"})
-    assert store.latest_ruleset()["hash"] == "sha256:bbb"
-    assert store.latest_ruleset()["files"] == {"rules/email.yaml": "kind: Service  # ü\n"}
+    assert latest() == ("sha256:bbb", {"rules/email.yaml": "kind: Service  # ü\n"})
     store.save_ruleset("sha256:aaa", {"rules/email.yaml": "kind: Service\n"})
-    assert store.latest_ruleset()["hash"] == "sha256:aaa"
-    assert store.ruleset("sha256:bbb")["files"] == {"rules/email.yaml": "kind: Service  # ü\n"}
-    assert store.ruleset("sha256:zzz") is None
+    assert latest() == ("sha256:aaa", {"rules/email.yaml": "kind: Service\n"})
     assert raw(store, "SELECT COUNT(*) FROM rulesets").fetchone()[0] == 2
 
 

@@ -1,0 +1,76 @@
+"""The fact log: every fact accepted, once per ``(source, id)``, in arrival order, with the
+decision ids it caused (its outcome, returned again when the fact is re-posted).
+
+Append-only. Restarts replay it in seq order (with the ticks) to rebuild the engine.
+"""
+from __future__ import annotations
+
+import json
+from typing import Iterator
+
+from engine.store.base import CHUNK, StoreBase, between, chunks, equal, where
+from engine.store.encoding import canonical_json, instant_text, loads, now_text, required_text
+
+
+class FactLog(StoreBase):
+    """Facts: written by the service's single writer, read by replay and the API."""
+
+    def find_facts(self, keys) -> dict[tuple[str, str], list | None]:
+        """The stored outcome of each ``(source, id)`` in ``keys`` that is already stored."""
+        F, by_source, found = self.m.Fact, {}, {}
+        for source, fid in keys:
+            by_source.setdefault(source, set()).add(fid)
+        for source, ids in by_source.items():
+            for chunk in chunks(sorted(ids)):
+                rows = self._select(F, "id, outcome", f"source = {self.db.param} AND id IN ({self._params(chunk)})",
+                                    [source, *chunk])
+                found.update(((source, fid), loads(outcome)) for fid, outcome in rows)
+        return found
+
+    def add_facts(self, records: list[tuple[dict, list[str]]]) -> int:
+        """Append new facts, each with the decision ids it caused, in the order given; the
+        seq of the last. For the single writer: a fact already stored is an IntegrityError."""
+        now = now_text()
+        rows = [dict(source=required_text(fact, "source", "a fact"), id=required_text(fact, "id", "a fact"),
+                     type=required_text(fact, "type", "a fact"), subject=fact.get("subject"),
+                     service=fact.get("service"), time=instant_text(fact.get("time"), "fact time"),
+                     body=canonical_json(fact), received_at=now, outcome=canonical_json(list(outcome)))
+                for fact, outcome in records]
+        with self.transaction():
+            self._insert(self.m.Fact, rows)
+            return self.last_fact_seq()
+
+    def facts(self, after_seq: int = 0, limit: int | None = None) -> Iterator[dict]:
+        """Stored facts in seq order (arrival order), read in chunks: for rebuilding state."""
+        F, left = self.m.Fact, limit
+        while left is None or left > 0:
+            size = CHUNK if left is None else min(left, CHUNK)
+            rows = list(F.select().where(F.seq > after_seq).order_by(F.seq).limit(size))
+            for row in rows:
+                yield _stored_fact(row)
+            if len(rows) < size:
+                return
+            after_seq = rows[-1].seq
+            left = None if left is None else left - len(rows)
+
+    def last_fact_seq(self) -> int:
+        return self._select(self.m.Fact, "MAX(seq)")[0][0] or 0
+
+    def fact_by_id(self, id: str) -> dict | None:
+        """The first fact stored with this id (decisions refer to facts by id alone)."""
+        F = self.m.Fact
+        row = F.select(F.body).where(F.id == id).order_by(F.seq).first()
+        return None if row is None else json.loads(row.body)
+
+    def list_facts(self, service=None, subject=None, type=None, since=None, until=None,
+                   cursor=None, limit=None) -> tuple[list[dict], str | None]:
+        """A page of stored facts, oldest first; since/until bound event time [since, until)."""
+        F = self.m.Fact
+        query = where(F.select(), equal(F, service=service, subject=subject, type=type)
+                      + between(F.time, since, until))
+        return self._page(query, F.seq, cursor, limit, _stored_fact)
+
+
+def _stored_fact(row) -> dict:
+    return {"seq": row.seq, "received_at": row.received_at, "outcome": loads(row.outcome),
+            "fact": json.loads(row.body)}

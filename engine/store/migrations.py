@@ -1,0 +1,128 @@
+"""Schema versions: which version of the tables a database holds, and the steps that bring
+a database made by an earlier release up to the tables models.py describes.
+
+The version is the one row of the ``schema_version`` table. A database without that table
+but with a ``facts`` table was made before versions were recorded: version 1. An empty
+database gets the newest tables directly. :func:`upgrade` runs when a store is opened,
+inside the opener's transaction and, on PostgreSQL, under an advisory lock: a step that
+fails leaves the database at the version it had, and of two processes starting together
+the second finds the work done. A database newer than this code is refused.
+
+Versions:
+
+1. The schema of release 38f9306: facts, decisions, chain_head, notifications, rulesets,
+   tokens, ticks, snapshots.
+2. A ``partition`` key (TEXT NOT NULL DEFAULT 'default', so existing rows are in the
+   default partition) on facts, decisions, notifications, ticks and snapshots, with
+   ``(partition, seq)`` indexes on facts and decisions; ``snapshots.code`` (a hash of the
+   engine's source files) renamed ``state_format`` (the snapshot's state-format version).
+
+A new version is a step function here (playhouse.migrate operations on table and column
+names, never the models, which describe only the newest schema), its entry in
+:data:`STEPS`, models.py changed to match, and a fixture database of the version before it
+(fixtures/databases) for tests/test_migrations.py.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import peewee as pw
+from playhouse.migrate import SchemaMigrator
+
+from engine.store.encoding import now_text
+
+log = logging.getLogger("slm.store")
+
+SCHEMA_LOCK = 0x736C6D01     # pg advisory lock key held while reading and changing the schema
+
+_DEFAULT_PARTITION = pw.SQL("DEFAULT 'default'")
+
+
+def _v2(migrator: SchemaMigrator) -> None:
+    partitioned = ("facts", "decisions", "notifications", "ticks", "snapshots")
+    migrator.migrate(
+        # NOT NULL with a constant default: existing rows read 'default' without a rewrite
+        *[migrator.add_column(table, "partition", pw.TextField(constraints=[_DEFAULT_PARTITION]),
+                              allow_not_null=True) for table in partitioned],
+        # named as peewee names the models' indexes, so upgraded and new databases agree
+        migrator.add_index("facts", ("partition", "seq"), name="fact_partition_seq"),
+        migrator.add_index("decisions", ("partition", "seq"), name="decision_partition_seq"),
+        migrator.rename_column("snapshots", "code", "state_format"))
+
+
+# version -> (what changes, the step that brings version - 1 to it)
+STEPS: dict[int, tuple[str, Callable[[SchemaMigrator], None]]] = {
+    2: ("partition key on facts, decisions, notifications, ticks and snapshots; "
+        "snapshots.code renamed state_format", _v2),
+}
+SCHEMA_VERSION = max(STEPS, default=1)
+
+
+class SchemaVersionError(RuntimeError):
+    """The database's schema version is one this code cannot use."""
+
+
+def upgrade(db: pw.Database, models) -> int:
+    """Bring ``db`` to :data:`SCHEMA_VERSION` (creating the tables of an empty database);
+    the version it was at, 0 if empty. Call it inside a transaction."""
+    if not db.in_transaction():
+        raise RuntimeError("schema upgrades run inside a transaction")
+    if isinstance(db, pw.PostgresqlDatabase):
+        db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+    found = schema_version(db)
+    if found == 0:
+        db.create_tables(models.all)
+        _record(db, SCHEMA_VERSION)
+        log.info("created the store's tables at schema version %d", SCHEMA_VERSION)
+        return found
+    if found > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"the database is at schema version {found}, newer than this code's version "
+            f"{SCHEMA_VERSION}: run the release that wrote it (or a later one)")
+    migrator = SchemaMigrator.from_database(db)
+    if found == SCHEMA_VERSION and not _recorded(db):
+        _record(db, found)
+        log.info("recorded schema version %d", found)
+    for version in range(found + 1, SCHEMA_VERSION + 1):
+        what, step = STEPS[version]
+        step(migrator)
+        _record(db, version)
+        log.info("upgraded the schema from version %d to %d: %s", version - 1, version, what)
+    return found
+
+
+def schema_version(db: pw.Database) -> int:
+    """The schema version of ``db``: 0 if it has no tables of the store yet."""
+    if not _recorded(db):
+        return 1 if "facts" in db.get_tables() else 0
+    rows = db.execute_sql("SELECT version FROM schema_version").fetchall()
+    if len(rows) != 1:
+        raise SchemaVersionError(f"schema_version holds {len(rows)} rows instead of one")
+    return rows[0][0]
+
+
+def _version_table(db: pw.Database):
+    class SchemaVersion(pw.Model):
+        id = pw.IntegerField(primary_key=True, constraints=[pw.Check("id = 1")])   # one row
+        version = pw.IntegerField()
+        upgraded_at = pw.TextField()
+
+        class Meta:
+            database = db
+            table_name = "schema_version"
+
+    return SchemaVersion
+
+
+def _recorded(db: pw.Database) -> bool:
+    return "schema_version" in db.get_tables()
+
+
+def _record(db: pw.Database, version: int) -> None:
+    V = _version_table(db)
+    V.create_table(safe=True)
+    now = now_text()
+    (V.insert(id=1, version=version, upgraded_at=now)
+     .on_conflict(conflict_target=[V.id], update={V.version: version, V.upgraded_at: now})
+     .execute())

@@ -1,0 +1,163 @@
+"""The tables, as peewee models, and the database a URL names.
+
+The models describe the newest schema (``migrations.SCHEMA_VERSION``); migrations.py brings
+databases made by earlier releases up to it. They are defined per database, not at import,
+so several stores (each its own database object) can be open at once.
+
+Partitions: facts, decisions, notifications, ticks and snapshots carry a ``partition`` key so
+that the service can later run one engine per partition (partitions by service), each with
+its own fact log, decision chain and snapshots. Until then every row is in
+:data:`DEFAULT_PARTITION`, the column's default, which all writes use. Facts and decisions
+are indexed by ``(partition, seq)``, the order one partition's engine replays and pages them.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+from urllib.parse import urlparse
+
+import peewee as pw
+from playhouse.db_url import parse as parse_db_url
+
+DEFAULT_PARTITION = "default"
+
+
+def partition_field() -> pw.TextField:
+    """The partition a row belongs to: TEXT NOT NULL DEFAULT 'default'."""
+    return pw.TextField(default=DEFAULT_PARTITION, constraints=[pw.SQL(f"DEFAULT '{DEFAULT_PARTITION}'")])
+
+
+def define_models(db: pw.Database) -> SimpleNamespace:
+    """Model classes bound to one database, so several stores can be open at once."""
+
+    class Base(pw.Model):
+        class Meta:
+            database = db
+
+    class Fact(Base):
+        seq = pw.BigAutoField()
+        source = pw.TextField()
+        id = pw.TextField(index=True)
+        type = pw.TextField(index=True)
+        subject = pw.TextField(null=True, index=True)
+        service = pw.TextField(null=True, index=True)
+        time = pw.TextField(index=True)          # event time, fixed-width UTC
+        body = pw.TextField()                    # canonical JSON of the fact
+        received_at = pw.TextField()
+        outcome = pw.TextField(null=True)        # canonical JSON list of decision ids
+        partition = partition_field()
+
+        class Meta:
+            table_name = "facts"
+            indexes = ((("source", "id"), True), (("partition", "seq"), False))
+
+    class Decision(Base):
+        seq = pw.BigIntegerField(primary_key=True)   # 1, 2, 3 … in chain order
+        id = pw.TextField(unique=True)
+        kind = pw.TextField(index=True)
+        target = pw.TextField(null=True, index=True)
+        subject = pw.TextField(null=True, index=True)
+        service = pw.TextField(null=True, index=True)
+        agreement = pw.TextField(null=True)
+        at = pw.TextField(index=True)            # fixed-width UTC
+        ruleset = pw.TextField(null=True, index=True)
+        body = pw.TextField()                    # canonical JSON of the decision
+        prev_hash = pw.TextField()
+        hash = pw.TextField()
+        partition = partition_field()
+
+        class Meta:
+            table_name = "decisions"
+            indexes = ((("partition", "seq"), False),)
+
+    class ChainHead(Base):
+        """The last record of a decision chain, by name (ledger.py)."""
+        name = pw.TextField(primary_key=True)
+        seq = pw.BigIntegerField()
+        last_id = pw.TextField(null=True)
+        hash = pw.TextField()
+
+        class Meta:
+            table_name = "chain_head"
+
+    class Notification(Base):
+        seq = pw.BigAutoField()
+        id = pw.TextField(unique=True)
+        decision = pw.ForeignKeyField(Decision, field=Decision.id, column_name="decision",
+                                      index=True)
+        recipient = pw.TextField(index=True)
+        status = pw.TextField(index=True)
+        body = pw.TextField()                    # canonical JSON of the notification
+        created_at = pw.TextField()
+        partition = partition_field()
+
+        class Meta:
+            table_name = "notifications"
+
+    class RuleSet(Base):
+        seq = pw.BigAutoField()
+        hash = pw.TextField(unique=True)
+        files = pw.TextField()                   # canonical JSON {path: content}
+        loaded_at = pw.TextField()
+        generation = pw.BigIntegerField(index=True)   # grows each time a set is loaded
+
+        class Meta:
+            table_name = "rulesets"
+
+    class Token(Base):
+        seq = pw.BigAutoField()
+        token_hash = pw.TextField(unique=True)   # sha256 hex of the token; never the token
+        role = pw.TextField()
+        name = pw.TextField(null=True)
+        created_at = pw.TextField()
+        revoked = pw.BooleanField(default=False)
+
+        class Meta:
+            table_name = "tokens"
+
+    class Tick(Base):
+        """The engine's clock was advanced to ``until`` after fact ``after_fact``: replaying
+        facts and ticks in this order re-derives the same decisions."""
+        seq = pw.BigAutoField()
+        after_fact = pw.BigIntegerField()
+        until = pw.TextField()
+        partition = partition_field()
+
+        class Meta:
+            table_name = "ticks"
+
+    class Snapshot(Base):
+        """The engine's state after fact ``fact_seq`` and tick ``tick_seq`` (engine/eval/state.py)."""
+        seq = pw.BigAutoField()
+        ruleset = pw.TextField()
+        state_format = pw.TextField()            # the version of the snapshot's state format
+        fact_seq = pw.BigIntegerField()
+        tick_seq = pw.BigIntegerField()
+        body = pw.BlobField()
+        created_at = pw.TextField()
+        partition = partition_field()
+
+        class Meta:
+            table_name = "snapshots"
+
+    return SimpleNamespace(Fact=Fact, Decision=Decision, ChainHead=ChainHead,
+                           Notification=Notification, RuleSet=RuleSet, Token=Token, Tick=Tick,
+                           Snapshot=Snapshot,
+                           all=[Fact, Decision, ChainHead, Notification, RuleSet, Token, Tick, Snapshot])
+
+
+def database(url: str) -> pw.Database:
+    """The peewee database a ``sqlite:///…`` or ``postgresql://…`` URL names (not connected)."""
+    scheme = urlparse(url).scheme
+    params = parse_db_url(url, unquote_password=True, unquote_user=True)
+    name = params.pop("database")
+    if scheme == "sqlite":
+        memory = name in ("", ":memory:")
+        pragmas = {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 30000}
+        # One in-memory database exists per connection: share a single connection.
+        extra = {"thread_safe": False, "check_same_thread": False} if memory else {}
+        return pw.SqliteDatabase(":memory:" if memory else name, pragmas=pragmas,
+                                 timeout=30, lock_type="IMMEDIATE", **extra, **params)
+    if scheme in ("postgresql", "postgres"):
+        return pw.PostgresqlDatabase(name, **params)
+    raise ValueError(f"unsupported database URL {url.split('://')[0]}://… "
+                     "(use sqlite:///path.db, sqlite:///:memory: or postgresql://…)")

@@ -1,0 +1,67 @@
+"""What a restart reads besides the facts to rebuild the engine as it was
+(engine/service/recovery.py): the rule sets loaded (by hash, in load order), the clock
+ticks between facts, and snapshots of the engine's state so that only what came after the
+newest one is replayed.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+import peewee as pw
+
+from engine.store.base import StoreBase
+from engine.store.encoding import canonical_json, instant_text, now_text
+from schemas.values import parse_instant
+
+
+class ReplayRecords(StoreBase):
+    """Rule sets, ticks and snapshots."""
+
+    # ---- rule sets ---------------------------------------------------------------------
+
+    def save_ruleset(self, hash: str, files: dict[str, str]) -> None:
+        """Record a loaded rule set; loading a known one again makes it the latest."""
+        R = self.m.RuleSet
+        with self.transaction():
+            generation = (R.select(pw.fn.MAX(R.generation)).scalar() or 0) + 1
+            if R.update(generation=generation, loaded_at=now_text()).where(R.hash == hash).execute():
+                return
+            R.insert(hash=hash, files=canonical_json(files), loaded_at=now_text(),
+                     generation=generation).execute()
+
+    # ---- ticks -------------------------------------------------------------------------
+
+    def add_tick(self, after_fact: int, until) -> int:
+        """Record a tick; its seq."""
+        with self.transaction():
+            return self.m.Tick.insert(after_fact=after_fact, until=instant_text(until, "tick")).execute()
+
+    def ticks(self, after_seq: int = 0) -> list[tuple[int, int, datetime]]:
+        """``(seq, after_fact, until)`` in the order they happened, after tick ``after_seq``."""
+        T = self.m.Tick
+        return [(r.seq, r.after_fact, parse_instant(r.until))
+                for r in T.select(T.seq, T.after_fact, T.until).where(T.seq > after_seq).order_by(T.seq)]
+
+    # ---- engine snapshots --------------------------------------------------------------
+
+    def save_snapshot(self, ruleset: str, state_format: str, fact_seq: int, tick_seq: int,
+                      body: bytes, keep: int = 2) -> None:
+        """Store a snapshot of the engine's state in ``state_format`` (the version of the
+        engine's snapshot format); only the newest ``keep`` are kept."""
+        S = self.m.Snapshot
+        with self.transaction():
+            S.insert(ruleset=ruleset, state_format=state_format, fact_seq=fact_seq, tick_seq=tick_seq,
+                     body=body, created_at=now_text()).execute()
+            stale = [r.seq for r in S.select(S.seq).order_by(S.seq.desc()).offset(keep)]
+            if stale:
+                S.delete().where(S.seq.in_(stale)).execute()
+
+    def latest_snapshot(self, ruleset: str, state_format: str) -> dict | None:
+        """The newest snapshot taken under this rule set in this state format, if any."""
+        S = self.m.Snapshot
+        row = (S.select().where((S.ruleset == ruleset) & (S.state_format == state_format))
+               .order_by(S.seq.desc()).first())
+        if row is None:
+            return None
+        return {"fact_seq": row.fact_seq, "tick_seq": row.tick_seq, "body": bytes(row.body),
+                "created_at": row.created_at}

@@ -1,0 +1,273 @@
+"""Schema versions: databases left by earlier releases are upgraded when a store opens them.
+
+The fixtures in fixtures/databases were written by the store of release 38f9306 (schema
+version 1, before versions were recorded); each test upgrades a fresh copy, on SQLite and
+on PostgreSQL (the script loaded into a scratch schema, as conftest.py makes them).
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+
+import psycopg2
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from conftest import ROOT, postgres_schema_url, utc
+from engine.store import migrations
+from engine.store.store import SCHEMA_VERSION, SchemaVersionError, Store
+
+FIXTURES = ROOT / "fixtures" / "databases"
+RULESET = "sha256:fixture-v1"
+STATE_FORMAT = "code:0123456789abcdef"        # the snapshot's ``code`` in version 1
+ADMIN, REVOKED = "slm_fixture-admin-token", "slm_fixture-revoked-token"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def v1_url(request, tmp_path):
+    """A fresh copy of the version-1 fixture database."""
+    if request.param == "sqlite":
+        path = tmp_path / "v1.db"
+        shutil.copyfile(FIXTURES / "v1.sqlite", path)
+        yield f"sqlite:///{path}"
+        return
+    with postgres_schema_url() as url:
+        conn = psycopg2.connect(url)
+        with conn, conn.cursor() as cur:
+            cur.execute((FIXTURES / "v1.postgresql.sql").read_text())
+        conn.close()
+        yield url
+
+
+@pytest.fixture
+def store_log(caplog):
+    caplog.set_level(logging.INFO, logger="slm.store")
+    return lambda: [r.getMessage() for r in caplog.records if r.name == "slm.store"]
+
+
+def raw_version(url: str) -> int:
+    """The schema version as the database records it, read without upgrading anything."""
+    from engine.store.models import database
+    db = database(url)
+    db.connect()
+    try:
+        return migrations.schema_version(db)
+    finally:
+        db.close()
+
+
+def schema(store: Store) -> dict:
+    """Tables, their columns, indexes and foreign keys, as the database describes them."""
+    db = store.db
+    return {table: (sorted((c.name, c.data_type.lower(), c.null, c.primary_key, c.default)
+                           for c in db.get_columns(table)),
+                    sorted((i.name, tuple(i.columns), i.unique) for i in db.get_indexes(table)),
+                    sorted((k.column, k.dest_table, k.dest_column) for k in db.get_foreign_keys(table)))
+            for table in db.get_tables()}
+
+
+def test_the_fixture_is_version_1(v1_url):
+    assert raw_version(v1_url) == 1
+
+
+def test_a_version_1_database_opens_at_the_newest_version_with_everything_readable(v1_url, store_log):
+    with Store.open(v1_url) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        stored = list(store.facts())
+        assert [(s["seq"], s["fact"]["id"], s["outcome"]) for s in stored] == [
+            (1, "f1", []), (2, "f2", []), (3, "f3", ["dec_3"])]
+        assert stored[0]["fact"]["data"] == {"priority": "P1", "note": "überlastet"}
+        assert store.last_fact_seq() == 3
+        assert store.find_facts([("itsm/prod", "f3"), ("itsm/prod", "f9")]) == {("itsm/prod", "f3"): ["dec_3"]}
+        assert store.fact_by_id("f2")["subject"] == "INC-2"
+        assert [s["fact"]["id"] for s in store.list_facts(subject="INC-2")[0]] == ["f2", "f3"]
+
+        decisions, cursor = store.list_decisions()
+        assert [d["id"] for d in decisions] == ["dec_1", "dec_2", "dec_3"] and cursor is None
+        assert [d["id"] for d in store.list_decisions(kind="breach")[0]] == ["dec_2"]
+        assert store.decision("dec_3")["kind"] == "met" and store.decision_count() == 3
+        assert store.verify_chain() == {"ok": True, "checked": 3, "first_broken": None}
+
+        notifications, _ = store.list_notifications()
+        assert [(n["id"], n["decision"], n["status"]) for n in notifications] == [("ntf_1", "dec_2", "pending")]
+        assert store.token_role(ADMIN) == "admin" and store.token_role(REVOKED) is None
+        assert store.ticks() == [(1, 2, utc("2026-11-02T09:15:00Z"))]
+        snap = store.latest_snapshot(RULESET, STATE_FORMAT)
+        assert (snap["fact_seq"], snap["tick_seq"], snap["body"]) == (3, 1, b"\x80\x04fixture snapshot\x00")
+    assert raw_version(v1_url) == SCHEMA_VERSION
+    assert store_log(), "each step applied is logged"
+
+
+def test_new_writes_continue_the_old_logs(v1_url):
+    with Store.open(v1_url) as store:
+        fact = {"id": "f4", "source": "itsm/prod", "type": "incident.resolved",
+                "time": "2026-11-02T10:00:00Z", "subject": "INC-1", "service": "email"}
+        assert store.add_facts([(fact, ["dec_4"])]) == 4
+        decision = {**store.decision("dec_2"), "id": "dec_4", "kind": "met", "at": "2026-11-02T10:00:00Z"}
+        assert store.add_decisions([store.decision("dec_1"), decision]) == ["dec_4"]
+        assert store.add_notifications([{"id": "ntf_2", "decision": "dec_4", "recipient": "owner@example.org"}]) \
+            == ["ntf_2"]
+        token = store.add_token("auditor")
+        assert store.add_tick(4, "2026-11-02T10:05:00Z") == 2
+        store.save_ruleset(RULESET, {"rules/email.yaml": "kind: Service\nid: email\n"})
+        store.save_snapshot(RULESET, STATE_FORMAT, 4, 2, b"new")
+    with Store.open(v1_url) as store:
+        assert [s["seq"] for s in store.facts()] == [1, 2, 3, 4]
+        assert store.verify_chain() == {"ok": True, "checked": 4, "first_broken": None}
+        assert [n["id"] for n in store.list_notifications()[0]] == ["ntf_1", "ntf_2"]
+        assert store.token_role(token) == "auditor" and store.token_role(ADMIN) == "admin"
+        assert [t[0] for t in store.ticks()] == [1, 2]
+        assert store.latest_snapshot(RULESET, STATE_FORMAT)["body"] == b"new"
+        rulesets = store.db.execute_sql("SELECT hash, generation FROM rulesets").fetchall()
+        assert rulesets == [(RULESET, 2)]
+
+
+def test_opening_an_upgraded_database_again_changes_nothing(v1_url, store_log):
+    with Store.open(v1_url) as store:
+        before = schema(store), store.db.execute_sql("SELECT * FROM schema_version").fetchall()
+    applied = store_log()
+    with Store.open(v1_url) as store:
+        assert (schema(store), store.db.execute_sql("SELECT * FROM schema_version").fetchall()) == before
+    assert store_log() == applied
+
+
+def test_an_empty_database_is_created_at_the_newest_version(url, store_log):
+    with Store.open(url) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        assert store.verify_chain() == {"ok": True, "checked": 0, "first_broken": None}
+    assert store_log() == [f"created the store's tables at schema version {SCHEMA_VERSION}"]
+    with Store.open(url) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+    assert len(store_log()) == 1
+
+
+def test_a_database_newer_than_the_code_is_refused_naming_both_versions(url):
+    with Store.open(url) as store:
+        store.db.execute_sql("UPDATE schema_version SET version = version + 1")
+    with pytest.raises(SchemaVersionError) as err:
+        Store.open(url)
+    message = str(err.value)
+    assert f"schema version {SCHEMA_VERSION + 1}" in message and f"version {SCHEMA_VERSION}" in message
+    assert raw_version(url) == SCHEMA_VERSION + 1             # left as it was
+    refused = CliRunner().invoke(main, ["audit", "verify", "--db", url])
+    assert refused.exit_code == 1 and f"schema version {SCHEMA_VERSION + 1}" in refused.output
+
+
+def test_a_failed_upgrade_leaves_the_database_at_its_old_version(v1_url, monkeypatch):
+    def fail(db, version):
+        raise RuntimeError("the disk filled up")
+
+    monkeypatch.setattr(migrations, "_record", fail)
+    with pytest.raises(RuntimeError, match="disk filled up"):
+        Store.open(v1_url)
+    assert raw_version(v1_url) == 1
+    monkeypatch.undo()
+    with Store.open(v1_url) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        assert store.verify_chain() == {"ok": True, "checked": 3, "first_broken": None}
+
+
+def test_processes_opening_an_old_database_together_upgrade_it_once(v1_url, store_log):
+    versions, errors = [], []
+    start = threading.Barrier(4)
+
+    def open_store():
+        try:
+            start.wait()
+            with Store.open(v1_url) as store:
+                versions.append(store.schema_version())
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and versions == [SCHEMA_VERSION] * 4
+    messages = store_log()
+    assert messages and len(messages) == len(set(messages))      # each step once
+    with Store.open(v1_url) as store:
+        assert store.verify_chain() == {"ok": True, "checked": 3, "first_broken": None}
+
+
+# ---- version 2: partition key, snapshots.state_format --------------------------------
+
+PARTITIONED = ("facts", "decisions", "notifications", "ticks", "snapshots")
+
+
+@pytest.fixture
+def fresh_url(v1_url, tmp_path):
+    """An empty database on the same kind of server as ``v1_url``."""
+    if v1_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    with postgres_schema_url() as url:
+        yield url
+
+
+def columns(store: Store, table: str) -> list[str]:
+    return [c.name for c in store.db.get_columns(table)]
+
+
+def test_version_2_puts_every_row_in_the_default_partition(v1_url, store_log):
+    with Store.open(v1_url) as store:
+        assert store.schema_version() == 2
+        for table in PARTITIONED:
+            partitions = store.db.execute_sql(f'SELECT DISTINCT "partition" FROM {table}').fetchall()
+            assert partitions == [("default",)], table
+        store.add_facts([({"id": "f4", "source": "itsm/prod", "type": "incident.resolved",
+                           "time": "2026-11-02T10:00:00Z"}, [])])
+        store.add_tick(4, "2026-11-02T10:05:00Z")
+        new = store.db.execute_sql('SELECT "partition" FROM facts WHERE id = \'f4\'').fetchall()
+        assert new == [("default",)]
+        assert "code" not in columns(store, "snapshots") and "state_format" in columns(store, "snapshots")
+        indexes = {i.name: i.columns for t in ("facts", "decisions") for i in store.db.get_indexes(t)}
+        assert indexes["fact_partition_seq"] == ["partition", "seq"]
+        assert indexes["decision_partition_seq"] == ["partition", "seq"]
+        head = store.db.execute_sql("SELECT name, seq FROM chain_head").fetchall()
+        assert head == [("decisions", 3)]
+    assert store_log() == ["upgraded the schema from version 1 to 2: partition key on facts, decisions, "
+                           "notifications, ticks and snapshots; snapshots.code renamed state_format"]
+
+
+def test_an_upgraded_database_has_the_schema_of_a_new_one(v1_url, fresh_url):
+    with Store.open(v1_url) as upgraded, Store.open(fresh_url) as fresh:
+        assert schema(upgraded) == schema(fresh)
+
+
+def test_snapshots_keep_their_positional_signature(v1_url):
+    with Store.open(v1_url) as store:
+        store.save_snapshot(RULESET, "state:2", 3, 1, b"v2")
+        assert store.latest_snapshot(RULESET, "state:2")["body"] == b"v2"
+        assert store.latest_snapshot(RULESET, STATE_FORMAT)["body"] == b"\x80\x04fixture snapshot\x00"
+        store.save_snapshot(ruleset=RULESET, state_format="state:2", fact_seq=3, tick_seq=1, body=b"v2b")
+        assert store.latest_snapshot(RULESET, state_format="state:2")["body"] == b"v2b"
+        assert store.latest_snapshot(RULESET, "state:3") is None
+
+
+def test_a_step_failing_half_way_leaves_version_1_as_it_was(v1_url, monkeypatch):
+    what, step = migrations.STEPS[2]
+
+    def half_then_fail(migrator):
+        step(migrator)               # every column added, the index made, the column renamed …
+        raise RuntimeError("the disk filled up")
+
+    monkeypatch.setitem(migrations.STEPS, 2, (what, half_then_fail))
+    with pytest.raises(RuntimeError, match="disk filled up"):
+        Store.open(v1_url)
+    assert raw_version(v1_url) == 1
+    from engine.store.models import database
+    db = database(v1_url)
+    with db:
+        assert "schema_version" not in db.get_tables()
+        for table in PARTITIONED:
+            assert "partition" not in [c.name for c in db.get_columns(table)], table
+        assert "code" in [c.name for c in db.get_columns("snapshots")]
+        assert "fact_partition_seq" not in [i.name for i in db.get_indexes("facts")]
+    monkeypatch.undo()
+    with Store.open(v1_url) as store:
+        assert store.schema_version() == 2
+        assert store.verify_chain() == {"ok": True, "checked": 3, "first_broken": None}
