@@ -130,6 +130,12 @@ class TargetSchema(Strict):
     goal = fields.Raw(required=True)
     warn_at = fields.List(Level(), load_default=list)
     underpinned_by = fields.List(Name(), load_default=list)
+    on_change = fields.String(load_default="keep", validate=validate.OneOf(["keep", "reprice", "cancel"]),
+                              metadata={"description": "what a rule change does to this target's running "
+                                                       "clocks: keep (finish under the version they started "
+                                                       "with), reprice (take the new definition from the "
+                                                       "change on), cancel (end them, if the change removes "
+                                                       "the target)"})
 
     @pre_load
     def _threshold_form(self, data, **kwargs):

@@ -287,7 +287,8 @@ def test_audit_verify_finds_the_first_edited_record(env):
 def test_rules_summary_check_and_atomic_reload(env):
     summary = get(env, "/v1/rules").json
     assert summary["version"] == env.service.ruleset.version
-    assert "rules/services/email.yaml" in summary["files"] and summary["summary"]["targets"] > 0
+    assert "services/email.yaml" in summary["files"] and summary["summary"]["targets"] > 0
+    assert not any(name.startswith(("/", "rules/")) for name in summary["files"])   # relative to the rules directory
     bad = env.client.post("/v1/rules/check", headers=auth(env, "owner"), json={"files": {
         "svc.yaml": "kind: Service\nid: s\nname: S\nroles: {service_owner: a@example.org}\n---\n"
                     "kind: Agreement\nid: a\ntype: SLA\nservice: nowhere\ntargets:\n"
@@ -297,9 +298,10 @@ def test_rules_summary_check_and_atomic_reload(env):
     assert bad.json["problems"] and all(p["file"] == "svc.yaml" and p["line"] >= 1 for p in bad.json["problems"])
     assert [(p["line"], p["column"], p["message"]) for p in bad.json["problems"]] == [
         (9, 10, "service: unknown service 'nowhere' (known: s)")]
-    shipped = {path: (ROOT / path).read_text() for path in summary["files"]}
+    shipped = {path: (ROOT / "rules" / path).read_text() for path in summary["files"]}
     good = env.client.post("/v1/rules/check", headers=auth(env, "owner"), json={"files": shipped})
     assert good.status_code == 200 and good.json["summary"] == summary["summary"]
+    assert good.json["version"] == summary["version"]        # the same files: the same version
     reload = env.client.post("/v1/rules/reload", headers=auth(env, "owner"))
     assert reload.status_code == 200 and reload.json["version"] == summary["version"]
 

@@ -214,7 +214,7 @@ def columns(store: Store, table: str) -> list[str]:
 
 def test_version_2_puts_every_row_in_the_default_partition(v1_url, store_log):
     with Store.open(v1_url) as store:
-        assert store.schema_version() == 2
+        assert store.schema_version() == SCHEMA_VERSION >= 2
         for table in PARTITIONED:
             partitions = store.db.execute_sql(f'SELECT DISTINCT "partition" FROM {table}').fetchall()
             assert partitions == [("default",)], table
@@ -229,8 +229,21 @@ def test_version_2_puts_every_row_in_the_default_partition(v1_url, store_log):
         assert indexes["decision_partition_seq"] == ["partition", "seq"]
         head = store.db.execute_sql("SELECT name, seq FROM chain_head").fetchall()
         assert head == [("decisions", 3)]
-    assert store_log() == ["upgraded the schema from version 1 to 2: partition key on facts, decisions, "
-                           "notifications, ticks and snapshots; snapshots.code renamed state_format"]
+    assert store_log()[0] == ("upgraded the schema from version 1 to 2: partition key on facts, decisions, "
+                              "notifications, ticks and snapshots; snapshots.code renamed state_format")
+
+
+def test_version_3_puts_the_newest_rule_set_in_force_from_the_first_fact(v1_url, store_log):
+    """Before versions were kept, a replay applied the newest rule set to all history: the
+    upgrade records exactly that, so a restart after it replays as before."""
+    with Store.open(v1_url) as store:
+        (cutover,) = store.cutovers()
+        assert cutover["ruleset"] == RULESET and cutover["after_fact"] == cutover["after_tick"] == 0
+        first = store.db.execute_sql("SELECT MIN(received_at) FROM facts").fetchone()[0]
+        assert cutover["at"] == utc(first)
+        assert store.ruleset_files(RULESET) is not None
+    assert store_log()[1] == ("upgraded the schema from version 2 to 3: cutovers: when and where in the "
+                              "fact log each rule set took effect")
 
 
 def test_an_upgraded_database_has_the_schema_of_a_new_one(v1_url, fresh_url):
@@ -269,5 +282,5 @@ def test_a_step_failing_half_way_leaves_version_1_as_it_was(v1_url, monkeypatch)
         assert "fact_partition_seq" not in [i.name for i in db.get_indexes("facts")]
     monkeypatch.undo()
     with Store.open(v1_url) as store:
-        assert store.schema_version() == 2
+        assert store.schema_version() == SCHEMA_VERSION
         assert store.verify_chain() == {"ok": True, "checked": 3, "first_broken": None}

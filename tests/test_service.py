@@ -251,11 +251,16 @@ def test_reload_swaps_rules_atomically_and_a_bad_set_changes_nothing(make_servic
 
     email.write_text(text.replace("goal: 15m", "goal: 20m"))
     assert service.reload().version != old
+    service.ingest([fact("f2", **{**P1, "subject": "INC-2", "time": "2026-11-02T09:06:00Z"})])
     wall.set("2026-11-02T09:30:00Z")
-    breach = [d for d in service.tick().decisions if d["target"] == "email-p1-response" and d["kind"] == "breach"]
-    assert [(d["at"], d["rule"]["ruleset"]) for d in breach] == [("2026-11-02T09:20:00Z", service.ruleset.version)]
+    service.tick()
+    breach = [d for d in all_decisions(service.store) if d["target"] == "email-p1-response" and d["kind"] == "breach"]
+    # the clock running at the change keeps the 15m it started with; the next one has 20m
+    assert [(d["subject"], d["at"], d["rule"]["ruleset"]) for d in breach] == [
+        ("INC-1", "2026-11-02T09:15:00Z", old), ("INC-2", "2026-11-02T09:26:00Z", service.ruleset.version)]
     latest = service.store.db.execute_sql("SELECT hash FROM rulesets ORDER BY generation DESC LIMIT 1")
     assert latest.fetchone()[0] == service.ruleset.version
+    assert [c["ruleset"] for c in service.store.cutovers()] == [old, service.ruleset.version]
 
 
 class _Cyclic:
@@ -265,9 +270,10 @@ class _Cyclic:
         self.me = self
 
 
-def test_a_frozen_heap_still_lets_a_replaced_engine_go(url, wall, tmp_path):
+def test_a_frozen_heap_still_lets_a_replaced_network_go(url, wall, tmp_path):
     """freeze_heap (what `slm serve` runs with) hides the engine from the collector; the
-    cyclic parts of an engine replaced by a reload must be thawed and collected, not leaked."""
+    cyclic parts of the matching network a reload replaces must be thawed and collected,
+    not leaked."""
     rules = tmp_path / "rules"
     shutil.copytree(RULES, rules)
     store = Store.open(url)
@@ -275,7 +281,7 @@ def test_a_frozen_heap_still_lets_a_replaced_engine_go(url, wall, tmp_path):
     try:
         service.start(background=False)
         part = _Cyclic()
-        service.engine.cyclic_part = part
+        service.engine._network.cyclic_part = part
         gone = weakref.ref(part)
         del part
         wall.set("2026-11-02T09:05:00Z")
@@ -287,7 +293,7 @@ def test_a_frozen_heap_still_lets_a_replaced_engine_go(url, wall, tmp_path):
         service.reload()
         assert gone() is None
         assert gc.get_freeze_count() > 0
-        assert service.clocks(subject="INC-1")           # the new engine runs the incident's clocks
+        assert service.clocks(subject="INC-1")           # the engine still runs the incident's clocks
     finally:
         service.stop()
         store.close()

@@ -34,6 +34,13 @@ class ClockRecord:
     last_fired: datetime | None = None
     scheduled: tuple | None = None                      # (deadline, counter) of its live heap entry
     carried: bool = False                               # window clocks: the next window started down
+    # The rule-set versions it ran under: (None, the version its start fact was applied
+    # under), then (cut-over instant, version) for each rule change that repriced it.
+    versions: list = field(default_factory=list)
+
+    @property
+    def version(self) -> str:
+        return self.versions[-1][1]
 
     def record_transition(self, transition: Transition) -> bool:
         """Keep a transition for rebuilding; whether it is late for this clock (before one

@@ -162,6 +162,38 @@ class Meter:
             if mark.repeat:
                 self._push(mark, repeat + 1, position)
 
+    def fire_passed(self, at: datetime, because: str) -> list[Reading]:
+        """Decide, at ``at``, every mark counted time has already passed but that was not
+        decided (after a rule change reprices the clock): never back-dated."""
+        fired = []
+        counted = self.counted_at(at)
+        queue = self._queue()
+        while queue and queue[0][0] <= counted and self.cycle > 0:
+            _, _, repeat, position, mark = heapq.heappop(queue)
+            self.fired.add((mark.kind, mark.level, mark.activity, repeat))
+            if mark.kind == "breach":
+                self.breached = True
+            reading = self._reading(mark.kind, at, mark.level, counted, activity=mark.activity, repeat=repeat,
+                                    source=mark.source)
+            reading.because.append(because)
+            fired.append(reading)
+            if mark.repeat:
+                self._push(mark, repeat + 1, position)
+        self._deadline = (None, None)
+        return fired
+
+    def reprice(self, calendar: ServiceCalendar, budget: timedelta, marks: tuple[Mark, ...], at: datetime) -> None:
+        """Take a new definition from ``at`` on: the time counted so far stays; from ``at``
+        time counts on the new calendar, against the new budget and marks. Marks already
+        decided stay decided (by kind, level and activity)."""
+        running = self.running_since is not None
+        if running:
+            self.counted_before = self.counted_at(at)
+            self.running_since = at
+        self.calendar, self.budget, self.marks = calendar, budget, marks
+        self.pending = None
+        self._deadline = (None, None)
+
     def _reading(self, kind, at, level, counted, **extra) -> Reading:
         paused = self.paused_total + (at - self.halted_at if self.halted_at and self.running_since is None
                                       else ZERO)
@@ -220,6 +252,14 @@ class DurationClock(Meter):
             self.state = "running"
         return out
 
+    def cancel(self, at: datetime) -> timedelta:
+        """End the clock, neither met nor breached (a rule change removed its target); the
+        time it had counted."""
+        counted = self.counted_at(at)
+        self.halt(at)
+        self.state = "stopped"
+        return counted
+
     def _stop(self, at: datetime, fact: str) -> list[Reading]:
         counted = self.counted_at(at)
         if fact not in self.because:
@@ -247,9 +287,8 @@ class WindowClock(Meter):
                  marks: Callable[[timedelta], tuple[Mark, ...]]):
         """``marks(budget)``: the marks for this window's budget (see :func:`marks_for`)."""
         self.window_start, self.window_end, self.label = window
-        self.service_time = service_time = calendar.counted(self.window_start, self.window_end)
-        micros = Fraction(service_time // timedelta(microseconds=1)) * (1 - goal)
-        budget = timedelta(microseconds=round(micros))
+        self.service_time = calendar.counted(self.window_start, self.window_end)
+        budget = _error_budget(self.service_time, goal)
         super().__init__(calendar, budget, marks(budget))
         self.down: dict[str, str] = {}        # subject -> the fact that took it down
         self.closed = False
@@ -289,6 +328,19 @@ class WindowClock(Meter):
             out += self.close()
         return out
 
+    def reprice_window(self, calendar: ServiceCalendar, goal: Fraction,
+                       marks: Callable[[timedelta], tuple[Mark, ...]], at: datetime) -> None:
+        """:meth:`reprice` with the budget of the new goal over this window on the new calendar."""
+        self.service_time = calendar.counted(self.window_start, self.window_end)
+        budget = _error_budget(self.service_time, goal)
+        self.reprice(calendar, budget, marks(budget), at)
+
+    def cancel(self, at: datetime) -> timedelta:
+        counted = self.counted_at(at)
+        self.halt(at)
+        self.closed = True
+        return counted
+
     def close(self) -> list[Reading]:
         counted = self.counted_at(self.window_end)
         self.halt(self.window_end)
@@ -300,6 +352,11 @@ class WindowClock(Meter):
     @property
     def running(self) -> bool:
         return not self.closed
+
+
+def _error_budget(service_time: timedelta, goal: Fraction) -> timedelta:
+    """(1 − goal) × service time, to the microsecond."""
+    return timedelta(microseconds=round(Fraction(service_time // timedelta(microseconds=1)) * (1 - goal)))
 
 
 def month_span(period: str, zone: str = "UTC") -> tuple[datetime, datetime]:

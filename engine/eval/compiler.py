@@ -19,10 +19,11 @@ field values and knows nothing of event time, so a Rule's counting form compiles
 """
 from __future__ import annotations
 
-from schemas.values import parse_instant
+from typing import Iterable
 
 from engine.lang.checks import JOIN_REFERENCE
-from engine.lang.model import RuleSet
+from engine.lang.model import RuleSet, Target
+from schemas.values import parse_instant
 
 RULESET = "slm"
 ENVELOPE = {"id": "fid", "source": "source", "type": "type", "time": "ts", "subject": "subject",
@@ -91,8 +92,13 @@ def pattern(spec: dict, extra: list[dict] = ()) -> dict:
     return _conjunction([{"type": spec["type"]}, *compile_where(spec.get("where", {})), *extra])
 
 
-def compile_ruleset(ruleset: RuleSet) -> dict:
-    """The durable_rules definition ``{RULESET: {rule name: {"all": [...], "run": name}}}``."""
+def compile_ruleset(ruleset: RuleSet, carried: Iterable[tuple[str, Target]] = ()) -> dict:
+    """The durable_rules definition ``{RULESET: {rule name: {"all": [...], "run": name}}}``.
+
+    ``carried``: ``(version, target)`` of earlier rule-set versions whose clocks still run
+    after a rule change (docs/RULES.md, "Rule changes"). Their window targets keep their own
+    signal rules, named ``down:<target>@<version>`` and so on; their duration targets keep
+    the fact types that move them (``life:`` rules are by type alone)."""
     rules: dict[str, dict] = {}
 
     def add(name: str, conditions: list[dict]) -> None:
@@ -102,7 +108,6 @@ def compile_ruleset(ruleset: RuleSet) -> dict:
     for target in ruleset.targets.values():
         if target.agreement.status == "retired":
             continue
-        service = [{"service": target.service}]
         if target.measure == "duration":
             valid_from, valid_to = target.valid_span()
             bounds = []
@@ -110,18 +115,18 @@ def compile_ruleset(ruleset: RuleSet) -> dict:
                 bounds.append({"$gte": {"ts": valid_from.timestamp()}})
             if valid_to:
                 bounds.append({"$lt": {"ts": valid_to.timestamp()}})
-            add(f"applies:{target.id}", [{"m": pattern(target.spec["applies_to"], service + bounds)}])
+            add(f"applies:{target.id}",
+                [{"m": pattern(target.spec["applies_to"], [{"service": target.service}] + bounds)}])
             lifecycle_types.update(clock_roles(target.spec))
-        elif target.measure == "availability":
-            add(f"down:{target.id}", [{"m": pattern(target.spec["down"], service)}])
-            add(f"up:{target.id}", [{"m": pattern(target.spec["up"], service)}])
         else:
-            spec = target.spec
-            sample = {"type": "metric.sample", "where": {"name": spec["name"], **spec["where"]}}
-            over, under = ("$gt", "$lte") if "above" in spec else ("$lt", "$gte")
-            bound = spec.get("above", spec.get("below"))
-            add(f"over:{target.id}", [{"m": pattern(sample, service + [{over: {"data.value": bound}}])}])
-            add(f"under:{target.id}", [{"m": pattern(sample, service + [{under: {"data.value": bound}}])}])
+            for name, conditions in _signal_rules(target, target.id):
+                add(name, conditions)
+    for version, target in carried:
+        if target.measure == "duration":
+            lifecycle_types.update(clock_roles(target.spec))
+        else:
+            for name, conditions in _signal_rules(target, f"{target.id}@{version}"):
+                add(name, conditions)
     for kind in sorted(lifecycle_types):
         add(f"life:{kind}", [{"m": {"type": kind}}])
     for rule in ruleset.rules.values():
@@ -132,6 +137,20 @@ def compile_ruleset(ruleset: RuleSet) -> dict:
             add(f"rule:{rule.id}", [{alias_name(p.get("as") or f"p{i}"): pattern(p)}
                                     for i, p in enumerate(patterns)])
     return {RULESET: rules}
+
+
+def _signal_rules(target: Target, ref: str) -> list[tuple[str, list[dict]]]:
+    """An availability target's down/up rules, a threshold target's over/under rules."""
+    service = [{"service": target.service}]
+    if target.measure == "availability":
+        return [(f"down:{ref}", [{"m": pattern(target.spec["down"], service)}]),
+                (f"up:{ref}", [{"m": pattern(target.spec["up"], service)}])]
+    spec = target.spec
+    sample = {"type": "metric.sample", "where": {"name": spec["name"], **spec["where"]}}
+    over, under = ("$gt", "$lte") if "above" in spec else ("$lt", "$gte")
+    bound = spec.get("above", spec.get("below"))
+    return [(f"over:{ref}", [{"m": pattern(sample, service + [{over: {"data.value": bound}}])}]),
+            (f"under:{ref}", [{"m": pattern(sample, service + [{under: {"data.value": bound}}])}])]
 
 
 def clock_roles(spec: dict) -> dict[str, set[str]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Callable
 
 from marshmallow import ValidationError
 
@@ -25,7 +26,7 @@ from engine.eval.compiler import (allows, clock_roles, compile_ruleset, join_fil
                                   retained_types, string_tests, typed_patterns)
 from engine.eval.durable import DurableNetwork
 from engine.eval.trace import build_trace
-from engine.eval.records import clock_decision, decision_fact, retraction
+from engine.eval.records import clock_decision, decision_fact, decision_id, retraction, rule_ref
 from engine.eval.state import EngineState, History, SnapshotError
 from engine.eval.state import dump as dump_state
 from engine.eval.state import load as load_state
@@ -58,21 +59,21 @@ class Engine:
         ``retain``: forget a clock that finished (stopped, or its window closed) this long
         before the engine's time; a fact arriving later for it is ignored. With both, memory
         follows the clocks that run, not the length of the history."""
-        self.ruleset = ruleset
+        self.ruleset = ruleset                          # the version in force
+        self.versions: dict[str, RuleSet] = {ruleset.version: ruleset}   # and those clocks still run under
         self.retain = retain
         self.state = EngineState(history=History() if history else None)
-        self._roles = {t.id: clock_roles(t.spec) for t in ruleset.targets.values() if t.measure == "duration"}
-        definition = compile_ruleset(ruleset)
-        self._matched = matched_types(definition)        # None: any type may match
-        self._network = DurableNetwork(definition)
-        self._retained = retained_types(ruleset)
-        self._may_join = join_filter(ruleset)
-        self._joined_clocks = _clocks_a_rule_may_join(ruleset, definition)
+        self._roles: dict[int, tuple] = {}              # id(target) -> (target, its clock roles)
+        self._compile()
         self._queue: deque = deque()
         self._mark_cache: dict[tuple, tuple] = {}
         self._outcome = Outcome()
         self._schema = FactSchema()
         self.actions = RuleActions(ruleset.version, self.state.counts, self.state.count_firings, self._emit)
+
+    def close(self) -> None:
+        """Free what durable_rules holds for this engine (call when it is replaced)."""
+        self._network.close()
 
     # -- snapshots ------------------------------------------------------------------
     def snapshot(self) -> bytes:
@@ -82,14 +83,127 @@ class Engine:
         return dump_state(self.state, self.ruleset)
 
     @classmethod
-    def restore(cls, ruleset: RuleSet, blob: bytes, retain: timedelta | None = None) -> "Engine":
-        """An engine for ``ruleset`` in the state a snapshot holds (SnapshotError if unusable)."""
+    def restore(cls, ruleset: RuleSet, blob: bytes, retain: timedelta | None = None,
+                versions: Callable[[str], RuleSet | None] = lambda version: None) -> "Engine":
+        """An engine for ``ruleset`` (the version in force) in the state a snapshot holds;
+        ``versions`` finds the earlier versions its clocks still run under (SnapshotError if
+        the snapshot is unusable)."""
         engine = cls(ruleset, history=False, retain=retain)
-        engine.state = load_state(blob, ruleset, engine._make_clock)
+
+        def version(name: str) -> RuleSet:
+            found = ruleset if name == ruleset.version else engine.versions.get(name) or versions(name)
+            if found is None:
+                raise SnapshotError(f"the snapshot's clocks run under rule set {name[:19]}…, which is not stored")
+            engine.versions[name] = found
+            return found
+
+        engine.state = load_state(blob, ruleset, version, engine._make_clock)
         engine.actions = RuleActions(ruleset.version, engine.state.counts, engine.state.count_firings,
                                      engine._emit)
+        engine._network.close()
+        engine._compile()                  # with the earlier versions' rules its clocks need
         engine._rehold()
         return engine
+
+    def _compile(self) -> None:
+        """Build the durable_rules network for the version in force, plus the signal and
+        lifecycle rules of earlier versions' clocks that still run."""
+        ruleset = self.ruleset
+        definition = compile_ruleset(ruleset, self._carried())
+        self._matched = matched_types(definition)        # None: any type may match
+        self._network = DurableNetwork(definition)
+        self._retained = retained_types(ruleset)
+        self._may_join = join_filter(ruleset)
+        self._joined_clocks = _clocks_a_rule_may_join(ruleset, definition)
+
+    def _carried(self) -> list[tuple[str, Target]]:
+        """(version, target) of the clocks that run under a version no longer in force."""
+        carried = {}
+        for record in self.state.book.records.values():
+            if record.version != self.ruleset.version and record.clock.running:
+                carried[(record.version, record.target.id)] = record.target
+        return [(version, target) for (version, _), target in sorted(carried.items(), key=lambda kv: kv[0])]
+
+    def cut_over(self, ruleset: RuleSet, at: datetime) -> Outcome:
+        """Put ``ruleset`` in force from ``at`` (docs/RULES.md, "Rule changes"). Decisions
+        already made stay as they are. A running clock finishes under the version it started
+        with, unless its target says ``on_change: reprice`` in the new version (it takes the
+        new definition from ``at`` on; levels it has already passed are decided at ``at``) or
+        the new version drops a target that said ``on_change: cancel`` (its clocks end with a
+        ``cancelled`` decision at ``at``). Costs what the running clocks cost, never a replay."""
+        self._outcome = Outcome()
+        if ruleset.version == self.ruleset.version:
+            return self._outcome
+        because = f"rules:{ruleset.version}"
+        self.versions[ruleset.version] = ruleset
+        self.ruleset = ruleset
+        self.actions = RuleActions(ruleset.version, self.state.counts, self.state.count_firings, self._emit,
+                                   self.actions.render)
+        for record in sorted(self.state.book.records.values(), key=lambda r: r.key):
+            if record.version == ruleset.version or not record.clock.running:
+                continue
+            successor = ruleset.targets.get(record.target.id)
+            if successor is None and record.target.on_change == "cancel":
+                self._cancel(record, at, because)
+            elif (successor is not None and successor.on_change == "reprice"
+                  and successor.measure == record.target.measure):
+                record.versions.append((at, ruleset.version))
+                self._issue(record, self._reprice(record, record.clock, successor, at, because))
+                self.state.book.schedule(record)
+        self._forget_versions()
+        held = dict(self.state.held)
+        self._network.close()
+        self._compile()
+        self.state.held = {key: fact for key, fact in held.items()
+                           if fact["type"] in self._retained and self._may_join(fact)}
+        self._rehold()
+        for record in self.state.book.records.values():
+            if record.running_fact is not None and record.running_fact["id"] not in self.state.held:
+                record.running_fact = None
+            self._sync_running(record)
+        self._drain()
+        return self._outcome
+
+    def _reprice(self, record: ClockRecord, clock, target: Target, at: datetime, because: str) -> list[Reading]:
+        """Give a running clock ``target``'s definition from ``at`` on; the levels it has
+        passed and not decided, decided at ``at``."""
+        record.target = target
+        if isinstance(clock, WindowClock):
+            clock.reprice_window(target.calendar, target.goal, lambda budget: self._marks(target, budget), at)
+        else:
+            clock.reprice(target.calendar, target.goal, self._marks(target, target.goal), at)
+            clock.roles = self._roles_of(target)
+            clock.valid_from, clock.valid_to = target.valid_span()
+        return clock.fire_passed(at, because)
+
+    def _cancel(self, record: ClockRecord, at: datetime, because: str) -> None:
+        clock = record.clock
+        counted = clock.cancel(at)
+        target, agreement = record.target, record.target.agreement
+        decision = Decision(
+            id=decision_id([target.id, "cancelled", target.id, record.subject, None, clock.cycle, because]),
+            kind="cancelled", target=target.id, subject=record.subject, service=agreement.service,
+            agreement=agreement.id, at=at, shadow=agreement.shadow,
+            data={"counted": counted, "budget": clock.budget, "reason": "the rule change removed the target"},
+            rule=rule_ref(target.id, target.origin, record.version),
+            because=[f"clock:{record.key}", because], agreement_type=agreement.type, cycle=clock.cycle)
+        record.issue(("cancelled", None, clock.cycle, 0, None), decision)
+        self._record(decision)
+        self._sync_running(record)
+        self.state.book.schedule(record)
+
+    def _forget_versions(self) -> None:
+        """Drop the versions no clock runs under any more (their finished clocks keep theirs)."""
+        used = {v for record in self.state.book.records.values() for _, v in record.versions}
+        for version in list(self.versions):
+            if version != self.ruleset.version and version not in used:
+                del self.versions[version]
+
+    def _roles_of(self, target: Target) -> dict[str, set[str]]:
+        found = self._roles.get(id(target))
+        if found is None:                 # kept with the target, as the marks are
+            found = self._roles[id(target)] = (target, clock_roles(target.spec))
+        return found[1]
 
     def _make_clock(self, target: Target, window: tuple | None) -> DurationClock | WindowClock:
         return self._duration_clock(target) if window is None else self._window_clock(target, window)
@@ -291,19 +405,20 @@ class Engine:
         book = self.state.book
         if book.get(key) is None:
             target = self.ruleset.targets[target_id]
-            book.add(ClockRecord(key, target, subject, self._duration_clock(target)), indexed=True)
+            book.add(ClockRecord(key, target, subject, self._duration_clock(target),
+                                 versions=[(None, self.ruleset.version)]), indexed=True)
 
     def _duration_clock(self, target: Target) -> DurationClock:
-        return DurationClock(target.calendar, target.goal, self._marks(target, target.goal), self._roles[target.id],
+        return DurationClock(target.calendar, target.goal, self._marks(target, target.goal), self._roles_of(target),
                              target.valid_span())
 
     def _marks(self, target: Target, budget: timedelta) -> tuple:
         """A target's marks for a budget, made once and shared by its clocks."""
-        key = (target.id, budget)
-        marks = self._mark_cache.get(key)
-        if marks is None:
-            marks = self._mark_cache[key] = marks_for(budget, target.warn_at, target.escalations)
-        return marks
+        key = (id(target), budget)
+        found = self._mark_cache.get(key)
+        if found is None:                 # the target is kept with its marks, so its id stays its own
+            found = self._mark_cache[key] = (target, marks_for(budget, target.warn_at, target.escalations))
+        return found[1]
 
     def _on_life(self, fact_type: str, facts: dict) -> None:
         """A fact that starts, pauses, resumes, stops or restarts clocks: handed to the
@@ -315,7 +430,7 @@ class Engine:
         for record in self.state.book.of_subject(subject):
             if service is not None and record.target.service != service:
                 continue                # the same ticket id in another service is another ticket
-            actions = self._roles[record.target.id].get(fact_type)
+            actions = record.clock.roles.get(fact_type)
             if actions:
                 at = at or _parse(m["time"])
                 self._transition(record, Transition(at, self.state.book.next_count(), ",".join(sorted(actions)),
@@ -330,11 +445,18 @@ class Engine:
     _on_over = _on_down
     _on_under = _on_up
 
-    def _window_signal(self, target_id: str, m: dict, action: str) -> None:
-        target = self.ruleset.targets[target_id]
+    def _window_signal(self, ref: str, m: dict, action: str) -> None:
+        """A down/up signal matched by the rules of the version in force (``ref`` is a
+        target id) or of an earlier version whose window clock still runs (``id@version``).
+        A window's clock takes the signals of its own version's rules only, and only the
+        version in force starts new windows."""
+        target_id, _, version = ref.partition("@")
+        ruleset = self.versions.get(version) if version else self.ruleset
+        if ruleset is None:
+            return
         at = _parse(m["time"])
-        record = self._window_record(target, at)
-        if record is None:
+        record = self._window_record(ruleset.targets[target_id], at, create=not version)
+        if record is None or record.version != ruleset.version:
             return
         subject = m.get("subject") or m.get("service") or "-"
         self._transition(record, Transition(at, self.state.book.next_count(), action, "fact:" + m["fid"], subject))
@@ -344,16 +466,17 @@ class Engine:
         now = self.state.now
         return self.retain is not None and now is not None and window_end < now - self.retain
 
-    def _window_record(self, target: Target, at: datetime) -> ClockRecord | None:
-        """The window clock holding ``at`` (None: a window forgotten under ``retain``)."""
+    def _window_record(self, target: Target, at: datetime, create: bool = True) -> ClockRecord | None:
+        """The window clock holding ``at``, made if ``create`` (None: none, or a window
+        forgotten under ``retain``)."""
         window = window_of(target.spec.get("window", "month"), at, target.calendar.timezone)
         key = f"{target.id}/{window[2]}"
         record = self.state.book.get(key)
         if record is None:
-            if self._forgotten(window[1]):
+            if not create or self._forgotten(window[1]):
                 return None
-            record = self.state.book.add(ClockRecord(key, target, window[2], self._window_clock(target, window)),
-                                         indexed=False)
+            record = self.state.book.add(ClockRecord(key, target, window[2], self._window_clock(target, window),
+                                                     versions=[(None, self.ruleset.version)]), indexed=False)
             self._sync_running(record)
         return record
 
@@ -379,17 +502,32 @@ class Engine:
         state.book.schedule(record)
 
     def _rebuild(self, record: ClockRecord, cause: Transition) -> None:
-        """A late fact: replay the clock's history in event-time order and reconcile."""
-        target = record.target
+        """A late fact: replay the clock's history in event-time order and reconcile. Each
+        stretch of it is evaluated under the version it ran under: from its start, then
+        from each rule change that repriced it."""
+        (_, first), *repriced = record.versions
+        target = self.versions[first].targets[record.target.id]
         if isinstance(record.clock, WindowClock):
             old = record.clock
             clock = self._window_clock(target, (old.window_start, old.window_end, old.label))
         else:
             clock = self._duration_clock(target)
         readings: list[Reading] = []
+        changes = list(repriced)
+
+        def reprice_until(until: datetime, inclusive: bool) -> None:
+            nonlocal readings
+            while changes and (changes[0][0] < until or (inclusive and changes[0][0] == until)):
+                at, version = changes.pop(0)
+                readings += clock.fire_due(at, inclusive=False)
+                readings += self._reprice(record, clock, self.versions[version].targets[target.id], at,
+                                          f"rules:{version}")
+
         for transition in sorted(record.transitions, key=lambda t: (t.at, t.seq)):
+            reprice_until(transition.at, inclusive=False)
             readings += clock.fire_due(transition.at, inclusive=False)
             readings += _apply_transition(clock, transition)
+        reprice_until(self.state.now, inclusive=True)
         readings += clock.fire_due(self.state.now, self.state.now_inclusive)
         record.clock = clock
         fresh = {r.key: r for r in readings}
@@ -424,7 +562,8 @@ class Engine:
         if not old.down or record.carried:
             return
         record.carried = True
-        successor = self._window_record(record.target, old.window_end)
+        target = self.ruleset.targets.get(record.target.id)       # the next window: the version in force
+        successor = None if target is None else self._window_record(target, old.window_end)
         if successor is None:
             return
         for subject, fact in sorted(old.down.items()):
@@ -454,7 +593,7 @@ class Engine:
             if reading.key in record.issued:
                 continue
             decision = clock_decision(record.target, record.subject, record.key, reading,
-                                      record.revisions.get(reading.key, 0), self.ruleset.version)
+                                      record.revisions.get(reading.key, 0), record.version)
             record.issue(reading.key, decision)
             self._record(decision)
 

@@ -26,7 +26,7 @@ from schemas.facts import dump_fact
 from schemas.records import Decision
 from schemas.values import parse_instant
 
-STATE_FORMAT = "state-v1"
+STATE_FORMAT = "state-v2"
 
 
 class SnapshotError(Exception):
@@ -110,6 +110,7 @@ def _record_out(record: ClockRecord) -> dict:
         "last_fired": _t(record.last_fired),
         "scheduled": None if record.scheduled is None else [_t(record.scheduled[0]), record.scheduled[1]],
         "carried": record.carried,
+        "versions": [[_t(at), version] for at, version in record.versions],
         "clock": {
             "cycle": clock.cycle, "counted_before": _us(clock.counted_before),
             "running_since": _t(clock.running_since), "paused_total": _us(clock.paused_total),
@@ -148,8 +149,9 @@ def _history_out(history: History) -> dict:
 ClockFactory = Callable[[Target, "tuple | None"], "DurationClock | WindowClock"]
 
 
-def load(blob: bytes, ruleset: RuleSet, make_clock: ClockFactory) -> EngineState:
-    """The state ``blob`` holds, bound to ``ruleset`` (SnapshotError if unusable).
+def load(blob: bytes, ruleset: RuleSet, version: Callable[[str], RuleSet], make_clock: ClockFactory) -> EngineState:
+    """The state ``blob`` holds, bound to ``ruleset`` (the version in force; SnapshotError if
+    unusable). ``version(hash)`` gives the rule set of a version clocks run under;
     ``make_clock(target, window)`` builds a fresh clock as the engine would."""
     try:
         body = json.loads(zlib.decompress(blob))
@@ -160,7 +162,7 @@ def load(blob: bytes, ruleset: RuleSet, make_clock: ClockFactory) -> EngineState
     if body.get("ruleset") != ruleset.version:
         raise SnapshotError("the snapshot was taken under another rule set")
     try:
-        return _state_in(body, ruleset, make_clock)
+        return _state_in(body, version, make_clock)
     except KeyError as err:
         raise SnapshotError(f"the snapshot refers to {err}, which the rule set or the format does not have") from err
     except (TypeError, ValueError, IndexError) as err:
@@ -171,10 +173,10 @@ def _p(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-def _state_in(body: dict, ruleset: RuleSet, make_clock: ClockFactory) -> EngineState:
+def _state_in(body: dict, version: Callable[[str], RuleSet], make_clock: ClockFactory) -> EngineState:
     book = ClockBook()
     for raw in body["clocks"]:
-        record = _record_in(raw, ruleset, make_clock)
+        record = _record_in(raw, version, make_clock)
         book.records[record.key] = record
     book.by_subject = {s: list(keys) for s, keys in body["by_subject"].items()}
     book.heap = [(_p(d), c, k) for d, c, k in body["heap"]]      # a valid heap, as written
@@ -193,8 +195,9 @@ def _state_in(body: dict, ruleset: RuleSet, make_clock: ClockFactory) -> EngineS
     return state
 
 
-def _record_in(raw: dict, ruleset: RuleSet, make_clock: ClockFactory) -> ClockRecord:
-    target = ruleset.targets[raw["target"]]
+def _record_in(raw: dict, version: Callable[[str], RuleSet], make_clock: ClockFactory) -> ClockRecord:
+    versions = [(_p(at), name) for at, name in raw["versions"]]
+    target = version(versions[-1][1]).targets[raw["target"]]
     saved = raw["clock"]
     window = saved.get("window")
     clock = make_clock(target, None if window is None else (_p(window[0]), _p(window[1]), window[2]))
@@ -226,7 +229,7 @@ def _record_in(raw: dict, ruleset: RuleSet, make_clock: ClockFactory) -> ClockRe
         running_fact=raw["running_fact"], last_transition=_p(raw["last_transition"]),
         last_fired=_p(raw["last_fired"]),
         scheduled=None if scheduled is None else (_p(scheduled[0]), scheduled[1]),
-        carried=raw["carried"])
+        carried=raw["carried"], versions=versions)
 
 
 def _decision_in(raw: dict) -> Decision:

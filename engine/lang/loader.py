@@ -28,17 +28,23 @@ def load_rules(root: str | Path) -> RuleSet:
     root = Path(root)
     if not root.is_dir():
         raise RuleSetError([Problem(str(root), 1, 1, "no such rules directory", "missing")])
-    files = {}
+    files, names = {}, {}
     for path in sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()):
         try:
             files[_display(path)] = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as err:
             raise RuleSetError([Problem(_display(path), 1, 1, f"cannot read file: {err}", "io")]) from None
-    return load_texts(files, root=str(root))
+        names[_display(path)] = path.relative_to(root).as_posix()
+    return load_texts(files, root=str(root), names=names)
 
 
-def load_texts(files: dict[str, str], root: str = "") -> RuleSet:
-    """Load a rule set from ``{file name: YAML text}`` (used for uploads and tests)."""
+def load_texts(files: dict[str, str], root: str = "", names: dict[str, str] | None = None) -> RuleSet:
+    """Load a rule set from ``{file name: YAML text}`` (used for uploads and tests).
+
+    ``names``: each file's path relative to the rules directory, where the names given
+    are not (``load_rules`` names files as the user would open them, for messages). The
+    version hashes those relative paths and the contents only, so the same files give
+    the same version wherever the directory is and however it was named."""
     problems: list[Problem] = []
     documents: list[tuple[Document, dict]] = []
     if not files:
@@ -52,7 +58,7 @@ def load_texts(files: dict[str, str], root: str = "") -> RuleSet:
                 documents.append((doc, loaded))
     ruleset = None
     if not problems:
-        ruleset = _build(documents, files, root, problems)
+        ruleset = _build(documents, files, root, problems, names or {})
     if problems:
         raise RuleSetError(problems)
     return ruleset
@@ -142,7 +148,7 @@ def _origin(doc: Document, path: tuple = ()) -> Origin:
     return Origin(doc.file, line, column)
 
 
-def _build(documents, files, root, problems) -> RuleSet:
+def _build(documents, files, root, problems, names: dict[str, str]) -> RuleSet:
     """Second pass: ids unique, model objects built, references checked."""
     seen: dict[str, Document] = {}
     for doc, loaded in documents:
@@ -151,7 +157,9 @@ def _build(documents, files, root, problems) -> RuleSet:
             problems.append(doc.problem(("id",), f"id '{loaded['id']}' is already used at "
                                         f"{first.file}:{first.place(('id',))[0]}", "duplicate"))
         seen.setdefault(loaded["id"], doc)
-    ruleset = RuleSet(root=root, version=version_of(files), files=dict(files), calendars={},
+    sources = {names.get(name, name): text for name, text in files.items()}
+    ruleset = RuleSet(root=root, version=version_of(sources), files=sources,
+                      file_names={name: names.get(name, name) for name in files}, calendars={},
                       default_holders={}, services={}, agreements={}, targets={}, escalations={},
                       raci={}, raci_origin={}, rules={})
     ruleset.calendars[BUILTIN_CALENDAR] = ServiceCalendar.always()
@@ -238,6 +246,7 @@ def _build_agreement(doc: Document, loaded: dict, ruleset: RuleSet, problems: li
         ruleset.targets[spec["id"]] = Target(
             id=spec["id"], name=spec.get("name", spec["id"]), measure=measure, agreement=agreement,
             goal=spec["goal"], warn_at=spec["warn_at"], underpinned_by=spec["underpinned_by"],
+            on_change=spec["on_change"],
             spec=section, calendar=calendar, origin=_origin(doc, path))
 
 

@@ -63,6 +63,7 @@ class Target:
     spec: dict                 # the clock / availability / metric section as loaded
     calendar: ServiceCalendar
     origin: Origin
+    on_change: str = "keep"    # keep | reprice | cancel: what a rule change does to its running clocks
     # The levels of every Escalation that covers this target, in escalation id order:
     # bound when the rules load, so a clock carries its escalation marks from its start.
     escalations: list["EscalationLevel"] = field(default_factory=list)
@@ -127,7 +128,8 @@ class RuleSet:
 
     root: str
     version: str
-    files: dict[str, str]
+    files: dict[str, str]                   # path relative to the rules directory -> text
+    file_names: dict[str, str]              # a file as errors and decisions name it -> its relative path
     calendars: dict[str, ServiceCalendar]
     default_holders: dict[str, list[str]]
     services: dict[str, Service]
@@ -145,6 +147,32 @@ class RuleSet:
         if own and role in own.roles:
             return own.roles[role]
         return self.default_holders.get(role, [])
+
+    def source(self, origin: Origin) -> str | None:
+        """The YAML text of the definition written at ``origin``: from its line to the
+        next line indented as little or less (its siblings), without trailing blank or comment lines."""
+        text = self.files.get(self.file_names.get(origin.file, origin.file))
+        if text is None:
+            return None
+        lines = text.splitlines()
+        start = origin.line - 1
+        if not 0 <= start < len(lines):
+            return None
+        first = lines[start]
+        indent = len(first) - len(first.lstrip(" -"))
+        end = start + 1
+        while end < len(lines):
+            line = lines[end]
+            stripped = line.lstrip(" ")
+            if stripped and not stripped.startswith("#") and (len(line) - len(stripped) < indent or
+                                                             line.startswith("---")):
+                break
+            if stripped.startswith("- ") and len(line) - len(stripped) + 2 <= indent:
+                break
+            end += 1
+        while end > start + 1 and (not lines[end - 1].strip() or lines[end - 1].lstrip().startswith("#")):
+            end -= 1
+        return "\n".join(lines[start:end])
 
     def summary(self) -> dict:
         return {

@@ -30,7 +30,7 @@ from engine.lang.errors import FactError
 from engine.lang.loader import load_rules, load_texts
 from engine.lang.model import RuleSet
 from engine.notify.route import notifications_for
-from engine.service.recovery import rebuild, save_snapshot, settle_heap
+from engine.service.recovery import Versions, rebuild, save_snapshot, settle_heap
 from engine.service.reports import SPAN_MARGIN, compliance
 from engine.service.scheduler import DeadlineScheduler
 from engine.store.store import Store
@@ -120,6 +120,7 @@ class SlmService:
         self.now = now
         self.listeners: list[Callable[[Ingested], None]] = []   # told of every write (metrics)
         self.ruleset: RuleSet = load_rules(self.rules_dir)    # RuleSetError stops start-up
+        self.versions = Versions(store, self.ruleset)          # every version the store has seen
         self.engine: Engine | None = None
         self.ready = threading.Event()
         self.replayed = 0
@@ -158,10 +159,11 @@ class SlmService:
     def _start(self) -> None:
         try:
             with self._lock:
-                self.store.save_ruleset(self.ruleset.version, self.ruleset.files)
                 self.engine = self._rebuild(self.ruleset)
                 with self.store.transaction():      # a tick and its decisions: stored together
                     self._catch_up()
+                if not self.store.cutovers() or self.engine.ruleset.version != self.ruleset.version:
+                    self._cut_over(self.ruleset)    # first start, or started with changed files
                 self._maybe_snapshot()
                 self._settle_heap()
             self.ready.set()
@@ -201,7 +203,7 @@ class SlmService:
         def progress(count: int) -> None:
             self.replayed = count
         rebuilt = rebuild(self.store, ruleset, history=self.history, retain=self.retain,
-                          snapshots=bool(self.snapshot_every), progress=progress)
+                          snapshots=bool(self.snapshot_every), progress=progress, versions=self.versions)
         self.last_fact_seq, self.last_tick_seq = rebuilt.last_fact_seq, rebuilt.last_tick_seq
         self._since_snapshot = rebuilt.replayed
         self.rebuild_seconds = rebuilt.seconds
@@ -400,9 +402,15 @@ class SlmService:
 
     def _restore(self) -> None:
         log.warning("a write failed after the engine moved; rebuilding from the store")
-        self.engine = self._rebuild(self.ruleset)
-        self._dirty = False
-        self._settle_heap(released=True)
+        self.ready.clear()                          # /readyz says so while it rebuilds
+        try:
+            replaced, self.engine = self.engine, self._rebuild(self.ruleset)
+            if replaced is not None:
+                replaced.close()
+            self._dirty = False
+            self._settle_heap(released=True)
+        finally:
+            self.ready.set()
 
     # ---- rules ----------------------------------------------------------------------------
     def check(self, files: dict[str, str]) -> RuleSet:
@@ -410,25 +418,35 @@ class SlmService:
         return load_texts(files, root="upload")
 
     def reload(self) -> RuleSet:
-        """Load the rules directory and swap it in atomically; a bad set changes nothing.
+        """Load the rules directory and put it in force now; a bad set changes nothing.
 
-        The new engine replays all stored facts under the write lock (reads go on; writes
-        wait), then replaces the old one; the old rules stay in force if anything fails.
-        """
+        Nothing is replayed: the running clocks carry on under the version they started
+        with (or take the new definition, as their targets say), so a reload holds writers
+        back for what the running clocks cost (docs/RULES.md, "Rule changes")."""
         ruleset = load_rules(self.rules_dir)
         if not self.ready.is_set():
             raise NotReady(self.progress())
-        with self._lock:
-            if ruleset.version == self.ruleset.version:
-                return self.ruleset
-            engine = self._rebuild(ruleset)
-            self.store.save_ruleset(ruleset.version, ruleset.files)
-            self.ruleset, self.engine = ruleset, engine
-            with self.store.transaction():
-                self._catch_up()
-            self._settle_heap(released=True)
+        with self._lock, self._guarded():
+            if ruleset.version != self.engine.ruleset.version:
+                self._cut_over(ruleset)
+                self._settle_heap(released=True)    # the replaced network is garbage now
+            self.ruleset = ruleset
         self.scheduler.wake()
         return ruleset
+
+    def _cut_over(self, ruleset: RuleSet) -> None:
+        """Fire what is due, then put ``ruleset`` in force at the wall clock's now, after the
+        last stored fact and tick; the change and what it decided stored together."""
+        with self.store.transaction():
+            self._catch_up()
+            self.store.save_ruleset(ruleset.version, ruleset.files)
+            at = self.now()
+            decided = self.engine.cut_over(ruleset, at).decisions
+            self.store.add_cutover(ruleset.version, at, self.last_fact_seq, self.last_tick_seq)
+            self._store(decided)
+        self.versions.add(ruleset)
+        self.ruleset = ruleset
+        log.info("rule set %s in force from %s", ruleset.version[:19], at.isoformat())
 
     # ---- reading ------------------------------------------------------------------------
     def progress(self) -> dict:

@@ -16,6 +16,8 @@ from typing import Callable
 
 from engine.eval.engine import Engine
 from engine.eval.state import STATE_FORMAT, SnapshotError
+from engine.lang.errors import RuleSetError
+from engine.lang.loader import load_texts
 from engine.lang.model import RuleSet
 from engine.store.store import Store
 from schemas.facts import load_stored
@@ -32,47 +34,112 @@ class Rebuilt:
     seconds: float
 
 
+class Versions:
+    """The rule sets a store has seen, loaded from their stored files on first use."""
+
+    def __init__(self, store: Store, *known: RuleSet):
+        self.store = store
+        self._loaded: dict[str, RuleSet] = {r.version: r for r in known}
+
+    def add(self, ruleset: RuleSet) -> None:
+        self._loaded[ruleset.version] = ruleset
+
+    def get(self, version: str) -> RuleSet | None:
+        if version not in self._loaded:
+            files = self.store.ruleset_files(version)
+            if files is None:
+                return None
+            try:
+                self._loaded[version] = load_texts(files, root=f"version {version[:19]}")
+            except RuleSetError as err:           # stored by an older release that accepted it
+                log.warning("stored rule set %s no longer loads: %s", version[:19], err.report())
+                return None
+        return self._loaded[version]
+
+
 def rebuild(store: Store, ruleset: RuleSet, *, history: bool, retain: timedelta | None,
-            snapshots: bool = True, progress: Callable[[int], None] = lambda count: None) -> Rebuilt:
-    """The engine as the stored facts and ticks leave it: from the newest usable snapshot
-    (if ``snapshots``), then what was stored after it, in order."""
+            snapshots: bool = True, progress: Callable[[int], None] = lambda count: None,
+            versions: Versions | None = None) -> Rebuilt:
+    """The engine as the stored log leaves it: from the newest usable snapshot (if
+    ``snapshots``), then the facts, ticks and rule changes stored after it, each at its
+    place. ``ruleset`` is in force where the store records none (an empty store)."""
     started = time.perf_counter()
-    engine, after_fact, after_tick = _restore_snapshot(store, ruleset, history, retain) if snapshots \
-        else (Engine(ruleset, history=history, retain=retain), 0, 0)
+    versions = versions or Versions(store, ruleset)
+    cutovers = store.cutovers()
+    restored = _restore_snapshot(store, cutovers, versions, history, retain) if snapshots else None
+    if restored is None:
+        first = versions.get(cutovers[0]["ruleset"]) if cutovers else ruleset
+        if first is None:
+            raise RuntimeError(f"the rule set first in force ({cutovers[0]['ruleset'][:19]}…) is not stored")
+        engine, after_fact, after_tick = Engine(first, history=history, retain=retain), 0, 0
+        cutovers = cutovers[1:]
+    else:
+        engine, after_fact, after_tick = restored
+    cutovers = [c for c in cutovers if _after((c["after_fact"], c["after_tick"]), after_fact, after_tick)]
     engine.render = False             # what replay decides is stored already: render nothing
     ticks = store.ticks(after_seq=after_tick)
-    pending = count = 0
-    last_fact, last_tick = after_fact, after_tick
+    position = {"tick": after_tick, "count": 0}
+
+    def catch_up(before_fact: int | None) -> None:
+        """Apply the ticks and rule changes stored before fact ``before_fact`` (all: None)."""
+        while True:
+            tick = ticks[0] if ticks and (before_fact is None or ticks[0][1] < before_fact) else None
+            change = cutovers[0] if cutovers and (before_fact is None or cutovers[0]["after_fact"] < before_fact) \
+                else None
+            if change is not None and (tick is None or tick[0] > change["after_tick"]):
+                cutovers.pop(0)
+                target = versions.get(change["ruleset"])
+                if target is None:
+                    raise RuntimeError(f"the rule set put in force at {change['at']} is not stored")
+                engine.cut_over(target, change["at"])
+            elif tick is not None:
+                ticks.pop(0)
+                engine.advance(tick[2])
+                position["tick"] = tick[0]
+            else:
+                return
+
+    last_fact = after_fact
     for stored in store.facts(after_seq=after_fact):
-        while pending < len(ticks) and ticks[pending][1] < stored["seq"]:
-            last_tick = ticks[pending][0]
-            engine.advance(ticks[pending][2])
-            pending += 1
+        catch_up(stored["seq"])
         engine.apply_loaded(load_stored(stored["fact"]))
-        count, last_fact = count + 1, stored["seq"]
-        progress(count)
-    for seq, _, until in ticks[pending:]:
-        engine.advance(until)
-        last_tick = seq
+        position["count"] += 1
+        last_fact = stored["seq"]
+        progress(position["count"])
+    catch_up(None)
     engine.render = True
     seconds = time.perf_counter() - started
-    log.info("rebuilt state from %s, %d facts and %d ticks in %.1fs",
-             f"a snapshot at fact {after_fact}" if after_fact else "scratch", count, len(ticks), seconds)
-    return Rebuilt(engine, last_fact, last_tick, count, seconds)
+    log.info("rebuilt state from %s, %d facts in %.1fs",
+             f"a snapshot at fact {after_fact}" if after_fact else "scratch", position["count"], seconds)
+    return Rebuilt(engine, last_fact, position["tick"], position["count"], seconds)
 
 
-def _restore_snapshot(store: Store, ruleset: RuleSet, history: bool,
-                      retain: timedelta | None) -> tuple[Engine, int, int]:
-    """(engine, fact seq, tick seq) from the newest usable snapshot, else a new engine."""
-    found = store.latest_snapshot(ruleset.version, STATE_FORMAT)
-    if found is not None:
-        try:
-            engine = Engine.restore(ruleset, found["body"], retain=retain)
-            if (engine.history is not None) == history:
-                return engine, found["fact_seq"], found["tick_seq"]
-        except SnapshotError as err:
-            log.warning("ignoring the snapshot of %s: %s; replaying everything", found["created_at"], err)
-    return Engine(ruleset, history=history, retain=retain), 0, 0
+def _after(place: tuple[int, int], fact: int, tick: int) -> bool:
+    """Whether a rule change at ``place`` (after fact, after tick) lies after that fact and tick."""
+    return place[0] > fact or (place[0] == fact and place[1] > tick)
+
+
+def _restore_snapshot(store: Store, cutovers: list[dict], versions: Versions, history: bool,
+                      retain: timedelta | None) -> tuple[Engine, int, int] | None:
+    """(engine, fact seq, tick seq) from the newest usable snapshot, if any: one in this
+    state format, taken under the rule set in force at its place in the log."""
+    found = store.latest_snapshot(None, STATE_FORMAT)
+    if found is None:
+        return None
+    in_force = [c["ruleset"] for c in cutovers if not _after((c["after_fact"], c["after_tick"]),
+                                                             found["fact_seq"], found["tick_seq"])]
+    try:
+        if not in_force or in_force[-1] != found["ruleset"]:
+            raise SnapshotError("it was taken under another rule set than the log has in force there")
+        ruleset = versions.get(found["ruleset"])
+        if ruleset is None:
+            raise SnapshotError("its rule set is not stored")
+        engine = Engine.restore(ruleset, found["body"], retain=retain, versions=versions.get)
+        if (engine.history is not None) == history:
+            return engine, found["fact_seq"], found["tick_seq"]
+    except SnapshotError as err:
+        log.warning("ignoring the snapshot of %s: %s; replaying everything", found["created_at"], err)
+    return None
 
 
 def save_snapshot(store: Store, engine: Engine, fact_seq: int, tick_seq: int) -> None:

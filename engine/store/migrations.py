@@ -17,6 +17,10 @@ Versions:
    ``(partition, seq)`` indexes on facts and decisions; ``snapshots.code`` (a hash of the
    engine's source files) renamed ``state_format`` (the snapshot's state-format version).
 
+3. ``cutovers``: each rule set that took effect, when (the server's clock) and where in
+   the fact log; a database with facts gets one for its newest rule set, from the start
+   (what a replay applied before versions were kept).
+
 A new version is a step function here (playhouse.migrate operations on table and column
 names, never the models, which describe only the newest schema), its entry in
 :data:`STEPS`, models.py changed to match, and a fixture database of the version before it
@@ -51,10 +55,33 @@ def _v2(migrator: SchemaMigrator) -> None:
         migrator.rename_column("snapshots", "code", "state_format"))
 
 
+def _v3(migrator: SchemaMigrator) -> None:
+    db = migrator.database
+
+    class Cutover(pw.Model):                     # as version 3 defines it
+        seq = pw.BigAutoField()
+        ruleset = pw.TextField()
+        at = pw.TextField()
+        after_fact = pw.BigIntegerField()
+        after_tick = pw.BigIntegerField()
+        partition = pw.TextField(default="default", constraints=[_DEFAULT_PARTITION])
+
+        class Meta:
+            database = db
+            table_name = "cutovers"
+
+    Cutover.create_table()
+    newest = db.execute_sql("SELECT hash FROM rulesets ORDER BY generation DESC LIMIT 1").fetchone()
+    first = db.execute_sql("SELECT MIN(received_at) FROM facts").fetchone()
+    if newest is not None and first is not None and first[0] is not None:
+        Cutover.insert(ruleset=newest[0], at=first[0], after_fact=0, after_tick=0).execute()
+
+
 # version -> (what changes, the step that brings version - 1 to it)
 STEPS: dict[int, tuple[str, Callable[[SchemaMigrator], None]]] = {
     2: ("partition key on facts, decisions, notifications, ticks and snapshots; "
         "snapshots.code renamed state_format", _v2),
+    3: ("cutovers: when and where in the fact log each rule set took effect", _v3),
 }
 SCHEMA_VERSION = max(STEPS, default=1)
 

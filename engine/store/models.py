@@ -139,10 +139,23 @@ def define_models(db: pw.Database) -> SimpleNamespace:
         class Meta:
             table_name = "snapshots"
 
+    class Cutover(Base):
+        """Rule set ``ruleset`` took effect at ``at`` (the server's clock), after fact
+        ``after_fact`` and tick ``after_tick``: where a replay puts it in force again."""
+        seq = pw.BigAutoField()
+        ruleset = pw.TextField()
+        at = pw.TextField()                      # fixed-width UTC
+        after_fact = pw.BigIntegerField()
+        after_tick = pw.BigIntegerField()
+        partition = partition_field()
+
+        class Meta:
+            table_name = "cutovers"
+
     return SimpleNamespace(Fact=Fact, Decision=Decision, ChainHead=ChainHead,
                            Notification=Notification, RuleSet=RuleSet, Token=Token, Tick=Tick,
-                           Snapshot=Snapshot,
-                           all=[Fact, Decision, ChainHead, Notification, RuleSet, Token, Tick, Snapshot])
+                           Snapshot=Snapshot, Cutover=Cutover,
+                           all=[Fact, Decision, ChainHead, Notification, RuleSet, Token, Tick, Snapshot, Cutover])
 
 
 def database(url: str) -> pw.Database:

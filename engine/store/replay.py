@@ -1,10 +1,12 @@
 """What a restart reads besides the facts to rebuild the engine as it was
-(engine/service/recovery.py): the rule sets loaded (by hash, in load order), the clock
+(engine/service/recovery.py): the rule sets loaded (by hash, in load order) and when and
+where in the fact log each took effect (cut-overs), the clock
 ticks between facts, and snapshots of the engine's state so that only what came after the
 newest one is replayed.
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import peewee as pw
@@ -28,6 +30,26 @@ class ReplayRecords(StoreBase):
                 return
             R.insert(hash=hash, files=canonical_json(files), loaded_at=now_text(),
                      generation=generation).execute()
+
+    def ruleset_files(self, hash: str) -> dict[str, str] | None:
+        """The files of a stored rule set (paths relative to its rules directory)."""
+        R = self.m.RuleSet
+        row = R.select(R.files).where(R.hash == hash).first()
+        return None if row is None else json.loads(row.files)
+
+    # ---- cut-overs ---------------------------------------------------------------------
+
+    def add_cutover(self, ruleset: str, at, after_fact: int, after_tick: int) -> None:
+        """Record that ``ruleset`` took effect at ``at``, after that fact and tick."""
+        with self.transaction():
+            self.m.Cutover.insert(ruleset=ruleset, at=instant_text(at, "cut-over"), after_fact=after_fact,
+                                  after_tick=after_tick).execute()
+
+    def cutovers(self) -> list[dict]:
+        """Every rule set that took effect, in order: ``{seq, ruleset, at, after_fact, after_tick}``."""
+        C = self.m.Cutover
+        return [{"seq": r.seq, "ruleset": r.ruleset, "at": parse_instant(r.at), "after_fact": r.after_fact,
+                 "after_tick": r.after_tick} for r in C.select().order_by(C.seq)]
 
     # ---- ticks -------------------------------------------------------------------------
 
@@ -56,12 +78,15 @@ class ReplayRecords(StoreBase):
             if stale:
                 S.delete().where(S.seq.in_(stale)).execute()
 
-    def latest_snapshot(self, ruleset: str, state_format: str) -> dict | None:
-        """The newest snapshot taken under this rule set in this state format, if any."""
+    def latest_snapshot(self, ruleset: str | None, state_format: str) -> dict | None:
+        """The newest snapshot in this state format (and taken under this rule set, unless
+        ``ruleset`` is None), if any."""
         S = self.m.Snapshot
-        row = (S.select().where((S.ruleset == ruleset) & (S.state_format == state_format))
-               .order_by(S.seq.desc()).first())
+        where = S.state_format == state_format
+        if ruleset is not None:
+            where &= S.ruleset == ruleset
+        row = S.select().where(where).order_by(S.seq.desc()).first()
         if row is None:
             return None
         return {"fact_seq": row.fact_seq, "tick_seq": row.tick_seq, "body": bytes(row.body),
-                "created_at": row.created_at}
+                "created_at": row.created_at, "ruleset": row.ruleset}

@@ -1,0 +1,44 @@
+"""A rule set's version is a hash of its files' contents and their paths relative to the
+rules directory: wherever the directory is, however it is named or reached."""
+from __future__ import annotations
+
+import os
+import shutil
+
+from conftest import ROOT
+from engine.lang.loader import load_rules, load_texts
+
+
+def test_the_version_does_not_depend_on_where_the_rules_are(tmp_path, monkeypatch):
+    shipped = load_rules(ROOT / "rules")
+    copy = tmp_path / "rules-copy2"
+    shutil.copytree(ROOT / "rules", copy)
+    assert load_rules(copy).version == shipped.version
+    monkeypatch.chdir(ROOT / "rules")
+    assert load_rules(".").version == shipped.version
+    monkeypatch.chdir(tmp_path)
+    assert load_rules(os.path.abspath(copy)).version == shipped.version
+    uploaded = {name: (ROOT / "rules" / name).read_text() for name in shipped.files}
+    assert load_texts(uploaded).version == shipped.version
+
+
+def test_a_changed_file_or_path_is_another_version(tmp_path):
+    copy = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", copy)
+    before = load_rules(copy).version
+    (copy / "services" / "email.yaml").rename(copy / "services" / "mail.yaml")
+    renamed = load_rules(copy).version
+    assert renamed != before
+    text = (copy / "services" / "mail.yaml").read_text()
+    (copy / "services" / "mail.yaml").write_text(text + "\n# a comment\n")
+    assert load_rules(copy).version not in (before, renamed)
+
+
+def test_a_definition_is_found_as_written_in_its_version():
+    shipped = load_rules(ROOT / "rules")
+    target = shipped.targets["email-p1-response"]
+    text = shipped.source(target.origin)
+    assert text.splitlines()[0].strip() == "- id: email-p1-response"
+    assert "goal: 15m" in text and "email-p1-resolution" not in text
+    rule = shipped.rules["repeated-breach-improvement"]
+    assert shipped.source(rule.origin).startswith("kind: Rule\nid: repeated-breach-improvement")
