@@ -442,7 +442,7 @@ class SlmService:
             raise NotReady(self.progress())
         with self._lock:
             now = self.now()
-            clocks = self.engine.clocks(at=min(now, self.engine.next_deadline() or now))
+            clocks = self.engine.clocks(at=self.reading_instant())
         out = []
         wanted = {"service": service, "target": target, "subject": subject}
         for clock in clocks:
@@ -467,9 +467,17 @@ class SlmService:
         decisions = list(self._all_decisions(service=service, since=start - SPAN_MARGIN, until=end + SPAN_MARGIN))
         decisions += self._all_decisions(service=service, kind="retracted")
         with self._lock:
-            engine = self.engine
-            window = (lambda target, label: engine.window_reading(target, label)) if engine else None
+            engine, at = self.engine, self.reading_instant()
+            window = (lambda target, label: engine.window_reading(target, label, at)) if engine else None
             return compliance(self.ruleset, decisions, service, period, window)
+
+    def reading_instant(self) -> datetime:
+        """The instant readings are taken at: the wall clock, but not past a deadline that
+        is due and not fired yet (the scheduler is about to fire it; a reading beyond it
+        would count time the engine has not decided on). Call under ``self._lock``."""
+        now = self.now()
+        deadline = self.engine.next_deadline() if self.engine else None
+        return min(now, deadline) if deadline else now
 
     def _all_decisions(self, **filters):
         cursor = None
