@@ -33,6 +33,8 @@ from engine.notify.route import notifications_for
 from engine.service.recovery import rebuild, save_snapshot, settle_heap
 from engine.service.reports import SPAN_MARGIN, compliance
 from engine.service.scheduler import DeadlineScheduler
+from engine.service.review import review as review_targets
+from engine.service.timeline import build as build_timeline
 from engine.store.store import Store
 from schemas.records import Decision
 
@@ -483,6 +485,48 @@ class SlmService:
         cursor = None
         while True:
             page, cursor = self.store.list_decisions(**filters, cursor=cursor, limit=1000)
+            yield from page
+            if cursor is None:
+                return
+
+    def review(self, service: str, period: str) -> dict:
+        """The compliance report with the figures of a service review (engine.service.review)."""
+        report = self.compliance(service, period)
+        start, end = month_span(period)
+        decisions = list(self._all_decisions(service=service, since=start - SPAN_MARGIN, until=end + SPAN_MARGIN))
+        decisions += self._all_decisions(service=service, kind="retracted")
+        windows = {}
+        with self._lock:
+            now = self.reading_instant()
+            for row in report["targets"]:
+                record = self.engine.window_record(row["target"], period) if self.engine else None
+                if record is not None:
+                    windows[row["target"]] = ([(t.at, t.action, t.fact, t.subject) for t in record.transitions],
+                                              record.clock.budget, now)
+        return {**report, "targets": review_targets(self.ruleset, decisions, report, windows)}
+
+    def clock_timeline(self, target_id: str, subject: str):
+        """The timeline of clock ``<target>/<subject>`` (engine.service.timeline); None if the
+        target is unknown or nothing about this clock is known."""
+        target = self.ruleset.targets.get(target_id)
+        if target is None:
+            return None
+        with self._lock:
+            now = self.reading_instant()
+            record = self.engine.clock_record(f"{target_id}/{subject}") if self.engine else None
+            transitions = None if record is None else [(t.at, t.action, t.fact, t.subject)
+                                                       for t in record.transitions]
+        decisions = list(self._all_decisions(target=target_id, subject=subject))
+        facts = []
+        if transitions is None and target.measure == "duration":
+            facts = [item["fact"] for item in self._all_pages(self.store.list_facts, subject=subject,
+                                                               service=target.service)]
+        return build_timeline(target, subject, now, transitions, decisions, facts)
+
+    def _all_pages(self, list_page, **filters):
+        cursor = None
+        while True:
+            page, cursor = list_page(**filters, cursor=cursor, limit=1000)
             yield from page
             if cursor is None:
                 return
