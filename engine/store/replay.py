@@ -5,6 +5,7 @@ newest one is replayed.
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import peewee as pw
@@ -28,6 +29,19 @@ class ReplayRecords(StoreBase):
                 return
             R.insert(hash=hash, files=canonical_json(files), loaded_at=now_text(),
                      generation=generation).execute()
+
+    def rulesets(self) -> list[dict]:
+        """Every rule set recorded, newest load first: ``{hash, loaded_at, generation}``
+        (what the console's rules page lists as the version history)."""
+        R = self.m.RuleSet
+        return [{"hash": r.hash, "loaded_at": r.loaded_at, "generation": r.generation}
+                for r in R.select(R.hash, R.loaded_at, R.generation).order_by(R.generation.desc())]
+
+    def ruleset_files(self, hash: str) -> dict[str, str] | None:
+        """The files of a recorded rule set, by its hash (None if unknown)."""
+        R = self.m.RuleSet
+        row = R.select(R.files).where(R.hash == hash).first()
+        return None if row is None else json.loads(row.files)
 
     # ---- ticks -------------------------------------------------------------------------
 
