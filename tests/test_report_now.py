@@ -46,3 +46,19 @@ def test_the_report_counts_an_ongoing_outage_up_to_now(env):
     report = client.get("/v1/reports/compliance?service=email&period=2026-11", headers=headers).json
     row = next(r for r in report["targets"] if r["target"] == "email-availability")
     assert row["availability"] == pytest.approx(100 * (1 - 2 / (30 * 24)), abs=1e-4)
+
+
+def test_metrics_per_target_have_no_subject_label(env):
+    service, client, headers, wall = env
+    wall.set("2026-11-05T04:00:00Z")
+    down = fact("a1", type="alert.firing", time="2026-11-05T03:00:00Z", subject="fp-1",
+                source="alertmanager", alertname="EmailDown")
+    client.post("/v1/facts", json=[down, fact("i1", time="2026-11-05T03:00:00Z", subject="INC-9", priority="P1")],
+                headers=headers)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'slm_target_breaches_total{service="email",target="email-p1-response"} 1.0' in text
+    assert 'slm_target_compliance_ratio{service="email",target="email-p1-response"} 0.0' in text
+    budget = [line for line in text.splitlines()
+              if line.startswith('slm_target_availability_budget_remaining_ratio{service="email",target="email-availability"}')]
+    assert len(budget) == 1 and float(budget[0].split()[-1]) < 0          # 1 h down of a 43m12s budget
+    assert "INC-9" not in text and "fp-1" not in text

@@ -23,9 +23,9 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 
 
 class SessionCookies(SecureCookieSessionInterface):
-    """Flask's signed cookie, marked Secure when the request came over https: directly,
-    or through a proxy that ``slm serve --trusted-proxy`` names (waitress then takes the
-    scheme from its X-Forwarded-Proto and no one else's)."""
+    """Flask's signed cookie, marked Secure when the request came over https, or always
+    with ``SLM_COOKIE_SECURE=1`` (behind a TLS-terminating proxy). X-Forwarded-Proto is
+    not honoured: ``slm serve`` has waitress drop untrusted proxy headers."""
 
     def get_cookie_secure(self, app):
         return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
@@ -49,7 +49,8 @@ def register(app: Flask) -> None:
         app.config["SECRET_KEY"] = os.environ.get("SLM_SECRET_KEY") or secrets.token_hex(32)
     app.config.update(SESSION_COOKIE_NAME="slm_session", SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_PATH="/ui",
-                      PERMANENT_SESSION_LIFETIME=timedelta(hours=8))
+                      PERMANENT_SESSION_LIFETIME=timedelta(hours=8),
+                      SESSION_COOKIE_SECURE=os.environ.get("SLM_COOKIE_SECURE") == "1")
     app.session_interface = SessionCookies()
     app.register_blueprint(bp)
     app.add_url_rule("/", "home", lambda: redirect(url_for("ui.overview")))

@@ -98,8 +98,8 @@ def burn(figures: dict, zone: str, title: str) -> Markup:
 def timeline(tl, title: str) -> Markup:
     """A clock's timeline: closed days, service hours, the spans it ran, and each event."""
     width, left, right = 960, 16, 16
-    lanes = 4
-    height = 150 + lanes * 18
+    lanes = 6
+    height = 120 + lanes * 18
     zone = tl.target.calendar.zone
     span = (tl.end - tl.start).total_seconds() or 1.0
 
@@ -118,9 +118,13 @@ def timeline(tl, title: str) -> Markup:
     for at, label in _ticks(tl.start, tl.end, zone):
         body.append(f'<line x1="{x(at):.1f}" y1="18" x2="{x(at):.1f}" y2="{height - 4}" class="tick"/>')
         body.append(_text(x(at) + 3, 14, label))
+    ends = [float("-inf")] * lanes          # where each lane's last label ends: labels never overlap
     for i, event in enumerate(tl.events):
         ex = x(event["at"])
-        y = 100 + (i % lanes) * 18
+        local_text = f"{event['label']} {event['at'].astimezone(zone):%a %H:%M}"
+        lane = next((n for n in range(lanes) if ends[n] < ex), i % lanes)
+        ends[lane] = min(ex + 6, width - 150) + 6.5 * len(local_text)
+        y = 100 + lane * 18
         css = event["kind"] if event["kind"] in ("breach", "warning", "met", "escalation", "retracted") else "life"
         local = event["at"].astimezone(zone).strftime("%a %H:%M")
         body.append(f'<g class="event {css}"><line x1="{ex:.1f}" y1="28" x2="{ex:.1f}" y2="{y - 6}" class="stem"/>'
