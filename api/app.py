@@ -11,7 +11,7 @@ from flask import Flask, send_from_directory
 from engine.service.live import SlmService
 from schemas.facts import FactSchema, FactTime
 
-from . import facts, ops, records, rules
+from . import facts, ops, records, rules, ui
 from .auth import SECURITY_SCHEME, TokenCache
 from .problems import SlmApi
 
@@ -20,7 +20,7 @@ DOCS_ASSETS = "/docs/assets/"      # Swagger UI served from the installed packag
 
 
 def create_app(service: SlmService, *, alert_service_label: str = "service") -> Flask:
-    app = Flask("slm")
+    app = Flask("slm", static_folder=None)     # the console serves its own assets (api/ui)
     app.config.update(
         API_TITLE="slm — Service Level Management policy service",
         API_VERSION=API_VERSION,
@@ -34,7 +34,7 @@ def create_app(service: SlmService, *, alert_service_label: str = "service") -> 
         JSON_SORT_KEYS=False,
     )
     app.extensions["slm"] = service
-    app.extensions["slm_tokens"] = TokenCache(service.store.token_role)
+    app.extensions["slm_tokens"] = TokenCache(service.store.digest_role)
     metrics = ops.Metrics(service)
     app.extensions["slm_metrics"] = metrics
     service.listeners.append(metrics.record)
@@ -48,6 +48,7 @@ def create_app(service: SlmService, *, alert_service_label: str = "service") -> 
     app.register_blueprint(ops.bp)
     app.add_url_rule(DOCS_ASSETS + "<path:filename>", "docs_assets",
                      lambda filename: send_from_directory(swagger_ui_bundle.swagger_ui_path, filename))
+    ui.register(app)
     app.before_request(ops.start_timer)
     app.after_request(ops.observe)
     return app

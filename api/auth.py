@@ -50,18 +50,22 @@ TOKEN_CACHE_SECONDS = 5.0     # a revoked token stops working within this long
 
 class TokenCache:
     """Roles of recently checked tokens, by the token's SHA-256, one cache per app; a
-    token is asked of the store again once ``seconds`` have passed."""
+    token is asked of the store again once ``seconds`` have passed. ``lookup`` takes a
+    digest; the console's sessions hold the digest and ask the same cache (api/ui)."""
 
     def __init__(self, lookup, seconds: float = TOKEN_CACHE_SECONDS, clock=time.monotonic, size: int = 1000):
         self.lookup, self.seconds, self.clock, self.size = lookup, seconds, clock, size
         self._roles: dict[str, tuple[str, float]] = {}     # digest -> (role, trusted until)
 
     def role(self, token: str) -> str | None:
-        key, now = token_digest(token), self.clock()
+        return self.role_of_digest(token_digest(token))
+
+    def role_of_digest(self, key: str) -> str | None:
+        now = self.clock()
         cached = self._roles.get(key)
         if cached and cached[1] > now:
             return cached[0]
-        role = self.lookup(token)
+        role = self.lookup(key)
         if role is None:
             self._roles.pop(key, None)
         else:

@@ -28,6 +28,11 @@ class Metrics:
         clocks = Gauge("slm_next_deadline_seconds", "Seconds until the next clock deadline (-1: none)",
                        registry=registry)
         clocks.set_function(lambda: _seconds_until(service))
+        labels = ["service", "target"]              # never the subject: cardinality stays the rule set's
+        self.breaches = Counter("slm_target_breaches", "Breach decisions recorded, per target", labels,
+                                registry=registry)
+        self.met = Counter("slm_target_met", "Met decisions recorded, per target", labels, registry=registry)
+        registry.register(TargetGauges(service))
 
     def record(self, result) -> None:
         """Count one write of the service (an ingestion or a clock tick)."""
@@ -38,8 +43,58 @@ class Metrics:
             self.facts.labels("duplicate").inc(len(result.results) - accepted)
         for decision in result.decisions:
             self.decisions.labels(decision["kind"]).inc()
+            if decision["kind"] in ("breach", "met") and decision.get("target") and not decision.get("shadow"):
+                counter = self.breaches if decision["kind"] == "breach" else self.met
+                counter.labels(decision.get("service") or "", decision["target"]).inc()
         if result.notifications:
             self.notifications.inc(len(result.notifications))
+
+
+class TargetGauges:
+    """This month's compliance and availability budget per target, computed at scrape time
+    from the same report as ``/v1/reports/compliance`` (ongoing outages counted to now),
+    at most once per ``every`` seconds: a scrape never walks the month's decisions twice."""
+
+    def __init__(self, service, every: float = 30.0, clock=time.monotonic):
+        self.service, self.every, self.clock = service, every, clock
+        self._cached: tuple[float, list] | None = None
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+        rows = self._rows()
+        compliance = GaugeMetricFamily("slm_target_compliance_ratio",
+                                       "Share of this month's settled cycles that met the target (0-1)",
+                                       labels=["service", "target"])
+        budget = GaugeMetricFamily("slm_target_availability_budget_remaining_ratio",
+                                   "Share of this month's downtime budget not yet used (availability and "
+                                   "threshold targets; negative once breached)", labels=["service", "target"])
+        for service, row in rows:
+            if row["compliance"] is not None:
+                compliance.add_metric([service, row["target"]], row["compliance"] / 100)
+            if row["availability"] is not None and row["goal_ratio"] and row["goal_ratio"] < 1:
+                used = (100 - row["availability"]) / 100 / (1 - row["goal_ratio"])
+                budget.add_metric([service, row["target"]], 1 - used)
+        yield compliance
+        yield budget
+
+    def _rows(self) -> list:
+        service = self.service
+        if not service.ready.is_set():
+            return []
+        now = self.clock()
+        if self._cached and now - self._cached[0] < self.every:
+            return self._cached[1]
+        period = service.now().strftime("%Y-%m")
+        rows = []
+        for sid in sorted(service.ruleset.services):
+            for row in service.compliance(sid, period)["targets"]:
+                if row["shadow"]:
+                    continue
+                target = service.ruleset.targets[row["target"]]
+                ratio = float(target.goal) if target.measure != "duration" else None
+                rows.append((sid, {**row, "goal_ratio": ratio}))
+        self._cached = (now, rows)
+        return rows
 
 
 def _seconds_until(service) -> float:

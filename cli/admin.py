@@ -25,7 +25,9 @@ def token_create(role, name, db_url):
     """Create a token; it is printed once, on the last line, and stored only hashed."""
     with open_store(db_url) as store:
         value = store.add_token(role, name)
-    click.echo(f"created a {role} token{' for ' + name if name else ''}; it is not shown again:")
+    from .serve import _redacted
+    click.echo(f"created a {role} token{' for ' + name if name else ''} in {_redacted(db_url)}; "
+               f"it is not shown again:")
     click.echo(value)
 
 

@@ -312,18 +312,34 @@ class Engine:
                         "shadow": target.agreement.shadow})
         return sorted(out, key=lambda c: c["clock"])
 
-    def window_reading(self, target_id: str, label: str) -> tuple[timedelta, timedelta] | None:
-        """(down time counted so far, service time) of an availability/threshold window."""
+    def window_reading(self, target_id: str, label: str,
+                       at: datetime | None = None) -> tuple[timedelta, timedelta] | None:
+        """(down time counted up to ``at``, service time) of an availability/threshold window.
+
+        ``at`` (default: the engine's time) lets a reader count an ongoing outage up to the
+        wall clock: the engine's time only moves when a fact or a deadline arrives, so
+        without it a report would show 100 % during the first outage of a quiet month."""
+        now = max(filter(None, [at, self.state.now]), default=None)
         record = self.state.book.get(f"{target_id}/{label}")
         if record is None:
-            return self._quiet_window(target_id, label)
+            return self._quiet_window(target_id, label, now)
         if not isinstance(record.clock, WindowClock):
             return None
         clock = record.clock
-        until = min(self.state.now or clock.window_end, clock.window_end)
+        until = min(now or clock.window_end, clock.window_end)
         return clock.counted_at(until), clock.service_time
 
-    def _quiet_window(self, target_id: str, label: str) -> tuple[timedelta, timedelta] | None:
+    def window_record(self, target_id: str, label: str) -> ClockRecord | None:
+        """The clock record of a window (None if none was made or it was forgotten)."""
+        record = self.state.book.get(f"{target_id}/{label}")
+        return record if record is not None and isinstance(record.clock, WindowClock) else None
+
+    def clock_record(self, key: str) -> ClockRecord | None:
+        """The clock record ``<target>/<subject or window label>``, while it is kept."""
+        return self.state.book.get(key)
+
+    def _quiet_window(self, target_id: str, label: str,
+                      now: datetime | None = None) -> tuple[timedelta, timedelta] | None:
         """A month window nothing went down in: no clock was ever made for it."""
         target = self.ruleset.targets.get(target_id)
         if target is None or target.measure == "duration" or target.spec.get("window", "month") != "month":
@@ -332,7 +348,10 @@ class Engine:
             start, end = month_span(label, target.calendar.timezone)
         except ValueError:
             return None
-        if self.state.now is None or self.state.now <= start:
+        if self.state.now is None:
+            return None            # nothing was ever posted: nothing is known
+        now = now or self.state.now
+        if now <= start:
             return None
         if self._forgotten(end):
             return None            # maybe forgotten, not quiet: unknown

@@ -137,6 +137,19 @@ class ServiceCalendar:
         if pending:
             yield pending
 
+    def closed_days(self, start: datetime, end: datetime) -> list[tuple[date, datetime, datetime]]:
+        """Local dates within [start, end) closed all day by a holiday or an extra closed
+        date, each with its UTC span (local midnight to midnight): what a timeline shades."""
+        out = []
+        day, last = self._local_date(start), self._local_date(end)
+        while day <= last:
+            if self._is_closed(day):
+                a = datetime.combine(day, time(), self.zone).astimezone(UTC)
+                b = datetime.combine(day + DAY, time(), self.zone).astimezone(UTC)
+                out.append((day, max(a, start), min(b, end)))
+            day += DAY
+        return out
+
     # -- one local day ------------------------------------------------------------------
     def _local_date(self, at: datetime) -> date:
         return at.astimezone(self.zone).date()

@@ -33,6 +33,8 @@ from engine.notify.route import notifications_for
 from engine.service.recovery import Versions, rebuild, save_snapshot, settle_heap
 from engine.service.reports import SPAN_MARGIN, compliance
 from engine.service.scheduler import DeadlineScheduler
+from engine.service.review import review as review_targets
+from engine.service.timeline import build as build_timeline
 from engine.store.store import Store
 from schemas.records import Decision
 
@@ -460,7 +462,7 @@ class SlmService:
             raise NotReady(self.progress())
         with self._lock:
             now = self.now()
-            clocks = self.engine.clocks(at=min(now, self.engine.next_deadline() or now))
+            clocks = self.engine.clocks(at=self.reading_instant())
         out = []
         wanted = {"service": service, "target": target, "subject": subject}
         for clock in clocks:
@@ -485,14 +487,64 @@ class SlmService:
         decisions = list(self._all_decisions(service=service, since=start - SPAN_MARGIN, until=end + SPAN_MARGIN))
         decisions += self._all_decisions(service=service, kind="retracted")
         with self._lock:
-            engine = self.engine
-            window = (lambda target, label: engine.window_reading(target, label)) if engine else None
+            engine, at = self.engine, self.reading_instant()
+            window = (lambda target, label: engine.window_reading(target, label, at)) if engine else None
             return compliance(self.ruleset, decisions, service, period, window)
+
+    def reading_instant(self) -> datetime:
+        """The instant readings are taken at: the wall clock, but not past a deadline that
+        is due and not fired yet (the scheduler is about to fire it; a reading beyond it
+        would count time the engine has not decided on). Call under ``self._lock``."""
+        now = self.now()
+        deadline = self.engine.next_deadline() if self.engine else None
+        return min(now, deadline) if deadline else now
 
     def _all_decisions(self, **filters):
         cursor = None
         while True:
             page, cursor = self.store.list_decisions(**filters, cursor=cursor, limit=1000)
+            yield from page
+            if cursor is None:
+                return
+
+    def review(self, service: str, period: str) -> dict:
+        """The compliance report with the figures of a service review (engine.service.review)."""
+        report = self.compliance(service, period)
+        start, end = month_span(period)
+        decisions = list(self._all_decisions(service=service, since=start - SPAN_MARGIN, until=end + SPAN_MARGIN))
+        decisions += self._all_decisions(service=service, kind="retracted")
+        windows = {}
+        with self._lock:
+            now = self.reading_instant()
+            for row in report["targets"]:
+                record = self.engine.window_record(row["target"], period) if self.engine else None
+                if record is not None:
+                    windows[row["target"]] = ([(t.at, t.action, t.fact, t.subject) for t in record.transitions],
+                                              record.clock.budget, now)
+        return {**report, "targets": review_targets(self.ruleset, decisions, report, windows)}
+
+    def clock_timeline(self, target_id: str, subject: str):
+        """The timeline of clock ``<target>/<subject>`` (engine.service.timeline); None if the
+        target is unknown or nothing about this clock is known."""
+        target = self.ruleset.targets.get(target_id)
+        if target is None:
+            return None
+        with self._lock:
+            now = self.reading_instant()
+            record = self.engine.clock_record(f"{target_id}/{subject}") if self.engine else None
+            transitions = None if record is None else [(t.at, t.action, t.fact, t.subject)
+                                                       for t in record.transitions]
+        decisions = list(self._all_decisions(target=target_id, subject=subject))
+        facts = []
+        if transitions is None and target.measure == "duration":
+            facts = [item["fact"] for item in self._all_pages(self.store.list_facts, subject=subject,
+                                                               service=target.service)]
+        return build_timeline(target, subject, now, transitions, decisions, facts)
+
+    def _all_pages(self, list_page, **filters):
+        cursor = None
+        while True:
+            page, cursor = list_page(**filters, cursor=cursor, limit=1000)
             yield from page
             if cursor is None:
                 return

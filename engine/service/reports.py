@@ -30,28 +30,14 @@ def compliance(ruleset: RuleSet, decisions: Iterable[dict], service: str, period
 
     ``decisions``: at least those of the UTC month widened by :data:`SPAN_MARGIN`, and
     every retraction."""
-    decisions = list(decisions)
-    retracted = {d.get("data", {}).get("retracts") for d in decisions if d["kind"] == "retracted"}
-    outcomes: dict[str, dict[tuple, str]] = {}
-    spans = {target.id: month_span(period, target.calendar.timezone) for target in ruleset.targets.values()
-             if target.service == service}
-    for d in decisions:
-        if d["id"] in retracted or d["kind"] not in ("met", "breach") or d.get("target") not in spans:
-            continue
-        start, end = spans[d["target"]]
-        if not start <= parse_instant(d["at"]) < end:
-            continue
-        cycles = outcomes.setdefault(d["target"], {})
-        key = (d.get("subject"), d.get("cycle"))
-        if cycles.get(key) != "breach":
-            cycles[key] = d["kind"]
+    outcomes = cycle_outcomes(ruleset, decisions, service, period)
     rows = []
     for target in sorted(ruleset.targets.values(), key=lambda t: t.id):
         if target.service != service:
             continue
         cycles = outcomes.get(target.id, {})
-        met = sum(1 for kind in cycles.values() if kind == "met")
-        breached = sum(1 for kind in cycles.values() if kind == "breach")
+        met = sum(1 for d in cycles.values() if d["kind"] == "met")
+        breached = sum(1 for d in cycles.values() if d["kind"] == "breach")
         row = {"target": target.id, "agreement": target.agreement.id, "measure": target.measure,
                "shadow": target.agreement.shadow, "subjects": len({s for s, _ in cycles}),
                "met": met, "breached": breached,
@@ -62,6 +48,29 @@ def compliance(ruleset: RuleSet, decisions: Iterable[dict], service: str, period
             row["availability"] = _availability(window, target.id, period)
         rows.append(row)
     return {"service": service, "period": period, "ruleset": ruleset.version, "targets": rows}
+
+
+def cycle_outcomes(ruleset: RuleSet, decisions: Iterable[dict], service: str,
+                   period: str) -> dict[str, dict[tuple, dict]]:
+    """Target id → (subject, cycle) → the decision that settles the cycle in the month: a
+    standing breach if there is one, else a standing met (the service review charts these
+    too, so both read the month the same way)."""
+    decisions = list(decisions)
+    retracted = {d.get("data", {}).get("retracts") for d in decisions if d["kind"] == "retracted"}
+    outcomes: dict[str, dict[tuple, dict]] = {}
+    spans = {target.id: month_span(period, target.calendar.timezone) for target in ruleset.targets.values()
+             if target.service == service}
+    for d in decisions:
+        if d["id"] in retracted or d["kind"] not in ("met", "breach") or d.get("target") not in spans:
+            continue
+        start, end = spans[d["target"]]
+        if not start <= parse_instant(d["at"]) < end:
+            continue
+        cycles = outcomes.setdefault(d["target"], {})
+        key = (d.get("subject"), d.get("cycle"))
+        if cycles.get(key, {}).get("kind") != "breach":
+            cycles[key] = d
+    return outcomes
 
 
 def _availability(window: WindowReading, target_id: str, period: str) -> float | None:

@@ -32,9 +32,14 @@ class Tokens(StoreBase):
     def token_role(self, token) -> str | None:
         if not isinstance(token, str) or not token:
             return None
+        return self.digest_role(token_digest(token))
+
+    def digest_role(self, digest: str) -> str | None:
+        """The role of the unrevoked token with this SHA-256 digest: the console's session
+        keeps the digest, never the token, so its cookie is no bearer token."""
         T = self.m.Token
         row = (T.select(T.role)
-               .where((T.token_hash == token_digest(token)) & (T.revoked == False))  # noqa: E712
+               .where((T.token_hash == digest) & (T.revoked == False))  # noqa: E712
                .first())
         return None if row is None else row.role
 

@@ -1,0 +1,57 @@
+"""The web console under ``/ui/``: server-rendered pages for auditors and process owners.
+
+Everything a page loads comes from this blueprint (templates, one stylesheet, one small
+script); the Content-Security-Policy forbids anything else, inline scripts and styles
+included. Charts are SVG drawn on the server (api/ui/charts.py). Sign-in turns an slm
+token into a signed session cookie that holds the token's digest, checked through the
+API's own token cache on every request (api/ui/session.py).
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+
+from flask import Blueprint, Flask, redirect, request, url_for
+from flask.sessions import SecureCookieSessionInterface
+
+bp = Blueprint("ui", __name__, url_prefix="/ui", template_folder="templates",
+               static_folder="static", static_url_path="/static")
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+
+
+class SessionCookies(SecureCookieSessionInterface):
+    """Flask's signed cookie, marked Secure when the request came over https, or always
+    with ``SLM_COOKIE_SECURE=1`` (behind a TLS-terminating proxy). X-Forwarded-Proto is
+    not honoured: ``slm serve`` has waitress drop untrusted proxy headers."""
+
+    def get_cookie_secure(self, app):
+        return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
+
+
+@bp.after_request
+def _headers(response):
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    if response.mimetype == "text/html":
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def register(app: Flask) -> None:
+    """Mount the console on ``app``: its blueprint, session cookies, CSP, ``/`` → console."""
+    from . import pages, session  # noqa: F401  (their routes register on ``bp``)
+
+    if not app.config.get("SECRET_KEY"):       # per process unless set: a restart signs everyone out
+        app.config["SECRET_KEY"] = os.environ.get("SLM_SECRET_KEY") or secrets.token_hex(32)
+    app.config.update(SESSION_COOKIE_NAME="slm_session", SESSION_COOKIE_HTTPONLY=True,
+                      SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_PATH="/ui",
+                      PERMANENT_SESSION_LIFETIME=timedelta(hours=8),
+                      SESSION_COOKIE_SECURE=os.environ.get("SLM_COOKIE_SECURE") == "1")
+    app.session_interface = SessionCookies()
+    app.register_blueprint(bp)
+    app.add_url_rule("/", "home", lambda: redirect(url_for("ui.overview")))
+

@@ -1,0 +1,153 @@
+"""Charts as SVG drawn here, on the server: no script, nothing fetched, printable.
+
+Each function takes the figures (engine.service.review, engine.service.timeline) and
+returns markup with a title for screen readers; every chart sits next to a table with
+the same figures. Colours come from classes in console.css (met, breach, warn, …), so
+print and screen styles can differ and contrast is set in one place.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from markupsafe import Markup, escape
+
+from schemas.values import format_whole_duration
+
+
+def _svg(width: int, height: int, title: str, body: list[str], css: str = "chart") -> Markup:
+    return Markup(f'<svg class="{css}" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+                  f'role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>{"".join(body)}</svg>')
+
+
+def _text(x, y, text, css="label", anchor="start") -> str:
+    return f'<text x="{x:.1f}" y="{y:.1f}" class="{css}" text-anchor="{anchor}">{escape(text)}</text>'
+
+
+def _rect(x, y, w, h, css, tip=None) -> str:
+    inner = f"<title>{escape(tip)}</title>" if tip else ""
+    return f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(w, 0):.1f}" height="{max(h, 0):.1f}" class="{css}">{inner}</rect>'
+
+
+def weekly(weeks: list[tuple[str, int, int]], title: str) -> Markup:
+    """Met and breached cycles per week as stacked bars."""
+    width, height, left, bottom = 420, 190, 34, 24
+    top = max([m + b for _, m, b in weeks] + [1])
+    slot = (width - left - 8) / max(len(weeks), 1)
+    scale = (height - bottom - 12) / top
+    body = [f'<line x1="{left}" y1="{height - bottom}" x2="{width - 4}" y2="{height - bottom}" class="axis"/>',
+            _text(left - 4, 14, str(top), anchor="end"), _text(left - 4, height - bottom, "0", anchor="end")]
+    for i, (label, met, breached) in enumerate(weeks):
+        x = left + i * slot + slot * 0.2
+        w = slot * 0.6
+        y_met = height - bottom - met * scale
+        body.append(_rect(x, y_met, w, met * scale, "met", f"{label}: {met} met"))
+        body.append(_rect(x, y_met - breached * scale, w, breached * scale, "breach", f"{label}: {breached} breached"))
+        body.append(_text(x + w / 2, height - 6, label, anchor="middle"))
+    return _svg(width, height, title, body)
+
+
+def spread(buckets: tuple[str, ...], counts: list[int], title: str) -> Markup:
+    """How long met cycles took, as shares of the goal; the last bar: breached cycles."""
+    width, height, left, bottom = 420, 190, 34, 24
+    top = max(counts + [1])
+    slot = (width - left - 8) / len(buckets)
+    scale = (height - bottom - 12) / top
+    body = [f'<line x1="{left}" y1="{height - bottom}" x2="{width - 4}" y2="{height - bottom}" class="axis"/>',
+            _text(left - 4, 14, str(top), anchor="end"), _text(left - 4, height - bottom, "0", anchor="end")]
+    for i, (label, count) in enumerate(zip(buckets, counts)):
+        x, w = left + i * slot + slot * 0.15, slot * 0.7
+        css = "breach" if i == len(buckets) - 1 else "warn" if i == len(buckets) - 2 else "met"
+        body.append(_rect(x, height - bottom - count * scale, w, count * scale, css, f"{label} of the goal: {count}"))
+        body.append(_text(x + w / 2, height - 6, label, anchor="middle"))
+    goal_x = left + (len(buckets) - 1) * slot
+    body.append(f'<line x1="{goal_x:.1f}" y1="8" x2="{goal_x:.1f}" y2="{height - bottom}" class="goal"/>')
+    body.append(_text(goal_x - 3, 18, "goal", anchor="end"))
+    return _svg(width, height, title, body)
+
+
+def burn(figures: dict, zone: str, title: str) -> Markup:
+    """Downtime counted over the month against the window's budget."""
+    width, height, left, bottom = 420, 190, 52, 24
+    start, end, budget = figures["start"], figures["end"], figures["budget"]
+    points = figures["points"]
+    top = max([budget] + [c for _, c in points] + [timedelta(minutes=1)]) * 1.15
+    span = (end - start).total_seconds()
+
+    def xy(at: datetime, counted: timedelta) -> tuple[float, float]:
+        return (left + (at - start).total_seconds() / span * (width - left - 8),
+                height - bottom - counted / top * (height - bottom - 10))
+
+    body = [f'<line x1="{left}" y1="{height - bottom}" x2="{width - 4}" y2="{height - bottom}" class="axis"/>']
+    _, budget_y = xy(start, budget)
+    body.append(f'<line x1="{left}" y1="{budget_y:.1f}" x2="{width - 4}" y2="{budget_y:.1f}" class="goal"/>')
+    body.append(_text(left - 4, budget_y + 4, format_whole_duration(budget), anchor="end"))
+    body.append(_text(width - 6, budget_y - 4, "budget", anchor="end"))
+    line = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(at, c) for at, c in points))
+    body.append(f'<polyline points="{line}" class="burn"/>')
+    local = ZoneInfo(zone)
+    for day in (1, 8, 15, 22, 29):
+        at = start.astimezone(local).replace(day=day) if day <= 28 or end.astimezone(local).day != 1 else None
+        if at is None or not start <= at < end:
+            continue
+        x, _ = xy(at, timedelta(0))
+        body.append(_text(x, height - 6, at.strftime("%d %b"), anchor="middle"))
+    return _svg(width, height, title, body)
+
+
+def timeline(tl, title: str) -> Markup:
+    """A clock's timeline: closed days, service hours, the spans it ran, and each event."""
+    width, left, right = 960, 16, 16
+    lanes = 6
+    height = 120 + lanes * 18
+    zone = tl.target.calendar.zone
+    span = (tl.end - tl.start).total_seconds() or 1.0
+
+    def x(at: datetime) -> float:
+        return left + (at - tl.start).total_seconds() / span * (width - left - right)
+
+    body = []
+    for day, a, b in tl.closed:
+        body.append(_rect(x(a), 22, x(b) - x(a), height - 22, "closed", f"{day:%a %d %b}: closed (holiday)"))
+    for a, b in tl.open:
+        body.append(_rect(x(a), 30, x(b) - x(a), 18, "hours", "service hours"))
+    for a, b in tl.counting:
+        body.append(_rect(x(a), 56, x(b) - x(a), 18, "counting", "the clock counts here outside closed hours"))
+    body.append(_text(left, 44, "service hours", css="lane"))
+    body.append(_text(left, 70, "clock running", css="lane"))
+    for at, label in _ticks(tl.start, tl.end, zone):
+        body.append(f'<line x1="{x(at):.1f}" y1="18" x2="{x(at):.1f}" y2="{height - 4}" class="tick"/>')
+        body.append(_text(x(at) + 3, 14, label))
+    ends = [float("-inf")] * lanes          # where each lane's last label ends: labels never overlap
+    for i, event in enumerate(tl.events):
+        ex = x(event["at"])
+        local_text = f"{event['label']} {event['at'].astimezone(zone):%a %H:%M}"
+        lane = next((n for n in range(lanes) if ends[n] < ex), i % lanes)
+        ends[lane] = min(ex + 6, width - 150) + 6.5 * len(local_text)
+        y = 100 + lane * 18
+        css = event["kind"] if event["kind"] in ("breach", "warning", "met", "escalation", "retracted") else "life"
+        local = event["at"].astimezone(zone).strftime("%a %H:%M")
+        body.append(f'<g class="event {css}"><line x1="{ex:.1f}" y1="28" x2="{ex:.1f}" y2="{y - 6}" class="stem"/>'
+                    f'<circle cx="{ex:.1f}" cy="{y - 6}" r="4"/>'
+                    + _text(min(ex + 6, width - 150), y - 2, f"{event['label']} {local}", css="event-label")
+                    + f"<title>{escape(event['label'])} at {local}</title></g>")
+    return _svg(width, height, title, body, css="chart timeline")
+
+
+def _ticks(start: datetime, end: datetime, zone) -> list[tuple[datetime, str]]:
+    """Local midnights (and hours on short spans) to label the axis, at most ~12."""
+    span = end - start
+    if span <= timedelta(hours=36):
+        step, fmt = timedelta(hours=max(1, int(span.total_seconds() // 3600 // 10) or 1)), "%a %H:%M"
+        first = start.astimezone(zone).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    else:
+        days = max(1, span.days // 10)
+        step, fmt = timedelta(days=days), "%a %d %b"
+        first = (start.astimezone(zone) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    out, at = [], first
+    while at < end and len(out) < 40:
+        out.append((at, at.strftime(fmt)))
+        at = (at + step).astimezone(zone)
+        if step >= timedelta(days=1):
+            at = at.replace(hour=0)                 # local midnight across a DST change
+    return out

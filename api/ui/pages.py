@@ -1,0 +1,234 @@
+"""The console's pages: overview, decisions, a decision's trace, a clock's timeline, the
+service review, the rules and the audit. Each reads through the same service and store
+methods as the JSON API, so a page and its API answer cannot disagree.
+"""
+from __future__ import annotations
+
+import difflib
+from datetime import datetime, timedelta, timezone
+
+from flask import abort, current_app, g, redirect, render_template, request, url_for
+
+from engine.lang.errors import RuleSetError
+from engine.lang.excerpt import definition_text
+from engine.service.live import NotReady
+from engine.service.review import BUCKETS
+from schemas.api import PERIOD
+from schemas.values import parse_duration, parse_instant
+
+from ..auth import AUDITOR, OWNER, READER
+from . import bp, charts
+from .session import page
+
+PAGE_SIZE = 50
+NEAREST = 5                       # running clocks per service on the overview
+KINDS = ("breach", "warning", "met", "escalation", "retracted")
+
+
+def _service():
+    return current_app.extensions["slm"]
+
+
+@bp.app_context_processor
+def _globals():
+    return {"role": g.get("role"), "READER": READER, "AUDITOR": AUDITOR, "OWNER": OWNER}
+
+
+@bp.app_template_filter("when")
+def _when(text) -> str:
+    """An instant as people read it: ``2026-11-30 09:15:00 UTC``."""
+    at = parse_instant(text) if isinstance(text, str) else text
+    return at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@bp.app_template_filter("dict_without")
+def _dict_without(values: dict, key: str) -> dict:
+    return {k: v for k, v in values.items() if k != key}
+
+
+def _now() -> datetime:
+    return _service().now()
+
+
+# ---- overview -------------------------------------------------------------------------
+
+@bp.route("/")
+@page()
+def overview():
+    service = _service()
+    now = _now()
+    period = now.strftime("%Y-%m")
+    try:
+        clocks = service.clocks()
+    except NotReady:
+        return render_template("ui/starting.html", progress=service.progress()), 503
+    services = []
+    for sid, definition in sorted(service.ruleset.services.items()):
+        running = [_progress(c) for c in clocks if c["service"] == sid and not c["shadow"]]
+        running.sort(key=lambda c: -c["share"])
+        recent = []
+        for kind in ("breach", "warning"):
+            page_, _ = service.store.list_decisions(service=sid, kind=kind, since=_stamp(now - timedelta(hours=24)),
+                                                    limit=200)
+            recent += page_
+        recent.sort(key=lambda d: d["at"], reverse=True)
+        services.append({"id": sid, "name": definition.name, "clocks": running[:NEAREST], "running": len(running),
+                         "recent": recent[:10], "recent_total": len(recent),
+                         "report": service.compliance(sid, period)})
+    fragment = request.args.get("fragment") == "1"
+    return render_template("ui/overview_body.html" if fragment else "ui/overview.html",
+                           services=services, period=period, now=now)
+
+
+def _progress(clock: dict) -> dict:
+    """A running clock with its share of the budget used and a colour class."""
+    target = _service().ruleset.targets.get(clock["target"])
+    budget, counted = parse_duration(clock["budget"]), parse_duration(clock["counted"])
+    share = counted / budget if budget else 0.0
+    warns = [float(level.share) for level in target.warn_at] if target else []
+    css = "breach" if share >= 1 else "warn" if warns and share >= min(warns) else "ok"
+    return {**clock, "share": share, "percent": min(share, 1.0) * 100, "css": css}
+
+
+def _stamp(at: datetime) -> str:
+    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---- decisions and traces -------------------------------------------------------------
+
+@bp.route("/decisions")
+@page()
+def decisions():
+    args = request.args
+    filters = {k: args.get(k) or None for k in ("service", "target", "subject", "kind")}
+    problems = {}
+    for name in ("since", "until"):
+        value = args.get(name) or None
+        if value and len(value) == 10:          # a date from <input type=date>: its UTC midnight
+            value += "T00:00:00Z"
+        if value:
+            try:
+                parse_instant(value)
+            except ValueError as err:
+                problems[name] = str(err)
+                value = None
+        filters[name] = value
+    cursor = args.get("cursor") if (args.get("cursor") or "").isdigit() else None
+    items, after = _service().store.list_decisions(**filters, cursor=cursor, limit=PAGE_SIZE)
+    ruleset = _service().ruleset
+    return render_template("ui/decisions.html", items=items, next=after, args=args, problems=problems,
+                           services=sorted(ruleset.services), targets=sorted(ruleset.targets), kinds=KINDS)
+
+
+@bp.route("/decisions/<string:decision_id>")
+@page()
+def trace(decision_id):
+    service = _service()
+    decision = service.store.decision(decision_id)
+    if decision is None:
+        abort(404, description=f"no decision {decision_id!r}")
+    tree = service.trace(decision_id)
+    notes, _ = service.store.list_notifications(decision=decision_id, limit=1000)
+    files: dict[str, dict] = {}
+
+    def excerpt(rule: dict | None) -> str | None:
+        if not rule or not rule.get("file"):
+            return None
+        version = rule.get("ruleset") or service.ruleset.version
+        if version not in files:
+            files[version] = (service.ruleset.files if version == service.ruleset.version
+                              else service.store.ruleset_files(version) or {})
+        return definition_text(files[version], rule["file"], rule.get("line") or 0)
+
+    return render_template("ui/trace.html", decision=decision, tree=tree, notifications=notes, excerpt=excerpt)
+
+
+# ---- clocks -------------------------------------------------------------------------------
+
+@bp.route("/clocks/<string:target>/<path:subject>")
+@page()
+def clock(target, subject):
+    timeline = _service().clock_timeline(target, subject)
+    if timeline is None:
+        abort(404, description=f"nothing is known of clock {target}/{subject}")
+    svg = charts.timeline(timeline, f"Timeline of {target} for {subject}")
+    return render_template("ui/clock.html", tl=timeline, svg=svg, zone=timeline.target.calendar.timezone)
+
+
+# ---- service review -----------------------------------------------------------------------
+
+@bp.route("/reports")
+@page()
+def reports():
+    service = request.args.get("service") or sorted(_service().ruleset.services)[0]
+    period = request.args.get("period") or _now().strftime("%Y-%m")
+    return redirect(url_for("ui.review", service=service, period=period))
+
+
+@bp.route("/reports/<string:service>/<string:period>")
+@page()
+def review(service, period):
+    slm = _service()
+    if service not in slm.ruleset.services or not PERIOD.match(period):
+        abort(404, description=f"no service {service!r} or {period!r} is not a month (YYYY-MM)")
+    result = slm.review(service, period)
+    for entry in result["targets"]:
+        target = slm.ruleset.targets[entry["target"]]
+        entry["weekly_svg"] = charts.weekly(entry["weeks"], f"{entry['target']}: met and breached per week")
+        if "spread" in entry:
+            entry["spread_svg"] = charts.spread(BUCKETS, entry["spread"],
+                                                f"{entry['target']}: time taken against the goal")
+        if "burn" in entry:
+            entry["burn_svg"] = charts.burn(entry["burn"], target.calendar.timezone,
+                                            f"{entry['target']}: downtime budget used over the month")
+    year, month = map(int, period.split("-"))
+    before = f"{year - (month == 1)}-{12 if month == 1 else month - 1:02d}"
+    after = f"{year + (month == 12)}-{1 if month == 12 else month + 1:02d}"
+    return render_template("ui/review.html", report=result, service=slm.ruleset.services[service],
+                           services=sorted(slm.ruleset.services), before=before, after=after, buckets=BUCKETS)
+
+
+# ---- rules and audit ----------------------------------------------------------------------
+
+@bp.route("/rules")
+@page()
+def rules():
+    slm = _service()
+    history = slm.store.rulesets()
+    diff = None
+    against = request.args.get("diff")
+    if against:
+        old = slm.store.ruleset_files(against)
+        if old is None:
+            abort(404, description=f"no rule set {against!r} was ever loaded")
+        diff = _diff(old, slm.ruleset.files)
+    return render_template("ui/rules.html", ruleset=slm.ruleset, history=history, diff=diff, against=against,
+                           message=request.args.get("message"))
+
+
+def _diff(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    lines: list[str] = []
+    for name in sorted(set(old) | set(new)):
+        lines += difflib.unified_diff(old.get(name, "").splitlines(), new.get(name, "").splitlines(),
+                                      fromfile=f"earlier/{name}", tofile=f"in force/{name}", lineterm="")
+    return lines
+
+
+@bp.route("/rules/reload", methods=["POST"])
+@page(OWNER)
+def reload_rules():
+    try:
+        ruleset = _service().reload()
+        message = f"Rules in force: version {ruleset.version[:19]}…"
+    except RuleSetError as err:
+        message = f"Refused; the rules in force stay. {err.report()}"
+    except NotReady:
+        message = "The service is still rebuilding its state; try again in a moment."
+    return redirect(url_for("ui.rules", message=message))
+
+
+@bp.route("/audit")
+@page(AUDITOR)
+def audit():
+    result = _service().store.verify_chain() if request.args.get("verify") == "1" else None
+    return render_template("ui/audit.html", result=result, checked_at=_now())

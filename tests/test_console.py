@@ -1,0 +1,106 @@
+"""The console through Flask's test client: sign-in, roles as the API's, CSRF, pages render."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from api.app import create_app
+from conftest import ROOT, fact
+from engine.service.live import SlmService
+from engine.store.store import Store
+
+
+@pytest.fixture
+def env(url, wall):
+    store = Store.open(url)
+    service = SlmService(store, ROOT / "rules", now=wall)
+    service.start(background=False)
+    app = create_app(service)
+    tokens = {role: store.add_token(role) for role in ("monitor", "owner", "auditor", "admin")}
+    wall.set("2026-11-05T04:00:00Z")
+    client = app.test_client()
+    client.post("/v1/facts", json=fact("f1", time="2026-11-05T03:00:00Z", subject="INC-1", priority="P1"),
+                headers={"Authorization": f"Bearer {tokens['monitor']}"})
+    yield type("Env", (), {"app": app, "service": service, "store": store, "tokens": tokens})
+    service.stop()
+    store.close()
+
+
+def csrf_of(client, path="/ui/login") -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', client.get(path).get_data(as_text=True)).group(1)
+
+
+def signed_in(env, role):
+    client = env.app.test_client()
+    response = client.post("/ui/login", data={"token": env.tokens[role], "csrf": csrf_of(client)})
+    assert response.status_code == 302
+    return client
+
+
+def test_without_a_session_every_page_leads_to_sign_in(env):
+    client = env.app.test_client()
+    assert client.get("/").headers["Location"] == "/ui/"
+    for path in ("/ui/", "/ui/decisions", "/ui/rules", "/ui/audit", "/ui/reports/email/2026-11"):
+        response = client.get(path)
+        assert response.status_code == 302 and response.headers["Location"].startswith("/ui/login?next=")
+
+
+def test_sign_in_sets_a_strict_http_only_cookie_without_the_token(env):
+    client = env.app.test_client()
+    response = client.post("/ui/login", data={"token": env.tokens["auditor"], "csrf": csrf_of(client)})
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Secure" not in cookie
+    assert env.tokens["auditor"] not in cookie
+    secure, https = env.app.test_client(), "https://slm.example.org"
+    form = secure.get("/ui/login", base_url=https).get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
+    response = secure.post("/ui/login", base_url=https, data={"token": env.tokens["auditor"], "csrf": csrf})
+    assert "Secure" in response.headers["Set-Cookie"]
+
+
+def test_bad_tokens_and_monitor_tokens_cannot_sign_in(env):
+    client = env.app.test_client()
+    assert client.post("/ui/login", data={"token": "slm_nope", "csrf": csrf_of(client)}).status_code == 401
+    assert client.post("/ui/login", data={"token": env.tokens["monitor"], "csrf": csrf_of(client)}).status_code == 403
+
+
+def test_roles_as_the_api(env):
+    auditor, owner = signed_in(env, "auditor"), signed_in(env, "owner")
+    assert auditor.get("/ui/audit").status_code == 200
+    assert owner.get("/ui/audit").status_code == 403
+    assert "Reload the rules directory" not in auditor.get("/ui/rules").get_data(as_text=True)
+    refused = auditor.post("/ui/rules/reload", data={"csrf": csrf_of(auditor, "/ui/rules")})
+    assert refused.status_code == 403
+    assert "Reload the rules directory" in owner.get("/ui/rules").get_data(as_text=True)
+    assert owner.post("/ui/rules/reload", data={"csrf": csrf_of(owner, "/ui/rules")}).status_code == 302
+
+
+def test_csrf_is_required_on_every_post(env):
+    owner = signed_in(env, "owner")
+    assert owner.post("/ui/rules/reload").status_code == 400
+    assert owner.post("/ui/rules/reload", data={"csrf": "forged"}).status_code == 400
+    assert owner.post("/ui/logout").status_code == 400
+    client = env.app.test_client()
+    assert client.post("/ui/login", data={"token": env.tokens["admin"]}).status_code == 400
+
+
+def test_a_revoked_token_ends_the_session(env):
+    client = signed_in(env, "auditor")
+    env.store.revoke_token(env.tokens["auditor"])
+    env.app.extensions["slm_tokens"]._roles.clear()         # as after TOKEN_CACHE_SECONDS
+    assert client.get("/ui/decisions").status_code == 302
+
+
+def test_pages_render_with_a_content_security_policy(env):
+    client = signed_in(env, "admin")
+    breach = env.store.list_decisions(kind="breach", target="email-p1-response")[0][0]
+    for path in ("/ui/", "/ui/?fragment=1", "/ui/decisions?kind=breach", f"/ui/decisions/{breach['id']}",
+                 "/ui/clocks/email-p1-response/INC-1", "/ui/reports/email/2026-11", "/ui/rules", "/ui/audit?verify=1"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+        assert "<script>" not in response.get_data(as_text=True) and ' style="' not in response.get_data(as_text=True)
+    trace = client.get(f"/ui/decisions/{breach['id']}").get_data(as_text=True)
+    assert "rules/services/email.yaml:" in trace and "goal: 15m" in trace and "zabbix" not in trace
+    assert "Intact." in client.get("/ui/audit?verify=1").get_data(as_text=True)
