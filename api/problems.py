@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from engine.lang.errors import FactError, RuleSetError
 from engine.service.live import NotReady
+from engine.service.whatif import ReplayLimit
 from schemas.api import ProblemSchema
 
 log = logging.getLogger("slm.api")
@@ -69,6 +70,7 @@ class SlmApi(Api):
         app.register_error_handler(RuleSetError, lambda e: problem(
             422, "Invalid rule set", e.report().splitlines()[0] + " (the running rules stay in force)",
             problems=[p.as_dict() for p in e.problems]))
+        app.register_error_handler(ReplayLimit, lambda e: problem(422, "Preview too large", str(e)))
         app.register_error_handler(NotReady, lambda e: problem(
             503, "Starting", f"rebuilding state from stored facts ({e.args[0]['replayed']} replayed so far)",
             headers={"Retry-After": "5"}))

@@ -1,10 +1,14 @@
 """The rules in force: inspect, check uploads, reload from the rules directory atomically."""
 from __future__ import annotations
 
-from flask import current_app
-from flask_smorest import Blueprint
+import difflib
 
-from schemas.api import RuleFilesSchema, RulesSummarySchema
+from flask import current_app
+from flask_smorest import Blueprint, abort
+
+from schemas.api import (RuleFilesSchema, RulePreviewArgs, RulePreviewSchema, RulesSummarySchema,
+                         RuleVersionArgs, RuleVersionFilesSchema, RuleVersionListSchema)
+from schemas.values import format_instant
 
 from .auth import OWNER, READER, requires
 
@@ -39,3 +43,51 @@ def check_rules(body):
 def reload_rules():
     """Load the rules directory and swap it in; a bad set is refused and the old one stays."""
     return _summary(current_app.extensions["slm"].reload())
+
+
+@blp.route("/rules/versions")
+@requires(blp, READER)
+@blp.response(200, RuleVersionListSchema)
+def list_versions():
+    """Every rule set that was put in force, oldest first, with its cut-over."""
+    service = current_app.extensions["slm"]
+    current = service.engine.ruleset.version if service.engine else service.ruleset.version
+    changes = service.store.cutovers()
+    return {"items": [{"version": c["ruleset"], "at": format_instant(c["at"]), "after_fact": c["after_fact"],
+                       "in_force": c["ruleset"] == current and n == len(changes) - 1}
+                      for n, c in enumerate(changes)]}
+
+
+@blp.route("/rules/versions/<string:version>")
+@requires(blp, READER)
+@blp.arguments(RuleVersionArgs, location="query")
+@blp.response(200, RuleVersionFilesSchema)
+def get_version(args, version):
+    """A version's files; with ``against``, the unified diff from that version to this one."""
+    store = current_app.extensions["slm"].store
+    files = store.ruleset_files(version)
+    if files is None:
+        abort(404, message=f"no rule set {version!r}")
+    against = args.get("against")
+    diff = None
+    if against:
+        base = store.ruleset_files(against)
+        if base is None:
+            abort(404, message=f"no rule set {against!r} to compare with")
+        diff = "".join(line for name in sorted(set(base) | set(files)) for line in difflib.unified_diff(
+            base.get(name, "").splitlines(keepends=True), files.get(name, "").splitlines(keepends=True),
+            fromfile=f"a/{name}" if name in base else "/dev/null",
+            tofile=f"b/{name}" if name in files else "/dev/null"))
+    return {"version": version, "files": files, "against": against, "diff": diff}
+
+
+@blp.route("/rules/preview", methods=["POST"])
+@requires(blp, OWNER)
+@blp.arguments(RuleFilesSchema)
+@blp.arguments(RulePreviewArgs, location="query")
+@blp.response(200, RulePreviewSchema)
+def preview_rules(body, args):
+    """What uploaded rule files would have decided over the stored facts of a period, against
+    what was recorded (as ``slm replay``); changes nothing. Bounded: a period with too many
+    facts, or a replay that runs too long, is refused with 422."""
+    return current_app.extensions["slm"].preview(body["files"], args.get("since"), args.get("until"))

@@ -91,7 +91,16 @@ def run_document(path: Path, doc: Document, default_rules: Path, cache: RuleSetC
         result.failures.append(_at(doc, ("rules",), f"rules at {root} do not load:\n") + ruleset.report())
         return result
     engine = Engine(ruleset)
+    rulesets = [ruleset]
     for index, raw in enumerate(scenario["facts"]):
+        if isinstance(raw, dict) and "rules" in raw:          # a rule change at an instant
+            changed = _rule_change(path, doc, index, raw, cache)
+            if isinstance(changed, str):
+                result.failures.append(changed)
+                return result
+            engine.cut_over(*changed)
+            rulesets.append(changed[0])
+            continue
         fact = {"source": DEFAULT_SOURCE, **raw}
         try:
             engine.apply(fact)
@@ -101,7 +110,7 @@ def run_document(path: Path, doc: Document, default_rules: Path, cache: RuleSetC
     if scenario.get("until"):
         engine.advance(scenario["until"])
     result.fired = set(engine.fired_rules)
-    actual = observed(engine, ruleset)
+    actual = observed(engine, engine.ruleset)
     for what in ("decisions", "notifications"):
         result.failures += _missing_ones(doc, what, scenario["expect"][what], actual[what])
         for index, unwanted in enumerate(scenario["absent"][what]):
@@ -110,6 +119,23 @@ def run_document(path: Path, doc: Document, default_rules: Path, cache: RuleSetC
                     result.failures.append(_at(doc, ("absent", what, index), f"unexpected {what[:-1]}: "
                                                f"{_show(unwanted)}\n      found: {_show(item)}"))
     return result
+
+
+def _rule_change(path: Path, doc: Document, index: int, raw: dict, cache: RuleSetCache):
+    """``{rules: PATH, at: TIME}`` in a scenario's facts: the rules at PATH (relative to the
+    scenario file) put in force at TIME. (ruleset, instant), or the failure to report."""
+    extra = sorted(set(raw) - {"rules", "at"})
+    if extra or "at" not in raw or not isinstance(raw["rules"], str):
+        return _at(doc, ("facts", index), "a rule change is {rules: PATH, at: TIME}"
+                   + (f"; unknown field {extra[0]!r}" if extra else ""))
+    try:
+        at = parse_instant(raw["at"])
+    except (TypeError, ValueError) as err:
+        return _at(doc, ("facts", index, "at"), f"at: {err}")
+    changed = cache.get(path.parent / raw["rules"])
+    if isinstance(changed, RuleSetError):
+        return _at(doc, ("facts", index, "rules"), f"rules at {raw['rules']} do not load:\n") + changed.report()
+    return changed, at
 
 
 def observed(engine: Engine, ruleset) -> dict[str, list[dict]]:

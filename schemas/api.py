@@ -85,6 +85,8 @@ class RuleRefSchema(Schema):
     file = fields.String()
     line = fields.Integer()
     ruleset = fields.String()
+    text = fields.String(allow_none=True, metadata={"description": "in a trace: the definition's YAML text as "
+                                                                  "this rule-set version has it"})
 
 
 class DecisionSchema(Schema):
@@ -236,6 +238,67 @@ class RulesSummarySchema(Schema):
     warnings = fields.List(fields.String())
 
 
+class RuleVersionSchema(Schema):
+    """A rule set that was put in force: when (the server's clock) and where in the fact log."""
+
+    version = fields.String()
+    at = fields.String(metadata={"description": "when it took effect (RFC 3339, UTC)"})
+    after_fact = fields.Integer(metadata={"description": "the seq of the last fact stored before it"})
+    in_force = fields.Boolean(metadata={"description": "the version in force now"})
+
+
+class RuleVersionListSchema(Schema):
+    items = fields.List(fields.Nested(RuleVersionSchema))
+
+
+class RuleVersionArgs(QuerySchema):
+    against = fields.String(metadata={"description": "another version: answer with a unified diff against it"})
+
+
+class RuleVersionFilesSchema(Schema):
+    version = fields.String()
+    files = fields.Dict(keys=fields.String(), values=fields.String(),
+                        metadata={"description": "path relative to the rules directory -> YAML text"})
+    against = fields.String(allow_none=True)
+    diff = fields.String(allow_none=True, metadata={"description": "unified diff from `against` to this version"})
+
+
+class PreviewDecisionSchema(Schema):
+    kind = fields.String()
+    target = fields.String(allow_none=True)
+    subject = fields.String(allow_none=True)
+    level = fields.String(allow_none=True)
+    activity = fields.String(allow_none=True)
+    at = fields.String()
+    from_ = fields.String(data_key="from", metadata={"description": "moved: where it was recorded"})
+
+
+class PreviewOutcomeSchema(Schema):
+    met = fields.Integer()
+    breached = fields.Integer()
+    compliance = fields.Float(allow_none=True)
+
+
+class PreviewComplianceSchema(Schema):
+    target = fields.String()
+    before = fields.Nested(PreviewOutcomeSchema)
+    after = fields.Nested(PreviewOutcomeSchema)
+
+
+class RulePreviewSchema(Schema):
+    """What the uploaded rules would have decided over the stored history, against the record."""
+
+    ruleset = fields.String()
+    since = fields.String()
+    until = fields.String()
+    facts = fields.Integer(metadata={"description": "stored facts replayed (with a warm-up before `since`)"})
+    changed = fields.Boolean()
+    added = fields.List(fields.Nested(PreviewDecisionSchema))
+    removed = fields.List(fields.Nested(PreviewDecisionSchema))
+    moved = fields.List(fields.Nested(PreviewDecisionSchema))
+    compliance = fields.List(fields.Nested(PreviewComplianceSchema))
+
+
 class RuleFilesSchema(Schema):
     """Rule files to check: ``{"files": {"name.yaml": "<YAML text>"}}``."""
 
@@ -245,6 +308,11 @@ class RuleFilesSchema(Schema):
     files = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=256)),
                         values=fields.String(), required=True,
                         validate=validate.Length(min=1, max=500))
+
+
+class RulePreviewArgs(QuerySchema):
+    since = InstantArg(metadata={"description": "start of the period (default: 90 days ago)"})
+    until = InstantArg(metadata={"description": "end of the period (default: now)"})
 
 
 class RuleProblemSchema(Schema):

@@ -37,8 +37,8 @@ def test_a_changed_file_or_path_is_another_version(tmp_path):
 def test_a_definition_is_found_as_written_in_its_version():
     shipped = load_rules(ROOT / "rules")
     target = shipped.targets["email-p1-response"]
-    text = shipped.source(target.origin)
+    text = shipped.source(target.origin.file, target.origin.line)
     assert text.splitlines()[0].strip() == "- id: email-p1-response"
     assert "goal: 15m" in text and "email-p1-resolution" not in text
     rule = shipped.rules["repeated-breach-improvement"]
-    assert shipped.source(rule.origin).startswith("kind: Rule\nid: repeated-breach-improvement")
+    assert shipped.source(rule.origin.file, rule.origin.line).startswith("kind: Rule\nid: repeated-breach-improvement")

@@ -10,7 +10,6 @@ from datetime import datetime, timedelta, timezone
 from flask import abort, current_app, g, redirect, render_template, request, url_for
 
 from engine.lang.errors import RuleSetError
-from engine.lang.excerpt import definition_text
 from engine.service.live import NotReady
 from engine.service.review import BUCKETS
 from schemas.api import PERIOD
@@ -129,16 +128,9 @@ def trace(decision_id):
         abort(404, description=f"no decision {decision_id!r}")
     tree = service.trace(decision_id)
     notes, _ = service.store.list_notifications(decision=decision_id, limit=1000)
-    files: dict[str, dict] = {}
 
     def excerpt(rule: dict | None) -> str | None:
-        if not rule or not rule.get("file"):
-            return None
-        version = rule.get("ruleset") or service.ruleset.version
-        if version not in files:
-            files[version] = (service.ruleset.files if version == service.ruleset.version
-                              else service.store.ruleset_files(version) or {})
-        return definition_text(files[version], rule["file"], rule.get("line") or 0)
+        return service.definition(rule)
 
     return render_template("ui/trace.html", decision=decision, tree=tree, notifications=notes, excerpt=excerpt)
 

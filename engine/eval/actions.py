@@ -22,11 +22,13 @@ class RuleActions:
     """The actions of one rule set's Rules. ``emit`` records a decision in the engine;
     ``render`` is False while replaying (messages of discarded decisions are not rendered)."""
 
-    def __init__(self, version: str, counts: dict, firings: dict, emit, render: bool = True):
+    def __init__(self, version: str, counts: dict, firings: dict, emit, render: bool = True,
+                 read_clock=lambda key, at: None):
         self.version = version
         self.counts, self.firings = counts, firings
         self.emit = emit
         self.render = render
+        self.read_clock = read_clock        # (clock key, instant) -> its reading then, for the record
 
     def fire(self, rule: Rule, facts: dict) -> None:
         if "count" in rule.when:
@@ -72,11 +74,16 @@ class RuleActions:
         decides = [step["decide"] for step in rule.then if "decide" in step] or \
             [{"kind": "notification", "data": {}}]
         notify_text = next((n.get("message") for n in activities if n.get("message")), None)
+        clocks = {v["ref"][6:]: reading for v in views if v["ref"].startswith("clock:")
+                  if (reading := self.read_clock(v["ref"][6:], at)) is not None}
         for spec in decides:
+            data = dict(spec.get("data", {}))
+            if clocks:
+                data["clocks"] = clocks          # what each clock it joined had counted then (for the trace)
             decision = Decision(
                 id=decision_id([rule.id, spec["kind"], target, subject, None, digest]), kind=spec["kind"],
                 target=target, subject=subject, service=service, agreement=first.get("agreement"), at=at,
-                shadow=shadow, data=dict(spec.get("data", {})), rule=rule_ref(rule.id, rule.origin, self.version),
+                shadow=shadow, data=data, rule=rule_ref(rule.id, rule.origin, self.version),
                 because=[v["ref"] for v in views], severity=spec.get("severity"),
                 activity=activities[0]["activity"] if activities else None)
             if self.render:

@@ -69,7 +69,7 @@ class Engine:
         self._mark_cache: dict[tuple, tuple] = {}
         self._outcome = Outcome()
         self._schema = FactSchema()
-        self.actions = RuleActions(ruleset.version, self.state.counts, self.state.count_firings, self._emit)
+        self.actions = self._actions_for(ruleset)
 
     def close(self) -> None:
         """Free what durable_rules holds for this engine (call when it is replaced)."""
@@ -98,8 +98,7 @@ class Engine:
             return found
 
         engine.state = load_state(blob, ruleset, version, engine._make_clock)
-        engine.actions = RuleActions(ruleset.version, engine.state.counts, engine.state.count_firings,
-                                     engine._emit)
+        engine.actions = engine._actions_for(ruleset)
         engine._network.close()
         engine._compile()                  # with the earlier versions' rules its clocks need
         engine._rehold()
@@ -137,8 +136,7 @@ class Engine:
         because = f"rules:{ruleset.version}"
         self.versions[ruleset.version] = ruleset
         self.ruleset = ruleset
-        self.actions = RuleActions(ruleset.version, self.state.counts, self.state.count_firings, self._emit,
-                                   self.actions.render)
+        self.actions = self._actions_for(ruleset, self.actions.render)
         for record in sorted(self.state.book.records.values(), key=lambda r: r.key):
             if record.version == ruleset.version or not record.clock.running:
                 continue
@@ -204,6 +202,19 @@ class Engine:
         if found is None:                 # kept with the target, as the marks are
             found = self._roles[id(target)] = (target, clock_roles(target.spec))
         return found[1]
+
+    def _actions_for(self, ruleset: RuleSet, render: bool = True) -> RuleActions:
+        return RuleActions(ruleset.version, self.state.counts, self.state.count_firings, self._emit, render,
+                           self._clock_reading)
+
+    def _clock_reading(self, key: str, at: datetime) -> dict | None:
+        """What a clock had counted at ``at``, as a Rule decision records the clocks it joined."""
+        record = self.state.book.get(key.rsplit("#", 1)[0])
+        if record is None:
+            return None
+        clock = record.clock
+        return {"counted": format_whole_duration(clock.counted_at(at)), "budget": format_whole_duration(clock.budget),
+                "cycle": clock.cycle}
 
     def _make_clock(self, target: Target, window: tuple | None) -> DurationClock | WindowClock:
         return self._duration_clock(target) if window is None else self._window_clock(target, window)

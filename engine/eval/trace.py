@@ -7,15 +7,35 @@ from __future__ import annotations
 
 from typing import Callable
 
+from engine.lang.model import RuleSet
 from schemas.facts import dump_fact
 
 
 class Lookup:
-    """Where a trace finds what a decision's ``because`` refers to."""
+    """Where a trace finds what a decision's ``because`` refers to: decisions and facts by
+    id, and the rule sets by version (to show each definition as the version that decided
+    had it)."""
 
     def __init__(self, decision: Callable[[str], dict | None], fact: Callable[[str], dict | None],
-                 target_rule: Callable[[str], dict | None]):
-        self.decision, self.fact, self.target_rule = decision, fact, target_rule
+                 ruleset: Callable[[str], RuleSet | None]):
+        self.decision, self.fact, self.ruleset = decision, fact, ruleset
+
+    def with_text(self, rule: dict | None) -> dict | None:
+        """A rule reference with the YAML text of its definition in its version, if known."""
+        if not rule:
+            return rule
+        ruleset = self.ruleset(rule.get("ruleset"))
+        text = None if ruleset is None else ruleset.source(rule["file"], rule.get("line") or 0)
+        return {**rule, "text": text}
+
+    def target_rule(self, target_id: str, version: str | None) -> dict | None:
+        """The target's definition as the version ``version`` has it."""
+        ruleset = self.ruleset(version)
+        target = None if ruleset is None else ruleset.targets.get(target_id)
+        if target is None:
+            return None
+        return self.with_text({"id": target.id, "file": target.origin.file, "line": target.origin.line,
+                               "ruleset": ruleset.version})
 
 
 def build_trace(history, ruleset, decision_id: str) -> dict:
@@ -29,12 +49,7 @@ def build_trace(history, ruleset, decision_id: str) -> dict:
         found = history.decisions_by_id.get(did)
         return None if found is None else found.as_dict()
 
-    def target_rule(target_id):
-        target = ruleset.targets.get(target_id)
-        return None if target is None else {"id": target.id, "file": target.origin.file,
-                                            "line": target.origin.line, "ruleset": ruleset.version}
-
-    return derivation(decision_id, Lookup(decision, fact, target_rule))
+    return derivation(decision_id, Lookup(decision, fact, lambda version: ruleset))
 
 
 def derivation(decision_id: str, lookup: Lookup, _seen: frozenset = frozenset()) -> dict:
@@ -44,7 +59,8 @@ def derivation(decision_id: str, lookup: Lookup, _seen: frozenset = frozenset())
         raise KeyError(decision_id)
     node = {"ref": f"decision:{decision_id}", "kind": decision["kind"], "at": decision["at"],
             "target": decision.get("target"), "subject": decision.get("subject"),
-            "rule": decision["rule"], "data": decision.get("data", {}), "children": []}
+            "rule": lookup.with_text(decision["rule"]), "data": decision.get("data", {}), "children": []}
+    data, version = decision.get("data", {}), decision["rule"].get("ruleset")
     seen = _seen | {decision_id}
     for ref in decision.get("because", []):
         kind, _, key = ref.partition(":")
@@ -54,9 +70,12 @@ def derivation(decision_id: str, lookup: Lookup, _seen: frozenset = frozenset())
         elif kind == "fact" and (fact := lookup.fact(key)) is not None:
             child = {"ref": ref, "fact": fact}
         elif kind == "clock":
+            # a clock's own decision carries its reading; a Rule's, the readings of the
+            # clocks it joined, at the moment it decided
+            reading = data.get("clocks", {}).get(key) or {k: data.get(k) for k in ("counted", "budget", "paused")}
             child = {"ref": ref, "clock": key,
-                     "reading": {k: decision.get("data", {}).get(k) for k in ("counted", "budget", "paused")},
-                     "cycle": decision.get("cycle"),
-                     "rule": lookup.target_rule(key.split("/", 1)[0])}
+                     "reading": {k: reading.get(k) for k in ("counted", "budget", "paused")},
+                     "cycle": reading.get("cycle", decision.get("cycle")),
+                     "rule": lookup.target_rule(key.split("/", 1)[0], version)}
         node["children"].append(child or {"ref": ref})
     return node

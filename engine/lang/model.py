@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from schemas.values import Level
 
 from engine.lang.calendar import ServiceCalendar
+from engine.lang.excerpt import definition_text
 
 
 @dataclass(frozen=True)
@@ -148,31 +149,12 @@ class RuleSet:
             return own.roles[role]
         return self.default_holders.get(role, [])
 
-    def source(self, origin: Origin) -> str | None:
-        """The YAML text of the definition written at ``origin``: from its line to the
-        next line indented as little or less (its siblings), without trailing blank or comment lines."""
-        text = self.files.get(self.file_names.get(origin.file, origin.file))
-        if text is None:
-            return None
-        lines = text.splitlines()
-        start = origin.line - 1
-        if not 0 <= start < len(lines):
-            return None
-        first = lines[start]
-        indent = len(first) - len(first.lstrip(" -"))
-        end = start + 1
-        while end < len(lines):
-            line = lines[end]
-            stripped = line.lstrip(" ")
-            if stripped and not stripped.startswith("#") and (len(line) - len(stripped) < indent or
-                                                             line.startswith("---")):
-                break
-            if stripped.startswith("- ") and len(line) - len(stripped) + 2 <= indent:
-                break
-            end += 1
-        while end > start + 1 and (not lines[end - 1].strip() or lines[end - 1].lstrip().startswith("#")):
-            end -= 1
-        return "\n".join(lines[start:end])
+    def source(self, file: str, line: int, column: int | None = None) -> str | None:
+        """The YAML text of the definition written at ``file:line`` (a file as errors and
+        decisions name it), as this version has it."""
+        name = self.file_names.get(file) or next(
+            (n for n in self.files if file == n or file.endswith("/" + n)), file)    # a version read back from the store
+        return definition_text(self.files, name, line, column)
 
     def summary(self) -> dict:
         return {

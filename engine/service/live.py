@@ -33,6 +33,7 @@ from engine.notify.route import notifications_for
 from engine.service.recovery import Versions, rebuild, save_snapshot, settle_heap
 from engine.service.reports import SPAN_MARGIN, compliance
 from engine.service.scheduler import DeadlineScheduler
+from engine.service.whatif import Bounds, default_period, what_if
 from engine.service.review import review as review_targets
 from engine.service.timeline import build as build_timeline
 from engine.store.store import Store
@@ -42,6 +43,7 @@ log = logging.getLogger("slm.service")
 
 DEFAULT_SKEW = timedelta(minutes=5)
 MAX_BATCH = 10_000
+PREVIEW_BOUNDS = Bounds(max_facts=200_000, max_seconds=60.0)   # what one preview request may replay
 SNAPSHOT_EVERY = 20_000     # facts between engine snapshots: bounds what a restart replays
 RETAIN = timedelta(days=35)  # a finished clock is kept (for late facts) this long, then forgotten
 
@@ -415,6 +417,14 @@ class SlmService:
             self.ready.set()
 
     # ---- rules ----------------------------------------------------------------------------
+    def preview(self, files: dict[str, str], since: datetime | None = None,
+                until: datetime | None = None) -> dict:
+        """What uploaded rules would have decided over the stored history (RuleSetError if
+        they do not load, ReplayLimit past :data:`PREVIEW_BOUNDS`); reads only, no lock."""
+        ruleset = load_texts(files, root="upload")
+        start, end = default_period(self.now())
+        return what_if(self.store, ruleset, since or start, until or end, bounds=PREVIEW_BOUNDS)
+
     def check(self, files: dict[str, str]) -> RuleSet:
         """Validate uploaded rule files without changing anything (RuleSetError if bad)."""
         return load_texts(files, root="upload")
@@ -471,13 +481,18 @@ class SlmService:
             out.append({**clock, "as_of": now.strftime("%Y-%m-%dT%H:%M:%SZ")})
         return out
 
+    def definition(self, rule: dict | None) -> str | None:
+        """The YAML text of the definition a decision's ``rule`` names, as the version that
+        made the decision has it (None if that version or place is unknown)."""
+        if not rule or not rule.get("file"):
+            return None
+        ruleset = self.versions.get(rule.get("ruleset") or self.ruleset.version)
+        return None if ruleset is None else ruleset.source(rule["file"], rule.get("line") or 0)
+
     def trace(self, decision_id: str) -> dict:
-        """The derivation tree of a stored decision (KeyError if there is none)."""
-        def target_rule(target_id):
-            target = self.ruleset.targets.get(target_id)
-            return None if target is None else {"id": target.id, "file": target.origin.file,
-                                                 "line": target.origin.line, "ruleset": self.ruleset.version}
-        return derivation(decision_id, Lookup(self.store.decision, self.store.fact_by_id, target_rule))
+        """The derivation tree of a stored decision (KeyError if there is none), each
+        definition as the version that decided had it."""
+        return derivation(decision_id, Lookup(self.store.decision, self.store.fact_by_id, self.versions.get))
 
     def compliance(self, service: str, period: str) -> dict:
         """The month's compliance report for one service (ValueError for an unknown service)."""

@@ -77,41 +77,50 @@ def rebuild(store: Store, ruleset: RuleSet, *, history: bool, retain: timedelta 
         engine, after_fact, after_tick = restored
     cutovers = [c for c in cutovers if _after((c["after_fact"], c["after_tick"]), after_fact, after_tick)]
     engine.render = False             # what replay decides is stored already: render nothing
-    ticks = store.ticks(after_seq=after_tick)
-    position = {"tick": after_tick, "count": 0}
-
-    def catch_up(before_fact: int | None) -> None:
-        """Apply the ticks and rule changes stored before fact ``before_fact`` (all: None)."""
-        while True:
-            tick = ticks[0] if ticks and (before_fact is None or ticks[0][1] < before_fact) else None
-            change = cutovers[0] if cutovers and (before_fact is None or cutovers[0]["after_fact"] < before_fact) \
-                else None
-            if change is not None and (tick is None or tick[0] > change["after_tick"]):
-                cutovers.pop(0)
-                target = versions.get(change["ruleset"])
-                if target is None:
-                    raise RuntimeError(f"the rule set put in force at {change['at']} is not stored")
-                engine.cut_over(target, change["at"])
-            elif tick is not None:
-                ticks.pop(0)
-                engine.advance(tick[2])
-                position["tick"] = tick[0]
-            else:
-                return
-
-    last_fact = after_fact
-    for stored in store.facts(after_seq=after_fact):
-        catch_up(stored["seq"])
-        engine.apply_loaded(load_stored(stored["fact"]))
-        position["count"] += 1
-        last_fact = stored["seq"]
-        progress(position["count"])
-    catch_up(None)
+    last_fact, last_tick, count = after_fact, after_tick, 0
+    for kind, item in stored_log(store, after_fact, after_tick, cutovers):
+        if kind == "fact":
+            engine.apply_loaded(load_stored(item["fact"]))
+            count, last_fact = count + 1, item["seq"]
+            progress(count)
+        elif kind == "tick":
+            engine.advance(item[2])
+            last_tick = item[0]
+        else:
+            changed = versions.get(item["ruleset"])
+            if changed is None:
+                raise RuntimeError(f"the rule set put in force at {item['at']} is not stored")
+            engine.cut_over(changed, item["at"])
     engine.render = True
     seconds = time.perf_counter() - started
     log.info("rebuilt state from %s, %d facts in %.1fs",
-             f"a snapshot at fact {after_fact}" if after_fact else "scratch", position["count"], seconds)
-    return Rebuilt(engine, last_fact, position["tick"], position["count"], seconds)
+             f"a snapshot at fact {after_fact}" if after_fact else "scratch", count, seconds)
+    return Rebuilt(engine, last_fact, last_tick, count, seconds)
+
+
+def stored_log(store: Store, after_fact: int, after_tick: int, cutovers: list[dict]):
+    """The stored log after a place, in the order it happened: ``("fact", stored fact)``,
+    ``("tick", (seq, after_fact, until))`` and ``("cutover", change)``. A tick or rule change
+    stored after fact N comes before fact N + 1; of a tick and a change after the same fact,
+    the tick comes first if the change was made after it."""
+    ticks = store.ticks(after_seq=after_tick)
+    changes = list(cutovers)
+
+    def before(fact_seq: int | None):
+        while True:
+            tick = ticks[0] if ticks and (fact_seq is None or ticks[0][1] < fact_seq) else None
+            change = changes[0] if changes and (fact_seq is None or changes[0]["after_fact"] < fact_seq) else None
+            if change is not None and (tick is None or tick[0] > change["after_tick"]):
+                yield "cutover", changes.pop(0)
+            elif tick is not None:
+                yield "tick", ticks.pop(0)
+            else:
+                return
+
+    for stored in store.facts(after_seq=after_fact):
+        yield from before(stored["seq"])
+        yield "fact", stored
+    yield from before(None)
 
 
 def _after(place: tuple[int, int], fact: int, tick: int) -> bool:
