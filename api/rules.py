@@ -8,7 +8,7 @@ from flask_smorest import Blueprint, abort
 
 from schemas.api import (RuleFilesSchema, RulePreviewArgs, RulePreviewSchema, RulesSummarySchema,
                          RuleVersionArgs, RuleVersionFilesSchema, RuleVersionListSchema)
-from schemas.values import format_instant
+from schemas.values import format_instant, parse_instant
 
 from .auth import OWNER, READER, requires
 
@@ -90,4 +90,5 @@ def preview_rules(body, args):
     """What uploaded rule files would have decided over the stored facts of a period, against
     what was recorded (as ``slm replay``); changes nothing. Bounded: a period with too many
     facts, or a replay that runs too long, is refused with 422."""
-    return current_app.extensions["slm"].preview(body["files"], args.get("since"), args.get("until"))
+    since, until = (parse_instant(args[k]) if args.get(k) else None for k in ("since", "until"))
+    return current_app.extensions["slm"].preview(body["files"], since, until)

@@ -199,6 +199,18 @@ class IngestResponseSchema(Schema):
     decisions = fields.List(fields.Nested(DecisionSchema))
 
 
+class VersionReportSchema(Schema):
+    version = fields.String()
+    goal = fields.String(allow_none=True, metadata={"description": "the target's goal in that version"})
+    met = fields.Integer()
+    breached = fields.Integer()
+
+
+class SpannedVersionSchema(Schema):
+    version = fields.String()
+    from_ = fields.String(data_key="from", attribute="from", metadata={"description": "in force from (UTC)"})
+
+
 class TargetReportSchema(Schema):
     target = fields.String()
     agreement = fields.String()
@@ -210,12 +222,16 @@ class TargetReportSchema(Schema):
     compliance = fields.Float(allow_none=True, metadata={"description": "percent met of met + breached"})
     availability = fields.Float(allow_none=True, metadata={"description": "percent achieved (windows)"})
     goal = fields.String(allow_none=True)
+    by_version = fields.List(fields.Nested(VersionReportSchema),
+                             metadata={"description": "met and breached per rule-set version that decided them"})
 
 
 class ComplianceReportSchema(Schema):
     service = fields.String()
     period = fields.String()
     ruleset = fields.String()
+    versions = fields.List(fields.Nested(SpannedVersionSchema),
+                           metadata={"description": "the rule-set versions in force during the period"})
     targets = fields.List(fields.Nested(TargetReportSchema))
 
 
@@ -270,7 +286,7 @@ class PreviewDecisionSchema(Schema):
     level = fields.String(allow_none=True)
     activity = fields.String(allow_none=True)
     at = fields.String()
-    from_ = fields.String(data_key="from", metadata={"description": "moved: where it was recorded"})
+    from_ = fields.String(data_key="from", attribute="from", metadata={"description": "moved: where it was recorded"})
 
 
 class PreviewOutcomeSchema(Schema):

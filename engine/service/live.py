@@ -21,7 +21,7 @@ from typing import Callable
 from marshmallow import ValidationError
 
 from schemas.facts import FactSchema, dump_fact, flatten_errors
-from schemas.values import format_whole_duration
+from schemas.values import format_instant, format_whole_duration
 
 from engine.eval.clock import month_span
 from engine.eval.engine import Engine
@@ -501,10 +501,17 @@ class SlmService:
         start, end = month_span(period)
         decisions = list(self._all_decisions(service=service, since=start - SPAN_MARGIN, until=end + SPAN_MARGIN))
         decisions += self._all_decisions(service=service, kind="retracted")
+        spanned = [{"version": c["ruleset"], "from": format_instant(c["at"])} for c in self._versions_in(start, end)]
         with self._lock:
             engine, at = self.engine, self.reading_instant()
             window = (lambda target, label: engine.window_reading(target, label, at)) if engine else None
-            return compliance(self.ruleset, decisions, service, period, window)
+            return compliance(self.ruleset, decisions, service, period, window, spanned, self.versions.get)
+
+    def _versions_in(self, start: datetime, end: datetime) -> list[dict]:
+        """The rule changes whose version was in force at some time in [start, end)."""
+        changes = self.store.cutovers()
+        return [c for n, c in enumerate(changes)
+                if c["at"] < end and (n + 1 == len(changes) or changes[n + 1]["at"] > start)]
 
     def reading_instant(self) -> datetime:
         """The instant readings are taken at: the wall clock, but not past a deadline that

@@ -25,11 +25,14 @@ SPAN_MARGIN = timedelta(days=1)     # a local month lies within a day of the UTC
 
 
 def compliance(ruleset: RuleSet, decisions: Iterable[dict], service: str, period: str,
-               window: WindowReading | None = None) -> dict:
-    """Per target of ``service``: subjects, met, breached, compliance % and availability %.
+               window: WindowReading | None = None, versions: list[dict] = (),
+               version_of: Callable[[str], RuleSet | None] = lambda version: None) -> dict:
+    """Per target of ``service``: subjects, met, breached, compliance % and availability %,
+    and the same per rule-set version that decided them (``by_version``, with the goal as
+    that version had it: a goal change in the month shows beside the cycles it judged).
 
     ``decisions``: at least those of the UTC month widened by :data:`SPAN_MARGIN`, and
-    every retraction."""
+    every retraction. ``versions``: the versions in force during the month, in order."""
     outcomes = cycle_outcomes(ruleset, decisions, service, period)
     rows = []
     for target in sorted(ruleset.targets.values(), key=lambda t: t.id):
@@ -46,8 +49,25 @@ def compliance(ruleset: RuleSet, decisions: Iterable[dict], service: str, period
                "goal": _goal(target.goal)}
         if target.measure != "duration" and window is not None:
             row["availability"] = _availability(window, target.id, period)
+        row["by_version"] = _by_version(cycles.values(), target.id, ruleset, version_of)
         rows.append(row)
-    return {"service": service, "period": period, "ruleset": ruleset.version, "targets": rows}
+    return {"service": service, "period": period, "ruleset": ruleset.version, "versions": list(versions),
+            "targets": rows}
+
+
+def _by_version(settled: Iterable[dict], target_id: str, ruleset: RuleSet,
+                version_of: Callable[[str], RuleSet | None]) -> list[dict]:
+    counts: dict[str, list[int]] = {}
+    for d in settled:
+        entry = counts.setdefault(d["rule"].get("ruleset") or ruleset.version, [0, 0])
+        entry[0 if d["kind"] == "met" else 1] += 1
+    out = []
+    for version, (met, breached) in sorted(counts.items()):
+        found = ruleset if version == ruleset.version else version_of(version)
+        target = None if found is None else found.targets.get(target_id)
+        out.append({"version": version, "goal": None if target is None else _goal(target.goal),
+                    "met": met, "breached": breached})
+    return out
 
 
 def cycle_outcomes(ruleset: RuleSet, decisions: Iterable[dict], service: str,
