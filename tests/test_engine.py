@@ -645,3 +645,16 @@ def test_a_lifecycle_fact_moves_only_the_clocks_of_its_own_service():
     engine.advance(parse_instant("2026-11-02T09:30:00Z"))
     email = {(d["kind"], d["target"]) for d in records(engine) if d["service"] == "email"}
     assert ("breach", "email-p1-response") in email and ("met", "email-p1-response") not in email
+
+
+def test_a_rule_decisions_trace_shows_the_reading_of_the_clock_it_joined():
+    """ola-breach-threatens-sla joins a running SLA clock: its trace shows what that clock
+    had counted when the Rule decided, and the clock's definition with its text."""
+    from engine.lang.loader import load_rules
+    engine = Engine(load_rules("rules"))
+    engine.apply(fact("o1", "incident.opened", "2026-11-02T09:00:00Z", "INC-7", priority="P1"))
+    engine.advance(parse_instant("2026-11-02T09:11:00Z"))
+    threat = next(d for d in records(engine) if d["kind"] == "ola-breach-threatens-sla")
+    clocks = [c for c in engine.trace(threat["id"])["children"] if "clock" in c]
+    assert clocks and all(c["reading"]["counted"] == "10m" and c["reading"]["budget"] for c in clocks)
+    assert all(c["rule"]["text"].lstrip().startswith("- id: email-p1-") for c in clocks)
