@@ -104,3 +104,14 @@ def test_pages_render_with_a_content_security_policy(env):
     trace = client.get(f"/ui/decisions/{breach['id']}").get_data(as_text=True)
     assert "rules/services/email.yaml:" in trace and "goal: 15m" in trace and "zabbix" not in trace
     assert "Intact." in client.get("/ui/audit?verify=1").get_data(as_text=True)
+
+
+def test_an_owner_previews_the_rules_directory_before_reloading(env):
+    owner = signed_in(env, "owner")
+    page = owner.post("/ui/rules/preview", data={"csrf": csrf_of(owner, "/ui/rules")})
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "Preview: the rules directory" in text and "no difference from what was recorded" in text
+    auditor = signed_in(env, "auditor")
+    assert auditor.post("/ui/rules/preview", data={"csrf": csrf_of(auditor, "/ui/rules")}).status_code == 403
+    assert owner.post("/ui/rules/preview", data={"csrf": "forged"}).status_code == 400

@@ -10,7 +10,9 @@ from datetime import datetime, timedelta, timezone
 from flask import abort, current_app, g, redirect, render_template, request, url_for
 
 from engine.lang.errors import RuleSetError
+from engine.lang.loader import load_rules
 from engine.service.live import NotReady
+from engine.service.whatif import ReplayLimit
 from engine.service.review import BUCKETS
 from schemas.api import PERIOD
 from schemas.values import parse_duration, parse_instant
@@ -186,7 +188,7 @@ def review(service, period):
 @page()
 def rules():
     slm = _service()
-    history = slm.store.rulesets()
+    history = _history(slm)
     diff = None
     against = request.args.get("diff")
     if against:
@@ -195,7 +197,32 @@ def rules():
             abort(404, description=f"no rule set {against!r} was ever loaded")
         diff = _diff(old, slm.ruleset.files)
     return render_template("ui/rules.html", ruleset=slm.ruleset, history=history, diff=diff, against=against,
-                           message=request.args.get("message"))
+                           message=request.args.get("message"), preview=None)
+
+
+@bp.route("/rules/preview", methods=["POST"])
+@page(OWNER)
+def preview_rules():
+    """What the rules directory as it is on disk now would have decided over the last 90
+    days of stored history, against the record: the what-if before a reload."""
+    slm = _service()
+    history = _history(slm)
+    preview, message = None, None
+    try:
+        preview = slm.preview(load_rules(slm.rules_dir).files)
+    except RuleSetError as err:
+        message = f"The rules directory does not load: {err.report()}"
+    except ReplayLimit as err:
+        message = str(err)
+    return render_template("ui/rules.html", ruleset=slm.ruleset, history=history, diff=None, against=None,
+                           message=message, preview=preview)
+
+
+def _history(slm) -> list[dict]:
+    """The versions put in force, newest first."""
+    changes = slm.store.cutovers()
+    return [{"at": _when(c["at"]), "hash": c["ruleset"], "in_force": n == len(changes) - 1}
+            for n, c in reversed(list(enumerate(changes)))]
 
 
 def _diff(old: dict[str, str], new: dict[str, str]) -> list[str]:

@@ -31,13 +31,6 @@ class ReplayRecords(StoreBase):
             R.insert(hash=hash, files=canonical_json(files), loaded_at=now_text(),
                      generation=generation).execute()
 
-    def rulesets(self) -> list[dict]:
-        """Every rule set recorded, newest load first: ``{hash, loaded_at, generation}``
-        (what the console's rules page lists as the version history)."""
-        R = self.m.RuleSet
-        return [{"hash": r.hash, "loaded_at": r.loaded_at, "generation": r.generation}
-                for r in R.select(R.hash, R.loaded_at, R.generation).order_by(R.generation.desc())]
-
     def ruleset_files(self, hash: str) -> dict[str, str] | None:
         """The files of a recorded rule set, by its hash (None if unknown), by their paths
         relative to its rules directory."""
