@@ -17,15 +17,21 @@ from engine.store.store import Store
 P1 = {"priority": "P1"}
 
 
-@pytest.fixture
-def history(url, wall, tmp_path):
-    """A store with a few P1 incidents: some acknowledged in time, one breached, one late."""
+def started(url, wall, tmp_path) -> tuple[Store, object, SlmService]:
+    """A service on a copy of the shipped rules, started at 08:00."""
     rules = tmp_path / "rules"
     shutil.copytree(ROOT / "rules", rules)
     store = Store.open(url)
     service = SlmService(store, rules, now=wall, snapshot_every=0)
     wall.set("2026-11-02T08:00:00Z")
     service.start(background=False)
+    return store, rules, service
+
+
+@pytest.fixture
+def history(url, wall, tmp_path):
+    """A store with a few P1 incidents: some acknowledged in time, one breached, one late."""
+    store, rules, service = started(url, wall, tmp_path)
     for n, (opened, acked) in enumerate((("09:00", "09:05"), ("10:00", "10:20"), ("11:00", "11:12"))):
         wall.set(f"2026-11-02T{acked}:30Z")
         service.ingest([fact(f"o{n}", time=f"2026-11-02T{opened}:00Z", subject=f"INC-{n}", **P1),
@@ -95,12 +101,7 @@ def test_bad_rules_exit_2_and_change_nothing(history, url, tmp_path):
 
 
 def test_a_report_counts_each_cycle_under_the_version_that_judged_it(url, wall, tmp_path):
-    rules = tmp_path / "rules"
-    shutil.copytree(ROOT / "rules", rules)
-    store = Store.open(url)
-    service = SlmService(store, rules, now=wall, snapshot_every=0)
-    wall.set("2026-11-02T08:00:00Z")
-    service.start(background=False)
+    store, rules, service = started(url, wall, tmp_path)
     old = service.ruleset.version
     wall.set("2026-11-02T09:30:00Z")
     service.ingest([fact("o1", time="2026-11-02T09:00:00Z", subject="INC-1", **P1),
