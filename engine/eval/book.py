@@ -88,6 +88,7 @@ class ClockBook:
         self.heap: list = []
         self.counter = 0                                # tie-break of equal deadlines: scheduling order
         self.finished: list = []                        # heap of (finished at, key): what to forget next
+        self.live: set[str] = set()                     # keys of the clocks running now
 
     def get(self, key: str) -> ClockRecord | None:
         return self.records.get(key)
@@ -95,6 +96,8 @@ class ClockBook:
     def add(self, record: ClockRecord, indexed: bool) -> ClockRecord:
         """Keep a new clock; ``indexed``: findable by its subject (duration clocks)."""
         self.records[record.key] = record
+        if record.clock.running:
+            self.live.add(record.key)
         if indexed:
             self.by_subject.setdefault(record.subject, []).append(record.key)
         return record
@@ -108,6 +111,10 @@ class ClockBook:
 
     def schedule(self, record: ClockRecord) -> None:
         """Put the record's next deadline on the heap (after every change to its clock)."""
+        if record.clock.running:
+            self.live.add(record.key)
+        else:
+            self.live.discard(record.key)
         deadline = record.clock.next_deadline()
         if deadline is None:
             record.scheduled = None
@@ -156,8 +163,13 @@ class ClockBook:
             gone.append(record)
         return gone
 
+    def running_records(self) -> list[ClockRecord]:
+        """The records whose clocks run now, in key order: what a rule change looks at."""
+        return [self.records[key] for key in sorted(self.live) if key in self.records]
+
     def rebuild_finished(self) -> None:
-        """The finished heap from the records (after a state is restored)."""
+        """The finished heap and the running set from the records (after a state is restored)."""
+        self.live = {key for key, r in self.records.items() if r.clock.running}
         self.finished = [(at, key) for key, r in self.records.items() if (at := r.finished_at()) is not None]
         heapq.heapify(self.finished)
 

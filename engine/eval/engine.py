@@ -118,8 +118,8 @@ class Engine:
     def _carried(self) -> list[tuple[str, Target]]:
         """(version, target) of the clocks that run under a version no longer in force."""
         carried = {}
-        for record in self.state.book.records.values():
-            if record.version != self.ruleset.version and record.clock.running:
+        for record in self.state.book.running_records():
+            if record.version != self.ruleset.version:
                 carried[(record.version, record.target.id)] = record.target
         return [(version, target) for (version, _), target in sorted(carried.items(), key=lambda kv: kv[0])]
 
@@ -129,7 +129,8 @@ class Engine:
         with, unless its target says ``on_change: reprice`` in the new version (it takes the
         new definition from ``at`` on; levels it has already passed are decided at ``at``) or
         the new version drops a target that said ``on_change: cancel`` (its clocks end with a
-        ``cancelled`` decision at ``at``). Costs what the running clocks cost, never a replay."""
+        ``cancelled`` decision at ``at``). Costs what the running clocks cost, never a replay.
+        Earlier versions stay known (a late fact may rebuild a finished clock of one)."""
         self._outcome = Outcome()
         if ruleset.version == self.ruleset.version:
             return self._outcome
@@ -137,8 +138,8 @@ class Engine:
         self.versions[ruleset.version] = ruleset
         self.ruleset = ruleset
         self.actions = self._actions_for(ruleset, self.actions.render)
-        for record in sorted(self.state.book.records.values(), key=lambda r: r.key):
-            if record.version == ruleset.version or not record.clock.running:
+        for record in self.state.book.running_records():
+            if record.version == ruleset.version:
                 continue
             successor = ruleset.targets.get(record.target.id)
             if successor is None and record.target.on_change == "cancel":
@@ -148,14 +149,13 @@ class Engine:
                 record.versions.append((at, ruleset.version))
                 self._issue(record, self._reprice(record, record.clock, successor, at, because))
                 self.state.book.schedule(record)
-        self._forget_versions()
         held = dict(self.state.held)
         self._network.close()
         self._compile()
         self.state.held = {key: fact for key, fact in held.items()
                            if fact["type"] in self._retained and self._may_join(fact)}
         self._rehold()
-        for record in self.state.book.records.values():
+        for record in self.state.book.running_records():
             if record.running_fact is not None and record.running_fact["id"] not in self.state.held:
                 record.running_fact = None
             self._sync_running(record)
@@ -189,13 +189,6 @@ class Engine:
         self._record(decision)
         self._sync_running(record)
         self.state.book.schedule(record)
-
-    def _forget_versions(self) -> None:
-        """Drop the versions no clock runs under any more (their finished clocks keep theirs)."""
-        used = {v for record in self.state.book.records.values() for _, v in record.versions}
-        for version in list(self.versions):
-            if version != self.ruleset.version and version not in used:
-                del self.versions[version]
 
     def _roles_of(self, target: Target) -> dict[str, set[str]]:
         found = self._roles.get(id(target))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -129,6 +130,7 @@ class SlmService:
         self.ready = threading.Event()
         self.replayed = 0
         self.rebuild_seconds: float | None = None
+        self.reload_held_seconds: float | None = None
         self.last_fact_seq = self.last_tick_seq = 0
         self.snapshot_every = snapshot_every   # new facts between engine snapshots; 0: never
         self.retain = retain                   # finished clocks are forgotten this long after
@@ -439,10 +441,12 @@ class SlmService:
         if not self.ready.is_set():
             raise NotReady(self.progress())
         with self._lock, self._guarded():
+            held = time.perf_counter()
             if ruleset.version != self.engine.ruleset.version:
                 self._cut_over(ruleset)
                 self._settle_heap(released=True)    # the replaced network is garbage now
             self.ruleset = ruleset
+            self.reload_held_seconds = time.perf_counter() - held    # how long writers waited (bench/reload.py)
         self.scheduler.wake()
         return ruleset
 
