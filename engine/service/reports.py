@@ -59,7 +59,7 @@ def _by_version(settled: Iterable[dict], target_id: str, ruleset: RuleSet,
                 version_of: Callable[[str], RuleSet | None]) -> list[dict]:
     counts: dict[str, list[int]] = {}
     for d in settled:
-        entry = counts.setdefault(d["rule"].get("ruleset") or ruleset.version, [0, 0])
+        entry = counts.setdefault((d.get("rule") or {}).get("ruleset") or ruleset.version, [0, 0])
         entry[0 if d["kind"] == "met" else 1] += 1
     out = []
     for version, (met, breached) in sorted(counts.items()):
