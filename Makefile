@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/engine.py --clocks 25000
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/restart.py --facts 100000
+	$(BIN)/python bench/reload.py --facts 100000
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
