@@ -26,6 +26,8 @@ from serving import Server, slm
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 CHROMEDRIVER = shutil.which("chromedriver")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -93,6 +95,15 @@ def shot(driver, name: str) -> None:
     driver.set_window_size(1280, 1000)
 
 
+def go(driver, element) -> None:
+    """Click something that loads another page, and wait until that page has loaded: a
+    click returns before the browser has navigated, and reading the old page then is a race."""
+    old = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, 30).until(EC.staleness_of(old))
+    WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
 def test_a_person_finds_a_breach_its_trace_its_clock_and_the_month(server, browser):
     post_breaching_facts(server)
     b = browser
@@ -101,7 +112,7 @@ def test_a_person_finds_a_breach_its_trace_its_clock_and_the_month(server, brows
     assert b.find_element(By.TAG_NAME, "h1").text == "Sign in"
     shot(b, "login")
     b.find_element(By.ID, "token").send_keys(server.token)
-    b.find_element(By.CSS_SELECTOR, "form.login button").click()
+    go(b, b.find_element(By.CSS_SELECTOR, "form.login button"))
 
     assert b.find_element(By.TAG_NAME, "h1").text == "Overview"
     body = b.find_element(By.TAG_NAME, "main").text
@@ -110,8 +121,8 @@ def test_a_person_finds_a_breach_its_trace_its_clock_and_the_month(server, brows
     assert b.find_elements(By.CSS_SELECTOR, "table.clocks svg.bar rect")
     shot(b, "overview")
 
-    next(a for a in b.find_elements(By.CSS_SELECTOR, "ul.recent li.breach a")
-         if "email-p1-response · INC-4711" in a.text).click()
+    go(b, next(a for a in b.find_elements(By.CSS_SELECTOR, "ul.recent li.breach a")
+               if "email-p1-response · INC-4711" in a.text))
     assert "breach" in b.find_element(By.TAG_NAME, "h1").text
     tree = b.find_element(By.CSS_SELECTOR, ".tree").text
     assert "incident.opened" in tree and "zabbix/prod" in tree and "b-1" in tree
@@ -124,11 +135,11 @@ def test_a_person_finds_a_breach_its_trace_its_clock_and_the_month(server, brows
     trace_url = b.current_url
 
     b.get(server.base + "/ui/decisions?kind=escalation")      # escalations notify, through the RACI matrix
-    b.find_element(By.CSS_SELECTOR, "table.decisions tbody a").click()
+    go(b, b.find_element(By.CSS_SELECTOR, "table.decisions tbody a"))
     assert "pending" in b.find_element(By.CSS_SELECTOR, "table.notifications").text
     b.get(trace_url)
 
-    b.find_element(By.LINK_TEXT, "email-p1-response/INC-4711").click()
+    go(b, b.find_element(By.LINK_TEXT, "email-p1-response/INC-4711"))
     assert b.find_element(By.TAG_NAME, "h1").text == "Clock email-p1-response · INC-4711"
     assert b.find_elements(By.CSS_SELECTOR, "svg.timeline rect.counting")
     assert b.find_elements(By.CSS_SELECTOR, "svg.timeline g.event.breach")
@@ -136,7 +147,7 @@ def test_a_person_finds_a_breach_its_trace_its_clock_and_the_month(server, brows
     assert "start" in events and "breach" in events and "stop" in events
     shot(b, "clock")
 
-    b.find_element(By.LINK_TEXT, "Service review").click()
+    go(b, b.find_element(By.LINK_TEXT, "Service review"))
     assert b.find_element(By.TAG_NAME, "h1").text.startswith("Service review: Corporate email")
     assert len(b.find_elements(By.CSS_SELECTOR, "section.target svg.chart")) >= 5
     assert b.find_elements(By.CSS_SELECTOR, "svg.chart rect.breach")
@@ -145,15 +156,15 @@ def test_a_person_finds_a_breach_its_trace_its_clock_and_the_month(server, brows
     assert "email-p1-response" in review and "50 %" in review      # one met, one breached
     shot(b, "review")
 
-    b.find_element(By.LINK_TEXT, "Rules").click()
+    go(b, b.find_element(By.LINK_TEXT, "Rules"))
     assert b.find_element(By.TAG_NAME, "h1").text == "Rules in force"
     shot(b, "rules")
-    b.find_element(By.LINK_TEXT, "Audit").click()
-    b.find_element(By.CSS_SELECTOR, "main form button").click()
+    go(b, b.find_element(By.LINK_TEXT, "Audit"))
+    go(b, b.find_element(By.CSS_SELECTOR, "main form button"))
     assert "Intact." in b.find_element(By.TAG_NAME, "main").text
     shot(b, "audit")
 
-    b.find_element(By.CSS_SELECTOR, "form.signout button").click()
+    go(b, b.find_element(By.CSS_SELECTOR, "form.signout button"))
     assert b.current_url.startswith(server.base + "/ui/login")
 
     errors = [entry for entry in b.get_log("browser") if entry["level"] == "SEVERE"]
