@@ -26,7 +26,7 @@ def token_create(role, name, db_url):
     with open_store(db_url) as store:
         value = store.add_token(role, name)
     from .serve import _redacted
-    click.echo(f"created a {role} token{' for ' + name if name else ''} in {_redacted(db_url)}; "
+    click.echo(f"created {'an' if role[0] in 'aeiou' else 'a'} {role} token{' for ' + name if name else ''} in {_redacted(db_url)}; "
                f"it is not shown again:")
     click.echo(value)
 
