@@ -6,7 +6,7 @@ import difflib
 from flask import current_app
 from flask_smorest import Blueprint, abort
 
-from schemas.api import (RuleFilesSchema, RulePreviewArgs, RulePreviewSchema, RulesSummarySchema,
+from schemas.api import (RuleCheckArgs, RuleFilesSchema, RulePreviewArgs, RulePreviewSchema, RulesSummarySchema,
                          RuleVersionArgs, RuleVersionFilesSchema, RuleVersionListSchema)
 from schemas.values import format_instant, parse_instant
 
@@ -31,10 +31,13 @@ def get_rules():
 @blp.route("/rules/check", methods=["POST"])
 @requires(blp, OWNER)
 @blp.arguments(RuleFilesSchema)
+@blp.arguments(RuleCheckArgs, location="query")
 @blp.response(200, RulesSummarySchema)
-def check_rules(body):
-    """Validate uploaded rule files as one set; changes nothing. 422 lists each problem."""
-    return _summary(current_app.extensions["slm"].check(body["files"]))
+def check_rules(body, args):
+    """Validate uploaded rule files as one set (or, with ``in_force=true``, together with the
+    rules in force, an upload replacing the file of its path); changes nothing. 422 lists
+    each error; warnings (lint) come back with a 200."""
+    return _summary(current_app.extensions["slm"].check(body["files"], args.get("in_force", False)))
 
 
 @blp.route("/rules/reload", methods=["POST"])

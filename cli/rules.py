@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -16,14 +17,19 @@ from .common import DEFAULT_RULES
 
 @click.command()
 @click.argument("directory", default=DEFAULT_RULES, type=click.Path(file_okay=False))
-def check(directory):
-    """Validate a rules directory; print every error with file:line:column."""
+@click.option("--strict", is_flag=True, help="Treat warnings (lint, RACI, validity) as errors: exit 1.")
+def check(directory, strict):
+    """Validate a rules directory; print every error and warning with file:line:column."""
     try:
         ruleset = load_rules(directory)
     except RuleSetError as err:
         click.echo(err.report(), err=True)
         sys.exit(1)
-    for warning in ruleset.warnings + validity_warnings(ruleset, date.today()):
+    warnings = ruleset.warnings + validity_warnings(ruleset, date.today())
+    if strict and warnings:
+        click.echo(RuleSetError([replace(w, severity="error") for w in warnings]).report(), err=True)
+        sys.exit(1)
+    for warning in warnings:
         click.echo(str(warning), err=True)
     targets = list(ruleset.targets.values())
     click.echo(f"{directory}: OK  ruleset {ruleset.version[:19]}…  ({len(ruleset.files)} files)")
@@ -43,10 +49,10 @@ def check(directory):
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
 @click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True,
               help="Rules for scenarios that do not name their own.")
-@click.option("--coverage", is_flag=True, help="List rules that no scenario fired.")
+@click.option("--coverage", is_flag=True, help="List the targets, clock conditions and Rules that no scenario fired, with file:line.")
 def test_command(paths, rules_dir, coverage):
     """Run scenario files (default: fixtures/scenarios); exit 1 on any failure."""
-    from engine.eval.compiler import RULESET, compile_ruleset
+    from engine.eval.compiler import RULESET, compile_ruleset, describe
     from engine.scenarios import RuleSetCache, find_scenarios, run_file
 
     files = find_scenarios(list(paths) or ["fixtures/scenarios"])
@@ -75,5 +81,5 @@ def test_command(paths, rules_dir, coverage):
             never = sorted(set(compile_ruleset(ruleset)[RULESET]) - names)
             click.echo(f"coverage of {root}: {len(never)} rules never fired" + (":" if never else ""))
             for name in never:
-                click.echo(f"  {name}")
+                click.echo(f"  {describe(ruleset, name)}")
     sys.exit(1 if failed else 0)

@@ -326,6 +326,12 @@ class RuleFilesSchema(Schema):
                         validate=validate.Length(min=1, max=500))
 
 
+class RuleCheckArgs(QuerySchema):
+    in_force = fields.Boolean(load_default=False, metadata={
+        "description": "check the uploads together with the rules in force; an upload replaces "
+                       "the file of the same path (relative to the rules directory)"})
+
+
 class RulePreviewArgs(QuerySchema):
     since = InstantArg(metadata={"description": "start of the period (default: 90 days ago)"})
     until = InstantArg(metadata={"description": "end of the period (default: now)"})

@@ -366,3 +366,21 @@ def test_readyz_says_starting_until_state_is_rebuilt(url, wall):
     finally:
         service.stop()
         store.close()
+
+
+def test_rules_check_an_upload_against_the_rules_in_force(env):
+    """One changed file is checked with the calendars, RACI and escalations in force; its
+    silent mistakes come back as warnings at file:line:column."""
+    text = (ROOT / "rules" / "services" / "email.yaml").read_text()
+    typo = text.replace("      stop: incident.acknowledged\n      calendar: uk-office",
+                        "      stop: incident.acknowledgd\n      calendar: uk-office", 1)
+    assert typo != text
+    alone = env.client.post("/v1/rules/check", headers=auth(env, "owner"),
+                            json={"files": {"services/email.yaml": typo}})
+    assert alone.status_code == 422        # alone, its calendar, escalations and RACI are missing
+    merged = env.client.post("/v1/rules/check?in_force=true", headers=auth(env, "owner"),
+                             json={"files": {"services/email.yaml": typo}})
+    assert merged.status_code == 200, merged.json
+    assert merged.json["version"] != env.service.ruleset.version
+    assert any(w.startswith("services/email.yaml:") and "did you mean 'incident.acknowledged'" in w
+               for w in merged.json["warnings"]), merged.json["warnings"]

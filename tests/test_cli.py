@@ -84,3 +84,13 @@ def test_report_reads_the_months_compliance_and_writes_nothing(url, wall):
     assert unknown.exit_code == 2 and "unknown service 'mail'" in unknown.output
     bad_month = run("report", "--service", "email", "--period", "2026-13", "--db", url)
     assert bad_month.exit_code == 2 and "is not a month" in bad_month.output
+
+
+def test_coverage_names_what_never_fired_by_id_with_file_and_line():
+    result = run("test", "--coverage", "fixtures/scenarios/availability-met-at-window-end.yaml")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert any(line.strip().startswith("target email-p2-response (applies_to) at ")
+               and "services/email.yaml:" in line for line in lines), result.output
+    assert any(line.strip().startswith("rule repeated-breach-improvement at ") for line in lines)
+    assert not any(line.strip().startswith(("applies:", "life:", "rule:")) for line in lines)

@@ -163,6 +163,33 @@ def clock_roles(spec: dict) -> dict[str, set[str]]:
     return roles
 
 
+def describe(ruleset: RuleSet, name: str) -> str:
+    """A compiled rule's name in the words of the rule files, with where it is written:
+    ``target email-p2-response (applies_to) at services/email.yaml:58:5``."""
+    prefix, _, ref = name.partition(":")
+    ref = ref.split("@")[0]
+    what = {"applies": "applies_to", "down": "availability.down", "up": "availability.up",
+            "over": "metric, over the bound", "under": "metric, within the bound"}
+    if prefix in what and ref in ruleset.targets:
+        target = ruleset.targets[ref]
+        return f"target {ref} ({what[prefix]}) at {_place(target.origin)}"
+    if prefix == "rule" and ref in ruleset.rules:
+        return f"rule {ref} at {_place(ruleset.rules[ref].origin)}"
+    if prefix == "life":
+        users = [(target, sorted(roles)) for target in ruleset.targets.values() if target.measure == "duration"
+                 for kind, roles in clock_roles(target.spec).items() if kind == ref]
+        if users:
+            shown = ", ".join(f"{'/'.join(roles)} of {target.id} at {_place(target.origin)}"
+                              for target, roles in users[:3])
+            more = f" and {len(users) - 3} more" if len(users) > 3 else ""
+            return f"fact type {ref}: {shown}{more}"
+    return name
+
+
+def _place(origin) -> str:
+    return f"{origin.file}:{origin.line}:{origin.column}"
+
+
 def retained_types(ruleset: RuleSet) -> set[str]:
     """Fact types a join may need later: these stay in durable_rules' memory."""
     return {p["type"] for rule in ruleset.rules.values() for p in rule.when.get("patterns", [])

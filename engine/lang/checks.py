@@ -10,6 +10,7 @@ from fractions import Fraction
 from schemas.values import format_duration
 
 from engine.lang.errors import Problem
+from engine.lang.lint import lint
 from engine.lang.model import RuleSet
 from engine.lang.yamlsource import Document
 
@@ -24,9 +25,11 @@ def check(ruleset: RuleSet, documents: list[tuple[Document, dict]], docs_by_id: 
     problems += _escalations(ruleset, places)
     problems += _rules(ruleset, places)
     problems += _raci(ruleset, places)
+    problems += lint(ruleset, places)
     for service in ruleset.services.values():
         doc = places.doc[service.id]
-        if doc.data.get("calendar") and doc.data["calendar"] not in ruleset.calendars:
+        if doc.data.get("calendar") and doc.data["calendar"] not in ruleset.calendars \
+                and doc.data["calendar"] not in ruleset.broken:
             problems.append(doc.problem(("calendar",), f"calendar: unknown calendar '{doc.data['calendar']}'",
                                         "unknown-reference"))
     return problems
@@ -71,6 +74,9 @@ class _Places:
             for index, target in enumerate(loaded.get("targets", []) if loaded["kind"] == "Agreement" else []):
                 self.target.setdefault(target["id"], (doc, ("targets", index)))
 
+    def target_doc(self, target_id: str) -> tuple[Document, tuple]:
+        return self.target[target_id]
+
     def at_target(self, target_id: str, path: tuple, message: str, code: str = "policy") -> Problem:
         doc, base = self.target[target_id]
         return doc.problem(base + path, message, code)
@@ -93,6 +99,8 @@ def _underpinning(ruleset: RuleSet, places: _Places) -> list[Problem]:
         for index, ref in enumerate(target.underpinned_by):
             path = ("underpinned_by", index)
             support = ruleset.targets.get(ref)
+            if support is None and ref in ruleset.broken:
+                continue
             if support is None:
                 problems.append(places.at_target(target.id, path, f"underpinned_by: unknown target '{ref}'",
                                                  "unknown-reference"))
@@ -131,7 +139,7 @@ def _escalations(ruleset: RuleSet, places: _Places) -> list[Problem]:
     for escalation in ruleset.escalations.values():
         doc = places.doc[escalation.id]
         for index, ref in enumerate(escalation.targets):
-            if ref not in ruleset.targets:
+            if ref not in ruleset.targets and ref not in ruleset.broken:
                 problems.append(doc.problem(("applies_to", "targets", index), f"targets: unknown target '{ref}'",
                                             "unknown-reference"))
         if escalation.metric is not None:

@@ -178,6 +178,7 @@ def _build(documents, files, root, problems, names: dict[str, str]) -> RuleSet:
         except (ValueError, KeyError) as err:
             field = "timezone" if "zone" in str(err).lower() else "holidays"
             problems.append(doc.problem((field,), f"{field}: {err}"))
+            ruleset.broken.add(loaded["id"])      # reported once, here: its users say nothing more
     for doc, loaded in by_kind.get("Roles", []):
         for role, holders in loaded["holders"].items():
             if role in ruleset.default_holders:
@@ -231,8 +232,9 @@ def _build_agreement(doc: Document, loaded: dict, ruleset: RuleSet, problems: li
         section["calendar"] = own or (service and service.calendar) or BUILTIN_CALENDAR
         calendar = ruleset.calendars.get(section["calendar"])
         if calendar is None:
-            if own is None:
-                continue            # the service's own calendar is unknown: reported there, once
+            ruleset.broken.add(spec["id"])      # references to the target are not errors of their own
+            if own is None or section["calendar"] in ruleset.broken:
+                continue            # the calendar is unknown or broken: reported there, once
             known = ", ".join(sorted(ruleset.calendars))
             problems.append(doc.problem(path + (section_name, "calendar"),
                                         f"calendar: unknown calendar '{section['calendar']}' (known: {known})",

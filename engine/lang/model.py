@@ -141,6 +141,10 @@ class RuleSet:
     raci_origin: dict[str, Origin]
     rules: dict[str, Rule]
     warnings: list = field(default_factory=list)
+    # Ids whose definition failed with an error already reported (a calendar with a bad
+    # time zone, a target on that calendar): references to them are not reported again,
+    # so one root mistake gives one error.
+    broken: set = field(default_factory=set)
 
     def holders(self, service: str | None, role: str) -> list[str]:
         """Who holds a role for a service: the Service's own holders, else the org-wide ones."""

@@ -427,8 +427,15 @@ class SlmService:
         start, end = default_period(self.now())
         return what_if(self.store, ruleset, since or start, until or end, bounds=PREVIEW_BOUNDS)
 
-    def check(self, files: dict[str, str]) -> RuleSet:
-        """Validate uploaded rule files without changing anything (RuleSetError if bad)."""
+    def check(self, files: dict[str, str], with_rules_in_force: bool = False) -> RuleSet:
+        """Validate uploaded rule files without changing anything (RuleSetError if bad).
+
+        ``with_rules_in_force``: the uploads are checked together with the rules in force,
+        an upload replacing the file of the same path (relative to the rules directory), so
+        one changed file can be checked against the calendars, RACI and escalations it
+        relies on without uploading them all."""
+        if with_rules_in_force:
+            files = {**self.ruleset.files, **files}
         return load_texts(files, root="upload")
 
     def reload(self) -> RuleSet:
