@@ -1,0 +1,253 @@
+"""The field tables of docs/RULES.md, generated from the schemas of schemas/rules.py.
+
+The reference is written by hand except these tables: every field of every kind with its
+type, whether it is required or its default, what it means and an example. They are made
+here from the schema classes themselves, so a field added, renamed or made required
+changes the tables; tests/test_reference.py fails when the committed tables drift.
+
+    python -m schemas.reference            # print the tables
+    python -m schemas.reference --write    # rewrite them in docs/RULES.md
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from marshmallow import fields, validate
+from marshmallow.utils import missing
+
+from . import fields as own
+from . import rules
+
+BEGIN = "<!-- BEGIN GENERATED FIELD TABLES (python -m schemas.reference --write) -->"
+END = "<!-- END GENERATED FIELD TABLES -->"
+DOC = Path(__file__).resolve().parent.parent / "docs" / "RULES.md"
+
+# What each field means and an example of it. Kept beside the generator rather than in
+# the schemas so the schemas stay readable; a field without an entry here fails the test.
+FIELDS: dict[str, tuple[str, str]] = {
+    "DocumentSchema.kind": ("the kind of the document", "`Agreement`"),
+    "DocumentSchema.id": ("unique across the whole rule set, every kind", "`sla-email`"),
+    "DocumentSchema.description": ("free text for people", "`Corporate email`"),
+    "CalendarSchema.timezone": ("IANA time zone of the service hours", "`Europe/London`"),
+    "CalendarSchema.hours": ("service hours per weekday; days not given are closed", '`{mon-fri: "08:00-18:00"}`'),
+    "CalendarSchema.holidays": ("days without service hours", "`{country: GB, subdivision: ENG}`"),
+    "HolidaysSchema.country": ("ISO 3166 country whose public holidays are closed", "`GB`"),
+    "HolidaysSchema.subdivision": ("region of the country (needs `country`)", "`ENG`"),
+    "HolidaysSchema.dates": ("extra closed days", "`[2026-12-24]`"),
+    "RolesSchema.holders": ("role → who holds it, for every service that does not name its own",
+                            "`{slm_process_owner: owner@example.org}`"),
+    "ServiceSchema.name": ("the service's name in documents (default: its id)", "`Corporate email`"),
+    "ServiceSchema.roles": ("role → holders for this service; wins over Roles", "`{service_owner: a@example.org}`"),
+    "ServiceSchema.calendar": ("", "`uk-office`"),
+    "AgreementSchema.name": ("the agreement's title", "`Email SLA 2026`"),
+    "AgreementSchema.type": ("SLA with a customer, OLA with an internal team, UC with a supplier, SLR a "
+                             "proposed requirement (evaluated, notifies nobody)", "`SLA`"),
+    "AgreementSchema.status": ("`draft` is evaluated but notifies nobody; `retired` is not evaluated", "`agreed`"),
+    "AgreementSchema.service": ("the Service whose facts it judges", "`email`"),
+    "AgreementSchema.customer": ("who the promise is made to", "`University staff`"),
+    "AgreementSchema.provider": ("who makes the promise", "`IT Services`"),
+    "AgreementSchema.valid": ("whole days, in the target calendar's zone, `to` inclusive; outside it a "
+                              "fact starts no clock", "`{from: 2026-01-01, to: 2026-12-31}`"),
+    "AgreementSchema.targets": ("the promises, at least one", "see Target"),
+    "ValidSchema.from": ("first day in force", "`2026-01-01`"),
+    "ValidSchema.to": ("last day in force (inclusive)", "`2026-12-31`"),
+    "TargetSchema.id": ("unique in the rule set; decisions name it", "`email-p1-response`"),
+    "TargetSchema.name": ("the promise in words", "`P1 acknowledged within 15 minutes`"),
+    "TargetSchema.description": ("free text", ""),
+    "TargetSchema.clock": ("a duration target: time from start to stop", "see Clock"),
+    "TargetSchema.availability": ("an availability target: share of service time not down", "see Availability"),
+    "TargetSchema.metric": ("a threshold target (also written `threshold: {metric: …}`)", "see Metric"),
+    "TargetSchema.goal": ("a duration for `clock`, a percentage strictly between 0% and 100% otherwise",
+                          "`15m`, `99.9%`"),
+    "TargetSchema.warn_at": ("levels at which a `warning` is decided; each strictly between 0% and 100%",
+                             "`[50%, 75%]`"),
+    "TargetSchema.underpinned_by": ("OLA/UC targets this one relies on; checked to be no weaker",
+                                    "`[ola-mx-p1-response]`"),
+    "TargetSchema.on_change": ("", "`reprice`"),
+    "ClockSchema.applies_to": ("the fact that puts a subject in scope (one clock per subject)",
+                               "`{type: incident.opened, where: {priority: P1}}`"),
+    "ClockSchema.start": ("starts the clock (default: the applies_to type)", "`incident.opened`"),
+    "ClockSchema.pause": ("stops counting (needs `resume`)", "`incident.pending`"),
+    "ClockSchema.resume": ("counts again after a pause", "`incident.resumed`"),
+    "ClockSchema.stop": ("ends the cycle: `met` if within the goal", "`incident.resolved`"),
+    "ClockSchema.restart": ("ends the cycle (met or not) and starts a new one", "`incident.reopened`"),
+    "ClockSchema.calendar": ("the calendar whose hours count (default: the Service's, else 24x7)", "`uk-office`"),
+    "AvailabilitySchema.down": ("the fact that takes a subject down", "`{type: alert.firing, where: {alertname: X}}`"),
+    "AvailabilitySchema.up": ("the fact that brings it back", "`{type: alert.resolved, where: {alertname: X}}`"),
+    "AvailabilitySchema.window": ("the period judged: month, week (ISO), day or `Nd`", "`month`"),
+    "AvailabilitySchema.calendar": ("the calendar whose hours count", "`24x7`"),
+    "MetricSchema.name": ("`data.name` of the `metric.sample` facts", "`latency_p95_ms`"),
+    "MetricSchema.above": ("a sample above this is a violation (give one of above/below)", "`800`"),
+    "MetricSchema.below": ("a sample below this is a violation", "`0.99`"),
+    "MetricSchema.where": ("further conditions on the samples", "`{region: eu}`"),
+    "MetricSchema.window": ("the period judged", "`month`"),
+    "MetricSchema.calendar": ("the calendar whose hours count", "`24x7`"),
+    "PatternSchema.type": ("the fact type", "`incident.opened`"),
+    "PatternSchema.where": ("conditions on the fact (see Where)", "`{priority: {in: [P1, P2]}}`"),
+    "JoinPatternSchema.as": ("names the pattern so a later one can refer to `$name.field`", "`b`"),
+    "EscalationSchema.applies_to": ("which targets it covers", "`{targets: [email-p1-response]}`"),
+    "EscalationSchema.levels": ("the steps, each naming a RACI activity", "see Level"),
+    "EscalationScopeSchema.targets": ("target ids", "`[email-p1-response]`"),
+    "EscalationScopeSchema.metric": ("every threshold target measuring this metric", "`latency_p95_ms`"),
+    "EscalationScopeSchema.service": ("with `metric`: only that service's", "`hosting`"),
+    "EscalationLevelSchema.at": ("a share of the budget, plus or minus counted calendar time",
+                                 "`75%`, `100% + 2h`"),
+    "EscalationLevelSchema.activity": ("the RACI activity notified", "`breach-handling`"),
+    "EscalationLevelSchema.repeat": ("fire again at this interval of counted time while the clock runs", "`4h`"),
+    "RaciSchema.activities": ("activity → role → letters (R, A, C, I; two as `A/R`)",
+                              "`{breach-handling: {service_owner: A, service_level_manager: R}}`"),
+    "RuleSchema.when": ("patterns that must all match (joins with `as`), or the counting form",
+                        "`[{type: decision.breach, where: {agreement_type: OLA}}]`"),
+    "RuleSchema.then": ("the actions, in order", "`[{decide: {kind: improvement}}]`"),
+    "CountSchema.count": ("how many matches", "`3`"),
+    "CountSchema.of": ("the pattern counted", "`{type: decision.breach}`"),
+    "CountSchema.same": ("fields that must be equal across the counted facts", "`[target]`"),
+    "CountSchema.within": ("all matches within this event time", "`30d`"),
+    "ActionSchema.decide": ("record a decision", "`{kind: improvement, severity: minor}`"),
+    "ActionSchema.notify": ("notify the roles of a RACI activity", "`{activity: propose-improvement}`"),
+    "DecideSchema.kind": ("the decision's kind (a Rule may match it as `decision.<kind>`)", "`improvement`"),
+    "DecideSchema.severity": ("free text carried by the decision", "`major`"),
+    "DecideSchema.message": ("a template (see Templates)", "`{{ facts.b.target }} breached`"),
+    "DecideSchema.target": ("the decision's target (default: from `same: [target]` or the first fact)", ""),
+    "DecideSchema.data": ("extra fields of the decision", "`{reason: repeated}`"),
+    "NotifySchema.activity": ("the RACI activity whose roles are notified", "`propose-improvement`"),
+    "NotifySchema.message": ("a template", "`{{ rule.id }} fired`"),
+}
+
+TABLES = [  # (heading, schema, where it is written)
+    ("Every document", rules.DocumentSchema, "every kind has these"),
+    ("Calendar", rules.CalendarSchema, "`kind: Calendar`"),
+    ("Holidays", rules.HolidaysSchema, "a Calendar's `holidays`"),
+    ("Roles", rules.RolesSchema, "`kind: Roles`"),
+    ("Service", rules.ServiceSchema, "`kind: Service`"),
+    ("Agreement", rules.AgreementSchema, "`kind: Agreement`"),
+    ("Valid", rules.ValidSchema, "an Agreement's `valid`"),
+    ("Target", rules.TargetSchema, "each of an Agreement's `targets`"),
+    ("Clock", rules.ClockSchema, "a Target's `clock`"),
+    ("Availability", rules.AvailabilitySchema, "a Target's `availability`"),
+    ("Metric", rules.MetricSchema, "a Target's `metric`"),
+    ("Pattern", rules.JoinPatternSchema, "`applies_to`, `down`, `up`, a Rule's `when`; `as` only in `when`"),
+    ("Escalation", rules.EscalationSchema, "`kind: Escalation`"),
+    ("Scope", rules.EscalationScopeSchema, "an Escalation's `applies_to`"),
+    ("Level", rules.EscalationLevelSchema, "each of an Escalation's `levels`"),
+    ("Raci", rules.RaciSchema, "`kind: Raci`"),
+    ("Rule", rules.RuleSchema, "`kind: Rule`"),
+    ("Count", rules.CountSchema, "a Rule's `when` in the counting form"),
+    ("Action", rules.ActionSchema, "each step of a Rule's `then`"),
+    ("Decide", rules.DecideSchema, "`decide:`"),
+    ("Notify", rules.NotifySchema, "`notify:`"),
+]
+
+_SIMPLE = [  # most specific first
+    (own.Duration, "duration"), (own.Percent, "percentage"), (own.Level, "level"), (own.Date, "date"),
+    (own.Instant, "instant"), (own.Name, "name"), (own.Text, "text"), (own.Week, "weekly hours"),
+    (own.Where, "where"), (fields.Integer, "integer"), (fields.Float, "number"), (fields.Dict, "mapping"),
+]
+_OVERRIDES = {"window": "window", "goal": "duration or percentage"}   # Raw fields, parsed by a validator
+_NESTED = {schema: heading for heading, schema, _ in TABLES}
+_NESTED[rules.PatternSchema] = "Pattern"
+
+
+def type_of(field: fields.Field) -> str:
+    """A field's type in the reference's words."""
+    if isinstance(field, fields.Nested):
+        return _NESTED.get(type(field.schema), type(field.schema).__name__)
+    if isinstance(field, fields.List):
+        return f"list of {type_of(field.inner)}"
+    if isinstance(field, own.OneOrMany):
+        return f"{type_of(field.inner)} or list"
+    if isinstance(field, own.Mapping) and isinstance(field.values_field, own.Mapping):
+        return "mapping of activity → role → letters"
+    if isinstance(field, own.Mapping):
+        return f"mapping of name → {type_of(field.values_field)}"
+    if isinstance(field, rules.WhenField):
+        return "list of Pattern, or Count"
+    for cls, name in _SIMPLE:
+        if isinstance(field, cls):
+            return name
+    if isinstance(field.validate, validate.OneOf) or any(isinstance(v, validate.OneOf) for v in field.validators):
+        choices = next(v for v in field.validators if isinstance(v, validate.OneOf)).choices
+        return " \\| ".join(choices)
+    if field.name == "window" or (field.data_key or field.name) == "window":
+        return "window"
+    if (field.data_key or field.name) == "goal":
+        return "duration or percentage"
+    return "text" if isinstance(field, fields.String) else "any"
+
+
+def _default(field: fields.Field) -> str:
+    if field.required:
+        return "**required**"
+    value = field.load_default
+    if value is missing:
+        return "—"
+    value = value() if callable(value) else value
+    if value in ({}, []):
+        return "empty"
+    return f"`{value}`"
+
+
+def _key(schema_class, name: str) -> str:
+    for cls in schema_class.__mro__:
+        if name in getattr(cls, "_declared_fields", {}) and f"{cls.__name__}.{name}" in FIELDS:
+            return f"{cls.__name__}.{name}"
+        data_key = {f.data_key: n for n, f in getattr(cls, "_declared_fields", {}).items() if f.data_key}
+        for key, attr in data_key.items():
+            if attr == name and f"{cls.__name__}.{key}" in FIELDS:
+                return f"{cls.__name__}.{key}"
+    return f"{schema_class.__name__}.{name}"
+
+
+def undocumented() -> list[str]:
+    """Fields of the schemas with no entry in FIELDS (the test requires none)."""
+    out = []
+    for _, schema_class, _ in TABLES:
+        for name, field in schema_class._declared_fields.items():
+            shown = field.data_key or name
+            if _key(schema_class, shown) not in FIELDS and _key(schema_class, name) not in FIELDS:
+                out.append(f"{schema_class.__name__}.{shown}")
+    return out
+
+
+def tables() -> str:
+    """Every table, in Markdown."""
+    out = []
+    for heading, schema_class, where in TABLES:
+        out += [f"#### {heading}", "", f"Written: {where}.", "",
+                "| field | type | default | meaning | example |", "|---|---|---|---|---|"]
+        own_fields = schema_class._declared_fields
+        inherited = set(rules.DocumentSchema._declared_fields) if (
+            schema_class is not rules.DocumentSchema and issubclass(schema_class, rules.DocumentSchema)) else set()
+        for name, field in own_fields.items():
+            if name in inherited:
+                continue
+            shown = field.data_key or name
+            key = _key(schema_class, shown)
+            if key not in FIELDS:
+                key = _key(schema_class, name)
+            meaning, example = FIELDS.get(key, ("", ""))
+            meaning = meaning or field.metadata.get("description", "")
+            kind = _OVERRIDES.get(shown) if isinstance(field, fields.Raw) and type(field) is fields.Raw else None
+            out.append(f"| `{shown}` | {kind or type_of(field)} | {_default(field)} | {meaning} | {example} |")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def splice(document: str) -> str:
+    """``document`` with the text between the markers replaced by :func:`tables`."""
+    head, _, rest = document.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    return f"{head}{BEGIN}\n\n{tables()}\n{END}{tail}"
+
+
+def main(argv: list[str]) -> int:
+    if "--write" in argv:
+        DOC.write_text(splice(DOC.read_text(encoding="utf-8")), encoding="utf-8")
+    else:
+        sys.stdout.write(tables())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
