@@ -71,7 +71,11 @@ FIELDS: dict[str, tuple[str, str]] = {
     "ClockSchema.pause": ("stops counting (needs `resume`)", "`incident.pending`"),
     "ClockSchema.resume": ("counts again after a pause", "`incident.resumed`"),
     "ClockSchema.stop": ("ends the cycle: `met` if within the goal", "`incident.resolved`"),
-    "ClockSchema.restart": ("ends the cycle (met or not) and starts a new one", "`incident.reopened`"),
+    "ClockSchema.restart": ("ends the cycle (`met` if within the goal) and starts a new one", "`incident.reopened`"),
+    "ClockSchema.cancel": ("ends the cycle with a `cancelled` decision, neither met nor breached",
+                           "`incident.cancelled`"),
+    "ClockSchema.reset": ("cancels the running cycle (`cancelled`) and starts a new one at the fact's time",
+                          "`{type: incident.updated, where: {priority: P1}}`"),
     "ClockSchema.calendar": ("the calendar whose hours count (default: the Service's, else 24x7)", "`uk-office`"),
     "AvailabilitySchema.down": ("the fact that takes a subject down", "`{type: alert.firing, where: {alertname: X}}`"),
     "AvailabilitySchema.up": ("the fact that brings it back", "`{type: alert.resolved, where: {alertname: X}}`"),
@@ -161,6 +165,8 @@ def type_of(field: fields.Field) -> str:
         return "mapping of activity → role → letters"
     if isinstance(field, own.Mapping):
         return f"mapping of name → {type_of(field.values_field)}"
+    if isinstance(field, rules.ConditionField):
+        return "fact type or Pattern"
     if isinstance(field, rules.WhenField):
         return "list of Pattern, or Count"
     for cls, name in _SIMPLE:

@@ -68,22 +68,35 @@ class ServiceSchema(DocumentSchema):
                                             "(a target's own calendar wins; default 24x7)"})
 
 
-_TYPES = OneOrMany(Text())
+class ConditionField(fields.Field):
+    """A clock condition: a fact type (``incident.resolved``) or a pattern ``{type, where}``
+    (``{type: incident.updated, where: {priority: P1}}``); loaded as the string or the dict."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, dict):
+            return PatternSchema().load(value)
+        return Text().deserialize(value)
+
+
+_CONDITIONS = OneOrMany(ConditionField())
 
 
 class ClockSchema(Strict):
     applies_to = fields.Nested(PatternSchema, required=True)
-    start = _TYPES
-    pause = _TYPES
-    resume = _TYPES
-    stop = _TYPES
-    restart = _TYPES
+    start = _CONDITIONS
+    pause = _CONDITIONS
+    resume = _CONDITIONS
+    stop = _CONDITIONS
+    restart = _CONDITIONS
+    cancel = _CONDITIONS
+    reset = _CONDITIONS
     calendar = Name()
 
     @validates_schema
     def _needs_start(self, data, **kwargs):
-        if "stop" not in data and "restart" not in data:
-            raise ValidationError("a clock needs 'stop' or 'restart' (else it never ends a cycle)", "stop")
+        if "stop" not in data and "restart" not in data and "reset" not in data:
+            raise ValidationError("a clock needs 'stop', 'restart' or 'reset' (else it never ends a cycle)",
+                                  "stop")
         if ("pause" in data) != ("resume" in data):
             raise ValidationError("'pause' and 'resume' come together", "resume" if "pause" in data else "pause")
 

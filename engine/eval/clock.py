@@ -225,16 +225,20 @@ class DurationClock(Meter):
         return (self.valid_from is None or at >= self.valid_from) and (self.valid_to is None or at < self.valid_to)
 
     def apply(self, actions: set[str], at: datetime, fact: str) -> list[Reading]:
-        """Apply one fact's roles (deadlines before ``at`` must already have fired)."""
+        """Apply one fact's roles (deadlines before ``at`` must already have fired).
+
+        ``reset`` cancels the running cycle and begins a new one; ``restart`` stops it (met
+        if within the goal) and begins a new one; ``cancel`` ends it, neither met nor
+        breached. Each ends in a recorded reading, so a late fact rebuilds them too."""
         out: list[Reading] = []
         if self.state == "idle":
-            if "start" in actions and self._valid(at):
+            if ("start" in actions or "reset" in actions) and self._valid(at):
                 self.begin_cycle(at, fact)
                 self.state = "running"
             return out
-        if "restart" in actions:
+        if "reset" in actions or "restart" in actions:
             if self.state in ("running", "paused"):
-                out += self._stop(at, fact)
+                out += self._cancelled(at, fact) if "reset" in actions else self._stop(at, fact)
             if self._valid(at):
                 self.begin_cycle(at, fact)
                 self.state = "running"
@@ -242,7 +246,9 @@ class DurationClock(Meter):
         if self.state == "stopped":
             return out
         self.because.append(fact)
-        if "stop" in actions:
+        if "cancel" in actions:
+            out += self._cancelled(at, fact)
+        elif "stop" in actions:
             out += self._stop(at, fact)
         elif "pause" in actions and self.state == "running":
             self.halt(at)
@@ -251,6 +257,15 @@ class DurationClock(Meter):
             self.run(at)
             self.state = "running"
         return out
+
+    def _cancelled(self, at: datetime, fact: str) -> list[Reading]:
+        """A cancel condition held: the cycle ends with a ``cancelled`` reading."""
+        counted = self.counted_at(at)
+        if fact not in self.because:
+            self.because.append(fact)
+        self.halt(at)
+        self.state = "stopped"
+        return [self._reading("cancelled", at, None, counted)]
 
     def cancel(self, at: datetime) -> timedelta:
         """End the clock, neither met nor breached (a rule change removed its target); the

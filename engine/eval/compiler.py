@@ -153,13 +153,41 @@ def _signal_rules(target: Target, ref: str) -> list[tuple[str, list[dict]]]:
             (f"under:{ref}", [{"m": pattern(sample, service + [{under: {"data.value": bound}}])}])]
 
 
+CLOCK_ROLES = ("start", "pause", "resume", "stop", "restart", "cancel", "reset")
+
+
+def _conditions(spec: dict, role: str) -> list:
+    return spec.get(role) or ([spec["applies_to"]["type"]] if role == "start" else [])
+
+
 def clock_roles(spec: dict) -> dict[str, set[str]]:
-    """Fact type → the roles it plays for a duration clock (start defaults to applies_to)."""
+    """Fact type → the roles it plays for a duration clock, whatever its ``where`` (start
+    defaults to applies_to): the types the ``life:`` rules listen to."""
     roles: dict[str, set[str]] = {}
-    for role in ("start", "pause", "resume", "stop", "restart"):
-        types = spec.get(role) or ([spec["applies_to"]["type"]] if role == "start" else [])
-        for kind in types:
-            roles.setdefault(kind, set()).add(role)
+    for role in CLOCK_ROLES:
+        for item in _conditions(spec, role):
+            roles.setdefault(item if isinstance(item, str) else item["type"], set()).add(role)
+    return roles
+
+
+def unconditional_roles(spec: dict) -> dict[str, set[str]]:
+    """Fact type → the roles any fact of the type plays (conditions written as a type)."""
+    roles: dict[str, set[str]] = {}
+    for role in CLOCK_ROLES:
+        for item in _conditions(spec, role):
+            if isinstance(item, str) or not item.get("where"):
+                roles.setdefault(item if isinstance(item, str) else item["type"], set()).add(role)
+    return roles
+
+
+def conditional_roles(spec: dict) -> dict[str, list[tuple[str, dict]]]:
+    """Fact type → ``(role, where)`` of the conditions written as patterns with a ``where``:
+    the runtime checks those on the fact itself (engine/lang/where.py)."""
+    roles: dict[str, list[tuple[str, dict]]] = {}
+    for role in CLOCK_ROLES:
+        for item in _conditions(spec, role):
+            if isinstance(item, dict) and item.get("where"):
+                roles.setdefault(item["type"], []).append((role, item["where"]))
     return roles
 
 

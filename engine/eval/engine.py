@@ -22,8 +22,9 @@ from marshmallow import ValidationError
 from engine.eval.actions import RuleActions
 from engine.eval.book import ClockRecord
 from engine.eval.clock import DurationClock, Reading, Transition, WindowClock, marks_for, month_span, window_of
-from engine.eval.compiler import (allows, clock_roles, compile_ruleset, join_filter, matched_types,
-                                  retained_types, string_tests, typed_patterns)
+from engine.eval.compiler import (allows, compile_ruleset, conditional_roles, field_at, field_path, join_filter,
+                                  matched_types, retained_types, string_tests, typed_patterns,
+                                  unconditional_roles)
 from engine.eval.durable import DurableNetwork
 from engine.eval.trace import build_trace
 from engine.eval.records import clock_decision, decision_fact, decision_id, retraction, rule_ref
@@ -32,6 +33,7 @@ from engine.eval.state import dump as dump_state
 from engine.eval.state import load as load_state
 from engine.lang.errors import FactError
 from engine.lang.model import RuleSet, Target
+from engine.lang.where import MISSING, failure as where_failure
 from schemas.facts import FactSchema, flatten_errors
 from schemas.records import Decision
 from schemas.values import format_instant, format_whole_duration
@@ -191,9 +193,17 @@ class Engine:
         self.state.book.schedule(record)
 
     def _roles_of(self, target: Target) -> dict[str, set[str]]:
+        """Fact type → the roles every fact of the type plays for the target's clocks."""
         found = self._roles.get(id(target))
         if found is None:                 # kept with the target, as the marks are
-            found = self._roles[id(target)] = (target, clock_roles(target.spec))
+            found = self._roles[id(target)] = (target, unconditional_roles(target.spec))
+        return found[1]
+
+    def _conditions_of(self, target: Target) -> dict[str, list[tuple[str, dict]]]:
+        """Fact type → (role, where) of the target's clock conditions written as patterns."""
+        found = self._roles.get(("where", id(target)))
+        if found is None:
+            found = self._roles[("where", id(target))] = (target, conditional_roles(target.spec))
         return found[1]
 
     def _actions_for(self, ruleset: RuleSet, render: bool = True) -> RuleActions:
@@ -453,7 +463,11 @@ class Engine:
         for record in self.state.book.of_subject(subject):
             if service is not None and record.target.service != service:
                 continue                # the same ticket id in another service is another ticket
-            actions = record.clock.roles.get(fact_type)
+            actions = record.clock.roles.get(fact_type, set())
+            conditional = self._conditions_of(record.target).get(fact_type)
+            if conditional:
+                get = where_lookup(m)
+                actions = actions | {role for role, where in conditional if where_failure(where, get) is None}
             if actions:
                 at = at or _parse(m["time"])
                 self._transition(record, Transition(at, self.state.book.next_count(), ",".join(sorted(actions)),
@@ -659,6 +673,14 @@ def _apply_transition(clock, transition: Transition) -> list[Reading]:
     if isinstance(clock, WindowClock):
         return clock.apply(transition.action, transition.subject, transition.at, transition.fact)
     return clock.apply(set(transition.action.split(",")), transition.at, transition.fact)
+
+
+def where_lookup(m: dict) -> Callable[[str], object]:
+    """Field access on a fact as posted to durable_rules, by the names ``where`` uses."""
+    def get(name: str):
+        value = m.get("time") if name == "time" else field_at(m, field_path(name))
+        return MISSING if value is None else value
+    return get
 
 
 def _running_fact(record: ClockRecord, fact_id: str, start: datetime) -> dict:

@@ -167,9 +167,6 @@ def _names(ruleset: RuleSet, places):
                         add_pattern(item, at, path, False)
                     else:
                         types.append(_Name(item, False, _placer(at, path)))
-            first = spec.get("start_at")
-            if first:
-                types.append(_Name(first["type"], False, _placer(at, ("clock", "start_at"))))
         elif target.measure == "availability":
             add_pattern(spec["down"], at, ("availability", "down"), False)
             add_pattern(spec["up"], at, ("availability", "up"), False)

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from engine.eval.compiler import clock_roles
+from engine.eval.compiler import conditional_roles, unconditional_roles
+from engine.lang.where import failure, lookup
 from engine.lang.model import Target
 from schemas.values import format_whole_duration, parse_instant
 
@@ -35,6 +36,15 @@ class Timeline:
     budget: str | None = None
 
 
+def _roles(spec: dict, fact: dict) -> set[str]:
+    """The roles a stored fact plays for a clock of ``spec``, its ``where`` conditions checked."""
+    roles = set(unconditional_roles(spec).get(fact["type"], ()))
+    for role, where in conditional_roles(spec).get(fact["type"], ()):
+        if failure(where, lookup(fact)) is None:
+            roles.add(role)
+    return roles
+
+
 def build(target: Target, subject: str, now: datetime, transitions: list[tuple] | None,
           decisions: list[dict], facts: list[dict]) -> Timeline | None:
     """``transitions``: (at, action, fact ref, subject of a window) from the engine's record, or None if it has
@@ -42,9 +52,8 @@ def build(target: Target, subject: str, now: datetime, transitions: list[tuple] 
     the decision log's records of this clock. None if there is nothing to show."""
     source = "engine"
     if transitions is None and target.measure == "duration":
-        roles = clock_roles(target.spec)
-        transitions = [(parse_instant(f["time"]), ",".join(sorted(roles[f["type"]])), "fact:" + f["id"], None)
-                       for f in facts if f["type"] in roles]
+        transitions = [(parse_instant(f["time"]), ",".join(sorted(roles)), "fact:" + f["id"], None)
+                       for f in facts if (roles := _roles(target.spec, f))]
         source = "facts"
     transitions = sorted(transitions or [], key=lambda t: t[0])
     if not transitions and not decisions:
