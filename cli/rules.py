@@ -83,3 +83,38 @@ def test_command(paths, rules_dir, coverage):
             for name in never:
                 click.echo(f"  {describe(ruleset, name)}")
     sys.exit(1 if failed else 0)
+
+
+@click.command()
+@click.argument("fact")
+@click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, help="The rules directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
+def explain(fact, rules_dir, as_json):
+    """Which clocks FACT moves, and for each other target of its service the first condition
+    that failed. FACT is a fact as JSON, a file holding one, or - for standard input."""
+    import json
+
+    from engine.lang.explain import explain as explain_fact
+
+    text = sys.stdin.read() if fact == "-" else Path(fact).read_text() if Path(fact).is_file() else fact
+    try:
+        loaded = json.loads(text)
+    except ValueError as err:
+        click.echo(f"not a fact as JSON: {err}", err=True)
+        sys.exit(2)
+    try:
+        ruleset = load_rules(rules_dir)
+    except RuleSetError as err:
+        click.echo(err.report(), err=True)
+        sys.exit(2)
+    answer = explain_fact(ruleset, loaded)
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+        return
+    click.echo(f"fact {answer['fact']} ({loaded.get('type')}, {loaded.get('subject')}) on service {answer['service']}")
+    if answer.get("reason"):
+        click.echo(f"  affects nothing: {answer['reason']}")
+    for item in answer["affected"]:
+        click.echo(f"  {item['target']}: {item['effect']}")
+    for item in answer["not_affected"]:
+        click.echo(f"  {item['target']}: not affected: {item['reason']}")

@@ -1,0 +1,138 @@
+"""Why a fact did, or did not, move the clocks of its service: "why did my P1 not start a
+clock?" answered from the rule model alone.
+
+For each target of the fact's service, the conditions are evaluated in Python in the
+order the engine applies them (the agreement's status, the target's patterns, then the
+agreement's valid period); the answer names what the fact does to the target's clock, or
+the first condition that failed (``applies_to: where priority: "p1" ≠ "P1"``). No
+durable_rules: explaining needs only the model. ``running``, when the caller knows it
+(the subjects whose clocks run, from an engine), turns "stops the clock if one runs"
+into "no running clock for INC-9 to stop".
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from schemas.values import parse_instant
+
+from engine.lang.lint import CLOCK_ROLES, _one_edit
+from engine.lang.model import RuleSet, Target
+from engine.lang.where import failure, lookup
+
+VERBS = {"start": "starts", "pause": "pauses", "resume": "resumes", "stop": "stops", "restart": "restarts",
+         "cancel": "cancels", "reset": "resets"}
+_ORDER = ("reset", "restart", "cancel", "stop", "pause", "resume")      # as DurationClock.apply
+
+
+def explain(ruleset: RuleSet, fact: dict, running: set[str] | None = None) -> dict:
+    """``{"fact", "service", "affected": [{target, effect}], "not_affected": [{target, reason}]}``.
+
+    ``running``: the keys (``target/subject``) of the clocks running before the fact, if known."""
+    service = fact.get("service")
+    affected, not_affected = [], []
+    if service not in ruleset.services:
+        known = ", ".join(sorted(ruleset.services)) or "none"
+        return {"fact": fact.get("id"), "service": service, "affected": [],
+                "not_affected": [], "reason": f"service {service!r} is not defined by the rules (known: {known})"}
+    for target in sorted(ruleset.targets.values(), key=lambda t: t.id):
+        if target.service != service:
+            continue
+        effect, reason = _one(target, fact, running)
+        if effect:
+            affected.append({"target": target.id, "effect": effect})
+        else:
+            not_affected.append({"target": target.id, "reason": reason})
+    return {"fact": fact.get("id"), "service": service, "affected": affected, "not_affected": not_affected}
+
+
+def _one(target: Target, fact: dict, running: set[str] | None) -> tuple[str | None, str | None]:
+    if target.agreement.status == "retired":
+        return None, f"agreement '{target.agreement.id}' is retired"
+    get = lookup(fact)
+    kind = fact.get("type")
+    if target.measure == "availability":
+        for role in ("down", "up"):
+            spec = target.spec[role]
+            if spec["type"] == kind:
+                why = failure(spec.get("where", {}), get)
+                return (f"{'takes' if role == 'down' else 'brings'} {fact.get('subject') or service_of(fact)} "
+                        f"{role} in the {target.spec['window']} window", None) if why is None else (None, f"{role}: {why}")
+        return None, _not_named(kind, [target.spec["down"]["type"], target.spec["up"]["type"]])
+    if target.measure == "threshold":
+        if kind != "metric.sample":
+            return None, _not_named(kind, ["metric.sample"])
+        why = failure({"name": target.spec["name"], **target.spec.get("where", {})}, get)
+        return ("is a sample of its metric", None) if why is None else (None, f"metric: {why}")
+    return _duration(target, fact, get, running)
+
+
+def service_of(fact: dict) -> str:
+    return fact.get("service") or "-"
+
+
+def _duration(target: Target, fact: dict, get, running) -> tuple[str | None, str | None]:
+    spec, kind = target.spec, fact.get("type")
+    subject = fact.get("subject") or service_of(fact)
+    key = f"{target.id}/{subject}"
+    roles, failed = set(), []
+    named = [spec["applies_to"]["type"]]
+    for role in CLOCK_ROLES:
+        items = spec.get(role) or ([spec["applies_to"]] if role == "start" else [])
+        for item in items:
+            item_type = item if isinstance(item, str) else item["type"]
+            named.append(item_type)
+            if item_type != kind:
+                continue
+            why = None if isinstance(item, str) else failure(item.get("where", {}), get)
+            if why is None:
+                roles.add(role)
+            else:
+                failed.append(f"{role}: {why}")
+    applies = spec["applies_to"]
+    in_scope_why = failure(applies.get("where", {}), get) if applies["type"] == kind else None
+    if applies["type"] == kind and in_scope_why and roles <= {"start"}:
+        return None, f"applies_to: {in_scope_why}"      # no clock for the subject: nothing to start
+    if not roles:
+        if applies["type"] == kind and in_scope_why:
+            return None, f"applies_to: {in_scope_why}"
+        if failed:
+            return None, failed[0]
+        return None, _not_named(kind, named)
+    outside = _outside(target, fact.get("time"))
+    starting = roles & {"start", "reset", "restart"}
+    if outside and (starting or running is None or key not in running):
+        return None, outside
+    if running is not None and key not in running:
+        if "start" in roles or "reset" in roles:
+            if applies["type"] == kind and in_scope_why:
+                return None, f"applies_to: {in_scope_why}"
+            return f"starts the clock of {subject}", None
+        role = next(r for r in _ORDER + ("start",) if r in roles)
+        return None, f"no running clock for {subject} to {role}"
+    if running is not None:
+        role = next((r for r in _ORDER if r in roles), None)
+        if role is None:
+            return None, f"the clock of {subject} is already running (start plays no part)"
+        return f"{VERBS[role]} the clock of {subject}", None
+    words = [VERBS[r] for r in ("start",) + _ORDER if r in roles]
+    return f"{' / '.join(words)} the clock of {subject} (as its state allows)", None
+
+
+def _outside(target: Target, time: str | None) -> str | None:
+    if not time:
+        return None
+    try:
+        at: datetime = parse_instant(time)
+    except ValueError:
+        return f"time {time!r} is not an instant"
+    start, end = target.valid_span()
+    if (start and at < start) or (end and at >= end):
+        return f"outside the agreement's valid period ({target.agreement.valid_from} to {target.agreement.valid_to})"
+    return None
+
+
+def _not_named(kind: str, named: list[str]) -> str:
+    names = sorted(set(named))
+    guess = next((n for n in names if _one_edit(kind or "", n)), None)
+    hint = f" (did you mean '{guess}'?)" if guess else ""
+    return f"type '{kind}' plays no part in this target (it names {', '.join(names)}){hint}"
