@@ -281,7 +281,7 @@ def test_a_frozen_heap_still_lets_a_replaced_network_go(url, wall, tmp_path):
     try:
         service.start(background=False)
         part = _Cyclic()
-        service.engine._network.cyclic_part = part
+        service.engine._targets.cyclic_part = part
         gone = weakref.ref(part)
         del part
         wall.set("2026-11-02T09:05:00Z")

@@ -22,7 +22,7 @@ from marshmallow import ValidationError
 from engine.eval.actions import RuleActions
 from engine.eval.book import ClockRecord
 from engine.eval.clock import DurationClock, Reading, Transition, WindowClock, marks_for, month_span, window_of
-from engine.eval.compiler import (allows, compile_ruleset, conditional_roles, field_at, field_path, join_filter,
+from engine.eval.compiler import (RULESET, allows, compile_ruleset, conditional_roles, field_at, field_path, join_filter,
                                   matched_types, retained_types, string_tests, typed_patterns,
                                   unconditional_roles)
 from engine.eval.durable import DurableNetwork
@@ -65,6 +65,7 @@ class Engine:
         self.versions: dict[str, RuleSet] = {ruleset.version: ruleset}   # and those clocks still run under
         self.retain = retain
         self.state = EngineState(history=History() if history else None)
+        self._rule_specs: dict | None = None
         self._roles: dict[int, tuple] = {}              # id(target) -> (target, its clock roles)
         self._compile()
         self._queue: deque = deque()
@@ -75,7 +76,8 @@ class Engine:
 
     def close(self) -> None:
         """Free what durable_rules holds for this engine (call when it is replaced)."""
-        self._network.close()
+        self._targets.close()
+        self._rules.close()
 
     # -- snapshots ------------------------------------------------------------------
     def snapshot(self) -> bytes:
@@ -101,18 +103,26 @@ class Engine:
 
         engine.state = load_state(blob, ruleset, version, engine._make_clock)
         engine.actions = engine._actions_for(ruleset)
-        engine._network.close()
+        engine.close()
         engine._compile()                  # with the earlier versions' rules its clocks need
         engine._rehold()
         return engine
 
-    def _compile(self) -> None:
-        """Build the durable_rules network for the version in force, plus the signal and
-        lifecycle rules of earlier versions' clocks that still run."""
+    def _compile(self, keep_rules: bool = False) -> None:
+        """Build the durable_rules networks for the version in force, plus the signal and
+        lifecycle rules of earlier versions' clocks that still run: one for targets (it
+        holds no fact: no target joins) and one for Rules (it holds the facts their joins
+        may still need). ``keep_rules``: keep the Rules' network, and what it holds, when
+        the Rules compile as they did (a rule change that touches targets only)."""
         ruleset = self.ruleset
         definition = compile_ruleset(ruleset, self._carried())
+        compiled = definition[RULESET]
+        rules = {name: spec for name, spec in compiled.items() if name.startswith("rule:")}
         self._matched = matched_types(definition)        # None: any type may match
-        self._network = DurableNetwork(definition)
+        self._targets = DurableNetwork({RULESET: {n: s for n, s in compiled.items() if n not in rules}})
+        if not (keep_rules and rules == self._rule_specs):
+            self._rules = DurableNetwork({RULESET + "_rules": rules})
+            self._rule_specs = rules
         self._retained = retained_types(ruleset)
         self._may_join = join_filter(ruleset)
         self._joined_clocks = _clocks_a_rule_may_join(ruleset, definition)
@@ -120,7 +130,7 @@ class Engine:
     def _carried(self) -> list[tuple[str, Target]]:
         """(version, target) of the clocks that run under a version no longer in force."""
         carried = {}
-        for record in self.state.book.running_records():
+        for record in self.state.book.running_records(ordered=False):
             if record.version != self.ruleset.version:
                 carried[(record.version, record.target.id)] = record.target
         return [(version, target) for (version, _), target in sorted(carried.items(), key=lambda kv: kv[0])]
@@ -140,9 +150,7 @@ class Engine:
         self.versions[ruleset.version] = ruleset
         self.ruleset = ruleset
         self.actions = self._actions_for(ruleset, self.actions.render)
-        for record in self.state.book.running_records():
-            if record.version == ruleset.version:
-                continue
+        for record in self._changing(ruleset):
             successor = ruleset.targets.get(record.target.id)
             if successor is None and record.target.on_change == "cancel":
                 self._cancel(record, at, because)
@@ -151,18 +159,34 @@ class Engine:
                 record.versions.append((at, ruleset.version))
                 self._issue(record, self._reprice(record, record.clock, successor, at, because))
                 self.state.book.schedule(record)
-        held = dict(self.state.held)
-        self._network.close()
-        self._compile()
-        self.state.held = {key: fact for key, fact in held.items()
-                           if fact["type"] in self._retained and self._may_join(fact)}
-        self._rehold()
-        for record in self.state.book.running_records():
-            if record.running_fact is not None and record.running_fact["id"] not in self.state.held:
-                record.running_fact = None
-            self._sync_running(record)
+        rules, joined = self._rules, self._joined_clocks
+        self._targets.close()
+        self._compile(keep_rules=True)
+        if self._rules is not rules:                     # the Rules changed: what they hold, again
+            rules.close()
+            self.state.held = {key: fact for key, fact in self.state.held.items()
+                               if fact["type"] in self._retained and self._may_join(fact)}
+            self._rehold()
+        if self._rules is not rules or self._joined_clocks != joined:
+            for record in self.state.book.running_records():
+                if record.running_fact is not None and record.running_fact["id"] not in self.state.held:
+                    record.running_fact = None
+                self._sync_running(record)
         self._drain()
         return self._outcome
+
+    def _changing(self, ruleset: RuleSet) -> list[ClockRecord]:
+        """The running clocks a change to ``ruleset`` acts on (its targets reprice them, or
+        it drops their target and they cancel), in key order."""
+        out = []
+        for record in self.state.book.running_records(ordered=False):
+            if record.version == ruleset.version:
+                continue
+            successor = ruleset.targets.get(record.target.id)
+            if (successor is None and record.target.on_change == "cancel") or (
+                    successor is not None and successor.on_change == "reprice"):
+                out.append(record)
+        return sorted(out, key=lambda r: r.key)
 
     def _reprice(self, record: ClockRecord, clock, target: Target, at: datetime, because: str) -> list[Reading]:
         """Give a running clock ``target``'s definition from ``at`` on; the levels it has
@@ -398,29 +422,30 @@ class Engine:
         """
         if not self._posts(durable["type"]):
             return
-        matches, held = self._network.assert_fact(durable)
-        if matches is None:
-            return
-        for name, facts in sorted(matches, key=lambda m: (PHASES[m[0].split(":", 1)[0]], m[0])):
+        matches, _ = self._targets.assert_fact(durable)          # holds nothing: no target joins
+        found, held = self._rules.assert_fact(durable)
+        if found is not None:
+            matches = (matches or []) + found
+            if durable["type"] in self._retained and self._may_join(durable):
+                self.state.held[durable["id"]] = held
+            else:
+                self._rules.retract_fact(held)
+        for name, facts in sorted(matches or [], key=lambda m: (PHASES[m[0].split(":", 1)[0]], m[0])):
             self._queue.append((name, facts))
-        if durable["type"] in self._retained and self._may_join(durable):
-            self.state.held[durable["id"]] = held
-        else:
-            self._network.retract_fact(held)
 
     def _rehold(self) -> None:
         """Put the facts a join may still use back into a fresh durable_rules memory (after
         a state is restored). Their matches were acted on when first asserted: discarded."""
         held = self.state.held
         for key, fact in list(held.items()):
-            _, held[key] = self._network.assert_fact({**fact, "id": key})
+            _, held[key] = self._rules.assert_fact({**fact, "id": key})
 
     def _retract(self, fact_id: str) -> None:
         """Take a fact out of durable_rules' memory, if it is there. (A retraction matches
         nothing: no rule negates.)"""
         held = self.state.held.pop(fact_id, None)
         if held is not None:
-            self._network.retract_fact(held)
+            self._rules.retract_fact(held)
 
     def _drain(self) -> None:
         fired = self.state.fired_rules
