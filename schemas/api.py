@@ -121,9 +121,15 @@ class NotificationSchema(Schema):
     recipient = fields.String()
     roles = fields.List(fields.String())
     raci = fields.String()
-    channel = fields.String()
+    channel = fields.String(metadata={"description": "email, webhook, chat or default (no channel)"})
     message = fields.String()
-    status = fields.String()
+    status = fields.String(metadata={"description": "pending, retrying, sent, failed, muted, cancelled "
+                                                    "or undeliverable"})
+    attempts = fields.Integer()
+    last_error = fields.String(allow_none=True)
+    next_attempt_at = fields.String(allow_none=True, metadata={"description": "when it is tried next"})
+    message_id = fields.String(allow_none=True,
+                               metadata={"description": "the message it went out in (Message-ID / Idempotency-Key)"})
 
 
 class StoredFactSchema(Schema):

@@ -61,17 +61,28 @@ class Decision:
 
 @dataclass(slots=True)
 class Notification:
-    """Who is told of a decision, in which RACI capacity, through which channel."""
+    """Who is told of a decision, in which RACI capacity, through which channel, and how
+    its delivery went.
+
+    The first eight fields are what routing decided (stored once as the record's body);
+    the delivery fields change as the outbox works on it (stored in columns of their own).
+    ``status``: pending → sent | retrying → sent | failed; ``muted`` (a shadow decision's,
+    never sent), ``cancelled`` (its decision was retracted before it went out),
+    ``undeliverable`` (no channel for the recipient, e.g. e-mail without a relay)."""
 
     id: str
     decision: str
     activity: str
     recipient: str
     roles: list[str]
-    raci: str                         # letters merged in R, A, C, I order: "R,A"
-    channel: str                      # email | webhook | default
+    raci: str                         # letters merged in R, A, C, I order: "R,A"; "" for a call
+    channel: str                      # email | webhook | chat | default
     message: str
     status: str = "pending"
+    attempts: int = 0
+    last_error: str | None = None
+    next_attempt_at: str | None = None   # RFC 3339 UTC, while pending or retrying
+    message_id: str | None = None        # the message it went out in (its own id, or a group's)
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}

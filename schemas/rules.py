@@ -202,6 +202,8 @@ class EscalationLevelSchema(Strict):
     at = Level(required=True)
     activity = Name(required=True)
     repeat = Duration()
+    call = fields.Url(schemes={"http", "https"}, require_tld=False,
+                      metadata={"description": "POST the escalation decision here (signed, through the outbox)"})
 
 
 class EscalationScopeSchema(Strict):

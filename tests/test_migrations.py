@@ -284,3 +284,55 @@ def test_a_step_failing_half_way_leaves_version_1_as_it_was(v1_url, monkeypatch)
     with Store.open(v1_url) as store:
         assert store.schema_version() == SCHEMA_VERSION
         assert store.verify_chain() == {"ok": True, "checked": 3, "first_broken": None}
+
+
+# ---- version 4: delivery columns on notifications (the outbox) ---------------------------
+
+DELIVERY = ("attempts", "last_error", "next_attempt_at", "message_id", "queued_at", "lease_until")
+
+
+def test_version_4_keeps_old_notifications_and_makes_them_due(v1_url, store_log):
+    from datetime import datetime, timedelta, timezone
+    with Store.open(v1_url) as store:
+        assert store.schema_version() == 4
+        assert set(DELIVERY) <= set(columns(store, "notifications"))
+        old, = store.list_notifications()[0]
+        assert (old["id"], old["status"], old["attempts"], old["last_error"], old["message_id"],
+                old["next_attempt_at"]) == ("ntf_1", "pending", 0, None, None, None)
+        now = datetime.now(timezone.utc)
+        assert store.due_exists(now)                     # queued by an earlier release: due at once
+        claimed = store.claim(now, now + timedelta(seconds=30))
+        assert [n["id"] for n in claimed] == ["ntf_1"]
+        store.record_sent(["ntf_1"], "ntf_1")
+        sent = store.notification("ntf_1")
+        assert (sent["status"], sent["attempts"], sent["message_id"]) == ("sent", 1, "ntf_1")
+        indexes = {i.name: i.columns for i in store.db.get_indexes("notifications")}
+        assert indexes["notification_status_next_attempt_at"] == ["status", "next_attempt_at"]
+    assert store_log()[-1].startswith("upgraded the schema from version 3 to 4: delivery columns")
+
+
+def test_a_version_4_step_failing_half_way_leaves_the_database_at_version_3(v1_url, monkeypatch):
+    with Store.open(v1_url):
+        pass
+    from engine.store.models import database
+    db = database(v1_url)
+    with db:                                     # back to version 3, as the release before left it
+        db.execute_sql("DROP INDEX IF EXISTS notification_status_next_attempt_at")
+        for name in DELIVERY:
+            db.execute_sql(f"ALTER TABLE notifications DROP COLUMN {name}")
+        db.execute_sql("UPDATE schema_version SET version = 3")
+    what, step = migrations.STEPS[4]
+
+    def half_then_fail(migrator):
+        step(migrator)
+        raise RuntimeError("the disk filled up")
+
+    monkeypatch.setitem(migrations.STEPS, 4, (what, half_then_fail))
+    with pytest.raises(RuntimeError, match="disk filled up"):
+        Store.open(v1_url)
+    assert raw_version(v1_url) == 3
+    with db:
+        assert not set(DELIVERY) & {c.name for c in db.get_columns("notifications")}
+    monkeypatch.undo()
+    with Store.open(v1_url) as store:
+        assert store.schema_version() == 4 and store.list_notifications()[0][0]["attempts"] == 0

@@ -389,7 +389,9 @@ def test_notifications_are_stored_once_and_listed(store):
     assert store.add_notifications(batch) == ["n1", "n2", "n3"]
     assert store.add_notifications(batch + [notification("n4", "dec_2")]) == ["n4"]
     items, _ = store.list_notifications(decision="dec_1")
-    assert items == batch[:2]
+    assert [{k: n[k] for k in batch[0]} for n in items] == batch[:2]
+    assert all(n["attempts"] == 0 and n["last_error"] is None and n["message_id"] is None
+               and n["next_attempt_at"] for n in items)
     items, _ = all_pages(store.list_notifications, 1, recipient="slm-mail@example.org")
     assert [n["id"] for n in items] == ["n1", "n3", "n4"]
     sent = {**notification("n5", "dec_2"), "status": "sent"}

@@ -201,7 +201,7 @@ def _build(documents, files, root, problems, names: dict[str, str]) -> RuleSet:
     for doc, loaded in by_kind.get("Escalation", []):
         scope = loaded["applies_to"]
         levels = [EscalationLevel(loaded["id"], index, level["at"], level["activity"], level.get("repeat"),
-                                  _origin(doc, ("levels", index)))
+                                  _origin(doc, ("levels", index)), level.get("call"))
                   for index, level in enumerate(loaded["levels"])]
         ruleset.escalations[loaded["id"]] = Escalation(loaded["id"], scope.get("targets") or [],
                                                        scope.get("metric"), scope.get("service"), levels,

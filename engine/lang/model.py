@@ -102,6 +102,7 @@ class EscalationLevel:
     activity: str
     repeat: timedelta | None
     origin: Origin
+    call: str | None = None     # a URL the escalation decision is POSTed to (engine.notify.route)
 
 
 @dataclass
@@ -159,6 +160,15 @@ class RuleSet:
         name = self.file_names.get(file) or next(
             (n for n in self.files if file == n or file.endswith("/" + n)), file)    # a version read back from the store
         return definition_text(self.files, name, line, column)
+
+    def escalation_level(self, rule: dict, activity: str | None) -> EscalationLevel | None:
+        """The level an escalation decision came from, by its rule reference (escalation id
+        and the level's line) and activity: how routing finds a level's ``call``."""
+        escalation = self.escalations.get((rule or {}).get("id"))
+        for level in escalation.levels if escalation else ():
+            if level.origin.line == rule.get("line") and level.activity == activity:
+                return level
+        return None
 
     def summary(self) -> dict:
         return {

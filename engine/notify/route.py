@@ -1,4 +1,5 @@
-"""Routing a decision to people: the RACI matrix names who hears of it, in which capacity.
+"""Routing a decision to people: the RACI matrix names who hears of it, in which capacity;
+an escalation level's ``call`` URL receives the decision itself.
 
 Runs outside the engine, on decisions the engine already made: replay never pays for it,
 and a scenario computes the same notifications the service stores.
@@ -9,6 +10,7 @@ import hashlib
 
 from engine.lang.model import RuleSet
 from engine.lang.templates import render
+from engine.notify.mute import mute
 from schemas.records import Decision, Notification
 
 LETTER_ORDER = "RACI"
@@ -16,34 +18,62 @@ DEFAULT_MESSAGE = ("{{ activity }}: {{ kind }} of {{ target or 'rule ' ~ rule.id
                    "{% if service %} ({{ service }}){% endif %}{% if level %} at {{ level }}{% endif %}")
 
 
-def notifications_for(decision: Decision, ruleset: RuleSet) -> list[Notification]:
-    """One notification per recipient, letters merged in R, A, C, I order.
+def notification_id(decision_id: str, recipient: str) -> str:
+    """Deterministic: a replay or a retried write never makes a second one."""
+    return "ntf_" + hashlib.sha256(f"{decision_id}|{recipient}".encode()).hexdigest()[:24]
 
-    Shadow decisions notify nobody: a proposed target is tried without waking people up.
+
+def outbox_entries(decision: Decision, ruleset: RuleSet) -> list[Notification]:
+    """Everything the outbox stores for a decision: routed, then muted if shadow."""
+    return mute(decision, route(decision, ruleset))
+
+
+def notifications_for(decision: Decision, ruleset: RuleSet) -> list[Notification]:
+    """The notifications that tell someone (muted ones left out): what scenarios check."""
+    return [n for n in outbox_entries(decision, ruleset) if n.status != "muted"]
+
+
+def route(decision: Decision, ruleset: RuleSet) -> list[Notification]:
+    """One notification per recipient, letters merged in R, A, C, I order, and one for
+    the escalation level's ``call`` URL if it names one.
+
     A Rule's own text (its notify or decide message, already rendered with the facts it
     matched) is the message; otherwise the default message is rendered from the decision.
     """
     activity = decision.activity
-    if not activity or decision.shadow or activity not in ruleset.raci:
+    if not activity:
         return []
     by_recipient: dict[str, dict] = {}
-    for role, letters in ruleset.raci[activity].items():
+    for role, letters in ruleset.raci.get(activity, {}).items():
         for recipient in ruleset.holders(decision.service, role):
             entry = by_recipient.setdefault(recipient, {"roles": [], "letters": set()})
             entry["roles"].append(role)
             entry["letters"].update(letters)
-    if not by_recipient:
+    call = None
+    if decision.kind == "escalation":
+        level = ruleset.escalation_level(decision.rule, activity)
+        call = level.call if level else None
+    if not by_recipient and not call:
         return []
     text = decision.notice or decision.message or render(DEFAULT_MESSAGE, decision.as_dict())
-    return [Notification(
-        id="ntf_" + hashlib.sha256(f"{decision.id}|{recipient}".encode()).hexdigest()[:24],
-        decision=decision.id, activity=activity, recipient=recipient, roles=entry["roles"],
+    out = [Notification(
+        id=notification_id(decision.id, recipient), decision=decision.id, activity=activity,
+        recipient=recipient, roles=entry["roles"],
         raci=",".join(letter for letter in LETTER_ORDER if letter in entry["letters"]),
         channel=channel_of(recipient), message=text)
         for recipient, entry in sorted(by_recipient.items())]
+    if call:
+        out.append(Notification(id=notification_id(decision.id, "call|" + call), decision=decision.id,
+                                activity=activity, recipient=call, roles=["call"], raci="",
+                                channel="webhook", message=text))
+    return out
 
 
 def channel_of(recipient: str) -> str:
+    """e-mail for an address, webhook for an http(s) URL, chat for any other URL (Apprise:
+    slack://, msteams://, mmost://, tgram://, …); default (no channel) otherwise."""
     if recipient.startswith(("http://", "https://")):
         return "webhook"
+    if "://" in recipient:
+        return "chat"
     return "email" if "@" in recipient else "default"

@@ -30,7 +30,8 @@ from engine.eval.trace import Lookup, derivation
 from engine.lang.errors import FactError
 from engine.lang.loader import load_rules, load_texts
 from engine.lang.model import RuleSet
-from engine.notify.route import notifications_for
+from engine.notify.retract import followups
+from engine.notify.route import outbox_entries
 from engine.service.recovery import Versions, rebuild, save_snapshot, settle_heap
 from engine.service.reports import SPAN_MARGIN, compliance
 from engine.service.scheduler import DeadlineScheduler
@@ -117,8 +118,10 @@ class SlmService:
     def __init__(self, store: Store, rules_dir: str | Path, *, skew: timedelta = DEFAULT_SKEW,
                  now: Callable[[], datetime] = utcnow, history: bool = False,
                  snapshot_every: int = SNAPSHOT_EVERY, retain: timedelta | None = RETAIN,
-                 freeze_heap: bool = False):
+                 freeze_heap: bool = False, delivery=None):
         self.store = store
+        # engine.notify.worker.DeliveryWorker, or None: notifications are stored, not sent
+        self.delivery = delivery
         self.history = history        # keep the engine's in-memory record too (tests inspect it)
         self.rules_dir = Path(rules_dir)
         self.skew = skew
@@ -174,6 +177,8 @@ class SlmService:
                 self._settle_heap()
             self.ready.set()
             self._spawn(self.scheduler.run, "slm-scheduler")
+            if self.delivery is not None:       # picks up what a previous run left queued
+                self.delivery.start()
         except Exception:
             log.exception("rebuilding state failed; the service stays not ready")
             raise
@@ -191,8 +196,10 @@ class SlmService:
         thread.start()
 
     def stop(self) -> None:
-        """Stop the scheduler; snapshot what was applied since the last snapshot."""
+        """Stop the scheduler and delivery; snapshot what was applied since the last snapshot."""
         self.scheduler.stop()
+        if self.delivery is not None:
+            self.delivery.stop()
         if self.ready.is_set():
             with self._lock:
                 try:
@@ -335,13 +342,23 @@ class SlmService:
         self._maybe_snapshot()
 
     def _store(self, decisions: list[Decision]) -> list[tuple[dict, list[dict]]]:
-        """Store decisions and the notifications the RACI matrix derives from them; each
+        """Store decisions and their outbox entries (engine.notify: routed through the RACI
+        matrix and an escalation's ``call``, muted if shadow); a retraction cancels the
+        retracted decision's unsent notifications and follows up the ones sent. Each
         decision's record with its notifications' records."""
         records = []
         for decision in decisions:
-            records.append((decision.as_dict(), [n.as_dict() for n in notifications_for(decision, self.ruleset)]))
+            records.append((decision.as_dict(), [n.as_dict() for n in outbox_entries(decision, self.ruleset)]))
         self.store.add_decisions([r for r, _ in records])
-        self.store.add_notifications([n for _, notes in records for n in notes])
+        due = None
+        if self.delivery is not None:            # outbox time is real time, whatever the engine's
+            due = utcnow() + self.delivery.group_wait
+        self.store.add_notifications([n for _, notes in records for n in notes], due=due)
+        for decision, (_, notes) in zip(decisions, records):
+            if decision.kind == "retracted" and decision.data.get("retracts"):
+                more = [n.as_dict() for n in followups(decision, self.store.cancel_for(decision.data["retracts"]))]
+                self.store.add_notifications(more, due=due)
+                notes.extend(more)
         return records
 
     def tick(self) -> Ingested:
@@ -356,6 +373,8 @@ class SlmService:
         return result
 
     def _announce(self, result: Ingested) -> None:
+        if self.delivery is not None:            # committed: the worker may send them now
+            self.delivery.handoff([n["id"] for n in result.notifications if n.get("status") == "pending"])
         for listener in self.listeners:
             try:
                 listener(result)

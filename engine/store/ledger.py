@@ -18,7 +18,7 @@ import hashlib
 import json
 from types import SimpleNamespace
 
-from engine.store.base import CHUNK, StoreBase, between, equal, where
+from engine.store.base import CHUNK, StoreBase, between, chunks, equal, where
 from engine.store.encoding import canonical_json, instant_text, required_text
 
 GENESIS = "0" * 64
@@ -84,6 +84,13 @@ class Ledger(StoreBase):
         D = self.m.Decision
         row = D.select(D.body).where(D.id == id).first()
         return None if row is None else json.loads(row.body)
+
+    def decisions_by_id(self, ids) -> dict[str, dict]:
+        """The stored decisions among ``ids``, by id (one query per chunk)."""
+        D, found = self.m.Decision, {}
+        for chunk in chunks(sorted(set(ids))):
+            found.update((r.id, json.loads(r.body)) for r in D.select(D.id, D.body).where(D.id.in_(chunk)))
+        return found
 
     def list_decisions(self, service=None, target=None, subject=None, kind=None, since=None,
                        until=None, cursor=None, limit=None) -> tuple[list[dict], str | None]:

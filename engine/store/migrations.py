@@ -16,10 +16,13 @@ Versions:
    default partition) on facts, decisions, notifications, ticks and snapshots, with
    ``(partition, seq)`` indexes on facts and decisions; ``snapshots.code`` (a hash of the
    engine's source files) renamed ``state_format`` (the snapshot's state-format version).
-
 3. ``cutovers``: each rule set that took effect, when (the server's clock) and where in
    the fact log; a database with facts gets one for its newest rule set, from the start
    (what a replay applied before versions were kept).
+4. Delivery bookkeeping on notifications (the outbox): ``attempts`` (NOT NULL DEFAULT 0),
+   ``last_error``, ``next_attempt_at``, ``message_id``, ``queued_at``, ``lease_until``
+   (all nullable: a notification of an earlier release is due at once), with a
+   ``(status, next_attempt_at)`` index for claiming what is due.
 
 A new version is a step function here (playhouse.migrate operations on table and column
 names, never the models, which describe only the newest schema), its entry in
@@ -77,11 +80,23 @@ def _v3(migrator: SchemaMigrator) -> None:
         Cutover.insert(ruleset=newest[0], at=first[0], after_fact=0, after_tick=0).execute()
 
 
+def _v4(migrator: SchemaMigrator) -> None:
+    nullable = ("last_error", "next_attempt_at", "message_id", "queued_at", "lease_until")
+    migrator.migrate(
+        migrator.add_column("notifications", "attempts", pw.IntegerField(constraints=[pw.SQL("DEFAULT 0")]),
+                            allow_not_null=True),
+        *[migrator.add_column("notifications", name, pw.TextField(null=True)) for name in nullable],
+        migrator.add_index("notifications", ("status", "next_attempt_at"),
+                           name="notification_status_next_attempt_at"))
+
+
 # version -> (what changes, the step that brings version - 1 to it)
 STEPS: dict[int, tuple[str, Callable[[SchemaMigrator], None]]] = {
     2: ("partition key on facts, decisions, notifications, ticks and snapshots; "
         "snapshots.code renamed state_format", _v2),
     3: ("cutovers: when and where in the fact log each rule set took effect", _v3),
+    4: ("delivery columns on notifications (attempts, last_error, next_attempt_at, message_id, "
+        "queued_at, lease_until)", _v4),
 }
 SCHEMA_VERSION = max(STEPS, default=1)
 

@@ -89,9 +89,17 @@ def define_models(db: pw.Database) -> SimpleNamespace:
         body = pw.TextField()                    # canonical JSON of the notification
         created_at = pw.TextField()
         partition = partition_field()
+        # delivery (schema version 3): the outbox's own bookkeeping, in fixed-width UTC text
+        attempts = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
+        last_error = pw.TextField(null=True)
+        next_attempt_at = pw.TextField(null=True)    # due from then (NULL: now)
+        message_id = pw.TextField(null=True)
+        queued_at = pw.TextField(null=True)          # entered the queue (--delivery-max-age counts from it)
+        lease_until = pw.TextField(null=True)        # claimed by a deliverer until then
 
         class Meta:
             table_name = "notifications"
+            indexes = ((("status", "next_attempt_at"), False),)
 
     class RuleSet(Base):
         seq = pw.BigAutoField()

@@ -1,27 +1,49 @@
 """The outbox: the notifications decisions call for, stored with the decisions that caused
 them (in one transaction) so none is lost or sent for a decision that was rolled back.
+
+The notifications table is the delivery queue too. A deliverer *claims* due rows by
+setting a lease (``lease_until``); while the lease runs nobody else takes them, and a
+deliverer that dies (SIGKILL) simply lets it run out, so the rows become due again: every
+notification is delivered at least once. On PostgreSQL the claim is ``SELECT … FOR UPDATE
+SKIP LOCKED``, so several processes deliver from one outbox without sending a row twice;
+on SQLite the claim runs in a ``BEGIN IMMEDIATE`` transaction, which serialises claimers.
+
+The record's body (what routing decided) is written once; the delivery columns (status,
+attempts, last_error, next_attempt_at, message_id) change and are merged over it on read.
 """
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
-from engine.store.base import StoreBase, equal, where
-from engine.store.encoding import canonical_json, now_text, required_text
+from engine.store.base import StoreBase, chunks, equal, where
+from engine.store.encoding import canonical_json, instant_text, now_text, required_text
+from schemas.values import format_instant, parse_instant
+
+QUEUED = ("pending", "retrying")          # statuses a deliverer works on
+TOLD = ("sent",)                          # recipients of these were told
+_COLUMNS = "id, body, status, attempts, last_error, next_attempt_at, message_id, queued_at"
 
 
 class Outbox(StoreBase):
     """Notifications, once per id; each refers to a stored decision (a foreign key)."""
 
-    def add_notifications(self, notifications) -> list[str]:
-        """Store notifications not yet stored (by id); their decisions must be stored."""
+    def add_notifications(self, notifications, due=None) -> list[str]:
+        """Store notifications not yet stored (by id); their decisions must be stored.
+        ``due``: when a pending one is first due (default: now)."""
         N, now = self.m.Notification, now_text()
+        due_text = now if due is None else instant_text(due, "due")
         rows = {}
         for n in notifications:
             nid = required_text(n, "id", "a notification")
+            status = n.get("status") or "pending"
+            body = {k: v for k, v in n.items() if k not in _DELIVERY}
             rows.setdefault(nid, dict(id=nid, decision=required_text(n, "decision", "a notification"),
                                       recipient=required_text(n, "recipient", "a notification"),
-                                      status=n.get("status") or "pending",
-                                      body=canonical_json(n), created_at=now))
+                                      status=status, body=canonical_json(body), created_at=now,
+                                      attempts=0, last_error=n.get("last_error"),
+                                      next_attempt_at=due_text if status in QUEUED else None,
+                                      queued_at=now))
         if not rows:
             return []
         inserted = []
@@ -38,7 +60,148 @@ class Outbox(StoreBase):
     def list_notifications(self, decision=None, recipient=None, status=None, cursor=None,
                            limit=None) -> tuple[list[dict], str | None]:
         N = self.m.Notification
-        query = where(N.select(N.seq, N.body, N.status),
+        query = where(N.select(N.seq, N.id, N.body, N.status, N.attempts, N.last_error, N.next_attempt_at,
+                               N.message_id, N.queued_at),
                       equal(N, decision=decision, recipient=recipient, status=status))
         return self._page(query, N.seq, cursor, limit,
-                          lambda r: {**json.loads(r.body), "status": r.status})
+                          lambda r: _record((r.id, r.body, r.status, r.attempts, r.last_error,
+                                             r.next_attempt_at, r.message_id, r.queued_at)))
+
+    def notification(self, id: str) -> dict | None:
+        rows = self._select(self.m.Notification, _COLUMNS, f"id = {self.db.param}", [id])
+        return _record(rows[0]) if rows else None
+
+    # ---- delivery ----------------------------------------------------------------------
+
+    def due_exists(self, now: datetime) -> bool:
+        """Whether anything is due and unclaimed (a cheap read before a claim)."""
+        sql, params = self._due(now_text_of(now))
+        return bool(self._select(self.m.Notification, "1", sql, params, " LIMIT 1"))
+
+    def next_due(self) -> datetime | None:
+        """When the earliest queued notification falls due (claimed or not)."""
+        N = self.m.Notification
+        rows = self._select(N, "MIN(next_attempt_at)", f"status IN ({self._params(QUEUED)})", QUEUED)
+        return parse_instant(rows[0][0]) if rows and rows[0][0] else None
+
+    def claim(self, now: datetime, lease_until: datetime, limit: int = 1000,
+              exclude: set[str] = frozenset(), widen: bool = True) -> list[dict]:
+        """Claim up to ``limit`` due, unclaimed notifications (none whose recipient is in
+        ``exclude``) until ``lease_until``; with ``widen``, also every pending one, due or
+        not, for the recipients claimed (the rest of a group: see engine.notify.group)."""
+        stamp, lease = now_text_of(now), now_text_of(lease_until)
+        with self.transaction():
+            where_sql, params = self._due(stamp)
+            if exclude:
+                where_sql += f" AND recipient NOT IN ({self._params(exclude)})"
+                params += sorted(exclude)
+            claimed = self._take(where_sql, params, lease, limit)
+            if widen and claimed:
+                recipients = sorted({r[0] for r in claimed})
+                for chunk in chunks(recipients):
+                    extra = (f"status = 'pending' AND (lease_until IS NULL OR lease_until <= {self.db.param}) "
+                             f"AND recipient IN ({self._params(chunk)})")
+                    claimed += self._take(extra, [stamp, *chunk], lease, 100_000)
+        return [_record(row[1:], queued=True) for row in claimed]
+
+    def _due(self, stamp: str) -> tuple[str, list]:
+        p = self.db.param
+        return (f"status IN ('pending', 'retrying') AND (next_attempt_at IS NULL OR next_attempt_at <= {p}) "
+                f"AND (lease_until IS NULL OR lease_until <= {p})", [stamp, stamp])
+
+    def _take(self, where_sql: str, params: list, lease: str, limit: int) -> list[tuple]:
+        """Lease the rows ``where_sql`` selects; (recipient, *_COLUMNS) of each."""
+        table, p = '"notifications"', self.db.param
+        if self.postgres:
+            sql = (f"UPDATE {table} SET lease_until = %s WHERE seq IN (SELECT seq FROM {table} WHERE {where_sql} "
+                   f"ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING recipient, {_COLUMNS}")
+            return self.db.execute_sql(sql, [lease, *params, limit]).fetchall()
+        rows = self._select(self.m.Notification, f"seq, recipient, {_COLUMNS}", where_sql, params,
+                            f" ORDER BY seq LIMIT {int(limit)}")
+        for chunk in chunks([r[0] for r in rows]):
+            self.db.execute_sql(f"UPDATE {table} SET lease_until = {p} WHERE seq IN ({self._params(chunk)})",
+                                [lease, *chunk])
+        return [r[1:] for r in rows]
+
+    def release(self, ids: list[str]) -> None:
+        """Give claimed notifications back without an attempt."""
+        self._update(ids, "lease_until = NULL", [])
+
+    def record_sent(self, ids: list[str], message_id: str) -> None:
+        """Delivered (also if it was cancelled meanwhile: the recipient was told)."""
+        self._update(ids, "status = 'sent', attempts = attempts + 1, message_id = {p}, last_error = NULL, "
+                          "next_attempt_at = NULL, lease_until = NULL", [message_id])
+
+    def record_failure(self, ids: list[str], status: str, error: str, next_attempt_at: datetime | None,
+                       message_id: str | None) -> None:
+        """An attempt failed: ``retrying`` (due again at ``next_attempt_at``), ``failed``
+        or ``undeliverable``. A notification cancelled meanwhile stays cancelled."""
+        due = None if next_attempt_at is None else now_text_of(next_attempt_at)
+        counted = "attempts + 1" if status != "undeliverable" else "attempts"
+        self._update(ids, f"status = {{p}}, attempts = {counted}, last_error = {{p}}, next_attempt_at = {{p}}, "
+                          "message_id = {p}, lease_until = NULL", [status, error, due, message_id],
+                     only=QUEUED)
+
+    def _update(self, ids: list[str], assignments: str, values: list, only: tuple = ()) -> None:
+        p = self.db.param
+        with self.transaction():
+            for chunk in chunks(sorted(set(ids))):
+                sql = (f'UPDATE "notifications" SET {assignments.format(p=p)} WHERE id IN ({self._params(chunk)})'
+                       + (f" AND status IN ({self._params(only)})" if only else ""))
+                self.db.execute_sql(sql, [*values, *chunk, *only])
+
+    def requeue(self, id: str) -> dict | None:
+        """Queue a failed (or undeliverable, or cancelled) notification again, due now,
+        its max age counted afresh; None if there is no such notification. ValueError if
+        it is not in a state to retry."""
+        with self.transaction():
+            current = self.notification(id)
+            if current is None:
+                return None
+            if current["status"] not in ("failed", "undeliverable", "cancelled"):
+                raise ValueError(f"notification {id} is {current['status']}; only failed, undeliverable "
+                                 "or cancelled ones are queued again")
+            now = now_text()
+            self.db.execute_sql(f'UPDATE "notifications" SET status = \'retrying\', next_attempt_at = {self.db.param}, '
+                                f'queued_at = {self.db.param}, lease_until = NULL WHERE id = {self.db.param}',
+                                [now, now, id])
+            return self.notification(id)
+
+    def cancel_for(self, decision_id: str) -> list[dict]:
+        """A decision was retracted: cancel its queued notifications; the ones whose
+        recipients were (or may be, being sent right now) told already, for a follow-up."""
+        N, p = self.m.Notification, self.db.param
+        with self.transaction():
+            now = now_text()
+            told = [_record(r) for r in self._select(
+                N, _COLUMNS, f"decision = {p} AND (status = 'sent' OR (status IN ('pending', 'retrying') "
+                             f"AND lease_until > {p}))", [decision_id, now])]
+            self.db.execute_sql(f"UPDATE \"notifications\" SET status = 'cancelled', next_attempt_at = NULL "
+                                f"WHERE decision = {p} AND status IN ('pending', 'retrying')", [decision_id])
+        return told
+
+    def queue_stats(self, now: datetime) -> dict:
+        """How many notifications are queued, and the age in seconds of the oldest."""
+        N = self.m.Notification
+        (count, oldest), = self._select(N, "COUNT(*), MIN(queued_at)", f"status IN ({self._params(QUEUED)})", QUEUED)
+        age = (now - parse_instant(oldest)).total_seconds() if oldest else 0.0
+        return {"queued": count, "oldest_age": max(age, 0.0)}
+
+
+_DELIVERY = ("status", "attempts", "last_error", "next_attempt_at", "message_id")
+
+
+def now_text_of(at: datetime) -> str:
+    return instant_text(at, "time")
+
+
+def _record(row, queued: bool = False) -> dict:
+    """A notification as returned: its body with the delivery columns over it (and, for a
+    deliverer, ``queued_at``: when it entered the queue)."""
+    id, body, status, attempts, last_error, next_attempt_at, message_id, queued_at = row
+    record = json.loads(body)
+    record.update(status=status, attempts=attempts or 0, last_error=last_error, message_id=message_id,
+                  next_attempt_at=format_instant(parse_instant(next_attempt_at)) if next_attempt_at else None)
+    if queued:
+        record["queued_at"] = parse_instant(queued_at) if queued_at else None
+    return record
