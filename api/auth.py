@@ -22,6 +22,7 @@ MONITOR = ("monitor", "admin")              # post facts
 OWNER = ("owner", "admin")                  # check and reload rules
 READER = ("auditor", "owner", "admin")      # read decisions, facts, clocks, reports, rules
 AUDITOR = ("auditor", "admin")              # verify the decision log
+ADMIN = ("admin",)                          # operate: re-queue notifications
 
 
 def requires(blueprint, roles: tuple[str, ...]):

@@ -33,6 +33,19 @@ class Metrics:
                                 registry=registry)
         self.met = Counter("slm_target_met", "Met decisions recorded, per target", labels, registry=registry)
         registry.register(TargetGauges(service))
+        self.delivered = Counter("slm_notifications_delivered",
+                                 "Delivery attempts' outcomes, in notifications: sent, retrying (to be "
+                                 "retried), failed, undeliverable", ["outcome"], registry=registry)
+        for outcome in ("sent", "retrying", "failed", "undeliverable"):
+            self.delivered.labels(outcome)
+        queue = Gauge("slm_notification_queue", "Notifications pending or retrying", registry=registry)
+        age = Gauge("slm_notification_queue_age_seconds",
+                    "Age of the oldest notification pending or retrying (0: none)", registry=registry)
+        stats = _QueueStats(service)
+        queue.set_function(lambda: stats()["queued"])
+        age.set_function(lambda: stats()["oldest_age"])
+        if service.delivery is not None:
+            service.delivery.listeners.append(lambda outcome, count: self.delivered.labels(outcome).inc(count))
 
     def record(self, result) -> None:
         """Count one write of the service (an ingestion or a clock tick)."""
@@ -95,6 +108,23 @@ class TargetGauges:
                 rows.append((sid, {**row, "goal_ratio": ratio}))
         self._cached = (now, rows)
         return rows
+
+
+class _QueueStats:
+    """The outbox's queue, read once per scrape (both gauges share the reading)."""
+
+    def __init__(self, service):
+        self.service, self.read_at, self.value = service, 0.0, {"queued": 0, "oldest_age": 0.0}
+
+    def __call__(self) -> dict:
+        if time.monotonic() - self.read_at > 1.0:
+            from datetime import datetime, timezone
+            try:
+                self.value = self.service.store.queue_stats(datetime.now(timezone.utc))
+            except Exception:         # a metrics scrape must not fail with the database
+                pass
+            self.read_at = time.monotonic()
+        return self.value
 
 
 def _seconds_until(service) -> float:

@@ -6,9 +6,12 @@ from flask_smorest import Blueprint, abort
 
 from schemas.api import (AuditSchema, ClockArgs, ClockListSchema, ComplianceReportSchema, DecisionArgs,
                          DecisionPageSchema, DecisionSchema, NotificationArgs, NotificationPageSchema,
+                         NotificationSchema,
                          ReportArgs, TraceSchema)
 
-from .auth import AUDITOR, READER, requires
+from engine.notify.deliver import redact
+
+from .auth import ADMIN, AUDITOR, READER, requires
 
 blp = Blueprint("decisions", __name__, url_prefix="/v1",
                 description="Decisions, traces, notifications, clocks, reports and the audit log")
@@ -60,8 +63,33 @@ def get_trace(decision_id):
 @blp.arguments(NotificationArgs, location="query")
 @blp.response(200, NotificationPageSchema)
 def list_notifications(args):
-    """Notifications derived through the RACI matrix, one per recipient per decision."""
-    return _page(_service().store.list_notifications, args)
+    """Notifications derived through the RACI matrix, one per recipient per decision, with
+    their delivery: status, attempts, last error, next attempt and the message they went
+    out in. URLs are shown without their secrets."""
+    page = _page(_service().store.list_notifications, args)
+    page["items"] = [_shown(n) for n in page["items"]]
+    return page
+
+
+@blp.route("/notifications/<string:notification_id>/retry", methods=["POST"])
+@requires(blp, ADMIN)
+@blp.response(200, NotificationSchema)
+def retry_notification(notification_id):
+    """Queue a failed (or undeliverable, or cancelled) notification again, due now."""
+    service = _service()
+    try:
+        record = service.store.requeue(notification_id)
+    except ValueError as err:
+        abort(409, message=str(err))
+    if record is None:
+        abort(404, message=f"no notification {notification_id!r}")
+    if service.delivery is not None:
+        service.delivery.handoff([notification_id])
+    return _shown(record)
+
+
+def _shown(record: dict) -> dict:
+    return {**record, "recipient": redact(record["recipient"])}
 
 
 @blp.route("/clocks")

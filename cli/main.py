@@ -5,6 +5,7 @@ import click
 
 from .admin import audit, report, token
 from .replay import replay
+from .notify import notify
 from .rules import check, explain, test_command
 from .serve import serve
 
@@ -14,5 +15,5 @@ def main():
     """slm: SLA targets, escalations and RACI as rules, evaluated over service facts."""
 
 
-for command in (serve, check, test_command, explain, replay, report, token, audit):
+for command in (serve, check, test_command, explain, replay, report, token, audit, notify):
     main.add_command(command)

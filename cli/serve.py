@@ -15,6 +15,7 @@ from engine.service.live import SNAPSHOT_EVERY
 from schemas.values import parse_duration
 
 from .common import DEFAULT_DB, DEFAULT_RULES, open_store
+from .notify import channels, delivery_options
 
 
 @click.command()
@@ -35,7 +36,20 @@ from .common import DEFAULT_DB, DEFAULT_RULES, open_store
                    "newest); 0: never.")
 @click.option("--retain", default="35d", show_default=True,
               help="How long a finished clock is kept for late facts before it is forgotten.")
-def serve(rules_dir, db_url, host, port, threads, skew, alert_service_label, snapshot_every, retain):
+@delivery_options
+@click.option("--group-wait", default="30s", show_default=True,
+              help="How long a notification waits for others to the same recipient and activity, "
+                   "to go out as one message.")
+@click.option("--delivery-max-age", default="24h", show_default=True,
+              help="How long a notification is retried before it is failed.")
+@click.option("--retry-initial", default="2s", show_default=True,
+              help="The first retry's delay (doubling, with jitter, up to 10m).")
+@click.option("--public-url", default=lambda: os.environ.get("SLM_PUBLIC_URL"),
+              help="This service's address as receivers reach it, for links (env SLM_PUBLIC_URL; "
+                   "default the address served).")
+def serve(rules_dir, db_url, host, port, threads, skew, alert_service_label, snapshot_every, retain,
+          smtp_url, mail_from, webhook_secret, delivery_timeout, group_wait, delivery_max_age, retry_initial,
+          public_url):
     """Run the API: store facts, fire clocks on time, answer auditors."""
     from waitress import create_server
 
@@ -44,10 +58,18 @@ def serve(rules_dir, db_url, host, port, threads, skew, alert_service_label, sna
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     skew_delta, retain_delta = _duration(skew, "--skew"), _duration(retain, "--retain")
+    from engine.notify.record import RetryPolicy
+    from engine.notify.worker import DeliveryWorker
+    policy = RetryPolicy(initial=_duration(retry_initial, "--retry-initial"),
+                         max_age=_duration(delivery_max_age, "--delivery-max-age"))
+    config = channels(smtp_url, mail_from, webhook_secret, delivery_timeout,
+                      public_url or f"http://{host}:{port}")
+    wait = _duration(group_wait, "--group-wait")
     store = open_store(db_url)
+    worker = DeliveryWorker(store, config, policy=policy, group_wait=wait)
     try:
         service = SlmService(store, rules_dir, skew=skew_delta, snapshot_every=snapshot_every,
-                             retain=retain_delta, freeze_heap=True)
+                             retain=retain_delta, freeze_heap=True, delivery=worker)
     except RuleSetError as err:
         click.echo(err.report(), err=True)
         sys.exit(1)
@@ -62,6 +84,12 @@ def serve(rules_dir, db_url, host, port, threads, skew, alert_service_label, sna
                f"db {_redacted(db_url)})")
     click.echo(f"  API docs {address}/docs   OpenAPI {address}/openapi.json   health {address}/readyz")
     click.echo(f"  get a token: slm token create --role admin --db {_redacted(db_url)}")
+    if config.smtp_url:
+        click.echo(f"  e-mail through {_redacted(config.smtp_url)}; webhooks "
+                   f"{'signed' if config.webhook_secret else 'NOT signed (no --webhook-secret)'}")
+    else:
+        click.echo("  no SMTP relay (--smtp / SLM_SMTP_URL): e-mail notifications are recorded as "
+                   "undeliverable, not sent", err=True)
     signal.signal(signal.SIGTERM, _interrupt)   # what service managers send: stop cleanly
     try:
         server.run()

@@ -212,7 +212,7 @@ def redact(url: str) -> str:
     user = f"{parts.username}:***@" if parts.password else (f"{parts.username}@" if parts.username else "")
     if parts.scheme in ("http", "https", "smtp", "smtps"):
         return urlunsplit((parts.scheme, user + host + port, parts.path, "***" if parts.query else "", ""))
-    return f"{parts.scheme}://{host[:4]}***"
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2][:4]}***"
 
 
 def _scrub(text: str, channels: Channels) -> str:

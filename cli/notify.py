@@ -1,0 +1,72 @@
+"""Delivery options of ``slm serve`` and ``slm notify test``: where mail goes, how
+webhooks are signed, how long to keep trying."""
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+
+import click
+
+from schemas.values import parse_duration
+
+SMTP_HELP = "SMTP relay: smtp://[user:pass@]host:port (STARTTLS when offered) or smtps://… (env SLM_SMTP_URL)."
+
+
+def delivery_options(command):
+    """The options both commands take."""
+    for option in reversed([
+        click.option("--smtp", "smtp_url", default=lambda: os.environ.get("SLM_SMTP_URL"), help=SMTP_HELP),
+        click.option("--mail-from", default=lambda: os.environ.get("SLM_MAIL_FROM"),
+                     help="The From address of e-mail (env SLM_MAIL_FROM; default slm@<this host>)."),
+        click.option("--webhook-secret", default=lambda: os.environ.get("SLM_WEBHOOK_SECRET"),
+                     help="Key of the X-SLM-Signature HMAC on webhook posts (env SLM_WEBHOOK_SECRET)."),
+        click.option("--delivery-timeout", default="10s", show_default=True,
+                     help="How long one delivery may take (connect, send, answer)."),
+    ]):
+        command = option(command)
+    return command
+
+
+def duration(text: str, option: str):
+    try:
+        return parse_duration(text)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint=option) from None
+
+
+def channels(smtp_url, mail_from, webhook_secret, delivery_timeout, public_url):
+    from engine.notify.deliver import Channels
+    return Channels(smtp_url=smtp_url or None, mail_from=mail_from or None, webhook_secret=webhook_secret or None,
+                    public_url=public_url, timeout=duration(delivery_timeout, "--delivery-timeout").total_seconds())
+
+
+@click.group()
+def notify():
+    """Notification delivery."""
+
+
+@notify.command("test")
+@click.argument("destination")
+@delivery_options
+@click.option("--public-url", default=lambda: os.environ.get("SLM_PUBLIC_URL", "http://127.0.0.1:8080"),
+              help="The service's address, for links in the message (env SLM_PUBLIC_URL).")
+def notify_test(destination, smtp_url, mail_from, webhook_secret, delivery_timeout, public_url):
+    """Send a test message to DESTINATION (an e-mail address, an http(s) URL or an Apprise
+    URL) with these settings; exit 1 if it cannot be delivered."""
+    from engine.notify.deliver import DeliveryError, redact, send
+    from engine.notify.group import Message
+    from engine.notify.route import channel_of
+    config = channels(smtp_url, mail_from, webhook_secret, delivery_timeout, public_url)
+    test_id = "test_" + uuid.uuid4().hex[:20]
+    note = {"id": test_id, "decision": test_id, "activity": "test", "recipient": destination,
+            "roles": [], "raci": "", "channel": channel_of(destination),
+            "message": "slm test message: if you read this, notifications reach you"}
+    message = Message(test_id, destination, note["channel"], "test", [note])
+    decision = {"id": test_id, "kind": "test", "target": None, "subject": None, "service": None, "at": None}
+    try:
+        send(message, {test_id: decision}, config)
+    except DeliveryError as err:
+        click.echo(f"not delivered to {redact(destination)} ({note['channel']}): {err.reason}", err=True)
+        sys.exit(1)
+    click.echo(f"sent {test_id} to {redact(destination)} ({note['channel']})")
