@@ -44,12 +44,15 @@ from .notify import channels, delivery_options
               help="How long a notification is retried before it is failed.")
 @click.option("--retry-initial", default="2s", show_default=True,
               help="The first retry's delay (doubling, with jitter, up to 10m).")
+@click.option("--delivery/--no-delivery", default=True, show_default=True,
+              help="Deliver notifications from this process (off: they are only recorded, for "
+                   "another process to deliver).")
 @click.option("--public-url", default=lambda: os.environ.get("SLM_PUBLIC_URL"),
               help="This service's address as receivers reach it, for links (env SLM_PUBLIC_URL; "
                    "default the address served).")
 def serve(rules_dir, db_url, host, port, threads, skew, alert_service_label, snapshot_every, retain,
           smtp_url, mail_from, webhook_secret, delivery_timeout, group_wait, delivery_max_age, retry_initial,
-          public_url):
+          delivery, public_url):
     """Run the API: store facts, fire clocks on time, answer auditors."""
     from waitress import create_server
 
@@ -66,7 +69,7 @@ def serve(rules_dir, db_url, host, port, threads, skew, alert_service_label, sna
                       public_url or f"http://{host}:{port}")
     wait = _duration(group_wait, "--group-wait")
     store = open_store(db_url)
-    worker = DeliveryWorker(store, config, policy=policy, group_wait=wait)
+    worker = DeliveryWorker(store, config, policy=policy, group_wait=wait) if delivery else None
     try:
         service = SlmService(store, rules_dir, skew=skew_delta, snapshot_every=snapshot_every,
                              retain=retain_delta, freeze_heap=True, delivery=worker)
@@ -84,7 +87,9 @@ def serve(rules_dir, db_url, host, port, threads, skew, alert_service_label, sna
                f"db {_redacted(db_url)})")
     click.echo(f"  API docs {address}/docs   OpenAPI {address}/openapi.json   health {address}/readyz")
     click.echo(f"  get a token: slm token create --role admin --db {_redacted(db_url)}")
-    if config.smtp_url:
+    if worker is None:
+        click.echo("  delivery off (--no-delivery): notifications are recorded, not sent")
+    elif config.smtp_url:
         click.echo(f"  e-mail through {_redacted(config.smtp_url)}; webhooks "
                    f"{'signed' if config.webhook_secret else 'NOT signed (no --webhook-secret)'}")
     else:

@@ -330,3 +330,20 @@ def test_secrets_are_redacted():
     assert redact("slack://TokenA/TokenB/TokenC/#sla") == "slack://Toke***"
     assert redact("slm-mail@example.org") == "slm-mail@example.org"
     assert sign(b"{}", "k") == "sha256=" + __import__("hmac").new(b"k", b"{}", "sha256").hexdigest()
+
+
+def test_slm_notify_test_sends_a_signed_test_message_and_says_what_failed(hook, smtp):
+    from click.testing import CliRunner
+
+    from cli import main
+    sent = CliRunner().invoke(main, ["notify", "test", hook.url, "--webhook-secret", SECRET])
+    assert sent.exit_code == 0, sent.output
+    assert len(hook.posts) == 1 and hook.bad_signatures == 0 and hook.posts[0]["body"]["activity"] == "test"
+    mailed = CliRunner().invoke(main, ["notify", "test", "someone@example.org", "--smtp",
+                                       f"smtp://user:hunter2@127.0.0.1:{smtp.port}"])
+    # aiosmtpd offers no AUTH without TLS: the login is refused, and the password is not shown
+    assert mailed.exit_code == 1 and "hunter2" not in mailed.output and "***" in mailed.output
+    plain = CliRunner().invoke(main, ["notify", "test", "someone@example.org", "--smtp", smtp.url])
+    assert plain.exit_code == 0 and smtp.mailbox("someone@example.org")
+    nowhere = CliRunner().invoke(main, ["notify", "test", "someone@example.org"], env={"SLM_SMTP_URL": ""})
+    assert nowhere.exit_code == 1 and "no SMTP relay" in nowhere.output

@@ -36,7 +36,7 @@ class DeliveryWorker:
                  batch: int = 1000, now: Callable[[], datetime] = utcnow):
         self.store, self.channels, self.policy = store, channels, policy
         self.group_wait, self.threads, self.poll, self.batch, self.now = group_wait, threads, poll, batch, now
-        self.lease = timedelta(seconds=max(30.0, 3 * channels.timeout))
+        self.lease = timedelta(seconds=max(5.0, 3 * channels.timeout))   # a dead deliverer's claims run out
         self.listeners: list[Callable[[str, int], None]] = []     # (status, notifications): metrics
         self._busy: set[str] = set()                   # destinations being delivered right now
         self._busy_lock = threading.Lock()
