@@ -35,7 +35,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest import free_port  # noqa: E402
+from bench.ingest import free_port, scratch_database  # noqa: E402
 
 RECEIVER = r'''
 import sys, threading
@@ -166,15 +166,13 @@ def main() -> None:
             bare8 = bare_loop(base + "/hook", n, 8)
             print(f"  bare loop, 1 thread:   {bare1:8.0f} posts/s")
             print(f"  bare loop, 8 threads:  {bare8:8.0f} posts/s")
-            dbs = [("sqlite", f"sqlite:///{tmp / 'outbox.db'}")]
-            if args.postgres:
-                dbs.append(("postgresql", args.postgres))
-            for name, db in dbs:
-                one = outbox_rate(db, base, n, grouped=False)
-                print(f"  slm outbox on {name}, one message per notification: {one:8.0f} notifications/s  "
-                      f"(ratio to the bare loop, 8 threads: {one / bare8:.2f}; 1 thread: {one / bare1:.2f})")
-                grouped = outbox_rate(db, base, n, grouped=True)
-                print(f"  slm outbox on {name}, grouped (one recipient):        {grouped:8.0f} notifications/s")
+            for name, postgres in [("sqlite", None)] + ([("postgresql", args.postgres)] if args.postgres else []):
+                with scratch_database(postgres) as db:          # PostgreSQL: a scratch schema, dropped after
+                    one = outbox_rate(db, base, n, grouped=False)
+                    print(f"  slm outbox on {name}, one message per notification: {one:8.0f} notifications/s  "
+                          f"(ratio to the bare loop, 8 threads: {one / bare8:.2f}; 1 thread: {one / bare1:.2f})")
+                    grouped = outbox_rate(db, base, n, grouped=True)
+                    print(f"  slm outbox on {name}, grouped (one recipient):        {grouped:8.0f} notifications/s")
             facts = 1000 if args.quick else 3000
             print(f"ingestion on SQLite, {facts} P1 incidents in batches of 100 (each notifies the webhook):")
             off = ingest_rate(f"sqlite:///{tmp / 'off.db'}", base + "/hook", facts, False, tmp)
