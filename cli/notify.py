@@ -70,3 +70,48 @@ def notify_test(destination, smtp_url, mail_from, webhook_secret, delivery_timeo
         click.echo(f"not delivered to {redact(destination)} ({note['channel']}): {err.reason}", err=True)
         sys.exit(1)
     click.echo(f"sent {test_id} to {redact(destination)} ({note['channel']})")
+
+
+@notify.command("run")
+@click.option("--db", "db_url", default=lambda: os.environ.get("SLM_DATABASE_URL", "sqlite:///slm.db"),
+              help="sqlite:///path.db or postgresql://user@host/db (env SLM_DATABASE_URL).")
+@delivery_options
+@click.option("--group-wait", default="30s", show_default=True, help="As for slm serve (the wait itself is "
+              "set by the process that stores the notifications).")
+@click.option("--delivery-max-age", default="24h", show_default=True)
+@click.option("--retry-initial", default="2s", show_default=True)
+@click.option("--public-url", default=lambda: os.environ.get("SLM_PUBLIC_URL", "http://127.0.0.1:8080"),
+              help="The service's address, for links in messages (env SLM_PUBLIC_URL).")
+def notify_run(db_url, smtp_url, mail_from, webhook_secret, delivery_timeout, group_wait, delivery_max_age,
+               retry_initial, public_url):
+    """Deliver from the outbox without serving: beside `slm serve --no-delivery`, or as one
+    more deliverer on a PostgreSQL outbox (claims never overlap). Stops on SIGTERM."""
+    import logging
+    import signal
+    import threading
+
+    from engine.notify.record import RetryPolicy
+    from engine.notify.worker import DeliveryWorker
+
+    from .common import open_store
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = channels(smtp_url, mail_from, webhook_secret, delivery_timeout, public_url)
+    policy = RetryPolicy(initial=duration(retry_initial, "--retry-initial"),
+                         max_age=duration(delivery_max_age, "--delivery-max-age"))
+    store = open_store(db_url)
+    worker = DeliveryWorker(store, config, policy=policy, group_wait=duration(group_wait, "--group-wait"))
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    if not config.smtp_url:
+        click.echo("no SMTP relay (--smtp / SLM_SMTP_URL): e-mail notifications are recorded as "
+                   "undeliverable, not sent", err=True)
+    worker.start()
+    click.echo("delivering from the outbox; SIGTERM or Ctrl-C stops")
+    try:
+        while not stopped.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        worker.stop()
+        store.close()

@@ -68,3 +68,33 @@ def test_slm_serve_says_once_that_without_a_relay_e_mail_is_not_sent(url, tmp_pa
         assert log.count("no SMTP relay") == 1 and "undeliverable" in log
     finally:
         srv.stop()
+
+
+def test_a_separate_deliverer_sends_what_slm_serve_only_records(url, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    hook = HttpReceiver(secret=SECRET).start()
+    srv = started(url, tmp_path, "--rules", str(rules_with(tmp_path, webhook=hook.url)), "--no-delivery")
+    deliverer = None
+    try:
+        opened = datetime.now(timezone.utc) - timedelta(hours=1)
+        response = requests.post(srv.base + "/v1/facts", headers=srv.headers, timeout=30, json={
+            "id": "f1", "source": "itsm/prod", "type": "incident.opened", "time": stamp(opened),
+            "subject": "INC-1", "service": "email", "data": {"priority": "P1"}})
+        assert response.status_code == 200
+        queued = [n for n in all_items(srv, "/v1/notifications") if n["recipient"] == hook.url]
+        assert queued and {n["status"] for n in queued} == {"pending"} and not hook.posts
+        deliverer = subprocess.Popen([sys.executable, "-m", "cli", "notify", "run", "--db", url,
+                                      "--webhook-secret", SECRET], cwd=ROOT,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: hook.unique_ids() == {n["id"] for n in queued}, timeout=30)
+        wait_for(lambda: {n["status"] for n in all_items(srv, "/v1/notifications")
+                          if n["recipient"] == hook.url} == {"sent"}, timeout=30)
+    finally:
+        if deliverer is not None:
+            deliverer.terminate()
+            deliverer.wait(10)
+        srv.stop()
+        hook.stop()
