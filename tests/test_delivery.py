@@ -347,3 +347,18 @@ def test_slm_notify_test_sends_a_signed_test_message_and_says_what_failed(hook, 
     assert plain.exit_code == 0 and smtp.mailbox("someone@example.org")
     nowhere = CliRunner().invoke(main, ["notify", "test", "someone@example.org"], env={"SLM_SMTP_URL": ""})
     assert nowhere.exit_code == 1 and "no SMTP relay" in nowhere.output
+
+
+def test_a_chat_destination_goes_through_apprise():
+    """Apprise's json:// URL posts its JSON form of the message to the local receiver."""
+    from click.testing import CliRunner
+
+    from cli import main
+    receiver = HttpReceiver().start()
+    try:
+        sent = CliRunner().invoke(main, ["notify", "test", f"json://127.0.0.1:{receiver.port}/chat"])
+        assert sent.exit_code == 0, sent.output
+        assert "json://127.***" in sent.output                      # chat URLs are shown redacted
+        assert len(receiver.posts) == 1 and "slm test message" in receiver.posts[0]["body"]["message"]
+    finally:
+        receiver.stop()

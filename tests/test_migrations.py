@@ -91,7 +91,7 @@ def test_a_version_1_database_opens_at_the_newest_version_with_everything_readab
         assert store.verify_chain() == {"ok": True, "checked": 3, "first_broken": None}
 
         notifications, _ = store.list_notifications()
-        assert [(n["id"], n["decision"], n["status"]) for n in notifications] == [("ntf_1", "dec_2", "pending")]
+        assert [(n["id"], n["decision"], n["status"]) for n in notifications] == [("ntf_1", "dec_2", "failed")]
         assert store.token_role(ADMIN) == "admin" and store.token_role(REVOKED) is None
         assert store.ticks() == [(1, 2, utc("2026-11-02T09:15:00Z"))]
         snap = store.latest_snapshot(RULESET, STATE_FORMAT)
@@ -291,16 +291,20 @@ def test_a_step_failing_half_way_leaves_version_1_as_it_was(v1_url, monkeypatch)
 DELIVERY = ("attempts", "last_error", "next_attempt_at", "message_id", "queued_at", "lease_until")
 
 
-def test_version_4_keeps_old_notifications_and_makes_them_due(v1_url, store_log):
+def test_version_4_keeps_old_notifications_but_does_not_send_them_unasked(v1_url, store_log):
     from datetime import datetime, timedelta, timezone
     with Store.open(v1_url) as store:
         assert store.schema_version() == 4
         assert set(DELIVERY) <= set(columns(store, "notifications"))
         old, = store.list_notifications()[0]
-        assert (old["id"], old["status"], old["attempts"], old["last_error"], old["message_id"],
-                old["next_attempt_at"]) == ("ntf_1", "pending", 0, None, None, None)
+        assert (old["id"], old["status"], old["attempts"], old["message_id"], old["next_attempt_at"]) == \
+            ("ntf_1", "failed", 0, None, None)
+        assert "before this release delivered notifications" in old["last_error"]
         now = datetime.now(timezone.utc)
-        assert store.due_exists(now)                     # queued by an earlier release: due at once
+        assert not store.due_exists(now)                 # an upgrade mails out no old news …
+        assert store.requeue("ntf_1")["status"] == "retrying"      # … unless an admin asks
+        now = datetime.now(timezone.utc)
+        assert store.due_exists(now)
         claimed = store.claim(now, now + timedelta(seconds=30))
         assert [n["id"] for n in claimed] == ["ntf_1"]
         store.record_sent(["ntf_1"], "ntf_1")

@@ -21,8 +21,9 @@ Versions:
    (what a replay applied before versions were kept).
 4. Delivery bookkeeping on notifications (the outbox): ``attempts`` (NOT NULL DEFAULT 0),
    ``last_error``, ``next_attempt_at``, ``message_id``, ``queued_at``, ``lease_until``
-   (all nullable: a notification of an earlier release is due at once), with a
-   ``(status, next_attempt_at)`` index for claiming what is due.
+   (all nullable), with a ``(status, next_attempt_at)`` index for claiming what is due.
+   Notifications left ``pending`` by earlier releases (which never sent any) become
+   ``failed`` with that reason, so an upgrade does not mail out old news.
 
 A new version is a step function here (playhouse.migrate operations on table and column
 names, never the models, which describe only the newest schema), its entry in
@@ -88,6 +89,11 @@ def _v4(migrator: SchemaMigrator) -> None:
         *[migrator.add_column("notifications", name, pw.TextField(null=True)) for name in nullable],
         migrator.add_index("notifications", ("status", "next_attempt_at"),
                            name="notification_status_next_attempt_at"))
+    # Not sent now, perhaps months late, to people who never expected it: an admin who
+    # wants one sent re-queues it (POST /v1/notifications/{id}/retry).
+    migrator.database.execute_sql(
+        "UPDATE notifications SET status = 'failed', last_error = 'recorded before this release delivered "
+        "notifications: not sent on upgrade (re-queue it to send it)' WHERE status = 'pending'")
 
 
 # version -> (what changes, the step that brings version - 1 to it)
