@@ -150,7 +150,7 @@ def test_a_failed_write_stores_nothing_and_the_engine_follows_the_store(make_ser
     wall.set("2026-11-02T09:30:00Z")
     real = service.store.add_notifications
 
-    def fail(notifications):
+    def fail(notifications, due=None):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(service.store, "add_notifications", fail)
