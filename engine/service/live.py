@@ -354,9 +354,12 @@ class SlmService:
         if self.delivery is not None:            # outbox time is real time, whatever the engine's
             due = utcnow() + self.delivery.group_wait
         self.store.add_notifications([n for _, notes in records for n in notes], due=due)
-        for decision, (_, notes) in zip(decisions, records):
-            if decision.kind == "retracted" and decision.data.get("retracts"):
-                more = [n.as_dict() for n in followups(decision, self.store.cancel_for(decision.data["retracts"]))]
+        retractions = [(d, notes) for d, (_, notes) in zip(decisions, records)
+                       if d.kind == "retracted" and d.data.get("retracts")]
+        if retractions:
+            told = self.store.cancel_for([d.data["retracts"] for d, _ in retractions])
+            for decision, notes in retractions:
+                more = [n.as_dict() for n in followups(decision, told.get(decision.data["retracts"], []))]
                 self.store.add_notifications(more, due=due)
                 notes.extend(more)
         return records

@@ -143,12 +143,29 @@ class Outbox(StoreBase):
                      only=QUEUED)
 
     def _update(self, ids: list[str], assignments: str, values: list, only: tuple = ()) -> None:
+        """Update the rows of ``ids``, taking their row locks in seq order (see _lock)."""
         p = self.db.param
         with self.transaction():
-            for chunk in chunks(sorted(set(ids))):
-                sql = (f'UPDATE "notifications" SET {assignments.format(p=p)} WHERE id IN ({self._params(chunk)})'
+            for chunk in chunks(self._lock(f"id IN ({{}})", sorted(set(ids)))):
+                sql = (f'UPDATE "notifications" SET {assignments.format(p=p)} WHERE seq IN ({self._params(chunk)})'
                        + (f" AND status IN ({self._params(only)})" if only else ""))
                 self.db.execute_sql(sql, [*values, *chunk, *only])
+
+    def _lock(self, where_sql: str, keys: list) -> list[int]:
+        """The seqs of the rows ``where_sql`` (a ``{}`` for the placeholders of ``keys``)
+        selects, in ascending order; on PostgreSQL locked FOR UPDATE in that order. Every
+        writer that updates several notifications (the deliverer recording, a retraction
+        cancelling) locks this way, so two of them never wait for each other in a cycle."""
+        seqs: set[int] = set()
+        for chunk in chunks(keys):
+            seqs.update(r for r, in self._select(self.m.Notification, "seq",
+                                                 where_sql.format(self._params(chunk)), chunk))
+        ordered = sorted(seqs)
+        if self.postgres:
+            for chunk in chunks(ordered):
+                self.db.execute_sql(f'SELECT seq FROM "notifications" WHERE seq IN ({self._params(chunk)}) '
+                                    "ORDER BY seq FOR UPDATE", chunk)
+        return ordered
 
     def requeue(self, id: str) -> dict | None:
         """Queue a failed (or undeliverable, or cancelled) notification again, due now,
@@ -167,17 +184,24 @@ class Outbox(StoreBase):
                                 [now, now, id])
             return self.notification(id)
 
-    def cancel_for(self, decision_id: str) -> list[dict]:
-        """A decision was retracted: cancel its queued notifications; the ones whose
-        recipients were (or may be, being sent right now) told already, for a follow-up."""
+    def cancel_for(self, decision_ids: list[str]) -> dict[str, list[dict]]:
+        """Decisions were retracted: cancel their queued notifications; by decision, the
+        ones whose recipients were (or may be, being sent right now) told already, for a
+        follow-up. All in one pass, rows locked in seq order (see _lock)."""
         N, p = self.m.Notification, self.db.param
+        told: dict[str, list[dict]] = {}
         with self.transaction():
+            seqs = self._lock("decision IN ({})", sorted(set(decision_ids)))
             now = now_text()
-            told = [_record(r) for r in self._select(
-                N, _COLUMNS, f"decision = {p} AND (status = 'sent' OR (status IN ('pending', 'retrying') "
-                             f"AND lease_until > {p}))", [decision_id, now])]
-            self.db.execute_sql(f"UPDATE \"notifications\" SET status = 'cancelled', next_attempt_at = NULL "
-                                f"WHERE decision = {p} AND status IN ('pending', 'retrying')", [decision_id])
+            for chunk in chunks(seqs):
+                marks = self._params(chunk)
+                rows = self._select(N, f"decision, {_COLUMNS}", f"seq IN ({marks}) AND (status = 'sent' OR "
+                                    f"(status IN ('pending', 'retrying') AND lease_until > {p}))", [*chunk, now],
+                                    " ORDER BY seq")
+                for row in rows:
+                    told.setdefault(row[0], []).append(_record(row[1:]))
+                self.db.execute_sql(f"UPDATE \"notifications\" SET status = 'cancelled', next_attempt_at = NULL "
+                                    f"WHERE seq IN ({marks}) AND status IN ('pending', 'retrying')", chunk)
         return told
 
     def queue_stats(self, now: datetime) -> dict:
