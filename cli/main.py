@@ -4,8 +4,8 @@ from __future__ import annotations
 import click
 
 from .admin import audit, report, token
-from .replay import replay
 from .notify import notify
+from .replay import replay
 from .rules import check, explain, test_command
 from .serve import serve
 
