@@ -99,6 +99,8 @@ FIELDS: dict[str, tuple[str, str]] = {
                                  "`75%`, `100% + 2h`"),
     "EscalationLevelSchema.activity": ("the RACI activity notified", "`breach-handling`"),
     "EscalationLevelSchema.repeat": ("fire again at this interval of counted time while the clock runs", "`4h`"),
+    "EscalationLevelSchema.call": ("an http(s) URL the escalation decision is POSTed to, signed, through the outbox "
+                                   "(README: the webhook format)", "`https://itsm.example.org/api/slm/reassign`"),
     "RaciSchema.activities": ("activity → role → letters (R, A, C, I; two as `A/R`)",
                               "`{breach-handling: {service_owner: A, service_level_manager: R}}`"),
     "RuleSchema.when": ("patterns that must all match (joins with `as`), or the counting form",

@@ -202,8 +202,7 @@ class EscalationLevelSchema(Strict):
     at = Level(required=True)
     activity = Name(required=True)
     repeat = Duration()
-    call = fields.Url(schemes={"http", "https"}, require_tld=False,
-                      metadata={"description": "POST the escalation decision here (signed, through the outbox)"})
+    call = fields.Url(schemes={"http", "https"}, require_tld=False)
 
 
 class EscalationScopeSchema(Strict):
