@@ -239,16 +239,20 @@ def _one_edit(a: str, b: str) -> bool:
 def _case_mismatches(values) -> list[Problem]:
     """``priority: p1`` where the rest of the rules write ``P1``: values compare exactly."""
     by_field: dict[str, dict[str, int]] = {}
+    folded: dict[tuple[str, str], list[str]] = {}      # (field, value casefolded) -> its spellings, in order
     for key, value, _ in values:
         counts = by_field.setdefault(key, {})
+        if value not in counts:
+            folded.setdefault((key, value.casefold()), []).append(value)
         counts[value] = counts.get(value, 0) + 1      # dicts keep order: the first written comes first
     found = []
     for key, value, place in values:
-        counts = by_field[key]
-        order = list(counts)
-        others = [v for v in counts if v != value and v.casefold() == value.casefold()
-                  and (counts[v] > counts[value] or (counts[v] == counts[value]
-                                                     and order.index(v) < order.index(value)))]
+        counts, spellings = by_field[key], folded[(key, value.casefold())]
+        if len(spellings) == 1:
+            continue
+        mine = spellings.index(value)
+        others = [v for n, v in enumerate(spellings) if v != value
+                  and (counts[v] > counts[value] or (counts[v] == counts[value] and n < mine))]
         if others:
             found.append(place(f"where {key}: '{value}' differs only in case from '{others[0]}', written "
                                f"elsewhere: values are compared exactly, so a fact with '{others[0]}' "
