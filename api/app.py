@@ -13,13 +13,14 @@ from schemas.facts import FactSchema, FactTime
 
 from . import facts, ops, records, rules, ui
 from .auth import SECURITY_SCHEME, TokenCache
+from .body import MAX_BODY
 from .problems import SlmApi
 
 API_VERSION = "1.0.0"
 DOCS_ASSETS = "/docs/assets/"      # Swagger UI served from the installed package: no CDN needed
 
 
-def create_app(service: SlmService, *, alert_service_label: str = "service") -> Flask:
+def create_app(service: SlmService, *, alert_service_label: str = "service", max_body: int = MAX_BODY) -> Flask:
     app = Flask("slm", static_folder=None)     # the console serves its own assets (api/ui)
     app.config.update(
         API_TITLE="slm — Service Level Management policy service",
@@ -29,7 +30,7 @@ def create_app(service: SlmService, *, alert_service_label: str = "service") -> 
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
         OPENAPI_SWAGGER_UI_URL=DOCS_ASSETS,
-        MAX_CONTENT_LENGTH=32 * 1024 * 1024,
+        MAX_CONTENT_LENGTH=max_body,            # 413 before reading more (api/body.py)
         SLM_ALERT_SERVICE_LABEL=alert_service_label,
         JSON_SORT_KEYS=False,
     )

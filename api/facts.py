@@ -5,19 +5,19 @@ storing any of them.
 """
 from __future__ import annotations
 
-import json
 from urllib.parse import unquote
 
 from flask import current_app, request
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 
 
 from schemas.alertmanager import WebhookSchema, alert_facts
 from schemas.api import FactArgs, FactPageSchema, IngestResponseSchema
 
 from .auth import MONITOR, READER, requires
+from .body import BoundedBlueprint, parse, read_json
 
-blp = Blueprint("facts", __name__, url_prefix="/v1", description="Facts posted by monitoring and ticketing tools")
+blp = BoundedBlueprint("facts", __name__, url_prefix="/v1", description="Facts posted by monitoring and ticketing tools")
 
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
@@ -92,10 +92,7 @@ def _json_body():
     if request.mimetype not in ("application/json", STRUCTURED, BATCH) and not request.mimetype.endswith("+json"):
         abort(415, message=f"send JSON (application/json, {STRUCTURED} or {BATCH}), "
                            f"not {request.mimetype or 'no content type'}")
-    try:
-        return json.loads(request.get_data(cache=False) or b"")
-    except ValueError as err:
-        abort(400, message=f"the body is not JSON: {err}")
+    return read_json()
 
 
 def _binary_event() -> dict:
@@ -108,10 +105,7 @@ def _binary_event() -> dict:
     if raw:
         if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
             abort(415, message="binary-mode data must be JSON (Content-Type: application/json)")
-        try:
-            event["data"] = json.loads(raw)
-        except ValueError as err:
-            abort(400, message=f"the body (the event's data) is not JSON: {err}")
+        event["data"] = parse(raw, "the body (the event's data)")
     return event
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask import current_app
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 
 from schemas.api import (AuditSchema, ClockArgs, ClockListSchema, ComplianceReportSchema, DecisionArgs,
                          DecisionPageSchema, DecisionSchema, NotificationArgs, NotificationPageSchema,
@@ -12,8 +12,9 @@ from schemas.api import (AuditSchema, ClockArgs, ClockListSchema, ComplianceRepo
 from engine.notify.deliver import redact
 
 from .auth import ADMIN, AUDITOR, READER, requires
+from .body import BoundedBlueprint
 
-blp = Blueprint("decisions", __name__, url_prefix="/v1",
+blp = BoundedBlueprint("decisions", __name__, url_prefix="/v1",
                 description="Decisions, traces, notifications, clocks, reports and the audit log")
 
 

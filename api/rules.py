@@ -4,15 +4,16 @@ from __future__ import annotations
 import difflib
 
 from flask import current_app
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 
 from schemas.api import (RuleCheckArgs, RuleFilesSchema, RulePreviewArgs, RulePreviewSchema, RulesSummarySchema,
                          RuleVersionArgs, RuleVersionFilesSchema, RuleVersionListSchema)
 from schemas.values import format_instant, parse_instant
 
+from .body import BoundedBlueprint
 from .auth import OWNER, READER, requires
 
-blp = Blueprint("rules", __name__, url_prefix="/v1", description="The rule set in force")
+blp = BoundedBlueprint("rules", __name__, url_prefix="/v1", description="The rule set in force")
 
 
 def _summary(ruleset) -> dict:

@@ -2,6 +2,13 @@
 
 ``id`` + ``source`` identify a fact; ``time`` is event time with an offset and is
 normalised to UTC; ``data`` holds everything else.
+
+The limits below are the engine's and the stores' limits, stated where a client can see
+them: durable_rules refuses a fact with more than about 245 object properties in all or
+nested about 250 deep (and the service then had to rebuild), PostgreSQL cannot store a
+NUL character, SQLite's driver cannot encode a lone surrogate, and ``NaN`` or
+``Infinity`` are not JSON at all. A fact that breaks one is refused with 422 naming the
+field, before anything is written.
 """
 from __future__ import annotations
 
@@ -12,10 +19,92 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from .values import format_instant, parse_instant
 
+MAX_DATA_KEYS = 128        # object properties in ``data``, nested ones included
+MAX_DATA_DEPTH = 16        # objects and arrays inside ``data``
+MAX_DATA_ITEMS = 4096      # values in ``data`` in all (array items included)
+MAX_STRING = 64 * 1024     # characters in one string of ``data``
+MAX_KEY = 256              # characters in one property name
+_UNSAFE = re.compile("[\x00\ud800-\udfff]")   # NUL (PostgreSQL) and lone surrogates (not UTF-8)
+
 TYPE_PATTERN = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 CLOUDEVENTS_ATTRIBUTES = ("specversion", "datacontenttype", "dataschema")
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)    # durable_rules keeps event times as epoch seconds
 LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc)
+
+
+def text_problem(value: str) -> str | None:
+    """Why a string cannot be stored as posted (None if it can)."""
+    found = _UNSAFE.search(value)
+    if found is None:
+        return None
+    char = found.group()
+    what = "a NUL character" if char == "\x00" else f"a lone surrogate (U+{ord(char):04X})"
+    return f"contains {what} at position {found.start()}; strings must be valid Unicode without NUL"
+
+
+class Text(fields.String):
+    """A string the stores and the engine can keep exactly: no NUL, no lone surrogate."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        value = super()._deserialize(value, attr, data, **kwargs)
+        problem = text_problem(value)
+        if problem:
+            raise ValidationError(problem)
+        return value
+
+
+class FactData(fields.Dict):
+    """``data``: any JSON object within the engine's limits (see the module's docstring).
+    Errors are keyed by the path inside ``data`` (``data.labels.host``, ``data.items[3]``)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        value = super()._deserialize(value, attr, data, **kwargs)
+        problems: dict[str, list[str]] = {}
+        counts = {"keys": 0, "items": 0}
+        _check_value(value, "", 0, counts, problems)
+        if counts["keys"] > MAX_DATA_KEYS:
+            problems.setdefault("_object", []).append(
+                f"{counts['keys']} properties in all (nested ones included); at most {MAX_DATA_KEYS}")
+        if counts["items"] > MAX_DATA_ITEMS:
+            problems.setdefault("_object", []).append(f"{counts['items']} values in all; at most {MAX_DATA_ITEMS}")
+        if problems:
+            raise ValidationError(problems)
+        return value
+
+
+def _check_value(value, path: str, depth: int, counts: dict, problems: dict) -> None:
+    """Walk one JSON value of ``data`` and note what breaks a limit, by path. Stops
+    descending (and counting) once there are problems enough to name."""
+    if len(problems) >= 20:
+        return
+    counts["items"] += 1
+    if isinstance(value, str):
+        if len(value) > MAX_STRING:
+            problems[path or "_object"] = [f"a string of {len(value)} characters; at most {MAX_STRING}"]
+        elif (problem := text_problem(value)):
+            problems[path or "_object"] = [problem]
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            problems[path or "_object"] = [f"{value} is not a finite number (NaN, Infinity and numbers "
+                                           "beyond the range of a double such as 1e400 are refused)"]
+    elif isinstance(value, (dict, list)):
+        if depth >= MAX_DATA_DEPTH:
+            problems[path or "_object"] = [f"nested deeper than {MAX_DATA_DEPTH} levels"]
+            return
+        if isinstance(value, dict):
+            for key, item in value.items():
+                counts["keys"] += 1
+                where = f"{path}.{key}" if path else str(key)
+                if not isinstance(key, str) or len(key) > MAX_KEY:
+                    problems[where[:80]] = [f"property names are strings of at most {MAX_KEY} characters"]
+                    continue
+                if (problem := text_problem(key)):
+                    problems[where.encode("utf-8", "backslashreplace").decode()] = [f"the property name {problem[:-1]}"]
+                    continue
+                _check_value(item, where, depth + 1, counts, problems)
+        else:
+            for index, item in enumerate(value):
+                _check_value(item, f"{path}[{index}]", depth + 1, counts, problems)
 
 
 class FactTime(fields.Field):
@@ -41,13 +130,13 @@ class FactSchema(Schema):
     class Meta:
         unknown = "raise"
 
-    id = fields.String(required=True, validate=validate.Length(min=1, max=256))
-    source = fields.String(required=True, validate=validate.Length(min=1, max=256))
-    type = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    id = Text(required=True, validate=validate.Length(min=1, max=256))
+    source = Text(required=True, validate=validate.Length(min=1, max=256))
+    type = Text(required=True, validate=validate.Length(min=1, max=128))
     time = FactTime(required=True)
-    subject = fields.String(validate=validate.Length(max=256), allow_none=True)
-    service = fields.String(validate=validate.Length(max=128), allow_none=True)
-    data = fields.Dict(keys=fields.String(), load_default=dict, allow_none=True)
+    subject = Text(validate=validate.Length(max=256), allow_none=True)
+    service = Text(validate=validate.Length(max=128), allow_none=True)
+    data = FactData(keys=fields.String(), load_default=dict, allow_none=True)
     specversion = fields.String(load_only=True, validate=validate.OneOf(["1.0"]))
     datacontenttype = fields.String(load_only=True)
     dataschema = fields.String(load_only=True)

@@ -11,6 +11,8 @@ already stored, and deadlines missed while the service was down fire afterwards.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 import time
@@ -47,6 +49,7 @@ DEFAULT_SKEW = timedelta(minutes=5)
 MAX_BATCH = 10_000
 PREVIEW_BOUNDS = Bounds(max_facts=200_000, max_seconds=60.0)   # what one preview request may replay
 SNAPSHOT_EVERY = 20_000     # facts between engine snapshots: bounds what a restart replays
+FAILED_REMEMBERED = 1024     # facts that failed in the engine, refused on sight afterwards
 RETAIN = timedelta(days=35)  # a finished clock is kept (for late facts) this long, then forgotten
 
 
@@ -112,6 +115,25 @@ class _Job:
     error: BaseException | None = None
 
 
+class _FactFailed(Exception):
+    """Evaluating one fact raised: which request, which fact, why."""
+
+    def __init__(self, job: _Job, position: int, fact: dict, cause: BaseException):
+        super().__init__(position, cause)
+        self.job, self.position, self.fact, self.cause = job, position, fact, cause
+
+    def error(self) -> FactError:
+        prefix = f"[{self.position}]." if len(self.job.facts) > 1 else ""
+        reason = f"{type(self.cause).__name__}: {self.cause}"[:200]
+        return FactError({prefix + "_fact": [f"the engine could not evaluate this fact ({reason}); "
+                                              "nothing from this request was stored"]})
+
+
+def _fingerprint(fact: dict) -> str:
+    """A digest of a validated fact as it would be stored."""
+    return hashlib.sha256(json.dumps(dump_fact(fact), sort_keys=True, default=str).encode()).hexdigest()
+
+
 class SlmService:
     """Facts in, decisions stored; clocks fired on time; state rebuilt on start."""
 
@@ -145,6 +167,7 @@ class SlmService:
         self._queue: list[_Job] = []                 # requests waiting to be written together
         self.scheduler = DeadlineScheduler(self.next_deadline, self.tick, self.now)
         self._dirty = False
+        self._failed: dict[str, None] = {}         # fingerprints of facts the engine failed on
         self._threads: list[threading.Thread] = []
 
     # ---- life cycle ---------------------------------------------------------------------
@@ -276,10 +299,12 @@ class SlmService:
 
         Group commit: requests that arrive while another one is being written wait for the
         write lock together, and the first of them to get it writes them all in one
-        transaction (in arrival order), so concurrent clients share a commit."""
+        transaction (in arrival order), so concurrent clients share a commit. A request
+        that fails in the engine or the store fails alone (see :meth:`_write_apart`)."""
         if not self.ready.is_set():
             raise NotReady(self.progress())
         job = _Job(self.validate(raws))
+        self._refuse_failed(job.facts)
         with self._queue_lock:
             self._queue.append(job)
         with self._lock, self._guarded():
@@ -287,16 +312,70 @@ class SlmService:
                 with self._queue_lock:
                     jobs, self._queue = self._queue, []
                 try:
-                    self._write(jobs)
+                    self._write_apart(jobs)
                 except BaseException as exc:
                     for other in jobs:
-                        other.error = exc
+                        if other.result is None and other.error is None:
+                            other.error = exc
                     raise
         if job.error is not None:
             raise job.error
         self.scheduler.wake()
         self._announce(job.result)
         return job.result
+
+    def _write_apart(self, jobs: list["_Job"]) -> None:
+        """Write the group; if that fails, no neighbour pays for it. A fact the engine
+        could not evaluate fails its request alone with a FactError naming it (422), is
+        remembered (:meth:`_refuse_failed`: a client retrying it cannot make the service
+        rebuild again), and the rest of the group is written without it. Any other failure
+        (the store refused something) is narrowed down by writing the requests one by one.
+        Each failure leaves the engine possibly ahead of the store, so it is rebuilt from
+        the store before the next attempt (``close`` frees the replaced one's rulesets)."""
+        pending = list(jobs)
+        while pending:
+            for job in pending:
+                job.result = None                   # what a failed attempt left is not an outcome
+            if self._dirty:
+                self._restore()
+            try:
+                self._write(pending)
+                return
+            except _FactFailed as failed:
+                self._dirty = True
+                self._remember_failed(failed.fact)
+                failed.job.error = failed.error()
+                log.warning("fact %r of source %r failed in the engine: %r", failed.fact["id"],
+                            failed.fact["source"], failed.cause)
+                pending = [job for job in pending if job is not failed.job]
+            except Exception as exc:
+                self._dirty = True
+                if len(pending) == 1:
+                    pending[0].result, pending[0].error = None, exc
+                    return
+                for job in pending:
+                    job.result = None
+                for job in pending:
+                    self._write_apart([job])
+                return
+
+    def _refuse_failed(self, facts: list[dict]) -> None:
+        """Refuse, without touching the engine, a fact exactly as one that failed in it."""
+        if not self._failed:
+            return
+        problems = {}
+        for index, fact in enumerate(facts):
+            if _fingerprint(fact) in self._failed:
+                prefix = f"[{index}]." if len(facts) > 1 else ""
+                problems[prefix + "_fact"] = ["this fact failed in the engine when it was posted before; "
+                                              "it is refused without a second attempt"]
+        if problems:
+            raise FactError(problems)
+
+    def _remember_failed(self, fact: dict) -> None:
+        self._failed[_fingerprint(fact)] = None
+        while len(self._failed) > FAILED_REMEMBERED:
+            self._failed.pop(next(iter(self._failed)))
 
     def _write(self, jobs: list["_Job"]) -> None:
         """Evaluate every new fact of the waiting requests, fire the deadlines due by the
@@ -309,7 +388,7 @@ class SlmService:
             decided: list[Decision] = []
             for job in jobs:
                 job.result = Ingested()
-                for fact in job.facts:
+                for position, fact in enumerate(job.facts):
                     key = (fact["source"], fact["id"])
                     entry = {"id": fact["id"], "source": fact["source"], "status": "accepted", "decisions": []}
                     job.result.results.append(entry)
@@ -317,7 +396,10 @@ class SlmService:
                         entry.update(status="duplicate", decisions=known[key] or [])
                         continue
                     known[key] = []
-                    decided += self.engine.apply_loaded(fact).decisions
+                    try:
+                        decided += self.engine.apply_loaded(fact).decisions
+                    except Exception as exc:
+                        raise _FactFailed(job, position, fact, exc) from exc
                     new.append((fact, entry, job.result))
             reached, caught = self._fire_due()
             decided += caught
