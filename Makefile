@@ -6,6 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 DB     ?= sqlite:///slm.db
+AUDIT_KEY ?= slm-audit.key
 
 .PHONY: install run test check scenarios fuzz bench clean
 
@@ -20,9 +21,10 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 # Serve the shipped rules on SQLite; get a token from a second terminal (see the output).
+# The audit key is made (mode 0600) on first start; keep it apart from backups of the database.
 run: $(STAMP)
 	@echo "Tokens: $(BIN)/slm token create --role admin --db $(DB)   (roles: monitor, owner, auditor, admin)"
-	$(BIN)/slm serve --rules rules --db $(DB) --host $(HOST) --port $(PORT)
+	$(BIN)/slm serve --rules rules --db $(DB) --host $(HOST) --port $(PORT) --audit-key-file $(AUDIT_KEY)
 
 # The whole suite; PostgreSQL cases run if the server at SLM_TEST_POSTGRES_URL answers
 # (CI sets SLM_REQUIRE_POSTGRES=1 so that they must).

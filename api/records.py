@@ -4,7 +4,8 @@ from __future__ import annotations
 from flask import current_app
 from flask_smorest import abort
 
-from schemas.api import (AuditSchema, ClockArgs, ClockListSchema, ComplianceReportSchema, DecisionArgs,
+from engine.store.chain import AuditKeyError
+from schemas.api import (AuditSchema, CheckpointSchema, ClockArgs, ClockListSchema, ComplianceReportSchema, DecisionArgs,
                          DecisionPageSchema, DecisionSchema, NotificationArgs, NotificationPageSchema,
                          NotificationSchema,
                          ReportArgs, TraceSchema)
@@ -119,5 +120,21 @@ def compliance_report(args):
 @requires(blp, AUDITOR)
 @blp.response(200, AuditSchema)
 def verify():
-    """Walk the decision log's hash chain; report the first broken record, if any."""
-    return _service().store.verify_chain()
+    """Walk every audit chain (decisions, facts, notifications); the first broken record of
+    each. The top level is the decision chain's result."""
+    result = _service().store.verify_audit()
+    decisions = result["chains"]["decisions"]
+    return {"ok": result["ok"], "checked": decisions["checked"], "first_broken": decisions["first_broken"],
+            "chains": result["chains"]}
+
+
+@blp.route("/audit/checkpoint")
+@requires(blp, AUDITOR)
+@blp.response(200, CheckpointSchema)
+def audit_checkpoint():
+    """The heads of the audit chains, signed with the audit key: keep it elsewhere, and
+    check it later with ``slm audit verify --checkpoint FILE``."""
+    try:
+        return _service().store.audit_checkpoint()
+    except AuditKeyError as err:
+        abort(409, message=f"{err} (the service runs without one)")

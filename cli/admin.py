@@ -9,7 +9,7 @@ import click
 
 from engine.lang.errors import RuleSetError
 
-from .common import DB_HELP, DEFAULT_DB, DEFAULT_RULES, open_store
+from .common import AUDIT_KEY_HELP, DB_HELP, DEFAULT_AUDIT_KEY, DEFAULT_DB, DEFAULT_RULES, audit_key, open_store
 
 
 @click.group()
@@ -94,19 +94,42 @@ def _pct(value) -> str:
 
 @click.group()
 def audit():
-    """Check the decision log."""
+    """Check the audit chains (decisions, facts, notifications); sign checkpoints."""
 
 
 @audit.command("verify")
 @click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
-def audit_verify(db_url):
-    """Walk the hash chain of the decision log; exit 1 at the first broken record."""
-    with open_store(db_url) as store:
-        result = store.verify_chain()
-    if result["ok"]:
-        click.echo(f"OK: {result['checked']} decisions, hash chain intact")
-        return
-    broken = result["first_broken"]
-    click.echo(f"BROKEN at decision seq {broken['seq']} ({broken['id']}): {broken['reason']}; "
-               f"{result['checked']} records before it verify", err=True)
-    sys.exit(1)
+@click.option("--audit-key-file", default=DEFAULT_AUDIT_KEY, help=AUDIT_KEY_HELP)
+@click.option("--checkpoint", "checkpoint_file", type=click.File("r"),
+              help="A checkpoint (slm audit checkpoint): prove nothing up to it was removed or rewritten.")
+def audit_verify(db_url, audit_key_file, checkpoint_file):
+    """Walk every audit chain; exit 1 at the first broken record of any."""
+    point = json.load(checkpoint_file) if checkpoint_file else None
+    with open_store(db_url, audit_key(audit_key_file)) as store:
+        result = store.verify_audit(point)
+    for name, chain in result["chains"].items():
+        macs = "" if chain["macs_checked"] else " (keyed links not checked: no key given)"
+        if chain["ok"]:
+            span = (f", seq {chain['first_seq']}..{chain['last_seq']}" if chain["checked"] else "")
+            click.echo(f"OK: {chain['checked']} {name}{span}, chain intact{macs}")
+        else:
+            broken = chain["first_broken"]
+            click.echo(f"BROKEN at {name[:-1]} seq {broken['seq']} ({broken['id']}): {broken['reason']}; "
+                       f"{chain['checked']} records before it verify", err=True)
+    if point is not None:
+        problem = result["checkpoint"]["problem"]
+        click.echo(f"checkpoint of {result['checkpoint']['at']}: " + (problem or (
+            "everything up to it is there, unchanged" if result["checkpoint"]["ok"] else "NOT upheld")),
+            err=not result["checkpoint"]["ok"])
+    if not result["ok"]:
+        sys.exit(1)
+
+
+@audit.command("checkpoint")
+@click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+@click.option("--audit-key-file", default=DEFAULT_AUDIT_KEY, required=DEFAULT_AUDIT_KEY is None,
+              help=AUDIT_KEY_HELP)
+def audit_checkpoint(db_url, audit_key_file):
+    """Print the heads of the audit chains, signed: keep it elsewhere (verify --checkpoint)."""
+    with open_store(db_url, audit_key(audit_key_file)) as store:
+        click.echo(json.dumps(store.audit_checkpoint(), indent=2, sort_keys=True))

@@ -14,7 +14,7 @@ from engine.lang.errors import RuleSetError
 from engine.service.live import SNAPSHOT_EVERY
 from schemas.values import parse_duration
 
-from .common import DEFAULT_DB, DEFAULT_RULES, open_store
+from .common import DEFAULT_AUDIT_KEY, DEFAULT_DB, DEFAULT_RULES, audit_key, open_store
 from .notify import channels, delivery_options
 
 
@@ -50,9 +50,12 @@ from .notify import channels, delivery_options
 @click.option("--public-url", default=lambda: os.environ.get("SLM_PUBLIC_URL"),
               help="This service's address as receivers reach it, for links (env SLM_PUBLIC_URL; "
                    "default the address served).")
+@click.option("--audit-key-file", default=DEFAULT_AUDIT_KEY,
+              help="File holding the key of the audit chains (env SLM_AUDIT_KEY_FILE); made, readable by "
+                   "its owner only, if it does not exist. Without one the chains are plain SHA-256.")
 def serve(rules_dir, db_url, host, port, threads, skew, alert_service_label, snapshot_every, retain,
           smtp_url, mail_from, webhook_secret, delivery_timeout, group_wait, delivery_max_age, retry_initial,
-          delivery, public_url):
+          delivery, public_url, audit_key_file):
     """Run the API: store facts, fire clocks on time, answer auditors."""
     from waitress import create_server
 
@@ -68,7 +71,11 @@ def serve(rules_dir, db_url, host, port, threads, skew, alert_service_label, sna
     config = channels(smtp_url, mail_from, webhook_secret, delivery_timeout,
                       public_url or f"http://{host}:{port}")
     wait = _duration(group_wait, "--group-wait")
-    store = open_store(db_url)
+    key = audit_key(audit_key_file, create=True)
+    if key is None:
+        logging.getLogger("slm.serve").warning(
+            "no --audit-key-file: the audit chains can be recomputed by anyone who can write the database")
+    store = open_store(db_url, key)
     worker = DeliveryWorker(store, config, policy=policy, group_wait=wait) if delivery else None
     try:
         service = SlmService(store, rules_dir, skew=skew_delta, snapshot_every=snapshot_every,

@@ -247,10 +247,38 @@ class BrokenLinkSchema(Schema):
     reason = fields.String()
 
 
+class ChainAuditSchema(Schema):
+    ok = fields.Boolean()
+    checked = fields.Integer(metadata={"description": "records verified"})
+    count = fields.Integer(allow_none=True, metadata={"description": "records the sealed head counts"})
+    first_seq = fields.Integer(allow_none=True)
+    last_seq = fields.Integer(allow_none=True)
+    keyed_from = fields.Integer(allow_none=True, metadata={"description": "first seq linked with the audit key"})
+    macs_checked = fields.Boolean()
+    checkpoint_ok = fields.Boolean()
+    first_broken = fields.Nested(BrokenLinkSchema, allow_none=True)
+
+
 class AuditSchema(Schema):
+    """The decision chain's result at the top (as before), every chain under ``chains``."""
     ok = fields.Boolean()
     checked = fields.Integer()
     first_broken = fields.Nested(BrokenLinkSchema, allow_none=True)
+    chains = fields.Dict(keys=fields.String(), values=fields.Nested(ChainAuditSchema))
+
+
+class ChainPointSchema(Schema):
+    seq = fields.Integer()
+    count = fields.Integer()
+    hash = fields.String()
+
+
+class CheckpointSchema(Schema):
+    """Where each audit chain stood, signed with the audit key (HMAC-SHA-256 in ``mac``)."""
+    format = fields.String()
+    at = fields.String()
+    chains = fields.Dict(keys=fields.String(), values=fields.Nested(ChainPointSchema))
+    mac = fields.String()
 
 
 class RulesSummarySchema(Schema):

@@ -227,7 +227,7 @@ def test_version_2_puts_every_row_in_the_default_partition(v1_url, store_log):
         indexes = {i.name: i.columns for t in ("facts", "decisions") for i in store.db.get_indexes(t)}
         assert indexes["fact_partition_seq"] == ["partition", "seq"]
         assert indexes["decision_partition_seq"] == ["partition", "seq"]
-        head = store.db.execute_sql("SELECT name, seq FROM chain_head").fetchall()
+        head = store.db.execute_sql("SELECT name, seq FROM chain_head WHERE name = 'decisions'").fetchall()
         assert head == [("decisions", 3)]
     assert store_log()[0] == ("upgraded the schema from version 1 to 2: partition key on facts, decisions, "
                               "notifications, ticks and snapshots; snapshots.code renamed state_format")
@@ -340,3 +340,33 @@ def test_a_version_4_step_failing_half_way_leaves_the_database_at_version_3(v1_u
     monkeypatch.undo()
     with Store.open(v1_url) as store:
         assert store.schema_version() == 4 and store.list_notifications()[0][0]["attempts"] == 0
+
+
+def test_version_5_keeps_the_old_chain_and_keys_what_follows(v1_url, store_log, tmp_path):
+    """The decisions a release before keyed chains wrote keep their SHA-256 links and are
+    verified as such; facts and notifications stored before chaining are left out of their
+    chains (counted from the row after them); the first write with the audit key starts the
+    keyed part, and from then on the record cannot be rewritten without the key."""
+    from engine.store.chain import load_key
+    key = load_key(tmp_path / "audit.key", create=True)
+    with Store.open(v1_url, audit_key=key) as store:
+        assert store.schema_version() == SCHEMA_VERSION >= 5
+        assert any("from version 4 to 5" in line for line in store_log())
+        before = store.verify_audit()
+        assert before["ok"], before
+        assert before["chains"]["decisions"]["checked"] == 3 and before["chains"]["decisions"]["keyed_from"] is None
+        assert before["chains"]["facts"]["checked"] == 0            # stored before chaining
+        store.add_facts([({"id": "f4", "source": "itsm/prod", "type": "incident.resolved",
+                           "time": "2026-11-02T10:00:00Z"}, [])])
+        store.add_decisions([{"id": "dec_new", "kind": "met", "at": "2026-11-02T10:00:00Z"}])
+        after = store.verify_audit()
+        assert after["ok"], after
+        assert after["chains"]["decisions"]["keyed_from"] == 4 and after["chains"]["decisions"]["checked"] == 4
+        assert after["chains"]["facts"]["checked"] == 1
+        point = store.audit_checkpoint()
+        store.db.execute_sql("UPDATE decisions SET hash = 'x' WHERE seq = 2")
+        broken = store.verify_audit(point)["chains"]["decisions"]
+        assert not broken["ok"] and broken["first_broken"]["seq"] == 2
+    with Store.open(v1_url) as unkeyed:          # a keyed chain is not written without its key
+        with pytest.raises(Exception, match="audit key"):
+            unkeyed.add_decisions([{"id": "dec_other", "kind": "met", "at": "2026-11-02T10:00:00Z"}])

@@ -1,18 +1,20 @@
 """The fact log: every fact accepted, once per ``(source, id)``, in arrival order, with the
 decision ids it caused (its outcome, returned again when the fact is re-posted).
 
-Append-only. Restarts replay it in seq order (with the ticks) to rebuild the engine.
+Append-only, and chained (chain.py: each fact with its outcome). Restarts replay it in
+seq order (with the ticks) to rebuild the engine.
 """
 from __future__ import annotations
 
 import json
 from typing import Iterator
 
-from engine.store.base import CHUNK, StoreBase, between, chunks, equal, where
+from engine.store.audit import AuditChains, fact_text
+from engine.store.base import CHUNK, between, chunks, equal, where
 from engine.store.encoding import canonical_json, instant_text, loads, now_text, required_text
 
 
-class FactLog(StoreBase):
+class FactLog(AuditChains):
     """Facts: written by the service's single writer, read by replay and the API."""
 
     def find_facts(self, keys) -> dict[tuple[str, str], list | None]:
@@ -37,8 +39,12 @@ class FactLog(StoreBase):
                      body=canonical_json(fact), received_at=now, outcome=canonical_json(list(outcome)))
                 for fact, outcome in records]
         with self.transaction():
+            head = self._locked_head("facts")
+            self._link(head, rows, fact_text)
             self._insert(self.m.Fact, rows)
-            return self.last_fact_seq()
+            last = self.last_fact_seq()
+            self._save_head(head, last)
+            return last
 
     def facts(self, after_seq: int = 0, limit: int | None = None) -> Iterator[dict]:
         """Stored facts in seq order (arrival order), read in chunks: for rebuilding state."""

@@ -25,6 +25,13 @@ Versions:
    Notifications left ``pending`` by earlier releases (which never sent any) become
    ``failed`` with that reason, so an upgrade does not mail out old news.
 
+5. Audit chains (engine/store/chain.py): ``prev_hash`` and ``hash`` on facts and
+   notifications; ``count``, ``chained_from``, ``keyed_from`` and ``mac`` on
+   ``chain_head``; head rows for the fact and notification chains, which start after the
+   rows already stored (those predate chaining and are reported as such); the decision
+   chain keeps its SHA-256 links, and the first write with an audit key starts its keyed
+   part (``keyed_from``).
+
 A new version is a step function here (playhouse.migrate operations on table and column
 names, never the models, which describe only the newest schema), its entry in
 :data:`STEPS`, models.py changed to match, and a fixture database of the version before it
@@ -96,6 +103,32 @@ def _v4(migrator: SchemaMigrator) -> None:
         "notifications: not sent on upgrade (re-queue it to send it)' WHERE status = 'pending'")
 
 
+def _v5(migrator: SchemaMigrator) -> None:
+    from engine.store.chain import GENESIS, Head
+
+    db = migrator.database
+    migrator.migrate(
+        *[migrator.add_column(table, column, pw.TextField(null=True))
+          for table in ("facts", "notifications") for column in ("prev_hash", "hash")],
+        migrator.add_column("chain_head", "count", pw.BigIntegerField(default=0)),
+        migrator.add_column("chain_head", "chained_from", pw.BigIntegerField(default=1)),
+        migrator.add_column("chain_head", "keyed_from", pw.BigIntegerField(null=True)),
+        migrator.add_column("chain_head", "mac", pw.TextField(null=True)))
+    param = db.param
+    for name, seq, last_id, hash in db.execute_sql("SELECT name, seq, last_id, hash FROM chain_head").fetchall():
+        head = Head(name, seq, seq, hash, last_id, 1, None, None)
+        head.seal(None)
+        db.execute_sql(f"UPDATE chain_head SET count = {param}, chained_from = 1, mac = {param} WHERE name = {param}",
+                       (seq, head.mac, name))
+    for table in ("facts", "notifications"):
+        last = db.execute_sql(f"SELECT MAX(seq) FROM {table}").fetchone()[0] or 0
+        head = Head(table, last, 0, GENESIS, None, last + 1, None, None)
+        head.seal(None)
+        db.execute_sql(f"INSERT INTO chain_head (name, seq, last_id, hash, count, chained_from, keyed_from, mac) "
+                       f"VALUES ({', '.join([param] * 8)})",
+                       (table, last, None, GENESIS, 0, last + 1, None, head.mac))
+
+
 # version -> (what changes, the step that brings version - 1 to it)
 STEPS: dict[int, tuple[str, Callable[[SchemaMigrator], None]]] = {
     2: ("partition key on facts, decisions, notifications, ticks and snapshots; "
@@ -103,6 +136,7 @@ STEPS: dict[int, tuple[str, Callable[[SchemaMigrator], None]]] = {
     3: ("cutovers: when and where in the fact log each rule set took effect", _v3),
     4: ("delivery columns on notifications (attempts, last_error, next_attempt_at, message_id, "
         "queued_at, lease_until)", _v4),
+    5: ("audit chains over facts and notifications; sealed chain heads", _v5),
 }
 SCHEMA_VERSION = max(STEPS, default=1)
 

@@ -45,6 +45,8 @@ def define_models(db: pw.Database) -> SimpleNamespace:
         received_at = pw.TextField()
         outcome = pw.TextField(null=True)        # canonical JSON list of decision ids
         partition = partition_field()
+        prev_hash = pw.TextField(null=True)      # the audit chain (chain.py); NULL: stored before it
+        hash = pw.TextField(null=True)
 
         class Meta:
             table_name = "facts"
@@ -70,11 +72,15 @@ def define_models(db: pw.Database) -> SimpleNamespace:
             indexes = ((("partition", "seq"), False),)
 
     class ChainHead(Base):
-        """The last record of a decision chain, by name (ledger.py)."""
+        """The last record of an audit chain, by name (chain.py, audit.py)."""
         name = pw.TextField(primary_key=True)
         seq = pw.BigIntegerField()
         last_id = pw.TextField(null=True)
         hash = pw.TextField()
+        count = pw.BigIntegerField(default=0)
+        chained_from = pw.BigIntegerField(default=1)
+        keyed_from = pw.BigIntegerField(null=True)
+        mac = pw.TextField(null=True)
 
         class Meta:
             table_name = "chain_head"
@@ -96,6 +102,8 @@ def define_models(db: pw.Database) -> SimpleNamespace:
         message_id = pw.TextField(null=True)
         queued_at = pw.TextField(null=True)          # entered the queue (--delivery-max-age counts from it)
         lease_until = pw.TextField(null=True)        # claimed by a deliverer until then
+        prev_hash = pw.TextField(null=True)      # the audit chain (chain.py); NULL: stored before it
+        hash = pw.TextField(null=True)
 
         class Meta:
             table_name = "notifications"

@@ -10,13 +10,17 @@ on SQLite the claim runs in a ``BEGIN IMMEDIATE`` transaction, which serialises 
 
 The record's body (what routing decided) is written once; the delivery columns (status,
 attempts, last_error, next_attempt_at, message_id) change and are merged over it on read.
+
+Each is chained as created (chain.py): the routed record, not what delivery later does
+to its delivery columns.
 """
 from __future__ import annotations
 
 import json
 from datetime import datetime
 
-from engine.store.base import StoreBase, chunks, equal, where
+from engine.store.audit import AuditChains, body_text
+from engine.store.base import chunks, equal, where
 from engine.store.encoding import canonical_json, instant_text, now_text, required_text
 from schemas.values import format_instant, parse_instant
 
@@ -25,7 +29,7 @@ TOLD = ("sent",)                          # recipients of these were told
 _COLUMNS = "id, body, status, attempts, last_error, next_attempt_at, message_id, queued_at"
 
 
-class Outbox(StoreBase):
+class Outbox(AuditChains):
     """Notifications, once per id; each refers to a stored decision (a foreign key)."""
 
     def add_notifications(self, notifications, due=None) -> list[str]:
@@ -48,9 +52,14 @@ class Outbox(StoreBase):
             return []
         inserted = []
         with self.transaction():
+            head = self._locked_head("notifications")       # writers queue here: `known` holds
             known = self._existing(N, list(rows))
             fresh = [row for nid, row in rows.items() if nid not in known]
+            if not fresh:
+                return []
+            self._link(head, fresh, body_text)
             stored = self._insert(N, fresh, skip_existing=True)
+            self._save_head(head, self._select(N, "MAX(seq)")[0][0])
             if self.postgres:            # a concurrent writer may have stored some
                 inserted += [r[0] for r in stored]
             else:                        # BEGIN IMMEDIATE: nobody else is writing

@@ -6,7 +6,8 @@ out as plain dicts. :class:`Store` is the one object the rest of the code uses; 
 live with their concern:
 
 - facts.py: the fact log (append-only, once per source and id, with each fact's outcome);
-- ledger.py: the hash-chained decision ledger and its verification;
+- ledger.py: the chained decision ledger; chain.py and audit.py: the audit chains of
+  decisions, facts and notifications (keyed with the audit key), checkpoints, verification;
 - outbox.py: notifications;
 - tokens.py: API tokens, hashed at rest;
 - replay.py: rule sets, ticks and snapshots, for rebuilding the engine on restart;
@@ -32,10 +33,13 @@ class Store(FactLog, Ledger, Outbox, Tokens, ReplayRecords):
     """Facts, decisions, notifications, rule sets, tokens, ticks and snapshots in one database."""
 
     @classmethod
-    def open(cls, url: str) -> "Store":
+    def open(cls, url: str, audit_key: bytes | None = None) -> "Store":
         """The store at ``url``, its schema created or upgraded to the newest version
-        (migrations.py); a database newer than this code is refused (SchemaVersionError)."""
+        (migrations.py); a database newer than this code is refused (SchemaVersionError).
+        ``audit_key`` (chain.load_key) keys the audit chains; without it, new links are
+        plain SHA-256, and a chain already keyed cannot be written."""
         store = cls(database(url))
+        store.audit_key = audit_key
         store.db.connect(reuse_if_open=True)
         try:
             with store.transaction():
