@@ -113,7 +113,11 @@ def test_kill_and_restart_at_random_moments_loses_and_duplicates_nothing(url, tm
         notifications = [n["id"] for n in all_items(server, "/v1/notifications")]
         assert len(decisions) == len(set(decisions)) and len(notifications) == len(set(notifications))
         audit = requests.get(server.base + "/v1/audit/verify", headers=headers, timeout=60).json()
+        chains = audit.pop("chains")
         assert audit == {"ok": True, "checked": len(decisions), "first_broken": None}
+        assert {name: (c["ok"], c["checked"]) for name, c in chains.items()} == {
+            "decisions": (True, len(decisions)), "facts": (True, len(facts)),
+            "notifications": (True, len(notifications))}
     finally:
         server.stop()
 

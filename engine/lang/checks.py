@@ -12,6 +12,7 @@ from schemas.values import format_duration
 from engine.lang.errors import Problem
 from engine.lang.lint import lint
 from engine.lang.model import RuleSet
+from engine.lang.templates import template_error
 from engine.lang.yamlsource import Document
 
 JOIN_REFERENCE = re.compile(r"^\$([A-Za-z0-9_]+)\.(.+)$")
@@ -181,6 +182,14 @@ def _rules(ruleset: RuleSet, places: _Places) -> list[Problem]:
                     problems.append(doc.problem(("when", index, "as"), f"alias '{alias}' is used twice", "duplicate"))
                 aliases.append(alias)
         for index, step in enumerate(rule.then):
+            for action in ("decide", "notify"):
+                message = (step.get(action) or {}).get("message")
+                found = template_error(message) if isinstance(message, str) else None
+                if found:
+                    path = ("then", index, action, "message")
+                    line, column = doc.place(path)
+                    problems.append(Problem(doc.file, line + found[0] - 1, column if found[0] == 1 else 1,
+                                            f"message: template error: {found[1]}", "template"))
             activity = step.get("notify", {}).get("activity")
             if activity and activity not in ruleset.raci:
                 problems.append(doc.problem(("then", index, "notify", "activity"),

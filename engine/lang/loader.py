@@ -56,6 +56,10 @@ def load_texts(files: dict[str, str], root: str = "", names: dict[str, str] | No
             loaded = _validate(doc, problems)
             if loaded is not None:
                 documents.append((doc, loaded))
+    if files and not documents and not problems:
+        first = sorted(files)[0]
+        problems.append(Problem(first, 1, 1, f"no rule documents in {len(files)} file(s): an empty rule set "
+                                             "would stop every clock", "missing"))
     ruleset = None
     if not problems:
         ruleset = _build(documents, files, root, problems, names or {})

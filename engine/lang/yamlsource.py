@@ -3,6 +3,13 @@
 PyYAML's safe loader forgets positions and follows YAML 1.1 (``no`` is false, ``12:30``
 is a number, dates become objects). Rule files need YAML 1.2-like scalars and
 ``file:line:column`` for every value, so documents are composed into nodes and built here.
+
+Rule files come from people and from ``POST /v1/rules/check`` alike, so reading one must
+be bounded: aliases (``*name``) are refused where they appear — an alias bomb of a few
+hundred bytes expands to gigabytes, and ``a: &a [*a]`` is a cycle (go-yaml caps alias
+expansion since CVE-2019-11253; rule files have no use for aliases at all) — and nesting
+deeper than :data:`MAX_DEPTH` is an error at its line, before the composer's recursion
+runs out of stack.
 """
 from __future__ import annotations
 
@@ -16,8 +23,29 @@ from engine.lang.errors import Problem
 Path = tuple
 
 
+MAX_DEPTH = 64          # mappings and sequences inside each other
+
+
 class _Loader(yaml.SafeLoader):
-    """Safe loader with YAML 1.2 core scalars: only true/false are booleans, no timestamps."""
+    """Safe loader with YAML 1.2 core scalars: only true/false are booleans, no timestamps;
+    no aliases, bounded nesting."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"aliases (*{event.anchor}) are not supported in rule files: write the value out",
+                event.start_mark)
+        if self._depth >= MAX_DEPTH:
+            raise yaml.composer.ComposerError(
+                None, None, f"nested deeper than {MAX_DEPTH} levels", self.peek_event().start_mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 _Loader.yaml_implicit_resolvers = {
