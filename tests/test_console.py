@@ -102,7 +102,7 @@ def test_pages_render_with_a_content_security_policy(env):
         assert "default-src 'self'" in response.headers["Content-Security-Policy"]
         assert "<script>" not in response.get_data(as_text=True) and ' style="' not in response.get_data(as_text=True)
     trace = client.get(f"/ui/decisions/{breach['id']}").get_data(as_text=True)
-    assert "rules/services/email.yaml:" in trace and "goal: 15m" in trace and "zabbix" not in trace
+    assert "services/email.yaml:" in trace and str(ROOT) not in trace and "goal: 15m" in trace and "zabbix" not in trace
     assert "Intact." in client.get("/ui/audit?verify=1").get_data(as_text=True)
 
 

@@ -218,7 +218,26 @@ def _build(documents, files, root, problems, names: dict[str, str]) -> RuleSet:
     for problem in checks.check(ruleset, documents, docs_by_id):
         (ruleset.warnings if problem.severity == "warning" else problems).append(problem)
     ruleset.warnings.sort()
+    _relative_origins(ruleset)
     return ruleset
+
+
+def _relative_origins(ruleset: RuleSet) -> None:
+    """From here on (decisions, traces, the API) a definition's file is named relative to
+    the rules directory, never as the server's file system has it: problems found while
+    loading were named as the user opens the files already."""
+    def relative(origin: Origin) -> Origin:
+        return Origin(ruleset.file_names.get(origin.file, origin.file), origin.line, origin.column)
+
+    for table in (ruleset.services, ruleset.agreements, ruleset.targets, ruleset.escalations, ruleset.rules):
+        for item in table.values():
+            if isinstance(getattr(item, "origin", None), Origin):
+                object.__setattr__(item, "origin", relative(item.origin))
+            for level in getattr(item, "levels", None) or []:
+                if isinstance(getattr(level, "origin", None), Origin):
+                    object.__setattr__(level, "origin", relative(level.origin))
+    for activity, origin in ruleset.raci_origin.items():
+        ruleset.raci_origin[activity] = relative(origin)
 
 
 def _build_agreement(doc: Document, loaded: dict, ruleset: RuleSet, problems: list[Problem]) -> None:
