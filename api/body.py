@@ -21,6 +21,8 @@ from flask_smorest import Blueprint, abort
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
+from schemas.facts import text_problem
+
 MAX_BODY = 16 * 1024 * 1024      # bytes (``slm serve --max-body``)
 MAX_VALUES = 1_000_000           # JSON values one body may hold (10,000 facts of 100 values)
 
@@ -47,12 +49,28 @@ def read_json(what: str = "the body"):
 
 class BoundedParser(FlaskParser):
     """webargs' parser for ``location="json"`` arguments, reading the body through
-    :func:`parse` (webargs' own parse lets a ``RecursionError`` through as a 500)."""
+    :func:`parse` (webargs' own parse lets a ``RecursionError`` through as a 500); and for
+    query strings, strict: a parameter the route does not know (``servise=email``) is a 400
+    listing the ones it does, not silently ignored, and so is a value no database can
+    hold (a NUL character, a lone surrogate)."""
 
     def _raw_load_json(self, req):
         if not is_json_request(req):
             return core.missing
         return parse(req.get_data(cache=True))
+
+    def load_querystring(self, req, schema):
+        allowed = sorted(f.data_key or name for name, f in schema.fields.items() if not f.dump_only)
+        errors = {}
+        for name in req.args:
+            if name not in allowed:
+                errors[f"query.{name}"] = [f"unknown parameter (allowed: {', '.join(allowed) or 'none'})"]
+        for name, value in req.args.items(multi=True):
+            if (problem := text_problem(value)) and name in allowed:
+                errors[f"query.{name}"] = [problem]
+        if errors:
+            abort(400, message="unknown or unusable query parameters", errors=errors)
+        return super().load_querystring(req, schema)
 
 
 class BoundedBlueprint(Blueprint):

@@ -103,7 +103,9 @@ def _binary_event() -> dict:
             event[name[len(CE_HEADER):].lower()] = unquote(value)
     raw = request.get_data(cache=False)
     if raw:
-        if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
+        # no Content-Type: the CloudEvents spec reads absent datacontenttype as JSON (and the
+        # official SDK sends binary mode so by default)
+        if request.mimetype and request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
             abort(415, message="binary-mode data must be JSON (Content-Type: application/json)")
         event["data"] = parse(raw, "the body (the event's data)")
     return event

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
-from .values import format_instant, parse_instant
+from .values import format_instant, parse_rfc3339
 
 SOURCE = "alertmanager"
 ZERO_TIME = "0001-01-01T00:00:00Z"      # Go's zero time: "not set" in Alertmanager's JSON
@@ -26,7 +26,7 @@ class AlertTime(fields.Field):
         if value.startswith("0001-01-01"):
             return None
         try:
-            return parse_instant(value)
+            return parse_rfc3339(value)
         except ValueError as err:
             raise ValidationError(str(err)) from None
 

@@ -8,7 +8,7 @@ import re
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates
 
-from .values import parse_instant
+from .values import parse_rfc3339
 
 PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 MAX_LIMIT = 1000
@@ -20,7 +20,7 @@ class InstantArg(fields.String):
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
         try:
-            parse_instant(text)
+            parse_rfc3339(text)
         except ValueError as err:
             raise ValidationError(str(err)) from None
         return text

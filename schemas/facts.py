@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates
 
-from .values import format_instant, parse_instant
+from .values import format_instant, parse_instant, parse_rfc3339
 
 MAX_DATA_KEYS = 128        # object properties in ``data``, nested ones included
 MAX_DATA_DEPTH = 16        # objects and arrays inside ``data``
@@ -108,11 +108,11 @@ def _check_value(value, path: str, depth: int, counts: dict, problems: dict) -> 
 
 
 class FactTime(fields.Field):
-    """RFC 3339 with an offset, loaded as an aware UTC datetime."""
+    """RFC 3339 ``date-time`` exactly, loaded as an aware UTC datetime."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         try:
-            value = parse_instant(value)
+            value = parse_rfc3339(value)
         except ValueError as err:
             raise ValidationError(str(err)) from None
         if not EARLIEST <= value <= LATEST:

@@ -175,6 +175,38 @@ def parse_instant(text) -> datetime:
     return value.astimezone(timezone.utc)
 
 
+_RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
+                      r"(?:([Zz])|([+-])(\d{2}):(\d{2}))$")
+
+
+def parse_rfc3339(text) -> datetime:
+    """RFC 3339 ``date-time`` exactly (§5.6: ``T``, seconds, ``Z`` or a ``±hh:mm`` offset;
+    no week dates, no basic format, no space), as an aware UTC datetime. A leap second
+    (``23:59:60``) is read as the instant after ``23:59:59`` (RFC 3339 §5.7 allows it;
+    Python's datetime has no 60th second). Fractions beyond microseconds are cut."""
+    if isinstance(text, datetime):
+        return parse_instant(text)
+    match = _RFC3339.match(text) if isinstance(text, str) else None
+    if not match:
+        if isinstance(text, str) and re.match(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$", text):
+            raise ValueError(f"{_show(text)} has no UTC offset (add Z or +01:00)")
+        raise ValueError(f"{_show(text)} is not an RFC 3339 time (example: 2026-11-02T09:00:00Z)")
+    year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
+    leap = second == "60"
+    try:
+        offset = timezone.utc if zulu else timezone((1 if sign == "+" else -1)
+                                                    * timedelta(hours=int(off_h), minutes=int(off_m)))
+        value = datetime(int(year), int(month), int(day), int(hour), int(minute), 59 if leap else int(second),
+                         int((fraction or "0")[:6].ljust(6, "0")), tzinfo=offset)
+    except ValueError as err:
+        raise ValueError(f"{_show(text)} is not a valid time: {err}") from None
+    if leap:
+        if (hour, minute) != ("23", "59") and zulu:
+            raise ValueError(f"{_show(text)}: a leap second is 23:59:60 UTC")
+        value += timedelta(seconds=1)
+    return value.astimezone(timezone.utc)
+
+
 def parse_date(text) -> date:
     if isinstance(text, date) and not isinstance(text, datetime):
         return text

@@ -90,7 +90,10 @@ def test_sigkill_while_posting_loses_nothing_acknowledged(server):
     notifications = all_items(server, "/v1/notifications")
     assert len(notifications) == len({n["id"] for n in notifications})
     audit = requests.get(server.base + "/v1/audit/verify", headers=server.headers, timeout=60).json()
+    chains = audit.pop("chains")
     assert audit == {"ok": True, "checked": len(decisions), "first_broken": None}
+    assert {name: (c["ok"], c["checked"]) for name, c in chains.items()} == {
+        "decisions": (True, len(decisions)), "facts": (True, len(facts)), "notifications": (True, len(notifications))}
 
 
 def test_sigterm_stops_cleanly_and_the_next_start_replays_nothing(server):

@@ -1,0 +1,51 @@
+"""Strict inputs (issue 11, part 4): RFC 3339 times exactly, CloudEvents binary mode as the
+SDK sends it, query parameters checked."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import fact_count
+from schemas.values import parse_rfc3339
+from test_api import PROBLEM, auth, env, get, p1, post  # noqa: F401  (env is a fixture)
+
+
+@pytest.mark.parametrize("text", ["20261105T030000Z", "2026-W45-4T03:00:00Z", "2026-11-05T03Z",
+                                  "2026-11-05 03:00:00Z", "2026-11-05T03:00Z", "2026-11-05T03:00:00+0100",
+                                  "2026-11-05", "2026-11-05T03:00:00.Z"])
+def test_times_are_rfc_3339_exactly(env, text):
+    response = post(env, p1(time=text))
+    assert response.status_code == 422 and "time" in response.json["errors"], (text, response.json)
+    assert fact_count(env.store) == 0
+
+
+def test_a_leap_second_is_normalised_and_offsets_are_kept_to_the_instant(env):
+    assert parse_rfc3339("2016-12-31T23:59:60Z").isoformat() == "2017-01-01T00:00:00+00:00"
+    assert parse_rfc3339("2026-11-05T04:00:00.123456789+01:00").isoformat() == "2026-11-05T03:00:00.123456+00:00"
+    response = post(env, p1(time="2026-11-05t03:00:00z"))
+    assert response.status_code == 200, response.json
+
+
+def test_cloudevents_binary_mode_without_content_type_is_json(env):
+    headers = {**auth(env, "monitor"), "ce-specversion": "1.0", "ce-id": "ce-b1", "ce-source": "itsm/prod",
+               "ce-type": "incident.opened", "ce-time": "2026-11-05T03:00:00Z", "ce-subject": "INC-9",
+               "ce-service": "email"}
+    response = env.client.post("/v1/facts", data=json.dumps({"priority": "P1"}), headers=headers)
+    assert response.status_code == 200, response.json
+    assert response.json["accepted"] == 1
+
+
+@pytest.mark.parametrize("path, query, bad", [
+    ("/v1/decisions", {"servise": "email"}, "query.servise"),
+    ("/v1/facts", {"subjekt": "INC-1"}, "query.subjekt"),
+    ("/v1/notifications", {"state": "pending"}, "query.state"),
+    ("/v1/clocks", {"services": "email"}, "query.services"),
+    ("/v1/decisions", {"subject": "INC-\x00"}, "query.subject"),
+])
+def test_unknown_query_parameters_are_400_listing_the_allowed_ones(env, path, query, bad):
+    response = get(env, path, **query)
+    assert response.status_code == 400 and response.mimetype == PROBLEM, response.json
+    assert bad in response.json["errors"]
+    if "unknown" in response.json["errors"][bad][0]:
+        assert "allowed:" in response.json["errors"][bad][0]
