@@ -204,32 +204,3 @@ def test_the_service_answers_a_failed_fact_as_a_fact_error(env, poison):
         env.service.ingest([fact("poison-x", time="2026-11-05T03:00:00Z", priority="P1")])
     assert "_fact" in refused.value.details
 
-
-def test_a_replaced_engine_is_freed_durable_rules_state_included():
-    """Each failure inside the engine rebuilds it; the replaced one must give back what
-    durable_rules holds, its facts included (``delete_ruleset`` alone did not: ~10 MB per
-    500 facts, for ever). bench/faults.py measures it through the service."""
-    import gc
-    from datetime import datetime, timedelta, timezone
-    from pathlib import Path
-
-    from engine.lang.loader import load_rules
-
-    def rss_mb() -> float:
-        line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmRSS:"))
-        return int(line.split()[1]) / 1024
-
-    ruleset = load_rules(ROOT / "rules")
-    start = datetime(2026, 11, 2, 9, tzinfo=timezone.utc)
-    facts = [{"id": f"f{n}", "source": "t", "type": "incident.opened", "time": start + timedelta(minutes=n),
-              "subject": f"INC-{n}", "service": "email", "data": {"priority": "P2"}} for n in range(400)]
-    figures = []
-    for _ in range(8):
-        engine = Engine(ruleset, history=False)
-        for item in facts:
-            engine.apply_loaded(item)
-        engine.close()
-        del engine
-        gc.collect()
-        figures.append(rss_mb())
-    assert figures[-1] - figures[2] < 12, figures       # before: ~8 MB more per engine

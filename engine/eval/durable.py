@@ -26,7 +26,6 @@ from engine.eval.compiler import RULESET, allows, matched_types, required_string
 # up there, and in a set filled past that, each lookup walks nearly all of it (at 10,000
 # targets, 511 made facts 1.8 times slower).
 _LINKS = {"next": 480, "nex": 127, "beta": 255}
-SESSION = "0"        # durable_rules' session id of facts that name none (the engine's never do)
 
 
 class _Shard:
@@ -202,15 +201,9 @@ class DurableNetwork:
 
     def close(self) -> None:
         """Free durable_rules' memory of these rulesets (it keeps every ruleset until it is
-        deleted: ~80 MB for the shipped rules with a large state). The session state (the
-        facts held, sid "0") goes first: ``delete_ruleset`` alone leaves it allocated, ~10 MB
-        per 500 facts, never returned (bench/faults.py)."""
+        deleted: ~80 MB for the shipped rules with a large state)."""
         for ruleset in self.rulesets:
             if ruleset.handle is not None:
-                try:
-                    durable_rules_engine.delete_state(ruleset.handle, SESSION)
-                except durable_rules_engine.error:
-                    pass                                # no state was ever made
                 durable_rules_engine.delete_ruleset(ruleset.handle)
                 ruleset.handle = None
 
