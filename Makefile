@@ -39,7 +39,8 @@ check: $(STAMP)
 scenarios: $(STAMP)
 	$(BIN)/slm test fixtures/scenarios/ --coverage
 
-# The fuzzers (API from its OpenAPI document, rule files, facts) with many more examples.
+# The fuzzers (API from its OpenAPI document: no 5xx, and statuses, content types and bodies as
+# documented; rule files; facts) with many more examples.
 fuzz: $(STAMP)
 	SLM_FUZZ_EXAMPLES=$${SLM_FUZZ_EXAMPLES:-300} $(BIN)/python -m pytest tests/test_fuzz_api.py tests/test_fuzz_inputs.py
 

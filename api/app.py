@@ -14,7 +14,7 @@ from schemas.facts import FactSchema, FactTime
 from . import facts, ops, records, rules, ui
 from .auth import SECURITY_SCHEME, TokenCache
 from .body import MAX_BODY
-from .problems import SlmApi
+from .problems import PROBLEM_TYPE, SlmApi
 
 API_VERSION = "1.0.0"
 DOCS_ASSETS = "/docs/assets/"      # Swagger UI served from the installed package: no CDN needed
@@ -46,6 +46,9 @@ def create_app(service: SlmService, *, alert_service_label: str = "service", max
     api.spec.components.schema("Fact", schema=FactSchema)
     for blueprint in (facts.blp, records.blp, rules.blp):
         api.register_blueprint(blueprint)
+    for response in api.spec.components.responses.values():   # errors are problem details (RFC 9457)
+        if "application/json" in response.get("content", {}):
+            response["content"] = {PROBLEM_TYPE: response["content"].pop("application/json")}
     app.register_blueprint(ops.bp)
     app.add_url_rule(DOCS_ASSETS + "<path:filename>", "docs_assets",
                      lambda filename: send_from_directory(swagger_ui_bundle.swagger_ui_path, filename))
