@@ -12,7 +12,7 @@ from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
 from engine.lang.errors import FactError, RuleSetError
-from engine.service.live import NotReady
+from engine.service.live import FactConflict, NotReady
 from engine.service.whatif import ReplayLimit
 from schemas.api import ProblemSchema
 
@@ -67,6 +67,9 @@ class SlmApi(Api):
         super()._register_error_handlers()
         app = self._app
         app.register_error_handler(FactError, _invalid_facts)
+        app.register_error_handler(FactConflict, lambda e: problem(
+            409, "Conflicting fact", "a fact with this source and id was stored before with another body; "
+                                     "nothing from this request was stored", errors=e.details))
         app.register_error_handler(RuleSetError, lambda e: problem(
             422, "Invalid rule set", e.report().splitlines()[0] + " (the running rules stay in force)",
             problems=[p.as_dict() for p in e.problems]))

@@ -219,12 +219,12 @@ def test_a_decision_its_trace_and_its_notifications(env):
     post(env, p1())
     breach = get(env, "/v1/decisions", kind="breach", target="email-p1-response").json["items"][0]
     assert get(env, f"/v1/decisions/{breach['id']}").json == breach
-    assert breach["rule"]["file"] == "rules/services/email.yaml" and breach["rule"]["line"] > 0
+    assert breach["rule"]["file"] == "services/email.yaml" and breach["rule"]["line"] > 0
     trace = get(env, f"/v1/decisions/{breach['id']}/trace").json
     leaves = {child["ref"]: child for child in trace["children"]}
     assert leaves["fact:f1"]["fact"]["data"] == {"priority": "P1"}
     clock = leaves["clock:email-p1-response/INC-1"]
-    assert clock["reading"]["counted"] == "15m" and clock["rule"]["file"] == "rules/services/email.yaml"
+    assert clock["reading"]["counted"] == "15m" and clock["rule"]["file"] == "services/email.yaml"
     escalation = get(env, "/v1/decisions", kind="escalation", target="email-p1-response").json["items"][0]
     notes = get(env, "/v1/notifications", decision=escalation["id"]).json["items"]
     assert notes and all(n["decision"] == escalation["id"] and n["activity"] == escalation["activity"]

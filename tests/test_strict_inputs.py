@@ -49,3 +49,15 @@ def test_unknown_query_parameters_are_400_listing_the_allowed_ones(env, path, qu
     assert bad in response.json["errors"]
     if "unknown" in response.json["errors"][bad][0]:
         assert "allowed:" in response.json["errors"][bad][0]
+
+
+def test_a_repeat_of_source_and_id_with_another_body_is_409_naming_the_first_outcome(env):
+    first = post(env, p1())
+    assert first.status_code == 200
+    same = post(env, p1(time="2026-11-05T04:00:00+01:00"))            # the same instant: a duplicate
+    assert same.status_code == 200 and same.json["duplicates"] == 1
+    other = post(env, [p1("f2", subject="INC-2"), p1(subject="INC-9")])
+    assert other.status_code == 409 and other.mimetype == PROBLEM, other.json
+    message = other.json["errors"]["[1].id"][0]
+    assert "another body" in message and first.json["results"][0]["decisions"][0] in message
+    assert fact_count(env.store) == 1                                    # nothing of that request stored

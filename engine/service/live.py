@@ -40,6 +40,7 @@ from engine.service.scheduler import DeadlineScheduler
 from engine.service.whatif import Bounds, default_period, what_if
 from engine.service.review import review as review_targets
 from engine.service.timeline import build as build_timeline
+from engine.store.encoding import canonical_json
 from engine.store.store import Store
 from schemas.records import Decision
 
@@ -87,6 +88,10 @@ def attribute(decisions: list[Decision], fact_ids: list[str]) -> dict[str, int]:
         if best is not None:
             owner[decision.id] = best
     return owner
+
+
+class FactConflict(FactError):
+    """A fact's ``(source, id)`` is stored already, with another body."""
 
 
 class NotReady(Exception):
@@ -359,6 +364,26 @@ class SlmService:
                     self._write_apart([job])
                 return
 
+    @staticmethod
+    def _refuse_conflicts(jobs: list["_Job"], stored: dict) -> list["_Job"]:
+        """The jobs without a fact whose ``(source, id)`` is stored with another body: such
+        a job fails whole (FactConflict, 409, naming the first outcome) before anything of it
+        is evaluated; a fact repeated as it was stored stays a duplicate."""
+        kept = []
+        for job in jobs:
+            problems = {}
+            for index, fact in enumerate(job.facts):
+                record = stored.get((fact["source"], fact["id"]))
+                if record is not None and canonical_json(dump_fact(fact)) != record[1]:
+                    prefix = f"[{index}]." if len(job.facts) > 1 else ""
+                    problems[prefix + "id"] = [f"{fact['source']}/{fact['id']} was stored before with another body; "
+                                               f"its outcome then: {', '.join(record[0] or []) or 'no decisions'}"]
+            if problems:
+                job.result, job.error = None, FactConflict(problems)
+            else:
+                kept.append(job)
+        return kept
+
     def _refuse_failed(self, facts: list[dict]) -> None:
         """Refuse, without touching the engine, a fact exactly as one that failed in it."""
         if not self._failed:
@@ -383,7 +408,9 @@ class SlmService:
         the fact it rests on (see :func:`attribute`), also when its deadline fired in the
         catch-up: a P1 posted 20 minutes late lists its breach under that fact."""
         with self.store.transaction():
-            known = self.store.find_facts({(f["source"], f["id"]) for job in jobs for f in job.facts})
+            stored = self.store.find_fact_records({(f["source"], f["id"]) for job in jobs for f in job.facts})
+            known = {key: outcome for key, (outcome, _) in stored.items()}
+            jobs = self._refuse_conflicts(jobs, stored)
             new: list[tuple[dict, dict, Ingested]] = []        # (fact, its result entry, its request)
             decided: list[Decision] = []
             for job in jobs:
@@ -417,7 +444,7 @@ class SlmService:
             records = self._store(decided)
             for decision, record in zip(decided, records):
                 index = owner.get(decision.id)
-                result = new[index][2] if index is not None else jobs[-1].result
+                result = new[index][2] if index is not None else (jobs[-1].result if jobs else Ingested())
                 result.decisions.append(record[0])
                 result.notifications.extend(record[1])
         self._since_snapshot += len(new)

@@ -19,14 +19,18 @@ class FactLog(AuditChains):
 
     def find_facts(self, keys) -> dict[tuple[str, str], list | None]:
         """The stored outcome of each ``(source, id)`` in ``keys`` that is already stored."""
+        return {key: outcome for key, (outcome, _) in self.find_fact_records(keys).items()}
+
+    def find_fact_records(self, keys) -> dict[tuple[str, str], tuple[list | None, str]]:
+        """(Outcome, canonical JSON as stored) of each ``(source, id)`` already stored."""
         F, by_source, found = self.m.Fact, {}, {}
         for source, fid in keys:
             by_source.setdefault(source, set()).add(fid)
         for source, ids in by_source.items():
             for chunk in chunks(sorted(ids)):
-                rows = self._select(F, "id, outcome", f"source = {self.db.param} AND id IN ({self._params(chunk)})",
+                rows = self._select(F, "id, outcome, body", f"source = {self.db.param} AND id IN ({self._params(chunk)})",
                                     [source, *chunk])
-                found.update(((source, fid), loads(outcome)) for fid, outcome in rows)
+                found.update(((source, fid), (loads(outcome), body)) for fid, outcome, body in rows)
         return found
 
     def add_facts(self, records: list[tuple[dict, list[str]]]) -> int:
