@@ -294,7 +294,7 @@ DELIVERY = ("attempts", "last_error", "next_attempt_at", "message_id", "queued_a
 def test_version_4_keeps_old_notifications_but_does_not_send_them_unasked(v1_url, store_log):
     from datetime import datetime, timedelta, timezone
     with Store.open(v1_url) as store:
-        assert store.schema_version() == 4
+        assert store.schema_version() == SCHEMA_VERSION >= 4
         assert set(DELIVERY) <= set(columns(store, "notifications"))
         old, = store.list_notifications()[0]
         assert (old["id"], old["status"], old["attempts"], old["message_id"], old["next_attempt_at"]) == \
@@ -312,7 +312,7 @@ def test_version_4_keeps_old_notifications_but_does_not_send_them_unasked(v1_url
         assert (sent["status"], sent["attempts"], sent["message_id"]) == ("sent", 1, "ntf_1")
         indexes = {i.name: i.columns for i in store.db.get_indexes("notifications")}
         assert indexes["notification_status_next_attempt_at"] == ["status", "next_attempt_at"]
-    assert store_log()[-1].startswith("upgraded the schema from version 3 to 4: delivery columns")
+    assert any(line.startswith("upgraded the schema from version 3 to 4: delivery columns") for line in store_log())
 
 
 def test_a_version_4_step_failing_half_way_leaves_the_database_at_version_3(v1_url, monkeypatch):
@@ -324,6 +324,11 @@ def test_a_version_4_step_failing_half_way_leaves_the_database_at_version_3(v1_u
         db.execute_sql("DROP INDEX IF EXISTS notification_status_next_attempt_at")
         for name in DELIVERY:
             db.execute_sql(f"ALTER TABLE notifications DROP COLUMN {name}")
+        for table, columns in (("facts", ("prev_hash", "hash")), ("notifications", ("prev_hash", "hash")),
+                               ("chain_head", ("count", "chained_from", "keyed_from", "mac"))):
+            for name in columns:                 # and what version 5 added
+                db.execute_sql(f"ALTER TABLE {table} DROP COLUMN {name}")
+        db.execute_sql("DELETE FROM chain_head WHERE name <> 'decisions'")
         db.execute_sql("UPDATE schema_version SET version = 3")
     what, step = migrations.STEPS[4]
 
@@ -339,7 +344,7 @@ def test_a_version_4_step_failing_half_way_leaves_the_database_at_version_3(v1_u
         assert not set(DELIVERY) & {c.name for c in db.get_columns("notifications")}
     monkeypatch.undo()
     with Store.open(v1_url) as store:
-        assert store.schema_version() == 4 and store.list_notifications()[0][0]["attempts"] == 0
+        assert store.schema_version() == SCHEMA_VERSION and store.list_notifications()[0][0]["attempts"] == 0
 
 
 def test_version_5_keeps_the_old_chain_and_keys_what_follows(v1_url, store_log, tmp_path):
