@@ -17,8 +17,7 @@ from __future__ import annotations
 import json
 
 from engine.store.audit import AuditChains, body_text
-from engine.store.base import CHUNK, between, chunks, equal, where  # noqa: F401
-from engine.store.chain import GENESIS, chain_hash  # noqa: F401  (re-exported)
+from engine.store.base import between, chunks, equal, where
 from engine.store.encoding import canonical_json, instant_text, required_text
 
 CHAIN = "decisions"          # the chain head row's name

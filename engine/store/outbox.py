@@ -155,7 +155,7 @@ class Outbox(AuditChains):
         """Update the rows of ``ids``, taking their row locks in seq order (see _lock)."""
         p = self.db.param
         with self.transaction():
-            for chunk in chunks(self._lock(f"id IN ({{}})", sorted(set(ids)))):
+            for chunk in chunks(self._lock("id IN ({})", sorted(set(ids)))):
                 sql = (f'UPDATE "notifications" SET {assignments.format(p=p)} WHERE seq IN ({self._params(chunk)})'
                        + (f" AND status IN ({self._params(only)})" if only else ""))
                 self.db.execute_sql(sql, [*values, *chunk, *only])

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from engine.store import migrations
 from engine.store.base import DEFAULT_LIMIT, MAX_LIMIT
+from engine.store.chain import GENESIS, chain_hash
 from engine.store.encoding import canonical_json
 from engine.store.facts import FactLog
-from engine.store.ledger import GENESIS, Ledger, chain_hash
+from engine.store.ledger import Ledger
 from engine.store.migrations import SCHEMA_VERSION, SchemaVersionError
 from engine.store.models import database
 from engine.store.outbox import Outbox
