@@ -23,6 +23,7 @@ from typing import Iterable
 
 from engine.lang.checks import JOIN_REFERENCE
 from engine.lang.model import RuleSet, Target
+from engine.lang.where import field_at
 from schemas.values import parse_instant
 
 RULESET = "slm"
@@ -326,10 +327,3 @@ def _string_choice(test: dict) -> tuple[str, frozenset] | None:
     return None
 
 
-def field_at(fact: dict, path: str):
-    value = fact
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return value

@@ -22,7 +22,7 @@ from marshmallow import ValidationError
 from engine.eval.actions import RuleActions
 from engine.eval.book import ClockRecord
 from engine.eval.clock import DurationClock, Reading, Transition, WindowClock, marks_for, month_span, window_of
-from engine.eval.compiler import (RULESET, allows, compile_ruleset, conditional_roles, field_at, field_path, join_filter,
+from engine.eval.compiler import (RULESET, allows, compile_ruleset, conditional_roles, field_path, join_filter,
                                   matched_types, retained_types, string_tests, typed_patterns,
                                   unconditional_roles)
 from engine.eval.durable import DurableNetwork
@@ -33,6 +33,7 @@ from engine.eval.state import dump as dump_state
 from engine.eval.state import load as load_state
 from engine.lang.errors import FactError
 from engine.lang.model import RuleSet, Target
+from engine.lang.where import field_at
 from engine.lang.where import MISSING, failure as where_failure
 from schemas.facts import FactSchema, flatten_errors
 from schemas.records import Decision

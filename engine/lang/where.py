@@ -19,6 +19,15 @@ ENVELOPE = ("id", "source", "type", "time", "subject", "service")
 MISSING = object()
 
 
+def field_at(value, path: str, missing=None):
+    """The value at a dotted ``path`` inside nested mappings, else ``missing``."""
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return missing
+        value = value[part]
+    return value
+
+
 def lookup(fact: dict) -> Callable[[str], object]:
     """Field access on a fact as posted (``{id, type, time, subject, service, data}``)."""
     data = fact.get("data") or {}
@@ -26,12 +35,7 @@ def lookup(fact: dict) -> Callable[[str], object]:
     def get(name: str):
         if name in ENVELOPE:
             return fact.get(name, MISSING) if fact.get(name) is not None else MISSING
-        value = data
-        for part in name.split("."):
-            if not isinstance(value, dict) or part not in value:
-                return MISSING
-            value = value[part]
-        return value
+        return field_at(data, name, MISSING)
     return get
 
 
