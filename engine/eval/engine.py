@@ -33,8 +33,8 @@ from engine.eval.state import dump as dump_state
 from engine.eval.state import load as load_state
 from engine.lang.errors import FactError
 from engine.lang.model import RuleSet, Target
-from engine.lang.where import field_at
-from engine.lang.where import MISSING, failure as where_failure
+from engine.lang.where import MISSING, field_at
+from engine.lang.where import failure as where_failure
 from schemas.facts import FactSchema, flatten_errors
 from schemas.records import Decision
 from schemas.values import format_instant, format_whole_duration
