@@ -1,4 +1,4 @@
-"""Bearer tokens with roles (DESIGN §7): who may post facts, change rules, read, verify.
+"""Bearer tokens with roles (README.md, "The API"): who may post facts, change rules, read, verify.
 
 Tokens are looked up by their SHA-256 in the store; the plaintext is never kept. A valid
 token is trusted for a few seconds without asking the store again (monitoring tools post

@@ -1,7 +1,7 @@
 """Prometheus Alertmanager's webhook payload (version 4) and the facts it stands for.
 
 Each alert becomes ``alert.firing`` at ``startsAt`` or ``alert.resolved`` at ``endsAt``
-(DESIGN §3): the fingerprint is the subject, labels are fields of ``data``, annotations
+(README.md, "Alertmanager"): the fingerprint is the subject, labels are fields of ``data``, annotations
 go under ``data.annotations`` and the service comes from one label. The fact id is the
 fingerprint, the start of the alert and its status, so Alertmanager's repeated
 notifications of the same alert are duplicates, while a new firing of the same alert

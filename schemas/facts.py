@@ -1,4 +1,4 @@
-"""The fact envelope tools post (DESIGN §3): CloudEvents-shaped JSON.
+"""The fact envelope tools post (README.md, "The API"): CloudEvents-shaped JSON.
 
 ``id`` + ``source`` identify a fact; ``time`` is event time with an offset and is
 normalised to UTC; ``data`` holds everything else.

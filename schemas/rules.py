@@ -1,4 +1,4 @@
-"""Schemas of the rule documents process owners write (DESIGN §4).
+"""Schemas of the rule documents process owners write (docs/RULES.md).
 
 One schema per ``kind``; unknown fields are errors. Loaded documents are plain dicts with
 parsed values (timedelta, Fraction, Level, date); the engine builds its model from them.

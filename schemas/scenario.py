@@ -1,4 +1,4 @@
-"""Scenario files (DESIGN §6): the rules' unit tests.
+"""Scenario files (docs/RULES.md, "Scenarios"): the rules' unit tests.
 
 A misspelt field must be an error, not a silent no-op: an expectation compares only the
 fields it gives, so ``{kind: met, targt: x}`` under ``absent`` would match nothing and

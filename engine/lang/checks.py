@@ -1,4 +1,4 @@
-"""Static process policies of DESIGN §4: references resolve, RACI is well formed and
+"""Static process policies (docs/RULES.md): references resolve, RACI is well formed and
 staffed, and no target promises more than the agreements underpinning it.
 """
 from __future__ import annotations
