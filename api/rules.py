@@ -1,11 +1,10 @@
 """The rules in force: inspect, check uploads, reload from the rules directory atomically."""
 from __future__ import annotations
 
-import difflib
-
 from flask import current_app
 from flask_smorest import abort
 
+from engine.lang.diff import unified
 from schemas.api import (RuleCheckArgs, RuleFilesSchema, RulePreviewArgs, RulePreviewSchema, RulesSummarySchema,
                          RuleVersionArgs, RuleVersionFilesSchema, RuleVersionListSchema)
 from schemas.values import format_instant, parse_instant
@@ -54,12 +53,8 @@ def reload_rules():
 @blp.response(200, RuleVersionListSchema)
 def list_versions():
     """Every rule set that was put in force, oldest first, with its cut-over."""
-    service = current_app.extensions["slm"]
-    current = service.engine.ruleset.version if service.engine else service.ruleset.version
-    changes = service.store.cutovers()
-    return {"items": [{"version": c["ruleset"], "at": format_instant(c["at"]), "after_fact": c["after_fact"],
-                       "in_force": c["ruleset"] == current and n == len(changes) - 1}
-                      for n, c in enumerate(changes)]}
+    return {"items": [{**v, "at": format_instant(v["at"])}
+                      for v in current_app.extensions["slm"].rule_versions()]}
 
 
 @blp.route("/rules/versions/<string:version>")
@@ -78,10 +73,7 @@ def get_version(args, version):
         base = store.ruleset_files(against)
         if base is None:
             abort(404, message=f"no rule set {against!r} to compare with")
-        diff = "".join(line for name in sorted(set(base) | set(files)) for line in difflib.unified_diff(
-            base.get(name, "").splitlines(keepends=True), files.get(name, "").splitlines(keepends=True),
-            fromfile=f"a/{name}" if name in base else "/dev/null",
-            tofile=f"b/{name}" if name in files else "/dev/null"))
+        diff = "".join(line + "\n" for line in unified(base, files))
     return {"version": version, "files": files, "against": against, "diff": diff}
 
 

@@ -4,16 +4,16 @@ methods as the JSON API, so a page and its API answer cannot disagree.
 """
 from __future__ import annotations
 
-import difflib
 from datetime import datetime, timedelta, timezone
 
 from flask import abort, current_app, g, redirect, render_template, request, url_for
 
+from engine.lang.diff import unified
 from engine.lang.errors import RuleSetError
 from engine.lang.loader import load_rules
 from engine.service.live import NotReady
-from engine.service.whatif import ReplayLimit
 from engine.service.review import BUCKETS
+from engine.service.whatif import ReplayLimit
 from schemas.api import PERIOD
 from schemas.values import parse_duration, parse_instant
 
@@ -195,7 +195,7 @@ def rules():
         old = slm.store.ruleset_files(against)
         if old is None:
             abort(404, description=f"no rule set {against!r} was ever loaded")
-        diff = _diff(old, slm.ruleset.files)
+        diff = unified(old, slm.ruleset.files, "earlier", "in force")
     return render_template("ui/rules.html", ruleset=slm.ruleset, history=history, diff=diff, against=against,
                            message=request.args.get("message"), preview=None)
 
@@ -220,17 +220,8 @@ def preview_rules():
 
 def _history(slm) -> list[dict]:
     """The versions put in force, newest first."""
-    changes = slm.store.cutovers()
-    return [{"at": _when(c["at"]), "hash": c["ruleset"], "in_force": n == len(changes) - 1}
-            for n, c in reversed(list(enumerate(changes)))]
-
-
-def _diff(old: dict[str, str], new: dict[str, str]) -> list[str]:
-    lines: list[str] = []
-    for name in sorted(set(old) | set(new)):
-        lines += difflib.unified_diff(old.get(name, "").splitlines(), new.get(name, "").splitlines(),
-                                      fromfile=f"earlier/{name}", tofile=f"in force/{name}", lineterm="")
-    return lines
+    return [{"at": _when(v["at"]), "hash": v["version"], "in_force": v["in_force"]}
+            for v in reversed(slm.rule_versions())]
 
 
 @bp.route("/rules/reload", methods=["POST"])

@@ -41,6 +41,7 @@ from engine.service.whatif import Bounds, default_period, what_if
 from engine.service.review import review as review_targets
 from engine.service.timeline import build as build_timeline
 from engine.store.encoding import canonical_json
+from engine.store.base import every
 from engine.store.store import Store
 from schemas.records import Decision
 
@@ -641,13 +642,19 @@ class SlmService:
         if service not in self.ruleset.services:
             raise ValueError(f"unknown service {service!r} (services: {', '.join(sorted(self.ruleset.services))})")
         start, end = month_span(period)
-        decisions = list(self._all_decisions(service=service, since=start - SPAN_MARGIN, until=end + SPAN_MARGIN))
-        decisions += self._all_decisions(service=service, kind="retracted")
+        decisions = self._month_decisions(service, start, end)
         spanned = [{"version": c["ruleset"], "from": format_instant(c["at"])} for c in self._versions_in(start, end)]
         with self._lock:
             engine, at = self.engine, self.reading_instant()
             window = (lambda target, label: engine.window_reading(target, label, at)) if engine else None
             return compliance(self.ruleset, decisions, service, period, window, spanned, self.versions.get)
+
+    def rule_versions(self) -> list[dict]:
+        """Every rule set put in force, oldest first: ``{version, at, after_fact, in_force}``
+        (the last cut-over is the version in force)."""
+        changes = self.store.cutovers()
+        return [{"version": c["ruleset"], "at": c["at"], "after_fact": c["after_fact"],
+                 "in_force": n == len(changes) - 1} for n, c in enumerate(changes)]
 
     def _versions_in(self, start: datetime, end: datetime) -> list[dict]:
         """The rule changes whose version was in force at some time in [start, end)."""
@@ -663,20 +670,18 @@ class SlmService:
         deadline = self.engine.next_deadline() if self.engine else None
         return min(now, deadline) if deadline else now
 
-    def _all_decisions(self, **filters):
-        cursor = None
-        while True:
-            page, cursor = self.store.list_decisions(**filters, cursor=cursor, limit=1000)
-            yield from page
-            if cursor is None:
-                return
+    def _month_decisions(self, service: str, start: datetime, end: datetime) -> list[dict]:
+        """A service's decisions of a month (widened by SPAN_MARGIN, since each target takes
+        the month in its own timezone), and every retraction: what a report reads."""
+        decisions = list(every(self.store.list_decisions, service=service, since=start - SPAN_MARGIN,
+                               until=end + SPAN_MARGIN))
+        return decisions + list(every(self.store.list_decisions, service=service, kind="retracted"))
 
     def review(self, service: str, period: str) -> dict:
         """The compliance report with the figures of a service review (engine.service.review)."""
         report = self.compliance(service, period)
         start, end = month_span(period)
-        decisions = list(self._all_decisions(service=service, since=start - SPAN_MARGIN, until=end + SPAN_MARGIN))
-        decisions += self._all_decisions(service=service, kind="retracted")
+        decisions = self._month_decisions(service, start, end)
         windows = {}
         with self._lock:
             now = self.reading_instant()
@@ -698,20 +703,12 @@ class SlmService:
             record = self.engine.clock_record(f"{target_id}/{subject}") if self.engine else None
             transitions = None if record is None else [(t.at, t.action, t.fact, t.subject)
                                                        for t in record.transitions]
-        decisions = list(self._all_decisions(target=target_id, subject=subject))
+        decisions = list(every(self.store.list_decisions, target=target_id, subject=subject))
         facts = []
         if transitions is None and target.measure == "duration":
-            facts = [item["fact"] for item in self._all_pages(self.store.list_facts, subject=subject,
-                                                               service=target.service)]
+            facts = [item["fact"] for item in every(self.store.list_facts, subject=subject,
+                                                     service=target.service)]
         return build_timeline(target, subject, now, transitions, decisions, facts)
-
-    def _all_pages(self, list_page, **filters):
-        cursor = None
-        while True:
-            page, cursor = list_page(**filters, cursor=cursor, limit=1000)
-            yield from page
-            if cursor is None:
-                return
 
     def next_deadline(self) -> datetime | None:
         with self._lock:

@@ -18,6 +18,7 @@ from typing import Callable
 from engine.eval.engine import Engine
 from engine.lang.model import RuleSet
 from engine.service.recovery import stored_log
+from engine.store.base import every
 from engine.store.store import Store
 from schemas.facts import load_stored
 from schemas.values import format_instant, parse_instant
@@ -74,15 +75,8 @@ def default_period(now: datetime) -> tuple[datetime, datetime]:
 
 
 def _recorded(store: Store, since: datetime, until: datetime) -> list[dict]:
-    out, cursor = [], None
-    for filters in ({"since": since, "until": until}, {"kind": "retracted"}):
-        cursor = None
-        while True:
-            page, cursor = store.list_decisions(**filters, cursor=cursor, limit=1000)
-            out += page
-            if cursor is None:
-                break
-    return out
+    """The decisions recorded in [since, until), and every retraction."""
+    return [*every(store.list_decisions, since=since, until=until), *every(store.list_decisions, kind="retracted")]
 
 
 def _standing(decisions: list[dict], since: datetime, until: datetime) -> dict[tuple, dict]:

@@ -94,6 +94,17 @@ class StoreBase:
         return [convert(r) for r in rows], (str(rows[-1].seq) if more else None)
 
 
+def every(list_page, **filters):
+    """Every item of a paged store listing (``list_decisions``, ``list_facts``, …), page
+    after page of MAX_LIMIT, for readers that need a whole period."""
+    cursor = None
+    while True:
+        page, cursor = list_page(**filters, cursor=cursor, limit=MAX_LIMIT)
+        yield from page
+        if cursor is None:
+            return
+
+
 def chunks(items: list, size: int = CHUNK):
     for start in range(0, len(items), size):
         yield items[start:start + size]
