@@ -643,7 +643,7 @@ class SlmService:
             raise ValueError(f"unknown service {service!r} (services: {', '.join(sorted(self.ruleset.services))})")
         start, end = month_span(period)
         decisions = self._month_decisions(service, start, end)
-        spanned = [{"version": c["ruleset"], "from": format_instant(c["at"])} for c in self._versions_in(start, end)]
+        spanned = [{"version": v["version"], "from": format_instant(v["at"])} for v in self._versions_in(start, end)]
         with self._lock:
             engine, at = self.engine, self.reading_instant()
             window = (lambda target, label: engine.window_reading(target, label, at)) if engine else None
@@ -657,10 +657,10 @@ class SlmService:
                  "in_force": n == len(changes) - 1} for n, c in enumerate(changes)]
 
     def _versions_in(self, start: datetime, end: datetime) -> list[dict]:
-        """The rule changes whose version was in force at some time in [start, end)."""
-        changes = self.store.cutovers()
-        return [c for n, c in enumerate(changes)
-                if c["at"] < end and (n + 1 == len(changes) or changes[n + 1]["at"] > start)]
+        """The versions in force at some time in [start, end), oldest first."""
+        versions = self.rule_versions()
+        return [v for n, v in enumerate(versions)
+                if v["at"] < end and (n + 1 == len(versions) or versions[n + 1]["at"] > start)]
 
     def reading_instant(self) -> datetime:
         """The instant readings are taken at: the wall clock, but not past a deadline that
