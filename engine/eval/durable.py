@@ -76,12 +76,27 @@ class _Shard:
         return True
 
 
+# durable_rules' session state (``"0"``, the only one the engine uses) holds every fact and
+# frame the ruleset ever kept, and ``delete_ruleset`` does not free it: ~1.2 MB per 20 facts,
+# lost with each engine replaced. ``delete_state`` frees it, but its C code frees the
+# session's action context (two pointers) without knowing whether an action ever set them:
+# ``createStateNode`` leaves them as ``malloc`` gave them, so a session that never ran an
+# action has garbage there, and freeing it crashed the process now and then. Each ruleset
+# therefore gets one rule of its own, and runs it once when it is made: after an action the
+# context is set and then cleared to NULL, so ``delete_state`` is safe from then on.
+_PRIMER_TYPE = "slm.session.primed"
+_PRIMER_RULE = "slm_session_primer"
+_PRIMER = {"all": [{"m": {"type": _PRIMER_TYPE}}]}
+
+
 class _Ruleset:
     """One durable_rules ruleset, driven synchronously (see :class:`DurableNetwork`)."""
 
     def __init__(self, name: str, rules: dict):
         plain = {rule: {k: v for k, v in spec.items() if k != "run"} for rule, spec in rules.items()}
+        plain[_PRIMER_RULE] = _PRIMER
         self.handle = durable_rules_engine.create_ruleset(name, json.dumps(plain, ensure_ascii=False))
+        self._prime()
         self.types = matched_types({RULESET: rules})                     # None: any type
         self.required = required_strings({RULESET: rules}) or {}
         self.joins = matched_types({RULESET: {r: s for r, s in rules.items() if len(s["all"]) > 1}})
@@ -93,6 +108,20 @@ class _Ruleset:
         """False when the fact has a string where all this ruleset's patterns for its type
         need another (see :func:`required_strings`): asking would find nothing."""
         return allows(fact, self.required.get(fact["type"], {}).items())
+
+    def _prime(self) -> None:
+        """Create the session and run one action in it (see ``_PRIMER``), leaving nothing held."""
+        primer = {"id": _PRIMER_TYPE, "type": _PRIMER_TYPE}
+        if self.outcome(self.assert_fact(primer)) != [(_PRIMER_RULE, {"m": primer})]:
+            raise RuntimeError("durable_rules did not run the session primer")
+        durable_rules_engine.retract_fact(self.handle, _json(primer))
+
+    def close(self) -> None:
+        """Free the session state, then the ruleset (each is kept until deleted)."""
+        if self.handle is not None:
+            durable_rules_engine.delete_state(self.handle, "0")
+            durable_rules_engine.delete_ruleset(self.handle)
+            self.handle = None
 
     def holds(self, fact_type: str) -> bool:
         """Could a join of this ruleset need a fact of this type later?"""
@@ -200,12 +229,10 @@ class DurableNetwork:
                 ruleset.retract_fact(held)
 
     def close(self) -> None:
-        """Free durable_rules' memory of these rulesets (it keeps every ruleset until it is
-        deleted: ~80 MB for the shipped rules with a large state)."""
+        """Free durable_rules' memory of these rulesets and the facts they hold (it keeps
+        both until they are deleted: ~80 MB for the shipped rules with a large state)."""
         for ruleset in self.rulesets:
-            if ruleset.handle is not None:
-                durable_rules_engine.delete_ruleset(ruleset.handle)
-                ruleset.handle = None
+            ruleset.close()
 
 
 def _json(fact: dict) -> str:
