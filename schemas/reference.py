@@ -76,6 +76,10 @@ FIELDS: dict[str, tuple[str, str]] = {
                            "`incident.cancelled`"),
     "ClockSchema.reset": ("cancels the running cycle (`cancelled`) and starts a new one at the fact's time",
                           "`{type: incident.updated, where: {priority: P1}}`"),
+    "ClockSchema.start_at": ("the first cycle counts from the earliest fact of this type (and `where`) of the "
+                             "same subject and service, when it is earlier than the start fact; levels already "
+                             "passed then are decided at once, at their instants",
+                             "`first incident.opened`"),
     "ClockSchema.calendar": ("the calendar whose hours count (default: the Service's, else 24x7)", "`uk-office`"),
     "AvailabilitySchema.down": ("the fact that takes a subject down", "`{type: alert.firing, where: {alertname: X}}`"),
     "AvailabilitySchema.up": ("the fact that brings it back", "`{type: alert.resolved, where: {alertname: X}}`"),
@@ -167,6 +171,8 @@ def type_of(field: fields.Field) -> str:
         return "mapping of activity → role → letters"
     if isinstance(field, own.Mapping):
         return f"mapping of name → {type_of(field.values_field)}"
+    if isinstance(field, rules.StartAtField):
+        return "`first TYPE` or {first, where}"
     if isinstance(field, rules.ConditionField):
         return "fact type or Pattern"
     if isinstance(field, rules.WhenField):

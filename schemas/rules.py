@@ -78,18 +78,43 @@ class ConditionField(fields.Field):
         return Text().deserialize(value)
 
 
-_CONDITIONS = OneOrMany(ConditionField())
+def _conditions() -> OneOrMany:
+    """A fresh field per condition: a field object bound to two names answers to the last."""
+    return OneOrMany(ConditionField())
+
+
+class StartAtField(fields.Field):
+    """``first incident.opened``, or ``{first: incident.opened, where: {priority: P2}}``:
+    the earlier fact of the same subject whose time a clock's first cycle counts from.
+    Loaded as a pattern ``{type, where}``."""
+
+    FORM = "expected 'first TYPE' or {first: TYPE, where: {...}}"
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            word, _, kind = value.strip().partition(" ")
+            if word != "first" or not kind.strip() or " " in kind.strip():
+                raise ValidationError(f"{value!r}: {self.FORM}")
+            return {"type": kind.strip(), "where": {}}
+        if isinstance(value, dict):
+            unknown = sorted(set(value) - {"first", "where"})
+            if unknown or "first" not in value:
+                raise ValidationError(f"{self.FORM}" + (f" (unknown: {', '.join(map(str, unknown))})"
+                                                        if unknown else " (missing 'first')"))
+            return PatternSchema().load({"type": value["first"], "where": value.get("where", {})})
+        raise ValidationError(self.FORM)
 
 
 class ClockSchema(Strict):
     applies_to = fields.Nested(PatternSchema, required=True)
-    start = _CONDITIONS
-    pause = _CONDITIONS
-    resume = _CONDITIONS
-    stop = _CONDITIONS
-    restart = _CONDITIONS
-    cancel = _CONDITIONS
-    reset = _CONDITIONS
+    start = _conditions()
+    pause = _conditions()
+    resume = _conditions()
+    stop = _conditions()
+    restart = _conditions()
+    cancel = _conditions()
+    reset = _conditions()
+    start_at = StartAtField()
     calendar = Name()
 
     @validates_schema

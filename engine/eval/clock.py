@@ -220,6 +220,9 @@ class DurationClock(Meter):
         self.roles = roles                  # fact type -> {"start", "pause", ...}
         self.valid_from, self.valid_to = valid
         self.state = "idle"
+        # ``start_at``: (time, fact) of the earliest earlier fact the target names; set by
+        # the engine before each fact, so it is never part of a snapshot.
+        self.start_from: tuple[datetime, str] | None = None
 
     def _valid(self, at: datetime) -> bool:
         return (self.valid_from is None or at >= self.valid_from) and (self.valid_to is None or at < self.valid_to)
@@ -233,7 +236,10 @@ class DurationClock(Meter):
         out: list[Reading] = []
         if self.state == "idle":
             if ("start" in actions or "reset" in actions) and self._valid(at):
-                self.begin_cycle(at, fact)
+                since, first = self.start_from if self.start_from and self.start_from[0] < at else (at, None)
+                self.begin_cycle(since, fact)
+                if first is not None and first != fact:
+                    self.because.insert(0, first)
                 self.state = "running"
             return out
         if "reset" in actions or "restart" in actions:

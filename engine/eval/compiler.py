@@ -9,6 +9,8 @@ bind actions by name. What durable_rules matches here:
   some clock; the runtime hands it to that subject's clocks;
 - ``down:/up:<target>``: availability signals; ``over:/under:<target>``: metric samples
   on either side of a threshold;
+- ``first:<target>``: a fact a duration target's ``start_at`` names (the runtime keeps the
+  earliest time per subject, where the clock's first cycle counts from);
 - ``rule:<id>``: a Rule's patterns, joins included.
 
 What it does not: escalations are bound to their targets when the rules load (each clock
@@ -119,6 +121,8 @@ def compile_ruleset(ruleset: RuleSet, carried: Iterable[tuple[str, Target]] = ()
             add(f"applies:{target.id}",
                 [{"m": pattern(target.spec["applies_to"], [{"service": target.service}] + bounds)}])
             lifecycle_types.update(clock_roles(target.spec))
+            if target.spec.get("start_at"):
+                add(f"first:{target.id}", [{"m": pattern(target.spec["start_at"], [{"service": target.service}])}])
         else:
             for name, conditions in _signal_rules(target, target.id):
                 add(name, conditions)
@@ -197,7 +201,7 @@ def describe(ruleset: RuleSet, name: str) -> str:
     ``target email-p2-response (applies_to) at services/email.yaml:58:5``."""
     prefix, _, ref = name.partition(":")
     ref = ref.split("@")[0]
-    what = {"applies": "applies_to", "down": "availability.down", "up": "availability.up",
+    what = {"applies": "applies_to", "first": "clock.start_at", "down": "availability.down", "up": "availability.up",
             "over": "metric, over the bound", "under": "metric, within the bound"}
     if prefix in what and ref in ruleset.targets:
         target = ruleset.targets[ref]

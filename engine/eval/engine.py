@@ -41,7 +41,7 @@ from schemas.values import format_instant, format_whole_duration
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 PRUNE_EVERY = 1000          # facts between sweeps for finished clocks (with ``retain``)
-PHASES = {"applies": 0, "life": 1, "down": 1, "up": 1, "over": 1, "under": 1, "rule": 3}
+PHASES = {"applies": 0, "first": 0, "life": 1, "down": 1, "up": 1, "over": 1, "under": 1, "rule": 3}
 
 
 @dataclass
@@ -327,7 +327,11 @@ class Engine:
         """Forget the clocks that finished more than ``retain`` ago; how many were."""
         if self.retain is None or self.state.now is None:
             return 0
-        gone = self.state.book.forget_finished(self.state.now - self.retain)
+        horizon = self.state.now - self.retain
+        gone = self.state.book.forget_finished(horizon)
+        firsts, book = self.state.firsts, self.state.book
+        for key in [k for k, (at, _) in firsts.items() if at < horizon and book.get(k) is None]:
+            del firsts[key]         # an earlier fact no clock started from within ``retain``
         for record in gone:
             for decision in record.issued.values():
                 self.state.dependents.pop(decision.id, None)
@@ -496,8 +500,25 @@ class Engine:
                 actions = actions | {role for role, where in conditional if where_failure(where, get) is None}
             if actions:
                 at = at or _parse(m["time"])
+                if record.target.spec.get("start_at"):
+                    record.clock.start_from = self.state.firsts.get(record.key)
                 self._transition(record, Transition(at, self.state.book.next_count(), ",".join(sorted(actions)),
                                                     "fact:" + m["fid"]))
+
+    def _on_first(self, target_id: str, facts: dict) -> None:
+        """A fact some target's ``start_at`` names: keep the earliest per clock key. One that
+        arrives after the clock started, earlier than what it started from, rebuilds it."""
+        m = facts["m"]
+        subject = m.get("subject") or m.get("service") or "-"
+        key, at = f"{target_id}/{subject}", _parse(m["time"])
+        known = self.state.firsts.get(key)
+        if known is not None and known[0] <= at:
+            return
+        fact = "fact:" + m["fid"]
+        self.state.firsts[key] = (at, fact)
+        record = self.state.book.get(key)
+        if record is not None and record.last_transition is not None and at < record.last_transition:
+            self._rebuild(record, cause=Transition(at, self.state.book.next_count(), "first", fact))
 
     def _on_down(self, target_id: str, facts: dict) -> None:
         self._window_signal(target_id, facts["m"], "down")
@@ -575,6 +596,8 @@ class Engine:
             clock = self._window_clock(target, (old.window_start, old.window_end, old.label))
         else:
             clock = self._duration_clock(target)
+            if target.spec.get("start_at"):
+                clock.start_from = self.state.firsts.get(record.key)
         readings: list[Reading] = []
         changes = list(repriced)
 
@@ -596,8 +619,9 @@ class Engine:
         fresh = {r.key: r for r in readings}
         for key, decision in list(record.issued.items()):
             reading = fresh.get(key)
-            if reading is None or reading.at != decision.at:
-                del record.issued[key]
+            if reading is None or reading.at != decision.at or (
+                    reading.kind == "met" and reading.counted != decision.data.get("counted")):
+                del record.issued[key]          # (a met at the same instant may have counted more)
                 record.revisions[key] = record.revisions.get(key, 0) + 1
                 self._retract_decision(decision, f"recomputed after late {cause.fact}", [cause.fact], cause.at)
         self._issue(record, [r for r in readings if r.key not in record.issued])
