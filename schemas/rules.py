@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
-from .fields import (Date, Duration, Level, Mapping, Name, OneOrMany, Percent, Text, Week, Where)
+from .fields import (Date, Duration, Instant, Level, Mapping, Name, OneOrMany, Percent, Text, Week, Where)
 
 RACI_LETTERS = "RACI"
 ONE_OF = "{input!r} is not one of: {choices}"
@@ -137,11 +137,16 @@ def _check_window(value):
     raise ValidationError(f"{value!r} is not a window ({WINDOW_HELP})")
 
 
+def _exclude() -> OneOrMany:
+    return OneOrMany(fields.String(validate=validate.OneOf(["maintenance"], error=ONE_OF)), load_default=list)
+
+
 class AvailabilitySchema(Strict):
     down = fields.Nested(PatternSchema, required=True)
     up = fields.Nested(PatternSchema, required=True)
     window = fields.Raw(load_default="month", validate=_check_window)
     calendar = Name()
+    exclude = _exclude()
 
 
 class MetricSchema(Strict):
@@ -151,6 +156,7 @@ class MetricSchema(Strict):
     where = Where(load_default=dict)
     window = fields.Raw(load_default="month", validate=_check_window)
     calendar = Name()
+    exclude = _exclude()
 
     @validates_schema
     def _one_bound(self, data, **kwargs):
@@ -310,11 +316,34 @@ class RuleSchema(DocumentSchema):
     then = fields.List(fields.Nested(ActionSchema), required=True, validate=validate.Length(min=1))
 
 
+class OnceSchema(Strict):
+    from_ = Instant(data_key="from", attribute="from", required=True)
+    to = Instant(required=True)
+
+    @validates_schema
+    def _ordered(self, data, **kwargs):
+        if "from" in data and "to" in data and data["to"] <= data["from"]:
+            raise ValidationError("'to' must come after 'from'", "to")
+
+
+class MaintenanceSchema(DocumentSchema):
+    service = Name(required=True)
+    timezone = Text(load_default="UTC")
+    weekly = Week()
+    once = fields.List(fields.Nested(OnceSchema), load_default=list)
+
+    @validates_schema
+    def _some_window(self, data, **kwargs):
+        if "weekly" not in data and not data.get("once"):
+            raise ValidationError("give 'weekly' hours, 'once' windows, or both", "weekly")
+
+
 KIND_SCHEMAS = {
     "Calendar": CalendarSchema,
     "Roles": RolesSchema,
     "Service": ServiceSchema,
     "Agreement": AgreementSchema,
+    "Maintenance": MaintenanceSchema,
     "Escalation": EscalationSchema,
     "Raci": RaciSchema,
     "Rule": RuleSchema,

@@ -40,8 +40,9 @@ from schemas.records import Decision
 from schemas.values import format_instant, format_whole_duration
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MAINTENANCE = "maintenance:"    # the prefix of a posted maintenance window's subject on a window clock
 PRUNE_EVERY = 1000          # facts between sweeps for finished clocks (with ``retain``)
-PHASES = {"applies": 0, "first": 0, "life": 1, "down": 1, "up": 1, "over": 1, "under": 1, "rule": 3}
+PHASES = {"applies": 0, "first": 0, "life": 1, "down": 1, "up": 1, "over": 1, "under": 1, "hold": 1, "release": 1, "rule": 3}
 
 
 @dataclass
@@ -529,6 +530,13 @@ class Engine:
     _on_over = _on_down
     _on_under = _on_up
 
+    def _on_hold(self, target_id: str, facts: dict) -> None:
+        """A posted maintenance window starts: the target's window clocks stop counting."""
+        self._window_signal(target_id, facts["m"], "hold")
+
+    def _on_release(self, target_id: str, facts: dict) -> None:
+        self._window_signal(target_id, facts["m"], "release")
+
     def _window_signal(self, ref: str, m: dict, action: str) -> None:
         """A down/up signal matched by the rules of the version in force (``ref`` is a
         target id) or of an earlier version whose window clock still runs (``id@version``).
@@ -543,6 +551,8 @@ class Engine:
         if record is None or record.version != ruleset.version:
             return
         subject = m.get("subject") or m.get("service") or "-"
+        if action in ("hold", "release"):
+            subject = MAINTENANCE + subject         # kept apart from the subjects that go down
         self._transition(record, Transition(at, self.state.book.next_count(), action, "fact:" + m["fid"], subject))
 
     def _forgotten(self, window_end: datetime) -> bool:
@@ -644,17 +654,20 @@ class Engine:
             self._drain()
 
     def _carry_over(self, record: ClockRecord) -> None:
-        """A window ends while the service is down: the next window starts down."""
+        """A window ends while the service is down (or in a posted maintenance window): the
+    next window starts so."""
         old = record.clock
-        if not old.down or record.carried:
+        if not (old.down or old.held) or record.carried:
             return
         record.carried = True
         target = self.ruleset.targets.get(record.target.id)       # the next window: the version in force
         successor = None if target is None else self._window_record(target, old.window_end)
         if successor is None:
             return
-        for subject, fact in sorted(old.down.items()):
-            self._transition(successor, Transition(old.window_end, self.state.book.next_count(), "down", fact,
+        carried = [("hold", s, f) for s, f in sorted(old.held.items())] + \
+            [("down", s, f) for s, f in sorted(old.down.items())]
+        for action, subject, fact in carried:
+            self._transition(successor, Transition(old.window_end, self.state.book.next_count(), action, fact,
                                                    subject))
 
     def _sync_running(self, record: ClockRecord) -> None:

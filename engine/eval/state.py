@@ -26,7 +26,7 @@ from schemas.facts import dump_fact
 from schemas.records import Decision
 from schemas.values import parse_instant
 
-STATE_FORMAT = "state-v3"     # v3: the earliest start_at facts (``firsts``)
+STATE_FORMAT = "state-v3"     # v3: the earliest start_at facts (``firsts``), posted maintenance (``held``)
 
 
 class SnapshotError(Exception):
@@ -125,7 +125,7 @@ def _record_out(record: ClockRecord) -> dict:
     }
     if isinstance(clock, WindowClock):
         out["clock"].update(window=[_t(clock.window_start), _t(clock.window_end), clock.label],
-                            down=clock.down, closed=clock.closed)
+                            down=clock.down, held=clock.held, closed=clock.closed)
     else:
         out["clock"]["state"] = clock.state
     return out
@@ -221,7 +221,7 @@ def _record_in(raw: dict, version: Callable[[str], RuleSet], make_clock: ClockFa
     if window is None:
         clock.state = saved["state"]
     else:
-        clock.down, clock.closed = dict(saved["down"]), saved["closed"]
+        clock.down, clock.held, clock.closed = dict(saved["down"]), dict(saved["held"]), saved["closed"]
     scheduled = raw["scheduled"]
     return ClockRecord(
         key=raw["key"], target=target, subject=raw["subject"], clock=clock,
