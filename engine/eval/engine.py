@@ -373,6 +373,33 @@ class Engine:
         until = min(now or clock.window_end, clock.window_end)
         return clock.counted_at(until), clock.service_time
 
+    def maintenance_spans(self, target_id: str, start: datetime, end: datetime,
+                          at: datetime | None = None) -> list[tuple[datetime, datetime, str]]:
+        """The maintenance windows posted for a target's window clocks that overlap [start,
+        end): (from, to, the fact that opened it); one still open ends at ``at`` (default:
+        the engine's time). A window carried into the next clock window counts once."""
+        now = max(filter(None, [at, self.state.now]), default=end)
+        spans: dict[tuple, list] = {}
+        for record in list(self.state.book.records.values()):
+            if record.target.id != target_id or not isinstance(record.clock, WindowClock):
+                continue
+            clock = record.clock
+            if clock.window_end <= start or clock.window_start >= end:
+                continue
+            open_now: dict[str, str] = {}
+            for t in sorted(record.transitions, key=lambda t: (t.at, t.seq)):
+                if not (t.subject or "").startswith(MAINTENANCE):
+                    continue
+                if t.action == "hold" and t.subject not in open_now:
+                    open_now[t.subject] = t.fact
+                    span = spans.setdefault((t.subject, t.fact), [t.at, None])
+                    span[0] = min(span[0], t.at)
+                elif t.action == "release" and t.subject in open_now:
+                    span = spans[(t.subject, open_now.pop(t.subject))]
+                    span[1] = t.at if span[1] is None else max(span[1], t.at)
+        out = [(a, b or now, fact) for (_, fact), (a, b) in spans.items()]
+        return sorted((a, b, fact) for a, b, fact in out if a < end and b > start)
+
     def window_record(self, target_id: str, label: str) -> ClockRecord | None:
         """The clock record of a window (None if none was made or it was forgotten)."""
         record = self.state.book.get(f"{target_id}/{label}")
