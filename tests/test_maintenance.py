@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from engine.eval.engine import Engine
@@ -148,6 +148,9 @@ minutes = st.integers(0, 14 * 24 * 60)
 @given(once=st.lists(st.tuples(minutes, st.integers(1, 600)), max_size=3),
        weekly=st.lists(st.tuples(st.integers(0, 6), st.integers(0, 1380), st.integers(1, 300)), max_size=2),
        span=st.tuples(minutes, st.integers(0, 3 * 24 * 60)))
+@example(once=[(7 * 60 + 20, 60)], weekly=[], span=(0, 24 * 60))              # a hole just after opening
+@example(once=[(6 * 60 + 30, 60), (16 * 60 + 30, 90)], weekly=[], span=(0, 24 * 60))   # straddling both ends
+@example(once=[], weekly=[(0, 7 * 60 + 30, 90)], span=(6 * 24 * 60, 2 * 24 * 60))     # Mondays, across the change
 def test_excluded_counting_agrees_with_counting_minute_by_minute(once, weekly, span):
     week: dict[int, list] = {}
     for day, first, length in weekly:
