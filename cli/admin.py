@@ -80,6 +80,13 @@ def report(service, period, rules_dir, db_url, as_json):
     for row in [header, *rows]:
         click.echo("  ".join(cell.ljust(width) if i < 3 else cell.rjust(width)
                              for i, (cell, width) in enumerate(zip(row, widths))).rstrip())
+    for r in result["targets"]:
+        if r.get("maintenance") is not None:
+            spans = r["maintenance"]["windows"]
+            click.echo(f"maintenance excluded from {r['target']}: {r['maintenance']['excluded_minutes']:g} min "
+                       f"in {len(spans)} window(s)")
+            for span in spans:
+                click.echo(f"  {span['from']} – {span['to']}  {span['source']}")
 
 
 def _month(value: str) -> str:

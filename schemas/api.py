@@ -217,6 +217,17 @@ class SpannedVersionSchema(Schema):
     from_ = fields.String(data_key="from", attribute="from", metadata={"description": "in force from (UTC)"})
 
 
+class MaintenanceSpanSchema(Schema):
+    from_ = fields.String(data_key="from", attribute="from", metadata={"description": "start (UTC), clipped to the period"})
+    to = fields.String(metadata={"description": "end (UTC), clipped to the period; the report's instant if still open"})
+    source = fields.String(metadata={"description": "rules:<Maintenance id> (declared) or fact:<id> (posted)"})
+
+
+class MaintenanceReportSchema(Schema):
+    windows = fields.List(fields.Nested(MaintenanceSpanSchema))
+    excluded_minutes = fields.Float(metadata={"description": "service-calendar minutes inside the windows"})
+
+
 class TargetReportSchema(Schema):
     target = fields.String()
     agreement = fields.String()
@@ -230,6 +241,9 @@ class TargetReportSchema(Schema):
     goal = fields.String(allow_none=True)
     by_version = fields.List(fields.Nested(VersionReportSchema),
                              metadata={"description": "met and breached per rule-set version that decided them"})
+    maintenance = fields.Nested(MaintenanceReportSchema, allow_none=True,
+                                metadata={"description": "targets with exclude: maintenance: the period's "
+                                                         "windows and the minutes they took out"})
 
 
 class ComplianceReportSchema(Schema):

@@ -76,6 +76,10 @@ FIELDS: dict[str, tuple[str, str]] = {
                            "`incident.cancelled`"),
     "ClockSchema.reset": ("cancels the running cycle (`cancelled`) and starts a new one at the fact's time",
                           "`{type: incident.updated, where: {priority: P1}}`"),
+    "ClockSchema.start_at": ("the first cycle counts from the earliest fact of this type (and `where`) of the "
+                             "same subject and service, when it is earlier than the start fact; levels already "
+                             "passed then are decided at once, at their instants",
+                             "`first incident.opened`"),
     "ClockSchema.calendar": ("the calendar whose hours count (default: the Service's, else 24x7)", "`uk-office`"),
     "AvailabilitySchema.down": ("the fact that takes a subject down", "`{type: alert.firing, where: {alertname: X}}`"),
     "AvailabilitySchema.up": ("the fact that brings it back", "`{type: alert.resolved, where: {alertname: X}}`"),
@@ -87,6 +91,16 @@ FIELDS: dict[str, tuple[str, str]] = {
     "MetricSchema.where": ("further conditions on the samples", "`{region: eu}`"),
     "MetricSchema.window": ("the period judged", "`month`"),
     "MetricSchema.calendar": ("the calendar whose hours count", "`24x7`"),
+    "AvailabilitySchema.exclude": ("`maintenance`: time inside the service's maintenance windows is not counted "
+                                   "(see Maintenance windows)", "`maintenance`"),
+    "MetricSchema.exclude": ("`maintenance`: samples inside the service's maintenance windows are not counted",
+                             "`maintenance`"),
+    "MaintenanceSchema.service": ("the Service whose planned downtime this is", "`email`"),
+    "MaintenanceSchema.timezone": ("IANA time zone of the `weekly` hours", "`Europe/London`"),
+    "MaintenanceSchema.weekly": ("recurring windows: local hours per weekday", '`{sun: "02:00-04:00"}`'),
+    "MaintenanceSchema.once": ("one-off windows", "`[{from: 2026-11-14T22:00:00Z, to: 2026-11-15T02:00:00Z}]`"),
+    "OnceSchema.from": ("the window's first instant (RFC 3339 with an offset)", "`2026-11-14T22:00:00Z`"),
+    "OnceSchema.to": ("the instant it ends (exclusive)", "`2026-11-15T02:00:00Z`"),
     "PatternSchema.type": ("the fact type", "`incident.opened`"),
     "PatternSchema.where": ("conditions on the fact (see Where)", "`{priority: {in: [P1, P2]}}`"),
     "JoinPatternSchema.as": ("names the pattern so a later one can refer to `$name.field`", "`b`"),
@@ -134,6 +148,8 @@ TABLES = [  # (heading, schema, where it is written)
     ("Availability", rules.AvailabilitySchema, "a Target's `availability`"),
     ("Metric", rules.MetricSchema, "a Target's `metric`"),
     ("Pattern", rules.JoinPatternSchema, "`applies_to`, `down`, `up`, a Rule's `when`; `as` only in `when`"),
+    ("Maintenance", rules.MaintenanceSchema, "`kind: Maintenance`"),
+    ("Once", rules.OnceSchema, "each of a Maintenance's `once`"),
     ("Escalation", rules.EscalationSchema, "`kind: Escalation`"),
     ("Scope", rules.EscalationScopeSchema, "an Escalation's `applies_to`"),
     ("Level", rules.EscalationLevelSchema, "each of an Escalation's `levels`"),
@@ -167,6 +183,8 @@ def type_of(field: fields.Field) -> str:
         return "mapping of activity → role → letters"
     if isinstance(field, own.Mapping):
         return f"mapping of name → {type_of(field.values_field)}"
+    if isinstance(field, rules.StartAtField):
+        return "`first TYPE` or {first, where}"
     if isinstance(field, rules.ConditionField):
         return "fact type or Pattern"
     if isinstance(field, rules.WhenField):

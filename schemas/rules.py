@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
-from .fields import (Date, Duration, Level, Mapping, Name, OneOrMany, Percent, Text, Week, Where)
+from .fields import (Date, Duration, Instant, Level, Mapping, Name, OneOrMany, Percent, Text, Week, Where)
 
 RACI_LETTERS = "RACI"
 ONE_OF = "{input!r} is not one of: {choices}"
@@ -78,18 +78,43 @@ class ConditionField(fields.Field):
         return Text().deserialize(value)
 
 
-_CONDITIONS = OneOrMany(ConditionField())
+def _conditions() -> OneOrMany:
+    """A fresh field per condition: a field object bound to two names answers to the last."""
+    return OneOrMany(ConditionField())
+
+
+class StartAtField(fields.Field):
+    """``first incident.opened``, or ``{first: incident.opened, where: {priority: P2}}``:
+    the earlier fact of the same subject whose time a clock's first cycle counts from.
+    Loaded as a pattern ``{type, where}``."""
+
+    FORM = "expected 'first TYPE' or {first: TYPE, where: {...}}"
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            word, _, kind = value.strip().partition(" ")
+            if word != "first" or not kind.strip() or " " in kind.strip():
+                raise ValidationError(f"{value!r}: {self.FORM}")
+            return {"type": kind.strip(), "where": {}}
+        if isinstance(value, dict):
+            unknown = sorted(set(value) - {"first", "where"})
+            if unknown or "first" not in value:
+                raise ValidationError(f"{self.FORM}" + (f" (unknown: {', '.join(map(str, unknown))})"
+                                                        if unknown else " (missing 'first')"))
+            return PatternSchema().load({"type": value["first"], "where": value.get("where", {})})
+        raise ValidationError(self.FORM)
 
 
 class ClockSchema(Strict):
     applies_to = fields.Nested(PatternSchema, required=True)
-    start = _CONDITIONS
-    pause = _CONDITIONS
-    resume = _CONDITIONS
-    stop = _CONDITIONS
-    restart = _CONDITIONS
-    cancel = _CONDITIONS
-    reset = _CONDITIONS
+    start = _conditions()
+    pause = _conditions()
+    resume = _conditions()
+    stop = _conditions()
+    restart = _conditions()
+    cancel = _conditions()
+    reset = _conditions()
+    start_at = StartAtField()
     calendar = Name()
 
     @validates_schema
@@ -112,11 +137,16 @@ def _check_window(value):
     raise ValidationError(f"{value!r} is not a window ({WINDOW_HELP})")
 
 
+def _exclude() -> OneOrMany:
+    return OneOrMany(fields.String(validate=validate.OneOf(["maintenance"], error=ONE_OF)), load_default=list)
+
+
 class AvailabilitySchema(Strict):
     down = fields.Nested(PatternSchema, required=True)
     up = fields.Nested(PatternSchema, required=True)
     window = fields.Raw(load_default="month", validate=_check_window)
     calendar = Name()
+    exclude = _exclude()
 
 
 class MetricSchema(Strict):
@@ -126,6 +156,7 @@ class MetricSchema(Strict):
     where = Where(load_default=dict)
     window = fields.Raw(load_default="month", validate=_check_window)
     calendar = Name()
+    exclude = _exclude()
 
     @validates_schema
     def _one_bound(self, data, **kwargs):
@@ -285,11 +316,34 @@ class RuleSchema(DocumentSchema):
     then = fields.List(fields.Nested(ActionSchema), required=True, validate=validate.Length(min=1))
 
 
+class OnceSchema(Strict):
+    from_ = Instant(data_key="from", attribute="from", required=True)
+    to = Instant(required=True)
+
+    @validates_schema
+    def _ordered(self, data, **kwargs):
+        if "from" in data and "to" in data and data["to"] <= data["from"]:
+            raise ValidationError("'to' must come after 'from'", "to")
+
+
+class MaintenanceSchema(DocumentSchema):
+    service = Name(required=True)
+    timezone = Text(load_default="UTC")
+    weekly = Week()
+    once = fields.List(fields.Nested(OnceSchema), load_default=list)
+
+    @validates_schema
+    def _some_window(self, data, **kwargs):
+        if "weekly" not in data and not data.get("once"):
+            raise ValidationError("give 'weekly' hours, 'once' windows, or both", "weekly")
+
+
 KIND_SCHEMAS = {
     "Calendar": CalendarSchema,
     "Roles": RolesSchema,
     "Service": ServiceSchema,
     "Agreement": AgreementSchema,
+    "Maintenance": MaintenanceSchema,
     "Escalation": EscalationSchema,
     "Raci": RaciSchema,
     "Rule": RuleSchema,

@@ -220,6 +220,9 @@ class DurationClock(Meter):
         self.roles = roles                  # fact type -> {"start", "pause", ...}
         self.valid_from, self.valid_to = valid
         self.state = "idle"
+        # ``start_at``: (time, fact) of the earliest earlier fact the target names; set by
+        # the engine before each fact, so it is never part of a snapshot.
+        self.start_from: tuple[datetime, str] | None = None
 
     def _valid(self, at: datetime) -> bool:
         return (self.valid_from is None or at >= self.valid_from) and (self.valid_to is None or at < self.valid_to)
@@ -233,7 +236,10 @@ class DurationClock(Meter):
         out: list[Reading] = []
         if self.state == "idle":
             if ("start" in actions or "reset" in actions) and self._valid(at):
-                self.begin_cycle(at, fact)
+                since, first = self.start_from if self.start_from and self.start_from[0] < at else (at, None)
+                self.begin_cycle(since, fact)
+                if first is not None and first != fact:
+                    self.because.insert(0, first)
                 self.state = "running"
             return out
         if "reset" in actions or "restart" in actions:
@@ -306,6 +312,7 @@ class WindowClock(Meter):
         budget = _error_budget(self.service_time, goal)
         super().__init__(calendar, budget, marks(budget))
         self.down: dict[str, str] = {}        # subject -> the fact that took it down
+        self.held: dict[str, str] = {}        # posted maintenance windows open: subject -> its start fact
         self.closed = False
         self.begin_cycle(self.window_start, f"window:{self.label}")
         self.halt(self.window_start)
@@ -316,19 +323,29 @@ class WindowClock(Meter):
         if self.closed:
             return []
         at = max(at, self.window_start)
+        counting = self.counting
         if action == "down":
-            if not self.down:
-                self.run(at)
             self.down.setdefault(subject, fact)
-            if fact not in self.because:
-                self.because.append(fact)
         elif action == "up" and subject in self.down:
             del self.down[subject]
-            if fact not in self.because:
-                self.because.append(fact)
-            if not self.down:
-                self.halt(at)
+        elif action == "hold":
+            self.held.setdefault(subject, fact)
+        elif action == "release" and subject in self.held:
+            del self.held[subject]
+        else:
+            return []
+        if fact not in self.because:
+            self.because.append(fact)
+        if self.counting and not counting:
+            self.run(at)
+        elif counting and not self.counting:
+            self.halt(at)
         return []
+
+    @property
+    def counting(self) -> bool:
+        """Down time counts while some subject is down and no posted maintenance window is open."""
+        return bool(self.down) and not self.held
 
     def next_deadline(self) -> datetime | None:
         if self.closed:

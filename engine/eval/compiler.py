@@ -9,6 +9,10 @@ bind actions by name. What durable_rules matches here:
   some clock; the runtime hands it to that subject's clocks;
 - ``down:/up:<target>``: availability signals; ``over:/under:<target>``: metric samples
   on either side of a threshold;
+- ``first:<target>``: a fact a duration target's ``start_at`` names (the runtime keeps the
+  earliest time per subject, where the clock's first cycle counts from);
+- ``hold:/release:<target>``: ``maintenance.started`` / ``maintenance.ended`` of the
+  service of a window target that excludes maintenance;
 - ``rule:<id>``: a Rule's patterns, joins included.
 
 What it does not: escalations are bound to their targets when the rules load (each clock
@@ -27,6 +31,7 @@ from engine.lang.where import field_at
 from schemas.values import parse_instant
 
 RULESET = "slm"
+MAINTENANCE_STARTED, MAINTENANCE_ENDED = "maintenance.started", "maintenance.ended"   # posted windows
 ENVELOPE = {"id": "fid", "source": "source", "type": "type", "time": "ts", "subject": "subject",
             "service": "service"}
 
@@ -119,6 +124,8 @@ def compile_ruleset(ruleset: RuleSet, carried: Iterable[tuple[str, Target]] = ()
             add(f"applies:{target.id}",
                 [{"m": pattern(target.spec["applies_to"], [{"service": target.service}] + bounds)}])
             lifecycle_types.update(clock_roles(target.spec))
+            if target.spec.get("start_at"):
+                add(f"first:{target.id}", [{"m": pattern(target.spec["start_at"], [{"service": target.service}])}])
         else:
             for name, conditions in _signal_rules(target, target.id):
                 add(name, conditions)
@@ -141,17 +148,21 @@ def compile_ruleset(ruleset: RuleSet, carried: Iterable[tuple[str, Target]] = ()
 
 
 def _signal_rules(target: Target, ref: str) -> list[tuple[str, list[dict]]]:
-    """An availability target's down/up rules, a threshold target's over/under rules."""
+    """An availability target's down/up rules, a threshold target's over/under rules, and
+    the posted maintenance windows' hold/release rules of one that excludes maintenance."""
     service = [{"service": target.service}]
+    held = [(f"hold:{ref}", [{"m": pattern({"type": MAINTENANCE_STARTED}, service)}]),
+            (f"release:{ref}", [{"m": pattern({"type": MAINTENANCE_ENDED}, service)}])] \
+        if target.excludes_maintenance else []
     if target.measure == "availability":
         return [(f"down:{ref}", [{"m": pattern(target.spec["down"], service)}]),
-                (f"up:{ref}", [{"m": pattern(target.spec["up"], service)}])]
+                (f"up:{ref}", [{"m": pattern(target.spec["up"], service)}])] + held
     spec = target.spec
     sample = {"type": "metric.sample", "where": {"name": spec["name"], **spec["where"]}}
     over, under = ("$gt", "$lte") if "above" in spec else ("$lt", "$gte")
     bound = spec.get("above", spec.get("below"))
     return [(f"over:{ref}", [{"m": pattern(sample, service + [{over: {"data.value": bound}}])}]),
-            (f"under:{ref}", [{"m": pattern(sample, service + [{under: {"data.value": bound}}])}])]
+            (f"under:{ref}", [{"m": pattern(sample, service + [{under: {"data.value": bound}}])}])] + held
 
 
 CLOCK_ROLES = ("start", "pause", "resume", "stop", "restart", "cancel", "reset")
@@ -197,7 +208,7 @@ def describe(ruleset: RuleSet, name: str) -> str:
     ``target email-p2-response (applies_to) at services/email.yaml:58:5``."""
     prefix, _, ref = name.partition(":")
     ref = ref.split("@")[0]
-    what = {"applies": "applies_to", "down": "availability.down", "up": "availability.up",
+    what = {"applies": "applies_to", "first": "clock.start_at", "down": "availability.down", "up": "availability.up",
             "over": "metric, over the bound", "under": "metric, within the bound"}
     if prefix in what and ref in ruleset.targets:
         target = ruleset.targets[ref]

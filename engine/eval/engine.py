@@ -40,8 +40,9 @@ from schemas.records import Decision
 from schemas.values import format_instant, format_whole_duration
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MAINTENANCE = "maintenance:"    # the prefix of a posted maintenance window's subject on a window clock
 PRUNE_EVERY = 1000          # facts between sweeps for finished clocks (with ``retain``)
-PHASES = {"applies": 0, "life": 1, "down": 1, "up": 1, "over": 1, "under": 1, "rule": 3}
+PHASES = {"applies": 0, "first": 0, "life": 1, "down": 1, "up": 1, "over": 1, "under": 1, "hold": 1, "release": 1, "rule": 3}
 
 
 @dataclass
@@ -327,7 +328,11 @@ class Engine:
         """Forget the clocks that finished more than ``retain`` ago; how many were."""
         if self.retain is None or self.state.now is None:
             return 0
-        gone = self.state.book.forget_finished(self.state.now - self.retain)
+        horizon = self.state.now - self.retain
+        gone = self.state.book.forget_finished(horizon)
+        firsts, book = self.state.firsts, self.state.book
+        for key in [k for k, (at, _) in firsts.items() if at < horizon and book.get(k) is None]:
+            del firsts[key]         # an earlier fact no clock started from within ``retain``
         for record in gone:
             for decision in record.issued.values():
                 self.state.dependents.pop(decision.id, None)
@@ -367,6 +372,33 @@ class Engine:
         clock = record.clock
         until = min(now or clock.window_end, clock.window_end)
         return clock.counted_at(until), clock.service_time
+
+    def maintenance_spans(self, target_id: str, start: datetime, end: datetime,
+                          at: datetime | None = None) -> list[tuple[datetime, datetime, str]]:
+        """The maintenance windows posted for a target's window clocks that overlap [start,
+        end): (from, to, the fact that opened it); one still open ends at ``at`` (default:
+        the engine's time). A window carried into the next clock window counts once."""
+        now = max(filter(None, [at, self.state.now]), default=end)
+        spans: dict[tuple, list] = {}
+        for record in list(self.state.book.records.values()):
+            if record.target.id != target_id or not isinstance(record.clock, WindowClock):
+                continue
+            clock = record.clock
+            if clock.window_end <= start or clock.window_start >= end:
+                continue
+            open_now: dict[str, str] = {}
+            for t in sorted(record.transitions, key=lambda t: (t.at, t.seq)):
+                if not (t.subject or "").startswith(MAINTENANCE):
+                    continue
+                if t.action == "hold" and t.subject not in open_now:
+                    open_now[t.subject] = t.fact
+                    span = spans.setdefault((t.subject, t.fact), [t.at, None])
+                    span[0] = min(span[0], t.at)
+                elif t.action == "release" and t.subject in open_now:
+                    span = spans[(t.subject, open_now.pop(t.subject))]
+                    span[1] = t.at if span[1] is None else max(span[1], t.at)
+        out = [(a, b or now, fact) for (_, fact), (a, b) in spans.items()]
+        return sorted((a, b, fact) for a, b, fact in out if a < end and b > start)
 
     def window_record(self, target_id: str, label: str) -> ClockRecord | None:
         """The clock record of a window (None if none was made or it was forgotten)."""
@@ -496,8 +528,25 @@ class Engine:
                 actions = actions | {role for role, where in conditional if where_failure(where, get) is None}
             if actions:
                 at = at or _parse(m["time"])
+                if record.target.spec.get("start_at"):
+                    record.clock.start_from = self.state.firsts.get(record.key)
                 self._transition(record, Transition(at, self.state.book.next_count(), ",".join(sorted(actions)),
                                                     "fact:" + m["fid"]))
+
+    def _on_first(self, target_id: str, facts: dict) -> None:
+        """A fact some target's ``start_at`` names: keep the earliest per clock key. One that
+        arrives after the clock started, earlier than what it started from, rebuilds it."""
+        m = facts["m"]
+        subject = m.get("subject") or m.get("service") or "-"
+        key, at = f"{target_id}/{subject}", _parse(m["time"])
+        known = self.state.firsts.get(key)
+        if known is not None and known[0] <= at:
+            return
+        fact = "fact:" + m["fid"]
+        self.state.firsts[key] = (at, fact)
+        record = self.state.book.get(key)
+        if record is not None and record.last_transition is not None and at < record.last_transition:
+            self._rebuild(record, cause=Transition(at, self.state.book.next_count(), "first", fact))
 
     def _on_down(self, target_id: str, facts: dict) -> None:
         self._window_signal(target_id, facts["m"], "down")
@@ -507,6 +556,13 @@ class Engine:
 
     _on_over = _on_down
     _on_under = _on_up
+
+    def _on_hold(self, target_id: str, facts: dict) -> None:
+        """A posted maintenance window starts: the target's window clocks stop counting."""
+        self._window_signal(target_id, facts["m"], "hold")
+
+    def _on_release(self, target_id: str, facts: dict) -> None:
+        self._window_signal(target_id, facts["m"], "release")
 
     def _window_signal(self, ref: str, m: dict, action: str) -> None:
         """A down/up signal matched by the rules of the version in force (``ref`` is a
@@ -522,6 +578,8 @@ class Engine:
         if record is None or record.version != ruleset.version:
             return
         subject = m.get("subject") or m.get("service") or "-"
+        if action in ("hold", "release"):
+            subject = MAINTENANCE + subject         # kept apart from the subjects that go down
         self._transition(record, Transition(at, self.state.book.next_count(), action, "fact:" + m["fid"], subject))
 
     def _forgotten(self, window_end: datetime) -> bool:
@@ -575,6 +633,8 @@ class Engine:
             clock = self._window_clock(target, (old.window_start, old.window_end, old.label))
         else:
             clock = self._duration_clock(target)
+            if target.spec.get("start_at"):
+                clock.start_from = self.state.firsts.get(record.key)
         readings: list[Reading] = []
         changes = list(repriced)
 
@@ -596,8 +656,9 @@ class Engine:
         fresh = {r.key: r for r in readings}
         for key, decision in list(record.issued.items()):
             reading = fresh.get(key)
-            if reading is None or reading.at != decision.at:
-                del record.issued[key]
+            if reading is None or reading.at != decision.at or (
+                    reading.kind == "met" and reading.counted != decision.data.get("counted")):
+                del record.issued[key]          # (a met at the same instant may have counted more)
                 record.revisions[key] = record.revisions.get(key, 0) + 1
                 self._retract_decision(decision, f"recomputed after late {cause.fact}", [cause.fact], cause.at)
         self._issue(record, [r for r in readings if r.key not in record.issued])
@@ -620,17 +681,20 @@ class Engine:
             self._drain()
 
     def _carry_over(self, record: ClockRecord) -> None:
-        """A window ends while the service is down: the next window starts down."""
+        """A window ends while the service is down (or in a posted maintenance window): the
+    next window starts so."""
         old = record.clock
-        if not old.down or record.carried:
+        if not (old.down or old.held) or record.carried:
             return
         record.carried = True
         target = self.ruleset.targets.get(record.target.id)       # the next window: the version in force
         successor = None if target is None else self._window_record(target, old.window_end)
         if successor is None:
             return
-        for subject, fact in sorted(old.down.items()):
-            self._transition(successor, Transition(old.window_end, self.state.book.next_count(), "down", fact,
+        carried = [("hold", s, f) for s, f in sorted(old.held.items())] + \
+            [("down", s, f) for s, f in sorted(old.down.items())]
+        for action, subject, fact in carried:
+            self._transition(successor, Transition(old.window_end, self.state.book.next_count(), action, fact,
                                                    subject))
 
     def _sync_running(self, record: ClockRecord) -> None:

@@ -26,7 +26,7 @@ from schemas.facts import dump_fact
 from schemas.records import Decision
 from schemas.values import parse_instant
 
-STATE_FORMAT = "state-v2"
+STATE_FORMAT = "state-v3"     # v3: the earliest start_at facts (``firsts``), posted maintenance (``held``)
 
 
 class SnapshotError(Exception):
@@ -59,6 +59,8 @@ class EngineState:
     emitted: set[str] = field(default_factory=set)              # ids of Rule decisions made
     dependents: dict[str, list[Decision]] = field(default_factory=dict)   # decision id -> Rule decisions on it
     fired_rules: set[str] = field(default_factory=set)
+    # clock key -> (time, "fact:<id>") of the earliest fact its target's ``start_at`` names
+    firsts: dict[str, tuple[datetime, str]] = field(default_factory=dict)
     history: History | None = None
 
     def next_seq(self) -> int:
@@ -85,6 +87,7 @@ def dump(state: EngineState, ruleset: RuleSet) -> bytes:
         "emitted": sorted(state.emitted),
         "dependents": {k: [_decision_out(d) for d in v] for k, v in state.dependents.items()},
         "fired_rules": sorted(state.fired_rules),
+        "firsts": {key: [_t(at), fact] for key, (at, fact) in state.firsts.items()},
         "history": None if state.history is None else _history_out(state.history),
     }
     return zlib.compress(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(), 1)
@@ -122,7 +125,7 @@ def _record_out(record: ClockRecord) -> dict:
     }
     if isinstance(clock, WindowClock):
         out["clock"].update(window=[_t(clock.window_start), _t(clock.window_end), clock.label],
-                            down=clock.down, closed=clock.closed)
+                            down=clock.down, held=clock.held, closed=clock.closed)
     else:
         out["clock"]["state"] = clock.state
     return out
@@ -191,6 +194,7 @@ def _state_in(body: dict, version: Callable[[str], RuleSet], make_clock: ClockFa
         emitted=set(body["emitted"]),
         dependents={k: [_decision_in(d) for d in v] for k, v in body["dependents"].items()},
         fired_rules=set(body["fired_rules"]),
+        firsts={key: (_p(at), fact) for key, (at, fact) in body["firsts"].items()},
         history=None if body["history"] is None else _history_in(body["history"]))
     return state
 
@@ -217,7 +221,7 @@ def _record_in(raw: dict, version: Callable[[str], RuleSet], make_clock: ClockFa
     if window is None:
         clock.state = saved["state"]
     else:
-        clock.down, clock.closed = dict(saved["down"]), saved["closed"]
+        clock.down, clock.held, clock.closed = dict(saved["down"]), dict(saved["held"]), saved["closed"]
     scheduled = raw["scheduled"]
     return ClockRecord(
         key=raw["key"], target=target, subject=raw["subject"], clock=clock,

@@ -25,6 +25,7 @@ def check(ruleset: RuleSet, documents: list[tuple[Document, dict]], docs_by_id: 
     problems += _underpinning(ruleset, places)
     problems += _escalations(ruleset, places)
     problems += _rules(ruleset, places)
+    problems += _start_at(ruleset, places)
     problems += _raci(ruleset, places)
     problems += lint(ruleset, places)
     for service in ruleset.services.values():
@@ -195,6 +196,53 @@ def _rules(ruleset: RuleSet, places: _Places) -> list[Problem]:
                 problems.append(doc.problem(("then", index, "notify", "activity"),
                                             f"activity: unknown activity '{activity}' (not in any Raci)",
                                             "unknown-reference"))
+    return problems
+
+
+BUILT_IN_TYPES = {"metric.sample", "maintenance.started", "maintenance.ended"}
+
+
+def named_types(ruleset: RuleSet) -> set[str]:
+    """Every fact type the rule set names outside ``start_at``: what a start_at may refer to."""
+    types = set(BUILT_IN_TYPES)
+    for target in ruleset.targets.values():
+        spec = target.spec
+        if target.measure == "duration":
+            types.add(spec["applies_to"]["type"])
+            for role in ("start", "pause", "resume", "stop", "restart", "cancel", "reset"):
+                types.update(item if isinstance(item, str) else item["type"] for item in spec.get(role) or [])
+        elif target.measure == "availability":
+            types.update((spec["down"]["type"], spec["up"]["type"]))
+    for rule in ruleset.rules.values():
+        patterns = [rule.when["count"]["of"]] if "count" in rule.when else rule.when["patterns"]
+        types.update(p["type"] for p in patterns)
+    return types
+
+
+def _start_at(ruleset: RuleSet, places: _Places) -> list[Problem]:
+    """``start_at`` names a fact type the rules know, and not the start condition itself
+    (that would start the clock at its own start: a no-op that hides a mistake)."""
+    problems = []
+    known = None
+    for target in ruleset.targets.values():
+        first = target.spec.get("start_at") if target.measure == "duration" else None
+        if first is None:
+            continue
+        known = known if known is not None else named_types(ruleset)
+        path = ("clock", "start_at")
+        if first["type"] not in known:
+            problems.append(places.at_target(
+                target.id, path, f"start_at: no rule names fact type '{first['type']}', so no such earlier fact "
+                                 f"is known (known: {', '.join(sorted(known))})", "unknown-reference"))
+            continue
+        starts = target.spec.get("start") or [target.spec["applies_to"]["type"]]
+        for item in starts:
+            kind, where = (item, {}) if isinstance(item, str) else (item["type"], item.get("where") or {})
+            if kind == first["type"] and where == (first.get("where") or {}):
+                problems.append(places.at_target(
+                    target.id, path, f"start_at: 'first {kind}' is the clock's own start condition; name an "
+                                     f"earlier fact (e.g. the one that opened the ticket)"))
+                break
     return problems
 
 

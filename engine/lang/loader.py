@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import ValidationError, fields
 
@@ -16,6 +17,7 @@ from schemas.rules import KIND_SCHEMAS
 from engine.lang import checks
 from engine.lang.calendar import ServiceCalendar
 from engine.lang.errors import Problem, RuleSetError
+from engine.lang.maintenance import ExcludingCalendar, MaintenanceWindows
 from engine.lang.model import (Agreement, Escalation, EscalationLevel, Origin, Rule, RuleSet, Service,
                     Target)
 from engine.lang.yamlsource import Document, load_documents
@@ -192,6 +194,8 @@ def _build(documents, files, root, problems, names: dict[str, str]) -> RuleSet:
     for doc, loaded in by_kind.get("Service", []):
         ruleset.services[loaded["id"]] = Service(loaded["id"], loaded.get("name", loaded["id"]),
                                                  loaded["roles"], loaded.get("calendar"), _origin(doc))
+    for doc, loaded in by_kind.get("Maintenance", []):
+        _build_maintenance(doc, loaded, ruleset, problems)
     for doc, loaded in by_kind.get("Agreement", []):
         _build_agreement(doc, loaded, ruleset, problems)
     for doc, loaded in by_kind.get("Raci", []):
@@ -240,6 +244,26 @@ def _relative_origins(ruleset: RuleSet) -> None:
         ruleset.raci_origin[activity] = relative(origin)
 
 
+def _build_maintenance(doc: Document, loaded: dict, ruleset: RuleSet, problems: list[Problem]) -> None:
+    """A Maintenance document's windows, added to its service's."""
+    service = loaded["service"]
+    if service not in ruleset.services:
+        problems.append(doc.problem(("service",), f"service: unknown service '{service}' (known: "
+                                    f"{', '.join(sorted(ruleset.services)) or 'none'})", "unknown-reference"))
+        return
+    windows = ruleset.maintenance.setdefault(service, MaintenanceWindows(service))
+    if "weekly" in loaded:
+        try:
+            ZoneInfo(loaded["timezone"])
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append(doc.problem(("timezone",), f"timezone: unknown time zone '{loaded['timezone']}' "
+                                                       f"(examples: Europe/London, UTC)"))
+            return
+        windows.weekly.append((loaded["id"], loaded["timezone"], loaded["weekly"]))
+    windows.once.extend((once["from"], once["to"], loaded["id"]) for once in loaded["once"])
+    windows.once.sort()
+
+
 def _build_agreement(doc: Document, loaded: dict, ruleset: RuleSet, problems: list[Problem]) -> None:
     valid = loaded["valid"]
     agreement = Agreement(loaded["id"], loaded["type"], loaded["status"], loaded["service"],
@@ -263,6 +287,8 @@ def _build_agreement(doc: Document, loaded: dict, ruleset: RuleSet, problems: li
                                         f"calendar: unknown calendar '{section['calendar']}' (known: {known})",
                                         "unknown-reference"))
             continue
+        if "maintenance" in section.get("exclude", ()) and agreement.service in ruleset.maintenance:
+            calendar = ExcludingCalendar(calendar, ruleset.maintenance[agreement.service])
         if spec["id"] in ruleset.targets:
             first = ruleset.targets[spec["id"]].origin
             problems.append(doc.problem(path + ("id",), f"target id '{spec['id']}' is already used at "

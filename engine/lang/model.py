@@ -14,6 +14,7 @@ from schemas.values import Level
 
 from engine.lang.calendar import ServiceCalendar
 from engine.lang.excerpt import definition_text
+from engine.lang.maintenance import MaintenanceWindows
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,10 @@ class Target:
     @property
     def service(self) -> str:
         return self.agreement.service
+
+    @property
+    def excludes_maintenance(self) -> bool:
+        return "maintenance" in self.spec.get("exclude", ())
 
     def valid_span(self) -> tuple[datetime | None, datetime | None]:
         """The agreement's validity as instants: from local midnight to the end of the last day
@@ -142,6 +147,8 @@ class RuleSet:
     raci_origin: dict[str, Origin]
     rules: dict[str, Rule]
     warnings: list = field(default_factory=list)
+    # service -> its declared maintenance windows (engine.lang.maintenance)
+    maintenance: dict[str, "MaintenanceWindows"] = field(default_factory=dict)
     # Ids whose definition failed with an error already reported (a calendar with a bad
     # time zone, a target on that calendar): references to them are not reported again,
     # so one root mistake gives one error.

@@ -647,7 +647,9 @@ class SlmService:
         with self._lock:
             engine, at = self.engine, self.reading_instant()
             window = (lambda target, label: engine.window_reading(target, label, at)) if engine else None
-            return compliance(self.ruleset, decisions, service, period, window, spanned, self.versions.get)
+            posted = (lambda target, a, b: engine.maintenance_spans(target, a, b, at)) if engine else None
+            return compliance(self.ruleset, decisions, service, period, window, spanned, self.versions.get,
+                              posted)
 
     def rule_versions(self) -> list[dict]:
         """Every rule set put in force, oldest first: ``{version, at, after_fact, in_force}``

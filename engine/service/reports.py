@@ -8,17 +8,20 @@ month its availability window covers.
 """
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Callable, Iterable
 
-from schemas.values import parse_instant
+from schemas.values import format_instant, parse_instant
 
 from engine.eval.clock import month_span
-from engine.lang.model import RuleSet
+from engine.lang.maintenance import ExcludingCalendar, merged
+from engine.lang.model import RuleSet, Target
 
 # (target id, window label) -> (down time counted, service time of the window) or None
 WindowReading = Callable[[str, str], "tuple[timedelta, timedelta] | None"]
+# (target id, start, end) -> the posted maintenance windows overlapping [start, end): (from, to, fact ref)
+PostedWindows = Callable[[str, datetime, datetime], "list[tuple[datetime, datetime, str]]"]
 
 
 SPAN_MARGIN = timedelta(days=1)     # a local month lies within a day of the UTC month
@@ -26,13 +29,15 @@ SPAN_MARGIN = timedelta(days=1)     # a local month lies within a day of the UTC
 
 def compliance(ruleset: RuleSet, decisions: Iterable[dict], service: str, period: str,
                window: WindowReading | None = None, versions: list[dict] = (),
-               version_of: Callable[[str], RuleSet | None] = lambda version: None) -> dict:
+               version_of: Callable[[str], RuleSet | None] = lambda version: None,
+               posted: PostedWindows | None = None) -> dict:
     """Per target of ``service``: subjects, met, breached, compliance % and availability %,
     and the same per rule-set version that decided them (``by_version``, with the goal as
     that version had it: a goal change in the month shows beside the cycles it judged).
 
     ``decisions``: at least those of the UTC month widened by :data:`SPAN_MARGIN`, and
-    every retraction. ``versions``: the versions in force during the month, in order."""
+    every retraction. ``versions``: the versions in force during the month, in order.
+    ``posted``: the maintenance windows posted as facts, for the targets that exclude them."""
     outcomes = cycle_outcomes(ruleset, decisions, service, period)
     rows = []
     for target in sorted(ruleset.targets.values(), key=lambda t: t.id):
@@ -50,9 +55,27 @@ def compliance(ruleset: RuleSet, decisions: Iterable[dict], service: str, period
         if target.measure != "duration" and window is not None:
             row["availability"] = _availability(window, target.id, period)
         row["by_version"] = _by_version(cycles.values(), target.id, ruleset, version_of)
+        if target.excludes_maintenance:
+            row["maintenance"] = maintenance(target, period, posted)
         rows.append(row)
     return {"service": service, "period": period, "ruleset": ruleset.version, "versions": list(versions),
             "targets": rows}
+
+
+def maintenance(target: Target, period: str, posted: PostedWindows | None) -> dict:
+    """The maintenance windows of a target's month, declared and posted, and the service
+    time they took out of it (overlaps counted once)."""
+    start, end = month_span(period, target.calendar.timezone)
+    calendar = target.calendar
+    spans = [(a, b, f"rules:{ref}") for a, b, ref in calendar.windows.spans(start, end)] \
+        if isinstance(calendar, ExcludingCalendar) else []
+    spans += [(max(a, start), min(b, end), ref) for a, b, ref in (posted(target.id, start, end) if posted else [])
+              if a < end and b > start]
+    base = calendar.base if isinstance(calendar, ExcludingCalendar) else calendar
+    excluded = sum((base.counted(a, b) for a, b in merged(spans)), timedelta(0))
+    return {"windows": [{"from": format_instant(a), "to": format_instant(b), "source": ref}
+                        for a, b, ref in sorted(spans)],
+            "excluded_minutes": round(excluded / timedelta(minutes=1), 2)}
 
 
 def _by_version(settled: Iterable[dict], target_id: str, ruleset: RuleSet,
