@@ -15,6 +15,7 @@ from schemas.rules import KIND_SCHEMAS
 
 from engine.lang import checks
 from engine.lang.calendar import ServiceCalendar
+from engine.lang.catalogue import build_catalogue
 from engine.lang.errors import Problem, RuleSetError
 from engine.lang.model import (Agreement, Escalation, EscalationLevel, Origin, Rule, RuleSet, Service,
                     Target)
@@ -214,6 +215,7 @@ def _build(documents, files, root, problems, names: dict[str, str]) -> RuleSet:
     for doc, loaded in by_kind.get("Rule", []):
         ruleset.rules[loaded["id"]] = Rule(loaded["id"], loaded.get("description", ""), loaded["when"],
                                            loaded["then"], _origin(doc))
+    ruleset.catalogue = build_catalogue(by_kind.get("Facts", []), problems)
     docs_by_id = {loaded["id"]: doc for doc, loaded in documents}
     for problem in checks.check(ruleset, documents, docs_by_id):
         (ruleset.warnings if problem.severity == "warning" else problems).append(problem)

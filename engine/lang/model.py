@@ -146,6 +146,8 @@ class RuleSet:
     # time zone, a target on that calendar): references to them are not reported again,
     # so one root mistake gives one error.
     broken: set = field(default_factory=set)
+    # The fact catalogue (engine/lang/catalogue.py), None when no ``kind: Facts`` is written.
+    catalogue: object = None
 
     def holders(self, service: str | None, role: str) -> list[str]:
         """Who holds a role for a service: the Service's own holders, else the org-wide ones."""
