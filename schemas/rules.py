@@ -330,10 +330,10 @@ class FactTypeName(Text):
     def _deserialize(self, value, attr, data, **kwargs):
         value = super()._deserialize(value, attr, data, **kwargs)
         if not TYPE_PATTERN.match(value):
-            raise ValidationError(f"{value!r} is not a dotted type name (example: incident.opened)")
+            raise ValidationError("not a dotted type name (example: incident.opened)")
         if value.startswith(("decision.", "clock.")):
-            raise ValidationError(f"{value!r}: types decision.* and clock.* are derived by the engine "
-                                  "and need no declaration")
+            raise ValidationError("types decision.* and clock.* are derived by the engine and need no "
+                                  "declaration")
         return value
 
 

@@ -77,9 +77,25 @@ class Catalogue:
 
 
 def nearest(name: str, known) -> str | None:
-    """The known name most like ``name``, for "did you mean" (None if none is close)."""
-    found = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
+    """The known name most like ``name`` and at most two typing slips from it (a letter
+    left out, added, changed, or two swapped), for "did you mean"; None if none is."""
+    close = [other for other in known if edits(name, other) <= 2]
+    found = difflib.get_close_matches(name, close, n=1, cutoff=0)
     return found[0] if found else None
+
+
+def edits(a: str, b: str) -> int:
+    """Optimal string alignment distance: insertions, deletions, substitutions and swaps
+    of neighbours."""
+    rows = [list(range(len(b) + 1))]
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            row[j] = min(rows[-1][j] + 1, row[j - 1] + 1, rows[-1][j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], rows[-2][j - 2] + 1)
+        rows.append(row)
+    return rows[-1][-1]
 
 
 def fact_problems(catalogue: Catalogue | None, fact: dict) -> dict[str, list[str]]:

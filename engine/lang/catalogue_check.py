@@ -73,14 +73,14 @@ def _pattern(catalogue: Catalogue, spec: dict, doc, path: tuple) -> list[Problem
         if spec.get("further"):
             return []           # the target's metric.sample is reported once, at its name
         guess = catalogue.nearest_type(kind)
-        hint = f": did you mean '{guess}'?" if guess else ""
         known = ", ".join(sorted(catalogue.types)) or "none"
+        hint = f": did you mean '{guess}'?" if guess else f" (declared: {known})"
         if spec.get("implicit"):
             message = (f"a threshold target reads '{METRIC_TYPE}' facts, which the fact catalogue does not "
                        f"declare (declared: {known})")
         else:
-            message = f"fact type '{kind}' is not declared in the fact catalogue{hint} (declared: {known})"
-        at = path if spec.get("bare") else path + ("type",)
+            message = f"fact type '{kind}' is not declared in the fact catalogue{hint}"
+        at = path if spec.get("bare") else path + (("name",) if spec.get("implicit") else ("type",))
         return [doc.problem(at, message, CODE)]
     where_path = path if spec.get("implicit") else path + ("where",)
     return list(_where(declared, spec.get("where") or {}, doc, where_path, spec.get("implicit", False)))
@@ -97,11 +97,11 @@ def _where(declared: FactType, where: dict, doc, path: tuple, implicit: bool):
             continue
         if not declared.has_field(key):
             guess = nearest(key, declared.fields)
-            hint = f": did you mean '{guess}'?" if guess else ""
             known = ", ".join(sorted(declared.fields)) or "none"
-            what = "the metric name" if implicit and key == "name" else f"field '{key}'"
-            yield doc.problem(at, f"{what}: {declared.name} facts have no data field '{key}' in the fact "
-                                  f"catalogue{hint} (declared: {known})", CODE, key=not implicit)
+            hint = f": did you mean '{guess}'?" if guess else f" (declared: {known})"
+            what = "metric: a threshold target reads data.name, but" if implicit else f"where {key}:"
+            yield doc.problem(at, f"{what} {declared.name} facts have no field '{key}' in the fact "
+                                  f"catalogue{hint}", CODE, key=not implicit)
             continue
         spec = declared.fields.get(key)
         if spec is None:                    # inside a declared object: left open
