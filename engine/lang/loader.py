@@ -245,7 +245,8 @@ def _relative_origins(ruleset: RuleSet) -> None:
 def _build_agreement(doc: Document, loaded: dict, ruleset: RuleSet, problems: list[Problem]) -> None:
     valid = loaded["valid"]
     agreement = Agreement(loaded["id"], loaded["type"], loaded["status"], loaded["service"],
-                          valid.get("from"), valid.get("to"), _origin(doc))
+                          valid.get("from"), valid.get("to"), _origin(doc), loaded.get("name", ""),
+                          loaded.get("customer", ""), loaded.get("provider", ""))
     ruleset.agreements[agreement.id] = agreement
     for index, spec in enumerate(loaded["targets"]):
         path = ("targets", index)
@@ -273,7 +274,7 @@ def _build_agreement(doc: Document, loaded: dict, ruleset: RuleSet, problems: li
         ruleset.targets[spec["id"]] = Target(
             id=spec["id"], name=spec.get("name", spec["id"]), measure=measure, agreement=agreement,
             goal=spec["goal"], warn_at=spec["warn_at"], underpinned_by=spec["underpinned_by"],
-            on_change=spec["on_change"],
+            on_change=spec["on_change"], description=spec.get("description", ""),
             spec=section, calendar=calendar, origin=_origin(doc, path))
 
 

@@ -43,6 +43,9 @@ class Agreement:
     valid_from: date | None
     valid_to: date | None
     origin: Origin
+    name: str = ""           # the agreement's title, customer and provider, for documents (slm docs)
+    customer: str = ""
+    provider: str = ""
 
     @property
     def shadow(self) -> bool:
@@ -68,6 +71,7 @@ class Target:
     # The levels of every Escalation that covers this target, in escalation id order:
     # bound when the rules load, so a clock carries its escalation marks from its start.
     escalations: list["EscalationLevel"] = field(default_factory=list)
+    description: str = ""      # free text of the target, for documents (slm docs)
     _span: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
