@@ -33,6 +33,8 @@ class Document:
     agreements: list[dict]
     escalations: list[dict]
     raci: dict
+    calendars: list[dict]
+    reporting: list[str]
     version: str
 
 
@@ -58,7 +60,34 @@ def agreement_document(ruleset: RuleSet, service_id: str, agreements: list[str] 
         agreements=[_agreement(ruleset, a) for a in chosen],
         escalations=_escalations(ruleset, targets),
         raci=_raci(ruleset, service_id, targets),
+        calendars=_calendars(targets),
+        reporting=_reporting(targets),
         version=ruleset.version)
+
+
+def _reporting(targets: list[Target]) -> list[str]:
+    """How compliance is reported (engine/service/reports.py), for the measures used."""
+    measures = {t.measure for t in targets}
+    lines = []
+    if "duration" in measures:
+        lines.append("Compliance with each time target is reported for every calendar month: how many "
+                     "tickets met it and how many breached it.")
+    if measures & {"availability", "threshold"}:
+        lines.append("Availability and performance targets are reported for each of their periods: the "
+                     "time counted against the target and the allowance left.")
+    lines.append("Every warning, breach and escalation is recorded with the rule that decided it, and can "
+                 "be inspected by both parties.")
+    return lines
+
+
+def _calendars(targets: list[Target]) -> list[dict]:
+    """Each calendar the targets count in, with the targets that use it."""
+    used: dict[str, dict] = {}
+    for target in targets:
+        entry = used.setdefault(target.calendar.id, {"id": target.calendar.id, "hours": hours(target.calendar),
+                                                     "targets": []})
+        entry["targets"].append(target.id)
+    return list(used.values())
 
 
 def _targets_of(ruleset: RuleSet, agreement: Agreement) -> list[Target]:
@@ -155,19 +184,17 @@ def _duration_promise(target: Target) -> tuple[str, list[str]]:
         details.append(f"When the {noun} is {' or '.join(_condition_of(item) for item in spec['reset'])}, "
                        "the time starts over.")
     if not _always(target.calendar):
-        details.append(f"{within[0].upper() + within[1:]} means {within} of service hours; time outside "
-                       "them does not count.")
+        details.append("Only time within the service hours counts.")
     return sentence, details
 
 
 def _availability_promise(target: Target) -> tuple[str, list[str]]:
     spec = target.spec
     when = counted(target.calendar)
-    sentence = (f"The service is available {percent(target.goal)} of the time {window_words(spec['window'])}, "
-                f"{when}.")
+    sentence = f"Available {percent(target.goal)} of the time {window_words(spec['window'])}, {when}."
     down, up = spec["down"], spec["up"]
-    details = [f"It counts as down from {_condition_of(down)} until {_condition_of(up)}; outages reported "
-               "by several alerts at once count once."]
+    details = [f"Downtime runs from {_event(down)} to {_event(up)}; outages reported by several alerts at "
+               "once count once."]
     allowance = _allowance(target, spec["window"])
     if allowance:
         details.append(f"That allows {allowance} of downtime in a 30-day month.")
@@ -213,7 +240,7 @@ def counted(calendar: ServiceCalendar) -> str:
 def hours(calendar: ServiceCalendar) -> str:
     """``24x7`` or ``business hours Mon–Fri 08:00–18:00 Europe/London, excluding …``."""
     if _always(calendar):
-        return "24x7"
+        return "24x7: every hour of every day, holidays included"
     groups: list[tuple[list[int], list]] = []
     for day in range(7):
         spans = calendar.week.get(day)
@@ -277,7 +304,7 @@ def _who(roles: dict[str, list[str]]) -> str:
     order = "ARCI"
     parts = []
     for letter in order:
-        named = [role.replace("_", " ") for role, letters in roles.items() if letter in letters]
+        named = [role_name(role) for role, letters in roles.items() if letter in letters]
         if named:
             parts.append(f"{_and(named)} {LETTERS[letter]}")
     return "; ".join(parts)
@@ -301,9 +328,9 @@ def _raci(ruleset: RuleSet, service_id: str, targets: list[Target]) -> dict:
                 roles.append(role)
     rows = [{"activity": a, "letters": ["/".join(ruleset.raci[a].get(r, [])) for r in roles]}
             for a in activities if a in ruleset.raci]
-    holders = [{"role": r.replace("_", " "), "holders": ", ".join(ruleset.holders(service_id, r)) or "—"}
+    holders = [{"role": role_name(r), "holders": ", ".join(ruleset.holders(service_id, r)) or "—"}
                for r in roles]
-    return {"roles": [r.replace("_", " ") for r in roles], "rows": rows, "holders": holders}
+    return {"roles": [role_name(r) for r in roles], "rows": rows, "holders": holders}
 
 
 # ---- words ---------------------------------------------------------------------------------
@@ -378,6 +405,25 @@ def _condition_words(where: dict) -> str:
         else:
             parts.append(f"{key} {cond}")
     return " and ".join(parts)
+
+
+def _event(pattern: dict) -> str:
+    """A pattern as an event: ``the EmailDown alert firing``, ``a probe failed with site www``."""
+    where = pattern.get("where") or {}
+    words = _condition_words(where)
+    noun, verb = _noun(pattern["type"]), _verb(pattern["type"])
+    if words and _short(where):
+        return f"the {words} {noun} {verb}"
+    return f"a {noun} {verb}" + (f" with {words}" if words else "")
+
+
+def role_name(role: str) -> str:
+    """``slm_process_owner`` → ``SLM process owner``."""
+    words = role.split("_")
+    return " ".join(w.upper() if w in ACRONYMS else w for w in words)
+
+
+ACRONYMS = {"slm", "lt", "it", "ci", "sla", "ola", "itsm"}
 
 
 def _condition_of(item) -> str:
