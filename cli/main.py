@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from .admin import audit, report, token
+from .docs import docs
 from .notify import notify
 from .replay import replay
 from .rules import check, explain, test_command
@@ -15,5 +16,5 @@ def main():
     """slm: SLA targets, escalations and RACI as rules, evaluated over service facts."""
 
 
-for command in (serve, check, test_command, explain, replay, report, token, audit, notify):
+for command in (serve, check, test_command, explain, docs, replay, report, token, audit, notify):
     main.add_command(command)

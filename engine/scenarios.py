@@ -14,6 +14,7 @@ from marshmallow import ValidationError
 from schemas.scenario import ScenarioSchema
 from schemas.values import parse_duration, parse_instant
 
+from engine.lang.catalogue import fact_problems
 from engine.lang.errors import FactError, RuleSetError
 from engine.lang.loader import load_rules
 from engine.eval.engine import Engine
@@ -102,6 +103,10 @@ def run_document(path: Path, doc: Document, default_rules: Path, cache: RuleSetC
             rulesets.append(changed[0])
             continue
         fact = {"source": DEFAULT_SOURCE, **raw}
+        refused = fact_problems(engine.ruleset.catalogue, fact)
+        if refused:                 # what the service would refuse with 422 (docs/RULES.md)
+            result.failures.append(_at(doc, ("facts", index), f"fact {index + 1} rejected: {FactError(refused)}"))
+            return result
         try:
             engine.apply(fact)
         except FactError as err:

@@ -133,6 +133,21 @@ FIELDS: dict[str, tuple[str, str]] = {
     "DecideSchema.data": ("extra fields of the decision", "`{reason: repeated}`"),
     "NotifySchema.activity": ("the RACI activity whose roles are notified", "`propose-improvement`"),
     "NotifySchema.message": ("a template", "`{{ rule.id }} fired`"),
+    "FactsSchema.types": ("fact type → what its `data` holds; `decision.*` and `clock.*` are the engine's and "
+                          "are not declared", "`{incident.opened: {data: {priority: [P1, P2]}}}`"),
+    "FactsSchema.undeclared": ("what ingest does with a fact of a type no Facts document declares (`reject`: "
+                               "422; `accept`: taken as posted); documents that give it must agree; "
+                               "unset means `reject`", "`accept`"),
+    "FactTypeSchema.description": ("what the fact means, for people",
+                                   "`A person took the incident on.`"),
+    "FactTypeSchema.data": ("field → its declaration (or just its type, or a list of enum values); a field "
+                            "may be a dotted path; fields not declared are accepted at ingest but no rule "
+                            "may read them", "`{priority: [P1, P2], impact: integer}`"),
+    "FactFieldSchema.type": ("the kind of value (`time`: RFC 3339 with an offset; `object`: any mapping, "
+                             "whose inside rules may read freely)", "`enum`"),
+    "FactFieldSchema.values": ("an enum's values, compared exactly", "`[P1, P2, P3, P4]`"),
+    "FactFieldSchema.required": ("a fact of the type without it is refused", "`true`"),
+    "FactFieldSchema.description": ("what the field holds", "`the ticket's priority`"),
 }
 
 TABLES = [  # (heading, schema, where it is written)
@@ -159,12 +174,15 @@ TABLES = [  # (heading, schema, where it is written)
     ("Action", rules.ActionSchema, "each step of a Rule's `then`"),
     ("Decide", rules.DecideSchema, "`decide:`"),
     ("Notify", rules.NotifySchema, "`notify:`"),
+    ("Facts", rules.FactsSchema, "`kind: Facts`"),
+    ("Fact type", rules.FactTypeSchema, "each of a Facts document's `types`"),
+    ("Fact field", rules.FactFieldSchema, "each field of a fact type's `data`"),
 ]
 
 _SIMPLE = [  # most specific first
     (own.Duration, "duration"), (own.Percent, "percentage"), (own.Level, "level"), (own.Date, "date"),
     (own.Instant, "instant"), (own.Name, "name"), (own.Text, "text"), (own.Week, "weekly hours"),
-    (own.Where, "where"), (fields.Integer, "integer"), (fields.Float, "number"), (fields.Dict, "mapping"),
+    (own.Where, "where"), (fields.Integer, "integer"), (fields.Float, "number"), (fields.Boolean, "boolean"), (fields.Dict, "mapping"),
 ]
 _OVERRIDES = {"window": "window", "goal": "duration or percentage"}   # Raw fields, parsed by a validator
 _NESTED = {schema: heading for heading, schema, _ in TABLES}
@@ -211,6 +229,8 @@ def _default(field: fields.Field) -> str:
     value = value() if callable(value) else value
     if value in ({}, []):
         return "empty"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
     return f"`{value}`"
 
 

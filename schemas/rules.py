@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
+from .facts import TYPE_PATTERN
 from .fields import (Date, Duration, Instant, Level, Mapping, Name, OneOrMany, Percent, Text, Week, Where)
 
 RACI_LETTERS = "RACI"
@@ -338,6 +339,62 @@ class MaintenanceSchema(DocumentSchema):
             raise ValidationError("give 'weekly' hours, 'once' windows, or both", "weekly")
 
 
+FACT_FIELD_TYPES = ("string", "number", "integer", "boolean", "time", "enum", "object", "list")
+UNDECLARED = ("reject", "accept")
+
+
+class FactFieldSchema(Strict):
+    """One field of a fact's ``data``: ``{type: enum, values: [P1, P2], required: true}``.
+    Written short, ``priority: string`` is ``{type: string}`` and ``priority: [P1, P2]`` is
+    ``{type: enum, values: [P1, P2]}``."""
+
+    type = fields.String(required=True, validate=validate.OneOf(FACT_FIELD_TYPES, error=ONE_OF))
+    values = fields.List(fields.Raw(), validate=validate.Length(min=1))
+    required = fields.Boolean(load_default=False)
+    description = Text()
+
+    @pre_load
+    def _short_forms(self, data, **kwargs):
+        if isinstance(data, str):
+            return {"type": data}
+        if isinstance(data, list):
+            return {"type": "enum", "values": data}
+        return data
+
+    @validates_schema
+    def _values_with_enum(self, data, **kwargs):
+        if data.get("type") == "enum" and "values" not in data:
+            raise ValidationError("an enum field lists its 'values'", "values")
+        if data.get("type") != "enum" and "values" in data:
+            raise ValidationError(f"'values' belongs to an enum field, not a {data.get('type')} one", "values")
+        bad = [v for v in data.get("values", []) if isinstance(v, (dict, list)) or v is None]
+        if bad:
+            raise ValidationError(f"enum values are strings, numbers or booleans, not {bad[0]!r}", "values")
+
+
+class FactTypeSchema(Strict):
+    description = Text()
+    data = Mapping(fields.Nested(FactFieldSchema), keys_field=Text(), load_default=dict)
+
+
+class FactTypeName(Text):
+    """A fact type as facts carry it: dotted names, not the engine's own decision.*/clock.*."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        value = super()._deserialize(value, attr, data, **kwargs)
+        if not TYPE_PATTERN.match(value):
+            raise ValidationError("not a dotted type name (example: incident.opened)")
+        if value.startswith(("decision.", "clock.")):
+            raise ValidationError("types decision.* and clock.* are derived by the engine and need no "
+                                  "declaration")
+        return value
+
+
+class FactsSchema(DocumentSchema):
+    types = Mapping(fields.Nested(FactTypeSchema), keys_field=FactTypeName(), required=True)
+    undeclared = fields.String(validate=validate.OneOf(UNDECLARED, error=ONE_OF))
+
+
 KIND_SCHEMAS = {
     "Calendar": CalendarSchema,
     "Roles": RolesSchema,
@@ -347,4 +404,5 @@ KIND_SCHEMAS = {
     "Escalation": EscalationSchema,
     "Raci": RaciSchema,
     "Rule": RuleSchema,
+    "Facts": FactsSchema,
 }

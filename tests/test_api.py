@@ -380,7 +380,15 @@ def test_rules_check_an_upload_against_the_rules_in_force(env):
     assert alone.status_code == 422        # alone, its calendar, escalations and RACI are missing
     merged = env.client.post("/v1/rules/check?in_force=true", headers=auth(env, "owner"),
                              json={"files": {"services/email.yaml": typo}})
+    assert merged.status_code == 422       # the fact catalogue in force declares no such type
+    [problem] = merged.json["problems"]
+    assert (problem["file"], problem["line"]) == ("services/email.yaml", 64)
+    assert "did you mean 'incident.acknowledged'" in problem["message"]
+    late = text.replace("    warn_at: [75%]\n", "    warn_at: [100%]\n", 1)
+    assert late != text
+    merged = env.client.post("/v1/rules/check?in_force=true", headers=auth(env, "owner"),
+                             json={"files": {"services/email.yaml": late}})
     assert merged.status_code == 200, merged.json
     assert merged.json["version"] != env.service.ruleset.version
-    assert any(w.startswith("services/email.yaml:") and "did you mean 'incident.acknowledged'" in w
+    assert any(w.startswith("services/email.yaml:54:") and "warn_at: 100% is not between 0% and 100%" in w
                for w in merged.json["warnings"]), merged.json["warnings"]

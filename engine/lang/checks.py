@@ -9,6 +9,7 @@ from fractions import Fraction
 
 from schemas.values import format_duration
 
+from engine.lang.catalogue_check import check_catalogue
 from engine.lang.errors import Problem
 from engine.lang.lint import lint
 from engine.lang.model import RuleSet
@@ -27,6 +28,7 @@ def check(ruleset: RuleSet, documents: list[tuple[Document, dict]], docs_by_id: 
     problems += _rules(ruleset, places)
     problems += _start_at(ruleset, places)
     problems += _raci(ruleset, places)
+    problems += check_catalogue(ruleset, places)
     problems += lint(ruleset, places)
     for service in ruleset.services.values():
         doc = places.doc[service.id]

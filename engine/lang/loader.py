@@ -16,6 +16,7 @@ from schemas.rules import KIND_SCHEMAS
 
 from engine.lang import checks
 from engine.lang.calendar import ServiceCalendar
+from engine.lang.catalogue import build_catalogue
 from engine.lang.errors import Problem, RuleSetError
 from engine.lang.maintenance import ExcludingCalendar, MaintenanceWindows
 from engine.lang.model import (Agreement, Escalation, EscalationLevel, Origin, Rule, RuleSet, Service,
@@ -218,6 +219,7 @@ def _build(documents, files, root, problems, names: dict[str, str]) -> RuleSet:
     for doc, loaded in by_kind.get("Rule", []):
         ruleset.rules[loaded["id"]] = Rule(loaded["id"], loaded.get("description", ""), loaded["when"],
                                            loaded["then"], _origin(doc))
+    ruleset.catalogue = build_catalogue(by_kind.get("Facts", []), problems)
     docs_by_id = {loaded["id"]: doc for doc, loaded in documents}
     for problem in checks.check(ruleset, documents, docs_by_id):
         (ruleset.warnings if problem.severity == "warning" else problems).append(problem)
@@ -267,7 +269,8 @@ def _build_maintenance(doc: Document, loaded: dict, ruleset: RuleSet, problems: 
 def _build_agreement(doc: Document, loaded: dict, ruleset: RuleSet, problems: list[Problem]) -> None:
     valid = loaded["valid"]
     agreement = Agreement(loaded["id"], loaded["type"], loaded["status"], loaded["service"],
-                          valid.get("from"), valid.get("to"), _origin(doc))
+                          valid.get("from"), valid.get("to"), _origin(doc), loaded.get("name", ""),
+                          loaded.get("customer", ""), loaded.get("provider", ""))
     ruleset.agreements[agreement.id] = agreement
     for index, spec in enumerate(loaded["targets"]):
         path = ("targets", index)
@@ -297,7 +300,7 @@ def _build_agreement(doc: Document, loaded: dict, ruleset: RuleSet, problems: li
         ruleset.targets[spec["id"]] = Target(
             id=spec["id"], name=spec.get("name", spec["id"]), measure=measure, agreement=agreement,
             goal=spec["goal"], warn_at=spec["warn_at"], underpinned_by=spec["underpinned_by"],
-            on_change=spec["on_change"],
+            on_change=spec["on_change"], description=spec.get("description", ""),
             spec=section, calendar=calendar, origin=_origin(doc, path))
 
 

@@ -44,6 +44,9 @@ class Agreement:
     valid_from: date | None
     valid_to: date | None
     origin: Origin
+    name: str = ""           # the agreement's title, customer and provider, for documents (slm docs)
+    customer: str = ""
+    provider: str = ""
 
     @property
     def shadow(self) -> bool:
@@ -69,6 +72,7 @@ class Target:
     # The levels of every Escalation that covers this target, in escalation id order:
     # bound when the rules load, so a clock carries its escalation marks from its start.
     escalations: list["EscalationLevel"] = field(default_factory=list)
+    description: str = ""      # free text of the target, for documents (slm docs)
     _span: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -153,6 +157,8 @@ class RuleSet:
     # time zone, a target on that calendar): references to them are not reported again,
     # so one root mistake gives one error.
     broken: set = field(default_factory=set)
+    # The fact catalogue (engine/lang/catalogue.py), None when no ``kind: Facts`` is written.
+    catalogue: object = None
 
     def holders(self, service: str | None, role: str) -> list[str]:
         """Who holds a role for a service: the Service's own holders, else the org-wide ones."""

@@ -1,0 +1,52 @@
+"""``slm docs SERVICE``: the agreements of a service as a document a customer can sign."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from engine.lang.errors import RuleSetError
+
+from .common import DB_HELP, DEFAULT_RULES
+
+
+@click.command()
+@click.argument("service")
+@click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, help="The rules directory.")
+@click.option("--db", "db_url", help="Read the rules in force from this database instead. " + DB_HELP)
+@click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True)
+@click.option("--agreement", "agreements", multiple=True, help="Only this agreement (repeatable).")
+def docs(service, rules_dir, db_url, fmt, agreements):
+    """Render SERVICE's agreements in force — targets in plain words, service hours,
+    escalation path, RACI, validity — from the rules the engine enforces."""
+    from engine.lang.document import UnknownService, agreement_document
+    from engine.lang.document_render import render
+    from engine.lang.loader import load_rules
+
+    try:
+        ruleset = _in_force(db_url) if db_url else load_rules(rules_dir)
+        document = agreement_document(ruleset, service, list(agreements))
+    except RuleSetError as err:
+        click.echo(err.report(), err=True)
+        sys.exit(2)
+    except UnknownService as err:
+        click.echo(f"Error: {err}", err=True)
+        sys.exit(2)
+    click.echo(render(document, fmt), nl=False)
+
+
+def _in_force(db_url: str):
+    """The rule set of the last cut-over the database records."""
+    from engine.lang.loader import load_texts
+
+    from .common import open_store
+
+    with open_store(db_url) as store:
+        cutovers = store.cutovers()
+        if not cutovers:
+            raise click.ClickException("the database records no rules in force (the service never started on it)")
+        version = cutovers[-1]["ruleset"]
+        files = store.ruleset_files(version)
+    if files is None:
+        raise click.ClickException(f"the rules in force ({version[:19]}…) are not stored in the database")
+    return load_texts(files, root=f"version {version[:19]}")

@@ -1,0 +1,444 @@
+"""The agreements of a service in plain words (``slm docs``, docs/RULES.md "The agreement
+as a document").
+
+Built from the loaded model, not from the YAML's comments, so what a customer reads and
+signs is what the engine enforces: every goal, calendar, warning, escalation level and
+RACI letter here is the one the clocks run on. The result is plain data (sections,
+sentences, tables); engine/lang/document_render.py lays it out as Markdown or HTML.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from fractions import Fraction
+
+from engine.lang.calendar import ServiceCalendar
+from engine.lang.model import Agreement, RuleSet, Target
+
+AGREEMENT_KINDS = {"SLA": "Service level agreement", "OLA": "Operational level agreement",
+                   "UC": "Underpinning contract", "SLR": "Service level requirement (proposed)"}
+ORDER = ("SLA", "OLA", "UC", "SLR")
+DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+LETTERS = {"R": "responsible", "A": "accountable", "C": "consulted", "I": "informed"}
+WINDOWS = {"month": "each calendar month", "week": "each ISO week (Monday to Sunday)", "day": "each day"}
+
+
+class UnknownService(ValueError):
+    """The service asked for is not in the rules; the message lists those that are."""
+
+
+@dataclass
+class Document:
+    service: dict
+    agreements: list[dict]
+    escalations: list[dict]
+    raci: dict
+    calendars: list[dict]
+    reporting: list[str]
+    version: str
+
+
+def agreement_document(ruleset: RuleSet, service_id: str, agreements: list[str] | None = None) -> Document:
+    """The service's agreements in force (not retired), SLAs first; ``agreements`` limits
+    them to those ids."""
+    service = ruleset.services.get(service_id)
+    if service is None:
+        known = ", ".join(sorted(ruleset.services)) or "none"
+        raise UnknownService(f"unknown service {service_id!r} (services: {known})")
+    chosen = [a for a in ruleset.agreements.values() if a.service == service_id and a.status != "retired"]
+    if agreements:
+        missing = sorted(set(agreements) - {a.id for a in chosen})
+        if missing:
+            known = ", ".join(sorted(a.id for a in chosen)) or "none"
+            raise UnknownService(f"no agreement {missing[0]!r} in force for service {service_id!r} "
+                                 f"(agreements: {known})")
+        chosen = [a for a in chosen if a.id in agreements]
+    chosen.sort(key=lambda a: (ORDER.index(a.type), a.id))
+    targets = [t for a in chosen for t in _targets_of(ruleset, a)]
+    return Document(
+        service={"id": service.id, "name": service.name},
+        agreements=[_agreement(ruleset, a) for a in chosen],
+        escalations=_escalations(ruleset, targets),
+        raci=_raci(ruleset, service_id, targets),
+        calendars=_calendars(targets),
+        reporting=_reporting(targets),
+        version=ruleset.version)
+
+
+def _reporting(targets: list[Target]) -> list[str]:
+    """How compliance is reported (engine/service/reports.py), for the measures used."""
+    measures = {t.measure for t in targets}
+    lines = []
+    if "duration" in measures:
+        lines.append("Compliance with each time target is reported for every calendar month: how many "
+                     "tickets met it and how many breached it.")
+    if measures & {"availability", "threshold"}:
+        lines.append("Availability and performance targets are reported for each of their periods: the "
+                     "time counted against the target and the allowance left.")
+    lines.append("Every warning, breach and escalation is recorded with the rule that decided it, and can "
+                 "be inspected by both parties.")
+    return lines
+
+
+def _calendars(targets: list[Target]) -> list[dict]:
+    """Each calendar the targets count in, with the targets that use it."""
+    used: dict[str, dict] = {}
+    for target in targets:
+        entry = used.setdefault(target.calendar.id, {"id": target.calendar.id, "hours": hours(target.calendar),
+                                                     "targets": []})
+        entry["targets"].append(target.id)
+    return list(used.values())
+
+
+def _targets_of(ruleset: RuleSet, agreement: Agreement) -> list[Target]:
+    return [t for t in ruleset.targets.values() if t.agreement is agreement]
+
+
+def _agreement(ruleset: RuleSet, agreement: Agreement) -> dict:
+    parties = []
+    if agreement.provider:
+        parties.append(f"Provided by {agreement.provider}")
+    if agreement.customer:
+        parties.append(f"{'for' if parties else 'For'} {agreement.customer}")
+    status = {"draft": "Draft: evaluated, but not yet agreed; it notifies nobody.",
+              "agreed": "Agreed."}[agreement.status]
+    if agreement.type == "SLR":
+        status = "Proposed requirement: evaluated in the background, it notifies nobody."
+    return {
+        "id": agreement.id,
+        "title": agreement.name or agreement.id,
+        "kind": AGREEMENT_KINDS[agreement.type],
+        "parties": " ".join(parties) + "." if parties else "",
+        "status": status,
+        "validity": validity(agreement.valid_from, agreement.valid_to),
+        "targets": [_target(ruleset, t) for t in _targets_of(ruleset, agreement)],
+    }
+
+
+def validity(start: date | None, end: date | None) -> str:
+    if start and end:
+        return f"Valid from {long_date(start)} to {long_date(end)} inclusive."
+    if start:
+        return f"Valid from {long_date(start)}, with no end date."
+    if end:
+        return f"Valid until {long_date(end)} inclusive."
+    return "Valid with no start or end date."
+
+
+def long_date(day: date) -> str:
+    return f"{day.day} {day.strftime('%B')} {day.year}"
+
+
+# ---- targets -------------------------------------------------------------------------------
+
+def _target(ruleset: RuleSet, target: Target) -> dict:
+    promise = {"duration": _duration_promise, "availability": _availability_promise,
+               "threshold": _threshold_promise}[target.measure](target)
+    return {
+        "id": target.id,
+        "name": target.name,
+        "description": target.description,
+        "promise": promise[0],
+        "details": promise[1],
+        "hours": hours(target.calendar),
+        "warnings": _warnings(target),
+        "underpinned_by": [f"{ruleset.targets[ref].name} ({ref})" for ref in target.underpinned_by
+                           if ref in ruleset.targets],
+        "where": f"{target.origin.file}:{target.origin.line}",
+    }
+
+
+def _duration_promise(target: Target) -> tuple[str, list[str]]:
+    spec = target.spec
+    applies = spec["applies_to"]
+    noun = _noun(applies["type"])
+    where = applies.get("where") or {}
+    who = _condition_words(where)
+    subject = f"{who} {_plural(noun)}" if who and _short(where) else _plural(noun) + (f" with {who}" if who else "")
+    subject = subject[0].upper() + subject[1:]
+    stops = [_verb(t) for t in _types(spec.get("stop"))]
+    calendar = counted(target.calendar)
+    within = duration_words(target.goal)
+    if stops:
+        sentence = f"{subject} are {' or '.join(stops)} within {within}, {calendar}."
+    else:
+        restart = [_verb(t) for t in _types(spec.get("restart"))]
+        happens = " or ".join(restart) if restart else "handled"
+        sentence = f"A {noun} is {happens} at least every {within}, {calendar}."
+    details = []
+    start = _types(spec.get("start")) or [applies["type"]]
+    if start != [applies["type"]]:
+        details.append(f"The time starts when the {noun} is {' or '.join(_verb(t) for t in start)}.")
+    else:
+        details.append(f"The time starts when the {noun} is {_verb(applies['type'])}.")
+    if spec.get("pause"):
+        details.append(f"Time while the {noun} is {' or '.join(_verb(t) for t in _types(spec['pause']))} "
+                       f"does not count, until it is {' or '.join(_verb(t) for t in _types(spec['resume']))}.")
+    if spec.get("restart") and stops:
+        details.append(f"When the {noun} is {' or '.join(_verb(t) for t in _types(spec['restart']))}, a new "
+                       f"period of {within} starts.")
+    if spec.get("cancel"):
+        details.append(f"When the {noun} is {' or '.join(_verb(t) for t in _types(spec['cancel']))}, the "
+                       "target no longer applies to it: neither met nor breached.")
+    if spec.get("reset"):
+        details.append(f"When the {noun} is {' or '.join(_condition_of(item) for item in spec['reset'])}, "
+                       "the time starts over.")
+    if not _always(target.calendar):
+        details.append("Only time within the service hours counts.")
+    return sentence, details
+
+
+def _availability_promise(target: Target) -> tuple[str, list[str]]:
+    spec = target.spec
+    when = counted(target.calendar)
+    sentence = f"Available {percent(target.goal)} of the time {window_words(spec['window'])}, {when}."
+    down, up = spec["down"], spec["up"]
+    details = [f"Downtime runs from {_event(down)} to {_event(up)}; outages reported by several alerts at "
+               "once count once."]
+    allowance = _allowance(target, spec["window"])
+    if allowance:
+        details.append(f"That allows {allowance} of downtime in a 30-day month.")
+    return sentence, details
+
+
+def _threshold_promise(target: Target) -> tuple[str, list[str]]:
+    spec = target.spec
+    bound = ("at most", spec["above"]) if "above" in spec else ("at least", spec["below"])
+    when = counted(target.calendar)
+    sentence = (f"{spec['name']} is {bound[0]} {_number(bound[1])} for {percent(target.goal)} of the time "
+                f"{window_words(spec['window'])}, {when}.")
+    details = [f"Measured by the latest {spec['name']} sample; time counts against the target while it is "
+               f"{'above' if 'above' in spec else 'below'} {_number(bound[1])}."]
+    allowance = _allowance(target, spec["window"])
+    if allowance:
+        details.append(f"That allows {allowance} beyond the bound in a 30-day month.")
+    return sentence, details
+
+
+def _allowance(target: Target, window: str) -> str | None:
+    if window != "month" or not _always(target.calendar):
+        return None
+    return duration_words(timedelta(seconds=int((1 - target.goal) * 30 * 86400)))
+
+
+def _warnings(target: Target) -> str:
+    if not target.warn_at:
+        return ""
+    if target.measure == "duration":
+        points = [f"{level.text} ({duration_words(level.amount(target.goal))})" for level in target.warn_at]
+        return f"A warning is raised at {_and(points)} of the time allowed."
+    return f"A warning is raised at {_and([level.text for level in target.warn_at])} of the downtime allowed."
+
+
+# ---- calendars -----------------------------------------------------------------------------
+
+def counted(calendar: ServiceCalendar) -> str:
+    """How a target's time is counted, as the end of its sentence."""
+    return "24x7" if _always(calendar) else f"counted in {hours(calendar)}"
+
+
+def hours(calendar: ServiceCalendar) -> str:
+    """``24x7`` or ``business hours Mon–Fri 08:00–18:00 Europe/London, excluding …``."""
+    if _always(calendar):
+        return "24x7: every hour of every day, holidays included"
+    groups: list[tuple[list[int], list]] = []
+    for day in range(7):
+        spans = calendar.week.get(day)
+        if not spans:
+            continue
+        if groups and groups[-1][1] == spans and groups[-1][0][-1] == day - 1:
+            groups[-1][0].append(day)
+        else:
+            groups.append(([day], spans))
+    parts = []
+    for days, spans in groups:
+        named = DAYS[days[0]] if len(days) == 1 else f"{DAYS[days[0]]}–{DAYS[days[-1]]}"
+        parts.append(f"{named} {', '.join(f'{_clock(a)}–{_clock(b)}' for a, b in spans)}")
+    text = f"business hours {'; '.join(parts) or 'never'} {calendar.timezone}"
+    closed = []
+    if calendar.country:
+        region = calendar.country + (f"-{calendar.subdivision}" if calendar.subdivision else "")
+        closed.append(f"public holidays of {region}")
+    closed += [long_date(d) for d in sorted(calendar.dates)]
+    return text + (f", excluding {_and(closed)}" if closed else "")
+
+
+def _always(calendar: ServiceCalendar) -> bool:
+    return calendar.all_hours and calendar.timezone == "UTC" or calendar.id == "24x7"
+
+
+def _clock(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+# ---- escalations and RACI ------------------------------------------------------------------
+
+def _escalations(ruleset: RuleSet, targets: list[Target]) -> list[dict]:
+    ids = {t.id for t in targets}
+    found = []
+    for escalation in sorted(ruleset.escalations.values(), key=lambda e: e.id):
+        covered = [t for t in targets if any(level.escalation == escalation.id for level in t.escalations)]
+        if not covered:
+            continue
+        levels = []
+        for level in escalation.levels:
+            when = _level_words(level.at)
+            if level.repeat:
+                when += f", then every {duration_words(level.repeat)} while the clock runs"
+            roles = ruleset.raci.get(level.activity, {})
+            levels.append({"when": when, "activity": level.activity, "who": _who(roles)})
+        found.append({"id": escalation.id, "targets": [f"{t.name} ({t.id})" for t in covered if t.id in ids],
+                      "levels": levels})
+    return found
+
+
+def _level_words(level) -> str:
+    share = "the breach" if level.share == 1 else f"{percent(level.share)} of the time or budget allowed"
+    if not level.offset:
+        return f"at {share}"
+    sign = "after" if level.offset > timedelta(0) else "before"
+    return f"{duration_words(abs(level.offset))} of service hours {sign} {share}"
+
+
+def _who(roles: dict[str, list[str]]) -> str:
+    order = "ARCI"
+    parts = []
+    for letter in order:
+        named = [role_name(role) for role, letters in roles.items() if letter in letters]
+        if named:
+            parts.append(f"{_and(named)} {LETTERS[letter]}")
+    return "; ".join(parts)
+
+
+def _raci(ruleset: RuleSet, service_id: str, targets: list[Target]) -> dict:
+    activities = []
+    for target in targets:
+        for level in target.escalations:
+            if level.activity not in activities:
+                activities.append(level.activity)
+    for rule in ruleset.rules.values():
+        for step in rule.then:
+            activity = step.get("notify", {}).get("activity")
+            if activity and activity not in activities and activity in ruleset.raci:
+                activities.append(activity)
+    roles: list[str] = []
+    for activity in activities:
+        for role in ruleset.raci.get(activity, {}):
+            if role not in roles:
+                roles.append(role)
+    rows = [{"activity": a, "letters": ["/".join(ruleset.raci[a].get(r, [])) for r in roles]}
+            for a in activities if a in ruleset.raci]
+    holders = [{"role": role_name(r), "holders": ", ".join(ruleset.holders(service_id, r)) or "—"}
+               for r in roles]
+    return {"roles": [role_name(r) for r in roles], "rows": rows, "holders": holders}
+
+
+# ---- words ---------------------------------------------------------------------------------
+
+UNITS = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+
+
+def duration_words(value: timedelta) -> str:
+    """``15 minutes``, ``4 hours``, ``1 hour 30 minutes``, ``365 days``."""
+    seconds = int(value.total_seconds())
+    parts = []
+    for unit, size in UNITS:
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count} {unit}{'s' if count != 1 else ''}")
+    return " ".join(parts) or "0 seconds"
+
+
+def percent(value: Fraction) -> str:
+    return f"{float(value) * 100:.6g}%"
+
+
+def window_words(window: str) -> str:
+    return WINDOWS.get(window) or f"each block of {window[:-1]} days"
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+def _types(items) -> list[str]:
+    return [item["type"] if isinstance(item, dict) else item for item in items or []]
+
+
+def _noun(fact_type: str) -> str:
+    """``incident.opened`` → ``incident``."""
+    return fact_type.rsplit(".", 1)[0].replace(".", " ").replace("_", " ")
+
+
+def _verb(fact_type: str) -> str:
+    """``incident.acknowledged`` → ``acknowledged``; ``alert.firing`` → ``firing``."""
+    return fact_type.rsplit(".", 1)[-1].replace("_", " ")
+
+
+def _plural(noun: str) -> str:
+    return noun + ("es" if noun.endswith(("s", "x", "ch", "sh")) else "s")
+
+
+def _short(where: dict) -> bool:
+    """A single equality or ``in`` on one data field reads as an adjective: ``P1 incidents``."""
+    if len(where) != 1:
+        return False
+    cond = next(iter(where.values()))
+    return isinstance(cond, (str, int)) or (isinstance(cond, dict) and set(cond) == {"in"})
+
+
+def _condition_words(where: dict) -> str:
+    if _short(where):
+        cond = next(iter(where.values()))
+        values = cond["in"] if isinstance(cond, dict) else [cond]
+        return " or ".join(map(str, values))
+    parts = []
+    for key, cond in where.items():
+        if isinstance(cond, dict) and "in" in cond:
+            parts.append(f"{key} {' or '.join(map(str, cond['in']))}")
+        elif isinstance(cond, dict):
+            ops = {"ne": "not", "gt": "above", "gte": "at least", "lt": "below", "lte": "at most",
+                   "matches": "matching"}
+            parts.append(" and ".join(f"{key} {ops.get(op, op)} {operand}" for op, operand in cond.items()))
+        elif cond is None:
+            parts.append(f"no {key}")
+        else:
+            parts.append(f"{key} {cond}")
+    return " and ".join(parts)
+
+
+def _event(pattern: dict) -> str:
+    """A pattern as an event: ``the EmailDown alert firing``, ``a probe failed with site www``."""
+    where = pattern.get("where") or {}
+    words = _condition_words(where)
+    noun, verb = _noun(pattern["type"]), _verb(pattern["type"])
+    if words and _short(where):
+        return f"the {words} {noun} {verb}"
+    return f"a {noun} {verb}" + (f" with {words}" if words else "")
+
+
+def role_name(role: str) -> str:
+    """``slm_process_owner`` → ``SLM process owner``."""
+    words = role.split("_")
+    return " ".join(w.upper() if w in ACRONYMS else w for w in words)
+
+
+ACRONYMS = {"slm", "lt", "it", "ci", "sla", "ola", "itsm"}
+
+
+def _condition_of(item) -> str:
+    """A clock condition in words: ``updated with priority P1``, ``an EmailDown alert is firing``."""
+    if isinstance(item, str):
+        return _verb(item)
+    words = _condition_words(item.get("where") or {})
+    noun, verb = _noun(item["type"]), _verb(item["type"])
+    if noun == "alert" and _short(item.get("where") or {}):
+        return f"a{'n' if words[:1] in 'AEIOU' else ''} {words} alert is {verb}"
+    return f"{verb}" + (f" with {words}" if words else "")
+
+
+def _and(items: list[str]) -> str:
+    items = list(items)
+    if len(items) < 2:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
