@@ -58,7 +58,7 @@ def parse_expiry(text: str, now: datetime) -> datetime:
     (``2027-01-01T00:00:00Z``); it must lie ahead of ``now``."""
     raw = text.strip() if isinstance(text, str) else text
     try:
-        at = now + parse_duration(raw)
+        at = (now + parse_duration(raw)).replace(microsecond=0)
     except ValueError:
         try:
             at = parse_rfc3339(raw)
@@ -81,8 +81,8 @@ def check_name(name: str) -> str:
 def check_sources(role: str, sources) -> tuple[str, ...]:
     patterns = tuple(sources or ())
     if patterns and role not in POSTERS:
-        raise ValueError(f"a {role} token cannot be limited to sources: only {', '.join(POSTERS)} tokens "
-                         "post facts")
+        raise ValueError(f"{'an' if role[0] in 'aeiou' else 'a'} {role} token cannot be limited to sources: "
+                         f"only {', '.join(POSTERS)} tokens post facts")
     for pattern in patterns:
         if not isinstance(pattern, str) or not pattern.strip() or len(pattern) > MAX_PATTERN \
                 or not pattern.isprintable():
