@@ -103,15 +103,15 @@ def run(*args):
 
 def test_token_commands_create_list_and_revoke_by_name(url):
     made = run("token", "create", "--role", "monitor", "--name", "zabbix-prod", "--source", "zabbix/*",
-               "--source", "zabbix-eu/*", "--expires", "2030-01-01T00:00:00Z", "--db", url)
+               "--source", "zabbix-eu/*", "--expires", "2099-01-01T00:00:00Z", "--db", url)
     assert made.exit_code == 0, made.output
     token = made.output.strip().splitlines()[-1]
-    assert "'zabbix-prod' (sources zabbix/*, zabbix-eu/*; expires 2030-01-01T00:00:00Z)" in made.output
+    assert "'zabbix-prod' (sources zabbix/*, zabbix-eu/*; expires 2099-01-01T00:00:00Z)" in made.output
     assert run("token", "create", "--role", "auditor", "--db", url).exit_code == 0
     listing = run("token", "list", "--db", url).output.splitlines()
     assert listing[0].split() == ["NAME", "ROLE", "SOURCES", "CREATED", "EXPIRES", "STATUS"]
     assert listing[1].split()[:3] == ["zabbix-prod", "monitor", "zabbix/*,zabbix-eu/*"]
-    assert listing[1].split()[4:] == ["2030-01-01T00:00:00Z", "active"]
+    assert listing[1].split()[4:] == ["2099-01-01T00:00:00Z", "active"]
     assert listing[2].split()[:3] == ["auditor-1", "auditor", "*"] and listing[2].split()[4:] == ["never", "active"]
     assert token not in "\n".join(listing)
 
