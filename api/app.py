@@ -35,7 +35,7 @@ def create_app(service: SlmService, *, alert_service_label: str = "service", max
         JSON_SORT_KEYS=False,
     )
     app.extensions["slm"] = service
-    app.extensions["slm_tokens"] = TokenCache(service.store.digest_role)
+    app.extensions["slm_tokens"] = TokenCache(service.store.digest_grant)
     metrics = ops.Metrics(service)
     app.extensions["slm_metrics"] = metrics
     service.listeners.append(metrics.record)

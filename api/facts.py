@@ -14,7 +14,7 @@ from flask_smorest import abort
 from schemas.alertmanager import WebhookSchema, alert_facts
 from schemas.api import FactArgs, FactPageSchema, IngestResponseSchema
 
-from .auth import MONITOR, READER, requires
+from .auth import MONITOR, READER, refuse_foreign_sources, requires
 from .body import BoundedBlueprint, parse, read_json
 
 blp = BoundedBlueprint("facts", __name__, url_prefix="/v1", description="Facts posted by monitoring and ticketing tools")
@@ -70,6 +70,7 @@ def list_facts(args):
 
 
 def _ingest(facts: list) -> dict:
+    refuse_foreign_sources(facts)
     outcome = _service().ingest(facts)
     return {"accepted": outcome.accepted, "duplicates": len(outcome.results) - outcome.accepted,
             "results": outcome.results, "decisions": outcome.decisions}

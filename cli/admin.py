@@ -1,4 +1,4 @@
-"""``slm token``, ``slm report`` and ``slm audit``: working on a store, beside or without a server."""
+"""``slm report`` and ``slm audit``: working on a store, beside or without a server."""
 from __future__ import annotations
 
 import json
@@ -10,37 +10,6 @@ import click
 from engine.lang.errors import RuleSetError
 
 from .common import AUDIT_KEY_HELP, DB_HELP, DEFAULT_AUDIT_KEY, DEFAULT_DB, DEFAULT_RULES, audit_key, open_store
-
-
-@click.group()
-def token():
-    """API tokens (bearer) with roles: monitor, owner, auditor, admin."""
-
-
-@token.command("create")
-@click.option("--role", required=True, type=click.Choice(["monitor", "owner", "auditor", "admin"]))
-@click.option("--name", default=None, help="A note on who or what holds the token.")
-@click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
-def token_create(role, name, db_url):
-    """Create a token; it is printed once, on the last line, and stored only hashed."""
-    with open_store(db_url) as store:
-        value = store.add_token(role, name)
-    from .serve import _redacted
-    click.echo(f"created {'an' if role[0] in 'aeiou' else 'a'} {role} token{' for ' + name if name else ''} in {_redacted(db_url)}; "
-               f"it is not shown again:")
-    click.echo(value)
-
-
-@token.command("revoke")
-@click.argument("value")
-@click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
-def token_revoke(value, db_url):
-    """Revoke a token: requests bearing it get 401 (a running service notices within 5s)."""
-    with open_store(db_url) as store:
-        if not store.revoke_token(value):
-            click.echo("no such token", err=True)
-            sys.exit(1)
-    click.echo("revoked")
 
 
 @click.command()

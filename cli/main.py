@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import click
 
-from .admin import audit, report, token
+from .admin import audit, report
 from .docs import docs
 from .notify import notify
 from .replay import replay
 from .rules import check, explain, test_command
 from .serve import serve
+from .tokens import token
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
 from api.app import create_app
+from api.auth import TOKEN_CACHE_SECONDS
 from conftest import ROOT, fact
 from engine.service.live import SlmService
 from engine.store.store import Store
@@ -88,7 +90,8 @@ def test_csrf_is_required_on_every_post(env):
 def test_a_revoked_token_ends_the_session(env):
     client = signed_in(env, "auditor")
     env.store.revoke_token(env.tokens["auditor"])
-    env.app.extensions["slm_tokens"]._roles.clear()         # as after TOKEN_CACHE_SECONDS
+    cache = env.app.extensions["slm_tokens"]
+    cache.clock = lambda: time.monotonic() + TOKEN_CACHE_SECONDS + 1      # the cached answer is stale
     assert client.get("/ui/decisions").status_code == 302
 
 

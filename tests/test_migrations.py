@@ -329,6 +329,9 @@ def test_a_version_4_step_failing_half_way_leaves_the_database_at_version_3(v1_u
             for name in columns:                 # and what version 5 added
                 db.execute_sql(f"ALTER TABLE {table} DROP COLUMN {name}")
         db.execute_sql("DELETE FROM chain_head WHERE name <> 'decisions'")
+        db.execute_sql("DROP INDEX token_live_name")        # and what version 6 added
+        for name in ("sources", "expires_at", "revoked_at"):
+            db.execute_sql(f"ALTER TABLE tokens DROP COLUMN {name}")
         db.execute_sql("UPDATE schema_version SET version = 3")
     what, step = migrations.STEPS[4]
 
@@ -375,3 +378,91 @@ def test_version_5_keeps_the_old_chain_and_keys_what_follows(v1_url, store_log, 
     with Store.open(v1_url) as unkeyed:          # a keyed chain is not written without its key
         with pytest.raises(Exception, match="audit key"):
             unkeyed.add_decisions([{"id": "dec_other", "kind": "met", "at": "2026-11-02T10:00:00Z"}])
+
+
+# ---- version 6: token names, source patterns, expiry -------------------------------------
+
+V5_TOKENS = {"admin": "slm_fixture-admin", "zabbix-1": "slm_fixture-zabbix-1", "zabbix-2": "slm_fixture-zabbix-2",
+             "unnamed": "slm_fixture-unnamed", "revoked": "slm_fixture-revoked", "revoked-2": "slm_fixture-revoked-2"}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def v5_url(request, tmp_path):
+    """A fresh copy of the version-5 fixture database (release cad97d0)."""
+    if request.param == "sqlite":
+        path = tmp_path / "v5.db"
+        shutil.copyfile(FIXTURES / "v5.sqlite", path)
+        yield f"sqlite:///{path}"
+        return
+    with postgres_schema_url() as url:
+        conn = psycopg2.connect(url)
+        with conn, conn.cursor() as cur:
+            cur.execute((FIXTURES / "v5.postgresql.sql").read_text())
+        conn.close()
+        yield url
+
+
+def test_version_6_names_every_token_once_among_the_unrevoked_and_keeps_them_working(v5_url, store_log):
+    assert raw_version(v5_url) == 5
+    with Store.open(v5_url) as store:
+        listed = [(t["name"], t["role"], t["revoked"], t["sources"], t["expires_at"]) for t in store.tokens()]
+        assert listed == [("ops", "admin", False, [], None), ("zabbix", "monitor", False, [], None),
+                          ("zabbix-2", "monitor", False, [], None), ("auditor-1", "auditor", False, [], None),
+                          ("ops", "monitor", True, [], None), ("monitor-1", "monitor", True, [], None)]
+        roles = {key: store.token_role(token) for key, token in V5_TOKENS.items()}
+        assert roles == {"admin": "admin", "zabbix-1": "monitor", "zabbix-2": "monitor", "unnamed": "auditor",
+                         "revoked": None, "revoked-2": None}
+        assert store.verify_audit()["ok"] and [s["fact"]["id"] for s in store.facts()] == ["f1", "f2"]
+        with pytest.raises(ValueError, match="'zabbix' exists and is not revoked"):
+            store.add_token("monitor", "zabbix")
+        assert store.revoke_token("zabbix") == "zabbix"          # by name: the oldest of the two
+        assert store.token_role(V5_TOKENS["zabbix-1"]) is None
+        assert store.token_role(V5_TOKENS["zabbix-2"]) == "monitor"
+        store.add_token("monitor", "zabbix")                     # free again once revoked
+        assert store.add_token("auditor").startswith("slm_")
+        assert [t["name"] for t in store.tokens()][-1] == "auditor-2"
+    assert any(line.startswith("upgraded the schema from version 5 to 6: token names") for line in store_log())
+
+
+def test_version_6_names_are_unique_among_unrevoked_tokens_in_the_database_itself(v5_url):
+    with Store.open(v5_url) as store:
+        insert = ("INSERT INTO tokens (token_hash, role, name, created_at, revoked) "
+                  f"VALUES ({store._params(range(5))})")
+        store.db.execute_sql(insert, ("d1", "monitor", "ops", "2027-03-02T00:00:00.000000Z", True))
+        with pytest.raises(Exception, match="(?i)unique"):
+            with store.transaction():
+                store.db.execute_sql(insert, ("d2", "monitor", "ops", "2027-03-02T00:00:00.000000Z", False))
+        with pytest.raises(Exception, match="(?i)null"):
+            with store.transaction():
+                store.db.execute_sql(insert, ("d3", "monitor", None, "2027-03-02T00:00:00.000000Z", False))
+
+
+def test_a_version_5_database_upgraded_has_the_schema_of_a_new_one(v5_url, tmp_path):
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    if not v5_url.startswith("sqlite"):
+        with Store.open(v5_url) as upgraded, postgres_schema_url() as url, Store.open(url) as new:
+            assert schema(upgraded) == schema(new)
+        return
+    with Store.open(v5_url) as upgraded, Store.open(fresh) as new:
+        assert schema(upgraded) == schema(new)
+
+
+def test_a_version_6_step_failing_half_way_leaves_version_5_as_it_was(v5_url, monkeypatch):
+    what, step = migrations.STEPS[6]
+
+    def half_then_fail(migrator):
+        step(migrator)
+        raise RuntimeError("the disk filled up")
+
+    monkeypatch.setitem(migrations.STEPS, 6, (what, half_then_fail))
+    with pytest.raises(RuntimeError, match="disk filled up"):
+        Store.open(v5_url)
+    assert raw_version(v5_url) == 5
+    from engine.store.models import database
+    db = database(v5_url)
+    with db:
+        assert "expires_at" not in [c.name for c in db.get_columns("tokens")]
+        assert db.execute_sql("SELECT COUNT(*) FROM tokens WHERE name IS NULL").fetchone()[0] == 2
+    monkeypatch.undo()
+    with Store.open(v5_url) as store:
+        assert [t["name"] for t in store.tokens()][3] == "auditor-1"

@@ -435,7 +435,7 @@ def test_tokens_are_hashed_at_rest_and_map_to_roles(store):
     dumped = json.dumps([[str(v) for v in row] for row in rows])
     assert monitor not in dumped and auditor not in dumped
     assert token_digest(monitor) in dumped
-    assert store.revoke_token(monitor) is True
+    assert store.revoke_token(monitor) == "zabbix"
     assert store.token_role(monitor) is None and store.token_role(auditor) == "auditor"
     with pytest.raises(ValueError, match="role"):
         store.add_token("root")

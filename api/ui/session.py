@@ -2,8 +2,9 @@
 
 The session (a cookie Flask signs) keeps the SHA-256 digest of the token signed in with,
 never the token. Every request asks the API's token cache for the digest's role
-(api/auth.TokenCache), so roles are the API's and a revoked token stops working in the
-console as soon as it does in the API. Roles per page are the API's tuples (api/auth).
+(api/auth.TokenCache), so roles are the API's and a revoked or expired token stops working
+in the console as soon as it does in the API. Roles per page are the API's tuples
+(api/auth). Tokens limited to sources are monitor tokens, which cannot sign in.
 
 Every POST of the console carries the session's CSRF token in a hidden field; a POST
 without it, or with another, is refused with 400 before the view runs.
@@ -17,6 +18,7 @@ import secrets
 from flask import (abort, current_app, g, redirect, render_template, request, session, url_for)
 
 from engine.store.store import token_digest
+from schemas.values import format_instant
 
 from ..auth import READER
 from . import bp
@@ -78,11 +80,14 @@ def login():
     error, status = None, 200
     if request.method == "POST":
         token = request.form.get("token", "").strip()
-        role = current_app.extensions["slm_tokens"].role(token) if token else None
-        if role is None:
+        tokens = current_app.extensions["slm_tokens"]
+        grant = tokens.grant(token) if token else None
+        if grant is None:
             error, status = "That token is not valid (or was revoked).", 401
-        elif role not in READER:
-            error, status = f"A {role} token cannot use the console (roles: {', '.join(READER)}).", 403
+        elif grant.expired(tokens.wall()):
+            error, status = f"That token expired at {format_instant(grant.expires_at)}.", 401
+        elif grant.role not in READER:
+            error, status = f"A {grant.role} token cannot use the console (roles: {', '.join(READER)}).", 403
         else:
             csrf = secrets.token_urlsafe(32)       # a fresh session: nothing from before signing in
             session.clear()

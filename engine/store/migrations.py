@@ -31,6 +31,11 @@ Versions:
    rows already stored (those predate chaining and are reported as such); the decision
    chain keeps its SHA-256 links, and the first write with an audit key starts its keyed
    part (``keyed_from``).
+6. Tokens: ``sources`` (glob patterns of the fact sources a token may post), ``expires_at``
+   and ``revoked_at`` (all nullable); ``name`` NOT NULL and unique among unrevoked tokens
+   (the partial index ``token_live_name``). A token without a name gets ``ROLE-N``; of
+   unrevoked tokens sharing a name the oldest keeps it and the others get ``NAME-2``,
+   ``NAME-3`` … (``slm token list`` shows them).
 
 A new version is a step function here (playhouse.migrate operations on table and column
 names, never the models, which describe only the newest schema), its entry in
@@ -129,6 +134,34 @@ def _v5(migrator: SchemaMigrator) -> None:
                        (table, last, None, GENESIS, 0, last + 1, None, head.mac))
 
 
+def _v6(migrator: SchemaMigrator) -> None:
+    db = migrator.database
+    migrator.migrate(*[migrator.add_column("tokens", name, pw.TextField(null=True))
+                       for name in ("sources", "expires_at", "revoked_at")])
+    rows = db.execute_sql("SELECT seq, role, name, revoked FROM tokens ORDER BY seq").fetchall()
+    taken = {name for _, _, name, _ in rows if name}
+    live: set[str] = set()
+    for seq, role, name, revoked in rows:
+        if name and (revoked or name not in live):
+            new = name
+        else:
+            new = _free_name(name or role, taken, start=2 if name else 1)
+            taken.add(new)
+            db.execute_sql(f"UPDATE tokens SET name = {db.param} WHERE seq = {db.param}", (new, seq))
+        if not revoked:
+            live.add(new)
+    migrator.migrate(migrator.add_not_null("tokens", "name"))
+    db.execute_sql('CREATE UNIQUE INDEX "token_live_name" ON "tokens" ("name") WHERE NOT "revoked"')
+
+
+def _free_name(base: str, taken: set[str], start: int) -> str:
+    """``BASE-N`` for the first N from ``start`` that no token has (as version 6 names them)."""
+    n = start
+    while f"{base}-{n}" in taken:
+        n += 1
+    return f"{base}-{n}"
+
+
 # version -> (what changes, the step that brings version - 1 to it)
 STEPS: dict[int, tuple[str, Callable[[SchemaMigrator], None]]] = {
     2: ("partition key on facts, decisions, notifications, ticks and snapshots; "
@@ -137,6 +170,7 @@ STEPS: dict[int, tuple[str, Callable[[SchemaMigrator], None]]] = {
     4: ("delivery columns on notifications (attempts, last_error, next_attempt_at, message_id, "
         "queued_at, lease_until)", _v4),
     5: ("audit chains over facts and notifications; sealed chain heads", _v5),
+    6: ("token names (unique among unrevoked tokens), source patterns, expiry and revocation time", _v6),
 }
 SCHEMA_VERSION = max(STEPS, default=1)
 

@@ -123,12 +123,18 @@ def define_models(db: pw.Database) -> SimpleNamespace:
         seq = pw.BigAutoField()
         token_hash = pw.TextField(unique=True)   # sha256 hex of the token; never the token
         role = pw.TextField()
-        name = pw.TextField(null=True)
+        name = pw.TextField()                    # unique among unrevoked tokens (token_live_name)
         created_at = pw.TextField()
         revoked = pw.BooleanField(default=False)
+        sources = pw.TextField(null=True)        # JSON list of glob patterns it may post; NULL: any
+        expires_at = pw.TextField(null=True)     # fixed-width UTC; NULL: never
+        revoked_at = pw.TextField(null=True)
 
         class Meta:
             table_name = "tokens"
+
+    Token.add_index(pw.ModelIndex(Token, (Token.name,), unique=True, name="token_live_name",
+                                  where=~Token.revoked))
 
     class Tick(Base):
         """The engine's clock was advanced to ``until`` after fact ``after_fact``: replaying
