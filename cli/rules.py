@@ -79,7 +79,7 @@ def test_command(paths, rules_dir, coverage):
             if isinstance(ruleset, RuleSetError):
                 continue
             never = sorted(set(compile_ruleset(ruleset)[RULESET]) - names)
-            click.echo(f"coverage of {root}: {len(never)} rules never fired" + (":" if never else ""))
+            click.echo(f"coverage of {root}: {len(never)} conditions never matched (targets, clock conditions and Rules no scenario exercised)" + (":" if never else ""))
             for name in never:
                 click.echo(f"  {describe(ruleset, name)}")
     sys.exit(1 if failed else 0)

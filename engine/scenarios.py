@@ -12,9 +12,9 @@ from pathlib import Path
 from marshmallow import ValidationError
 
 from schemas.scenario import ScenarioSchema
-from schemas.values import parse_duration, parse_instant
+from schemas.values import format_instant, parse_duration, parse_instant
 
-from engine.lang.catalogue import fact_problems
+from engine.lang.catalogue import refusals
 from engine.lang.errors import FactError, RuleSetError
 from engine.lang.loader import load_rules
 from engine.eval.engine import Engine
@@ -103,7 +103,7 @@ def run_document(path: Path, doc: Document, default_rules: Path, cache: RuleSetC
             rulesets.append(changed[0])
             continue
         fact = {"source": DEFAULT_SOURCE, **raw}
-        refused = fact_problems(engine.ruleset.catalogue, fact)
+        refused = refusals(engine.ruleset, fact)
         if refused:                 # what the service would refuse with 422 (docs/RULES.md)
             result.failures.append(_at(doc, ("facts", index), f"fact {index + 1} rejected: {FactError(refused)}"))
             return result
@@ -116,8 +116,13 @@ def run_document(path: Path, doc: Document, default_rules: Path, cache: RuleSetC
         engine.advance(scenario["until"])
     result.fired = set(engine.fired_rules)
     actual = observed(engine, engine.ruleset)
+    stopped = None if scenario.get("until") or engine.state.now is None else engine.state.now
     for what in ("decisions", "notifications"):
-        result.failures += _missing_ones(doc, what, scenario["expect"][what], actual[what])
+        missing = _missing_ones(doc, what, scenario["expect"][what], actual[what])
+        if missing and stopped is not None:
+            missing = [text + f"\n      (no `until`: time stopped at the last fact, {format_instant(stopped)};"
+                       " a deadline after it is not decided)" for text in missing]
+        result.failures += missing
         for index, unwanted in enumerate(scenario["absent"][what]):
             for item in actual[what]:
                 if matches(unwanted, item):

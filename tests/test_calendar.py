@@ -330,3 +330,13 @@ def test_counted_agrees_with_a_block_by_block_oracle(case, start, blocks):
     expected = sum(oracle_open(cal, week, closed, s) for s in steps) * BLOCK
     assert cal.counted(start, start + blocks * BLOCK) == expected
     assert all(cal.is_open(s) == oracle_open(cal, week, closed, s) for s in steps[:96])
+
+
+def test_an_unknown_holiday_subdivision_lists_the_countrys_codes():
+    """``DE-BE`` (ISO 3166-2) is not the holidays package's code; the error says which are."""
+    with pytest.raises(ValueError) as err:
+        ServiceCalendar("berlin", "Europe/Berlin", {}, country="DE", subdivision="DE-BE")
+    assert "no subdivision 'DE-BE' of country 'DE'" in str(err.value) and ", BE, " in str(err.value)
+    with pytest.raises(ValueError, match="no country 'XX'"):
+        ServiceCalendar("x", "UTC", {}, country="XX", subdivision="BE")
+    assert ServiceCalendar("berlin", "Europe/Berlin", {}, country="DE", subdivision="BE").subdivision == "BE"

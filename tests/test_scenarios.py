@@ -169,3 +169,27 @@ def test_slm_test_prints_one_line_per_scenario_and_a_summary():
     assert result.exit_code == 0, result.output
     assert len(lines) == len(shipped) + 1 and all(line.startswith("PASS  ") for line in lines[:-1])
     assert lines[-1] == f"{len(shipped)} passed, 0 failed"
+
+
+# 6. What would mislead a newcomer: a fact the service would refuse, and time that stopped early
+
+def test_a_fact_for_a_service_the_rules_do_not_define_fails_the_scenario(tmp_path):
+    """The API refuses such a fact with 422; a scenario must not pass over it as a fact
+    that simply did nothing (a typo such as ``service: emial``)."""
+    path = tmp_path / "typo.yaml"
+    path.write_text(HEAD.replace("service: email", "service: emial")
+                    + "expect:\n  decisions: [{kind: breach, target: email-p1-response}]\n", encoding="utf-8")
+    [failure] = failures(path)
+    assert "fact 1 rejected" in failure and "unknown service 'emial'" in failure and "email" in failure
+
+
+def test_a_missing_decision_without_until_says_where_time_stopped(tmp_path):
+    path = tmp_path / "no-until.yaml"
+    path.write_text(HEAD.replace("until: 2026-11-02T12:00:00Z\n", "")
+                    + "expect:\n  decisions: [{kind: breach, target: email-p1-response, subject: INC-1}]\n",
+                    encoding="utf-8")
+    [failure] = failures(path)
+    assert "no `until`: time stopped at the last fact, 2026-11-02T09:00:00Z" in failure
+    # with `until`, the same expectation is met and no such note is given
+    assert failures(scenario(tmp_path, "expect:\n  decisions: [{kind: breach, target: email-p1-response, "
+                                       "subject: INC-1}]\n")) == []

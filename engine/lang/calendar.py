@@ -51,9 +51,11 @@ class ServiceCalendar:
             try:
                 holidays_package.country_holidays(country, subdiv=subdivision)
             except NotImplementedError:
-                if subdivision:
+                known = holidays_package.list_supported_countries().get(country)
+                if subdivision and known is not None:
+                    codes = ", ".join(known) if known else "none: give the country alone"
                     raise ValueError(f"the holidays package knows no subdivision '{subdivision}' of "
-                                     f"country '{country}' (example: GB with ENG)") from None
+                                     f"country '{country}' (its subdivisions: {codes})") from None
                 raise ValueError(f"the holidays package knows no country '{country}' "
                                  f"(use an ISO 3166 code, e.g. GB, US, DE)") from None
         # Open every minute of every day and never closed: counting is plain subtraction.

@@ -98,6 +98,19 @@ def edits(a: str, b: str) -> int:
     return rows[-1][-1]
 
 
+def refusals(ruleset, fact: dict) -> dict[str, list[str]]:
+    """What a ruleset refuses in one (already schema-valid) fact, by field path: a service
+    it does not define, and what its catalogue refuses. The API answers these with 422 and
+    ``slm test`` fails a scenario on them, so a typo never passes as a fact that does nothing."""
+    problems: dict[str, list[str]] = {}
+    service = fact.get("service")
+    if service is not None and service not in ruleset.services:
+        known = ", ".join(sorted(ruleset.services)) or "none"
+        problems["service"] = [f"unknown service {service!r} (services: {known})"]
+    problems.update(fact_problems(ruleset.catalogue, fact))
+    return problems
+
+
 def fact_problems(catalogue: Catalogue | None, fact: dict) -> dict[str, list[str]]:
     """What the catalogue refuses in one (already schema-valid) fact, by field path."""
     if catalogue is None:

@@ -30,7 +30,7 @@ from engine.eval.clock import month_span
 from engine.eval.engine import Engine
 from engine.eval.trace import Lookup, derivation
 from engine.lang.errors import FactError
-from engine.lang.catalogue import fact_problems
+from engine.lang.catalogue import refusals
 from engine.lang.loader import load_rules, load_texts
 from engine.lang.model import RuleSet
 from engine.notify.retract import followups
@@ -292,10 +292,7 @@ class SlmService:
                 ahead = format_whole_duration(fact["time"] - self.now())
                 problems[prefix + "time"] = [f"is {ahead} ahead of the server clock; facts may be at "
                                              f"most {format_whole_duration(self.skew)} in the future"]
-            if fact["service"] is not None and fact["service"] not in self.ruleset.services:
-                known = ", ".join(sorted(self.ruleset.services)) or "none"
-                problems[prefix + "service"] = [f"unknown service {fact['service']!r} (services: {known})"]
-            problems.update({prefix + k: v for k, v in fact_problems(self.ruleset.catalogue, fact).items()})
+            problems.update({prefix + k: v for k, v in refusals(self.ruleset, fact).items()})
             facts.append(fact)
         if problems:
             raise FactError(problems)
