@@ -51,6 +51,7 @@ class Outcome:
 
     decisions: list[Decision] = field(default_factory=list)
     duplicate: bool = False
+    moved: int = 0          # clock transitions and Rule matches the fact itself caused (0: it matched nothing)
 
 
 class Engine:
@@ -405,6 +406,11 @@ class Engine:
         record = self.state.book.get(f"{target_id}/{label}")
         return record if record is not None and isinstance(record.clock, WindowClock) else None
 
+    def clock_keys(self) -> tuple[set[str], "StoppedKeys"]:
+        """(keys of the clocks running or paused now, a view of those that have stopped):
+        what explaining a fact needs to know of the clocks (engine.lang.explain)."""
+        return self.state.book.live, StoppedKeys(self.state.book)
+
     def clock_record(self, key: str) -> ClockRecord | None:
         """The clock record ``<target>/<subject or window label>``, while it is kept."""
         return self.state.book.get(key)
@@ -530,6 +536,7 @@ class Engine:
                 at = at or _parse(m["time"])
                 if record.target.spec.get("start_at"):
                     record.clock.start_from = self.state.firsts.get(record.key)
+                self._outcome.moved += 1
                 self._transition(record, Transition(at, self.state.book.next_count(), ",".join(sorted(actions)),
                                                     "fact:" + m["fid"]))
 
@@ -544,6 +551,7 @@ class Engine:
             return
         fact = "fact:" + m["fid"]
         self.state.firsts[key] = (at, fact)
+        self._outcome.moved += 1
         record = self.state.book.get(key)
         if record is not None and record.last_transition is not None and at < record.last_transition:
             self._rebuild(record, cause=Transition(at, self.state.book.next_count(), "first", fact))
@@ -580,6 +588,7 @@ class Engine:
         subject = m.get("subject") or m.get("service") or "-"
         if action in ("hold", "release"):
             subject = MAINTENANCE + subject         # kept apart from the subjects that go down
+        self._outcome.moved += 1
         self._transition(record, Transition(at, self.state.book.next_count(), action, "fact:" + m["fid"], subject))
 
     def _forgotten(self, window_end: datetime) -> bool:
@@ -605,6 +614,7 @@ class Engine:
         return WindowClock(target.calendar, target.goal, window, lambda budget: self._marks(target, budget))
 
     def _on_rule(self, rule_id: str, facts: dict) -> None:
+        self._outcome.moved += 1
         self.actions.fire(self.ruleset.rules[rule_id], facts)
 
     # -- clocks -------------------------------------------------------------------------
@@ -757,6 +767,17 @@ class Engine:
         for dependent in self.state.dependents.pop(decision.id, []):
             self._retract_decision(dependent, f"rests on {decision.kind} {decision.id}, which was retracted",
                                    [f"decision:{decision.id}"], at)
+
+
+class StoppedKeys:
+    """``key in`` the clocks of the book that have stopped (a view: nothing is copied)."""
+
+    def __init__(self, book):
+        self.book = book
+
+    def __contains__(self, key: str) -> bool:
+        record = self.book.get(key)
+        return record is not None and getattr(record.clock, "state", None) == "stopped"
 
 
 def _apply_transition(clock, transition: Transition) -> list[Reading]:

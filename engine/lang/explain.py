@@ -6,12 +6,14 @@ order the engine applies them (the agreement's status, the target's patterns, th
 agreement's valid period); the answer names what the fact does to the target's clock, or
 the first condition that failed (``applies_to: where priority: "p1" ≠ "P1"``). No
 durable_rules: explaining needs only the model. ``running``, when the caller knows it
-(the subjects whose clocks run, from an engine), turns "stops the clock if one runs"
-into "no running clock for INC-9 to stop".
+(the clocks that run, from an engine), turns "stops the clock if one runs" into "no
+running clock for INC-9 to stop"; ``stopped`` (the clocks that have stopped) tells a start
+that does nothing, since the ticket's clock has run already, from one that starts it.
 """
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Container
 
 from schemas.values import parse_instant
 
@@ -24,10 +26,12 @@ VERBS = {"start": "starts", "pause": "pauses", "resume": "resumes", "stop": "sto
 _ORDER = ("reset", "restart", "cancel", "stop", "pause", "resume")      # as DurationClock.apply
 
 
-def explain(ruleset: RuleSet, fact: dict, running: set[str] | None = None) -> dict:
+def explain(ruleset: RuleSet, fact: dict, running: Container[str] | None = None,
+            stopped: Container[str] = ()) -> dict:
     """``{"fact", "service", "affected": [{target, effect}], "not_affected": [{target, reason}]}``.
 
-    ``running``: the keys (``target/subject``) of the clocks running before the fact, if known."""
+    ``running``: the keys (``target/subject``) of the clocks running (or paused) before the
+    fact, if known; ``stopped``: those that had stopped (only read with ``running``)."""
     service = fact.get("service")
     affected, not_affected = [], []
     if service not in ruleset.services:
@@ -37,7 +41,7 @@ def explain(ruleset: RuleSet, fact: dict, running: set[str] | None = None) -> di
     for target in sorted(ruleset.targets.values(), key=lambda t: t.id):
         if target.service != service:
             continue
-        effect, reason = _one(target, fact, running)
+        effect, reason = _one(target, fact, running, stopped)
         if effect:
             affected.append({"target": target.id, "effect": effect})
         else:
@@ -45,7 +49,7 @@ def explain(ruleset: RuleSet, fact: dict, running: set[str] | None = None) -> di
     return {"fact": fact.get("id"), "service": service, "affected": affected, "not_affected": not_affected}
 
 
-def _one(target: Target, fact: dict, running: set[str] | None) -> tuple[str | None, str | None]:
+def _one(target: Target, fact: dict, running, stopped) -> tuple[str | None, str | None]:
     if target.agreement.status == "retired":
         return None, f"agreement '{target.agreement.id}' is retired"
     get = lookup(fact)
@@ -63,14 +67,14 @@ def _one(target: Target, fact: dict, running: set[str] | None) -> tuple[str | No
             return None, _not_named(kind, ["metric.sample"])
         why = failure({"name": target.spec["name"], **target.spec.get("where", {})}, get)
         return ("is a sample of its metric", None) if why is None else (None, f"metric: {why}")
-    return _duration(target, fact, get, running)
+    return _duration(target, fact, get, running, stopped)
 
 
 def service_of(fact: dict) -> str:
     return fact.get("service") or "-"
 
 
-def _duration(target: Target, fact: dict, get, running) -> tuple[str | None, str | None]:
+def _duration(target: Target, fact: dict, get, running, stopped) -> tuple[str | None, str | None]:
     spec, kind = target.spec, fact.get("type")
     subject = fact.get("subject") or service_of(fact)
     key = f"{target.id}/{subject}"
@@ -102,6 +106,11 @@ def _duration(target: Target, fact: dict, get, running) -> tuple[str | None, str
     starting = roles & {"start", "reset", "restart"}
     if outside and (starting or running is None or key not in running):
         return None, outside
+    if running is not None and key not in running and key in stopped:
+        role = next((r for r in ("reset", "restart") if r in roles), None)
+        if role is None:
+            return None, f"the clock of {subject} has stopped already ({' / '.join(sorted(roles))} plays no part)"
+        return f"{VERBS[role]} the clock of {subject}: a new cycle", None
     if running is not None and key not in running:
         if "start" in roles or "reset" in roles:
             if applies["type"] == kind and in_scope_why:

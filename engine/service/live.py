@@ -35,6 +35,7 @@ from engine.lang.loader import load_rules, load_texts
 from engine.lang.model import RuleSet
 from engine.notify.retract import followups
 from engine.notify.route import outbox_entries
+from engine.service.explain import explain_stored, nearest_reasons
 from engine.service.recovery import Versions, rebuild, save_snapshot, settle_heap
 from engine.service.reports import SPAN_MARGIN, compliance
 from engine.service.scheduler import DeadlineScheduler
@@ -424,9 +425,12 @@ class SlmService:
                         continue
                     known[key] = []
                     try:
-                        decided += self.engine.apply_loaded(fact).decisions
+                        applied = self.engine.apply_loaded(fact)
                     except Exception as exc:
                         raise _FactFailed(job, position, fact, exc) from exc
+                    decided += applied.decisions
+                    if not applied.moved:         # matched nothing: only then is explaining paid for
+                        entry.update(matched=[], reasons=nearest_reasons(self.engine, fact))
                     new.append((fact, entry, job.result))
             reached, caught = self._fire_due()
             decided += caught
@@ -437,6 +441,8 @@ class SlmService:
                     owned.setdefault(owner[decision.id], []).append(decision.id)
             for index, (fact, entry, _) in enumerate(new):
                 entry["decisions"] = known[(fact["source"], fact["id"])] = owned.get(index, [])
+                if entry["decisions"]:
+                    entry.pop("matched", None), entry.pop("reasons", None)
             if new:
                 self.last_fact_seq = self.store.add_facts([(dump_fact(f), e["decisions"]) for f, e, _ in new])
             if reached is not None:
@@ -635,6 +641,13 @@ class SlmService:
         """The derivation tree of a stored decision (KeyError if there is none), each
         definition as the version that decided had it."""
         return derivation(decision_id, Lookup(self.store.decision, self.store.fact_by_id, self.versions.get))
+
+    def explain_fact(self, fact_id: str, source: str | None = None) -> dict:
+        """Which clocks a stored fact moved and why it left the others, as the engine stood
+        when it arrived (engine.service.explain; UnknownFact, AmbiguousFact, ReplayLimit).
+        Replays into a throwaway engine: reads only, no lock."""
+        return explain_stored(self.store, fact_id, source, ruleset=self.ruleset, versions=self.versions,
+                              retain=self.retain, bounds=PREVIEW_BOUNDS)
 
     def compliance(self, service: str, period: str) -> dict:
         """The month's compliance report for one service (ValueError for an unknown service)."""

@@ -59,14 +59,18 @@ class Versions:
 
 def rebuild(store: Store, ruleset: RuleSet, *, history: bool, retain: timedelta | None,
             snapshots: bool = True, progress: Callable[[int], None] = lambda count: None,
-            versions: Versions | None = None) -> Rebuilt:
+            versions: Versions | None = None, before_fact: int | None = None) -> Rebuilt:
     """The engine as the stored log leaves it: from the newest usable snapshot (if
     ``snapshots``), then the facts, ticks and rule changes stored after it, each at its
-    place. ``ruleset`` is in force where the store records none (an empty store)."""
+    place. ``ruleset`` is in force where the store records none (an empty store).
+
+    ``before_fact``: stop just before the fact of that seq, as the engine stood when it
+    arrived (what explaining a stored fact needs); a snapshot taken later is not used."""
     started = time.perf_counter()
     versions = versions or Versions(store, ruleset)
     cutovers = store.cutovers()
-    restored = _restore_snapshot(store, cutovers, versions, history, retain) if snapshots else None
+    restored = (_restore_snapshot(store, cutovers, versions, history, retain, before_fact)
+                if snapshots else None)
     if restored is None:
         first = versions.get(cutovers[0]["ruleset"]) if cutovers else ruleset
         if first is None:
@@ -78,19 +82,25 @@ def rebuild(store: Store, ruleset: RuleSet, *, history: bool, retain: timedelta 
     cutovers = [c for c in cutovers if _after((c["after_fact"], c["after_tick"]), after_fact, after_tick)]
     engine.render = False             # what replay decides is stored already: render nothing
     last_fact, last_tick, count = after_fact, after_tick, 0
-    for kind, item in stored_log(store, after_fact, after_tick, cutovers):
-        if kind == "fact":
-            engine.apply_loaded(load_stored(item["fact"]))
-            count, last_fact = count + 1, item["seq"]
-            progress(count)
-        elif kind == "tick":
-            engine.advance(item[2])
-            last_tick = item[0]
-        else:
-            changed = versions.get(item["ruleset"])
-            if changed is None:
-                raise RuntimeError(f"the rule set put in force at {item['at']} is not stored")
-            engine.cut_over(changed, item["at"])
+    try:
+        for kind, item in stored_log(store, after_fact, after_tick, cutovers):
+            if kind == "fact" and before_fact is not None and item["seq"] >= before_fact:
+                break
+            if kind == "fact":
+                engine.apply_loaded(load_stored(item["fact"]))
+                count, last_fact = count + 1, item["seq"]
+                progress(count)
+            elif kind == "tick":
+                engine.advance(item[2])
+                last_tick = item[0]
+            else:
+                changed = versions.get(item["ruleset"])
+                if changed is None:
+                    raise RuntimeError(f"the rule set put in force at {item['at']} is not stored")
+                engine.cut_over(changed, item["at"])
+    except BaseException:
+        engine.close()             # a replay stopped part-way (a bound, a bad store) frees its networks
+        raise
     engine.render = True
     seconds = time.perf_counter() - started
     log.info("rebuilt state from %s, %d facts in %.1fs",
@@ -129,11 +139,12 @@ def _after(place: tuple[int, int], fact: int, tick: int) -> bool:
 
 
 def _restore_snapshot(store: Store, cutovers: list[dict], versions: Versions, history: bool,
-                      retain: timedelta | None) -> tuple[Engine, int, int] | None:
+                      retain: timedelta | None, before_fact: int | None = None) -> tuple[Engine, int, int] | None:
     """(engine, fact seq, tick seq) from the newest usable snapshot, if any: one in this
-    state format, taken under the rule set in force at its place in the log."""
+    state format, taken under the rule set in force at its place in the log (and before
+    fact ``before_fact``, if given)."""
     found = store.latest_snapshot(None, STATE_FORMAT)
-    if found is None:
+    if found is None or (before_fact is not None and found["fact_seq"] >= before_fact):
         return None
     in_force = [c["ruleset"] for c in cutovers if not _after((c["after_fact"], c["after_tick"]),
                                                              found["fact_seq"], found["tick_seq"])]

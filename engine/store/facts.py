@@ -72,6 +72,12 @@ class FactLog(AuditChains):
         row = F.select(F.body).where(F.id == id).order_by(F.seq).first()
         return None if row is None else json.loads(row.body)
 
+    def facts_with_id(self, id: str) -> list[dict]:
+        """Every stored fact with this id (one per source that posted it), oldest first,
+        each with its seq and outcome."""
+        F = self.m.Fact
+        return [_stored_fact(row) for row in F.select().where(F.id == id).order_by(F.seq)]
+
     def list_facts(self, service=None, subject=None, type=None, since=None, until=None,
                    cursor=None, limit=None) -> tuple[list[dict], str | None]:
         """A page of stored facts, oldest first; since/until bound event time [since, until)."""
