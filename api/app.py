@@ -11,7 +11,7 @@ from flask import Flask, send_from_directory
 from engine.service.live import SlmService
 from schemas.facts import FactSchema, FactTime
 
-from . import facts, ops, records, rules, ui
+from . import explain, facts, ops, records, rules, ui
 from .auth import SECURITY_SCHEME, TokenCache
 from .body import MAX_BODY
 from .problems import PROBLEM_TYPE, SlmApi
@@ -44,7 +44,7 @@ def create_app(service: SlmService, *, alert_service_label: str = "service", max
     api.spec.components.security_scheme("bearerAuth", SECURITY_SCHEME)
     api.register_field(FactTime, "string", "date-time")
     api.spec.components.schema("Fact", schema=FactSchema)
-    for blueprint in (facts.blp, records.blp, rules.blp):
+    for blueprint in (facts.blp, explain.blp, records.blp, rules.blp):
         api.register_blueprint(blueprint)
     for response in api.spec.components.responses.values():   # errors are problem details (RFC 9457)
         if "application/json" in response.get("content", {}):

@@ -86,17 +86,60 @@ def test_command(paths, rules_dir, coverage):
 
 
 @click.command()
-@click.argument("fact")
-@click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, help="The rules directory.")
+@click.argument("args", nargs=-1, metavar="FACT | SOURCE ID")
+@click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True,
+              help="The rules directory (with --db: only for a store that records no rule set).")
+@click.option("--db", "db_url", help="Explain the stored fact SOURCE ID of this database "
+                                     "(sqlite:///path.db or postgresql://…) as it stood when the fact arrived.")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
-def explain(fact, rules_dir, as_json):
-    """Which clocks FACT moves, and for each other target of its service the first condition
-    that failed. FACT is a fact as JSON, a file holding one, or - for standard input."""
+def explain(args, rules_dir, db_url, as_json):
+    """Which clocks a fact moves, and for each other target of its service the first condition
+    that failed. FACT is a fact as JSON, a file holding one, or - for standard input; with
+    --db, SOURCE ID name a stored fact, explained under the rules in force and with the
+    clocks running when it was applied, with the decisions it caused."""
+    import json
+
+    if db_url is not None:
+        if len(args) != 2:
+            raise click.UsageError("with --db, give the stored fact as SOURCE ID (two arguments)")
+        answer = _explain_stored(db_url, rules_dir, *args)
+        loaded = answer
+    else:
+        if len(args) != 1:
+            raise click.UsageError("give one FACT (JSON, a file or -), or --db URL SOURCE ID")
+        answer, loaded = _explain_json(args[0], rules_dir)
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+        return
+    stored = f", stored as #{answer['seq']} from {answer['source']}" if "seq" in answer else ""
+    click.echo(f"fact {answer['fact']} ({loaded.get('type')}, {loaded.get('subject')}) on service "
+               f"{answer['service']}{stored}")
+    if "ruleset" in answer:
+        click.echo(f"  under rule set {answer['ruleset'][:19]}…, after replaying {answer['replayed']} stored facts")
+    if answer.get("reason"):
+        click.echo(f"  affects nothing: {answer['reason']}")
+    for item in answer["affected"]:
+        click.echo(f"  {item['target']}: {item['effect']}")
+    for item in answer["not_affected"]:
+        click.echo(f"  {item['target']}: not affected: {item['reason']}")
+    if answer.get("clocks"):
+        click.echo(f"clocks of {answer['subject']}:")
+        for clock in answer["clocks"]:
+            click.echo(f"  {clock['clock']}: {clock['before'] or 'none'} -> {clock['after']}")
+    if "decisions" in answer:
+        click.echo("decided:" if answer["decisions"] else "decided: nothing")
+        for d in answer["decisions"]:
+            level = f" {d['level']}" if d.get("level") else ""
+            click.echo(f"  {d['kind']}{level} {d.get('target', '')} {d.get('subject', '')} at {d['at']}")
+
+
+def _explain_json(text_or_path: str, rules_dir: str) -> tuple[dict, dict]:
     import json
 
     from engine.lang.explain import explain as explain_fact
 
-    text = sys.stdin.read() if fact == "-" else Path(fact).read_text() if Path(fact).is_file() else fact
+    path = Path(text_or_path)
+    text = sys.stdin.read() if text_or_path == "-" else path.read_text() if path.is_file() else text_or_path
     try:
         loaded = json.loads(text)
     except ValueError as err:
@@ -107,14 +150,25 @@ def explain(fact, rules_dir, as_json):
     except RuleSetError as err:
         click.echo(err.report(), err=True)
         sys.exit(2)
-    answer = explain_fact(ruleset, loaded)
-    if as_json:
-        click.echo(json.dumps(answer, indent=2))
-        return
-    click.echo(f"fact {answer['fact']} ({loaded.get('type')}, {loaded.get('subject')}) on service {answer['service']}")
-    if answer.get("reason"):
-        click.echo(f"  affects nothing: {answer['reason']}")
-    for item in answer["affected"]:
-        click.echo(f"  {item['target']}: {item['effect']}")
-    for item in answer["not_affected"]:
-        click.echo(f"  {item['target']}: not affected: {item['reason']}")
+    return explain_fact(ruleset, loaded), loaded
+
+
+def _explain_stored(db_url: str, rules_dir: str, source: str, fact_id: str) -> dict:
+    from engine.service.explain import AmbiguousFact, UnknownFact, explain_stored
+    from engine.service.live import RETAIN
+
+    from .common import open_store
+
+    with open_store(db_url) as store:
+        ruleset = None
+        if not store.cutovers():
+            try:
+                ruleset = load_rules(rules_dir)
+            except RuleSetError as err:
+                click.echo(err.report(), err=True)
+                sys.exit(2)
+        try:
+            return explain_stored(store, fact_id, source, ruleset=ruleset, retain=RETAIN)
+        except (UnknownFact, AmbiguousFact) as err:
+            click.echo(f"Error: {err}", err=True)
+            sys.exit(1)

@@ -191,11 +191,74 @@ class ClockListSchema(Schema):
     total = fields.Integer(metadata={"description": "running clocks matching the filters"})
 
 
+class ExplainReasonSchema(Schema):
+    target = fields.String(allow_none=True, metadata={"description": "null: a reason about the fact as a whole"})
+    reason = fields.String(metadata={"description": "the first condition that failed, e.g. "
+                                                    "`applies_to: where priority: \"p1\" ≠ \"P1\"`"})
+
+
 class IngestResultSchema(Schema):
     id = fields.String()
     source = fields.String()
     status = fields.String(metadata={"description": "accepted or duplicate"})
     decisions = fields.List(fields.String())
+    matched = fields.List(fields.String(), metadata={
+        "description": "present, and empty, only for an accepted fact that moved no clock, matched no Rule "
+                       "and decided nothing"})
+    reasons = fields.List(fields.Nested(ExplainReasonSchema), metadata={
+        "description": "with `matched: []`: why, per target of the fact's service, nearest misses first "
+                       "(at most 5); `GET /v1/facts/{id}/explain` gives all"})
+
+
+class FactExplainArgs(QuerySchema):
+    source = fields.String(metadata={"description": "the fact's source; needed when several sources "
+                                                    "posted a fact with this id"})
+
+
+class ExplainEffectSchema(Schema):
+    target = fields.String()
+    effect = fields.String(metadata={"description": "e.g. `stops the clock of INC-9`"})
+
+
+class ClockChangeSchema(Schema):
+    clock = fields.String(metadata={"description": "`target/subject`"})
+    before = fields.String(allow_none=True, metadata={"description": "idle, running, paused or stopped; "
+                                                                     "null: no such clock yet"})
+    after = fields.String()
+
+
+class ExplainedDecisionSchema(Schema):
+    id = fields.String()
+    kind = fields.String()
+    target = fields.String()
+    subject = fields.String()
+    at = fields.String()
+    level = fields.String()
+    activity = fields.String()
+
+
+class FactExplanationSchema(Schema):
+    """What a stored fact did and why it did not do more, under the rules in force and with
+    the clocks running when it arrived (rebuilt by replaying the stored log up to it)."""
+
+    fact = fields.String()
+    source = fields.String()
+    seq = fields.Integer(metadata={"description": "its place in the fact log"})
+    type = fields.String()
+    subject = fields.String(allow_none=True)
+    service = fields.String(allow_none=True)
+    time = fields.String()
+    ruleset = fields.String(metadata={"description": "the rule-set version in force when it was applied"})
+    replayed = fields.Integer(metadata={"description": "stored facts replayed to stand where it arrived "
+                                                       "(after the snapshot used, if any)"})
+    reason = fields.String(metadata={"description": "present when the fact affects nothing as a whole "
+                                                    "(its service is not defined)"})
+    affected = fields.List(fields.Nested(ExplainEffectSchema))
+    not_affected = fields.List(fields.Nested(ExplainReasonSchema))
+    clocks = fields.List(fields.Nested(ClockChangeSchema),
+                         metadata={"description": "each clock of its subject, before and after it"})
+    decisions = fields.List(fields.Nested(ExplainedDecisionSchema),
+                            metadata={"description": "the decisions attributed to it (its stored outcome)"})
 
 
 class IngestResponseSchema(Schema):

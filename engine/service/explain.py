@@ -92,7 +92,8 @@ def explain_stored(store: Store, fact_id: str, source: str | None = None, *, rul
 def nearest_reasons(engine: Engine, fact: dict, limit: int = MAX_REASONS) -> list[dict]:
     """Why a fact just applied moved no clock and matched no Rule: the first failed
     condition of each target of its service, nearest misses first (a failed ``where``, a
-    missing clock, the valid period before a fact type the target never names), at most
+    missing clock, the valid period; then a fact type one letter from one the target names;
+    then a fact type the target never names), at most
     ``limit``. ``fact`` as loaded (its time a datetime)."""
     if fact.get("service") is None:
         return [{"target": None, "reason": f"the fact names no service, and no clock of subject "
@@ -104,8 +105,15 @@ def nearest_reasons(engine: Engine, fact: dict, limit: int = MAX_REASONS) -> lis
     if not answer["not_affected"]:
         return [{"target": None, "reason": f"no target of service {fact['service']!r} "
                                            f"takes a {fact.get('type')!r} fact, and no Rule matched it"}]
-    ranked = sorted(answer["not_affected"], key=lambda item: "plays no part" in item["reason"])
-    return ranked[:limit]
+    return sorted(answer["not_affected"], key=lambda item: _distance(item["reason"]))[:limit]
+
+
+def _distance(reason: str) -> int:
+    """How far a target was from taking the fact: 0 a condition failed, 1 the fact's type
+    is one letter from one the target names, 2 the target never names its type."""
+    if "plays no part" not in reason:
+        return 0
+    return 1 if "did you mean" in reason else 2
 
 
 def _clock_states(engine: Engine, fact: dict) -> dict[str, str]:
