@@ -117,6 +117,9 @@ FIELDS: dict[str, tuple[str, str]] = {
                                    "(README: the webhook format)", "`https://itsm.example.org/api/slm/reassign`"),
     "RaciSchema.activities": ("activity → role → letters (R, A, C, I; two as `A/R`)",
                               "`{breach-handling: {service_owner: A, service_level_manager: R}}`"),
+    "RaciSchema.manual": ("activities of this matrix that people carry out and nothing notifies (no "
+                          "escalation level or Rule names them): `slm check` does not warn of them",
+                          "`[update-process-policies]`"),
     "RuleSchema.when": ("patterns that must all match (joins with `as`), or the counting form",
                         "`[{type: decision.breach, where: {agreement_type: OLA}}]`"),
     "RuleSchema.then": ("the actions, in order", "`[{decide: {kind: improvement}}]`"),

@@ -265,6 +265,7 @@ def _check_letters(value):
 class RaciSchema(DocumentSchema):
     activities = Mapping(Mapping(fields.Raw(validate=_check_letters), keys_field=Name()),
                          keys_field=Name(), required=True)
+    manual = fields.List(Name(), load_default=list)
 
 
 class CountSchema(Strict):

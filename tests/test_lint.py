@@ -145,7 +145,42 @@ def test_an_escalation_level_whose_activity_has_no_raci_row_is_an_error():
     with pytest.raises(RuleSetError) as caught:
         load_texts({"org.yaml": org, "sla.yaml": TARGET})
     assert [str(p) for p in caught.value.problems] == [
-        "org.yaml:20:26: activity: unknown activity 'breach-handlng' (not in any Raci)"]
+        "org.yaml:20:26: activity: unknown activity 'breach-handlng' (not in any Raci): "
+        "did you mean 'breach-handling'?"]
+
+
+MORE_RACI = textwrap.dedent("""\
+    kind: Raci
+    id: more
+    activities:
+      breach-handeling: {service_level_manager: R, slm_process_owner: A}
+      update-process-policies: {slm_process_owner: A/R}
+    """)
+
+
+def test_a_raci_row_no_notification_carries_is_a_warning_at_its_line():
+    found = quiet(extra=MORE_RACI)
+    assert found == [
+        "extra.yaml:4:3: warning: activity 'breach-handeling' is carried by no notification: no escalation "
+        "level or Rule's notify names it (did you mean 'breach-handling'?); list it under 'manual:' if people "
+        "carry it out by hand",
+        "extra.yaml:5:3: warning: activity 'update-process-policies' is carried by no notification: no "
+        "escalation level or Rule's notify names it; list it under 'manual:' if people carry it out by hand"]
+
+
+def test_manual_activities_are_not_warned_of_unless_something_notifies_them():
+    assert quiet(extra=MORE_RACI + "manual: [breach-handeling, update-process-policies]\n") == []
+    notifying_rule = "---\nkind: Rule\nid: warn\nwhen: {type: decision.breach}\nthen:\n  - notify: {activity: breach-warning}\n"
+    notified = quiet(extra=MORE_RACI.replace("breach-handeling", "breach-warning")
+                     + "manual: [breach-warning, update-process-policies]\n" + notifying_rule)
+    assert notified == ["extra.yaml:4:3: warning: activity 'breach-warning' is listed as manual, yet an escalation "
+                        "level or a Rule notifies it"]
+    with pytest.raises(RuleSetError) as caught:
+        load_texts({"org.yaml": with_escalated_resolution(ORG), "sla.yaml": TARGET,
+                    "extra.yaml": MORE_RACI + "manual: [update-proces-policies]\n"})
+    assert [str(p) for p in caught.value.problems] == [
+        "extra.yaml:6:10: manual: 'update-proces-policies' is not an activity of this Raci "
+        "(activities: breach-handeling, update-process-policies)"]
 
 
 RULE = textwrap.dedent("""\

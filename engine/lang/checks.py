@@ -11,7 +11,7 @@ from schemas.values import format_duration
 
 from engine.lang.catalogue_check import check_catalogue
 from engine.lang.errors import Problem
-from engine.lang.lint import lint
+from engine.lang.lint import _one_edit, lint
 from engine.lang.model import RuleSet
 from engine.lang.templates import template_error
 from engine.lang.yamlsource import Document
@@ -161,8 +161,7 @@ def _escalations(ruleset: RuleSet, places: _Places) -> list[Problem]:
         for level in escalation.levels:
             if level.activity not in ruleset.raci:
                 problems.append(doc.problem(("levels", level.index, "activity"),
-                                            f"activity: unknown activity '{level.activity}' (not in any Raci)",
-                                            "unknown-reference"))
+                                            _unknown_activity(level.activity, ruleset), "unknown-reference"))
     return problems
 
 
@@ -196,8 +195,7 @@ def _rules(ruleset: RuleSet, places: _Places) -> list[Problem]:
             activity = step.get("notify", {}).get("activity")
             if activity and activity not in ruleset.raci:
                 problems.append(doc.problem(("then", index, "notify", "activity"),
-                                            f"activity: unknown activity '{activity}' (not in any Raci)",
-                                            "unknown-reference"))
+                                            _unknown_activity(activity, ruleset), "unknown-reference"))
     return problems
 
 
@@ -258,6 +256,13 @@ def _leaves(where: dict, path: tuple = ()):
                 yield path + (key, op), operand
         else:
             yield path + (key,), cond
+
+
+def _unknown_activity(activity: str, ruleset: RuleSet) -> str:
+    """The error for an activity no Raci defines, with the row it was likely meant to name."""
+    near = sorted(known for known in ruleset.raci if _one_edit(activity, known) or known.casefold() == activity.casefold())
+    hint = f": did you mean '{near[0]}'?" if near else ""
+    return f"activity: unknown activity '{activity}' (not in any Raci){hint}"
 
 
 def _raci(ruleset: RuleSet, places: _Places) -> list[Problem]:

@@ -43,6 +43,7 @@ def lint(ruleset: RuleSet, places) -> list[Problem]:
     found += _levels(ruleset, places)
     found += _clock_conditions(ruleset, places)
     found += _silent_targets(ruleset, places)
+    found += _raci_wording(ruleset)
     types, fields, values = _names(ruleset, places)
     found += _near_misses(types, "fact type")
     found += _near_misses(fields, "field")
@@ -128,6 +129,42 @@ def _silent_targets(ruleset: RuleSet, places) -> list[Problem]:
                                       f"target '{target.id}' notifies nobody: no Escalation covers it, so its "
                                       f"warnings and breach reach no one (name it in an Escalation's "
                                       f"applies_to.targets)", CODE))
+    return found
+
+
+# ---- RACI wording -------------------------------------------------------------------------
+
+def notified_activities(ruleset: RuleSet) -> set[str]:
+    """The activities a decision can carry, so a notification carries: those of the
+    escalation levels and of the Rules' ``notify`` steps (a target's warnings and breach
+    carry none)."""
+    activities = {level.activity for escalation in ruleset.escalations.values() for level in escalation.levels}
+    activities.update(step["notify"]["activity"] for rule in ruleset.rules.values() for step in rule.then
+                      if "notify" in step)
+    return activities
+
+
+def _raci_wording(ruleset: RuleSet) -> list[Problem]:
+    """A RACI row no notification carries routes nobody (a level or Rule naming an activity
+    with no row is an error, engine/lang/checks.py); a row listed as ``manual`` that
+    something does notify is a contradiction."""
+    notified = notified_activities(ruleset)
+    found = []
+    for activity, origin in ruleset.raci_origin.items():
+        if activity in ruleset.raci_manual:
+            if activity in notified:
+                found.append(Problem(origin.file, origin.line, origin.column,
+                                     f"activity '{activity}' is listed as manual, yet an escalation level or a "
+                                     f"Rule notifies it", CODE))
+            continue
+        if activity in notified:
+            continue
+        near = sorted(other for other in notified if _one_edit(activity, other))
+        hint = f" (did you mean '{near[0]}'?)" if near else ""
+        found.append(Problem(origin.file, origin.line, origin.column,
+                             f"activity '{activity}' is carried by no notification: no escalation level or "
+                             f"Rule's notify names it{hint}; list it under 'manual:' if people carry it out "
+                             f"by hand", CODE))
     return found
 
 

@@ -207,6 +207,12 @@ def _build(documents, files, root, problems, names: dict[str, str]) -> RuleSet:
             ruleset.raci[activity] = {role: _letters(value) for role, value in roles.items()}
             line, column = doc.place(("activities", activity), key=True)
             ruleset.raci_origin[activity] = Origin(doc.file, line, column)
+        for index, activity in enumerate(loaded["manual"]):
+            if activity not in loaded["activities"]:
+                problems.append(doc.problem(("manual", index), f"manual: '{activity}' is not an activity of "
+                                            f"this Raci (activities: {', '.join(loaded['activities'])})",
+                                            "unknown-reference"))
+            ruleset.raci_manual.add(activity)
     for doc, loaded in by_kind.get("Escalation", []):
         scope = loaded["applies_to"]
         levels = [EscalationLevel(loaded["id"], index, level["at"], level["activity"], level.get("repeat"),

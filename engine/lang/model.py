@@ -159,6 +159,7 @@ class RuleSet:
     broken: set = field(default_factory=set)
     # The fact catalogue (engine/lang/catalogue.py), None when no ``kind: Facts`` is written.
     catalogue: object = None
+    raci_manual: set = field(default_factory=set)     # activities no level or Rule is expected to notify
 
     def holders(self, service: str | None, role: str) -> list[str]:
         """Who holds a role for a service: the Service's own holders, else the org-wide ones."""
