@@ -173,3 +173,14 @@ def test_slm_explain_db_names_a_stored_fact(make_service, url):
     assert unknown.exit_code == 1 and "no stored fact 'nope' from source 'itsm/prod'" in unknown.output
     wrong = CliRunner().invoke(main, ["explain", "--db", url, "a1"])
     assert wrong.exit_code == 2 and "SOURCE ID" in wrong.output
+
+
+def test_a_replay_past_its_bound_stops_with_a_clear_error(make_service):
+    from engine.service.explain import explain_stored
+    from engine.service.whatif import Bounds, ReplayLimit
+
+    service = make_service()
+    service.ingest([opened("o1", "INC-1"), opened("o2", "INC-2"), acked("a1", "INC-1")])
+    with pytest.raises(ReplayLimit, match="more than 1 stored facts"):
+        explain_stored(service.store, "a1", ruleset=service.ruleset, bounds=Bounds(max_facts=1))
+    assert explain_stored(service.store, "a1", ruleset=service.ruleset, bounds=Bounds(max_facts=2))["replayed"] == 2
