@@ -91,7 +91,7 @@ def test_a_fact_before_a_rule_change_is_explained_under_the_rules_then_in_force(
     before = service.ruleset.version
     service.ingest([opened("o1", "INC-1")])
     email = rules / "services" / "email.yaml"
-    email.write_text(email.read_text().replace("where: {priority: P1}", "where: {priority: Critical}"))
+    email.write_text(email.read_text().replace("where: {priority: P1}", "where: {priority: P3}"))
     wall.forward(minutes=1)
     service.reload()
     service.ingest([opened("o2", "INC-2", time="2026-11-02T12:00:30Z")])
@@ -100,7 +100,7 @@ def test_a_fact_before_a_rule_change_is_explained_under_the_rules_then_in_force(
     assert effects(old)["email-p1-response"].startswith("starts the clock of INC-1")
     new = service.explain_fact("o2")
     assert new["ruleset"] == service.ruleset.version != before
-    assert reasons(new)["email-p1-response"] == 'applies_to: where priority: "P1" ≠ "Critical"'
+    assert reasons(new)["email-p1-response"] == 'applies_to: where priority: "P1" ≠ "P3"'
 
 
 def test_a_snapshot_before_the_fact_is_used_and_one_after_it_is_not(make_service):
@@ -118,19 +118,27 @@ def test_a_snapshot_before_the_fact_is_used_and_one_after_it_is_not(make_service
 
 def test_ingest_answers_matched_nothing_with_the_nearest_reasons(make_service):
     service = make_service()
-    result = service.ingest([opened("o1", "INC-1"), opened("o2", "INC-2", priority="p1"),
-                             acked("a1", "INC-9"), fact("x1", type="incident.openned", subject="INC-3")])
+    result = service.ingest([opened("o1", "INC-1"), opened("o2", "INC-2", priority="P3"), acked("a1", "INC-9")])
     by_id = {r["id"]: r for r in result.results}
     assert "matched" not in by_id["o1"] and by_id["o1"]["decisions"]
-    lower = by_id["o2"]
-    assert lower["matched"] == [] and lower["decisions"] == []
-    assert {"target": "email-p1-response", "reason": 'applies_to: where priority: "p1" ≠ "P1"'} in lower["reasons"]
-    assert len(lower["reasons"]) == 5
-    assert all("plays no part" not in r["reason"] for r in lower["reasons"])      # nearest misses first
+    minor = by_id["o2"]
+    assert minor["matched"] == [] and minor["decisions"] == []
+    assert {"target": "email-p1-response", "reason": 'applies_to: where priority: "P3" ≠ "P1"'} in minor["reasons"]
+    assert len(minor["reasons"]) == 5
+    assert all("plays no part" not in r["reason"] for r in minor["reasons"])      # nearest misses first
     assert by_id["a1"]["reasons"][0]["reason"] == "no running clock for INC-9 to stop"
-    assert "did you mean 'incident.opened'?" in by_id["x1"]["reasons"][0]["reason"]
-    duplicate = service.ingest([opened("o2", "INC-2", priority="p1")]).results[0]
+    duplicate = service.ingest([opened("o2", "INC-2", priority="P3")]).results[0]
     assert duplicate["status"] == "duplicate" and "matched" not in duplicate
+
+
+def test_without_a_fact_catalogue_a_misspelt_type_is_answered_with_did_you_mean(make_service, tmp_path):
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    (rules / "org" / "facts.yaml").unlink()          # no catalogue: undeclared types are accepted
+    service = make_service(rules)
+    typo = service.ingest([fact("x1", type="incident.openned", subject="INC-3")]).results[0]
+    assert typo["matched"] == []
+    assert "did you mean 'incident.opened'?" in typo["reasons"][0]["reason"]
 
 
 def test_get_fact_explain_over_http(make_service, wall):
@@ -140,7 +148,7 @@ def test_get_fact_explain_over_http(make_service, wall):
     monitor = service.store.add_token("monitor")
     client = app.test_client()
     headers = {"Authorization": f"Bearer {token}"}
-    posted = client.post("/v1/facts", json=[opened("o1", "INC-1"), acked("a/1", "INC-1"), opened("o2", "INC-2", priority="p1")],
+    posted = client.post("/v1/facts", json=[opened("o1", "INC-1"), acked("a/1", "INC-1"), opened("o2", "INC-2", priority="P3")],
                          headers={"Authorization": f"Bearer {monitor}"})
     assert posted.status_code == 200
     assert posted.json["results"][2]["matched"] == [] and posted.json["results"][2]["reasons"]
