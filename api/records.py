@@ -120,7 +120,7 @@ def compliance_report(args):
 @requires(blp, AUDITOR)
 @blp.response(200, AuditSchema)
 def verify():
-    """Walk every audit chain (decisions, facts, notifications); the first broken record of
+    """Walk every audit chain (decisions, facts, notifications, deliveries); the first broken record of
     each. The top level is the decision chain's result."""
     result = _service().store.verify_audit()
     decisions = result["chains"]["decisions"]

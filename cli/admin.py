@@ -70,7 +70,11 @@ def _pct(value) -> str:
 
 @click.group()
 def audit():
-    """Check the audit chains (decisions, facts, notifications); sign checkpoints."""
+    """Check the audit chains (decisions, facts, notifications, delivery outcomes); sign checkpoints."""
+
+
+RECORD = {"decisions": "decision", "facts": "fact", "notifications": "notification",
+          "deliveries": "delivery outcome"}          # what one record of each chain is called
 
 
 @audit.command("verify")
@@ -90,7 +94,7 @@ def audit_verify(db_url, audit_key_file, checkpoint_file):
             click.echo(f"OK: {chain['checked']} {name}{span}, chain intact{macs}")
         else:
             broken = chain["first_broken"]
-            click.echo(f"BROKEN at {name[:-1]} seq {broken['seq']} ({broken['id']}): {broken['reason']}; "
+            click.echo(f"BROKEN at {RECORD.get(name, name)} seq {broken['seq']} ({broken['id']}): {broken['reason']}; "
                        f"{chain['checked']} records before it verify", err=True)
     if point is not None:
         problem = result["checkpoint"]["problem"]

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from conftest import ROOT
+from conftest import ROOT, utc
 from engine.service.live import SlmService
 from engine.store.chain import GENESIS, AuditKeyError, chain_hash, load_key
 from engine.store.encoding import canonical_json
@@ -117,7 +117,7 @@ def test_a_record_inserted_after_the_head_is_found(keyed):
 def test_a_checkpoint_proves_nothing_up_to_it_was_removed_truncation_included(keyed):
     fill(keyed)
     point = keyed.audit_checkpoint()
-    assert set(point["chains"]) == {"decisions", "facts", "notifications"} and point["mac"]
+    assert set(point["chains"]) == {"decisions", "facts", "notifications", "deliveries"} and point["mac"]
     fill_more = [decision("dec_7")]
     keyed.add_decisions(fill_more)
     assert keyed.verify_audit(point)["ok"]                # the log grew: still upheld
@@ -178,7 +178,77 @@ def test_the_api_returns_a_signed_checkpoint_and_every_chain(url, key_file, wall
         assert point.status_code == 200 and point.json["mac"] and "decisions" in point.json["chains"]
         assert store.verify_audit(point.json)["checkpoint"]["ok"]
         verified = client.get("/v1/audit/verify", headers=headers)
-        assert verified.status_code == 200 and set(verified.json["chains"]) == {"decisions", "facts", "notifications"}
+        assert verified.status_code == 200 and set(verified.json["chains"]) == {"decisions", "facts", "notifications", "deliveries"}
     finally:
         service.stop()
         store.close()
+
+
+# ---- delivery outcomes: the deliveries chain ---------------------------------------------
+
+def outcome_events(store, nid):
+    return [o["event"] for o in store.delivery_outcomes(nid)]
+
+
+def test_every_delivery_outcome_is_chained_and_verifies(keyed):
+    fill(keyed, 3)
+    keyed.record_failure(["n1"], "failed", "550 no such user", None, "msg-1")
+    keyed.requeue("n1")
+    keyed.record_sent(["n1"], "msg-2")
+    keyed.record_failure(["n2"], "retrying", "timeout", utc("2026-11-02T09:05:00Z"), "msg-3")
+    keyed.cancel_for(["dec_2"])
+    keyed.release(["n3"])                                # no attempt: no outcome
+    assert outcome_events(keyed, "n1") == ["created", "failed", "requeued", "sent"]
+    assert outcome_events(keyed, "n2") == ["created", "retrying", "cancelled"]
+    assert outcome_events(keyed, "n3") == ["created"]
+    last = keyed.delivery_outcomes("n1")[-1]
+    assert (last["status"], last["attempts"], last["message_id"], last["last_error"]) == ("sent", 2, "msg-2", None)
+    result = keyed.verify_audit()
+    assert result["ok"], result
+    chain = result["chains"]["deliveries"]
+    assert (chain["checked"], chain["count"], chain["first_seq"], chain["last_seq"]) == (8, 8, 1, 8)
+    assert chain["keyed_from"] == 1 and chain["macs_checked"]
+
+
+def test_a_failed_notification_turned_sent_in_the_database_is_named(keyed):
+    fill(keyed, 3)
+    keyed.record_failure(["n2"], "failed", "550 no such user", None, "msg-1")
+    assert keyed.verify_audit()["ok"]
+    sql(keyed, "UPDATE notifications SET status = 'sent', last_error = NULL WHERE id = 'n2'")
+    result = keyed.verify_audit()
+    assert not result["ok"]
+    broken = result["chains"]["deliveries"]["first_broken"]
+    assert broken["id"] == "n2" and broken["seq"] == 4
+    assert "status is 'sent'" in broken["reason"] and "says 'failed'" in broken["reason"]
+    assert all(result["chains"][name]["ok"] for name in ("decisions", "facts", "notifications"))
+
+
+def test_a_rewritten_outcome_is_found_without_the_key(keyed):
+    """Turn the chained outcome into `sent` too, its link recomputed as SHA-256."""
+    fill(keyed, 2)
+    keyed.record_failure(["n1"], "failed", "550", None, "msg-1")
+    seq, prev, body = sql(keyed, "SELECT seq, prev_hash, body FROM deliveries WHERE event = 'failed'").fetchone()
+    forged = canonical_json({**json.loads(body), "status": "sent", "last_error": None})
+    sql(keyed, "UPDATE deliveries SET body = ?, status = 'sent', hash = ? WHERE seq = ?",
+        forged, chain_hash(prev, forged), seq)
+    sql(keyed, "UPDATE notifications SET status = 'sent', last_error = NULL WHERE id = 'n1'")
+    broken = keyed.verify_audit()["chains"]["deliveries"]["first_broken"]
+    assert broken["seq"] == seq and broken["id"] == "n1" and "hash does not match" in broken["reason"]
+
+
+def test_outcomes_cut_off_the_end_are_found_and_the_checkpoint_pins_them(keyed, url, key_file, tmp_path):
+    fill(keyed, 2)
+    keyed.record_failure(["n1"], "failed", "550", None, None)
+    point = keyed.audit_checkpoint()
+    assert point["chains"]["deliveries"]["count"] == 3
+    # a DBA deletes the `failed` outcome and its notification's trace, head left alone
+    sql(keyed, "DELETE FROM deliveries WHERE event = 'failed'")
+    sql(keyed, "UPDATE notifications SET status = 'pending', last_error = NULL, attempts = 0 WHERE id = 'n1'")
+    chain = keyed.verify_audit()["chains"]["deliveries"]
+    assert not chain["ok"] and "missing from the end" in chain["first_broken"]["reason"]
+    saved = tmp_path / "checkpoint.json"
+    saved.write_text(json.dumps(point))
+    keyed.close()
+    out = CliRunner().invoke(main, ["audit", "verify", "--db", url, "--audit-key-file", str(key_file),
+                                    "--checkpoint", str(saved)])
+    assert out.exit_code == 1 and "BROKEN at delivery outcome seq" in out.output, out.output

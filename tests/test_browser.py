@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -84,6 +85,16 @@ def post_breaching_facts(srv) -> None:
     response = requests.post(srv.base + "/v1/facts", json=facts, timeout=30,
                              headers={"Authorization": f"Bearer {srv.token}"})
     assert response.status_code == 200, response.text
+
+
+def tamper_a_delivery_status(srv) -> None:
+    """Mark a notification that was not sent as sent, straight in the database."""
+    db = sqlite3.connect(srv.db_url.removeprefix("sqlite:///"), timeout=30)
+    with db:
+        changed = db.execute("UPDATE notifications SET status = 'sent' WHERE seq = "
+                             "(SELECT MIN(seq) FROM notifications WHERE status != 'sent')").rowcount
+    db.close()
+    assert changed == 1
 
 
 def shot(driver, name: str) -> None:
@@ -162,7 +173,18 @@ def test_a_person_finds_a_breach_its_trace_its_clock_and_the_month(server, brows
     go(b, b.find_element(By.LINK_TEXT, "Audit"))
     go(b, b.find_element(By.CSS_SELECTOR, "main form button"))
     assert "Intact." in b.find_element(By.TAG_NAME, "main").text
+    rows = {row.get_attribute("data-chain"): row.text for row in b.find_elements(By.CSS_SELECTOR, "table.chains tbody tr")}
+    assert list(rows) == ["decisions", "facts", "notifications", "deliveries"]
+    assert all("Intact" in text for text in rows.values()) and rows["deliveries"].startswith("Delivery outcomes")
     shot(b, "audit")
+    tamper_a_delivery_status(server)                           # someone with database access
+    b.refresh()
+    assert "Broken." in b.find_element(By.CSS_SELECTOR, "main p[role=alert]").text
+    broken = b.find_element(By.CSS_SELECTOR, "table.chains tr.broken")
+    assert broken.get_attribute("data-chain") == "deliveries"
+    assert "delivery outcome seq" in broken.text and "its status is 'sent'" in broken.text
+    assert len(b.find_elements(By.CSS_SELECTOR, "table.chains tr.intact")) == 3
+    shot(b, "audit-broken")
 
     go(b, b.find_element(By.CSS_SELECTOR, "form.signout button"))
     assert b.current_url.startswith(server.base + "/ui/login")

@@ -466,3 +466,61 @@ def test_a_version_6_step_failing_half_way_leaves_version_5_as_it_was(v5_url, mo
     monkeypatch.undo()
     with Store.open(v5_url) as store:
         assert [t["name"] for t in store.tokens()][3] == "auditor-1"
+
+
+# ---- version 8: delivery outcomes in their own chain -------------------------------------
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def v5_outbox_url(request, tmp_path):
+    """A fresh copy of the version-5 outbox fixture (fixtures/databases/make_v5_outbox.py)."""
+    if request.param == "sqlite":
+        path = tmp_path / "v5_outbox.db"
+        shutil.copyfile(FIXTURES / "v5_outbox.sqlite", path)
+        yield f"sqlite:///{path}"
+        return
+    with postgres_schema_url() as url:
+        conn = psycopg2.connect(url)
+        with conn, conn.cursor() as cur:
+            cur.execute((FIXTURES / "v5_outbox.postgresql.sql").read_text())
+        conn.close()
+        yield url
+
+
+def test_the_outbox_fixture_is_version_5(v5_outbox_url):
+    assert raw_version(v5_outbox_url) == 5
+
+
+def test_version_8_starts_an_empty_deliveries_chain_and_chains_what_follows(v5_outbox_url, store_log, tmp_path):
+    """Outcomes recorded before version 8 stay in the notifications' columns only (not
+    chained); the next change to any notification, old or new, is chained and checked."""
+    from engine.store.chain import load_key
+    with Store.open(v5_outbox_url, audit_key=load_key(tmp_path / "audit.key", create=True)) as store:
+        assert store.schema_version() == SCHEMA_VERSION >= 8
+        assert any("to 8: deliveries" in line for line in store_log())
+        before = store.verify_audit()
+        assert before["ok"], before
+        assert before["chains"]["deliveries"]["checked"] == 0 and before["chains"]["notifications"]["checked"] == 3
+        statuses = {n["id"]: (n["status"], n["message_id"]) for n in store.list_notifications()[0]}
+        assert statuses == {"ntf_sent": ("sent", "msg-1"), "ntf_failed": ("failed", "msg-2"),
+                            "ntf_pending": ("pending", None)}
+        assert all(store.delivery_outcomes(nid) == [] for nid in statuses)
+        store.requeue("ntf_failed")
+        store.record_sent(["ntf_failed"], "msg-3")
+        store.add_notifications([{"id": "ntf_new", "decision": "dec_2", "recipient": "d@example.org"}])
+        assert [o["event"] for o in store.delivery_outcomes("ntf_failed")] == ["requeued", "sent"]
+        assert [o["event"] for o in store.delivery_outcomes("ntf_new")] == ["created"]
+        after = store.verify_audit()
+        assert after["ok"], after
+        assert after["chains"]["deliveries"]["checked"] == 3 and after["chains"]["deliveries"]["keyed_from"] == 1
+        store.db.execute_sql("UPDATE notifications SET attempts = 1 WHERE id = 'ntf_failed'")
+        broken = store.verify_audit()["chains"]["deliveries"]["first_broken"]
+        assert broken["id"] == "ntf_failed" and "attempts" in broken["reason"]
+
+
+def test_the_version_5_outbox_database_upgraded_has_the_schema_of_a_new_one(v5_outbox_url, tmp_path):
+    if v5_outbox_url.startswith("sqlite"):
+        with Store.open(v5_outbox_url) as old, Store.open(f"sqlite:///{tmp_path / 'fresh.db'}") as new:
+            assert schema(old) == schema(new)
+        return
+    with postgres_schema_url() as fresh, Store.open(v5_outbox_url) as old, Store.open(fresh) as new:
+        assert schema(old) == schema(new)

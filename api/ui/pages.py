@@ -237,8 +237,15 @@ def reload_rules():
     return redirect(url_for("ui.rules", message=message))
 
 
+# what the audit page calls each chain and one record of it (as `slm audit verify` does)
+CHAINS = {"decisions": ("Decisions", "decision"), "facts": ("Facts", "fact"),
+          "notifications": ("Notifications", "notification"),
+          "deliveries": ("Delivery outcomes", "delivery outcome")}
+
+
 @bp.route("/audit")
 @page(AUDITOR)
 def audit():
-    result = _service().store.verify_chain() if request.args.get("verify") == "1" else None
-    return render_template("ui/audit.html", result=result, checked_at=_now())
+    """Every audit chain verified, as ``slm audit verify`` does (store.verify_audit)."""
+    result = _service().store.verify_audit() if request.args.get("verify") == "1" else None
+    return render_template("ui/audit.html", result=result, names=CHAINS, checked_at=_now())

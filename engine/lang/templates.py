@@ -1,38 +1,137 @@
 """Message templates, rendered in Jinja2's sandbox: rule files are data, never code.
 
-The sandbox stops escapes, not cost: ``{{ 3 ** (3 * 10 ** 7) }}`` computes for seconds and
-``{{ 'x' * 10 ** 9 }}`` allocates a gigabyte, inside the engine's write lock. So ``**``
-and ``*`` are intercepted and refused past :data:`MAX_POWER_BITS` / :data:`MAX_OUTPUT`,
-``range`` is capped at :data:`MAX_RANGE`, and a rendering stops at :data:`MAX_OUTPUT`
-characters. Templates are compiled when the rules load (``slm check``), so a broken one is
-an error at file:line, not a surprise at run time.
+The sandbox stops escapes, not cost: ``{{ 3 ** (3 * 10 ** 7) }}`` computes for seconds,
+``{{ 'x'.center(10 ** 9) }}`` allocates a gigabyte and three nested loops over a thousand
+items turn a thousand million times, inside the engine's write lock. So a rendering is
+bounded three ways:
+
+- **steps**: every loop iteration, call, filter, operator and attribute lookup is a step;
+  past :data:`MAX_STEPS` (or :data:`MAX_SECONDS` of wall clock, checked at each step) the
+  rendering stops with an error;
+- **sizes**: no string or list a step makes or reads may exceed :data:`MAX_VALUE` items,
+  and the operations that build a large value in one go (``*``, ``**``, padding, ``%``
+  and ``format`` widths, ``replace``, ``range``, ``slice``) are refused before they run if
+  their result would;
+- **output**: a rendering stops at :data:`MAX_OUTPUT` characters (cut, marked).
+
+Templates are compiled when the rules load (``slm check``), so a broken one is an error
+at file:line, not a surprise at run time; a failing rendering yields the template's own
+text with the reason, never a stopped engine.
 """
 from __future__ import annotations
 
+import re
+import threading
+import time
 from functools import lru_cache
 
-from jinja2 import TemplateSyntaxError, Undefined
+from jinja2 import TemplateSyntaxError, Undefined, nodes
+from jinja2.compiler import CodeGenerator
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
-MAX_OUTPUT = 4096          # characters one rendering (or one string operand) may reach
+MAX_OUTPUT = 4096          # characters one rendering may reach
+MAX_VALUE = 16 * MAX_OUTPUT    # items a string or list made while rendering may reach
 MAX_POWER_BITS = 4096      # bits the result of ``**`` or ``*`` on integers may reach
 MAX_RANGE = 1000
+MAX_STEPS = 50_000         # loop iterations, calls, operators and lookups in one rendering
+MAX_SECONDS = 1.0          # wall clock one rendering may take (a backstop to the steps)
+
+# a width or precision of 100,000 or more, or one taken from the arguments: in %-formats
+# ("%0999999d", "%*d") and in str.format fields ("{:>999999}", "{:{w}}")
+_WIDE = re.compile(r"%[-#0 +]*(?:\d{6,}|\*|\d*\.(?:\d{6,}|\*))|\{[^{}]*:[^{}]*(?:\d{6,}|\{)")
+_PADDING = frozenset(["center", "ljust", "rjust", "zfill", "expandtabs"])
+
+
+class _Budget(threading.local):
+    """The steps and deadline of the rendering running on this thread (None: none is)."""
+    steps = 0
+    deadline: float | None = None
+
+
+_BUDGET = _Budget()
+
+
+def _step() -> None:
+    if _BUDGET.deadline is None:
+        return
+    _BUDGET.steps += 1
+    if _BUDGET.steps > MAX_STEPS:
+        raise SecurityError(f"rendering stopped after {MAX_STEPS:,} steps (loops, calls, operators)")
+    if not _BUDGET.steps % 256 and time.monotonic() > _BUDGET.deadline:
+        raise SecurityError(f"rendering stopped after {MAX_SECONDS:g} s")
+
+
+def _sized(value):
+    """``value``, refused if it is a string or list longer than :data:`MAX_VALUE`."""
+    if isinstance(value, (str, bytes, list, tuple, dict, set)) and len(value) > MAX_VALUE:
+        raise SecurityError(f"a value of {len(value):,} items; at most {MAX_VALUE:,}")
+    return value
+
+
+def _ticking(iterable):
+    """What a ``for`` loop iterates, one step per item."""
+    for item in _sized(iterable) if isinstance(iterable, (list, tuple)) else iterable:
+        _step()
+        yield item
+
+
+class _StepCounting(CodeGenerator):
+    """Jinja's code generator with every ``for`` loop's iterable passed through
+    :func:`_ticking` (as ``environment.ticking``)."""
+
+    def visit_For(self, node, frame):
+        counted = nodes.Call(nodes.EnvironmentAttribute("ticking"), [node.iter], [], None, None,
+                             lineno=node.lineno)
+        node = nodes.For(node.target, counted, node.body, node.else_, node.test, node.recursive,
+                         lineno=node.lineno)
+        return super().visit_For(node, frame)
 
 
 class _BoundedEnvironment(SandboxedEnvironment):
-    """The sandbox with ``**`` and ``*`` bounded (Jinja calls :meth:`call_binop` for the
-    operators named in ``intercepted_binops``, at run time, whatever the operands)."""
+    """The sandbox with every call, filter, operator and lookup counted and sized (Jinja
+    routes them through these methods in a sandbox; filters are wrapped in
+    :func:`_counted_filter`)."""
 
-    intercepted_binops = frozenset(["**", "*"])
+    code_generator_class = _StepCounting
+    intercepted_binops = frozenset(["**", "*", "%", "+", "-", "/", "//"])
+    intercepted_unops = frozenset(["-", "+"])
+    ticking = staticmethod(_ticking)
 
     def call_binop(self, context, operator, left, right):
+        _step()
         if operator == "**":
             _check_power(left, right)
-            return left ** right
-        if operator == "*":
+        elif operator == "*":
             _check_product(left, right)
-            return left * right
-        return super().call_binop(context, operator, left, right)
+        elif operator == "%" and isinstance(left, str):
+            _check_format(left)
+        return _sized(super().call_binop(context, operator, left, right))
+
+    def call_unop(self, context, operator, arg):
+        _step()
+        return super().call_unop(context, operator, arg)
+
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (Jinja's signature)
+        _step()
+        for value in (*args, *kwargs.values()):
+            _sized(value)
+        name = getattr(__obj, "__name__", None)
+        if isinstance(getattr(__obj, "__self__", None), str):
+            if name in _PADDING:
+                _check_width(args[0] if args else kwargs.get("width") or kwargs.get("tabsize", 8))
+            elif name == "replace" and len(args) >= 2:
+                _check_replace(__obj.__self__, *args[:3])
+        return _sized(super().call(__context, __obj, *args, **kwargs))
+
+    def getattr(self, obj, attribute):
+        _step()
+        if isinstance(obj, str) and attribute in ("format", "format_map"):
+            _check_format(obj)
+        return _sized(super().getattr(obj, attribute))
+
+    def getitem(self, obj, argument):
+        _step()
+        return _sized(super().getitem(obj, argument))
 
 
 def _check_power(left, right) -> None:
@@ -52,6 +151,25 @@ def _check_product(left, right) -> None:
         raise SecurityError(f"* result too large (more than {MAX_POWER_BITS} bits)")
 
 
+def _check_width(width) -> None:
+    if isinstance(width, int) and width > MAX_VALUE:
+        raise SecurityError(f"a width of {width:,}; at most {MAX_VALUE:,}")
+
+
+def _check_format(text: str) -> None:
+    if _WIDE.search(text):
+        raise SecurityError("a format width or precision of 100,000 or more (or taken from the arguments)")
+
+
+def _check_replace(text: str, old, new, count=-1) -> None:
+    if isinstance(old, str) and isinstance(new, str):
+        found = text.count(old) if old else len(text) + 1
+        if isinstance(count, int) and count >= 0:
+            found = min(found, count)
+        if len(text) + found * max(len(new) - len(old), 0) > MAX_VALUE:
+            raise SecurityError(f"replace would make more than {MAX_VALUE:,} characters")
+
+
 def _range(*args):
     values = range(*args)
     if len(values) > MAX_RANGE:
@@ -59,8 +177,35 @@ def _range(*args):
     return values
 
 
+def _counted_filter(name: str, function):
+    """A filter counted as a step, its arguments and result sized, and the ones that make
+    a large value in one go refused before they run."""
+    skip = 1 if hasattr(function, "jinja_pass_arg") else 0      # the context or environment Jinja passes first
+
+    def bounded(*args, **kwargs):
+        _step()
+        for value in (*args[skip:], *kwargs.values()):
+            _sized(value)
+        value, rest = (args[skip], args[skip + 1:]) if len(args) > skip else (None, ())
+        if name in ("center", "indent"):
+            _check_width(rest[0] if rest else kwargs.get("width", 0))
+        elif name in ("slice", "batch") and rest and isinstance(rest[0], int) and rest[0] > MAX_RANGE:
+            raise SecurityError(f"{name} into {rest[0]:,} parts; at most {MAX_RANGE}")
+        elif name == "format" and isinstance(value, str):
+            _check_format(value)
+        elif name == "replace" and len(rest) >= 2:
+            _check_replace(str(value), *rest[:3])
+        return _sized(function(*args, **kwargs))
+
+    if skip:
+        bounded.jinja_pass_arg = function.jinja_pass_arg
+    return bounded
+
+
 _ENV = _BoundedEnvironment(undefined=Undefined, autoescape=False)
 _ENV.globals["range"] = _range
+del _ENV.globals["lipsum"]                     # lorem ipsum of any length: no use in a message
+_ENV.filters = {name: _counted_filter(name, f) for name, f in _ENV.filters.items()}
 
 
 def template_problem(text: str) -> str | None:
@@ -84,8 +229,11 @@ def _compiled(text: str):
 
 
 def render(text: str, context: dict) -> str:
-    """Render a template, at most :data:`MAX_OUTPUT` characters (cut, marked); a template
-    that fails at run time yields its own text, marked."""
+    """Render a template within the step, size and time bounds, at most :data:`MAX_OUTPUT`
+    characters (cut, marked); a template that fails or runs out of budget yields its own
+    text, marked with the reason."""
+    outer = _BUDGET.steps, _BUDGET.deadline
+    _BUDGET.steps, _BUDGET.deadline = 0, time.monotonic() + MAX_SECONDS
     try:
         parts, size = [], 0
         for part in _compiled(text).generate(context):
@@ -96,3 +244,5 @@ def render(text: str, context: dict) -> str:
         return "".join(parts)
     except Exception as err:  # the sandbox raises SecurityError and others; a message must not stop the engine
         return f"{text} [template error: {err}]"
+    finally:
+        _BUDGET.steps, _BUDGET.deadline = outer

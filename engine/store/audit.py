@@ -3,7 +3,13 @@ appended, and verification of every chain, optionally against a signed checkpoin
 
 Appends lock the chain's head row (``BEGIN IMMEDIATE`` on SQLite, ``SELECT … FOR UPDATE``
 on PostgreSQL) so concurrent writers never fork a chain. Writers take the heads in one
-order (facts, decisions, notifications), so they never wait on each other in a circle.
+order (facts, decisions, notifications, deliveries), and the deliveries head before any
+notification row they change, so they never wait on each other in a circle.
+
+The deliveries chain says what delivery did to each notification; verifying it also
+checks that every notification's delivery columns (status, attempts, last error, message
+id, next attempt) are what its last chained outcome says, so a ``failed`` turned into
+``sent`` in the database is named.
 """
 from __future__ import annotations
 
@@ -26,7 +32,7 @@ def body_text(row) -> str:
 
 
 class AuditChains(StoreBase):
-    """Heads, appends and verification of the decision, fact and notification chains."""
+    """Heads, appends and verification of the decision, fact, notification and delivery chains."""
 
     audit_key: bytes | None = None
 
@@ -42,7 +48,8 @@ class AuditChains(StoreBase):
             H.insert(**_row(head)).on_conflict_ignore().execute()
 
     def _chained(self, name: str):
-        return {"decisions": self.m.Decision, "facts": self.m.Fact, "notifications": self.m.Notification}[name]
+        return {"decisions": self.m.Decision, "facts": self.m.Fact, "notifications": self.m.Notification,
+                "deliveries": self.m.Delivery}[name]
 
     def _head(self, name: str, lock: bool = False) -> Head | None:
         rows = self._select(self.m.ChainHead, "name, seq, count, hash, last_id, chained_from, keyed_from, mac",
@@ -115,12 +122,12 @@ class AuditChains(StoreBase):
             rows = list(model.select().where(model.seq > after).order_by(model.seq).limit(CHUNK))
             for row in rows:
                 if row.seq > head.seq:
-                    return _broken(result, row.seq, row.id, f"a record after the chain head (seq {head.seq}): "
-                                                            "added outside the service")
+                    return _broken(result, row.seq, _ident(row), f"a record after the chain head (seq {head.seq}): "
+                                                                 "added outside the service")
                 reason = _check(row, prev, expected if name == "decisions" else row.seq,
                                 head.key_for(row.seq, key), text, name, result["macs_checked"] or row.seq < (head.keyed_from or 0))
                 if reason:
-                    return _broken(result, row.seq, row.id, reason)
+                    return _broken(result, row.seq, _ident(row), reason)
                 prev, expected = row.hash, row.seq + 1
                 result["checked"] += 1
                 result["first_seq"] = result["first_seq"] or row.seq
@@ -144,7 +151,28 @@ class AuditChains(StoreBase):
                                                            "(the head was edited, or this is another audit key)")
         if pin:
             _against(result, pin, pinned, head)
+        if name == "deliveries" and result["ok"]:
+            self._check_outbox(result)
         return result
+
+    def _check_outbox(self, result: dict) -> None:
+        """Each notification's delivery columns against its last chained outcome (the
+        notifications stored before outcomes were chained have none until they change)."""
+        p, after = self.db.param, 0
+        while True:
+            rows = self.db.execute_sql(
+                f'SELECT n.seq, n.id, n.status, n.attempts, n.last_error, n.message_id, n.next_attempt_at, '
+                f'd.seq, d.body FROM "notifications" n JOIN "deliveries" d ON d.seq = '
+                f'(SELECT MAX(seq) FROM "deliveries" WHERE notification = n.id) '
+                f"WHERE n.seq > {p} ORDER BY n.seq LIMIT {CHUNK}", [after]).fetchall()
+            for _, nid, *columns, seq, body in rows:
+                reason = _disagreement(nid, dict(zip(DELIVERY_STATE, columns)), seq, body)
+                if reason:
+                    _broken(result, seq, nid, reason)
+                    return
+            if len(rows) < CHUNK:
+                return
+            after = rows[-1][0]
 
 
 def _check(row, prev: str, expected_seq: int, key, text, name: str, check_mac: bool) -> str | None:
@@ -163,18 +191,43 @@ def _check(row, prev: str, expected_seq: int, key, text, name: str, check_mac: b
         return "stored JSON does not parse"
     columns = {"decisions": ("id", "kind", "target", "subject", "service"),
                "facts": ("id", "source", "type", "subject", "service"),
-               "notifications": ("id", "recipient")}[name]
+               "notifications": ("id", "recipient"),
+               "deliveries": ("notification", "event", "status", "at")}[name]
     for column in columns:
         if record.get(column) != getattr(row, column):
             return f"column {column!r} disagrees with the stored record"
     if name == "notifications":
         return None if record.get("decision") == row.decision_id else "column 'decision' disagrees with the stored record"
+    if name == "deliveries":
+        return None
     field, column = ("at", row.at) if name == "decisions" else ("time", row.time)
     try:
         at = instant_text(record.get(field), field)
     except ValueError:
         at = None
     return None if at == column else f"column {field!r} disagrees with the stored record"
+
+
+DELIVERY_STATE = ("status", "attempts", "last_error", "message_id", "next_attempt_at")
+
+
+def _disagreement(nid: str, columns: dict, seq: int, body: str) -> str | None:
+    """Why notification ``nid``'s delivery columns are not what its last outcome says."""
+    try:
+        chained = json.loads(body)
+    except ValueError:
+        return "stored JSON does not parse"
+    for field in DELIVERY_STATE:
+        if (columns[field] or None) != (chained.get(field) or None):
+            return (f"notification {nid}: its {field} is {columns[field]!r}, its last chained delivery outcome "
+                    f"(seq {seq}, {chained.get('event')}) says {chained.get(field)!r}: the delivery columns "
+                    "were changed outside the service")
+    return None
+
+
+def _ident(row) -> str | None:
+    """What names a chained record: its id (a delivery outcome: its notification's)."""
+    return getattr(row, "id", None) if not hasattr(row, "notification") else row.notification
 
 
 def _against(result: dict, pin: dict, pinned, head: Head) -> None:

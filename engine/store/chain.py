@@ -1,4 +1,4 @@
-"""The audit chains: decisions, facts and notifications, each a chain of MACs kept by a
+"""The audit chains: decisions, facts, notifications and their delivery outcomes, each a chain of MACs kept by a
 head row that is itself sealed, so a record cannot be rewritten, removed or cut off
 unseen by someone who can write the database but does not hold the audit key.
 
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 GENESIS = "0" * 64
-CHAINS = ("decisions", "facts", "notifications")
+CHAINS = ("decisions", "facts", "notifications", "deliveries")
 CHECKPOINT_FORMAT = "slm-audit-checkpoint/1"
 
 
@@ -119,7 +119,8 @@ def extend(head: Head, key: bytes | None, rows: list[dict], text) -> None:
     for row in rows:
         row["prev_hash"] = prev
         row["hash"] = prev = link(key, prev, text(row))
-    head.hash, head.count, head.last_id = prev, head.count + len(rows), rows[-1].get("id")
+    last = rows[-1]
+    head.hash, head.count, head.last_id = prev, head.count + len(rows), last.get("id", last.get("notification"))
 
 
 def checkpoint(heads: dict[str, Head], key: bytes, at: str) -> dict:

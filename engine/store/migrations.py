@@ -36,6 +36,11 @@ Versions:
    (the partial index ``token_live_name``). A token without a name gets ``ROLE-N``; of
    unrevoked tokens sharing a name the oldest keeps it and the others get ``NAME-2``,
    ``NAME-3`` … (``slm token list`` shows them).
+8. ``deliveries``: the delivery outcomes of notifications (created, sent, retrying,
+   failed, undeliverable, requeued, cancelled), each appended and chained in its own
+   ``deliveries`` chain, whose head row starts empty. Notifications stored before it
+   have no outcome records until the outbox next changes them.
+   (Version 7 is another change; the steps run in order of their version.)
 
 A new version is a step function here (playhouse.migrate operations on table and column
 names, never the models, which describe only the newest schema), its entry in
@@ -162,6 +167,28 @@ def _free_name(base: str, taken: set[str], start: int) -> str:
     return f"{base}-{n}"
 
 
+def _v8(migrator: SchemaMigrator) -> None:
+    db = migrator.database
+
+    class Delivery(pw.Model):                    # as version 8 defines it
+        seq = pw.BigAutoField()
+        notification = pw.TextField(index=True)
+        event = pw.TextField()
+        status = pw.TextField()
+        at = pw.TextField()
+        body = pw.TextField()
+        partition = pw.TextField(default="default", constraints=[_DEFAULT_PARTITION])
+        prev_hash = pw.TextField()
+        hash = pw.TextField()
+
+        class Meta:
+            database = db
+            table_name = "deliveries"
+
+    Delivery.create_table()
+    # the chain's head row: made by AuditChains._start_chain when the store opens
+
+
 # version -> (what changes, the step that brings version - 1 to it)
 STEPS: dict[int, tuple[str, Callable[[SchemaMigrator], None]]] = {
     2: ("partition key on facts, decisions, notifications, ticks and snapshots; "
@@ -171,6 +198,7 @@ STEPS: dict[int, tuple[str, Callable[[SchemaMigrator], None]]] = {
         "queued_at, lease_until)", _v4),
     5: ("audit chains over facts and notifications; sealed chain heads", _v5),
     6: ("token names (unique among unrevoked tokens), source patterns, expiry and revocation time", _v6),
+    8: ("deliveries: each delivery outcome of a notification, in its own audit chain", _v8),
 }
 SCHEMA_VERSION = max(STEPS, default=1)
 
@@ -200,7 +228,7 @@ def upgrade(db: pw.Database, models) -> int:
     if found == SCHEMA_VERSION and not _recorded(db):
         _record(db, found)
         log.info("recorded schema version %d", found)
-    for version in range(found + 1, SCHEMA_VERSION + 1):
+    for version in sorted(v for v in STEPS if v > found):
         what, step = STEPS[version]
         step(migrator)
         _record(db, version)

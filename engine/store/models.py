@@ -109,6 +109,23 @@ def define_models(db: pw.Database) -> SimpleNamespace:
             table_name = "notifications"
             indexes = ((("status", "next_attempt_at"), False),)
 
+    class Delivery(Base):
+        """A delivery outcome of a notification (created, sent, retrying, failed, …), appended
+        each time the outbox changes its delivery columns: the audit chain of what delivery
+        did (chain.py), which the notification's columns must agree with (audit.py)."""
+        seq = pw.BigAutoField()
+        notification = pw.TextField(index=True)  # the notification's id
+        event = pw.TextField()                   # what happened: created, sent, requeued, …
+        status = pw.TextField()                  # the notification's status after it
+        at = pw.TextField()                      # fixed-width UTC, the server's clock
+        body = pw.TextField()                    # canonical JSON: the delivery columns after it
+        partition = partition_field()
+        prev_hash = pw.TextField()
+        hash = pw.TextField()
+
+        class Meta:
+            table_name = "deliveries"
+
     class RuleSet(Base):
         seq = pw.BigAutoField()
         hash = pw.TextField(unique=True)
@@ -175,9 +192,10 @@ def define_models(db: pw.Database) -> SimpleNamespace:
             table_name = "cutovers"
 
     return SimpleNamespace(Fact=Fact, Decision=Decision, ChainHead=ChainHead,
-                           Notification=Notification, RuleSet=RuleSet, Token=Token, Tick=Tick,
+                           Notification=Notification, Delivery=Delivery, RuleSet=RuleSet, Token=Token, Tick=Tick,
                            Snapshot=Snapshot, Cutover=Cutover,
-                           all=[Fact, Decision, ChainHead, Notification, RuleSet, Token, Tick, Snapshot, Cutover])
+                           all=[Fact, Decision, ChainHead, Notification, Delivery, RuleSet, Token, Tick, Snapshot,
+                                Cutover])
 
 
 def database(url: str) -> pw.Database:

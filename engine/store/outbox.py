@@ -11,15 +11,18 @@ on SQLite the claim runs in a ``BEGIN IMMEDIATE`` transaction, which serialises 
 The record's body (what routing decided) is written once; the delivery columns (status,
 attempts, last_error, next_attempt_at, message_id) change and are merged over it on read.
 
-Each is chained as created (chain.py): the routed record, not what delivery later does
-to its delivery columns.
+Each is chained as created (chain.py): the routed record. What delivery does to its
+delivery columns is appended as an outcome (created, sent, retrying, failed,
+undeliverable, requeued, cancelled) to the deliveries chain in the same transaction, so
+the columns can be checked against the last outcome chained (audit.py). Every writer of
+outcomes locks the deliveries head before any notification row.
 """
 from __future__ import annotations
 
 import json
 from datetime import datetime
 
-from engine.store.audit import AuditChains, body_text
+from engine.store.audit import DELIVERY_STATE, AuditChains, body_text
 from engine.store.base import chunks, equal, where
 from engine.store.encoding import canonical_json, instant_text, now_text, required_text
 from schemas.values import format_instant, parse_instant
@@ -27,6 +30,7 @@ from schemas.values import format_instant, parse_instant
 QUEUED = ("pending", "retrying")          # statuses a deliverer works on
 TOLD = ("sent",)                          # recipients of these were told
 _COLUMNS = "id, body, status, attempts, last_error, next_attempt_at, message_id, queued_at"
+_STATE = "seq, id, " + ", ".join(DELIVERY_STATE)      # what an outcome records of a notification
 
 
 class Outbox(AuditChains):
@@ -64,7 +68,31 @@ class Outbox(AuditChains):
                 inserted += [r[0] for r in stored]
             else:                        # BEGIN IMMEDIATE: nobody else is writing
                 inserted += [row["id"] for row in fresh]
+            made = set(inserted)
+            self._outcomes(self._locked_head("deliveries"), "created",
+                           [(0, row["id"], *(row.get(f) for f in DELIVERY_STATE)) for row in fresh if row["id"] in made])
         return inserted
+
+    def _outcomes(self, head, event: str, states: list[tuple]) -> None:
+        """Append one chained outcome per notification (``_STATE`` tuples, in seq order),
+        moving the locked deliveries ``head``."""
+        if not states:
+            return
+        now = now_text()
+        rows = []
+        for _, nid, *columns in states:
+            state = dict(zip(DELIVERY_STATE, columns))
+            rows.append(dict(notification=nid, event=event, status=state["status"], at=now,
+                             body=canonical_json({"notification": nid, "event": event, "at": now, **state})))
+        self._link(head, rows, body_text)
+        self._insert(self.m.Delivery, rows)
+        self._save_head(head, self._select(self.m.Delivery, "MAX(seq)")[0][0])
+
+    def delivery_outcomes(self, notification: str) -> list[dict]:
+        """The chained delivery outcomes of one notification, oldest first."""
+        D = self.m.Delivery
+        rows = self._select(D, "seq, body", f"notification = {self.db.param}", [notification], " ORDER BY seq")
+        return [{"seq": seq, **json.loads(body)} for seq, body in rows]
 
     def list_notifications(self, decision=None, recipient=None, status=None, cursor=None,
                            limit=None) -> tuple[list[dict], str | None]:
@@ -133,13 +161,13 @@ class Outbox(AuditChains):
         return [r[1:] for r in rows]
 
     def release(self, ids: list[str]) -> None:
-        """Give claimed notifications back without an attempt."""
+        """Give claimed notifications back without an attempt (no outcome: nothing was tried)."""
         self._update(ids, "lease_until = NULL", [])
 
     def record_sent(self, ids: list[str], message_id: str) -> None:
         """Delivered (also if it was cancelled meanwhile: the recipient was told)."""
         self._update(ids, "status = 'sent', attempts = attempts + 1, message_id = {p}, last_error = NULL, "
-                          "next_attempt_at = NULL, lease_until = NULL", [message_id])
+                          "next_attempt_at = NULL, lease_until = NULL", [message_id], event="sent")
 
     def record_failure(self, ids: list[str], status: str, error: str, next_attempt_at: datetime | None,
                        message_id: str | None) -> None:
@@ -149,16 +177,25 @@ class Outbox(AuditChains):
         counted = "attempts + 1" if status != "undeliverable" else "attempts"
         self._update(ids, f"status = {{p}}, attempts = {counted}, last_error = {{p}}, next_attempt_at = {{p}}, "
                           "message_id = {p}, lease_until = NULL", [status, error, due, message_id],
-                     only=QUEUED)
+                     only=QUEUED, event=status)
 
-    def _update(self, ids: list[str], assignments: str, values: list, only: tuple = ()) -> None:
-        """Update the rows of ``ids``, taking their row locks in seq order (see _lock)."""
+    def _update(self, ids: list[str], assignments: str, values: list, only: tuple = (),
+                event: str | None = None) -> None:
+        """Update the rows of ``ids``, taking their row locks in seq order (see _lock);
+        with ``event``, chain the outcome of each row changed."""
         p = self.db.param
         with self.transaction():
+            head = self._locked_head("deliveries") if event else None
+            changed = []
             for chunk in chunks(self._lock("id IN ({})", sorted(set(ids)))):
                 sql = (f'UPDATE "notifications" SET {assignments.format(p=p)} WHERE seq IN ({self._params(chunk)})'
-                       + (f" AND status IN ({self._params(only)})" if only else ""))
-                self.db.execute_sql(sql, [*values, *chunk, *only])
+                       + (f" AND status IN ({self._params(only)})" if only else "")
+                       + (f" RETURNING {_STATE}" if event else ""))
+                cursor = self.db.execute_sql(sql, [*values, *chunk, *only])
+                if event:
+                    changed += cursor.fetchall()
+            if event:
+                self._outcomes(head, event, sorted(changed))
 
     def _lock(self, where_sql: str, keys: list) -> list[int]:
         """The seqs of the rows ``where_sql`` (a ``{}`` for the placeholders of ``keys``)
@@ -181,6 +218,7 @@ class Outbox(AuditChains):
         its max age counted afresh; None if there is no such notification. ValueError if
         it is not in a state to retry."""
         with self.transaction():
+            head = self._locked_head("deliveries")
             current = self.notification(id)
             if current is None:
                 return None
@@ -188,9 +226,11 @@ class Outbox(AuditChains):
                 raise ValueError(f"notification {id} is {current['status']}; only failed, undeliverable "
                                  "or cancelled ones are queued again")
             now = now_text()
-            self.db.execute_sql(f'UPDATE "notifications" SET status = \'retrying\', next_attempt_at = {self.db.param}, '
-                                f'queued_at = {self.db.param}, lease_until = NULL WHERE id = {self.db.param}',
-                                [now, now, id])
+            changed = self.db.execute_sql(
+                f'UPDATE "notifications" SET status = \'retrying\', next_attempt_at = {self.db.param}, '
+                f'queued_at = {self.db.param}, lease_until = NULL WHERE id = {self.db.param} RETURNING {_STATE}',
+                [now, now, id]).fetchall()
+            self._outcomes(head, "requeued", changed)
             return self.notification(id)
 
     def cancel_for(self, decision_ids: list[str]) -> dict[str, list[dict]]:
@@ -200,8 +240,10 @@ class Outbox(AuditChains):
         N, p = self.m.Notification, self.db.param
         told: dict[str, list[dict]] = {}
         with self.transaction():
+            head = self._locked_head("deliveries")
             seqs = self._lock("decision IN ({})", sorted(set(decision_ids)))
             now = now_text()
+            cancelled = []
             for chunk in chunks(seqs):
                 marks = self._params(chunk)
                 rows = self._select(N, f"decision, {_COLUMNS}", f"seq IN ({marks}) AND (status = 'sent' OR "
@@ -209,8 +251,10 @@ class Outbox(AuditChains):
                                     " ORDER BY seq")
                 for row in rows:
                     told.setdefault(row[0], []).append(_record(row[1:]))
-                self.db.execute_sql(f"UPDATE \"notifications\" SET status = 'cancelled', next_attempt_at = NULL "
-                                    f"WHERE seq IN ({marks}) AND status IN ('pending', 'retrying')", chunk)
+                cancelled += self.db.execute_sql(
+                    f"UPDATE \"notifications\" SET status = 'cancelled', next_attempt_at = NULL "
+                    f"WHERE seq IN ({marks}) AND status IN ('pending', 'retrying') RETURNING {_STATE}", chunk).fetchall()
+            self._outcomes(head, "cancelled", sorted(cancelled))
         return told
 
     def queue_stats(self, now: datetime) -> dict:
