@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-from conftest import fact_count
+from conftest import fact, fact_count
+from engine.service.recovery import rebuild
+from engine.store.base import every
 from schemas.values import parse_rfc3339
 from test_api import PROBLEM, auth, env, get, p1, post  # noqa: F401  (env is a fixture)
 
@@ -61,3 +63,36 @@ def test_a_repeat_of_source_and_id_with_another_body_is_409_naming_the_first_out
     message = other.json["errors"]["[1].id"][0]
     assert "another body" in message and first.json["results"][0]["decisions"][0] in message
     assert fact_count(env.store) == 1                                    # nothing of that request stored
+
+
+# ---- the time as posted ----------------------------------------------------------------------
+
+def test_the_posted_time_string_is_kept_beside_the_utc_instant(env):
+    posted = [p1("f1", time="2026-11-05T04:00:00.5+01:00"), p1("f2", subject="INC-2", time="2016-12-31T23:59:60Z")]
+    assert post(env, posted).status_code == 200
+    items = {i["fact"]["id"]: i["fact"] for i in get(env, "/v1/facts").json["items"]}
+    assert (items["f1"]["time"], items["f1"]["time_posted"]) == ("2026-11-05T03:00:00.5Z", "2026-11-05T04:00:00.5+01:00")
+    assert (items["f2"]["time"], items["f2"]["time_posted"]) == ("2017-01-01T00:00:00Z", "2016-12-31T23:59:60Z")
+    breach = get(env, "/v1/decisions", kind="breach", target="email-p1-response").json["items"][0]
+    assert breach["at"] == "2026-11-05T03:15:00.5Z"                     # the engine works on the instant
+    trace = get(env, f"/v1/decisions/{breach['id']}/trace").json
+    assert {c["ref"]: c for c in trace["children"]}["fact:f1"]["fact"]["time_posted"] == "2026-11-05T04:00:00.5+01:00"
+    assert get(env, "/v1/audit/verify").json["chains"]["facts"]["ok"]    # the posted string is chained
+
+
+def test_the_posted_time_cannot_be_posted(env):
+    response = post(env, {**p1(), "time_posted": "2026-11-05T03:00:00Z"})
+    assert response.status_code == 422 and "time_posted" in response.json["errors"], response.json
+    assert fact_count(env.store) == 0
+
+
+def test_facts_posted_with_offsets_replay_to_what_was_recorded(env):
+    env.wall.set("2026-11-05T06:00:00Z")
+    post(env, [p1("f1", time="2026-11-05T04:00:00+01:00"),
+               fact("a1", type="incident.acknowledged", subject="INC-1", time="2026-11-04T22:10:00-05:00")])
+    recorded = {d["id"]: d for d in every(env.store.list_decisions)}
+    rebuilt = rebuild(env.store, env.service.ruleset, history=True, retain=None, snapshots=False)
+    assert rebuilt.replayed == 2
+    replayed = {d.id: d.as_dict() for d in rebuilt.engine.state.history.decisions}
+    assert replayed and set(replayed) <= set(recorded)
+    assert all(replayed[i] == {k: recorded[i][k] for k in replayed[i]} for i in replayed)

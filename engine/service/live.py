@@ -23,7 +23,7 @@ from typing import Callable
 
 from marshmallow import ValidationError
 
-from schemas.facts import FactSchema, dump_fact, flatten_errors
+from schemas.facts import POSTED_TIME, FactSchema, dump_fact, flatten_errors, stored_fact
 from schemas.values import format_instant, format_whole_duration
 
 from engine.eval.clock import month_span
@@ -139,6 +139,15 @@ class _FactFailed(Exception):
 def _fingerprint(fact: dict) -> str:
     """A digest of a validated fact as it would be stored."""
     return hashlib.sha256(json.dumps(dump_fact(fact), sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _said(body: str) -> str:
+    """A stored fact's canonical JSON without the time string as posted: what it says."""
+    if POSTED_TIME not in body:
+        return body
+    fact = json.loads(body)
+    fact.pop(POSTED_TIME, None)
+    return canonical_json(fact)
 
 
 class SlmService:
@@ -368,13 +377,14 @@ class SlmService:
     def _refuse_conflicts(jobs: list["_Job"], stored: dict) -> list["_Job"]:
         """The jobs without a fact whose ``(source, id)`` is stored with another body: such
         a job fails whole (FactConflict, 409, naming the first outcome) before anything of it
-        is evaluated; a fact repeated as it was stored stays a duplicate."""
+        is evaluated; a fact repeated as it was stored stays a duplicate (its time may be
+        written with another offset: the instant is what the fact says)."""
         kept = []
         for job in jobs:
             problems = {}
             for index, fact in enumerate(job.facts):
                 record = stored.get((fact["source"], fact["id"]))
-                if record is not None and canonical_json(dump_fact(fact)) != record[1]:
+                if record is not None and canonical_json(dump_fact(fact)) != _said(record[1]):
                     prefix = f"[{index}]." if len(job.facts) > 1 else ""
                     problems[prefix + "id"] = [f"{fact['source']}/{fact['id']} was stored before with another body; "
                                                f"its outcome then: {', '.join(record[0] or []) or 'no decisions'}"]
@@ -438,7 +448,7 @@ class SlmService:
             for index, (fact, entry, _) in enumerate(new):
                 entry["decisions"] = known[(fact["source"], fact["id"])] = owned.get(index, [])
             if new:
-                self.last_fact_seq = self.store.add_facts([(dump_fact(f), e["decisions"]) for f, e, _ in new])
+                self.last_fact_seq = self.store.add_facts([(stored_fact(f), e["decisions"]) for f, e, _ in new])
             if reached is not None:
                 self.last_tick_seq = self.store.add_tick(self.last_fact_seq, reached)
             records = self._store(decided)
