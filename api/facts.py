@@ -16,6 +16,7 @@ from schemas.api import FactArgs, FactPageSchema, IngestResponseSchema
 
 from .auth import MONITOR, READER, refuse_foreign_sources, requires
 from .body import BoundedBlueprint, parse, read_json
+from .filters import check_known
 
 blp = BoundedBlueprint("facts", __name__, url_prefix="/v1", description="Facts posted by monitoring and ticketing tools")
 
@@ -63,7 +64,9 @@ def post_alertmanager(payload):
 @blp.arguments(FactArgs, location="query")
 @blp.response(200, FactPageSchema)
 def list_facts(args):
-    """Stored facts, oldest first, with the decisions each caused."""
+    """Stored facts, oldest first, with the decisions each caused; each as stored, its time
+    in UTC and ``time_posted`` the string as posted (facts stored before it was kept have none)."""
+    check_known(args)
     limit, cursor = args.pop("limit"), args.pop("cursor", None)
     items, after = _service().store.list_facts(**args, cursor=cursor, limit=limit)
     return {"items": items, "next": after}

@@ -96,3 +96,42 @@ def test_facts_posted_with_offsets_replay_to_what_was_recorded(env):
     replayed = {d.id: d.as_dict() for d in rebuilt.engine.state.history.decisions}
     assert replayed and set(replayed) <= set(recorded)
     assert all(replayed[i] == {k: recorded[i][k] for k in replayed[i]} for i in replayed)
+
+
+# ---- filter values -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path, query, bad, expected", [
+    ("/v1/decisions", {"kind": "brech"}, "query.kind", "did you mean breach?"),
+    ("/v1/decisions", {"service": "emial"}, "query.service", "did you mean email?"),
+    ("/v1/decisions", {"target": "email-p1-respons"}, "query.target", "did you mean email-p1-response"),
+    ("/v1/facts", {"service": "servise"}, "query.service", "known: email, hosting"),
+    ("/v1/facts", {"type": "incident opened"}, "query.type", "not a dotted type name"),
+    ("/v1/clocks", {"service": "bogus"}, "query.service", "known: email, hosting"),
+    ("/v1/clocks", {"target": "nope"}, "query.target", "known: "),
+    ("/v1/notifications", {"status": "bogus"}, "query.status", "(known: pending, retrying, sent, failed"),
+    ("/v1/decisions", {"cursor": "garbage"}, "query.cursor", "the `next` of the previous page"),
+    ("/v1/facts", {"next": "garbage"}, "query.next", "passed as `cursor`"),
+    ("/v1/decisions", {"limit": "0"}, "query.limit", ""),
+    ("/v1/reports/compliance", {"service": "emial", "period": "2026-11"}, "query.service", "did you mean email?"),
+    ("/v1/reports/compliance", {"service": "email", "period": "2026-1"}, "query.period", "YYYY-MM"),
+])
+def test_unknown_filter_values_are_400_naming_the_known_ones(env, path, query, bad, expected):
+    post(env, p1())
+    response = get(env, path, **query)
+    assert response.status_code == 400 and response.mimetype == PROBLEM, response.json
+    assert expected in response.json["errors"][bad][0], response.json
+
+
+def test_known_filter_values_still_answer(env):
+    post(env, p1())
+    assert get(env, "/v1/decisions", kind="breach", service="email", target="email-p1-response").json["items"]
+    assert get(env, "/v1/decisions", kind="improvement-proposed").status_code == 200    # a kind a Rule decides
+    assert get(env, "/v1/notifications", status="muted").json["items"] == []
+    assert get(env, "/v1/clocks", service="hosting").json["total"] == 0
+    assert get(env, "/v1/facts", service="email", type="incident.opened").json["items"]
+
+
+def test_the_status_codes_of_query_strings_are_documented(env):
+    spec = env.client.get("/openapi.json").json
+    assert "400" in spec["paths"]["/v1/decisions"]["get"]["responses"]
+    assert "422" not in spec["paths"]["/v1/decisions"]["get"]["responses"]

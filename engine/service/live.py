@@ -41,6 +41,7 @@ from engine.service.scheduler import DeadlineScheduler
 from engine.service.whatif import Bounds, default_period, what_if
 from engine.service.review import review as review_targets
 from engine.service.timeline import build as build_timeline
+from engine.service.vocabulary import Vocabulary, in_force_and_before
 from engine.store.encoding import canonical_json
 from engine.store.base import every
 from engine.store.store import Store
@@ -184,6 +185,7 @@ class SlmService:
         self.scheduler = DeadlineScheduler(self.next_deadline, self.tick, self.now)
         self._dirty = False
         self._failed: dict[str, None] = {}         # fingerprints of facts the engine failed on
+        self._vocabulary: Vocabulary | None = None  # see vocabulary(); reset by each cut-over
         self._threads: list[threading.Thread] = []
 
     # ---- life cycle ---------------------------------------------------------------------
@@ -610,6 +612,7 @@ class SlmService:
             self._store(decided)
         self.versions.add(ruleset)
         self.ruleset = ruleset
+        self._vocabulary = None
         log.info("rule set %s in force from %s", ruleset.version[:19], at.isoformat())
 
     # ---- reading ------------------------------------------------------------------------
@@ -659,6 +662,15 @@ class SlmService:
             posted = (lambda target, a, b: engine.maintenance_spans(target, a, b, at)) if engine else None
             return compliance(self.ruleset, decisions, service, period, window, spanned, self.versions.get,
                               posted)
+
+    def vocabulary(self) -> Vocabulary:
+        """Services, targets and decision kinds of every rule set put in force: what a
+        stored record can name (engine.service.vocabulary)."""
+        known = self._vocabulary
+        if known is None:
+            versions = [c["ruleset"] for c in self.store.cutovers()]
+            known = self._vocabulary = in_force_and_before(self.ruleset, versions, self.versions.get)
+        return known
 
     def rule_versions(self) -> list[dict]:
         """Every rule set put in force, oldest first: ``{version, at, after_fact, in_force}``
