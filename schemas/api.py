@@ -215,6 +215,19 @@ class IngestResponseSchema(Schema):
     decisions = fields.List(fields.Nested(DecisionSchema))
 
 
+class RejectedAlertSchema(Schema):
+    alert = fields.Integer(metadata={"description": "its position in the payload's `alerts` (from 0)"})
+    fingerprint = fields.String(allow_none=True)
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),
+                         metadata={"description": "alert field (`labels.service`, `startsAt`, …) -> why"})
+
+
+class AlertIngestResponseSchema(IngestResponseSchema):
+    """What a webhook group did: its good alerts stored, the others listed with why."""
+    rejected = fields.List(fields.Nested(RejectedAlertSchema),
+                           metadata={"description": "the alerts that could not be placed (nothing of them stored)"})
+
+
 class VersionReportSchema(Schema):
     version = fields.String()
     goal = fields.String(allow_none=True, metadata={"description": "the target's goal in that version"})
