@@ -127,6 +127,8 @@ def alert_field(fact_field: str, resolved: bool, service_label: str) -> str:
     if head in ("id", "subject"):
         return "fingerprint"
     if head == "data" and rest:
+        if rest == "_object":                  # data as a whole: labels and annotations together
+            return "labels"
         if rest.startswith("annotations"):
             return rest
         return rest if rest in ("generatorURL", "startsAt") else f"labels.{rest}"
