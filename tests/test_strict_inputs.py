@@ -245,3 +245,21 @@ def test_the_bound_holds_after_a_restart_and_repeats_stay_duplicates(env):
 def test_serve_refuses_a_bound_that_is_no_duration(tmp_path):
     result = CliRunner().invoke(main, ["serve", "--db", f"sqlite:///{tmp_path / 'x.db'}", "--max-lateness", "soon"])
     assert result.exit_code == 2 and "--max-lateness" in result.output and "not a duration" in result.output
+
+
+def test_newest_times_read_each_subject_once_and_survive_more_subjects_than_remembered():
+    from datetime import datetime, timezone
+
+    from engine.service.lateness import NewestTimes
+    t = datetime(2026, 11, 5, tzinfo=timezone.utc)
+    reads = []
+
+    def read(subjects):
+        reads.append(sorted(subjects))
+        return {s: t for s in subjects if s != "new"}
+
+    newest = NewestTimes(read, remembered=2)
+    assert newest.of(["a", "b", "c", "new"]) == {"a": t, "b": t, "c": t}     # more than it remembers at once
+    newest.note("new", t.replace(day=6))
+    assert newest.of(["new", "c"]) == {"new": t.replace(day=6), "c": t}
+    assert reads == [["a", "b", "c", "new"]]                                    # both remembered: no read

@@ -35,15 +35,17 @@ class NewestTimes:
     def of(self, subjects) -> dict[str, datetime]:
         """The newest time of each of ``subjects`` that has a fact."""
         missing = [s for s in subjects if s not in self._known]
-        if missing:
-            found = self._read(missing)
-            for subject in missing:
-                self._remember(subject, found.get(subject))
+        found = self._read(missing) if missing else {}
         out = {}
         for subject in subjects:
-            self._known.move_to_end(subject)
-            if self._known[subject] is not None:
-                out[subject] = self._known[subject]
+            if subject in self._known:
+                self._known.move_to_end(subject)
+                newest = self._known[subject]
+            else:
+                newest = found.get(subject)
+                self._remember(subject, newest)
+            if newest is not None:
+                out[subject] = newest
         return out
 
     def note(self, subject: str, at: datetime) -> None:
