@@ -64,7 +64,8 @@ class BoundedParser(FlaskParser):
         errors = {}
         for name in req.args:
             if name not in allowed:
-                errors[f"query.{name}"] = [f"unknown parameter (allowed: {', '.join(allowed) or 'none'})"]
+                hint = " (a page's `next` is passed as `cursor`)" if name == "next" and "cursor" in allowed else ""
+                errors[f"query.{name}"] = [f"unknown parameter{hint} (allowed: {', '.join(allowed) or 'none'})"]
         for name, value in req.args.items(multi=True):
             if (problem := text_problem(value)) and name in allowed:
                 errors[f"query.{name}"] = [problem]
@@ -74,6 +75,14 @@ class BoundedParser(FlaskParser):
 
 
 class BoundedBlueprint(Blueprint):
-    """flask-smorest's Blueprint whose ``location="json"`` arguments use :class:`BoundedParser`."""
+    """flask-smorest's Blueprint whose ``location="json"`` arguments use :class:`BoundedParser`.
+
+    A query string that does not validate is a 400 (documented so): the request itself is
+    malformed, whereas a body that does not validate stays a 422."""
 
     ARGUMENTS_PARSER = BoundedParser()
+
+    def arguments(self, schema, *, location="json", **kwargs):
+        if location == "query":
+            kwargs.setdefault("error_status_code", 400)
+        return super().arguments(schema, location=location, **kwargs)

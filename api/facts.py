@@ -11,11 +11,12 @@ from flask import current_app, request
 from flask_smorest import abort
 
 
-from schemas.alertmanager import WebhookSchema, alert_facts
-from schemas.api import FactArgs, FactPageSchema, IngestResponseSchema
+from schemas.alertmanager import WebhookSchema, alert_facts, alert_field
+from schemas.api import AlertIngestResponseSchema, FactArgs, FactPageSchema, IngestResponseSchema
 
 from .auth import MONITOR, READER, refuse_foreign_sources, requires
 from .body import BoundedBlueprint, parse, read_json
+from .filters import check_known
 
 blp = BoundedBlueprint("facts", __name__, url_prefix="/v1", description="Facts posted by monitoring and ticketing tools")
 
@@ -52,10 +53,42 @@ def post_facts():
 @blp.route("/ingest/alertmanager", methods=["POST"])
 @requires(blp, MONITOR)
 @blp.arguments(WebhookSchema, location="json")
-@blp.response(200, IngestResponseSchema)
+@blp.response(200, AlertIngestResponseSchema)
 def post_alertmanager(payload):
-    """Alertmanager webhook receiver (payload version 4): each alert becomes a fact."""
-    return _ingest(alert_facts(payload, current_app.config["SLM_ALERT_SERVICE_LABEL"]))
+    """Alertmanager webhook receiver (payload version 4): each alert becomes a fact.
+
+    The group's alerts are placed one by one: the good ones are stored, and those that could
+    not be placed (not a valid alert, an unknown service label, too late, …) are listed in
+    ``rejected`` with the reasons per field, in a 200, since Alertmanager does not retry a
+    4xx and a refusal would lose the good alerts too. Only a payload that is no version 4
+    webhook is refused (422)."""
+    label = current_app.config["SLM_ALERT_SERVICE_LABEL"]
+    facts, origins, bad = alert_facts(payload, label)
+    if facts:
+        refuse_foreign_sources(facts)          # the token's limits: a 403 for the whole group
+        outcome = _service().ingest(facts, partial=True)
+        answer = _answer(outcome)
+    else:
+        answer, outcome = {"accepted": 0, "duplicates": 0, "results": [], "decisions": []}, None
+    for position, problems in (outcome.rejected if outcome else {}).items():
+        resolved = facts[position]["type"] == "alert.resolved"
+        bad[origins[position]] = {alert_field(name, resolved, label): why for name, why in problems.items()}
+    answer["rejected"] = [{"alert": index, "fingerprint": _fingerprint(payload["alerts"][index]), "errors": bad[index]}
+                          for index in sorted(bad)]
+    if bad:
+        _metrics_rejected(len(bad))
+    return answer
+
+
+def _fingerprint(alert) -> str | None:
+    value = alert.get("fingerprint") if isinstance(alert, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _metrics_rejected(count: int) -> None:
+    metrics = current_app.extensions.get("slm_metrics")
+    if metrics is not None:
+        metrics.facts.labels("rejected").inc(count)
 
 
 @blp.route("/facts", methods=["GET"])
@@ -63,7 +96,9 @@ def post_alertmanager(payload):
 @blp.arguments(FactArgs, location="query")
 @blp.response(200, FactPageSchema)
 def list_facts(args):
-    """Stored facts, oldest first, with the decisions each caused."""
+    """Stored facts, oldest first, with the decisions each caused; each as stored, its time
+    in UTC and ``time_posted`` the string as posted (facts stored before it was kept have none)."""
+    check_known(args)
     limit, cursor = args.pop("limit"), args.pop("cursor", None)
     items, after = _service().store.list_facts(**args, cursor=cursor, limit=limit)
     return {"items": items, "next": after}
@@ -71,7 +106,10 @@ def list_facts(args):
 
 def _ingest(facts: list) -> dict:
     refuse_foreign_sources(facts)
-    outcome = _service().ingest(facts)
+    return _answer(_service().ingest(facts))
+
+
+def _answer(outcome) -> dict:
     return {"accepted": outcome.accepted, "duplicates": len(outcome.results) - outcome.accepted,
             "results": outcome.results, "decisions": outcome.decisions}
 

@@ -83,7 +83,7 @@ class SlmApi(Api):
         errors = data.get("errors") or data.get("messages")
         if error.code >= 500:
             log.error("%s: %s", error.name, error.description, exc_info=error.__cause__ or None)
-        detail = data.get("message") or (error.description if error.code != 422 else
+        detail = data.get("message") or (error.description if error.code != 422 and not errors else
                                          "the request does not validate")
         return problem(error.code, error.name, detail,
                        errors=flatten(errors) if errors else None, headers=data.get("headers"))

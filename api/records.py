@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import current_app
 from flask_smorest import abort
 
+from engine.service.vocabulary import unknown_value
 from engine.store.chain import AuditKeyError
 from schemas.api import (AuditSchema, CheckpointSchema, ClockArgs, ClockListSchema, ComplianceReportSchema, DecisionArgs,
                          DecisionPageSchema, DecisionSchema, NotificationArgs, NotificationPageSchema,
@@ -14,6 +15,7 @@ from engine.notify.deliver import redact
 
 from .auth import ADMIN, AUDITOR, READER, requires
 from .body import BoundedBlueprint
+from .filters import check_known
 
 blp = BoundedBlueprint("decisions", __name__, url_prefix="/v1",
                 description="Decisions, traces, notifications, clocks, reports and the audit log")
@@ -35,6 +37,7 @@ def _page(list_page, args: dict) -> dict:
 @blp.response(200, DecisionPageSchema)
 def list_decisions(args):
     """Decisions in log order; follow ``next`` for the next page."""
+    check_known(args)
     return _page(_service().store.list_decisions, args)
 
 
@@ -100,6 +103,7 @@ def _shown(record: dict) -> dict:
 @blp.response(200, ClockListSchema)
 def list_clocks(args):
     """Running clocks now: counted, remaining, next deadline."""
+    check_known(args)
     clocks = _service().clocks(**{k: args.get(k) for k in ("service", "target", "subject")})
     return {"items": clocks[:args["limit"]], "total": len(clocks)}
 
@@ -110,10 +114,11 @@ def list_clocks(args):
 @blp.response(200, ComplianceReportSchema)
 def compliance_report(args):
     """Per target of a service over a month: subjects, met, breached, compliance %, availability %."""
-    try:
-        return _service().compliance(args["service"], args["period"])
-    except ValueError as err:
-        abort(422, message=str(err), errors={"query.service": [str(err)]})
+    service = _service()
+    problem = unknown_value(args["service"], service.ruleset.services, "service")
+    if problem:
+        abort(400, message="the report is of a service of the rules in force", errors={"query.service": [problem]})
+    return service.compliance(args["service"], args["period"])
 
 
 @blp.route("/audit/verify")

@@ -29,6 +29,9 @@ from .notify import channels, delivery_options
               help="Request threads (the engine itself is single-writer).")
 @click.option("--skew", default="5m", show_default=True,
               help="How far ahead of the server clock a fact's time may be.")
+@click.option("--max-lateness", default=lambda: os.environ.get("SLM_MAX_LATENESS", "7d"), show_default="7d",
+              help="How far behind the newest event time of its subject a fact may be (env "
+                   "SLM_MAX_LATENESS); a later one is refused with 422. 'none': no bound.")
 @click.option("--alert-service-label", default="service", show_default=True,
               help="The Alertmanager label that names the service.")
 @click.option("--snapshot-every", default=SNAPSHOT_EVERY, show_default=True, type=click.IntRange(0),
@@ -53,7 +56,7 @@ from .notify import channels, delivery_options
 @click.option("--audit-key-file", default=DEFAULT_AUDIT_KEY,
               help="File holding the key of the audit chains (env SLM_AUDIT_KEY_FILE); made, readable by "
                    "its owner only, if it does not exist. Without one the chains are plain SHA-256.")
-def serve(rules_dir, db_url, host, port, threads, skew, alert_service_label, snapshot_every, retain,
+def serve(rules_dir, db_url, host, port, threads, skew, max_lateness, alert_service_label, snapshot_every, retain,
           smtp_url, mail_from, webhook_secret, delivery_timeout, group_wait, delivery_max_age, retry_initial,
           delivery, public_url, audit_key_file):
     """Run the API: store facts, fire clocks on time, answer auditors."""
@@ -64,6 +67,7 @@ def serve(rules_dir, db_url, host, port, threads, skew, alert_service_label, sna
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     skew_delta, retain_delta = _duration(skew, "--skew"), _duration(retain, "--retain")
+    lateness = None if max_lateness.strip().lower() in ("none", "off") else _duration(max_lateness, "--max-lateness")
     from engine.notify.record import RetryPolicy
     from engine.notify.worker import DeliveryWorker
     policy = RetryPolicy(initial=_duration(retry_initial, "--retry-initial"),
@@ -79,7 +83,7 @@ def serve(rules_dir, db_url, host, port, threads, skew, alert_service_label, sna
     worker = DeliveryWorker(store, config, policy=policy, group_wait=wait) if delivery else None
     try:
         service = SlmService(store, rules_dir, skew=skew_delta, snapshot_every=snapshot_every,
-                             retain=retain_delta, freeze_heap=True, delivery=worker)
+                             retain=retain_delta, freeze_heap=True, delivery=worker, max_lateness=lateness)
     except RuleSetError as err:
         click.echo(err.report(), err=True)
         sys.exit(1)

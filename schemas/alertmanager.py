@@ -5,11 +5,18 @@ Each alert becomes ``alert.firing`` at ``startsAt`` or ``alert.resolved`` at ``e
 go under ``data.annotations`` and the service comes from one label. The fact id is the
 fingerprint, the start of the alert and its status, so Alertmanager's repeated
 notifications of the same alert are duplicates, while a new firing of the same alert
-(a new ``startsAt``) is a new fact.
+(a new ``startsAt``) is a new fact. The fact's time is the string Alertmanager sent
+(nanoseconds and all; the engine works on its instant, cut to microseconds).
+
+A group is placed alert by alert: Alertmanager does not retry a 4xx, so one alert that
+cannot be placed (an unknown service label, a bad time) must not take its group's good
+alerts with it. Only a payload that is not a version 4 webhook at all is refused whole.
 """
 from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+
+from .facts import flatten_errors
 
 from .values import format_instant, parse_rfc3339
 
@@ -69,14 +76,27 @@ class WebhookSchema(Schema):
     commonLabels = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
     commonAnnotations = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
     externalURL = fields.String(load_default=None)
-    alerts = fields.List(fields.Nested(AlertSchema), required=True,
-                         validate=validate.Length(min=1, max=10_000))
+    alerts = fields.List(fields.Raw(), required=True, validate=validate.Length(min=1, max=10_000),
+                         metadata={"description": "the alerts (Alertmanager's `Alert` objects), each "
+                                                  "placed or rejected on its own"})
 
 
-def alert_facts(payload: dict, service_label: str = "service") -> list[dict]:
-    """The facts of a loaded webhook payload, in the order of its alerts."""
-    facts = []
-    for alert in payload["alerts"]:
+_alert_schema = AlertSchema()
+
+
+def alert_facts(payload: dict, service_label: str = "service") -> tuple[list[dict], list[int], dict]:
+    """The facts of a loaded webhook payload, in the order of its alerts: (facts, the
+    alert each came from, alert → errors for the alerts that are no valid alert)."""
+    facts, origins, bad = [], [], {}
+    for index, raw in enumerate(payload["alerts"]):
+        if not isinstance(raw, dict):
+            bad[index] = {"_alert": ["expected a JSON object"]}
+            continue
+        try:
+            alert = _alert_schema.load(raw)
+        except ValidationError as err:
+            bad[index] = flatten_errors(err.messages)
+            continue
         started = format_instant(alert["startsAt"])
         resolved = alert["status"] == "resolved"
         data = {name: value for name, value in alert["labels"].items()}
@@ -88,9 +108,28 @@ def alert_facts(payload: dict, service_label: str = "service") -> list[dict]:
             "id": f"{alert['fingerprint']}@{started}/{alert['status']}",
             "source": SOURCE,
             "type": "alert.resolved" if resolved else "alert.firing",
-            "time": format_instant(alert["endsAt"]) if resolved else started,
+            "time": raw["endsAt"] if resolved else raw["startsAt"],      # as sent (the fact schema checks it)
             "subject": alert["fingerprint"],
             "service": alert["labels"].get(service_label),
             "data": data,
         })
-    return facts
+        origins.append(index)
+    return facts, origins, bad
+
+
+def alert_field(fact_field: str, resolved: bool, service_label: str) -> str:
+    """The alert field a fact field came from, for naming it in a rejection."""
+    head, _, rest = fact_field.partition(".")
+    if head == "time":
+        return "endsAt" if resolved else "startsAt"
+    if head == "service":
+        return f"labels.{service_label}"
+    if head in ("id", "subject"):
+        return "fingerprint"
+    if head == "data" and rest:
+        if rest == "_object":                  # data as a whole: labels and annotations together
+            return "labels"
+        if rest.startswith("annotations"):
+            return rest
+        return rest if rest in ("generatorURL", "startsAt") else f"labels.{rest}"
+    return fact_field

@@ -8,6 +8,8 @@ import re
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates
 
+from .facts import TYPE_PATTERN
+from .records import NOTIFICATION_STATUSES
 from .values import parse_rfc3339
 
 PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -33,7 +35,8 @@ class QuerySchema(Schema):
 
 class PageArgs(QuerySchema):
     cursor = fields.String(metadata={"description": "`next` of the previous page"},
-                           validate=validate.Regexp(r"^\d{1,18}$", error="not a cursor from this API"))
+                           validate=validate.Regexp(r"^\d{1,18}$", error="not a cursor from this API: pass the "
+                                                                        "`next` of the previous page (digits)"))
     limit = fields.Integer(load_default=100, validate=validate.Range(1, MAX_LIMIT),
                            metadata={"description": f"items per page (1–{MAX_LIMIT})"})
 
@@ -43,35 +46,42 @@ class TimeRangeArgs(PageArgs):
     until = InstantArg(metadata={"description": "up to this instant (exclusive), RFC 3339"})
 
 
+KNOWN = "; one the rules define (else 400 naming the known ones)"
+
+
 class DecisionArgs(TimeRangeArgs):
-    service = fields.String()
-    target = fields.String()
+    service = fields.String(metadata={"description": "a service" + KNOWN})
+    target = fields.String(metadata={"description": "a target" + KNOWN})
     subject = fields.String()
-    kind = fields.String(metadata={"description": "warning, breach, met, escalation, retracted, …"})
+    kind = fields.String(metadata={"description": "warning, breach, met, escalation, retracted, cancelled or a "
+                                                  "kind a Rule decides" + KNOWN})
 
 
 class FactArgs(TimeRangeArgs):
-    service = fields.String()
+    service = fields.String(metadata={"description": "a service" + KNOWN})
     subject = fields.String()
-    type = fields.String()
+    type = fields.String(validate=validate.Regexp(TYPE_PATTERN, error="not a dotted type name "
+                                                                      "(example: incident.opened)"))
 
 
 class NotificationArgs(PageArgs):
     decision = fields.String()
     recipient = fields.String()
-    status = fields.String()
+    status = fields.String(validate=validate.OneOf(NOTIFICATION_STATUSES, error="unknown status {input!r} "
+                                                                                "(known: {choices})"))
 
 
 class ClockArgs(QuerySchema):
-    service = fields.String()
-    target = fields.String()
+    service = fields.String(metadata={"description": "a service" + KNOWN})
+    target = fields.String(metadata={"description": "a target" + KNOWN})
     subject = fields.String()
     limit = fields.Integer(load_default=MAX_LIMIT, validate=validate.Range(1, 10 * MAX_LIMIT),
                            metadata={"description": "at most this many clocks (ordered by key)"})
 
 
 class ReportArgs(QuerySchema):
-    service = fields.String(required=True)
+    service = fields.String(required=True, metadata={"description": "a service of the rules in force (else 400 "
+                                                                    "naming them)"})
     period = fields.String(required=True, metadata={"description": "a calendar month, YYYY-MM, taken in each target's calendar timezone"})
 
     @validates("period")
@@ -266,6 +276,19 @@ class IngestResponseSchema(Schema):
     duplicates = fields.Integer()
     results = fields.List(fields.Nested(IngestResultSchema))
     decisions = fields.List(fields.Nested(DecisionSchema))
+
+
+class RejectedAlertSchema(Schema):
+    alert = fields.Integer(metadata={"description": "its position in the payload's `alerts` (from 0)"})
+    fingerprint = fields.String(allow_none=True)
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),
+                         metadata={"description": "alert field (`labels.service`, `startsAt`, …) -> why"})
+
+
+class AlertIngestResponseSchema(IngestResponseSchema):
+    """What a webhook group did: its good alerts stored, the others listed with why."""
+    rejected = fields.List(fields.Nested(RejectedAlertSchema),
+                           metadata={"description": "the alerts that could not be placed (nothing of them stored)"})
 
 
 class VersionReportSchema(Schema):

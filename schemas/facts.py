@@ -1,7 +1,9 @@
 """The fact envelope tools post (README.md, "The API"): CloudEvents-shaped JSON.
 
 ``id`` + ``source`` identify a fact; ``time`` is event time with an offset and is
-normalised to UTC; ``data`` holds everything else.
+normalised to UTC, the instant the engine works on; the string as posted is kept beside
+it as ``time_posted`` (the offset the tool used, a leap second as written), stored with
+the fact but never evaluated; ``data`` holds everything else.
 
 The limits below are the engine's and the stores' limits, stated where a client can see
 them: durable_rules refuses a fact with more than about 245 object properties in all or
@@ -28,6 +30,7 @@ _UNSAFE = re.compile("[\x00\ud800-\udfff]")   # NUL (PostgreSQL) and lone surrog
 
 TYPE_PATTERN = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 CLOUDEVENTS_ATTRIBUTES = ("specversion", "datacontenttype", "dataschema")
+POSTED_TIME = "time_posted"     # the stored fact's ``time`` as it was posted (never posted itself)
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)    # durable_rules keeps event times as epoch seconds
 LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc)
 
@@ -149,10 +152,12 @@ class FactSchema(Schema):
             raise ValidationError(f"{value!r}: types decision.* and clock.* are derived by the engine, "
                                   "not posted")
 
-    @post_load
-    def _normalise(self, data, **kwargs):
+    @post_load(pass_original=True)
+    def _normalise(self, data, original, **kwargs):
         for name in CLOUDEVENTS_ATTRIBUTES:
             data.pop(name, None)
+        if isinstance(original.get("time"), str):
+            data[POSTED_TIME] = original["time"]
         data["data"] = data.get("data") or {}
         data.setdefault("subject", None)
         data.setdefault("service", None)
@@ -160,14 +165,25 @@ class FactSchema(Schema):
 
 
 def dump_fact(fact: dict) -> dict:
-    """A loaded fact back to JSON-ready form (time as RFC 3339 UTC)."""
-    return {**fact, "time": format_instant(fact["time"])}
+    """A loaded fact back to JSON-ready form (time as RFC 3339 UTC), without the posted
+    time string: what the fact says, whatever offset it was written in."""
+    out = {**fact, "time": format_instant(fact["time"])}
+    out.pop(POSTED_TIME, None)
+    return out
+
+
+def stored_fact(fact: dict) -> dict:
+    """A loaded fact as the store keeps it: :func:`dump_fact` and the time as posted."""
+    out = dump_fact(fact)
+    if fact.get(POSTED_TIME) is not None:
+        out[POSTED_TIME] = fact[POSTED_TIME]
+    return out
 
 
 def load_stored(body: dict) -> dict:
-    """A fact as the store keeps it (``dump_fact`` of a fact validated when it was posted)
-    back to its loaded form: only its time is parsed again, so a replay of a million facts
-    does not validate them all a second time."""
+    """A fact as the store keeps it (:func:`stored_fact` of a fact validated when it was
+    posted) back to its loaded form: only its time is parsed again, so a replay of a
+    million facts does not validate them all a second time."""
     return {**body, "time": parse_instant(body["time"])}
 
 

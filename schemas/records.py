@@ -59,6 +59,9 @@ class Decision:
         return out
 
 
+NOTIFICATION_STATUSES = ("pending", "retrying", "sent", "failed", "muted", "cancelled", "undeliverable")
+
+
 @dataclass(slots=True)
 class Notification:
     """Who is told of a decision, in which RACI capacity, through which channel, and how

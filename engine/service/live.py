@@ -23,7 +23,7 @@ from typing import Callable
 
 from marshmallow import ValidationError
 
-from schemas.facts import FactSchema, dump_fact, flatten_errors
+from schemas.facts import POSTED_TIME, FactSchema, dump_fact, flatten_errors, stored_fact
 from schemas.values import format_instant, format_whole_duration
 
 from engine.eval.clock import month_span
@@ -36,12 +36,14 @@ from engine.lang.model import RuleSet
 from engine.notify.retract import followups
 from engine.notify.route import outbox_entries
 from engine.service.explain import explain_stored, nearest_reasons
+from engine.service.lateness import DEFAULT_MAX_LATENESS, NewestTimes, late_problems
 from engine.service.recovery import Versions, rebuild, save_snapshot, settle_heap
 from engine.service.reports import SPAN_MARGIN, compliance
 from engine.service.scheduler import DeadlineScheduler
 from engine.service.whatif import Bounds, default_period, what_if
 from engine.service.review import review as review_targets
 from engine.service.timeline import build as build_timeline
+from engine.service.vocabulary import Vocabulary, in_force_and_before
 from engine.store.encoding import canonical_json
 from engine.store.base import every
 from engine.store.store import Store
@@ -108,6 +110,7 @@ class Ingested:
     results: list[dict] = field(default_factory=list)      # {id, source, status, decisions}
     decisions: list[dict] = field(default_factory=list)
     notifications: list[dict] = field(default_factory=list)
+    rejected: dict[int, dict[str, list[str]]] = field(default_factory=dict)   # partial: position -> why
 
     @property
     def accepted(self) -> int:
@@ -116,11 +119,22 @@ class Ingested:
 
 @dataclass
 class _Job:
-    """One ingestion request waiting for the write lock (see :meth:`SlmService.ingest`)."""
+    """One ingestion request waiting for the write lock (see :meth:`SlmService.ingest`).
+
+    A ``partial`` request (an Alertmanager group) sets a fact that cannot be placed aside
+    with its reasons, by its position in the request, and stores the rest."""
 
     facts: list[dict]
     result: Ingested | None = None
     error: BaseException | None = None
+    partial: bool = False
+    positions: list[int] = field(default_factory=list)             # partial: each fact's position
+    set_aside: dict[int, dict[str, list[str]]] = field(default_factory=dict)
+
+    def put_aside(self, index: int, problems: dict[str, list[str]]) -> None:
+        """Take ``self.facts[index]`` out of a partial request, with why."""
+        self.set_aside[self.positions.pop(index)] = problems
+        self.facts.pop(index)
 
 
 class _FactFailed(Exception):
@@ -130,16 +144,27 @@ class _FactFailed(Exception):
         super().__init__(position, cause)
         self.job, self.position, self.fact, self.cause = job, position, fact, cause
 
+    def reason(self) -> list[str]:
+        cause = f"{type(self.cause).__name__}: {self.cause}"[:200]
+        return [f"the engine could not evaluate this fact ({cause})"]
+
     def error(self) -> FactError:
         prefix = f"[{self.position}]." if len(self.job.facts) > 1 else ""
-        reason = f"{type(self.cause).__name__}: {self.cause}"[:200]
-        return FactError({prefix + "_fact": [f"the engine could not evaluate this fact ({reason}); "
-                                              "nothing from this request was stored"]})
+        return FactError({prefix + "_fact": [self.reason()[0] + "; nothing from this request was stored"]})
 
 
 def _fingerprint(fact: dict) -> str:
     """A digest of a validated fact as it would be stored."""
     return hashlib.sha256(json.dumps(dump_fact(fact), sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _said(body: str) -> str:
+    """A stored fact's canonical JSON without the time string as posted: what it says."""
+    if POSTED_TIME not in body:
+        return body
+    fact = json.loads(body)
+    fact.pop(POSTED_TIME, None)
+    return canonical_json(fact)
 
 
 class SlmService:
@@ -148,13 +173,16 @@ class SlmService:
     def __init__(self, store: Store, rules_dir: str | Path, *, skew: timedelta = DEFAULT_SKEW,
                  now: Callable[[], datetime] = utcnow, history: bool = False,
                  snapshot_every: int = SNAPSHOT_EVERY, retain: timedelta | None = RETAIN,
-                 freeze_heap: bool = False, delivery=None):
+                 freeze_heap: bool = False, delivery=None,
+                 max_lateness: timedelta | None = DEFAULT_MAX_LATENESS):
         self.store = store
         # engine.notify.worker.DeliveryWorker, or None: notifications are stored, not sent
         self.delivery = delivery
         self.history = history        # keep the engine's in-memory record too (tests inspect it)
         self.rules_dir = Path(rules_dir)
         self.skew = skew
+        self.max_lateness = max_lateness      # None: facts may be any amount late
+        self.newest = NewestTimes(store.newest_fact_times)
         self.now = now
         self.listeners: list[Callable[[Ingested], None]] = []   # told of every write (metrics)
         self.ruleset: RuleSet = load_rules(self.rules_dir)    # RuleSetError stops start-up
@@ -176,6 +204,7 @@ class SlmService:
         self.scheduler = DeadlineScheduler(self.next_deadline, self.tick, self.now)
         self._dirty = False
         self._failed: dict[str, None] = {}         # fingerprints of facts the engine failed on
+        self._vocabulary: Vocabulary | None = None  # see vocabulary(); reset by each cut-over
         self._threads: list[threading.Thread] = []
 
     # ---- life cycle ---------------------------------------------------------------------
@@ -299,9 +328,13 @@ class SlmService:
             raise FactError(problems)
         return facts
 
-    def ingest(self, raws: list) -> Ingested:
+    def ingest(self, raws: list, partial: bool = False) -> Ingested:
         """Validate all, then evaluate each fact and store facts and decisions in one
         transaction: all or nothing. A repeated (source, id) returns its first outcome.
+
+        ``partial`` (an Alertmanager group, whose sender does not retry a refusal): a fact
+        that does not validate, is too late or fails in the engine is set aside with its
+        reasons (``Ingested.rejected``, by position) and the rest is stored.
 
         Group commit: requests that arrive while another one is being written wait for the
         write lock together, and the first of them to get it writes them all in one
@@ -309,8 +342,8 @@ class SlmService:
         that fails in the engine or the store fails alone (see :meth:`_write_apart`)."""
         if not self.ready.is_set():
             raise NotReady(self.progress())
-        job = _Job(self.validate(raws))
-        self._refuse_failed(job.facts)
+        job = self._sift(raws) if partial else _Job(self.validate(raws))
+        self._refuse_failed(job)
         with self._queue_lock:
             self._queue.append(job)
         with self._lock, self._guarded():
@@ -326,9 +359,23 @@ class SlmService:
                     raise
         if job.error is not None:
             raise job.error
+        job.result.rejected = dict(sorted(job.set_aside.items()))
         self.scheduler.wake()
         self._announce(job.result)
         return job.result
+
+    def _sift(self, raws: list) -> _Job:
+        """A partial request: each fact validated on its own; the bad ones set aside."""
+        job = _Job([], partial=True)
+        if not isinstance(raws, list) or not raws or len(raws) > MAX_BATCH:
+            self.validate(raws)                 # raises the request's own problem
+        for position, raw in enumerate(raws):
+            try:
+                job.facts.extend(self.validate([raw]))
+                job.positions.append(position)
+            except FactError as err:
+                job.set_aside[position] = err.details
+        return job
 
     def _write_apart(self, jobs: list["_Job"]) -> None:
         """Write the group; if that fails, no neighbour pays for it. A fact the engine
@@ -341,7 +388,7 @@ class SlmService:
         pending = list(jobs)
         while pending:
             for job in pending:
-                job.result = None                   # what a failed attempt left is not an outcome
+                job.result = job.error = None       # what a failed attempt left is not an outcome
             if self._dirty:
                 self._restore()
             try:
@@ -350,10 +397,13 @@ class SlmService:
             except _FactFailed as failed:
                 self._dirty = True
                 self._remember_failed(failed.fact)
-                failed.job.error = failed.error()
                 log.warning("fact %r of source %r failed in the engine: %r", failed.fact["id"],
                             failed.fact["source"], failed.cause)
-                pending = [job for job in pending if job is not failed.job]
+                if failed.job.partial:
+                    failed.job.put_aside(failed.position, {"_fact": failed.reason()})
+                else:
+                    failed.job.error = failed.error()
+                    pending = [job for job in pending if job is not failed.job]
             except Exception as exc:
                 self._dirty = True
                 if len(pending) == 1:
@@ -369,34 +419,67 @@ class SlmService:
     def _refuse_conflicts(jobs: list["_Job"], stored: dict) -> list["_Job"]:
         """The jobs without a fact whose ``(source, id)`` is stored with another body: such
         a job fails whole (FactConflict, 409, naming the first outcome) before anything of it
-        is evaluated; a fact repeated as it was stored stays a duplicate."""
+        is evaluated; a fact repeated as it was stored stays a duplicate (its time may be
+        written with another offset: the instant is what the fact says)."""
         kept = []
         for job in jobs:
             problems = {}
             for index, fact in enumerate(job.facts):
                 record = stored.get((fact["source"], fact["id"]))
-                if record is not None and canonical_json(dump_fact(fact)) != record[1]:
-                    prefix = f"[{index}]." if len(job.facts) > 1 else ""
-                    problems[prefix + "id"] = [f"{fact['source']}/{fact['id']} was stored before with another body; "
-                                               f"its outcome then: {', '.join(record[0] or []) or 'no decisions'}"]
-            if problems:
-                job.result, job.error = None, FactConflict(problems)
-            else:
-                kept.append(job)
+                if record is not None and canonical_json(dump_fact(fact)) != _said(record[1]):
+                    problems[index] = [f"{fact['source']}/{fact['id']} was stored before with another body; "
+                                       f"its outcome then: {', '.join(record[0] or []) or 'no decisions'}"]
+            if problems and job.partial:
+                for index in sorted(problems, reverse=True):
+                    job.put_aside(index, {"id": problems[index]})
+            elif problems:
+                prefix = (lambda index: f"[{index}].") if len(job.facts) > 1 else (lambda index: "")
+                job.result, job.error = None, FactConflict({prefix(i) + "id": why for i, why in problems.items()})
+                continue
+            kept.append(job)
         return kept
 
-    def _refuse_failed(self, facts: list[dict]) -> None:
+    def _refuse_late(self, jobs: list["_Job"], stored: dict) -> list["_Job"]:
+        """The jobs without a new fact more than ``max_lateness`` behind its subject's newest
+        event time (engine.service.lateness): such a job fails whole (FactError, 422), a
+        partial one sets the fact aside. The newest times count the jobs before in the group."""
+        if self.max_lateness is None:
+            return jobs
+        subjects = {f["subject"] for job in jobs for f in job.facts
+                    if f["subject"] is not None and (f["source"], f["id"]) not in stored}
+        if not subjects:
+            return jobs
+        newest = self.newest.of(subjects)
+        kept = []
+        for job in jobs:
+            new = [(index, fact) for index, fact in enumerate(job.facts) if (fact["source"], fact["id"]) not in stored]
+            late = {new[at][0]: why for at, why in late_problems([f for _, f in new], newest, self.max_lateness).items()}
+            if late and job.partial:
+                for index in sorted(late, reverse=True):
+                    job.put_aside(index, {"time": [late[index]]})
+            elif late:
+                prefix = (lambda index: f"[{index}].") if len(job.facts) > 1 else (lambda index: "")
+                job.result, job.error = None, FactError({prefix(i) + "time": [why] for i, why in late.items()})
+                continue
+            for fact in job.facts:
+                subject = fact["subject"]
+                if subject is not None and (subject not in newest or fact["time"] > newest[subject]):
+                    newest[subject] = fact["time"]
+            kept.append(job)
+        return kept
+
+    def _refuse_failed(self, job: _Job) -> None:
         """Refuse, without touching the engine, a fact exactly as one that failed in it."""
         if not self._failed:
             return
-        problems = {}
-        for index, fact in enumerate(facts):
-            if _fingerprint(fact) in self._failed:
-                prefix = f"[{index}]." if len(facts) > 1 else ""
-                problems[prefix + "_fact"] = ["this fact failed in the engine when it was posted before; "
-                                              "it is refused without a second attempt"]
-        if problems:
-            raise FactError(problems)
+        why = ["this fact failed in the engine when it was posted before; it is refused without a second attempt"]
+        failed = [index for index, fact in enumerate(job.facts) if _fingerprint(fact) in self._failed]
+        if job.partial:
+            for index in reversed(failed):
+                job.put_aside(index, {"_fact": why})
+        elif failed:
+            prefix = (lambda index: f"[{index}].") if len(job.facts) > 1 else (lambda index: "")
+            raise FactError({prefix(index) + "_fact": why for index in failed})
 
     def _remember_failed(self, fact: dict) -> None:
         self._failed[_fingerprint(fact)] = None
@@ -411,7 +494,7 @@ class SlmService:
         with self.store.transaction():
             stored = self.store.find_fact_records({(f["source"], f["id"]) for job in jobs for f in job.facts})
             known = {key: outcome for key, (outcome, _) in stored.items()}
-            jobs = self._refuse_conflicts(jobs, stored)
+            jobs = self._refuse_late(self._refuse_conflicts(jobs, stored), known)
             new: list[tuple[dict, dict, Ingested]] = []        # (fact, its result entry, its request)
             decided: list[Decision] = []
             for job in jobs:
@@ -444,7 +527,7 @@ class SlmService:
                 if entry["decisions"]:
                     entry.pop("matched", None), entry.pop("reasons", None)
             if new:
-                self.last_fact_seq = self.store.add_facts([(dump_fact(f), e["decisions"]) for f, e, _ in new])
+                self.last_fact_seq = self.store.add_facts([(stored_fact(f), e["decisions"]) for f, e, _ in new])
             if reached is not None:
                 self.last_tick_seq = self.store.add_tick(self.last_fact_seq, reached)
             records = self._store(decided)
@@ -453,6 +536,9 @@ class SlmService:
                 result = new[index][2] if index is not None else (jobs[-1].result if jobs else Ingested())
                 result.decisions.append(record[0])
                 result.notifications.extend(record[1])
+        for fact, _, _ in new:                     # committed: the newest times move
+            if fact["subject"] is not None:
+                self.newest.note(fact["subject"], fact["time"])
         self._since_snapshot += len(new)
         self._maybe_snapshot()
 
@@ -606,6 +692,7 @@ class SlmService:
             self._store(decided)
         self.versions.add(ruleset)
         self.ruleset = ruleset
+        self._vocabulary = None
         log.info("rule set %s in force from %s", ruleset.version[:19], at.isoformat())
 
     # ---- reading ------------------------------------------------------------------------
@@ -662,6 +749,15 @@ class SlmService:
             posted = (lambda target, a, b: engine.maintenance_spans(target, a, b, at)) if engine else None
             return compliance(self.ruleset, decisions, service, period, window, spanned, self.versions.get,
                               posted)
+
+    def vocabulary(self) -> Vocabulary:
+        """Services, targets and decision kinds of every rule set put in force: what a
+        stored record can name (engine.service.vocabulary)."""
+        known = self._vocabulary
+        if known is None:
+            versions = [c["ruleset"] for c in self.store.cutovers()]
+            known = self._vocabulary = in_force_and_before(self.ruleset, versions, self.versions.get)
+        return known
 
     def rule_versions(self) -> list[dict]:
         """Every rule set put in force, oldest first: ``{version, at, after_fact, in_force}``

@@ -7,11 +7,13 @@ seq order (with the ticks) to rebuild the engine.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Iterator
 
 from engine.store.audit import AuditChains, fact_text
 from engine.store.base import CHUNK, between, chunks, equal, where
 from engine.store.encoding import canonical_json, instant_text, loads, now_text, required_text
+from schemas.values import parse_instant
 
 
 class FactLog(AuditChains):
@@ -62,6 +64,15 @@ class FactLog(AuditChains):
                 return
             after_seq = rows[-1].seq
             left = None if left is None else left - len(rows)
+
+    def newest_fact_times(self, subjects) -> dict[str, datetime]:
+        """The newest event time stored for each of ``subjects`` that has a fact."""
+        found = {}
+        for chunk in chunks(sorted(subjects)):
+            rows = self._select(self.m.Fact, "subject, MAX(time)", f"subject IN ({self._params(chunk)})", chunk,
+                                tail=" GROUP BY subject")
+            found.update((subject, parse_instant(newest)) for subject, newest in rows)
+        return found
 
     def last_fact_seq(self) -> int:
         return self._select(self.m.Fact, "MAX(seq)")[0][0] or 0
