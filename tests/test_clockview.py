@@ -7,18 +7,23 @@ read at the same instants (before, at and past the next deadline).
 """
 from __future__ import annotations
 
+import shutil
+import threading
 from datetime import timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT, RULES
+from conftest import ROOT, RULES, fact
 from engine.eval.clock import WindowClock
 from engine.eval.engine import Engine
 from engine.lang.loader import load_rules
 from engine.lang.yamlsource import load_documents
 from engine.scenarios import DEFAULT_SOURCE, RuleSetCache, _rule_change
 from engine.service.clockview import ClockReadModel, Ruler
+from engine.service.live import SlmService
+from engine.store.store import Store
 from schemas.scenario import ScenarioSchema
 from schemas.values import parse_instant
 
@@ -130,3 +135,132 @@ def test_a_ruler_counts_as_the_calendar_does_across_days_either_side_of_its_anch
             if a <= b:
                 assert ruler.at(b) - ruler.at(a) == calendar.counted(a, b)
 
+
+
+# ---- the live service: SQLite and PostgreSQL ---------------------------------------------
+
+def under_the_lock(service) -> list[dict]:
+    """What ``SlmService.clocks`` answered before the read model: the engine, read under the
+    write lock at the service's reading instant."""
+    with service._lock:
+        now = service.now()
+        clocks = service.engine.clocks(at=service.reading_instant())
+    return [{**c, "as_of": now.strftime("%Y-%m-%dT%H:%M:%SZ")} for c in clocks]
+
+
+def windows_under_the_lock(service) -> dict:
+    with service._lock:
+        at = service.reading_instant()
+        return {(t, label): service.engine.window_reading(t, label, at)
+                for t in service.ruleset.targets for label in ("2026-10", "2026-11")}
+
+
+def windows_read(service) -> dict:
+    view = service.clock_view()
+    at = view.reading_instant(service.now())
+    return {(t, label): view.window_reading(t, label, at) for t in service.ruleset.targets
+            for label in ("2026-10", "2026-11")}
+
+
+@pytest.fixture
+def served(url, wall, tmp_path):
+    """A service on a copy of the shipped rules; ``restart()`` stops it and starts another
+    on the same database, as the next process would."""
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    running = []
+
+    def start(snapshot_every=0):
+        store = Store.open(url)
+        service = SlmService(store, rules, now=wall, snapshot_every=snapshot_every)
+        service.start(background=False)
+        running.append(service)
+        return service
+
+    def restart():
+        running[-1].stop()
+        running[-1].store.close()
+        return start(snapshot_every=2)
+
+    yield start, restart, rules
+    for service in running:
+        service.stop()
+        service.store.close()
+
+
+def test_the_service_reads_what_its_engine_holds_after_ingest_tick_reload_and_restart(served, wall):
+    start, restart, rules = served
+    service = start()
+    assert service.clocks() == under_the_lock(service) == []
+
+    wall.set("2026-11-06T16:05:00Z")                      # Friday: office-hours clocks too
+    service.ingest([fact("i1", time="2026-11-06T16:00:00Z", priority="P1"),
+                    fact("i2", time="2026-11-06T16:01:00Z", subject="INC-2", priority="P2"),
+                    fact("a1", type="alert.firing", time="2026-11-06T16:02:00Z", subject="fp-1",
+                         source="alertmanager", alertname="EmailDown"),
+                    fact("r1", type="request.opened", time="2026-11-06T16:03:00Z", subject="REQ-1",
+                         service="service-desk", category="access")])
+    after_ingest = service.clocks()
+    assert {c["clock"] for c in after_ingest} >= {"email-p1-response/INC-1", "email-p2-response/INC-2",
+                                                 "desk-request-response/REQ-1"}
+    assert after_ingest == under_the_lock(service)
+    assert windows_read(service) == windows_under_the_lock(service)
+
+    wall.set("2026-11-06T16:40:00Z")
+    assert service.tick().decisions                        # P1 warnings and breach fire
+    assert service.clocks() == under_the_lock(service)
+    assert service.clocks(subject="INC-1") == [c for c in under_the_lock(service) if c["subject"] == "INC-1"]
+
+    service.ingest([fact("i3", type="incident.pending", time="2026-11-06T16:41:00Z", subject="INC-2"),
+                    fact("i0", time="2026-11-06T16:10:00Z", subject="INC-3", priority="P1")])   # a late P1
+    assert service.clocks() == under_the_lock(service)
+
+    email = rules / "services" / "email.yaml"
+    email.write_text(email.read_text().replace("    goal: 15m\n", "    goal: 20m\n    on_change: reprice\n"))
+    wall.set("2026-11-06T16:45:00Z")
+    service.reload()
+    repriced = {c["clock"]: c for c in service.clocks()}
+    assert repriced["email-p1-response/INC-3"]["budget"] == "20m"
+    assert service.clocks() == under_the_lock(service)
+    assert windows_read(service) == windows_under_the_lock(service)
+
+    before = service.clocks()
+    service = restart()
+    assert service.clocks() == under_the_lock(service) == before
+    assert windows_read(service) == windows_under_the_lock(service)
+    wall.set("2026-11-09T10:30:00Z")                       # Monday: the office opened again
+    service.tick()
+    assert service.clocks() == under_the_lock(service)
+    assert service.clocks() != before
+
+
+def test_clocks_are_read_while_another_thread_holds_the_write_lock(served, wall):
+    start, _, _ = served
+    service = start()
+    wall.set("2026-11-02T09:05:00Z")
+    service.ingest([fact("i1", priority="P1")])
+    held, release, read = threading.Event(), threading.Event(), {}
+
+    def writer():                                  # as a long write would: holds the lock until told
+        with service._lock:
+            held.set()
+            release.wait()
+
+    def reader():
+        held.wait()
+        read["clocks"] = service.clocks(subject="INC-1")
+        read["report"] = service.compliance("email", "2026-11")
+        read["deadline"] = service.clock_view().next_deadline
+        read["lock still held"] = not release.is_set()
+        release.set()
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=reader)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)                   # only against a hang if the read waited
+    release.set()
+    assert read["lock still held"] is True
+    assert [c["counted"] for c in read["clocks"] if c["target"] == "email-p1-response"] == ["5m"]
+    assert read["report"]["service"] == "email"
+    assert read["deadline"] == service.engine.next_deadline()
