@@ -100,8 +100,9 @@ def _shown(record: dict) -> dict:
 @blp.response(200, ClockListSchema)
 def list_clocks(args):
     """Running clocks now: counted, remaining, next deadline."""
-    clocks = _service().clocks(**{k: args.get(k) for k in ("service", "target", "subject")})
-    return {"items": clocks[:args["limit"]], "total": len(clocks)}
+    clocks, total = _service().clock_page(**{k: args.get(k) for k in ("service", "target", "subject")},
+                                          limit=args["limit"])
+    return {"items": clocks, "total": total}
 
 
 @blp.route("/reports/compliance")

@@ -258,9 +258,9 @@ def test_clocks_are_read_while_another_thread_holds_the_write_lock(served, wall)
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=120)                   # only against a hang if the read waited
+        thread.join(timeout=60)                    # only against a hang if the read waited
     release.set()
-    assert read["lock still held"] is True
+    assert read.get("lock still held") is True       # the reads finished while the lock was held
     assert [c["counted"] for c in read["clocks"] if c["target"] == "email-p1-response"] == ["5m"]
     assert read["report"]["service"] == "email"
     assert read["deadline"] == service.engine.next_deadline()

@@ -151,6 +151,11 @@ class ClockView:
                subject: str | None = None) -> list[dict]:
         """The running clocks read at wall clock ``now``, in key order, as ``Engine.clocks``
         reads them, optionally of one service, target or subject."""
+        return self.page(now, service, target, subject)[0]
+
+    def page(self, now: datetime, service: str | None = None, target: str | None = None,
+             subject: str | None = None, limit: int | None = None) -> tuple[list[dict], int]:
+        """The first ``limit`` of :meth:`clocks` and how many there are: only those are read."""
         at = self.reading_instant(now)
         keys = None
         for index, value in ((self.by_subject, subject), (self.by_target, target), (self.by_service, service)):
@@ -160,13 +165,15 @@ class ClockView:
                     keys = found
         wanted = {"service": service, "target": target, "subject": subject}
         rulings: dict = {}
-        out = []
+        out, total = [], 0
         for key in sorted(self.running if keys is None else keys):
             clock = self.running[key]
             if any(value is not None and getattr(clock, name) != value for name, value in wanted.items()):
                 continue
-            out.append(clock.at(at, rulings))
-        return out
+            total += 1
+            if limit is None or len(out) < limit:
+                out.append(clock.at(at, rulings))
+        return out, total
 
     def window_reading(self, target_id: str, label: str, at: datetime) -> tuple[timedelta, timedelta] | None:
         """(down time counted up to ``at``, service time) of a window, as

@@ -630,14 +630,19 @@ class SlmService:
                subject: str | None = None) -> list[dict]:
         """Running clocks now (at the wall clock), optionally of one service, target or subject:
         read from the clocks read model, never under the write lock."""
+        return self.clock_page(service, target, subject)[0]
+
+    def clock_page(self, service: str | None = None, target: str | None = None, subject: str | None = None,
+                   limit: int | None = None) -> tuple[list[dict], int]:
+        """The first ``limit`` running clocks (in key order) of :meth:`clocks`, and how many run."""
         if not self.ready.is_set():
             raise NotReady(self.progress())
         now = self.now()
         as_of = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-        clocks = self.readmodel.view.clocks(now, service, target, subject)
+        clocks, total = self.readmodel.view.page(now, service, target, subject, limit)
         for clock in clocks:
             clock["as_of"] = as_of
-        return clocks
+        return clocks, total
 
     def definition(self, rule: dict | None) -> str | None:
         """The YAML text of the definition a decision's ``rule`` names, as the version that
