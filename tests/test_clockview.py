@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from api.app import create_app
 from conftest import ROOT, RULES, fact
 from engine.eval.clock import WindowClock
 from engine.eval.engine import Engine
@@ -24,6 +25,7 @@ from engine.scenarios import DEFAULT_SOURCE, RuleSetCache, _rule_change
 from engine.service.clockview import ClockReadModel, Ruler
 from engine.service.live import SlmService
 from engine.store.store import Store
+from schemas.api import ClockListSchema
 from schemas.scenario import ScenarioSchema
 from schemas.values import parse_instant
 
@@ -264,3 +266,17 @@ def test_clocks_are_read_while_another_thread_holds_the_write_lock(served, wall)
     assert [c["counted"] for c in read["clocks"] if c["target"] == "email-p1-response"] == ["5m"]
     assert read["report"]["service"] == "email"
     assert read["deadline"] == service.engine.next_deadline()
+
+
+def test_get_clocks_answers_exactly_what_its_schema_would_dump(served, wall):
+    start, _, _ = served
+    service = start()
+    wall.set("2026-11-06T16:05:00Z")
+    service.ingest([fact(f"i{n}", time="2026-11-06T16:00:00Z", subject=f"INC-{n}", priority=("P1", "P2")[n % 2])
+                    for n in range(6)])
+    client = create_app(service).test_client()
+    headers = {"Authorization": f"Bearer {service.store.add_token('auditor')}"}
+    body = client.get("/v1/clocks?limit=5", headers=headers).json
+    assert len(body["items"]) == 5 and body["total"] == len(service.clocks()) > 5
+    assert ClockListSchema().dump(body) == body
+    assert body["items"] == service.clocks()[:5]
