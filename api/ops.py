@@ -1,6 +1,8 @@
 """Liveness, readiness and Prometheus metrics: no token needed."""
 from __future__ import annotations
 
+import logging
+import threading
 import time
 
 from flask import Blueprint, current_app, g, jsonify, request
@@ -10,6 +12,7 @@ from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, 
 disable_created_metrics()     # the *_created series only add noise to every counter
 
 bp = Blueprint("ops", __name__)
+log = logging.getLogger("slm.metrics")
 
 
 class Metrics:
@@ -64,13 +67,16 @@ class Metrics:
 
 
 class TargetGauges:
-    """This month's compliance and availability budget per target, computed at scrape time
-    from the same report as ``/v1/reports/compliance`` (ongoing outages counted to now),
-    at most once per ``every`` seconds: a scrape never walks the month's decisions twice."""
+    """This month's compliance and availability budget per target, from the same report as
+    ``/v1/reports/compliance`` (ongoing outages counted to now), at most once per ``every``
+    seconds. Only the first scrape computes them; later ones answer with the last figures
+    and, once those are ``every`` old, have them recomputed in the background: a scrape
+    never waits for the month's decisions to be read."""
 
     def __init__(self, service, every: float = 30.0, clock=time.monotonic):
         self.service, self.every, self.clock = service, every, clock
         self._cached: tuple[float, list] | None = None
+        self._refreshing = threading.Lock()
 
     def collect(self):
         from prometheus_client.core import GaugeMetricFamily
@@ -95,8 +101,22 @@ class TargetGauges:
         if not service.ready.is_set():
             return []
         now = self.clock()
-        if self._cached and now - self._cached[0] < self.every:
-            return self._cached[1]
+        if self._cached is None:
+            return self._refresh(now)
+        if now - self._cached[0] >= self.every and self._refreshing.acquire(blocking=False):
+            threading.Thread(target=self._refresh_apart, args=(now,), name="slm-metrics", daemon=True).start()
+        return self._cached[1]
+
+    def _refresh_apart(self, now: float) -> None:
+        try:
+            self._refresh(now)
+        except Exception:
+            log.exception("recomputing the per-target gauges failed (the last figures stay)")
+        finally:
+            self._refreshing.release()
+
+    def _refresh(self, now: float) -> list:
+        service = self.service
         period = service.now().strftime("%Y-%m")
         rows = []
         for sid in sorted(service.ruleset.services):
@@ -128,7 +148,7 @@ class _QueueStats:
 
 
 def _seconds_until(service) -> float:
-    deadline = service.next_deadline() if service.ready.is_set() else None
+    deadline = service.clock_view().next_deadline if service.ready.is_set() else None   # no write lock
     return -1.0 if deadline is None else max((deadline - service.now()).total_seconds(), 0.0)
 
 

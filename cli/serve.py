@@ -26,7 +26,8 @@ from .notify import channels, delivery_options
 @click.option("--host", default=os.environ.get("SLM_HOST", "127.0.0.1"), show_default=True)
 @click.option("--port", default=int(os.environ.get("SLM_PORT", "8080")), show_default=True, type=int)
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256),
-              help="Request threads (the engine itself is single-writer).")
+              help="Request threads of the API (the engine itself is single-writer); health and "
+                   "metrics have 2 of their own.")
 @click.option("--skew", default="5m", show_default=True,
               help="How far ahead of the server clock a fact's time may be.")
 @click.option("--max-lateness", default=lambda: os.environ.get("SLM_MAX_LATENESS", "7d"), show_default="7d",
@@ -90,8 +91,9 @@ def serve(rules_dir, db_url, host, port, threads, skew, max_lateness, alert_serv
     for warning in validity_warnings(service.ruleset, date.today()):
         click.echo(str(warning), err=True)
     app = create_app(service, alert_service_label=alert_service_label)
+    from .lanes import LaneDispatcher     # /healthz, /readyz, /metrics: a thread pool of their own
     server = create_server(app, host=host, port=port, threads=threads, ident="slm",
-                           clear_untrusted_proxy_headers=True)
+                           clear_untrusted_proxy_headers=True, _dispatcher=LaneDispatcher(threads))
     service.start(background=True, on_failure=lambda exc: os._exit(3))
     address = f"http://{server.effective_host}:{server.effective_port}"
     click.echo(f"slm serving {address}  (rules {rules_dir}, ruleset {service.ruleset.version[:19]}…, "

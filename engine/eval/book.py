@@ -89,6 +89,9 @@ class ClockBook:
         self.counter = 0                                # tie-break of equal deadlines: scheduling order
         self.finished: list = []                        # heap of (finished at, key): what to forget next
         self.live: set[str] = set()                     # keys of the clocks running now
+        # Keys of the clocks added, changed or forgotten since a reader last took them, while
+        # one tracks them (engine.service.clockview sets a set; None: nobody asks, nothing kept).
+        self.touched: set[str] | None = None
 
     def get(self, key: str) -> ClockRecord | None:
         return self.records.get(key)
@@ -96,6 +99,8 @@ class ClockBook:
     def add(self, record: ClockRecord, indexed: bool) -> ClockRecord:
         """Keep a new clock; ``indexed``: findable by its subject (duration clocks)."""
         self.records[record.key] = record
+        if self.touched is not None:
+            self.touched.add(record.key)
         if record.clock.running:
             self.live.add(record.key)
         if indexed:
@@ -111,6 +116,8 @@ class ClockBook:
 
     def schedule(self, record: ClockRecord) -> None:
         """Put the record's next deadline on the heap (after every change to its clock)."""
+        if self.touched is not None:
+            self.touched.add(record.key)
         if record.clock.running:
             self.live.add(record.key)
         else:
@@ -155,6 +162,8 @@ class ClockBook:
             if record is None or record.finished_at() != at:
                 continue                                    # forgotten already, revived, or touched since
             del self.records[key]
+            if self.touched is not None:
+                self.touched.add(key)
             keys = self.by_subject.get(record.subject)
             if keys and key in keys:
                 keys.remove(key)

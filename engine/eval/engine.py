@@ -417,22 +417,7 @@ class Engine:
 
     def _quiet_window(self, target_id: str, label: str,
                       now: datetime | None = None) -> tuple[timedelta, timedelta] | None:
-        """A month window nothing went down in: no clock was ever made for it."""
-        target = self.ruleset.targets.get(target_id)
-        if target is None or target.measure == "duration" or target.spec.get("window", "month") != "month":
-            return None
-        try:
-            start, end = month_span(label, target.calendar.timezone)
-        except ValueError:
-            return None
-        if self.state.now is None:
-            return None            # nothing was ever posted: nothing is known
-        now = now or self.state.now
-        if now <= start:
-            return None
-        if self._forgotten(end):
-            return None            # maybe forgotten, not quiet: unknown
-        return timedelta(0), target.calendar.counted(start, end)
+        return quiet_window(self.ruleset.targets.get(target_id), label, now, self.state.now, self.retain)
 
     def trace(self, decision_id: str) -> dict:
         """The derivation tree of a decision this engine made (``history=True``)."""
@@ -778,6 +763,29 @@ class StoppedKeys:
     def __contains__(self, key: str) -> bool:
         record = self.book.get(key)
         return record is not None and getattr(record.clock, "state", None) == "stopped"
+
+
+def quiet_window(target: Target | None, label: str, now: datetime | None, engine_now: datetime | None,
+                 retain: timedelta | None) -> tuple[timedelta, timedelta] | None:
+    """(0, service time) of a month window nothing went down in (no clock was ever made
+    for it), read at ``now`` by an engine standing at ``engine_now``; None where nothing is
+    known: another kind of target or window, a month not begun, nothing ever posted, or a
+    month beyond ``retain`` (its clock may have been forgotten, not quiet). Also what the
+    clocks read model (engine.service.clockview) answers for such a window."""
+    if target is None or target.measure == "duration" or target.spec.get("window", "month") != "month":
+        return None
+    try:
+        start, end = month_span(label, target.calendar.timezone)
+    except ValueError:
+        return None
+    if engine_now is None:
+        return None            # nothing was ever posted: nothing is known
+    now = now or engine_now
+    if now <= start:
+        return None
+    if retain is not None and end < engine_now - retain:
+        return None            # maybe forgotten, not quiet: unknown
+    return timedelta(0), target.calendar.counted(start, end)
 
 
 def _apply_transition(clock, transition: Transition) -> list[Reading]:

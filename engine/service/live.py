@@ -35,6 +35,7 @@ from engine.lang.loader import load_rules, load_texts
 from engine.lang.model import RuleSet
 from engine.notify.retract import followups
 from engine.notify.route import outbox_entries
+from engine.service.clockview import ClockReadModel, ClockView
 from engine.service.explain import explain_stored, nearest_reasons
 from engine.service.lateness import DEFAULT_MAX_LATENESS, NewestTimes, late_problems
 from engine.service.recovery import Versions, rebuild, save_snapshot, settle_heap
@@ -206,6 +207,7 @@ class SlmService:
         self._failed: dict[str, None] = {}         # fingerprints of facts the engine failed on
         self._vocabulary: Vocabulary | None = None  # see vocabulary(); reset by each cut-over
         self._threads: list[threading.Thread] = []
+        self.readmodel = ClockReadModel()          # the clocks as the last write left them: read lock-free
 
     # ---- life cycle ---------------------------------------------------------------------
     def start(self, background: bool = True, on_failure: Callable[[BaseException], None] | None = None) -> None:
@@ -235,6 +237,7 @@ class SlmService:
                     self._cut_over(self.ruleset)    # first start, or started with changed files
                 self._maybe_snapshot()
                 self._settle_heap()
+                self._publish()
             self.ready.set()
             self._spawn(self.scheduler.run, "slm-scheduler")
             if self.delivery is not None:       # picks up what a previous run left queued
@@ -249,6 +252,7 @@ class SlmService:
         tick left it; deadlines due since then are the server's to fire."""
         with self._lock:
             self.engine = self._rebuild(self.ruleset)
+            self._publish()
 
     def _spawn(self, target, name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -357,6 +361,7 @@ class SlmService:
                         if other.result is None and other.error is None:
                             other.error = exc
                     raise
+                self._publish()
         if job.error is not None:
             raise job.error
         job.result.rejected = dict(sorted(job.set_aside.items()))
@@ -573,6 +578,7 @@ class SlmService:
         with self._lock, self._guarded():
             with self.store.transaction():
                 self._catch_up(result)
+            self._publish()
         self._announce(result)
         return result
 
@@ -638,6 +644,7 @@ class SlmService:
                 replaced.close()
             self._dirty = False
             self._settle_heap(released=True)
+            self._publish()
         finally:
             self.ready.set()
 
@@ -676,6 +683,7 @@ class SlmService:
                 self._cut_over(ruleset)
                 self._settle_heap(released=True)    # the replaced network is garbage now
             self.ruleset = ruleset
+            self._publish()
             self.reload_held_seconds = time.perf_counter() - held    # how long writers waited (bench/reload.py)
         self.scheduler.wake()
         return ruleset
@@ -696,25 +704,37 @@ class SlmService:
         log.info("rule set %s in force from %s", ruleset.version[:19], at.isoformat())
 
     # ---- reading ------------------------------------------------------------------------
+    def _publish(self) -> None:
+        """Publish the clocks as the write just committed left them (under the write lock);
+        an engine that may be ahead of the store publishes nothing until it is rebuilt."""
+        if self.engine is not None and not self._dirty:
+            self.readmodel.publish(self.engine)
+
+    def clock_view(self) -> ClockView:
+        """The clocks as the last committed write left them; never waits for the write lock."""
+        return self.readmodel.view
+
     def progress(self) -> dict:
         return {"ready": self.ready.is_set(), "replayed": self.replayed,
                 "rebuild_seconds": self.rebuild_seconds}
 
     def clocks(self, service: str | None = None, target: str | None = None,
                subject: str | None = None) -> list[dict]:
-        """Running clocks now (at the wall clock), optionally of one service, target or subject."""
+        """Running clocks now (at the wall clock), optionally of one service, target or subject:
+        read from the clocks read model, never under the write lock."""
+        return self.clock_page(service, target, subject)[0]
+
+    def clock_page(self, service: str | None = None, target: str | None = None, subject: str | None = None,
+                   limit: int | None = None) -> tuple[list[dict], int]:
+        """The first ``limit`` running clocks (in key order) of :meth:`clocks`, and how many run."""
         if not self.ready.is_set():
             raise NotReady(self.progress())
-        with self._lock:
-            now = self.now()
-            clocks = self.engine.clocks(at=self.reading_instant())
-        out = []
-        wanted = {"service": service, "target": target, "subject": subject}
+        now = self.now()
+        as_of = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        clocks, total = self.readmodel.view.page(now, service, target, subject, limit)
         for clock in clocks:
-            if any(value is not None and clock[key] != value for key, value in wanted.items()):
-                continue
-            out.append({**clock, "as_of": now.strftime("%Y-%m-%dT%H:%M:%SZ")})
-        return out
+            clock["as_of"] = as_of
+        return clocks, total
 
     def definition(self, rule: dict | None) -> str | None:
         """The YAML text of the definition a decision's ``rule`` names, as the version that
@@ -743,12 +763,18 @@ class SlmService:
         start, end = month_span(period)
         decisions = self._month_decisions(service, start, end)
         spanned = [{"version": v["version"], "from": format_instant(v["at"])} for v in self._versions_in(start, end)]
+        view = self.readmodel.view              # window readings from the read model: no write lock
+        at = view.reading_instant(self.now())
+        window = (lambda target, label: view.window_reading(target, label, at)) if view.ruleset else None
+        return compliance(self.ruleset, decisions, service, period, window, spanned, self.versions.get,
+                          lambda target, a, b: self._posted_maintenance(target, a, b, at))
+
+    def _posted_maintenance(self, target: str, start, end, at) -> list:
+        """Posted maintenance windows of a target's window clocks (asked only for targets that
+        exclude maintenance): read from the engine's transitions, under the write lock."""
         with self._lock:
-            engine, at = self.engine, self.reading_instant()
-            window = (lambda target, label: engine.window_reading(target, label, at)) if engine else None
-            posted = (lambda target, a, b: engine.maintenance_spans(target, a, b, at)) if engine else None
-            return compliance(self.ruleset, decisions, service, period, window, spanned, self.versions.get,
-                              posted)
+            engine = self.engine
+            return engine.maintenance_spans(target, start, end, at) if engine else []
 
     def vocabulary(self) -> Vocabulary:
         """Services, targets and decision kinds of every rule set put in force: what a
