@@ -332,6 +332,9 @@ def test_a_version_4_step_failing_half_way_leaves_the_database_at_version_3(v1_u
         db.execute_sql("DROP INDEX token_live_name")        # and what version 6 added
         for name in ("sources", "expires_at", "revoked_at"):
             db.execute_sql(f"ALTER TABLE tokens DROP COLUMN {name}")
+        db.execute_sql("DROP INDEX fact_subject_time")      # and what version 7 added
+        db.execute_sql("DROP TABLE deliveries")
+        db.execute_sql("DELETE FROM chain_head WHERE name = 'deliveries'")
         db.execute_sql("UPDATE schema_version SET version = 3")
     what, step = migrations.STEPS[4]
 
@@ -468,7 +471,7 @@ def test_a_version_6_step_failing_half_way_leaves_version_5_as_it_was(v5_url, mo
         assert [t["name"] for t in store.tokens()][3] == "auditor-1"
 
 
-# ---- version 8: delivery outcomes in their own chain -------------------------------------
+# ---- version 7: delivery outcomes in their own chain -------------------------------------
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def v5_outbox_url(request, tmp_path):
@@ -490,13 +493,13 @@ def test_the_outbox_fixture_is_version_5(v5_outbox_url):
     assert raw_version(v5_outbox_url) == 5
 
 
-def test_version_8_starts_an_empty_deliveries_chain_and_chains_what_follows(v5_outbox_url, store_log, tmp_path):
-    """Outcomes recorded before version 8 stay in the notifications' columns only (not
+def test_version_7_starts_an_empty_deliveries_chain_and_chains_what_follows(v5_outbox_url, store_log, tmp_path):
+    """Outcomes recorded before version 7 stay in the notifications' columns only (not
     chained); the next change to any notification, old or new, is chained and checked."""
     from engine.store.chain import load_key
     with Store.open(v5_outbox_url, audit_key=load_key(tmp_path / "audit.key", create=True)) as store:
-        assert store.schema_version() == SCHEMA_VERSION >= 8
-        assert any("to 8: deliveries" in line for line in store_log())
+        assert store.schema_version() == SCHEMA_VERSION >= 7
+        assert any("to 7: deliveries" in line for line in store_log())
         before = store.verify_audit()
         assert before["ok"], before
         assert before["chains"]["deliveries"]["checked"] == 0 and before["chains"]["notifications"]["checked"] == 3

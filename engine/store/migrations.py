@@ -36,11 +36,12 @@ Versions:
    (the partial index ``token_live_name``). A token without a name gets ``ROLE-N``; of
    unrevoked tokens sharing a name the oldest keeps it and the others get ``NAME-2``,
    ``NAME-3`` … (``slm token list`` shows them).
-8. ``deliveries``: the delivery outcomes of notifications (created, sent, retrying,
+7. ``deliveries``: the delivery outcomes of notifications (created, sent, retrying,
    failed, undeliverable, requeued, cancelled), each appended and chained in its own
    ``deliveries`` chain, whose head row starts empty. Notifications stored before it
-   have no outcome records until the outbox next changes them.
-   (Version 7 is another change; the steps run in order of their version.)
+   have no outcome records until the outbox next changes them. An index on facts
+   ``(subject, time)``: the newest event time of a subject (``--max-lateness``) is then
+   one index look-up, not a walk of every fact of the subject.
 
 A new version is a step function here (playhouse.migrate operations on table and column
 names, never the models, which describe only the newest schema), its entry in
@@ -167,10 +168,10 @@ def _free_name(base: str, taken: set[str], start: int) -> str:
     return f"{base}-{n}"
 
 
-def _v8(migrator: SchemaMigrator) -> None:
+def _v7(migrator: SchemaMigrator) -> None:
     db = migrator.database
 
-    class Delivery(pw.Model):                    # as version 8 defines it
+    class Delivery(pw.Model):                    # as version 7 defines it
         seq = pw.BigAutoField()
         notification = pw.TextField(index=True)
         event = pw.TextField()
@@ -187,6 +188,7 @@ def _v8(migrator: SchemaMigrator) -> None:
 
     Delivery.create_table()
     # the chain's head row: made by AuditChains._start_chain when the store opens
+    migrator.migrate(migrator.add_index("facts", ("subject", "time"), name="fact_subject_time"))
 
 
 # version -> (what changes, the step that brings version - 1 to it)
@@ -198,7 +200,8 @@ STEPS: dict[int, tuple[str, Callable[[SchemaMigrator], None]]] = {
         "queued_at, lease_until)", _v4),
     5: ("audit chains over facts and notifications; sealed chain heads", _v5),
     6: ("token names (unique among unrevoked tokens), source patterns, expiry and revocation time", _v6),
-    8: ("deliveries: each delivery outcome of a notification, in its own audit chain", _v8),
+    7: ("deliveries: each delivery outcome of a notification, in its own audit chain; "
+        "facts indexed by (subject, time)", _v7),
 }
 SCHEMA_VERSION = max(STEPS, default=1)
 
@@ -228,7 +231,7 @@ def upgrade(db: pw.Database, models) -> int:
     if found == SCHEMA_VERSION and not _recorded(db):
         _record(db, found)
         log.info("recorded schema version %d", found)
-    for version in sorted(v for v in STEPS if v > found):
+    for version in range(found + 1, SCHEMA_VERSION + 1):
         what, step = STEPS[version]
         step(migrator)
         _record(db, version)

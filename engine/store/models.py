@@ -50,7 +50,8 @@ def define_models(db: pw.Database) -> SimpleNamespace:
 
         class Meta:
             table_name = "facts"
-            indexes = ((("source", "id"), True), (("partition", "seq"), False))
+            indexes = ((("source", "id"), True), (("partition", "seq"), False),
+                       (("subject", "time"), False))
 
     class Decision(Base):
         seq = pw.BigIntegerField(primary_key=True)   # 1, 2, 3 … in chain order
