@@ -1,8 +1,9 @@
 """Schema versions: databases left by earlier releases are upgraded when a store opens them.
 
-The fixtures in fixtures/databases were written by the store of release 38f9306 (schema
-version 1, before versions were recorded); each test upgrades a fresh copy, on SQLite and
-on PostgreSQL (the script loaded into a scratch schema, as conftest.py makes them).
+The fixtures in fixtures/databases were written by the stores of earlier releases: 38f9306
+(schema version 1, before versions were recorded) and cad97d0 (version 5); each test
+upgrades a fresh copy, on SQLite and on PostgreSQL (the script loaded into a scratch schema,
+as conftest.py makes them).
 """
 from __future__ import annotations
 
@@ -25,20 +26,26 @@ STATE_FORMAT = "code:0123456789abcdef"        # the snapshot's ``code`` in versi
 ADMIN, REVOKED = "slm_fixture-admin-token", "slm_fixture-revoked-token"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def v1_url(request, tmp_path):
-    """A fresh copy of the version-1 fixture database."""
-    if request.param == "sqlite":
-        path = tmp_path / "v1.db"
-        shutil.copyfile(FIXTURES / "v1.sqlite", path)
+def fixture_copy(name: str, backend: str, tmp_path):
+    """A fresh copy of the fixture database ``name`` (fixtures/databases/make_<name>.py) on
+    ``backend``: its URL, yielded while the copy exists."""
+    if backend == "sqlite":
+        path = tmp_path / f"{name}.db"
+        shutil.copyfile(FIXTURES / f"{name}.sqlite", path)
         yield f"sqlite:///{path}"
         return
     with postgres_schema_url() as url:
         conn = psycopg2.connect(url)
         with conn, conn.cursor() as cur:
-            cur.execute((FIXTURES / "v1.postgresql.sql").read_text())
+            cur.execute((FIXTURES / f"{name}.postgresql.sql").read_text())
         conn.close()
         yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def v1_url(request, tmp_path):
+    """A fresh copy of the version-1 fixture database."""
+    yield from fixture_copy("v1", request.param, tmp_path)
 
 
 @pytest.fixture
@@ -391,18 +398,13 @@ V5_TOKENS = {"admin": "slm_fixture-admin", "zabbix-1": "slm_fixture-zabbix-1", "
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def v5_url(request, tmp_path):
-    """A fresh copy of the version-5 fixture database (release cad97d0)."""
-    if request.param == "sqlite":
-        path = tmp_path / "v5.db"
-        shutil.copyfile(FIXTURES / "v5.sqlite", path)
-        yield f"sqlite:///{path}"
-        return
-    with postgres_schema_url() as url:
-        conn = psycopg2.connect(url)
-        with conn, conn.cursor() as cur:
-            cur.execute((FIXTURES / "v5.postgresql.sql").read_text())
-        conn.close()
-        yield url
+    """A fresh copy of the version-5 fixture database (release cad97d0): tokens for version 6,
+    notifications sent, failed and pending under unkeyed chains for version 7."""
+    yield from fixture_copy("v5", request.param, tmp_path)
+
+
+def test_the_v5_fixture_is_version_5(v5_url):
+    assert raw_version(v5_url) == 5
 
 
 def test_version_6_names_every_token_once_among_the_unrevoked_and_keeps_them_working(v5_url, store_log):
@@ -473,31 +475,11 @@ def test_a_version_6_step_failing_half_way_leaves_version_5_as_it_was(v5_url, mo
 
 # ---- version 7: delivery outcomes in their own chain -------------------------------------
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def v5_outbox_url(request, tmp_path):
-    """A fresh copy of the version-5 outbox fixture (fixtures/databases/make_v5_outbox.py)."""
-    if request.param == "sqlite":
-        path = tmp_path / "v5_outbox.db"
-        shutil.copyfile(FIXTURES / "v5_outbox.sqlite", path)
-        yield f"sqlite:///{path}"
-        return
-    with postgres_schema_url() as url:
-        conn = psycopg2.connect(url)
-        with conn, conn.cursor() as cur:
-            cur.execute((FIXTURES / "v5_outbox.postgresql.sql").read_text())
-        conn.close()
-        yield url
-
-
-def test_the_outbox_fixture_is_version_5(v5_outbox_url):
-    assert raw_version(v5_outbox_url) == 5
-
-
-def test_version_7_starts_an_empty_deliveries_chain_and_chains_what_follows(v5_outbox_url, store_log, tmp_path):
+def test_version_7_starts_an_empty_deliveries_chain_and_chains_what_follows(v5_url, store_log, tmp_path):
     """Outcomes recorded before version 7 stay in the notifications' columns only (not
     chained); the next change to any notification, old or new, is chained and checked."""
     from engine.store.chain import load_key
-    with Store.open(v5_outbox_url, audit_key=load_key(tmp_path / "audit.key", create=True)) as store:
+    with Store.open(v5_url, audit_key=load_key(tmp_path / "audit.key", create=True)) as store:
         assert store.schema_version() == SCHEMA_VERSION >= 7
         assert any("to 7: deliveries" in line for line in store_log())
         before = store.verify_audit()
@@ -518,12 +500,3 @@ def test_version_7_starts_an_empty_deliveries_chain_and_chains_what_follows(v5_o
         store.db.execute_sql("UPDATE notifications SET attempts = 1 WHERE id = 'ntf_failed'")
         broken = store.verify_audit()["chains"]["deliveries"]["first_broken"]
         assert broken["id"] == "ntf_failed" and "attempts" in broken["reason"]
-
-
-def test_the_version_5_outbox_database_upgraded_has_the_schema_of_a_new_one(v5_outbox_url, tmp_path):
-    if v5_outbox_url.startswith("sqlite"):
-        with Store.open(v5_outbox_url) as old, Store.open(f"sqlite:///{tmp_path / 'fresh.db'}") as new:
-            assert schema(old) == schema(new)
-        return
-    with postgres_schema_url() as fresh, Store.open(v5_outbox_url) as old, Store.open(fresh) as new:
-        assert schema(old) == schema(new)
