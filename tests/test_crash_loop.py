@@ -115,6 +115,8 @@ def test_kill_and_restart_at_random_moments_loses_and_duplicates_nothing(url, tm
         audit = requests.get(server.base + "/v1/audit/verify", headers=headers, timeout=60).json()
         chains = audit.pop("chains")
         assert audit == {"ok": True, "checked": len(decisions), "first_broken": None}
+        deliveries = chains.pop("deliveries")       # one outcome per notification made, then per attempt
+        assert deliveries["ok"] and deliveries["checked"] >= len(notifications)
         assert {name: (c["ok"], c["checked"]) for name, c in chains.items()} == {
             "decisions": (True, len(decisions)), "facts": (True, len(facts)),
             "notifications": (True, len(notifications))}

@@ -92,6 +92,8 @@ def test_sigkill_while_posting_loses_nothing_acknowledged(server):
     audit = requests.get(server.base + "/v1/audit/verify", headers=server.headers, timeout=60).json()
     chains = audit.pop("chains")
     assert audit == {"ok": True, "checked": len(decisions), "first_broken": None}
+    deliveries = chains.pop("deliveries")           # one outcome per notification made, then per attempt
+    assert deliveries["ok"] and deliveries["checked"] >= len(notifications)
     assert {name: (c["ok"], c["checked"]) for name, c in chains.items()} == {
         "decisions": (True, len(decisions)), "facts": (True, len(facts)), "notifications": (True, len(notifications))}
 
