@@ -115,7 +115,8 @@ def explain(args, rules_dir, db_url, as_json):
     click.echo(f"fact {answer['fact']} ({loaded.get('type')}, {loaded.get('subject')}) on service "
                f"{answer['service']}{stored}")
     if "ruleset" in answer:
-        click.echo(f"  under rule set {answer['ruleset'][:19]}…, after replaying {answer['replayed']} stored facts")
+        click.echo(f"  under rule set {answer['ruleset'][:19]}…, after replaying {answer['replayed']} stored "
+                   + ("fact" if answer["replayed"] == 1 else "facts"))
     if answer.get("reason"):
         click.echo(f"  affects nothing: {answer['reason']}")
     for item in answer["affected"]:
