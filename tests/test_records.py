@@ -29,3 +29,38 @@ def test_a_dumped_decision_keeps_every_field_it_has():
     assert "notice" not in record
     assert record["data"]["counted"] == "20m3s"          # whole seconds, never 20m3.798232s
     assert record["at"] == "2026-11-02T09:15:00.5Z"
+
+
+def test_every_decision_of_every_scenario_is_stored_as_its_schema_dumps_it():
+    """``GET /v1/decisions`` answers stored decisions as read, without dumping them through
+    DecisionSchema again (api/records.py): that holds only while a stored body (the record
+    as canonical JSON, read back) is exactly what the schema would make of it."""
+    import json
+
+    from conftest import ROOT
+    from engine.eval.engine import Engine
+    from engine.lang.yamlsource import load_documents
+    from engine.scenarios import DEFAULT_SOURCE, RuleSetCache, find_scenarios
+    from engine.store.encoding import canonical_json
+    from schemas.api import DecisionPageSchema
+    from schemas.scenario import ScenarioSchema
+
+    cache, kinds, checked = RuleSetCache(), set(), 0
+    for path in find_scenarios([str(ROOT / "fixtures" / "scenarios")]):
+        for doc in load_documents(path.read_text(encoding="utf-8"), str(path))[0]:
+            scenario = ScenarioSchema().load(doc.data)
+            root = (path.parent / scenario["rules"]) if scenario.get("rules") else ROOT / "rules"
+            engine = Engine(cache.get(root))
+            for raw in scenario["facts"]:
+                if "rules" not in raw:
+                    engine.apply({"source": DEFAULT_SOURCE, **raw})
+            if scenario.get("until"):
+                engine.advance(scenario["until"])
+            stored = [json.loads(canonical_json(d.as_dict())) for d in engine.decisions]
+            for body in stored:
+                assert DecisionSchema().dump(body) == body, body["id"]
+            page = {"items": stored, "next": "42"}
+            assert DecisionPageSchema().dump(page) == page
+            kinds.update(body["kind"] for body in stored)
+            checked += len(stored)
+    assert checked > 200 and {"warning", "breach", "met", "escalation", "cancelled", "retracted"} <= kinds

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from bisect import bisect_left, insort
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 
@@ -139,6 +140,10 @@ class ClockView:
     next_deadline: datetime | None = None    # the earliest deadline not fired yet
     ruleset: RuleSet | None = None           # the version in force
     retain: timedelta | None = None
+    # The keys of ``running`` in order, kept up to date by each publish (a copy, never changed
+    # after): an unfiltered page is then a slice, where sorting 13,000 keys per read was most
+    # of a read's time under load.
+    order: tuple = ()
 
     def reading_instant(self, now: datetime) -> datetime:
         """Where readings are taken for a reader at wall clock ``now``: not past a deadline
@@ -157,6 +162,10 @@ class ClockView:
              subject: str | None = None, limit: int | None = None) -> tuple[list[dict], int]:
         """The first ``limit`` of :meth:`clocks` and how many there are: only those are read."""
         at = self.reading_instant(now)
+        if service is None and target is None and subject is None:
+            shown = self.order if limit is None else self.order[:limit]
+            rulings: dict = {}
+            return [self.running[key].at(at, rulings) for key in shown], len(self.order)
         keys = None
         for index, value in ((self.by_subject, subject), (self.by_target, target), (self.by_service, service)):
             if value is not None:
@@ -207,11 +216,16 @@ class ClockReadModel:
             keys, base = book.touched, self.view
             book.touched = set()
         running, windows = base.running.mutate(), base.windows.mutate()
+        # few keys touched: kept in order one by one; many (a rebuild, a large batch): sorted once
+        resort = len(keys) > 256 and len(keys) > len(base.order) // 8
+        order = [] if resort else list(base.order)
         indexes = {name: getattr(base, name).mutate() for name in ("by_service", "by_target", "by_subject")}
         for key in keys:
             old = running.get(key)
             if old is not None:
                 del running[key]
+                if not resort:
+                    _unorder(order, key)
                 for name, value in (("by_service", old.service), ("by_target", old.target),
                                     ("by_subject", old.subject)):
                     _unindex(indexes[name], value, key)
@@ -232,12 +246,15 @@ class ClockReadModel:
                                     None if deadline is None else format_instant(deadline),
                                     target.agreement.shadow, counting)
                 running[key] = view
+                if not resort:
+                    insort(order, key)
                 for name, value in (("by_service", view.service), ("by_target", view.target),
                                     ("by_subject", view.subject)):
                     indexes[name][value] = indexes[name].get(value, EMPTY).set(key, None)
-        self.view = ClockView(running.finish(), *(indexes[n].finish() for n in ("by_service", "by_target",
-                                                                                  "by_subject")),
-                              windows.finish(), engine.now, engine.next_deadline(), engine.ruleset, engine.retain)
+        running = running.finish()
+        self.view = ClockView(running, *(indexes[n].finish() for n in ("by_service", "by_target", "by_subject")),
+                              windows.finish(), engine.now, engine.next_deadline(), engine.ruleset, engine.retain,
+                              tuple(sorted(running.keys()) if resort else order))
         return self.view
 
     def _counting(self, clock) -> Counting:
@@ -248,6 +265,12 @@ class ClockReadModel:
         if ruler is None:
             ruler = self._rulers[id(clock.calendar)] = Ruler(clock.calendar, since)
         return Counting(clock.counted_before, since, clock.counted_before - ruler.at(since), ruler)
+
+
+def _unorder(order: list, key: str) -> None:
+    at = bisect_left(order, key)
+    if at < len(order) and order[at] == key:
+        del order[at]
 
 
 def _unindex(index, value: str, key: str) -> None:
