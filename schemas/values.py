@@ -58,6 +58,14 @@ def format_whole_duration(value: timedelta) -> str:
     return format_duration(timedelta(seconds=seconds))
 
 
+def format_remaining(budget: timedelta, counted: timedelta) -> str:
+    """What is left of ``budget`` once ``counted`` is used, in whole seconds, so that it
+    and ``format_whole_duration(counted)`` add up to the budget (``20m`` and ``3h40m`` of
+    ``4h``, never ``3h39m59s`` for a count of 20m0.4s)."""
+    used = timedelta(seconds=int(counted.total_seconds()))
+    return format_whole_duration(max(budget - used, timedelta(0)))
+
+
 def parse_percent(text) -> Fraction:
     """``75%`` or ``99.9%`` as an exact fraction (0.75, 0.999)."""
     if isinstance(text, str) and text.strip().endswith("%"):

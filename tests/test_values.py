@@ -7,8 +7,8 @@ from fractions import Fraction
 import pytest
 from hypothesis import given, strategies as st
 
-from schemas.values import (format_duration, parse_days, parse_duration, parse_instant, parse_level,
-                            parse_percent, parse_spans)
+from schemas.values import (format_duration, format_remaining, format_whole_duration, parse_days, parse_duration,
+                            parse_instant, parse_level, parse_percent, parse_spans)
 
 
 @pytest.mark.parametrize("text, seconds", [
@@ -83,3 +83,16 @@ def test_instants_need_an_offset():
         parse_instant("2026-11-02T09:00:00")
     with pytest.raises(ValueError, match="RFC 3339"):
         parse_instant("yesterday")
+
+
+@given(budget=st.integers(0, 10 ** 7), counted=st.integers(0, 2 * 10 ** 13))
+def test_counted_and_remaining_add_up_to_the_budget_in_whole_seconds(budget, counted):
+    """What a clock shows: both rounded down to whole seconds, they sum to the budget
+    while it lasts (``20m`` + ``3h40m`` = ``4h``, not ``3h39m59s`` for 20m0.4s counted)."""
+    budget_td, counted_td = timedelta(seconds=budget), timedelta(microseconds=counted)
+    shown = parse_duration(format_whole_duration(counted_td))
+    left = parse_duration(format_remaining(budget_td, counted_td))
+    assert left == max(budget_td - shown, timedelta(0))
+    assert shown <= counted_td < shown + timedelta(seconds=1)
+    if shown <= budget_td:
+        assert shown + left == budget_td

@@ -37,7 +37,7 @@ from engine.lang.where import MISSING, field_at
 from engine.lang.where import failure as where_failure
 from schemas.facts import FactSchema, flatten_errors
 from schemas.records import Decision
-from schemas.values import format_instant, format_whole_duration
+from schemas.values import format_instant, format_remaining, format_whole_duration
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 MAINTENANCE = "maintenance:"    # the prefix of a posted maintenance window's subject on a window clock
@@ -352,7 +352,7 @@ class Engine:
                         "service": target.service, "agreement": target.agreement.id,
                         "cycle": clock.cycle, "state": getattr(clock, "state", "running"),
                         "counted": format_whole_duration(counted), "budget": format_whole_duration(clock.budget),
-                        "remaining": format_whole_duration(max(clock.budget - counted, timedelta(0))),
+                        "remaining": format_remaining(clock.budget, counted),
                         "next_deadline": None if deadline is None else format_instant(deadline),
                         "shadow": target.agreement.shadow})
         return sorted(out, key=lambda c: c["clock"])

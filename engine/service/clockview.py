@@ -29,7 +29,7 @@ from engine.eval.clock import WindowClock
 from engine.eval.engine import Engine, quiet_window
 from engine.lang.calendar import ServiceCalendar
 from engine.lang.model import RuleSet
-from schemas.values import format_instant, format_whole_duration
+from schemas.values import format_instant, format_remaining, format_whole_duration
 
 UTC = timezone.utc
 ZERO = timedelta(0)
@@ -114,7 +114,7 @@ class RunningClock:
         return {"clock": self.key, "target": self.target, "subject": self.subject, "service": self.service,
                 "agreement": self.agreement, "cycle": self.cycle, "state": self.state,
                 "counted": format_whole_duration(counted), "budget": self.budget_text,
-                "remaining": format_whole_duration(max(self.budget - counted, ZERO)),
+                "remaining": format_remaining(self.budget, counted),
                 "next_deadline": self.next_deadline, "shadow": self.shadow}
 
 
