@@ -26,6 +26,7 @@ from conftest import ROOT
 from serving import Server, slm
 
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -106,13 +107,33 @@ def shot(driver, name: str) -> None:
     driver.set_window_size(1280, 1000)
 
 
-def go(driver, element) -> None:
-    """Click something that loads another page, and wait until that page has loaded: a
-    click returns before the browser has navigated, and reading the old page then is a race."""
+def go(driver, find) -> None:
+    """Click what ``find()`` finds, which loads another page, and wait until that page has
+    loaded: a click returns before the browser has navigated, and reading the old page then
+    is a race. Chromium now and then answers a click on a node it has just laid out again
+    (after a screenshot's resize) with "does not belong to the document": the node is found
+    again and clicked again, while the old page is still the one shown."""
     old = driver.find_element(By.TAG_NAME, "html")
-    element.click()
+    for attempt in range(3):
+        try:
+            find().click()
+            break
+        except WebDriverException as err:
+            if attempt == 2 or "does not belong to the document" not in str(err) and \
+                    not isinstance(err, StaleElementReferenceException):
+                raise
+            if not _current(old):
+                break                         # it did navigate: the click went through
     WebDriverWait(driver, 30).until(EC.staleness_of(old))
     WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
+def _current(element) -> bool:
+    try:
+        element.is_enabled()
+        return True
+    except StaleElementReferenceException:
+        return False
 
 
 def test_a_person_finds_a_breach_its_trace_its_clock_and_the_month(server, browser):
@@ -123,7 +144,7 @@ def test_a_person_finds_a_breach_its_trace_its_clock_and_the_month(server, brows
     assert b.find_element(By.TAG_NAME, "h1").text == "Sign in"
     shot(b, "login")
     b.find_element(By.ID, "token").send_keys(server.token)
-    go(b, b.find_element(By.CSS_SELECTOR, "form.login button"))
+    go(b, lambda: b.find_element(By.CSS_SELECTOR, "form.login button"))
 
     assert b.find_element(By.TAG_NAME, "h1").text == "Overview"
     body = b.find_element(By.TAG_NAME, "main").text
@@ -132,8 +153,8 @@ def test_a_person_finds_a_breach_its_trace_its_clock_and_the_month(server, brows
     assert b.find_elements(By.CSS_SELECTOR, "table.clocks svg.bar rect")
     shot(b, "overview")
 
-    go(b, next(a for a in b.find_elements(By.CSS_SELECTOR, "ul.recent li.breach a")
-               if "email-p1-response · INC-4711" in a.text))
+    go(b, lambda: next(a for a in b.find_elements(By.CSS_SELECTOR, "ul.recent li.breach a")
+                       if "email-p1-response · INC-4711" in a.text))
     assert "breach" in b.find_element(By.TAG_NAME, "h1").text
     tree = b.find_element(By.CSS_SELECTOR, ".tree").text
     assert "incident.opened" in tree and "zabbix/prod" in tree and "b-1" in tree
@@ -146,11 +167,11 @@ def test_a_person_finds_a_breach_its_trace_its_clock_and_the_month(server, brows
     trace_url = b.current_url
 
     b.get(server.base + "/ui/decisions?kind=escalation")      # escalations notify, through the RACI matrix
-    go(b, b.find_element(By.CSS_SELECTOR, "table.decisions tbody a"))
+    go(b, lambda: b.find_element(By.CSS_SELECTOR, "table.decisions tbody a"))
     assert "pending" in b.find_element(By.CSS_SELECTOR, "table.notifications").text
     b.get(trace_url)
 
-    go(b, b.find_element(By.LINK_TEXT, "email-p1-response/INC-4711"))
+    go(b, lambda: b.find_element(By.LINK_TEXT, "email-p1-response/INC-4711"))
     assert b.find_element(By.TAG_NAME, "h1").text == "Clock email-p1-response · INC-4711"
     assert b.find_elements(By.CSS_SELECTOR, "svg.timeline rect.counting")
     assert b.find_elements(By.CSS_SELECTOR, "svg.timeline g.event.breach")
@@ -158,7 +179,7 @@ def test_a_person_finds_a_breach_its_trace_its_clock_and_the_month(server, brows
     assert "start" in events and "breach" in events and "stop" in events
     shot(b, "clock")
 
-    go(b, b.find_element(By.LINK_TEXT, "Service review"))
+    go(b, lambda: b.find_element(By.LINK_TEXT, "Service review"))
     assert b.find_element(By.TAG_NAME, "h1").text.startswith("Service review: Corporate email")
     assert len(b.find_elements(By.CSS_SELECTOR, "section.target svg.chart")) >= 5
     assert b.find_elements(By.CSS_SELECTOR, "svg.chart rect.breach")
@@ -167,11 +188,11 @@ def test_a_person_finds_a_breach_its_trace_its_clock_and_the_month(server, brows
     assert "email-p1-response" in review and "50 %" in review      # one met, one breached
     shot(b, "review")
 
-    go(b, b.find_element(By.LINK_TEXT, "Rules"))
+    go(b, lambda: b.find_element(By.LINK_TEXT, "Rules"))
     assert b.find_element(By.TAG_NAME, "h1").text == "Rules in force"
     shot(b, "rules")
-    go(b, b.find_element(By.LINK_TEXT, "Audit"))
-    go(b, b.find_element(By.CSS_SELECTOR, "main form button"))
+    go(b, lambda: b.find_element(By.LINK_TEXT, "Audit"))
+    go(b, lambda: b.find_element(By.CSS_SELECTOR, "main form button"))
     assert "Intact." in b.find_element(By.TAG_NAME, "main").text
     rows = {row.get_attribute("data-chain"): row.text for row in b.find_elements(By.CSS_SELECTOR, "table.chains tbody tr")}
     assert list(rows) == ["decisions", "facts", "notifications", "deliveries"]
@@ -186,7 +207,7 @@ def test_a_person_finds_a_breach_its_trace_its_clock_and_the_month(server, brows
     assert len(b.find_elements(By.CSS_SELECTOR, "table.chains tr.intact")) == 3
     shot(b, "audit-broken")
 
-    go(b, b.find_element(By.CSS_SELECTOR, "form.signout button"))
+    go(b, lambda: b.find_element(By.CSS_SELECTOR, "form.signout button"))
     assert b.current_url.startswith(server.base + "/ui/login")
 
     errors = [entry for entry in b.get_log("browser") if entry["level"] == "SEVERE"]
