@@ -215,6 +215,10 @@ def test_the_newest_time_within_the_same_request_counts_too(env):
     response = post(env, batch)
     assert response.status_code == 422 and "5h behind" in response.json["errors"]["[1].time"][0], response.json
     assert fact_count(env.store) == 0
+    # whatever its place in the request: the same facts the other way round
+    response = post(env, batch[::-1])
+    assert response.status_code == 422 and "5h behind" in response.json["errors"]["[0].time"][0], response.json
+    assert fact_count(env.store) == 0
 
 
 def test_a_late_alert_is_rejected_from_its_group_alone(env):

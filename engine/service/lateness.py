@@ -4,7 +4,7 @@ A fact far behind what is already known of its subject rewrites history: its clo
 rebuilt from that time and every decision since is reconsidered (a batch of metric samples
 dated hours back once retracted hundreds of decisions in one request). Like the
 out-of-order window of a time-series database, a fact more than the bound behind the
-newest event time stored for its subject (or posted before it in the same request) is
+newest event time stored for its subject (or of any fact in the same request) is
 refused, naming the bound and that newest time. A repeat of a stored fact is a duplicate,
 never late.
 
