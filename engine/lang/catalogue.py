@@ -10,13 +10,13 @@ catalogue says ``undeclared: accept``.
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from schemas.values import parse_rfc3339
 
 from engine.lang.model import Origin
+from engine.lang.spelling import nearest
 from engine.lang.where import MISSING, field_at
 
 ENGINE_TYPES = ("decision.", "clock.")      # derived by the engine, never declared
@@ -74,28 +74,6 @@ class Catalogue:
 
     def nearest_type(self, name: str) -> str | None:
         return nearest(name, self.types)
-
-
-def nearest(name: str, known) -> str | None:
-    """The known name most like ``name`` and at most two typing slips from it (a letter
-    left out, added, changed, or two swapped), for "did you mean"; None if none is."""
-    close = [other for other in known if edits(name, other) <= 2]
-    found = difflib.get_close_matches(name, close, n=1, cutoff=0)
-    return found[0] if found else None
-
-
-def edits(a: str, b: str) -> int:
-    """Optimal string alignment distance: insertions, deletions, substitutions and swaps
-    of neighbours."""
-    rows = [list(range(len(b) + 1))]
-    for i in range(1, len(a) + 1):
-        row = [i] + [0] * len(b)
-        for j in range(1, len(b) + 1):
-            row[j] = min(rows[-1][j] + 1, row[j - 1] + 1, rows[-1][j - 1] + (a[i - 1] != b[j - 1]))
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                row[j] = min(row[j], rows[-2][j - 2] + 1)
-        rows.append(row)
-    return rows[-1][-1]
 
 
 def refusals(ruleset, fact: dict) -> dict[str, list[str]]:

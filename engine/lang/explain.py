@@ -17,7 +17,8 @@ from typing import Container
 
 from schemas.values import parse_instant
 
-from engine.lang.lint import CLOCK_ROLES, _one_edit
+from engine.lang.lint import CLOCK_ROLES
+from engine.lang.spelling import one_edit
 from engine.lang.model import RuleSet, Target
 from engine.lang.where import failure, lookup
 
@@ -142,6 +143,6 @@ def _outside(target: Target, time: str | None) -> str | None:
 
 def _not_named(kind: str, named: list[str]) -> str:
     names = sorted(set(named))
-    guess = next((n for n in names if _one_edit(kind or "", n)), None)
+    guess = next((n for n in names if one_edit(kind or "", n)), None)
     hint = f" (did you mean '{guess}'?)" if guess else ""
     return f"type '{kind}' plays no part in this target (it names {', '.join(names)}){hint}"

@@ -18,6 +18,7 @@ from datetime import timedelta
 
 from engine.lang.errors import Problem
 from engine.lang.model import RuleSet
+from engine.lang.spelling import one_edit
 
 CLOCK_ROLES = ("start", "pause", "resume", "stop", "restart", "cancel", "reset")
 ENGINE_KINDS = frozenset({"warning", "breach", "met", "escalation", "retracted", "cancelled"})
@@ -159,7 +160,7 @@ def _raci_wording(ruleset: RuleSet) -> list[Problem]:
             continue
         if activity in notified:
             continue
-        near = sorted(other for other in notified if _one_edit(activity, other))
+        near = sorted(other for other in notified if one_edit(activity, other))
         hint = f" (did you mean '{near[0]}'?)" if near else ""
         found.append(Problem(origin.file, origin.line, origin.column,
                              f"activity '{activity}' is carried by no notification: no escalation level or "
@@ -247,7 +248,7 @@ def _near_misses(names: list[_Name], what: str) -> list[Problem]:
     for name in names:
         if name.anchored or name.value in anchored or name.place is None:
             continue
-        better = [other for other in count if other != name.value and _one_edit(name.value, other)
+        better = [other for other in count if other != name.value and one_edit(name.value, other)
                   and (other in anchored or count[other] > count[name.value]
                        or (count[other] == count[name.value] and first[other] < first[name.value]))]
         if better:
@@ -256,21 +257,6 @@ def _near_misses(names: list[_Name], what: str) -> list[Problem]:
             found.append(name.place(f"{what} '{name.value}' is written {elsewhere} in the rules: did you "
                                     f"mean '{guess}'? (a {what} nothing posts matches nothing, silently)"))
     return found
-
-
-def _one_edit(a: str, b: str) -> bool:
-    """True when one insertion, deletion, substitution or swap of neighbours turns a into b."""
-    if a == b or abs(len(a) - len(b)) > 1:
-        return False
-    if len(a) == len(b):
-        diff = [i for i in range(len(a)) if a[i] != b[i]]
-        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
-                                  and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
-    short, long_ = (a, b) if len(a) < len(b) else (b, a)
-    i = 0
-    while i < len(short) and short[i] == long_[i]:
-        i += 1
-    return short[i:] == long_[i + 1:]
 
 
 def _case_mismatches(values) -> list[Problem]:
