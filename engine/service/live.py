@@ -137,6 +137,20 @@ class _Job:
         self.set_aside[self.positions.pop(index)] = problems
         self.facts.pop(index)
 
+    def refuse(self, problems: dict[int, list[str]], name: str, error: type[FactError] = FactError) -> bool:
+        """Facts of this request refused before evaluation, by index, with why (under field
+        ``name``): a partial request sets them aside and goes on; any other fails whole
+        (``self.error``, each named ``[i].name``). True if the request failed."""
+        if not problems:
+            return False
+        if self.partial:
+            for index in sorted(problems, reverse=True):
+                self.put_aside(index, {name: problems[index]})
+            return False
+        prefix = (lambda index: f"[{index}].") if len(self.facts) > 1 else (lambda index: "")
+        self.result, self.error = None, error({prefix(i) + name: why for i, why in problems.items()})
+        return True
+
 
 class _FactFailed(Exception):
     """Evaluating one fact raised: which request, which fact, why."""
@@ -434,14 +448,8 @@ class SlmService:
                 if record is not None and canonical_json(dump_fact(fact)) != _said(record[1]):
                     problems[index] = [f"{fact['source']}/{fact['id']} was stored before with another body; "
                                        f"its outcome then: {', '.join(record[0] or []) or 'no decisions'}"]
-            if problems and job.partial:
-                for index in sorted(problems, reverse=True):
-                    job.put_aside(index, {"id": problems[index]})
-            elif problems:
-                prefix = (lambda index: f"[{index}].") if len(job.facts) > 1 else (lambda index: "")
-                job.result, job.error = None, FactConflict({prefix(i) + "id": why for i, why in problems.items()})
-                continue
-            kept.append(job)
+            if not job.refuse(problems, "id", FactConflict):
+                kept.append(job)
         return kept
 
     def _refuse_late(self, jobs: list["_Job"], stored: dict) -> list["_Job"]:
@@ -458,13 +466,8 @@ class SlmService:
         kept = []
         for job in jobs:
             new = [(index, fact) for index, fact in enumerate(job.facts) if (fact["source"], fact["id"]) not in stored]
-            late = {new[at][0]: why for at, why in late_problems([f for _, f in new], newest, self.max_lateness).items()}
-            if late and job.partial:
-                for index in sorted(late, reverse=True):
-                    job.put_aside(index, {"time": [late[index]]})
-            elif late:
-                prefix = (lambda index: f"[{index}].") if len(job.facts) > 1 else (lambda index: "")
-                job.result, job.error = None, FactError({prefix(i) + "time": [why] for i, why in late.items()})
+            late = {new[at][0]: [why] for at, why in late_problems([f for _, f in new], newest, self.max_lateness).items()}
+            if job.refuse(late, "time"):
                 continue
             for fact in job.facts:
                 subject = fact["subject"]
@@ -478,13 +481,9 @@ class SlmService:
         if not self._failed:
             return
         why = ["this fact failed in the engine when it was posted before; it is refused without a second attempt"]
-        failed = [index for index, fact in enumerate(job.facts) if _fingerprint(fact) in self._failed]
-        if job.partial:
-            for index in reversed(failed):
-                job.put_aside(index, {"_fact": why})
-        elif failed:
-            prefix = (lambda index: f"[{index}].") if len(job.facts) > 1 else (lambda index: "")
-            raise FactError({prefix(index) + "_fact": why for index in failed})
+        if job.refuse({index: why for index, fact in enumerate(job.facts) if _fingerprint(fact) in self._failed},
+                      "_fact"):
+            raise job.error
 
     def _remember_failed(self, fact: dict) -> None:
         self._failed[_fingerprint(fact)] = None
