@@ -385,7 +385,8 @@ def test_rules_check_an_upload_against_the_rules_in_force(env):
                              json={"files": {"services/email.yaml": typo}})
     assert merged.status_code == 422       # the fact catalogue in force declares no such type
     [problem] = merged.json["problems"]
-    assert (problem["file"], problem["line"]) == ("services/email.yaml", 64)
+    typo_line = typo.splitlines().index("      stop: incident.acknowledgd") + 1
+    assert (problem["file"], problem["line"]) == ("services/email.yaml", typo_line)
     assert "did you mean 'incident.acknowledged'" in problem["message"]
     late = text.replace("    warn_at: [75%]\n", "    warn_at: [100%]\n", 1)
     assert late != text
@@ -393,5 +394,6 @@ def test_rules_check_an_upload_against_the_rules_in_force(env):
                              json={"files": {"services/email.yaml": late}})
     assert merged.status_code == 200, merged.json
     assert merged.json["version"] != env.service.ruleset.version
-    assert any(w.startswith("services/email.yaml:54:") and "warn_at: 100% is not between 0% and 100%" in w
+    warn_line = late.splitlines().index("    warn_at: [100%]") + 1
+    assert any(w.startswith(f"services/email.yaml:{warn_line}:") and "warn_at: 100% is not between 0% and 100%" in w
                for w in merged.json["warnings"]), merged.json["warnings"]

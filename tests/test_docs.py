@@ -23,7 +23,7 @@ def test_the_email_sla_reads_as_an_agreement():
     for sentence in [
         "# Corporate email: service level agreements",
         "## Service level agreement: sla-email",
-        "For University staff and students. Agreed. Valid from 1 January 2026 to 31 December 2026 inclusive.",
+        "For University staff and students. Agreed. Valid from 1 January 2026, with no end date.",
         "**P1 incidents are acknowledged within 15 minutes, 24x7.**",
         "**P1 incidents are resolved within 4 hours, 24x7.**",
         "**P2 incidents are acknowledged within 1 hour, counted in business hours Mon–Fri 08:00–18:00 "

@@ -34,11 +34,19 @@ def test_why_did_my_p1_not_start_a_clock():
     typo = explain(RULES, fact(type_="incident.openned"))
     assert typo["affected"] == []
     assert "did you mean 'incident.opened'?" in reasons(typo)["email-p1-response"]
-    late = explain(RULES, fact(time="2027-02-01T09:00:00Z"))
-    assert reasons(late)["email-p1-response"].startswith("outside the agreement's valid period")
+    early = explain(RULES, fact(time="2025-12-01T09:00:00Z"))
+    assert reasons(early)["email-p1-response"] == "outside the agreement's valid period (from 2026-01-01)"
     good = explain(RULES, fact())
     assert effects(good)["email-p1-response"].startswith("starts the clock of INC-9")
     assert reasons(good)["email-p2-response"] == 'applies_to: where priority: "P1" ≠ "P2"'
+
+
+def test_a_fact_after_an_agreements_term_names_the_term():
+    march = load_rules(ROOT / "fixtures" / "rulesets" / "valid-period")
+    after = explain(march, {**fact(time="2026-04-01T00:30:00Z"), "service": "payroll"})
+    assert reasons(after)["payroll-resolution"] == "outside the agreement's valid period (2026-03-01 to 2026-03-31)"
+    within = explain(march, {**fact(time="2026-03-31T23:30:00Z"), "service": "payroll"})
+    assert effects(within)["payroll-resolution"].startswith("starts the clock of INC-9")
 
 
 def test_with_the_running_clocks_known_a_stop_without_a_clock_says_so():

@@ -173,21 +173,50 @@ def test_version_is_a_content_hash():
     assert load_texts({"base.yaml": BASE}).version == one.version
 
 
+def _with_terms(**valid: str) -> dict[str, str]:
+    """BASE and one agreement per keyword: its id and its `valid` flow mapping."""
+    files = {"base.yaml": BASE}
+    for id, period in valid.items():
+        files[f"{id}.yaml"] = AGREEMENT.replace("{goal}", "15m").replace(
+            "id: sla-email", f"id: {id}").replace("email-p1-response", f"{id}-response").replace(
+            "type: SLA", f"type: SLA\nvalid: {period}")
+    return files
+
+
 def test_validity_warnings_name_lapsed_expiring_and_future_agreements():
-    ruleset = load_rules(ROOT / "rules")
-    assert validity_warnings(ruleset, date(2026, 6, 1)) == []
+    ruleset = load_texts(_with_terms(sla_term="{from: 2031-01-01, to: 2031-12-31}",
+                                     uc_longer="{from: 2031-01-01, to: 2032-12-31}"))
+    assert validity_warnings(ruleset, date(2031, 6, 1)) == []
 
-    expiring = [str(w) for w in validity_warnings(ruleset, date(2026, 12, 20))]
-    assert any("agreement 'sla-email' expires on 2026-12-31, in 11 days" in w for w in expiring)
-    assert not any("uc-hosting-cdn" in w for w in expiring)        # valid to 2027-12-31
+    expiring = [str(w) for w in validity_warnings(ruleset, date(2031, 12, 20))]
+    assert any("agreement 'sla_term' expires on 2031-12-31, in 11 days" in w for w in expiring)
+    assert not any("uc_longer" in w for w in expiring)
+    assert [str(w) for w in validity_warnings(ruleset, date(2031, 12, 31))][0].endswith(
+        "agreement 'sla_term' expires on 2031-12-31, today")
 
-    lapsed = [w for w in validity_warnings(ruleset, date(2027, 1, 5)) if "sla-email" in w.message]
+    lapsed = [w for w in validity_warnings(ruleset, date(2032, 1, 5)) if "sla_term" in w.message]
     assert [w.severity for w in lapsed] == ["warning"]
-    assert lapsed[0].message.endswith("expired on 2026-12-31: facts after it start none of its clocks")
-    assert lapsed[0].file.endswith("email.yaml") and lapsed[0].line > 1
+    assert lapsed[0].message.endswith("expired on 2031-12-31: facts after it start none of its clocks")
+    assert lapsed[0].file == "sla_term.yaml" and lapsed[0].line == 1
 
-    early = [w.message for w in validity_warnings(ruleset, date(2025, 12, 24))]
-    assert "agreement 'sla-email' is not valid before 2026-01-01: facts before it start none of its clocks" in early
+    early = [w.message for w in validity_warnings(ruleset, date(2030, 12, 24))]
+    assert "agreement 'sla_term' is not valid before 2031-01-01: facts before it start none of its clocks" in early
+
+
+def test_an_open_ended_agreement_never_lapses():
+    ruleset = load_texts(_with_terms(rolling="{from: 2031-01-01}"))
+    assert validity_warnings(ruleset, date(2031, 1, 1)) == []
+    assert validity_warnings(ruleset, date(2131, 1, 1)) == []
+
+
+def test_the_shipped_agreements_stay_in_force_in_the_years_ahead():
+    """The quick start and every test that posts facts near today rely on this: the
+    shipped agreements are open-ended, not a year's term that lapses under them."""
+    ruleset = load_rules(ROOT / "rules")
+    agreed = [a for a in ruleset.agreements.values() if a.status != "retired"]
+    assert agreed and all(a.valid_to is None for a in agreed), [(a.id, a.valid_to) for a in agreed]
+    for year in (2026, 2030, 2050):
+        assert validity_warnings(ruleset, date(year, 12, 31)) == []
 
 
 def test_slm_check_prints_validity_warnings_and_still_passes(tmp_path):

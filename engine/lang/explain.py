@@ -12,7 +12,7 @@ that does nothing, since the ticket's clock has run already, from one that start
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Container
 
 from schemas.values import parse_instant
@@ -137,8 +137,15 @@ def _outside(target: Target, time: str | None) -> str | None:
         return f"time {time!r} is not an instant"
     start, end = target.valid_span()
     if (start and at < start) or (end and at >= end):
-        return f"outside the agreement's valid period ({target.agreement.valid_from} to {target.agreement.valid_to})"
+        return f"outside the agreement's valid period ({_period(target.agreement.valid_from, target.agreement.valid_to)})"
     return None
+
+
+def _period(start: date | None, end: date | None) -> str:
+    """A valid period as written: either end may be open."""
+    if start and end:
+        return f"{start} to {end}"
+    return f"from {start}" if start else f"until {end}"
 
 
 def _not_named(kind: str, named: list[str]) -> str:
