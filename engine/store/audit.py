@@ -157,22 +157,41 @@ class AuditChains(StoreBase):
 
     def _check_outbox(self, result: dict) -> None:
         """Each notification's delivery columns against its last chained outcome (the
-        notifications stored before outcomes were chained have none until they change)."""
+        notifications stored before outcomes were chained have none until they change).
+        A page of notifications at a time, their last outcomes looked up by the index on
+        ``deliveries.notification``: a correlated MAX per row let PostgreSQL scan the whole
+        delivery log once per notification."""
         p, after = self.db.param, 0
         while True:
-            rows = self.db.execute_sql(
-                f'SELECT n.seq, n.id, n.status, n.attempts, n.last_error, n.message_id, n.next_attempt_at, '
-                f'd.seq, d.body FROM "notifications" n JOIN "deliveries" d ON d.seq = '
-                f'(SELECT MAX(seq) FROM "deliveries" WHERE notification = n.id) '
-                f"WHERE n.seq > {p} ORDER BY n.seq LIMIT {CHUNK}", [after]).fetchall()
-            for _, nid, *columns, seq, body in rows:
-                reason = _disagreement(nid, dict(zip(DELIVERY_STATE, columns)), seq, body)
-                if reason:
-                    _broken(result, seq, nid, reason)
-                    return
-            if len(rows) < CHUNK:
+            notes = self.db.execute_sql(
+                f'SELECT seq, id, status, attempts, last_error, message_id, next_attempt_at FROM "notifications" '
+                f"WHERE seq > {p} ORDER BY seq LIMIT {CHUNK}", [after]).fetchall()
+            last = self._last_outcomes([nid for _, nid, *_ in notes])
+            for _, nid, *columns in notes:
+                if nid in last:
+                    seq, body = last[nid]
+                    reason = _disagreement(nid, dict(zip(DELIVERY_STATE, columns)), seq, body)
+                    if reason:
+                        _broken(result, seq, nid, reason)
+                        return
+            if len(notes) < CHUNK:
                 return
-            after = rows[-1][0]
+            after = notes[-1][0]
+
+    def _last_outcomes(self, ids: list[str]) -> dict[str, tuple[int, str]]:
+        """Notification id -> (seq, body) of its newest delivery outcome, for those that have one."""
+        if not ids:
+            return {}
+        p = self.db.param
+        newest = dict(self.db.execute_sql(
+            f'SELECT notification, MAX(seq) FROM "deliveries" WHERE notification IN ({", ".join([p] * len(ids))}) '
+            f"GROUP BY notification", ids).fetchall())
+        if not newest:
+            return {}
+        seqs = list(newest.values())
+        bodies = dict(self.db.execute_sql(
+            f'SELECT seq, body FROM "deliveries" WHERE seq IN ({", ".join([p] * len(seqs))})', seqs).fetchall())
+        return {nid: (seq, bodies[seq]) for nid, seq in newest.items()}
 
 
 def _check(row, prev: str, expected_seq: int, key, text, name: str, check_mac: bool) -> str | None:
