@@ -8,7 +8,7 @@ PORT   ?= 8080
 DB     ?= sqlite:///slm.db
 AUDIT_KEY ?= slm-audit.key
 
-.PHONY: install run test check scenarios fuzz bench clean
+.PHONY: install run test test-ahead check scenarios fuzz bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,15 @@ test: $(STAMP)
 	$(BIN)/slm check rules/
 	$(BIN)/slm test fixtures/scenarios/
 	$(BIN)/python -m pytest
+
+# The scenarios and the tests that read this machine's clock (marked wallclock) once more,
+# with the clock two years ahead under Debian's faketime: what passes only near the day it
+# was written fails today. The monotonic clock stays real, or libfaketime 0.9.10 hangs
+# every timed wait (tests/conftest.py holds the other half of that workaround).
+AHEAD ?= +2y
+test-ahead: $(STAMP)
+	DONT_FAKE_MONOTONIC=1 faketime -f '$(AHEAD)' $(BIN)/slm test fixtures/scenarios/
+	DONT_FAKE_MONOTONIC=1 faketime -f '$(AHEAD)' $(BIN)/python -m pytest -m wallclock
 
 check: $(STAMP)
 	$(BIN)/slm check rules/

@@ -33,7 +33,8 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 CHROMEDRIVER = shutil.which("chromedriver")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(not (CHROMEDRIVER and CHROMIUM), reason="chromium and chromedriver are not installed")
+pytestmark = [pytest.mark.skipif(not (CHROMEDRIVER and CHROMIUM), reason="chromium and chromedriver are not installed"),
+              pytest.mark.wallclock]      # posts facts relative to this machine's clock
 SHOTS = ROOT / os.environ.get("SLM_SCREENSHOTS", "tests/artifacts")
 
 
@@ -59,7 +60,11 @@ def browser():
                 "--disable-component-update", "--disable-sync", "--disable-default-apps"):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    # The pages are drawn by the server, whose clock is the one under test; the browser keeps
+    # the real clock (CI's second run sets the clock ahead with libfaketime, under which
+    # Chromium's renderer stops answering).
+    real_clock = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "FAKETIME", "DONT_FAKE_MONOTONIC")}
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER, env=real_clock), options=options)
     driver.set_page_load_timeout(30)
     yield driver
     driver.quit()

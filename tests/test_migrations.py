@@ -20,6 +20,8 @@ from conftest import ROOT, postgres_schema_url, utc
 from engine.store import migrations
 from engine.store.store import SCHEMA_VERSION, SchemaVersionError, Store
 
+pytestmark = pytest.mark.wallclock     # reads this machine's clock: CI runs it again years ahead
+
 FIXTURES = ROOT / "fixtures" / "databases"
 RULESET = "sha256:fixture-v1"
 STATE_FORMAT = "code:0123456789abcdef"        # the snapshot's ``code`` in version 1

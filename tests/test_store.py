@@ -13,6 +13,8 @@ import pytest
 from conftest import fact_count
 from engine.store.store import GENESIS, Store, canonical_json, chain_hash, token_digest
 
+pytestmark = pytest.mark.wallclock     # reads this machine's clock: CI runs it again years ahead
+
 # A fact stored twice: the unique (source, id) index refuses it (the driver's own error on
 # the prepared fast path).
 DUPLICATE = (pw.IntegrityError, sqlite3.IntegrityError, psycopg2.IntegrityError)

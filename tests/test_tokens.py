@@ -21,6 +21,8 @@ from engine.service.live import SlmService
 from engine.store.store import Store
 from engine.store.tokens import Grant, TokenNameTaken, parse_expiry
 
+pytestmark = pytest.mark.wallclock     # reads this machine's clock: CI runs it again years ahead
+
 PROBLEM = "application/problem+json"
 NOW = datetime(2026, 11, 5, 4, 0, tzinfo=timezone.utc)
 
@@ -54,7 +56,8 @@ def test_tokens_get_readable_names_unique_among_the_unrevoked(store):
 
 
 def test_a_token_carries_its_sources_and_expiry(store):
-    expires = NOW + timedelta(days=90)
+    # token_role reads this machine's clock: the expiry is 90 days from it, in whole seconds
+    expires = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=90)
     token = store.add_token("monitor", "zabbix", sources=["zabbix/*", "zabbix/*", "nagios/eu"], expires_at=expires)
     from engine.store.tokens import token_digest
     grant = store.digest_grant(token_digest(token))
@@ -63,7 +66,7 @@ def test_a_token_carries_its_sources_and_expiry(store):
     assert not grant.allows("Zabbix/prod") and not grant.allows("zabbix") and not grant.allows("nagios/us")
     assert not grant.expired(expires - timedelta(seconds=1)) and grant.expired(expires)
     listed = store.tokens()[-1]
-    assert listed["sources"] == ["zabbix/*", "nagios/eu"] and listed["expires_at"] == "2027-02-03T04:00:00Z"
+    assert listed["sources"] == ["zabbix/*", "nagios/eu"] and listed["expires_at"] == expires.strftime("%Y-%m-%dT%H:%M:%SZ")
     with pytest.raises(ValueError, match="an auditor token cannot be limited to sources"):
         store.add_token("auditor", sources=["zabbix/*"])
     gone = store.add_token("monitor", expires_at=datetime(2020, 1, 1, tzinfo=timezone.utc))
