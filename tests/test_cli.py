@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -50,6 +51,13 @@ def test_audit_verify_names_the_first_edited_record(url):
 def test_a_bad_database_url_is_a_clean_error():
     result = run("audit", "verify", "--db", "mysql://nowhere/db")
     assert result.exit_code == 2 and "unsupported database URL" in result.output
+
+
+def test_a_postgresql_url_without_the_driver_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg2", None)      # as if the extra were not installed
+    result = run("audit", "verify", "--db", "postgresql://postgres@127.0.0.1:5432/test")
+    assert result.exit_code == 2
+    assert "needs the PostgreSQL driver, which is not installed: pip install 'slm[postgresql]'" in result.output
 
 
 def test_report_reads_the_months_compliance_and_writes_nothing(url, wall):

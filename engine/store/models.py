@@ -212,6 +212,12 @@ def database(url: str) -> pw.Database:
         return pw.SqliteDatabase(":memory:" if memory else name, pragmas=pragmas,
                                  timeout=30, lock_type="IMMEDIATE", **extra, **params)
     if scheme in ("postgresql", "postgres"):
+        try:
+            import psycopg2  # noqa: F401
+            # (imported only to ask whether the optional driver is installed)
+        except ImportError:
+            raise ValueError("a postgresql:// URL needs the PostgreSQL driver, which is not installed: "
+                             "pip install 'slm[postgresql]' (make installs it)") from None
         return pw.PostgresqlDatabase(name, **params)
     raise ValueError(f"unsupported database URL {url.split('://')[0]}://… "
                      "(use sqlite:///path.db, sqlite:///:memory: or postgresql://…)")
