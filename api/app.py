@@ -14,6 +14,7 @@ from schemas.facts import FactSchema, FactTime
 from . import explain, facts, ops, records, rules, ui
 from .auth import SECURITY_SCHEME, TokenCache
 from .body import MAX_BODY
+from .context import EXTENSION
 from .problems import PROBLEM_TYPE, SlmApi
 
 API_VERSION = "1.0.0"
@@ -34,7 +35,7 @@ def create_app(service: SlmService, *, alert_service_label: str = "service", max
         SLM_ALERT_SERVICE_LABEL=alert_service_label,
         JSON_SORT_KEYS=False,
     )
-    app.extensions["slm"] = service
+    app.extensions[EXTENSION] = service
     app.extensions["slm_tokens"] = TokenCache(service.store.digest_grant)
     metrics = ops.Metrics(service)
     app.extensions["slm_metrics"] = metrics

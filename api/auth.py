@@ -12,11 +12,11 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from datetime import datetime, timezone
 
 from flask import current_app, g, request
 from flask_smorest import abort
 
+from engine.clock import utcnow
 from engine.store.store import token_digest
 from engine.store.tokens import Grant
 from schemas.values import format_instant
@@ -64,10 +64,6 @@ MISS_CACHE_SECONDS = 5.0      # an unknown token is not asked of the store again
 MISS_CACHE_SIZE = 10_000      # unknown digests remembered at most (the oldest go first)
 
 
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 class TokenCache:
     """Grants of recently checked tokens, by the token's SHA-256, one cache per app: a
     known token is asked of the store again once ``seconds`` have passed, an unknown one
@@ -77,7 +73,7 @@ class TokenCache:
     returned expired or not: callers compare ``expires_at`` with :attr:`wall`."""
 
     def __init__(self, lookup, seconds: float = TOKEN_CACHE_SECONDS, clock=time.monotonic, size: int = 1000,
-                 miss_seconds: float = MISS_CACHE_SECONDS, miss_size: int = MISS_CACHE_SIZE, wall=_utc_now):
+                 miss_seconds: float = MISS_CACHE_SECONDS, miss_size: int = MISS_CACHE_SIZE, wall=utcnow):
         self.lookup, self.seconds, self.clock, self.size = lookup, seconds, clock, size
         self.miss_seconds, self.miss_size, self.wall = miss_seconds, miss_size, wall
         self._grants: dict[str, tuple[Grant, float]] = {}   # digest -> (grant, trusted until)

@@ -1,7 +1,6 @@
 """Why a stored fact did what it did: ``GET /v1/facts/{id}/explain``."""
 from __future__ import annotations
 
-from flask import current_app
 from flask_smorest import abort
 
 from engine.service.explain import AmbiguousFact, UnknownFact
@@ -10,6 +9,7 @@ from schemas.api import FactExplainArgs, FactExplanationSchema
 
 from .auth import READER, requires
 from .body import BoundedBlueprint
+from .context import current_service
 
 blp = BoundedBlueprint("explain", __name__, url_prefix="/v1",
                        description="Why a stored fact moved the clocks it moved, and not the others")
@@ -25,7 +25,7 @@ def explain_fact(args, fact_id):
     other target of its service the first condition that failed; and the decisions it caused.
     Facts are addressed by id, and by ``source`` when several sources posted that id."""
     try:
-        return current_app.extensions["slm"].explain_fact(fact_id, args.get("source"))
+        return current_service().explain_fact(fact_id, args.get("source"))
     except UnknownFact as err:
         abort(404, message=str(err))
     except AmbiguousFact as err:

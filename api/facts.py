@@ -16,6 +16,7 @@ from schemas.api import AlertIngestResponseSchema, FactArgs, FactPageSchema, Ing
 
 from .auth import MONITOR, READER, refuse_foreign_sources, requires
 from .body import BoundedBlueprint, parse, read_json
+from .context import current_service
 from .filters import check_known
 
 blp = BoundedBlueprint("facts", __name__, url_prefix="/v1", description="Facts posted by monitoring and ticketing tools")
@@ -35,10 +36,6 @@ FACT_BODY = {
         BATCH: {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Fact"}}},
     },
 }
-
-
-def _service():
-    return current_app.extensions["slm"]
 
 
 @blp.route("/facts", methods=["POST"])
@@ -66,7 +63,7 @@ def post_alertmanager(payload):
     facts, origins, bad = alert_facts(payload, label)
     if facts:
         refuse_foreign_sources(facts)          # the token's limits: a 403 for the whole group
-        outcome = _service().ingest(facts, partial=True)
+        outcome = current_service().ingest(facts, partial=True)
         answer = _answer(outcome)
     else:
         answer, outcome = {"accepted": 0, "duplicates": 0, "results": [], "decisions": []}, None
@@ -100,13 +97,13 @@ def list_facts(args):
     in UTC and ``time_posted`` the string as posted (facts stored before it was kept have none)."""
     check_known(args)
     limit, cursor = args.pop("limit"), args.pop("cursor", None)
-    items, after = _service().store.list_facts(**args, cursor=cursor, limit=limit)
+    items, after = current_service().store.list_facts(**args, cursor=cursor, limit=limit)
     return {"items": items, "next": after}
 
 
 def _ingest(facts: list) -> dict:
     refuse_foreign_sources(facts)
-    return _answer(_service().ingest(facts))
+    return _answer(current_service().ingest(facts))
 
 
 def _answer(outcome) -> dict:

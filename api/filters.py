@@ -6,10 +6,11 @@ reads as "nothing happened". Such a value is a 400 naming the known ones instead
 """
 from __future__ import annotations
 
-from flask import current_app
 from flask_smorest import abort
 
 from engine.service.vocabulary import unknown_value
+
+from .context import current_service
 
 CHECKED = {"service": "services", "target": "targets", "kind": "kinds"}
 
@@ -19,7 +20,7 @@ def check_known(args: dict) -> None:
     wanted = {name: args[name] for name in CHECKED if args.get(name) is not None}
     if not wanted:
         return
-    known = current_app.extensions["slm"].vocabulary()
+    known = current_service().vocabulary()
     errors = {}
     for name, value in wanted.items():
         problem = unknown_value(value, getattr(known, CHECKED[name]), name)

@@ -9,6 +9,10 @@ from flask import Blueprint, current_app, g, jsonify, request
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,
                                disable_created_metrics, generate_latest)
 
+from engine.clock import utcnow
+
+from .context import current_service
+
 disable_created_metrics()     # the *_created series only add noise to every counter
 
 bp = Blueprint("ops", __name__)
@@ -138,9 +142,8 @@ class _QueueStats:
 
     def __call__(self) -> dict:
         if time.monotonic() - self.read_at > 1.0:
-            from datetime import datetime, timezone
             try:
-                self.value = self.service.store.queue_stats(datetime.now(timezone.utc))
+                self.value = self.service.store.queue_stats(utcnow())
             except Exception:         # a metrics scrape must not fail with the database
                 pass
             self.read_at = time.monotonic()
@@ -159,7 +162,7 @@ def healthz():
 
 @bp.route("/readyz")
 def readyz():
-    service = current_app.extensions["slm"]
+    service = current_service()
     body = {"status": "ready" if service.ready.is_set() else "starting", **service.progress(),
             "ruleset": service.ruleset.version}
     return jsonify(body), 200 if service.ready.is_set() else 503

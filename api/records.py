@@ -1,7 +1,7 @@
 """What came out: decisions and their traces, notifications, live clocks, reports, audit."""
 from __future__ import annotations
 
-from flask import current_app, jsonify
+from flask import jsonify
 from flask_smorest import abort
 
 from engine.service.vocabulary import unknown_value
@@ -15,14 +15,11 @@ from engine.notify.deliver import redact
 
 from .auth import ADMIN, AUDITOR, READER, requires
 from .body import BoundedBlueprint
+from .context import current_service
 from .filters import check_known
 
 blp = BoundedBlueprint("decisions", __name__, url_prefix="/v1",
                 description="Decisions, traces, notifications, clocks, reports and the audit log")
-
-
-def _service():
-    return current_app.extensions["slm"]
 
 
 def _page(list_page, args: dict) -> dict:
@@ -40,7 +37,7 @@ def list_decisions(args):
     check_known(args)
     # Stored decisions are their schema's dump already (tests/test_records.py): answered as
     # read, since dumping a page of them again cost twice what reading it does.
-    return jsonify(_page(_service().store.list_decisions, args))
+    return jsonify(_page(current_service().store.list_decisions, args))
 
 
 @blp.route("/decisions/<string:decision_id>")
@@ -48,7 +45,7 @@ def list_decisions(args):
 @blp.response(200, DecisionSchema)
 def get_decision(decision_id):
     """One decision as recorded (with the rule-set version it came from)."""
-    decision = _service().store.decision(decision_id)
+    decision = current_service().store.decision(decision_id)
     if decision is None:
         abort(404, message=f"no decision {decision_id!r}")
     return decision
@@ -60,7 +57,7 @@ def get_decision(decision_id):
 def get_trace(decision_id):
     """The derivation tree: decisions, clock readings and facts, each with its rule's file and line."""
     try:
-        return _service().trace(decision_id)
+        return current_service().trace(decision_id)
     except KeyError:
         abort(404, message=f"no decision {decision_id!r}")
 
@@ -73,7 +70,7 @@ def list_notifications(args):
     """Notifications derived through the RACI matrix, one per recipient per decision, with
     their delivery: status, attempts, last error, next attempt and the message they went
     out in. URLs are shown without their secrets."""
-    page = _page(_service().store.list_notifications, args)
+    page = _page(current_service().store.list_notifications, args)
     page["items"] = [_shown(n) for n in page["items"]]
     return page
 
@@ -83,7 +80,7 @@ def list_notifications(args):
 @blp.response(200, NotificationSchema)
 def retry_notification(notification_id):
     """Queue a failed (or undeliverable, or cancelled) notification again, due now."""
-    service = _service()
+    service = current_service()
     try:
         record = service.store.requeue(notification_id)
     except ValueError as err:
@@ -106,7 +103,7 @@ def _shown(record: dict) -> dict:
 def list_clocks(args):
     """Running clocks now: counted, remaining, next deadline."""
     check_known(args)
-    clocks, total = _service().clock_page(**{k: args.get(k) for k in ("service", "target", "subject")},
+    clocks, total = current_service().clock_page(**{k: args.get(k) for k in ("service", "target", "subject")},
                                           limit=args["limit"])
     # The read model's clocks have the schema's fields and order already (tests/test_clockview.py):
     # answered as they are, since dumping thousands through the schema cost more than reading them.
@@ -119,7 +116,7 @@ def list_clocks(args):
 @blp.response(200, ComplianceReportSchema)
 def compliance_report(args):
     """Per target of a service over a month: subjects, met, breached, compliance %, availability %."""
-    service = _service()
+    service = current_service()
     problem = unknown_value(args["service"], service.ruleset.services, "service")
     if problem:
         abort(400, message="the report is of a service of the rules in force", errors={"query.service": [problem]})
@@ -132,7 +129,7 @@ def compliance_report(args):
 def verify():
     """Walk every audit chain (decisions, facts, notifications, deliveries); the first broken record of
     each. The top level is the decision chain's result."""
-    result = _service().store.verify_audit()
+    result = current_service().store.verify_audit()
     decisions = result["chains"]["decisions"]
     return {"ok": result["ok"], "checked": decisions["checked"], "first_broken": decisions["first_broken"],
             "chains": result["chains"]}
@@ -145,6 +142,6 @@ def audit_checkpoint():
     """The heads of the audit chains, signed with the audit key: keep it elsewhere, and
     check it later with ``slm audit verify --checkpoint FILE``."""
     try:
-        return _service().store.audit_checkpoint()
+        return current_service().store.audit_checkpoint()
     except AuditKeyError as err:
         abort(409, message=f"{err} (the service runs without one)")

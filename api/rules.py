@@ -1,7 +1,6 @@
 """The rules in force: inspect, check uploads, reload from the rules directory atomically."""
 from __future__ import annotations
 
-from flask import current_app
 from flask_smorest import abort
 
 from engine.lang.diff import unified
@@ -11,6 +10,7 @@ from schemas.values import format_instant, parse_instant
 
 from .body import BoundedBlueprint
 from .auth import OWNER, READER, requires
+from .context import current_service
 
 blp = BoundedBlueprint("rules", __name__, url_prefix="/v1", description="The rule set in force")
 
@@ -25,7 +25,7 @@ def _summary(ruleset) -> dict:
 @blp.response(200, RulesSummarySchema)
 def get_rules():
     """Version (a hash of the files' contents), files and a summary of the rules in force."""
-    return _summary(current_app.extensions["slm"].ruleset)
+    return _summary(current_service().ruleset)
 
 
 @blp.route("/rules/check", methods=["POST"])
@@ -37,7 +37,7 @@ def check_rules(body, args):
     """Validate uploaded rule files as one set (or, with ``in_force=true``, together with the
     rules in force, an upload replacing the file of its path); changes nothing. 422 lists
     each error; warnings (lint) come back with a 200."""
-    return _summary(current_app.extensions["slm"].check(body["files"], args.get("in_force", False)))
+    return _summary(current_service().check(body["files"], args.get("in_force", False)))
 
 
 @blp.route("/rules/reload", methods=["POST"])
@@ -45,7 +45,7 @@ def check_rules(body, args):
 @blp.response(200, RulesSummarySchema)
 def reload_rules():
     """Load the rules directory and swap it in; a bad set is refused and the old one stays."""
-    return _summary(current_app.extensions["slm"].reload())
+    return _summary(current_service().reload())
 
 
 @blp.route("/rules/versions")
@@ -54,7 +54,7 @@ def reload_rules():
 def list_versions():
     """Every rule set that was put in force, oldest first, with its cut-over."""
     return {"items": [{**v, "at": format_instant(v["at"])}
-                      for v in current_app.extensions["slm"].rule_versions()]}
+                      for v in current_service().rule_versions()]}
 
 
 @blp.route("/rules/versions/<string:version>")
@@ -63,7 +63,7 @@ def list_versions():
 @blp.response(200, RuleVersionFilesSchema)
 def get_version(args, version):
     """A version's files; with ``against``, the unified diff from that version to this one."""
-    store = current_app.extensions["slm"].store
+    store = current_service().store
     files = store.ruleset_files(version)
     if files is None:
         abort(404, message=f"no rule set {version!r}")
@@ -87,4 +87,4 @@ def preview_rules(body, args):
     what was recorded (as ``slm replay``); changes nothing. Bounded: a period with too many
     facts, or a replay that runs too long, is refused with 422."""
     since, until = (parse_instant(args[k]) if args.get(k) else None for k in ("since", "until"))
-    return current_app.extensions["slm"].preview(body["files"], since, until)
+    return current_service().preview(body["files"], since, until)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
 
 import click
 
+from engine.clock import utcnow
 from engine.lang.errors import RuleSetError
 from engine.lang.loader import load_rules
 from engine.service.whatif import default_period, what_if
@@ -45,7 +45,7 @@ def replay(rules_dir, db_url, since, until, as_json):
     except RuleSetError as err:
         click.echo(err.report(), err=True)
         sys.exit(2)
-    start, end = default_period(datetime.now(timezone.utc))
+    start, end = default_period(utcnow())
     since, until = since or start, until or end
     try:
         store = open_store(db_url)

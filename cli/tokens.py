@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
 
 import click
+
+from engine.clock import utcnow
 
 from .common import DB_HELP, DEFAULT_DB, open_store
 
@@ -32,7 +33,7 @@ def token_create(role, name, sources, expires, db_url):
     from engine.store.tokens import TokenNameTaken, check_name, check_sources, parse_expiry, token_digest
     from schemas.values import format_instant
 
-    expires_at = _checked("--expires", parse_expiry, expires, datetime.now(timezone.utc)) if expires else None
+    expires_at = _checked("--expires", parse_expiry, expires, utcnow()) if expires else None
     if name is not None:
         _checked("--name", check_name, name)
     _checked("--source", check_sources, role, sources)
@@ -59,7 +60,7 @@ def token_list(as_json, db_url):
     with open_store(db_url) as store:
         tokens = store.tokens()
     from schemas.values import parse_instant
-    now = datetime.now(timezone.utc)
+    now = utcnow()
     for t in tokens:
         t["status"] = "revoked" if t["revoked"] else \
             "expired" if t["expires_at"] and parse_instant(t["expires_at"]) <= now else "active"

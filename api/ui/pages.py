@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from flask import abort, current_app, g, redirect, render_template, request, url_for
+from flask import abort, g, redirect, render_template, request, url_for
 
 from engine.lang.diff import unified
 from engine.lang.errors import RuleSetError
@@ -18,16 +18,13 @@ from schemas.api import PERIOD
 from schemas.values import parse_duration, parse_instant
 
 from ..auth import AUDITOR, OWNER, READER
+from ..context import current_service
 from . import bp, charts
 from .session import page
 
 PAGE_SIZE = 50
 NEAREST = 5                       # running clocks per service on the overview
 KINDS = ("breach", "warning", "met", "escalation", "retracted")
-
-
-def _service():
-    return current_app.extensions["slm"]
 
 
 @bp.app_context_processor
@@ -48,7 +45,7 @@ def _dict_without(values: dict, key: str) -> dict:
 
 
 def _now() -> datetime:
-    return _service().now()
+    return current_service().now()
 
 
 # ---- overview -------------------------------------------------------------------------
@@ -56,7 +53,7 @@ def _now() -> datetime:
 @bp.route("/")
 @page()
 def overview():
-    service = _service()
+    service = current_service()
     now = _now()
     period = now.strftime("%Y-%m")
     try:
@@ -83,7 +80,7 @@ def overview():
 
 def _progress(clock: dict) -> dict:
     """A running clock with its share of the budget used and a colour class."""
-    target = _service().ruleset.targets.get(clock["target"])
+    target = current_service().ruleset.targets.get(clock["target"])
     budget, counted = parse_duration(clock["budget"]), parse_duration(clock["counted"])
     share = counted / budget if budget else 0.0
     warns = [float(level.share) for level in target.warn_at] if target else []
@@ -115,8 +112,8 @@ def decisions():
                 value = None
         filters[name] = value
     cursor = args.get("cursor") if (args.get("cursor") or "").isdigit() else None
-    items, after = _service().store.list_decisions(**filters, cursor=cursor, limit=PAGE_SIZE)
-    ruleset = _service().ruleset
+    items, after = current_service().store.list_decisions(**filters, cursor=cursor, limit=PAGE_SIZE)
+    ruleset = current_service().ruleset
     return render_template("ui/decisions.html", items=items, next=after, args=args, problems=problems,
                            services=sorted(ruleset.services), targets=sorted(ruleset.targets), kinds=KINDS)
 
@@ -124,7 +121,7 @@ def decisions():
 @bp.route("/decisions/<string:decision_id>")
 @page()
 def trace(decision_id):
-    service = _service()
+    service = current_service()
     decision = service.store.decision(decision_id)
     if decision is None:
         abort(404, description=f"no decision {decision_id!r}")
@@ -142,7 +139,7 @@ def trace(decision_id):
 @bp.route("/clocks/<string:target>/<path:subject>")
 @page()
 def clock(target, subject):
-    timeline = _service().clock_timeline(target, subject)
+    timeline = current_service().clock_timeline(target, subject)
     if timeline is None:
         abort(404, description=f"nothing is known of clock {target}/{subject}")
     svg = charts.timeline(timeline, f"Timeline of {target} for {subject}")
@@ -154,7 +151,7 @@ def clock(target, subject):
 @bp.route("/reports")
 @page()
 def reports():
-    service = request.args.get("service") or sorted(_service().ruleset.services)[0]
+    service = request.args.get("service") or sorted(current_service().ruleset.services)[0]
     period = request.args.get("period") or _now().strftime("%Y-%m")
     return redirect(url_for("ui.review", service=service, period=period))
 
@@ -162,7 +159,7 @@ def reports():
 @bp.route("/reports/<string:service>/<string:period>")
 @page()
 def review(service, period):
-    slm = _service()
+    slm = current_service()
     if service not in slm.ruleset.services or not PERIOD.match(period):
         abort(404, description=f"no service {service!r} or {period!r} is not a month (YYYY-MM)")
     result = slm.review(service, period)
@@ -187,7 +184,7 @@ def review(service, period):
 @bp.route("/rules")
 @page()
 def rules():
-    slm = _service()
+    slm = current_service()
     history = _history(slm)
     diff = None
     against = request.args.get("diff")
@@ -205,7 +202,7 @@ def rules():
 def preview_rules():
     """What the rules directory as it is on disk now would have decided over the last 90
     days of stored history, against the record: the what-if before a reload."""
-    slm = _service()
+    slm = current_service()
     history = _history(slm)
     preview, message = None, None
     try:
@@ -228,7 +225,7 @@ def _history(slm) -> list[dict]:
 @page(OWNER)
 def reload_rules():
     try:
-        ruleset = _service().reload()
+        ruleset = current_service().reload()
         message = f"Rules in force: version {ruleset.version[:19]}…"
     except RuleSetError as err:
         message = f"Refused; the rules in force stay. {err.report()}"
@@ -247,5 +244,5 @@ CHAINS = {"decisions": ("Decisions", "decision"), "facts": ("Facts", "fact"),
 @page(AUDITOR)
 def audit():
     """Every audit chain verified, as ``slm audit verify`` does (store.verify_audit)."""
-    result = _service().store.verify_audit() if request.args.get("verify") == "1" else None
+    result = current_service().store.verify_audit() if request.args.get("verify") == "1" else None
     return render_template("ui/audit.html", result=result, names=CHAINS, checked_at=_now())

@@ -22,11 +22,11 @@ import smtplib
 import socket
 import ssl
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.utils import formatdate
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from engine.clock import utcnow
 from engine.notify.group import Message
 
 USER_AGENT = "slm-notify/1"
@@ -95,7 +95,7 @@ def webhook_body(message: Message, decisions: dict[str, dict], public_url: str) 
             "links": {"decision": f"{base}/v1/decisions/{note['decision']}",
                       "trace": f"{base}/v1/decisions/{note['decision']}/trace"}})
     body = {"id": message.id, "type": "slm.notification", "activity": message.activity,
-            "sent_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"), "notifications": items}
+            "sent_at": utcnow().isoformat().replace("+00:00", "Z"), "notifications": items}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 

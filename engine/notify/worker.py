@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Callable
 
+from engine.clock import utcnow
 from engine.notify.deliver import Channels, DeliveryError, redact, send
 from engine.notify.group import Message, group
 from engine.notify.record import RetryPolicy, outcome
@@ -22,10 +23,6 @@ from engine.notify.record import RetryPolicy, outcome
 log = logging.getLogger("slm.notify")
 
 DEFAULT_GROUP_WAIT = timedelta(seconds=30)
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class DeliveryWorker:

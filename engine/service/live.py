@@ -17,12 +17,13 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable
 
 from marshmallow import ValidationError
 
+from engine.clock import utcnow
 from schemas.facts import POSTED_TIME, FactSchema, dump_fact, flatten_errors, stored_fact
 from schemas.values import format_instant, format_whole_duration
 
@@ -58,10 +59,6 @@ PREVIEW_BOUNDS = Bounds(max_facts=200_000, max_seconds=60.0)   # what one previe
 SNAPSHOT_EVERY = 20_000     # facts between engine snapshots: bounds what a restart replays
 FAILED_REMEMBERED = 1024     # facts that failed in the engine, refused on sight afterwards
 RETAIN = timedelta(days=35)  # a finished clock is kept (for late facts) this long, then forgotten
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 _schemas = threading.local()

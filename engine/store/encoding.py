@@ -8,8 +8,8 @@ databases; the records themselves keep what was posted.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 
+from engine.clock import utcnow
 from schemas.values import parse_instant
 
 _UTC_TEXT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -27,7 +27,7 @@ def loads(text):
 
 def now_text() -> str:
     """The current time as column text."""
-    return datetime.now(timezone.utc).strftime(_UTC_TEXT)
+    return utcnow().strftime(_UTC_TEXT)
 
 
 def instant_text(value, what: str) -> str:

@@ -9,11 +9,12 @@ import json
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from fnmatch import fnmatchcase
 
 import peewee as pw
 
+from engine.clock import utcnow
 from engine.store.base import StoreBase
 from engine.store.encoding import canonical_json, instant_text, now_text
 from schemas.values import DURATION_EXAMPLES, format_instant, parse_duration, parse_instant, parse_rfc3339
@@ -132,7 +133,7 @@ class Tokens(StoreBase):
         if not isinstance(token, str) or not token:
             return None
         grant = self.digest_grant(token_digest(token))
-        return None if grant is None or grant.expired(datetime.now(timezone.utc)) else grant.role
+        return None if grant is None or grant.expired(utcnow()) else grant.role
 
     def digest_grant(self, digest: str) -> Grant | None:
         """The grant of the unrevoked token with this SHA-256 digest, expired or not (the
