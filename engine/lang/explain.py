@@ -137,7 +137,8 @@ def _outside(target: Target, time: str | None) -> str | None:
         return f"time {time!r} is not an instant"
     start, end = target.valid_span()
     if (start and at < start) or (end and at >= end):
-        return f"outside the agreement's valid period ({_period(target.agreement.valid_from, target.agreement.valid_to)})"
+        agreement = target.agreement
+        return f"outside the agreement's valid period ({_period(agreement.valid_from, agreement.valid_to)})"
     return None
 
 
