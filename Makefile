@@ -38,9 +38,10 @@ test: $(STAMP)
 # was written fails today. The monotonic clock stays real, or libfaketime 0.9.10 hangs
 # every timed wait (tests/conftest.py holds the other half of that workaround).
 AHEAD ?= +2y
+CLOCK_AHEAD := DONT_FAKE_MONOTONIC=1 faketime -f '$(AHEAD)'
 test-ahead: $(STAMP)
-	DONT_FAKE_MONOTONIC=1 faketime -f '$(AHEAD)' $(BIN)/slm test fixtures/scenarios/
-	DONT_FAKE_MONOTONIC=1 faketime -f '$(AHEAD)' $(BIN)/python -m pytest -m wallclock
+	$(CLOCK_AHEAD) $(BIN)/slm test fixtures/scenarios/
+	$(CLOCK_AHEAD) $(BIN)/python -m pytest -m wallclock
 
 check: $(STAMP)
 	$(BIN)/slm check rules/

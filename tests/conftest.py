@@ -24,6 +24,11 @@ RULES = ROOT / "rules"
 _PG_PROBLEM: list = []
 
 
+# What `make test-ahead` sets to run a process under libfaketime: a child process that must
+# keep the real clock is started without them (the browser, tests/test_browser.py).
+FAKETIME_VARIABLES = ("LD_PRELOAD", "FAKETIME", "DONT_FAKE_MONOTONIC")
+
+
 def _under_faketime_with_a_real_monotonic_clock() -> bool:
     return "faketime" in os.environ.get("LD_PRELOAD", "") and os.environ.get("DONT_FAKE_MONOTONIC") == "1"
 

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from conftest import ROOT
+from conftest import FAKETIME_VARIABLES, ROOT
 from serving import Server, slm
 
 webdriver = pytest.importorskip("selenium.webdriver")
@@ -63,7 +63,7 @@ def browser():
     # The pages are drawn by the server, whose clock is the one under test; the browser keeps
     # the real clock (CI's second run sets the clock ahead with libfaketime, under which
     # Chromium's renderer stops answering).
-    real_clock = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "FAKETIME", "DONT_FAKE_MONOTONIC")}
+    real_clock = {k: v for k, v in os.environ.items() if k not in FAKETIME_VARIABLES}
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER, env=real_clock), options=options)
     driver.set_page_load_timeout(30)
     yield driver

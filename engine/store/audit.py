@@ -182,16 +182,11 @@ class AuditChains(StoreBase):
         """Notification id -> (seq, body) of its newest delivery outcome, for those that have one."""
         if not ids:
             return {}
-        p = self.db.param
-        newest = dict(self.db.execute_sql(
-            f'SELECT notification, MAX(seq) FROM "deliveries" WHERE notification IN ({", ".join([p] * len(ids))}) '
-            f"GROUP BY notification", ids).fetchall())
-        if not newest:
-            return {}
-        seqs = list(newest.values())
-        bodies = dict(self.db.execute_sql(
-            f'SELECT seq, body FROM "deliveries" WHERE seq IN ({", ".join([p] * len(seqs))})', seqs).fetchall())
-        return {nid: (seq, bodies[seq]) for nid, seq in newest.items()}
+        rows = self.db.execute_sql(
+            f'SELECT notification, seq, body FROM "deliveries" WHERE seq IN '
+            f'(SELECT MAX(seq) FROM "deliveries" WHERE notification IN ({", ".join([self.db.param] * len(ids))}) '
+            f"GROUP BY notification)", ids).fetchall()
+        return {nid: (seq, body) for nid, seq, body in rows}
 
 
 def _check(row, prev: str, expected_seq: int, key, text, name: str, check_mac: bool) -> str | None:
