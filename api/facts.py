@@ -10,7 +10,6 @@ from urllib.parse import unquote
 from flask import current_app, request
 from flask_smorest import abort
 
-
 from schemas.alertmanager import WebhookSchema, alert_facts, alert_field
 from schemas.api import AlertIngestResponseSchema, FactArgs, FactPageSchema, IngestResponseSchema
 
@@ -19,7 +18,8 @@ from .body import BoundedBlueprint, parse, read_json
 from .context import current_service
 from .filters import check_known
 
-blp = BoundedBlueprint("facts", __name__, url_prefix="/v1", description="Facts posted by monitoring and ticketing tools")
+blp = BoundedBlueprint("facts", __name__, url_prefix="/v1",
+                       description="Facts posted by monitoring and ticketing tools")
 
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"

@@ -4,14 +4,24 @@ from __future__ import annotations
 from flask import jsonify
 from flask_smorest import abort
 
+from engine.notify.deliver import redact
 from engine.service.vocabulary import unknown_value
 from engine.store.chain import AuditKeyError
-from schemas.api import (AuditSchema, CheckpointSchema, ClockArgs, ClockListSchema, ComplianceReportSchema, DecisionArgs,
-                         DecisionPageSchema, DecisionSchema, NotificationArgs, NotificationPageSchema,
-                         NotificationSchema,
-                         ReportArgs, TraceSchema)
-
-from engine.notify.deliver import redact
+from schemas.api import (
+    AuditSchema,
+    CheckpointSchema,
+    ClockArgs,
+    ClockListSchema,
+    ComplianceReportSchema,
+    DecisionArgs,
+    DecisionPageSchema,
+    DecisionSchema,
+    NotificationArgs,
+    NotificationPageSchema,
+    NotificationSchema,
+    ReportArgs,
+    TraceSchema,
+)
 
 from .auth import ADMIN, AUDITOR, READER, requires
 from .body import BoundedBlueprint

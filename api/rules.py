@@ -4,12 +4,20 @@ from __future__ import annotations
 from flask_smorest import abort
 
 from engine.lang.diff import unified
-from schemas.api import (RuleCheckArgs, RuleFilesSchema, RulePreviewArgs, RulePreviewSchema, RulesSummarySchema,
-                         RuleVersionArgs, RuleVersionFilesSchema, RuleVersionListSchema)
+from schemas.api import (
+    RuleCheckArgs,
+    RuleFilesSchema,
+    RulePreviewArgs,
+    RulePreviewSchema,
+    RulesSummarySchema,
+    RuleVersionArgs,
+    RuleVersionFilesSchema,
+    RuleVersionListSchema,
+)
 from schemas.values import format_instant, parse_instant
 
-from .body import BoundedBlueprint
 from .auth import OWNER, READER, requires
+from .body import BoundedBlueprint
 from .context import current_service
 
 blp = BoundedBlueprint("rules", __name__, url_prefix="/v1", description="The rule set in force")

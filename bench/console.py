@@ -17,7 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +29,7 @@ from engine.store.store import Store  # noqa: E402
 
 
 def fill(service, wall, decisions: int) -> None:
-    start = datetime(2026, 11, 2, tzinfo=timezone.utc)
+    start = datetime(2026, 11, 2, tzinfo=UTC)
     n = 0
     while service.store.decision_count() < decisions:
         batch = []
@@ -64,7 +64,7 @@ def main() -> None:
     args = parser.parse_args()
 
     class Wall:
-        at = datetime(2026, 11, 2, tzinfo=timezone.utc)
+        at = datetime(2026, 11, 2, tzinfo=UTC)
 
         def __call__(self):
             return self.at

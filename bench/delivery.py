@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
@@ -104,7 +104,7 @@ def outbox_rate(db_url: str, base: str, n: int, grouped: bool) -> float:
     worker = DeliveryWorker(store, Channels(webhook_secret="bench-secret"), poll=0.01)
     started = time.perf_counter()
     worker.start()
-    while store.queue_stats(datetime.now(timezone.utc))["queued"]:
+    while store.queue_stats(datetime.now(UTC))["queued"]:
         time.sleep(0.02)
     elapsed = time.perf_counter() - started
     worker.stop()
@@ -135,7 +135,7 @@ def ingest_rate(db_url: str, hook: str, facts: int, delivery: bool, tmp: Path) -
             except requests.ConnectionError:
                 pass
             time.sleep(0.1)
-        opened = (datetime.now(timezone.utc) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        opened = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
         run = uuid.uuid4().hex[:6]
         batches = [[{"id": f"{run}-{i}", "source": "bench", "type": "incident.opened", "time": opened,
                      "subject": f"INC-{run}-{i}", "service": "email", "data": {"priority": "P1"}}

@@ -20,18 +20,19 @@ import os
 import sys
 import textwrap
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from durable.engine import Host, MessageNotHandledException
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from engine.eval.compiler import compile_ruleset  # noqa: E402
-from engine.lang.loader import load_rules, load_texts  # noqa: E402
-from engine.eval.engine import Engine  # noqa: E402
 from restart import history  # noqa: E402  (the restart benchmark's history: one definition)
 
-START = datetime(2026, 11, 2, 9, tzinfo=timezone.utc)
+from engine.eval.compiler import compile_ruleset  # noqa: E402
+from engine.eval.engine import Engine  # noqa: E402
+from engine.lang.loader import load_rules, load_texts  # noqa: E402
+
+START = datetime(2026, 11, 2, 9, tzinfo=UTC)
 
 
 def incident_facts(count: int, service: str = "email") -> list[dict]:
@@ -198,7 +199,7 @@ def main() -> None:
     print(f"bare durable_rules, 3-rule ruleset:        {len(facts) / bare_s:9.0f} facts/s  (matching only)")
     print(f"bare durable_rules, shipped rules compiled: {len(facts) / same_s:8.0f} facts/s  (matching only)")
     print(f"ratio engine/bare: {bare_s / engine_s:.2f} (3-rule ruleset), {same_s / engine_s:.2f} (same rules)")
-    mixed = history(12_000, datetime.now(timezone.utc))
+    mixed = history(12_000, datetime.now(UTC))
     replayed: list = []
     replay_s = min(run_engine(shipped, mixed, replayed, replay=True) for _ in range(3))
     mixed_bare_s = min(run_bare(mixed, compile_ruleset(shipped)) for _ in range(3))

@@ -18,18 +18,18 @@ import gc
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import durable_rules_engine                                 # noqa: E402
+import durable_rules_engine  # noqa: E402
 
-from engine.eval.engine import Engine                      # noqa: E402
-from engine.lang.errors import FactError                   # noqa: E402
-from engine.service.live import SlmService                 # noqa: E402
-from engine.store.store import Store                       # noqa: E402
+from engine.eval.engine import Engine  # noqa: E402
+from engine.lang.errors import FactError  # noqa: E402
+from engine.service.live import SlmService  # noqa: E402
+from engine.store.store import Store  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -61,7 +61,7 @@ def run(facts: int, failures: int, free: bool) -> list[float]:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             store = Store.open(f"sqlite:///{tmp}/slm.db")
-            start = datetime(2026, 11, 2, 9, tzinfo=timezone.utc)
+            start = datetime(2026, 11, 2, 9, tzinfo=UTC)
             now = [start + timedelta(minutes=facts)]
             service = SlmService(store, ROOT / "rules", now=lambda: now[0], snapshot_every=0)
             service.start(background=False)

@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
@@ -97,7 +97,7 @@ def scratch_database(postgres: str | None):
 
 def facts(prefix: str, count: int) -> list[dict]:
     """A realistic mix over the shipped rules, in the recent past so no deadline is due."""
-    now = datetime.now(timezone.utc) - timedelta(seconds=60)
+    now = datetime.now(UTC) - timedelta(seconds=60)
     out = []
     for n in range(count):
         at = (now + timedelta(microseconds=n)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -24,10 +24,9 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import requests
-
 from ingest import ROOT, Served, _pct, free_port, scratch_database
 
 BATCH = 5                    # facts per post: what a monitoring tool sends at a time
@@ -39,7 +38,7 @@ def _stamp(at: datetime) -> str:
 
 def preload(served: Served, incidents: int) -> None:
     """Open incidents (P1 and P2 on email and hosting) a minute ago: their clocks run."""
-    at = datetime.now(timezone.utc) - timedelta(minutes=1)
+    at = datetime.now(UTC) - timedelta(minutes=1)
     facts = [{"id": f"pre-{n}", "source": "load", "type": "incident.opened", "time": _stamp(at),
               "subject": f"PRE-{n}", "service": ("email", "hosting")[n % 2],
               "data": {"priority": ("P1", "P2")[n // 2 % 2]}} for n in range(incidents)]
@@ -54,7 +53,7 @@ def _post_batches(client: str):
     """An endless stream of small batches: incidents opened and acknowledged, metric samples."""
     n = 0
     while True:
-        at = _stamp(datetime.now(timezone.utc) - timedelta(seconds=2))
+        at = _stamp(datetime.now(UTC) - timedelta(seconds=2))
         batch = []
         for _ in range(BATCH):
             kind = n % 3
@@ -93,10 +92,10 @@ def _group(role: str, clients: int, base: str, headers: dict, start_at: float, s
                     base + "/v1/facts", json=next(batches), headers=headers, timeout=120)
             elif role == "read":
                 path = reads[n % 2]
-                endpoint, call = "GET " + path, lambda: session.get(base + path, headers=headers, timeout=120)
+                endpoint, call = "GET " + path, lambda path=path: session.get(base + path, headers=headers, timeout=120)
             else:
                 path = ops[n % 3]
-                endpoint, call = "GET " + path, lambda: session.get(base + path, timeout=120)
+                endpoint, call = "GET " + path, lambda path=path: session.get(base + path, timeout=120)
             t0 = time.perf_counter()
             try:
                 r = call()

@@ -5,8 +5,9 @@ bench/restart.py makes it, and N/50 incidents opened in the last half hour, whos
 run at the change), starts the service on them (a full replay: what every reload
 cost before rule changes had cut-overs, the baseline measured in the same run), then
 changes the P1 response goal and reloads, timing how long the reload holds the write lock
-(writers wait that long; reading and checking the files comes before, without it). Last, the what-if replay of the same change over the whole history
-(``slm replay``), as facts per second.
+(writers wait that long; reading and checking the files comes before, without it). Last,
+the what-if replay of the same change over the whole history (``slm replay``), as facts
+per second.
 
 Run after ``make install``:  .venv/bin/python bench/reload.py [--facts 100000]
 """
@@ -17,23 +18,24 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from restart import history  # noqa: E402  (the restart benchmark's history: one definition)
+
 from engine.lang.loader import load_rules  # noqa: E402
 from engine.service.live import SlmService  # noqa: E402
 from engine.service.whatif import what_if  # noqa: E402
 from engine.store.store import Store  # noqa: E402
-from restart import history  # noqa: E402  (the restart benchmark's history: one definition)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--facts", type=int, default=100_000)
     args = parser.parse_args()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     facts = history(args.facts, now)
     running = max(args.facts // 50, 1)               # incidents still open at the change: their clocks run
     facts += [{"id": f"open-{n}", "source": "bench", "type": "incident.opened",
@@ -66,7 +68,8 @@ def main() -> None:
     print(f"reload with {len(facts):,} stored facts on SQLite ({clocks:,} clocks running at the change)")
     print(f"  baseline: a full replay (what a reload cost before)   {replay_s:8.2f}s")
     held = service.reload_held_seconds
-    print(f"  reload, writers held back (the write lock)            {held:8.3f}s   (baseline/held {replay_s / held:,.0f})")
+    print(f"  reload, writers held back (the write lock)            {held:8.3f}s   "
+          f"(baseline/held {replay_s / held:,.0f})")
     print(f"  reload in all (reading and checking the files first)  {reload_s:8.3f}s")
     print(f"  what-if replay of the change over the whole history   {whatif_s:8.2f}s   "
           f"({result['facts'] / whatif_s:,.0f} facts/s; the facts were stored directly, with no "

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,7 +80,7 @@ def main() -> None:
     if args.restart:
         cold_start(args.restart, args.decisions, args.snapshot_every, args.now)
         return
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     facts = history(args.facts, now)
     if args.bulk:
         bulk(facts)
@@ -139,7 +139,8 @@ def bulk(facts: list[dict]) -> None:
             store.add_facts([(f, []) for f in facts[len(facts) - tail:]])
         from_snapshot = _cold(url, SNAPSHOT_EVERY)
     print(f"restart with {len(facts):,} stored facts on SQLite (stored directly in {fill:.0f}s, not evaluated)")
-    for name, (elapsed, replayed, rss) in (("full replay", full), ("from the snapshot + the facts after it", from_snapshot)):
+    for name, (elapsed, replayed, rss) in (("full replay", full),
+                                           ("from the snapshot + the facts after it", from_snapshot)):
         print(f"  restart, {name:<40} {elapsed:8.2f}s  ({replayed:,} facts replayed, RSS {rss:,.0f} MiB)")
 
 

@@ -48,7 +48,7 @@ def report(service, period, rules_dir, db_url, as_json):
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         click.echo("  ".join(cell.ljust(width) if i < 3 else cell.rjust(width)
-                             for i, (cell, width) in enumerate(zip(row, widths))).rstrip())
+                             for i, (cell, width) in enumerate(zip(row, widths, strict=True))).rstrip())
     for r in result["targets"]:
         if r.get("maintenance") is not None:
             spans = r["maintenance"]["windows"]

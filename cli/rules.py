@@ -49,7 +49,8 @@ def check(directory, strict):
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
 @click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True,
               help="Rules for scenarios that do not name their own.")
-@click.option("--coverage", is_flag=True, help="List the targets, clock conditions and Rules that no scenario fired, with file:line.")
+@click.option("--coverage", is_flag=True,
+              help="List the targets, clock conditions and Rules that no scenario fired, with file:line.")
 def test_command(paths, rules_dir, coverage):
     """Run scenario files (default: fixtures/scenarios); exit 1 on any failure."""
     from engine.eval.compiler import RULESET, compile_ruleset, describe
@@ -79,7 +80,8 @@ def test_command(paths, rules_dir, coverage):
             if isinstance(ruleset, RuleSetError):
                 continue
             never = sorted(set(compile_ruleset(ruleset)[RULESET]) - names)
-            click.echo(f"coverage of {root}: {len(never)} conditions never matched (targets, clock conditions and Rules no scenario exercised)" + (":" if never else ""))
+            click.echo(f"coverage of {root}: {len(never)} conditions never matched "
+                       "(targets, clock conditions and Rules no scenario exercised)" + (":" if never else ""))
             for name in never:
                 click.echo(f"  {describe(ruleset, name)}")
     sys.exit(1 if failed else 0)

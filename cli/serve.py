@@ -91,7 +91,7 @@ def serve(rules_dir, db_url, host, port, threads, skew, max_lateness, alert_serv
     for warning in validity_warnings(service.ruleset, date.today()):
         click.echo(str(warning), err=True)
     app = create_app(service, alert_service_label=alert_service_label)
-    from .lanes import LaneDispatcher     # /healthz, /readyz, /metrics: a thread pool of their own
+    from .lanes import LaneDispatcher  # /healthz, /readyz, /metrics: a thread pool of their own
     server = create_server(app, host=host, port=port, threads=threads, ident="slm",
                            clear_untrusted_proxy_headers=True, _dispatcher=LaneDispatcher(threads))
     service.start(background=True, on_failure=lambda exc: os._exit(3))

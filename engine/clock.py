@@ -2,9 +2,9 @@
 machine (the outbox, token expiry, stored creation times, the server's default clock)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def utcnow() -> datetime:
     """This machine's clock, in UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

@@ -11,15 +11,14 @@ from pathlib import Path
 
 from marshmallow import ValidationError
 
-from schemas.scenario import ScenarioSchema
-from schemas.values import format_instant, parse_duration, parse_instant
-
+from engine.eval.engine import Engine
 from engine.lang.catalogue import refusals
 from engine.lang.errors import FactError, RuleSetError
 from engine.lang.loader import load_rules
-from engine.eval.engine import Engine
 from engine.lang.yamlsource import Document, load_documents
 from engine.notify.route import notifications_for
+from schemas.scenario import ScenarioSchema
+from schemas.values import format_instant, parse_duration, parse_instant
 
 DEFAULT_SOURCE = "scenario"
 
@@ -183,7 +182,7 @@ def matches(expected, actual) -> bool:
         return isinstance(actual, dict) and all(k in actual and matches(v, actual[k]) for k, v in expected.items())
     if isinstance(expected, list):
         return isinstance(actual, list) and len(expected) == len(actual) and \
-            all(matches(e, a) for e, a in zip(expected, actual))
+            all(matches(e, a) for e, a in zip(expected, actual, strict=True))
     if expected == actual:
         return True
     if isinstance(expected, (str, int, float)) and isinstance(actual, (str, int, float)):

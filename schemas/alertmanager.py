@@ -17,7 +17,6 @@ from __future__ import annotations
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from .facts import flatten_errors
-
 from .values import format_instant, parse_rfc3339
 
 SOURCE = "alertmanager"

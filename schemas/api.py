@@ -82,7 +82,8 @@ class ClockArgs(QuerySchema):
 class ReportArgs(QuerySchema):
     service = fields.String(required=True, metadata={"description": "a service of the rules in force (else 400 "
                                                                     "naming them)"})
-    period = fields.String(required=True, metadata={"description": "a calendar month, YYYY-MM, taken in each target's calendar timezone"})
+    period = fields.String(required=True, metadata={"description": "a calendar month, YYYY-MM, taken in each target's "
+                                                                   "calendar timezone"})
 
     @validates("period")
     def _month(self, value, **kwargs):
@@ -304,7 +305,8 @@ class SpannedVersionSchema(Schema):
 
 
 class MaintenanceSpanSchema(Schema):
-    from_ = fields.String(data_key="from", attribute="from", metadata={"description": "start (UTC), clipped to the period"})
+    from_ = fields.String(data_key="from", attribute="from",
+                          metadata={"description": "start (UTC), clipped to the period"})
     to = fields.String(metadata={"description": "end (UTC), clipped to the period; the report's instant if still open"})
     source = fields.String(metadata={"description": "rules:<Maintenance id> (declared) or fact:<id> (posted)"})
 

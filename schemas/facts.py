@@ -15,7 +15,7 @@ field, before anything is written.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates
 
@@ -31,8 +31,8 @@ _UNSAFE = re.compile("[\x00\ud800-\udfff]")   # NUL (PostgreSQL) and lone surrog
 TYPE_PATTERN = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 CLOUDEVENTS_ATTRIBUTES = ("specversion", "datacontenttype", "dataschema")
 POSTED_TIME = "time_posted"     # the stored fact's ``time`` as it was posted (never posted itself)
-EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)    # durable_rules keeps event times as epoch seconds
-LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)    # durable_rules keeps event times as epoch seconds
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 def text_problem(value: str) -> str | None:

@@ -32,8 +32,10 @@ FIELDS: dict[str, tuple[str, str]] = {
     "CalendarSchema.timezone": ("IANA time zone of the service hours", "`Europe/London`"),
     "CalendarSchema.hours": ("service hours per weekday; days not given are closed", '`{mon-fri: "08:00-18:00"}`'),
     "CalendarSchema.holidays": ("days without service hours", "`{country: GB, subdivision: ENG}`"),
-    "HolidaysSchema.country": ("country whose public holidays are closed: ISO 3166-1 alpha-2, as the `holidays` package names them", "`GB`, `DE`"),
-    "HolidaysSchema.subdivision": ("region of the country (needs `country`), in the `holidays` package's codes for that country, without the country prefix", "`ENG` (England), `BE` (Berlin)"),
+    "HolidaysSchema.country": ("country whose public holidays are closed: ISO 3166-1 alpha-2, "
+                               "as the `holidays` package names them", "`GB`, `DE`"),
+    "HolidaysSchema.subdivision": ("region of the country (needs `country`), in the `holidays` package's codes "
+                                   "for that country, without the country prefix", "`ENG` (England), `BE` (Berlin)"),
     "HolidaysSchema.dates": ("extra closed days", "`[2026-12-24]`"),
     "RolesSchema.holders": ("role → who holds it, for every service that does not name its own",
                             "`{slm_process_owner: owner@example.org}`"),
@@ -185,7 +187,8 @@ TABLES = [  # (heading, schema, where it is written)
 _SIMPLE = [  # most specific first
     (own.Duration, "duration"), (own.Percent, "percentage"), (own.Level, "level"), (own.Date, "date"),
     (own.Instant, "instant"), (own.Name, "name"), (own.Text, "text"), (own.Week, "weekly hours"),
-    (own.Where, "where"), (fields.Integer, "integer"), (fields.Float, "number"), (fields.Boolean, "boolean"), (fields.Dict, "mapping"),
+    (own.Where, "where"), (fields.Integer, "integer"), (fields.Float, "number"), (fields.Boolean, "boolean"),
+    (fields.Dict, "mapping"),
 ]
 _OVERRIDES = {"window": "window", "goal": "duration or percentage"}   # Raw fields, parsed by a validator
 _NESTED = {schema: heading for heading, schema, _ in TABLES}

@@ -8,7 +8,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from .facts import TYPE_PATTERN
-from .fields import (Date, Duration, Instant, Level, Mapping, Name, OneOrMany, Percent, Text, Week, Where)
+from .fields import Date, Duration, Instant, Level, Mapping, Name, OneOrMany, Percent, Text, Week, Where
 
 RACI_LETTERS = "RACI"
 ONE_OF = "{input!r} is not one of: {choices}"

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from functools import lru_cache
+from itertools import pairwise
 
 DURATION_EXAMPLES = "examples: 90s, 15m, 4h, 1h30m, 2d, PT15M"
 
@@ -30,7 +31,7 @@ def parse_duration(text) -> timedelta:
     match = _SHORT.match(raw) or _ISO.match(raw.upper())
     if not raw or not match or not any(match.groups()) or raw.upper() in ("P", "PT"):
         raise ValueError(f"{_show(text)} is not a duration ({DURATION_EXAMPLES})")
-    seconds = sum(int(n) * s for n, s in zip(match.groups(), _UNIT_SECONDS.values()) if n)
+    seconds = sum(int(n) * s for n, s in zip(match.groups(), _UNIT_SECONDS.values(), strict=True) if n)
     return timedelta(seconds=seconds)
 
 
@@ -151,7 +152,7 @@ def parse_spans(text) -> list[tuple[int, int]]:
             raise ValueError(f"{_show(item)}: hours run forward within one day, from 00:00 up to 24:00")
         spans.append((start, end))
     spans.sort()
-    for (_, end), (start, _) in zip(spans, spans[1:]):
+    for (_, end), (start, _) in pairwise(spans):
         if start < end:
             raise ValueError(f"{_show(text)}: spans overlap")
     return spans
@@ -180,7 +181,7 @@ def parse_instant(text) -> datetime:
             raise ValueError(f"{_show(text)} is not an RFC 3339 time (example: 2026-11-02T09:00:00Z)") from None
     if value.tzinfo is None:
         raise ValueError(f"{_show(text)} has no UTC offset (add Z or +01:00)")
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 _RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
@@ -202,7 +203,7 @@ def parse_rfc3339(text) -> datetime:
     year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
     leap = second == "60"
     try:
-        offset = timezone.utc if zulu else timezone((1 if sign == "+" else -1)
+        offset = UTC if zulu else timezone((1 if sign == "+" else -1)
                                                     * timedelta(hours=int(off_h), minutes=int(off_m)))
         value = datetime(int(year), int(month), int(day), int(hour), int(minute), 59 if leap else int(second),
                          int((fraction or "0")[:6].ljust(6, "0")), tzinfo=offset)
@@ -212,7 +213,7 @@ def parse_rfc3339(text) -> datetime:
         if (hour, minute) != ("23", "59") and zulu:
             raise ValueError(f"{_show(text)}: a leap second is 23:59:60 UTC")
         value += timedelta(seconds=1)
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def parse_date(text) -> date:
@@ -226,7 +227,7 @@ def parse_date(text) -> date:
 
 def format_instant(value: datetime) -> str:
     """UTC, seconds precision unless there are fractions: ``2026-11-02T09:11:15Z``."""
-    value = value.astimezone(timezone.utc)
+    value = value.astimezone(UTC)
     if value.year < 1000:                                  # isoformat pads the year; keep the text as it was
         text = f"{value.year:04d}-" + value.strftime("%m-%dT%H:%M:%S")
         if value.microsecond:

@@ -13,7 +13,6 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from aiosmtpd.controller import Controller
-
 from serving import free_port
 
 NOTE_ID = re.compile(r"notification (ntf_[0-9a-f]{24})")
@@ -29,7 +28,8 @@ class SmtpReceiver:
 
         class Handler:
             async def handle_DATA(self, server, session, envelope):
-                receiver.messages.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.content, policy=email.policy.default)))
+                receiver.messages.append((list(envelope.rcpt_tos),
+                                          email.message_from_bytes(envelope.content, policy=email.policy.default)))
                 return "250 OK"
 
         self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
@@ -38,7 +38,7 @@ class SmtpReceiver:
     def url(self) -> str:
         return f"smtp://127.0.0.1:{self.port}"
 
-    def start(self) -> "SmtpReceiver":
+    def start(self) -> SmtpReceiver:
         self.controller.start()
         return self
 
@@ -69,7 +69,7 @@ class HttpReceiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hook"
 
-    def start(self) -> "HttpReceiver":
+    def start(self) -> HttpReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):

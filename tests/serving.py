@@ -8,7 +8,6 @@ import sys
 import time
 
 import requests
-
 from conftest import ROOT
 
 
@@ -32,7 +31,7 @@ class Server:
         self.base = f"http://127.0.0.1:{self.port}"
         self.process = None
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         log = open(self.log_path, "a")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "cli", "serve", "--db", self.db_url, "--port", str(self.port),

@@ -13,10 +13,10 @@ import pytest
 from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
+from conftest import ROOT, fact, fact_count
 
 from api.app import create_app
 from api.auth import TOKEN_CACHE_SECONDS
-from conftest import ROOT, fact, fact_count
 from engine.service.live import SlmService
 from engine.store.store import Store
 

@@ -11,9 +11,9 @@ import stat
 
 import pytest
 from click.testing import CliRunner
+from conftest import ROOT, utc
 
 from cli import main
-from conftest import ROOT, utc
 from engine.service.live import SlmService
 from engine.store.chain import GENESIS, AuditKeyError, chain_hash, load_key
 from engine.store.encoding import canonical_json
@@ -178,7 +178,8 @@ def test_the_api_returns_a_signed_checkpoint_and_every_chain(url, key_file, wall
         assert point.status_code == 200 and point.json["mac"] and "decisions" in point.json["chains"]
         assert store.verify_audit(point.json)["checkpoint"]["ok"]
         verified = client.get("/v1/audit/verify", headers=headers)
-        assert verified.status_code == 200 and set(verified.json["chains"]) == {"decisions", "facts", "notifications", "deliveries"}
+        assert (verified.status_code == 200
+                and set(verified.json["chains"]) == {"decisions", "facts", "notifications", "deliveries"})
     finally:
         service.stop()
         store.close()

@@ -15,13 +15,11 @@ import json
 import os
 import shutil
 import sqlite3
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
 import requests
-
 from conftest import FAKETIME_VARIABLES, ROOT
 from serving import Server, slm
 
@@ -75,16 +73,16 @@ def stamp(at: datetime) -> str:
 
 
 def post_breaching_facts(srv) -> None:
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     facts = [
         {"id": "b-1", "source": "zabbix/prod", "type": "incident.opened", "time": stamp(now - timedelta(minutes=40)),
          "subject": "INC-4711", "service": "email", "data": {"priority": "P1"}},
-        {"id": "b-2", "source": "itsm/prod", "type": "incident.acknowledged", "time": stamp(now - timedelta(minutes=10)),
-         "subject": "INC-4711", "service": "email", "data": {}},
+        {"id": "b-2", "source": "itsm/prod", "type": "incident.acknowledged",
+         "time": stamp(now - timedelta(minutes=10)), "subject": "INC-4711", "service": "email", "data": {}},
         {"id": "b-3", "source": "itsm/prod", "type": "incident.opened", "time": stamp(now - timedelta(minutes=30)),
          "subject": "INC-4712", "service": "email", "data": {"priority": "P1"}},
-        {"id": "b-4", "source": "itsm/prod", "type": "incident.acknowledged", "time": stamp(now - timedelta(minutes=25)),
-         "subject": "INC-4712", "service": "email", "data": {}},
+        {"id": "b-4", "source": "itsm/prod", "type": "incident.acknowledged",
+         "time": stamp(now - timedelta(minutes=25)), "subject": "INC-4712", "service": "email", "data": {}},
         {"id": "b-5", "source": "alertmanager", "type": "alert.firing", "time": stamp(now - timedelta(minutes=20)),
          "subject": "fp-email", "service": "email", "data": {"alertname": "EmailDown"}},
     ]
@@ -199,7 +197,8 @@ def test_a_person_finds_a_breach_its_trace_its_clock_and_the_month(server, brows
     go(b, lambda: b.find_element(By.LINK_TEXT, "Audit"))
     go(b, lambda: b.find_element(By.CSS_SELECTOR, "main form button"))
     assert "Intact." in b.find_element(By.TAG_NAME, "main").text
-    rows = {row.get_attribute("data-chain"): row.text for row in b.find_elements(By.CSS_SELECTOR, "table.chains tbody tr")}
+    rows = {row.get_attribute("data-chain"): row.text
+            for row in b.find_elements(By.CSS_SELECTOR, "table.chains tbody tr")}
     assert list(rows) == ["decisions", "facts", "notifications", "deliveries"]
     assert all("Intact" in text for text in rows.values()) and rows["deliveries"].startswith("Delivery outcomes")
     shot(b, "audit")

@@ -6,17 +6,19 @@ on, in three zones and around their DST changes.
 """
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import holidays
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.lang.calendar import ServiceCalendar
 from schemas.values import parse_week
 
-UTC = timezone.utc
+UTC = UTC
 H = timedelta(hours=1)
 US = timedelta(microseconds=1)
 LONDON, NEW_YORK, SYDNEY = "Europe/London", "America/New_York", "Australia/Sydney"
@@ -255,7 +257,7 @@ def test_counted_lies_between_zero_and_wall_time(cal, x, y):
     spans = list(cal.open_spans(a, b))
     assert sum((e - s for s, e in spans), timedelta(0)) == cal.counted(a, b)
     assert all(a <= s < e <= b for s, e in spans)
-    assert all(e1 < s2 for (_, e1), (s2, _) in zip(spans, spans[1:]))   # ordered, merged
+    assert all(e1 < s2 for (_, e1), (s2, _) in pairwise(spans))   # ordered, merged
 
 
 @PROPERTY

@@ -6,9 +6,9 @@ import shutil
 import textwrap
 
 import pytest
+from conftest import ROOT, RULES, fact, fact_count
 
 from api.app import create_app
-from conftest import ROOT, RULES, fact, fact_count
 from engine.lang.catalogue import fact_problems
 from engine.lang.errors import RuleSetError
 from engine.lang.loader import load_rules, load_texts

@@ -12,11 +12,11 @@ import threading
 from datetime import timedelta
 
 import pytest
+from conftest import ROOT, RULES, fact
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.app import create_app
-from conftest import ROOT, RULES, fact
 from engine.eval.clock import WindowClock
 from engine.eval.engine import Engine
 from engine.lang.loader import load_rules

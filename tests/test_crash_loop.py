@@ -9,15 +9,15 @@ from __future__ import annotations
 import random
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-
 from conftest import RULES
+from serving import Server, all_items, slm
+
 from engine.service.live import SlmService
 from engine.store.store import Store
-from serving import Server, all_items, slm
 
 pytestmark = pytest.mark.wallclock     # reads this machine's clock: CI runs it again years ahead
 
@@ -28,7 +28,7 @@ SERVICES = (("email", "P1"), ("hosting", "P2"), ("service-desk", None), ("email"
 def history(incidents: int) -> list[dict]:
     """Incidents opened, acknowledged and resolved, all over hours ago (no deadline left
     to fire while the test runs, so the wall clock does not change what is decided)."""
-    start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=6)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=6)
     facts = []
     for n in range(incidents):
         service, priority = SERVICES[n % len(SERVICES)]
@@ -84,7 +84,7 @@ def test_kill_and_restart_at_random_moments_loses_and_duplicates_nothing(url, tm
         while kills < KILLS or len(acknowledged) < len(facts):
             done = threading.Event()
 
-            def post_in_order():
+            def post_in_order(done: threading.Event = done) -> None:
                 for fact in facts[len(acknowledged):]:
                     try:
                         r = requests.post(server.base + "/v1/facts", json=fact, headers=headers, timeout=10)

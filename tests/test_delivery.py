@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import shutil
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from conftest import ROOT, fact
+from receivers import HttpReceiver, SmtpReceiver, wait_for
 
 from api.app import create_app
-from conftest import ROOT, fact
 from engine.notify.deliver import Channels, redact, sign
 from engine.notify.group import message_id
 from engine.notify.record import RetryPolicy
 from engine.notify.worker import DeliveryWorker
 from engine.service.live import SlmService
 from engine.store.store import Store
-from receivers import HttpReceiver, SmtpReceiver, wait_for
 
 pytestmark = pytest.mark.wallclock     # reads this machine's clock: CI runs it again years ahead
 
@@ -46,7 +46,8 @@ def rules_with(tmp_path, webhook: str | None = None, call: str | None = None):
         escalations = rules / "policies" / "escalations.yaml"
         text = escalations.read_text()
         first = "  - {at: 100%,      activity: breach-handling}"
-        escalations.write_text(text.replace(first, f"  - {{at: 100%,      activity: breach-handling, call: '{call}'}}", 1))
+        escalations.write_text(text.replace(first,
+                                            f"  - {{at: 100%,      activity: breach-handling, call: '{call}'}}", 1))
     return rules
 
 
@@ -202,10 +203,10 @@ def test_a_slow_receiver_does_not_hold_up_the_others(make_env, smtp, hook, tmp_p
     rules = rules_with(tmp_path, webhook=hook.url, call=slow.url)
     try:
         env = make_env(rules, Channels(smtp_url=smtp.url, webhook_secret=SECRET, timeout=10))
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         env.post(p1())
         wait_for(lambda: hook.posts and smtp.mailbox(SLM_MAIL), timeout=2.5)
-        assert datetime.now(timezone.utc) - started < timedelta(seconds=3)
+        assert datetime.now(UTC) - started < timedelta(seconds=3)
         wait_for(lambda: slow.posts, timeout=15)
     finally:
         slow.stop()
@@ -215,10 +216,10 @@ def test_1000_breaches_make_one_message_per_recipient_and_activity(make_env, smt
     env = make_env(rules_with(tmp_path, webhook=hook.url), Channels(smtp_url=smtp.url, webhook_secret=SECRET),
                    group_wait=20.0)
     facts = [p1(f"f{i}", subject=f"INC-{i}") for i in range(1000)]
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     for start in range(0, 1000, 250):                           # an outage: 4 requests in quick succession
         env.post(*facts[start:start + 250])
-    assert datetime.now(timezone.utc) - started < timedelta(seconds=20), "all within the group wait"
+    assert datetime.now(UTC) - started < timedelta(seconds=20), "all within the group wait"
     final = wait_for(env.settled, timeout=120)
     by_key: dict[tuple, set] = {}
     for n in final.values():
@@ -311,7 +312,7 @@ def test_several_deliverers_on_one_outbox_claim_each_notification_once(url):
     def claim():
         with Store.open(url) as store:
             start.wait()
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             mine = []
             while batch := store.claim(now, now + timedelta(minutes=1), limit=25, widen=False):
                 mine += [n["id"] for n in batch]

@@ -3,11 +3,10 @@ delivered loses none; after the restart every notification reaches the receiver,
 sees each once after dropping repeated message ids. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-
 from receivers import HttpReceiver, SmtpReceiver, wait_for
 from serving import Server, all_items, slm
 from test_delivery import SECRET, SLM_MAIL, rules_with
@@ -34,7 +33,7 @@ def test_a_sigkill_during_delivery_loses_no_notification(url, tmp_path):
     srv = started(url, tmp_path, "--rules", str(rules), "--smtp", smtp.url, "--webhook-secret", SECRET,
                   "--group-wait", "0s", "--delivery-timeout", "2s", "--retry-initial", "1s")
     try:
-        opened = datetime.now(timezone.utc) - timedelta(hours=1)
+        opened = datetime.now(UTC) - timedelta(hours=1)
         for i in range(6):                             # six requests: six rounds of messages
             response = requests.post(srv.base + "/v1/facts", headers=srv.headers, timeout=30, json={
                 "id": f"f{i}", "source": "itsm/prod", "type": "incident.opened", "time": stamp(opened),
@@ -82,7 +81,7 @@ def test_a_separate_deliverer_sends_what_slm_serve_only_records(url, tmp_path):
     srv = started(url, tmp_path, "--rules", str(rules_with(tmp_path, webhook=hook.url)), "--no-delivery")
     deliverer = None
     try:
-        opened = datetime.now(timezone.utc) - timedelta(hours=1)
+        opened = datetime.now(UTC) - timedelta(hours=1)
         response = requests.post(srv.base + "/v1/facts", headers=srv.headers, timeout=30, json={
             "id": "f1", "source": "itsm/prod", "type": "incident.opened", "time": stamp(opened),
             "subject": "INC-1", "service": "email", "data": {"priority": "P1"}})

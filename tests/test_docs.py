@@ -5,9 +5,9 @@ from __future__ import annotations
 import shutil
 
 from click.testing import CliRunner
+from conftest import RULES
 
 from cli.main import main
-from conftest import RULES
 from engine.service.live import SlmService
 from engine.store.store import Store
 

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-
 from serving import Server, all_items, slm
 
 pytestmark = pytest.mark.wallclock     # reads this machine's clock: CI runs it again years ahead
@@ -33,7 +32,7 @@ def stamp(at: datetime) -> str:
 
 
 def test_post_facts_and_read_decisions_traces_and_notifications_over_http(server):
-    opened = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=20)
+    opened = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=20)
     fact = {"id": "e2e-1", "source": "itsm/prod", "type": "incident.opened", "time": stamp(opened),
             "subject": "INC-E2E", "service": "email", "data": {"priority": "P1"}}
     response = requests.post(server.base + "/v1/facts", json=fact, headers=server.headers, timeout=30)
@@ -54,7 +53,7 @@ def test_post_facts_and_read_decisions_traces_and_notifications_over_http(server
 
 
 def test_sigkill_while_posting_loses_nothing_acknowledged(server):
-    base = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=30)
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
     facts = [{"id": f"k-{n}", "source": "itsm/prod", "type": "incident.opened",
               "time": stamp(base + timedelta(seconds=n)), "subject": f"INC-K{n}", "service": "email",
               "data": {"priority": "P1" if n % 2 else "P2"}} for n in range(400)]
@@ -101,7 +100,7 @@ def test_sigkill_while_posting_loses_nothing_acknowledged(server):
 
 
 def test_sigterm_stops_cleanly_and_the_next_start_replays_nothing(server):
-    opened = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=5)
+    opened = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
     facts = [{"id": f"t-{n}", "source": "itsm/prod", "type": "incident.opened", "time": stamp(opened),
               "subject": f"INC-T{n}", "service": "email", "data": {"priority": "P2"}} for n in range(3)]
     assert requests.post(server.base + "/v1/facts", json=facts, headers=server.headers, timeout=30).ok

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from engine.eval.engine import Engine
 from engine.lang.errors import FactError
 from engine.lang.loader import load_texts
-from engine.eval.engine import Engine
 from engine.notify.route import notifications_for
 from schemas.values import parse_instant
 
@@ -455,7 +455,7 @@ def test_join_filter_keeps_every_fact_durable_rules_could_join():
               "level": ["50%", "100%", None], "cycle": [1, 2, "2", None]}
     checked = 0
     for n, combo in enumerate(itertools.product(*values.values())):
-        item = dict(zip(values, combo))
+        item = dict(zip(values, combo, strict=True))
         durable = {"sid": "0", "id": f"p{n}", "type": item.pop("type"), "subject": "S",
                    "data": {k: v for k, v in item.items() if k != "service" and v is not None}}
         if item["service"] is not None:

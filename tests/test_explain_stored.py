@@ -8,10 +8,10 @@ import shutil
 
 import pytest
 from click.testing import CliRunner
+from conftest import RULES, fact
 
 from api.app import create_app
 from cli import main
-from conftest import RULES, fact
 from engine.service.explain import AmbiguousFact, UnknownFact
 from engine.service.live import SlmService
 from engine.store.store import Store
@@ -148,7 +148,8 @@ def test_get_fact_explain_over_http(make_service, wall):
     monitor = service.store.add_token("monitor")
     client = app.test_client()
     headers = {"Authorization": f"Bearer {token}"}
-    posted = client.post("/v1/facts", json=[opened("o1", "INC-1"), acked("a/1", "INC-1"), opened("o2", "INC-2", priority="P3")],
+    posted = client.post("/v1/facts",
+                         json=[opened("o1", "INC-1"), acked("a/1", "INC-1"), opened("o2", "INC-2", priority="P3")],
                          headers={"Authorization": f"Bearer {monitor}"})
     assert posted.status_code == 200
     assert posted.json["results"][2]["matched"] == [] and posted.json["results"][2]["reasons"]

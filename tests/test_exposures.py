@@ -4,9 +4,9 @@ returns it."""
 from __future__ import annotations
 
 import pytest
+from conftest import ROOT, fact
 
 from api.app import create_app
-from conftest import ROOT, fact
 from engine.service.live import SlmService
 from engine.store.store import Store
 

@@ -12,12 +12,12 @@ import time
 import tracemalloc
 
 import pytest
+from conftest import ROOT, fact, fact_count
+from test_api import PROBLEM, auth, env, p1, post  # noqa: F401  (env is a fixture)
 from werkzeug.test import EnvironBuilder
 
-from conftest import ROOT, fact, fact_count
 from engine.eval.engine import Engine
 from engine.lang.errors import FactError
-from test_api import PROBLEM, auth, env, p1, post  # noqa: F401  (env is a fixture)
 
 ALERTS = ROOT / "fixtures" / "alertmanager"
 

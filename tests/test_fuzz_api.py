@@ -10,12 +10,16 @@ import os
 
 import pytest
 import schemathesis
+from conftest import RULES
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import (content_type_conformance, not_a_server_error, response_schema_conformance,
-                                 status_code_conformance)
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from api.app import create_app
-from conftest import RULES
 from engine.service.live import SlmService
 from engine.store.store import Store
 

@@ -7,17 +7,17 @@ set. ``SLM_FUZZ_EXAMPLES`` raises the number of examples (``make fuzz``).
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
+from conftest import RULES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import RULES
 from engine.eval.compiler import compile_ruleset
+from engine.eval.engine import Engine
 from engine.lang.errors import FactError, RuleSetError
 from engine.lang.loader import load_rules, load_texts
-from engine.eval.engine import Engine
 from engine.service.live import load_fact
 
 EXAMPLES = int(os.environ.get("SLM_FUZZ_EXAMPLES", "60"))
@@ -113,7 +113,7 @@ json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st
                                                    st.dictionaries(st.text(max_size=8), inner, max_size=3)),
                            max_leaves=10)
 times = st.one_of(st.datetimes(min_value=datetime(2026, 10, 1), max_value=datetime(2026, 12, 31),
-                               timezones=st.sampled_from([timezone.utc, None])).map(lambda d: d.isoformat()),
+                               timezones=st.sampled_from([UTC, None])).map(lambda d: d.isoformat()),
                   st.text(max_size=30), json_values)
 fact_like = st.fixed_dictionaries(
     {"id": st.one_of(st.text(max_size=10), json_values), "source": st.sampled_from(["zabbix", "", "itsm/prod"]),

@@ -6,9 +6,9 @@ from __future__ import annotations
 import threading
 
 import requests
+from conftest import ROOT, fact
 from waitress.server import create_server
 
-from conftest import ROOT, fact
 from api.app import create_app
 from cli.lanes import LaneDispatcher
 from engine.service.live import SlmService

@@ -170,7 +170,8 @@ def test_a_raci_row_no_notification_carries_is_a_warning_at_its_line():
 
 def test_manual_activities_are_not_warned_of_unless_something_notifies_them():
     assert quiet(extra=MORE_RACI + "manual: [breach-handeling, update-process-policies]\n") == []
-    notifying_rule = "---\nkind: Rule\nid: warn\nwhen: {type: decision.breach}\nthen:\n  - notify: {activity: breach-warning}\n"
+    notifying_rule = ("---\nkind: Rule\nid: warn\nwhen: {type: decision.breach}\nthen:\n"
+                      "  - notify: {activity: breach-warning}\n")
     notified = quiet(extra=MORE_RACI.replace("breach-handeling", "breach-warning")
                      + "manual: [breach-warning, update-process-policies]\n" + notifying_rule)
     assert notified == ["extra.yaml:4:3: warning: activity 'breach-warning' is listed as manual, yet an escalation "

@@ -142,7 +142,8 @@ def test_underpinning_availability_product():
                 goal: {goal}
             """) + extra
     files = {"base.yaml": BASE,
-             "sla.yaml": agreement("SLA", "sla", "99.95%", "    underpinned_by: [ola1-availability, ola2-availability]\n"),
+             "sla.yaml": agreement("SLA", "sla", "99.95%",
+                                   "    underpinned_by: [ola1-availability, ola2-availability]\n"),
              "ola1.yaml": agreement("OLA", "ola1", "99.95%"),
              "ola2.yaml": agreement("OLA", "ola2", "99.95%")}
     found = problems_of(files)

@@ -2,7 +2,7 @@
 downtime left out of the availability and threshold targets that exclude it."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from schemas.values import parse_instant
 
 RULES = Path(__file__).resolve().parent.parent / "fixtures" / "rulesets" / "maintenance"
 TEXT = (RULES / "rules.yaml").read_text()
-UTC = timezone.utc
+UTC = UTC
 MINUTE = timedelta(minutes=1)
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+from datetime import UTC
 
 import psycopg2
 import pytest
 from click.testing import CliRunner
+from conftest import ROOT, postgres_schema_url, utc
 
 from cli import main
-from conftest import ROOT, postgres_schema_url, utc
 from engine.store import migrations
 from engine.store.store import SCHEMA_VERSION, SchemaVersionError, Store
 
@@ -301,7 +302,7 @@ DELIVERY = ("attempts", "last_error", "next_attempt_at", "message_id", "queued_a
 
 
 def test_version_4_keeps_old_notifications_but_does_not_send_them_unasked(v1_url, store_log):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
     with Store.open(v1_url) as store:
         assert store.schema_version() == SCHEMA_VERSION >= 4
         assert set(DELIVERY) <= set(columns(store, "notifications"))
@@ -309,10 +310,10 @@ def test_version_4_keeps_old_notifications_but_does_not_send_them_unasked(v1_url
         assert (old["id"], old["status"], old["attempts"], old["message_id"], old["next_attempt_at"]) == \
             ("ntf_1", "failed", 0, None, None)
         assert "before this release delivered notifications" in old["last_error"]
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         assert not store.due_exists(now)                 # an upgrade mails out no old news …
         assert store.requeue("ntf_1")["status"] == "retrying"      # … unless an admin asks
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         assert store.due_exists(now)
         claimed = store.claim(now, now + timedelta(seconds=30))
         assert [n["id"] for n in claimed] == ["ntf_1"]

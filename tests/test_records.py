@@ -2,7 +2,7 @@
 must carry every field, so a field can never be dropped from a response silently."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from schemas.api import DecisionSchema, NotificationSchema
 from schemas.records import Decision, Notification, record_fields
@@ -18,7 +18,7 @@ def test_the_notification_schema_has_every_field_of_the_record():
 
 def test_a_dumped_decision_keeps_every_field_it_has():
     decision = Decision(id="dec_1", kind="improvement-proposed", target="t", subject="S", service="email",
-                        agreement="sla", at=datetime(2026, 11, 2, 9, 15, 0, 500000, tzinfo=timezone.utc),
+                        agreement="sla", at=datetime(2026, 11, 2, 9, 15, 0, 500000, tzinfo=UTC),
                         shadow=False, data={"counted": timedelta(minutes=20, seconds=3.798232)},
                         rule={"id": "r", "file": "rules/x.yaml", "line": 3, "ruleset": "sha256:0"},
                         because=["decision:dec_0"], severity="minor", message="t breached 3 times",
@@ -38,6 +38,7 @@ def test_every_decision_of_every_scenario_is_stored_as_its_schema_dumps_it():
     import json
 
     from conftest import ROOT
+
     from engine.eval.engine import Engine
     from engine.lang.yamlsource import load_documents
     from engine.scenarios import DEFAULT_SOURCE, RuleSetCache, find_scenarios

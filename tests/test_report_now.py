@@ -7,9 +7,9 @@ report still said 100 % while ``/v1/clocks`` showed the hour counted.
 from __future__ import annotations
 
 import pytest
+from conftest import ROOT, fact
 
 from api.app import create_app
-from conftest import ROOT, fact
 from engine.service.live import SlmService
 from engine.store.store import Store
 
@@ -59,6 +59,7 @@ def test_metrics_per_target_have_no_subject_label(env):
     assert 'slm_target_breaches_total{service="email",target="email-p1-response"} 1.0' in text
     assert 'slm_target_compliance_ratio{service="email",target="email-p1-response"} 0.0' in text
     budget = [line for line in text.splitlines()
-              if line.startswith('slm_target_availability_budget_remaining_ratio{service="email",target="email-availability"}')]
+              if line.startswith('slm_target_availability_budget_remaining_ratio'
+                                 '{service="email",target="email-availability"}')]
     assert len(budget) == 1 and float(budget[0].split()[-1]) < 0          # 1 h down of a 43m12s budget
     assert "INC-9" not in text and "fp-1" not in text

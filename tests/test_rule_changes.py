@@ -42,9 +42,9 @@ RULES = textwrap.dedent("""\
     """)
 
 
-def rules(on_change: str = "keep", changes: dict[str, str] = {}) -> object:
+def rules(on_change: str = "keep", changes: dict[str, str] | None = None) -> object:
     text = RULES.replace("ON_CHANGE", on_change)
-    for old, new in changes.items():
+    for old, new in (changes or {}).items():
         assert old in text
         text = text.replace(old, new)
     return load_texts({"rules.yaml": text})
@@ -52,7 +52,8 @@ def rules(on_change: str = "keep", changes: dict[str, str] = {}) -> object:
 
 def without_p1_response(on_change: str) -> object:
     text = RULES.replace("ON_CHANGE", on_change)
-    return load_texts({"rules.yaml": text[:text.index("  - id: p1-response")] + text[text.index("  - id: availability"):]})
+    return load_texts({"rules.yaml": text[:text.index("  - id: p1-response")]
+                                     + text[text.index("  - id: availability"):]})
 
 
 def at(text: str):
@@ -77,7 +78,8 @@ def test_a_running_clock_finishes_under_the_version_it_started_with():
     assert engine.cut_over(after, at("09:05:00")).decisions == []
     opened(engine, "f2", "INC-2", "09:06:00")
     engine.advance(at("12:00:00"))
-    assert of(engine) == [("warning", "50%", "09:07:30", before.version), ("breach", "100%", "09:15:00", before.version)]
+    assert of(engine) == [("warning", "50%", "09:07:30", before.version),
+                          ("breach", "100%", "09:15:00", before.version)]
     assert of(engine, "INC-2") == [("warning", "50%", "10:06:00", after.version),
                                    ("breach", "100%", "11:06:00", after.version)]
 

@@ -4,11 +4,10 @@ otherwise, and a SIGKILL right after a reload restarts into the same state."""
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-
 from conftest import ROOT
 from serving import Server, all_items, slm
 
@@ -41,7 +40,7 @@ def edit(rules, old: str, new: str) -> None:
 
 
 def opened(srv, subject: str, minutes_ago: int) -> None:
-    at = (datetime.now(timezone.utc) - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    at = (datetime.now(UTC) - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
     fact = {"id": f"open-{subject}", "source": "itsm", "type": "incident.opened", "time": at,
             "subject": subject, "service": "email", "data": {"priority": "P1"}}
     assert requests.post(srv.base + "/v1/facts", json=fact, headers=srv.headers, timeout=30).status_code == 200
@@ -100,7 +99,7 @@ def test_a_repriced_clock_is_decided_at_the_reload_never_before(server, rules):
     opened(server, "INC-3", 20)
     # the resolution target (4h) gains a 5% level (12 minutes), passed 8 minutes ago
     edit(rules, "    goal: 4h\n    warn_at: [75%]", "    goal: 4h\n    warn_at: [5%, 75%]\n    on_change: reprice")
-    reloaded_at = datetime.now(timezone.utc).replace(microsecond=0)
+    reloaded_at = datetime.now(UTC).replace(microsecond=0)
     reload(server)
     warning = [d for d in all_items(server, "/v1/decisions", subject="INC-3", kind="warning")
                if d["target"] == "email-p1-resolution" and d.get("level") == "5%"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from conftest import ROOT
+
 from engine.lang.errors import RuleSetError
 from engine.lang.loader import load_texts
 from engine.lang.templates import MAX_OUTPUT, render

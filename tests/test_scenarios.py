@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import ROOT, RULES
 
 from cli import main
-from conftest import ROOT, RULES
 from engine.lang.yamlsource import load_documents
 from engine.scenarios import RuleSetCache, find_scenarios, name_of, run_file
 from schemas.api import DecisionSchema, NotificationSchema
@@ -80,7 +80,8 @@ def test_expect_and_absent_are_each_optional(tmp_path, body):
 def test_a_scenario_with_only_absent_still_checks_it(tmp_path):
     path = scenario(tmp_path, "absent:\n  decisions:\n    - {kind: breach, target: email-p1-response}\n")
     [failure] = failures(path)
-    assert failure.startswith(f"{path}:{BODY_LINE + 2}:7: unexpected decision: {{kind: breach, target: email-p1-response}}")
+    assert failure.startswith(f"{path}:{BODY_LINE + 2}:7: unexpected decision: "
+                              "{kind: breach, target: email-p1-response}")
 
 
 # 2. unknown fields and bad values are errors at file:line:column

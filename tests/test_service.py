@@ -10,11 +10,11 @@ import shutil
 import threading
 import time
 import weakref
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from conftest import RULES, WallClock, fact, fact_count
+
 from engine.eval.state import STATE_FORMAT
 from engine.lang.errors import FactError, RuleSetError
 from engine.service.live import SlmService
@@ -312,7 +312,7 @@ def test_the_scheduler_fires_a_deadline_at_its_wall_clock_instant(url):
     service.start(background=True)
     try:
         assert service.ready.wait(30)
-        opened = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=15) + timedelta(seconds=2)
+        opened = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=15) + timedelta(seconds=2)
         stamp = opened.strftime("%Y-%m-%dT%H:%M:%SZ")
         service.ingest([fact("f1", time=stamp, **P1)])
         deadline = (opened + timedelta(minutes=15)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -322,7 +322,7 @@ def test_the_scheduler_fires_a_deadline_at_its_wall_clock_instant(url):
                 break
             time.sleep(0.1)
         assert kinds(service, target="email-p1-response", kind="breach") == [("breach", deadline)]
-        fired_at = datetime.now(timezone.utc)
+        fired_at = datetime.now(UTC)
         assert fired_at >= opened + timedelta(minutes=15)
     finally:
         service.stop()

@@ -6,18 +6,18 @@ import json
 import sqlite3
 import threading
 
-import psycopg2
 import peewee as pw
+import psycopg2
 import pytest
-
 from conftest import fact_count
+
 from engine.store.store import GENESIS, Store, canonical_json, chain_hash, token_digest
 
 pytestmark = pytest.mark.wallclock     # reads this machine's clock: CI runs it again years ahead
 
-# A fact stored twice: the unique (source, id) index refuses it (the driver's own error on
+# A fact stored twice or a row without its parent: the database refuses it (the driver's own error on
 # the prepared fast path).
-DUPLICATE = (pw.IntegrityError, sqlite3.IntegrityError, psycopg2.IntegrityError)
+INTEGRITY_ERROR = (pw.IntegrityError, sqlite3.IntegrityError, psycopg2.IntegrityError)
 
 
 @pytest.fixture
@@ -130,7 +130,7 @@ def test_a_fact_is_stored_once_and_found_with_its_outcome(store):
     outcomes = {("zabbix/prod", "zbx-1"): ["dec_a", "dec_b"], ("zabbix/prod", "zbx-2"): []}
     assert store.find_facts(keys) == outcomes
     # a re-post is refused whole: the first posting and its outcome are kept
-    with pytest.raises(DUPLICATE):
+    with pytest.raises(INTEGRITY_ERROR):
         store.add_facts([(fact("zbx-3"), []), (fact("zbx-1", priority="changed"), ["dec_c"])])
     assert store.find_facts(keys) == outcomes and store.last_fact_seq() == last
     # the same id from another source is another fact
@@ -155,7 +155,7 @@ def test_concurrent_posts_of_one_fact_store_it_once(opened):
                     refused.append("found")
                     return
                 stored.append(add(s, fact("retry-1")))
-        except DUPLICATE:
+        except INTEGRITY_ERROR:
             refused.append("unique")
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
@@ -241,7 +241,7 @@ def test_the_hash_chain_is_sha256_of_prev_hash_and_canonical_json(store):
     store.add_decisions(decisions[2:])
     rows = raw(store, "SELECT seq, id, prev_hash, hash, body FROM decisions ORDER BY seq")
     prev = GENESIS
-    for (seq, id, prev_hash, hash, body), d in zip(rows.fetchall(), decisions):
+    for (_, _, prev_hash, hash, body), d in zip(rows.fetchall(), decisions, strict=True):
         assert body == canonical_json(d)
         assert prev_hash == prev and hash == chain_hash(prev, body)
         prev = hash
@@ -402,7 +402,7 @@ def test_notifications_are_stored_once_and_listed(store):
     assert [(n["id"], n["status"]) for n in store.list_notifications(decision="dec_2")[0]] == [
         ("n3", "pending"), ("n4", "pending"), ("n5", "sent"), ("n6", "pending")]
     assert [n["id"] for n in store.list_notifications(status="sent")[0]] == ["n5"]
-    with pytest.raises(Exception):      # its decision must be stored (foreign key)
+    with pytest.raises(INTEGRITY_ERROR):      # its decision must be stored (foreign key)
         store.add_notifications([notification("n9", "dec_unknown")])
     assert store.add_notifications([notification("n9", "dec_2")]) == ["n9"]
 

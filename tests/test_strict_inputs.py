@@ -3,19 +3,19 @@ SDK sends it, query parameters checked."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from click.testing import CliRunner
+from conftest import ROOT, fact, fact_count
+from test_api import ALERTS, PROBLEM, auth, env, get, p1, post  # noqa: F401  (env is a fixture)
 
 from cli.main import main
-from conftest import ROOT, fact, fact_count
 from engine.lang.errors import FactError
 from engine.service.live import SlmService
 from engine.service.recovery import rebuild
 from engine.store.base import every
 from schemas.values import parse_rfc3339
-from test_api import ALERTS, PROBLEM, auth, env, get, p1, post  # noqa: F401  (env is a fixture)
 
 
 @pytest.mark.parametrize("text", ["20261105T030000Z", "2026-W45-4T03:00:00Z", "2026-11-05T03Z",
@@ -76,7 +76,8 @@ def test_the_posted_time_string_is_kept_beside_the_utc_instant(env):
     posted = [p1("f1", time="2026-11-05T04:00:00.5+01:00"), p1("f2", subject="INC-2", time="2016-12-31T23:59:60Z")]
     assert post(env, posted).status_code == 200
     items = {i["fact"]["id"]: i["fact"] for i in get(env, "/v1/facts").json["items"]}
-    assert (items["f1"]["time"], items["f1"]["time_posted"]) == ("2026-11-05T03:00:00.5Z", "2026-11-05T04:00:00.5+01:00")
+    assert (items["f1"]["time"], items["f1"]["time_posted"]) == ("2026-11-05T03:00:00.5Z",
+                                                                 "2026-11-05T04:00:00.5+01:00")
     assert (items["f2"]["time"], items["f2"]["time_posted"]) == ("2017-01-01T00:00:00Z", "2016-12-31T23:59:60Z")
     breach = get(env, "/v1/decisions", kind="breach", target="email-p1-response").json["items"][0]
     assert breach["at"] == "2026-11-05T03:15:00.5Z"                     # the engine works on the instant
@@ -161,7 +162,8 @@ def test_a_group_stores_its_good_alerts_and_lists_the_others_with_why(env):
                                 _alert("badtime", starts="soon"), _alert("good2", starts="2026-11-05T04:00:00+01:00")),
                     path="/v1/ingest/alertmanager")
     assert response.status_code == 200, response.json
-    assert response.json["accepted"] == 2 and [r["id"].split("@")[0] for r in response.json["results"]] == ["good1", "good2"]
+    assert (response.json["accepted"] == 2
+            and [r["id"].split("@")[0] for r in response.json["results"]] == ["good1", "good2"])
     rejected = {r["alert"]: r for r in response.json["rejected"]}
     assert sorted(rejected) == [1, 2, 3]
     assert rejected[1]["fingerprint"] == "badsvc"
@@ -198,7 +200,8 @@ def test_a_fact_more_than_the_bound_behind_its_subject_is_422_and_changes_nothin
     late = post(env, fact("ack", type="incident.acknowledged", subject="INC-1", time="2026-10-28T02:59:59Z"))
     assert late.status_code == 422 and late.mimetype == PROBLEM, late.json
     message = late.json["errors"]["time"][0]
-    assert "7d" in message and "2026-11-05T03:00:00Z" in message and "'INC-1'" in message and "--max-lateness" in message
+    assert ("7d" in message and "2026-11-05T03:00:00Z" in message and "'INC-1'" in message
+            and "--max-lateness" in message)
     assert fact_count(env.store) == 1 and env.store.decision_count() == decisions
     within = post(env, fact("ack", type="incident.acknowledged", subject="INC-1", time="2026-10-29T03:00:00Z"))
     assert within.status_code == 200                        # exactly the bound behind: accepted
@@ -252,10 +255,10 @@ def test_serve_refuses_a_bound_that_is_no_duration(tmp_path):
 
 
 def test_newest_times_read_each_subject_once_and_survive_more_subjects_than_remembered():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from engine.service.lateness import NewestTimes
-    t = datetime(2026, 11, 5, tzinfo=timezone.utc)
+    t = datetime(2026, 11, 5, tzinfo=UTC)
     reads = []
 
     def read(subjects):

@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
 from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.v1.event import CloudEvent
+from conftest import ROOT, fact, fact_count
 
 from api.app import create_app
 from api.auth import MISS_CACHE_SECONDS, TokenCache
 from cli import main
-from conftest import ROOT, fact, fact_count
 from engine.service.live import SlmService
 from engine.store.store import Store
 from engine.store.tokens import Grant, TokenNameTaken, parse_expiry
@@ -24,7 +24,7 @@ from engine.store.tokens import Grant, TokenNameTaken, parse_expiry
 pytestmark = pytest.mark.wallclock     # reads this machine's clock: CI runs it again years ahead
 
 PROBLEM = "application/problem+json"
-NOW = datetime(2026, 11, 5, 4, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 5, 4, 0, tzinfo=UTC)
 
 
 # ---- the store ------------------------------------------------------------------------
@@ -57,7 +57,7 @@ def test_tokens_get_readable_names_unique_among_the_unrevoked(store):
 
 def test_a_token_carries_its_sources_and_expiry(store):
     # token_role reads this machine's clock: the expiry is 90 days from it, in whole seconds
-    expires = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=90)
+    expires = datetime.now(UTC).replace(microsecond=0) + timedelta(days=90)
     token = store.add_token("monitor", "zabbix", sources=["zabbix/*", "zabbix/*", "nagios/eu"], expires_at=expires)
     from engine.store.tokens import token_digest
     grant = store.digest_grant(token_digest(token))
@@ -66,10 +66,11 @@ def test_a_token_carries_its_sources_and_expiry(store):
     assert not grant.allows("Zabbix/prod") and not grant.allows("zabbix") and not grant.allows("nagios/us")
     assert not grant.expired(expires - timedelta(seconds=1)) and grant.expired(expires)
     listed = store.tokens()[-1]
-    assert listed["sources"] == ["zabbix/*", "nagios/eu"] and listed["expires_at"] == expires.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert (listed["sources"] == ["zabbix/*", "nagios/eu"]
+            and listed["expires_at"] == expires.strftime("%Y-%m-%dT%H:%M:%SZ"))
     with pytest.raises(ValueError, match="an auditor token cannot be limited to sources"):
         store.add_token("auditor", sources=["zabbix/*"])
-    gone = store.add_token("monitor", expires_at=datetime(2020, 1, 1, tzinfo=timezone.utc))
+    gone = store.add_token("monitor", expires_at=datetime(2020, 1, 1, tzinfo=UTC))
     assert store.token_role(gone) is None                  # expired by this machine's clock
     assert store.token_role(token) == "monitor"
 
@@ -78,8 +79,8 @@ def test_a_token_carries_its_sources_and_expiry(store):
     ("90d", NOW + timedelta(days=90)),
     (" 12h ", NOW + timedelta(hours=12)),
     ("P1W", NOW + timedelta(weeks=1)),
-    ("2027-01-01T00:00:00Z", datetime(2027, 1, 1, tzinfo=timezone.utc)),
-    ("2027-01-01T01:00:00+01:00", datetime(2027, 1, 1, tzinfo=timezone.utc)),
+    ("2027-01-01T00:00:00Z", datetime(2027, 1, 1, tzinfo=UTC)),
+    ("2027-01-01T01:00:00+01:00", datetime(2027, 1, 1, tzinfo=UTC)),
 ])
 def test_expiry_is_a_duration_from_now_or_an_instant(text, expected):
     assert parse_expiry(text, NOW) == expected
@@ -121,7 +122,7 @@ def test_token_commands_create_list_and_revoke_by_name(url):
     assert run("token", "revoke", "zabbix-prod", "--db", url).output.strip() == "revoked 'zabbix-prod'"
     with Store.open(url) as store:
         assert store.token_role(token) is None
-        store.add_token("owner", "old", expires_at=datetime(2021, 1, 1, tzinfo=timezone.utc))
+        store.add_token("owner", "old", expires_at=datetime(2021, 1, 1, tzinfo=UTC))
     listed = json.loads(run("token", "list", "--json", "--db", url).output)
     assert [(t["name"], t["status"]) for t in listed] == [("zabbix-prod", "revoked"), ("auditor-1", "active"),
                                                           ("old", "expired")]
@@ -217,7 +218,7 @@ def test_a_batch_with_one_foreign_source_is_refused_whole(env):
 
 def cloudevent(id, source):
     return CloudEvent(attributes={"id": id, "source": source, "type": "incident.opened", "subject": "INC-7",
-                                  "time": datetime(2026, 11, 5, 3, tzinfo=timezone.utc),
+                                  "time": datetime(2026, 11, 5, 3, tzinfo=UTC),
                                   "datacontenttype": "application/json", "service": "email"},
                       data={"priority": "P1"})
 

@@ -2,13 +2,13 @@
 plain HTTP: a token limited to sources, one revoked by name, one expired."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
+from serving import Server, slm
 
 from engine.store.store import Store
-from serving import Server, slm
 
 pytestmark = pytest.mark.wallclock     # reads this machine's clock: CI runs it again years ahead
 
@@ -27,7 +27,7 @@ def server(url, tmp_path):
                   "old": created("--role", "monitor", "--name", "old", url=url)}
     with Store.open(url) as store:      # an expiry already past: the CLI refuses to make one
         srv.tokens["expired"] = store.add_token("monitor", "expired",
-                                                expires_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+                                                expires_at=datetime(2026, 1, 1, tzinfo=UTC))
     srv.start()
     yield srv
     srv.stop()
@@ -39,7 +39,7 @@ def post(server, who, body):
 
 
 def opened(id, source):
-    at = (datetime.now(timezone.utc) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    at = (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {"id": id, "source": source, "type": "incident.opened", "time": at, "subject": f"INC-{id}",
             "service": "email", "data": {"priority": "P2"}}
 

@@ -5,10 +5,20 @@ from datetime import timedelta
 from fractions import Fraction
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from schemas.values import (format_duration, format_remaining, format_whole_duration, parse_days, parse_duration,
-                            parse_instant, parse_level, parse_percent, parse_spans)
+from schemas.values import (
+    format_duration,
+    format_remaining,
+    format_whole_duration,
+    parse_days,
+    parse_duration,
+    parse_instant,
+    parse_level,
+    parse_percent,
+    parse_spans,
+)
 
 
 @pytest.mark.parametrize("text, seconds", [

@@ -6,6 +6,7 @@ import os
 import shutil
 
 from conftest import ROOT
+
 from engine.lang.loader import load_rules, load_texts
 
 

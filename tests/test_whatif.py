@@ -7,10 +7,10 @@ import shutil
 
 import pytest
 from click.testing import CliRunner
+from conftest import ROOT, fact
 
 from api.app import create_app
 from cli import main
-from conftest import ROOT, fact
 from engine.service.live import SlmService
 from engine.store.store import Store
 

@@ -26,7 +26,8 @@ def _text(x, y, text, css="label", anchor="start") -> str:
 
 def _rect(x, y, w, h, css, tip=None) -> str:
     inner = f"<title>{escape(tip)}</title>" if tip else ""
-    return f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(w, 0):.1f}" height="{max(h, 0):.1f}" class="{css}">{inner}</rect>'
+    return (f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(w, 0):.1f}" height="{max(h, 0):.1f}" '
+            f'class="{css}">{inner}</rect>')
 
 
 def weekly(weeks: list[tuple[str, int, int]], title: str) -> Markup:
@@ -55,7 +56,7 @@ def spread(buckets: tuple[str, ...], counts: list[int], title: str) -> Markup:
     scale = (height - bottom - 12) / top
     body = [f'<line x1="{left}" y1="{height - bottom}" x2="{width - 4}" y2="{height - bottom}" class="axis"/>',
             _text(left - 4, 14, str(top), anchor="end"), _text(left - 4, height - bottom, "0", anchor="end")]
-    for i, (label, count) in enumerate(zip(buckets, counts)):
+    for i, (label, count) in enumerate(zip(buckets, counts, strict=True)):
         x, w = left + i * slot + slot * 0.15, slot * 0.7
         css = "breach" if i == len(buckets) - 1 else "warn" if i == len(buckets) - 2 else "met"
         body.append(_rect(x, height - bottom - count * scale, w, count * scale, css, f"{label} of the goal: {count}"))

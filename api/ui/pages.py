@@ -4,7 +4,7 @@ methods as the JSON API, so a page and its API answer cannot disagree.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from flask import abort, g, redirect, render_template, request, url_for
 
@@ -36,7 +36,7 @@ def _globals():
 def _when(text) -> str:
     """An instant as people read it: ``2026-11-30 09:15:00 UTC``."""
     at = parse_instant(text) if isinstance(text, str) else text
-    return at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 @bp.app_template_filter("dict_without")
@@ -89,7 +89,7 @@ def _progress(clock: dict) -> dict:
 
 
 def _stamp(at: datetime) -> str:
-    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ---- decisions and traces -------------------------------------------------------------

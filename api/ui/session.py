@@ -15,7 +15,7 @@ import functools
 import hmac
 import secrets
 
-from flask import (abort, current_app, g, redirect, render_template, request, session, url_for)
+from flask import abort, current_app, g, redirect, render_template, request, session, url_for
 
 from engine.store.store import token_digest
 from schemas.values import format_instant

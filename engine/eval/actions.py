@@ -36,7 +36,7 @@ class RuleActions:
             return
         patterns = rule.when["patterns"]
         views = [view(facts[alias_name(p.get("as") or f"p{i}")]) for i, p in enumerate(patterns)]
-        context = {p.get("as") or f"p{i}": v for i, (p, v) in enumerate(zip(patterns, views))}
+        context = {p.get("as") or f"p{i}": v for i, (p, v) in enumerate(zip(patterns, views, strict=True))}
         self._conclude(rule, views, context, identity=[v["ref"] for v in views])
 
     def _count(self, rule: Rule, fact: dict) -> None:

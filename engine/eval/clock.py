@@ -10,14 +10,13 @@ them into decisions; a clock rebuilt from its history yields the same readings a
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
-from typing import Callable
-
-from schemas.values import Level
 
 from engine.lang.calendar import ServiceCalendar
+from schemas.values import Level
 
 ZERO = timedelta(0)
 
@@ -394,8 +393,7 @@ def _error_budget(service_time: timedelta, goal: Fraction) -> timedelta:
 def month_span(period: str, zone: str = "UTC") -> tuple[datetime, datetime]:
     """The calendar month ``YYYY-MM`` in the timezone ``zone``: [first instant, first instant
     of the next month), in UTC (ValueError if ``period`` is not a month)."""
-    from datetime import timezone as tz
-    middle = datetime.strptime(period + "-15", "%Y-%m-%d").replace(tzinfo=tz.utc)
+    middle = datetime.strptime(period + "-15", "%Y-%m-%d").replace(tzinfo=UTC)
     start, end, _ = window_of("month", middle, zone)
     return start, end
 
@@ -403,10 +401,10 @@ def month_span(period: str, zone: str = "UTC") -> tuple[datetime, datetime]:
 def window_of(spec: str, at: datetime, timezone: str) -> tuple[datetime, datetime, str]:
     """The window (start, end, label) holding ``at``: a calendar month, ISO week or day in
     the calendar's zone, or consecutive blocks of N days counted from 1970-01-01 local."""
-    from datetime import date, time, timezone as tz
+    from datetime import date, time
     from zoneinfo import ZoneInfo
 
-    utc = tz.utc
+    utc = UTC
     zone = ZoneInfo(timezone)
     local = at.astimezone(zone).date()
     if spec == "month":

@@ -23,7 +23,7 @@ field values and knows nothing of event time, so a Rule's counting form compiles
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from engine.lang.checks import JOIN_REFERENCE
 from engine.lang.model import RuleSet, Target

@@ -16,7 +16,6 @@ from durable.engine import MessageObservedException
 
 from engine.eval.compiler import RULESET, allows, matched_types, required_strings
 
-
 # durable_rules' alpha network has fixed-size link tables (src/rules/rules.h, rete.c): a test
 # node links at most NEXT_BUCKET_LENGTH (512) other tests, in an open-addressed hash set whose
 # probes never stop once it is full (create_ruleset, and every fact that reaches the node, then

@@ -13,24 +13,34 @@ order, ids derived from what a decision is about. All mutable state is one objec
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from datetime import UTC, datetime, timedelta
 
 from marshmallow import ValidationError
 
 from engine.eval.actions import RuleActions
 from engine.eval.book import ClockRecord
 from engine.eval.clock import DurationClock, Reading, Transition, WindowClock, marks_for, month_span, window_of
-from engine.eval.compiler import (RULESET, allows, compile_ruleset, conditional_roles, field_path, join_filter,
-                                  matched_types, retained_types, string_tests, typed_patterns,
-                                  unconditional_roles)
+from engine.eval.compiler import (
+    RULESET,
+    allows,
+    compile_ruleset,
+    conditional_roles,
+    field_path,
+    join_filter,
+    matched_types,
+    retained_types,
+    string_tests,
+    typed_patterns,
+    unconditional_roles,
+)
 from engine.eval.durable import DurableNetwork
-from engine.eval.trace import build_trace
 from engine.eval.records import clock_decision, decision_fact, decision_id, retraction, rule_ref
 from engine.eval.state import EngineState, History, SnapshotError
 from engine.eval.state import dump as dump_state
 from engine.eval.state import load as load_state
+from engine.eval.trace import build_trace
 from engine.lang.errors import FactError
 from engine.lang.model import RuleSet, Target
 from engine.lang.where import MISSING, field_at
@@ -39,10 +49,11 @@ from schemas.facts import FactSchema, flatten_errors
 from schemas.records import Decision
 from schemas.values import format_instant, format_remaining, format_whole_duration
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAINTENANCE = "maintenance:"    # the prefix of a posted maintenance window's subject on a window clock
 PRUNE_EVERY = 1000          # facts between sweeps for finished clocks (with ``retain``)
-PHASES = {"applies": 0, "first": 0, "life": 1, "down": 1, "up": 1, "over": 1, "under": 1, "hold": 1, "release": 1, "rule": 3}
+PHASES = {"applies": 0, "first": 0, "life": 1, "down": 1, "up": 1, "over": 1, "under": 1, "hold": 1, "release": 1,
+          "rule": 3}
 
 
 @dataclass
@@ -91,7 +102,7 @@ class Engine:
 
     @classmethod
     def restore(cls, ruleset: RuleSet, blob: bytes, retain: timedelta | None = None,
-                versions: Callable[[str], RuleSet | None] = lambda version: None) -> "Engine":
+                versions: Callable[[str], RuleSet | None] = lambda version: None) -> Engine:
         """An engine for ``ruleset`` (the version in force) in the state a snapshot holds;
         ``versions`` finds the earlier versions its clocks still run under (SnapshotError if
         the snapshot is unusable)."""
@@ -406,7 +417,7 @@ class Engine:
         record = self.state.book.get(f"{target_id}/{label}")
         return record if record is not None and isinstance(record.clock, WindowClock) else None
 
-    def clock_keys(self) -> tuple[set[str], "StoppedKeys"]:
+    def clock_keys(self) -> tuple[set[str], StoppedKeys]:
         """(keys of the clocks running or paused now, a view of those that have stopped):
         what explaining a fact needs to know of the clocks (engine.lang.explain)."""
         return self.state.book.live, StoppedKeys(self.state.book)

@@ -14,9 +14,9 @@ older snapshots are ignored (the service then replays everything).
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable
 
 import orjson
 

@@ -5,7 +5,7 @@ after a restart or under a rule set other than the one that made it.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from engine.lang.model import RuleSet
 from schemas.facts import dump_fact

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Iterator
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holidays_package
 
 from schemas.values import parse_date
 
-UTC = timezone.utc
+UTC = UTC
 ZERO = timedelta(0)
 DAY = timedelta(days=1)
 SECOND = timedelta(seconds=1)

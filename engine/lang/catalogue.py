@@ -13,11 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from schemas.values import parse_rfc3339
-
 from engine.lang.model import Origin
 from engine.lang.spelling import nearest
 from engine.lang.where import MISSING, field_at
+from schemas.values import parse_rfc3339
 
 ENGINE_TYPES = ("decision.", "clock.")      # derived by the engine, never declared
 

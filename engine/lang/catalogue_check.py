@@ -10,10 +10,10 @@ not the catalogue's business.
 from __future__ import annotations
 
 from engine.lang.catalogue import ENGINE_TYPES, Catalogue, FactType
-from engine.lang.spelling import nearest
 from engine.lang.errors import Problem
 from engine.lang.lint import CLOCK_ROLES
 from engine.lang.model import RuleSet
+from engine.lang.spelling import nearest
 from engine.lang.where import ENVELOPE
 
 CODE = "catalogue"

@@ -7,8 +7,6 @@ import re
 from datetime import date, timedelta
 from fractions import Fraction
 
-from schemas.values import format_duration
-
 from engine.lang.catalogue_check import check_catalogue
 from engine.lang.errors import Problem
 from engine.lang.lint import lint
@@ -16,6 +14,7 @@ from engine.lang.model import RuleSet
 from engine.lang.spelling import one_edit
 from engine.lang.templates import template_error
 from engine.lang.yamlsource import Document
+from schemas.values import format_duration
 
 JOIN_REFERENCE = re.compile(r"^\$([A-Za-z0-9_]+)\.(.+)$")
 
@@ -261,7 +260,8 @@ def _leaves(where: dict, path: tuple = ()):
 
 def _unknown_activity(activity: str, ruleset: RuleSet) -> str:
     """The error for an activity no Raci defines, with the row it was likely meant to name."""
-    near = sorted(known for known in ruleset.raci if one_edit(activity, known) or known.casefold() == activity.casefold())
+    near = sorted(known for known in ruleset.raci
+                  if one_edit(activity, known) or known.casefold() == activity.casefold())
     hint = f": did you mean '{near[0]}'?" if near else ""
     return f"activity: unknown activity '{activity}' (not in any Raci){hint}"
 

@@ -12,15 +12,14 @@ that does nothing, since the ticket's clock has run already, from one that start
 """
 from __future__ import annotations
 
+from collections.abc import Container
 from datetime import date, datetime
-from typing import Container
-
-from schemas.values import parse_instant
 
 from engine.lang.lint import CLOCK_ROLES
-from engine.lang.spelling import one_edit
 from engine.lang.model import RuleSet, Target
+from engine.lang.spelling import one_edit
 from engine.lang.where import failure, lookup
+from schemas.values import parse_instant
 
 VERBS = {"start": "starts", "pause": "pauses", "resume": "resumes", "stop": "stops", "restart": "restarts",
          "cancel": "cancels", "reset": "resets"}
@@ -61,7 +60,8 @@ def _one(target: Target, fact: dict, running, stopped) -> tuple[str | None, str 
             if spec["type"] == kind:
                 why = failure(spec.get("where", {}), get)
                 return (f"{'takes' if role == 'down' else 'brings'} {fact.get('subject') or service_of(fact)} "
-                        f"{role} in the {target.spec['window']} window", None) if why is None else (None, f"{role}: {why}")
+                        f"{role} in the {target.spec['window']} window",
+                        None) if why is None else (None, f"{role}: {why}")
         return None, _not_named(kind, [target.spec["down"]["type"], target.spec["up"]["type"]])
     if target.measure == "threshold":
         if kind != "metric.sample":

@@ -12,16 +12,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import ValidationError, fields
 
-from schemas.rules import KIND_SCHEMAS
-
 from engine.lang import checks
 from engine.lang.calendar import ServiceCalendar
 from engine.lang.catalogue import build_catalogue
 from engine.lang.errors import Problem, RuleSetError
 from engine.lang.maintenance import ExcludingCalendar, MaintenanceWindows
-from engine.lang.model import (Agreement, Escalation, EscalationLevel, Origin, Rule, RuleSet, Service,
-                    Target)
+from engine.lang.model import Agreement, Escalation, EscalationLevel, Origin, Rule, RuleSet, Service, Target
 from engine.lang.yamlsource import Document, load_documents
+from schemas.rules import KIND_SCHEMAS
 
 BUILTIN_CALENDAR = "24x7"
 

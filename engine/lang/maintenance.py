@@ -10,14 +10,14 @@ only stop counting (engine.eval.clock.WindowClock), the budget stays as it was.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Iterator
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from engine.lang.calendar import MAX_CLOSED_DAYS, ServiceCalendar
 
-UTC = timezone.utc
+UTC = UTC
 ZERO = timedelta(0)
 DAY = timedelta(days=1)
 STEP = timedelta(days=7)        # instant_after looks this far ahead at a time

@@ -6,15 +6,14 @@ line it came from so decisions can name their rule.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from fractions import Fraction
 from zoneinfo import ZoneInfo
-
-from schemas.values import Level
 
 from engine.lang.calendar import ServiceCalendar
 from engine.lang.excerpt import definition_text
 from engine.lang.maintenance import MaintenanceWindows
+from schemas.values import Level
 
 
 @dataclass(frozen=True)
@@ -71,7 +70,7 @@ class Target:
     on_change: str = "keep"    # keep | reprice | cancel: what a rule change does to its running clocks
     # The levels of every Escalation that covers this target, in escalation id order:
     # bound when the rules load, so a clock carries its escalation marks from its start.
-    escalations: list["EscalationLevel"] = field(default_factory=list)
+    escalations: list[EscalationLevel] = field(default_factory=list)
     description: str = ""      # free text of the target, for documents (slm docs)
     _span: tuple | None = field(default=None, repr=False, compare=False)
 
@@ -97,7 +96,7 @@ class Target:
             start = datetime.combine(self.agreement.valid_from, time(0), zone)
         if self.agreement.valid_to:
             end = datetime.combine(self.agreement.valid_to + timedelta(days=1), time(0), zone)
-        return (start and start.astimezone(timezone.utc)), (end and end.astimezone(timezone.utc))
+        return (start and start.astimezone(UTC)), (end and end.astimezone(UTC))
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,7 +151,7 @@ class RuleSet:
     rules: dict[str, Rule]
     warnings: list = field(default_factory=list)
     # service -> its declared maintenance windows (engine.lang.maintenance)
-    maintenance: dict[str, "MaintenanceWindows"] = field(default_factory=dict)
+    maintenance: dict[str, MaintenanceWindows] = field(default_factory=dict)
     # Ids whose definition failed with an error already reported (a calendar with a bad
     # time zone, a target on that calendar): references to them are not reported again,
     # so one root mistake gives one error.
@@ -172,7 +171,8 @@ class RuleSet:
         """The YAML text of the definition written at ``file:line`` (a file as errors and
         decisions name it), as this version has it."""
         name = self.file_names.get(file) or next(
-            (n for n in self.files if file == n or file.endswith("/" + n)), file)    # a version read back from the store
+            # a version read back from the store
+            (n for n in self.files if file == n or file.endswith("/" + n)), file)
         return definition_text(self.files, name, line, column)
 
     def escalation_level(self, rule: dict, activity: str | None) -> EscalationLevel | None:

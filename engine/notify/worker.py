@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Callable
 
 from engine.clock import utcnow
 from engine.notify.deliver import Channels, DeliveryError, redact, send

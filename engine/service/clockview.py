@@ -21,7 +21,7 @@ import threading
 import weakref
 from bisect import bisect_left, insort
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 
 import immutables
 
@@ -31,7 +31,7 @@ from engine.lang.calendar import ServiceCalendar
 from engine.lang.model import RuleSet
 from schemas.values import format_instant, format_remaining, format_whole_duration
 
-UTC = timezone.utc
+UTC = UTC
 ZERO = timedelta(0)
 DAY = timedelta(days=1)
 EMPTY = immutables.Map()

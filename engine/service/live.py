@@ -16,22 +16,19 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Callable
 
 from marshmallow import ValidationError
 
 from engine.clock import utcnow
-from schemas.facts import POSTED_TIME, FactSchema, dump_fact, flatten_errors, stored_fact
-from schemas.values import format_instant, format_whole_duration
-
 from engine.eval.clock import month_span
 from engine.eval.engine import Engine
 from engine.eval.trace import Lookup, derivation
-from engine.lang.errors import FactError
 from engine.lang.catalogue import refusals
+from engine.lang.errors import FactError
 from engine.lang.loader import load_rules, load_texts
 from engine.lang.model import RuleSet
 from engine.notify.retract import followups
@@ -41,15 +38,17 @@ from engine.service.explain import explain_stored, nearest_reasons
 from engine.service.lateness import DEFAULT_MAX_LATENESS, NewestTimes, late_problems
 from engine.service.recovery import Versions, rebuild, save_snapshot, settle_heap
 from engine.service.reports import SPAN_MARGIN, compliance
-from engine.service.scheduler import DeadlineScheduler
-from engine.service.whatif import Bounds, default_period, what_if
 from engine.service.review import review as review_targets
+from engine.service.scheduler import DeadlineScheduler
 from engine.service.timeline import build as build_timeline
 from engine.service.vocabulary import Vocabulary, in_force_and_before
-from engine.store.encoding import canonical_json
+from engine.service.whatif import Bounds, default_period, what_if
 from engine.store.base import every
+from engine.store.encoding import canonical_json
 from engine.store.store import Store
+from schemas.facts import POSTED_TIME, FactSchema, dump_fact, flatten_errors, stored_fact
 from schemas.records import Decision
+from schemas.values import format_instant, format_whole_duration
 
 log = logging.getLogger("slm.service")
 
@@ -393,7 +392,7 @@ class SlmService:
                 job.set_aside[position] = err.details
         return job
 
-    def _write_apart(self, jobs: list["_Job"]) -> None:
+    def _write_apart(self, jobs: list[_Job]) -> None:
         """Write the group; if that fails, no neighbour pays for it. A fact the engine
         could not evaluate fails its request alone with a FactError naming it (422), is
         remembered (:meth:`_refuse_failed`: a client retrying it cannot make the service
@@ -432,7 +431,7 @@ class SlmService:
                 return
 
     @staticmethod
-    def _refuse_conflicts(jobs: list["_Job"], stored: dict) -> list["_Job"]:
+    def _refuse_conflicts(jobs: list[_Job], stored: dict) -> list[_Job]:
         """The jobs without a fact whose ``(source, id)`` is stored with another body: such
         a job fails whole (FactConflict, 409, naming the first outcome) before anything of it
         is evaluated; a fact repeated as it was stored stays a duplicate (its time may be
@@ -449,7 +448,7 @@ class SlmService:
                 kept.append(job)
         return kept
 
-    def _refuse_late(self, jobs: list["_Job"], stored: dict) -> list["_Job"]:
+    def _refuse_late(self, jobs: list[_Job], stored: dict) -> list[_Job]:
         """The jobs without a new fact more than ``max_lateness`` behind its subject's newest
         event time (engine.service.lateness): such a job fails whole (FactError, 422), a
         partial one sets the fact aside. The newest times count the jobs before in the group."""
@@ -463,7 +462,8 @@ class SlmService:
         kept = []
         for job in jobs:
             new = [(index, fact) for index, fact in enumerate(job.facts) if (fact["source"], fact["id"]) not in stored]
-            late = {new[at][0]: [why] for at, why in late_problems([f for _, f in new], newest, self.max_lateness).items()}
+            late = {new[at][0]: [why]
+                    for at, why in late_problems([f for _, f in new], newest, self.max_lateness).items()}
             if job.refuse(late, "time"):
                 continue
             for fact in job.facts:
@@ -487,7 +487,7 @@ class SlmService:
         while len(self._failed) > FAILED_REMEMBERED:
             self._failed.pop(next(iter(self._failed)))
 
-    def _write(self, jobs: list["_Job"]) -> None:
+    def _write(self, jobs: list[_Job]) -> None:
         """Evaluate every new fact of the waiting requests, fire the deadlines due by the
         wall clock, and store it all in one transaction. Each decision is attributed to
         the fact it rests on (see :func:`attribute`), also when its deadline fired in the
@@ -532,7 +532,7 @@ class SlmService:
             if reached is not None:
                 self.last_tick_seq = self.store.add_tick(self.last_fact_seq, reached)
             records = self._store(decided)
-            for decision, record in zip(decided, records):
+            for decision, record in zip(decided, records, strict=True):
                 index = owner.get(decision.id)
                 result = new[index][2] if index is not None else (jobs[-1].result if jobs else Ingested())
                 result.decisions.append(record[0])
@@ -556,7 +556,7 @@ class SlmService:
         if self.delivery is not None:            # outbox time is real time, whatever the engine's
             due = utcnow() + self.delivery.group_wait
         self.store.add_notifications([n for _, notes in records for n in notes], due=due)
-        retractions = [(d, notes) for d, (_, notes) in zip(decisions, records)
+        retractions = [(d, notes) for d, (_, notes) in zip(decisions, records, strict=True)
                        if d.kind == "retracted" and d.data.get("retracts")]
         if retractions:
             told = self.store.cancel_for([d.data["retracts"] for d, _ in retractions])

@@ -10,9 +10,9 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable
 
 from engine.eval.engine import Engine
 from engine.eval.state import STATE_FORMAT, SnapshotError

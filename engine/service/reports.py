@@ -8,15 +8,14 @@ month its availability window covers.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from fractions import Fraction
-from typing import Callable, Iterable
-
-from schemas.values import format_instant, parse_instant
 
 from engine.eval.clock import month_span
 from engine.lang.maintenance import ExcludingCalendar, merged
 from engine.lang.model import RuleSet, Target
+from schemas.values import format_instant, parse_instant
 
 # (target id, window label) -> (down time counted, service time of the window) or None
 WindowReading = Callable[[str, str], "tuple[timedelta, timedelta] | None"]

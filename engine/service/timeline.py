@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from engine.eval.compiler import conditional_roles, unconditional_roles
-from engine.lang.where import failure, lookup
 from engine.lang.model import Target
+from engine.lang.where import failure, lookup
 from schemas.values import format_whole_duration, parse_instant
 
 MIN_SPAN = timedelta(hours=1)

@@ -26,7 +26,7 @@ class Vocabulary:
     kinds: frozenset[str]
 
     @classmethod
-    def of(cls, rulesets) -> "Vocabulary":
+    def of(cls, rulesets) -> Vocabulary:
         services, targets, kinds = set(), set(), set()
         for ruleset in rulesets:
             services.update(ruleset.services)

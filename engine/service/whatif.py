@@ -10,10 +10,10 @@ breached, before and after. Used by ``slm replay`` and ``POST /v1/rules/preview`
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
-from typing import Callable
 
 from engine.eval.engine import Engine
 from engine.lang.model import RuleSet
@@ -31,7 +31,7 @@ class ReplayLimit(Exception):
     """The replay would take more facts or time than it may."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Bounds:
     max_facts: int | None = None
     max_seconds: float | None = None

@@ -16,8 +16,7 @@ from __future__ import annotations
 import json
 
 from engine.store.base import CHUNK, StoreBase
-from engine.store.chain import (CHAINS, GENESIS, AuditKeyError, Head, checkpoint, checkpoint_problem,
-                                extend, link)
+from engine.store.chain import CHAINS, GENESIS, AuditKeyError, Head, checkpoint, checkpoint_problem, extend, link
 from engine.store.encoding import instant_text, now_text
 
 
@@ -125,7 +124,8 @@ class AuditChains(StoreBase):
                     return _broken(result, row.seq, _ident(row), f"a record after the chain head (seq {head.seq}): "
                                                                  "added outside the service")
                 reason = _check(row, prev, expected if name == "decisions" else row.seq,
-                                head.key_for(row.seq, key), text, name, result["macs_checked"] or row.seq < (head.keyed_from or 0))
+                                head.key_for(row.seq, key), text, name,
+                                result["macs_checked"] or row.seq < (head.keyed_from or 0))
                 if reason:
                     return _broken(result, row.seq, _ident(row), reason)
                 prev, expected = row.hash, row.seq + 1
@@ -170,7 +170,7 @@ class AuditChains(StoreBase):
             for _, nid, *columns in notes:
                 if nid in last:
                     seq, body = last[nid]
-                    reason = _disagreement(nid, dict(zip(DELIVERY_STATE, columns)), seq, body)
+                    reason = _disagreement(nid, dict(zip(DELIVERY_STATE, columns, strict=True)), seq, body)
                     if reason:
                         _broken(result, seq, nid, reason)
                         return
@@ -211,7 +211,8 @@ def _check(row, prev: str, expected_seq: int, key, text, name: str, check_mac: b
         if record.get(column) != getattr(row, column):
             return f"column {column!r} disagrees with the stored record"
     if name == "notifications":
-        return None if record.get("decision") == row.decision_id else "column 'decision' disagrees with the stored record"
+        return (None if record.get("decision") == row.decision_id
+                else "column 'decision' disagrees with the stored record")
     if name == "deliveries":
         return None
     field, column = ("at", row.at) if name == "decisions" else ("time", row.time)

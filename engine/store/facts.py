@@ -7,8 +7,8 @@ seq order (with the ticks) to rebuild the engine.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Iterator
 
 from engine.store.audit import AuditChains, fact_text
 from engine.store.base import CHUNK, between, chunks, equal, where
@@ -30,7 +30,8 @@ class FactLog(AuditChains):
             by_source.setdefault(source, set()).add(fid)
         for source, ids in by_source.items():
             for chunk in chunks(sorted(ids)):
-                rows = self._select(F, "id, outcome, body", f"source = {self.db.param} AND id IN ({self._params(chunk)})",
+                rows = self._select(F, "id, outcome, body",
+                                    f"source = {self.db.param} AND id IN ({self._params(chunk)})",
                                     [source, *chunk])
                 found.update(((source, fid), (loads(outcome), body)) for fid, outcome, body in rows)
         return found

@@ -51,7 +51,7 @@ names, never the models, which describe only the newest schema), its entry in
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import peewee as pw
 from playhouse.migrate import SchemaMigrator

@@ -70,7 +70,8 @@ class Outbox(AuditChains):
                 inserted += [row["id"] for row in fresh]
             made = set(inserted)
             self._outcomes(self._locked_head("deliveries"), "created",
-                           [(0, row["id"], *(row.get(f) for f in DELIVERY_STATE)) for row in fresh if row["id"] in made])
+                           [(0, row["id"], *(row.get(f) for f in DELIVERY_STATE))
+                            for row in fresh if row["id"] in made])
         return inserted
 
     def _outcomes(self, head, event: str, states: list[tuple]) -> None:
@@ -81,7 +82,7 @@ class Outbox(AuditChains):
         now = now_text()
         rows = []
         for _, nid, *columns in states:
-            state = dict(zip(DELIVERY_STATE, columns))
+            state = dict(zip(DELIVERY_STATE, columns, strict=True))
             rows.append(dict(notification=nid, event=event, status=state["status"], at=now,
                              body=canonical_json({"notification": nid, "event": event, "at": now, **state})))
         self._link(head, rows, body_text)
@@ -253,7 +254,8 @@ class Outbox(AuditChains):
                     told.setdefault(row[0], []).append(_record(row[1:]))
                 cancelled += self.db.execute_sql(
                     f"UPDATE \"notifications\" SET status = 'cancelled', next_attempt_at = NULL "
-                    f"WHERE seq IN ({marks}) AND status IN ('pending', 'retrying') RETURNING {_STATE}", chunk).fetchall()
+                    f"WHERE seq IN ({marks}) AND status IN ('pending', 'retrying') RETURNING {_STATE}",
+                    chunk).fetchall()
             self._outcomes(head, "cancelled", sorted(cancelled))
         return told
 

@@ -34,7 +34,7 @@ class Store(FactLog, Ledger, Outbox, Tokens, ReplayRecords):
     """Facts, decisions, notifications, rule sets, tokens, ticks and snapshots in one database."""
 
     @classmethod
-    def open(cls, url: str, audit_key: bytes | None = None) -> "Store":
+    def open(cls, url: str, audit_key: bytes | None = None) -> Store:
         """The store at ``url``, its schema created or upgraded to the newest version
         (migrations.py); a database newer than this code is refused (SchemaVersionError).
         ``audit_key`` (chain.load_key) keys the audit chains; without it, new links are
