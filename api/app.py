@@ -10,10 +10,10 @@ from flask import Flask, send_from_directory
 
 from engine.service.live import SlmService
 from schemas.facts import FactSchema, FactTime
+from schemas.limits import MAX_BODY
 
 from . import explain, facts, ops, records, rules, ui
 from .auth import SECURITY_SCHEME, TokenCache
-from .body import MAX_BODY
 from .context import EXTENSION
 from .problems import PROBLEM_TYPE, SlmApi
 
@@ -21,7 +21,11 @@ API_VERSION = "1.0.0"
 DOCS_ASSETS = "/docs/assets/"      # Swagger UI served from the installed package: no CDN needed
 
 
-def create_app(service: SlmService, *, alert_service_label: str = "service", max_body: int = MAX_BODY) -> Flask:
+def create_app(service: SlmService, *, alert_service_label: str = "service", max_body: int = MAX_BODY,
+               secret_key: str | None = None, cookie_secure: bool = False) -> Flask:
+    """The WSGI app over ``service``. ``secret_key`` signs the console's cookies (made per
+    process if None); ``cookie_secure`` marks them Secure even on plain http (behind a
+    TLS-terminating proxy)."""
     app = Flask("slm", static_folder=None)     # the console serves its own assets (api/ui)
     app.config.update(
         API_TITLE="slm — Service Level Management policy service",
@@ -34,6 +38,8 @@ def create_app(service: SlmService, *, alert_service_label: str = "service", max
         MAX_CONTENT_LENGTH=max_body,            # 413 before reading more (api/body.py)
         SLM_ALERT_SERVICE_LABEL=alert_service_label,
         JSON_SORT_KEYS=False,
+        SECRET_KEY=secret_key,
+        SESSION_COOKIE_SECURE=cookie_secure,
     )
     app.extensions[EXTENSION] = service
     app.extensions["slm_tokens"] = TokenCache(service.store.digest_grant)

@@ -22,9 +22,7 @@ from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
 from schemas.facts import text_problem
-
-MAX_BODY = 16 * 1024 * 1024      # bytes (``slm serve --max-body``)
-MAX_VALUES = 1_000_000           # JSON values one body may hold (10,000 facts of 100 values)
+from schemas.limits import MAX_VALUES
 
 
 def parse(raw: bytes, what: str = "the body"):

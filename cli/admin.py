@@ -9,16 +9,15 @@ import click
 
 from engine.lang.errors import RuleSetError
 
-from .common import AUDIT_KEY_HELP, DB_HELP, DEFAULT_AUDIT_KEY, DEFAULT_DB, DEFAULT_RULES, audit_key, open_store
+from .common import audit_key, audit_key_option, db_option, open_store, rules_option
 
 
 @click.command()
 @click.option("--service", required=True, help="The service whose targets to report.")
 @click.option("--period", required=True, callback=lambda ctx, param, value: _month(value),
               help="The calendar month, YYYY-MM.")
-@click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(file_okay=False),
-              help="The rules the service runs (env SLM_RULES).")
-@click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+@rules_option(help="The rules the service runs.")
+@db_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (as GET /v1/reports/compliance).")
 def report(service, period, rules_dir, db_url, as_json):
     """A month's compliance per target of one service, from the stored decisions.
@@ -78,8 +77,8 @@ RECORD = {"decisions": "decision", "facts": "fact", "notifications": "notificati
 
 
 @audit.command("verify")
-@click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
-@click.option("--audit-key-file", default=DEFAULT_AUDIT_KEY, help=AUDIT_KEY_HELP)
+@db_option()
+@audit_key_option()
 @click.option("--checkpoint", "checkpoint_file", type=click.File("r"),
               help="A checkpoint (slm audit checkpoint): prove nothing up to it was removed or rewritten.")
 def audit_verify(db_url, audit_key_file, checkpoint_file):
@@ -106,9 +105,8 @@ def audit_verify(db_url, audit_key_file, checkpoint_file):
 
 
 @audit.command("checkpoint")
-@click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
-@click.option("--audit-key-file", default=DEFAULT_AUDIT_KEY, required=DEFAULT_AUDIT_KEY is None,
-              help=AUDIT_KEY_HELP)
+@db_option()
+@audit_key_option(required=True)
 def audit_checkpoint(db_url, audit_key_file):
     """Print the heads of the audit chains, signed: keep it elsewhere (verify --checkpoint)."""
     with open_store(db_url, audit_key(audit_key_file)) as store:

@@ -1,16 +1,29 @@
-"""What the commands share: defaults from the environment, and opening the store."""
+"""What the commands share: the options every command spells the same way (each with its
+environment variable, read by click when the command runs), and opening the store."""
 from __future__ import annotations
-
-import os
 
 import click
 
-DEFAULT_RULES = os.environ.get("SLM_RULES", "rules")
-DEFAULT_DB = os.environ.get("SLM_DATABASE_URL", "sqlite:///slm.db")
-DB_HELP = "sqlite:///path.db or postgresql://user@host/db (env SLM_DATABASE_URL)."
-DEFAULT_AUDIT_KEY = os.environ.get("SLM_AUDIT_KEY_FILE")
-AUDIT_KEY_HELP = ("File holding the key of the audit chains, kept outside the database "
-                  "(env SLM_AUDIT_KEY_FILE).")
+RULES_ENV, DEFAULT_RULES = "SLM_RULES", "rules"
+AUDIT_KEY_HELP = "File holding the key of the audit chains, kept outside the database."
+
+
+def rules_option(help: str = "Rules directory."):
+    """``--rules`` (env SLM_RULES)."""
+    return click.option("--rules", "rules_dir", envvar=RULES_ENV, show_envvar=True, default=DEFAULT_RULES,
+                        show_default=True, type=click.Path(file_okay=False), help=help)
+
+
+def db_option(help: str = "sqlite:///path.db or postgresql://user@host/db."):
+    """``--db`` (env SLM_DATABASE_URL), SQLite in the working directory by default."""
+    return click.option("--db", "db_url", envvar="SLM_DATABASE_URL", show_envvar=True, default="sqlite:///slm.db",
+                        show_default=True, help=help)
+
+
+def audit_key_option(required: bool = False, help: str = AUDIT_KEY_HELP):
+    """``--audit-key-file`` (env SLM_AUDIT_KEY_FILE)."""
+    return click.option("--audit-key-file", envvar="SLM_AUDIT_KEY_FILE", show_envvar=True, required=required,
+                        help=help)
 
 
 def audit_key(path: str | None, create: bool = False) -> bytes | None:

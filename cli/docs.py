@@ -7,13 +7,14 @@ import click
 
 from engine.lang.errors import RuleSetError
 
-from .common import DB_HELP, DEFAULT_RULES
+from .common import rules_option
 
 
 @click.command()
 @click.argument("service")
-@click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, help="The rules directory.")
-@click.option("--db", "db_url", help="Read the rules in force from this database instead. " + DB_HELP)
+@rules_option(help="The rules directory.")
+@click.option("--db", "db_url", help="Read the rules in force from this database instead: "
+                                     "sqlite:///path.db or postgresql://user@host/db.")
 @click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True)
 @click.option("--agreement", "agreements", multiple=True, help="Only this agreement (repeatable).")
 def docs(service, rules_dir, db_url, fmt, agreements):

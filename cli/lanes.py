@@ -5,9 +5,15 @@ page) exactly when a probe asks whether the service is alive. Requests for
 :data:`OPS_PATHS` are therefore served by a small pool of their own, so ``/healthz``,
 ``/readyz`` and ``/metrics`` never queue behind the API's requests; they take no write
 lock either (api/ops.py reads the clocks read model).
+
+Waitress takes a dispatcher only through its private ``_dispatcher`` argument, and the
+dispatcher reads the request off waitress's task: both are internals, so waitress is
+pinned below its next major version and tests/test_lanes.py runs :func:`create_server`
+against the installed waitress, failing if either changes.
 """
 from __future__ import annotations
 
+from waitress import create_server as waitress_server
 from waitress.task import ThreadedTaskDispatcher
 
 OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -33,3 +39,9 @@ class LaneDispatcher:
     def shutdown(self, cancel_pending: bool = True, timeout: float = 5) -> bool:
         api = self.api.shutdown(cancel_pending, timeout)
         return self.ops.shutdown(cancel_pending, timeout) and api
+
+
+def create_server(app, *, host: str, port: int, threads: int, **options):
+    """A waitress server for ``app`` whose probes have their own lane; ``options`` go to waitress."""
+    return waitress_server(app, host=host, port=port, threads=threads, _dispatcher=LaneDispatcher(threads),
+                           **options)

@@ -2,7 +2,6 @@
 webhooks are signed, how long to keep trying."""
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 
@@ -10,17 +9,19 @@ import click
 
 from schemas.values import parse_duration
 
-SMTP_HELP = "SMTP relay: smtp://[user:pass@]host:port (STARTTLS when offered) or smtps://… (env SLM_SMTP_URL)."
+from .common import db_option
+
+SMTP_HELP = "SMTP relay: smtp://[user:pass@]host:port (STARTTLS when offered) or smtps://…."
 
 
 def delivery_options(command):
     """The options both commands take."""
     for option in reversed([
-        click.option("--smtp", "smtp_url", default=lambda: os.environ.get("SLM_SMTP_URL"), help=SMTP_HELP),
-        click.option("--mail-from", default=lambda: os.environ.get("SLM_MAIL_FROM"),
-                     help="The From address of e-mail (env SLM_MAIL_FROM; default slm@<this host>)."),
-        click.option("--webhook-secret", default=lambda: os.environ.get("SLM_WEBHOOK_SECRET"),
-                     help="Key of the X-SLM-Signature HMAC on webhook posts (env SLM_WEBHOOK_SECRET)."),
+        click.option("--smtp", "smtp_url", envvar="SLM_SMTP_URL", show_envvar=True, help=SMTP_HELP),
+        click.option("--mail-from", envvar="SLM_MAIL_FROM", show_envvar=True,
+                     help="The From address of e-mail (default slm@<this host>)."),
+        click.option("--webhook-secret", envvar="SLM_WEBHOOK_SECRET", show_envvar=True,
+                     help="Key of the X-SLM-Signature HMAC on webhook posts."),
         click.option("--delivery-timeout", default="10s", show_default=True,
                      help="How long one delivery may take (connect, send, answer)."),
     ]):
@@ -49,8 +50,8 @@ def notify():
 @notify.command("test")
 @click.argument("destination")
 @delivery_options
-@click.option("--public-url", default=lambda: os.environ.get("SLM_PUBLIC_URL", "http://127.0.0.1:8080"),
-              help="The service's address, for links in the message (env SLM_PUBLIC_URL).")
+@click.option("--public-url", envvar="SLM_PUBLIC_URL", show_envvar=True, default="http://127.0.0.1:8080",
+              show_default=True, help="The service's address, for links in the message.")
 def notify_test(destination, smtp_url, mail_from, webhook_secret, delivery_timeout, public_url):
     """Send a test message to DESTINATION (an e-mail address, an http(s) URL or an Apprise
     URL) with these settings; exit 1 if it cannot be delivered."""
@@ -73,15 +74,14 @@ def notify_test(destination, smtp_url, mail_from, webhook_secret, delivery_timeo
 
 
 @notify.command("run")
-@click.option("--db", "db_url", default=lambda: os.environ.get("SLM_DATABASE_URL", "sqlite:///slm.db"),
-              help="sqlite:///path.db or postgresql://user@host/db (env SLM_DATABASE_URL).")
+@db_option()
 @delivery_options
 @click.option("--group-wait", default="30s", show_default=True, help="As for slm serve (the wait itself is "
               "set by the process that stores the notifications).")
 @click.option("--delivery-max-age", default="24h", show_default=True)
 @click.option("--retry-initial", default="2s", show_default=True)
-@click.option("--public-url", default=lambda: os.environ.get("SLM_PUBLIC_URL", "http://127.0.0.1:8080"),
-              help="The service's address, for links in messages (env SLM_PUBLIC_URL).")
+@click.option("--public-url", envvar="SLM_PUBLIC_URL", show_envvar=True, default="http://127.0.0.1:8080",
+              show_default=True, help="The service's address, for links in messages.")
 def notify_run(db_url, smtp_url, mail_from, webhook_secret, delivery_timeout, group_wait, delivery_max_age,
                retry_initial, public_url):
     """Deliver from the outbox without serving: beside `slm serve --no-delivery`, or as one

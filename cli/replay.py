@@ -18,7 +18,7 @@ from engine.lang.loader import load_rules
 from engine.service.whatif import default_period, what_if
 from schemas.values import parse_instant
 
-from .common import DB_HELP, DEFAULT_DB, open_store
+from .common import db_option, open_store
 
 
 def _instant(ctx, param, value):
@@ -33,7 +33,7 @@ def _instant(ctx, param, value):
 @click.command()
 @click.option("--rules", "rules_dir", required=True, type=click.Path(file_okay=False),
               help="The rules to try (a directory, e.g. the branch of a pull request).")
-@click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+@db_option()
 @click.option("--since", callback=_instant, help="Start of the period (RFC 3339; default: 90 days ago).")
 @click.option("--until", callback=_instant, help="End of the period (RFC 3339; default: now).")
 @click.option("--json", "as_json", is_flag=True, help="Print the difference as JSON.")

@@ -12,11 +12,11 @@ from engine.lang.checks import validity_warnings
 from engine.lang.errors import RuleSetError
 from engine.lang.loader import load_rules
 
-from .common import DEFAULT_RULES
+from .common import DEFAULT_RULES, RULES_ENV, rules_option
 
 
 @click.command()
-@click.argument("directory", default=DEFAULT_RULES, type=click.Path(file_okay=False))
+@click.argument("directory", default=DEFAULT_RULES, envvar=RULES_ENV, type=click.Path(file_okay=False))
 @click.option("--strict", is_flag=True, help="Treat warnings (lint, RACI, validity) as errors: exit 1.")
 def check(directory, strict):
     """Validate a rules directory; print every error and warning with file:line:column."""
@@ -47,8 +47,7 @@ def check(directory, strict):
 
 @click.command("test")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
-@click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True,
-              help="Rules for scenarios that do not name their own.")
+@rules_option(help="Rules for scenarios that do not name their own.")
 @click.option("--coverage", is_flag=True,
               help="List the targets, clock conditions and Rules that no scenario fired, with file:line.")
 def test_command(paths, rules_dir, coverage):
@@ -89,8 +88,7 @@ def test_command(paths, rules_dir, coverage):
 
 @click.command()
 @click.argument("args", nargs=-1, metavar="FACT | SOURCE ID")
-@click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True,
-              help="The rules directory (with --db: only for a store that records no rule set).")
+@rules_option(help="The rules directory (with --db: only for a store that records no rule set).")
 @click.option("--db", "db_url", help="Explain the stored fact SOURCE ID of this database "
                                      "(sqlite:///path.db or postgresql://…) as it stood when the fact arrived.")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")

@@ -12,27 +12,29 @@ import click
 from engine.lang.checks import validity_warnings
 from engine.lang.errors import RuleSetError
 from engine.service.live import SNAPSHOT_EVERY
+from schemas.limits import MAX_BODY
 from schemas.values import parse_duration
 
-from .common import DEFAULT_AUDIT_KEY, DEFAULT_DB, DEFAULT_RULES, audit_key, open_store
+from .common import audit_key, audit_key_option, db_option, open_store, rules_option
 from .notify import channels, delivery_options
 
 
 @click.command()
-@click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(file_okay=False),
-              help="Rules directory (env SLM_RULES).")
-@click.option("--db", "db_url", default=DEFAULT_DB, show_default=True,
-              help="sqlite:///path.db or postgresql://user@host/db (env SLM_DATABASE_URL).")
-@click.option("--host", default=os.environ.get("SLM_HOST", "127.0.0.1"), show_default=True)
-@click.option("--port", default=int(os.environ.get("SLM_PORT", "8080")), show_default=True, type=int)
+@rules_option()
+@db_option()
+@click.option("--host", envvar="SLM_HOST", show_envvar=True, default="127.0.0.1", show_default=True)
+@click.option("--port", envvar="SLM_PORT", show_envvar=True, default=8080, show_default=True,
+              type=click.IntRange(0, 65535))
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256),
               help="Request threads of the API (the engine itself is single-writer); health and "
                    "metrics have 2 of their own.")
 @click.option("--skew", default="5m", show_default=True,
               help="How far ahead of the server clock a fact's time may be.")
-@click.option("--max-lateness", default=lambda: os.environ.get("SLM_MAX_LATENESS", "7d"), show_default="7d",
-              help="How far behind the newest event time of its subject a fact may be (env "
-                   "SLM_MAX_LATENESS); a later one is refused with 422. 'none': no bound.")
+@click.option("--max-lateness", envvar="SLM_MAX_LATENESS", show_envvar=True, default="7d", show_default=True,
+              help="How far behind the newest event time of its subject a fact may be; a later one is "
+                   "refused with 422. 'none': no bound.")
+@click.option("--max-body", envvar="SLM_MAX_BODY", show_envvar=True, default=MAX_BODY, show_default=True,
+              type=click.IntRange(1024), help="Bytes one request body may have; a larger one is refused with 413.")
 @click.option("--alert-service-label", default="service", show_default=True,
               help="The Alertmanager label that names the service.")
 @click.option("--snapshot-every", default=SNAPSHOT_EVERY, show_default=True, type=click.IntRange(0),
@@ -51,18 +53,20 @@ from .notify import channels, delivery_options
 @click.option("--delivery/--no-delivery", default=True, show_default=True,
               help="Deliver notifications from this process (off: they are only recorded, for "
                    "another process to deliver).")
-@click.option("--public-url", default=lambda: os.environ.get("SLM_PUBLIC_URL"),
-              help="This service's address as receivers reach it, for links (env SLM_PUBLIC_URL; "
-                   "default the address served).")
-@click.option("--audit-key-file", default=DEFAULT_AUDIT_KEY,
-              help="File holding the key of the audit chains (env SLM_AUDIT_KEY_FILE); made, readable by "
-                   "its owner only, if it does not exist. Without one the chains are plain SHA-256.")
+@click.option("--public-url", envvar="SLM_PUBLIC_URL", show_envvar=True,
+              help="This service's address as receivers reach it, for links (default the address served).")
+@audit_key_option(help="File holding the key of the audit chains; made, readable by its owner only, if it "
+                       "does not exist. Without one the chains are plain SHA-256.")
+@click.option("--secret-key", envvar="SLM_SECRET_KEY", show_envvar=True,
+              help="Key that signs the console's session cookies (default: made per process, so a restart "
+                   "signs everyone out).")
+@click.option("--cookie-secure/--no-cookie-secure", envvar="SLM_COOKIE_SECURE", show_envvar=True, default=False,
+              help="Mark the console's cookie Secure always (behind a TLS-terminating proxy); without it, "
+                   "only requests that came over https get a Secure cookie.")
 def serve(rules_dir, db_url, host, port, threads, skew, max_lateness, alert_service_label, snapshot_every, retain,
           smtp_url, mail_from, webhook_secret, delivery_timeout, group_wait, delivery_max_age, retry_initial,
-          delivery, public_url, audit_key_file):
+          delivery, public_url, audit_key_file, max_body, secret_key, cookie_secure):
     """Run the API: store facts, fire clocks on time, answer auditors."""
-    from waitress import create_server
-
     from api.app import create_app
     from engine.service.live import SlmService
 
@@ -90,10 +94,11 @@ def serve(rules_dir, db_url, host, port, threads, skew, max_lateness, alert_serv
         sys.exit(1)
     for warning in validity_warnings(service.ruleset, date.today()):
         click.echo(str(warning), err=True)
-    app = create_app(service, alert_service_label=alert_service_label)
-    from .lanes import LaneDispatcher  # /healthz, /readyz, /metrics: a thread pool of their own
+    app = create_app(service, alert_service_label=alert_service_label, max_body=max_body,
+                     secret_key=secret_key, cookie_secure=cookie_secure)
+    from .lanes import create_server  # /healthz, /readyz, /metrics: a thread pool of their own
     server = create_server(app, host=host, port=port, threads=threads, ident="slm",
-                           clear_untrusted_proxy_headers=True, _dispatcher=LaneDispatcher(threads))
+                           clear_untrusted_proxy_headers=True)
     service.start(background=True, on_failure=lambda exc: os._exit(3))
     address = f"http://{server.effective_host}:{server.effective_port}"
     click.echo(f"slm serving {address}  (rules {rules_dir}, ruleset {service.ruleset.version[:19]}…, "

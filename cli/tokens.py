@@ -8,7 +8,7 @@ import click
 
 from engine.clock import utcnow
 
-from .common import DB_HELP, DEFAULT_DB, open_store
+from .common import db_option, open_store
 
 ROLE_CHOICE = click.Choice(["monitor", "owner", "auditor", "admin"])
 
@@ -27,7 +27,7 @@ def token():
                    "Monitor tokens only; without it, any source.")
 @click.option("--expires", default=None, metavar="WHEN",
               help="A duration from now (90d, 12h) or an RFC 3339 time (2027-01-01T00:00:00Z); default: never.")
-@click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+@db_option()
 def token_create(role, name, sources, expires, db_url):
     """Create a token; it is printed once, on the last line, and stored only hashed."""
     from engine.store.tokens import TokenNameTaken, check_name, check_sources, parse_expiry, token_digest
@@ -53,7 +53,7 @@ def token_create(role, name, sources, expires, db_url):
 
 @token.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print the tokens as a JSON array.")
-@click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+@db_option()
 def token_list(as_json, db_url):
     """Every token, oldest first: name, role, sources, created, expires and status (active,
     expired or revoked). Never the token nor its hash."""
@@ -77,7 +77,7 @@ def token_list(as_json, db_url):
 
 @token.command("revoke")
 @click.argument("name_or_token")
-@click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+@db_option()
 def token_revoke(name_or_token, db_url):
     """Revoke a token by its name (as `slm token list` shows it) or by the token itself:
     requests bearing it get 401 (a running service notices within 5 s)."""

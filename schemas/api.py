@@ -9,11 +9,11 @@ import re
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates
 
 from .facts import TYPE_PATTERN
+from .limits import DEFAULT_LIMIT, MAX_CLOCKS, MAX_LIMIT
 from .records import NOTIFICATION_STATUSES
 from .values import parse_rfc3339
 
 PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-MAX_LIMIT = 1000
 
 
 class InstantArg(fields.String):
@@ -37,7 +37,7 @@ class PageArgs(QuerySchema):
     cursor = fields.String(metadata={"description": "`next` of the previous page"},
                            validate=validate.Regexp(r"^\d{1,18}$", error="not a cursor from this API: pass the "
                                                                         "`next` of the previous page (digits)"))
-    limit = fields.Integer(load_default=100, validate=validate.Range(1, MAX_LIMIT),
+    limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=validate.Range(1, MAX_LIMIT),
                            metadata={"description": f"items per page (1–{MAX_LIMIT})"})
 
 
@@ -75,7 +75,7 @@ class ClockArgs(QuerySchema):
     service = fields.String(metadata={"description": "a service" + KNOWN})
     target = fields.String(metadata={"description": "a target" + KNOWN})
     subject = fields.String()
-    limit = fields.Integer(load_default=MAX_LIMIT, validate=validate.Range(1, 10 * MAX_LIMIT),
+    limit = fields.Integer(load_default=MAX_LIMIT, validate=validate.Range(1, MAX_CLOCKS),
                            metadata={"description": "at most this many clocks (ordered by key)"})
 
 

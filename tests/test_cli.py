@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 
 import pytest
@@ -106,3 +107,39 @@ def test_coverage_names_what_never_fired_by_id_with_file_and_line():
                and "services/email.yaml:" in line for line in lines), result.output
     assert any(line.strip().startswith("rule repeated-breach-improvement at ") for line in lines)
     assert not any(line.strip().startswith(("applies:", "life:", "rule:")) for line in lines)
+
+
+def test_sqlite_needs_no_postgresql_driver(tmp_path):
+    # a fresh interpreter in which the optional driver cannot be imported at all
+    script = ("import sys; sys.modules['psycopg2'] = None; from cli import main; "
+              f"main(['token', 'create', '--role', 'monitor', '--db', 'sqlite:///{tmp_path}/slm.db'])")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1].startswith("slm_")
+
+
+def test_settings_come_from_the_environment_when_no_option_gives_them(tmp_path):
+    url = f"sqlite:///{tmp_path}/from-env.db"
+    created = CliRunner(env={"SLM_DATABASE_URL": url}).invoke(main, ["token", "create", "--role", "owner"])
+    assert created.exit_code == 0, created.output
+    with Store.open(url) as store:
+        assert store.token_role(created.output.strip().splitlines()[-1]) == "owner"
+    # an option given on the command line wins over the environment
+    elsewhere = f"sqlite:///{tmp_path}/from-option.db"
+    again = CliRunner(env={"SLM_DATABASE_URL": url}).invoke(main, ["token", "create", "--role", "owner",
+                                                                    "--db", elsewhere])
+    with Store.open(elsewhere) as store:
+        assert store.token_role(again.output.strip().splitlines()[-1]) == "owner"
+
+
+def test_serve_help_names_each_settings_environment_variable():
+    shown = " ".join(run("serve", "--help").output.split())
+    for name in ("SLM_RULES", "SLM_DATABASE_URL", "SLM_HOST", "SLM_PORT", "SLM_MAX_LATENESS", "SLM_MAX_BODY",
+                 "SLM_SMTP_URL", "SLM_MAIL_FROM", "SLM_WEBHOOK_SECRET", "SLM_PUBLIC_URL", "SLM_AUDIT_KEY_FILE",
+                 "SLM_SECRET_KEY", "SLM_COOKIE_SECURE"):
+        assert f"env var: {name}" in shown, name
+
+
+def test_a_rules_directory_from_the_environment_is_checked(tmp_path):
+    result = CliRunner(env={"SLM_RULES": str(tmp_path / "missing")}).invoke(main, ["check"])
+    assert result.exit_code == 1 and f"{tmp_path / 'missing'}:1:1: no such rules directory" in result.output

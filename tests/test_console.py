@@ -135,3 +135,20 @@ def test_the_audit_page_verifies_every_chain_and_names_the_first_broken_record(e
     assert page.count('class="intact" data-chain=') == 3 and 'class="broken" data-chain="deliveries"' in page
     assert re.search(rf"delivery outcome seq \d+ \(<code>{nid}</code>\): notification {nid}: its status is "
                      r"&#39;sent&#39;", page), page
+
+
+def test_cookie_secure_marks_the_cookie_secure_on_plain_http(env):
+    app = create_app(env.service, cookie_secure=True)
+    client = app.test_client()
+    response = client.post("/ui/login", data={"token": env.tokens["auditor"], "csrf": csrf_of(client)})
+    assert "Secure" in response.headers["Set-Cookie"]
+
+
+def test_a_given_secret_key_keeps_sessions_across_a_restart(env):
+    before = create_app(env.service, secret_key="the same key").test_client()
+    before.post("/ui/login", data={"token": env.tokens["auditor"], "csrf": csrf_of(before)})
+    cookie = before.get_cookie("slm_session", path="/ui")
+    for key, signed_in in (("the same key", True), ("another key", False)):
+        after = create_app(env.service, secret_key=key).test_client()
+        after.set_cookie("slm_session", cookie.value, path="/ui")
+        assert (after.get("/ui/").status_code == 200) is signed_in

@@ -7,10 +7,9 @@ import threading
 
 import requests
 from conftest import ROOT, fact
-from waitress.server import create_server
 
 from api.app import create_app
-from cli.lanes import LaneDispatcher
+from cli.lanes import LaneDispatcher, create_server
 from engine.service.live import SlmService
 from engine.store.store import Store
 
@@ -24,8 +23,8 @@ def test_a_probe_is_answered_while_every_api_thread_waits_for_the_write_lock(tmp
     token = store.add_token("admin", name="lanes")
     headers = {"Authorization": f"Bearer {token}"}
     threads = 2
-    server = create_server(create_app(service), host="127.0.0.1", port=0, threads=threads,
-                           _dispatcher=LaneDispatcher(threads))
+    server = create_server(create_app(service), host="127.0.0.1", port=0, threads=threads)
+    assert isinstance(server.task_dispatcher, LaneDispatcher)     # waitress took it
     base = f"http://127.0.0.1:{server.effective_port}"
     serving = threading.Thread(target=server.run, daemon=True)
     serving.start()

@@ -8,7 +8,6 @@ API's own token cache on every request (api/ui/session.py).
 """
 from __future__ import annotations
 
-import os
 import secrets
 from datetime import timedelta
 
@@ -24,7 +23,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 
 class SessionCookies(SecureCookieSessionInterface):
     """Flask's signed cookie, marked Secure when the request came over https, or always
-    with ``SLM_COOKIE_SECURE=1`` (behind a TLS-terminating proxy). X-Forwarded-Proto is
+    with ``slm serve --cookie-secure`` (behind a TLS-terminating proxy). X-Forwarded-Proto is
     not honoured: ``slm serve`` has waitress drop untrusted proxy headers."""
 
     def get_cookie_secure(self, app):
@@ -46,11 +45,10 @@ def register(app: Flask) -> None:
     from . import pages, session  # noqa: F401  (their routes register on ``bp``)
 
     if not app.config.get("SECRET_KEY"):       # per process unless set: a restart signs everyone out
-        app.config["SECRET_KEY"] = os.environ.get("SLM_SECRET_KEY") or secrets.token_hex(32)
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
     app.config.update(SESSION_COOKIE_NAME="slm_session", SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_PATH="/ui",
-                      PERMANENT_SESSION_LIFETIME=timedelta(hours=8),
-                      SESSION_COOKIE_SECURE=os.environ.get("SLM_COOKIE_SECURE") == "1")
+                      PERMANENT_SESSION_LIFETIME=timedelta(hours=8))
     app.session_interface = SessionCookies()
     app.register_blueprint(bp)
     app.add_url_rule("/", "home", lambda: redirect(url_for("ui.overview")))

@@ -11,13 +11,11 @@ import threading
 from contextlib import contextmanager, nullcontext
 
 import peewee as pw
-from psycopg2.extras import execute_values
 
 from engine.store.encoding import instant_text
 from engine.store.models import define_models
+from schemas.limits import DEFAULT_LIMIT, MAX_LIMIT
 
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
 CHUNK = 500                  # rows per statement for IN lists, bulk inserts and scans
 
 
@@ -70,6 +68,8 @@ class StoreBase:
         table = f'"{model._meta.table_name}"'
         cursor = self.db.cursor()
         if self.postgres:
+            # the optional driver (slm[postgresql]): imported where only PostgreSQL needs it
+            from psycopg2.extras import execute_values
             tail = ' ON CONFLICT DO NOTHING RETURNING "id"' if skip_existing else ""
             return execute_values(cursor, f"INSERT INTO {table} ({columns}) VALUES %s{tail}", values,
                                   page_size=CHUNK, fetch=skip_existing)

@@ -12,6 +12,7 @@ are indexed by ``(partition, seq)``, the order one partition's engine replays an
 """
 from __future__ import annotations
 
+import importlib.util
 from types import SimpleNamespace
 from urllib.parse import urlparse
 
@@ -212,12 +213,9 @@ def database(url: str) -> pw.Database:
         return pw.SqliteDatabase(":memory:" if memory else name, pragmas=pragmas,
                                  timeout=30, lock_type="IMMEDIATE", **extra, **params)
     if scheme in ("postgresql", "postgres"):
-        try:
-            import psycopg2  # noqa: F401
-            # (imported only to ask whether the optional driver is installed)
-        except ImportError:
+        if importlib.util.find_spec("psycopg2") is None:
             raise ValueError("a postgresql:// URL needs the PostgreSQL driver, which is not installed: "
-                             "pip install 'slm[postgresql]' (make installs it)") from None
+                             "pip install 'slm[postgresql]' (make installs it)")
         return pw.PostgresqlDatabase(name, **params)
     raise ValueError(f"unsupported database URL {url.split('://')[0]}://… "
                      "(use sqlite:///path.db, sqlite:///:memory: or postgresql://…)")
