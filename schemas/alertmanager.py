@@ -14,19 +14,25 @@ alerts with it. Only a payload that is not a version 4 webhook at all is refused
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, cast
+
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from .facts import flatten_errors
+from .fields import AnyField
 from .values import format_instant, parse_rfc3339
 
 SOURCE = "alertmanager"
 ZERO_TIME = "0001-01-01T00:00:00Z"      # Go's zero time: "not set" in Alertmanager's JSON
 
 
-class AlertTime(fields.Field):
+class AlertTime(AnyField):
     """RFC 3339 (Alertmanager sends nanoseconds); Go's zero time loads as None."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: object, attr: str | None, data: Mapping[str, Any] | None,
+                     **kwargs: Any) -> datetime | None:
         if not isinstance(value, str):
             raise ValidationError("expected an RFC 3339 time string")
         if value.startswith("0001-01-01"):
@@ -36,7 +42,7 @@ class AlertTime(fields.Field):
         except ValueError as err:
             raise ValidationError(str(err)) from None
 
-    def _serialize(self, value, attr, obj, **kwargs):
+    def _serialize(self, value: datetime | None, attr: str | None, obj: object, **kwargs: Any) -> str:
         return ZERO_TIME if value is None else format_instant(value)
 
 
@@ -53,7 +59,7 @@ class AlertSchema(Schema):
     fingerprint = fields.String(required=True, validate=validate.Length(min=1, max=128))
 
     @validates_schema
-    def _times(self, alert, **kwargs):
+    def _times(self, alert: dict[str, Any], **kwargs: Any) -> None:
         if alert.get("startsAt") is None:
             raise ValidationError("a firing alert needs a start time", "startsAt")
         if alert.get("status") == "resolved" and alert.get("endsAt") is None:
@@ -83,7 +89,8 @@ class WebhookSchema(Schema):
 _alert_schema = AlertSchema()
 
 
-def alert_facts(payload: dict, service_label: str = "service") -> tuple[list[dict], list[int], dict]:
+def alert_facts(payload: Mapping[str, Any], service_label: str = "service"
+                ) -> tuple[list[dict[str, Any]], list[int], dict[int, dict[str, list[str]]]]:
     """The facts of a loaded webhook payload, in the order of its alerts: (facts, the
     alert each came from, alert → errors for the alerts that are no valid alert)."""
     facts, origins, bad = [], [], {}
@@ -94,7 +101,7 @@ def alert_facts(payload: dict, service_label: str = "service") -> tuple[list[dic
         try:
             alert = _alert_schema.load(raw)
         except ValidationError as err:
-            bad[index] = flatten_errors(err.messages)
+            bad[index] = flatten_errors(cast(dict[str | int, Any], err.messages))    # a schema's errors: by field
             continue
         started = format_instant(alert["startsAt"])
         resolved = alert["status"] == "resolved"

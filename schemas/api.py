@@ -5,6 +5,8 @@ The same classes validate requests and, through apispec, make ``/openapi.json``.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates
 
@@ -19,7 +21,8 @@ PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 class InstantArg(fields.String):
     """An RFC 3339 time in a query string, checked (kept as text)."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: object, attr: str | None, data: Mapping[str, Any] | None,
+                     **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
         try:
             parse_rfc3339(text)
@@ -86,7 +89,7 @@ class ReportArgs(QuerySchema):
                                                                    "calendar timezone"})
 
     @validates("period")
-    def _month(self, value, **kwargs):
+    def _month(self, value: str, **kwargs: Any) -> None:
         if not PERIOD.match(value):
             raise ValidationError("expected a month as YYYY-MM, e.g. 2026-11")
 

@@ -15,10 +15,13 @@ field, before anything is written.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any, cast
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates
 
+from .fields import AnyField
 from .values import format_instant, parse_instant, parse_rfc3339
 
 MAX_DATA_KEYS = 128        # object properties in ``data``, nested ones included
@@ -48,7 +51,8 @@ def text_problem(value: str) -> str | None:
 class Text(fields.String):
     """A string the stores and the engine can keep exactly: no NUL, no lone surrogate."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: object, attr: str | None, data: Mapping[str, Any] | None,
+                     **kwargs: Any) -> str:
         value = super()._deserialize(value, attr, data, **kwargs)
         problem = text_problem(value)
         if problem:
@@ -60,8 +64,10 @@ class FactData(fields.Dict):
     """``data``: any JSON object within the engine's limits (see the module's docstring).
     Errors are keyed by the path inside ``data`` (``data.labels.host``, ``data.items[3]``)."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
-        value = super()._deserialize(value, attr, data, **kwargs)
+    def _deserialize(self, value: object, attr: str | None, data: Mapping[str, Any] | None,
+                     **kwargs: Any) -> dict[str, Any]:
+        # marshmallow leaves Mapping._deserialize unannotated (a Dict field loads a dict)
+        value = cast(dict[str, Any], super()._deserialize(value, attr, data, **kwargs))  # type: ignore[no-untyped-call]
         problems: dict[str, list[str]] = {}
         counts = {"keys": 0, "items": 0}
         _check_value(value, "", 0, counts, problems)
@@ -75,7 +81,7 @@ class FactData(fields.Dict):
         return value
 
 
-def _check_value(value, path: str, depth: int, counts: dict, problems: dict) -> None:
+def _check_value(value: object, path: str, depth: int, counts: dict[str, int], problems: dict[str, list[str]]) -> None:
     """Walk one JSON value of ``data`` and note what breaks a limit, by path. Stops
     descending (and counting) once there are problems enough to name."""
     if len(problems) >= 20:
@@ -110,10 +116,11 @@ def _check_value(value, path: str, depth: int, counts: dict, problems: dict) -> 
                 _check_value(item, f"{path}[{index}]", depth + 1, counts, problems)
 
 
-class FactTime(fields.Field):
+class FactTime(AnyField):
     """RFC 3339 ``date-time`` exactly, loaded as an aware UTC datetime."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: object, attr: str | None, data: Mapping[str, Any] | None,
+                     **kwargs: Any) -> datetime:
         try:
             value = parse_rfc3339(value)
         except ValueError as err:
@@ -123,7 +130,7 @@ class FactTime(fields.Field):
                                   f"{format_instant(EARLIEST)} .. {format_instant(LATEST)}")
         return value
 
-    def _serialize(self, value, attr, obj, **kwargs):
+    def _serialize(self, value: datetime | None, attr: str | None, obj: object, **kwargs: Any) -> str | None:
         return None if value is None else format_instant(value)
 
 
@@ -145,7 +152,7 @@ class FactSchema(Schema):
     dataschema = fields.String(load_only=True)
 
     @validates("type")
-    def _dotted(self, value, **kwargs):
+    def _dotted(self, value: str, **kwargs: Any) -> None:
         if not TYPE_PATTERN.match(value):
             raise ValidationError(f"{value!r} is not a dotted type name (example: incident.opened)")
         if value.startswith("decision.") or value.startswith("clock."):
@@ -153,7 +160,7 @@ class FactSchema(Schema):
                                   "not posted")
 
     @post_load(pass_original=True)
-    def _normalise(self, data, original, **kwargs):
+    def _normalise(self, data: dict[str, Any], original: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
         for name in CLOUDEVENTS_ATTRIBUTES:
             data.pop(name, None)
         if isinstance(original.get("time"), str):
@@ -164,7 +171,7 @@ class FactSchema(Schema):
         return data
 
 
-def dump_fact(fact: dict) -> dict:
+def dump_fact(fact: Mapping[str, Any]) -> dict[str, Any]:
     """A loaded fact back to JSON-ready form (time as RFC 3339 UTC), without the posted
     time string: what the fact says, whatever offset it was written in."""
     out = {**fact, "time": format_instant(fact["time"])}
@@ -172,7 +179,7 @@ def dump_fact(fact: dict) -> dict:
     return out
 
 
-def stored_fact(fact: dict) -> dict:
+def stored_fact(fact: Mapping[str, Any]) -> dict[str, Any]:
     """A loaded fact as the store keeps it: :func:`dump_fact` and the time as posted."""
     out = dump_fact(fact)
     if fact.get(POSTED_TIME) is not None:
@@ -180,14 +187,14 @@ def stored_fact(fact: dict) -> dict:
     return out
 
 
-def load_stored(body: dict) -> dict:
+def load_stored(body: Mapping[str, Any]) -> dict[str, Any]:
     """A fact as the store keeps it (:func:`stored_fact` of a fact validated when it was
     posted) back to its loaded form: only its time is parsed again, so a replay of a
     million facts does not validate them all a second time."""
     return {**body, "time": parse_instant(body["time"])}
 
 
-def flatten_errors(messages, prefix: str = "") -> dict[str, list[str]]:
+def flatten_errors(messages: Mapping[str | int, Any], prefix: str = "") -> dict[str, list[str]]:
     """marshmallow's nested error messages as ``{"data.field": [messages]}``."""
     out: dict[str, list[str]] = {}
     for key, value in messages.items():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
+from typing import Any
 
 from .values import format_instant, format_whole_duration
 
@@ -33,8 +34,8 @@ class Decision:
     agreement: str | None
     at: datetime
     shadow: bool
-    data: dict
-    rule: dict                        # {id, file, line, ruleset}: the definition that decided
+    data: dict[str, Any]
+    rule: dict[str, Any]              # {id, file, line, ruleset}: the definition that decided
     because: list[str]                # refs: fact:<id>, decision:<id>, clock:<target>/<subject>
     agreement_type: str | None = None
     cycle: int | None = None
@@ -46,7 +47,7 @@ class Decision:
     # Not part of the record: the text a Rule gives its notifications, if it differs.
     notice: str | None = field(default=None, compare=False, metadata={"record": False})
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         """The record as stored, hashed and returned by the API."""
         out = {"id": self.id, "kind": self.kind, "target": self.target, "subject": self.subject,
                "service": self.service, "agreement": self.agreement, "at": format_instant(self.at),
@@ -87,16 +88,16 @@ class Notification:
     next_attempt_at: str | None = None   # RFC 3339 UTC, while pending or retrying
     message_id: str | None = None        # the message it went out in (its own id, or a group's)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def record_fields(cls) -> set[str]:
+def record_fields(cls: type[Decision | Notification]) -> set[str]:
     """The names a record of ``cls`` can carry when written out."""
     return {f.name for f in fields(cls) if f.metadata.get("record", True)}
 
 
-def _plain(data: dict) -> dict:
+def _plain(data: dict[str, Any]) -> dict[str, Any]:
     """Durations as text (whole seconds), instants as RFC 3339; everything else as is."""
     if not any(isinstance(v, (timedelta, datetime)) for v in data.values()):
         return data

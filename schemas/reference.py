@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
-from marshmallow import fields, validate
-from marshmallow.utils import missing
+from marshmallow import Schema, fields, missing, validate
 
 from . import fields as own
 from . import rules
@@ -155,7 +155,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "FactFieldSchema.description": ("what the field holds", "`the ticket's priority`"),
 }
 
-TABLES = [  # (heading, schema, where it is written)
+TABLES: list[tuple[str, type[Schema], str]] = [  # (heading, schema, where it is written)
     ("Every document", rules.DocumentSchema, "every kind has these"),
     ("Calendar", rules.CalendarSchema, "`kind: Calendar`"),
     ("Holidays", rules.HolidaysSchema, "a Calendar's `holidays`"),
@@ -195,7 +195,7 @@ _NESTED = {schema: heading for heading, schema, _ in TABLES}
 _NESTED[rules.PatternSchema] = "Pattern"
 
 
-def type_of(field: fields.Field) -> str:
+def type_of(field: fields.Field[Any]) -> str:
     """A field's type in the reference's words."""
     if isinstance(field, fields.Nested):
         return _NESTED.get(type(field.schema), type(field.schema).__name__)
@@ -226,7 +226,7 @@ def type_of(field: fields.Field) -> str:
     return "text" if isinstance(field, fields.String) else "any"
 
 
-def _default(field: fields.Field) -> str:
+def _default(field: fields.Field[Any]) -> str:
     if field.required:
         return "**required**"
     value = field.load_default
@@ -240,7 +240,7 @@ def _default(field: fields.Field) -> str:
     return f"`{value}`"
 
 
-def _key(schema_class, name: str) -> str:
+def _key(schema_class: type[Schema], name: str) -> str:
     for cls in schema_class.__mro__:
         if name in getattr(cls, "_declared_fields", {}) and f"{cls.__name__}.{name}" in FIELDS:
             return f"{cls.__name__}.{name}"

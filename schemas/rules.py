@@ -5,10 +5,13 @@ parsed values (timedelta, Fraction, Level, date); the engine builds its model fr
 """
 from __future__ import annotations
 
+import collections.abc
+from typing import Any, cast
+
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from .facts import TYPE_PATTERN
-from .fields import Date, Duration, Instant, Level, Mapping, Name, OneOrMany, Percent, Text, Week, Where
+from .fields import AnyField, Date, Duration, Instant, Level, Mapping, Name, OneOrMany, Percent, Text, Week, Where
 
 RACI_LETTERS = "RACI"
 ONE_OF = "{input!r} is not one of: {choices}"
@@ -44,7 +47,7 @@ class HolidaysSchema(Strict):
     dates = fields.List(Date(), load_default=list)
 
     @validates_schema
-    def _subdivision_needs_country(self, data, **kwargs):
+    def _subdivision_needs_country(self, data: dict[str, Any], **kwargs: Any) -> None:
         if "subdivision" in data and "country" not in data:
             raise ValidationError("a subdivision needs a country", "subdivision")
 
@@ -69,13 +72,14 @@ class ServiceSchema(DocumentSchema):
                                             "(a target's own calendar wins; default 24x7)"})
 
 
-class ConditionField(fields.Field):
+class ConditionField(AnyField):
     """A clock condition: a fact type (``incident.resolved``) or a pattern ``{type, where}``
     (``{type: incident.updated, where: {priority: P1}}``); loaded as the string or the dict."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: object, attr: str | None, data: collections.abc.Mapping[str, Any] | None,
+                     **kwargs: Any) -> str | dict[str, Any]:
         if isinstance(value, dict):
-            return PatternSchema().load(value)
+            return cast(dict[str, Any], PatternSchema().load(value))
         return Text().deserialize(value)
 
 
@@ -84,14 +88,15 @@ def _conditions() -> OneOrMany:
     return OneOrMany(ConditionField())
 
 
-class StartAtField(fields.Field):
+class StartAtField(AnyField):
     """``first incident.opened``, or ``{first: incident.opened, where: {priority: P2}}``:
     the earlier fact of the same subject whose time a clock's first cycle counts from.
     Loaded as a pattern ``{type, where}``."""
 
     FORM = "expected 'first TYPE' or {first: TYPE, where: {...}}"
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: object, attr: str | None, data: collections.abc.Mapping[str, Any] | None,
+                     **kwargs: Any) -> dict[str, Any]:
         if isinstance(value, str):
             word, _, kind = value.strip().partition(" ")
             if word != "first" or not kind.strip() or " " in kind.strip():
@@ -102,7 +107,7 @@ class StartAtField(fields.Field):
             if unknown or "first" not in value:
                 raise ValidationError(f"{self.FORM}" + (f" (unknown: {', '.join(map(str, unknown))})"
                                                         if unknown else " (missing 'first')"))
-            return PatternSchema().load({"type": value["first"], "where": value.get("where", {})})
+            return cast(dict[str, Any], PatternSchema().load({"type": value["first"], "where": value.get("where", {})}))
         raise ValidationError(self.FORM)
 
 
@@ -119,7 +124,7 @@ class ClockSchema(Strict):
     calendar = Name()
 
     @validates_schema
-    def _needs_start(self, data, **kwargs):
+    def _needs_start(self, data: dict[str, Any], **kwargs: Any) -> None:
         if "stop" not in data and "restart" not in data and "reset" not in data:
             raise ValidationError("a clock needs 'stop', 'restart' or 'reset' (else it never ends a cycle)",
                                   "stop")
@@ -130,7 +135,7 @@ class ClockSchema(Strict):
 WINDOW_HELP = "month, week, day or a number of days such as 30d"
 
 
-def _check_window(value):
+def _check_window(value: object) -> bool:
     if value in ("month", "week", "day"):
         return True
     if isinstance(value, str) and value.endswith("d") and value[:-1].isdigit() and int(value[:-1]) > 0:
@@ -147,7 +152,9 @@ class AvailabilitySchema(Strict):
     up = fields.Nested(PatternSchema, required=True)
     window = fields.Raw(load_default="month", validate=_check_window)
     calendar = Name()
-    exclude = _exclude()
+    # a field named as Schema's own 'exclude' option: marshmallow collects fields when the class
+    # is made, so the instance's set of excluded names does not touch it
+    exclude = _exclude()  # type: ignore[assignment]
 
 
 class MetricSchema(Strict):
@@ -157,10 +164,12 @@ class MetricSchema(Strict):
     where = Where(load_default=dict)
     window = fields.Raw(load_default="month", validate=_check_window)
     calendar = Name()
-    exclude = _exclude()
+    # a field named as Schema's own 'exclude' option: marshmallow collects fields when the class
+    # is made, so the instance's set of excluded names does not touch it
+    exclude = _exclude()  # type: ignore[assignment]
 
     @validates_schema
-    def _one_bound(self, data, **kwargs):
+    def _one_bound(self, data: dict[str, Any], **kwargs: Any) -> None:
         if ("above" in data) == ("below" in data):
             raise ValidationError("give exactly one of 'above' or 'below'", "above")
 
@@ -183,7 +192,7 @@ class TargetSchema(Strict):
                                                        "the target)"})
 
     @pre_load
-    def _threshold_form(self, data, **kwargs):
+    def _threshold_form(self, data: object, **kwargs: Any) -> object:
         """``threshold: {metric: {name, above}, window, calendar}`` is the same as ``metric:``."""
         if isinstance(data, dict) and isinstance(data.get("threshold"), dict) and "metric" not in data:
             data = dict(data)
@@ -193,7 +202,7 @@ class TargetSchema(Strict):
         return data
 
     @validates_schema
-    def _one_measure(self, data, **kwargs):
+    def _one_measure(self, data: dict[str, Any], **kwargs: Any) -> None:
         measures = [name for name in ("clock", "availability", "metric") if name in data]
         if len(measures) != 1:
             raise ValidationError("a target has exactly one of 'clock', 'availability' or 'metric'",
@@ -214,7 +223,7 @@ class ValidSchema(Strict):
     to = Date()
 
     @validates_schema
-    def _ordered(self, data, **kwargs):
+    def _ordered(self, data: dict[str, Any], **kwargs: Any) -> None:
         if "from" in data and "to" in data and data["to"] < data["from"]:
             raise ValidationError("'to' comes before 'from'", "to")
 
@@ -243,7 +252,7 @@ class EscalationScopeSchema(Strict):
     service = Name()
 
     @validates_schema
-    def _scope(self, data, **kwargs):
+    def _scope(self, data: dict[str, Any], **kwargs: Any) -> None:
         if bool(data.get("targets")) == ("metric" in data):
             raise ValidationError("give either 'targets' or 'metric' (with an optional 'service')", "targets")
 
@@ -253,7 +262,7 @@ class EscalationSchema(DocumentSchema):
     levels = fields.List(fields.Nested(EscalationLevelSchema), required=True, validate=validate.Length(min=1))
 
 
-def _check_letters(value):
+def _check_letters(value: object) -> bool:
     letters = [part.strip() for part in str(value).replace(",", "/").split("/")]
     if not letters or any(letter not in RACI_LETTERS or not letter for letter in letters):
         raise ValidationError(f"{value!r} is not a RACI assignment (examples: R, A, C, I, A/R, A/C)")
@@ -293,15 +302,16 @@ class ActionSchema(Strict):
     notify = fields.Nested(NotifySchema)
 
     @validates_schema
-    def _one_action(self, data, **kwargs):
+    def _one_action(self, data: dict[str, Any], **kwargs: Any) -> None:
         if len(data) != 1:
             raise ValidationError("each step of 'then' is one of: decide, notify", "decide")
 
 
-class WhenField(fields.Field):
+class WhenField(AnyField):
     """``when`` is a list of patterns (all must match) or the counting form."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: object, attr: str | None, data: collections.abc.Mapping[str, Any] | None,
+                     **kwargs: Any) -> dict[str, Any]:
         if isinstance(value, list):
             if not value:
                 raise ValidationError("'when' needs at least one pattern")
@@ -323,7 +333,7 @@ class OnceSchema(Strict):
     to = Instant(required=True)
 
     @validates_schema
-    def _ordered(self, data, **kwargs):
+    def _ordered(self, data: dict[str, Any], **kwargs: Any) -> None:
         if "from" in data and "to" in data and data["to"] <= data["from"]:
             raise ValidationError("'to' must come after 'from'", "to")
 
@@ -335,7 +345,7 @@ class MaintenanceSchema(DocumentSchema):
     once = fields.List(fields.Nested(OnceSchema), load_default=list)
 
     @validates_schema
-    def _some_window(self, data, **kwargs):
+    def _some_window(self, data: dict[str, Any], **kwargs: Any) -> None:
         if "weekly" not in data and not data.get("once"):
             raise ValidationError("give 'weekly' hours, 'once' windows, or both", "weekly")
 
@@ -355,7 +365,7 @@ class FactFieldSchema(Strict):
     description = Text()
 
     @pre_load
-    def _short_forms(self, data, **kwargs):
+    def _short_forms(self, data: object, **kwargs: Any) -> object:
         if isinstance(data, str):
             return {"type": data}
         if isinstance(data, list):
@@ -363,7 +373,7 @@ class FactFieldSchema(Strict):
         return data
 
     @validates_schema
-    def _values_with_enum(self, data, **kwargs):
+    def _values_with_enum(self, data: dict[str, Any], **kwargs: Any) -> None:
         if data.get("type") == "enum" and "values" not in data:
             raise ValidationError("an enum field lists its 'values'", "values")
         if data.get("type") != "enum" and "values" in data:
@@ -381,7 +391,8 @@ class FactTypeSchema(Strict):
 class FactTypeName(Text):
     """A fact type as facts carry it: dotted names, not the engine's own decision.*/clock.*."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: object, attr: str | None, data: collections.abc.Mapping[str, Any] | None,
+                     **kwargs: Any) -> str:
         value = super()._deserialize(value, attr, data, **kwargs)
         if not TYPE_PATTERN.match(value):
             raise ValidationError("not a dotted type name (example: incident.opened)")

@@ -6,7 +6,9 @@ always pass. Errors are nested by the document's real keys so that each can be p
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from difflib import get_close_matches
+from typing import Any, cast
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
 
@@ -14,12 +16,12 @@ from .api import DecisionSchema, NotificationSchema
 from .fields import Instant, Text
 
 
-def unknown_fields(data, known, noun: str) -> dict[str, list[str]]:
+def unknown_fields(data: object, known: Iterable[str], noun: str) -> dict[str, list[str]]:
     """An error for each key of ``data`` not in ``known``, listing the fields and the likeliest."""
     if not isinstance(data, dict):
         return {}
     known = sorted(known)
-    errors = {}
+    errors: dict[str, list[str]] = {}
     for key in data:
         if key not in known:
             close = get_close_matches(str(key), known, n=1)
@@ -37,7 +39,7 @@ class Strict(Schema):
         unknown = EXCLUDE
 
     @validates_schema(pass_original=True, skip_on_field_errors=False)
-    def _no_unknown(self, data, original, **kwargs):
+    def _no_unknown(self, data: dict[str, Any], original: object, **kwargs: Any) -> None:
         errors = unknown_fields(original, self.fields, self.noun)
         if errors:
             raise ValidationError(errors)
@@ -47,17 +49,19 @@ class Record(fields.Dict):
     """Some fields of a decision or notification, checked against the record's schema
     (names and value types) and kept as written: matching compares values loosely."""
 
-    def __init__(self, schema: type[Schema], noun: str, **kwargs):
+    def __init__(self, schema: type[Schema], noun: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.schema, self.noun = schema, noun
 
-    def _deserialize(self, value, attr, data, **kwargs):
-        value = super()._deserialize(value, attr, data, **kwargs)
-        errors = unknown_fields(value, self.schema().fields, self.noun)
+    def _deserialize(self, value: object, attr: str | None, data: Mapping[str, Any] | None,
+                     **kwargs: Any) -> dict[str, Any]:
+        # marshmallow leaves Mapping._deserialize unannotated (a Dict field loads a dict)
+        value = cast(dict[str, Any], super()._deserialize(value, attr, data, **kwargs))  # type: ignore[no-untyped-call]
+        errors: dict[str, Any] = unknown_fields(value, self.schema().fields, self.noun)
         try:
             self.schema().load({k: v for k, v in value.items() if k not in errors}, partial=True)
         except ValidationError as err:
-            errors.update(err.messages)
+            errors.update(cast(dict[str, Any], err.messages))      # a schema's errors: by field
         if errors:
             raise ValidationError(errors)
         return value

@@ -7,6 +7,7 @@ schemas can attach it to the offending node's file:line:column.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
@@ -21,7 +22,7 @@ _SHORT = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$"
 _ISO = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
 
 
-def parse_duration(text) -> timedelta:
+def parse_duration(text: object) -> timedelta:
     """``90s``, ``15m``, ``4h``, ``1h30m``, ``2d``, ``1w`` or ISO 8601 ``PT15M``/``P2D``."""
     if isinstance(text, bool) or not isinstance(text, (str, int)):
         raise ValueError(f"{_show(text)} is not a duration ({DURATION_EXAMPLES})")
@@ -67,7 +68,7 @@ def format_remaining(budget: timedelta, counted: timedelta) -> str:
     return format_whole_duration(max(budget - used, timedelta(0)))
 
 
-def parse_percent(text) -> Fraction:
+def parse_percent(text: object) -> Fraction:
     """``75%`` or ``99.9%`` as an exact fraction (0.75, 0.999)."""
     if isinstance(text, str) and text.strip().endswith("%"):
         try:
@@ -94,7 +95,7 @@ class Level:
 _LEVEL = re.compile(r"^\s*([0-9.]+\s*%)\s*(?:([+-])\s*(\S+))?\s*$")
 
 
-def parse_level(text) -> Level:
+def parse_level(text: object) -> Level:
     """``75%``, ``100% + 2h``, ``100% - 30m`` or a plain duration ``30m``."""
     if isinstance(text, str):
         match = _LEVEL.match(text)
@@ -124,7 +125,7 @@ DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SPAN = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
 
 
-def parse_days(text) -> list[int]:
+def parse_days(text: object) -> list[int]:
     """``mon-fri``, ``sat``, ``mon,wed,fri`` or ``sat-sun`` → weekday numbers (Mon = 0)."""
     days: list[int] = []
     for part in str(text).lower().replace(" ", "").split(","):
@@ -138,7 +139,7 @@ def parse_days(text) -> list[int]:
     return days
 
 
-def parse_spans(text) -> list[tuple[int, int]]:
+def parse_spans(text: object) -> list[tuple[int, int]]:
     """``08:00-18:00`` or ``08:00-12:00, 13:00-17:00`` → minutes since midnight, end ≤ 1440."""
     items = text if isinstance(text, list) else str(text).split(",")
     spans = []
@@ -158,7 +159,7 @@ def parse_spans(text) -> list[tuple[int, int]]:
     return spans
 
 
-def parse_week(hours: dict) -> dict[int, list[tuple[int, int]]]:
+def parse_week(hours: Mapping[str, object]) -> dict[int, list[tuple[int, int]]]:
     """A ``hours`` mapping of a Calendar → weekday → sorted spans in minutes."""
     week: dict[int, list[tuple[int, int]]] = {}
     for days, spans in hours.items():
@@ -170,7 +171,7 @@ def parse_week(hours: dict) -> dict[int, list[tuple[int, int]]]:
     return week
 
 
-def parse_instant(text) -> datetime:
+def parse_instant(text: object) -> datetime:
     """An RFC 3339 instant with an offset (``2026-11-02T09:00:00Z``) as an aware UTC datetime."""
     if isinstance(text, datetime):
         value = text
@@ -188,7 +189,7 @@ _RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.
                       r"(?:([Zz])|([+-])(\d{2}):(\d{2}))$")
 
 
-def parse_rfc3339(text) -> datetime:
+def parse_rfc3339(text: object) -> datetime:
     """RFC 3339 ``date-time`` exactly (§5.6: ``T``, seconds, ``Z`` or a ``±hh:mm`` offset;
     no week dates, no basic format, no space), as an aware UTC datetime. A leap second
     (``23:59:60``) is read as the instant after ``23:59:59`` (RFC 3339 §5.7 allows it;
@@ -216,7 +217,7 @@ def parse_rfc3339(text) -> datetime:
     return value.astimezone(UTC)
 
 
-def parse_date(text) -> date:
+def parse_date(text: object) -> date:
     if isinstance(text, date) and not isinstance(text, datetime):
         return text
     try:
@@ -237,5 +238,5 @@ def format_instant(value: datetime) -> str:
     return (text.rstrip("0") if value.microsecond else text) + "Z"
 
 
-def _show(value) -> str:
+def _show(value: object) -> str:
     return f'"{value}"' if isinstance(value, str) else repr(value)

@@ -10,12 +10,16 @@ catalogue says ``undeclared: accept``.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from engine.lang.model import Origin
+from engine.lang.errors import Problem
+from engine.lang.model import Origin, RuleSet
 from engine.lang.spelling import nearest
 from engine.lang.where import MISSING, field_at
+from engine.lang.yamlsource import Document
 from schemas.values import parse_rfc3339
 
 ENGINE_TYPES = ("decision.", "clock.")      # derived by the engine, never declared
@@ -27,12 +31,12 @@ class FactField:
 
     name: str
     type: str                       # string, number, integer, boolean, time, enum, object, list
-    values: tuple = ()              # an enum's values, as written
+    values: tuple[object, ...] = ()     # an enum's values, as written
     required: bool = False
     description: str = ""
     origin: Origin | None = None
 
-    def problem(self, value) -> str | None:
+    def problem(self, value: object) -> str | None:
         """Why ``value`` is not of this field's kind (None if it is)."""
         if self.type == "enum":
             if any(v == value and isinstance(v, bool) == isinstance(value, bool) for v in self.values):
@@ -75,7 +79,7 @@ class Catalogue:
         return nearest(name, self.types)
 
 
-def refusals(ruleset, fact: dict) -> dict[str, list[str]]:
+def refusals(ruleset: RuleSet, fact: Mapping[str, Any]) -> dict[str, list[str]]:
     """What a ruleset refuses in one (already schema-valid) fact, by field path: a service
     it does not define, and what its catalogue refuses. The API answers these with 422 and
     ``slm test`` fails a scenario on them, so a typo never passes as a fact that does nothing."""
@@ -88,7 +92,7 @@ def refusals(ruleset, fact: dict) -> dict[str, list[str]]:
     return problems
 
 
-def fact_problems(catalogue: Catalogue | None, fact: dict) -> dict[str, list[str]]:
+def fact_problems(catalogue: Catalogue | None, fact: Mapping[str, Any]) -> dict[str, list[str]]:
     """What the catalogue refuses in one (already schema-valid) fact, by field path."""
     if catalogue is None:
         return {}
@@ -115,7 +119,7 @@ def fact_problems(catalogue: Catalogue | None, fact: dict) -> dict[str, list[str
     return problems
 
 
-def _is_time(value) -> bool:
+def _is_time(value: object) -> bool:
     if not isinstance(value, str):
         return False
     try:
@@ -125,7 +129,7 @@ def _is_time(value) -> bool:
     return True
 
 
-def _describe(value) -> str:
+def _describe(value: object) -> str:
     if isinstance(value, bool):
         return f"the boolean {str(value).lower()}"
     if isinstance(value, (int, float)):
@@ -141,7 +145,7 @@ def _describe(value) -> str:
     return type(value).__name__
 
 
-_KINDS = {
+_KINDS: dict[str, Callable[[object], bool]] = {
     "string": lambda v: isinstance(v, str),
     "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
     "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer()),
@@ -156,7 +160,7 @@ _WORDS = {
 }
 
 
-def build_catalogue(documents, problems: list) -> Catalogue | None:
+def build_catalogue(documents: list[tuple[Document, dict[str, Any]]], problems: list[Problem]) -> Catalogue | None:
     """The catalogue of every ``kind: Facts`` document (``[(Document, loaded)]``), or None
     when there is none. A type declared twice, or two documents that disagree on
     ``undeclared``, are problems placed where the second one is written."""

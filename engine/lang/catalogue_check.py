@@ -9,19 +9,26 @@ not the catalogue's business.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
 from engine.lang.catalogue import ENGINE_TYPES, Catalogue, FactType
 from engine.lang.errors import Problem
 from engine.lang.lint import CLOCK_ROLES
-from engine.lang.model import RuleSet
+from engine.lang.model import RuleSet, Target
 from engine.lang.spelling import nearest
 from engine.lang.where import ENVELOPE
+from engine.lang.yamlsource import Document, Path
+
+if TYPE_CHECKING:
+    from engine.lang.checks import _Places  # which imports this module
 
 CODE = "catalogue"
 METRIC_TYPE = "metric.sample"
 COMPARISONS = ("gt", "gte", "lt", "lte")
 
 
-def check_catalogue(ruleset: RuleSet, places) -> list[Problem]:
+def check_catalogue(ruleset: RuleSet, places: _Places) -> list[Problem]:
     """Every use of an undeclared type, field or enum value in targets and Rules."""
     catalogue = ruleset.catalogue
     if catalogue is None:
@@ -36,7 +43,7 @@ def check_catalogue(ruleset: RuleSet, places) -> list[Problem]:
     for rule in ruleset.rules.values():
         doc = places.doc[rule.id]
         if "count" in rule.when:
-            patterns = [(rule.when["count"]["of"], ("when", "of"))]
+            patterns: list[tuple[dict[str, Any], Path]] = [(rule.when["count"]["of"], ("when", "of"))]
         else:
             patterns = [(p, ("when", i)) for i, p in enumerate(rule.when["patterns"])]
         for spec, path in patterns:
@@ -44,7 +51,7 @@ def check_catalogue(ruleset: RuleSet, places) -> list[Problem]:
     return found
 
 
-def _target_patterns(target):
+def _target_patterns(target: Target) -> Iterator[tuple[dict[str, Any], Path]]:
     """(pattern, path) of each fact a target reads; a condition written as a bare type is
     a pattern without ``where``."""
     spec = target.spec
@@ -65,7 +72,7 @@ def _target_patterns(target):
             yield {"type": METRIC_TYPE, "where": spec["where"], "further": True}, ("metric",)
 
 
-def _pattern(catalogue: Catalogue, spec: dict, doc, path: tuple) -> list[Problem]:
+def _pattern(catalogue: Catalogue, spec: dict[str, Any], doc: Document, path: Path) -> list[Problem]:
     kind = spec["type"]
     if kind.startswith(ENGINE_TYPES):
         return []
@@ -87,7 +94,7 @@ def _pattern(catalogue: Catalogue, spec: dict, doc, path: tuple) -> list[Problem
     return list(_where(declared, spec.get("where") or {}, doc, where_path, spec.get("implicit", False)))
 
 
-def _where(declared: FactType, where: dict, doc, path: tuple, implicit: bool):
+def _where(declared: FactType, where: dict[str, Any], doc: Document, path: Path, implicit: bool) -> Iterator[Problem]:
     for key, cond in where.items():
         if key in ("any", "all") and isinstance(cond, list):
             for index, item in enumerate(cond):
@@ -114,7 +121,7 @@ def _where(declared: FactType, where: dict, doc, path: tuple, implicit: bool):
                                   CODE)
 
 
-def _literals(cond, path: tuple):
+def _literals(cond: object, path: Path) -> Iterator[tuple[object, Path]]:
     """The values a condition compares the field with (not ``$alias.field`` joins, not
     ``null``, not a regular expression or ``exists``)."""
     if isinstance(cond, dict):

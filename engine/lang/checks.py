@@ -4,8 +4,10 @@ staffed, and no target promises more than the agreements underpinning it.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import date, timedelta
 from fractions import Fraction
+from typing import Any, cast
 
 from engine.lang.catalogue_check import check_catalogue
 from engine.lang.errors import Problem
@@ -13,13 +15,14 @@ from engine.lang.lint import lint
 from engine.lang.model import RuleSet
 from engine.lang.spelling import one_edit
 from engine.lang.templates import template_error
-from engine.lang.yamlsource import Document
+from engine.lang.yamlsource import Document, Path
 from schemas.values import format_duration
 
 JOIN_REFERENCE = re.compile(r"^\$([A-Za-z0-9_]+)\.(.+)$")
 
 
-def check(ruleset: RuleSet, documents: list[tuple[Document, dict]], docs_by_id: dict) -> list[Problem]:
+def check(ruleset: RuleSet, documents: list[tuple[Document, dict[str, Any]]],
+          docs_by_id: dict[str, Document]) -> list[Problem]:
     places = _Places(documents)
     problems: list[Problem] = []
     problems += _agreements(ruleset, places)
@@ -32,6 +35,7 @@ def check(ruleset: RuleSet, documents: list[tuple[Document, dict]], docs_by_id: 
     problems += lint(ruleset, places)
     for service in ruleset.services.values():
         doc = places.doc[service.id]
+        assert isinstance(doc.data, dict)       # a Service document, validated
         if doc.data.get("calendar") and doc.data["calendar"] not in ruleset.calendars \
                 and doc.data["calendar"] not in ruleset.broken:
             problems.append(doc.problem(("calendar",), f"calendar: unknown calendar '{doc.data['calendar']}'",
@@ -70,18 +74,18 @@ def validity_warnings(ruleset: RuleSet, today: date) -> list[Problem]:
 class _Places:
     """Finds the document and path of a rule element, to place a problem precisely."""
 
-    def __init__(self, documents):
+    def __init__(self, documents: list[tuple[Document, dict[str, Any]]]) -> None:
         self.doc: dict[str, Document] = {}
-        self.target: dict[str, tuple[Document, tuple]] = {}
+        self.target: dict[str, tuple[Document, Path]] = {}
         for doc, loaded in documents:
             self.doc.setdefault(loaded["id"], doc)
             for index, target in enumerate(loaded.get("targets", []) if loaded["kind"] == "Agreement" else []):
                 self.target.setdefault(target["id"], (doc, ("targets", index)))
 
-    def target_doc(self, target_id: str) -> tuple[Document, tuple]:
+    def target_doc(self, target_id: str) -> tuple[Document, Path]:
         return self.target[target_id]
 
-    def at_target(self, target_id: str, path: tuple, message: str, code: str = "policy") -> Problem:
+    def at_target(self, target_id: str, path: Path, message: str, code: str = "policy") -> Problem:
         doc, base = self.target[target_id]
         return doc.problem(base + path, message, code)
 
@@ -119,18 +123,22 @@ def _underpinning(ruleset: RuleSet, places: _Places) -> list[Problem]:
             else:
                 supports.append(support)
         if target.measure == "duration":
+            assert isinstance(target.goal, timedelta)       # a duration target's goal, as are its supports'
             for support in supports:
+                assert isinstance(support.goal, timedelta)
                 if target.goal < support.goal:
                     problems.append(places.at_target(
                         target.id, ("goal",),
                         f"goal: target '{target.id}' promises {_show(target.goal)}, faster than its "
                         f"underpinning target '{support.id}' ({_show(support.goal)})"))
         elif supports and target.measure == "availability":
+            assert isinstance(target.goal, Fraction)        # a percentage goal, as are its supports'
             product = Fraction(1)
             for support in supports:
+                assert isinstance(support.goal, Fraction)
                 product *= support.goal
             if target.goal > product:
-                names = ", ".join(f"'{s.id}' ({_pct(s.goal)})" for s in supports)
+                names = ", ".join(f"'{s.id}' ({_pct(cast(Fraction, s.goal))})" for s in supports)
                 problems.append(places.at_target(
                     target.id, ("goal",),
                     f"goal: target '{target.id}' promises {_pct(target.goal)}, more than its underpinning "
@@ -246,7 +254,7 @@ def _start_at(ruleset: RuleSet, places: _Places) -> list[Problem]:
     return problems
 
 
-def _leaves(where: dict, path: tuple = ()):
+def _leaves(where: dict[str, Any], path: Path = ()) -> Iterator[tuple[Path, object]]:
     for key, cond in where.items():
         if key in ("any", "all") and isinstance(cond, list):
             for index, item in enumerate(cond):
@@ -310,7 +318,7 @@ def _services_by_activity(ruleset: RuleSet) -> dict[str, list[str]]:
     return {activity: sorted(scope) for activity, scope in services.items() if activity not in used_by_rules}
 
 
-def _show(value) -> str:
+def _show(value: timedelta) -> str:
     return format_duration(value)
 
 

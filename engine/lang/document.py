@@ -11,9 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 from fractions import Fraction
+from typing import Any, cast
 
 from engine.lang.calendar import ServiceCalendar
+from engine.lang.maintenance import ExcludingCalendar
 from engine.lang.model import Agreement, RuleSet, Target
+from schemas.values import Level
 
 AGREEMENT_KINDS = {"SLA": "Service level agreement", "OLA": "Operational level agreement",
                    "UC": "Underpinning contract", "SLR": "Service level requirement (proposed)"}
@@ -29,11 +32,11 @@ class UnknownService(ValueError):
 
 @dataclass
 class Document:
-    service: dict
-    agreements: list[dict]
-    escalations: list[dict]
-    raci: dict
-    calendars: list[dict]
+    service: dict[str, str]
+    agreements: list[dict[str, Any]]
+    escalations: list[dict[str, Any]]
+    raci: dict[str, Any]
+    calendars: list[dict[str, Any]]
     reporting: list[str]
     version: str
 
@@ -80,9 +83,9 @@ def _reporting(targets: list[Target]) -> list[str]:
     return lines
 
 
-def _calendars(targets: list[Target]) -> list[dict]:
+def _calendars(targets: list[Target]) -> list[dict[str, Any]]:
     """Each calendar the targets count in, with the targets that use it."""
-    used: dict[str, dict] = {}
+    used: dict[str, dict[str, Any]] = {}
     for target in targets:
         entry = used.setdefault(target.calendar.id, {"id": target.calendar.id, "hours": hours(target.calendar),
                                                      "targets": []})
@@ -94,7 +97,7 @@ def _targets_of(ruleset: RuleSet, agreement: Agreement) -> list[Target]:
     return [t for t in ruleset.targets.values() if t.agreement is agreement]
 
 
-def _agreement(ruleset: RuleSet, agreement: Agreement) -> dict:
+def _agreement(ruleset: RuleSet, agreement: Agreement) -> dict[str, Any]:
     parties = []
     if agreement.provider:
         parties.append(f"Provided by {agreement.provider}")
@@ -131,7 +134,7 @@ def long_date(day: date) -> str:
 
 # ---- targets -------------------------------------------------------------------------------
 
-def _target(ruleset: RuleSet, target: Target) -> dict:
+def _target(ruleset: RuleSet, target: Target) -> dict[str, Any]:
     promise = {"duration": _duration_promise, "availability": _availability_promise,
                "threshold": _threshold_promise}[target.measure](target)
     return {
@@ -158,7 +161,7 @@ def _duration_promise(target: Target) -> tuple[str, list[str]]:
     subject = subject[0].upper() + subject[1:]
     stops = [_verb(t) for t in _types(spec.get("stop"))]
     calendar = counted(target.calendar)
-    within = duration_words(target.goal)
+    within = duration_words(cast(timedelta, target.goal))     # a duration target's goal
     if stops:
         sentence = f"{subject} are {' or '.join(stops)} within {within}, {calendar}."
     else:
@@ -191,7 +194,7 @@ def _duration_promise(target: Target) -> tuple[str, list[str]]:
 def _availability_promise(target: Target) -> tuple[str, list[str]]:
     spec = target.spec
     when = counted(target.calendar)
-    sentence = f"Available {percent(target.goal)} of the time {window_words(spec['window'])}, {when}."
+    sentence = f"Available {percent(cast(Fraction, target.goal))} of the time {window_words(spec['window'])}, {when}."
     down, up = spec["down"], spec["up"]
     details = [f"Downtime runs from {_event(down)} to {_event(up)}; outages reported by several alerts at "
                "once count once."]
@@ -205,8 +208,8 @@ def _threshold_promise(target: Target) -> tuple[str, list[str]]:
     spec = target.spec
     bound = ("at most", spec["above"]) if "above" in spec else ("at least", spec["below"])
     when = counted(target.calendar)
-    sentence = (f"{spec['name']} is {bound[0]} {_number(bound[1])} for {percent(target.goal)} of the time "
-                f"{window_words(spec['window'])}, {when}.")
+    sentence = (f"{spec['name']} is {bound[0]} {_number(bound[1])} for {percent(cast(Fraction, target.goal))} "
+                f"of the time {window_words(spec['window'])}, {when}.")
     details = [f"Measured by the latest {spec['name']} sample; time counts against the target while it is "
                f"{'above' if 'above' in spec else 'below'} {_number(bound[1])}."]
     allowance = _allowance(target, spec["window"])
@@ -218,30 +221,31 @@ def _threshold_promise(target: Target) -> tuple[str, list[str]]:
 def _allowance(target: Target, window: str) -> str | None:
     if window != "month" or not _always(target.calendar):
         return None
-    return duration_words(timedelta(seconds=int((1 - target.goal) * 30 * 86400)))
+    return duration_words(timedelta(seconds=int((1 - cast(Fraction, target.goal)) * 30 * 86400)))
 
 
 def _warnings(target: Target) -> str:
     if not target.warn_at:
         return ""
     if target.measure == "duration":
-        points = [f"{level.text} ({duration_words(level.amount(target.goal))})" for level in target.warn_at]
+        points = [f"{level.text} ({duration_words(level.amount(cast(timedelta, target.goal)))})"
+                  for level in target.warn_at]
         return f"A warning is raised at {_and(points)} of the time allowed."
     return f"A warning is raised at {_and([level.text for level in target.warn_at])} of the downtime allowed."
 
 
 # ---- calendars -----------------------------------------------------------------------------
 
-def counted(calendar: ServiceCalendar) -> str:
+def counted(calendar: ServiceCalendar | ExcludingCalendar) -> str:
     """How a target's time is counted, as the end of its sentence."""
     return "24x7" if _always(calendar) else f"counted in {hours(calendar)}"
 
 
-def hours(calendar: ServiceCalendar) -> str:
+def hours(calendar: ServiceCalendar | ExcludingCalendar) -> str:
     """``24x7`` or ``business hours Mon–Fri 08:00–18:00 Europe/London, excluding …``."""
     if _always(calendar):
         return "24x7: every hour of every day, holidays included"
-    groups: list[tuple[list[int], list]] = []
+    groups: list[tuple[list[int], list[tuple[int, int]]]] = []
     for day in range(7):
         spans = calendar.week.get(day)
         if not spans:
@@ -263,7 +267,7 @@ def hours(calendar: ServiceCalendar) -> str:
     return text + (f", excluding {_and(closed)}" if closed else "")
 
 
-def _always(calendar: ServiceCalendar) -> bool:
+def _always(calendar: ServiceCalendar | ExcludingCalendar) -> bool:
     return calendar.all_hours and calendar.timezone == "UTC" or calendar.id == "24x7"
 
 
@@ -273,7 +277,7 @@ def _clock(minutes: int) -> str:
 
 # ---- escalations and RACI ------------------------------------------------------------------
 
-def _escalations(ruleset: RuleSet, targets: list[Target]) -> list[dict]:
+def _escalations(ruleset: RuleSet, targets: list[Target]) -> list[dict[str, Any]]:
     ids = {t.id for t in targets}
     found = []
     for escalation in sorted(ruleset.escalations.values(), key=lambda e: e.id):
@@ -292,7 +296,7 @@ def _escalations(ruleset: RuleSet, targets: list[Target]) -> list[dict]:
     return found
 
 
-def _level_words(level) -> str:
+def _level_words(level: Level) -> str:
     share = "the breach" if level.share == 1 else f"{percent(level.share)} of the time or budget allowed"
     if not level.offset:
         return f"at {share}"
@@ -310,7 +314,7 @@ def _who(roles: dict[str, list[str]]) -> str:
     return "; ".join(parts)
 
 
-def _raci(ruleset: RuleSet, service_id: str, targets: list[Target]) -> dict:
+def _raci(ruleset: RuleSet, service_id: str, targets: list[Target]) -> dict[str, Any]:
     activities = []
     for target in targets:
         for level in target.escalations:
@@ -361,7 +365,7 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
-def _types(items) -> list[str]:
+def _types(items: list[str | dict[str, Any]] | None) -> list[str]:
     return [item["type"] if isinstance(item, dict) else item for item in items or []]
 
 
@@ -379,7 +383,7 @@ def _plural(noun: str) -> str:
     return noun + ("es" if noun.endswith(("s", "x", "ch", "sh")) else "s")
 
 
-def _short(where: dict) -> bool:
+def _short(where: dict[str, Any]) -> bool:
     """A single equality or ``in`` on one data field reads as an adjective: ``P1 incidents``."""
     if len(where) != 1:
         return False
@@ -387,7 +391,7 @@ def _short(where: dict) -> bool:
     return isinstance(cond, (str, int)) or (isinstance(cond, dict) and set(cond) == {"in"})
 
 
-def _condition_words(where: dict) -> str:
+def _condition_words(where: dict[str, Any]) -> str:
     if _short(where):
         cond = next(iter(where.values()))
         values = cond["in"] if isinstance(cond, dict) else [cond]
@@ -407,7 +411,7 @@ def _condition_words(where: dict) -> str:
     return " and ".join(parts)
 
 
-def _event(pattern: dict) -> str:
+def _event(pattern: dict[str, Any]) -> str:
     """A pattern as an event: ``the EmailDown alert firing``, ``a probe failed with site www``."""
     where = pattern.get("where") or {}
     words = _condition_words(where)
@@ -426,7 +430,7 @@ def role_name(role: str) -> str:
 ACRONYMS = {"slm", "lt", "it", "ci", "sla", "ola", "itsm"}
 
 
-def _condition_of(item) -> str:
+def _condition_of(item: str | dict[str, Any]) -> str:
     """A clock condition in words: ``updated with priority P1``, ``an EmailDown alert is firing``."""
     if isinstance(item, str):
         return _verb(item)

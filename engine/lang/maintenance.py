@@ -10,9 +10,10 @@ only stop counting (engine.eval.clock.WindowClock), the budget stays as it was.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from engine.lang.calendar import MAX_CLOSED_DAYS, ServiceCalendar
@@ -23,6 +24,7 @@ DAY = timedelta(days=1)
 STEP = timedelta(days=7)        # instant_after looks this far ahead at a time
 
 Span = tuple[datetime, datetime]
+Week = dict[int, list[tuple[int, int]]]      # weekday (Mon = 0) -> sorted spans in minutes
 
 
 @dataclass
@@ -32,7 +34,7 @@ class MaintenanceWindows:
 
     service: str
     once: list[tuple[datetime, datetime, str]] = field(default_factory=list)     # (from, to, document id)
-    weekly: list[tuple[str, str, dict]] = field(default_factory=list)            # (document id, zone, week)
+    weekly: list[tuple[str, str, Week]] = field(default_factory=list)            # (document id, zone, week)
 
     def spans(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime, str]]:
         """Every window overlapping [start, end), clipped to it, with the document it comes
@@ -50,7 +52,7 @@ class MaintenanceWindows:
         return sorted(out)
 
 
-def merged(spans) -> list[Span]:
+def merged(spans: Iterable[tuple[datetime, datetime, *tuple[object, ...]]]) -> list[Span]:
     """Spans (start, end, …) as sorted, disjoint (start, end) pairs."""
     out: list[list[datetime]] = []
     for a, b, *_ in sorted(spans):
@@ -76,7 +78,7 @@ class ExcludingCalendar:
         self.base = base
         self.windows = windows
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.base, name)        # id, timezone, zone, closed_days, …
 
     def __repr__(self) -> str:

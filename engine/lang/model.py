@@ -8,12 +8,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from fractions import Fraction
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from engine.lang.calendar import ServiceCalendar
+from engine.lang.errors import Problem
 from engine.lang.excerpt import definition_text
-from engine.lang.maintenance import MaintenanceWindows
+from engine.lang.maintenance import ExcludingCalendar, MaintenanceWindows
 from schemas.values import Level
+
+if TYPE_CHECKING:
+    from engine.lang.catalogue import Catalogue  # which imports this module
 
 
 @dataclass(frozen=True)
@@ -64,15 +69,15 @@ class Target:
     goal: timedelta | Fraction
     warn_at: list[Level]
     underpinned_by: list[str]
-    spec: dict                 # the clock / availability / metric section as loaded
-    calendar: ServiceCalendar
+    spec: dict[str, Any]       # the clock / availability / metric section as loaded
+    calendar: ServiceCalendar | ExcludingCalendar     # the latter with exclude: maintenance
     origin: Origin
     on_change: str = "keep"    # keep | reprice | cancel: what a rule change does to its running clocks
     # The levels of every Escalation that covers this target, in escalation id order:
     # bound when the rules load, so a clock carries its escalation marks from its start.
     escalations: list[EscalationLevel] = field(default_factory=list)
     description: str = ""      # free text of the target, for documents (slm docs)
-    _span: tuple | None = field(default=None, repr=False, compare=False)
+    _span: tuple[datetime | None, datetime | None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def service(self) -> str:
@@ -127,8 +132,8 @@ class Escalation:
 class Rule:
     id: str
     description: str
-    when: dict          # {"patterns": [...]} or {"count": {...}}
-    then: list[dict]
+    when: dict[str, Any]          # {"patterns": [...]} or {"count": {...}}
+    then: list[dict[str, Any]]
     origin: Origin
 
 
@@ -149,20 +154,20 @@ class RuleSet:
     raci: dict[str, dict[str, list[str]]]   # activity -> role -> letters
     raci_origin: dict[str, Origin]
     rules: dict[str, Rule]
-    warnings: list = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
     # service -> its declared maintenance windows (engine.lang.maintenance)
     maintenance: dict[str, MaintenanceWindows] = field(default_factory=dict)
     # Ids whose definition failed with an error already reported (a calendar with a bad
     # time zone, a target on that calendar): references to them are not reported again,
     # so one root mistake gives one error.
-    broken: set = field(default_factory=set)
+    broken: set[str] = field(default_factory=set)
     # The fact catalogue (engine/lang/catalogue.py), None when no ``kind: Facts`` is written.
-    catalogue: object = None
-    raci_manual: set = field(default_factory=set)     # activities no level or Rule is expected to notify
+    catalogue: Catalogue | None = None
+    raci_manual: set[str] = field(default_factory=set)   # activities no level or Rule is expected to notify
 
     def holders(self, service: str | None, role: str) -> list[str]:
         """Who holds a role for a service: the Service's own holders, else the org-wide ones."""
-        own = self.services.get(service)
+        own = self.services.get(service) if service is not None else None
         if own and role in own.roles:
             return own.roles[role]
         return self.default_holders.get(role, [])
@@ -175,16 +180,17 @@ class RuleSet:
             (n for n in self.files if file == n or file.endswith("/" + n)), file)
         return definition_text(self.files, name, line, column)
 
-    def escalation_level(self, rule: dict, activity: str | None) -> EscalationLevel | None:
+    def escalation_level(self, rule: dict[str, Any], activity: str | None) -> EscalationLevel | None:
         """The level an escalation decision came from, by its rule reference (escalation id
         and the level's line) and activity: how routing finds a level's ``call``."""
-        escalation = self.escalations.get((rule or {}).get("id"))
+        escalation_id = (rule or {}).get("id")
+        escalation = self.escalations.get(escalation_id) if escalation_id is not None else None
         for level in escalation.levels if escalation else ():
             if level.origin.line == rule.get("line") and level.activity == activity:
                 return level
         return None
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, str | int]:
         return {
             "version": self.version,
             "files": len(self.files),

@@ -4,6 +4,7 @@ swapped) from a known one. One place for the lint, the checks, the catalogue and
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 
 
 def one_edit(a: str, b: str) -> bool:
@@ -21,7 +22,7 @@ def one_edit(a: str, b: str) -> bool:
     return short[i:] == long_[i + 1:]
 
 
-def nearest(name: str, known) -> str | None:
+def nearest(name: str, known: Iterable[str]) -> str | None:
     """The known name most like ``name`` and at most two typing slips from it (a letter
     left out, added, changed, or two swapped), for "did you mean"; None if none is."""
     close = [other for other in known if edits(name, other) <= 2]

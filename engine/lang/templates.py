@@ -23,11 +23,15 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
+from typing import Any, SupportsIndex, TypeVar
 
-from jinja2 import TemplateSyntaxError, Undefined, nodes
-from jinja2.compiler import CodeGenerator
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2 import Template, TemplateSyntaxError, Undefined, nodes
+from jinja2.compiler import CodeGenerator, Frame
+from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
+from jinja2.sandbox import SandboxedEnvironment
 
 MAX_OUTPUT = 4096          # characters one rendering may reach
 MAX_VALUE = 16 * MAX_OUTPUT    # items a string or list made while rendering may reach
@@ -50,6 +54,8 @@ class _Budget(threading.local):
 
 _BUDGET = _Budget()
 
+_T = TypeVar("_T")
+
 
 def _step() -> None:
     if _BUDGET.deadline is None:
@@ -61,14 +67,14 @@ def _step() -> None:
         raise SecurityError(f"rendering stopped after {MAX_SECONDS:g} s")
 
 
-def _sized(value):
+def _sized(value: _T) -> _T:
     """``value``, refused if it is a string or list longer than :data:`MAX_VALUE`."""
     if isinstance(value, (str, bytes, list, tuple, dict, set)) and len(value) > MAX_VALUE:
         raise SecurityError(f"a value of {len(value):,} items; at most {MAX_VALUE:,}")
     return value
 
 
-def _ticking(iterable):
+def _ticking(iterable: Iterable[_T]) -> Iterator[_T]:
     """What a ``for`` loop iterates, one step per item."""
     for item in _sized(iterable) if isinstance(iterable, (list, tuple)) else iterable:
         _step()
@@ -79,7 +85,7 @@ class _StepCounting(CodeGenerator):
     """Jinja's code generator with every ``for`` loop's iterable passed through
     :func:`_ticking` (as ``environment.ticking``)."""
 
-    def visit_For(self, node, frame):
+    def visit_For(self, node: nodes.For, frame: Frame) -> None:
         counted = nodes.Call(nodes.EnvironmentAttribute("ticking"), [node.iter], [], None, None,
                              lineno=node.lineno)
         node = nodes.For(node.target, counted, node.body, node.else_, node.test, node.recursive,
@@ -97,7 +103,7 @@ class _BoundedEnvironment(SandboxedEnvironment):
     intercepted_unops = frozenset(["-", "+"])
     ticking = staticmethod(_ticking)
 
-    def call_binop(self, context, operator, left, right):
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         _step()
         if operator == "**":
             _check_power(left, right)
@@ -107,11 +113,13 @@ class _BoundedEnvironment(SandboxedEnvironment):
             _check_format(left)
         return _sized(super().call_binop(context, operator, left, right))
 
-    def call_unop(self, context, operator, arg):
+    def call_unop(self, context: Context, operator: str, arg: Any) -> Any:
         _step()
         return super().call_unop(context, operator, arg)
 
-    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (Jinja's signature)
+    # Jinja's signature: positional names with __, so that any keyword argument (self=, obj=)
+    # reaches the object called; pep8-naming (N805) would ask for self
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         _step()
         for value in (*args, *kwargs.values()):
             _sized(value)
@@ -123,18 +131,18 @@ class _BoundedEnvironment(SandboxedEnvironment):
                 _check_replace(__obj.__self__, *args[:3])
         return _sized(super().call(__context, __obj, *args, **kwargs))
 
-    def getattr(self, obj, attribute):
+    def getattr(self, obj: Any, attribute: str) -> Any:
         _step()
         if isinstance(obj, str) and attribute in ("format", "format_map"):
             _check_format(obj)
         return _sized(super().getattr(obj, attribute))
 
-    def getitem(self, obj, argument):
+    def getitem(self, obj: Any, argument: Any) -> Any:
         _step()
         return _sized(super().getitem(obj, argument))
 
 
-def _check_power(left, right) -> None:
+def _check_power(left: object, right: object) -> None:
     if isinstance(left, (int, float)) and isinstance(right, (int, float)):
         base = abs(int(left)) if isinstance(left, int) else 0
         if isinstance(right, int) and base > 1 and right > 0 and base.bit_length() * right > MAX_POWER_BITS:
@@ -143,7 +151,7 @@ def _check_power(left, right) -> None:
             raise SecurityError(f"** exponent {right} is too large")
 
 
-def _check_product(left, right) -> None:
+def _check_product(left: object, right: object) -> None:
     for text, count in ((left, right), (right, left)):
         if isinstance(text, (str, list, tuple)) and isinstance(count, int) and len(text) * count > MAX_OUTPUT:
             raise SecurityError(f"* would make {len(text) * count} items; at most {MAX_OUTPUT}")
@@ -151,7 +159,7 @@ def _check_product(left, right) -> None:
         raise SecurityError(f"* result too large (more than {MAX_POWER_BITS} bits)")
 
 
-def _check_width(width) -> None:
+def _check_width(width: object) -> None:
     if isinstance(width, int) and width > MAX_VALUE:
         raise SecurityError(f"a width of {width:,}; at most {MAX_VALUE:,}")
 
@@ -161,7 +169,7 @@ def _check_format(text: str) -> None:
         raise SecurityError("a format width or precision of 100,000 or more (or taken from the arguments)")
 
 
-def _check_replace(text: str, old, new, count=-1) -> None:
+def _check_replace(text: str, old: object, new: object, count: object = -1) -> None:
     if isinstance(old, str) and isinstance(new, str):
         found = text.count(old) if old else len(text) + 1
         if isinstance(count, int) and count >= 0:
@@ -170,19 +178,19 @@ def _check_replace(text: str, old, new, count=-1) -> None:
             raise SecurityError(f"replace would make more than {MAX_VALUE:,} characters")
 
 
-def _range(*args):
+def _range(*args: SupportsIndex) -> range:
     values = range(*args)
     if len(values) > MAX_RANGE:
         raise SecurityError(f"range of {len(values)} items; at most {MAX_RANGE}")
     return values
 
 
-def _counted_filter(name: str, function):
+def _counted_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     """A filter counted as a step, its arguments and result sized, and the ones that make
     a large value in one go refused before they run."""
     skip = 1 if hasattr(function, "jinja_pass_arg") else 0      # the context or environment Jinja passes first
 
-    def bounded(*args, **kwargs):
+    def bounded(*args: Any, **kwargs: Any) -> Any:
         _step()
         for value in (*args[skip:], *kwargs.values()):
             _sized(value)
@@ -198,7 +206,8 @@ def _counted_filter(name: str, function):
         return _sized(function(*args, **kwargs))
 
     if skip:
-        bounded.jinja_pass_arg = function.jinja_pass_arg
+        # the attribute Jinja's pass_context and pass_environment set on a function
+        bounded.jinja_pass_arg = function.jinja_pass_arg  # type: ignore[attr-defined]
     return bounded
 
 
@@ -224,11 +233,11 @@ def template_error(text: str) -> tuple[int, str] | None:
 
 
 @lru_cache(maxsize=1024)
-def _compiled(text: str):
+def _compiled(text: str) -> Template:
     return _ENV.from_string(text)
 
 
-def render(text: str, context: dict) -> str:
+def render(text: str, context: dict[str, Any]) -> str:
     """Render a template within the step, size and time bounds, at most :data:`MAX_OUTPUT`
     characters (cut, marked); a template that fails or runs out of budget yields its own
     text, marked with the reason."""

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
 from schemas.values import parse_instant
 
@@ -19,7 +20,7 @@ ENVELOPE = ("id", "source", "type", "time", "subject", "service")
 MISSING = object()
 
 
-def field_at(value, path: str, missing=None):
+def field_at(value: object, path: str, missing: object = None) -> object:
     """The value at a dotted ``path`` inside nested mappings, else ``missing``."""
     for part in path.split("."):
         if not isinstance(value, dict) or part not in value:
@@ -28,18 +29,18 @@ def field_at(value, path: str, missing=None):
     return value
 
 
-def lookup(fact: dict) -> Callable[[str], object]:
+def lookup(fact: Mapping[str, Any]) -> Callable[[str], object]:
     """Field access on a fact as posted (``{id, type, time, subject, service, data}``)."""
     data = fact.get("data") or {}
 
-    def get(name: str):
+    def get(name: str) -> object:
         if name in ENVELOPE:
             return fact.get(name, MISSING) if fact.get(name) is not None else MISSING
         return field_at(data, name, MISSING)
     return get
 
 
-def failure(where: dict, get: Callable[[str], object]) -> str | None:
+def failure(where: Mapping[str, Any], get: Callable[[str], object]) -> str | None:
     """None when every condition holds, else the first that fails, in words."""
     for key, cond in where.items():
         if key == "all":
@@ -50,7 +51,7 @@ def failure(where: dict, get: Callable[[str], object]) -> str | None:
         elif key == "any":
             reasons = [failure(item, get) for item in cond]
             if all(reasons):
-                return "none of 'any' holds: " + "; ".join(reasons)
+                return "none of 'any' holds: " + "; ".join(cast(list[str], reasons))     # all() holds: none is None
         elif isinstance(cond, dict):
             for op, operand in cond.items():
                 reason = _operator(key, op, operand, get(key))
@@ -63,11 +64,11 @@ def failure(where: dict, get: Callable[[str], object]) -> str | None:
     return None
 
 
-def _show(value) -> str:
+def _show(value: object) -> str:
     return "absent" if value is MISSING else json.dumps(value, default=str)
 
 
-def _same(name: str, a, b) -> bool:
+def _same(name: str, a: object, b: object) -> bool:
     if name == "time" and isinstance(a, str) and isinstance(b, str):
         try:
             return parse_instant(a) == parse_instant(b)
@@ -77,7 +78,7 @@ def _same(name: str, a, b) -> bool:
                                                and not isinstance(a, bool) and not isinstance(b, bool) and a == b)
 
 
-def _equals(name: str, expected, found) -> str | None:
+def _equals(name: str, expected: object, found: object) -> str | None:
     if expected is None:
         return None if found is MISSING else f"where {name}: {_show(found)} is present, expected absent"
     if found is not MISSING and _same(name, found, expected):
@@ -85,7 +86,7 @@ def _equals(name: str, expected, found) -> str | None:
     return f"where {name}: {_show(found)} ≠ {_show(expected)}"
 
 
-def _operator(name: str, op: str, operand, found) -> str | None:
+def _operator(name: str, op: str, operand: Any, found: Any) -> str | None:
     if op == "exists":
         return None if (found is not MISSING) == bool(operand) else \
             f"where {name}: {_show(found)}, expected {'present' if operand else 'absent'}"

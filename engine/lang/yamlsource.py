@@ -20,7 +20,7 @@ import yaml
 
 from engine.lang.errors import Problem
 
-Path = tuple
+Path = tuple[str | int, ...]       # keys and list indices from the document down to a value
 
 
 MAX_DEPTH = 64          # mappings and sequences inside each other
@@ -32,18 +32,21 @@ class _Loader(yaml.SafeLoader):
 
     _depth = 0
 
-    def compose_node(self, parent, index):
+    def compose_node(self, parent: yaml.Node | None, index: int | yaml.Node | None) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            # types-PyYAML leaves Parser.peek_event unannotated
+            event = self.peek_event()  # type: ignore[no-untyped-call]
             raise yaml.composer.ComposerError(
                 None, None, f"aliases (*{event.anchor}) are not supported in rule files: write the value out",
                 event.start_mark)
         if self._depth >= MAX_DEPTH:
-            raise yaml.composer.ComposerError(
-                None, None, f"nested deeper than {MAX_DEPTH} levels", self.peek_event().start_mark)
+            # types-PyYAML leaves Parser.peek_event unannotated
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels", mark)
         self._depth += 1
         try:
-            return super().compose_node(parent, index)
+            # types-PyYAML says int; PyYAML's composer also passes None and a mapping's key node
+            return super().compose_node(parent, index)  # type: ignore[arg-type]
         finally:
             self._depth -= 1
 
@@ -70,8 +73,8 @@ class Document:
     data: object
     line: int
     column: int
-    places: dict = field(default_factory=dict)      # path -> (line, column) of the value
-    key_places: dict = field(default_factory=dict)  # path -> (line, column) of the key
+    places: dict[Path, tuple[int, int]] = field(default_factory=dict)      # path -> (line, column) of the value
+    key_places: dict[Path, tuple[int, int]] = field(default_factory=dict)  # path -> (line, column) of the key
 
     def place(self, path: Path, key: bool = False) -> tuple[int, int]:
         """The nearest known position for a path (walking up to the document)."""
@@ -116,10 +119,10 @@ def load_documents(text: str, file: str) -> tuple[list[Document], list[Problem]]
 _constructor = _Loader("")
 
 
-def _build(node, path: Path, doc: Document, problems: list[Problem]):
+def _build(node: yaml.Node, path: Path, doc: Document, problems: list[Problem]) -> object:
     doc.places[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
-        result = {}
+        result: dict[str, object] = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 problems.append(_at(doc, key_node, "merge keys (<<) are not supported", "syntax"))
@@ -145,5 +148,5 @@ def _build(node, path: Path, doc: Document, problems: list[Problem]):
         return None
 
 
-def _at(doc: Document, node, message: str, code: str) -> Problem:
+def _at(doc: Document, node: yaml.Node, message: str, code: str) -> Problem:
     return Problem(doc.file, node.start_mark.line + 1, node.start_mark.column + 1, message, code)
