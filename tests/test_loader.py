@@ -230,3 +230,10 @@ def test_slm_check_prints_validity_warnings_and_still_passes(tmp_path):
     result = CliRunner().invoke(main, ["check", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "expired on 2019-12-31" in result.output and "OK" in result.output
+
+
+@pytest.mark.parametrize("kind", ["[Service]", "{Service: 1}", "Servce", "1"])
+def test_a_kind_that_names_no_kind_is_placed_at_the_value(kind):
+    found = problems_of({"base.yaml": BASE, "odd.yaml": f"kind: {kind}\nid: x\n"})
+    assert len(found) == 1
+    assert found[0].startswith("odd.yaml:1:7: kind: ") and "is not a kind (expected one of: " in found[0]
