@@ -29,7 +29,8 @@ class EngineReads:
         self.state, self.stored = state, stored
 
     def clock_view(self) -> ClockView:
-        """The clocks as the last committed write left them; never waits for the write lock."""
+        """The clocks as the last committed write left them (the read model the engine's
+        writer publishes); never waits for the write lock."""
         return self.state.readmodel.view
 
     def clocks(self, service: str | None = None, target: str | None = None,
