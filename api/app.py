@@ -45,7 +45,7 @@ def create_app(service: SlmService, *, alert_service_label: str = "service", max
     app.extensions["slm_tokens"] = TokenCache(service.store.digest_grant)
     metrics = ops.Metrics(service)
     app.extensions["slm_metrics"] = metrics
-    service.listeners.append(metrics.record)
+    service.recorder.listeners.append(metrics.record)
 
     api = SlmApi(app, spec_kwargs={"info": {"description": __doc__.strip().splitlines()[0]}})
     api.spec.components.security_scheme("bearerAuth", SECURITY_SCHEME)

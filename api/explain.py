@@ -25,7 +25,7 @@ def explain_fact(args, fact_id):
     other target of its service the first condition that failed; and the decisions it caused.
     Facts are addressed by id, and by ``source`` when several sources posted that id."""
     try:
-        return current_service().explain_fact(fact_id, args.get("source"))
+        return current_service().store_reads.explain_fact(fact_id, args.get("source"))
     except UnknownFact as err:
         abort(404, message=str(err))
     except AmbiguousFact as err:

@@ -63,7 +63,7 @@ def post_alertmanager(payload):
     facts, origins, bad = alert_facts(payload, label)
     if facts:
         refuse_foreign_sources(facts)          # the token's limits: a 403 for the whole group
-        outcome = current_service().ingest(facts, partial=True)
+        outcome = current_service().facts.ingest(facts, partial=True)
         answer = _answer(outcome)
     else:
         answer, outcome = {"accepted": 0, "duplicates": 0, "results": [], "decisions": []}, None
@@ -103,7 +103,7 @@ def list_facts(args):
 
 def _ingest(facts: list) -> dict:
     refuse_foreign_sources(facts)
-    return _answer(current_service().ingest(facts))
+    return _answer(current_service().facts.ingest(facts))
 
 
 def _answer(outcome) -> dict:

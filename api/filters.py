@@ -20,7 +20,7 @@ def check_known(args: dict) -> None:
     wanted = {name: args[name] for name in CHECKED if args.get(name) is not None}
     if not wanted:
         return
-    known = current_service().vocabulary()
+    known = current_service().store_reads.vocabulary()
     errors = {}
     for name, value in wanted.items():
         problem = unknown_value(value, getattr(known, CHECKED[name]), name)

@@ -38,7 +38,7 @@ class Metrics:
                                  registry=registry,
                                  buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
         ready = Gauge("slm_ready", "1 once state is rebuilt and the service takes facts", registry=registry)
-        ready.set_function(lambda: 1.0 if service.ready.is_set() else 0.0)
+        ready.set_function(lambda: 1.0 if service.state.ready.is_set() else 0.0)
         clocks = Gauge("slm_next_deadline_seconds", "Seconds until the next clock deadline (-1: none)",
                        registry=registry)
         clocks.set_function(lambda: _seconds_until(service))
@@ -109,7 +109,7 @@ class TargetGauges:
 
     def _rows(self) -> list:
         service = self.service
-        if not service.ready.is_set():
+        if not service.state.ready.is_set():
             return []
         now = self.clock()
         if self._cached is None:
@@ -130,11 +130,11 @@ class TargetGauges:
         service = self.service
         period = service.now().strftime("%Y-%m")
         rows = []
-        for sid in sorted(service.ruleset.services):
-            for row in service.compliance(sid, period)["targets"]:
+        for sid in sorted(service.state.ruleset.services):
+            for row in service.engine_reads.compliance(sid, period)["targets"]:
                 if row["shadow"]:
                     continue
-                target = service.ruleset.targets[row["target"]]
+                target = service.state.ruleset.targets[row["target"]]
                 ratio = float(target.goal) if target.measure != "duration" else None
                 rows.append((sid, {**row, "goal_ratio": ratio}))
         self._cached = (now, rows)
@@ -158,7 +158,8 @@ class _QueueStats:
 
 
 def _seconds_until(service) -> float:
-    deadline = service.clock_view().next_deadline if service.ready.is_set() else None   # no write lock
+    ready = service.state.ready.is_set()
+    deadline = service.engine_reads.clock_view().next_deadline if ready else None   # no write lock
     return -1.0 if deadline is None else max((deadline - service.now()).total_seconds(), 0.0)
 
 
@@ -170,9 +171,9 @@ def healthz():
 @bp.route("/readyz")
 def readyz():
     service = current_service()
-    body = {"status": "ready" if service.ready.is_set() else "starting", **service.progress(),
-            "ruleset": service.ruleset.version}
-    return jsonify(body), 200 if service.ready.is_set() else 503
+    body = {"status": "ready" if service.state.ready.is_set() else "starting", **service.state.progress(),
+            "ruleset": service.state.ruleset.version}
+    return jsonify(body), 200 if service.state.ready.is_set() else 503
 
 
 @bp.route("/metrics")

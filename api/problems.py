@@ -12,7 +12,8 @@ from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
 from engine.lang.errors import FactError, RuleSetError
-from engine.service.live import FactConflict, NotReady
+from engine.service.batch import FactConflict
+from engine.service.state import NotReady
 from engine.service.whatif import ReplayLimit
 from schemas.api import ProblemSchema
 

@@ -67,7 +67,7 @@ def get_decision(decision_id):
 def get_trace(decision_id):
     """The derivation tree: decisions, clock readings and facts, each with its rule's file and line."""
     try:
-        return current_service().trace(decision_id)
+        return current_service().store_reads.trace(decision_id)
     except KeyError:
         abort(404, message=f"no decision {decision_id!r}")
 
@@ -113,8 +113,8 @@ def _shown(record: dict) -> dict:
 def list_clocks(args):
     """Running clocks now: counted, remaining, next deadline."""
     check_known(args)
-    clocks, total = current_service().clock_page(**{k: args.get(k) for k in ("service", "target", "subject")},
-                                          limit=args["limit"])
+    clocks, total = current_service().engine_reads.clock_page(
+        **{k: args.get(k) for k in ("service", "target", "subject")}, limit=args["limit"])
     # The read model's clocks have the schema's fields and order already (tests/test_clockview.py):
     # answered as they are, since dumping thousands through the schema cost more than reading them.
     return jsonify({"items": clocks, "total": total})
@@ -127,10 +127,10 @@ def list_clocks(args):
 def compliance_report(args):
     """Per target of a service over a month: subjects, met, breached, compliance %, availability %."""
     service = current_service()
-    problem = unknown_value(args["service"], service.ruleset.services, "service")
+    problem = unknown_value(args["service"], service.state.ruleset.services, "service")
     if problem:
         abort(400, message="the report is of a service of the rules in force", errors={"query.service": [problem]})
-    return service.compliance(args["service"], args["period"])
+    return service.engine_reads.compliance(args["service"], args["period"])
 
 
 @blp.route("/audit/verify")

@@ -33,7 +33,7 @@ def _summary(ruleset) -> dict:
 @blp.response(200, RulesSummarySchema)
 def get_rules():
     """Version (a hash of the files' contents), files and a summary of the rules in force."""
-    return _summary(current_service().ruleset)
+    return _summary(current_service().state.ruleset)
 
 
 @blp.route("/rules/check", methods=["POST"])
@@ -45,7 +45,7 @@ def check_rules(body, args):
     """Validate uploaded rule files as one set (or, with ``in_force=true``, together with the
     rules in force, an upload replacing the file of its path); changes nothing. 422 lists
     each error; warnings (lint) come back with a 200."""
-    return _summary(current_service().check(body["files"], args.get("in_force", False)))
+    return _summary(current_service().rules.check(body["files"], args.get("in_force", False)))
 
 
 @blp.route("/rules/reload", methods=["POST"])
@@ -53,7 +53,7 @@ def check_rules(body, args):
 @blp.response(200, RulesSummarySchema)
 def reload_rules():
     """Load the rules directory and swap it in; a bad set is refused and the old one stays."""
-    return _summary(current_service().reload())
+    return _summary(current_service().rules.reload())
 
 
 @blp.route("/rules/versions")
@@ -62,7 +62,7 @@ def reload_rules():
 def list_versions():
     """Every rule set that was put in force, oldest first, with its cut-over."""
     return {"items": [{**v, "at": format_instant(v["at"])}
-                      for v in current_service().rule_versions()]}
+                      for v in current_service().store_reads.rule_versions()]}
 
 
 @blp.route("/rules/versions/<string:version>")
@@ -95,4 +95,4 @@ def preview_rules(body, args):
     what was recorded (as ``slm replay``); changes nothing. Bounded: a period with too many
     facts, or a replay that runs too long, is refused with 422."""
     since, until = (parse_instant(args[k]) if args.get(k) else None for k in ("since", "until"))
-    return current_service().preview(body["files"], since, until)
+    return current_service().rules.preview(body["files"], since, until)

@@ -42,9 +42,9 @@ def fill(service, wall, decisions: int) -> None:
                        "service": "email", "data": {}}]
             n += 1
         wall.at = start + timedelta(minutes=7 * n + 30)
-        service.ingest(batch)
+        service.facts.ingest(batch)
     wall.at = start + timedelta(minutes=7 * n + 30)
-    service.tick()
+    service.deadlines.tick()
 
 
 def timed(client, path: str, rounds: int) -> float:

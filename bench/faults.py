@@ -68,12 +68,12 @@ def run(facts: int, failures: int, free: bool) -> list[float]:
             batch = [{"id": f"f{n}", "source": "bench", "type": "incident.opened",
                       "time": (start + timedelta(minutes=n)).isoformat(), "subject": f"INC-{n}",
                       "service": "email", "data": {"priority": "P2"}} for n in range(facts)]
-            service.ingest(batch)
+            service.facts.ingest(batch)
             gc.collect()
             figures = [rss_mb()]
             for n in range(failures):
                 try:
-                    service.ingest([{**batch[0], "id": f"poison-{n}", "subject": f"P-{n}"}])
+                    service.facts.ingest([{**batch[0], "id": f"poison-{n}", "subject": f"P-{n}"}])
                 except FactError:
                     pass
                 if (n + 1) % 10 == 0:

@@ -54,11 +54,11 @@ def main() -> None:
         began = time.perf_counter()
         service.start(background=False)
         replay_s = time.perf_counter() - began
-        clocks = sum(1 for r in service.engine.state.book.records.values() if r.clock.running)
+        clocks = sum(1 for r in service.state.engine.state.book.records.values() if r.clock.running)
         email = rules / "services" / "email.yaml"
         email.write_text(email.read_text().replace("    goal: 15m\n", "    goal: 20m\n", 1))
         began = time.perf_counter()
-        service.reload()
+        service.rules.reload()
         reload_s = time.perf_counter() - began
         service.stop()
         began = time.perf_counter()
@@ -67,7 +67,7 @@ def main() -> None:
         store.close()
     print(f"reload with {len(facts):,} stored facts on SQLite ({clocks:,} clocks running at the change)")
     print(f"  baseline: a full replay (what a reload cost before)   {replay_s:8.2f}s")
-    held = service.reload_held_seconds
+    held = service.rules.held_seconds
     print(f"  reload, writers held back (the write lock)            {held:8.3f}s   "
           f"(baseline/held {replay_s / held:,.0f})")
     print(f"  reload in all (reading and checking the files first)  {reload_s:8.3f}s")

@@ -24,8 +24,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from engine.clock import utcnow  # noqa: E402
 from engine.lang.loader import load_rules  # noqa: E402
-from engine.service.live import SNAPSHOT_EVERY, SlmService, utcnow  # noqa: E402
+from engine.service.live import SNAPSHOT_EVERY, SlmService  # noqa: E402
 from engine.store.store import Store  # noqa: E402
 
 SERVICES = (("email", "P1"), ("email", "P2"), ("service-desk", None), ("hosting", "P1"), ("hosting", "P2"))
@@ -92,7 +93,7 @@ def main() -> None:
         service.start(background=False)
         began = time.perf_counter()
         for i in range(0, len(facts), 1000):
-            service.ingest(facts[i:i + 1000])
+            service.facts.ingest(facts[i:i + 1000])
         fill = time.perf_counter() - began
         service.stop()
         decisions = store.decision_count()
@@ -165,8 +166,8 @@ def cold_start(url: str, decisions: int, snapshot_every: int, now: str | None) -
     assert decisions < 0 or store.decision_count() == decisions, "a restart must not decide anything twice"
     with open("/proc/self/statm") as statm:
         rss = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
-    print(elapsed, service.replayed, rss)
-    service.snapshot_every = 0                # leave the snapshots as they are
+    print(elapsed, service.state.replayed, rss)
+    service.keeper.snapshot_every = 0                # leave the snapshots as they are
     service.stop()
     store.close()
 

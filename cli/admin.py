@@ -33,7 +33,7 @@ def report(service, period, rules_dir, db_url, as_json):
             sys.exit(1)
         reader.load_state()
         try:
-            result = reader.compliance(service, period)
+            result = reader.engine_reads.compliance(service, period)
         except ValueError as err:
             raise click.BadParameter(str(err), param_hint="--service") from None
     if as_json:

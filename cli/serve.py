@@ -92,7 +92,7 @@ def serve(rules_dir, db_url, host, port, threads, skew, max_lateness, alert_serv
     except RuleSetError as err:
         click.echo(err.report(), err=True)
         sys.exit(1)
-    for warning in validity_warnings(service.ruleset, date.today()):
+    for warning in validity_warnings(service.state.ruleset, date.today()):
         click.echo(str(warning), err=True)
     app = create_app(service, alert_service_label=alert_service_label, max_body=max_body,
                      secret_key=secret_key, cookie_secure=cookie_secure)
@@ -101,7 +101,7 @@ def serve(rules_dir, db_url, host, port, threads, skew, max_lateness, alert_serv
                            clear_untrusted_proxy_headers=True)
     service.start(background=True, on_failure=lambda exc: os._exit(3))
     address = f"http://{server.effective_host}:{server.effective_port}"
-    click.echo(f"slm serving {address}  (rules {rules_dir}, ruleset {service.ruleset.version[:19]}…, "
+    click.echo(f"slm serving {address}  (rules {rules_dir}, ruleset {service.state.ruleset.version[:19]}…, "
                f"db {_redacted(db_url)})")
     click.echo(f"  API docs {address}/docs   OpenAPI {address}/openapi.json   health {address}/readyz")
     click.echo(f"  get a token: slm token create --role admin --db {_redacted(db_url)}")

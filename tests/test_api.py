@@ -289,7 +289,7 @@ def test_audit_verify_finds_the_first_edited_record(env):
 
 def test_rules_summary_check_and_atomic_reload(env):
     summary = get(env, "/v1/rules").json
-    assert summary["version"] == env.service.ruleset.version
+    assert summary["version"] == env.service.state.ruleset.version
     assert "services/email.yaml" in summary["files"] and summary["summary"]["targets"] > 0
     assert not any(name.startswith(("/", "rules/")) for name in summary["files"])   # relative to the rules directory
     bad = env.client.post("/v1/rules/check", headers=auth(env, "owner"), json={"files": {
@@ -310,11 +310,11 @@ def test_rules_summary_check_and_atomic_reload(env):
 
 
 def test_a_bad_rules_directory_is_refused_and_the_running_rules_stay(env, tmp_path):
-    before = env.service.ruleset.version
-    env.service.rules_dir = tmp_path            # an empty directory: no rule files
+    before = env.service.state.ruleset.version
+    env.service.rules.rules_dir = tmp_path      # an empty directory: no rule files
     response = env.client.post("/v1/rules/reload", headers=auth(env, "owner"))
     assert response.status_code == 422 and "no rule files" in response.json["problems"][0]["message"]
-    assert env.service.ruleset.version == before
+    assert env.service.state.ruleset.version == before
     assert post(env, p1()).status_code == 200
 
 
@@ -393,7 +393,7 @@ def test_rules_check_an_upload_against_the_rules_in_force(env):
     merged = env.client.post("/v1/rules/check?in_force=true", headers=auth(env, "owner"),
                              json={"files": {"services/email.yaml": late}})
     assert merged.status_code == 200, merged.json
-    assert merged.json["version"] != env.service.ruleset.version
+    assert merged.json["version"] != env.service.state.ruleset.version
     warn_line = late.splitlines().index("    warn_at: [100%]") + 1
     assert any(w.startswith(f"services/email.yaml:{warn_line}:") and "warn_at: 100% is not between 0% and 100%" in w
                for w in merged.json["warnings"]), merged.json["warnings"]

@@ -224,7 +224,7 @@ def test_ingest_refuses_a_fact_the_catalogue_refuses_and_stores_nothing(api):
 def test_undeclared_accept_lets_undeclared_types_through(api):
     catalogue = api.rules / "org" / "facts.yaml"
     catalogue.write_text(catalogue.read_text().replace("undeclared: reject", "undeclared: accept"))
-    api.service.reload()
+    api.service.rules.reload()
     response = api.post(fact("f1", type="change.approved", time="2026-11-05T03:00:00Z"))
     assert response.status_code == 200 and response.json["accepted"] == 1
     assert api.post(fact("f2", time="2026-11-05T03:00:00Z", priority="P9")).status_code == 422

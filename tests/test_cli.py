@@ -70,10 +70,10 @@ def test_report_reads_the_months_compliance_and_writes_nothing(url, wall):
     service = SlmService(store, RULES, now=wall, snapshot_every=0)
     service.start(background=False)
     wall.set("2026-11-05T04:00:00Z")
-    service.ingest([fact("a", subject="INC-A", time="2026-11-05T03:00:00Z", priority="P1"),
-                    fact("b", subject="INC-B", time="2026-11-05T03:00:00Z", priority="P1"),
-                    fact("ack", type="incident.acknowledged", subject="INC-B", time="2026-11-05T03:05:00Z")])
-    expected = service.compliance("email", "2026-11")
+    service.facts.ingest([fact("a", subject="INC-A", time="2026-11-05T03:00:00Z", priority="P1"),
+                          fact("b", subject="INC-B", time="2026-11-05T03:00:00Z", priority="P1"),
+                          fact("ack", type="incident.acknowledged", subject="INC-B", time="2026-11-05T03:05:00Z")])
+    expected = service.engine_reads.compliance("email", "2026-11")
     service.stop()
     counts = (fact_count(store), store.decision_count(), len(store.ticks()))
     store.close()

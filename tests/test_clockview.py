@@ -164,23 +164,23 @@ def test_a_ruler_counts_as_the_calendar_does_across_days_either_side_of_its_anch
 def under_the_lock(service) -> list[dict]:
     """What ``SlmService.clocks`` answered before the read model: the engine, read under the
     write lock at the service's reading instant."""
-    with service._lock:
+    with service.state.write_lock:
         now = service.now()
-        clocks = service.engine.clocks(at=service.reading_instant())
+        clocks = service.state.engine.clocks(at=service.engine_reads.reading_instant())
     return [{**c, "as_of": now.strftime("%Y-%m-%dT%H:%M:%SZ")} for c in clocks]
 
 
 def windows_under_the_lock(service) -> dict:
-    with service._lock:
-        at = service.reading_instant()
-        return {(t, label): service.engine.window_reading(t, label, at)
-                for t in service.ruleset.targets for label in ("2026-10", "2026-11")}
+    with service.state.write_lock:
+        at = service.engine_reads.reading_instant()
+        return {(t, label): service.state.engine.window_reading(t, label, at)
+                for t in service.state.ruleset.targets for label in ("2026-10", "2026-11")}
 
 
 def windows_read(service) -> dict:
-    view = service.clock_view()
+    view = service.engine_reads.clock_view()
     at = view.reading_instant(service.now())
-    return {(t, label): view.window_reading(t, label, at) for t in service.ruleset.targets
+    return {(t, label): view.window_reading(t, label, at) for t in service.state.ruleset.targets
             for label in ("2026-10", "2026-11")}
 
 
@@ -213,66 +213,67 @@ def served(url, wall, tmp_path):
 def test_the_service_reads_what_its_engine_holds_after_ingest_tick_reload_and_restart(served, wall):
     start, restart, rules = served
     service = start()
-    assert service.clocks() == under_the_lock(service) == []
+    assert service.engine_reads.clocks() == under_the_lock(service) == []
 
     wall.set("2026-11-06T16:05:00Z")                      # Friday: office-hours clocks too
-    service.ingest([fact("i1", time="2026-11-06T16:00:00Z", priority="P1"),
-                    fact("i2", time="2026-11-06T16:01:00Z", subject="INC-2", priority="P2"),
-                    fact("a1", type="alert.firing", time="2026-11-06T16:02:00Z", subject="fp-1",
-                         source="alertmanager", alertname="EmailDown"),
-                    fact("r1", type="request.opened", time="2026-11-06T16:03:00Z", subject="REQ-1",
-                         service="service-desk", category="access")])
-    after_ingest = service.clocks()
+    service.facts.ingest([fact("i1", time="2026-11-06T16:00:00Z", priority="P1"),
+                          fact("i2", time="2026-11-06T16:01:00Z", subject="INC-2", priority="P2"),
+                          fact("a1", type="alert.firing", time="2026-11-06T16:02:00Z", subject="fp-1",
+                               source="alertmanager", alertname="EmailDown"),
+                          fact("r1", type="request.opened", time="2026-11-06T16:03:00Z", subject="REQ-1",
+                               service="service-desk", category="access")])
+    after_ingest = service.engine_reads.clocks()
     assert {c["clock"] for c in after_ingest} >= {"email-p1-response/INC-1", "email-p2-response/INC-2",
                                                  "desk-request-response/REQ-1"}
     assert after_ingest == under_the_lock(service)
     assert windows_read(service) == windows_under_the_lock(service)
 
     wall.set("2026-11-06T16:40:00Z")
-    assert service.tick().decisions                        # P1 warnings and breach fire
-    assert service.clocks() == under_the_lock(service)
-    assert service.clocks(subject="INC-1") == [c for c in under_the_lock(service) if c["subject"] == "INC-1"]
+    assert service.deadlines.tick().decisions              # P1 warnings and breach fire
+    assert service.engine_reads.clocks() == under_the_lock(service)
+    assert service.engine_reads.clocks(subject="INC-1") == [c for c in under_the_lock(service)
+                                                            if c["subject"] == "INC-1"]
 
-    service.ingest([fact("i3", type="incident.pending", time="2026-11-06T16:41:00Z", subject="INC-2"),
-                    fact("i0", time="2026-11-06T16:10:00Z", subject="INC-3", priority="P1")])   # a late P1
-    assert service.clocks() == under_the_lock(service)
+    service.facts.ingest([fact("i3", type="incident.pending", time="2026-11-06T16:41:00Z", subject="INC-2"),
+                          fact("i0", time="2026-11-06T16:10:00Z", subject="INC-3", priority="P1")])   # a late P1
+    assert service.engine_reads.clocks() == under_the_lock(service)
 
     email = rules / "services" / "email.yaml"
     email.write_text(email.read_text().replace("    goal: 15m\n", "    goal: 20m\n    on_change: reprice\n"))
     wall.set("2026-11-06T16:45:00Z")
-    service.reload()
-    repriced = {c["clock"]: c for c in service.clocks()}
+    service.rules.reload()
+    repriced = {c["clock"]: c for c in service.engine_reads.clocks()}
     assert repriced["email-p1-response/INC-3"]["budget"] == "20m"
-    assert service.clocks() == under_the_lock(service)
+    assert service.engine_reads.clocks() == under_the_lock(service)
     assert windows_read(service) == windows_under_the_lock(service)
 
-    before = service.clocks()
+    before = service.engine_reads.clocks()
     service = restart()
-    assert service.clocks() == under_the_lock(service) == before
+    assert service.engine_reads.clocks() == under_the_lock(service) == before
     assert windows_read(service) == windows_under_the_lock(service)
     wall.set("2026-11-09T10:30:00Z")                       # Monday: the office opened again
-    service.tick()
-    assert service.clocks() == under_the_lock(service)
-    assert service.clocks() != before
+    service.deadlines.tick()
+    assert service.engine_reads.clocks() == under_the_lock(service)
+    assert service.engine_reads.clocks() != before
 
 
 def test_clocks_are_read_while_another_thread_holds_the_write_lock(served, wall):
     start, _, _ = served
     service = start()
     wall.set("2026-11-02T09:05:00Z")
-    service.ingest([fact("i1", priority="P1")])
+    service.facts.ingest([fact("i1", priority="P1")])
     held, release, read = threading.Event(), threading.Event(), {}
 
     def writer():                                  # as a long write would: holds the lock until told
-        with service._lock:
+        with service.state.write_lock:
             held.set()
             release.wait()
 
     def reader():
         held.wait()
-        read["clocks"] = service.clocks(subject="INC-1")
-        read["report"] = service.compliance("email", "2026-11")
-        read["deadline"] = service.clock_view().next_deadline
+        read["clocks"] = service.engine_reads.clocks(subject="INC-1")
+        read["report"] = service.engine_reads.compliance("email", "2026-11")
+        read["deadline"] = service.engine_reads.clock_view().next_deadline
         read["lock still held"] = not release.is_set()
         release.set()
 
@@ -285,18 +286,18 @@ def test_clocks_are_read_while_another_thread_holds_the_write_lock(served, wall)
     assert read.get("lock still held") is True       # the reads finished while the lock was held
     assert [c["counted"] for c in read["clocks"] if c["target"] == "email-p1-response"] == ["5m"]
     assert read["report"]["service"] == "email"
-    assert read["deadline"] == service.engine.next_deadline()
+    assert read["deadline"] == service.state.engine.next_deadline()
 
 
 def test_get_clocks_answers_exactly_what_its_schema_would_dump(served, wall):
     start, _, _ = served
     service = start()
     wall.set("2026-11-06T16:05:00Z")
-    service.ingest([fact(f"i{n}", time="2026-11-06T16:00:00Z", subject=f"INC-{n}", priority=("P1", "P2")[n % 2])
-                    for n in range(6)])
+    service.facts.ingest([fact(f"i{n}", time="2026-11-06T16:00:00Z", subject=f"INC-{n}", priority=("P1", "P2")[n % 2])
+                          for n in range(6)])
     client = create_app(service).test_client()
     headers = {"Authorization": f"Bearer {service.store.add_token('auditor')}"}
     body = client.get("/v1/clocks?limit=5", headers=headers).json
-    assert len(body["items"]) == 5 and body["total"] == len(service.clocks()) > 5
+    assert len(body["items"]) == 5 and body["total"] == len(service.engine_reads.clocks()) > 5
     assert ClockListSchema().dump(body) == body
-    assert body["items"] == service.clocks()[:5]
+    assert body["items"] == service.engine_reads.clocks()[:5]

@@ -48,7 +48,7 @@ def uninterrupted(facts: list[dict], tmp_path) -> tuple[dict, set]:
     service = SlmService(store, RULES)
     service.start(background=False)
     for fact in facts:
-        service.ingest([fact])
+        service.facts.ingest([fact])
     service.stop()
     decisions = {d["id"]: summary(d) for d in _everything(store.list_decisions)}
     notifications = {n["id"] for n in _everything(store.list_notifications)}

@@ -52,73 +52,73 @@ def acked(id, subject, time="2026-11-02T09:05:00Z", **kw):
 
 def test_a_stored_stop_is_explained_with_the_clocks_running_before_it(make_service):
     service = make_service()
-    service.ingest([opened("o1", "INC-1"), acked("a1", "INC-1"), acked("a2", "INC-7")])
-    answer = service.explain_fact("a1")
+    service.facts.ingest([opened("o1", "INC-1"), acked("a1", "INC-1"), acked("a2", "INC-7")])
+    answer = service.store_reads.explain_fact("a1")
     assert effects(answer)["email-p1-response"] == "stops the clock of INC-1"
     assert reasons(answer)["email-p2-response"] == "no running clock for INC-1 to stop"
     assert answer["seq"] == 2 and answer["replayed"] == 1
-    assert answer["ruleset"] == service.ruleset.version
+    assert answer["ruleset"] == service.state.ruleset.version
     changed = {c["clock"]: (c["before"], c["after"]) for c in answer["clocks"]}
     assert changed["email-p1-response/INC-1"] == ("running", "stopped")
     assert changed["email-p1-resolution/INC-1"] == ("running", "running")
     assert [(d["kind"], d["target"]) for d in answer["decisions"]] == [("met", "email-p1-response"),
                                                                       ("met", "ola-mx-p1-response")]
-    stray = service.explain_fact("a2")
+    stray = service.store_reads.explain_fact("a2")
     assert effects(stray) == {} and reasons(stray)["email-p1-response"] == "no running clock for INC-7 to stop"
     assert stray["decisions"] == [] and stray["clocks"] == []
     # a second stop finds the clock stopped by the first one
-    service.ingest([acked("a3", "INC-1", time="2026-11-02T09:06:00Z")])
-    again = service.explain_fact("a3")
+    service.facts.ingest([acked("a3", "INC-1", time="2026-11-02T09:06:00Z")])
+    again = service.store_reads.explain_fact("a3")
     assert reasons(again)["email-p1-response"] == "the clock of INC-1 has stopped already (stop plays no part)"
 
 
 def test_unknown_and_ambiguous_facts(make_service):
     service = make_service()
-    service.ingest([opened("o1", "INC-1"), opened("o1", "INC-1", source="other/prod")])
+    service.facts.ingest([opened("o1", "INC-1"), opened("o1", "INC-1", source="other/prod")])
     with pytest.raises(UnknownFact):
-        service.explain_fact("nope")
+        service.store_reads.explain_fact("nope")
     with pytest.raises(UnknownFact):
-        service.explain_fact("o1", source="third/prod")
+        service.store_reads.explain_fact("o1", source="third/prod")
     with pytest.raises(AmbiguousFact, match="itsm/prod, other/prod"):
-        service.explain_fact("o1")
-    assert service.explain_fact("o1", source="other/prod")["source"] == "other/prod"
+        service.store_reads.explain_fact("o1")
+    assert service.store_reads.explain_fact("o1", source="other/prod")["source"] == "other/prod"
 
 
 def test_a_fact_before_a_rule_change_is_explained_under_the_rules_then_in_force(make_service, tmp_path, wall):
     rules = tmp_path / "rules"
     shutil.copytree(RULES, rules)
     service = make_service(rules)
-    before = service.ruleset.version
-    service.ingest([opened("o1", "INC-1")])
+    before = service.state.ruleset.version
+    service.facts.ingest([opened("o1", "INC-1")])
     email = rules / "services" / "email.yaml"
     email.write_text(email.read_text().replace("where: {priority: P1}", "where: {priority: P3}"))
     wall.forward(minutes=1)
-    service.reload()
-    service.ingest([opened("o2", "INC-2", time="2026-11-02T12:00:30Z")])
-    old = service.explain_fact("o1")
+    service.rules.reload()
+    service.facts.ingest([opened("o2", "INC-2", time="2026-11-02T12:00:30Z")])
+    old = service.store_reads.explain_fact("o1")
     assert old["ruleset"] == before
     assert effects(old)["email-p1-response"].startswith("starts the clock of INC-1")
-    new = service.explain_fact("o2")
-    assert new["ruleset"] == service.ruleset.version != before
+    new = service.store_reads.explain_fact("o2")
+    assert new["ruleset"] == service.state.ruleset.version != before
     assert reasons(new)["email-p1-response"] == 'applies_to: where priority: "P1" ≠ "P3"'
 
 
 def test_a_snapshot_before_the_fact_is_used_and_one_after_it_is_not(make_service):
     service = make_service(snapshot_every=2)
-    service.ingest([opened("o1", "INC-1"), opened("o2", "INC-2")])          # snapshot after fact 2
-    service.ingest([acked("a1", "INC-1"), acked("a2", "INC-2")])            # and after fact 4
-    from_snapshot = service.explain_fact("a2")       # the newest snapshot (fact 4) is not before it
+    service.facts.ingest([opened("o1", "INC-1"), opened("o2", "INC-2")])    # snapshot after fact 2
+    service.facts.ingest([acked("a1", "INC-1"), acked("a2", "INC-2")])      # and after fact 4
+    from_snapshot = service.store_reads.explain_fact("a2")  # the newest snapshot (fact 4) is not before it
     assert from_snapshot["replayed"] == 3
     assert effects(from_snapshot)["email-p1-response"] == "stops the clock of INC-2"
-    service.ingest([acked("a3", "INC-2", time="2026-11-02T09:07:00Z")])
-    late = service.explain_fact("a3")
+    service.facts.ingest([acked("a3", "INC-2", time="2026-11-02T09:07:00Z")])
+    late = service.store_reads.explain_fact("a3")
     assert late["replayed"] == 0                     # the snapshot at fact 4 stands just before it
     assert reasons(late)["email-p1-response"].startswith("the clock of INC-2 has stopped already")
 
 
 def test_ingest_answers_matched_nothing_with_the_nearest_reasons(make_service):
     service = make_service()
-    result = service.ingest([opened("o1", "INC-1"), opened("o2", "INC-2", priority="P3"), acked("a1", "INC-9")])
+    result = service.facts.ingest([opened("o1", "INC-1"), opened("o2", "INC-2", priority="P3"), acked("a1", "INC-9")])
     by_id = {r["id"]: r for r in result.results}
     assert "matched" not in by_id["o1"] and by_id["o1"]["decisions"]
     minor = by_id["o2"]
@@ -127,7 +127,7 @@ def test_ingest_answers_matched_nothing_with_the_nearest_reasons(make_service):
     assert len(minor["reasons"]) == 5
     assert all("plays no part" not in r["reason"] for r in minor["reasons"])      # nearest misses first
     assert by_id["a1"]["reasons"][0]["reason"] == "no running clock for INC-9 to stop"
-    duplicate = service.ingest([opened("o2", "INC-2", priority="P3")]).results[0]
+    duplicate = service.facts.ingest([opened("o2", "INC-2", priority="P3")]).results[0]
     assert duplicate["status"] == "duplicate" and "matched" not in duplicate
 
 
@@ -136,7 +136,7 @@ def test_without_a_fact_catalogue_a_misspelt_type_is_answered_with_did_you_mean(
     shutil.copytree(RULES, rules)
     (rules / "org" / "facts.yaml").unlink()          # no catalogue: undeclared types are accepted
     service = make_service(rules)
-    typo = service.ingest([fact("x1", type="incident.openned", subject="INC-3")]).results[0]
+    typo = service.facts.ingest([fact("x1", type="incident.openned", subject="INC-3")]).results[0]
     assert typo["matched"] == []
     assert "did you mean 'incident.opened'?" in typo["reasons"][0]["reason"]
 
@@ -170,7 +170,7 @@ def test_get_fact_explain_over_http(make_service, wall):
 
 def test_slm_explain_db_names_a_stored_fact(make_service, url):
     service = make_service()
-    service.ingest([opened("o1", "INC-1"), acked("a1", "INC-1")])
+    service.facts.ingest([opened("o1", "INC-1"), acked("a1", "INC-1")])
     result = CliRunner().invoke(main, ["explain", "--db", url, "itsm/prod", "a1"])
     assert result.exit_code == 0, result.output
     assert "email-p1-response: stops the clock of INC-1" in result.output
@@ -189,7 +189,8 @@ def test_a_replay_past_its_bound_stops_with_a_clear_error(make_service):
     from engine.service.whatif import Bounds, ReplayLimit
 
     service = make_service()
-    service.ingest([opened("o1", "INC-1"), opened("o2", "INC-2"), acked("a1", "INC-1")])
+    service.facts.ingest([opened("o1", "INC-1"), opened("o2", "INC-2"), acked("a1", "INC-1")])
     with pytest.raises(ReplayLimit, match="more than 1 stored facts"):
-        explain_stored(service.store, "a1", ruleset=service.ruleset, bounds=Bounds(max_facts=1))
-    assert explain_stored(service.store, "a1", ruleset=service.ruleset, bounds=Bounds(max_facts=2))["replayed"] == 2
+        explain_stored(service.store, "a1", ruleset=service.state.ruleset, bounds=Bounds(max_facts=1))
+    ruleset = service.state.ruleset
+    assert explain_stored(service.store, "a1", ruleset=ruleset, bounds=Bounds(max_facts=2))["replayed"] == 2

@@ -55,7 +55,7 @@ def test_engine_limits_are_part_of_the_fact_schema(env, data, field):
     assert response.status_code == 422 and response.mimetype == PROBLEM, response.json
     assert field in response.json["errors"], response.json["errors"]
     assert fact_count(env.store) == 0
-    assert not env.service._dirty                        # nothing reached the engine
+    assert not env.service.state.engine_ahead            # nothing reached the engine
     assert post(env, p1("f2")).status_code == 200
 
 
@@ -86,7 +86,7 @@ def test_an_alertmanager_alert_with_300_labels_is_refused_by_the_schema(env):
     response = post(env, payload, path="/v1/ingest/alertmanager")
     assert response.status_code == 200 and response.json["accepted"] == 0, response.json   # Alertmanager: no 4xx
     assert "310 properties" in response.json["rejected"][0]["errors"]["labels"][0]
-    assert not env.service._dirty
+    assert not env.service.state.engine_ahead
 
 
 @pytest.mark.parametrize("body", [
@@ -155,13 +155,13 @@ def group(env, bodies: list) -> list:
             results[index] = client.post("/v1/facts", json=body, headers=auth(env, "monitor"))
 
     threads = [threading.Thread(target=run, args=(n, b)) for n, b in enumerate(bodies)]
-    with service._lock:
+    with service.state.write_lock:
         for thread in threads:
             thread.start()
         deadline = time.monotonic() + 10
-        while len(service._queue) < len(bodies) and time.monotonic() < deadline:
+        while service.facts.queued() < len(bodies) and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert len(service._queue) == len(bodies)
+        assert service.facts.queued() == len(bodies)
     for thread in threads:
         thread.join(timeout=60)
     return results
@@ -169,8 +169,8 @@ def group(env, bodies: list) -> list:
 
 def test_a_fact_failing_in_the_engine_fails_its_request_alone_and_only_once(env, poison, monkeypatch):
     rebuilds = []
-    restore = type(env.service)._restore
-    monkeypatch.setattr(type(env.service), "_restore", lambda self: (rebuilds.append(1), restore(self)))
+    restore = type(env.service.keeper).restore
+    monkeypatch.setattr(type(env.service.keeper), "restore", lambda self: (rebuilds.append(1), restore(self)))
     good, bad, other = group(env, [p1("g1"), [p1("g2", subject="INC-2"), p1("poison-1", subject="INC-3")],
                                    p1("g3", subject="INC-4")])
     assert good.status_code == 200 and other.status_code == 200, (good.json, other.json)
@@ -201,7 +201,7 @@ def test_a_request_the_store_refuses_fails_alone(env, monkeypatch):
 
 def test_the_service_answers_a_failed_fact_as_a_fact_error(env, poison):
     with pytest.raises(FactError) as refused:
-        env.service.ingest([fact("poison-x", time="2026-11-05T03:00:00Z", priority="P1")])
+        env.service.facts.ingest([fact("poison-x", time="2026-11-05T03:00:00Z", priority="P1")])
     assert "_fact" in refused.value.details
 
 

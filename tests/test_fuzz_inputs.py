@@ -18,7 +18,7 @@ from engine.eval.compiler import compile_ruleset
 from engine.eval.engine import Engine
 from engine.lang.errors import FactError, RuleSetError
 from engine.lang.loader import load_rules, load_texts
-from engine.service.live import load_fact
+from engine.service.validation import load_fact
 
 EXAMPLES = int(os.environ.get("SLM_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])

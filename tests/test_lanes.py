@@ -19,7 +19,7 @@ def test_a_probe_is_answered_while_every_api_thread_waits_for_the_write_lock(tmp
     service = SlmService(store, ROOT / "rules", now=wall)
     service.start(background=False)
     wall.set("2026-11-02T09:05:00Z")
-    service.ingest([fact("i1", priority="P1")])
+    service.facts.ingest([fact("i1", priority="P1")])
     token = store.add_token("admin", name="lanes")
     headers = {"Authorization": f"Bearer {token}"}
     threads = 2
@@ -37,7 +37,7 @@ def test_a_probe_is_answered_while_every_api_thread_waits_for_the_write_lock(tmp
         posted.append(answer.status_code)
 
     try:
-        with service._lock:                               # as a long write would hold it
+        with service.state.write_lock:                    # as a long write would hold it
             posters = [threading.Thread(target=post, args=(n,)) for n in range(threads * 3)]
             for poster in posters:
                 poster.start()

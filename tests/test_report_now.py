@@ -33,7 +33,7 @@ def test_the_report_counts_an_ongoing_outage_up_to_now(env):
                 source="alertmanager", alertname="EmailDown")
     assert client.post("/v1/facts", json=down, headers=headers).status_code == 200
     wall.set("2026-11-05T04:00:00Z")         # an hour later, nothing else has arrived
-    service.tick()                           # the scheduler fires the warnings (50 %, 75 %) and breach
+    service.deadlines.tick()                 # the scheduler fires the warnings (50 %, 75 %) and breach
 
     clocks = client.get("/v1/clocks?target=email-availability", headers=headers).json["items"]
     assert [c["counted"] for c in clocks] == ["1h"]
@@ -42,7 +42,7 @@ def test_the_report_counts_an_ongoing_outage_up_to_now(env):
     assert row["availability"] == pytest.approx(100 * (1 - 1 / (30 * 24)), abs=1e-4)    # 99.8611 %
 
     wall.set("2026-11-05T05:00:00Z")         # and it keeps moving with the wall clock
-    service.tick()
+    service.deadlines.tick()
     report = client.get("/v1/reports/compliance?service=email&period=2026-11", headers=headers).json
     row = next(r for r in report["targets"] if r["target"] == "email-availability")
     assert row["availability"] == pytest.approx(100 * (1 - 2 / (30 * 24)), abs=1e-4)

@@ -65,12 +65,12 @@ def all_decisions(store):
 def test_a_fact_is_stored_evaluated_and_its_due_deadlines_fire(make_service, wall):
     service = make_service()
     wall.set("2026-11-02T09:05:00Z")
-    result = service.ingest([fact("f1", **P1)])
+    result = service.facts.ingest([fact("f1", **P1)])
     assert result.results == [{"id": "f1", "source": "itsm/prod", "status": "accepted", "decisions": []}]
     assert kinds(service, target="email-p1-response") == []
 
     wall.set("2026-11-02T09:20:00Z")
-    fired = service.tick()
+    fired = service.deadlines.tick()
     expected = [("warning", "2026-11-02T09:07:30Z"), ("warning", "2026-11-02T09:11:15Z"),
                 ("breach", "2026-11-02T09:15:00Z")]
     assert path(d for d in fired.decisions if d["target"] == "email-p1-response") == expected
@@ -78,13 +78,13 @@ def test_a_fact_is_stored_evaluated_and_its_due_deadlines_fire(make_service, wal
     notes, _ = service.store.list_notifications(limit=1000)
     assert {n["decision"] for n in notes} <= {d["id"] for d in all_decisions(service.store)}
     assert any(n["activity"] == "breach-handling" for n in notes)
-    assert service.tick().decisions == []          # nothing is decided twice
+    assert service.deadlines.tick().decisions == []  # nothing is decided twice
 
 
 def test_a_fact_posted_after_its_deadlines_fires_them_at_once(make_service, wall):
     service = make_service()
     wall.set("2026-11-02T09:30:00Z")
-    result = service.ingest([fact("f1", **P1)])
+    result = service.facts.ingest([fact("f1", **P1)])
     assert ("breach", "2026-11-02T09:15:00Z") in path(d for d in result.decisions
                                                       if d["target"] == "email-p1-response")
     # made due by this fact's arrival (its clocks started at 09:00, 30 minutes ago): its own
@@ -92,7 +92,7 @@ def test_a_fact_posted_after_its_deadlines_fires_them_at_once(make_service, wall
     assert len(ids) == 11 and result.results[0]["decisions"] == ids
     stored = service.store.list_facts(limit=10)[0][0]
     assert stored["outcome"] == ids
-    assert all(d["rule"]["ruleset"] == service.ruleset.version for d in result.decisions)
+    assert all(d["rule"]["ruleset"] == service.state.ruleset.version for d in result.decisions)
 
 
 def test_each_fact_of_a_batch_owns_the_decisions_it_caused(make_service, wall):
@@ -101,11 +101,11 @@ def test_each_fact_of_a_batch_owns_the_decisions_it_caused(make_service, wall):
     request started belongs to no fact of this one."""
     service = make_service()
     wall.set("2026-11-02T09:05:00Z")
-    service.ingest([fact("f0", **{**P1, "subject": "INC-0", "time": "2026-11-02T09:00:00Z"})])
+    service.facts.ingest([fact("f0", **{**P1, "subject": "INC-0", "time": "2026-11-02T09:00:00Z"})])
     wall.set("2026-11-02T10:00:00Z")
     first = {**P1, "subject": "INC-1", "time": "2026-11-02T09:00:00Z"}
     second = {**P1, "subject": "INC-2", "time": "2026-11-02T09:50:00Z"}
-    result = service.ingest([fact("f1", **first), fact("f2", **second)])
+    result = service.facts.ingest([fact("f1", **first), fact("f2", **second)])
     by_id = {d["id"]: d for d in result.decisions}
     owned = [set(r["decisions"]) for r in result.results]
     clocks = {i for i, d in by_id.items() if d["kind"] in ("warning", "breach", "escalation", "met")}
@@ -123,11 +123,11 @@ def test_each_fact_of_a_batch_owns_the_decisions_it_caused(make_service, wall):
 def test_a_duplicate_returns_the_original_outcome_and_changes_nothing(make_service, wall):
     service = make_service()
     wall.set("2026-11-02T09:30:00Z")
-    service.ingest([fact("f1", **P1)])
-    ack = service.ingest([fact("f2", type="incident.acknowledged", time="2026-11-02T09:10:00Z")])
+    service.facts.ingest([fact("f1", **P1)])
+    ack = service.facts.ingest([fact("f2", type="incident.acknowledged", time="2026-11-02T09:10:00Z")])
     assert path(d for d in ack.decisions if d["target"] == "email-p1-response")[-1] == ("met", "2026-11-02T09:10:00Z")
     before = (fact_count(service.store), service.store.decision_count())
-    again = service.ingest([fact("f2", type="incident.acknowledged", time="2026-11-02T09:10:00Z")])
+    again = service.facts.ingest([fact("f2", type="incident.acknowledged", time="2026-11-02T09:10:00Z")])
     assert again.results[0]["status"] == "duplicate"
     assert again.results[0]["decisions"] == ack.results[0]["decisions"]
     assert again.decisions == []
@@ -141,14 +141,14 @@ def test_one_bad_fact_rejects_the_whole_request_naming_each_field(make_service, 
     unknown = fact("f3", service="mail")
     broken = {"id": "f4", "source": "itsm/prod", "type": "incident opened", "time": "yesterday"}
     with pytest.raises(FactError) as err:
-        service.ingest([good, future, unknown, broken])
+        service.facts.ingest([good, future, unknown, broken])
     details = err.value.details
     assert "6m ahead of the server clock" in details["[1].time"][0]
     assert "unknown service 'mail'" in details["[2].service"][0]
     assert "not a dotted type name" in details["[3].type"][0]
     assert "not an RFC 3339 time" in details["[3].time"][0]
     assert fact_count(service.store) == 0 and service.store.decision_count() == 0
-    assert service.ingest([fact("f2", time="2026-11-02T12:05:00Z")]).accepted == 1   # at the limit
+    assert service.facts.ingest([fact("f2", time="2026-11-02T12:05:00Z")]).accepted == 1  # at the limit
 
 
 def test_a_failed_write_stores_nothing_and_the_engine_follows_the_store(make_service, wall, monkeypatch):
@@ -161,10 +161,10 @@ def test_a_failed_write_stores_nothing_and_the_engine_follows_the_store(make_ser
 
     monkeypatch.setattr(service.store, "add_notifications", fail)
     with pytest.raises(RuntimeError):
-        service.ingest([fact("f1", **P1)])
+        service.facts.ingest([fact("f1", **P1)])
     assert fact_count(service.store) == 0 and service.store.decision_count() == 0
     monkeypatch.setattr(service.store, "add_notifications", real)
-    retry = service.ingest([fact("f1", **P1)])           # not a duplicate: nothing was stored
+    retry = service.facts.ingest([fact("f1", **P1)])     # not a duplicate: nothing was stored
     assert retry.results[0]["status"] == "accepted"
     assert {d["id"] for d in retry.decisions} == {d["id"] for d in all_decisions(service.store)}
 
@@ -172,14 +172,14 @@ def test_a_failed_write_stores_nothing_and_the_engine_follows_the_store(make_ser
 def test_restart_rebuilds_state_and_fires_missed_deadlines_once(make_service, wall):
     first = make_service()
     wall.set("2026-11-02T09:05:00Z")
-    first.ingest([fact("f1", **P1), fact("f2", subject="INC-2", time="2026-11-02T09:01:00Z", **P1)])
-    first.ingest([fact("f3", type="incident.acknowledged", subject="INC-2", time="2026-11-02T09:04:00Z")])
+    first.facts.ingest([fact("f1", **P1), fact("f2", subject="INC-2", time="2026-11-02T09:01:00Z", **P1)])
+    first.facts.ingest([fact("f3", type="incident.acknowledged", subject="INC-2", time="2026-11-02T09:04:00Z")])
     first.stop()
     assert kinds(first, kind="breach") == []
 
     wall.set("2026-11-02T09:20:00Z")                      # down for 15 minutes
     second = make_service()
-    assert second.ready.is_set() and second.replayed == 3         # no snapshot: a full replay
+    assert second.state.ready.is_set() and second.state.replayed == 3  # no snapshot: a full replay
     breaches = kinds(second, target="email-p1-response", kind="breach")
     assert breaches == [("breach", "2026-11-02T09:15:00Z")]     # INC-1 only: INC-2 was acked
     count = second.store.decision_count()
@@ -187,22 +187,22 @@ def test_restart_rebuilds_state_and_fires_missed_deadlines_once(make_service, wa
 
     third = make_service()                                # same wall time: nothing new
     assert third.store.decision_count() == count
-    assert {d["id"] for d in all_decisions(third.store)} <= set(third.engine.history.decisions_by_id)
+    assert {d["id"] for d in all_decisions(third.store)} <= set(third.state.engine.history.decisions_by_id)
     assert third.store.verify_chain()["ok"]
 
 
 def test_replay_repeats_ticks_so_late_facts_reconcile_as_they_did_live(make_service, wall):
     live = make_service()
     wall.set("2026-11-02T09:20:00Z")
-    live.ingest([fact("f1", **P1)])                       # breach fired at 09:15 by catch-up
-    late = live.ingest([fact("f2", type="incident.acknowledged", time="2026-11-02T09:10:00Z")])
+    live.facts.ingest([fact("f1", **P1)])                 # breach fired at 09:15 by catch-up
+    late = live.facts.ingest([fact("f2", type="incident.acknowledged", time="2026-11-02T09:10:00Z")])
     assert "retracted" in [d["kind"] for d in late.decisions]
     live.stop()
 
     replayed = make_service()
-    assert replayed.replayed == 2
+    assert replayed.state.replayed == 2
     stored = {d["id"] for d in all_decisions(replayed.store)}
-    assert stored == set(replayed.engine.history.decisions_by_id)          # same decisions, same ids
+    assert stored == set(replayed.state.engine.history.decisions_by_id)    # same decisions, same ids
     assert replayed.store.decision_count() == len(stored)
 
 
@@ -213,60 +213,61 @@ def test_a_restart_from_a_snapshot_is_the_state_a_full_replay_gives(make_service
                      time=f"2026-11-02T09:{n + (3 if n % 2 else 20):02d}:00Z")] for n in range(0, 30, 3)]
     for n, batch in enumerate(batches):
         wall.set(f"2026-11-02T09:{3 * n + 21:02d}:30Z")
-        live.ingest(batch)                     # late acks, ticks between them, snapshots every 5
-    live.ingest([fact("late", type="incident.acknowledged", subject="INC-0", time="2026-11-02T09:01:00Z")])
-    assert live.store.latest_snapshot(live.ruleset.version, STATE_FORMAT)["fact_seq"] == 18
-    live.engine = None                         # a crash: no snapshot at stop
+        live.facts.ingest(batch)               # late acks, ticks between them, snapshots every 5
+    live.facts.ingest([fact("late", type="incident.acknowledged", subject="INC-0", time="2026-11-02T09:01:00Z")])
+    assert live.store.latest_snapshot(live.state.ruleset.version, STATE_FORMAT)["fact_seq"] == 18
+    live.state.engine = None                   # a crash: no snapshot at stop
 
     restored = make_service(snapshot_every=5)
-    assert restored.replayed == 3              # the facts after the last snapshot
+    assert restored.state.replayed == 3        # the facts after the last snapshot
     full = make_service(snapshot_every=0)
-    assert full.replayed == 21
-    assert restored.engine.clocks() == full.engine.clocks()
+    assert full.state.replayed == 21
+    assert restored.state.engine.clocks() == full.state.engine.clocks()
     wall.set("2026-11-03T12:00:00Z")
-    assert [d["id"] for d in restored.tick().decisions] == [d.id for d in full.engine.advance(wall()).decisions]
+    assert [d["id"] for d in restored.deadlines.tick().decisions] == [
+        d.id for d in full.state.engine.advance(wall()).decisions]
 
 
 def test_an_unusable_snapshot_is_ignored_and_everything_replayed(make_service, wall, caplog):
     live = make_service(snapshot_every=1)
     wall.set("2026-11-02T09:05:00Z")
-    live.ingest([fact("f1", **P1)])
-    live.ingest([fact("f2", subject="INC-2", **P1)])
+    live.facts.ingest([fact("f1", **P1)])
+    live.facts.ingest([fact("f2", subject="INC-2", **P1)])
     S = live.store.m.Snapshot
     S.update(body=b"not a snapshot").execute()
     restarted = make_service(snapshot_every=1)
-    assert restarted.replayed == 2 and "ignoring the snapshot" in caplog.text
-    assert {c["clock"] for c in restarted.engine.clocks()} == {c["clock"] for c in live.engine.clocks()}
+    assert restarted.state.replayed == 2 and "ignoring the snapshot" in caplog.text
+    assert {c["clock"] for c in restarted.state.engine.clocks()} == {c["clock"] for c in live.state.engine.clocks()}
 
 
 def test_reload_swaps_rules_atomically_and_a_bad_set_changes_nothing(make_service, wall, tmp_path):
     rules = tmp_path / "rules"
     shutil.copytree(RULES, rules)
     service = make_service(rules=rules)
-    old = service.ruleset.version
+    old = service.state.ruleset.version
     wall.set("2026-11-02T09:05:00Z")
-    service.ingest([fact("f1", **P1)])
+    service.facts.ingest([fact("f1", **P1)])
 
     email = rules / "services" / "email.yaml"
     text = email.read_text()
     email.write_text(text.replace("goal: 15m", "goal: 15 minutes"))
     with pytest.raises(RuleSetError) as err:
-        service.reload()
+        service.rules.reload()
     assert "services/email.yaml:" in err.value.report()
-    assert service.ruleset.version == old
+    assert service.state.ruleset.version == old
 
     email.write_text(text.replace("goal: 15m", "goal: 20m"))
-    assert service.reload().version != old
-    service.ingest([fact("f2", **{**P1, "subject": "INC-2", "time": "2026-11-02T09:06:00Z"})])
+    assert service.rules.reload().version != old
+    service.facts.ingest([fact("f2", **{**P1, "subject": "INC-2", "time": "2026-11-02T09:06:00Z"})])
     wall.set("2026-11-02T09:30:00Z")
-    service.tick()
+    service.deadlines.tick()
     breach = [d for d in all_decisions(service.store) if d["target"] == "email-p1-response" and d["kind"] == "breach"]
     # the clock running at the change keeps the 15m it started with; the next one has 20m
     assert [(d["subject"], d["at"], d["rule"]["ruleset"]) for d in breach] == [
-        ("INC-1", "2026-11-02T09:15:00Z", old), ("INC-2", "2026-11-02T09:26:00Z", service.ruleset.version)]
+        ("INC-1", "2026-11-02T09:15:00Z", old), ("INC-2", "2026-11-02T09:26:00Z", service.state.ruleset.version)]
     latest = service.store.db.execute_sql("SELECT hash FROM rulesets ORDER BY generation DESC LIMIT 1")
-    assert latest.fetchone()[0] == service.ruleset.version
-    assert [c["ruleset"] for c in service.store.cutovers()] == [old, service.ruleset.version]
+    assert latest.fetchone()[0] == service.state.ruleset.version
+    assert [c["ruleset"] for c in service.store.cutovers()] == [old, service.state.ruleset.version]
 
 
 class _Cyclic:
@@ -287,19 +288,19 @@ def test_a_frozen_heap_still_lets_a_replaced_network_go(url, wall, tmp_path):
     try:
         service.start(background=False)
         part = _Cyclic()
-        service.engine._targets.cyclic_part = part
+        service.state.engine._targets.cyclic_part = part
         gone = weakref.ref(part)
         del part
         wall.set("2026-11-02T09:05:00Z")
         frozen = gc.get_freeze_count()
-        service.ingest([fact("f1", **P1)])                # a snapshot, then a fresh freeze
+        service.facts.ingest([fact("f1", **P1)])          # a snapshot, then a fresh freeze
         assert gc.get_freeze_count() > frozen
         email = rules / "services" / "email.yaml"
         email.write_text(email.read_text().replace("goal: 15m", "goal: 20m"))
-        service.reload()
+        service.rules.reload()
         assert gone() is None
         assert gc.get_freeze_count() > 0
-        assert service.clocks(subject="INC-1")           # the engine still runs the incident's clocks
+        assert service.engine_reads.clocks(subject="INC-1")  # the engine still runs the incident's clocks
     finally:
         service.stop()
         store.close()
@@ -311,10 +312,10 @@ def test_the_scheduler_fires_a_deadline_at_its_wall_clock_instant(url):
     service = SlmService(store, RULES)                    # the real wall clock
     service.start(background=True)
     try:
-        assert service.ready.wait(30)
+        assert service.state.ready.wait(30)
         opened = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=15) + timedelta(seconds=2)
         stamp = opened.strftime("%Y-%m-%dT%H:%M:%SZ")
-        service.ingest([fact("f1", time=stamp, **P1)])
+        service.facts.ingest([fact("f1", time=stamp, **P1)])
         deadline = (opened + timedelta(minutes=15)).strftime("%Y-%m-%dT%H:%M:%SZ")
         waited = time.monotonic()
         while time.monotonic() - waited < 20:
@@ -338,10 +339,10 @@ def test_concurrent_ingestion_stores_every_fact_once_with_an_intact_chain(make_s
         try:
             for n in range(15):
                 minute = f"{n:02d}"
-                service.ingest([fact(f"w{worker}-{n}", subject=f"INC-{worker}-{n}",
-                                     time=f"2026-11-02T09:{minute}:00Z", **P1),
-                                fact(f"w{worker}-{n}", subject=f"INC-{worker}-{n}",
-                                     time=f"2026-11-02T09:{minute}:00Z", **P1)])
+                service.facts.ingest([fact(f"w{worker}-{n}", subject=f"INC-{worker}-{n}",
+                                           time=f"2026-11-02T09:{minute}:00Z", **P1),
+                                      fact(f"w{worker}-{n}", subject=f"INC-{worker}-{n}",
+                                           time=f"2026-11-02T09:{minute}:00Z", **P1)])
         except Exception as exc:          # pragma: no cover - reported below
             errors.append(exc)
 
@@ -360,8 +361,8 @@ def test_concurrent_ingestion_stores_every_fact_once_with_an_intact_chain(make_s
 def test_clocks_report_counted_remaining_and_next_deadline(make_service, wall):
     service = make_service()
     wall.set("2026-11-02T09:05:00Z")
-    service.ingest([fact("f1", **P1)])
-    clock = {c["target"]: c for c in service.clocks("email")}["email-p1-response"]
+    service.facts.ingest([fact("f1", **P1)])
+    clock = {c["target"]: c for c in service.engine_reads.clocks("email")}["email-p1-response"]
     assert clock["subject"] == "INC-1"
     assert (clock["counted"], clock["remaining"], clock["budget"]) == ("5m", "10m", "15m")
     assert clock["next_deadline"] == "2026-11-02T09:07:30Z"

@@ -97,7 +97,7 @@ def test_facts_posted_with_offsets_replay_to_what_was_recorded(env):
     post(env, [p1("f1", time="2026-11-05T04:00:00+01:00"),
                fact("a1", type="incident.acknowledged", subject="INC-1", time="2026-11-04T22:10:00-05:00")])
     recorded = {d["id"]: d for d in every(env.store.list_decisions)}
-    rebuilt = rebuild(env.store, env.service.ruleset, history=True, retain=None, snapshots=False)
+    rebuilt = rebuild(env.store, env.service.state.ruleset, history=True, retain=None, snapshots=False)
     assert rebuilt.replayed == 2
     replayed = {d.id: d.as_dict() for d in rebuilt.engine.state.history.decisions}
     assert replayed and set(replayed) <= set(recorded)
@@ -210,7 +210,7 @@ def test_a_fact_more_than_the_bound_behind_its_subject_is_422_and_changes_nothin
 
 
 def test_the_newest_time_within_the_same_request_counts_too(env):
-    env.service.max_lateness = timedelta(hours=1)
+    env.service.facts.max_lateness = timedelta(hours=1)
     batch = [fact("m1", type="metric.sample", subject="web-1", service="hosting", time="2026-11-05T03:00:00Z",
                   name="latency_p95", value=100),
              fact("m0", type="metric.sample", subject="web-1", service="hosting", time="2026-11-04T22:00:00Z",
@@ -239,12 +239,12 @@ def test_the_bound_holds_after_a_restart_and_repeats_stay_duplicates(env):
     restarted.start(background=False)
     try:
         with pytest.raises(FactError) as refused:
-            restarted.ingest([p1("older", subject="INC-1", time="2026-10-20T04:00:00Z")])
+            restarted.facts.ingest([p1("older", subject="INC-1", time="2026-10-20T04:00:00Z")])
         assert "time" in refused.value.details
-        repeat = restarted.ingest([p1("old", subject="INC-1", time="2026-10-20T03:00:00Z")])
+        repeat = restarted.facts.ingest([p1("old", subject="INC-1", time="2026-10-20T03:00:00Z")])
         assert repeat.results[0]["status"] == "duplicate"
-        restarted.max_lateness = None                         # no bound: any amount late
-        assert restarted.ingest([p1("older", subject="INC-1", time="2026-10-20T04:00:00Z")]).accepted == 1
+        restarted.facts.max_lateness = None                   # no bound: any amount late
+        assert restarted.facts.ingest([p1("older", subject="INC-1", time="2026-10-20T04:00:00Z")]).accepted == 1
     finally:
         restarted.stop()
 

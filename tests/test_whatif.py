@@ -34,11 +34,11 @@ def history(url, wall, tmp_path):
     store, rules, service = started(url, wall, tmp_path)
     for n, (opened, acked) in enumerate((("09:00", "09:05"), ("10:00", "10:20"), ("11:00", "11:12"))):
         wall.set(f"2026-11-02T{acked}:30Z")
-        service.ingest([fact(f"o{n}", time=f"2026-11-02T{opened}:00Z", subject=f"INC-{n}", **P1),
-                        fact(f"a{n}", type="incident.acknowledged", time=f"2026-11-02T{acked}:00Z",
-                             subject=f"INC-{n}")])
+        service.facts.ingest([fact(f"o{n}", time=f"2026-11-02T{opened}:00Z", subject=f"INC-{n}", **P1),
+                              fact(f"a{n}", type="incident.acknowledged", time=f"2026-11-02T{acked}:00Z",
+                                   subject=f"INC-{n}")])
     wall.set("2026-11-02T23:00:00Z")
-    service.tick()
+    service.deadlines.tick()
     service.stop()
     yield store, rules, service
     store.close()
@@ -102,22 +102,23 @@ def test_bad_rules_exit_2_and_change_nothing(history, url, tmp_path):
 
 def test_a_report_counts_each_cycle_under_the_version_that_judged_it(url, wall, tmp_path):
     store, rules, service = started(url, wall, tmp_path)
-    old = service.ruleset.version
+    old = service.state.ruleset.version
     wall.set("2026-11-02T09:30:00Z")
-    service.ingest([fact("o1", time="2026-11-02T09:00:00Z", subject="INC-1", **P1),
-                    fact("a1", type="incident.acknowledged", time="2026-11-02T09:20:00Z", subject="INC-1")])
+    service.facts.ingest([fact("o1", time="2026-11-02T09:00:00Z", subject="INC-1", **P1),
+                          fact("a1", type="incident.acknowledged", time="2026-11-02T09:20:00Z", subject="INC-1")])
     email = rules / "services" / "email.yaml"
     email.write_text(email.read_text().replace("    goal: 15m\n", "    goal: 30m\n", 1))
-    service.reload()
+    service.rules.reload()
     wall.set("2026-11-02T10:30:00Z")
-    service.ingest([fact("o2", time="2026-11-02T10:00:00Z", subject="INC-2", **P1),
-                    fact("a2", type="incident.acknowledged", time="2026-11-02T10:20:00Z", subject="INC-2")])
-    report = service.compliance("email", "2026-11")
+    service.facts.ingest([fact("o2", time="2026-11-02T10:00:00Z", subject="INC-2", **P1),
+                          fact("a2", type="incident.acknowledged", time="2026-11-02T10:20:00Z", subject="INC-2")])
+    report = service.engine_reads.compliance("email", "2026-11")
     row = next(r for r in report["targets"] if r["target"] == "email-p1-response")
     assert (row["met"], row["breached"], row["goal"]) == (1, 1, "30m")
+    new = service.state.ruleset.version
     assert row["by_version"] == sorted([{"version": old, "goal": "15m", "met": 0, "breached": 1},
-                                        {"version": service.ruleset.version, "goal": "30m", "met": 1, "breached": 0}],
+                                        {"version": new, "goal": "30m", "met": 1, "breached": 0}],
                                        key=lambda v: v["version"])
-    assert [v["version"] for v in report["versions"]] == [old, service.ruleset.version]
+    assert [v["version"] for v in report["versions"]] == [old, new]
     service.stop()
     store.close()

@@ -11,8 +11,8 @@ from flask import abort, g, redirect, render_template, request, url_for
 from engine.lang.diff import unified
 from engine.lang.errors import RuleSetError
 from engine.lang.loader import load_rules
-from engine.service.live import NotReady
 from engine.service.review import BUCKETS
+from engine.service.state import NotReady
 from engine.service.whatif import ReplayLimit
 from schemas.api import PERIOD
 from schemas.values import parse_duration, parse_instant
@@ -57,11 +57,11 @@ def overview():
     now = _now()
     period = now.strftime("%Y-%m")
     try:
-        clocks = service.clocks()
+        clocks = service.engine_reads.clocks()
     except NotReady:
-        return render_template("ui/starting.html", progress=service.progress()), 503
+        return render_template("ui/starting.html", progress=service.state.progress()), 503
     services = []
-    for sid, definition in sorted(service.ruleset.services.items()):
+    for sid, definition in sorted(service.state.ruleset.services.items()):
         running = [_progress(c) for c in clocks if c["service"] == sid and not c["shadow"]]
         running.sort(key=lambda c: -c["share"])
         recent = []
@@ -72,7 +72,7 @@ def overview():
         recent.sort(key=lambda d: d["at"], reverse=True)
         services.append({"id": sid, "name": definition.name, "clocks": running[:NEAREST], "running": len(running),
                          "recent": recent[:10], "recent_total": len(recent),
-                         "report": service.compliance(sid, period)})
+                         "report": service.engine_reads.compliance(sid, period)})
     fragment = request.args.get("fragment") == "1"
     return render_template("ui/overview_body.html" if fragment else "ui/overview.html",
                            services=services, period=period, now=now)
@@ -80,7 +80,7 @@ def overview():
 
 def _progress(clock: dict) -> dict:
     """A running clock with its share of the budget used and a colour class."""
-    target = current_service().ruleset.targets.get(clock["target"])
+    target = current_service().state.ruleset.targets.get(clock["target"])
     budget, counted = parse_duration(clock["budget"]), parse_duration(clock["counted"])
     share = counted / budget if budget else 0.0
     warns = [float(level.share) for level in target.warn_at] if target else []
@@ -113,7 +113,7 @@ def decisions():
         filters[name] = value
     cursor = args.get("cursor") if (args.get("cursor") or "").isdigit() else None
     items, after = current_service().store.list_decisions(**filters, cursor=cursor, limit=PAGE_SIZE)
-    ruleset = current_service().ruleset
+    ruleset = current_service().state.ruleset
     return render_template("ui/decisions.html", items=items, next=after, args=args, problems=problems,
                            services=sorted(ruleset.services), targets=sorted(ruleset.targets), kinds=KINDS)
 
@@ -125,11 +125,11 @@ def trace(decision_id):
     decision = service.store.decision(decision_id)
     if decision is None:
         abort(404, description=f"no decision {decision_id!r}")
-    tree = service.trace(decision_id)
+    tree = service.store_reads.trace(decision_id)
     notes, _ = service.store.list_notifications(decision=decision_id, limit=1000)
 
     def excerpt(rule: dict | None) -> str | None:
-        return service.definition(rule)
+        return service.store_reads.definition(rule)
 
     return render_template("ui/trace.html", decision=decision, tree=tree, notifications=notes, excerpt=excerpt)
 
@@ -139,7 +139,7 @@ def trace(decision_id):
 @bp.route("/clocks/<string:target>/<path:subject>")
 @page()
 def clock(target, subject):
-    timeline = current_service().clock_timeline(target, subject)
+    timeline = current_service().engine_reads.clock_timeline(target, subject)
     if timeline is None:
         abort(404, description=f"nothing is known of clock {target}/{subject}")
     svg = charts.timeline(timeline, f"Timeline of {target} for {subject}")
@@ -151,7 +151,7 @@ def clock(target, subject):
 @bp.route("/reports")
 @page()
 def reports():
-    service = request.args.get("service") or sorted(current_service().ruleset.services)[0]
+    service = request.args.get("service") or sorted(current_service().state.ruleset.services)[0]
     period = request.args.get("period") or _now().strftime("%Y-%m")
     return redirect(url_for("ui.review", service=service, period=period))
 
@@ -160,11 +160,11 @@ def reports():
 @page()
 def review(service, period):
     slm = current_service()
-    if service not in slm.ruleset.services or not PERIOD.match(period):
+    if service not in slm.state.ruleset.services or not PERIOD.match(period):
         abort(404, description=f"no service {service!r} or {period!r} is not a month (YYYY-MM)")
-    result = slm.review(service, period)
+    result = slm.engine_reads.review(service, period)
     for entry in result["targets"]:
-        target = slm.ruleset.targets[entry["target"]]
+        target = slm.state.ruleset.targets[entry["target"]]
         entry["weekly_svg"] = charts.weekly(entry["weeks"], f"{entry['target']}: met and breached per week")
         if "spread" in entry:
             entry["spread_svg"] = charts.spread(BUCKETS, entry["spread"],
@@ -175,8 +175,8 @@ def review(service, period):
     year, month = map(int, period.split("-"))
     before = f"{year - (month == 1)}-{12 if month == 1 else month - 1:02d}"
     after = f"{year + (month == 12)}-{1 if month == 12 else month + 1:02d}"
-    return render_template("ui/review.html", report=result, service=slm.ruleset.services[service],
-                           services=sorted(slm.ruleset.services), before=before, after=after, buckets=BUCKETS)
+    return render_template("ui/review.html", report=result, service=slm.state.ruleset.services[service],
+                           services=sorted(slm.state.ruleset.services), before=before, after=after, buckets=BUCKETS)
 
 
 # ---- rules and audit ----------------------------------------------------------------------
@@ -192,8 +192,8 @@ def rules():
         old = slm.store.ruleset_files(against)
         if old is None:
             abort(404, description=f"no rule set {against!r} was ever loaded")
-        diff = unified(old, slm.ruleset.files, "earlier", "in force")
-    return render_template("ui/rules.html", ruleset=slm.ruleset, history=history, diff=diff, against=against,
+        diff = unified(old, slm.state.ruleset.files, "earlier", "in force")
+    return render_template("ui/rules.html", ruleset=slm.state.ruleset, history=history, diff=diff, against=against,
                            message=request.args.get("message"), preview=None)
 
 
@@ -206,26 +206,26 @@ def preview_rules():
     history = _history(slm)
     preview, message = None, None
     try:
-        preview = slm.preview(load_rules(slm.rules_dir).files)
+        preview = slm.rules.preview(load_rules(slm.rules.rules_dir).files)
     except RuleSetError as err:
         message = f"The rules directory does not load: {err.report()}"
     except ReplayLimit as err:
         message = str(err)
-    return render_template("ui/rules.html", ruleset=slm.ruleset, history=history, diff=None, against=None,
+    return render_template("ui/rules.html", ruleset=slm.state.ruleset, history=history, diff=None, against=None,
                            message=message, preview=preview)
 
 
 def _history(slm) -> list[dict]:
     """The versions put in force, newest first."""
     return [{"at": _when(v["at"]), "hash": v["version"], "in_force": v["in_force"]}
-            for v in reversed(slm.rule_versions())]
+            for v in reversed(slm.store_reads.rule_versions())]
 
 
 @bp.route("/rules/reload", methods=["POST"])
 @page(OWNER)
 def reload_rules():
     try:
-        ruleset = current_service().reload()
+        ruleset = current_service().rules.reload()
         message = f"Rules in force: version {ruleset.version[:19]}…"
     except RuleSetError as err:
         message = f"Refused; the rules in force stay. {err.report()}"

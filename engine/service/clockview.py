@@ -148,7 +148,7 @@ class ClockView:
     def reading_instant(self, now: datetime) -> datetime:
         """Where readings are taken for a reader at wall clock ``now``: not past a deadline
         due and not fired yet (the scheduler is about to fire it), and not before the
-        engine's own time (as ``SlmService.reading_instant`` and ``Engine.clocks``)."""
+        engine's own time (as ``EngineReads.reading_instant`` and ``Engine.clocks``)."""
         at = min(now, self.next_deadline) if self.next_deadline else now
         return max(at, self.engine_now) if self.engine_now else at
 

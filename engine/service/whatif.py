@@ -37,6 +37,10 @@ class Bounds:
     max_seconds: float | None = None
 
 
+# what one request of the API may replay: a preview of rules, or the explanation of a stored fact
+PREVIEW_BOUNDS = Bounds(max_facts=200_000, max_seconds=60.0)
+
+
 def what_if(store: Store, ruleset: RuleSet, since: datetime, until: datetime, *,
             bounds: Bounds = Bounds(), progress: Callable[[int], None] = lambda count: None) -> dict:
     """The difference between what was recorded in [since, until) and what ``ruleset``

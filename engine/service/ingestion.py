@@ -1,0 +1,219 @@
+"""Facts in: each request validated whole, then evaluated and stored with what it decided.
+
+Single writer: every fact is applied to the engine under the write lock and stored in the
+same database transaction as the decisions it caused, so what the store holds is exactly
+what the engine has decided. Requests that wait for the lock together are written together
+(group commit); a request that fails fails alone.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+from engine.lang.errors import FactError
+from engine.service.batch import FactFailed, FailedFacts, Job, refuse_conflicts, refuse_late
+from engine.service.deadlines import Deadlines
+from engine.service.explain import nearest_reasons
+from engine.service.keeper import EngineKeeper
+from engine.service.lateness import DEFAULT_MAX_LATENESS, NewestTimes
+from engine.service.recorder import DecisionRecorder, Ingested
+from engine.service.state import ServiceState
+from engine.service.validation import DEFAULT_SKEW, MAX_BATCH, validate_facts
+from schemas.facts import stored_fact
+from schemas.records import Decision
+
+log = logging.getLogger("slm.service")
+
+
+def attribute(decisions: list[Decision], fact_ids: list[str]) -> dict[str, int]:
+    """Decision id → the position in ``fact_ids`` of the fact it rests on: the latest of
+    those facts its ``because`` names, directly or through a decision it rests on. A
+    decision that rests on none of them (a deadline of an older clock that fell due) is
+    left out."""
+    position = {fid: index for index, fid in enumerate(fact_ids)}
+    owner: dict[str, int] = {}
+    for decision in decisions:
+        best = None
+        for ref in decision.because:
+            kind, _, key = ref.partition(":")
+            index = position.get(key) if kind == "fact" else owner.get(key) if kind == "decision" else None
+            if index is not None and (best is None or index > best):
+                best = index
+        if best is not None:
+            owner[decision.id] = best
+    return owner
+
+
+class FactIngestion:
+    """Validates, evaluates and stores posted facts. Needs the engine: for the process
+    that holds it."""
+
+    def __init__(self, state: ServiceState, keeper: EngineKeeper, deadlines: Deadlines,
+                 recorder: DecisionRecorder, *, wake: Callable[[], None], skew: timedelta = DEFAULT_SKEW,
+                 max_lateness: timedelta | None = DEFAULT_MAX_LATENESS):
+        self.state, self.keeper, self.deadlines, self.recorder = state, keeper, deadlines, recorder
+        self.wake = wake                        # tells the deadline scheduler to look again
+        self.skew = skew
+        self.max_lateness = max_lateness        # None: facts may be any amount late
+        self.newest = NewestTimes(state.store.newest_fact_times)
+        self.failed = FailedFacts()
+        self._queue_lock = threading.Lock()
+        self._queue: list[Job] = []             # requests waiting to be written together
+
+    def validate(self, raws: list) -> list[dict]:
+        """Check every fact of a request; FactError names each bad field as ``[i].field``
+        (engine.service.validation). Neither the engine nor the write lock is needed."""
+        return validate_facts(raws, self.state.ruleset, self.state.now, self.skew)
+
+    def queued(self) -> int:
+        """How many requests wait for the write lock, to be written together."""
+        with self._queue_lock:
+            return len(self._queue)
+
+    def ingest(self, raws: list, partial: bool = False) -> Ingested:
+        """Validate all, then evaluate each fact and store facts and decisions in one
+        transaction: all or nothing. A repeated (source, id) returns its first outcome.
+
+        ``partial`` (an Alertmanager group, whose sender does not retry a refusal): a fact
+        that does not validate, is too late or fails in the engine is set aside with its
+        reasons (``Ingested.rejected``, by position) and the rest is stored.
+
+        Group commit: requests that arrive while another one is being written wait for the
+        write lock together, and the first of them to get it writes them all in one
+        transaction (in arrival order), so concurrent clients share a commit. A request
+        that fails in the engine or the store fails alone (see :meth:`_write_apart`)."""
+        state = self.state
+        state.require_ready()
+        job = self._sift(raws) if partial else Job(self.validate(raws))
+        self.failed.refuse(job)
+        with self._queue_lock:
+            self._queue.append(job)
+        with state.write_lock, self.keeper.guarded():
+            if job.result is None and job.error is None:
+                with self._queue_lock:
+                    jobs, self._queue = self._queue, []
+                try:
+                    self._write_apart(jobs)
+                except BaseException as exc:
+                    for other in jobs:
+                        if other.result is None and other.error is None:
+                            other.error = exc
+                    raise
+                state.publish()
+        if job.error is not None:
+            raise job.error
+        job.result.rejected = dict(sorted(job.set_aside.items()))
+        self.wake()
+        self.recorder.announce(job.result)
+        return job.result
+
+    def _sift(self, raws: list) -> Job:
+        """A partial request: each fact validated on its own; the bad ones set aside."""
+        job = Job([], partial=True)
+        if not isinstance(raws, list) or not raws or len(raws) > MAX_BATCH:
+            self.validate(raws)                 # raises the request's own problem
+        for position, raw in enumerate(raws):
+            try:
+                job.facts.extend(self.validate([raw]))
+                job.positions.append(position)
+            except FactError as err:
+                job.set_aside[position] = err.details
+        return job
+
+    def _write_apart(self, jobs: list[Job]) -> None:
+        """Write the group; if that fails, no neighbour pays for it. A fact the engine
+        could not evaluate fails its request alone with a FactError naming it (422), is
+        remembered (:class:`engine.service.batch.FailedFacts`: a client retrying it cannot
+        make the service rebuild again), and the rest of the group is written without it.
+        Any other failure (the store refused something) is narrowed down by writing the
+        requests one by one. Each failure leaves the engine possibly ahead of the store, so
+        it is rebuilt from the store before the next attempt (``close`` frees the replaced
+        one's rulesets)."""
+        state = self.state
+        pending = list(jobs)
+        while pending:
+            for job in pending:
+                job.result = job.error = None       # what a failed attempt left is not an outcome
+            if state.engine_ahead:
+                self.keeper.restore()
+            try:
+                self._write(pending)
+                return
+            except FactFailed as failed:
+                state.engine_ahead = True
+                self.failed.remember(failed.fact)
+                log.warning("fact %r of source %r failed in the engine: %r", failed.fact["id"],
+                            failed.fact["source"], failed.cause)
+                if failed.job.partial:
+                    failed.job.put_aside(failed.position, {"_fact": failed.reason()})
+                else:
+                    failed.job.error = failed.error()
+                    pending = [job for job in pending if job is not failed.job]
+            except Exception as exc:
+                state.engine_ahead = True
+                if len(pending) == 1:
+                    pending[0].result, pending[0].error = None, exc
+                    return
+                for job in pending:
+                    job.result = None
+                for job in pending:
+                    self._write_apart([job])
+                return
+
+    def _write(self, jobs: list[Job]) -> None:
+        """Evaluate every new fact of the waiting requests, fire the deadlines due by the
+        wall clock, and store it all in one transaction. Each decision is attributed to
+        the fact it rests on (see :func:`attribute`), also when its deadline fired in the
+        catch-up: a P1 posted 20 minutes late lists its breach under that fact."""
+        state, store, engine = self.state, self.state.store, self.state.engine
+        with store.transaction():
+            stored = store.find_fact_records({(f["source"], f["id"]) for job in jobs for f in job.facts})
+            known = {key: outcome for key, (outcome, _) in stored.items()}
+            jobs = refuse_late(refuse_conflicts(jobs, stored), known, self.newest, self.max_lateness)
+            new: list[tuple[dict, dict, Ingested]] = []        # (fact, its result entry, its request)
+            decided: list[Decision] = []
+            for job in jobs:
+                job.result = Ingested()
+                for position, fact in enumerate(job.facts):
+                    key = (fact["source"], fact["id"])
+                    entry = {"id": fact["id"], "source": fact["source"], "status": "accepted", "decisions": []}
+                    job.result.results.append(entry)
+                    if key in known:
+                        entry.update(status="duplicate", decisions=known[key] or [])
+                        continue
+                    known[key] = []
+                    try:
+                        applied = engine.apply_loaded(fact)
+                    except Exception as exc:
+                        raise FactFailed(job, position, fact, exc) from exc
+                    decided += applied.decisions
+                    if not applied.moved:         # matched nothing: only then is explaining paid for
+                        entry.update(matched=[], reasons=nearest_reasons(engine, fact))
+                    new.append((fact, entry, job.result))
+            reached, caught = self.deadlines.fire_due()
+            decided += caught
+            owner = attribute(decided, [fact["id"] for fact, _, _ in new])
+            owned: dict[int, list[str]] = {}
+            for decision in decided:
+                if decision.id in owner:
+                    owned.setdefault(owner[decision.id], []).append(decision.id)
+            for index, (fact, entry, _) in enumerate(new):
+                entry["decisions"] = known[(fact["source"], fact["id"])] = owned.get(index, [])
+                if entry["decisions"]:
+                    entry.pop("matched", None), entry.pop("reasons", None)
+            if new:
+                state.last_fact_seq = store.add_facts([(stored_fact(f), e["decisions"]) for f, e, _ in new])
+            if reached is not None:
+                state.last_tick_seq = store.add_tick(state.last_fact_seq, reached)
+            records = self.recorder.record(decided)
+            for decision, record in zip(decided, records, strict=True):
+                index = owner.get(decision.id)
+                result = new[index][2] if index is not None else (jobs[-1].result if jobs else Ingested())
+                result.decisions.append(record[0])
+                result.notifications.extend(record[1])
+        for fact, _, _ in new:                     # committed: the newest times move
+            if fact["subject"] is not None:
+                self.newest.note(fact["subject"], fact["time"])
+        self.keeper.applied(len(new))

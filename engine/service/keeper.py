@@ -1,0 +1,100 @@
+"""Keeping the live engine what the store says it is.
+
+The engine is rebuilt from the store on start (engine.service.recovery), snapshotted every
+``snapshot_every`` new facts so that a restart replays little, and rebuilt again before the
+next write whenever a write failed after the engine moved: what the store holds is what
+the engine has decided, never less.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from engine.eval.engine import Engine
+from engine.lang.errors import FactError
+from engine.lang.model import RuleSet
+from engine.service.recovery import rebuild, save_snapshot, settle_heap
+from engine.service.state import NotReady, ServiceState
+
+log = logging.getLogger("slm.service")
+
+
+class EngineKeeper:
+    """Rebuilds, snapshots and restores the engine of a :class:`ServiceState`."""
+
+    def __init__(self, state: ServiceState, *, history: bool, retain: timedelta | None,
+                 snapshot_every: int, freeze_heap: bool):
+        self.state = state
+        self.history = history                 # keep the engine's in-memory record too (tests inspect it)
+        self.retain = retain                   # finished clocks are forgotten this long after
+        self.snapshot_every = snapshot_every   # new facts between engine snapshots; 0: never
+        self.freeze_heap = freeze_heap         # see settle_heap (for the process that serves)
+        self._since_snapshot = 0
+
+    def rebuild(self, ruleset: RuleSet) -> Engine:
+        """The engine as the store leaves it (see engine.service.recovery)."""
+        state = self.state
+
+        def progress(count: int) -> None:
+            state.replayed = count
+        rebuilt = rebuild(state.store, ruleset, history=self.history, retain=self.retain,
+                          snapshots=bool(self.snapshot_every), progress=progress, versions=state.versions)
+        state.last_fact_seq, state.last_tick_seq = rebuilt.last_fact_seq, rebuilt.last_tick_seq
+        self._since_snapshot = rebuilt.replayed
+        state.rebuild_seconds = rebuilt.seconds
+        return rebuilt.engine
+
+    def applied(self, count: int) -> None:
+        """``count`` new facts were stored and applied: snapshot if that many are due."""
+        self._since_snapshot += count
+        self.maybe_snapshot()
+
+    def maybe_snapshot(self, force: bool = False) -> None:
+        """Snapshot the engine (under the write lock) every ``snapshot_every`` new facts."""
+        state = self.state
+        if not self.snapshot_every or state.engine is None or state.engine_ahead:
+            return
+        if self._since_snapshot < self.snapshot_every and not (force and self._since_snapshot):
+            return
+        save_snapshot(state.store, state.engine, state.last_fact_seq, state.last_tick_seq)
+        self._since_snapshot = 0
+        self.settle_heap()
+
+    def settle_heap(self, released: bool = False) -> None:
+        """Keep the engine's state out of the garbage collector's sight, in the process
+        that serves (see :func:`engine.service.recovery.settle_heap`)."""
+        if self.freeze_heap:
+            settle_heap(released)
+
+    @contextmanager
+    def guarded(self) -> Iterator[None]:
+        """A write (under the write lock): rebuilt first if an earlier write left the engine
+        ahead of the store; marked ahead if this one fails for any reason but a refused
+        fact or a service not ready (those fail before the engine moves)."""
+        if self.state.engine_ahead:
+            self.restore()
+        try:
+            yield
+        except (FactError, NotReady):
+            raise
+        except BaseException:
+            self.state.engine_ahead = True      # the engine may be ahead of the store
+            raise
+
+    def restore(self) -> None:
+        """Rebuild the engine from the store after a write failed once it had moved (under
+        the write lock); ``close`` frees the replaced one's rulesets."""
+        state = self.state
+        log.warning("a write failed after the engine moved; rebuilding from the store")
+        state.ready.clear()                          # /readyz says so while it rebuilds
+        try:
+            replaced, state.engine = state.engine, self.rebuild(state.ruleset)
+            if replaced is not None:
+                replaced.close()
+            state.engine_ahead = False
+            self.settle_heap(released=True)
+            state.publish()
+        finally:
+            state.ready.set()

@@ -1,0 +1,64 @@
+"""Checking the facts of a request before anything of it is written.
+
+Every fact is checked against the fact schema (schemas/facts.py), the server clock (at
+most ``skew`` ahead) and the rules in force (a service they define, what their catalogue
+allows: engine.lang.catalogue). Nothing here needs the engine or the store.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from marshmallow import ValidationError
+
+from engine.lang.catalogue import refusals
+from engine.lang.errors import FactError
+from engine.lang.model import RuleSet
+from schemas.facts import FactSchema, flatten_errors
+from schemas.values import format_whole_duration
+
+DEFAULT_SKEW = timedelta(minutes=5)
+MAX_BATCH = 10_000
+
+_schemas = threading.local()
+
+
+def load_fact(raw: dict) -> dict:
+    """One fact checked against the schema; FactError names each bad field."""
+    schema = getattr(_schemas, "fact", None) or FactSchema()
+    _schemas.fact = schema
+    try:
+        return schema.load(raw)
+    except ValidationError as err:
+        raise FactError(flatten_errors(err.messages)) from None
+
+
+def validate_facts(raws: list, ruleset: RuleSet, now: Callable[[], datetime], skew: timedelta) -> list[dict]:
+    """Check every fact of a request; FactError names each bad field as ``[i].field``."""
+    if not isinstance(raws, list) or not raws:
+        raise FactError({"_body": ["expected a fact object or a non-empty array of facts"]})
+    if len(raws) > MAX_BATCH:
+        raise FactError({"_body": [f"{len(raws)} facts in one request; at most {MAX_BATCH}"]})
+    limit = now() + skew
+    problems: dict[str, list[str]] = {}
+    facts = []
+    for index, raw in enumerate(raws):
+        prefix = f"[{index}]." if len(raws) > 1 else ""
+        if not isinstance(raw, dict):
+            problems[prefix + "_fact"] = ["expected a JSON object"]
+            continue
+        try:
+            fact = load_fact(raw)
+        except FactError as err:
+            problems.update({prefix + k: v for k, v in err.details.items()})
+            continue
+        if fact["time"] > limit:
+            ahead = format_whole_duration(fact["time"] - now())
+            problems[prefix + "time"] = [f"is {ahead} ahead of the server clock; facts may be at "
+                                         f"most {format_whole_duration(skew)} in the future"]
+        problems.update({prefix + k: v for k, v in refusals(ruleset, fact).items()})
+        facts.append(fact)
+    if problems:
+        raise FactError(problems)
+    return facts
