@@ -20,8 +20,9 @@ from engine.service.keeper import EngineKeeper
 from engine.service.lateness import DEFAULT_MAX_LATENESS, NewestTimes
 from engine.service.recorder import DecisionRecorder, Ingested
 from engine.service.state import ServiceState
-from engine.service.validation import DEFAULT_SKEW, MAX_BATCH, validate_facts
+from engine.service.validation import DEFAULT_SKEW, validate_facts
 from schemas.facts import stored_fact
+from schemas.limits import MAX_BATCH
 from schemas.records import Decision
 
 log = logging.getLogger("slm.service")

@@ -16,10 +16,10 @@ from engine.lang.catalogue import refusals
 from engine.lang.errors import FactError
 from engine.lang.model import RuleSet
 from schemas.facts import FactSchema, flatten_errors
+from schemas.limits import MAX_BATCH
 from schemas.values import format_whole_duration
 
 DEFAULT_SKEW = timedelta(minutes=5)
-MAX_BATCH = 10_000
 
 _schemas = threading.local()
 
