@@ -52,7 +52,7 @@ scenarios: $(STAMP)
 # The fuzzers (API from its OpenAPI document: no 5xx, and statuses, content types and bodies as
 # documented; rule files; facts) with many more examples.
 fuzz: $(STAMP)
-	SLM_FUZZ_EXAMPLES=$${SLM_FUZZ_EXAMPLES:-300} $(BIN)/python -m pytest tests/test_fuzz_api.py tests/test_fuzz_inputs.py
+	SLM_FUZZ_EXAMPLES=$${SLM_FUZZ_EXAMPLES:-300} $(BIN)/python -m pytest tests/api/test_fuzz_api.py tests/lang/test_fuzz_inputs.py
 
 # Benchmarks (docs/BENCHMARKS.md); each prints its baseline measured in the same run.
 bench: $(STAMP)

@@ -13,47 +13,13 @@ import pytest
 from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
-from conftest import ROOT, fact, fact_count
 
 from api.app import create_app
 from api.auth import TOKEN_CACHE_SECONDS
 from engine.service.live import SlmService
 from engine.store.store import Store
-
-PROBLEM = "application/problem+json"
-ALERTS = ROOT / "fixtures" / "alertmanager"
-
-
-@pytest.fixture
-def env(url, wall):
-    store = Store.open(url)
-    service = SlmService(store, ROOT / "rules", now=wall)
-    service.start(background=False)
-    app = create_app(service)
-    tokens = {role: store.add_token(role) for role in ("monitor", "owner", "auditor", "admin")}
-    client = app.test_client()
-    wall.set("2026-11-05T04:00:00Z")
-    yield type("Env", (), {"client": client, "service": service, "store": store, "wall": wall,
-                           "tokens": tokens, "url": url})
-    service.stop()
-    store.close()
-
-
-def auth(env, role="admin") -> dict:
-    return {"Authorization": f"Bearer {env.tokens[role]}"}
-
-
-def post(env, body, role="monitor", path="/v1/facts", **kwargs):
-    return env.client.post(path, json=body, headers=auth(env, role), **kwargs)
-
-
-def get(env, path, role="auditor", **query):
-    return env.client.get(path, query_string=query, headers=auth(env, role))
-
-
-def p1(id="f1", subject="INC-1", time="2026-11-05T03:00:00Z", **extra):
-    return fact(id, subject=subject, time=time, priority="P1", **extra)
-
+from tests.support import ROOT, fact, fact_count
+from tests.support.api import ALERTS, PROBLEM, auth, get, p1, post
 
 # ---- auth -------------------------------------------------------------------------------
 

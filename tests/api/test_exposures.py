@@ -4,11 +4,11 @@ returns it."""
 from __future__ import annotations
 
 import pytest
-from conftest import ROOT, fact
 
 from api.app import create_app
 from engine.service.live import SlmService
 from engine.store.store import Store
+from tests.support import ROOT, fact
 
 CHAIN = ROOT / "fixtures" / "rulesets" / "decision-chain"
 

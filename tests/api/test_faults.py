@@ -12,14 +12,12 @@ import time
 import tracemalloc
 
 import pytest
-from conftest import ROOT, fact, fact_count
-from test_api import PROBLEM, auth, env, p1, post  # noqa: F401  (env is a fixture)
 from werkzeug.test import EnvironBuilder
 
 from engine.eval.engine import Engine
 from engine.lang.errors import FactError
-
-ALERTS = ROOT / "fixtures" / "alertmanager"
+from tests.support import ROOT, fact, fact_count
+from tests.support.api import ALERTS, PROBLEM, auth, p1, post
 
 
 def post_raw(env, text: str | bytes, path="/v1/facts", content_type="application/json"):

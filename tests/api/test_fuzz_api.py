@@ -10,7 +10,6 @@ import os
 
 import pytest
 import schemathesis
-from conftest import RULES
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import (
     content_type_conformance,
@@ -22,6 +21,7 @@ from schemathesis.checks import (
 from api.app import create_app
 from engine.service.live import SlmService
 from engine.store.store import Store
+from tests.support import RULES
 
 pytestmark = pytest.mark.wallclock     # reads this machine's clock: CI runs it again years ahead
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import threading
 
 import requests
-from conftest import ROOT, fact
 from waitress.server import create_server
 
 from api.app import create_app
 from cli.lanes import LaneDispatcher
 from engine.service.live import SlmService
 from engine.store.store import Store
+from tests.support import ROOT, fact
 
 
 def test_a_probe_is_answered_while_every_api_thread_waits_for_the_write_lock(tmp_path, wall):

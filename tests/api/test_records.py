@@ -37,14 +37,13 @@ def test_every_decision_of_every_scenario_is_stored_as_its_schema_dumps_it():
     as canonical JSON, read back) is exactly what the schema would make of it."""
     import json
 
-    from conftest import ROOT
-
     from engine.eval.engine import Engine
     from engine.lang.yamlsource import load_documents
     from engine.scenarios import DEFAULT_SOURCE, RuleSetCache, find_scenarios
     from engine.store.encoding import canonical_json
     from schemas.api import DecisionPageSchema
     from schemas.scenario import ScenarioSchema
+    from tests.support import ROOT
 
     cache, kinds, checked = RuleSetCache(), set(), 0
     for path in find_scenarios([str(ROOT / "fixtures" / "scenarios")]):

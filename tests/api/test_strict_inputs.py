@@ -7,8 +7,6 @@ from datetime import UTC, timedelta
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, fact, fact_count
-from test_api import ALERTS, PROBLEM, auth, env, get, p1, post  # noqa: F401  (env is a fixture)
 
 from cli.main import main
 from engine.lang.errors import FactError
@@ -16,6 +14,8 @@ from engine.service.live import SlmService
 from engine.service.recovery import rebuild
 from engine.store.base import every
 from schemas.values import parse_rfc3339
+from tests.support import ROOT, fact, fact_count
+from tests.support.api import ALERTS, PROBLEM, auth, get, p1, post
 
 
 @pytest.mark.parametrize("text", ["20261105T030000Z", "2026-W45-4T03:00:00Z", "2026-11-05T03Z",

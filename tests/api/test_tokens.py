@@ -12,7 +12,6 @@ import pytest
 from click.testing import CliRunner
 from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.v1.event import CloudEvent
-from conftest import ROOT, fact, fact_count
 
 from api.app import create_app
 from api.auth import MISS_CACHE_SECONDS, TokenCache
@@ -20,6 +19,7 @@ from cli import main
 from engine.service.live import SlmService
 from engine.store.store import Store
 from engine.store.tokens import Grant, TokenNameTaken, parse_expiry
+from tests.support import ROOT, fact, fact_count
 
 pytestmark = pytest.mark.wallclock     # reads this machine's clock: CI runs it again years ahead
 

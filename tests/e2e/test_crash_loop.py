@@ -13,11 +13,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-from conftest import RULES
-from serving import Server, all_items, slm
 
 from engine.service.live import SlmService
 from engine.store.store import Store
+from tests.support import RULES
+from tests.support.serving import Server, all_items, slm
 
 pytestmark = pytest.mark.wallclock     # reads this machine's clock: CI runs it again years ahead
 

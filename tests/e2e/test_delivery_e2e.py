@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-from receivers import HttpReceiver, SmtpReceiver, wait_for
-from serving import Server, all_items, slm
-from test_delivery import SECRET, SLM_MAIL, rules_with
+
+from tests.support.delivery import SECRET, SLM_MAIL, rules_with
+from tests.support.receivers import HttpReceiver, SmtpReceiver, wait_for
+from tests.support.serving import Server, all_items, slm
 
 pytestmark = pytest.mark.wallclock     # reads this machine's clock: CI runs it again years ahead
 
@@ -76,7 +77,7 @@ def test_a_separate_deliverer_sends_what_slm_serve_only_records(url, tmp_path):
     import subprocess
     import sys
 
-    from conftest import ROOT
+    from tests.support import ROOT
     hook = HttpReceiver(secret=SECRET).start()
     srv = started(url, tmp_path, "--rules", str(rules_with(tmp_path, webhook=hook.url)), "--no-delivery")
     deliverer = None

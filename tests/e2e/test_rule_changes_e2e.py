@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-from conftest import ROOT
-from serving import Server, all_items, slm
+
+from tests.support import ROOT
+from tests.support.serving import Server, all_items, slm
 
 pytestmark = pytest.mark.wallclock     # reads this machine's clock: CI runs it again years ahead
 

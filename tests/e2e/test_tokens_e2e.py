@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-from serving import Server, slm
 
 from engine.store.store import Store
+from tests.support.serving import Server, slm
 
 pytestmark = pytest.mark.wallclock     # reads this machine's clock: CI runs it again years ahead
 

@@ -496,9 +496,8 @@ def test_marks_tied_on_amount_fire_in_a_fixed_order():
 def test_a_fact_whose_id_hashes_like_a_held_one_is_still_matched():
     """durable_rules knows held facts by a 32-bit FNV-1 hash of their id only, and refuses
     a new fact whose id hashes the same as "already observed"."""
-    from pathlib import Path
-
     from engine.lang.loader import load_rules
+    from tests.support import ROOT
 
     def fnv1(text):
         value = 0x811c9dc5
@@ -507,7 +506,7 @@ def test_a_fact_whose_id_hashes_like_a_held_one_is_still_matched():
         return value
 
     assert fnv1("f40955") == fnv1("clock:email-p1-response/INC-25480#1")
-    engine = Engine(load_rules(Path(__file__).resolve().parent.parent / "rules"))
+    engine = Engine(load_rules(ROOT / "rules"))
     engine.apply(fact("o1", "incident.opened", "2026-11-02T09:00:00Z", subject="INC-25480", priority="P1"))
     assert "clock:email-p1-response/INC-25480#1" in engine.state.held      # held for the join
     engine.state.seq = 40954          # the next fact goes to durable_rules as f40955

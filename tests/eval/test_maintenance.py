@@ -3,7 +3,6 @@ downtime left out of the availability and threshold targets that exclude it."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import example, given, settings
@@ -16,8 +15,9 @@ from engine.lang.loader import load_rules, load_texts
 from engine.lang.maintenance import ExcludingCalendar, MaintenanceWindows
 from engine.service.reports import compliance
 from schemas.values import parse_instant
+from tests.support import ROOT
 
-RULES = Path(__file__).resolve().parent.parent / "fixtures" / "rulesets" / "maintenance"
+RULES = ROOT / "fixtures" / "rulesets" / "maintenance"
 TEXT = (RULES / "rules.yaml").read_text()
 UTC = UTC
 MINUTE = timedelta(minutes=1)

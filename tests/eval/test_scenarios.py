@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, RULES
 
 from cli import main
 from engine.lang.yamlsource import load_documents
 from engine.scenarios import RuleSetCache, find_scenarios, name_of, run_file
 from schemas.api import DecisionSchema, NotificationSchema
+from tests.support import ROOT, RULES
 
 SHIPPED = ROOT / "fixtures" / "scenarios"
 CACHE = RuleSetCache()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import zlib
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -14,8 +13,9 @@ from engine.eval.state import SnapshotError
 from engine.lang.errors import RuleSetError
 from engine.lang.loader import load_rules, load_texts
 from schemas.values import parse_instant
+from tests.support import ROOT
 
-RULES = Path(__file__).resolve().parent.parent / "fixtures" / "rulesets" / "start-at"
+RULES = ROOT / "fixtures" / "rulesets" / "start-at"
 TEXT = (RULES / "rules.yaml").read_text()
 
 

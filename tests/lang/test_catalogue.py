@@ -6,7 +6,6 @@ import shutil
 import textwrap
 
 import pytest
-from conftest import ROOT, RULES, fact, fact_count
 
 from api.app import create_app
 from engine.lang.catalogue import fact_problems
@@ -15,6 +14,7 @@ from engine.lang.loader import load_rules, load_texts
 from engine.scenarios import RuleSetCache, run_file
 from engine.service.live import SlmService
 from engine.store.store import Store
+from tests.support import ROOT, RULES, fact, fact_count
 
 SERVICE = """\
 kind: Service

@@ -5,11 +5,11 @@ from __future__ import annotations
 import shutil
 
 from click.testing import CliRunner
-from conftest import RULES
 
 from cli.main import main
 from engine.service.live import SlmService
 from engine.store.store import Store
+from tests.support import RULES
 
 
 def docs(*args: str):

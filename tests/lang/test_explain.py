@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from click.testing import CliRunner
 
 from cli import main
 from engine.lang.explain import explain
 from engine.lang.loader import load_rules
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 RULES = load_rules(ROOT / "rules")
 
 

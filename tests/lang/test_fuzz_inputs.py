@@ -10,7 +10,6 @@ import os
 from datetime import UTC, datetime
 
 import pytest
-from conftest import RULES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +18,7 @@ from engine.eval.engine import Engine
 from engine.lang.errors import FactError, RuleSetError
 from engine.lang.loader import load_rules, load_texts
 from engine.service.live import load_fact
+from tests.support import RULES
 
 EXAMPLES = int(os.environ.get("SLM_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -3,15 +3,13 @@ mistake gives one error."""
 from __future__ import annotations
 
 import textwrap
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from engine.lang.errors import RuleSetError
 from engine.lang.loader import load_rules, load_texts
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
 
 ORG = textwrap.dedent("""\
     kind: Roles

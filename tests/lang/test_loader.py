@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import textwrap
 from datetime import date
-from pathlib import Path
 
 import pytest
 
 from engine.lang.checks import validity_warnings
 from engine.lang.errors import RuleSetError
 from engine.lang.loader import load_rules, load_texts
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
 
 BASE = textwrap.dedent("""\
     kind: Roles

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from engine.lang.loader import load_texts
 from schemas import reference
+from tests.support import ROOT
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "RULES.md"
+DOC = ROOT / "docs" / "RULES.md"
 
 
 def test_every_schema_field_is_documented():

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import ROOT
 
 from engine.lang.errors import RuleSetError
 from engine.lang.loader import load_texts
 from engine.lang.templates import MAX_OUTPUT, render
+from tests.support import ROOT
 
 CHAIN = (ROOT / "fixtures" / "rulesets" / "decision-chain" / "rules.yaml").read_text()
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 
-from conftest import ROOT
-
 from engine.lang.loader import load_rules, load_texts
+from tests.support import ROOT
 
 
 def test_the_version_does_not_depend_on_where_the_rules_are(tmp_path, monkeypatch):

@@ -6,13 +6,10 @@ wall clock for the engine); facts go in through the HTTP API (Flask's test clien
 """
 from __future__ import annotations
 
-import shutil
 import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import ROOT, fact
-from receivers import HttpReceiver, SmtpReceiver, wait_for
 
 from api.app import create_app
 from engine.notify.deliver import Channels, redact, sign
@@ -21,34 +18,17 @@ from engine.notify.record import RetryPolicy
 from engine.notify.worker import DeliveryWorker
 from engine.service.live import SlmService
 from engine.store.store import Store
+from tests.support import ROOT, fact
+from tests.support.delivery import SECRET, SLM_MAIL, rules_with
+from tests.support.receivers import HttpReceiver, SmtpReceiver, wait_for
 
 pytestmark = pytest.mark.wallclock     # reads this machine's clock: CI runs it again years ahead
 
-SECRET = "whsec_test-secret-4711"
-SLM_MAIL = "slm-mail@example.org"          # the email service's service level manager (shipped rules)
 FAST = RetryPolicy(initial=timedelta(seconds=0.2), cap=timedelta(seconds=1))
 
 
 def p1(id="f1", subject="INC-1", time="2026-11-05T03:00:00Z", **extra):
     return fact(id, subject=subject, time=time, priority="P1", **extra)
-
-
-def rules_with(tmp_path, webhook: str | None = None, call: str | None = None):
-    """The shipped rules, with a webhook as a second service level manager of email and/or
-    a ``call`` on the P1 escalation's breach-handling level."""
-    rules = tmp_path / "rules"
-    shutil.copytree(ROOT / "rules", rules)
-    email = rules / "services" / "email.yaml"
-    if webhook:
-        email.write_text(email.read_text().replace(
-            f"service_level_manager: {SLM_MAIL}", f"service_level_manager: [{SLM_MAIL}, {webhook}]"))
-    if call:
-        escalations = rules / "policies" / "escalations.yaml"
-        text = escalations.read_text()
-        first = "  - {at: 100%,      activity: breach-handling}"
-        escalations.write_text(text.replace(first,
-                                            f"  - {{at: 100%,      activity: breach-handling, call: '{call}'}}", 1))
-    return rules
 
 
 class Env:

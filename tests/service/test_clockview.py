@@ -12,7 +12,6 @@ import threading
 from datetime import timedelta
 
 import pytest
-from conftest import ROOT, RULES, fact
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +27,7 @@ from engine.store.store import Store
 from schemas.api import ClockListSchema
 from schemas.scenario import ScenarioSchema
 from schemas.values import parse_instant
+from tests.support import ROOT, RULES, fact
 
 SCENARIOS = sorted((ROOT / "fixtures" / "scenarios").glob("*.yaml"))
 LOOKS = [timedelta(0), timedelta(seconds=1), timedelta(minutes=7, seconds=31), timedelta(hours=3),

@@ -8,13 +8,13 @@ import shutil
 
 import pytest
 from click.testing import CliRunner
-from conftest import RULES, fact
 
 from api.app import create_app
 from cli import main
 from engine.service.explain import AmbiguousFact, UnknownFact
 from engine.service.live import SlmService
 from engine.store.store import Store
+from tests.support import RULES, fact
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ report still said 100 % while ``/v1/clocks`` showed the hour counted.
 from __future__ import annotations
 
 import pytest
-from conftest import ROOT, fact
 
 from api.app import create_app
 from engine.service.live import SlmService
 from engine.store.store import Store
+from tests.support import ROOT, fact
 
 
 @pytest.fixture

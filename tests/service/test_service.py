@@ -13,12 +13,12 @@ import weakref
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import RULES, WallClock, fact, fact_count
 
 from engine.eval.state import STATE_FORMAT
 from engine.lang.errors import FactError, RuleSetError
 from engine.service.live import SlmService
 from engine.store.store import Store
+from tests.support import RULES, WallClock, fact, fact_count
 
 pytestmark = pytest.mark.wallclock     # reads this machine's clock: CI runs it again years ahead
 

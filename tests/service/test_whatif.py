@@ -7,12 +7,12 @@ import shutil
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, fact
 
 from api.app import create_app
 from cli import main
 from engine.service.live import SlmService
 from engine.store.store import Store
+from tests.support import ROOT, fact
 
 P1 = {"priority": "P1"}
 

@@ -11,13 +11,13 @@ import stat
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, utc
 
 from cli import main
 from engine.service.live import SlmService
 from engine.store.chain import GENESIS, AuditKeyError, chain_hash, load_key
 from engine.store.encoding import canonical_json
 from engine.store.store import Store
+from tests.support import ROOT, utc
 
 
 @pytest.fixture

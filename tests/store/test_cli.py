@@ -61,9 +61,8 @@ def test_a_postgresql_url_without_the_driver_says_how_to_install_it(monkeypatch)
 
 
 def test_report_reads_the_months_compliance_and_writes_nothing(url, wall):
-    from conftest import RULES, fact, fact_count
-
     from engine.service.live import SlmService
+    from tests.support import RULES, fact, fact_count
 
     store = Store.open(url)
     service = SlmService(store, RULES, now=wall, snapshot_every=0)

@@ -15,11 +15,11 @@ from datetime import UTC
 import psycopg2
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, postgres_schema_url, utc
 
 from cli import main
 from engine.store import migrations
 from engine.store.store import SCHEMA_VERSION, SchemaVersionError, Store
+from tests.support import ROOT, postgres_schema_url, utc
 
 pytestmark = pytest.mark.wallclock     # reads this machine's clock: CI runs it again years ahead
 

@@ -9,9 +9,9 @@ import threading
 import peewee as pw
 import psycopg2
 import pytest
-from conftest import fact_count
 
 from engine.store.store import GENESIS, Store, canonical_json, chain_hash, token_digest
+from tests.support import fact_count
 
 pytestmark = pytest.mark.wallclock     # reads this machine's clock: CI runs it again years ahead
 

@@ -13,7 +13,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from aiosmtpd.controller import Controller
-from serving import free_port
+
+from tests.support.serving import free_port
 
 NOTE_ID = re.compile(r"notification (ntf_[0-9a-f]{24})")
 

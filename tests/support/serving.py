@@ -8,7 +8,8 @@ import sys
 import time
 
 import requests
-from conftest import ROOT
+
+from tests.support import ROOT
 
 
 def free_port() -> int:

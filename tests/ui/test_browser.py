@@ -20,8 +20,9 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from conftest import FAKETIME_VARIABLES, ROOT
-from serving import Server, slm
+
+from tests.support import FAKETIME_VARIABLES, ROOT
+from tests.support.serving import Server, slm
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException  # noqa: E402

@@ -5,12 +5,12 @@ import re
 import time
 
 import pytest
-from conftest import ROOT, fact
 
 from api.app import create_app
 from api.auth import TOKEN_CACHE_SECONDS
 from engine.service.live import SlmService
 from engine.store.store import Store
+from tests.support import ROOT, fact
 
 
 @pytest.fixture
