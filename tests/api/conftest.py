@@ -6,13 +6,13 @@ import pytest
 from api.app import create_app
 from engine.service.live import SlmService
 from engine.store.store import Store
-from tests.support import ROOT
+from tests.support import PORTFOLIO
 
 
 @pytest.fixture
 def env(url, wall):
     store = Store.open(url)
-    service = SlmService(store, ROOT / "rules", now=wall)
+    service = SlmService(store, PORTFOLIO, now=wall)
     service.start(background=False)
     app = create_app(service)
     tokens = {role: store.add_token(role) for role in ("monitor", "owner", "auditor", "admin")}

@@ -18,7 +18,7 @@ from api.app import create_app
 from api.auth import TOKEN_CACHE_SECONDS
 from engine.service.live import SlmService
 from engine.store.store import Store
-from tests.support import ROOT, fact, fact_count
+from tests.support import PORTFOLIO, fact, fact_count
 from tests.support.api import ALERTS, PROBLEM, auth, get, p1, post
 
 # ---- auth -------------------------------------------------------------------------------
@@ -267,8 +267,8 @@ def test_rules_summary_check_and_atomic_reload(env):
     assert bad.json["problems"] and all(p["file"] == "svc.yaml" and p["line"] >= 1 for p in bad.json["problems"])
     assert [(p["line"], p["column"], p["message"]) for p in bad.json["problems"]] == [
         (9, 10, "service: unknown service 'nowhere' (known: s)")]
-    shipped = {path: (ROOT / "rules" / path).read_text() for path in summary["files"]}
-    good = env.client.post("/v1/rules/check", headers=auth(env, "owner"), json={"files": shipped})
+    files = {path: (PORTFOLIO / path).read_text() for path in summary["files"]}
+    good = env.client.post("/v1/rules/check", headers=auth(env, "owner"), json={"files": files})
     assert good.status_code == 200 and good.json["summary"] == summary["summary"]
     assert good.json["version"] == summary["version"]        # the same files: the same version
     reload = env.client.post("/v1/rules/reload", headers=auth(env, "owner"))
@@ -322,7 +322,7 @@ def test_metrics_count_facts_decisions_and_latency(env):
 
 def test_readyz_says_starting_until_state_is_rebuilt(url, wall):
     store = Store.open(url)
-    service = SlmService(store, ROOT / "rules", now=wall)
+    service = SlmService(store, PORTFOLIO, now=wall)
     app = create_app(service)
     token = store.add_token("monitor")
     client = app.test_client()
@@ -340,7 +340,7 @@ def test_readyz_says_starting_until_state_is_rebuilt(url, wall):
 def test_rules_check_an_upload_against_the_rules_in_force(env):
     """One changed file is checked with the calendars, RACI and escalations in force; its
     silent mistakes come back as warnings at file:line:column."""
-    text = (ROOT / "rules" / "services" / "email.yaml").read_text()
+    text = (PORTFOLIO / "services" / "email.yaml").read_text()
     typo = text.replace("      stop: incident.acknowledged\n      calendar: uk-office",
                         "      stop: incident.acknowledgd\n      calendar: uk-office", 1)
     assert typo != text

@@ -16,7 +16,7 @@ from werkzeug.test import EnvironBuilder
 
 from engine.eval.engine import Engine
 from engine.lang.errors import FactError
-from tests.support import ROOT, fact, fact_count
+from tests.support import PORTFOLIO, ROOT, fact, fact_count
 from tests.support.api import ALERTS, PROBLEM, auth, p1, post
 
 
@@ -215,7 +215,7 @@ def rss_kb():
     line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmRSS:"))
     return int(line.split()[1])
 
-rules = load_rules(Path(sys.argv[1]) / "rules")
+rules = load_rules(sys.argv[2])
 readings = []
 for cycle in range(40):
     engine = Engine(rules)
@@ -237,7 +237,7 @@ def test_a_replaced_engine_returns_the_facts_durable_rules_held(tmp_path):
     of its own, so that nothing else of the test run moves its memory."""
     import subprocess
     import sys
-    done = subprocess.run([sys.executable, "-c", REPLACED_ENGINES, str(ROOT)],
+    done = subprocess.run([sys.executable, "-c", REPLACED_ENGINES, str(ROOT), str(PORTFOLIO)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     growth_kb = int(done.stdout.split()[-1])

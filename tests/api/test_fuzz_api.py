@@ -21,7 +21,7 @@ from schemathesis.checks import (
 from api.app import create_app
 from engine.service.live import SlmService
 from engine.store.store import Store
-from tests.support import RULES
+from tests.support import PORTFOLIO
 
 pytestmark = pytest.mark.wallclock     # reads this machine's clock: CI runs it again years ahead
 
@@ -31,7 +31,7 @@ EXAMPLES = int(os.environ.get("SLM_FUZZ_EXAMPLES", "12"))
 @pytest.fixture
 def served(tmp_path):
     store = Store.open(f"sqlite:///{tmp_path / 'fuzz.db'}")
-    service = SlmService(store, RULES)
+    service = SlmService(store, PORTFOLIO)
     service.start(background=False)
     app = create_app(service)
     yield app, {"Authorization": f"Bearer {store.add_token('admin')}"}

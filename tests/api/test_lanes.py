@@ -12,12 +12,13 @@ from api.app import create_app
 from cli.lanes import LaneDispatcher
 from engine.service.live import SlmService
 from engine.store.store import Store
-from tests.support import ROOT, fact
+from tests.support import fact, small_rules
 
 
 def test_a_probe_is_answered_while_every_api_thread_waits_for_the_write_lock(tmp_path, wall):
     store = Store.open(f"sqlite:///{tmp_path / 'slm.db'}")
-    service = SlmService(store, ROOT / "rules", now=wall)
+    rules = small_rules(tmp_path / "rules")
+    service = SlmService(store, rules, now=wall)
     service.start(background=False)
     wall.set("2026-11-02T09:05:00Z")
     service.ingest([fact("i1", priority="P1")])

@@ -14,7 +14,7 @@ from engine.service.live import SlmService
 from engine.service.recovery import rebuild
 from engine.store.base import every
 from schemas.values import parse_rfc3339
-from tests.support import ROOT, fact, fact_count
+from tests.support import PORTFOLIO, fact, fact_count
 from tests.support.api import ALERTS, PROBLEM, auth, get, p1, post
 
 
@@ -235,7 +235,7 @@ def test_a_late_alert_is_rejected_from_its_group_alone(env):
 def test_the_bound_holds_after_a_restart_and_repeats_stay_duplicates(env):
     assert post(env, p1("old", subject="INC-1", time="2026-10-20T03:00:00Z")).status_code == 200
     assert post(env, p1("new", subject="INC-1")).status_code == 200
-    restarted = SlmService(env.store, ROOT / "rules", now=env.wall)
+    restarted = SlmService(env.store, PORTFOLIO, now=env.wall)
     restarted.start(background=False)
     try:
         with pytest.raises(FactError) as refused:

@@ -19,7 +19,7 @@ from cli import main
 from engine.service.live import SlmService
 from engine.store.store import Store
 from engine.store.tokens import Grant, TokenNameTaken, parse_expiry
-from tests.support import ROOT, fact, fact_count
+from tests.support import ROOT, fact, fact_count, small_rules
 
 pytestmark = pytest.mark.wallclock     # reads this machine's clock: CI runs it again years ahead
 
@@ -162,9 +162,10 @@ class CountingLookups:
 
 
 @pytest.fixture
-def env(url, wall):
+def env(url, wall, tmp_path):
     store = Store.open(url)
-    service = SlmService(store, ROOT / "rules", now=wall)
+    rules = small_rules(tmp_path / "rules")
+    service = SlmService(store, rules, now=wall)
     service.start(background=False)
     app = create_app(service)
     cache = app.extensions["slm_tokens"]

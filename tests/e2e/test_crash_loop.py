@@ -16,7 +16,7 @@ import requests
 
 from engine.service.live import SlmService
 from engine.store.store import Store
-from tests.support import RULES
+from tests.support import PORTFOLIO
 from tests.support.serving import Server, all_items, slm
 
 pytestmark = pytest.mark.wallclock     # reads this machine's clock: CI runs it again years ahead
@@ -45,7 +45,7 @@ def history(incidents: int) -> list[dict]:
 
 def uninterrupted(facts: list[dict], tmp_path) -> tuple[dict, set]:
     store = Store.open(f"sqlite:///{tmp_path / 'reference.db'}")
-    service = SlmService(store, RULES)
+    service = SlmService(store, PORTFOLIO)
     service.start(background=False)
     for fact in facts:
         service.ingest([fact])

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from tests.support import ROOT
+from tests.support import PORTFOLIO
 from tests.support.serving import Server, all_items, slm
 
 pytestmark = pytest.mark.wallclock     # reads this machine's clock: CI runs it again years ahead
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.wallclock     # reads this machine's clock: CI runs it 
 @pytest.fixture
 def rules(tmp_path):
     copy = tmp_path / "rules"
-    shutil.copytree(ROOT / "rules", copy)
+    shutil.copytree(PORTFOLIO, copy)
     return copy
 
 

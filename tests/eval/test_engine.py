@@ -497,7 +497,7 @@ def test_a_fact_whose_id_hashes_like_a_held_one_is_still_matched():
     """durable_rules knows held facts by a 32-bit FNV-1 hash of their id only, and refuses
     a new fact whose id hashes the same as "already observed"."""
     from engine.lang.loader import load_rules
-    from tests.support import ROOT
+    from tests.support import PORTFOLIO
 
     def fnv1(text):
         value = 0x811c9dc5
@@ -506,7 +506,7 @@ def test_a_fact_whose_id_hashes_like_a_held_one_is_still_matched():
         return value
 
     assert fnv1("f40955") == fnv1("clock:email-p1-response/INC-25480#1")
-    engine = Engine(load_rules(ROOT / "rules"))
+    engine = Engine(load_rules(PORTFOLIO))
     engine.apply(fact("o1", "incident.opened", "2026-11-02T09:00:00Z", subject="INC-25480", priority="P1"))
     assert "clock:email-p1-response/INC-25480#1" in engine.state.held      # held for the join
     engine.state.seq = 40954          # the next fact goes to durable_rules as f40955
@@ -599,7 +599,8 @@ def test_rule_decisions_are_retracted_with_the_decisions_they_rest_on():
     breaches; the improvement proposal counted from those breaches and each OLA-threatens-SLA
     decision joined on them are retracted too, each with a recorded reason."""
     from engine.lang.loader import load_rules
-    engine = Engine(load_rules("rules"))
+    from tests.support import PORTFOLIO
+    engine = Engine(load_rules(PORTFOLIO))
     for n, day in enumerate(("02", "10", "20")):
         subject = f"INC-4{n}"
         engine.apply(fact(f"o{n}", "incident.opened", f"2026-11-{day}T09:00:00Z", subject, priority="P1"))
@@ -625,7 +626,8 @@ def test_rule_decisions_are_retracted_with_the_decisions_they_rest_on():
 def test_a_retracted_breach_leaves_the_count_window():
     """A breach retracted before the count is complete no longer counts towards it."""
     from engine.lang.loader import load_rules
-    engine = Engine(load_rules("rules"))
+    from tests.support import PORTFOLIO
+    engine = Engine(load_rules(PORTFOLIO))
     engine.apply(fact("o0", "incident.opened", "2026-11-02T09:00:00Z", "INC-50", priority="P1"))
     engine.apply(fact("r0", "incident.resolved", "2026-11-02T10:00:00Z", "INC-50"))
     engine.apply(fact("a0", "incident.acknowledged", "2026-11-02T09:05:00Z", "INC-50"))   # retracts it
@@ -638,7 +640,8 @@ def test_a_retracted_breach_leaves_the_count_window():
 def test_a_lifecycle_fact_moves_only_the_clocks_of_its_own_service():
     """INC-1 of hosting is not INC-1 of email: acknowledging one stops none of the other's clocks."""
     from engine.lang.loader import load_rules
-    engine = Engine(load_rules("rules"))
+    from tests.support import PORTFOLIO
+    engine = Engine(load_rules(PORTFOLIO))
     engine.apply(fact("o1", "incident.opened", "2026-11-02T09:00:00Z", "INC-1", "email", priority="P1"))
     engine.apply(fact("a1", "incident.acknowledged", "2026-11-02T09:05:00Z", "INC-1", "hosting"))
     engine.advance(parse_instant("2026-11-02T09:30:00Z"))
@@ -650,7 +653,8 @@ def test_a_rule_decisions_trace_shows_the_reading_of_the_clock_it_joined():
     """ola-breach-threatens-sla joins a running SLA clock: its trace shows what that clock
     had counted when the Rule decided, and the clock's definition with its text."""
     from engine.lang.loader import load_rules
-    engine = Engine(load_rules("rules"))
+    from tests.support import PORTFOLIO
+    engine = Engine(load_rules(PORTFOLIO))
     engine.apply(fact("o1", "incident.opened", "2026-11-02T09:00:00Z", "INC-7", priority="P1"))
     engine.advance(parse_instant("2026-11-02T09:11:00Z"))
     threat = next(d for d in records(engine) if d["kind"] == "ola-breach-threatens-sla")

@@ -11,7 +11,7 @@ from cli import main
 from engine.lang.yamlsource import load_documents
 from engine.scenarios import RuleSetCache, find_scenarios, name_of, run_file
 from schemas.api import DecisionSchema, NotificationSchema
-from tests.support import ROOT, RULES
+from tests.support import PORTFOLIO, ROOT, RULES
 
 SHIPPED = ROOT / "fixtures" / "scenarios"
 CACHE = RuleSetCache()
@@ -36,7 +36,7 @@ def test_shipped_scenario(path, index):
 # (15m) warns at 50% and 75% and breaches at 09:15; ola-mx-p1-response (10m) breaches too.
 HEAD = f"""\
 name: small
-rules: {RULES}
+rules: {PORTFOLIO}
 facts:
   - {{id: f1, type: incident.opened, time: 2026-11-02T09:00:00Z, subject: INC-1, service: email,
      data: {{priority: P1}}}}
@@ -53,7 +53,7 @@ def scenario(tmp_path: Path, body: str) -> Path:
 
 def failures(path: Path) -> list[str]:
     """The runner's failures for a one-scenario file, checked to agree with `slm test`."""
-    [result] = run_file(path, RULES, RuleSetCache())
+    [result] = run_file(path, PORTFOLIO, RuleSetCache())
     cli = CliRunner().invoke(main, ["test", str(path)])
     assert cli.exit_code == (0 if result.passed else 1), cli.output
     assert cli.output.splitlines()[-1] == ("1 passed, 0 failed" if result.passed else "0 passed, 1 failed")
@@ -129,7 +129,7 @@ def test_a_rule_decisions_severity_and_message_are_fields_one_can_expect(tmp_pat
         f"  - {{id: o{day}, type: incident.opened, time: 2026-11-{day}T09:00:00Z, subject: INC-{day},"
         f" service: email, data: {{priority: P1}}}}\n" for day in (10, 11, 12))
     path = tmp_path / "rule.yaml"
-    path.write_text(f"name: rule\nrules: {RULES}\nfacts:\n{breaches}until: 2026-11-13T00:00:00Z\n"
+    path.write_text(f"name: rule\nrules: {PORTFOLIO}\nfacts:\n{breaches}until: 2026-11-13T00:00:00Z\n"
                     "expect:\n  decisions:\n    - {kind: improvement-proposed, severity: minor,\n"
                     "       message: email-p1-response breached 3 times in 30 days}\n", encoding="utf-8")
     assert failures(path) == []

@@ -14,7 +14,7 @@ from engine.lang.loader import load_rules, load_texts
 from engine.scenarios import RuleSetCache, run_file
 from engine.service.live import SlmService
 from engine.store.store import Store
-from tests.support import ROOT, RULES, fact, fact_count
+from tests.support import PORTFOLIO, RULES, fact, fact_count
 
 SERVICE = """\
 kind: Service
@@ -184,7 +184,7 @@ def test_fact_problems_name_each_field_with_what_was_expected():
 @pytest.fixture
 def api(url, wall, tmp_path):
     rules = tmp_path / "rules"
-    shutil.copytree(RULES, rules)
+    shutil.copytree(PORTFOLIO, rules)
     store = Store.open(url)
     service = SlmService(store, rules, now=wall)
     service.start(background=False)
@@ -234,11 +234,11 @@ def test_a_scenario_fact_the_catalogue_refuses_fails_the_scenario(tmp_path):
     scenario = tmp_path / "bad.yaml"
     scenario.write_text(textwrap.dedent(f"""\
         name: lower-case priority
-        rules: {RULES}
+        rules: {PORTFOLIO}
         facts:
           - {{id: f1, type: incident.opened, time: 2026-11-16T09:00:00Z, subject: INC-1, service: email,
              data: {{priority: p1}}}}
         """))
-    [result] = run_file(scenario, ROOT / "rules", RuleSetCache())
+    [result] = run_file(scenario, PORTFOLIO, RuleSetCache())
     assert result.failures == [f"{scenario}:4:5: fact 1 rejected: data.priority: 'p1' is not one of: "
                                "P1, P2, P3, P4 (the catalogue's incident.opened.priority)"]

@@ -8,9 +8,9 @@ from click.testing import CliRunner
 from cli import main
 from engine.lang.explain import explain
 from engine.lang.loader import load_rules
-from tests.support import ROOT
+from tests.support import PORTFOLIO, ROOT
 
-RULES = load_rules(ROOT / "rules")
+RULES = load_rules(PORTFOLIO)
 
 
 def fact(type_="incident.opened", priority="P1", time="2026-11-16T09:00:00Z", subject="INC-9"):
@@ -61,8 +61,8 @@ def test_unknown_service():
 
 
 def test_slm_explain_prints_the_answer():
-    result = CliRunner().invoke(main, ["explain", json.dumps(fact(priority="p1")), "--rules", str(ROOT / "rules")])
+    result = CliRunner().invoke(main, ["explain", json.dumps(fact(priority="p1")), "--rules", str(PORTFOLIO)])
     assert result.exit_code == 0, result.output
     assert 'email-p1-response: not affected: applies_to: where priority: "p1" ≠ "P1"' in result.output
-    as_json = CliRunner().invoke(main, ["explain", json.dumps(fact()), "--rules", str(ROOT / "rules"), "--json"])
+    as_json = CliRunner().invoke(main, ["explain", json.dumps(fact()), "--rules", str(PORTFOLIO), "--json"])
     assert json.loads(as_json.output)["fact"] == "f1"

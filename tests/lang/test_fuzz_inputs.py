@@ -18,11 +18,11 @@ from engine.eval.engine import Engine
 from engine.lang.errors import FactError, RuleSetError
 from engine.lang.loader import load_rules, load_texts
 from engine.service.live import load_fact
-from tests.support import RULES
+from tests.support import PORTFOLIO
 
 EXAMPLES = int(os.environ.get("SLM_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-SHIPPED = {str(p.relative_to(RULES.parent)): p.read_text() for p in sorted(RULES.rglob("*.yaml"))}
+PORTFOLIO_FILES = {str(p.relative_to(PORTFOLIO.parent)): p.read_text() for p in sorted(PORTFOLIO.rglob("*.yaml"))}
 
 KINDS = ["Calendar", "Roles", "Service", "Agreement", "Escalation", "Raci", "Rule", "Nonsense"]
 KEYS = ["kind", "id", "name", "targets", "goal", "clock", "applies_to", "start", "stop", "pause", "warn_at",
@@ -96,9 +96,9 @@ def mutate(text: str, edits) -> str:
 
 
 @FUZZ
-@given(st.sampled_from(sorted(SHIPPED)), mutations)
+@given(st.sampled_from(sorted(PORTFOLIO_FILES)), mutations)
 def test_mutated_shipped_rules_are_clean_errors_or_rule_sets(name, edits):
-    files = dict(SHIPPED)
+    files = dict(PORTFOLIO_FILES)
     files[name] = mutate(files[name], edits)
     assert_clean(files)
 
@@ -131,7 +131,7 @@ fact_like = st.fixed_dictionaries(
 
 @pytest.fixture(scope="module")
 def engine():
-    return Engine(load_rules(RULES))
+    return Engine(load_rules(PORTFOLIO))
 
 
 @settings(max_examples=EXAMPLES * 3, deadline=None,

@@ -18,7 +18,7 @@ from engine.notify.record import RetryPolicy
 from engine.notify.worker import DeliveryWorker
 from engine.service.live import SlmService
 from engine.store.store import Store
-from tests.support import ROOT, fact
+from tests.support import PORTFOLIO, fact
 from tests.support.delivery import SECRET, SLM_MAIL, rules_with
 from tests.support.receivers import HttpReceiver, SmtpReceiver, wait_for
 
@@ -92,7 +92,7 @@ def hook():
 def make_env(url, wall):
     made = []
 
-    def make(rules=ROOT / "rules", channels=None, **kwargs):
+    def make(rules=PORTFOLIO, channels=None, **kwargs):
         env = Env(url, rules, wall, channels or Channels(), **kwargs)
         made.append(env)
         return env

@@ -1,6 +1,6 @@
 """The clocks read model (engine.service.clockview) reads exactly what the engine holds.
 
-Every scenario of fixtures/scenarios, and random histories over the shipped rules, are run
+Every scenario of fixtures/scenarios, and random histories over the tests' portfolio, are run
 through a real Engine; after each step the read model publishes what changed, and its
 clocks and window readings are compared with ``Engine.clocks`` and ``Engine.window_reading``
 read at the same instants (before, at and past the next deadline).
@@ -27,7 +27,7 @@ from engine.store.store import Store
 from schemas.api import ClockListSchema
 from schemas.scenario import ScenarioSchema
 from schemas.values import parse_instant
-from tests.support import ROOT, RULES, fact
+from tests.support import PORTFOLIO, ROOT, RULES, fact
 
 SCENARIOS = sorted((ROOT / "fixtures" / "scenarios").glob("*.yaml"))
 LOOKS = [timedelta(0), timedelta(seconds=1), timedelta(minutes=7, seconds=31), timedelta(hours=3),
@@ -92,7 +92,7 @@ def test_every_scenario_reads_the_same_through_the_read_model_after_every_step()
     assert compared > 500                 # the sweep compared real clocks, not empty lists
 
 
-SHIPPED = load_rules(RULES)
+PORTFOLIO_RULES = load_rules(PORTFOLIO)
 INCIDENT = ["incident.opened", "incident.acknowledged", "incident.pending", "incident.resumed",
             "incident.resolved", "incident.reopened"]
 REQUEST = ["request.opened", "request.acknowledged", "request.pending", "request.resumed"]
@@ -112,7 +112,7 @@ step = st.one_of(
 @given(steps=st.lists(st.tuples(step, st.integers(-90, 600)), min_size=1, max_size=25))
 def test_random_histories_read_the_same_through_the_read_model(steps):
     """Facts of every clock role, late facts (a step may go back in time), alerts and ticks."""
-    engine, model = Engine(SHIPPED, history=False), ClockReadModel()
+    engine, model = Engine(PORTFOLIO_RULES, history=False), ClockReadModel()
     at = parse_instant("2026-11-06T15:00:00Z")              # a Friday afternoon: office hours end
     for number, ((kind, type_, service, subject, extra), minutes) in enumerate(steps):
         at += timedelta(minutes=minutes)
@@ -130,7 +130,7 @@ def test_random_histories_read_the_same_through_the_read_model(steps):
 def test_the_views_order_is_kept_through_large_and_small_writes():
     """An unfiltered page is a slice of the view's ordered keys: sorted once when a write
     touches many clocks (here 400 opened at once), kept one by one when it touches few."""
-    engine, model = Engine(SHIPPED, history=False), ClockReadModel()
+    engine, model = Engine(PORTFOLIO_RULES, history=False), ClockReadModel()
     at = parse_instant("2026-11-02T09:00:00Z")
     for n in range(400):
         engine.apply({"id": f"o{n}", "source": "t", "type": "incident.opened", "time": at.isoformat(),
@@ -148,7 +148,7 @@ def test_the_views_order_is_kept_through_large_and_small_writes():
 
 
 def test_a_ruler_counts_as_the_calendar_does_across_days_either_side_of_its_anchor():
-    calendar = SHIPPED.targets["email-p2-response"].calendar             # office hours, Europe/London
+    calendar = PORTFOLIO_RULES.targets["email-p2-response"].calendar             # office hours, Europe/London
     ruler = Ruler(calendar, parse_instant("2026-11-04T13:20:00Z"))
     instants = [parse_instant(t) for t in ("2026-10-20T07:59:59Z", "2026-10-25T01:30:00Z", "2026-11-02T09:00:00Z",
                                            "2026-11-04T13:20:00Z", "2026-11-06T17:59:00Z", "2026-12-24T12:00:00Z")]
@@ -186,10 +186,10 @@ def windows_read(service) -> dict:
 
 @pytest.fixture
 def served(url, wall, tmp_path):
-    """A service on a copy of the shipped rules; ``restart()`` stops it and starts another
+    """A service on a copy of the portfolio; ``restart()`` stops it and starts another
     on the same database, as the next process would."""
     rules = tmp_path / "rules"
-    shutil.copytree(RULES, rules)
+    shutil.copytree(PORTFOLIO, rules)
     running = []
 
     def start(snapshot_every=0):

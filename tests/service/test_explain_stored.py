@@ -14,14 +14,14 @@ from cli import main
 from engine.service.explain import AmbiguousFact, UnknownFact
 from engine.service.live import SlmService
 from engine.store.store import Store
-from tests.support import RULES, fact
+from tests.support import PORTFOLIO, fact
 
 
 @pytest.fixture
 def make_service(url, wall):
     opened = []
 
-    def make(rules=RULES, snapshot_every=0):
+    def make(rules=PORTFOLIO, snapshot_every=0):
         store = Store.open(url)
         service = SlmService(store, rules, now=wall, snapshot_every=snapshot_every)
         service.start(background=False)
@@ -86,7 +86,7 @@ def test_unknown_and_ambiguous_facts(make_service):
 
 def test_a_fact_before_a_rule_change_is_explained_under_the_rules_then_in_force(make_service, tmp_path, wall):
     rules = tmp_path / "rules"
-    shutil.copytree(RULES, rules)
+    shutil.copytree(PORTFOLIO, rules)
     service = make_service(rules)
     before = service.ruleset.version
     service.ingest([opened("o1", "INC-1")])
@@ -133,7 +133,7 @@ def test_ingest_answers_matched_nothing_with_the_nearest_reasons(make_service):
 
 def test_without_a_fact_catalogue_a_misspelt_type_is_answered_with_did_you_mean(make_service, tmp_path):
     rules = tmp_path / "rules"
-    shutil.copytree(RULES, rules)
+    shutil.copytree(PORTFOLIO, rules)
     (rules / "org" / "facts.yaml").unlink()          # no catalogue: undeclared types are accepted
     service = make_service(rules)
     typo = service.ingest([fact("x1", type="incident.openned", subject="INC-3")]).results[0]

@@ -11,13 +11,13 @@ import pytest
 from api.app import create_app
 from engine.service.live import SlmService
 from engine.store.store import Store
-from tests.support import ROOT, fact
+from tests.support import PORTFOLIO, fact
 
 
 @pytest.fixture
 def env(url, wall):
     store = Store.open(url)
-    service = SlmService(store, ROOT / "rules", now=wall)
+    service = SlmService(store, PORTFOLIO, now=wall)
     service.start(background=False)
     client = create_app(service).test_client()
     headers = {"Authorization": f"Bearer {store.add_token('admin')}"}

@@ -1,7 +1,7 @@
 """The service without HTTP: ingestion, live deadlines, restart recovery, reloads.
 
-Real engine over the shipped rules, real SQLite and PostgreSQL. "Now" is a clock the test
-sets (``wall``), except where the scheduler must fire on the real wall clock.
+Real engine over the tests' portfolio of rules, real SQLite and PostgreSQL. "Now" is a
+clock the test sets (``wall``), except where the scheduler must fire on the real wall clock.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from engine.eval.state import STATE_FORMAT
 from engine.lang.errors import FactError, RuleSetError
 from engine.service.live import SlmService
 from engine.store.store import Store
-from tests.support import RULES, WallClock, fact, fact_count
+from tests.support import PORTFOLIO, WallClock, fact, fact_count
 
 pytestmark = pytest.mark.wallclock     # reads this machine's clock: CI runs it again years ahead
 
@@ -30,7 +30,7 @@ def make_service(url, wall):
     """Start services on one database, as successive processes would."""
     opened = []
 
-    def make(rules=RULES, now=wall, background=False, snapshot_every=0):
+    def make(rules=PORTFOLIO, now=wall, background=False, snapshot_every=0):
         store = Store.open(url)
         service = SlmService(store, rules, now=now, history=True, snapshot_every=snapshot_every)
         service.start(background=background)
@@ -241,7 +241,7 @@ def test_an_unusable_snapshot_is_ignored_and_everything_replayed(make_service, w
 
 def test_reload_swaps_rules_atomically_and_a_bad_set_changes_nothing(make_service, wall, tmp_path):
     rules = tmp_path / "rules"
-    shutil.copytree(RULES, rules)
+    shutil.copytree(PORTFOLIO, rules)
     service = make_service(rules=rules)
     old = service.ruleset.version
     wall.set("2026-11-02T09:05:00Z")
@@ -281,7 +281,7 @@ def test_a_frozen_heap_still_lets_a_replaced_network_go(url, wall, tmp_path):
     cyclic parts of the matching network a reload replaces must be thawed and collected,
     not leaked."""
     rules = tmp_path / "rules"
-    shutil.copytree(RULES, rules)
+    shutil.copytree(PORTFOLIO, rules)
     store = Store.open(url)
     service = SlmService(store, rules, now=wall, freeze_heap=True, snapshot_every=1)
     try:
@@ -308,7 +308,7 @@ def test_a_frozen_heap_still_lets_a_replaced_network_go(url, wall, tmp_path):
 
 def test_the_scheduler_fires_a_deadline_at_its_wall_clock_instant(url):
     store = Store.open(url)
-    service = SlmService(store, RULES)                    # the real wall clock
+    service = SlmService(store, PORTFOLIO)                    # the real wall clock
     service.start(background=True)
     try:
         assert service.ready.wait(30)
@@ -373,7 +373,7 @@ def test_a_month_is_counted_in_each_targets_own_timezone():
     from engine.lang.loader import load_rules
     from engine.service.reports import compliance
 
-    ruleset = load_rules(RULES)
+    ruleset = load_rules(PORTFOLIO)
     assert ruleset.targets["email-p2-response"].calendar.timezone == "Europe/London"
     assert ruleset.targets["email-p1-response"].calendar.timezone == "UTC"
     decisions = [{"id": f"d-{target}", "kind": "met", "target": target, "subject": "INC-1", "cycle": 1,

@@ -12,15 +12,15 @@ from api.app import create_app
 from cli import main
 from engine.service.live import SlmService
 from engine.store.store import Store
-from tests.support import ROOT, fact
+from tests.support import PORTFOLIO, fact
 
 P1 = {"priority": "P1"}
 
 
 def started(url, wall, tmp_path) -> tuple[Store, object, SlmService]:
-    """A service on a copy of the shipped rules, started at 08:00."""
+    """A service on a copy of the portfolio, started at 08:00."""
     rules = tmp_path / "rules"
-    shutil.copytree(ROOT / "rules", rules)
+    shutil.copytree(PORTFOLIO, rules)
     store = Store.open(url)
     service = SlmService(store, rules, now=wall, snapshot_every=0)
     wall.set("2026-11-02T08:00:00Z")

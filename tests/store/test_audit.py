@@ -17,7 +17,7 @@ from engine.service.live import SlmService
 from engine.store.chain import GENESIS, AuditKeyError, chain_hash, load_key
 from engine.store.encoding import canonical_json
 from engine.store.store import Store
-from tests.support import ROOT, utc
+from tests.support import small_rules, utc
 
 
 @pytest.fixture
@@ -165,10 +165,11 @@ def test_cli_checkpoint_and_verify_against_it(url, key_file, tmp_path):
     assert broken.exit_code == 1 and "BROKEN at notification seq" in broken.output, broken.output
 
 
-def test_the_api_returns_a_signed_checkpoint_and_every_chain(url, key_file, wall):
+def test_the_api_returns_a_signed_checkpoint_and_every_chain(url, key_file, wall, tmp_path):
     from api.app import create_app
     store = Store.open(url, audit_key=load_key(key_file, create=True))
-    service = SlmService(store, ROOT / "rules", now=wall)
+    rules = small_rules(tmp_path / "rules")
+    service = SlmService(store, rules, now=wall)
     service.start(background=False)
     try:
         token = store.add_token("auditor")

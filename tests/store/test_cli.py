@@ -62,10 +62,10 @@ def test_a_postgresql_url_without_the_driver_says_how_to_install_it(monkeypatch)
 
 def test_report_reads_the_months_compliance_and_writes_nothing(url, wall):
     from engine.service.live import SlmService
-    from tests.support import RULES, fact, fact_count
+    from tests.support import PORTFOLIO, fact, fact_count
 
     store = Store.open(url)
-    service = SlmService(store, RULES, now=wall, snapshot_every=0)
+    service = SlmService(store, PORTFOLIO, now=wall, snapshot_every=0)
     service.start(background=False)
     wall.set("2026-11-05T04:00:00Z")
     service.ingest([fact("a", subject="INC-A", time="2026-11-05T03:00:00Z", priority="P1"),
@@ -76,7 +76,8 @@ def test_report_reads_the_months_compliance_and_writes_nothing(url, wall):
     counts = (fact_count(store), store.decision_count(), len(store.ticks()))
     store.close()
 
-    as_json = run("report", "--service", "email", "--period", "2026-11", "--db", url, "--rules", str(RULES), "--json")
+    as_json = run("report", "--service", "email", "--period", "2026-11", "--db", url, "--rules", str(PORTFOLIO),
+                  "--json")
     assert as_json.exit_code == 0, as_json.output
     report = json.loads(as_json.output)
     rows = {r["target"]: r for r in report["targets"]}
@@ -84,14 +85,14 @@ def test_report_reads_the_months_compliance_and_writes_nothing(url, wall):
     assert rows["email-p1-response"]["compliance"] == 50.0
     assert report == expected                        # what the running service answered
 
-    text = run("report", "--service", "email", "--period", "2026-11", "--db", url, "--rules", str(RULES))
+    text = run("report", "--service", "email", "--period", "2026-11", "--db", url, "--rules", str(PORTFOLIO))
     assert text.exit_code == 0
     line = next(row for row in text.output.splitlines() if row.startswith("email-p1-response "))
     assert line.split()[1:] == ["sla-email", "15m", "2", "1", "1", "50", "%", "—"]
     with Store.open(url) as store:
         assert (fact_count(store), store.decision_count(), len(store.ticks())) == counts
 
-    unknown = run("report", "--service", "mail", "--period", "2026-11", "--db", url, "--rules", str(RULES))
+    unknown = run("report", "--service", "mail", "--period", "2026-11", "--db", url, "--rules", str(PORTFOLIO))
     assert unknown.exit_code == 2 and "unknown service 'mail'" in unknown.output
     bad_month = run("report", "--service", "email", "--period", "2026-13", "--db", url)
     assert bad_month.exit_code == 2 and "is not a month" in bad_month.output

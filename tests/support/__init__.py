@@ -19,7 +19,11 @@ import pytest
 PG_URL = os.environ.get("SLM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("SLM_REQUIRE_POSTGRES") == "1"
 ROOT = Path(__file__).resolve().parent.parent.parent
+# The shipped example rules: only for the tests that are about them (they load, lint clean,
+# stay in force, render as documents, pass their scenarios). Every other test uses a rule
+# set of its own (tests/rulesets/README.md): PORTFOLIO, or SMALL_RULES where it needs little.
 RULES = ROOT / "rules"
+PORTFOLIO = ROOT / "tests" / "rulesets" / "portfolio"
 
 # What `make test-ahead` sets to run a process under libfaketime: a child process that must
 # keep the real clock is started without them (the browser, tests/ui/test_browser.py).
@@ -98,3 +102,40 @@ def fact_count(store) -> int:
 
 def utc(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+# One service to post facts to and nothing more: email, whose P1 incidents are to be
+# acknowledged within 15 minutes. No fact catalogue: every fact type is accepted.
+SMALL_RULES = """\
+kind: Service
+id: email
+roles: {service_owner: owner@example.org, service_level_manager: slm-mail@example.org}
+---
+kind: Raci
+id: raci
+activities:
+  breach-handling: {service_level_manager: R, service_owner: A}
+---
+kind: Escalation
+id: p1-escalation
+applies_to: {targets: [email-p1-response]}
+levels: [{at: 100%, activity: breach-handling}]
+---
+kind: Agreement
+id: sla-email
+type: SLA
+service: email
+targets:
+  - id: email-p1-response
+    clock:
+      applies_to: {type: incident.opened, where: {priority: P1}}
+      stop: incident.acknowledged
+    goal: 15m
+"""
+
+
+def small_rules(directory: Path, text: str = SMALL_RULES) -> Path:
+    """A rules directory at ``directory`` whose one file is ``text``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "rules.yaml").write_text(text)
+    return directory

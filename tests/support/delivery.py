@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import shutil
 
-from tests.support import ROOT
+from tests.support import PORTFOLIO
 
 SECRET = "whsec_test-secret-4711"
-SLM_MAIL = "slm-mail@example.org"          # the email service's service level manager (shipped rules)
+SLM_MAIL = "slm-mail@example.org"          # the email service's service level manager (PORTFOLIO)
 
 
 def rules_with(tmp_path, webhook: str | None = None, call: str | None = None):
-    """The shipped rules, with a webhook as a second service level manager of email and/or
+    """The portfolio, with a webhook as a second service level manager of email and/or
     a ``call`` on the P1 escalation's breach-handling level."""
     rules = tmp_path / "rules"
-    shutil.copytree(ROOT / "rules", rules)
+    shutil.copytree(PORTFOLIO, rules)
     email = rules / "services" / "email.yaml"
     if webhook:
         email.write_text(email.read_text().replace(

@@ -9,7 +9,7 @@ import time
 
 import requests
 
-from tests.support import ROOT
+from tests.support import PORTFOLIO, ROOT
 
 
 def free_port() -> int:
@@ -36,7 +36,7 @@ class Server:
         log = open(self.log_path, "a")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "cli", "serve", "--db", self.db_url, "--port", str(self.port),
-             "--rules", "rules", *self.options], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+             "--rules", str(PORTFOLIO), *self.options], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         started = time.monotonic()
         while time.monotonic() - started < 60:
             if self.process.poll() is not None:
