@@ -8,7 +8,7 @@ PORT   ?= 8080
 DB     ?= sqlite:///slm.db
 AUDIT_KEY ?= slm-audit.key
 
-.PHONY: install run test test-ahead check scenarios fuzz bench clean
+.PHONY: install run test test-fast test-ahead check scenarios fuzz bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ test: $(STAMP)
 	$(BIN)/slm check rules/
 	$(BIN)/slm test fixtures/scenarios/
 	$(BIN)/python -m pytest
+
+# The quick subset, for the edit-and-test loop (under two minutes): every test except those
+# marked slow (over ~2 s), browser (Chromium) or postgres (each PostgreSQL case; the SQLite
+# case of the same test runs). `make test` runs them all.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not browser and not postgres"
 
 # The scenarios and the tests that read this machine's clock (marked wallclock) once more,
 # with the clock two years ahead under Debian's faketime: what passes only near the day it

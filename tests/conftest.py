@@ -29,6 +29,15 @@ if _under_faketime_with_a_real_monotonic_clock():
     time.sleep = _sleep
 
 
+def pytest_collection_modifyitems(items):
+    """Mark ``postgres`` every case that runs against PostgreSQL: the "postgresql" case of
+    ``url`` and of any other fixture parametrised the same way (tests/store/test_migrations.py)."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and any(value == "postgresql" for value in callspec.params.values()):
+            item.add_marker(pytest.mark.postgres)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request, tmp_path):
     if request.param == "sqlite":

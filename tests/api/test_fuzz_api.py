@@ -23,7 +23,8 @@ from engine.service.live import SlmService
 from engine.store.store import Store
 from tests.support import PORTFOLIO
 
-pytestmark = pytest.mark.wallclock     # reads this machine's clock: CI runs it again years ahead
+pytestmark = [pytest.mark.wallclock,    # reads this machine's clock: CI runs it again years ahead
+              pytest.mark.slow]
 
 EXAMPLES = int(os.environ.get("SLM_FUZZ_EXAMPLES", "12"))
 

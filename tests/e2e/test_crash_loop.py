@@ -19,7 +19,8 @@ from engine.store.store import Store
 from tests.support import PORTFOLIO
 from tests.support.serving import Server, all_items, slm
 
-pytestmark = pytest.mark.wallclock     # reads this machine's clock: CI runs it again years ahead
+pytestmark = [pytest.mark.wallclock,    # reads this machine's clock: CI runs it again years ahead
+              pytest.mark.slow]
 
 KILLS = 10
 SERVICES = (("email", "P1"), ("hosting", "P2"), ("service-desk", None), ("email", "P2"), ("hosting", "P1"))

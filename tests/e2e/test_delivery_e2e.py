@@ -27,6 +27,7 @@ def started(url, tmp_path, *options) -> Server:
     return srv.start()
 
 
+@pytest.mark.slow
 def test_a_sigkill_during_delivery_loses_no_notification(url, tmp_path):
     hook, smtp = HttpReceiver(secret=SECRET).start(), SmtpReceiver().start()
     hook.delay = 0.4                                   # each post takes a while: deliveries are under way
@@ -73,6 +74,7 @@ def test_slm_serve_says_once_that_without_a_relay_e_mail_is_not_sent(url, tmp_pa
         srv.stop()
 
 
+@pytest.mark.slow
 def test_a_separate_deliverer_sends_what_slm_serve_only_records(url, tmp_path):
     import subprocess
     import sys

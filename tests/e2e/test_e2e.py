@@ -53,6 +53,7 @@ def test_post_facts_and_read_decisions_traces_and_notifications_over_http(server
     assert "slm_facts_total" in requests.get(server.base + "/metrics", timeout=30).text
 
 
+@pytest.mark.slow
 def test_sigkill_while_posting_loses_nothing_acknowledged(server):
     base = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
     facts = [{"id": f"k-{n}", "source": "itsm/prod", "type": "incident.opened",

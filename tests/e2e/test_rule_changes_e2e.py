@@ -59,6 +59,7 @@ def clocks(srv, subject: str) -> dict:
     return {c["target"]: c["budget"] for c in items}
 
 
+@pytest.mark.slow
 def test_reloads_never_rewrite_the_past_and_survive_a_kill(server, rules):
     opened(server, "INC-1", 20)                                  # breached its 15m five minutes ago
     first = all_items(server, "/v1/decisions", subject="INC-1")

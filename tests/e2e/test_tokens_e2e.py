@@ -10,7 +10,8 @@ import requests
 from engine.store.store import Store
 from tests.support.serving import Server, slm
 
-pytestmark = pytest.mark.wallclock     # reads this machine's clock: CI runs it again years ahead
+pytestmark = [pytest.mark.wallclock,    # reads this machine's clock: CI runs it again years ahead
+              pytest.mark.slow]
 
 
 def created(*args, url) -> str:

@@ -541,6 +541,7 @@ def test_a_forgotten_clock_leaves_no_schedule_behind():
     assert dicts(engine.advance(parse_instant("2026-11-02T10:00:00Z"))) == []
 
 
+@pytest.mark.slow
 def test_rules_beyond_one_durable_rules_ruleset_are_sharded_and_decide_the_same():
     """durable_rules links at most 512 tests to one test node (beyond, create_ruleset never
     returns): 6,000 targets whose ``where`` differ by queue, 1,200 per priority, need

@@ -59,6 +59,7 @@ def test_random_text_is_a_clean_error_or_a_rule_set(text):
     assert_clean({"fuzz.yaml": text})
 
 
+@pytest.mark.slow
 @FUZZ
 @given(st.lists(documents, min_size=1, max_size=4))
 def test_random_documents_of_every_kind_are_clean_errors_or_rule_sets(docs):
@@ -95,6 +96,7 @@ def mutate(text: str, edits) -> str:
     return "\n".join(lines)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(st.sampled_from(sorted(PORTFOLIO_FILES)), mutations)
 def test_mutated_shipped_rules_are_clean_errors_or_rule_sets(name, edits):

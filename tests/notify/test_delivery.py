@@ -137,6 +137,7 @@ def test_a_breach_reaches_the_service_level_managers_mailbox_and_a_webhook_signe
     assert {n["status"] for i, n in final.items() if i in others} == {"sent"}
 
 
+@pytest.mark.slow
 def test_a_receiver_down_then_back_gets_each_notification_once(make_env, hook, tmp_path):
     hook.stop()                                                     # down: connection refused
     env = make_env(rules_with(tmp_path, webhook=hook.url), Channels(webhook_secret=SECRET, timeout=2))
@@ -152,6 +153,7 @@ def test_a_receiver_down_then_back_gets_each_notification_once(make_env, hook, t
     assert len(hook.notification_ids()) == len(to_hook)             # and here not even repeated
 
 
+@pytest.mark.slow
 def test_a_receiver_answering_errors_is_retried_until_the_max_age_then_failed(make_env, hook, tmp_path):
     hook.status = 503
     policy = RetryPolicy(initial=timedelta(seconds=0.1), cap=timedelta(seconds=0.2), max_age=timedelta(seconds=1))
@@ -177,6 +179,7 @@ def test_a_receiver_answering_errors_is_retried_until_the_max_age_then_failed(ma
     assert "slm_notification_queue_age_seconds" in metrics
 
 
+@pytest.mark.slow
 def test_a_slow_receiver_does_not_hold_up_the_others(make_env, smtp, hook, tmp_path):
     slow = HttpReceiver(secret=SECRET).start()
     slow.delay = 3.0
@@ -192,6 +195,7 @@ def test_a_slow_receiver_does_not_hold_up_the_others(make_env, smtp, hook, tmp_p
         slow.stop()
 
 
+@pytest.mark.slow
 def test_1000_breaches_make_one_message_per_recipient_and_activity(make_env, smtp, hook, tmp_path):
     env = make_env(rules_with(tmp_path, webhook=hook.url), Channels(smtp_url=smtp.url, webhook_secret=SECRET),
                    group_wait=20.0)

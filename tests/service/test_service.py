@@ -169,6 +169,7 @@ def test_a_failed_write_stores_nothing_and_the_engine_follows_the_store(make_ser
     assert {d["id"] for d in retry.decisions} == {d["id"] for d in all_decisions(service.store)}
 
 
+@pytest.mark.slow
 def test_restart_rebuilds_state_and_fires_missed_deadlines_once(make_service, wall):
     first = make_service()
     wall.set("2026-11-02T09:05:00Z")
@@ -276,6 +277,7 @@ class _Cyclic:
         self.me = self
 
 
+@pytest.mark.slow
 def test_a_frozen_heap_still_lets_a_replaced_network_go(url, wall, tmp_path):
     """freeze_heap (what `slm serve` runs with) hides the engine from the collector; the
     cyclic parts of the matching network a reload replaces must be thawed and collected,
@@ -306,6 +308,7 @@ def test_a_frozen_heap_still_lets_a_replaced_network_go(url, wall, tmp_path):
         gc.unfreeze()
 
 
+@pytest.mark.slow
 def test_the_scheduler_fires_a_deadline_at_its_wall_clock_instant(url):
     store = Store.open(url)
     service = SlmService(store, PORTFOLIO)                    # the real wall clock

@@ -14,6 +14,8 @@ from engine.service.live import SlmService
 from engine.store.store import Store
 from tests.support import PORTFOLIO, fact
 
+pytestmark = pytest.mark.slow     # each test replays a day of history: seconds apiece
+
 P1 = {"priority": "P1"}
 
 

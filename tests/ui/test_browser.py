@@ -33,7 +33,8 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 CHROMEDRIVER = shutil.which("chromedriver")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [pytest.mark.skipif(not (CHROMEDRIVER and CHROMIUM), reason="chromium and chromedriver are not installed"),
-              pytest.mark.wallclock]      # posts facts relative to this machine's clock
+              pytest.mark.wallclock,      # posts facts relative to this machine's clock
+              pytest.mark.browser, pytest.mark.slow]
 SHOTS = ROOT / os.environ.get("SLM_SCREENSHOTS", "tests/artifacts")
 
 
