@@ -108,6 +108,7 @@ step = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=st.lists(st.tuples(step, st.integers(-90, 600)), min_size=1, max_size=25))
 def test_random_histories_read_the_same_through_the_read_model(steps):

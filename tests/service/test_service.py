@@ -169,7 +169,6 @@ def test_a_failed_write_stores_nothing_and_the_engine_follows_the_store(make_ser
     assert {d["id"] for d in retry.decisions} == {d["id"] for d in all_decisions(service.store)}
 
 
-@pytest.mark.slow
 def test_restart_rebuilds_state_and_fires_missed_deadlines_once(make_service, wall):
     first = make_service()
     wall.set("2026-11-02T09:05:00Z")

@@ -14,8 +14,6 @@ from engine.service.live import SlmService
 from engine.store.store import Store
 from tests.support import PORTFOLIO, fact
 
-pytestmark = pytest.mark.slow     # each test replays a day of history: seconds apiece
-
 P1 = {"priority": "P1"}
 
 
@@ -102,6 +100,7 @@ def test_bad_rules_exit_2_and_change_nothing(history, url, tmp_path):
     assert store.decision_count() == before
 
 
+@pytest.mark.slow
 def test_a_report_counts_each_cycle_under_the_version_that_judged_it(url, wall, tmp_path):
     store, rules, service = started(url, wall, tmp_path)
     old = service.ruleset.version
