@@ -8,7 +8,7 @@ PORT   ?= 8080
 DB     ?= sqlite:///slm.db
 AUDIT_KEY ?= slm-audit.key
 
-.PHONY: install run test test-ahead check scenarios fuzz bench clean
+.PHONY: install run test test-fast test-ahead check scenarios fuzz bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ test: $(STAMP)
 	$(BIN)/slm test fixtures/scenarios/
 	$(BIN)/python -m pytest
 
+# The quick subset, for the edit-and-test loop (under two minutes): every test except those
+# marked slow (over ~2 s), browser (Chromium) or postgres (each PostgreSQL case; the SQLite
+# case of the same test runs). `make test` runs them all.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not browser and not postgres"
+
 # The scenarios and the tests that read this machine's clock (marked wallclock) once more,
 # with the clock two years ahead under Debian's faketime: what passes only near the day it
 # was written fails today. The monotonic clock stays real, or libfaketime 0.9.10 hangs
@@ -52,7 +58,7 @@ scenarios: $(STAMP)
 # The fuzzers (API from its OpenAPI document: no 5xx, and statuses, content types and bodies as
 # documented; rule files; facts) with many more examples.
 fuzz: $(STAMP)
-	SLM_FUZZ_EXAMPLES=$${SLM_FUZZ_EXAMPLES:-300} $(BIN)/python -m pytest tests/test_fuzz_api.py tests/test_fuzz_inputs.py
+	SLM_FUZZ_EXAMPLES=$${SLM_FUZZ_EXAMPLES:-300} $(BIN)/python -m pytest tests/api/test_fuzz_api.py tests/lang/test_fuzz_inputs.py
 
 # Benchmarks (docs/BENCHMARKS.md); each prints its baseline measured in the same run.
 bench: $(STAMP)

@@ -45,7 +45,7 @@ def _page(list_page, args: dict) -> dict:
 def list_decisions(args):
     """Decisions in log order; follow ``next`` for the next page."""
     check_known(args)
-    # Stored decisions are their schema's dump already (tests/test_records.py): answered as
+    # Stored decisions are their schema's dump already (tests/api/test_records.py): answered as
     # read, since dumping a page of them again cost twice what reading it does.
     return jsonify(_page(current_service().store.list_decisions, args))
 
@@ -115,7 +115,7 @@ def list_clocks(args):
     check_known(args)
     clocks, total = current_service().engine_reads.clock_page(
         **{k: args.get(k) for k in ("service", "target", "subject")}, limit=args["limit"])
-    # The read model's clocks have the schema's fields and order already (tests/test_clockview.py):
+    # The read model's clocks have the schema's fields and order already (tests/service/test_clockview.py):
     # answered as they are, since dumping thousands through the schema cost more than reading them.
     return jsonify({"items": clocks, "total": total})
 

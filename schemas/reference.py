@@ -3,7 +3,7 @@
 The reference is written by hand except these tables: every field of every kind with its
 type, whether it is required or its default, what it means and an example. They are made
 here from the schema classes themselves, so a field added, renamed or made required
-changes the tables; tests/test_reference.py fails when the committed tables drift.
+changes the tables; tests/lang/test_reference.py fails when the committed tables drift.
 
     python -m schemas.reference            # print the tables
     python -m schemas.reference --write    # rewrite them in docs/RULES.md

@@ -46,7 +46,7 @@ Versions:
 A new version is a step function here (playhouse.migrate operations on table and column
 names, never the models, which describe only the newest schema), its entry in
 :data:`STEPS`, models.py changed to match, and a fixture database of the version before it
-(fixtures/databases) for tests/test_migrations.py.
+(fixtures/databases) for tests/store/test_migrations.py.
 """
 from __future__ import annotations
 

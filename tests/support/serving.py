@@ -1,0 +1,70 @@
+"""``slm serve`` as a real process for end-to-end tests: start, SIGKILL, restart."""
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import requests
+
+from tests.support import PORTFOLIO, ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def slm(*args, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, **kwargs)
+
+
+class Server:
+    """One ``slm serve`` process; ``kill()`` is SIGKILL, ``start()`` starts it again."""
+
+    def __init__(self, db_url: str, log_path, *options: str):
+        self.db_url, self.log_path, self.port = db_url, log_path, free_port()
+        self.options = list(options)
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.process = None
+
+    def start(self) -> Server:
+        log = open(self.log_path, "a")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "cli", "serve", "--db", self.db_url, "--port", str(self.port),
+             "--rules", str(PORTFOLIO), *self.options], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        started = time.monotonic()
+        while time.monotonic() - started < 60:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"slm serve exited {self.process.returncode}: {self.log_path.read_text()}")
+            try:
+                if requests.get(self.base + "/readyz", timeout=1).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"slm serve did not become ready: {self.log_path.read_text()}")
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+def all_items(srv, path, **query):
+    items, cursor = [], None
+    while True:
+        page = requests.get(srv.base + path, params={**query, "limit": 1000, **({"cursor": cursor} if cursor else {})},
+                            headers=srv.headers, timeout=30).json()
+        items += page["items"]
+        cursor = page["next"]
+        if not cursor:
+            return items

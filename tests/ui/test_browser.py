@@ -1,0 +1,228 @@
+"""The console in a real browser: headless Chromium driven by Selenium against a real
+``slm serve``. Facts that breach are posted over HTTP, then a person's path is followed:
+sign in, the overview, a breach's trace, the clock's timeline, the service review.
+
+Checked as a person would see it (texts, chart elements), plus what a person would not:
+no browser console errors (a CSP violation is one) and no request leaving 127.0.0.1 (the
+browser's performance log). Screenshots go to tests/artifacts/ (git-ignored); with
+``SLM_SCREENSHOTS=docs/screenshots`` they are written there instead, for the README.
+
+Skipped when chromium or chromedriver is missing (.ci/run installs them).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from tests.support import FAKETIME_VARIABLES, ROOT
+from tests.support.serving import Server, slm
+
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+CHROMEDRIVER = shutil.which("chromedriver")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = [pytest.mark.skipif(not (CHROMEDRIVER and CHROMIUM), reason="chromium and chromedriver are not installed"),
+              pytest.mark.wallclock,      # posts facts relative to this machine's clock
+              pytest.mark.browser, pytest.mark.slow]
+SHOTS = ROOT / os.environ.get("SLM_SCREENSHOTS", "tests/artifacts")
+
+
+@pytest.fixture
+def server(tmp_path):
+    url = f"sqlite:///{tmp_path / 'slm.db'}"
+    made = slm("token", "create", "--role", "admin", "--db", url)
+    assert made.returncode == 0, made.stderr
+    srv = Server(url, tmp_path / "serve.log")
+    srv.token = made.stdout.strip().splitlines()[-1]
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def browser():
+    from selenium.webdriver.chrome.service import Service
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,1000",
+                "--disable-dev-shm-usage", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--disable-default-apps"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    # The pages are drawn by the server, whose clock is the one under test; the browser keeps
+    # the real clock (CI's second run sets the clock ahead with libfaketime, under which
+    # Chromium's renderer stops answering).
+    real_clock = {k: v for k, v in os.environ.items() if k not in FAKETIME_VARIABLES}
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER, env=real_clock), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def stamp(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def post_breaching_facts(srv) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    facts = [
+        {"id": "b-1", "source": "zabbix/prod", "type": "incident.opened", "time": stamp(now - timedelta(minutes=40)),
+         "subject": "INC-4711", "service": "email", "data": {"priority": "P1"}},
+        {"id": "b-2", "source": "itsm/prod", "type": "incident.acknowledged",
+         "time": stamp(now - timedelta(minutes=10)), "subject": "INC-4711", "service": "email", "data": {}},
+        {"id": "b-3", "source": "itsm/prod", "type": "incident.opened", "time": stamp(now - timedelta(minutes=30)),
+         "subject": "INC-4712", "service": "email", "data": {"priority": "P1"}},
+        {"id": "b-4", "source": "itsm/prod", "type": "incident.acknowledged",
+         "time": stamp(now - timedelta(minutes=25)), "subject": "INC-4712", "service": "email", "data": {}},
+        {"id": "b-5", "source": "alertmanager", "type": "alert.firing", "time": stamp(now - timedelta(minutes=20)),
+         "subject": "fp-email", "service": "email", "data": {"alertname": "EmailDown"}},
+    ]
+    response = requests.post(srv.base + "/v1/facts", json=facts, timeout=30,
+                             headers={"Authorization": f"Bearer {srv.token}"})
+    assert response.status_code == 200, response.text
+
+
+def tamper_a_delivery_status(srv) -> None:
+    """Mark a notification that was not sent as sent, straight in the database."""
+    db = sqlite3.connect(srv.db_url.removeprefix("sqlite:///"), timeout=30)
+    with db:
+        changed = db.execute("UPDATE notifications SET status = 'sent' WHERE seq = "
+                             "(SELECT MIN(seq) FROM notifications WHERE status != 'sent')").rowcount
+    db.close()
+    assert changed == 1
+
+
+def shot(driver, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    driver.execute_script("window.scrollTo(0, 0)")
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1280, min(max(height, 800), 2400))
+    driver.save_screenshot(str(SHOTS / f"{name}.png"))
+    driver.set_window_size(1280, 1000)
+
+
+def go(driver, find) -> None:
+    """Click what ``find()`` finds, which loads another page, and wait until that page has
+    loaded: a click returns before the browser has navigated, and reading the old page then
+    is a race. Chromium now and then answers a click on a node it has just laid out again
+    (after a screenshot's resize) with "does not belong to the document": the node is found
+    again and clicked again, while the old page is still the one shown."""
+    old = driver.find_element(By.TAG_NAME, "html")
+    for attempt in range(3):
+        try:
+            find().click()
+            break
+        except WebDriverException as err:
+            if attempt == 2 or "does not belong to the document" not in str(err) and \
+                    not isinstance(err, StaleElementReferenceException):
+                raise
+            if not _current(old):
+                break                         # it did navigate: the click went through
+    WebDriverWait(driver, 30).until(EC.staleness_of(old))
+    WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
+def _current(element) -> bool:
+    try:
+        element.is_enabled()
+        return True
+    except StaleElementReferenceException:
+        return False
+
+
+def test_a_person_finds_a_breach_its_trace_its_clock_and_the_month(server, browser):
+    post_breaching_facts(server)
+    b = browser
+    b.get(server.base + "/")
+    assert b.current_url.startswith(server.base + "/ui/login")
+    assert b.find_element(By.TAG_NAME, "h1").text == "Sign in"
+    shot(b, "login")
+    b.find_element(By.ID, "token").send_keys(server.token)
+    go(b, lambda: b.find_element(By.CSS_SELECTOR, "form.login button"))
+
+    assert b.find_element(By.TAG_NAME, "h1").text == "Overview"
+    body = b.find_element(By.TAG_NAME, "main").text
+    assert "Corporate email" in body and "Closest to breach" in body and "Compliance in" in body
+    assert "breach" in body and "INC-4711" in body
+    assert b.find_elements(By.CSS_SELECTOR, "table.clocks svg.bar rect")
+    shot(b, "overview")
+
+    go(b, lambda: next(a for a in b.find_elements(By.CSS_SELECTOR, "ul.recent li.breach a")
+                       if "email-p1-response · INC-4711" in a.text))
+    assert "breach" in b.find_element(By.TAG_NAME, "h1").text
+    tree = b.find_element(By.CSS_SELECTOR, ".tree").text
+    assert "incident.opened" in tree and "zabbix/prod" in tree and "b-1" in tree
+    assert "services/email.yaml:" in tree
+    b.find_element(By.CSS_SELECTOR, ".tree details summary").click()      # a reader opens a rule's text
+    b.execute_script("document.querySelectorAll('.tree details').forEach(d => d.open = true)")
+    assert "goal: 15m" in b.find_element(By.CSS_SELECTOR, ".tree").text
+    assert "Notifications" in [h.text for h in b.find_elements(By.TAG_NAME, "h2")]
+    shot(b, "trace")
+    trace_url = b.current_url
+
+    b.get(server.base + "/ui/decisions?kind=escalation")      # escalations notify, through the RACI matrix
+    go(b, lambda: b.find_element(By.CSS_SELECTOR, "table.decisions tbody a"))
+    assert "pending" in b.find_element(By.CSS_SELECTOR, "table.notifications").text
+    b.get(trace_url)
+
+    go(b, lambda: b.find_element(By.LINK_TEXT, "email-p1-response/INC-4711"))
+    assert b.find_element(By.TAG_NAME, "h1").text == "Clock email-p1-response · INC-4711"
+    assert b.find_elements(By.CSS_SELECTOR, "svg.timeline rect.counting")
+    assert b.find_elements(By.CSS_SELECTOR, "svg.timeline g.event.breach")
+    events = b.find_element(By.CSS_SELECTOR, "table.events").text
+    assert "start" in events and "breach" in events and "stop" in events
+    shot(b, "clock")
+
+    go(b, lambda: b.find_element(By.LINK_TEXT, "Service review"))
+    assert b.find_element(By.TAG_NAME, "h1").text.startswith("Service review: Corporate email")
+    assert len(b.find_elements(By.CSS_SELECTOR, "section.target svg.chart")) >= 5
+    assert b.find_elements(By.CSS_SELECTOR, "svg.chart rect.breach")
+    assert b.find_elements(By.CSS_SELECTOR, "svg.chart polyline.burn")
+    review = b.find_element(By.TAG_NAME, "main").text
+    assert "email-p1-response" in review and "50 %" in review      # one met, one breached
+    shot(b, "review")
+
+    go(b, lambda: b.find_element(By.LINK_TEXT, "Rules"))
+    assert b.find_element(By.TAG_NAME, "h1").text == "Rules in force"
+    shot(b, "rules")
+    go(b, lambda: b.find_element(By.LINK_TEXT, "Audit"))
+    go(b, lambda: b.find_element(By.CSS_SELECTOR, "main form button"))
+    assert "Intact." in b.find_element(By.TAG_NAME, "main").text
+    rows = {row.get_attribute("data-chain"): row.text
+            for row in b.find_elements(By.CSS_SELECTOR, "table.chains tbody tr")}
+    assert list(rows) == ["decisions", "facts", "notifications", "deliveries"]
+    assert all("Intact" in text for text in rows.values()) and rows["deliveries"].startswith("Delivery outcomes")
+    shot(b, "audit")
+    tamper_a_delivery_status(server)                           # someone with database access
+    b.refresh()
+    assert "Broken." in b.find_element(By.CSS_SELECTOR, "main p[role=alert]").text
+    broken = b.find_element(By.CSS_SELECTOR, "table.chains tr.broken")
+    assert broken.get_attribute("data-chain") == "deliveries"
+    assert "delivery outcome seq" in broken.text and "its status is 'sent'" in broken.text
+    assert len(b.find_elements(By.CSS_SELECTOR, "table.chains tr.intact")) == 3
+    shot(b, "audit-broken")
+
+    go(b, lambda: b.find_element(By.CSS_SELECTOR, "form.signout button"))
+    assert b.current_url.startswith(server.base + "/ui/login")
+
+    errors = [entry for entry in b.get_log("browser") if entry["level"] == "SEVERE"]
+    assert errors == []
+    hosts = set()
+    for entry in b.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            url = message["params"]["request"]["url"]
+            if not url.startswith("data:"):
+                hosts.add(urlsplit(url).hostname)
+    assert hosts == {"127.0.0.1"}
