@@ -89,7 +89,7 @@ class WriterLock:
     def take(cls, database: str | os.PathLike) -> WriterLock:
         """The writer lock of the SQLite file ``database``, or :class:`WriterLockHeld`
         naming the process that holds it."""
-        import fcntl                             # POSIX only, like the locks it takes
+        import fcntl  # POSIX only: imported where a lock is taken
 
         database = Path(database).resolve()
         path = database.with_name(database.name + "-writer")
