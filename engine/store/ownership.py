@@ -1,4 +1,5 @@
-"""Who may write: one evaluating process per database, enforced by the database's owner.
+"""Who may write: one evaluating process per SQLite database, one owner per partition of a
+PostgreSQL database, and the fence that keeps an owner that lost its partition from writing.
 
 Two processes evaluating one database both decide, and each records what the other's
 state contradicts (a breach for a clock the other stopped), while every audit chain
@@ -40,7 +41,7 @@ DEFAULT_TTL = timedelta(seconds=15)      # an owner renews well within it (docs/
 
 
 def this_process() -> str:
-    """The name this process holds leases and locks under: ``host:pid``."""
+    """The owner name of this process in ``partition_leases``: ``host:pid``."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
