@@ -34,12 +34,9 @@ def pair(url):
 
 
 @pytest.fixture
-def pg_pair():
+def pg_url():
     with postgres_schema_url() as url:
-        a, b = Store.open(url), Store.open(url)
-        yield a, b
-        a.close()
-        b.close()
+        yield url
 
 
 def expire(store: Store, lease: Lease) -> None:
@@ -222,11 +219,11 @@ def test_a_store_without_a_fence_is_not_checked(pair):
     assert [t["name"] for t in a.tokens()] == ["ops"]
 
 
-def test_a_fenced_transaction_in_flight_makes_the_takeover_wait(pg_pair):
+def test_a_fenced_transaction_in_flight_makes_the_takeover_wait(pg_url):
     """The fence's row lock: a takeover waits until the old owner's transaction in flight
     ends (what it wrote stays, it had the partition then), and the old owner's next
     transaction finds the new epoch. Its renewals never wait for its own writes."""
-    a, b = pg_pair
+    a, b = Store.open(pg_url), Store.open(pg_url)
     lease = a.acquire_lease(A, ttl=SHORT)
     a.fence_with(lease)
     inside, finish, owner_pid = threading.Event(), threading.Event(), []
@@ -251,23 +248,23 @@ def test_a_fenced_transaction_in_flight_makes_the_takeover_wait(pg_pair):
     assert not renewer.is_alive() and renewed[0].epoch == lease.epoch      # not held up by the write
     expire(b, renewed[0])
 
-    taken, taker_pid = [], []
+    taken, taker_pid, connected = [], [], threading.Event()
 
     def take_over():
         try:
             taker_pid.append(b.db.execute_sql("SELECT pg_backend_pid()").fetchone()[0])
+            connected.set()
             taken.append(b.acquire_lease(B, ttl=LONG))
         finally:
             b.close()
 
     taker = threading.Thread(target=take_over)
     taker.start()
-    with Store.open(_url(b)) as observer:
+    assert connected.wait(PATIENCE)
+    with Store.open(pg_url) as observer:
         deadline = time.monotonic() + PATIENCE
-        while True:                                            # the takeover waits for the writer's lock
-            blocking = observer.db.execute_sql("SELECT pg_blocking_pids(%s)", taker_pid or [0]).fetchone()[0]
-            if taker_pid and owner_pid[0] in blocking:
-                break
+        # the takeover waits, and what it waits for is the writer's transaction
+        while owner_pid[0] not in observer.db.execute_sql("SELECT pg_blocking_pids(%s)", taker_pid).fetchone()[0]:
             assert time.monotonic() < deadline and taker.is_alive(), "the takeover did not wait for the writer"
             time.sleep(0.05)
         assert taken == []
@@ -280,15 +277,8 @@ def test_a_fenced_transaction_in_flight_makes_the_takeover_wait(pg_pair):
         with pytest.raises(LeaseLost):
             a.add_tick(0, "2026-11-02T09:05:00Z")
         assert len(observer.ticks()) == 1
-
-
-def _url(store: Store) -> str:
-    """The URL of a PostgreSQL store's database and schema (for one more connection)."""
-    params = store.db.connect_params
-    schema = params["options"].split("search_path=")[1]
-    user = params.get("user", "postgres")
-    return (f"postgresql://{user}@{params.get('host', '127.0.0.1')}:{params.get('port', 5432)}/"
-            f"{store.db.database}?options=-csearch_path%3D{schema}")
+    a.close()
+    b.close()
 
 
 # ---- SQLite: one writer process per file ----------------------------------------------
@@ -349,8 +339,8 @@ def test_the_writer_lock_in_one_process(tmp_path):
         again.writer_lock.release()
 
 
-def test_in_memory_and_postgresql_stores_take_no_file_lock():
+def test_in_memory_and_postgresql_stores_take_no_file_lock(pg_url):
     memory = [Store.open("sqlite:///:memory:", writer=True) for _ in range(2)]
     assert [m.writer_lock for m in memory] == [None, None]
-    with postgres_schema_url() as url, Store.open(url, writer=True) as store:
+    with Store.open(pg_url, writer=True) as store:
         assert store.writer_lock is None
