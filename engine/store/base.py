@@ -8,6 +8,7 @@ them. Page cursors are opaque strings (the seq of the last item returned).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
 
 import peewee as pw
@@ -21,6 +22,11 @@ CHUNK = 500                  # rows per statement for IN lists, bulk inserts and
 
 class StoreBase:
     """One database (a connection per thread) and its models."""
+
+    # Run first in every outermost write transaction: set once this process owns its
+    # partition (ownership.Leases.fence_with), it raises LeaseLost when another owner
+    # took over, so no write path can write for a partition this process lost.
+    fence: Callable[[], None] | None = None
 
     def __init__(self, db: pw.Database):
         self.db = db
@@ -41,10 +47,16 @@ class StoreBase:
         self.close()
 
     @contextmanager
-    def transaction(self):
-        """Atomic block; nested blocks are savepoints. On SQLite it begins IMMEDIATE."""
-        with self._guard, self.db.atomic():
-            yield self
+    def transaction(self, fenced: bool = True):
+        """Atomic block; nested blocks are savepoints. On SQLite it begins IMMEDIATE. The
+        outermost block runs the :attr:`fence` first, if there is one (``fenced=False``:
+        not, for the lease operations themselves)."""
+        with self._guard:
+            outermost = not self.db.in_transaction()
+            with self.db.atomic():
+                if outermost and fenced and self.fence is not None:
+                    self.fence()
+                yield self
 
     def _select(self, model, columns: str, where: str = "", params=(), tail: str = "") -> list[tuple]:
         """Rows of a plain SELECT, for the few queries every write makes (peewee's query

@@ -42,6 +42,9 @@ Versions:
    have no outcome records until the outbox next changes them. An index on facts
    ``(subject, time)``: the newest event time of a subject (``--max-lateness``) is then
    one index look-up, not a walk of every fact of the subject.
+8. ``partition_leases``: who owns each partition (``owner``, host and pid), in which
+   tenure (``epoch``, the fence of the owner's writes), ``acquired_at`` and ``expires_at``
+   (engine/store/ownership.py). It starts empty: the first owner makes its partition's row.
 
 A new version is a step function here (playhouse.migrate operations on table and column
 names, never the models, which describe only the newest schema), its entry in
@@ -191,6 +194,21 @@ def _v7(migrator: SchemaMigrator) -> None:
     migrator.migrate(migrator.add_index("facts", ("subject", "time"), name="fact_subject_time"))
 
 
+def _v8(migrator: SchemaMigrator) -> None:
+    class PartitionLease(pw.Model):              # as version 8 defines it
+        partition = pw.TextField(primary_key=True)
+        owner = pw.TextField()
+        epoch = pw.BigIntegerField()
+        acquired_at = pw.TextField()
+        expires_at = pw.TextField()
+
+        class Meta:
+            database = migrator.database
+            table_name = "partition_leases"
+
+    PartitionLease.create_table()
+
+
 # version -> (what changes, the step that brings version - 1 to it)
 STEPS: dict[int, tuple[str, Callable[[SchemaMigrator], None]]] = {
     2: ("partition key on facts, decisions, notifications, ticks and snapshots; "
@@ -202,6 +220,7 @@ STEPS: dict[int, tuple[str, Callable[[SchemaMigrator], None]]] = {
     6: ("token names (unique among unrevoked tokens), source patterns, expiry and revocation time", _v6),
     7: ("deliveries: each delivery outcome of a notification, in its own audit chain; "
         "facts indexed by (subject, time)", _v7),
+    8: ("partition_leases: who owns each partition, with a fencing epoch", _v8),
 }
 SCHEMA_VERSION = max(STEPS, default=1)
 

@@ -193,11 +193,24 @@ def define_models(db: pw.Database) -> SimpleNamespace:
         class Meta:
             table_name = "cutovers"
 
+    class PartitionLease(Base):
+        """Who owns a partition (ownership.py): its owner's host and pid, the tenure's epoch
+        (raised by every acquisition: the fence of the owner's writes), when it was
+        acquired and until when it holds, both by the database's clock (fixed-width UTC)."""
+        partition = pw.TextField(primary_key=True)
+        owner = pw.TextField()
+        epoch = pw.BigIntegerField()
+        acquired_at = pw.TextField()
+        expires_at = pw.TextField()
+
+        class Meta:
+            table_name = "partition_leases"
+
     return SimpleNamespace(Fact=Fact, Decision=Decision, ChainHead=ChainHead,
                            Notification=Notification, Delivery=Delivery, RuleSet=RuleSet, Token=Token, Tick=Tick,
-                           Snapshot=Snapshot, Cutover=Cutover,
+                           Snapshot=Snapshot, Cutover=Cutover, PartitionLease=PartitionLease,
                            all=[Fact, Decision, ChainHead, Notification, Delivery, RuleSet, Token, Tick, Snapshot,
-                                Cutover])
+                                Cutover, PartitionLease])
 
 
 def database(url: str) -> pw.Database:

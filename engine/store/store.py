@@ -11,11 +11,15 @@ live with their concern:
 - outbox.py: notifications;
 - tokens.py: API tokens, hashed at rest;
 - replay.py: rule sets, ticks and snapshots, for rebuilding the engine on restart;
+- ownership.py: who may write (a SQLite file's writer lock, PostgreSQL's partition
+  leases) and the fence every write transaction of an owner runs first;
 - base.py: transactions, the prepared-SQL fast paths and paging they share;
 - models.py: the tables and the database a URL names; encoding.py: records as columns;
 - migrations.py: the schema version, and upgrading databases of earlier releases on open.
 """
 from __future__ import annotations
+
+import peewee as pw
 
 from engine.store import migrations
 from engine.store.base import DEFAULT_LIMIT, MAX_LIMIT
@@ -26,28 +30,41 @@ from engine.store.ledger import Ledger
 from engine.store.migrations import SCHEMA_VERSION, SchemaVersionError
 from engine.store.models import database
 from engine.store.outbox import Outbox
+from engine.store.ownership import Lease, LeaseHeld, LeaseLost, Leases, WriterLock, WriterLockHeld
 from engine.store.replay import ReplayRecords
 from engine.store.tokens import ROLES, Tokens, token_digest
 
 
-class Store(FactLog, Ledger, Outbox, Tokens, ReplayRecords):
-    """Facts, decisions, notifications, rule sets, tokens, ticks and snapshots in one database."""
+class Store(FactLog, Ledger, Outbox, Tokens, ReplayRecords, Leases):
+    """Facts, decisions, notifications, rule sets, tokens, ticks, snapshots and partition
+    leases in one database."""
+
+    writer_lock: WriterLock | None = None
 
     @classmethod
-    def open(cls, url: str, audit_key: bytes | None = None) -> Store:
+    def open(cls, url: str, audit_key: bytes | None = None, writer: bool = False) -> Store:
         """The store at ``url``, its schema created or upgraded to the newest version
         (migrations.py); a database newer than this code is refused (SchemaVersionError).
         ``audit_key`` (chain.load_key) keys the audit chains; without it, new links are
-        plain SHA-256, and a chain already keyed cannot be written."""
-        store = cls(database(url))
-        store.audit_key = audit_key
-        store.db.connect(reuse_if_open=True)
+        plain SHA-256, and a chain already keyed cannot be written. ``writer``: this
+        process evaluates and writes what is decided; on a SQLite file it first takes the
+        file's writer lock (WriterLockHeld if another process holds it; it is held until
+        ``writer_lock.release()`` or the process ends). PostgreSQL's writers own
+        partitions by leases instead (ownership.py); readers need neither."""
+        db = database(url)
+        lock = (WriterLock.take(db.database)
+                if writer and isinstance(db, pw.SqliteDatabase) and db.database != ":memory:" else None)
+        store = cls(db)
+        store.audit_key, store.writer_lock = audit_key, lock
         try:
+            store.db.connect(reuse_if_open=True)
             with store.transaction():
                 migrations.upgrade(store.db, store.m)
                 store._start_chain()
         except BaseException:
             store.close()
+            if lock is not None:
+                lock.release()
             raise
         return store
 
@@ -57,4 +74,5 @@ class Store(FactLog, Ledger, Outbox, Tokens, ReplayRecords):
 
 
 __all__ = ["Store", "SCHEMA_VERSION", "SchemaVersionError", "GENESIS", "ROLES", "DEFAULT_LIMIT",
-           "MAX_LIMIT", "canonical_json", "chain_hash", "token_digest"]
+           "MAX_LIMIT", "canonical_json", "chain_hash", "token_digest", "Lease", "LeaseHeld", "LeaseLost",
+           "WriterLockHeld"]

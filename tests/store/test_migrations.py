@@ -1,7 +1,8 @@
 """Schema versions: databases left by earlier releases are upgraded when a store opens them.
 
 The fixtures in fixtures/databases were written by the stores of earlier releases: 38f9306
-(schema version 1, before versions were recorded) and cad97d0 (version 5); each test
+(schema version 1, before versions were recorded), cad97d0 (version 5) and 48d3116
+(version 7); each test
 upgrades a fresh copy, on SQLite and on PostgreSQL (the script loaded into a scratch schema,
 as conftest.py makes them).
 """
@@ -345,6 +346,7 @@ def test_a_version_4_step_failing_half_way_leaves_the_database_at_version_3(v1_u
         db.execute_sql("DROP INDEX fact_subject_time")      # and what version 7 added
         db.execute_sql("DROP TABLE deliveries")
         db.execute_sql("DELETE FROM chain_head WHERE name = 'deliveries'")
+        db.execute_sql("DROP TABLE partition_leases")       # and what version 8 added
         db.execute_sql("UPDATE schema_version SET version = 3")
     what, step = migrations.STEPS[4]
 
@@ -503,3 +505,64 @@ def test_version_7_starts_an_empty_deliveries_chain_and_chains_what_follows(v5_u
         store.db.execute_sql("UPDATE notifications SET attempts = 1 WHERE id = 'ntf_failed'")
         broken = store.verify_audit()["chains"]["deliveries"]["first_broken"]
         assert broken["id"] == "ntf_failed" and "attempts" in broken["reason"]
+
+
+# ---- version 8: partition leases -----------------------------------------------------------
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def v7_url(request, tmp_path):
+    """A fresh copy of the version-7 fixture database (release 48d3116)."""
+    yield from fixture_copy("v7", request.param, tmp_path)
+
+
+def test_the_v7_fixture_is_version_7(v7_url):
+    assert raw_version(v7_url) == 7
+
+
+def test_version_8_adds_an_empty_lease_table_and_an_owner_writes_on(v7_url, store_log):
+    from datetime import timedelta
+    with Store.open(v7_url) as store:
+        assert store.schema_version() == SCHEMA_VERSION >= 8
+        assert any(line.startswith("upgraded the schema from version 7 to 8: partition_leases") for line in store_log())
+        assert store.db.execute_sql("SELECT * FROM partition_leases").fetchall() == [] and store.lease() is None
+        assert [s["fact"]["id"] for s in store.facts()] == ["f1", "f2"] and store.decision_count() == 2
+        assert [o["event"] for o in store.delivery_outcomes("ntf_sent")] == ["created", "sent"]
+        assert store.token_role("slm_fixture-admin") == "admin"
+        assert store.verify_audit()["ok"]
+        lease = store.acquire_lease("host:1", ttl=timedelta(minutes=10))
+        assert lease.epoch == 1
+        store.fence_with(lease)
+        store.add_facts([({"id": "f3", "source": "zabbix/prod", "type": "incident.resolved",
+                           "time": "2027-06-01T08:00:00Z", "subject": "INC-1", "service": "email"}, [])])
+        store.record_sent(["ntf_pending"], "msg-2")
+        assert store.verify_audit()["ok"]
+
+
+def test_a_version_7_database_upgraded_has_the_schema_of_a_new_one(v7_url, tmp_path):
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    if not v7_url.startswith("sqlite"):
+        with Store.open(v7_url) as upgraded, postgres_schema_url() as url, Store.open(url) as new:
+            assert schema(upgraded) == schema(new)
+        return
+    with Store.open(v7_url) as upgraded, Store.open(fresh) as new:
+        assert schema(upgraded) == schema(new)
+
+
+def test_a_version_8_step_failing_half_way_leaves_version_7_as_it_was(v7_url, monkeypatch):
+    what, step = migrations.STEPS[8]
+
+    def half_then_fail(migrator):
+        step(migrator)
+        raise RuntimeError("the disk filled up")
+
+    monkeypatch.setitem(migrations.STEPS, 8, (what, half_then_fail))
+    with pytest.raises(RuntimeError, match="disk filled up"):
+        Store.open(v7_url)
+    assert raw_version(v7_url) == 7
+    from engine.store.models import database
+    db = database(v7_url)
+    with db:
+        assert "partition_leases" not in db.get_tables()
+    monkeypatch.undo()
+    with Store.open(v7_url) as store:
+        assert store.schema_version() == SCHEMA_VERSION and store.lease() is None
