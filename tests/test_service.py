@@ -187,7 +187,7 @@ def test_restart_rebuilds_state_and_fires_missed_deadlines_once(make_service, wa
 
     third = make_service()                                # same wall time: nothing new
     assert third.store.decision_count() == count
-    assert {d["id"] for d in all_decisions(third.store)} <= set(third.engine.history.decisions_by_id)
+    assert {d["id"] for d in all_decisions(third.store)} <= set(third.engine.state.history.decisions_by_id)
     assert third.store.verify_chain()["ok"]
 
 
@@ -202,7 +202,7 @@ def test_replay_repeats_ticks_so_late_facts_reconcile_as_they_did_live(make_serv
     replayed = make_service()
     assert replayed.replayed == 2
     stored = {d["id"] for d in all_decisions(replayed.store)}
-    assert stored == set(replayed.engine.history.decisions_by_id)          # same decisions, same ids
+    assert stored == set(replayed.engine.state.history.decisions_by_id)          # same decisions, same ids
     assert replayed.store.decision_count() == len(stored)
 
 
@@ -287,7 +287,7 @@ def test_a_frozen_heap_still_lets_a_replaced_network_go(url, wall, tmp_path):
     try:
         service.start(background=False)
         part = _Cyclic()
-        service.engine._targets.cyclic_part = part
+        service.engine.context.network.networks[0].cyclic_part = part
         gone = weakref.ref(part)
         del part
         wall.set("2026-11-02T09:05:00Z")

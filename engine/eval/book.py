@@ -14,7 +14,7 @@ import heapq
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from engine.eval.clock import DurationClock, Transition, WindowClock
+from engine.eval.clock import Clock, Transition
 from engine.lang.model import Target
 from schemas.records import Decision
 
@@ -24,7 +24,7 @@ class ClockRecord:
     key: str                  # "<target>/<subject>" or "<target>/<window label>"
     target: Target
     subject: str
-    clock: DurationClock | WindowClock
+    clock: Clock
     transitions: list[Transition] = field(default_factory=list)
     signals: dict = field(default_factory=dict)         # window clocks: subject -> sorted (at, seq, action)
     issued: dict = field(default_factory=dict)          # reading key -> Decision
@@ -75,8 +75,8 @@ class ClockRecord:
         """When a stopped clock (or a closed window) was last touched; None while it runs."""
         if self.clock.running or self.scheduled is not None or self.running_fact is not None:
             return None
-        return max(filter(None, [self.last_transition, self.last_fired,
-                                 getattr(self.clock, "window_end", None)]), default=None)
+        window = self.clock.window
+        return max(filter(None, [self.last_transition, self.last_fired, window and window.end]), default=None)
 
 
 class ClockBook:

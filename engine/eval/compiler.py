@@ -24,11 +24,16 @@ field values and knows nothing of event time, so a Rule's counting form compiles
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from engine.lang.checks import JOIN_REFERENCE
 from engine.lang.model import RuleSet, Target
 from engine.lang.where import field_at
 from schemas.values import parse_instant
+
+Fact = dict[str, Any]           # a fact as posted to durable_rules (JSON-shaped)
+Pattern = dict[str, Any]        # a compiled rule or test, as durable_rules reads it
+Conditions = dict[str, list[tuple[str, dict[str, Any]]]]     # fact type -> (role, where) of a clock
 
 RULESET = "slm"
 MAINTENANCE_STARTED, MAINTENANCE_ENDED = "maintenance.started", "maintenance.ended"   # posted windows

@@ -14,7 +14,10 @@ import durable_rules_engine
 import orjson
 from durable.engine import MessageObservedException
 
-from engine.eval.compiler import RULESET, allows, matched_types, required_strings
+from engine.eval.compiler import RULESET, Fact, allows, matched_types, required_strings
+
+Payload = dict[str, Fact]       # a match's facts by pattern alias ("m", or the Rule's aliases)
+Match = tuple[str, Payload]     # (rule name, payload)
 
 # durable_rules' alpha network has fixed-size link tables (src/rules/rules.h, rete.c): a test
 # node links at most NEXT_BUCKET_LENGTH (512) other tests, in an open-addressed hash set whose

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 import orjson
 
 from engine.eval.book import ClockBook, ClockRecord
-from engine.eval.clock import DurationClock, Transition, WindowClock
+from engine.eval.clock import Bounds, Clock, Transition
 from engine.lang.model import RuleSet, Target
 from schemas.facts import dump_fact
 from schemas.records import Decision
@@ -125,11 +125,10 @@ def _record_out(record: ClockRecord) -> dict:
             [[_us(amount), order, repeat, position] for amount, order, repeat, position, _ in clock.pending],
         },
     }
-    if isinstance(clock, WindowClock):
-        out["clock"].update(window=[_t(clock.window_start), _t(clock.window_end), clock.label],
-                            down=clock.down, held=clock.held, closed=clock.closed)
-    else:
-        out["clock"]["state"] = clock.state
+    window = clock.window
+    if window is not None:
+        out["clock"]["window"] = [_t(window.start), _t(window.end), window.label]
+    out["clock"].update(clock.own_state())
     return out
 
 
@@ -151,10 +150,10 @@ def _history_out(history: History) -> dict:
 
 # ---- from plain data ----------------------------------------------------------------------
 
-ClockFactory = Callable[[Target, "tuple | None"], "DurationClock | WindowClock"]
+MakeClock = Callable[[Target, Bounds | None], Clock]      # a fresh clock of a target (for a window)
 
 
-def load(blob: bytes, ruleset: RuleSet, version: Callable[[str], RuleSet], make_clock: ClockFactory) -> EngineState:
+def load(blob: bytes, ruleset: RuleSet, version: Callable[[str], RuleSet], make_clock: MakeClock) -> EngineState:
     """The state ``blob`` holds, bound to ``ruleset`` (the version in force; SnapshotError if
     unusable). ``version(hash)`` gives the rule set of a version clocks run under;
     ``make_clock(target, window)`` builds a fresh clock as the engine would."""
@@ -178,7 +177,7 @@ def _p(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-def _state_in(body: dict, version: Callable[[str], RuleSet], make_clock: ClockFactory) -> EngineState:
+def _state_in(body: dict, version: Callable[[str], RuleSet], make_clock: MakeClock) -> EngineState:
     book = ClockBook()
     for raw in body["clocks"]:
         record = _record_in(raw, version, make_clock)
@@ -201,7 +200,7 @@ def _state_in(body: dict, version: Callable[[str], RuleSet], make_clock: ClockFa
     return state
 
 
-def _record_in(raw: dict, version: Callable[[str], RuleSet], make_clock: ClockFactory) -> ClockRecord:
+def _record_in(raw: dict, version: Callable[[str], RuleSet], make_clock: MakeClock) -> ClockRecord:
     versions = [(_p(at), name) for at, name in raw["versions"]]
     target = version(versions[-1][1]).targets[raw["target"]]
     saved = raw["clock"]
@@ -220,10 +219,7 @@ def _record_in(raw: dict, version: Callable[[str], RuleSet], make_clock: ClockFa
     else:
         clock.pending = [(timedelta(microseconds=a), order, repeat, position, clock.marks[position])
                           for a, order, repeat, position in saved["pending"]]
-    if window is None:
-        clock.state = saved["state"]
-    else:
-        clock.down, clock.held, clock.closed = dict(saved["down"]), dict(saved["held"]), saved["closed"]
+    clock.load_own_state(saved)
     scheduled = raw["scheduled"]
     return ClockRecord(
         key=raw["key"], target=target, subject=raw["subject"], clock=clock,

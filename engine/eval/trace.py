@@ -6,9 +6,12 @@ after a restart or under a rule set other than the one that made it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from engine.lang.model import RuleSet
 from schemas.facts import dump_fact
+
+Trace = dict[str, Any]        # a node of a derivation tree: what it is, and its ``because`` below it
 
 
 class Lookup:
