@@ -174,6 +174,7 @@ def load(blob: bytes, ruleset: RuleSet, version: Callable[[str], RuleSet], make_
 
 
 def _p(value: str | None) -> datetime | None:
+    """What :func:`_t` wrote (Python's own ISO form, never input from outside)."""
     return None if value is None else datetime.fromisoformat(value)
 
 
