@@ -185,7 +185,7 @@ class Meter:
 
     def fire_due(self, until: datetime, inclusive: bool) -> list[Reading]:
         """Fire every mark falling before ``until`` (or at it, when inclusive)."""
-        fired = []
+        fired: list[Reading] = []
         while True:
             deadline = self.next_deadline()
             if deadline is None or deadline > until or (deadline == until and not inclusive):
@@ -203,7 +203,7 @@ class Meter:
     def fire_passed(self, at: datetime, because: str) -> list[Reading]:
         """Decide, at ``at``, every mark counted time has already passed but that was not
         decided (after a rule change reprices the clock): never back-dated."""
-        fired = []
+        fired: list[Reading] = []
         counted = self.counted_at(at)
         queue = self._queue()
         while queue and queue[0][0] <= counted and self.cycle > 0:

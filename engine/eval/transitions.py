@@ -49,7 +49,7 @@ def rebuild(ctx: Context, record: ClockRecord, cause: Transition) -> None:
     if target.spec.get("start_at"):
         clock.start_from = state.firsts.get(record.key)
     readings: list[Reading] = []
-    changes = list(repriced)
+    changes = [(at, version) for at, version in repriced if at is not None]   # (each has its instant)
 
     def reprice_until(until: datetime, inclusive: bool) -> None:
         nonlocal readings
