@@ -13,7 +13,7 @@ import weakref
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import RULES, WallClock, fact, fact_count
+from conftest import RULES, fact, fact_count
 
 from engine.eval.state import STATE_FORMAT
 from engine.lang.errors import FactError, RuleSetError
@@ -34,9 +34,9 @@ def make_service(url, wall):
         store = Store.open(url)
         service = SlmService(store, rules, now=now, history=True, snapshot_every=snapshot_every)
         service.start(background=background)
-        if isinstance(now, WallClock):
-            # The test moves this clock in jumps and fires what falls due through its own
-            # requests; the deadline scheduler would race it for every jump.
+        if hasattr(now, "forward"):
+            # The test moves this clock (a WallClock) in jumps and fires what falls due
+            # through its own requests; the deadline scheduler would race it for every jump.
             service.scheduler.stop()
         opened.append(service)
         return service
