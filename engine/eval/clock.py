@@ -14,7 +14,7 @@ closed and which window, if any, it counts in. Callers never ask which kind they
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -240,7 +240,7 @@ class Meter:
                        activity=activity, repeat=repeat, source=source)
 
 
-def marks_for(budget: timedelta, warn_at: list[Level], escalations: list[EscalationLevel] | tuple[()] = ()) -> Marks:
+def marks_for(budget: timedelta, warn_at: Sequence[Level], escalations: Sequence[EscalationLevel] = ()) -> Marks:
     """Warnings, the breach at 100% and escalation levels, in counted time, sorted. Marks
     are immutable and every clock of a target (of a window length) has the same ones: the
     engine makes them once per target and budget and shares them."""
@@ -292,7 +292,8 @@ class Clock(Meter):
 
     @property
     def count_start(self) -> datetime | None:
-        """Where the count of the current cycle started (None: not counting now)."""
+        """What a ``clock.running`` fact gives as its start: a window's start; a duration
+        clock's current run (None while paused)."""
         raise NotImplementedError
 
     @property
@@ -394,8 +395,8 @@ class DurationClock(Clock):
         return [self._reading("met", at, None, counted)]
 
     def reprice(self, definition: Definition, at: datetime) -> None:
-        self.recount(definition.calendar, _duration(definition.goal), definition.marks(_duration(definition.goal)),
-                     at)
+        budget = _duration(definition.goal)
+        self.recount(definition.calendar, budget, definition.marks(budget), at)
         self.definition = definition
         self.valid_from, self.valid_to = definition.valid
 

@@ -29,7 +29,7 @@ from engine.eval.cutover import carried, cut_over
 from engine.eval.decisions import rule_actions
 from engine.eval.matches import dispatch, phase
 from engine.eval.network import MatchNetwork
-from engine.eval.reads import Span, StoppedKeys, quiet_window
+from engine.eval.reads import Span, StoppedKeys
 from engine.eval.state import EngineState, History, SnapshotError
 from engine.eval.state import dump as dump_state
 from engine.eval.state import load as load_state
@@ -251,4 +251,4 @@ def _posted(fact: Fact, seq: int) -> Fact:
     return posted
 
 
-__all__ = ["Engine", "Outcome", "quiet_window"]
+__all__ = ["Engine", "Outcome"]

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 
 from engine.eval.compiler import (
     RULESET,
+    Definition,
     Fact,
     Pattern,
     allows,
@@ -41,38 +42,39 @@ class MatchNetwork:
         self._phase = phase
         self._handle = handle
         self._queue: deque[Match] = deque()
-        self._rule_specs: dict[str, Pattern] | None = None
-        self._rules: DurableNetwork | None = None
-        self._targets: DurableNetwork | None = None
-        self.compile(ruleset, carried)
+        definition, targets, rules = _compiled(ruleset, carried)
+        self._targets = DurableNetwork({RULESET: targets})
+        self._rules = DurableNetwork({RULESET + "_rules": rules})
+        self._rule_specs = rules
+        self._derive(ruleset, definition)
 
     def compile(self, ruleset: RuleSet, carried: list[tuple[str, Target]], keep_rules: bool = False) -> bool:
-        """Build the networks for ``ruleset`` plus the signal and lifecycle rules of the
-        ``carried`` (version, target) whose clocks still run; whether the Rules' network is
-        new. ``keep_rules``: keep the Rules' network, and what it holds, when the Rules
+        """Build the networks again for ``ruleset`` plus the signal and lifecycle rules of
+        the ``carried`` (version, target) whose clocks still run; whether the Rules' network
+        is new. ``keep_rules``: keep the Rules' network, and what it holds, when the Rules
         compile as they did (a rule change that touches targets only)."""
-        definition = compile_ruleset(ruleset, carried)
-        compiled = definition[RULESET]
-        rules = {name: spec for name, spec in compiled.items() if name.startswith("rule:")}
-        self.matched = matched_types(definition)        # None: any type may match
-        if self._targets is not None:
-            self._targets.close()
-        self._targets = DurableNetwork({RULESET: {n: s for n, s in compiled.items() if n not in rules}})
-        renewed = not (keep_rules and self._rules is not None and rules == self._rule_specs)
+        definition, targets, rules = _compiled(ruleset, carried)
+        self._targets.close()
+        self._targets = DurableNetwork({RULESET: targets})
+        renewed = not (keep_rules and rules == self._rule_specs)
         if renewed:
-            if self._rules is not None:
-                self._rules.close()
+            self._rules.close()
             self._rules = DurableNetwork({RULESET + "_rules": rules})
             self._rule_specs = rules
-        self.retained = retained_types(ruleset)
+        self._derive(ruleset, definition)
+        return renewed
+
+    def _derive(self, ruleset: RuleSet, definition: Definition) -> None:
+        """What the engine asks of the rules before and after matching."""
+        self.matched = matched_types(definition)        # None: any type may match
+        self.retained = retained_types(ruleset)          # types a join may need later
         self.may_join = join_filter(ruleset)
         self.joined_clocks = _clocks_a_rule_may_join(ruleset, definition)
-        return renewed
 
     @property
     def networks(self) -> tuple[DurableNetwork, DurableNetwork]:
         """The durable_rules networks of the targets and of the Rules, as compiled now."""
-        return self._network("targets"), self._network("rules")
+        return self._targets, self._rules
 
     @property
     def shards(self) -> tuple[int, int]:
@@ -98,8 +100,8 @@ class MatchNetwork:
         """
         if not self.posts(fact["type"]):
             return
-        matches, _ = self._network("targets").assert_fact(fact)      # holds nothing: no target joins
-        rules = self._network("rules")
+        matches, _ = self._targets.assert_fact(fact)      # holds nothing: no target joins
+        rules = self._rules
         found, kept = rules.assert_fact(fact)
         if found is not None:
             matches = (matches or []) + found
@@ -114,7 +116,7 @@ class MatchNetwork:
         """Put the facts a join may still use back into a fresh durable_rules memory (after
         a state is restored, or the Rules changed). Their matches were acted on when first
         asserted: discarded."""
-        rules = self._network("rules")
+        rules = self._rules
         for key, fact in list(held.items()):
             _, held[key] = rules.assert_fact({**fact, "id": key})
 
@@ -123,7 +125,7 @@ class MatchNetwork:
         nothing: no rule negates.)"""
         fact = held.pop(fact_id, None)
         if fact is not None:
-            self._network("rules").retract_fact(fact)
+            self._rules.retract_fact(fact)
 
     def drain(self) -> None:
         """Handle the waiting matches, and those handling them causes, in order."""
@@ -133,15 +135,17 @@ class MatchNetwork:
 
     def close(self) -> None:
         """Free what durable_rules holds for these networks (call when they are replaced)."""
-        for network in (self._targets, self._rules):
-            if network is not None:
-                network.close()
+        self._targets.close()
+        self._rules.close()
 
-    def _network(self, which: str) -> DurableNetwork:
-        network = self._targets if which == "targets" else self._rules
-        if network is None:
-            raise RuntimeError(f"the {which} network is not compiled")
-        return network
+
+def _compiled(ruleset: RuleSet, carried: list[tuple[str, Target]]) -> tuple[Definition, dict[str, Pattern],
+                                                                              dict[str, Pattern]]:
+    """(The whole definition, the targets' rules, the Rules' rules)."""
+    definition = compile_ruleset(ruleset, carried)
+    compiled = definition[RULESET]
+    rules = {name: spec for name, spec in compiled.items() if name.startswith("rule:")}
+    return definition, {n: s for n, s in compiled.items() if n not in rules}, rules
 
 
 def running_data(target: Target) -> Fact:
@@ -150,7 +154,7 @@ def running_data(target: Target) -> Fact:
             "measure": target.measure, "metric": target.spec.get("name") if target.measure == "threshold" else None}
 
 
-def _clocks_a_rule_may_join(ruleset: RuleSet, definition: dict[str, dict[str, Pattern]]) -> frozenset[str]:
+def _clocks_a_rule_may_join(ruleset: RuleSet, definition: Definition) -> frozenset[str]:
     """The targets whose running clocks some Rule pattern on ``clock.running`` may match,
     judged from what the pattern requires of the fact's string fields that are fixed per
     target (target, agreement, agreement type, measure, metric, service)."""
