@@ -49,7 +49,7 @@ def run(facts: int, failures: int, free: bool) -> list[float]:
         return apply(self, fact, *args, **kwargs)
 
     def close_ruleset_only(self):
-        for network in (self._targets, self._rules):
+        for network in self.context.network.networks:
             for ruleset in network.rulesets:
                 if ruleset.handle is not None:
                     durable_rules_engine.delete_ruleset(ruleset.handle)

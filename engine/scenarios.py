@@ -113,7 +113,7 @@ def run_document(path: Path, doc: Document, default_rules: Path, cache: RuleSetC
             return result
     if scenario.get("until"):
         engine.advance(scenario["until"])
-    result.fired = set(engine.fired_rules)
+    result.fired = set(engine.state.fired_rules)
     actual = observed(engine, engine.ruleset)
     stopped = None if scenario.get("until") or engine.state.now is None else engine.state.now
     for what in ("decisions", "notifications"):

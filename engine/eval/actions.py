@@ -9,28 +9,39 @@ no event time, so ``same``, ``within`` and ``count`` are applied to the matches 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
-from engine.eval.compiler import alias_name
+from engine.eval.compiler import Fact, alias_name
 from engine.eval.records import decision_id, rule_ref
 from engine.lang.model import Rule
 from engine.lang.templates import render
 from schemas.records import Decision
 from schemas.values import parse_instant
 
+View = dict[str, Any]                       # a fact as a Rule sees it (see view)
+CountKey = tuple[str, tuple[str, ...]]      # (rule id, the values of its ``same`` fields)
+ClockReader = Callable[[str, datetime], "dict[str, object] | None"]
+
+
+def _no_clock(key: str, at: datetime) -> dict[str, object] | None:
+    return None
+
 
 class RuleActions:
     """The actions of one rule set's Rules. ``emit`` records a decision in the engine;
     ``render`` is False while replaying (messages of discarded decisions are not rendered)."""
 
-    def __init__(self, version: str, counts: dict, firings: dict, emit, render: bool = True,
-                 read_clock=lambda key, at: None):
+    def __init__(self, version: str, counts: dict[CountKey, list[View]], firings: dict[CountKey, int],
+                 emit: Callable[[Decision], None], render: bool = True, read_clock: ClockReader = _no_clock):
         self.version = version
         self.counts, self.firings = counts, firings
         self.emit = emit
         self.render = render
         self.read_clock = read_clock        # (clock key, instant) -> its reading then, for the record
 
-    def fire(self, rule: Rule, facts: dict) -> None:
+    def fire(self, rule: Rule, facts: dict[str, Fact]) -> None:
         if "count" in rule.when:
             self._count(rule, facts[alias_name("p0")])
             return
@@ -39,7 +50,7 @@ class RuleActions:
         context = {p.get("as") or f"p{i}": v for i, (p, v) in enumerate(zip(patterns, views, strict=True))}
         self._conclude(rule, views, context, identity=[v["ref"] for v in views])
 
-    def _count(self, rule: Rule, fact: dict) -> None:
+    def _count(self, rule: Rule, fact: Fact) -> None:
         spec = rule.when["count"]
         current = view(fact)
         group = tuple(str(lookup(current, name)) for name in spec["same"])
@@ -63,7 +74,7 @@ class RuleActions:
         for window in self.counts.values():
             window[:] = [v for v in window if v["ref"] != ref]
 
-    def _conclude(self, rule: Rule, views: list[dict], context: dict, identity: list) -> None:
+    def _conclude(self, rule: Rule, views: list[View], context: dict[str, Any], identity: list[Any]) -> None:
         first = views[0]
         at = max(v["_at"] for v in views)
         subject, service = first.get("subject"), first.get("service")
@@ -95,7 +106,7 @@ class RuleActions:
             self.emit(decision)
 
 
-def view(fact: dict) -> dict:
+def view(fact: Fact) -> View:
     """A durable_rules fact as rules and templates see it: envelope plus data fields."""
     out = dict(fact.get("data") or {})
     out.update({"id": fact["fid"], "source": fact["source"], "type": fact["type"], "time": fact["time"],
@@ -110,8 +121,8 @@ def view(fact: dict) -> dict:
     return out
 
 
-def lookup(data: dict, path: str):
-    value = data
+def lookup(data: View, path: str) -> Any:
+    value: Any = data
     for part in path.split("."):
         if not isinstance(value, dict):
             return None

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import bisect
 import heapq
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from engine.eval.clock import DurationClock, Transition, WindowClock
+from engine.eval.clock import Clock, ReadingKey, Transition
 from engine.lang.model import Target
 from schemas.records import Decision
 
@@ -24,19 +26,20 @@ class ClockRecord:
     key: str                  # "<target>/<subject>" or "<target>/<window label>"
     target: Target
     subject: str
-    clock: DurationClock | WindowClock
+    clock: Clock
     transitions: list[Transition] = field(default_factory=list)
-    signals: dict = field(default_factory=dict)         # window clocks: subject -> sorted (at, seq, action)
-    issued: dict = field(default_factory=dict)          # reading key -> Decision
-    revisions: dict = field(default_factory=dict)       # reading key -> times superseded
-    running_fact: dict | None = None                    # its clock.running fact, while held for a join
+    # window clocks: subject -> sorted (at, seq, action)
+    signals: dict[str, list[tuple[datetime, int, str]]] = field(default_factory=dict)
+    issued: dict[ReadingKey, Decision] = field(default_factory=dict)
+    revisions: dict[ReadingKey, int] = field(default_factory=dict)     # reading key -> times superseded
+    running_fact: dict[str, Any] | None = None          # its clock.running fact, while held for a join
     last_transition: datetime | None = None
     last_fired: datetime | None = None
-    scheduled: tuple | None = None                      # (deadline, counter) of its live heap entry
+    scheduled: tuple[datetime, int] | None = None       # (deadline, counter) of its live heap entry
     carried: bool = False                               # window clocks: the next window started down
     # The rule-set versions it ran under: (None, the version its start fact was applied
     # under), then (cut-over instant, version) for each rule change that repriced it.
-    versions: list = field(default_factory=list)
+    versions: list[tuple[datetime | None, str]] = field(default_factory=list)
 
     @property
     def version(self) -> str:
@@ -66,7 +69,7 @@ class ClockRecord:
         before = bisect.bisect_left(history, (transition.at, transition.seq, transition.action))
         return before > 0 and history[before - 1][2] == "down"
 
-    def issue(self, key: tuple, decision: Decision) -> None:
+    def issue(self, key: ReadingKey, decision: Decision) -> None:
         self.issued[key] = decision
         if self.last_fired is None or decision.at > self.last_fired:
             self.last_fired = decision.at
@@ -75,19 +78,19 @@ class ClockRecord:
         """When a stopped clock (or a closed window) was last touched; None while it runs."""
         if self.clock.running or self.scheduled is not None or self.running_fact is not None:
             return None
-        return max(filter(None, [self.last_transition, self.last_fired,
-                                 getattr(self.clock, "window_end", None)]), default=None)
+        window = self.clock.window
+        return max(filter(None, [self.last_transition, self.last_fired, window and window.end]), default=None)
 
 
 class ClockBook:
     """The clocks by key and by subject, and the heap of their next deadlines."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.records: dict[str, ClockRecord] = {}
         self.by_subject: dict[str, list[str]] = {}
-        self.heap: list = []
+        self.heap: list[tuple[datetime, int, str]] = []     # (deadline, counter, key)
         self.counter = 0                                # tie-break of equal deadlines: scheduling order
-        self.finished: list = []                        # heap of (finished at, key): what to forget next
+        self.finished: list[tuple[datetime, str]] = []  # heap of (finished at, key): what to forget next
         self.live: set[str] = set()                     # keys of the clocks running now
         # Keys of the clocks added, changed or forgotten since a reader last took them, while
         # one tracks them (engine.service.clockview sets a set; None: nobody asks, nothing kept).
@@ -184,7 +187,7 @@ class ClockBook:
         self.finished = [(at, key) for key, r in self.records.items() if (at := r.finished_at()) is not None]
         heapq.heapify(self.finished)
 
-    def running(self):
+    def running(self) -> Iterator[ClockRecord]:
         """The clocks running a cycle now."""
         return (r for r in self.records.values() if r.clock.running and r.clock.cycle > 0)
 

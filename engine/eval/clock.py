@@ -6,19 +6,35 @@ calendar. Clocks know nothing of durable_rules: the runtime tells them which fac
 
 Readings are what a clock says happened (a level reached, a cycle met). The runtime turns
 them into decisions; a clock rebuilt from its history yields the same readings again.
+
+Both kinds of clock answer one interface (:class:`Clock`): a transition is applied, a new
+definition is taken, and each says for itself where its count started, whether it is
+closed and which window, if any, it counts in. Callers never ask which kind they hold.
 """
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
+from typing import TYPE_CHECKING, NamedTuple
 
 from engine.lang.calendar import ServiceCalendar
 from schemas.values import Level
 
+if TYPE_CHECKING:
+    from engine.lang.model import EscalationLevel
+
 ZERO = timedelta(0)
+MAINTENANCE = "maintenance:"    # the prefix of a posted maintenance window's subject on a window clock
+
+Marks = tuple["Mark", ...]
+# A mark tuple as it waits on a clock's heap: (amount, order, repeat index, position, mark).
+Pending = tuple[timedelta, int, int, int, "Mark"]
+Fired = tuple[str, str | None, str | None, int]          # (kind, level, activity, repeat index)
+ReadingKey = tuple[str, str | None, int, int, str | None]
+Bounds = tuple[datetime, datetime, str]                   # a window's (start, end, label)
 
 
 @dataclass(frozen=True)
@@ -31,7 +47,7 @@ class Mark:
     order: int                  # tie-break among marks at the same amount
     activity: str | None = None
     repeat: timedelta | None = None
-    source: object = None       # the EscalationLevel, for the decision's rule origin
+    source: EscalationLevel | None = None       # the escalation level, for the decision's rule origin
 
 
 @dataclass
@@ -48,10 +64,10 @@ class Reading:
     because: list[str]
     activity: str | None = None
     repeat: int = 0
-    source: object = None
+    source: EscalationLevel | None = None
 
     @property
-    def key(self) -> tuple:
+    def key(self) -> ReadingKey:
         return (self.kind, self.level, self.cycle, self.repeat, self.activity)
 
 
@@ -61,15 +77,36 @@ class Transition:
 
     at: datetime
     seq: int
-    action: str                 # duration: start/pause/resume/stop/restart; window: down/up
+    action: str                 # duration: start/pause/resume/stop/restart (comma-joined); window: down/up/hold/release
     fact: str                   # "fact:<id>"
     subject: str | None = None  # window clocks: which subject went down or up
+
+
+@dataclass(frozen=True)
+class Definition:
+    """What a clock counts by, as its target defines it; a rule change that reprices a
+    clock hands it the new target's definition."""
+
+    calendar: ServiceCalendar
+    goal: timedelta | Fraction                    # duration: the budget; window: the share of service time
+    marks: Callable[[timedelta], Marks]           # the marks for a budget (shared: see marks_for)
+    roles: dict[str, set[str]] = field(default_factory=dict)   # duration: fact type -> its roles
+    valid: tuple[datetime | None, datetime | None] = (None, None)   # duration: when a cycle may start
+
+
+class Window(NamedTuple):
+    """The window a window clock counts in, and the service time inside it."""
+
+    start: datetime
+    end: datetime
+    label: str
+    service_time: timedelta
 
 
 class Meter:
     """Counted time with marks. ``run``/``halt`` switch counting; deadlines fire marks."""
 
-    def __init__(self, calendar: ServiceCalendar, budget: timedelta, marks: list[Mark]):
+    def __init__(self, calendar: ServiceCalendar, budget: timedelta, marks: Marks):
         self.calendar = calendar
         self.budget = budget
         self.marks = marks                  # sorted, as marks_for makes them; shared, never changed
@@ -78,11 +115,12 @@ class Meter:
         self.running_since: datetime | None = None
         self.paused_total = ZERO
         self.halted_at: datetime | None = None
-        self.fired: set[tuple] = set()
+        self.fired: set[Fired] = set()
         self.breached = False
         self.because: list[str] = []
-        self.pending: list | None = None   # heap of (amount, order, repeat index, position, mark)
-        self._deadline: tuple = (None, None)   # (what it was computed from, the deadline)
+        self.pending: list[Pending] | None = None
+        # (what the deadline was computed from, the deadline)
+        self._deadline: tuple[tuple[datetime, timedelta, timedelta] | None, datetime | None] = (None, None)
 
     # -- counting -------------------------------------------------------------------
     def counted_at(self, at: datetime) -> timedelta:
@@ -115,19 +153,19 @@ class Meter:
             self.halted_at = at
 
     # -- marks and deadlines --------------------------------------------------------
-    def _queue(self) -> list:
+    def _queue(self) -> list[Pending]:
         if self.pending is None:
             self.pending = []
             for position, mark in enumerate(self.marks):
-                self._push(mark, 0, position)
+                self._push(self.pending, mark, 0, position)
         return self.pending
 
-    def _push(self, mark: Mark, repeat: int, position: int) -> None:
+    def _push(self, queue: list[Pending], mark: Mark, repeat: int, position: int) -> None:
         # Marks tied on (amount, order, repeat) fire in their order in self.marks (not by
         # memory address), so a clock rebuilt or replayed fires them the same way.
-        amount = max(mark.amount + (mark.repeat * repeat if repeat else ZERO), ZERO)
+        amount = max(mark.amount + (mark.repeat * repeat if mark.repeat and repeat else ZERO), ZERO)
         if (mark.kind, mark.level, mark.activity, repeat) not in self.fired:
-            heapq.heappush(self.pending, (amount, mark.order, repeat, position, mark))
+            heapq.heappush(queue, (amount, mark.order, repeat, position, mark))
 
     def next_deadline(self) -> datetime | None:
         """When the next mark falls, if the clock keeps running; None while halted."""
@@ -147,24 +185,25 @@ class Meter:
 
     def fire_due(self, until: datetime, inclusive: bool) -> list[Reading]:
         """Fire every mark falling before ``until`` (or at it, when inclusive)."""
-        fired = []
+        fired: list[Reading] = []
         while True:
             deadline = self.next_deadline()
             if deadline is None or deadline > until or (deadline == until and not inclusive):
                 return fired
-            amount, _, repeat, position, mark = heapq.heappop(self.pending)
+            queue = self._queue()
+            amount, _, repeat, position, mark = heapq.heappop(queue)
             self.fired.add((mark.kind, mark.level, mark.activity, repeat))
             if mark.kind == "breach":
                 self.breached = True
             fired.append(self._reading(mark.kind, deadline, mark.level, amount, activity=mark.activity,
                                        repeat=repeat, source=mark.source))
             if mark.repeat:
-                self._push(mark, repeat + 1, position)
+                self._push(queue, mark, repeat + 1, position)
 
     def fire_passed(self, at: datetime, because: str) -> list[Reading]:
         """Decide, at ``at``, every mark counted time has already passed but that was not
         decided (after a rule change reprices the clock): never back-dated."""
-        fired = []
+        fired: list[Reading] = []
         counted = self.counted_at(at)
         queue = self._queue()
         while queue and queue[0][0] <= counted and self.cycle > 0:
@@ -177,11 +216,11 @@ class Meter:
             reading.because.append(because)
             fired.append(reading)
             if mark.repeat:
-                self._push(mark, repeat + 1, position)
+                self._push(queue, mark, repeat + 1, position)
         self._deadline = (None, None)
         return fired
 
-    def reprice(self, calendar: ServiceCalendar, budget: timedelta, marks: tuple[Mark, ...], at: datetime) -> None:
+    def recount(self, calendar: ServiceCalendar, budget: timedelta, marks: Marks, at: datetime) -> None:
         """Take a new definition from ``at`` on: the time counted so far stays; from ``at``
         time counts on the new calendar, against the new budget and marks. Marks already
         decided stay decided (by kind, level and activity)."""
@@ -193,13 +232,15 @@ class Meter:
         self.pending = None
         self._deadline = (None, None)
 
-    def _reading(self, kind, at, level, counted, **extra) -> Reading:
+    def _reading(self, kind: str, at: datetime, level: str | None, counted: timedelta, activity: str | None = None,
+                 repeat: int = 0, source: EscalationLevel | None = None) -> Reading:
         paused = self.paused_total + (at - self.halted_at if self.halted_at and self.running_since is None
                                       else ZERO)
-        return Reading(kind, at, self.cycle, level, counted, self.budget, paused, list(self.because), **extra)
+        return Reading(kind, at, self.cycle, level, counted, self.budget, paused, list(self.because),
+                       activity=activity, repeat=repeat, source=source)
 
 
-def marks_for(budget: timedelta, warn_at: list[Level], escalations: list = ()) -> tuple[Mark, ...]:
+def marks_for(budget: timedelta, warn_at: Sequence[Level], escalations: Sequence[EscalationLevel] = ()) -> Marks:
     """Warnings, the breach at 100% and escalation levels, in counted time, sorted. Marks
     are immutable and every clock of a target (of a window length) has the same ones: the
     engine makes them once per target and budget and shares them."""
@@ -210,28 +251,93 @@ def marks_for(budget: timedelta, warn_at: list[Level], escalations: list = ()) -
     return tuple(sorted(marks, key=lambda m: (m.amount, m.order)))
 
 
-class DurationClock(Meter):
+class Clock(Meter):
+    """What the engine asks of any clock; each kind answers for itself."""
+
+    # ``start_at``: (time, fact) of the earliest earlier fact the target names; set by the
+    # engine before each fact, so it is never part of a snapshot. Window clocks ignore it.
+    start_from: tuple[datetime, str] | None = None
+
+    def __init__(self, definition: Definition, budget: timedelta):
+        super().__init__(definition.calendar, budget, definition.marks(budget))
+        self.definition = definition
+
+    def apply(self, transition: Transition) -> list[Reading]:
+        """Apply one fact's effect (deadlines before it must already have fired)."""
+        raise NotImplementedError
+
+    def reprice(self, definition: Definition, at: datetime) -> None:
+        """Count by ``definition`` from ``at`` on (a rule change repriced the clock)."""
+        raise NotImplementedError
+
+    def cancel(self, at: datetime) -> timedelta:
+        """End the clock, neither met nor breached (a rule change removed its target); the
+        time it had counted."""
+        raise NotImplementedError
+
+    @property
+    def running(self) -> bool:
+        """Still counting or able to: a cycle not stopped, a window not closed."""
+        raise NotImplementedError
+
+    @property
+    def closed(self) -> bool:
+        """A window clock whose window has ended (a duration clock has no window to close)."""
+        return False
+
+    @property
+    def status(self) -> str:
+        """As a reader shows it: idle, running, paused or stopped; running or closed for a window."""
+        raise NotImplementedError
+
+    @property
+    def count_start(self) -> datetime | None:
+        """What a ``clock.running`` fact gives as its start: a window's start; a duration
+        clock's current run (None while paused)."""
+        raise NotImplementedError
+
+    @property
+    def window(self) -> Window | None:
+        """The window the clock counts in (None: a duration clock)."""
+        return None
+
+    def carried_over(self) -> list[tuple[str, str, str]]:
+        """(action, subject, fact) the next window starts with: what is still down or held
+        when this one ends."""
+        return []
+
+    def own_state(self) -> dict[str, object]:
+        """What a snapshot keeps of this kind of clock beyond its meter (plain data)."""
+        raise NotImplementedError
+
+    def load_own_state(self, saved: dict[str, object]) -> None:
+        """Take back what :meth:`own_state` gave."""
+        raise NotImplementedError
+
+
+class DurationClock(Clock):
     """Counts service time between start and stop, not while paused; restarts begin cycles."""
 
-    def __init__(self, calendar: ServiceCalendar, goal: timedelta, marks: tuple[Mark, ...],
-                 roles: dict[str, set[str]], valid: tuple):
-        super().__init__(calendar, goal, marks)
-        self.roles = roles                  # fact type -> {"start", "pause", ...}
-        self.valid_from, self.valid_to = valid
+    def __init__(self, definition: Definition):
+        super().__init__(definition, _duration(definition.goal))
+        self.valid_from, self.valid_to = definition.valid
         self.state = "idle"
-        # ``start_at``: (time, fact) of the earliest earlier fact the target names; set by
-        # the engine before each fact, so it is never part of a snapshot.
-        self.start_from: tuple[datetime, str] | None = None
+
+    @property
+    def roles(self) -> dict[str, set[str]]:
+        """Fact type -> {"start", "pause", ...}: what a fact of the type does to the clock."""
+        return self.definition.roles
 
     def _valid(self, at: datetime) -> bool:
         return (self.valid_from is None or at >= self.valid_from) and (self.valid_to is None or at < self.valid_to)
 
-    def apply(self, actions: set[str], at: datetime, fact: str) -> list[Reading]:
-        """Apply one fact's roles (deadlines before ``at`` must already have fired).
+    def apply(self, transition: Transition) -> list[Reading]:
+        """Apply one fact's roles (deadlines before it must already have fired).
 
         ``reset`` cancels the running cycle and begins a new one; ``restart`` stops it (met
         if within the goal) and begins a new one; ``cancel`` ends it, neither met nor
         breached. Each ends in a recorded reading, so a late fact rebuilds them too."""
+        actions, at, fact = set(transition.action.split(",")), transition.at, transition.fact
         out: list[Reading] = []
         if self.state == "idle":
             if ("start" in actions or "reset" in actions) and self._valid(at):
@@ -273,8 +379,6 @@ class DurationClock(Meter):
         return [self._reading("cancelled", at, None, counted)]
 
     def cancel(self, at: datetime) -> timedelta:
-        """End the clock, neither met nor breached (a rule change removed its target); the
-        time it had counted."""
         counted = self.counted_at(at)
         self.halt(at)
         self.state = "stopped"
@@ -290,12 +394,32 @@ class DurationClock(Meter):
             return []
         return [self._reading("met", at, None, counted)]
 
+    def reprice(self, definition: Definition, at: datetime) -> None:
+        budget = _duration(definition.goal)
+        self.recount(definition.calendar, budget, definition.marks(budget), at)
+        self.definition = definition
+        self.valid_from, self.valid_to = definition.valid
+
     @property
     def running(self) -> bool:
         return self.state in ("running", "paused")
 
+    @property
+    def status(self) -> str:
+        return self.state
 
-class WindowClock(Meter):
+    @property
+    def count_start(self) -> datetime | None:
+        return self.running_since
+
+    def own_state(self) -> dict[str, object]:
+        return {"state": self.state}
+
+    def load_own_state(self, saved: dict[str, object]) -> None:
+        self.state = str(saved["state"])
+
+
+class WindowClock(Clock):
     """Counts time inside service hours while any subject is down, within one window.
 
     Serves availability targets (down/up facts) and threshold targets (a subject is down
@@ -303,25 +427,23 @@ class WindowClock(Meter):
     of the window. The window's end stops the clock: met if the budget held.
     """
 
-    def __init__(self, calendar: ServiceCalendar, goal: Fraction, window: tuple[datetime, datetime, str],
-                 marks: Callable[[timedelta], tuple[Mark, ...]]):
-        """``marks(budget)``: the marks for this window's budget (see :func:`marks_for`)."""
-        self.window_start, self.window_end, self.label = window
-        self.service_time = calendar.counted(self.window_start, self.window_end)
-        budget = _error_budget(self.service_time, goal)
-        super().__init__(calendar, budget, marks(budget))
+    def __init__(self, definition: Definition, bounds: Bounds):
+        self.window_start, self.window_end, self.label = bounds
+        self.service_time = definition.calendar.counted(self.window_start, self.window_end)
+        super().__init__(definition, _error_budget(self.service_time, definition.goal))
         self.down: dict[str, str] = {}        # subject -> the fact that took it down
         self.held: dict[str, str] = {}        # posted maintenance windows open: subject -> its start fact
-        self.closed = False
+        self._closed = False
         self.begin_cycle(self.window_start, f"window:{self.label}")
         self.halt(self.window_start)
         self.because = []
         self.paused_total = ZERO
 
-    def apply(self, action: str, subject: str, at: datetime, fact: str) -> list[Reading]:
-        if self.closed:
+    def apply(self, transition: Transition) -> list[Reading]:
+        action, subject, fact = transition.action, transition.subject, transition.fact
+        if self._closed or subject is None:
             return []
-        at = max(at, self.window_start)
+        at = max(transition.at, self.window_start)
         counting = self.counting
         if action == "down":
             self.down.setdefault(subject, fact)
@@ -347,7 +469,7 @@ class WindowClock(Meter):
         return bool(self.down) and not self.held
 
     def next_deadline(self) -> datetime | None:
-        if self.closed:
+        if self._closed:
             return None
         deadline = super().next_deadline()
         return self.window_end if deadline is None or deadline > self.window_end else deadline
@@ -355,38 +477,75 @@ class WindowClock(Meter):
     def fire_due(self, until: datetime, inclusive: bool) -> list[Reading]:
         # A mark that falls exactly at the window's end loses to the end (as a fact would win).
         out = super().fire_due(min(until, self.window_end), inclusive and until < self.window_end)
-        if not self.closed and (until > self.window_end or (inclusive and until == self.window_end)):
+        if not self._closed and (until > self.window_end or (inclusive and until == self.window_end)):
             out += self.close()
         return out
 
-    def reprice_window(self, calendar: ServiceCalendar, goal: Fraction,
-                       marks: Callable[[timedelta], tuple[Mark, ...]], at: datetime) -> None:
-        """:meth:`reprice` with the budget of the new goal over this window on the new calendar."""
-        self.service_time = calendar.counted(self.window_start, self.window_end)
-        budget = _error_budget(self.service_time, goal)
-        self.reprice(calendar, budget, marks(budget), at)
+    def reprice(self, definition: Definition, at: datetime) -> None:
+        """A new budget: the new goal's share of this window's service time on the new calendar."""
+        self.service_time = definition.calendar.counted(self.window_start, self.window_end)
+        budget = _error_budget(self.service_time, definition.goal)
+        self.recount(definition.calendar, budget, definition.marks(budget), at)
+        self.definition = definition
 
     def cancel(self, at: datetime) -> timedelta:
         counted = self.counted_at(at)
         self.halt(at)
-        self.closed = True
+        self._closed = True
         return counted
 
     def close(self) -> list[Reading]:
         counted = self.counted_at(self.window_end)
         self.halt(self.window_end)
-        self.closed = True
+        self._closed = True
         if self.breached or counted > self.budget:
             return []
         return [self._reading("met", self.window_end, None, counted)]
 
     @property
     def running(self) -> bool:
-        return not self.closed
+        return not self._closed
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def status(self) -> str:
+        return "closed" if self._closed else "running"
+
+    @property
+    def count_start(self) -> datetime:
+        return self.window_start
+
+    @property
+    def window(self) -> Window:
+        return Window(self.window_start, self.window_end, self.label, self.service_time)
+
+    def carried_over(self) -> list[tuple[str, str, str]]:
+        return [("hold", s, f) for s, f in sorted(self.held.items())] + \
+            [("down", s, f) for s, f in sorted(self.down.items())]
+
+    def own_state(self) -> dict[str, object]:
+        return {"down": self.down, "held": self.held, "closed": self._closed}
+
+    def load_own_state(self, saved: dict[str, object]) -> None:
+        down, held = saved["down"], saved["held"]
+        if not isinstance(down, dict) or not isinstance(held, dict):
+            raise TypeError("a window clock's down and held subjects are mappings")
+        self.down, self.held, self._closed = dict(down), dict(held), bool(saved["closed"])
 
 
-def _error_budget(service_time: timedelta, goal: Fraction) -> timedelta:
+def _duration(goal: timedelta | Fraction) -> timedelta:
+    if isinstance(goal, timedelta):
+        return goal
+    raise TypeError(f"a duration clock's goal is a duration, not {goal!r}")
+
+
+def _error_budget(service_time: timedelta, goal: timedelta | Fraction) -> timedelta:
     """(1 − goal) × service time, to the microsecond."""
+    if isinstance(goal, timedelta):
+        raise TypeError(f"a window clock's goal is a share, not {goal!r}")
     return timedelta(microseconds=round(Fraction(service_time // timedelta(microseconds=1)) * (1 - goal)))
 
 

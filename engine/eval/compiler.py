@@ -23,12 +23,19 @@ field values and knows nothing of event time, so a Rule's counting form compiles
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from engine.lang.checks import JOIN_REFERENCE
-from engine.lang.model import RuleSet, Target
+from engine.lang.model import Origin, RuleSet, Target
 from engine.lang.where import field_at
 from schemas.values import parse_instant
+
+Fact = dict[str, Any]           # a fact as posted to durable_rules (JSON-shaped)
+Pattern = dict[str, Any]        # a compiled rule or test, as durable_rules reads it
+Conditions = dict[str, list[tuple[str, dict[str, Any]]]]     # fact type -> (role, where) of a clock
+Definition = dict[str, dict[str, Pattern]]     # {ruleset name: {rule name: rule}}
+StringTests = list[tuple[str, frozenset[str]]]   # (path, the strings a fact may have there)
 
 RULESET = "slm"
 MAINTENANCE_STARTED, MAINTENANCE_ENDED = "maintenance.started", "maintenance.ended"   # posted windows
@@ -48,7 +55,7 @@ def alias_name(alias: str) -> str:
     return "a_" + alias
 
 
-def compile_where(where: dict) -> list[dict]:
+def compile_where(where: dict[str, Any]) -> list[Pattern]:
     """``where`` (conditions as data) → a list of durable_rules conditions, all of which hold."""
     out = []
     for key, cond in where.items():
@@ -62,11 +69,11 @@ def compile_where(where: dict) -> list[dict]:
     return out
 
 
-def _conjunction(conditions: list[dict]) -> dict:
+def _conjunction(conditions: list[Pattern]) -> Pattern:
     return conditions[0] if len(conditions) == 1 else {"$and": conditions}
 
 
-def _value(name: str, value):
+def _value(name: str, value: Any) -> Any:
     match = JOIN_REFERENCE.match(value) if isinstance(value, str) else None
     if match:
         return {alias_name(match.group(1)): field_path(match.group(2))}
@@ -75,7 +82,7 @@ def _value(name: str, value):
     return value
 
 
-def _equals(name: str, value) -> dict:
+def _equals(name: str, value: Any) -> Pattern:
     if value is None:
         return {"$nex": {field_path(name): 1}}
     return {field_path(name): _value(name, value)}
@@ -84,7 +91,7 @@ def _equals(name: str, value) -> dict:
 _OPS = {"gt": "$gt", "gte": "$gte", "lt": "$lt", "lte": "$lte", "ne": "$neq", "matches": "$mt"}
 
 
-def _operator(name: str, op: str, operand) -> dict:
+def _operator(name: str, op: str, operand: Any) -> Pattern:
     path = field_path(name)
     if op == "in":
         return {"$or": [_equals(name, item) for item in operand]}
@@ -93,21 +100,21 @@ def _operator(name: str, op: str, operand) -> dict:
     return {_OPS[op]: {path: _value(name, operand)}}
 
 
-def pattern(spec: dict, extra: list[dict] = ()) -> dict:
+def pattern(spec: dict[str, Any], extra: Iterable[Pattern] = ()) -> Pattern:
     """A pattern ``{type, where}`` → one durable_rules condition."""
     return _conjunction([{"type": spec["type"]}, *compile_where(spec.get("where", {})), *extra])
 
 
-def compile_ruleset(ruleset: RuleSet, carried: Iterable[tuple[str, Target]] = ()) -> dict:
+def compile_ruleset(ruleset: RuleSet, carried: Iterable[tuple[str, Target]] = ()) -> Definition:
     """The durable_rules definition ``{RULESET: {rule name: {"all": [...], "run": name}}}``.
 
     ``carried``: ``(version, target)`` of earlier rule-set versions whose clocks still run
     after a rule change (docs/RULES.md, "Rule changes"). Their window targets keep their own
     signal rules, named ``down:<target>@<version>`` and so on; their duration targets keep
     the fact types that move them (``life:`` rules are by type alone)."""
-    rules: dict[str, dict] = {}
+    rules: dict[str, Pattern] = {}
 
-    def add(name: str, conditions: list[dict]) -> None:
+    def add(name: str, conditions: list[Pattern]) -> None:
         rules[name] = {"all": conditions, "run": name}
 
     lifecycle_types: set[str] = set()
@@ -147,7 +154,7 @@ def compile_ruleset(ruleset: RuleSet, carried: Iterable[tuple[str, Target]] = ()
     return {RULESET: rules}
 
 
-def _signal_rules(target: Target, ref: str) -> list[tuple[str, list[dict]]]:
+def _signal_rules(target: Target, ref: str) -> list[tuple[str, list[Pattern]]]:
     """An availability target's down/up rules, a threshold target's over/under rules, and
     the posted maintenance windows' hold/release rules of one that excludes maintenance."""
     service = [{"service": target.service}]
@@ -168,11 +175,11 @@ def _signal_rules(target: Target, ref: str) -> list[tuple[str, list[dict]]]:
 CLOCK_ROLES = ("start", "pause", "resume", "stop", "restart", "cancel", "reset")
 
 
-def _conditions(spec: dict, role: str) -> list:
+def _conditions(spec: dict[str, Any], role: str) -> list[str | dict[str, Any]]:
     return spec.get(role) or ([spec["applies_to"]["type"]] if role == "start" else [])
 
 
-def clock_roles(spec: dict) -> dict[str, set[str]]:
+def clock_roles(spec: dict[str, Any]) -> dict[str, set[str]]:
     """Fact type → the roles it plays for a duration clock, whatever its ``where`` (start
     defaults to applies_to): the types the ``life:`` rules listen to."""
     roles: dict[str, set[str]] = {}
@@ -182,7 +189,7 @@ def clock_roles(spec: dict) -> dict[str, set[str]]:
     return roles
 
 
-def unconditional_roles(spec: dict) -> dict[str, set[str]]:
+def unconditional_roles(spec: dict[str, Any]) -> dict[str, set[str]]:
     """Fact type → the roles any fact of the type plays (conditions written as a type)."""
     roles: dict[str, set[str]] = {}
     for role in CLOCK_ROLES:
@@ -192,10 +199,10 @@ def unconditional_roles(spec: dict) -> dict[str, set[str]]:
     return roles
 
 
-def conditional_roles(spec: dict) -> dict[str, list[tuple[str, dict]]]:
+def conditional_roles(spec: dict[str, Any]) -> Conditions:
     """Fact type → ``(role, where)`` of the conditions written as patterns with a ``where``:
     the runtime checks those on the fact itself (engine/lang/where.py)."""
-    roles: dict[str, list[tuple[str, dict]]] = {}
+    roles: Conditions = {}
     for role in CLOCK_ROLES:
         for item in _conditions(spec, role):
             if isinstance(item, dict) and item.get("where"):
@@ -226,7 +233,7 @@ def describe(ruleset: RuleSet, name: str) -> str:
     return name
 
 
-def _place(origin) -> str:
+def _place(origin: Origin) -> str:
     return f"{origin.file}:{origin.line}:{origin.column}"
 
 
@@ -236,7 +243,7 @@ def retained_types(ruleset: RuleSet) -> set[str]:
             if len(rule.when["patterns"]) > 1}
 
 
-def matched_types(definition: dict) -> set[str] | None:
+def matched_types(definition: Definition) -> set[str] | None:
     """The fact types some rule of a compiled definition names: a fact of any other type
     matches nothing, so the runtime need not post it. None when some pattern does not pin
     its type (then any fact may match)."""
@@ -244,7 +251,7 @@ def matched_types(definition: dict) -> set[str] | None:
     return None if patterns is None else {kind for kind, _ in patterns}
 
 
-def typed_patterns(definition: dict) -> list[tuple[str, dict]] | None:
+def typed_patterns(definition: Definition) -> list[tuple[str, Pattern]] | None:
     """Every pattern of a compiled definition with the type it pins; None when one pins none."""
     patterns = []
     for rule in definition[RULESET].values():
@@ -257,15 +264,16 @@ def typed_patterns(definition: dict) -> list[tuple[str, dict]] | None:
     return patterns
 
 
-def _pinned_type(test: dict) -> str | None:
-    if isinstance(test.get("type"), str) and len(test) == 1:
-        return test["type"]
+def _pinned_type(test: Pattern) -> str | None:
+    kind = test.get("type")
+    if isinstance(kind, str) and len(test) == 1:
+        return kind
     if list(test) == ["$and"]:
         return next(filter(None, (_pinned_type(part) for part in test["$and"])), None)
     return None
 
 
-def required_strings(definition: dict) -> dict[str, dict[str, frozenset]] | None:
+def required_strings(definition: Definition) -> dict[str, dict[str, frozenset[str]]] | None:
     """Fact type → {path: the strings a fact of that type must have there to match any
     pattern of the definition}: only the paths every pattern of the type tests against
     string constants. A fact with another string there matches nothing in the definition,
@@ -274,17 +282,17 @@ def required_strings(definition: dict) -> dict[str, dict[str, frozenset]] | None
     patterns = typed_patterns(definition)
     if patterns is None:
         return None
-    by_type: dict[str, list[dict[str, frozenset]]] = {}
+    by_type: dict[str, list[dict[str, frozenset[str]]]] = {}
     for kind, test in patterns:
         by_type.setdefault(kind, []).append(dict(string_tests(test)))
     required = {}
-    for kind, patterns in by_type.items():
-        common = set.intersection(*(set(p) for p in patterns)) - {"type"}
-        required[kind] = {path: frozenset().union(*(p[path] for p in patterns)) for path in sorted(common)}
+    for kind, tests in by_type.items():
+        common = set.intersection(*(set(p) for p in tests)) - {"type"}
+        required[kind] = {path: frozenset[str]().union(*(p[path] for p in tests)) for path in sorted(common)}
     return required
 
 
-def join_filter(ruleset: RuleSet):
+def join_filter(ruleset: RuleSet) -> Callable[[Fact], bool]:
     """A predicate on a fact as posted to durable_rules: False only when the fact can never
     take part in a join, because for every join pattern it fails a test that needs no other
     fact (its type, or a field that must equal one of some strings).
@@ -295,19 +303,19 @@ def join_filter(ruleset: RuleSet):
     (comparisons, regular expressions, ``any``, references to another pattern's fields)
     counts as possibly true.
     """
-    by_type: dict[str, list[list[tuple[str, frozenset]]]] = {}
+    by_type: dict[str, list[StringTests]] = {}
     for rule in ruleset.rules.values():
         patterns = rule.when.get("patterns", [])
         if len(patterns) > 1:
             for spec in patterns:
                 by_type.setdefault(spec["type"], []).append(string_tests(pattern(spec)))
 
-    def may_join(fact: dict) -> bool:
-        return any(allows(fact, required) for required in by_type.get(fact.get("type"), ()))
+    def may_join(fact: Fact) -> bool:
+        return any(allows(fact, required) for required in by_type.get(fact.get("type") or "", ()))
     return may_join
 
 
-def allows(fact: dict, required) -> bool:
+def allows(fact: Fact, required: Iterable[tuple[str, frozenset[str]]]) -> bool:
     """False when, for some ``(path, strings)`` of ``required``, the fact holds a string at
     ``path`` that is none of them. A missing or non-string value is not decided here."""
     for path, allowed in required:
@@ -317,20 +325,21 @@ def allows(fact: dict, required) -> bool:
     return True
 
 
-def string_tests(test: dict) -> list[tuple[str, frozenset]]:
+def string_tests(test: Pattern) -> StringTests:
     """The parts of a pattern that need a field to equal one of some strings."""
     parts = test["$and"] if list(test) == ["$and"] else [test]
     return [choice for choice in map(_string_choice, parts) if choice is not None]
 
 
-def _string_choice(test: dict) -> tuple[str, frozenset] | None:
+def _string_choice(test: Pattern) -> tuple[str, frozenset[str]] | None:
     """``{path: "x"}`` or ``{"$or": [{path: "x"}, {path: "y"}, ...]}`` → (path, {"x", "y"})."""
     if list(test) == ["$or"]:
         choices = [_string_choice(part) for part in test["$or"]]
-        paths = {c[0] for c in choices if c is not None}
-        if None in choices or len(paths) != 1:
+        found = [c for c in choices if c is not None]
+        paths = {path for path, _ in found}
+        if len(found) != len(choices) or len(paths) != 1:
             return None
-        return paths.pop(), frozenset().union(*(c[1] for c in choices))
+        return paths.pop(), frozenset[str]().union(*(strings for _, strings in found))
     if len(test) == 1:
         (path, value), = test.items()
         if not path.startswith("$") and isinstance(value, str):

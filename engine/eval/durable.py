@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Sequence
 
 import durable_rules_engine
 import orjson
 from durable.engine import MessageObservedException
 
-from engine.eval.compiler import RULESET, allows, matched_types, required_strings
+from engine.eval.compiler import RULESET, Fact, Pattern, allows, matched_types, required_strings
+
+Payload = dict[str, Fact]       # a match's facts by pattern alias ("m", or the Rule's aliases)
+Match = tuple[str, Payload]     # (rule name, payload)
+Result = Sequence[int]          # what durable_rules' assert and retract return: (status, state offset, ...)
 
 # durable_rules' alpha network has fixed-size link tables (src/rules/rules.h, rete.c): a test
 # node links at most NEXT_BUCKET_LENGTH (512) other tests, in an open-addressed hash set whose
@@ -31,21 +36,21 @@ class _Shard:
     """The rules of one durable_rules ruleset, and the alpha network durable_rules will build
     for them, counted: the tests it shares (same parent, same test) and each node's links."""
 
-    def __init__(self):
-        self.rules: dict[str, dict] = {}
-        self._nodes: dict[tuple, int] = {}
-        self._links: dict[tuple, int] = {}
+    def __init__(self) -> None:
+        self.rules: dict[str, Pattern] = {}
+        self._nodes: dict[tuple[int, str], int] = {}          # (parent, test) -> node
+        self._links: dict[tuple[int, str], int] = {}          # (node, kind of link) -> links
         self._ids = itertools.count(1)            # 0: the root every pattern starts from
 
-    def take(self, name: str, spec: dict) -> bool:
+    def take(self, name: str, spec: Pattern) -> bool:
         """Add the rule if every table stays within its size; say whether it was added."""
-        nodes: dict[tuple, int] = {}
-        links: dict[tuple, int] = {}
+        nodes: dict[tuple[int, str], int] = {}
+        links: dict[tuple[int, str], int] = {}
 
         def link(node: int, kind: str) -> None:
             links[node, kind] = links.get((node, kind), 0) + 1
 
-        def alpha(test: dict, parent: int) -> int:        # as rete.c's createAlpha
+        def alpha(test: Pattern, parent: int) -> int:        # as rete.c's createAlpha
             (op, value), = test.items()
             if op == "$and":
                 for part in value:
@@ -91,10 +96,10 @@ _PRIMER = {"all": [{"m": {"type": _PRIMER_TYPE}}]}
 class _Ruleset:
     """One durable_rules ruleset, driven synchronously (see :class:`DurableNetwork`)."""
 
-    def __init__(self, name: str, rules: dict):
+    def __init__(self, name: str, rules: dict[str, Pattern]):
         plain = {rule: {k: v for k, v in spec.items() if k != "run"} for rule, spec in rules.items()}
         plain[_PRIMER_RULE] = _PRIMER
-        self.handle = durable_rules_engine.create_ruleset(name, json.dumps(plain, ensure_ascii=False))
+        self.handle: int | None = durable_rules_engine.create_ruleset(name, json.dumps(plain, ensure_ascii=False))
         self._prime()
         self.types = matched_types({RULESET: rules})                     # None: any type
         self.required = required_strings({RULESET: rules}) or {}
@@ -103,7 +108,7 @@ class _Ruleset:
     def posts(self, fact_type: str) -> bool:
         return self.types is None or fact_type in self.types
 
-    def may_match(self, fact: dict) -> bool:
+    def may_match(self, fact: Fact) -> bool:
         """False when the fact has a string where all this ruleset's patterns for its type
         need another (see :func:`required_strings`): asking would find nothing."""
         return allows(fact, self.required.get(fact["type"], {}).items())
@@ -126,19 +131,20 @@ class _Ruleset:
         """Could a join of this ruleset need a fact of this type later?"""
         return self.joins is None or fact_type in self.joins
 
-    def assert_fact(self, fact: dict):
-        return durable_rules_engine.assert_fact(self.handle, _json(fact))
+    def assert_fact(self, fact: Fact) -> Result:
+        result: Result = durable_rules_engine.assert_fact(self.handle, _json(fact))
+        return result
 
-    def retract_fact(self, fact: dict) -> list | None:
+    def retract_fact(self, fact: Fact) -> list[Match] | None:
         return self.outcome(durable_rules_engine.retract_fact(self.handle, _json(fact)))
 
-    def outcome(self, result) -> list | None:
+    def outcome(self, result: Result) -> list[Match] | None:
         if result[0] == 1:
             return None
         return self._actions(0 if result[0] == 3 else result[1])
 
-    def _actions(self, state_offset: int) -> list:
-        matches = []
+    def _actions(self, state_offset: int) -> list[Match]:
+        matches: list[Match] = []
         started = durable_rules_engine.start_action_for_state(self.handle, state_offset)
         if not started:
             return matches
@@ -173,7 +179,7 @@ class DurableNetwork:
     its own (rules read ``fid``), so such a fact is asserted again under a suffixed id.
     """
 
-    def __init__(self, definition: dict):
+    def __init__(self, definition: dict[str, dict[str, Pattern]]):
         (name, rules), = definition.items()
         shards = [_Shard()]
         for rule, spec in rules.items():
@@ -185,7 +191,7 @@ class DurableNetwork:
                          for n, shard in enumerate(shards)]
         self._routes: dict[str, list[_Ruleset]] = {}
 
-    def _route(self, fact: dict) -> list[_Ruleset]:
+    def _route(self, fact: Fact) -> list[_Ruleset]:
         """The rulesets a fact could match in: those naming its type; of several, only
         those its string fields allow (each pattern of a ruleset lives in one of them)."""
         fact_type = fact["type"]
@@ -196,12 +202,12 @@ class DurableNetwork:
             return candidates
         return [r for r in candidates if r.may_match(fact)]
 
-    def assert_fact(self, fact: dict) -> tuple[list | None, dict]:
+    def assert_fact(self, fact: Fact) -> tuple[list[Match] | None, Fact]:
         """(The matches, or None when durable_rules did not handle the fact and so keeps
         nothing of it; the fact as durable_rules holds it, to retract it by.)"""
         held = fact
         for attempt in range(1, 100):
-            results = []
+            results: list[tuple[_Ruleset, Result]] = []
             for ruleset in self._route(fact):
                 result = ruleset.assert_fact(held)
                 if result[0] == 2:                       # refused: out of all, again as another id
@@ -222,7 +228,7 @@ class DurableNetwork:
             held = {**fact, "id": f"{fact['id']}~{attempt}"}
         raise MessageObservedException(fact)
 
-    def retract_fact(self, held: dict) -> None:
+    def retract_fact(self, held: Fact) -> None:
         for ruleset in self._route(held):
             if ruleset.holds(held["type"]):
                 ruleset.retract_fact(held)
@@ -234,7 +240,7 @@ class DurableNetwork:
             ruleset.close()
 
 
-def _json(fact: dict) -> str:
+def _json(fact: Fact) -> str:
     """The fact as durable_rules reads it. orjson is ~5x faster than json here (every fact
     and every re-entering decision passes through); what it refuses (integers beyond 64
     bits) falls back to json."""

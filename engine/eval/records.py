@@ -8,7 +8,9 @@ restarts never duplicate a decision or its notifications.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from engine.eval.clock import Reading
 from engine.lang.model import Origin, Target
@@ -16,20 +18,20 @@ from schemas.records import Decision
 from schemas.values import format_instant, format_whole_duration
 
 
-def decision_id(identity: list) -> str:
+def decision_id(identity: Sequence[object]) -> str:
     text = "|".join(["" if part is None else str(part) for part in identity])
     return "dec_" + hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def rule_ref(rule_id: str, origin: Origin, version: str) -> dict:
+def rule_ref(rule_id: str, origin: Origin, version: str) -> dict[str, Any]:
     """Which definition decided: its id, file, line and the rule-set version."""
     return {"id": rule_id, "file": origin.file, "line": origin.line, "ruleset": version}
 
 
 def clock_decision(target: Target, subject: str, clock_key: str, reading: Reading, revision: int,
                    version: str) -> Decision:
-    if reading.kind == "escalation":
-        level = reading.source
+    level = reading.source
+    if reading.kind == "escalation" and level is not None:       # an escalation mark carries its level
         rule_id, origin = level.escalation, level.origin
     else:
         rule_id, origin = target.id, target.origin
@@ -57,7 +59,7 @@ def retraction(decision: Decision, at: datetime, reason: str, because: list[str]
 _ENVELOPE = {"id", "kind", "subject", "service", "at", "data", "rule", "because", "message", "notice"}
 
 
-def decision_fact(decision: Decision) -> dict:
+def decision_fact(decision: Decision) -> dict[str, Any]:
     """A decision as a ``decision.<kind>`` fact for durable_rules: its envelope, and its other
     fields (target, agreement, level, …) and its data in ``data``. Prose (``message``) stays
     out: rules match on what was decided, not on how it was worded."""

@@ -17,11 +17,13 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import orjson
 
+from engine.eval.actions import CountKey, View
 from engine.eval.book import ClockBook, ClockRecord
-from engine.eval.clock import DurationClock, Transition, WindowClock
+from engine.eval.clock import Bounds, Clock, Transition
 from engine.lang.model import RuleSet, Target
 from schemas.facts import dump_fact
 from schemas.records import Decision
@@ -39,7 +41,7 @@ class History:
     """What an engine keeps of its own output when asked to (tests, scenarios, ``slm test``);
     the service keeps none: its store has it."""
 
-    facts_by_id: dict[str, dict] = field(default_factory=dict)
+    facts_by_id: dict[str, dict[str, Any]] = field(default_factory=dict)
     decisions: list[Decision] = field(default_factory=list)
     decisions_by_id: dict[str, Decision] = field(default_factory=dict)
     outcomes: dict[tuple[str, str], list[str]] = field(default_factory=dict)
@@ -54,9 +56,9 @@ class EngineState:
     applied: int = 0                      # facts applied
     seq: int = 0                          # the last durable_rules id given to a posted fact
     book: ClockBook = field(default_factory=ClockBook)
-    held: dict[str, dict] = field(default_factory=dict)         # facts kept in durable_rules for joins
-    counts: dict[tuple, list] = field(default_factory=dict)     # (rule, group) -> matches in its window
-    count_firings: dict[tuple, int] = field(default_factory=dict)
+    held: dict[str, dict[str, Any]] = field(default_factory=dict)   # facts kept in durable_rules for joins
+    counts: dict[CountKey, list[View]] = field(default_factory=dict)   # (rule, group) -> matches in its window
+    count_firings: dict[CountKey, int] = field(default_factory=dict)
     emitted: set[str] = field(default_factory=set)              # ids of Rule decisions made
     dependents: dict[str, list[Decision]] = field(default_factory=dict)   # decision id -> Rule decisions on it
     fired_rules: set[str] = field(default_factory=set)
@@ -103,9 +105,21 @@ def _us(value: timedelta) -> int:
     return value // timedelta(microseconds=1)
 
 
-def _record_out(record: ClockRecord) -> dict:
+def _record_out(record: ClockRecord) -> dict[str, Any]:
     clock = record.clock
-    out = {
+    saved: dict[str, Any] = {
+        "cycle": clock.cycle, "counted_before": _us(clock.counted_before),
+        "running_since": _t(clock.running_since), "paused_total": _us(clock.paused_total),
+        "halted_at": _t(clock.halted_at), "fired": sorted(map(list, clock.fired), key=str),
+        "breached": clock.breached, "because": clock.because,
+        "pending": None if clock.pending is None else
+        [[_us(amount), order, repeat, position] for amount, order, repeat, position, _ in clock.pending],
+    }
+    window = clock.window
+    if window is not None:
+        saved["window"] = [_t(window.start), _t(window.end), window.label]
+    saved.update(clock.own_state())
+    return {
         "key": record.key, "target": record.target.id, "subject": record.subject,
         "transitions": [[_t(t.at), t.seq, t.action, t.fact, t.subject] for t in record.transitions],
         "signals": {s: [[_t(at), seq, action] for at, seq, action in v] for s, v in record.signals.items()},
@@ -116,34 +130,21 @@ def _record_out(record: ClockRecord) -> dict:
         "scheduled": None if record.scheduled is None else [_t(record.scheduled[0]), record.scheduled[1]],
         "carried": record.carried,
         "versions": [[_t(at), version] for at, version in record.versions],
-        "clock": {
-            "cycle": clock.cycle, "counted_before": _us(clock.counted_before),
-            "running_since": _t(clock.running_since), "paused_total": _us(clock.paused_total),
-            "halted_at": _t(clock.halted_at), "fired": sorted(map(list, clock.fired), key=str),
-            "breached": clock.breached, "because": clock.because,
-            "pending": None if clock.pending is None else
-            [[_us(amount), order, repeat, position] for amount, order, repeat, position, _ in clock.pending],
-        },
+        "clock": saved,
     }
-    if isinstance(clock, WindowClock):
-        out["clock"].update(window=[_t(clock.window_start), _t(clock.window_end), clock.label],
-                            down=clock.down, held=clock.held, closed=clock.closed)
-    else:
-        out["clock"]["state"] = clock.state
-    return out
 
 
-def _decision_out(decision: Decision) -> dict:
+def _decision_out(decision: Decision) -> dict[str, Any]:
     out = decision.as_dict()
     out["at"] = _t(decision.at)
     return out
 
 
-def _view_out(view: dict) -> dict:
+def _view_out(view: View) -> View:
     return {**view, "_at": _t(view["_at"])}
 
 
-def _history_out(history: History) -> dict:
+def _history_out(history: History) -> dict[str, Any]:
     return {"facts": [dump_fact(f) for f in history.facts_by_id.values()],
             "decisions": [_decision_out(d) for d in history.decisions],
             "outcomes": [[s, i, ids] for (s, i), ids in history.outcomes.items()]}
@@ -151,10 +152,10 @@ def _history_out(history: History) -> dict:
 
 # ---- from plain data ----------------------------------------------------------------------
 
-ClockFactory = Callable[[Target, "tuple | None"], "DurationClock | WindowClock"]
+MakeClock = Callable[[Target, Bounds | None], Clock]      # a fresh clock of a target (for a window)
 
 
-def load(blob: bytes, ruleset: RuleSet, version: Callable[[str], RuleSet], make_clock: ClockFactory) -> EngineState:
+def load(blob: bytes, ruleset: RuleSet, version: Callable[[str], RuleSet], make_clock: MakeClock) -> EngineState:
     """The state ``blob`` holds, bound to ``ruleset`` (the version in force; SnapshotError if
     unusable). ``version(hash)`` gives the rule set of a version clocks run under;
     ``make_clock(target, window)`` builds a fresh clock as the engine would."""
@@ -175,38 +176,44 @@ def load(blob: bytes, ruleset: RuleSet, version: Callable[[str], RuleSet], make_
 
 
 def _p(value: str | None) -> datetime | None:
+    """What :func:`_t` wrote (Python's own ISO form, never input from outside)."""
     return None if value is None else datetime.fromisoformat(value)
 
 
-def _state_in(body: dict, version: Callable[[str], RuleSet], make_clock: ClockFactory) -> EngineState:
+def _at(value: str) -> datetime:
+    """:func:`_p` of an instant that is always there."""
+    return datetime.fromisoformat(value)
+
+
+def _state_in(body: dict[str, Any], version: Callable[[str], RuleSet], make_clock: MakeClock) -> EngineState:
     book = ClockBook()
     for raw in body["clocks"]:
         record = _record_in(raw, version, make_clock)
         book.records[record.key] = record
     book.by_subject = {s: list(keys) for s, keys in body["by_subject"].items()}
-    book.heap = [(_p(d), c, k) for d, c, k in body["heap"]]      # a valid heap, as written
+    book.heap = [(_at(d), c, k) for d, c, k in body["heap"]]      # a valid heap, as written
     book.counter = body["counter"]
     book.rebuild_finished()
     state = EngineState(
         now=_p(body["now"]), now_inclusive=body["now_inclusive"], applied=body["applied"], seq=body["seq"],
         book=book, held=body["held"],
-        counts={(rule, tuple(group)): [{**v, "_at": _p(v["_at"])} for v in views]
+        counts={(rule, tuple(group)): [{**v, "_at": _at(v["_at"])} for v in views]
                 for rule, group, views in body["counts"]},
         count_firings={(rule, tuple(group)): n for rule, group, n in body["count_firings"]},
         emitted=set(body["emitted"]),
         dependents={k: [_decision_in(d) for d in v] for k, v in body["dependents"].items()},
         fired_rules=set(body["fired_rules"]),
-        firsts={key: (_p(at), fact) for key, (at, fact) in body["firsts"].items()},
+        firsts={key: (_at(at), fact) for key, (at, fact) in body["firsts"].items()},
         history=None if body["history"] is None else _history_in(body["history"]))
     return state
 
 
-def _record_in(raw: dict, version: Callable[[str], RuleSet], make_clock: ClockFactory) -> ClockRecord:
+def _record_in(raw: dict[str, Any], version: Callable[[str], RuleSet], make_clock: MakeClock) -> ClockRecord:
     versions = [(_p(at), name) for at, name in raw["versions"]]
     target = version(versions[-1][1]).targets[raw["target"]]
     saved = raw["clock"]
     window = saved.get("window")
-    clock = make_clock(target, None if window is None else (_p(window[0]), _p(window[1]), window[2]))
+    clock = make_clock(target, None if window is None else (_at(window[0]), _at(window[1]), window[2]))
     clock.cycle = saved["cycle"]
     clock.counted_before = timedelta(microseconds=saved["counted_before"])
     clock.running_since = _p(saved["running_since"])
@@ -220,29 +227,26 @@ def _record_in(raw: dict, version: Callable[[str], RuleSet], make_clock: ClockFa
     else:
         clock.pending = [(timedelta(microseconds=a), order, repeat, position, clock.marks[position])
                           for a, order, repeat, position in saved["pending"]]
-    if window is None:
-        clock.state = saved["state"]
-    else:
-        clock.down, clock.held, clock.closed = dict(saved["down"]), dict(saved["held"]), saved["closed"]
+    clock.load_own_state(saved)
     scheduled = raw["scheduled"]
     return ClockRecord(
         key=raw["key"], target=target, subject=raw["subject"], clock=clock,
-        transitions=[Transition(_p(at), seq, action, fact, subject)
+        transitions=[Transition(_at(at), seq, action, fact, subject)
                      for at, seq, action, fact, subject in raw["transitions"]],
-        signals={s: [(_p(at), seq, action) for at, seq, action in v] for s, v in raw["signals"].items()},
+        signals={s: [(_at(at), seq, action) for at, seq, action in v] for s, v in raw["signals"].items()},
         issued={tuple(k): _decision_in(d) for k, d in raw["issued"]},
         revisions={tuple(k): n for k, n in raw["revisions"]},
         running_fact=raw["running_fact"], last_transition=_p(raw["last_transition"]),
         last_fired=_p(raw["last_fired"]),
-        scheduled=None if scheduled is None else (_p(scheduled[0]), scheduled[1]),
+        scheduled=None if scheduled is None else (_at(scheduled[0]), scheduled[1]),
         carried=raw["carried"], versions=versions)
 
 
-def _decision_in(raw: dict) -> Decision:
+def _decision_in(raw: dict[str, Any]) -> Decision:
     return Decision(**{**raw, "at": parse_instant(raw["at"])})
 
 
-def _history_in(raw: dict) -> History:
+def _history_in(raw: dict[str, Any]) -> History:
     from schemas.facts import FactSchema
     schema = FactSchema()
     history = History()

@@ -6,9 +6,15 @@ after a restart or under a rule set other than the one that made it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from engine.lang.model import RuleSet
 from schemas.facts import dump_fact
+
+if TYPE_CHECKING:
+    from engine.eval.state import History
+
+Trace = dict[str, Any]        # a node of a derivation tree: what it is, and its ``because`` below it
 
 
 class Lookup:
@@ -16,11 +22,11 @@ class Lookup:
     id, and the rule sets by version (to show each definition as the version that decided
     had it)."""
 
-    def __init__(self, decision: Callable[[str], dict | None], fact: Callable[[str], dict | None],
-                 ruleset: Callable[[str], RuleSet | None]):
+    def __init__(self, decision: Callable[[str], Trace | None], fact: Callable[[str], Trace | None],
+                 ruleset: Callable[[str | None], RuleSet | None]):
         self.decision, self.fact, self.ruleset = decision, fact, ruleset
 
-    def with_text(self, rule: dict | None) -> dict | None:
+    def with_text(self, rule: Trace | None) -> Trace | None:
         """A rule reference with the YAML text of its definition in its version, if known."""
         if not rule:
             return rule
@@ -28,31 +34,34 @@ class Lookup:
         text = None if ruleset is None else ruleset.source(rule["file"], rule.get("line") or 0)
         return {**rule, "text": text}
 
-    def target_rule(self, target_id: str, version: str | None) -> dict | None:
+    def target_rule(self, target_id: str, version: str | None) -> Trace | None:
         """The target's definition as the version ``version`` has it."""
         ruleset = self.ruleset(version)
         target = None if ruleset is None else ruleset.targets.get(target_id)
-        if target is None:
+        if ruleset is None or target is None:
             return None
         return self.with_text({"id": target.id, "file": target.origin.file, "line": target.origin.line,
                                "ruleset": ruleset.version})
 
 
-def build_trace(history, ruleset, decision_id: str) -> dict:
-    """The trace from an engine's own history (engine.eval.state.History); KeyError for an
-    unknown decision."""
-    def fact(fid):
+def build_trace(history: History | None, ruleset: RuleSet, decision_id: str) -> Trace:
+    """The trace from an engine's own history; KeyError for an unknown decision (or an
+    engine that keeps no history)."""
+    if history is None:
+        raise KeyError(decision_id)
+
+    def fact(fid: str) -> Trace | None:
         found = history.facts_by_id.get(fid)
         return None if found is None else dump_fact(found)
 
-    def decision(did):
+    def decision(did: str) -> Trace | None:
         found = history.decisions_by_id.get(did)
         return None if found is None else found.as_dict()
 
     return derivation(decision_id, Lookup(decision, fact, lambda version: ruleset))
 
 
-def derivation(decision_id: str, lookup: Lookup, _seen: frozenset = frozenset()) -> dict:
+def derivation(decision_id: str, lookup: Lookup, _seen: frozenset[str] = frozenset()) -> Trace:
     """KeyError for an unknown decision; cycles (which should not occur) are cut."""
     decision = lookup.decision(decision_id)
     if decision is None:

@@ -25,8 +25,8 @@ from datetime import UTC, datetime, time, timedelta
 
 import immutables
 
-from engine.eval.clock import WindowClock
-from engine.eval.engine import Engine, quiet_window
+from engine.eval.engine import Engine
+from engine.eval.reads import quiet_window
 from engine.lang.calendar import ServiceCalendar
 from engine.lang.model import RuleSet
 from schemas.values import format_instant, format_remaining, format_whole_duration
@@ -235,13 +235,14 @@ class ClockReadModel:
                 continue                                  # forgotten
             clock = record.clock
             counting = self._counting(clock)
-            if isinstance(clock, WindowClock):
-                windows[key] = Window(counting, clock.window_end, clock.service_time)
+            window = clock.window
+            if window is not None:
+                windows[key] = Window(counting, window.end, window.service_time)
             if clock.running and clock.cycle > 0:
                 target = record.target
                 deadline = clock.next_deadline()
                 view = RunningClock(key, target.id, record.subject, target.service, target.agreement.id,
-                                    clock.cycle, getattr(clock, "state", "running"), clock.budget,
+                                    clock.cycle, clock.status, clock.budget,
                                     format_whole_duration(clock.budget),
                                     None if deadline is None else format_instant(deadline),
                                     target.agreement.shadow, counting)

@@ -155,7 +155,7 @@ def _restore_snapshot(store: Store, cutovers: list[dict], versions: Versions, hi
         if ruleset is None:
             raise SnapshotError("its rule set is not stored")
         engine = Engine.restore(ruleset, found["body"], retain=retain, versions=versions.get)
-        if (engine.history is not None) == history:
+        if (engine.state.history is not None) == history:
             return engine, found["fact_seq"], found["tick_seq"]
     except SnapshotError as err:
         log.warning("ignoring the snapshot of %s: %s; replaying everything", found["created_at"], err)

@@ -199,7 +199,7 @@ def test_bad_fact_is_rejected_with_field_details_and_changes_nothing():
     with pytest.raises(FactError) as caught:
         engine.apply({"id": "x", "source": "t", "type": "incident opened", "time": "yesterday", "bogus": 1})
     assert set(caught.value.details) == {"type", "time", "bogus"}
-    assert engine.history.outcomes == {} and engine.now is None
+    assert engine.state.history.outcomes == {} and engine.now is None
 
 
 def test_availability_overlapping_alerts_count_once():
@@ -551,7 +551,7 @@ def test_rules_beyond_one_durable_rules_ruleset_are_sharded_and_decide_the_same(
         f"  - {{id: t{n}, clock: {{applies_to: {{type: incident.opened, where: {{priority: P{n % 5}, "
         f"queue: q{n}}}}}, stop: [incident.acknowledged]}}, goal: 15m}}\n" for n in range(6000))
     engine, alone = engine_for(JOIN_AFTER + many), engine_for(JOIN_AFTER)
-    assert len(engine._targets.rulesets) > 1 and len(alone._targets.rulesets) == 1
+    assert engine.context.network.shards[0] > 1 and alone.context.network.shards[0] == 1
     facts = [fact("o1", "incident.opened", "2026-11-02T09:00:00Z", subject="INC-1", priority="P1", queue="q4321"),
              fact("o2", "incident.opened", "2026-11-02T09:00:00Z", subject="INC-2", priority="P2", queue="q7"),
              fact("o3", "incident.opened", "2026-11-02T09:00:00Z", subject="INC-3", priority="P2", queue="q5999"),

@@ -16,7 +16,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.app import create_app
-from engine.eval.clock import WindowClock
 from engine.eval.engine import Engine
 from engine.lang.loader import load_rules
 from engine.lang.yamlsource import load_documents
@@ -56,10 +55,11 @@ def assert_same(engine: Engine, model: ClockReadModel) -> int:
         at = view.reading_instant(wall)
         labels = set()
         for record in engine.state.book.records.values():
-            if isinstance(record.clock, WindowClock):
-                labels.add(record.clock.label)
-                assert view.window_reading(record.target.id, record.clock.label, at) == \
-                    engine.window_reading(record.target.id, record.clock.label, at)
+            window = record.clock.window
+            if window is not None:
+                labels.add(window.label)
+                assert view.window_reading(record.target.id, window.label, at) == \
+                    engine.window_reading(record.target.id, window.label, at)
         for target in engine.ruleset.targets.values():
             for label in labels | {"2026-10", "2026-11", "2026-12"}:
                 assert view.window_reading(target.id, label, at) == engine.window_reading(target.id, label, at)

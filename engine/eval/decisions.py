@@ -1,0 +1,73 @@
+"""Issuing decisions: from clock readings and from Rules, recorded in order, fed back in as
+``decision.<kind>`` facts where some Rule can match them, and retracted with everything
+that rests on them.
+
+Building a decision's record is engine.eval.records' job; who is notified of it is not
+the engine's business (engine.notify).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from engine.eval.actions import RuleActions
+from engine.eval.book import ClockRecord
+from engine.eval.clock import Reading
+from engine.eval.context import Context
+from engine.eval.reads import clock_reading
+from engine.eval.records import clock_decision, decision_fact, retraction
+from engine.lang.model import RuleSet
+from schemas.records import Decision
+
+
+def rule_actions(ctx: Context, ruleset: RuleSet, render: bool = True) -> RuleActions:
+    """The actions of ``ruleset``'s Rules, deciding through :func:`emit`."""
+    return RuleActions(ruleset.version, ctx.state.counts, ctx.state.count_firings, lambda d: emit(ctx, d), render,
+                       lambda key, at: clock_reading(ctx.state, key, at))
+
+
+def issue(ctx: Context, record: ClockRecord, readings: list[Reading]) -> None:
+    """A clock's readings as decisions, each once (a rebuilt clock reads the same again)."""
+    for reading in readings:
+        if reading.key in record.issued:
+            continue
+        decision = clock_decision(record.target, record.subject, record.key, reading,
+                                  record.revisions.get(reading.key, 0), record.version)
+        record.issue(reading.key, decision)
+        record_decision(ctx, decision)
+
+
+def emit(ctx: Context, decision: Decision) -> None:
+    """A Rule's decision: once per id (a join may match the same facts again after a
+    clock.running fact was retracted and re-asserted). It rests on the decisions it
+    names in ``because``: if one of them is retracted, so is this one."""
+    state = ctx.state
+    if decision.id in state.emitted:
+        return
+    state.emitted.add(decision.id)
+    for ref in decision.because:
+        if ref.startswith("decision:"):
+            state.dependents.setdefault(ref[9:], []).append(decision)
+    record_decision(ctx, decision)
+
+
+def record_decision(ctx: Context, decision: Decision) -> None:
+    """Record a decision and feed it back in as a fact where a Rule can match it."""
+    history = ctx.state.history
+    if history is not None:
+        history.decisions.append(decision)
+        history.decisions_by_id[decision.id] = decision
+    ctx.outcome.decisions.append(decision)
+    if ctx.network.posts("decision." + decision.kind):
+        ctx.network.post(decision_fact(decision), ctx.state.held)
+
+
+def retract_decision(ctx: Context, decision: Decision, reason: str, because: list[str], at: datetime) -> None:
+    """Supersede a decision with a recorded retraction, and with it, transitively, every
+    Rule decision that rests on it (truth maintenance)."""
+    ctx.network.retract(f"d:{decision.id}", ctx.state.held)       # by our id (the held fact's may carry ~N)
+    ctx.actions.forget(f"decision:{decision.id}")
+    now = ctx.state.now
+    record_decision(ctx, retraction(decision, max(now or at, at), reason, because))
+    for dependent in ctx.state.dependents.pop(decision.id, []):
+        retract_decision(ctx, dependent, f"rests on {decision.kind} {decision.id}, which was retracted",
+                         [f"decision:{decision.id}"], at)
