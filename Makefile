@@ -8,14 +8,14 @@ PORT   ?= 8080
 DB     ?= sqlite:///slm.db
 AUDIT_KEY ?= slm-audit.key
 
-.PHONY: install run test test-fast test-ahead check scenarios fuzz bench clean
+.PHONY: install run lint test test-fast test-ahead check scenarios fuzz bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test,postgresql]'
+	$(BIN)/pip install --quiet -e '.[test,lint,postgresql]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -25,6 +25,12 @@ install: $(STAMP)
 run: $(STAMP)
 	@echo "Tokens: $(BIN)/slm token create --role admin --db $(DB)   (roles: monitor, owner, auditor, admin)"
 	$(BIN)/slm serve --rules rules --db $(DB) --host $(HOST) --port $(PORT) --audit-key-file $(AUDIT_KEY)
+
+# ruff (rule sets and line length in pyproject.toml) and mypy (strict for schemas/,
+# engine/lang and engine/eval): CI runs this before the tests and wants no finding.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # The whole suite; PostgreSQL cases run if the server at SLM_TEST_POSTGRES_URL answers
 # (CI sets SLM_REQUIRE_POSTGRES=1 so that they must).

@@ -21,7 +21,7 @@ from engine.store.store import token_digest
 from engine.store.tokens import Grant
 from schemas.values import format_instant
 
-BEARER = [{"bearerAuth": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 SECURITY_SCHEME = {"type": "http", "scheme": "bearer",
                    "description": "a token from `slm token create --role ROLE`"}
 

@@ -82,6 +82,7 @@ class SlmApi(Api):
     def handle_http_exception(self, error: HTTPException):
         data = getattr(error, "data", None) or {}
         errors = data.get("errors") or data.get("messages")
+        assert error.code is not None       # Flask returns an HTTPException without a code unhandled
         if error.code >= 500:
             log.error("%s: %s", error.name, error.description, exc_info=error.__cause__ or None)
         detail = data.get("message") or (error.description if error.code != 422 and not errors else

@@ -23,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from api.app import create_app  # noqa: E402
-from engine.service.live import SlmService  # noqa: E402
-from engine.store.store import Store  # noqa: E402
+from api.app import create_app
+from engine.service.live import SlmService
+from engine.store.store import Store
 
 
 def fill(service, wall, decisions: int) -> None:

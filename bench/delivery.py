@@ -35,7 +35,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest import free_port, scratch_database  # noqa: E402
+from bench.ingest import free_port, scratch_database
 
 RECEIVER = r'''
 import sys, threading

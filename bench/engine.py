@@ -26,11 +26,11 @@ from pathlib import Path
 from durable.engine import Host, MessageNotHandledException
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from restart import history  # noqa: E402  (the restart benchmark's history: one definition)
+from restart import history  # the restart benchmark's history: one definition
 
-from engine.eval.compiler import compile_ruleset  # noqa: E402
-from engine.eval.engine import Engine  # noqa: E402
-from engine.lang.loader import load_rules, load_texts  # noqa: E402
+from engine.eval.compiler import compile_ruleset
+from engine.eval.engine import Engine
+from engine.lang.loader import load_rules, load_texts
 
 START = datetime(2026, 11, 2, 9, tzinfo=UTC)
 

@@ -24,12 +24,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import durable_rules_engine  # noqa: E402
+import durable_rules_engine
 
-from engine.eval.engine import Engine  # noqa: E402
-from engine.lang.errors import FactError  # noqa: E402
-from engine.service.live import SlmService  # noqa: E402
-from engine.store.store import Store  # noqa: E402
+from engine.eval.engine import Engine
+from engine.lang.errors import FactError
+from engine.service.live import SlmService
+from engine.store.store import Store
 
 
 def rss_mb() -> float:

@@ -23,12 +23,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from restart import history  # noqa: E402  (the restart benchmark's history: one definition)
+from restart import history  # the restart benchmark's history: one definition
 
-from engine.lang.loader import load_rules  # noqa: E402
-from engine.service.live import SlmService  # noqa: E402
-from engine.service.whatif import what_if  # noqa: E402
-from engine.store.store import Store  # noqa: E402
+from engine.lang.loader import load_rules
+from engine.service.live import SlmService
+from engine.service.whatif import what_if
+from engine.store.store import Store
 
 
 def main() -> None:

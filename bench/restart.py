@@ -24,10 +24,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from engine.clock import utcnow  # noqa: E402
-from engine.lang.loader import load_rules  # noqa: E402
-from engine.service.live import SNAPSHOT_EVERY, SlmService  # noqa: E402
-from engine.store.store import Store  # noqa: E402
+from engine.clock import utcnow
+from engine.lang.loader import load_rules
+from engine.service.live import SNAPSHOT_EVERY, SlmService
+from engine.store.store import Store
 
 SERVICES = (("email", "P1"), ("email", "P2"), ("service-desk", None), ("hosting", "P1"), ("hosting", "P2"))
 

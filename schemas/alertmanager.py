@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
@@ -101,7 +101,7 @@ def alert_facts(payload: Mapping[str, Any], service_label: str = "service"
         try:
             alert = _alert_schema.load(raw)
         except ValidationError as err:
-            bad[index] = flatten_errors(cast(dict[str | int, Any], err.messages))    # a schema's errors: by field
+            bad[index] = flatten_errors(err.messages)    # a schema's errors: by field
             continue
         started = format_instant(alert["startsAt"])
         resolved = alert["status"] == "resolved"

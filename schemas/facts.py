@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates
+from marshmallow.exceptions import SCHEMA
 
 from .fields import AnyField
 from .values import format_instant, parse_instant, parse_rfc3339
@@ -194,8 +195,12 @@ def load_stored(body: Mapping[str, Any]) -> dict[str, Any]:
     return {**body, "time": parse_instant(body["time"])}
 
 
-def flatten_errors(messages: Mapping[str | int, Any], prefix: str = "") -> dict[str, list[str]]:
-    """marshmallow's nested error messages as ``{"data.field": [messages]}``."""
+def flatten_errors(messages: Mapping[str | int, Any] | list[Any], prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested error messages (``ValidationError.messages``) as
+    ``{"data.field": [messages]}``; a bare list (an error that names no field) goes under
+    ``prefix``, or ``_schema`` as marshmallow files a schema's own errors."""
+    if isinstance(messages, list):
+        return {prefix or SCHEMA: [str(v) for v in messages]}
     out: dict[str, list[str]] = {}
     for key, value in messages.items():
         path = f"{prefix}.{key}" if prefix else str(key)

@@ -42,7 +42,8 @@ def _headers(response):
 
 def register(app: Flask) -> None:
     """Mount the console on ``app``: its blueprint, session cookies, CSP, ``/`` → console."""
-    from . import pages, session  # noqa: F401  (their routes register on ``bp``)
+    # F401: imported for what importing does: their routes register on ``bp``
+    from . import pages, session  # noqa: F401
 
     if not app.config.get("SECRET_KEY"):       # per process unless set: a restart signs everyone out
         app.config["SECRET_KEY"] = secrets.token_hex(32)

@@ -145,7 +145,8 @@ def _ticks(start: datetime, end: datetime, zone) -> list[tuple[datetime, str]]:
         days = max(1, span.days // 10)
         step, fmt = timedelta(days=days), "%a %d %b"
         first = (start.astimezone(zone) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    out, at = [], first
+    out: list[tuple[datetime, str]] = []
+    at = first
     while at < end and len(out) < 40:
         out.append((at, at.strftime(fmt)))
         at = (at + step).astimezone(zone)

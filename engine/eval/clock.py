@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import TYPE_CHECKING, NamedTuple
 
-from engine.lang.calendar import ServiceCalendar
+from engine.lang.calendar import Calendar
 from schemas.values import Level
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ class Definition:
     """What a clock counts by, as its target defines it; a rule change that reprices a
     clock hands it the new target's definition."""
 
-    calendar: ServiceCalendar
+    calendar: Calendar
     goal: timedelta | Fraction                    # duration: the budget; window: the share of service time
     marks: Callable[[timedelta], Marks]           # the marks for a budget (shared: see marks_for)
     roles: dict[str, set[str]] = field(default_factory=dict)   # duration: fact type -> its roles
@@ -106,7 +106,7 @@ class Window(NamedTuple):
 class Meter:
     """Counted time with marks. ``run``/``halt`` switch counting; deadlines fire marks."""
 
-    def __init__(self, calendar: ServiceCalendar, budget: timedelta, marks: Marks):
+    def __init__(self, calendar: Calendar, budget: timedelta, marks: Marks):
         self.calendar = calendar
         self.budget = budget
         self.marks = marks                  # sorted, as marks_for makes them; shared, never changed
@@ -220,7 +220,7 @@ class Meter:
         self._deadline = (None, None)
         return fired
 
-    def recount(self, calendar: ServiceCalendar, budget: timedelta, marks: Marks, at: datetime) -> None:
+    def recount(self, calendar: Calendar, budget: timedelta, marks: Marks, at: datetime) -> None:
         """Take a new definition from ``at`` on: the time counted so far stays; from ``at``
         time counts on the new calendar, against the new budget and marks. Marks already
         decided stay decided (by kind, level and activity)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holidays_package
@@ -26,6 +27,15 @@ FULL_DAY = [(0, 1440)]
 MAX_CLOSED_DAYS = 3660
 
 Span = tuple[datetime, datetime]
+
+
+class Calendar(Protocol):
+    """What a clock counts on: a :class:`ServiceCalendar`, or one with maintenance windows
+    taken out (engine.lang.maintenance.ExcludingCalendar)."""
+
+    def counted(self, start: datetime, end: datetime) -> timedelta: ...
+
+    def instant_after(self, start: datetime, amount: timedelta) -> datetime: ...
 
 
 class ServiceCalendar:

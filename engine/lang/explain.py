@@ -12,9 +12,9 @@ that does nothing, since the ticket's clock has run already, from one that start
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from engine.lang.lint import CLOCK_ROLES
 from engine.lang.model import RuleSet, Target
@@ -27,8 +27,15 @@ VERBS = {"start": "starts", "pause": "pauses", "resume": "resumes", "stop": "sto
 _ORDER = ("reset", "restart", "cancel", "stop", "pause", "resume")      # as DurationClock.apply
 
 
-def explain(ruleset: RuleSet, fact: Mapping[str, Any], running: Container[str] | None = None,
-            stopped: Container[str] = ()) -> dict[str, Any]:
+class ClockKeys(Protocol):
+    """Clock keys (``target/subject``) asked about with ``in``: a set, or a view that takes
+    only keys (engine.eval.reads.StoppedKeys), which a ``Container`` would not be."""
+
+    def __contains__(self, key: str, /) -> bool: ...
+
+
+def explain(ruleset: RuleSet, fact: Mapping[str, Any], running: ClockKeys | None = None,
+            stopped: ClockKeys = ()) -> dict[str, Any]:
     """``{"fact", "service", "affected": [{target, effect}], "not_affected": [{target, reason}]}``.
 
     ``running``: the keys (``target/subject``) of the clocks running (or paused) before the
@@ -50,8 +57,8 @@ def explain(ruleset: RuleSet, fact: Mapping[str, Any], running: Container[str] |
     return {"fact": fact.get("id"), "service": service, "affected": affected, "not_affected": not_affected}
 
 
-def _one(target: Target, fact: Mapping[str, Any], running: Container[str] | None,
-         stopped: Container[str]) -> tuple[str | None, str | None]:
+def _one(target: Target, fact: Mapping[str, Any], running: ClockKeys | None,
+         stopped: ClockKeys) -> tuple[str | None, str | None]:
     if target.agreement.status == "retired":
         return None, f"agreement '{target.agreement.id}' is retired"
     get = lookup(fact)
@@ -77,8 +84,8 @@ def service_of(fact: Mapping[str, Any]) -> str:
     return fact.get("service") or "-"
 
 
-def _duration(target: Target, fact: Mapping[str, Any], get: Callable[[str], object], running: Container[str] | None,
-              stopped: Container[str]) -> tuple[str | None, str | None]:
+def _duration(target: Target, fact: Mapping[str, Any], get: Callable[[str], object], running: ClockKeys | None,
+              stopped: ClockKeys) -> tuple[str | None, str | None]:
     spec, kind = target.spec, fact.get("type")
     subject = fact.get("subject") or service_of(fact)
     key = f"{target.id}/{subject}"

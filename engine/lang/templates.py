@@ -118,8 +118,8 @@ class _BoundedEnvironment(SandboxedEnvironment):
         return super().call_unop(context, operator, arg)
 
     # Jinja's signature: positional names with __, so that any keyword argument (self=, obj=)
-    # reaches the object called; pep8-naming (N805) would ask for self
-    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+    # reaches the object called (not self, as pep8-naming would have it)
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         _step()
         for value in (*args, *kwargs.values()):
             _sized(value)

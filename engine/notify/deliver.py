@@ -60,8 +60,9 @@ class Channels:
     def secrets(self) -> list[str]:
         """Texts never to show: the relay's password, the webhook secret."""
         out = [self.webhook_secret] if self.webhook_secret else []
-        if self.smtp_url and urlsplit(self.smtp_url).password:
-            out += [urlsplit(self.smtp_url).password, unquote(urlsplit(self.smtp_url).password)]
+        password = urlsplit(self.smtp_url).password if self.smtp_url else None
+        if password:
+            out += [password, unquote(password)]
         return out
 
 
@@ -158,12 +159,14 @@ def _email(message: Message, decisions: dict[str, dict], channels: Channels) -> 
     mail.set_content(text_body(message, decisions, channels.public_url))
     url = urlsplit(channels.smtp_url)
     where = redact(channels.smtp_url)
+    host = url.hostname or ""       # none in the URL: as smtplib's default, nothing is connected
     try:
+        client: smtplib.SMTP
         if url.scheme == "smtps":
-            client = smtplib.SMTP_SSL(url.hostname, url.port or 465, timeout=channels.timeout,
+            client = smtplib.SMTP_SSL(host, url.port or 465, timeout=channels.timeout,
                                       context=ssl.create_default_context())
         elif url.scheme == "smtp":
-            client = smtplib.SMTP(url.hostname, url.port or 25, timeout=channels.timeout)
+            client = smtplib.SMTP(host, url.port or 25, timeout=channels.timeout)
         else:
             raise Undeliverable(f"the SMTP URL must be smtp:// or smtps://, not {url.scheme}://")
         with client:

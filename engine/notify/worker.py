@@ -123,6 +123,7 @@ class DeliveryWorker:
             log.info("sent %s to %s (%d notification%s)", message.id, where, len(message.ids),
                      "" if len(message.ids) == 1 else "s")
         else:
+            assert error is not None        # outcome() says "sent" exactly when there was no error
             log.warning("%s: %s to %s: %s", status, message.id, where, error.reason)
         for listener in self.listeners:
             try:

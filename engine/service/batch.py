@@ -141,6 +141,7 @@ class FailedFacts:
         why = ["this fact failed in the engine when it was posted before; it is refused without a second attempt"]
         if job.refuse({index: why for index, fact in enumerate(job.facts) if _fingerprint(fact) in self._failed},
                       "_fact"):
+            assert job.error is not None       # refuse() set it: the request failed
             raise job.error
 
 

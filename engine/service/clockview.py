@@ -20,6 +20,7 @@ from __future__ import annotations
 import threading
 import weakref
 from bisect import bisect_left, insort
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
@@ -27,14 +28,14 @@ import immutables
 
 from engine.eval.engine import Engine
 from engine.eval.reads import quiet_window
-from engine.lang.calendar import ServiceCalendar
+from engine.lang.calendar import Calendar
 from engine.lang.model import RuleSet
 from schemas.values import format_instant, format_remaining, format_whole_duration
 
 UTC = UTC
 ZERO = timedelta(0)
 DAY = timedelta(days=1)
-EMPTY = immutables.Map()
+EMPTY: immutables.Map = immutables.Map()
 
 
 class Ruler:
@@ -42,7 +43,7 @@ class Ruler:
     ``at(b) - at(a)`` is ``calendar.counted(a, b)`` for any ``a <= b``, to the microsecond.
     What a day adds is remembered, so a reading walks only the days it has not seen."""
 
-    def __init__(self, calendar: ServiceCalendar, anchor: datetime):
+    def __init__(self, calendar: Calendar, anchor: datetime):
         self.calendar = calendar
         self.first = self.last = _midnight(anchor)
         self._days = {self.first: ZERO}             # UTC midnight -> service time since the anchor
@@ -84,6 +85,7 @@ class Counting:
     def counted_at(self, at: datetime, rulings: dict | None = None) -> timedelta:
         if self.running_since is None or at <= self.running_since:
             return self.counted_before
+        assert self.ruler is not None       # a running meter has one (ClockReadModel._counting)
         if rulings is None:
             return self.base + self.ruler.at(at)
         found = rulings.get(self.ruler)
@@ -173,8 +175,9 @@ class ClockView:
                 if keys is None or len(found) < len(keys):
                     keys = found
         wanted = {"service": service, "target": target, "subject": subject}
-        rulings: dict = {}
-        out, total = [], 0
+        rulings = {}
+        out: list[dict] = []
+        total = 0
         for key in sorted(self.running if keys is None else keys):
             clock = self.running[key]
             if any(value is not None and getattr(clock, name) != value for name, value in wanted.items()):
@@ -209,6 +212,7 @@ class ClockReadModel:
         """Take what the last write changed into a new view (all of the engine's clocks, for
         an engine not seen before). Call with the write lock held, after the commit."""
         book = engine.state.book
+        keys: Collection[str]
         if engine is not self._engine() or book.touched is None:
             self._engine, book.touched = weakref.ref(engine), set()
             keys, base = list(book.records), ClockView()
@@ -252,10 +256,10 @@ class ClockReadModel:
                 for name, value in (("by_service", view.service), ("by_target", view.target),
                                     ("by_subject", view.subject)):
                     indexes[name][value] = indexes[name].get(value, EMPTY).set(key, None)
-        running = running.finish()
-        self.view = ClockView(running, *(indexes[n].finish() for n in ("by_service", "by_target", "by_subject")),
-                              windows.finish(), engine.now, engine.next_deadline(), engine.ruleset, engine.retain,
-                              tuple(sorted(running.keys()) if resort else order))
+        finished = running.finish()
+        self.view = ClockView(finished, indexes["by_service"].finish(), indexes["by_target"].finish(),
+                              indexes["by_subject"].finish(), windows.finish(), engine.now, engine.next_deadline(),
+                              engine.ruleset, engine.retain, tuple(sorted(finished.keys()) if resort else order))
         return self.view
 
     def _counting(self, clock) -> Counting:

@@ -27,6 +27,7 @@ class Deadlines:
         deadline really fired in between. (The instant reached, if the engine's time
         moved; what was decided.) Under the write lock."""
         engine = self.state.engine
+        assert engine is not None           # the start's rebuild set it, before any write
         now = self.state.now()
         reached = None
         decided: list[Decision] = []

@@ -105,6 +105,7 @@ class FactIngestion:
                 state.publish()
         if job.error is not None:
             raise job.error
+        assert job.result is not None       # a write leaves every job it took a result or an error
         job.result.rejected = dict(sorted(job.set_aside.items()))
         self.wake()
         self.recorder.announce(job.result)
@@ -169,6 +170,7 @@ class FactIngestion:
         the fact it rests on (see :func:`attribute`), also when its deadline fired in the
         catch-up: a P1 posted 20 minutes late lists its breach under that fact."""
         state, store, engine = self.state, self.state.store, self.state.engine
+        assert engine is not None           # the start's rebuild set it, before any write
         with store.transaction():
             stored = store.find_fact_records({(f["source"], f["id"]) for job in jobs for f in job.facts})
             known = {key: outcome for key, (outcome, _) in stored.items()}
@@ -210,8 +212,9 @@ class FactIngestion:
                 state.last_tick_seq = store.add_tick(state.last_fact_seq, reached)
             records = self.recorder.record(decided)
             for decision, record in zip(decided, records, strict=True):
-                index = owner.get(decision.id)
-                result = new[index][2] if index is not None else (jobs[-1].result if jobs else Ingested())
+                owning = owner.get(decision.id)
+                result = new[owning][2] if owning is not None else (jobs[-1].result if jobs else Ingested())
+                assert result is not None       # every job in ``jobs`` took one above
                 result.decisions.append(record[0])
                 result.notifications.extend(record[1])
         for fact, _, _ in new:                     # committed: the newest times move

@@ -44,7 +44,11 @@ class Versions:
     def add(self, ruleset: RuleSet) -> None:
         self._loaded[ruleset.version] = ruleset
 
-    def get(self, version: str) -> RuleSet | None:
+    def get(self, version: str | None) -> RuleSet | None:
+        """The rule set of that version; None if it is not stored, or not named (a decision
+        that records no version, as traces look it up)."""
+        if version is None:
+            return None                           # every stored one has a version: none is found
         if version not in self._loaded:
             files = self.store.ruleset_files(version)
             if files is None:
@@ -57,17 +61,18 @@ class Versions:
         return self._loaded[version]
 
 
-def rebuild(store: Store, ruleset: RuleSet, *, history: bool, retain: timedelta | None,
+def rebuild(store: Store, ruleset: RuleSet | None, *, history: bool, retain: timedelta | None,
             snapshots: bool = True, progress: Callable[[int], None] = lambda count: None,
             versions: Versions | None = None, before_fact: int | None = None) -> Rebuilt:
     """The engine as the stored log leaves it: from the newest usable snapshot (if
     ``snapshots``), then the facts, ticks and rule changes stored after it, each at its
-    place. ``ruleset`` is in force where the store records none (an empty store).
+    place. ``ruleset`` is in force where the store records none (an empty store); None
+    where the store records one (engine.service.explain).
 
     ``before_fact``: stop just before the fact of that seq, as the engine stood when it
     arrived (what explaining a stored fact needs); a snapshot taken later is not used."""
     started = time.perf_counter()
-    versions = versions or Versions(store, ruleset)
+    versions = versions or Versions(store, *([] if ruleset is None else [ruleset]))
     cutovers = store.cutovers()
     restored = (_restore_snapshot(store, cutovers, versions, history, retain, before_fact)
                 if snapshots else None)

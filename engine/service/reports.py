@@ -8,7 +8,7 @@ month its availability window covers.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from fractions import Fraction
 
@@ -27,7 +27,7 @@ SPAN_MARGIN = timedelta(days=1)     # a local month lies within a day of the UTC
 
 
 def compliance(ruleset: RuleSet, decisions: Iterable[dict], service: str, period: str,
-               window: WindowReading | None = None, versions: list[dict] = (),
+               window: WindowReading | None = None, versions: Sequence[dict] = (),
                version_of: Callable[[str], RuleSet | None] = lambda version: None,
                posted: PostedWindows | None = None) -> dict:
     """Per target of ``service``: subjects, met, breached, compliance % and availability %,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from fractions import Fraction
+from typing import cast
 
 from engine.eval.clock import month_span
 from engine.lang.model import RuleSet
@@ -32,7 +33,7 @@ def review(ruleset: RuleSet, decisions: list[dict], report: dict, windows: dict)
         cycles = outcomes.get(target.id, {})
         entry = {**row, "name": target.name, "weeks": _weeks(cycles.values(), start, end, target.calendar.zone)}
         if target.measure == "duration":
-            entry["spread"] = _spread(cycles.values(), target.goal)
+            entry["spread"] = _spread(cycles.values(), cast(timedelta, target.goal))   # a duration target's goal
         elif target.id in windows:
             transitions, budget, now = windows[target.id]
             entry["burn"] = burn(target, transitions, budget, start, end, now)

@@ -60,6 +60,7 @@ class RuleChanges:
         state.require_ready()
         with state.write_lock, self.keeper.guarded():
             held = time.perf_counter()
+            assert state.engine is not None     # the start's rebuild set it, before any write
             if ruleset.version != state.engine.ruleset.version:
                 self.cut_over(ruleset)
                 self.keeper.settle_heap(released=True)    # the replaced network is garbage now
@@ -78,6 +79,7 @@ class RuleChanges:
             self.deadlines.catch_up()
             store.save_ruleset(ruleset.version, ruleset.files)
             at = state.now()
+            assert state.engine is not None     # the start's rebuild set it, before any write
             decided = state.engine.cut_over(ruleset, at).decisions
             store.add_cutover(ruleset.version, at, state.last_fact_seq, state.last_tick_seq)
             self.recorder.record(decided)

@@ -86,7 +86,7 @@ def _recorded(store: Store, since: datetime, until: datetime) -> list[dict]:
 def _standing(decisions: list[dict], since: datetime, until: datetime) -> dict[tuple, dict]:
     """The decisions inside [since, until] that no retraction supersedes, by what they are about."""
     retracted = {d["data"].get("retracts") for d in decisions if d["kind"] == "retracted"}
-    out = {}
+    out: dict[tuple, dict] = {}
     for d in decisions:
         if d["kind"] == "retracted" or d["id"] in retracted or not since <= parse_instant(d["at"]) <= until:
             continue

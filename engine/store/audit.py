@@ -14,6 +14,8 @@ id, next attempt) are what its last chained outcome says, so a ``failed`` turned
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any, NotRequired, TypedDict
 
 from engine.store.base import CHUNK, StoreBase
 from engine.store.chain import CHAINS, GENESIS, AuditKeyError, Head, checkpoint, checkpoint_problem, extend, link
@@ -22,12 +24,27 @@ from engine.store.encoding import instant_text, now_text
 
 def fact_text(row) -> str:
     """What a fact's link covers: the fact and the decisions it caused."""
-    get = row.get if isinstance(row, dict) else lambda k: getattr(row, k)
+    # a row's fields are untyped: a dict about to be inserted, or a peewee row
+    get: Callable[[str], Any] = row.get if isinstance(row, dict) else lambda k: getattr(row, k)
     return get("body") + "\n" + (get("outcome") or "null")
 
 
 def body_text(row) -> str:
     return row["body"] if isinstance(row, dict) else row.body
+
+
+class ChainCheck(TypedDict):
+    """What verifying one chain found (:meth:`AuditChains.verify_audit`)."""
+
+    ok: bool
+    checked: int                                # records walked
+    count: int | None                           # records the head counts
+    first_seq: int | None
+    last_seq: int | None
+    keyed_from: int | None
+    macs_checked: bool                          # False: keyed links not checked (no key)
+    first_broken: dict[str, object] | None      # seq, id, reason
+    checkpoint_ok: NotRequired[bool]            # with a checkpoint
 
 
 class AuditChains(StoreBase):
@@ -103,15 +120,15 @@ class AuditChains(StoreBase):
                                  "problem": problem}
         return out
 
-    def _verify_chain(self, name: str, pin: dict | None) -> dict:
+    def _verify_chain(self, name: str, pin: dict | None) -> ChainCheck:
         model, key = self._chained(name), self.audit_key
         text = fact_text if name == "facts" else body_text
         head = self._head(name)
-        result = {"ok": True, "checked": 0, "count": None, "first_seq": None, "last_seq": None,
-                  "keyed_from": None, "macs_checked": True, "first_broken": None}
+        result: ChainCheck = {"ok": True, "checked": 0, "count": None, "first_seq": None, "last_seq": None,
+                              "keyed_from": None, "macs_checked": True, "first_broken": None}
         if head is None:
             return _broken(result, 0, None, "the chain head record is missing")
-        result.update(count=head.count, keyed_from=head.keyed_from)
+        result["count"], result["keyed_from"] = head.count, head.keyed_from
         if head.keyed_from is not None and key is None:
             result["macs_checked"] = False
         prev, expected = GENESIS, head.chained_from
@@ -155,7 +172,7 @@ class AuditChains(StoreBase):
             self._check_outbox(result)
         return result
 
-    def _check_outbox(self, result: dict) -> None:
+    def _check_outbox(self, result: ChainCheck) -> None:
         """Each notification's delivery columns against its last chained outcome (the
         notifications stored before outcomes were chained have none until they change).
         A page of notifications at a time, their last outcomes looked up by the index on
@@ -245,7 +262,7 @@ def _ident(row) -> str | None:
     return getattr(row, "id", None) if not hasattr(row, "notification") else row.notification
 
 
-def _against(result: dict, pin: dict, pinned, head: Head) -> None:
+def _against(result: ChainCheck, pin: dict, pinned, head: Head) -> None:
     """The checkpoint's record of this chain still there, unchanged, with as many before it."""
     seq = pin.get("seq") or 0
     result["checkpoint_ok"] = True
@@ -263,8 +280,8 @@ def _against(result: dict, pin: dict, pinned, head: Head) -> None:
         _broken(result, seq, None, f"{pin.get('count')} records led up to the checkpoint, {pinned[1]} do now")
 
 
-def _broken(result: dict, seq, id, reason: str) -> dict:
-    result.update(ok=False, first_broken={"seq": seq, "id": id, "reason": reason})
+def _broken(result: ChainCheck, seq, id, reason: str) -> ChainCheck:
+    result["ok"], result["first_broken"] = False, {"seq": seq, "id": id, "reason": reason}
     return result
 
 

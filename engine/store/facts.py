@@ -25,7 +25,9 @@ class FactLog(AuditChains):
 
     def find_fact_records(self, keys) -> dict[tuple[str, str], tuple[list | None, str]]:
         """(Outcome, canonical JSON as stored) of each ``(source, id)`` already stored."""
-        F, by_source, found = self.m.Fact, {}, {}
+        F = self.m.Fact
+        by_source: dict[str, set[str]] = {}
+        found: dict[tuple[str, str], tuple[list | None, str]] = {}
         for source, fid in keys:
             by_source.setdefault(source, set()).add(fid)
         for source, ids in by_source.items():
@@ -68,7 +70,7 @@ class FactLog(AuditChains):
 
     def newest_fact_times(self, subjects) -> dict[str, datetime]:
         """The newest event time stored for each of ``subjects`` that has a fact."""
-        found = {}
+        found: dict[str, datetime] = {}
         for chunk in chunks(sorted(subjects)):
             rows = self._select(self.m.Fact, "subject, MAX(time)", f"subject IN ({self._params(chunk)})", chunk,
                                 tail=" GROUP BY subject")

@@ -67,7 +67,8 @@ class Ledger(AuditChains):
 
     def decisions_by_id(self, ids) -> dict[str, dict]:
         """The stored decisions among ``ids``, by id (one query per chunk)."""
-        D, found = self.m.Decision, {}
+        D = self.m.Decision
+        found: dict[str, dict] = {}
         for chunk in chunks(sorted(set(ids))):
             found.update((r.id, json.loads(r.body)) for r in D.select(D.id, D.body).where(D.id.in_(chunk)))
         return found

@@ -20,6 +20,7 @@ outcomes locks the deliveries head before any notification row.
 from __future__ import annotations
 
 import json
+from collections.abc import Set
 from datetime import datetime
 
 from engine.store.audit import DELIVERY_STATE, AuditChains, body_text
@@ -41,7 +42,7 @@ class Outbox(AuditChains):
         ``due``: when a pending one is first due (default: now)."""
         N, now = self.m.Notification, now_text()
         due_text = now if due is None else instant_text(due, "due")
-        rows = {}
+        rows: dict[str, dict] = {}
         for n in notifications:
             nid = required_text(n, "id", "a notification")
             status = n.get("status") or "pending"
@@ -123,7 +124,7 @@ class Outbox(AuditChains):
         return parse_instant(rows[0][0]) if rows and rows[0][0] else None
 
     def claim(self, now: datetime, lease_until: datetime, limit: int = 1000,
-              exclude: set[str] = frozenset(), widen: bool = True) -> list[dict]:
+              exclude: Set[str] = frozenset(), widen: bool = True) -> list[dict]:
         """Claim up to ``limit`` due, unclaimed notifications (none whose recipient is in
         ``exclude``) until ``lease_until``; with ``widen``, also every pending one, due or
         not, for the recipients claimed (the rest of a group: see engine.notify.group)."""

@@ -84,7 +84,8 @@ class WriterLock:
     stays and is overwritten by the next holder."""
 
     def __init__(self, path: Path, fd: int):
-        self.path, self._fd = path, fd
+        self.path = path
+        self._fd: int | None = fd           # None once released
 
     @classmethod
     def take(cls, database: str | os.PathLike) -> WriterLock:
@@ -170,7 +171,9 @@ class Leases(StoreBase):
                     f"AND (owner = {p} OR expires_at <= {self._now()}){returning}",
                     [owner, partition, owner]).fetchone()
             if row is None:
-                raise LeaseHeld(self.lease(partition))
+                held = self.lease(partition)
+                assert held is not None            # the INSERT above made the row if there was none
+                raise LeaseHeld(held)
         return _lease(row)
 
     def renew_lease(self, lease: Lease, ttl: timedelta = DEFAULT_TTL) -> Lease:

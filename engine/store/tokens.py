@@ -140,6 +140,7 @@ class Tokens(StoreBase):
         caller knows the time: api/auth.TokenCache). The console's session keeps the
         digest, never the token, so its cookie is no bearer token."""
         T = self.m.Token
+        # E712: peewee turns == into SQL; `is False` would be Python's own comparison
         row = (T.select(T.name, T.role, T.sources, T.expires_at)
                .where((T.token_hash == digest) & (T.revoked == False))  # noqa: E712
                .tuples().first())

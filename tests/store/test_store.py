@@ -190,7 +190,9 @@ def test_list_facts_filters_by_event_time_and_fields(store):
         fact("b", time="2026-11-02T10:00:00+01:00"),                   # 09:00Z
         fact("c", time="2026-11-02T09:30:00.250Z", service="vpn", subject="INC-2"),
         fact("d", time="2026-11-02T10:00:00Z", type="incident.resolved"))
-    ids = lambda page: [item["fact"]["id"] for item in page[0]]          # noqa: E731
+    def ids(page):
+        return [item["fact"]["id"] for item in page[0]]
+
     assert ids(store.list_facts(since="2026-11-02T09:00:00Z", until="2026-11-02T10:00:00Z")) \
         == ["b", "c"]
     assert ids(store.list_facts(service="vpn")) == ["c"]
