@@ -447,14 +447,19 @@ def test_version_6_names_are_unique_among_unrevoked_tokens_in_the_database_itsel
                 store.db.execute_sql(insert, ("d3", "monitor", None, "2027-03-02T00:00:00.000000Z", False))
 
 
-def test_a_version_5_database_upgraded_has_the_schema_of_a_new_one(v5_url, tmp_path):
+def assert_upgraded_like_new(old_url: str, tmp_path) -> None:
+    """The database at ``old_url``, upgraded, has the schema of a new one on the same backend."""
     fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
-    if not v5_url.startswith("sqlite"):
-        with Store.open(v5_url) as upgraded, postgres_schema_url() as url, Store.open(url) as new:
+    if not old_url.startswith("sqlite"):
+        with Store.open(old_url) as upgraded, postgres_schema_url() as url, Store.open(url) as new:
             assert schema(upgraded) == schema(new)
         return
-    with Store.open(v5_url) as upgraded, Store.open(fresh) as new:
+    with Store.open(old_url) as upgraded, Store.open(fresh) as new:
         assert schema(upgraded) == schema(new)
+
+
+def test_a_version_5_database_upgraded_has_the_schema_of_a_new_one(v5_url, tmp_path):
+    assert_upgraded_like_new(v5_url, tmp_path)
 
 
 def test_a_version_6_step_failing_half_way_leaves_version_5_as_it_was(v5_url, monkeypatch):
@@ -539,13 +544,7 @@ def test_version_8_adds_an_empty_lease_table_and_an_owner_writes_on(v7_url, stor
 
 
 def test_a_version_7_database_upgraded_has_the_schema_of_a_new_one(v7_url, tmp_path):
-    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
-    if not v7_url.startswith("sqlite"):
-        with Store.open(v7_url) as upgraded, postgres_schema_url() as url, Store.open(url) as new:
-            assert schema(upgraded) == schema(new)
-        return
-    with Store.open(v7_url) as upgraded, Store.open(fresh) as new:
-        assert schema(upgraded) == schema(new)
+    assert_upgraded_like_new(v7_url, tmp_path)
 
 
 def test_a_version_8_step_failing_half_way_leaves_version_7_as_it_was(v7_url, monkeypatch):
