@@ -58,10 +58,13 @@ class Deadlines:
         result = Ingested()
         if not state.ready.is_set():
             return result
-        with state.write_lock, self.keeper.guarded():
-            with state.store.transaction():
-                self.catch_up(result)
-            state.publish()
+        with state.write_lock:
+            if not state.ready.is_set():            # stood by (or began rebuilding) meanwhile
+                return result
+            with self.keeper.guarded():
+                with state.store.transaction():
+                    self.catch_up(result)
+                state.publish()
         self.recorder.announce(result)
         return result
 
