@@ -144,6 +144,7 @@ class Ownership:
         except Exception as err:
             log.warning("could not ask the database for partition %r's lease: %s",
                         self.partition, " ".join(str(err).split()))
+            self._disconnect()                     # the next attempt connects afresh
             return
         # How long it holds is known only from a statement whose sending time is known
         # (the acquisition may have waited for the old owner's last transaction): renew once.
@@ -162,6 +163,12 @@ class Ownership:
         log.info("this process (%s) owns partition %r (epoch %d): taking over", self.owner, self.partition,
                  self.lease.epoch)
         self.take_over(self.lease)
+
+    def _disconnect(self) -> None:
+        try:
+            self.store.close()
+        except Exception:
+            pass
 
     def _standing_by(self, holder: Lease) -> None:
         known = self.state.holder

@@ -68,7 +68,8 @@ def test_a_standby_says_so_and_refuses_writes_with_a_retry_after(pair):
         assert refused.json["title"] == "Standby" and "standby" in refused.json["detail"]
         assert A in refused.json["detail"]
     assert standby.get("/v1/decisions", headers=headers).status_code == 200      # reads go on
-    assert standby.get("/v1/clocks", headers=headers).status_code == 503         # the owner has the clocks
+    for path in ("/v1/clocks", "/v1/reports/compliance?service=email&period=2026-11"):
+        assert standby.get(path, headers=headers).status_code == 503            # the owner has the clocks
     assert owner.post("/v1/facts", json=p1(), headers=headers).status_code == 200
     assert standby.get("/v1/facts", headers=headers).json["items"][0]["fact"]["id"] == "f1"
 
