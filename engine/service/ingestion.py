@@ -92,24 +92,34 @@ class FactIngestion:
         self.failed.refuse(job)
         with self._queue_lock:
             self._queue.append(job)
-        with state.write_lock, self.keeper.guarded():
-            if job.result is None and job.error is None:
-                with self._queue_lock:
-                    jobs, self._queue = self._queue, []
-                try:
-                    self._write_apart(jobs)
-                except BaseException as exc:
-                    for other in jobs:
-                        if other.result is None and other.error is None:
-                            other.error = exc
-                    raise
-                state.publish()
+        try:
+            with state.write_lock, self.keeper.guarded():
+                if job.result is None and job.error is None:
+                    with self._queue_lock:
+                        jobs, self._queue = self._queue, []
+                    try:
+                        self._write_apart(jobs)
+                    except BaseException as exc:
+                        for other in jobs:
+                            if other.result is None and other.error is None:
+                                other.error = exc
+                        raise
+                    state.publish()
+        except BaseException:
+            self._withdraw(job)
+            raise
         if job.error is not None:
             raise job.error
         job.result.rejected = dict(sorted(job.set_aside.items()))
         self.wake()
         self.recorder.announce(job.result)
         return job.result
+
+    def _withdraw(self, job: Job) -> None:
+        """A request refused before anyone wrote it (this process stood by, or could not
+        rebuild) leaves the queue: nobody writes it later for a client told it failed."""
+        with self._queue_lock:
+            self._queue = [queued for queued in self._queue if queued is not job]
 
     def _sift(self, raws: list) -> Job:
         """A partial request: each fact validated on its own; the bad ones set aside."""

@@ -164,3 +164,23 @@ def test_an_owner_that_cannot_renew_in_time_stands_by_and_takes_over_again(proce
 def test_a_lease_must_live_for_a_positive_time(url, wall):
     with Store.open(url) as store, pytest.raises(ValueError, match="positive"):
         SlmService(store, PORTFOLIO, now=wall, lease_ttl=timedelta(0))
+
+
+def test_a_request_waiting_for_the_lock_when_its_owner_stood_by_is_never_written(processes):
+    first = owner(processes(A))
+    refused = []
+
+    def post():
+        try:
+            first.facts.ingest([fact("f1", **P1)])
+        except Standby as err:
+            refused.append(err)
+
+    with first.state.write_lock:                         # a write in progress
+        client = threading.Thread(target=post)
+        client.start()
+        until(lambda: first.facts.queued() == 1, "the request to wait for the write lock")
+        first.state.stand_by()                           # the lease loop steps down meanwhile
+    client.join(PATIENCE)
+    assert len(refused) == 1 and first.facts.queued() == 0       # nobody writes it later
+    assert fact_count(first.store) == 0
