@@ -66,10 +66,6 @@ class Ownership:
         state.retry_after = max(1, math.ceil(self.interval))
         state.lease_lost = self.lost
 
-    @property
-    def owning(self) -> bool:
-        return self.lease is not None
-
     def start(self) -> None:
         """Begin as a standby and start the loop (in a thread of its own)."""
         self.state.role = STANDBY
