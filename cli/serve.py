@@ -18,6 +18,8 @@ from schemas.values import parse_duration
 from .common import audit_key, audit_key_option, db_option, open_store, rules_option
 from .notify import channels, delivery_options
 
+MIN_LEASE_TTL = timedelta(seconds=1)     # the owner renews every third of it
+
 
 @click.command()
 @rules_option()
@@ -135,9 +137,6 @@ def serve(rules_dir, db_url, host, port, threads, skew, max_lateness, alert_serv
         server.close()
         service.stop()
         logging.getLogger("slm.serve").info("stopped")
-
-
-MIN_LEASE_TTL = timedelta(seconds=1)
 
 
 def _interrupt(signum, frame):
