@@ -17,6 +17,7 @@ from prometheus_client import (
 )
 
 from engine.clock import utcnow
+from engine.service.state import OWNER, STANDBY
 
 from .context import current_service
 
@@ -60,6 +61,8 @@ class Metrics:
         age.set_function(lambda: stats()["oldest_age"])
         if service.delivery is not None:
             service.delivery.listeners.append(lambda outcome, count: self.delivered.labels(outcome).inc(count))
+        if service.ownership is not None:
+            registry.register(LeaseMetrics(service))
 
     def record(self, result) -> None:
         """Count one write of the service (an ingestion or a clock tick)."""
@@ -75,6 +78,26 @@ class Metrics:
                 counter.labels(decision.get("service") or "", decision["target"]).inc()
         if result.notifications:
             self.notifications.inc(len(result.notifications))
+
+
+class LeaseMetrics:
+    """Whether this process owns its partition's lease, and how often it took one over (a
+    database shared by an owner and standbys; engine.service.ownership)."""
+
+    def __init__(self, service):
+        self.service = service
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+        ownership, state = self.service.ownership, self.service.state
+        owner = GaugeMetricFamily("slm_lease_owner", "1 while this process owns the partition's lease and writes, "
+                                  "0 while it stands by", labels=["partition"])
+        owner.add_metric([ownership.partition], 1.0 if state.role == OWNER else 0.0)
+        takeovers = CounterMetricFamily("slm_lease_takeovers", "Times this process took the partition's lease "
+                                        "(its first acquisition included)", labels=["partition"])
+        takeovers.add_metric([ownership.partition], ownership.takeovers)
+        yield owner
+        yield takeovers
 
 
 class TargetGauges:
@@ -170,10 +193,17 @@ def healthz():
 
 @bp.route("/readyz")
 def readyz():
-    service = current_service()
-    body = {"status": "ready" if service.state.ready.is_set() else "starting", **service.state.progress(),
-            "ruleset": service.state.ruleset.version}
-    return jsonify(body), 200 if service.state.ready.is_set() else 503
+    """Ready (200), or 503: starting (rebuilding its state), or a standby (another process
+    owns the database; ``lease`` says which and until when)."""
+    state = current_service().state
+    ownership = state.ownership()
+    standby = ownership is not None and ownership["role"] == STANDBY
+    ready = state.ready.is_set() and not standby
+    status = "ready" if ready else "standby" if standby else "starting"
+    body = {"status": status, **state.progress(), "ruleset": state.ruleset.version, **(ownership or {})}
+    if standby:
+        body["ready"] = False
+    return jsonify(body), 200 if ready else 503
 
 
 @bp.route("/metrics")

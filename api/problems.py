@@ -13,8 +13,9 @@ from werkzeug.exceptions import HTTPException
 
 from engine.lang.errors import FactError, RuleSetError
 from engine.service.batch import FactConflict
-from engine.service.state import NotReady
+from engine.service.state import NotReady, Standby
 from engine.service.whatif import ReplayLimit
+from engine.store.store import LeaseLost
 from schemas.api import ProblemSchema
 
 log = logging.getLogger("slm.api")
@@ -59,6 +60,15 @@ def _invalid_facts(error: FactError):
     return problem(422, "Invalid facts", "nothing from this request was stored", errors=error.details)
 
 
+def _lease_lost(error: LeaseLost):
+    """Another process took the database over while this request was written: nothing of
+    it was stored here, and this process stands by (engine.service.ownership)."""
+    from .context import current_service
+    retry = current_service().state.retry_after
+    return problem(503, "Standby", f"{error}; nothing from this request was stored",
+                   headers={"Retry-After": str(retry)})
+
+
 class SlmApi(Api):
     """flask-smorest's Api answering every error as problem details."""
 
@@ -78,6 +88,10 @@ class SlmApi(Api):
         app.register_error_handler(NotReady, lambda e: problem(
             503, "Starting", f"rebuilding state from stored facts ({e.args[0]['replayed']} replayed so far)",
             headers={"Retry-After": "5"}))
+        app.register_error_handler(Standby, lambda e: problem(
+            503, "Standby", f"{e}; it takes writes once it owns the database (nothing from this request "
+                            "was stored)", headers={"Retry-After": str(e.retry_after)}))
+        app.register_error_handler(LeaseLost, _lease_lost)
 
     def handle_http_exception(self, error: HTTPException):
         data = getattr(error, "data", None) or {}

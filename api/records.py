@@ -91,6 +91,7 @@ def list_notifications(args):
 def retry_notification(notification_id):
     """Queue a failed (or undeliverable, or cancelled) notification again, due now."""
     service = current_service()
+    service.state.require_owner()          # a standby writes nothing (503)
     try:
         record = service.store.requeue(notification_id)
     except ValueError as err:

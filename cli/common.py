@@ -37,11 +37,15 @@ def audit_key(path: str | None, create: bool = False) -> bytes | None:
         raise click.BadParameter(str(err), param_hint="--audit-key-file") from None
 
 
-def open_store(url: str, key: bytes | None = None):
-    """The store at ``url``, or a clean exit naming what is wrong with it."""
-    from engine.store.store import Store
+def open_store(url: str, key: bytes | None = None, writer: bool = False):
+    """The store at ``url``, or a clean exit naming what is wrong with it. ``writer``: for
+    the process that evaluates (``slm serve``); a SQLite file that another process writes
+    is refused, naming that process."""
+    from engine.store.store import Store, WriterLockHeld
     try:
-        return Store.open(url, audit_key=key)
+        return Store.open(url, audit_key=key, writer=writer)
+    except WriterLockHeld as err:
+        raise click.ClickException(str(err)) from None
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--db") from None
     except Exception as err:        # the driver's own error: unreachable server, bad path …

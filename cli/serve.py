@@ -5,7 +5,7 @@ import logging
 import os
 import signal
 import sys
-from datetime import date
+from datetime import date, timedelta
 
 import click
 
@@ -17,6 +17,8 @@ from schemas.values import parse_duration
 
 from .common import audit_key, audit_key_option, db_option, open_store, rules_option
 from .notify import channels, delivery_options
+
+MIN_LEASE_TTL = timedelta(seconds=1)     # the owner renews every third of it
 
 
 @click.command()
@@ -42,6 +44,11 @@ from .notify import channels, delivery_options
                    "newest); 0: never.")
 @click.option("--retain", default="35d", show_default=True,
               help="How long a finished clock is kept for late facts before it is forgotten.")
+@click.option("--lease-ttl", envvar="SLM_LEASE_TTL", show_envvar=True, default="15s", show_default=True,
+              help="PostgreSQL: how long the owner's lease lasts unrenewed (renewed every third of it). "
+                   "A second slm serve on the database is a standby and takes over once the owner's "
+                   "lease runs out: shorter fails over sooner, longer rides out longer pauses. SQLite "
+                   "runs one process and takes no lease.")
 @delivery_options
 @click.option("--group-wait", default="30s", show_default=True,
               help="How long a notification waits for others to the same recipient and activity, "
@@ -64,7 +71,7 @@ from .notify import channels, delivery_options
               help="Mark the console's cookie Secure always (behind a TLS-terminating proxy); without it, "
                    "only requests that came over https get a Secure cookie.")
 def serve(rules_dir, db_url, host, port, threads, skew, max_lateness, alert_service_label, snapshot_every, retain,
-          smtp_url, mail_from, webhook_secret, delivery_timeout, group_wait, delivery_max_age, retry_initial,
+          lease_ttl, smtp_url, mail_from, webhook_secret, delivery_timeout, group_wait, delivery_max_age, retry_initial,
           delivery, public_url, audit_key_file, max_body, secret_key, cookie_secure):
     """Run the API: store facts, fire clocks on time, answer auditors."""
     from api.app import create_app
@@ -72,6 +79,10 @@ def serve(rules_dir, db_url, host, port, threads, skew, max_lateness, alert_serv
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     skew_delta, retain_delta = _duration(skew, "--skew"), _duration(retain, "--retain")
+    ttl = _duration(lease_ttl, "--lease-ttl")
+    if ttl < MIN_LEASE_TTL:
+        raise click.BadParameter(f"at least {MIN_LEASE_TTL.total_seconds():g}s: the owner renews every third of it",
+                                 param_hint="--lease-ttl")
     lateness = None if max_lateness.strip().lower() in ("none", "off") else _duration(max_lateness, "--max-lateness")
     from engine.notify.record import RetryPolicy
     from engine.notify.worker import DeliveryWorker
@@ -84,11 +95,12 @@ def serve(rules_dir, db_url, host, port, threads, skew, max_lateness, alert_serv
     if key is None:
         logging.getLogger("slm.serve").warning(
             "no --audit-key-file: the audit chains can be recomputed by anyone who can write the database")
-    store = open_store(db_url, key)
+    store = open_store(db_url, key, writer=True)     # SQLite: refused while another process writes the file
     worker = DeliveryWorker(store, config, policy=policy, group_wait=wait) if delivery else None
     try:
         service = SlmService(store, rules_dir, skew=skew_delta, snapshot_every=snapshot_every,
-                             retain=retain_delta, freeze_heap=True, delivery=worker, max_lateness=lateness)
+                             retain=retain_delta, freeze_heap=True, delivery=worker, max_lateness=lateness,
+                             lease_ttl=ttl if store.postgres else None)   # PostgreSQL: owner or standby
     except RuleSetError as err:
         click.echo(err.report(), err=True)
         sys.exit(1)
@@ -105,6 +117,9 @@ def serve(rules_dir, db_url, host, port, threads, skew, max_lateness, alert_serv
                f"db {_redacted(db_url)})")
     click.echo(f"  API docs {address}/docs   OpenAPI {address}/openapi.json   health {address}/readyz")
     click.echo(f"  get a token: slm token create --role admin --db {_redacted(db_url)}")
+    if service.ownership is not None:
+        click.echo(f"  owner or standby of this database: lease {lease_ttl}, as {service.ownership.owner} "
+                   f"(see {address}/readyz)")
     if worker is None:
         click.echo("  delivery off (--no-delivery): notifications are recorded, not sent")
     elif config.smtp_url:

@@ -12,7 +12,7 @@ from engine.lang.diff import unified
 from engine.lang.errors import RuleSetError
 from engine.lang.loader import load_rules
 from engine.service.review import BUCKETS
-from engine.service.state import NotReady
+from engine.service.state import NotReady, Standby
 from engine.service.whatif import ReplayLimit
 from schemas.api import PERIOD
 from schemas.values import parse_duration, parse_instant
@@ -58,8 +58,9 @@ def overview():
     period = now.strftime("%Y-%m")
     try:
         clocks = service.engine_reads.clocks()
-    except NotReady:
-        return render_template("ui/starting.html", progress=service.state.progress()), 503
+    except NotReady as not_ready:
+        standby = str(not_ready) if isinstance(not_ready, Standby) else None
+        return render_template("ui/starting.html", progress=service.state.progress(), standby=standby), 503
     services = []
     for sid, definition in sorted(service.state.ruleset.services.items()):
         running = [_progress(c) for c in clocks if c["service"] == sid and not c["shadow"]]
@@ -229,6 +230,8 @@ def reload_rules():
         message = f"Rules in force: version {ruleset.version[:19]}…"
     except RuleSetError as err:
         message = f"Refused; the rules in force stay. {err.report()}"
+    except Standby as standby:
+        message = f"Not reloaded: {standby}."
     except NotReady:
         message = "The service is still rebuilding its state; try again in a moment."
     return redirect(url_for("ui.rules", message=message))

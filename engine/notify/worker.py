@@ -44,7 +44,12 @@ class DeliveryWorker:
 
     # ---- life cycle ---------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="slm-delivery", daemon=True)
+        """Start claiming; again after :meth:`stop` too (an owner that stood by and took over
+        again), with a pool and a stop of its own."""
+        if self._stop.is_set():
+            self._stop = threading.Event()
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="slm-deliver")
+        self._thread = threading.Thread(target=self._run, args=(self._stop,), name="slm-delivery", daemon=True)
         self._thread.start()
 
     def stop(self, wait: float = 10.0) -> None:
@@ -60,18 +65,18 @@ class DeliveryWorker:
         if ids:
             self._wake.set()
 
-    def _run(self) -> None:
+    def _run(self, stop: threading.Event) -> None:
         try:
-            while not self._stop.is_set():
+            while not stop.is_set():
                 self._wake.wait(self.poll)
                 self._wake.clear()
-                if self._stop.is_set():
+                if stop.is_set():
                     break
                 try:
                     self.run_once()
                 except Exception:
                     log.exception("claiming notifications failed; trying again shortly")
-                    self._stop.wait(self.poll * 4)
+                    stop.wait(self.poll * 4)
         finally:
             self.store.close()
 

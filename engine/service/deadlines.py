@@ -6,12 +6,16 @@ replay stands where the live engine stood when the next fact came (engine.servic
 """
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from engine.service.keeper import EngineKeeper
 from engine.service.recorder import DecisionRecorder, Ingested
 from engine.service.state import ServiceState
+from engine.store.store import LeaseLost
 from schemas.records import Decision
+
+log = logging.getLogger("slm.service")
 
 
 class Deadlines:
@@ -59,10 +63,17 @@ class Deadlines:
         result = Ingested()
         if not state.ready.is_set():
             return result
-        with state.write_lock, self.keeper.guarded():
-            with state.store.transaction():
-                self.catch_up(result)
-            state.publish()
+        with state.write_lock:
+            if not state.ready.is_set():            # stood by (or began rebuilding) meanwhile
+                return result
+            try:
+                with self.keeper.guarded():
+                    with state.store.transaction():
+                        self.catch_up(result)
+                    state.publish()
+            except LeaseLost as lost:               # the keeper stood this process by: nothing to retry
+                log.warning("a clock tick was not stored: %s", lost)
+                return Ingested()
         self.recorder.announce(result)
         return result
 

@@ -5,7 +5,7 @@ Each says which way it reaches the engine: the clocks and the report's window re
 come from the read model the writer publishes after each commit and never wait for the
 write lock; the review's window figures, a clock's timeline and the posted maintenance of
 a report copy a clock's transitions from the engine, under the write lock. So they are
-answered only by the process that holds the engine.
+answered only by the process that holds the engine; a standby refuses them (Standby).
 """
 from __future__ import annotations
 
@@ -65,6 +65,7 @@ class EngineReads:
         the decisions from the store, the window readings from the read model, and the
         posted maintenance (of targets that exclude it) from the engine."""
         state, stored = self.state, self.stored
+        state.require_owner()                      # a standby has no clocks to read windows from
         ruleset = state.ruleset
         if service not in ruleset.services:
             raise ValueError(f"unknown service {service!r} (services: {', '.join(sorted(ruleset.services))})")
@@ -106,6 +107,7 @@ class EngineReads:
         target is unknown or nothing about this clock is known. The clock's transitions come
         from the engine, under the write lock; its decisions (and facts) from the store."""
         state = self.state
+        state.require_owner()
         target = state.ruleset.targets.get(target_id)
         if target is None:
             return None

@@ -21,6 +21,7 @@ from engine.service.lateness import DEFAULT_MAX_LATENESS, NewestTimes
 from engine.service.recorder import DecisionRecorder, Ingested
 from engine.service.state import ServiceState
 from engine.service.validation import DEFAULT_SKEW, validate_facts
+from engine.store.store import LeaseLost
 from schemas.facts import stored_fact
 from schemas.limits import MAX_BATCH
 from schemas.records import Decision
@@ -91,18 +92,22 @@ class FactIngestion:
         self.failed.refuse(job)
         with self._queue_lock:
             self._queue.append(job)
-        with state.write_lock, self.keeper.guarded():
-            if job.result is None and job.error is None:
-                with self._queue_lock:
-                    jobs, self._queue = self._queue, []
-                try:
-                    self._write_apart(jobs)
-                except BaseException as exc:
-                    for other in jobs:
-                        if other.result is None and other.error is None:
-                            other.error = exc
-                    raise
-                state.publish()
+        try:
+            with state.write_lock, self.keeper.guarded():
+                if job.result is None and job.error is None:
+                    with self._queue_lock:
+                        jobs, self._queue = self._queue, []
+                    try:
+                        self._write_apart(jobs)
+                    except BaseException as exc:
+                        for other in jobs:
+                            if other.result is None and other.error is None:
+                                other.error = exc
+                        raise
+                    state.publish()
+        except BaseException:
+            self._withdraw(job)
+            raise
         if job.error is not None:
             raise job.error
         assert job.result is not None       # a write leaves every job it took a result or an error
@@ -110,6 +115,12 @@ class FactIngestion:
         self.wake()
         self.recorder.announce(job.result)
         return job.result
+
+    def _withdraw(self, job: Job) -> None:
+        """A request refused before anyone wrote it (this process stood by, or could not
+        rebuild) leaves the queue: nobody writes it later for a client told it failed."""
+        with self._queue_lock:
+            self._queue = [queued for queued in self._queue if queued is not job]
 
     def _sift(self, raws: list) -> Job:
         """A partial request: each fact validated on its own; the bad ones set aside."""
@@ -132,7 +143,8 @@ class FactIngestion:
         Any other failure (the store refused something) is narrowed down by writing the
         requests one by one. Each failure leaves the engine possibly ahead of the store, so
         it is rebuilt from the store before the next attempt (``close`` frees the replaced
-        one's rulesets)."""
+        one's rulesets). A lost lease is no such failure: it fails every request of the
+        group at once (engine.service.keeper.EngineKeeper.guarded)."""
         state = self.state
         pending = list(jobs)
         while pending:
@@ -153,6 +165,8 @@ class FactIngestion:
                 else:
                     failed.job.error = failed.error()
                     pending = [job for job in pending if job is not failed.job]
+            except LeaseLost:
+                raise                               # another process owns the database: never retried here
             except Exception as exc:
                 state.engine_ahead = True
                 if len(pending) == 1:

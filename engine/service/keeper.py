@@ -17,6 +17,7 @@ from engine.lang.errors import FactError
 from engine.lang.model import RuleSet
 from engine.service.recovery import rebuild, save_snapshot, settle_heap
 from engine.service.state import NotReady, ServiceState
+from engine.store.store import LeaseLost
 
 log = logging.getLogger("slm.service")
 
@@ -70,17 +71,28 @@ class EngineKeeper:
 
     @contextmanager
     def guarded(self) -> Iterator[None]:
-        """A write (under the write lock): rebuilt first if an earlier write left the engine
-        ahead of the store; marked ahead if this one fails for any reason but a refused
-        fact or a service not ready (those fail before the engine moves)."""
-        if self.state.engine_ahead:
+        """A write (under the write lock): refused if this process no longer owns the
+        database or has no engine; rebuilt first if an earlier write left the engine ahead
+        of the store; marked ahead if this one fails for any reason but a refused fact or a
+        service not ready (those fail before the engine moves).
+
+        A write that finds the lease gone (LeaseLost: another process took the database
+        over) is no failure to rebuild from and retry: this process stands by at once, and
+        its lease loop lets the engine go (engine.service.ownership)."""
+        state = self.state
+        state.require_engine()
+        if state.engine_ahead:
             self.restore()
         try:
             yield
         except (FactError, NotReady):
             raise
+        except LeaseLost:
+            state.stand_by()
+            state.lease_lost()
+            raise
         except BaseException:
-            self.state.engine_ahead = True      # the engine may be ahead of the store
+            state.engine_ahead = True           # the engine may be ahead of the store
             raise
 
     def restore(self) -> None:

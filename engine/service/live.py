@@ -13,6 +13,10 @@ already stored, and deadlines missed while the service was down fire afterwards.
 and runs the life cycle: ``facts`` (ingestion), ``deadlines`` (clock firing), ``rules``
 (rule changes), ``store_reads`` (what the store alone answers) and ``engine_reads`` (what
 needs the live engine).
+
+On a database several processes share (PostgreSQL, ``lease_ttl``), ``ownership`` decides
+when this life cycle runs: a standby starts it when it takes the lease over, and an owner
+that loses the lease stops writing and stands by again (engine.service.ownership).
 """
 from __future__ import annotations
 
@@ -24,18 +28,20 @@ from pathlib import Path
 
 from engine.clock import utcnow
 from engine.lang.loader import load_rules
+from engine.service.clockview import ClockReadModel
 from engine.service.deadlines import Deadlines
 from engine.service.enginereads import EngineReads
 from engine.service.ingestion import FactIngestion
 from engine.service.keeper import EngineKeeper
 from engine.service.lateness import DEFAULT_MAX_LATENESS
+from engine.service.ownership import Ownership
 from engine.service.recorder import DecisionRecorder
 from engine.service.rulechanges import RuleChanges
 from engine.service.scheduler import DeadlineScheduler
-from engine.service.state import ServiceState
+from engine.service.state import OWNER, ServiceState
 from engine.service.storereads import StoreReads
 from engine.service.validation import DEFAULT_SKEW
-from engine.store.store import Store
+from engine.store.store import Lease, LeaseLost, Store
 
 log = logging.getLogger("slm.service")
 
@@ -50,7 +56,8 @@ class SlmService:
                  now: Callable[[], datetime] = utcnow, history: bool = False,
                  snapshot_every: int = SNAPSHOT_EVERY, retain: timedelta | None = RETAIN,
                  freeze_heap: bool = False, delivery=None,
-                 max_lateness: timedelta | None = DEFAULT_MAX_LATENESS):
+                 max_lateness: timedelta | None = DEFAULT_MAX_LATENESS,
+                 lease_ttl: timedelta | None = None, lease_owner: str | None = None):
         self.store = store
         self.now = now
         # engine.notify.worker.DeliveryWorker, or None: notifications are stored, not sent
@@ -61,37 +68,66 @@ class SlmService:
                                    freeze_heap=freeze_heap)
         self.recorder = DecisionRecorder(self.state, delivery)
         self.deadlines = Deadlines(self.state, self.keeper, self.recorder)
-        self.scheduler = DeadlineScheduler(self.deadlines.next_deadline, self.deadlines.tick, now)
+        self.scheduler = self._new_scheduler()
         self.facts = FactIngestion(self.state, self.keeper, self.deadlines, self.recorder,
-                                   wake=self.scheduler.wake, skew=skew, max_lateness=max_lateness)
+                                   wake=self._wake_scheduler, skew=skew, max_lateness=max_lateness)
         self.rules = RuleChanges(self.state, self.keeper, self.deadlines, self.recorder, rules_dir,
-                                 wake=self.scheduler.wake)
+                                 wake=self._wake_scheduler)
         self.store_reads = StoreReads(self.state, retain)
         self.engine_reads = EngineReads(self.state, self.store_reads)
+        # A database shared with other processes: owner or standby by the partition's lease
+        # (``lease_owner`` names this process in it; default host:pid). None: the only writer.
+        self.ownership = None if lease_ttl is None else Ownership(
+            self.state, lease_ttl, take_over=self._take_over, step_down=self._step_down, owner=lease_owner)
         self.failure: BaseException | None = None
+        self._on_failure: Callable[[BaseException], None] | None = None
         self._threads: list[threading.Thread] = []
+
+    def _new_scheduler(self) -> DeadlineScheduler:
+        return DeadlineScheduler(self.deadlines.next_deadline, self.deadlines.tick, self.now)
+
+    def _wake_scheduler(self) -> None:
+        self.scheduler.wake()
 
     def start(self, background: bool = True, on_failure: Callable[[BaseException], None] | None = None) -> None:
         """Rebuild state (in a thread if ``background``) and start the deadline scheduler.
 
         If rebuilding fails in the background, ``on_failure`` gets the exception (the
-        CLI exits: a service that cannot rebuild its state must not look alive)."""
-        if background:
-            def run():
-                try:
-                    self._start()
-                except Exception as exc:
-                    self.failure = exc
-                    if on_failure:
-                        on_failure(exc)
-            self._spawn(run, "slm-rebuild")
-        else:
-            self._start()
+        CLI exits: a service that cannot rebuild its state must not look alive).
 
-    def _start(self) -> None:
+        With a lease (``lease_ttl``): start the lease loop. This process is a standby until
+        it owns the lease, and then starts as above, always in the background."""
+        self._on_failure = on_failure
+        if self.ownership is not None:
+            self.ownership.start()
+        else:
+            self._begin(background)
+
+    def _begin(self, background: bool) -> None:
+        tenure = self.state.tenure
+        if not background:
+            self._start(tenure)
+            return
+
+        def run():
+            try:
+                self._start(tenure)
+            except Exception as exc:
+                self.failure = exc
+                if self._on_failure:
+                    self._on_failure(exc)
+        self._spawn(run, "slm-rebuild")
+
+    def _start(self, tenure: int) -> None:
+        """Rebuild, catch up, then take writes: the start of the single writer, and of an
+        owner's tenure. An owner that stood by meanwhile (``tenure`` is over) stops short;
+        one whose lease is found gone stands by (no failure: the lease loop goes on)."""
         state = self.state
         try:
             with state.write_lock:
+                if state.tenure != tenure:
+                    return
+                state.engine_ahead = False
                 state.engine = self.keeper.rebuild(state.ruleset)
                 with self.store.transaction():      # a tick and its decisions: stored together
                     self.deadlines.catch_up()
@@ -100,13 +136,46 @@ class SlmService:
                 self.keeper.maybe_snapshot()
                 self.keeper.settle_heap()
                 state.publish()
-            state.ready.set()
-            self._spawn(self.scheduler.run, "slm-scheduler")
-            if self.delivery is not None:       # picks up what a previous run left queued
-                self.delivery.start()
+                if state.tenure != tenure:          # stood by while rebuilding: its step-down lets go
+                    return
+                state.ready.set()
+                self._spawn(self.scheduler.run, "slm-scheduler")
+                if self.delivery is not None:       # picks up what a previous run left queued
+                    self.delivery.start()
+        except LeaseLost as lost:
+            log.warning("the lease was lost while starting (%s); standing by", lost)
+            state.stand_by()
+            state.lease_lost()
         except Exception:
             log.exception("rebuilding state failed; the service stays not ready")
             raise
+
+    def _take_over(self, lease: Lease) -> None:
+        """The lease loop acquired the lease (and fenced the store with it): start a tenure,
+        as the single writer starts, in the background."""
+        state = self.state
+        state.role, state.lease, state.holder = OWNER, lease, None
+        state.tenure += 1
+        self.scheduler = self._new_scheduler()     # the last tenure's winds down on its own
+        self._begin(background=True)
+
+    def _step_down(self, why: str) -> None:
+        """Write nothing more (the store already refuses it): stand by, stop the scheduler
+        and delivery, let the engine go. Waits for a write in progress (it ends refused, or
+        committed under the epoch it began in) and for a rebuild in progress."""
+        state = self.state
+        state.stand_by()
+        with state.write_lock:
+            self.scheduler.stop()
+            if self.delivery is not None:
+                self.delivery.stop()
+            engine, state.engine = state.engine, None
+            state.engine_ahead = False
+            state.ready.clear()
+            state.readmodel = ClockReadModel()      # a standby shows no clocks
+            if engine is not None:
+                engine.close()
+                self.keeper.settle_heap(released=True)
 
     def load_state(self) -> None:
         """Rebuild the engine from the store and write nothing: for a reader beside the
@@ -119,11 +188,14 @@ class SlmService:
 
     def _spawn(self, target, name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
-        self._threads.append(thread)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
 
     def stop(self) -> None:
-        """Stop the scheduler and delivery; snapshot what was applied since the last snapshot."""
+        """Stop the scheduler and delivery; snapshot what was applied since the last snapshot.
+        An owner then releases its lease, so that a standby takes over at once."""
+        if self.ownership is not None:
+            self.ownership.stop_taking_over()
         self.scheduler.stop()
         if self.delivery is not None:
             self.delivery.stop()
@@ -133,6 +205,8 @@ class SlmService:
                     self.keeper.maybe_snapshot(force=True)
                 except Exception:
                     log.exception("the snapshot at stop failed (the next start replays more)")
+        if self.ownership is not None:
+            self.ownership.release()
         self.scheduler.wake()
         for thread in self._threads:
             if thread is not threading.current_thread():

@@ -38,8 +38,11 @@ class DeadlineScheduler:
             wait = IDLE_WAKEUP if deadline is None else (deadline - self.now()).total_seconds()
             if wait > 0:
                 with self._wake:
-                    self._wake.wait(timeout=min(wait, IDLE_WAKEUP))
+                    if not self._stop.is_set():    # a stop that came meanwhile is not slept through
+                        self._wake.wait(timeout=min(wait, IDLE_WAKEUP))
                 continue
+            if self._stop.is_set():                # stopped while it waited for the write lock
+                break
             try:
                 self.fire()
             except Exception:

@@ -18,11 +18,34 @@ from engine.eval.engine import Engine
 from engine.lang.model import RuleSet
 from engine.service.clockview import ClockReadModel
 from engine.service.recovery import Versions
-from engine.store.store import Store
+from engine.store.store import Lease, Store
+from schemas.values import format_instant
+
+# What this process is to its database (engine.service.ownership):
+SINGLE = "single"       # the only writer (SQLite's file lock, or no lease asked for): today's service
+OWNER = "owner"         # holds the partition's lease on a shared PostgreSQL database
+STANDBY = "standby"     # another process holds it: this one writes nothing and waits to take over
 
 
 class NotReady(Exception):
     """The service is still rebuilding its state from the store."""
+
+
+class Standby(NotReady):
+    """Another process owns the database: this one writes nothing. ``holder`` is that
+    process's lease as last seen (None if it could not be read); ``retry_after`` the
+    seconds until this one tries to take over again."""
+
+    def __init__(self, holder: Lease | None, retry_after: int):
+        self.holder, self.retry_after = holder, retry_after
+        super().__init__(standby_detail(holder))
+
+
+def standby_detail(holder: Lease | None) -> str:
+    if holder is None:
+        return "this process is a standby: another process owns the database"
+    return (f"this process is a standby: {holder.owner} owns partition {holder.partition!r} until "
+            f"{format_instant(holder.expires_at)} (by the database's clock, renewed while it runs)")
 
 
 class ServiceState:
@@ -45,6 +68,13 @@ class ServiceState:
         self.ready = threading.Event()              # set once rebuilt; cleared while rebuilding again
         self.replayed = 0                           # facts replayed by the rebuild under way or last done
         self.rebuild_seconds: float | None = None
+        # Ownership of a shared database (engine.service.ownership); SINGLE otherwise.
+        self.role = SINGLE
+        self.lease: Lease | None = None             # OWNER: ours, as last renewed
+        self.holder: Lease | None = None            # STANDBY: the owner's, as last seen
+        self.retry_after = 5                        # STANDBY: seconds until it tries to take over again
+        self.tenure = 0                             # raised by every takeover and step-down
+        self.lease_lost: Callable[[], None] = lambda: None   # a write found the lease gone: step down now
 
     def publish(self) -> None:
         """Publish the clocks as the write just committed left them (under the write lock);
@@ -57,7 +87,39 @@ class ServiceState:
         return {"ready": self.ready.is_set(), "replayed": self.replayed,
                 "rebuild_seconds": self.rebuild_seconds}
 
+    def ownership(self) -> dict | None:
+        """Who owns the database, for ``/readyz``: this process (OWNER, with its lease) or
+        another (STANDBY, with the owner's lease as last seen); None for the single writer."""
+        if self.role == SINGLE:
+            return None
+        lease = self.lease if self.role == OWNER else self.holder
+        shown = None if lease is None else {"partition": lease.partition, "owner": lease.owner,
+                                            "epoch": lease.epoch, "expires_at": format_instant(lease.expires_at)}
+        return {"role": self.role, "lease": shown}
+
+    def require_owner(self) -> None:
+        """Raise Standby if another process owns the database (a write request here)."""
+        if self.role == STANDBY:
+            raise Standby(self.holder, self.retry_after)
+
     def require_ready(self) -> None:
-        """Raise NotReady (with the progress) while the state is being rebuilt."""
+        """Raise Standby on a standby, NotReady (with the progress) while the state is being
+        rebuilt."""
+        self.require_owner()
         if not self.ready.is_set():
             raise NotReady(self.progress())
+
+    def require_engine(self) -> None:
+        """What a write checks once it holds the write lock: this process still owns the
+        database and has its engine (an owner that stepped down meanwhile has none)."""
+        self.require_ready()
+        if self.engine is None:
+            raise NotReady(self.progress())
+
+    def stand_by(self) -> None:
+        """This process writes nothing more: a standby from now on (the lease loop, or a
+        write that found the lease gone). What holds the engine is let go by the caller."""
+        self.role = STANDBY
+        self.lease = None
+        self.tenure += 1
+        self.ready.clear()

@@ -181,13 +181,12 @@ class Leases(StoreBase):
         partition's tenure (same owner and epoch, expired or not): the renewed lease. Else
         :class:`LeaseLost`, naming the owner that took the partition."""
         p = self.db.param
-        with self.transaction(fenced=False):
-            row = self.db.execute_sql(
-                f'UPDATE partition_leases SET expires_at = {self._now(ttl)} WHERE "partition" = {p} '
-                f'AND owner = {p} AND epoch = {p} RETURNING "partition", owner, epoch, expires_at',
-                [lease.partition, lease.owner, lease.epoch]).fetchone()
-            if row is None:
-                raise self._lost(lease)
+        row = self._lone_statement(
+            f'UPDATE partition_leases SET expires_at = {self._now(ttl)} WHERE "partition" = {p} '
+            f'AND owner = {p} AND epoch = {p} RETURNING "partition", owner, epoch, expires_at',
+            [lease.partition, lease.owner, lease.epoch]).fetchone()
+        if row is None:
+            raise self._lost(lease)
         return _lease(row)
 
     def release_lease(self, lease: Lease) -> None:
@@ -196,10 +195,9 @@ class Leases(StoreBase):
         store stays fenced with it: once another owner has taken the partition, this
         store's writes fail (:meth:`fence_with` None to write unfenced)."""
         p = self.db.param
-        with self.transaction(fenced=False):
-            self.db.execute_sql(
-                f'UPDATE partition_leases SET expires_at = {self._now()} WHERE "partition" = {p} '
-                f"AND owner = {p} AND epoch = {p}", [lease.partition, lease.owner, lease.epoch])
+        self._lone_statement(
+            f'UPDATE partition_leases SET expires_at = {self._now()} WHERE "partition" = {p} '
+            f"AND owner = {p} AND epoch = {p}", [lease.partition, lease.owner, lease.epoch])
 
     def lease(self, partition: str = DEFAULT_PARTITION) -> Lease | None:
         """The partition's lease as stored (expired or not); None if nobody ever owned it."""
@@ -217,6 +215,26 @@ class Leases(StoreBase):
         the transaction writes nothing. None: unfenced again."""
         self.fenced_by = lease
         self.fence = None if lease is None else self._check_fence
+
+    def refuse_writes(self, why: str) -> None:
+        """From now on every write transaction of this store raises :class:`LeaseLost`
+        saying ``why``, whoever holds the partition: this process has given its ownership
+        up (a standby, or an owner that stepped down or stopped), so it must not write
+        even under an epoch nobody has replaced yet. :meth:`fence_with` a new lease to
+        write again."""
+        def refuse() -> None:
+            raise LeaseLost(why)
+        self.fenced_by, self.fence = None, refuse
+
+    def _lone_statement(self, sql: str, params: list):
+        """Run one statement in a transaction of its own that commits as the statement
+        ends (the connection is in autocommit outside ``transaction()``): a renewal or a
+        release holds the lease row's lock only while the database runs it, so a process
+        paused just after sending one cannot leave the row locked and stall a takeover."""
+        with self._guard:
+            if self.db.in_transaction():
+                raise RuntimeError("a lease is renewed or released outside any transaction")
+            return self.db.execute_sql(sql, params)
 
     def _check_fence(self) -> None:
         lease, p = self.fenced_by, self.db.param

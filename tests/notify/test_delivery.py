@@ -349,3 +349,17 @@ def test_a_chat_destination_goes_through_apprise():
         assert len(receiver.posts) == 1 and "slm test message" in receiver.posts[0]["body"]["message"]
     finally:
         receiver.stop()
+
+
+def test_a_worker_stopped_and_started_again_delivers_what_came_meanwhile(make_env, hook, tmp_path):
+    """An owner that stood by stops its worker, and starts it again when it takes over."""
+    env = make_env(rules_with(tmp_path, webhook=hook.url), Channels(webhook_secret=SECRET))
+    env.post(p1())
+    wait_for(env.settled)
+    env.worker.stop()
+    env.post(p1("f2", subject="INC-2"))
+    assert any(n["status"] == "pending" for n in env.notifications())
+    env.worker.start()
+    final = wait_for(env.settled)
+    assert {n["status"] for n in final.values() if n["recipient"] == hook.url} == {"sent"}
+    assert sorted(hook.notification_ids()) == sorted(i for i, n in final.items() if n["recipient"] == hook.url)

@@ -136,8 +136,14 @@ def test_serve_help_names_each_settings_environment_variable():
     shown = " ".join(run("serve", "--help").output.split())
     for name in ("SLM_RULES", "SLM_DATABASE_URL", "SLM_HOST", "SLM_PORT", "SLM_MAX_LATENESS", "SLM_MAX_BODY",
                  "SLM_SMTP_URL", "SLM_MAIL_FROM", "SLM_WEBHOOK_SECRET", "SLM_PUBLIC_URL", "SLM_AUDIT_KEY_FILE",
-                 "SLM_SECRET_KEY", "SLM_COOKIE_SECURE"):
+                 "SLM_SECRET_KEY", "SLM_COOKIE_SECURE", "SLM_LEASE_TTL"):
         assert f"env var: {name}" in shown, name
+
+
+def test_a_lease_of_no_time_is_refused(tmp_path):
+    result = CliRunner(env={"SLM_LEASE_TTL": "0s"}).invoke(
+        main, ["serve", "--db", f"sqlite:///{tmp_path}/slm.db", "--rules", str(tmp_path)])
+    assert result.exit_code == 2 and "--lease-ttl" in result.output and "at least 1s" in result.output
 
 
 def test_a_rules_directory_from_the_environment_is_checked(tmp_path):

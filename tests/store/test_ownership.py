@@ -210,6 +210,37 @@ def test_the_old_owners_next_write_raises_lease_lost_and_changes_nothing(pair, w
     assert b.verify_audit()["ok"]
 
 
+def test_a_store_that_gave_its_partition_up_refuses_every_write_until_fenced_again(pair):
+    """A standby, or an owner that stepped down: even under an epoch nobody replaced yet."""
+    a, b = pair
+    lease = a.acquire_lease(A, ttl=LONG)
+    a.fence_with(lease)
+    a.refuse_writes("this process stepped down")
+    before = contents(b)
+    for write in WRITES.values():
+        with pytest.raises(LeaseLost, match="stepped down"):
+            write(a)
+    assert contents(b) == before and a.fenced_by is None
+    assert a.renew_lease(lease, ttl=LONG).epoch == lease.epoch     # the lease itself is no such write
+    a.fence_with(a.acquire_lease(A, ttl=LONG))
+    assert a.add_tick(0, "2026-11-02T09:00:00Z") == 1
+
+
+def test_a_renewal_and_a_release_commit_as_their_statement_ends(pair):
+    """Each is one statement in a transaction of its own, so a process paused right after
+    sending one holds no lock on the lease row that a takeover would wait for."""
+    a, b = pair
+    lease = a.acquire_lease(A, ttl=SHORT)
+    with pytest.raises(RuntimeError, match="outside any transaction"):
+        with a.transaction(fenced=False):
+            a.renew_lease(lease, ttl=LONG)
+    assert b.lease() == lease                                  # not renewed
+    renewed = a.renew_lease(lease, ttl=LONG)
+    assert not a.db.in_transaction() and b.lease() == renewed
+    a.release_lease(renewed)
+    assert not a.db.in_transaction() and b.lease().expires_at <= b.database_now()
+
+
 def test_a_store_without_a_fence_is_not_checked(pair):
     """Readers and admin commands (slm token create) own nothing and are not fenced."""
     a, b = pair

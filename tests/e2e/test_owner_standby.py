@@ -1,0 +1,280 @@
+"""One writer per database, with real ``slm serve`` processes.
+
+On PostgreSQL a second server is a standby while the first owns the lease, and takes over
+when the first stops cleanly, is killed (SIGKILL) or is paused past its lease (SIGSTOP):
+every acknowledged fact is stored once, nothing is decided twice, the audit chains verify,
+a deadline that fell due while nobody owned is decided at its own event-time instant, and
+a paused owner writes nothing once it resumes. On SQLite a second server refuses to start.
+
+Leases are short (2 s) so that failover is quick; every wait is bounded generously and
+nothing here asserts how long anything took (the failover times are printed).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+
+from engine.store.store import Store
+from schemas.values import parse_instant
+from tests.support import PORTFOLIO, postgres_schema_url
+from tests.support.serving import Server, all_items, free_port, slm
+
+pytestmark = [pytest.mark.wallclock,    # reads this machine's clock: CI runs it again years ahead
+              pytest.mark.slow]
+
+TTL = "2s"
+PATIENCE = 120                          # seconds any wait here may take before the test gives up
+SERVICES = (("email", "P1"), ("hosting", "P2"), ("service-desk", None), ("email", "P2"), ("hosting", "P1"))
+
+
+@pytest.fixture
+def pg_url():
+    with postgres_schema_url() as url:
+        yield url
+
+
+def until(predicate, what: str):
+    deadline = time.monotonic() + PATIENCE
+    while True:
+        try:
+            value = predicate()
+        except requests.RequestException:
+            value = None
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"gave up waiting: {what}"
+        time.sleep(0.05)
+
+
+def token(url: str) -> dict:
+    made = slm("token", "create", "--role", "admin", "--db", url)
+    assert made.returncode == 0, made.stderr
+    return {"Authorization": f"Bearer {made.stdout.strip().splitlines()[-1]}"}
+
+
+def pair(url: str, tmp_path, headers: dict, *options: str) -> tuple[Server, Server]:
+    """The first server (the owner, ready) and the second (a standby, answering)."""
+    first = Server(url, tmp_path / "first.log", "--lease-ttl", TTL, "--no-delivery", *options).start()
+    second = Server(url, tmp_path / "second.log", "--lease-ttl", TTL, "--no-delivery", *options)
+    second.start(ready=False)
+    first.headers = second.headers = headers
+    until(lambda: (standby(second) or {}).get("owner", "").endswith(f":{first.process.pid}"),
+          "the second to stand by")
+    return first, second
+
+
+def standby(server: Server) -> dict | None:
+    """The owner's lease as a standby's /readyz shows it; None unless it is a standby."""
+    answer = server.readyz()
+    body = answer.json()
+    return body["lease"] if answer.status_code == 503 and body["status"] == "standby" and body["lease"] else None
+
+
+def history(incidents: int, prefix: str) -> list[dict]:
+    """Incidents opened, acknowledged and resolved hours ago: no deadline of theirs is left
+    to fire while the test runs."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=6)
+    facts = []
+    for n in range(incidents):
+        service, priority = SERVICES[n % len(SERVICES)]
+        kind = "request" if priority is None else "incident"
+        opened = start + timedelta(seconds=30 * n)
+        for suffix, minutes in (("opened", 0), ("acknowledged", 5 if n % 3 else 25), ("resolved", 60)):
+            facts.append({"id": f"{prefix}{n}-{suffix}", "source": "failover", "type": f"{kind}.{suffix}",
+                          "time": _stamp(opened + timedelta(minutes=minutes)), "subject": f"{prefix.upper()}-{n}",
+                          "service": service,
+                          "data": {"priority": priority} if priority and suffix == "opened" else {}})
+    return facts
+
+
+def due_soon(subject: str, seconds: float) -> tuple[dict, datetime]:
+    """A P1 email incident opened so long ago that its 15-minute response target breaches
+    ``seconds`` from now; the fact and that deadline."""
+    opened = datetime.now(UTC) - timedelta(minutes=15) + timedelta(seconds=seconds)
+    opened = opened.replace(microsecond=opened.microsecond // 1000 * 1000)
+    fact = {"id": f"{subject}-opened", "source": "failover", "type": "incident.opened", "time": _stamp(opened),
+            "subject": subject, "service": "email", "data": {"priority": "P1"}}
+    return fact, opened + timedelta(minutes=15)
+
+
+def _stamp(at: datetime) -> str:
+    text = at.strftime("%Y-%m-%dT%H:%M:%S")
+    return text + (f".{at.microsecond // 1000:03d}Z" if at.microsecond else "Z")
+
+
+def post(server: Server, fact: dict) -> requests.Response:
+    return requests.post(server.base + "/v1/facts", json=fact, headers=server.headers, timeout=30)
+
+
+def breaches(url: str, subject: str) -> list[dict]:
+    with Store.open(url) as reader:
+        return reader.list_decisions(target="email-p1-response", subject=subject, kind="breach", limit=10)[0]
+
+
+def rows(url: str) -> dict[str, int]:
+    """How many rows each table holds (the lease excepted: its renewals are no writes of the
+    partition)."""
+    with Store.open(url) as reader:
+        return {model._meta.table_name: reader.db.execute_sql(f'SELECT count(*) FROM "{model._meta.table_name}"')
+                .fetchone()[0] for model in reader.m.all if model._meta.table_name != "partition_leases"}
+
+
+def metric(server: Server, line_start: str) -> float:
+    text = requests.get(server.base + "/metrics", timeout=10).text
+    return float(next(line for line in text.splitlines() if line.startswith(line_start)).split()[-1])
+
+
+def verified(server: Server) -> dict:
+    audit = requests.get(server.base + "/v1/audit/verify", headers=server.headers, timeout=60).json()
+    assert audit["ok"] and all(chain["ok"] for chain in audit["chains"].values()), audit
+    return audit
+
+
+def decided_once(server: Server) -> list[dict]:
+    """Every stored decision, each stored once: by id (ids hash what a decision is about)
+    and by what it says."""
+    decisions = all_items(server, "/v1/decisions")
+    ids = [d["id"] for d in decisions]
+    what = [(d["kind"], d.get("target"), d.get("subject"), d["at"], d.get("cycle"), d.get("level"),
+             d.get("repeat"), d["rule"]["id"], tuple(d["because"])) for d in decisions]
+    assert len(ids) == len(set(ids)) and len(what) == len(set(what))
+    return decisions
+
+
+@pytest.mark.postgres
+def test_a_second_server_stands_by_until_the_first_stops_and_then_takes_over_at_once(pg_url, tmp_path):
+    first, second = pair(pg_url, tmp_path, token(pg_url))
+    try:
+        ready = second.readyz()
+        assert ready.status_code == 503 and ready.json()["status"] == "standby"
+        lease = ready.json()["lease"]
+        assert lease["owner"].endswith(f":{first.process.pid}") and lease["expires_at"]
+        refused = post(second, history(1, "s")[0])
+        assert refused.status_code == 503 and int(refused.headers["Retry-After"]) >= 1
+        assert refused.json()["title"] == "Standby" and "standby" in refused.json()["detail"]
+        assert post(first, history(1, "s")[0]).status_code == 200
+        assert metric(first, 'slm_lease_owner{partition="default"}') == 1.0
+        assert metric(second, 'slm_lease_owner{partition="default"}') == 0.0
+
+        stopped = time.monotonic()
+        first.stop()                                    # SIGTERM: snapshot, then release the lease
+        until(lambda: second.readyz().status_code == 200, "the standby to take over")
+        print(f"clean handover: the standby was ready {time.monotonic() - stopped:.1f}s after SIGTERM")
+        body = second.readyz().json()
+        assert body["role"] == "owner" and body["lease"]["owner"].endswith(f":{second.process.pid}")
+        assert body["lease"]["epoch"] == 2 and body["replayed"] == 0      # from the snapshot taken at the stop
+        assert "handed partition 'default' over" in first.log_path.read_text()
+        assert metric(second, 'slm_lease_takeovers_total{partition="default"}') == 1.0
+        assert [i["fact"]["id"] for i in all_items(second, "/v1/facts")] == ["s0-opened"]
+    finally:
+        first.stop()
+        second.stop()
+
+
+@pytest.mark.postgres
+def test_the_standby_takes_over_from_a_killed_owner_and_decides_what_fell_due_meanwhile(pg_url, tmp_path):
+    first, second = pair(pg_url, tmp_path, token(pg_url), "--snapshot-every", "50")
+    facts = history(100, "k")
+    acknowledged: list[str] = []
+    servers = [first, second]
+
+    def post_to_whoever_owns() -> None:
+        for fact in facts:
+            while True:
+                for server in servers:
+                    try:
+                        if post(server, fact).status_code == 200:
+                            acknowledged.append(fact["id"])
+                            break
+                    except requests.RequestException:
+                        pass                            # killed under us, or not up
+                else:
+                    time.sleep(0.05)
+                    continue
+                break
+
+    client = threading.Thread(target=post_to_whoever_owns)
+    try:
+        client.start()
+        until(lambda: len(acknowledged) >= 90, "the first facts to be acknowledged")
+        fact, deadline = due_soon("DUE-1", seconds=1)
+        assert post(first, fact).status_code == 200
+        first.kill()
+        killed = time.monotonic()
+        assert breaches(pg_url, "DUE-1") == []          # it fell due after the owner died
+        until(lambda: second.readyz().status_code == 200, "the standby to take over")
+        print(f"SIGKILL: the standby was ready {time.monotonic() - killed:.1f}s after the kill (lease {TTL})")
+        client.join(PATIENCE)
+        assert not client.is_alive() and sorted(acknowledged) == sorted(f["id"] for f in facts)
+
+        stored = [item["fact"]["id"] for item in all_items(second, "/v1/facts")]
+        assert sorted(stored) == sorted([f["id"] for f in facts] + [fact["id"]])     # each once
+        decided_once(second)
+        until(lambda: breaches(pg_url, "DUE-1"), "the breach to be decided")
+        breach, = breaches(pg_url, "DUE-1")
+        assert parse_instant(breach["at"]) == deadline  # at its own instant, not the takeover's
+        verified(second)
+        assert metric(second, 'slm_lease_takeovers_total{partition="default"}') == 1.0
+    finally:
+        first.stop()
+        second.stop()
+        client.join(PATIENCE)
+
+
+@pytest.mark.postgres
+def test_an_owner_paused_past_its_lease_writes_nothing_once_it_resumes(pg_url, tmp_path):
+    first, second = pair(pg_url, tmp_path, token(pg_url))
+    try:
+        for fact in history(5, "p"):
+            assert post(first, fact).status_code == 200
+        fact, deadline = due_soon("DUE-2", seconds=1)
+        assert post(first, fact).status_code == 200
+        first.pause()                                   # SIGSTOP, before the deadline: it cannot fire it
+        paused = time.monotonic()
+        until(lambda: second.readyz().status_code == 200, "the standby to take over")
+        print(f"SIGSTOP: the standby was ready {time.monotonic() - paused:.1f}s after the pause (lease {TTL})")
+        until(lambda: breaches(pg_url, "DUE-2"), "the new owner to decide the breach")
+        later, _ = due_soon("LATER-1", seconds=600)
+        assert post(second, later).status_code == 200
+        before = rows(pg_url)                           # all the new owner's doing, and it is idle now
+
+        first.resume()                                  # SIGCONT: its scheduler finds the breach due
+        refused = post(first, history(1, "r")[0])
+        assert refused.status_code == 503 and int(refused.headers["Retry-After"]) >= 1
+        until(lambda: (standby(first) or {}).get("owner", "").endswith(f":{second.process.pid}"),
+              "the paused owner to stand by")
+        log = first.log_path.read_text()
+        assert "stepping down from partition 'default' (epoch 1)" in log
+        assert rows(pg_url) == before                   # no fact, decision, tick, snapshot or outcome from it
+
+        breach, = breaches(pg_url, "DUE-2")
+        assert parse_instant(breach["at"]) == deadline
+        decided_once(second)
+        verified(second)
+        assert post(second, history(1, "r")[0]).status_code == 200
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_a_second_server_on_one_sqlite_file_refuses_to_start_naming_the_first(tmp_path):
+    url = f"sqlite:///{tmp_path / 'slm.db'}"
+    first = Server(url, tmp_path / "first.log", "--no-delivery").start()
+    try:
+        second = slm("serve", "--db", url, "--port", str(free_port()), "--rules", str(PORTFOLIO))
+        assert second.returncode == 1, second
+        message = " ".join(second.stderr.split())
+        assert f"pid {first.process.pid}" in message and "SQLite runs one slm process per database" in message
+        # readers and token commands work beside it
+        assert slm("token", "create", "--role", "auditor", "--db", url).returncode == 0
+        assert slm("audit", "verify", "--db", url).returncode == 0
+        report = slm("report", "--service", "email", "--period", datetime.now(UTC).strftime("%Y-%m"),
+                     "--rules", str(PORTFOLIO), "--db", url)
+        assert report.returncode == 0, report.stderr
+        assert first.readyz().status_code == 200
+    finally:
+        first.stop()
