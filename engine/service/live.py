@@ -76,7 +76,7 @@ class SlmService:
         self.store_reads = StoreReads(self.state, retain)
         self.engine_reads = EngineReads(self.state, self.store_reads)
         # A database shared with other processes: owner or standby by the partition's lease
-        # (``lease_owner`` names this process in it; default host:pid). None: the only writer.
+        # (``lease_owner`` names this process in it; default host:pid:nonce). None: the only writer.
         self.ownership = None if lease_ttl is None else Ownership(
             self.state, lease_ttl, take_over=self._take_over, step_down=self._step_down, owner=lease_owner)
         self.failure: BaseException | None = None

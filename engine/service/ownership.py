@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 
 from engine.service.state import STANDBY, ServiceState
 from engine.store.models import DEFAULT_PARTITION
@@ -183,9 +184,12 @@ class Ownership:
             if left <= 0:
                 return "its lease ran out before a renewal got through (the process paused, or the database " \
                        "was unreachable)"
+            held = self.lease
+            if held is None:
+                return "it holds no lease"
             sent = self.clock()
             try:
-                renewed = self._within(left, lambda: self.store.renew_lease(self.lease, self.ttl))
+                renewed = self._within(left, partial(self.store.renew_lease, held, self.ttl))
             except LeaseLost as lost:
                 return str(lost)
             except TimeoutError:
@@ -202,13 +206,15 @@ class Ownership:
     def _within(self, seconds: float, call: Callable[[], Lease]) -> Lease:
         """``call()`` in a thread of its own (with a database connection of its own, closed
         after), waited for at most ``seconds``: TimeoutError if it has not answered by then."""
-        done, outcome = threading.Event(), {}
+        done = threading.Event()
+        leases: list[Lease] = []
+        errors: list[BaseException] = []
 
         def run() -> None:
             try:
-                outcome["lease"] = call()
+                leases.append(call())
             except BaseException as exc:
-                outcome["error"] = exc
+                errors.append(exc)
             finally:
                 self.store.close()
                 done.set()
@@ -216,15 +222,15 @@ class Ownership:
         threading.Thread(target=run, name="slm-lease-renewal", daemon=True).start()
         if not done.wait(seconds):
             raise TimeoutError
-        if "error" in outcome:
-            raise outcome["error"]
-        return outcome["lease"]
+        if errors:
+            raise errors[0]
+        return leases[0]
 
     def _step_down(self, why: str) -> None:
-        lease = self.lease
+        epoch = self.lease.epoch if self.lease else None
         self._let_go(why)
-        log.warning("stepping down from partition %r (epoch %d): %s. This process writes nothing more "
-                    "and stands by", self.partition, lease.epoch, why)
+        log.warning("stepping down from partition %r (epoch %s): %s. This process writes nothing more "
+                    "and stands by", self.partition, epoch, why)
         self.step_down(why)
 
     def _let_go(self, why: str) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,9 +41,14 @@ from schemas.values import format_instant, parse_instant
 DEFAULT_TTL = timedelta(seconds=15)      # an owner renews well within it (docs/SCALING.md: every 5 s)
 
 
+_STARTED = secrets.token_hex(3)     # tells apart processes that share host and pid (containers)
+
+
 def this_process() -> str:
-    """The owner name of this process in ``partition_leases``: ``host:pid``."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """The owner name of this process in ``partition_leases``: ``host:pid:nonce``, the
+    nonce drawn once per process, so two containers that share a host name and both run
+    as pid 1 are still two owners."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_STARTED}"
 
 
 class WriterLockHeld(RuntimeError):
