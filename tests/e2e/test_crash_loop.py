@@ -38,10 +38,11 @@ def round_the_clock(directory) -> str:
     return str(directory)
 
 
-def history(incidents: int) -> list[dict]:
-    """Incidents opened, acknowledged and resolved, all over hours ago: every clock stopped
-    hours before the test runs (round the clock), so no deadline is left to fire while it
-    does, and the wall clock does not change what is decided."""
+def history(incidents: int) -> list[list[dict]]:
+    """Incidents opened, acknowledged and resolved, all over hours ago, each incident's facts
+    one request: every clock stops within its request (round the clock), hours before the
+    test runs, so no deadline is left for the scheduler to fire between two requests, and
+    the wall clock does not change what is decided."""
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=6)
     facts = []
     for n in range(incidents):
@@ -49,20 +50,20 @@ def history(incidents: int) -> list[dict]:
         kind = "request" if priority is None else "incident"
         opened = start + timedelta(seconds=30 * n)
         ack = 5 if n % 3 else 25                     # every third one breaches its response target
-        for suffix, minutes in (("opened", 0), ("acknowledged", ack), ("resolved", 60)):
-            facts.append({"id": f"c{n}-{suffix}", "source": "crash", "type": f"{kind}.{suffix}",
-                          "time": (opened + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                          "subject": f"X-{n}", "service": service,
-                          "data": {"priority": priority} if priority and suffix == "opened" else {}})
+        facts.append([{"id": f"c{n}-{suffix}", "source": "crash", "type": f"{kind}.{suffix}",
+                       "time": (opened + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                       "subject": f"X-{n}", "service": service,
+                       "data": {"priority": priority} if priority and suffix == "opened" else {}}
+                      for suffix, minutes in (("opened", 0), ("acknowledged", ack), ("resolved", 60))])
     return facts
 
 
-def uninterrupted(facts: list[dict], rules: str, tmp_path) -> tuple[dict, set]:
+def uninterrupted(requests_made: list[list[dict]], rules: str, tmp_path) -> tuple[dict, set]:
     store = Store.open(f"sqlite:///{tmp_path / 'reference.db'}")
     service = SlmService(store, rules)
     service.start(background=False)
-    for fact in facts:
-        service.facts.ingest([fact])
+    for batch in requests_made:
+        service.facts.ingest(batch)
     service.stop()
     decisions = {d["id"]: summary(d) for d in _everything(store.list_decisions)}
     notifications = {n["id"] for n in _everything(store.list_notifications)}
@@ -84,7 +85,8 @@ def _everything(list_page) -> list[dict]:
 
 
 def test_kill_and_restart_at_random_moments_loses_and_duplicates_nothing(url, tmp_path):
-    facts = history(400)
+    batches = history(400)
+    facts = [fact for batch in batches for fact in batch]
     rng = random.Random(20261123)
     token = slm("token", "create", "--role", "admin", "--db", url).stdout.strip().splitlines()[-1]
     # restarts use snapshots too; no delivery: which notifications a retraction follows up
@@ -92,7 +94,7 @@ def test_kill_and_restart_at_random_moments_loses_and_duplicates_nothing(url, tm
     rules = round_the_clock(tmp_path / "rules")
     server = Server(url, tmp_path / "serve.log", "--snapshot-every", "100", "--no-delivery", "--rules", rules)
     headers = server.headers = {"Authorization": f"Bearer {token}"}
-    acknowledged: list[str] = []
+    acknowledged: list[str] = []            # fact ids, request by request (batches of three)
     server.start()
     kills = interrupted = 0
     try:
@@ -100,13 +102,13 @@ def test_kill_and_restart_at_random_moments_loses_and_duplicates_nothing(url, tm
             done = threading.Event()
 
             def post_in_order(done: threading.Event = done) -> None:
-                for fact in facts[len(acknowledged):]:
+                for batch in batches[len(acknowledged) // len(batches[0]):]:
                     try:
-                        r = requests.post(server.base + "/v1/facts", json=fact, headers=headers, timeout=10)
+                        r = requests.post(server.base + "/v1/facts", json=batch, headers=headers, timeout=10)
                     except requests.RequestException:
                         return                  # the server died under us
                     assert r.status_code == 200, r.text
-                    acknowledged.append(fact["id"])
+                    acknowledged.extend(fact["id"] for fact in batch)
                 done.set()
 
             client = threading.Thread(target=post_in_order)
@@ -141,7 +143,7 @@ def test_kill_and_restart_at_random_moments_loses_and_duplicates_nothing(url, tm
     finally:
         server.stop()
 
-    expected_decisions, expected_notifications = uninterrupted(facts, rules, tmp_path)
+    expected_decisions, expected_notifications = uninterrupted(batches, rules, tmp_path)
     missing = sorted(expected_decisions[i] for i in set(expected_decisions) - set(stored))
     extra = sorted(stored[i] for i in set(stored) - set(expected_decisions))
     assert (missing, extra) == ([], [])
