@@ -67,7 +67,7 @@ class StoreBase:
                 if not (outermost and connection_lost(self.db)):
                     raise
                 raise DatabaseUnavailable("the connection to the database was lost during a transaction; "
-                                          f"nothing of it was committed: {one_line(error)}") from error
+                                          f"nothing of the transaction was committed: {one_line(error)}") from error
 
     def ping(self) -> None:
         """Whether the database answers (``SELECT 1``), for the readiness probe:

@@ -89,7 +89,7 @@ class ReconnectingPostgresqlDatabase(pw.PostgresqlDatabase):
         if connection_lost(self):
             if self.in_transaction():
                 raise DatabaseUnavailable("the connection to the database was lost during a transaction; "
-                                          "nothing of it was committed")
+                                          "nothing of the transaction was committed")
             self.drop()
         return super().cursor(named_cursor)
 
@@ -122,7 +122,7 @@ class ReconnectingPostgresqlDatabase(pw.PostgresqlDatabase):
         # would go to a new connection and "succeed", while the work was lost.
         if connection_lost(self):
             raise DatabaseUnavailable("the connection to the database was lost during a transaction; "
-                                      "nothing of it was committed")
+                                      "nothing of the transaction was committed")
         with self._watched("COMMIT", unknown=True):
             super().commit()
 
@@ -140,6 +140,7 @@ class ReconnectingPostgresqlDatabase(pw.PostgresqlDatabase):
         except Exception as error:
             if not connection_lost(self):
                 raise
-            outcome = "; whether it committed is unknown" if unknown else ""
+            outcome = ("; whether it committed is unknown" if unknown else
+                       "; nothing of the transaction was committed" if self.in_transaction() else "")
             raise DatabaseUnavailable(f"the connection to the database was lost during {what}{outcome}: "
                                       f"{one_line(error)}") from error
