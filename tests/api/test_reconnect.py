@@ -13,9 +13,8 @@ import pytest
 from api.app import create_app
 from engine.service.live import SlmService
 from engine.store.store import Store
-from tests.support import PORTFOLIO, WallClock, named_sessions, postgres_schema_url, terminate_sessions
-from tests.support.api import PROBLEM, auth, p1, post
-from tests.support.serving import free_port
+from tests.support import PORTFOLIO, WallClock, free_port, named_sessions, postgres_schema_url, terminate_sessions
+from tests.support.api import PROBLEM, p1, post
 
 pytestmark = pytest.mark.postgres
 PATIENCE = 60                  # seconds any wait here may take before the test gives up

@@ -12,8 +12,7 @@ import time
 import pytest
 
 from engine.store.store import DatabaseUnavailable, Store
-from tests.support import named_sessions, postgres_schema_url, terminate_sessions
-from tests.support.serving import free_port
+from tests.support import free_port, named_sessions, postgres_schema_url, terminate_sessions
 
 pytestmark = pytest.mark.postgres
 PATIENCE = 60                  # seconds any wait here may take before the test gives up

@@ -9,6 +9,7 @@ PostgreSQL cases, unless ``SLM_REQUIRE_POSTGRES=1`` (set by CI), which makes the
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -73,6 +74,13 @@ def postgres_schema_url():
     return schema_url()
 
 
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (until someone binds it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 def named_sessions(url: str) -> tuple[str, str]:
     """``url`` with an ``application_name`` of its own, and that name: the sessions of a
