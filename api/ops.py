@@ -18,6 +18,8 @@ from prometheus_client import (
 
 from engine.clock import utcnow
 from engine.service.state import OWNER, STANDBY
+from engine.store.connection import one_line
+from engine.store.store import DRIVER_ERRORS, DatabaseUnavailable
 
 from .context import current_service
 
@@ -194,8 +196,15 @@ def healthz():
 @bp.route("/readyz")
 def readyz():
     """Ready (200), or 503: starting (rebuilding its state), or a standby (another process
-    owns the database; ``lease`` says which and until when)."""
-    state = current_service().state
+    owns the database; ``lease`` says which and until when), or the database does not
+    answer (``database`` says why; every probe asks it with ``SELECT 1``)."""
+    service = current_service()
+    state = service.state
+    try:
+        service.store.ping()
+    except (DatabaseUnavailable, *DRIVER_ERRORS) as error:
+        return jsonify({"status": "unavailable", **state.progress(), "ready": False,
+                        "database": one_line(error), "ruleset": state.ruleset.version}), 503
     ownership = state.ownership()
     standby = ownership is not None and ownership["role"] == STANDBY
     ready = state.ready.is_set() and not standby

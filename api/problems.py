@@ -15,7 +15,8 @@ from engine.lang.errors import FactError, RuleSetError
 from engine.service.batch import FactConflict
 from engine.service.state import NotReady, Standby
 from engine.service.whatif import ReplayLimit
-from engine.store.store import LeaseLost
+from engine.store.connection import one_line
+from engine.store.store import DRIVER_ERRORS, DatabaseUnavailable, LeaseLost
 from schemas.api import ProblemSchema
 
 log = logging.getLogger("slm.api")
@@ -69,6 +70,20 @@ def _lease_lost(error: LeaseLost):
                    headers={"Retry-After": str(retry)})
 
 
+DATABASE_RETRY_AFTER = 2       # seconds: about the store's longest backoff between connection attempts
+
+
+def _database_unavailable(error: Exception):
+    """The database could not be reached, or the connection broke under this request
+    (engine/store/connection.py): the next request connects afresh. A write that met it
+    may or may not be stored; retrying it is safe (facts are stored once per source and
+    id), and the service rebuilds its engine from the store before its next write."""
+    log.warning("database unavailable: %s", one_line(error))
+    cause = str(error) if isinstance(error, DatabaseUnavailable) else f"database error: {one_line(error)}"
+    return problem(503, "Database unavailable", f"{cause}; retry the request",
+                   headers={"Retry-After": str(DATABASE_RETRY_AFTER)})
+
+
 class SlmApi(Api):
     """flask-smorest's Api answering every error as problem details."""
 
@@ -92,6 +107,8 @@ class SlmApi(Api):
             503, "Standby", f"{e}; it takes writes once it owns the database (nothing from this request "
                             "was stored)", headers={"Retry-After": str(e.retry_after)}))
         app.register_error_handler(LeaseLost, _lease_lost)
+        for error in (DatabaseUnavailable, *DRIVER_ERRORS):
+            app.register_error_handler(error, _database_unavailable)
 
     def handle_http_exception(self, error: HTTPException):
         data = getattr(error, "data", None) or {}

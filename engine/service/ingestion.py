@@ -21,7 +21,7 @@ from engine.service.lateness import DEFAULT_MAX_LATENESS, NewestTimes
 from engine.service.recorder import DecisionRecorder, Ingested
 from engine.service.state import ServiceState
 from engine.service.validation import DEFAULT_SKEW, validate_facts
-from engine.store.store import LeaseLost
+from engine.store.store import DatabaseUnavailable, LeaseLost
 from schemas.facts import stored_fact
 from schemas.limits import MAX_BATCH
 from schemas.records import Decision
@@ -143,8 +143,9 @@ class FactIngestion:
         Any other failure (the store refused something) is narrowed down by writing the
         requests one by one. Each failure leaves the engine possibly ahead of the store, so
         it is rebuilt from the store before the next attempt (``close`` frees the replaced
-        one's rulesets). A lost lease is no such failure: it fails every request of the
-        group at once (engine.service.keeper.EngineKeeper.guarded)."""
+        one's rulesets). A lost lease is no such failure, nor a lost database connection
+        (whether the group was committed is unknown): either fails every request of the
+        group at once (engine.service.keeper.EngineKeeper.guarded), and nothing is retried."""
         state = self.state
         pending = list(jobs)
         while pending:
@@ -165,8 +166,8 @@ class FactIngestion:
                 else:
                     failed.job.error = failed.error()
                     pending = [job for job in pending if job is not failed.job]
-            except LeaseLost:
-                raise                               # another process owns the database: never retried here
+            except (LeaseLost, DatabaseUnavailable):
+                raise                               # another owner, or no database: never retried here
             except Exception as exc:
                 state.engine_ahead = True
                 if len(pending) == 1:

@@ -13,6 +13,7 @@ from contextlib import contextmanager, nullcontext
 
 import peewee as pw
 
+from engine.store.connection import DatabaseUnavailable, connection_lost, one_line
 from engine.store.encoding import instant_text
 from engine.store.models import define_models
 from schemas.limits import DEFAULT_LIMIT, MAX_LIMIT
@@ -50,13 +51,36 @@ class StoreBase:
     def transaction(self, fenced: bool = True):
         """Atomic block; nested blocks are savepoints. On SQLite it begins IMMEDIATE. The
         outermost block runs the :attr:`fence` first, if there is one (``fenced=False``:
-        not, for the lease operations themselves)."""
+        not, for the lease operations themselves). A block that failed because the
+        connection broke raises :class:`DatabaseUnavailable`; it is not retried (the next
+        use of the store connects afresh, connection.py)."""
         with self._guard:
             outermost = not self.db.in_transaction()
-            with self.db.atomic():
-                if outermost and fenced and self.fence is not None:
-                    self.fence()
-                yield self
+            try:
+                with self.db.atomic():
+                    if outermost and fenced and self.fence is not None:
+                        self.fence()
+                    yield self
+            except DatabaseUnavailable:
+                raise
+            except Exception as error:
+                if not (outermost and connection_lost(self.db)):
+                    raise
+                raise DatabaseUnavailable("the connection to the database was lost during a transaction; "
+                                          f"nothing of the transaction was committed: {one_line(error)}") from error
+
+    def ping(self) -> None:
+        """Whether the database answers (``SELECT 1``), for the readiness probe:
+        :class:`DatabaseUnavailable` naming why not. Read-only, so a connection found
+        broken is replaced and asked once more."""
+        with self._guard:
+            for attempt in (1, 2):
+                try:
+                    self.db.execute_sql("SELECT 1").fetchone()
+                    return
+                except DatabaseUnavailable:
+                    if attempt == 2 or self.db.in_transaction():
+                        raise
 
     def _select(self, model, columns: str, where: str = "", params=(), tail: str = "") -> list[tuple]:
         """Rows of a plain SELECT, for the few queries every write makes (peewee's query

@@ -19,6 +19,8 @@ from urllib.parse import urlparse
 import peewee as pw
 from playhouse.db_url import parse as parse_db_url
 
+from engine.store.connection import CONNECT_TIMEOUT, ReconnectingPostgresqlDatabase
+
 DEFAULT_PARTITION = "default"
 
 
@@ -229,6 +231,7 @@ def database(url: str) -> pw.Database:
         if importlib.util.find_spec("psycopg2") is None:
             raise ValueError("a postgresql:// URL needs the PostgreSQL driver, which is not installed: "
                              "pip install 'slm[postgresql]' (make installs it)")
-        return pw.PostgresqlDatabase(name, **params)
+        params.setdefault("connect_timeout", CONNECT_TIMEOUT)
+        return ReconnectingPostgresqlDatabase(name, **params)
     raise ValueError(f"unsupported database URL {url.split('://')[0]}://… "
                      "(use sqlite:///path.db, sqlite:///:memory: or postgresql://…)")

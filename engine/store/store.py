@@ -13,6 +13,8 @@ live with their concern:
 - replay.py: rule sets, ticks and snapshots, for rebuilding the engine on restart;
 - ownership.py: who may write (a SQLite file's writer lock, PostgreSQL's partition
   leases) and the fence every write transaction of an owner runs first;
+- connection.py: PostgreSQL connections replaced once the server closed them, and
+  :class:`DatabaseUnavailable`, what a statement that met a broken connection raises;
 - base.py: transactions, the prepared-SQL fast paths and paging they share;
 - models.py: the tables and the database a URL names; encoding.py: records as columns;
 - migrations.py: the schema version, and upgrading databases of earlier releases on open.
@@ -24,6 +26,7 @@ import peewee as pw
 from engine.store import migrations
 from engine.store.base import DEFAULT_LIMIT, MAX_LIMIT
 from engine.store.chain import GENESIS, chain_hash
+from engine.store.connection import DRIVER_ERRORS, DatabaseUnavailable
 from engine.store.encoding import canonical_json
 from engine.store.facts import FactLog
 from engine.store.ledger import Ledger
@@ -75,4 +78,4 @@ class Store(FactLog, Ledger, Outbox, Tokens, ReplayRecords, Leases):
 
 __all__ = ["Store", "SCHEMA_VERSION", "SchemaVersionError", "GENESIS", "ROLES", "DEFAULT_LIMIT",
            "MAX_LIMIT", "canonical_json", "chain_hash", "token_digest", "Lease", "LeaseHeld", "LeaseLost",
-           "WriterLockHeld"]
+           "WriterLockHeld", "DatabaseUnavailable", "DRIVER_ERRORS"]

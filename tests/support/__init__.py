@@ -9,6 +9,7 @@ PostgreSQL cases, unless ``SLM_REQUIRE_POSTGRES=1`` (set by CI), which makes the
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -72,6 +73,36 @@ def postgres_schema_url():
 
     return schema_url()
 
+
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (until someone binds it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+def named_sessions(url: str) -> tuple[str, str]:
+    """``url`` with an ``application_name`` of its own, and that name: the sessions of a
+    store opened on it, and of no other test, are the ones :func:`terminate_sessions` ends."""
+    name = f"slm_test_{uuid.uuid4().hex[:12]}"
+    return f"{url}{'&' if '?' in url else '?'}application_name={name}", name
+
+
+def terminate_sessions(name: str) -> int:
+    """End every PostgreSQL session whose ``application_name`` is ``name`` (as a restart
+    or failover of the database would): how many there were."""
+    import psycopg2
+
+    admin = psycopg2.connect(PG_URL)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE application_name = %s AND pid <> pg_backend_pid()", [name])
+            return len(cur.fetchall())
+    finally:
+        admin.close()
 
 class WallClock:
     """The service's idea of "now", set by the test (real time is used where it matters)."""

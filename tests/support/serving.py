@@ -2,24 +2,17 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import requests
 
-from tests.support import PORTFOLIO, ROOT
+from tests.support import PORTFOLIO, ROOT, free_port
 
 # On PostgreSQL a server started after one was killed waits for the killed one's lease to
 # run out: 2 s here, not the default 15 s (a test's own --lease-ttl comes later and wins).
 LEASE = ("--lease-ttl", "2s")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def slm(*args, **kwargs) -> subprocess.CompletedProcess:
