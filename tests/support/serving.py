@@ -42,10 +42,10 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"slm serve exited {self.process.returncode}: {self.log_path.read_text()}")
             try:
-                if requests.get(self.base + "/readyz", timeout=1).status_code == 200 or not ready:
+                if requests.get(self.base + "/readyz", timeout=5).status_code == 200 or not ready:
                     return self
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass        # not listening yet, or too busy starting to answer: ask again
             time.sleep(0.1)
         raise RuntimeError(f"slm serve did not become ready: {self.log_path.read_text()}")
 
