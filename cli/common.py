@@ -41,6 +41,7 @@ def open_store(url: str, key: bytes | None = None, writer: bool = False):
     """The store at ``url``, or a clean exit naming what is wrong with it. ``writer``: for
     the process that evaluates (``slm serve``); a SQLite file that another process writes
     is refused, naming that process."""
+    from engine.store.connection import one_line
     from engine.store.store import Store, WriterLockHeld
     try:
         return Store.open(url, audit_key=key, writer=writer)
@@ -49,5 +50,4 @@ def open_store(url: str, key: bytes | None = None, writer: bool = False):
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--db") from None
     except Exception as err:        # the driver's own error: unreachable server, bad path …
-        raise click.ClickException(f"cannot open database {url.split('@')[-1]}: "
-                                   f"{' '.join(str(err).split())}") from None
+        raise click.ClickException(f"cannot open database {url.split('@')[-1]}: {one_line(err)}") from None

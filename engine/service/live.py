@@ -171,7 +171,8 @@ class SlmService:
                 self.delivery.stop()
             engine, state.engine = state.engine, None
             state.engine_ahead = False
-            state.ready.clear()
+            state.ready.clear()                     # again, under the lock: a start that checked its tenure
+                                                    # before stand_by() may have set it since
             state.readmodel = ClockReadModel()      # a standby shows no clocks
             if engine is not None:
                 engine.close()

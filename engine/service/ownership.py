@@ -32,8 +32,9 @@ from datetime import timedelta
 from functools import partial
 
 from engine.service.state import STANDBY, ServiceState
+from engine.store.connection import one_line
 from engine.store.models import DEFAULT_PARTITION
-from engine.store.ownership import this_process
+from engine.store.ownership import this_process, ttl_seconds
 from engine.store.store import Lease, LeaseHeld, LeaseLost
 from schemas.values import format_instant
 
@@ -49,8 +50,7 @@ class Ownership:
     def __init__(self, state: ServiceState, ttl: timedelta, *, take_over: Callable[[Lease], None],
                  step_down: Callable[[str], None], owner: str | None = None,
                  partition: str = DEFAULT_PARTITION, clock: Callable[[], float] = time.monotonic):
-        if not ttl.total_seconds() > 0:
-            raise ValueError(f"a lease's time to live must be positive, not {ttl}")
+        ttl_seconds(ttl)                               # ValueError unless positive
         self.state, self.store = state, state.store
         self.ttl, self.partition = ttl, partition
         self.owner = owner or this_process()
@@ -140,7 +140,7 @@ class Ownership:
             return
         except Exception as err:
             log.warning("could not ask the database for partition %r's lease: %s",
-                        self.partition, " ".join(str(err).split()))
+                        self.partition, one_line(err))
             self._disconnect()                     # the next attempt connects afresh
             return
         # How long it holds is known only from a statement whose sending time is known
@@ -195,7 +195,7 @@ class Ownership:
             except TimeoutError:
                 return "renewing its lease did not finish before the lease ran out"
             except Exception as err:
-                log.warning("renewing the lease failed; trying again while it holds: %s", " ".join(str(err).split()))
+                log.warning("renewing the lease failed; trying again while it holds: %s", one_line(err))
                 self._pause(min(self.interval / 2, left))
                 continue
             self.lease, self.valid_until = renewed, sent + self.ttl.total_seconds()

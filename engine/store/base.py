@@ -13,7 +13,7 @@ from contextlib import contextmanager, nullcontext
 
 import peewee as pw
 
-from engine.store.connection import DatabaseUnavailable, connection_lost, one_line
+from engine.store.connection import LOST_IN_TRANSACTION, DatabaseUnavailable, connection_lost, one_line
 from engine.store.encoding import instant_text
 from engine.store.models import define_models
 from schemas.limits import DEFAULT_LIMIT, MAX_LIMIT
@@ -66,8 +66,7 @@ class StoreBase:
             except Exception as error:
                 if not (outermost and connection_lost(self.db)):
                     raise
-                raise DatabaseUnavailable("the connection to the database was lost during a transaction; "
-                                          f"nothing of the transaction was committed: {one_line(error)}") from error
+                raise DatabaseUnavailable(f"{LOST_IN_TRANSACTION}: {one_line(error)}") from error
 
     def ping(self) -> None:
         """Whether the database answers (``SELECT 1``), for the readiness probe:

@@ -39,6 +39,11 @@ class DatabaseUnavailable(RuntimeError):
 DRIVER_ERRORS = (pw.InterfaceError, pw.OperationalError)
 
 
+# What a transaction that lost its connection before COMMIT is known to have done.
+LOST_IN_TRANSACTION = ("the connection to the database was lost during a transaction; "
+                       "nothing of the transaction was committed")
+
+
 def one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
@@ -88,8 +93,7 @@ class ReconnectingPostgresqlDatabase(pw.PostgresqlDatabase):
     def cursor(self, named_cursor=None):
         if connection_lost(self):
             if self.in_transaction():
-                raise DatabaseUnavailable("the connection to the database was lost during a transaction; "
-                                          "nothing of the transaction was committed")
+                raise DatabaseUnavailable(LOST_IN_TRANSACTION)
             self.drop()
         return super().cursor(named_cursor)
 
@@ -121,8 +125,7 @@ class ReconnectingPostgresqlDatabase(pw.PostgresqlDatabase):
         # peewee has already popped the transaction: without this check, the COMMIT
         # would go to a new connection and "succeed", while the work was lost.
         if connection_lost(self):
-            raise DatabaseUnavailable("the connection to the database was lost during a transaction; "
-                                      "nothing of the transaction was committed")
+            raise DatabaseUnavailable(LOST_IN_TRANSACTION)
         with self._watched("COMMIT", unknown=True):
             super().commit()
 

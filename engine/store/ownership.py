@@ -265,14 +265,15 @@ class Leases(StoreBase):
         the statement's time, not ``now()``, which is the transaction's start: a takeover
         may have waited in its transaction for the old owner's, and its lease runs from
         when it got the partition."""
-        seconds = 0.0 if ttl is None else _positive(ttl)
+        seconds = 0.0 if ttl is None else ttl_seconds(ttl)
         if self.postgres:
             return (f"to_char((statement_timestamp() + interval '{seconds!r} seconds') AT TIME ZONE 'UTC', "
                     """'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')""")
         return f"(strftime('%Y-%m-%dT%H:%M:%f', 'now', '{seconds:+f} seconds') || '000Z')"
 
 
-def _positive(ttl: timedelta) -> float:
+def ttl_seconds(ttl: timedelta) -> float:
+    """A lease's time to live in seconds; ValueError unless it is positive."""
     seconds = float(ttl.total_seconds())
     if not seconds > 0:
         raise ValueError(f"a lease's time to live must be positive, not {ttl}")
