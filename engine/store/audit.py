@@ -58,7 +58,8 @@ class AuditChains(StoreBase):
         for name in CHAINS:
             if H.select().where(H.name == name).exists():
                 continue
-            start = 1 if name == "decisions" else (self._select(self._chained(name), "MAX(seq)")[0][0] or 0) + 1
+            start = 1 if name == "decisions" else (self._select(self._chained(name), f"MAX({_order(name)})")[0][0]
+                                                   or 0) + 1
             head = Head(name, start - 1, 0, GENESIS, None, start, None, None)
             head.seal(None)
             H.insert(**_row(head)).on_conflict_ignore().execute()
@@ -134,26 +135,28 @@ class AuditChains(StoreBase):
         prev, expected = GENESIS, head.chained_from
         pinned = None
         after = head.chained_from - 1
+        order = getattr(model, _order(name))        # facts: the log's order, not arrival
         while True:
-            rows = list(model.select().where(model.seq > after).order_by(model.seq).limit(CHUNK))
+            rows = list(model.select().where(order > after).order_by(order).limit(CHUNK))
             for row in rows:
-                if row.seq > head.seq:
-                    return _broken(result, row.seq, _ident(row), f"a record after the chain head (seq {head.seq}): "
-                                                                 "added outside the service")
-                reason = _check(row, prev, expected if name == "decisions" else row.seq,
-                                head.key_for(row.seq, key), text, name,
-                                result["macs_checked"] or row.seq < (head.keyed_from or 0))
+                seq = getattr(row, order.name)
+                if seq > head.seq:
+                    return _broken(result, seq, _ident(row), f"a record after the chain head (seq {head.seq}): "
+                                                             "added outside the service")
+                reason = _check(row, seq, prev, expected if name == "decisions" else seq,
+                                head.key_for(seq, key), text, name,
+                                result["macs_checked"] or seq < (head.keyed_from or 0))
                 if reason:
-                    return _broken(result, row.seq, _ident(row), reason)
-                prev, expected = row.hash, row.seq + 1
+                    return _broken(result, seq, _ident(row), reason)
+                prev, expected = row.hash, seq + 1
                 result["checked"] += 1
-                result["first_seq"] = result["first_seq"] or row.seq
-                result["last_seq"] = row.seq
-                if pin and row.seq == pin.get("seq"):
+                result["first_seq"] = result["first_seq"] or seq
+                result["last_seq"] = seq
+                if pin and seq == pin.get("seq"):
                     pinned = (row.hash, result["checked"])
             if len(rows) < CHUNK:
                 break
-            after = rows[-1].seq
+            after = getattr(rows[-1], order.name)
         if result["checked"] < head.count or (result["last_seq"] or head.chained_from - 1) < head.seq:
             return _broken(result, head.seq, head.last_id,
                            f"records {result['checked'] + 1}..{head.count} of the chain are missing from the end "
@@ -206,16 +209,22 @@ class AuditChains(StoreBase):
         return {nid: (seq, body) for nid, seq, body in rows}
 
 
-def _check(row, prev: str, expected_seq: int, key, text, name: str, check_mac: bool) -> str | None:
-    """Why a record breaks its chain, or None."""
+def _order(name: str) -> str:
+    """The column a chain is linked in: a fact's place in its partition's log (``pseq``,
+    facts.py), every other record's ``seq``."""
+    return "pseq" if name == "facts" else "seq"
+
+
+def _check(row, seq: int, prev: str, expected_seq: int, key, text, name: str, check_mac: bool) -> str | None:
+    """Why a record (at ``seq`` in its chain's order) breaks its chain, or None."""
     if check_mac and link(key, row.prev_hash, text(row)) != row.hash:
         return "hash does not match the record's contents (record or hash edited)"
     if row.prev_hash != prev:
-        missing = (f"; records {expected_seq}..{row.seq - 1} are missing"
-                   if row.seq != expected_seq else "")
+        missing = (f"; records {expected_seq}..{seq - 1} are missing"
+                   if seq != expected_seq else "")
         return f"prev_hash does not match the preceding record's hash{missing}"
-    if row.seq != expected_seq:
-        return f"seq {row.seq} follows seq {expected_seq - 1}"
+    if seq != expected_seq:
+        return f"seq {seq} follows seq {expected_seq - 1}"
     try:
         record = json.loads(row.body)
     except ValueError:

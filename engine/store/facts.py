@@ -1,8 +1,18 @@
-"""The fact log: every fact accepted, once per ``(source, id)``, in arrival order, with the
-decision ids it caused (its outcome, returned again when the fact is re-posted).
+"""The fact log: every fact accepted, once per ``(source, id)``, with the decision ids it
+caused (its outcome, returned again when the fact is re-posted).
 
-Append-only, and chained (chain.py: each fact with its outcome). Restarts replay it in
-seq order (with the ticks) to rebuild the engine.
+A fact has two numbers. ``seq`` is its place in arrival order (the API's paging). ``pseq``
+is its place in its partition's log: the order the partition's owner evaluated it in,
+given by the owner in the transaction that stores what the fact decided. The owner that
+evaluates a fact as it is posted stores it with both (:meth:`FactLog.add_facts`). An API
+node that holds no engine stores it with ``pseq`` NULL (:meth:`FactLog.add_pending_facts`,
+telling the owner on PostgreSQL with ``NOTIFY slm_facts``); the owner reads those in
+``seq`` order (:meth:`FactLog.pending_facts`) and settles them (:meth:`FactLog.settle_facts`).
+``seq`` cannot be the log's order: PostgreSQL hands it out at insert, not at commit, so
+with several API nodes fact 101 can be visible before fact 100 (docs/SCALING.md section 1).
+
+Append-only, and chained in ``pseq`` order (chain.py: each fact with its outcome). Restarts
+replay it in ``pseq`` order (with the ticks) to rebuild the engine.
 """
 from __future__ import annotations
 
@@ -13,7 +23,11 @@ from datetime import datetime
 from engine.store.audit import AuditChains, fact_text
 from engine.store.base import CHUNK, between, chunks, equal, where
 from engine.store.encoding import canonical_json, instant_text, loads, now_text, required_text
+from engine.store.models import DEFAULT_PARTITION
 from schemas.values import parse_instant
+
+FACTS_CHANNEL = "slm_facts"         # NOTIFY'd with the partition when an API node stores facts
+DECIDED_CHANNEL = "slm_decided"     # NOTIFY'd with the partition when its owner settled facts
 
 
 class FactLog(AuditChains):
@@ -39,33 +53,132 @@ class FactLog(AuditChains):
         return found
 
     def add_facts(self, records: list[tuple[dict, list[str]]]) -> int:
-        """Append new facts, each with the decision ids it caused, in the order given; the
-        seq of the last. For the single writer: a fact already stored is an IntegrityError."""
+        """Append new facts, evaluated, each with the decision ids it caused, in the order
+        given; the ``pseq`` of the last. For the partition's owner: a fact already stored
+        is an IntegrityError."""
         now = now_text()
-        rows = [dict(source=required_text(fact, "source", "a fact"), id=required_text(fact, "id", "a fact"),
-                     type=required_text(fact, "type", "a fact"), subject=fact.get("subject"),
-                     service=fact.get("service"), time=instant_text(fact.get("time"), "fact time"),
-                     body=canonical_json(fact), received_at=now, outcome=canonical_json(list(outcome)))
+        rows = [dict(_columns(fact), received_at=now, outcome=canonical_json(list(outcome)))
                 for fact, outcome in records]
         with self.transaction():
             head = self._locked_head("facts")
+            for place, row in enumerate(rows, start=head.seq + 1):
+                row["pseq"] = place
             self._link(head, rows, fact_text)
             self._insert(self.m.Fact, rows)
-            last = self.last_fact_seq()
-            self._save_head(head, last)
-            return last
+            return self._moved(head, rows[-1]["pseq"] if rows else head.seq)
+
+    def add_pending_facts(self, facts: list[dict], partition: str = DEFAULT_PARTITION) -> dict[tuple[str, str], int]:
+        """Store facts for the partition's owner to evaluate (an API node, which holds no
+        engine); a fact whose ``(source, id)`` is stored already is left as it is. The seq of
+        each fact this call stored, by ``(source, id)``. On PostgreSQL the owner is told at
+        commit (``NOTIFY slm_facts``); without it, it finds them at its next poll."""
+        now = now_text()
+        rows = [dict(_columns(fact), received_at=now, partition=partition) for fact in facts]
+        if not rows:
+            return {}
+        F = self.m.Fact
+        with self.transaction():
+            before = set(self.find_fact_records({(r["source"], r["id"]) for r in rows}))
+            self._insert(F, rows, skip_existing=True)
+            fresh = [(r["source"], r["id"]) for r in rows if (r["source"], r["id"]) not in before]
+            stored = self._seqs(fresh, pending_only=True)
+            if stored and self.postgres:
+                self.db.execute_sql("SELECT pg_notify(%s, %s)", (FACTS_CHANNEL, partition))
+        return stored
+
+    def _seqs(self, keys: list[tuple[str, str]], pending_only: bool = False) -> dict[tuple[str, str], int]:
+        """The seq of each of ``keys`` stored (``pending_only``: and not yet evaluated)."""
+        by_source: dict[str, list[str]] = {}
+        for source, fid in keys:
+            by_source.setdefault(source, []).append(fid)
+        found: dict[tuple[str, str], int] = {}
+        p = self.db.param
+        for source, ids in by_source.items():
+            for chunk in chunks(sorted(set(ids))):
+                rows = self._select(self.m.Fact, "id, seq",
+                                    f"source = {p} AND id IN ({self._params(chunk)})"
+                                    + (" AND pseq IS NULL" if pending_only else ""), [source, *chunk])
+                found.update(((source, fid), seq) for fid, seq in rows)
+        return found
+
+    def pending_facts(self, partition: str = DEFAULT_PARTITION, limit: int = CHUNK) -> list[tuple[int, dict]]:
+        """The oldest facts of ``partition`` stored but not yet evaluated, in seq order:
+        ``(seq, stored body)``. A fact the owner refused is not pending."""
+        rows = self._select(self.m.Fact, "seq, body",
+                            f"partition = {self.db.param} AND pseq IS NULL AND refused IS NULL",
+                            [partition], f" ORDER BY seq LIMIT {int(limit)}")
+        return [(seq, json.loads(body)) for seq, body in rows]
+
+    def pending_count(self, partition: str = DEFAULT_PARTITION) -> int:
+        """How many facts of ``partition`` wait for their owner: the evaluation lag."""
+        return self._select(self.m.Fact, "COUNT(*)",
+                            f"partition = {self.db.param} AND pseq IS NULL AND refused IS NULL", [partition])[0][0]
+
+    def settle_facts(self, settled: list[tuple[int, list[str]]], partition: str = DEFAULT_PARTITION) -> int:
+        """Record that the owner evaluated stored facts (by seq), in the order given, each
+        with the decision ids it caused: each gets the next ``pseq`` of its partition and
+        its link in the chain. The ``pseq`` of the last. A fact that is not pending (another
+        owner settled it) is a LookupError: nothing is written."""
+        if not settled:
+            return self.last_fact_seq(partition)
+        F = self.m.Fact
+        with self.transaction():
+            bodies: dict[int, tuple[str, str]] = {}
+            for chunk in chunks([seq for seq, _ in settled]):
+                bodies.update((seq, (fid, body)) for seq, fid, body in self._select(
+                    F, "seq, id, body", f"seq IN ({self._params(chunk)}) AND pseq IS NULL "
+                                        f"AND partition = {self.db.param}", [*chunk, partition]))
+            missing = [seq for seq, _ in settled if seq not in bodies]
+            if missing:
+                raise LookupError(f"facts {missing[:5]} are not pending in partition {partition!r}")
+            head = self._locked_head("facts")
+            rows = [dict(seq=seq, id=bodies[seq][0], body=bodies[seq][1], outcome=canonical_json(list(outcome)),
+                         pseq=place) for place, (seq, outcome) in enumerate(settled, start=head.seq + 1)]
+            self._link(head, rows, fact_text)
+            self.db.cursor().executemany(
+                f'UPDATE "facts" SET pseq = {self.db.param}, outcome = {self.db.param}, '
+                f"prev_hash = {self.db.param}, hash = {self.db.param} WHERE seq = {self.db.param}",
+                [(r["pseq"], r["outcome"], r["prev_hash"], r["hash"], r["seq"]) for r in rows])
+            if self.postgres:
+                self.db.execute_sql("SELECT pg_notify(%s, %s)", (DECIDED_CHANNEL, partition))
+            return self._moved(head, rows[-1]["pseq"])
+
+    def refuse_pending(self, refused: dict[int, str]) -> None:
+        """Mark stored facts (by seq) that the owner's engine could not evaluate, with why:
+        they are no longer pending, have no place in the log and are never replayed."""
+        if refused:
+            with self.transaction():
+                self.db.cursor().executemany(
+                    f'UPDATE "facts" SET refused = {self.db.param} WHERE seq = {self.db.param} AND pseq IS NULL',
+                    [(why[:500], seq) for seq, why in refused.items()])
+                if self.postgres:
+                    self.db.execute_sql("SELECT pg_notify(%s, %s)", (DECIDED_CHANNEL, DEFAULT_PARTITION))
+
+    def fact_states(self, seqs) -> dict[int, dict]:
+        """What became of stored facts (by seq): ``{pseq, outcome, refused}`` of each."""
+        found: dict[int, dict] = {}
+        for chunk in chunks(sorted(set(seqs))):
+            for seq, pseq, outcome, refused in self._select(
+                    self.m.Fact, "seq, pseq, outcome, refused", f"seq IN ({self._params(chunk)})", chunk):
+                found[seq] = {"pseq": pseq, "outcome": loads(outcome), "refused": refused}
+        return found
+
+    def _moved(self, head, last: int) -> int:
+        self._save_head(head, last)
+        return last
 
     def facts(self, after_seq: int = 0, limit: int | None = None) -> Iterator[dict]:
-        """Stored facts in seq order (arrival order), read in chunks: for rebuilding state."""
+        """Evaluated facts in log order (``pseq``), each with ``seq`` its place in the log,
+        read in chunks: for rebuilding state."""
         F, left = self.m.Fact, limit
         while left is None or left > 0:
             size = CHUNK if left is None else min(left, CHUNK)
-            rows = list(F.select().where(F.seq > after_seq).order_by(F.seq).limit(size))
+            rows = list(F.select().where(F.pseq > after_seq).order_by(F.pseq).limit(size))
             for row in rows:
-                yield _stored_fact(row)
+                yield {**_stored_fact(row), "seq": row.pseq}
             if len(rows) < size:
                 return
-            after_seq = rows[-1].seq
+            after_seq = rows[-1].pseq
             left = None if left is None else left - len(rows)
 
     def newest_fact_times(self, subjects) -> dict[str, datetime]:
@@ -77,8 +190,9 @@ class FactLog(AuditChains):
             found.update((subject, parse_instant(newest)) for subject, newest in rows)
         return found
 
-    def last_fact_seq(self) -> int:
-        return self._select(self.m.Fact, "MAX(seq)")[0][0] or 0
+    def last_fact_seq(self, partition: str = DEFAULT_PARTITION) -> int:
+        """The place of the last evaluated fact in the partition's log (its ``pseq``)."""
+        return self._select(self.m.Fact, "MAX(pseq)", f"partition = {self.db.param}", [partition])[0][0] or 0
 
     def fact_by_id(self, id: str) -> dict | None:
         """The first fact stored with this id (decisions refer to facts by id alone)."""
@@ -101,6 +215,19 @@ class FactLog(AuditChains):
         return self._page(query, F.seq, cursor, limit, _stored_fact)
 
 
+def _columns(fact: dict) -> dict:
+    """A fact's row, but for where it stands in the log."""
+    return dict(source=required_text(fact, "source", "a fact"), id=required_text(fact, "id", "a fact"),
+                type=required_text(fact, "type", "a fact"), subject=fact.get("subject"),
+                service=fact.get("service"), time=instant_text(fact.get("time"), "fact time"),
+                body=canonical_json(fact))
+
+
 def _stored_fact(row) -> dict:
-    return {"seq": row.seq, "received_at": row.received_at, "outcome": loads(row.outcome),
-            "fact": json.loads(row.body)}
+    """A fact as read: ``evaluated`` false while it waits for its partition's owner (its
+    ``outcome`` is then null), ``refused`` why the owner could not evaluate it."""
+    stored = {"seq": row.seq, "received_at": row.received_at, "outcome": loads(row.outcome),
+              "fact": json.loads(row.body), "evaluated": row.pseq is not None}
+    if row.refused is not None:
+        stored["refused"] = row.refused
+    return stored

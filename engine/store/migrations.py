@@ -45,6 +45,12 @@ Versions:
 8. ``partition_leases``: who owns each partition (``owner``, host and pid), in which
    tenure (``epoch``, the fence of the owner's writes), ``acquired_at`` and ``expires_at``
    (engine/store/ownership.py). It starts empty: the first owner makes its partition's row.
+9. Facts stored before they are evaluated (docs/SCALING.md section 4): ``facts.pseq``, a
+   fact's place in its partition's log, given by the owner as it evaluates the fact (NULL
+   while an API node's fact waits for it), unique per partition; ``facts.refused``, why the
+   owner's engine could not evaluate a stored fact. Every stored fact was evaluated as it
+   was stored, so ``pseq = seq``: the one order so far is the order of the ``default``
+   partition's log, and the snapshots, ticks and cut-overs that count facts count the same.
 
 A new version is a step function here (playhouse.migrate operations on table and column
 names, never the models, which describe only the newest schema), its entry in
@@ -209,6 +215,13 @@ def _v8(migrator: SchemaMigrator) -> None:
     PartitionLease.create_table()
 
 
+def _v9(migrator: SchemaMigrator) -> None:
+    migrator.migrate(migrator.add_column("facts", "pseq", pw.BigIntegerField(null=True)),
+                     migrator.add_column("facts", "refused", pw.TextField(null=True)))
+    migrator.database.execute_sql('UPDATE "facts" SET "pseq" = "seq"')
+    migrator.migrate(migrator.add_index("facts", ("partition", "pseq"), unique=True, name="fact_partition_pseq"))
+
+
 # version -> (what changes, the step that brings version - 1 to it)
 STEPS: dict[int, tuple[str, Callable[[SchemaMigrator], None]]] = {
     2: ("partition key on facts, decisions, notifications, ticks and snapshots; "
@@ -221,6 +234,7 @@ STEPS: dict[int, tuple[str, Callable[[SchemaMigrator], None]]] = {
     7: ("deliveries: each delivery outcome of a notification, in its own audit chain; "
         "facts indexed by (subject, time)", _v7),
     8: ("partition_leases: who owns each partition, with a fencing epoch", _v8),
+    9: ("facts stored before they are evaluated: each fact's place in its partition's log (pseq)", _v9),
 }
 SCHEMA_VERSION = max(STEPS, default=1)
 

@@ -46,15 +46,19 @@ def define_models(db: pw.Database) -> SimpleNamespace:
         time = pw.TextField(index=True)          # event time, fixed-width UTC
         body = pw.TextField()                    # canonical JSON of the fact
         received_at = pw.TextField()
-        outcome = pw.TextField(null=True)        # canonical JSON list of decision ids
+        outcome = pw.TextField(null=True)        # canonical JSON list of decision ids; NULL: not evaluated yet
         partition = partition_field()
         prev_hash = pw.TextField(null=True)      # the audit chain (chain.py); NULL: stored before it
         hash = pw.TextField(null=True)
+        # The fact's place in its partition's log, given by the owner as it evaluates the fact
+        # (NULL: stored by an API node and not evaluated yet); replay and the chain follow it.
+        pseq = pw.BigIntegerField(null=True)
+        refused = pw.TextField(null=True)        # why the owner's engine could not evaluate it
 
         class Meta:
             table_name = "facts"
             indexes = ((("source", "id"), True), (("partition", "seq"), False),
-                       (("subject", "time"), False))
+                       (("subject", "time"), False), (("partition", "pseq"), True))
 
     class Decision(Base):
         seq = pw.BigIntegerField(primary_key=True)   # 1, 2, 3 … in chain order

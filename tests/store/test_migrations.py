@@ -347,6 +347,9 @@ def test_a_version_4_step_failing_half_way_leaves_the_database_at_version_3(v1_u
         db.execute_sql("DROP TABLE deliveries")
         db.execute_sql("DELETE FROM chain_head WHERE name = 'deliveries'")
         db.execute_sql("DROP TABLE partition_leases")       # and what version 8 added
+        db.execute_sql("DROP INDEX fact_partition_pseq")    # and what version 9 added
+        for name in ("pseq", "refused"):
+            db.execute_sql(f"ALTER TABLE facts DROP COLUMN {name}")
         db.execute_sql("UPDATE schema_version SET version = 3")
     what, step = migrations.STEPS[4]
 
@@ -565,3 +568,16 @@ def test_a_version_8_step_failing_half_way_leaves_version_7_as_it_was(v7_url, mo
     monkeypatch.undo()
     with Store.open(v7_url) as store:
         assert store.schema_version() == SCHEMA_VERSION and store.lease() is None
+
+
+def test_version_9_gives_every_stored_fact_its_place_in_the_log_and_the_chain_follows_it(v7_url, store_log):
+    with Store.open(v7_url) as store:
+        assert any(line.startswith("upgraded the schema from version 8 to 9") for line in store_log())
+        seqs = [seq for seq, in store.db.execute_sql("SELECT seq FROM facts ORDER BY seq").fetchall()]
+        places = [p for p, in store.db.execute_sql("SELECT pseq FROM facts ORDER BY seq").fetchall()]
+        assert places == seqs and store.last_fact_seq() == seqs[-1]
+        stored = store.add_pending_facts([{"id": "f3", "source": "api/node", "type": "incident.resolved",
+                                           "time": "2027-06-01T08:00:00Z", "subject": "INC-1", "service": "email"}])
+        assert store.settle_facts([(stored[("api/node", "f3")], [])]) == seqs[-1] + 1
+        assert [s["fact"]["id"] for s in store.facts()] == ["f1", "f2", "f3"]
+        assert store.verify_audit()["ok"]
