@@ -9,6 +9,7 @@ import swagger_ui_bundle
 from flask import Flask, send_from_directory
 
 from engine.service.live import SlmService
+from engine.service.state import WORKER
 from schemas.facts import FactSchema, FactTime
 from schemas.limits import MAX_BODY
 
@@ -46,6 +47,9 @@ def create_app(service: SlmService, *, alert_service_label: str = "service", max
     metrics = ops.Metrics(service)
     app.extensions["slm_metrics"] = metrics
     service.recorder.listeners.append(metrics.record)
+    if service.state.node == WORKER:           # serves no API: health, readiness and metrics only
+        app.register_blueprint(ops.bp)
+        return app
 
     api = SlmApi(app, spec_kwargs={"info": {"description": __doc__.strip().splitlines()[0]}})
     api.spec.components.security_scheme("bearerAuth", SECURITY_SCHEME)

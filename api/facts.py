@@ -11,7 +11,7 @@ from flask import current_app, request
 from flask_smorest import abort
 
 from schemas.alertmanager import WebhookSchema, alert_facts, alert_field
-from schemas.api import AlertIngestResponseSchema, FactArgs, FactPageSchema, IngestResponseSchema
+from schemas.api import AlertIngestResponseSchema, FactArgs, FactPageSchema, IngestArgs, IngestResponseSchema
 
 from .auth import MONITOR, READER, refuse_foreign_sources, requires
 from .body import BoundedBlueprint, parse, read_json
@@ -40,11 +40,21 @@ FACT_BODY = {
 
 @blp.route("/facts", methods=["POST"])
 @requires(blp, MONITOR)
+@blp.arguments(IngestArgs, location="query", as_kwargs=True)
 @blp.doc(requestBody=FACT_BODY)
 @blp.response(200, IngestResponseSchema)
-def post_facts():
-    """Post facts; each is stored and evaluated once (a repeated source+id is a duplicate)."""
-    return _ingest(_facts_of_request())
+@blp.alt_response(202, schema=IngestResponseSchema, description="Stored; some facts are not evaluated yet "
+                  "(an API node, `--role api`, answered before the partition's owner evaluated them)")
+def post_facts(wait=None):
+    """Post facts; each is stored and evaluated once (a repeated source+id is a duplicate).
+
+    A node that evaluates facts itself answers with what they decided. An API node (`--role
+    api`) stores them for the partition's owner and answers 202 at once, or, with `?wait=`,
+    once the owner evaluated them (200) or the wait ran out (202)."""
+    refuse_foreign_sources(facts := _facts_of_request())
+    answer = _answer(current_service().facts.ingest(facts, wait=wait))
+    pending = any(not entry.get("evaluated", True) for entry in answer["results"])
+    return answer, 202 if pending else 200
 
 
 @blp.route("/ingest/alertmanager", methods=["POST"])
@@ -99,11 +109,6 @@ def list_facts(args):
     limit, cursor = args.pop("limit"), args.pop("cursor", None)
     items, after = current_service().store.list_facts(**args, cursor=cursor, limit=limit)
     return {"items": items, "next": after}
-
-
-def _ingest(facts: list) -> dict:
-    refuse_foreign_sources(facts)
-    return _answer(current_service().facts.ingest(facts))
 
 
 def _answer(outcome) -> dict:

@@ -17,8 +17,9 @@ from prometheus_client import (
 )
 
 from engine.clock import utcnow
-from engine.service.state import OWNER, STANDBY
+from engine.service.state import API, OWNER, STANDBY
 from engine.store.connection import one_line
+from engine.store.models import DEFAULT_PARTITION
 from engine.store.store import DRIVER_ERRORS, DatabaseUnavailable
 
 from .context import current_service
@@ -49,7 +50,10 @@ class Metrics:
         self.breaches = Counter("slm_target_breaches", "Breach decisions recorded, per target", labels,
                                 registry=registry)
         self.met = Counter("slm_target_met", "Met decisions recorded, per target", labels, registry=registry)
-        registry.register(TargetGauges(service))
+        if service.state.node != API:               # an API node has no clocks to report on
+            registry.register(TargetGauges(service))
+        if service.store.postgres:                  # only there do API nodes store facts for an owner
+            registry.register(LagMetrics(service))
         self.delivered = Counter("slm_notifications_delivered",
                                  "Delivery attempts' outcomes, in notifications: sent, retrying (to be "
                                  "retried), failed, undeliverable", ["outcome"], registry=registry)
@@ -100,6 +104,32 @@ class LeaseMetrics:
         takeovers.add_metric([ownership.partition], ownership.takeovers)
         yield owner
         yield takeovers
+
+
+class LagMetrics:
+    """Facts stored but not evaluated yet (the evaluation lag, read from the database once
+    per scrape) and, on a node that evaluates them, how many it evaluated and refused."""
+
+    def __init__(self, service):
+        self.service = service
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+        pending = GaugeMetricFamily("slm_facts_pending", "Facts stored (by API nodes) and not evaluated yet by the "
+                                    "partition's owner", labels=["partition"])
+        try:
+            pending.add_metric([DEFAULT_PARTITION], float(self.service.store.pending_count()))
+        except Exception:            # a metrics scrape must not fail with the database
+            pass
+        yield pending
+        backlog = self.service.backlog
+        if backlog is not None:
+            evaluated = CounterMetricFamily("slm_facts_settled", "Facts stored by API nodes that this process "
+                                            "evaluated (evaluated) or could not evaluate (refused)",
+                                            labels=["outcome"])
+            evaluated.add_metric(["evaluated"], backlog.evaluated)
+            evaluated.add_metric(["refused"], backlog.refused)
+            yield evaluated
 
 
 class TargetGauges:
@@ -209,7 +239,8 @@ def readyz():
     standby = ownership is not None and ownership["role"] == STANDBY
     ready = state.ready.is_set() and not standby
     status = "ready" if ready else "standby" if standby else "starting"
-    body = {"status": status, **state.progress(), "ruleset": state.ruleset.version, **(ownership or {})}
+    body = {"status": status, "node": state.node, **state.progress(), "ruleset": state.ruleset.version,
+            **(ownership or {})}
     if standby:
         body["ready"] = False
     return jsonify(body), 200 if ready else 503

@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from engine.lang.errors import FactError, RuleSetError
 from engine.service.batch import FactConflict
-from engine.service.state import NotReady, Standby
+from engine.service.state import NoEngineHere, NotReady, Standby
 from engine.service.whatif import ReplayLimit
 from engine.store.connection import one_line
 from engine.store.store import DRIVER_ERRORS, DatabaseUnavailable, LeaseLost
@@ -103,6 +103,7 @@ class SlmApi(Api):
         app.register_error_handler(NotReady, lambda e: problem(
             503, "Starting", f"rebuilding state from stored facts ({e.args[0]['replayed']} replayed so far)",
             headers={"Retry-After": "5"}))
+        app.register_error_handler(NoEngineHere, lambda e: problem(503, "No engine on this node", str(e)))
         app.register_error_handler(Standby, lambda e: problem(
             503, "Standby", f"{e}; it takes writes once it owns the database (nothing from this request "
                             "was stored)", headers={"Retry-After": str(e.retry_after)}))

@@ -27,6 +27,12 @@ MIN_LEASE_TTL = timedelta(seconds=1)     # the owner renews every third of it
 @click.option("--host", envvar="SLM_HOST", show_envvar=True, default="127.0.0.1", show_default=True)
 @click.option("--port", envvar="SLM_PORT", show_envvar=True, default=8080, show_default=True,
               type=click.IntRange(0, 65535))
+@click.option("--role", envvar="SLM_ROLE", show_envvar=True, default="all", show_default=True,
+              type=click.Choice(["all", "api", "worker"]),
+              help="all: API and engine in one process. On PostgreSQL, several nodes may share the database: "
+                   "api stores facts for the owner to evaluate and answers reads from the database (no engine); "
+                   "worker owns the partition (or stands by), evaluates stored facts, fires deadlines and "
+                   "delivers, and serves only /healthz, /readyz and /metrics (docs/OPERATIONS.md).")
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256),
               help="Request threads of the API (the engine itself is single-writer); health and "
                    "metrics have 2 of their own.")
@@ -70,7 +76,7 @@ MIN_LEASE_TTL = timedelta(seconds=1)     # the owner renews every third of it
 @click.option("--cookie-secure/--no-cookie-secure", envvar="SLM_COOKIE_SECURE", show_envvar=True, default=False,
               help="Mark the console's cookie Secure always (behind a TLS-terminating proxy); without it, "
                    "only requests that came over https get a Secure cookie.")
-def serve(rules_dir, db_url, host, port, threads, skew, max_lateness, alert_service_label, snapshot_every, retain,
+def serve(rules_dir, db_url, host, port, role, threads, skew, max_lateness, alert_service_label, snapshot_every, retain,
           lease_ttl, smtp_url, mail_from, webhook_secret, delivery_timeout, group_wait, delivery_max_age, retry_initial,
           delivery, public_url, audit_key_file, max_body, secret_key, cookie_secure):
     """Run the API: store facts, fire clocks on time, answer auditors."""
@@ -95,12 +101,17 @@ def serve(rules_dir, db_url, host, port, threads, skew, max_lateness, alert_serv
     if key is None:
         logging.getLogger("slm.serve").warning(
             "no --audit-key-file: the audit chains can be recomputed by anyone who can write the database")
-    store = open_store(db_url, key, writer=True)     # SQLite: refused while another process writes the file
-    worker = DeliveryWorker(store, config, policy=policy, group_wait=wait) if delivery else None
+    if role != "all" and not db_url.startswith(("postgresql:", "postgres:")):
+        raise click.BadParameter(f"{role!r} nodes share a PostgreSQL database; SQLite runs one process, "
+                                 "--role all", param_hint="--role")
+    # SQLite: refused while another process writes the file; an API node writes no decisions
+    store = open_store(db_url, key, writer=role != "api")
+    worker = DeliveryWorker(store, config, policy=policy, group_wait=wait) if delivery and role != "api" else None
     try:
         service = SlmService(store, rules_dir, skew=skew_delta, snapshot_every=snapshot_every,
                              retain=retain_delta, freeze_heap=True, delivery=worker, max_lateness=lateness,
-                             lease_ttl=ttl if store.postgres else None)   # PostgreSQL: owner or standby
+                             lease_ttl=ttl if store.postgres else None,   # PostgreSQL: owner or standby
+                             role=role)
     except RuleSetError as err:
         click.echo(err.report(), err=True)
         sys.exit(1)
@@ -113,21 +124,20 @@ def serve(rules_dir, db_url, host, port, threads, skew, max_lateness, alert_serv
                            clear_untrusted_proxy_headers=True)
     service.start(background=True, on_failure=lambda exc: os._exit(3))
     address = f"http://{server.effective_host}:{server.effective_port}"
-    click.echo(f"slm serving {address}  (rules {rules_dir}, ruleset {service.state.ruleset.version[:19]}…, "
-               f"db {_redacted(db_url)})")
-    click.echo(f"  API docs {address}/docs   OpenAPI {address}/openapi.json   health {address}/readyz")
+    click.echo(f"slm serving {address} as --role {role}  (rules {rules_dir}, "
+               f"ruleset {service.state.ruleset.version[:19]}…, db {_redacted(db_url)})")
+    if role == "worker":
+        click.echo(f"  no API on a worker: health {address}/readyz   metrics {address}/metrics")
+    else:
+        click.echo(f"  API docs {address}/docs   OpenAPI {address}/openapi.json   health {address}/readyz")
+    if role == "api":
+        click.echo("  an API node: facts are stored for the owner (a node with --role all or worker) to evaluate")
     click.echo(f"  get a token: slm token create --role admin --db {_redacted(db_url)}")
     if service.ownership is not None:
         click.echo(f"  owner or standby of this database: lease {lease_ttl}, as {service.ownership.owner} "
                    f"(see {address}/readyz)")
-    if worker is None:
-        click.echo("  delivery off (--no-delivery): notifications are recorded, not sent")
-    elif config.smtp_url:
-        click.echo(f"  e-mail through {_redacted(config.smtp_url)}; webhooks "
-                   f"{'signed' if config.webhook_secret else 'NOT signed (no --webhook-secret)'}")
-    else:
-        click.echo("  no SMTP relay (--smtp / SLM_SMTP_URL): e-mail notifications are recorded as "
-                   "undeliverable, not sent", err=True)
+    if role != "api":
+        _echo_delivery(worker, config)
     signal.signal(signal.SIGTERM, _interrupt)   # what service managers send: stop cleanly
     try:
         server.run()
@@ -137,6 +147,18 @@ def serve(rules_dir, db_url, host, port, threads, skew, max_lateness, alert_serv
         server.close()
         service.stop()
         logging.getLogger("slm.serve").info("stopped")
+
+
+def _echo_delivery(worker, config) -> None:
+    """Say how notifications leave this process."""
+    if worker is None:
+        click.echo("  delivery off (--no-delivery): notifications are recorded, not sent")
+    elif config.smtp_url:
+        click.echo(f"  e-mail through {_redacted(config.smtp_url)}; webhooks "
+                   f"{'signed' if config.webhook_secret else 'NOT signed (no --webhook-secret)'}")
+    else:
+        click.echo("  no SMTP relay (--smtp / SLM_SMTP_URL): e-mail notifications are recorded as "
+                   "undeliverable, not sent", err=True)
 
 
 def _interrupt(signum, frame):

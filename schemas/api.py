@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates
@@ -13,7 +14,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, vali
 from .facts import TYPE_PATTERN
 from .limits import DEFAULT_LIMIT, MAX_CLOCKS, MAX_LIMIT
 from .records import NOTIFICATION_STATUSES
-from .values import parse_rfc3339
+from .values import parse_duration, parse_rfc3339
 
 PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
@@ -58,6 +59,28 @@ class DecisionArgs(TimeRangeArgs):
     subject = fields.String()
     kind = fields.String(metadata={"description": "warning, breach, met, escalation, retracted, cancelled or a "
                                                   "kind a Rule decides" + KNOWN})
+
+
+MAX_WAIT_SECONDS = 30
+
+
+def _wait(text: str) -> timedelta:
+    try:
+        waited = parse_duration(text)
+    except ValueError as err:
+        raise ValidationError(str(err)) from None
+    if not timedelta(0) <= waited <= timedelta(seconds=MAX_WAIT_SECONDS):
+        raise ValidationError(f"wait at most {MAX_WAIT_SECONDS}s")
+    return waited
+
+
+class IngestArgs(QuerySchema):
+    wait = fields.Function(deserialize=_wait, metadata={
+        "type": "string", "example": "5s",
+        "description": f"on an API node (`--role api`): wait up to this long (at most {MAX_WAIT_SECONDS}s, "
+                       "e.g. `5s`) for the partition's owner to evaluate the facts, and list their decisions; "
+                       "facts still pending then are answered `evaluated: false`, with 202. A node that "
+                       "evaluates facts itself answers at once, always with 200"})
 
 
 class FactArgs(TimeRangeArgs):
@@ -150,7 +173,9 @@ class StoredFactSchema(Schema):
     seq = fields.Integer()
     received_at = fields.String()
     outcome = fields.List(fields.String(), allow_none=True,
-                          metadata={"description": "ids of the decisions the fact caused"})
+                          metadata={"description": "ids of the decisions the fact caused (null: not evaluated yet)"})
+    evaluated = fields.Boolean(metadata={"description": "false while the fact waits for its partition's owner"})
+    refused = fields.String(metadata={"description": "why the owner's engine could not evaluate the fact"})
     fact = fields.Dict()
 
 
@@ -214,7 +239,11 @@ class ExplainReasonSchema(Schema):
 class IngestResultSchema(Schema):
     id = fields.String()
     source = fields.String()
-    status = fields.String(metadata={"description": "accepted or duplicate"})
+    status = fields.String(metadata={"description": "accepted, duplicate, or refused (the owner's engine could "
+                                                    "not evaluate a fact an API node stored; `reasons` says why)"})
+    seq = fields.Integer(metadata={"description": "on an API node: the fact's place in arrival order"})
+    evaluated = fields.Boolean(metadata={"description": "false while the fact waits for its partition's owner "
+                                                        "(an API node answered before it was evaluated)"})
     decisions = fields.List(fields.String())
     matched = fields.List(fields.String(), metadata={
         "description": "present, and empty, only for an accepted fact that moved no clock, matched no Rule "

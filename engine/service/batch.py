@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -17,6 +18,7 @@ from engine.service.lateness import NewestTimes, late_problems
 from engine.service.recorder import Ingested
 from engine.store.encoding import canonical_json
 from schemas.facts import POSTED_TIME, dump_fact
+from schemas.limits import MAX_BATCH
 
 FAILED_REMEMBERED = 1024     # facts that failed in the engine, refused on sight afterwards
 
@@ -58,6 +60,20 @@ class Job:
         prefix = (lambda index: f"[{index}].") if len(self.facts) > 1 else (lambda index: "")
         self.result, self.error = None, error({prefix(i) + name: why for i, why in problems.items()})
         return True
+
+
+def sift(raws: list, validate: Callable[[list], list[dict]]) -> Job:
+    """A partial request: each fact validated on its own; the bad ones set aside."""
+    job = Job([], partial=True)
+    if not isinstance(raws, list) or not raws or len(raws) > MAX_BATCH:
+        validate(raws)                          # raises the request's own problem
+    for position, raw in enumerate(raws):
+        try:
+            job.facts.extend(validate([raw]))
+            job.positions.append(position)
+        except FactError as err:
+            job.set_aside[position] = err.details
+    return job
 
 
 class FactFailed(Exception):

@@ -15,7 +15,7 @@ from engine.eval.clock import month_span
 from engine.service.clockview import ClockView
 from engine.service.reports import compliance
 from engine.service.review import review as review_targets
-from engine.service.state import ServiceState
+from engine.service.state import API, NoEngineHere, ServiceState
 from engine.service.storereads import StoreReads
 from engine.service.timeline import build as build_timeline
 from engine.store.base import every
@@ -43,6 +43,8 @@ class EngineReads:
                    limit: int | None = None) -> tuple[list[dict], int]:
         """The first ``limit`` running clocks (in key order) of :meth:`clocks`, and how many run."""
         state = self.state
+        if state.node == API:
+            raise NoEngineHere("reading the running clocks")
         state.require_ready()
         now = state.now()
         as_of = now.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -65,7 +67,9 @@ class EngineReads:
         the decisions from the store, the window readings from the read model, and the
         posted maintenance (of targets that exclude it) from the engine."""
         state, stored = self.state, self.stored
-        state.require_owner()                      # a standby has no clocks to read windows from
+        if state.node == API:                      # no clocks to read windows from here
+            raise NoEngineHere("the compliance report")
+        state.require_owner()                      # nor on a standby
         ruleset = state.ruleset
         if service not in ruleset.services:
             raise ValueError(f"unknown service {service!r} (services: {', '.join(sorted(ruleset.services))})")
@@ -107,6 +111,8 @@ class EngineReads:
         target is unknown or nothing about this clock is known. The clock's transitions come
         from the engine, under the write lock; its decisions (and facts) from the store."""
         state = self.state
+        if state.node == API:
+            raise NoEngineHere("a clock's timeline")
         state.require_owner()
         target = state.ruleset.targets.get(target_id)
         if target is None:

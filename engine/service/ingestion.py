@@ -12,8 +12,7 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 
-from engine.lang.errors import FactError
-from engine.service.batch import FactFailed, FailedFacts, Job, refuse_conflicts, refuse_late
+from engine.service.batch import FactFailed, FailedFacts, Job, refuse_conflicts, refuse_late, sift
 from engine.service.deadlines import Deadlines
 from engine.service.explain import nearest_reasons
 from engine.service.keeper import EngineKeeper
@@ -22,8 +21,7 @@ from engine.service.recorder import DecisionRecorder, Ingested
 from engine.service.state import ServiceState
 from engine.service.validation import DEFAULT_SKEW, validate_facts
 from engine.store.store import DatabaseUnavailable, LeaseLost
-from schemas.facts import stored_fact
-from schemas.limits import MAX_BATCH
+from schemas.facts import load_stored, stored_fact
 from schemas.records import Decision
 
 log = logging.getLogger("slm.service")
@@ -74,7 +72,7 @@ class FactIngestion:
         with self._queue_lock:
             return len(self._queue)
 
-    def ingest(self, raws: list, partial: bool = False) -> Ingested:
+    def ingest(self, raws: list, partial: bool = False, wait: timedelta | None = None) -> Ingested:
         """Validate all, then evaluate each fact and store facts and decisions in one
         transaction: all or nothing. A repeated (source, id) returns its first outcome.
 
@@ -85,10 +83,13 @@ class FactIngestion:
         Group commit: requests that arrive while another one is being written wait for the
         write lock together, and the first of them to get it writes them all in one
         transaction (in arrival order), so concurrent clients share a commit. A request
-        that fails in the engine or the store fails alone (see :meth:`_write_apart`)."""
+        that fails in the engine or the store fails alone (see :meth:`_write_apart`).
+
+        ``wait`` is for an API node (engine.service.intake): here every fact is evaluated
+        before the answer, so there is nothing to wait for."""
         state = self.state
         state.require_ready()
-        job = self._sift(raws) if partial else Job(self.validate(raws))
+        job = sift(raws, self.validate) if partial else Job(self.validate(raws))
         self.failed.refuse(job)
         with self._queue_lock:
             self._queue.append(job)
@@ -122,20 +123,17 @@ class FactIngestion:
         with self._queue_lock:
             self._queue = [queued for queued in self._queue if queued is not job]
 
-    def _sift(self, raws: list) -> Job:
-        """A partial request: each fact validated on its own; the bad ones set aside."""
-        job = Job([], partial=True)
-        if not isinstance(raws, list) or not raws or len(raws) > MAX_BATCH:
-            self.validate(raws)                 # raises the request's own problem
-        for position, raw in enumerate(raws):
-            try:
-                job.facts.extend(self.validate([raw]))
-                job.positions.append(position)
-            except FactError as err:
-                job.set_aside[position] = err.details
+    def evaluate_stored(self, stored: list[tuple[int, dict]]) -> Job:
+        """Evaluate facts an API node stored (``(seq, stored body)``, in seq order) and
+        settle them in the same transaction as what they decided (engine.service.backlog).
+        They were validated and checked against the store when they were stored. One that
+        fails in the engine is set aside (``Job.set_aside``, by position) and the rest is
+        written. Under the write lock, guarded."""
+        job = Job([load_stored(body) for _, body in stored], partial=True, positions=list(range(len(stored))))
+        self._write_apart([job], settle={(body["source"], body["id"]): seq for seq, body in stored})
         return job
 
-    def _write_apart(self, jobs: list[Job]) -> None:
+    def _write_apart(self, jobs: list[Job], settle: dict[tuple[str, str], int] | None = None) -> None:
         """Write the group; if that fails, no neighbour pays for it. A fact the engine
         could not evaluate fails its request alone with a FactError naming it (422), is
         remembered (:class:`engine.service.batch.FailedFacts`: a client retrying it cannot
@@ -145,7 +143,9 @@ class FactIngestion:
         it is rebuilt from the store before the next attempt (``close`` frees the replaced
         one's rulesets). A lost lease is no such failure, nor a lost database connection
         (whether the group was committed is unknown): either fails every request of the
-        group at once (engine.service.keeper.EngineKeeper.guarded), and nothing is retried."""
+        group at once (engine.service.keeper.EngineKeeper.guarded), and nothing is retried.
+
+        ``settle``: the facts are stored already (by seq): settle them, don't add them."""
         state = self.state
         pending = list(jobs)
         while pending:
@@ -154,7 +154,7 @@ class FactIngestion:
             if state.engine_ahead:
                 self.keeper.restore()
             try:
-                self._write(pending)
+                self._write(pending, settle)
                 return
             except FactFailed as failed:
                 state.engine_ahead = True
@@ -176,10 +176,10 @@ class FactIngestion:
                 for job in pending:
                     job.result = None
                 for job in pending:
-                    self._write_apart([job])
+                    self._write_apart([job], settle)
                 return
 
-    def _write(self, jobs: list[Job]) -> None:
+    def _write(self, jobs: list[Job], settle: dict[tuple[str, str], int] | None = None) -> None:
         """Evaluate every new fact of the waiting requests, fire the deadlines due by the
         wall clock, and store it all in one transaction. Each decision is attributed to
         the fact it rests on (see :func:`attribute`), also when its deadline fired in the
@@ -187,9 +187,11 @@ class FactIngestion:
         state, store, engine = self.state, self.state.store, self.state.engine
         assert engine is not None           # the start's rebuild set it, before any write
         with store.transaction():
-            stored = store.find_fact_records({(f["source"], f["id"]) for job in jobs for f in job.facts})
-            known = {key: outcome for key, (outcome, _) in stored.items()}
-            jobs = refuse_late(refuse_conflicts(jobs, stored), known, self.newest, self.max_lateness)
+            known: dict[tuple[str, str], list | None] = {}
+            if settle is None:                      # stored facts were checked when they were stored
+                stored = store.find_fact_records({(f["source"], f["id"]) for job in jobs for f in job.facts})
+                known = {key: outcome for key, (outcome, _) in stored.items()}
+                jobs = refuse_late(refuse_conflicts(jobs, stored), known, self.newest, self.max_lateness)
             new: list[tuple[dict, dict, Ingested]] = []        # (fact, its result entry, its request)
             decided: list[Decision] = []
             for job in jobs:
@@ -221,7 +223,10 @@ class FactIngestion:
                 entry["decisions"] = known[(fact["source"], fact["id"])] = owned.get(index, [])
                 if entry["decisions"]:
                     entry.pop("matched", None), entry.pop("reasons", None)
-            if new:
+            if new and settle is not None:
+                state.last_fact_seq = store.settle_facts([(settle[(f["source"], f["id"])], e["decisions"])
+                                                          for f, e, _ in new])
+            elif new:
                 state.last_fact_seq = store.add_facts([(stored_fact(f), e["decisions"]) for f, e, _ in new])
             if reached is not None:
                 state.last_tick_seq = store.add_tick(state.last_fact_seq, reached)

@@ -16,7 +16,12 @@ needs the live engine).
 
 On a database several processes share (PostgreSQL, ``lease_ttl``), ``ownership`` decides
 when this life cycle runs: a standby starts it when it takes the lease over, and an owner
-that loses the lease stops writing and stands by again (engine.service.ownership).
+that loses the lease stops writing and stands by again (engine.service.ownership). There,
+the owner also evaluates the facts that API nodes stored (``backlog``).
+
+``role`` (``slm serve --role``): ``all`` and ``worker`` run the life cycle above (a worker
+just serves no API); ``api`` holds no engine at all: ``facts`` stores facts for the owner
+(engine.service.intake) and the reads that need the engine refuse (NoEngineHere).
 """
 from __future__ import annotations
 
@@ -28,17 +33,19 @@ from pathlib import Path
 
 from engine.clock import utcnow
 from engine.lang.loader import load_rules
+from engine.service.backlog import Backlog
 from engine.service.clockview import ClockReadModel
 from engine.service.deadlines import Deadlines
 from engine.service.enginereads import EngineReads
 from engine.service.ingestion import FactIngestion
+from engine.service.intake import FactIntake
 from engine.service.keeper import EngineKeeper
 from engine.service.lateness import DEFAULT_MAX_LATENESS
 from engine.service.ownership import Ownership
 from engine.service.recorder import DecisionRecorder
 from engine.service.rulechanges import RuleChanges
 from engine.service.scheduler import DeadlineScheduler
-from engine.service.state import OWNER, ServiceState
+from engine.service.state import ALL, API, OWNER, ROLES, ServiceState
 from engine.service.storereads import StoreReads
 from engine.service.validation import DEFAULT_SKEW
 from engine.store.store import Lease, LeaseLost, Store
@@ -57,27 +64,36 @@ class SlmService:
                  snapshot_every: int = SNAPSHOT_EVERY, retain: timedelta | None = RETAIN,
                  freeze_heap: bool = False, delivery=None,
                  max_lateness: timedelta | None = DEFAULT_MAX_LATENESS,
-                 lease_ttl: timedelta | None = None, lease_owner: str | None = None):
+                 lease_ttl: timedelta | None = None, lease_owner: str | None = None, role: str = ALL):
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
         self.store = store
         self.now = now
         # engine.notify.worker.DeliveryWorker, or None: notifications are stored, not sent
         self.delivery = delivery
         ruleset = load_rules(Path(rules_dir))          # RuleSetError stops start-up
         self.state = ServiceState(store, ruleset, now)
+        self.state.node = role
         self.keeper = EngineKeeper(self.state, history=history, retain=retain, snapshot_every=snapshot_every,
                                    freeze_heap=freeze_heap)
         self.recorder = DecisionRecorder(self.state, delivery)
         self.deadlines = Deadlines(self.state, self.keeper, self.recorder)
         self.scheduler = self._new_scheduler()
-        self.facts = FactIngestion(self.state, self.keeper, self.deadlines, self.recorder,
-                                   wake=self._wake_scheduler, skew=skew, max_lateness=max_lateness)
+        ingestion = FactIngestion(self.state, self.keeper, self.deadlines, self.recorder,
+                                  wake=self._wake_scheduler, skew=skew, max_lateness=max_lateness)
+        # facts posted here: evaluated here, or (an API node) stored for the owner to evaluate
+        self.facts: FactIngestion | FactIntake = (
+            ingestion if role != API else FactIntake(self.state, skew=skew, max_lateness=max_lateness))
+        # what API nodes stored, evaluated by the owner (only PostgreSQL is shared by processes)
+        self.backlog = Backlog(self.state, self.keeper, ingestion, self.recorder, wake=self._wake_scheduler) \
+            if store.postgres and role != API else None
         self.rules = RuleChanges(self.state, self.keeper, self.deadlines, self.recorder, rules_dir,
                                  wake=self._wake_scheduler)
         self.store_reads = StoreReads(self.state, retain)
         self.engine_reads = EngineReads(self.state, self.store_reads)
         # A database shared with other processes: owner or standby by the partition's lease
         # (``lease_owner`` names this process in it; default host:pid:nonce). None: the only writer.
-        self.ownership = None if lease_ttl is None else Ownership(
+        self.ownership = None if lease_ttl is None or role == API else Ownership(
             self.state, lease_ttl, take_over=self._take_over, step_down=self._step_down, owner=lease_owner)
         self.failure: BaseException | None = None
         self._on_failure: Callable[[BaseException], None] | None = None
@@ -98,7 +114,9 @@ class SlmService:
         With a lease (``lease_ttl``): start the lease loop. This process is a standby until
         it owns the lease, and then starts as above, always in the background."""
         self._on_failure = on_failure
-        if self.ownership is not None:
+        if self.state.node == API:                 # no engine to rebuild: ready at once
+            self.state.ready.set()
+        elif self.ownership is not None:
             self.ownership.start()
         else:
             self._begin(background)
@@ -140,6 +158,8 @@ class SlmService:
                     return
                 state.ready.set()
                 self._spawn(self.scheduler.run, "slm-scheduler")
+                if self.backlog is not None:
+                    self._spawn(self.backlog.run, "slm-backlog")
                 if self.delivery is not None:       # picks up what a previous run left queued
                     self.delivery.start()
         except LeaseLost as lost:
@@ -165,6 +185,8 @@ class SlmService:
         committed under the epoch it began in) and for a rebuild in progress."""
         state = self.state
         state.stand_by()
+        if self.backlog is not None:
+            self.backlog.stop()
         with state.write_lock:
             self.scheduler.stop()
             if self.delivery is not None:
@@ -197,6 +219,8 @@ class SlmService:
         An owner then releases its lease, so that a standby takes over at once."""
         if self.ownership is not None:
             self.ownership.stop_taking_over()
+        if self.backlog is not None:
+            self.backlog.stop()
         self.scheduler.stop()
         if self.delivery is not None:
             self.delivery.stop()

@@ -57,7 +57,7 @@ class RuleChanges:
         back for what the running clocks cost (docs/RULES.md, "Rule changes")."""
         state = self.state
         ruleset = load_rules(self.rules_dir)
-        state.require_ready()
+        state.require_engine()
         with state.write_lock, self.keeper.guarded():
             held = time.perf_counter()
             assert state.engine is not None     # the start's rebuild set it, before any write

@@ -27,8 +27,24 @@ OWNER = "owner"         # holds the partition's lease on a shared PostgreSQL dat
 STANDBY = "standby"     # another process holds it: this one writes nothing and waits to take over
 
 
+# What this process does (``slm serve --role``, docs/OPERATIONS.md):
+ALL = "all"             # API and engine in one process: today's service
+API = "api"             # no engine: stores facts for the partition's owner, answers reads from the database
+WORKER = "worker"       # the engine: owns partitions, evaluates stored facts, fires deadlines, delivers
+ROLES = (ALL, API, WORKER)
+
+
 class NotReady(Exception):
     """The service is still rebuilding its state from the store."""
+
+
+class NoEngineHere(NotReady):
+    """A read that needs the live engine, asked of an API node (``--role api``), which
+    holds none."""
+
+    def __init__(self, what: str):
+        super().__init__(f"{what} needs the live engine, and this node (--role api) holds none: ask a node "
+                         "with --role all")
 
 
 class Standby(NotReady):
@@ -68,6 +84,7 @@ class ServiceState:
         self.ready = threading.Event()              # set once rebuilt; cleared while rebuilding again
         self.replayed = 0                           # facts replayed by the rebuild under way or last done
         self.rebuild_seconds: float | None = None
+        self.node = ALL                             # what this process does (ROLES)
         # Ownership of a shared database (engine.service.ownership); SINGLE otherwise.
         self.role = SINGLE
         self.lease: Lease | None = None             # OWNER: ours, as last renewed
@@ -111,7 +128,10 @@ class ServiceState:
 
     def require_engine(self) -> None:
         """What a write checks once it holds the write lock: this process still owns the
-        database and has its engine (an owner that stepped down meanwhile has none)."""
+        database and has its engine (an owner that stepped down meanwhile has none). An API
+        node has none ever: NoEngineHere."""
+        if self.node == API:
+            raise NoEngineHere("this change")
         self.require_ready()
         if self.engine is None:
             raise NotReady(self.progress())

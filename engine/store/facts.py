@@ -81,12 +81,12 @@ class FactLog(AuditChains):
             before = set(self.find_fact_records({(r["source"], r["id"]) for r in rows}))
             self._insert(F, rows, skip_existing=True)
             fresh = [(r["source"], r["id"]) for r in rows if (r["source"], r["id"]) not in before]
-            stored = self._seqs(fresh, pending_only=True)
+            stored = self.fact_seqs(fresh, pending_only=True)
             if stored and self.postgres:
                 self.db.execute_sql("SELECT pg_notify(%s, %s)", (FACTS_CHANNEL, partition))
         return stored
 
-    def _seqs(self, keys: list[tuple[str, str]], pending_only: bool = False) -> dict[tuple[str, str], int]:
+    def fact_seqs(self, keys: list[tuple[str, str]], pending_only: bool = False) -> dict[tuple[str, str], int]:
         """The seq of each of ``keys`` stored (``pending_only``: and not yet evaluated)."""
         by_source: dict[str, list[str]] = {}
         for source, fid in keys:
@@ -132,6 +132,7 @@ class FactLog(AuditChains):
             if missing:
                 raise LookupError(f"facts {missing[:5]} are not pending in partition {partition!r}")
             head = self._locked_head("facts")
+            last = head.seq + len(settled)
             rows = [dict(seq=seq, id=bodies[seq][0], body=bodies[seq][1], outcome=canonical_json(list(outcome)),
                          pseq=place) for place, (seq, outcome) in enumerate(settled, start=head.seq + 1)]
             self._link(head, rows, fact_text)
@@ -141,9 +142,9 @@ class FactLog(AuditChains):
                 [(r["pseq"], r["outcome"], r["prev_hash"], r["hash"], r["seq"]) for r in rows])
             if self.postgres:
                 self.db.execute_sql("SELECT pg_notify(%s, %s)", (DECIDED_CHANNEL, partition))
-            return self._moved(head, rows[-1]["pseq"])
+            return self._moved(head, last)
 
-    def refuse_pending(self, refused: dict[int, str]) -> None:
+    def refuse_pending(self, refused: dict[int, str], partition: str = DEFAULT_PARTITION) -> None:
         """Mark stored facts (by seq) that the owner's engine could not evaluate, with why:
         they are no longer pending, have no place in the log and are never replayed."""
         if refused:
@@ -152,7 +153,7 @@ class FactLog(AuditChains):
                     f'UPDATE "facts" SET refused = {self.db.param} WHERE seq = {self.db.param} AND pseq IS NULL',
                     [(why[:500], seq) for seq, why in refused.items()])
                 if self.postgres:
-                    self.db.execute_sql("SELECT pg_notify(%s, %s)", (DECIDED_CHANNEL, DEFAULT_PARTITION))
+                    self.db.execute_sql("SELECT pg_notify(%s, %s)", (DECIDED_CHANNEL, partition))
 
     def fact_states(self, seqs) -> dict[int, dict]:
         """What became of stored facts (by seq): ``{pseq, outcome, refused}`` of each."""

@@ -68,7 +68,8 @@ class Listener:
     def _connection(self):
         if self._conn is not None or self._closed.is_set():
             return self._conn
-        import psycopg2                            # the optional driver: PostgreSQL only
+        # the optional driver: PostgreSQL only
+        import psycopg2
         try:
             conn = psycopg2.connect(dbname=self.db.database, **self.db.connect_params)
             conn.autocommit = True
