@@ -155,7 +155,7 @@ class Ownership:
             log.warning("acquired partition %r (epoch %d) but did not take it over: %s", self.partition,
                         lease.epoch, why)
             return
-        self.store.fence_with(self.lease)
+        self.store.fence_with(self.lease, idle_at_most=self.ttl)
         self.takeovers += 1
         log.info("this process (%s) owns partition %r (epoch %d): taking over", self.owner, self.partition,
                  self.lease.epoch)

@@ -153,6 +153,7 @@ class Leases(StoreBase):
     """
 
     fenced_by: Lease | None = None
+    fence_idle_ms: int | None = None       # PostgreSQL: a fenced transaction idle this long is ended
 
     def acquire_lease(self, owner: str | None = None, partition: str = DEFAULT_PARTITION,
                       ttl: timedelta = DEFAULT_TTL) -> Lease:
@@ -215,12 +216,19 @@ class Leases(StoreBase):
         """The database's clock, by which leases expire."""
         return parse_instant(self.db.execute_sql(f"SELECT {self._now()}").fetchone()[0])
 
-    def fence_with(self, lease: Lease | None) -> None:
+    def fence_with(self, lease: Lease | None, idle_at_most: timedelta | None = None) -> None:
         """From now on, begin every write transaction of this store (every thread's) by
         checking that ``lease`` still holds the partition: :class:`LeaseLost` if not, and
-        the transaction writes nothing. None: unfenced again."""
+        the transaction writes nothing. None: unfenced again.
+
+        ``idle_at_most`` (PostgreSQL; the lease's TTL): the server ends such a transaction
+        once it has waited that long for this process's next statement. The fence's lock
+        holds a takeover back until the transaction ends, so an owner paused, or cut off
+        from the database, in the middle of one would otherwise stall the takeover for as
+        long as the server takes to notice (TCP keepalive: hours)."""
         self.fenced_by = lease
         self.fence = None if lease is None else self._check_fence
+        self.fence_idle_ms = None if idle_at_most is None else max(1, int(idle_at_most.total_seconds() * 1000))
 
     def refuse_writes(self, why: str) -> None:
         """From now on every write transaction of this store raises :class:`LeaseLost`
@@ -246,8 +254,10 @@ class Leases(StoreBase):
         lease, p = self.fenced_by, self.db.param
         if lease is None:
             return
+        idle = self.fence_idle_ms if self.postgres else None
+        limit = "" if idle is None else f", set_config('idle_in_transaction_session_timeout', '{idle}', true)"
         held = self.db.execute_sql(
-            f'SELECT epoch FROM partition_leases WHERE "partition" = {p} AND owner = {p} AND epoch = {p}'
+            f'SELECT epoch{limit} FROM partition_leases WHERE "partition" = {p} AND owner = {p} AND epoch = {p}'
             + (" FOR KEY SHARE" if self.postgres else ""),
             [lease.partition, lease.owner, lease.epoch]).fetchone()
         if held is None:

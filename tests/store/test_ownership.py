@@ -375,3 +375,23 @@ def test_in_memory_and_postgresql_stores_take_no_file_lock(pg_url):
     assert [m.writer_lock for m in memory] == [None, None]
     with Store.open(pg_url, writer=True) as store:
         assert store.writer_lock is None
+
+
+@pytest.mark.postgres
+def test_an_owner_cut_off_in_the_middle_of_a_transaction_does_not_hold_the_takeover_back():
+    """The fence's lock would keep a takeover waiting until the old owner's transaction
+    ends; the server ends one that waits longer than the TTL for its next statement."""
+    from tests.support import postgres_schema_url
+    with postgres_schema_url() as url, Store.open(url) as old, Store.open(url) as new:
+        ttl = timedelta(seconds=1)
+        lease = old.acquire_lease("host-a:1", ttl=ttl)
+        old.fence_with(lease, idle_at_most=ttl)
+        stalled = old.db.atomic()        # a transaction begun, fenced, then nothing more is sent
+        stalled.__enter__()
+        old.fence()
+        time.sleep(1.5)                  # the lease runs out meanwhile
+        new.db.execute_sql("SET statement_timeout = '60s'")    # without the limit: an error, not a hang
+        taken = new.acquire_lease("host-b:2", ttl=ttl)
+        assert taken.epoch == lease.epoch + 1
+        with pytest.raises(Exception):   # the server ended the stalled transaction
+            stalled.__exit__(None, None, None)
