@@ -179,3 +179,30 @@ def test_the_owner_cut_off_from_the_database(cluster):
         until(lambda: named(cluster.w2, (standby(cluster.w1) or {}).get("owner", "")),
               "the cut-off worker to stand by once it can reach the database again")
     run_with(cluster, cut, heal)
+
+
+def test_an_api_node_answers_at_once_or_waits_and_a_worker_serves_no_api(cluster):
+    api = cluster.apis[0]
+    due, _ = due_soon("WAIT-1", seconds=600)
+    at_once = requests.post(api.base + "/v1/facts", json=due, headers=cluster.headers, timeout=30)
+    assert at_once.status_code in (200, 202)
+    entry = at_once.json()["results"][0]
+    assert entry["status"] == "accepted" and isinstance(entry["seq"], int)
+
+    opened, _ = due_soon("WAIT-2", seconds=-60)      # its response target breached a minute ago
+    waited = requests.post(api.base + "/v1/facts?wait=20s", json=opened, headers=cluster.headers, timeout=60)
+    assert waited.status_code == 200, waited.text
+    body = waited.json()
+    assert body["results"][0]["evaluated"] and body["results"][0]["decisions"]
+    assert [d["id"] for d in body["decisions"]] == body["results"][0]["decisions"]
+
+    too_long = requests.post(api.base + "/v1/facts?wait=2m", json=opened, headers=cluster.headers, timeout=30)
+    assert too_long.status_code == 400 and "30s" in too_long.text
+    clocks = requests.get(api.base + "/v1/clocks", headers=cluster.headers, timeout=30)
+    assert clocks.status_code == 503 and "--role all" in clocks.json()["detail"]
+    assert requests.get(api.base + "/readyz", timeout=10).json()["node"] == "api"
+
+    worker = cluster.w1
+    assert requests.get(worker.base + "/v1/decisions", headers=cluster.headers, timeout=10).status_code == 404
+    assert requests.get(worker.base + "/metrics", timeout=10).status_code == 200
+    assert "slm_facts_pending" in requests.get(worker.base + "/metrics", timeout=10).text
