@@ -50,6 +50,7 @@ class Cluster:
         for server in self.apis:
             server.headers = self.headers
         self.acknowledged: list[str] = []
+        self.posted: list[str] = []                 # ids of every fact a client sent (acknowledged or not)
 
     def post(self, facts: list[dict], turn: int) -> bool:
         """Post to one API node, or the other if that one fails; whether it was acknowledged."""
@@ -64,13 +65,18 @@ class Cluster:
                 return True
         return False
 
-    def load(self, facts: list[dict]) -> threading.Thread:
-        """Post ``facts`` in batches, at a bounded rate, retrying what was not acknowledged."""
+    def load(self, facts: list[dict], pace: float = 0.02, enough: threading.Event | None = None) -> threading.Thread:
+        """Post ``facts`` in batches, one every ``pace`` seconds at most, retrying what was
+        not acknowledged, until all are posted or ``enough`` is set."""
         def run() -> None:
             for turn, start in enumerate(range(0, len(facts), BATCH)):
-                while not self.post(facts[start:start + BATCH], turn):
+                if enough is not None and enough.is_set():
+                    return
+                batch = facts[start:start + BATCH]
+                self.posted += [f["id"] for f in batch]
+                while not self.post(batch, turn):
                     time.sleep(0.1)
-                time.sleep(0.02)
+                time.sleep(pace)
         client = threading.Thread(target=run, name="load")
         client.start()
         return client
@@ -85,10 +91,10 @@ class Cluster:
             until(lambda: reader.pending_count() == 0, "the owner to evaluate every stored fact")
             return [item for item in reader.list_facts(limit=1000)[0]]
 
-    def check(self, facts: list[dict], due: dict, deadline) -> None:
+    def check(self, due: dict, deadline) -> None:
         stored = self.settled()
         ids = [item["fact"]["id"] for item in stored]
-        assert sorted(ids) == sorted({f["id"] for f in facts} | {due["id"]})          # each once
+        assert sorted(ids) == sorted(set(self.posted) | {due["id"]})                 # each once
         assert set(self.acknowledged) <= set(ids) and all(item["evaluated"] for item in stored)
         decided_once(self.apis[0])
         with Store.open(self.url) as reader:
@@ -138,7 +144,7 @@ def run_with(cluster: Cluster, fault, recover=lambda: None, subject: str = "DUE-
     recover()
     client.join(PATIENCE)
     assert not client.is_alive()
-    cluster.check(facts, due, deadline)
+    cluster.check(due, deadline)
 
 
 def test_the_owner_killed(cluster):
@@ -206,3 +212,22 @@ def test_an_api_node_answers_at_once_or_waits_and_a_worker_serves_no_api(cluster
     assert requests.get(worker.base + "/v1/decisions", headers=cluster.headers, timeout=10).status_code == 404
     assert requests.get(worker.base + "/metrics", timeout=10).status_code == 200
     assert "slm_facts_pending" in requests.get(worker.base + "/metrics", timeout=10).text
+
+
+def test_a_rolling_restart_under_load_loses_nothing(cluster):
+    """Each process stopped (SIGTERM) and started again in turn while facts keep coming:
+    the workers hand the partition over at their clean stop, the API nodes' clients retry
+    on the other one."""
+    enough = threading.Event()
+    client = cluster.load(history(1000, "roll"), pace=0.1, enough=enough)   # coming while every process restarts
+    due, deadline = due_soon("DUE-R", seconds=1)
+    assert cluster.post([due], 0)
+    for server in (cluster.w2, cluster.w1, cluster.apis[0], cluster.apis[1]):
+        server.stop()
+        server.start(ready=server not in (cluster.w1, cluster.w2))
+        until(lambda: any(cluster.owned_by(w) for w in (cluster.w1, cluster.w2)), "a worker to own")
+    enough.set()
+    client.join(PATIENCE)
+    assert not client.is_alive()
+    cluster.check(due, deadline)
+    assert "handed partition 'default' over" in cluster.w1.log_path.read_text()
