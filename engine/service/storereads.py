@@ -37,7 +37,7 @@ class StoreReads:
         """The derivation tree of a stored decision (KeyError if there is none), each
         definition as the version that decided had it."""
         store = self.state.store
-        return derivation(decision_id, Lookup(store.decision, store.fact_by_id, self.state.versions.get))
+        return derivation(decision_id, Lookup(store.decision, store.fact_by_ref, self.state.versions.get))
 
     def explain_fact(self, fact_id: str, source: str | None = None) -> dict:
         """Which clocks a stored fact moved and why it left the others, as the engine stood
