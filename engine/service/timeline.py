@@ -64,6 +64,8 @@ def build(target: Target, subject: str, now: datetime, transitions: list[tuple] 
               for at, action, ref, who in transitions]
     for d in decisions:
         label = d["kind"] + (f" {d['level']}" if d.get("level") else "")
+        if d.get("retracted_by"):
+            label += " (retracted)"
         events.append({"at": parse_instant(d["at"]), "kind": d["kind"], "label": label, "ref": d["id"],
                        "decision": d})
     events.sort(key=lambda e: e["at"])
