@@ -587,3 +587,30 @@ def test_a_version_8_step_failing_half_way_leaves_version_7_as_it_was(v7_url, mo
     monkeypatch.undo()
     with Store.open(v7_url) as store:
         assert store.schema_version() == SCHEMA_VERSION and store.lease() is None
+
+
+def test_version_9_chains_the_cut_overs_already_stored_and_reads_old_fact_references(v7_url, store_log):
+    """The cut-over of the version-7 fixture becomes the first link of the cut-over chain
+    (who made it was not recorded: ``by`` is None), the next one names who did; the
+    fixture's decisions name their facts by id alone (``fact:f1``), which still resolves
+    while one source posted that id."""
+    with Store.open(v7_url) as store:
+        assert any("to 9: audit records" in line for line in store_log())
+        (old,) = store.cutovers()
+        assert old["by"] is None and old["ruleset"] == "sha256:fixture-v7"
+        chain = verified(store)["chains"]["cutovers"]
+        assert chain["checked"] == 1 and chain["count"] == 1 and chain["outside"] == []
+        files = {"services/email.yaml": "kind: Service\nid: email\n"}
+        from engine.lang.loader import version_of
+        store.save_ruleset(version_of(files), files)
+        store.add_cutover(version_of(files), "2027-07-01T00:00:00Z", 2, 1, "carol")
+        assert [c["by"] for c in store.cutovers()] == [None, "carol"]
+        assert verified(store)["chains"]["cutovers"]["checked"] == 2
+        legacy = [ref for d in store.list_decisions()[0] for ref in d["because"] if ref.startswith("fact:")]
+        assert legacy and all("#" not in ref for ref in legacy)
+        assert all(store.fact_by_ref(ref[5:]) is not None for ref in legacy)
+        fid = legacy[0][5:]
+        store.add_facts([({"id": fid, "source": "evil/x", "type": "incident.opened",
+                           "time": "2027-06-01T08:00:00Z"}, [])])
+        assert store.fact_by_ref(fid) is None          # two sources posted it: an old reference is ambiguous
+        assert store.fact_by_ref(f"evil/x#{fid}")["source"] == "evil/x"
