@@ -99,9 +99,9 @@ def burn(figures: dict, zone: str, title: str) -> Markup:
 def timeline(tl, title: str) -> Markup:
     """A clock's timeline: closed days, service hours, the spans it ran, and each event."""
     width, left, right = 960, 16, 16
-    lanes = 6
-    apart = 100 + lanes * 18 + 22            # the lane of retracted decisions, below the others
-    height = apart + 34
+    lanes, retracted_lanes = 6, 4
+    apart = 100 + lanes * 18 + 22            # the lanes of retracted decisions, below the others
+    height = apart + retracted_lanes * 16 + 8
     zone = tl.target.calendar.zone
     span = (tl.end - tl.start).total_seconds() or 1.0
 
@@ -123,14 +123,15 @@ def timeline(tl, title: str) -> Markup:
         body.append(f'<line x1="{x(at):.1f}" y1="18" x2="{x(at):.1f}" y2="{height - 4}" class="tick"/>')
         body.append(_text(x(at) + 3, 14, label))
     ends = [float("-inf")] * lanes          # where each lane's last label ends: labels never overlap
-    retracted_end = float("-inf")
+    retracted_ends = [float("-inf")] * retracted_lanes
     for i, event in enumerate(tl.events):
         ex = x(event["at"])
         local_text = f"{event['label']} {event['at'].astimezone(zone):%a %H:%M}"
         css = event["kind"] if event["kind"] in ("breach", "warning", "met", "escalation", "retracted") else "life"
         if _retracted(event):               # drawn apart, struck through: a decision that no longer holds
-            y = apart + 12 + (12 if retracted_end >= ex else 0)
-            retracted_end = min(ex + 6, width - 150) + 6.5 * len(local_text)
+            lane = next((n for n in range(retracted_lanes) if retracted_ends[n] < ex), i % retracted_lanes)
+            retracted_ends[lane] = min(ex + 6, width - 150) + 6.5 * len(local_text)
+            y = apart + 12 + lane * 16
             css += " superseded"
         else:
             lane = next((n for n in range(lanes) if ends[n] < ex), i % lanes)
