@@ -100,7 +100,7 @@ def _stamp(at: datetime) -> str:
 @page()
 def decisions():
     args = request.args
-    filters: dict = {k: args.get(k) or None for k in ("service", "target", "subject", "kind")}
+    filters = {k: args.get(k) or None for k in ("service", "target", "subject", "kind")}
     filters["retracted"] = {"true": True, "false": False}.get(args.get("retracted") or "")
     problems = {}
     for name in ("since", "until"):
