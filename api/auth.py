@@ -142,6 +142,12 @@ def refuse_foreign_sources(facts: list) -> None:
                   for i, source in refused[:MAX_SOURCE_ERRORS]})
 
 
+def token_name() -> str | None:
+    """The name of the request's token (what a rule change records as who made it)."""
+    grant = _grant_of_request()
+    return None if grant is None else grant.name
+
+
 def _grant_of_request() -> Grant | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()

@@ -15,10 +15,10 @@ from schemas.api import (
     ComplianceReportSchema,
     DecisionArgs,
     DecisionPageSchema,
-    DecisionSchema,
     NotificationArgs,
     NotificationPageSchema,
     NotificationSchema,
+    ReadDecisionSchema,
     ReportArgs,
     TraceSchema,
 )
@@ -47,18 +47,23 @@ def list_decisions(args):
     check_known(args)
     # Stored decisions are their schema's dump already (tests/api/test_records.py): answered as
     # read, since dumping a page of them again cost twice what reading it does.
-    return jsonify(_page(current_service().store.list_decisions, args))
+    store = current_service().store
+    page = _page(store.list_decisions, args)
+    page["items"] = store.with_retractions(page["items"])
+    return jsonify(page)
 
 
 @blp.route("/decisions/<string:decision_id>")
 @requires(blp, READER)
-@blp.response(200, DecisionSchema)
+@blp.response(200, ReadDecisionSchema)
 def get_decision(decision_id):
-    """One decision as recorded (with the rule-set version it came from)."""
-    decision = current_service().store.decision(decision_id)
+    """One decision as recorded (with the rule-set version it came from), with
+    ``retracted_by`` if it was retracted."""
+    store = current_service().store
+    decision = store.decision(decision_id)
     if decision is None:
         abort(404, message=f"no decision {decision_id!r}")
-    return decision
+    return store.with_retractions([decision])[0]
 
 
 @blp.route("/decisions/<string:decision_id>/trace")

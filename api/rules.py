@@ -16,7 +16,7 @@ from schemas.api import (
 )
 from schemas.values import format_instant, parse_instant
 
-from .auth import OWNER, READER, requires
+from .auth import OWNER, READER, requires, token_name
 from .body import BoundedBlueprint
 from .context import current_service
 
@@ -53,7 +53,7 @@ def check_rules(body, args):
 @blp.response(200, RulesSummarySchema)
 def reload_rules():
     """Load the rules directory and swap it in; a bad set is refused and the old one stays."""
-    return _summary(current_service().rules.reload())
+    return _summary(current_service().rules.reload(by=token_name()))
 
 
 @blp.route("/rules/versions")

@@ -73,7 +73,7 @@ def audit():
 
 
 RECORD = {"decisions": "decision", "facts": "fact", "notifications": "notification",
-          "deliveries": "delivery outcome"}          # what one record of each chain is called
+          "deliveries": "delivery outcome", "cutovers": "cut-over"}   # what one record of each chain is called
 
 
 @audit.command("verify")
@@ -95,6 +95,11 @@ def audit_verify(db_url, audit_key_file, checkpoint_file):
             broken = chain["first_broken"]
             click.echo(f"BROKEN at {RECORD.get(name, name)} seq {broken['seq']} ({broken['id']}): {broken['reason']}; "
                        f"{chain['checked']} records before it verify", err=True)
+        for row in chain["outside"]:
+            click.echo(f"  not a link of the {name} chain: {RECORD.get(name, name)} seq {row['seq']} ({row['id']})",
+                       err=True)
+        if chain["outside_count"] > len(chain["outside"]):
+            click.echo(f"  … and {chain['outside_count'] - len(chain['outside'])} more", err=True)
     if point is not None:
         problem = result["checkpoint"]["problem"]
         click.echo(f"checkpoint of {result['checkpoint']['at']}: " + (problem or (

@@ -59,6 +59,9 @@ class DecisionArgs(TimeRangeArgs):
     subject = fields.String()
     kind = fields.String(metadata={"description": "warning, breach, met, escalation, retracted, cancelled or a "
                                                   "kind a Rule decides" + KNOWN})
+    retracted = fields.Boolean(truthy={"true"}, falsy={"false"},
+                               metadata={"description": "`true`: only decisions a later `retracted` decision "
+                                                        "superseded; `false`: only the others"})
 
 
 MAX_WAIT_SECONDS = 30
@@ -149,6 +152,22 @@ class DecisionSchema(Schema):
     because = fields.List(fields.String())
 
 
+class RetractedBySchema(Schema):
+    """The decision that retracted this one: when, and why."""
+
+    id = fields.String()
+    at = fields.String()
+    reason = fields.String(allow_none=True)
+
+
+class ReadDecisionSchema(DecisionSchema):
+    """A decision as the API answers it: the record, and ``retracted_by`` if a later
+    decision retracted it (not part of the record: it is found by the retraction's
+    ``data.retracts``)."""
+
+    retracted_by = fields.Nested(RetractedBySchema, metadata={"description": "present only if it was retracted"})
+
+
 class NotificationSchema(Schema):
     """A notification as recorded (``schemas.records.Notification``; a test keeps the two in step)."""
 
@@ -180,7 +199,7 @@ class StoredFactSchema(Schema):
 
 
 class DecisionPageSchema(Schema):
-    items = fields.List(fields.Nested(DecisionSchema))
+    items = fields.List(fields.Nested(ReadDecisionSchema))
     next = fields.String(allow_none=True, metadata={"description": "cursor of the next page"})
 
 
@@ -206,6 +225,8 @@ class TraceSchema(Schema):
     clock = fields.String()
     reading = fields.Dict()
     cycle = fields.Integer(allow_none=True)
+    retracted_by = fields.Nested(RetractedBySchema, metadata={"description": "a decision: present only if it "
+                                                                             "was retracted"})
     children = fields.List(fields.Nested(lambda: TraceSchema()))
 
 
@@ -381,6 +402,11 @@ class BrokenLinkSchema(Schema):
     reason = fields.String()
 
 
+class OutsideRowSchema(Schema):
+    seq = fields.Integer()
+    id = fields.String(allow_none=True)
+
+
 class ChainAuditSchema(Schema):
     ok = fields.Boolean()
     checked = fields.Integer(metadata={"description": "records verified"})
@@ -391,6 +417,9 @@ class ChainAuditSchema(Schema):
     macs_checked = fields.Boolean()
     checkpoint_ok = fields.Boolean()
     first_broken = fields.Nested(BrokenLinkSchema, allow_none=True)
+    outside = fields.List(fields.Nested(OutsideRowSchema), metadata={
+        "description": "rows of the chain's table that are not links of it (at most 100 named)"})
+    outside_count = fields.Integer(metadata={"description": "how many rows are not links of the chain"})
 
 
 class AuditSchema(Schema):
@@ -428,6 +457,8 @@ class RuleVersionSchema(Schema):
     version = fields.String()
     at = fields.String(metadata={"description": "when it took effect (RFC 3339, UTC)"})
     after_fact = fields.Integer(metadata={"description": "the seq of the last fact stored before it"})
+    by = fields.String(allow_none=True, metadata={"description": "who put it in force: the name of the token "
+                                                                 "that reloaded, or `slm serve` at a start"})
     in_force = fields.Boolean(metadata={"description": "the version in force now"})
 
 

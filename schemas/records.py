@@ -10,6 +10,7 @@ discards its decisions never formats them.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,7 +37,7 @@ class Decision:
     shadow: bool
     data: dict[str, Any]
     rule: dict[str, Any]              # {id, file, line, ruleset}: the definition that decided
-    because: list[str]                # refs: fact:<id>, decision:<id>, clock:<target>/<subject>
+    because: list[str]                # refs: fact:<source>#<id>, decision:<id>, clock:<target>/<subject>
     agreement_type: str | None = None
     cycle: int | None = None
     level: str | None = None
@@ -58,6 +59,27 @@ class Decision:
             if value is not None:
                 out[name] = value
         return out
+
+
+def fact_ref(source: str, fact_id: str) -> str:
+    """A fact as a ``because`` names it: ``fact:<source>#<id>``. A fact is identified by its
+    source and id together (two tools may use the same id), so the reference carries both:
+    ``%`` and ``#`` in the source are written ``%25`` and ``%23``, so the first ``#`` ends it."""
+    return "fact:" + source.replace("%", "%25").replace("#", "%23") + "#" + fact_id
+
+
+def fact_key(ref_key: str) -> tuple[str | None, str]:
+    """``(source, id)`` of what follows ``fact:`` in a reference. Decisions stored before
+    references carried the source name the id alone (``fact:<id>``): their source is
+    None, and an id with a ``#`` in it reads as a source and id (callers that find no
+    such fact try the whole text as an id)."""
+    source, sep, fact_id = ref_key.partition("#")
+    if not sep or not source:
+        return None, ref_key
+    return _ESCAPED.sub(lambda m: "#" if m.group() == "%23" else "%", source), fact_id
+
+
+_ESCAPED = re.compile("%2[35]")
 
 
 NOTIFICATION_STATUSES = ("pending", "retrying", "sent", "failed", "muted", "cancelled", "undeliverable")

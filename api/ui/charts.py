@@ -99,8 +99,9 @@ def burn(figures: dict, zone: str, title: str) -> Markup:
 def timeline(tl, title: str) -> Markup:
     """A clock's timeline: closed days, service hours, the spans it ran, and each event."""
     width, left, right = 960, 16, 16
-    lanes = 6
-    height = 120 + lanes * 18
+    lanes, retracted_lanes = 6, 4
+    apart = 100 + lanes * 18 + 22            # the lanes of retracted decisions, below the others
+    height = apart + retracted_lanes * 16 + 8
     zone = tl.target.calendar.zone
     span = (tl.end - tl.start).total_seconds() or 1.0
 
@@ -116,23 +117,37 @@ def timeline(tl, title: str) -> Markup:
         body.append(_rect(x(a), 56, x(b) - x(a), 18, "counting", "the clock counts here outside closed hours"))
     body.append(_text(left, 44, "service hours", css="lane"))
     body.append(_text(left, 70, "clock running", css="lane"))
+    if any(_retracted(event) for event in tl.events):
+        body.append(_text(left, apart - 2, "retracted", css="lane"))
     for at, label in _ticks(tl.start, tl.end, zone):
         body.append(f'<line x1="{x(at):.1f}" y1="18" x2="{x(at):.1f}" y2="{height - 4}" class="tick"/>')
         body.append(_text(x(at) + 3, 14, label))
     ends = [float("-inf")] * lanes          # where each lane's last label ends: labels never overlap
+    retracted_ends = [float("-inf")] * retracted_lanes
     for i, event in enumerate(tl.events):
         ex = x(event["at"])
         local_text = f"{event['label']} {event['at'].astimezone(zone):%a %H:%M}"
-        lane = next((n for n in range(lanes) if ends[n] < ex), i % lanes)
-        ends[lane] = min(ex + 6, width - 150) + 6.5 * len(local_text)
-        y = 100 + lane * 18
         css = event["kind"] if event["kind"] in ("breach", "warning", "met", "escalation", "retracted") else "life"
+        if _retracted(event):               # drawn apart, struck through: a decision that no longer holds
+            lane = next((n for n in range(retracted_lanes) if retracted_ends[n] < ex), i % retracted_lanes)
+            retracted_ends[lane] = min(ex + 6, width - 150) + 6.5 * len(local_text)
+            y = apart + 12 + lane * 16
+            css += " superseded"
+        else:
+            lane = next((n for n in range(lanes) if ends[n] < ex), i % lanes)
+            ends[lane] = min(ex + 6, width - 150) + 6.5 * len(local_text)
+            y = 100 + lane * 18
         local = event["at"].astimezone(zone).strftime("%a %H:%M")
         body.append(f'<g class="event {css}"><line x1="{ex:.1f}" y1="28" x2="{ex:.1f}" y2="{y - 6}" class="stem"/>'
                     f'<circle cx="{ex:.1f}" cy="{y - 6}" r="4"/>'
                     + _text(min(ex + 6, width - 150), y - 2, f"{event['label']} {local}", css="event-label")
                     + f"<title>{escape(event['label'])} at {local}</title></g>")
     return _svg(width, height, title, body, css="chart timeline")
+
+
+def _retracted(event: dict) -> bool:
+    """Whether a timeline event is a decision a later one retracted."""
+    return bool((event.get("decision") or {}).get("retracted_by"))
 
 
 def _ticks(start: datetime, end: datetime, zone) -> list[tuple[datetime, str]]:

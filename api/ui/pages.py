@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from flask import abort, g, redirect, render_template, request, url_for
+from flask import abort, current_app, g, redirect, render_template, request, session, url_for
 
 from engine.lang.diff import unified
 from engine.lang.errors import RuleSetError
@@ -70,6 +70,7 @@ def overview():
             page_, _ = service.store.list_decisions(service=sid, kind=kind, since=_stamp(now - timedelta(hours=24)),
                                                     limit=200)
             recent += page_
+        recent = service.store.with_retractions(recent)
         recent.sort(key=lambda d: d["at"], reverse=True)
         services.append({"id": sid, "name": definition.name, "clocks": running[:NEAREST], "running": len(running),
                          "recent": recent[:10], "recent_total": len(recent),
@@ -100,6 +101,7 @@ def _stamp(at: datetime) -> str:
 def decisions():
     args = request.args
     filters = {k: args.get(k) or None for k in ("service", "target", "subject", "kind")}
+    filters["retracted"] = {"true": True, "false": False}.get(args.get("retracted") or "")
     problems = {}
     for name in ("since", "until"):
         value = args.get(name) or None
@@ -113,7 +115,9 @@ def decisions():
                 value = None
         filters[name] = value
     cursor = args.get("cursor") if (args.get("cursor") or "").isdigit() else None
-    items, after = current_service().store.list_decisions(**filters, cursor=cursor, limit=PAGE_SIZE)
+    store = current_service().store
+    items, after = store.list_decisions(**filters, cursor=cursor, limit=PAGE_SIZE)
+    items = store.with_retractions(items)
     ruleset = current_service().state.ruleset
     return render_template("ui/decisions.html", items=items, next=after, args=args, problems=problems,
                            services=sorted(ruleset.services), targets=sorted(ruleset.targets), kinds=KINDS)
@@ -226,7 +230,8 @@ def _history(slm) -> list[dict]:
 @page(OWNER)
 def reload_rules():
     try:
-        ruleset = current_service().rules.reload()
+        grant = current_app.extensions["slm_tokens"].grant_of_digest(session.get("token", ""))
+        ruleset = current_service().rules.reload(by=None if grant is None else grant.name)
         message = f"Rules in force: version {ruleset.version[:19]}…"
     except RuleSetError as err:
         message = f"Refused; the rules in force stay. {err.report()}"
@@ -240,7 +245,7 @@ def reload_rules():
 # what the audit page calls each chain and one record of it (as `slm audit verify` does)
 CHAINS = {"decisions": ("Decisions", "decision"), "facts": ("Facts", "fact"),
           "notifications": ("Notifications", "notification"),
-          "deliveries": ("Delivery outcomes", "delivery outcome")}
+          "deliveries": ("Delivery outcomes", "delivery outcome"), "cutovers": ("Rule changes", "cut-over")}
 
 
 @bp.route("/audit")

@@ -17,7 +17,7 @@ from engine.eval.compiler import Fact, alias_name
 from engine.eval.records import decision_id, rule_ref
 from engine.lang.model import Rule
 from engine.lang.templates import render
-from schemas.records import Decision
+from schemas.records import Decision, fact_ref
 from schemas.values import parse_instant
 
 View = dict[str, Any]                       # a fact as a Rule sees it (see view)
@@ -117,7 +117,7 @@ def view(fact: Fact) -> View:
     elif fact["type"] == "clock.running":
         out["ref"] = "clock:" + fact["data"]["clock"]
     else:
-        out["ref"] = "fact:" + fact["fid"]
+        out["ref"] = fact_ref(fact["source"], fact["fid"])
     return out
 
 

@@ -78,7 +78,7 @@ class Transition:
     at: datetime
     seq: int
     action: str                 # duration: start/pause/resume/stop/restart (comma-joined); window: down/up/hold/release
-    fact: str                   # "fact:<id>"
+    fact: str                   # "fact:<source>#<id>" (schemas.records.fact_ref)
     subject: str | None = None  # window clocks: which subject went down or up
 
 

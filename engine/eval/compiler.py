@@ -122,14 +122,8 @@ def compile_ruleset(ruleset: RuleSet, carried: Iterable[tuple[str, Target]] = ()
         if target.agreement.status == "retired":
             continue
         if target.measure == "duration":
-            valid_from, valid_to = target.valid_span()
-            bounds = []
-            if valid_from:
-                bounds.append({"$gte": {"ts": valid_from.timestamp()}})
-            if valid_to:
-                bounds.append({"$lt": {"ts": valid_to.timestamp()}})
             add(f"applies:{target.id}",
-                [{"m": pattern(target.spec["applies_to"], [{"service": target.service}] + bounds)}])
+                [{"m": pattern(target.spec["applies_to"], [{"service": target.service}] + _valid(target))}])
             lifecycle_types.update(clock_roles(target.spec))
             if target.spec.get("start_at"):
                 add(f"first:{target.id}", [{"m": pattern(target.spec["start_at"], [{"service": target.service}])}])
@@ -154,10 +148,23 @@ def compile_ruleset(ruleset: RuleSet, carried: Iterable[tuple[str, Target]] = ()
     return {RULESET: rules}
 
 
+def _valid(target: Target) -> list[Pattern]:
+    """The agreement's validity as event-time bounds on a fact (none if open-ended)."""
+    valid_from, valid_to = target.valid_span()
+    bounds: list[Pattern] = []
+    if valid_from:
+        bounds.append({"$gte": {"ts": valid_from.timestamp()}})
+    if valid_to:
+        bounds.append({"$lt": {"ts": valid_to.timestamp()}})
+    return bounds
+
+
 def _signal_rules(target: Target, ref: str) -> list[tuple[str, list[Pattern]]]:
     """An availability target's down/up rules, a threshold target's over/under rules, and
-    the posted maintenance windows' hold/release rules of one that excludes maintenance."""
-    service = [{"service": target.service}]
+    the posted maintenance windows' hold/release rules of one that excludes maintenance;
+    only facts inside the agreement's validity match (its windows are cut to it too:
+    engine.eval.transitions.window_record)."""
+    service = [{"service": target.service}] + _valid(target)
     held = [(f"hold:{ref}", [{"m": pattern({"type": MAINTENANCE_STARTED}, service)}]),
             (f"release:{ref}", [{"m": pattern({"type": MAINTENANCE_ENDED}, service)}])] \
         if target.excludes_maintenance else []

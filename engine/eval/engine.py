@@ -38,7 +38,7 @@ from engine.eval.transitions import advance
 from engine.lang.errors import FactError
 from engine.lang.model import RuleSet
 from schemas.facts import FactSchema, flatten_errors
-from schemas.records import Decision
+from schemas.records import Decision, fact_ref
 from schemas.values import format_instant
 
 PRUNE_EVERY = 1000          # facts between sweeps for finished clocks (with ``retain``)
@@ -160,7 +160,7 @@ class Engine:
             advance(ctx, at, inclusive=False)
             state.now, state.now_inclusive = at, False
         if history is not None:
-            history.facts_by_id.setdefault(fact["id"], fact)
+            history.facts_by_ref.setdefault(fact_ref(fact["source"], fact["id"]), fact)
         ctx.network.post(_posted(fact, state.next_seq()), state.held)
         ctx.network.drain()
         if history is not None:

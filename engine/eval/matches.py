@@ -17,6 +17,7 @@ from engine.eval.durable import Payload
 from engine.eval.transitions import rebuild, transition, window_record
 from engine.lang.where import MISSING, field_at
 from engine.lang.where import failure as where_failure
+from schemas.records import fact_ref
 from schemas.values import parse_instant
 
 
@@ -54,7 +55,7 @@ def on_life(ctx: Context, fact_type: str, facts: Payload) -> None:
                 record.clock.start_from = state.firsts.get(record.key)
             ctx.outcome.moved += 1
             transition(ctx, record, Transition(at, state.book.next_count(), ",".join(sorted(actions)),
-                                               "fact:" + m["fid"]))
+                                               fact_ref(m["source"], m["fid"])))
 
 
 def on_first(ctx: Context, target_id: str, facts: Payload) -> None:
@@ -67,7 +68,7 @@ def on_first(ctx: Context, target_id: str, facts: Payload) -> None:
     known = state.firsts.get(key)
     if known is not None and known[0] <= at:
         return
-    fact = "fact:" + m["fid"]
+    fact = fact_ref(m["source"], m["fid"])
     state.firsts[key] = (at, fact)
     ctx.outcome.moved += 1
     record = state.book.get(key)
@@ -101,7 +102,8 @@ def signal(ctx: Context, ref: str, m: Fact, action: str) -> None:
     if action in ("hold", "release"):
         subject = MAINTENANCE + subject         # kept apart from the subjects that go down
     ctx.outcome.moved += 1
-    transition(ctx, record, Transition(at, ctx.state.book.next_count(), action, "fact:" + m["fid"], subject))
+    transition(ctx, record, Transition(at, ctx.state.book.next_count(), action, fact_ref(m["source"], m["fid"]),
+                                           subject))
 
 
 def on_rule(ctx: Context, rule_id: str, facts: Payload) -> None:

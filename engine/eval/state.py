@@ -26,10 +26,11 @@ from engine.eval.book import ClockBook, ClockRecord
 from engine.eval.clock import Bounds, Clock, Transition
 from engine.lang.model import RuleSet, Target
 from schemas.facts import dump_fact
-from schemas.records import Decision
+from schemas.records import Decision, fact_ref
 from schemas.values import parse_instant
 
-STATE_FORMAT = "state-v3"     # v3: the earliest start_at facts (``firsts``), posted maintenance (``held``)
+STATE_FORMAT = "state-v4"     # v3: the earliest start_at facts (``firsts``), posted maintenance (``held``);
+#                               v4: facts referred to by source and id (``fact:<source>#<id>``)
 
 
 class SnapshotError(Exception):
@@ -41,7 +42,7 @@ class History:
     """What an engine keeps of its own output when asked to (tests, scenarios, ``slm test``);
     the service keeps none: its store has it."""
 
-    facts_by_id: dict[str, dict[str, Any]] = field(default_factory=dict)
+    facts_by_ref: dict[str, dict[str, Any]] = field(default_factory=dict)     # "fact:<source>#<id>" -> fact
     decisions: list[Decision] = field(default_factory=list)
     decisions_by_id: dict[str, Decision] = field(default_factory=dict)
     outcomes: dict[tuple[str, str], list[str]] = field(default_factory=dict)
@@ -62,7 +63,7 @@ class EngineState:
     emitted: set[str] = field(default_factory=set)              # ids of Rule decisions made
     dependents: dict[str, list[Decision]] = field(default_factory=dict)   # decision id -> Rule decisions on it
     fired_rules: set[str] = field(default_factory=set)
-    # clock key -> (time, "fact:<id>") of the earliest fact its target's ``start_at`` names
+    # clock key -> (time, "fact:<source>#<id>") of the earliest fact its target's ``start_at`` names
     firsts: dict[str, tuple[datetime, str]] = field(default_factory=dict)
     history: History | None = None
 
@@ -145,7 +146,7 @@ def _view_out(view: View) -> View:
 
 
 def _history_out(history: History) -> dict[str, Any]:
-    return {"facts": [dump_fact(f) for f in history.facts_by_id.values()],
+    return {"facts": [dump_fact(f) for f in history.facts_by_ref.values()],
             "decisions": [_decision_out(d) for d in history.decisions],
             "outcomes": [[s, i, ids] for (s, i), ids in history.outcomes.items()]}
 
@@ -252,7 +253,7 @@ def _history_in(raw: dict[str, Any]) -> History:
     history = History()
     for fact in raw["facts"]:
         loaded = schema.load(fact)
-        history.facts_by_id.setdefault(loaded["id"], loaded)
+        history.facts_by_ref.setdefault(fact_ref(loaded["source"], loaded["id"]), loaded)
     for d in raw["decisions"]:
         decision = _decision_in(d)
         history.decisions.append(decision)

@@ -18,9 +18,10 @@ Trace = dict[str, Any]        # a node of a derivation tree: what it is, and its
 
 
 class Lookup:
-    """Where a trace finds what a decision's ``because`` refers to: decisions and facts by
-    id, and the rule sets by version (to show each definition as the version that decided
-    had it)."""
+    """Where a trace finds what a decision's ``because`` refers to: decisions by id, facts
+    by what follows ``fact:`` in the reference (their source and id,
+    schemas.records.fact_key), and the rule sets by version (to show each definition as
+    the version that decided had it)."""
 
     def __init__(self, decision: Callable[[str], Trace | None], fact: Callable[[str], Trace | None],
                  ruleset: Callable[[str | None], RuleSet | None]):
@@ -50,8 +51,8 @@ def build_trace(history: History | None, ruleset: RuleSet, decision_id: str) -> 
     if history is None:
         raise KeyError(decision_id)
 
-    def fact(fid: str) -> Trace | None:
-        found = history.facts_by_id.get(fid)
+    def fact(key: str) -> Trace | None:
+        found = history.facts_by_ref.get("fact:" + key)
         return None if found is None else dump_fact(found)
 
     def decision(did: str) -> Trace | None:

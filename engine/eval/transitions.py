@@ -122,10 +122,16 @@ def carry_over(ctx: Context, record: ClockRecord) -> None:
 
 
 def window_record(ctx: Context, target: Target, at: datetime, create: bool = True) -> ClockRecord | None:
-    """The window clock holding ``at``, made if ``create`` (None: none, or a window
-    forgotten under ``retain``)."""
-    bounds = window_of(target.spec.get("window", "month"), at, target.calendar.timezone)
-    key = f"{target.id}/{bounds[2]}"
+    """The window clock holding ``at``, made if ``create`` (None: none, a window forgotten
+    under ``retain``, or ``at`` outside the agreement's validity). A window is cut to the
+    validity: one that begins before ``valid.from`` counts from it, one that ends after
+    ``valid.to`` ends then, so nothing is counted or decided outside the agreement."""
+    start, end, label = window_of(target.spec.get("window", "month"), at, target.calendar.timezone)
+    valid_from, valid_to = target.valid_span()
+    bounds = (max(start, valid_from) if valid_from else start, min(end, valid_to) if valid_to else end, label)
+    if not bounds[0] <= at < bounds[1]:
+        return None
+    key = f"{target.id}/{label}"
     book = ctx.state.book
     record = book.get(key)
     if record is None:

@@ -9,7 +9,7 @@ sentences, tables); engine/lang/document_render.py lays it out as Markdown or HT
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from fractions import Fraction
 from typing import Any, cast
 
@@ -201,7 +201,7 @@ def _availability_promise(target: Target) -> tuple[str, list[str]]:
     allowance = _allowance(target, spec["window"])
     if allowance:
         details.append(f"That allows {allowance} of downtime in a 30-day month.")
-    return sentence, details
+    return sentence, details + _maintenance(target, "downtime")
 
 
 def _threshold_promise(target: Target) -> tuple[str, list[str]]:
@@ -215,7 +215,49 @@ def _threshold_promise(target: Target) -> tuple[str, list[str]]:
     allowance = _allowance(target, spec["window"])
     if allowance:
         details.append(f"That allows {allowance} beyond the bound in a 30-day month.")
-    return sentence, details
+    return sentence, details + _maintenance(target, "time beyond the bound")
+
+
+def _maintenance(target: Target, what: str) -> list[str]:
+    """The maintenance a target leaves out (``exclude: maintenance``), as the engine
+    applies it: each declared window (taken out of the hours measured, so out of the
+    allowance too) and the windows posted while they happen (which only stop the count)."""
+    if not target.excludes_maintenance or not isinstance(target.calendar, ExcludingCalendar):
+        return []
+    windows = target.calendar.windows
+    declared = [f"every {_days(days)} {_and([f'{_clock(a)}–{_clock(b)}' for a, b in spans])} {zone} ({ref})"
+                for ref, zone, week in windows.weekly for days, spans in _grouped(week)]
+    declared += [f"from {_instant_words(a)} to {_instant_words(b)} ({ref})" for a, b, ref in windows.once]
+    lines = []
+    if declared:
+        lines.append(f"Planned maintenance is not counted, and is taken out of the time measured (so out of "
+                     f"the allowance too): {_and(declared)}.")
+    lines.append(f"Nor is {what} counted while maintenance announced as it happens is under way: from the "
+                 "moment it is reported started for the service (a maintenance.started fact) until the same "
+                 "change is reported ended (maintenance.ended); the allowance stays as it was.")
+    return lines
+
+
+def _grouped(week: dict[int, list[tuple[int, int]]]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+    """Runs of consecutive weekdays with the same hours."""
+    groups: list[tuple[list[int], list[tuple[int, int]]]] = []
+    for day in range(7):
+        spans = week.get(day)
+        if not spans:
+            continue
+        if groups and groups[-1][1] == spans and groups[-1][0][-1] == day - 1:
+            groups[-1][0].append(day)
+        else:
+            groups.append(([day], spans))
+    return groups
+
+
+def _days(days: list[int]) -> str:
+    return DAYS[days[0]] if len(days) == 1 else f"{DAYS[days[0]]}–{DAYS[days[-1]]}"
+
+
+def _instant_words(at: datetime) -> str:
+    return f"{long_date(at.date())} {at:%H:%M} UTC"
 
 
 def _allowance(target: Target, window: str) -> str | None:

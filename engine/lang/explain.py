@@ -68,15 +68,22 @@ def _one(target: Target, fact: Mapping[str, Any], running: ClockKeys | None,
             spec = target.spec[role]
             if spec["type"] == kind:
                 why = failure(spec.get("where", {}), get)
+                if why is not None:
+                    return None, f"{role}: {why}"
+                outside = _outside(target, fact.get("time"))
+                if outside:
+                    return None, outside
                 return (f"{'takes' if role == 'down' else 'brings'} {fact.get('subject') or service_of(fact)} "
-                        f"{role} in the {target.spec['window']} window",
-                        None) if why is None else (None, f"{role}: {why}")
+                        f"{role} in the {target.spec['window']} window", None)
         return None, _not_named(kind, [target.spec["down"]["type"], target.spec["up"]["type"]])
     if target.measure == "threshold":
         if kind != "metric.sample":
             return None, _not_named(kind, ["metric.sample"])
         why = failure({"name": target.spec["name"], **target.spec.get("where", {})}, get)
-        return ("is a sample of its metric", None) if why is None else (None, f"metric: {why}")
+        if why is not None:
+            return None, f"metric: {why}"
+        outside = _outside(target, fact.get("time"))
+        return (None, outside) if outside else ("is a sample of its metric", None)
     return _duration(target, fact, get, running, stopped)
 
 

@@ -122,7 +122,8 @@ class EngineReads:
             record = state.engine.clock_record(f"{target_id}/{subject}") if state.engine else None
             transitions = None if record is None else [(t.at, t.action, t.fact, t.subject)
                                                        for t in record.transitions]
-        decisions = list(every(state.store.list_decisions, target=target_id, subject=subject))
+        decisions = state.store.with_retractions(list(every(state.store.list_decisions, target=target_id,
+                                                            subject=subject)))
         facts = []
         if transitions is None and target.measure == "duration":
             facts = [item["fact"] for item in every(state.store.list_facts, subject=subject,

@@ -22,23 +22,24 @@ from engine.service.state import ServiceState
 from engine.service.validation import DEFAULT_SKEW, validate_facts
 from engine.store.store import DatabaseUnavailable, LeaseLost
 from schemas.facts import load_stored, stored_fact
-from schemas.records import Decision
+from schemas.records import Decision, fact_ref
 
 log = logging.getLogger("slm.service")
 
 
-def attribute(decisions: list[Decision], fact_ids: list[str]) -> dict[str, int]:
-    """Decision id → the position in ``fact_ids`` of the fact it rests on: the latest of
+def attribute(decisions: list[Decision], fact_refs: list[str]) -> dict[str, int]:
+    """Decision id → the position in ``fact_refs`` (``fact:<source>#<id>``,
+    schemas.records.fact_ref) of the fact it rests on: the latest of
     those facts its ``because`` names, directly or through a decision it rests on. A
     decision that rests on none of them (a deadline of an older clock that fell due) is
     left out."""
-    position = {fid: index for index, fid in enumerate(fact_ids)}
+    position = {ref: index for index, ref in enumerate(fact_refs)}
     owner: dict[str, int] = {}
     for decision in decisions:
         best = None
         for ref in decision.because:
             kind, _, key = ref.partition(":")
-            index = position.get(key) if kind == "fact" else owner.get(key) if kind == "decision" else None
+            index = position.get(ref) if kind == "fact" else owner.get(key) if kind == "decision" else None
             if index is not None and (best is None or index > best):
                 best = index
         if best is not None:
@@ -214,7 +215,7 @@ class FactIngestion:
                     new.append((fact, entry, job.result))
             reached, caught = self.deadlines.fire_due()
             decided += caught
-            owner = attribute(decided, [fact["id"] for fact, _, _ in new])
+            owner = attribute(decided, [fact_ref(fact["source"], fact["id"]) for fact, _, _ in new])
             owned: dict[int, list[str]] = {}
             for decision in decided:
                 if decision.id in owner:

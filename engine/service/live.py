@@ -53,6 +53,7 @@ from engine.store.store import Lease, LeaseLost, Store
 log = logging.getLogger("slm.service")
 
 SNAPSHOT_EVERY = 20_000     # facts between engine snapshots: bounds what a restart replays
+STARTED_BY = "slm serve"   # who a cut-over at a start is recorded as put in force by
 RETAIN = timedelta(days=35)  # a finished clock is kept (for late facts) this long, then forgotten
 
 
@@ -150,7 +151,7 @@ class SlmService:
                 with self.store.transaction():      # a tick and its decisions: stored together
                     self.deadlines.catch_up()
                 if not self.store.cutovers() or state.engine.ruleset.version != state.ruleset.version:
-                    self.rules.cut_over(state.ruleset)    # first start, or started with changed files
+                    self.rules.cut_over(state.ruleset, STARTED_BY)    # first start, or started with changed files
                 self.keeper.maybe_snapshot()
                 self.keeper.settle_heap()
                 state.publish()

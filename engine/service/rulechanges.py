@@ -49,12 +49,13 @@ class RuleChanges:
             files = {**self.state.ruleset.files, **files}
         return load_texts(files, root="upload")
 
-    def reload(self) -> RuleSet:
+    def reload(self, by: str | None = None) -> RuleSet:
         """Load the rules directory and put it in force now; a bad set changes nothing.
 
         Nothing is replayed: the running clocks carry on under the version they started
         with (or take the new definition, as their targets say), so a reload holds writers
-        back for what the running clocks cost (docs/RULES.md, "Rule changes")."""
+        back for what the running clocks cost (docs/RULES.md, "Rule changes"). ``by``: the
+        name of the token that asked, recorded with the cut-over."""
         state = self.state
         ruleset = load_rules(self.rules_dir)
         state.require_engine()
@@ -62,7 +63,7 @@ class RuleChanges:
             held = time.perf_counter()
             assert state.engine is not None     # the start's rebuild set it, before any write
             if ruleset.version != state.engine.ruleset.version:
-                self.cut_over(ruleset)
+                self.cut_over(ruleset, by)
                 self.keeper.settle_heap(released=True)    # the replaced network is garbage now
             state.ruleset = ruleset
             state.publish()
@@ -70,10 +71,10 @@ class RuleChanges:
         self.wake()
         return ruleset
 
-    def cut_over(self, ruleset: RuleSet) -> None:
+    def cut_over(self, ruleset: RuleSet, by: str | None) -> None:
         """Fire what is due, then put ``ruleset`` in force at the wall clock's now, after the
-        last stored fact and tick; the change and what it decided stored together. Under
-        the write lock."""
+        last stored fact and tick, recorded as put in force by ``by``; the change and what
+        it decided stored together. Under the write lock."""
         state, store = self.state, self.state.store
         with store.transaction():
             self.deadlines.catch_up()
@@ -81,7 +82,7 @@ class RuleChanges:
             at = state.now()
             assert state.engine is not None     # the start's rebuild set it, before any write
             decided = state.engine.cut_over(ruleset, at).decisions
-            store.add_cutover(ruleset.version, at, state.last_fact_seq, state.last_tick_seq)
+            store.add_cutover(ruleset.version, at, state.last_fact_seq, state.last_tick_seq, by)
             self.recorder.record(decided)
         state.versions.add(ruleset)
         state.ruleset = ruleset

@@ -17,6 +17,14 @@ from engine.service.whatif import PREVIEW_BOUNDS
 from engine.store.base import every
 
 
+def _decision_nodes(node: dict):
+    """The decision nodes of a trace, the root first."""
+    if node.get("ref", "").startswith("decision:") and "kind" in node:
+        yield node
+    for child in node.get("children", ()):
+        yield from _decision_nodes(child)
+
+
 class StoreReads:
     """What the store holds, read for the API, the console and the reports."""
 
@@ -37,7 +45,14 @@ class StoreReads:
         """The derivation tree of a stored decision (KeyError if there is none), each
         definition as the version that decided had it."""
         store = self.state.store
-        return derivation(decision_id, Lookup(store.decision, store.fact_by_id, self.state.versions.get))
+        tree = derivation(decision_id, Lookup(store.decision, store.fact_by_ref, self.state.versions.get))
+        nodes = list(_decision_nodes(tree))
+        found = store.retractions(node["ref"][len("decision:"):] for node in nodes)
+        for node in nodes:
+            retraction = found.get(node["ref"][len("decision:"):])
+            if retraction is not None:
+                node["retracted_by"] = retraction
+        return tree
 
     def explain_fact(self, fact_id: str, source: str | None = None) -> dict:
         """Which clocks a stored fact moved and why it left the others, as the engine stood
@@ -60,10 +75,11 @@ class StoreReads:
         return known[1]
 
     def rule_versions(self) -> list[dict]:
-        """Every rule set put in force, oldest first: ``{version, at, after_fact, in_force}``
-        (the last cut-over is the version in force)."""
+        """Every rule set put in force, oldest first: ``{version, at, after_fact, by,
+        in_force}`` (the last cut-over is the version in force; ``by``: the token's name, or
+        None if recorded before who was kept)."""
         changes = self.state.store.cutovers()
-        return [{"version": c["ruleset"], "at": c["at"], "after_fact": c["after_fact"],
+        return [{"version": c["ruleset"], "at": c["at"], "after_fact": c["after_fact"], "by": c["by"],
                  "in_force": n == len(changes) - 1} for n, c in enumerate(changes)]
 
     def versions_in(self, start: datetime, end: datetime) -> list[dict]:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from engine.eval.compiler import conditional_roles, unconditional_roles
 from engine.lang.model import Target
 from engine.lang.where import failure, lookup
+from schemas.records import fact_ref
 from schemas.values import format_whole_duration, parse_instant
 
 MIN_SPAN = timedelta(hours=1)
@@ -52,7 +53,7 @@ def build(target: Target, subject: str, now: datetime, transitions: list[tuple] 
     the decision log's records of this clock. None if there is nothing to show."""
     source = "engine"
     if transitions is None and target.measure == "duration":
-        transitions = [(parse_instant(f["time"]), ",".join(sorted(roles)), "fact:" + f["id"], None)
+        transitions = [(parse_instant(f["time"]), ",".join(sorted(roles)), fact_ref(f["source"], f["id"]), None)
                        for f in facts if (roles := _roles(target.spec, f))]
         source = "facts"
     transitions = sorted(transitions or [], key=lambda t: t[0])
@@ -63,6 +64,8 @@ def build(target: Target, subject: str, now: datetime, transitions: list[tuple] 
               for at, action, ref, who in transitions]
     for d in decisions:
         label = d["kind"] + (f" {d['level']}" if d.get("level") else "")
+        if d.get("retracted_by"):
+            label += " (retracted)"
         events.append({"at": parse_instant(d["at"]), "kind": d["kind"], "label": label, "ref": d["id"],
                        "decision": d})
     events.sort(key=lambda e: e["at"])

@@ -1,6 +1,18 @@
 """The store's side of the audit chains (chain.py): head rows locked while records are
 appended, and verification of every chain, optionally against a signed checkpoint.
 
+A row is a link of its chain when its seq lies between the chain's first and its head's
+(facts and notifications stored before chaining, from seq 1, are served but reported as
+predating it). Verification names every other row (a seq of 0 or less, one past the
+head), and reads serve none of them (:meth:`AuditChains._in_chain`). Verified with an
+audit key, a chain that holds records must be keyed by it: one re-linked with plain
+SHA-256 and its ``keyed_from`` cleared would otherwise pass.
+
+The cut-over chain records each rule set put in force (its version, the hash of its
+files), when, where in the log and by whom; verifying it also checks that every stored
+rule set's files still hash to its version, so an old version's text edited in the
+database is named.
+
 Appends lock the chain's head row (``BEGIN IMMEDIATE`` on SQLite, ``SELECT … FOR UPDATE``
 on PostgreSQL) so concurrent writers never fork a chain. Writers take the heads in one
 order (facts, decisions, notifications, deliveries), and the deliveries head before any
@@ -33,6 +45,10 @@ def body_text(row) -> str:
     return row["body"] if isinstance(row, dict) else row.body
 
 
+MAX_NAMED = 100             # rows outside a chain named one by one (the count says how many in all)
+OUTSIDE = "not a link of the chain: added outside the service"
+
+
 class ChainCheck(TypedDict):
     """What verifying one chain found (:meth:`AuditChains.verify_audit`)."""
 
@@ -45,6 +61,8 @@ class ChainCheck(TypedDict):
     macs_checked: bool                          # False: keyed links not checked (no key)
     first_broken: dict[str, object] | None      # seq, id, reason
     checkpoint_ok: NotRequired[bool]            # with a checkpoint
+    outside: list[dict[str, object]]            # rows that are not links of the chain: seq, id
+    outside_count: int
 
 
 class AuditChains(StoreBase):
@@ -58,15 +76,42 @@ class AuditChains(StoreBase):
         for name in CHAINS:
             if H.select().where(H.name == name).exists():
                 continue
-            start = 1 if name == "decisions" else (self._select(self._chained(name), f"MAX({_order(name)})")[0][0]
-                                                   or 0) + 1
+            if name == "cutovers":
+                self._start_cutover_chain()
+                continue
+            start = 1 if name == "decisions" else \
+                (self._select(self._chained(name), f"MAX({_order(name)})")[0][0] or 0) + 1
             head = Head(name, start - 1, 0, GENESIS, None, start, None, None)
             head.seal(None)
             H.insert(**_row(head)).on_conflict_ignore().execute()
 
+    def _start_cutover_chain(self) -> None:
+        """The cut-over chain's head, linking the cut-overs already stored (a database of
+        schema version 8 or before: their bodies were filled in by the upgrade) in order,
+        with the audit key if this store has it."""
+        C = self.m.Cutover
+        rows = [{"seq": r.seq, "body": r.body, "id": r.ruleset}
+                for r in C.select(C.seq, C.body, C.ruleset).order_by(C.seq)]
+        head = Head("cutovers", 0, 0, GENESIS, None, 1, None, None)
+        self._link(head, rows, body_text)
+        for row in rows:
+            C.update(prev_hash=row["prev_hash"], hash=row["hash"]).where(C.seq == row["seq"]).execute()
+        head.seq = rows[-1]["seq"] if rows else 0
+        head.seal(self.audit_key)
+        self.m.ChainHead.insert(**_row(head)).on_conflict_ignore().execute()
+
     def _chained(self, name: str):
         return {"decisions": self.m.Decision, "facts": self.m.Fact, "notifications": self.m.Notification,
-                "deliveries": self.m.Delivery}[name]
+                "deliveries": self.m.Delivery, "cutovers": self.m.Cutover}[name]
+
+    def _in_chain(self, name: str, model):
+        """The condition on ``model.seq`` (a fact's ``pseq``) that keeps a read to the rows of chain ``name``
+        (facts and notifications that predate chaining included): never a row a writer
+        outside the service put before the chain's start or past its head."""
+        head = self._head(name)
+        last = head.seq if head is not None else 0
+        first = head.chained_from if head is not None and name in ("decisions", "cutovers") else 1
+        return getattr(model, _order(name)).between(first, last)
 
     def _head(self, name: str, lock: bool = False) -> Head | None:
         rows = self._select(self.m.ChainHead, "name, seq, count, hash, last_id, chained_from, keyed_from, mac",
@@ -126,23 +171,22 @@ class AuditChains(StoreBase):
         text = fact_text if name == "facts" else body_text
         head = self._head(name)
         result: ChainCheck = {"ok": True, "checked": 0, "count": None, "first_seq": None, "last_seq": None,
-                              "keyed_from": None, "macs_checked": True, "first_broken": None}
+                              "keyed_from": None, "macs_checked": True, "first_broken": None,
+                              "outside": [], "outside_count": 0}
         if head is None:
             return _broken(result, 0, None, "the chain head record is missing")
         result["count"], result["keyed_from"] = head.count, head.keyed_from
         if head.keyed_from is not None and key is None:
             result["macs_checked"] = False
+        self._outside(result, name, head)
         prev, expected = GENESIS, head.chained_from
         pinned = None
         after = head.chained_from - 1
         order = getattr(model, _order(name))        # facts: the log's order, not arrival
         while True:
-            rows = list(model.select().where(order > after).order_by(order).limit(CHUNK))
+            rows = list(model.select().where((order > after) & (order <= head.seq)).order_by(order).limit(CHUNK))
             for row in rows:
                 seq = getattr(row, order.name)
-                if seq > head.seq:
-                    return _broken(result, seq, _ident(row), f"a record after the chain head (seq {head.seq}): "
-                                                             "added outside the service")
                 reason = _check(row, seq, prev, expected if name == "decisions" else seq,
                                 head.key_for(seq, key), text, name,
                                 result["macs_checked"] or seq < (head.keyed_from or 0))
@@ -163,6 +207,19 @@ class AuditChains(StoreBase):
                            f"of the log (the head ends at seq {head.seq})")
         if prev != head.hash:
             return _broken(result, head.seq, head.last_id, "the last record's hash differs from the chain head")
+        if result["outside"]:
+            first = result["outside"][0]
+            seqs = ", ".join(str(r["seq"]) for r in result["outside"][:10])
+            return _broken(result, first["seq"], first["id"],
+                           f"{result['outside_count']} row(s) of {name} are not links of the chain, which runs "
+                           f"from seq {head.chained_from} to {head.seq} (seq {seqs}"
+                           f"{', …' if result['outside_count'] > 10 else ''}): before its start or after the "
+                           "chain head, added outside the service")
+        if key is not None and head.keyed_from is None and head.count:
+            return _broken(result, head.seq, head.last_id,
+                           f"the chain is not keyed by the audit key: its {head.count} records are linked with "
+                           "plain SHA-256, which anyone who can write the database can recompute (a chain "
+                           "written with the key names where its keyed part starts)")
         if result["checked"] != head.count:
             return _broken(result, head.seq, head.last_id,
                            f"the head counts {head.count} records, the chain holds {result['checked']}")
@@ -173,7 +230,46 @@ class AuditChains(StoreBase):
             _against(result, pin, pinned, head)
         if name == "deliveries" and result["ok"]:
             self._check_outbox(result)
+        if name == "cutovers" and result["ok"]:
+            self._check_rulesets(result)
         return result
+
+    def _outside(self, result: ChainCheck, name: str, head: Head) -> None:
+        """Name the rows of the chain's table that are not its links: a seq below the
+        chain's first (0 or less where rows predating chaining are kept) or past its head."""
+        model = self._chained(name)
+        order = getattr(model, _order(name))
+        low = head.chained_from if name in ("decisions", "cutovers") else 1
+        outside = (order < low) | (order > head.seq)
+        if name == "facts":     # not in the log yet, yet not a fact waiting for its owner either
+            outside |= order.is_null() & ((model.seq < 1) | model.outcome.is_null(False))
+        result["outside_count"] = model.select().where(outside).count()
+        result["outside"] = [{"seq": _place(row, order.name), "id": _ident(row)}
+                             for row in model.select().where(outside).order_by(model.seq).limit(MAX_NAMED)]
+
+    def _check_rulesets(self, result: ChainCheck) -> None:
+        """Every stored rule set's files against its version (the hash of its files), and
+        every cut-over's rule set stored: an edited old version is named."""
+        from engine.lang.loader import version_of  # the one definition of a version
+
+        R = self.m.RuleSet
+        for row in R.select(R.seq, R.hash, R.files).order_by(R.seq):
+            try:
+                files = json.loads(row.files)
+                ok = isinstance(files, dict) and version_of(files) == row.hash
+            except (ValueError, TypeError, AttributeError):
+                ok = False
+            if not ok:
+                _broken(result, row.seq, row.hash, f"the stored files of rule set {row.hash[:19]}… do not hash to "
+                                                   "its version: edited outside the service")
+                return
+        C = self.m.Cutover
+        stored = {r.hash for r in R.select(R.hash)}
+        for cut in C.select(C.seq, C.ruleset).where(self._in_chain("cutovers", C)).order_by(C.seq):
+            if cut.ruleset not in stored:
+                _broken(result, cut.seq, cut.ruleset, f"the rule set it put in force ({cut.ruleset[:19]}…) is not "
+                                                      "stored: removed outside the service")
+                return
 
     def _check_outbox(self, result: ChainCheck) -> None:
         """Each notification's delivery columns against its last chained outcome (the
@@ -209,6 +305,13 @@ class AuditChains(StoreBase):
         return {nid: (seq, body) for nid, seq, body in rows}
 
 
+def _place(row, column: str) -> int:
+    """A row's place in its chain's order, or its seq where it has none (a fact's ``pseq``
+    is NULL until its owner evaluates it)."""
+    place = getattr(row, column)
+    return row.seq if place is None else place
+
+
 def _order(name: str) -> str:
     """The column a chain is linked in: a fact's place in its partition's log (``pseq``,
     facts.py), every other record's ``seq``."""
@@ -232,7 +335,8 @@ def _check(row, seq: int, prev: str, expected_seq: int, key, text, name: str, ch
     columns = {"decisions": ("id", "kind", "target", "subject", "service"),
                "facts": ("id", "source", "type", "subject", "service"),
                "notifications": ("id", "recipient"),
-               "deliveries": ("notification", "event", "status", "at")}[name]
+               "deliveries": ("notification", "event", "status", "at"),
+               "cutovers": ("ruleset", "after_fact", "after_tick", "by")}[name]
     for column in columns:
         if record.get(column) != getattr(row, column):
             return f"column {column!r} disagrees with the stored record"
@@ -241,12 +345,26 @@ def _check(row, seq: int, prev: str, expected_seq: int, key, text, name: str, ch
                 else "column 'decision' disagrees with the stored record")
     if name == "deliveries":
         return None
-    field, column = ("at", row.at) if name == "decisions" else ("time", row.time)
+    if name == "decisions" and retracted_of(record) != row.retracts:
+        return "column 'retracts' disagrees with the stored record"
+    field, column = ("time", row.time) if name == "facts" else ("at", row.at)
     try:
         at = instant_text(record.get(field), field)
     except ValueError:
         at = None
     return None if at == column else f"column {field!r} disagrees with the stored record"
+
+
+def cutover_body(ruleset: str, at: str, after_fact: int, after_tick: int, by: str | None) -> str:
+    """What a cut-over's link covers: the record as canonical JSON (``at`` as stored)."""
+    return json.dumps({"ruleset": ruleset, "at": at, "after_fact": after_fact, "after_tick": after_tick, "by": by},
+                      sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def retracted_of(decision: dict) -> str | None:
+    """The id of the decision a ``retracted`` decision retracts (None for other kinds)."""
+    data = decision.get("data")
+    return data.get("retracts") if decision.get("kind") == "retracted" and isinstance(data, dict) else None
 
 
 DELIVERY_STATE = ("status", "attempts", "last_error", "message_id", "next_attempt_at")
@@ -267,8 +385,11 @@ def _disagreement(nid: str, columns: dict, seq: int, body: str) -> str | None:
 
 
 def _ident(row) -> str | None:
-    """What names a chained record: its id (a delivery outcome: its notification's)."""
-    return getattr(row, "id", None) if not hasattr(row, "notification") else row.notification
+    """What names a chained record: its id (a delivery outcome: its notification's, a
+    cut-over: its rule set's version)."""
+    if hasattr(row, "notification"):
+        return row.notification
+    return getattr(row, "ruleset", None) if hasattr(row, "after_tick") else getattr(row, "id", None)
 
 
 def _against(result: ChainCheck, pin: dict, pinned, head: Head) -> None:

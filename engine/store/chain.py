@@ -1,4 +1,5 @@
-"""The audit chains: decisions, facts, notifications and their delivery outcomes, each a chain of MACs kept by a
+"""The audit chains: decisions, facts, notifications, their delivery outcomes and the rule
+changes (cut-overs: which rule set was put in force, when and by whom), each a chain of MACs kept by a
 head row that is itself sealed, so a record cannot be rewritten, removed or cut off
 unseen by someone who can write the database but does not hold the audit key.
 
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 GENESIS = "0" * 64
-CHAINS = ("decisions", "facts", "notifications", "deliveries")
+CHAINS = ("decisions", "facts", "notifications", "deliveries", "cutovers")
 CHECKPOINT_FORMAT = "slm-audit-checkpoint/1"
 
 

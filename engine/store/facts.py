@@ -24,6 +24,7 @@ from engine.store.audit import AuditChains, fact_text
 from engine.store.base import CHUNK, between, chunks, equal, where
 from engine.store.encoding import canonical_json, instant_text, loads, now_text, required_text
 from engine.store.models import DEFAULT_PARTITION
+from schemas.records import fact_key
 from schemas.values import parse_instant
 
 FACTS_CHANNEL = "slm_facts"         # NOTIFY'd with the partition when an API node stores facts
@@ -174,7 +175,8 @@ class FactLog(AuditChains):
         F, left = self.m.Fact, limit
         while left is None or left > 0:
             size = CHUNK if left is None else min(left, CHUNK)
-            rows = list(F.select().where(F.pseq > after_seq).order_by(F.pseq).limit(size))
+            rows = list(F.select().where((F.pseq > after_seq) & self._in_chain("facts", F))
+                        .order_by(F.pseq).limit(size))
             for row in rows:
                 yield {**_stored_fact(row), "seq": row.pseq}
             if len(rows) < size:
@@ -195,17 +197,28 @@ class FactLog(AuditChains):
         """The place of the last evaluated fact in the partition's log (its ``pseq``)."""
         return self._select(self.m.Fact, "MAX(pseq)", f"partition = {self.db.param}", [partition])[0][0] or 0
 
-    def fact_by_id(self, id: str) -> dict | None:
-        """The first fact stored with this id (decisions refer to facts by id alone)."""
+    def fact(self, source: str, id: str) -> dict | None:
+        """The fact ``(source, id)`` as stored, if it is in the fact log's chain."""
         F = self.m.Fact
-        row = F.select(F.body).where(F.id == id).order_by(F.seq).first()
+        row = F.select(F.body).where((F.source == source) & (F.id == id) & self._in_chain("facts", F)).first()
         return None if row is None else json.loads(row.body)
+
+    def fact_by_ref(self, key: str) -> dict | None:
+        """The fact a decision's ``because`` names (``key`` follows ``fact:``): by source
+        and id (schemas.records.fact_key). A decision stored before references carried
+        the source names the id alone: that is the fact only if one source posted the id."""
+        source, fid = fact_key(key)
+        if source is not None and (found := self.fact(source, fid)) is not None:
+            return found
+        legacy = self.facts_with_id(key)
+        return legacy[0]["fact"] if len(legacy) == 1 else None
 
     def facts_with_id(self, id: str) -> list[dict]:
         """Every stored fact with this id (one per source that posted it), oldest first,
         each with its seq and outcome."""
         F = self.m.Fact
-        return [_stored_fact(row) for row in F.select().where(F.id == id).order_by(F.seq)]
+        return [_stored_fact(row) for row in
+                F.select().where((F.id == id) & self._in_chain("facts", F)).order_by(F.seq)]
 
     def list_facts(self, service=None, subject=None, type=None, since=None, until=None,
                    cursor=None, limit=None) -> tuple[list[dict], str | None]:

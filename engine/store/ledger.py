@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 
-from engine.store.audit import AuditChains, body_text
+from engine.store.audit import AuditChains, body_text, retracted_of
 from engine.store.base import between, chunks, equal, where
 from engine.store.encoding import canonical_json, instant_text, required_text
 
@@ -58,28 +58,56 @@ class Ledger(AuditChains):
                     service=decision.get("service"), agreement=decision.get("agreement"),
                     at=instant_text(decision.get("at"), "decision at"),
                     ruleset=rule.get("ruleset") if isinstance(rule, dict) else None,
-                    body=canonical_json(decision))
+                    retracts=retracted_of(decision), body=canonical_json(decision))
 
     def decision(self, id: str) -> dict | None:
+        """The decision ``id`` as recorded, if it is a link of the decision chain."""
         D = self.m.Decision
-        row = D.select(D.body).where(D.id == id).first()
+        row = D.select(D.body).where((D.id == id) & self._in_chain(CHAIN, D)).first()
         return None if row is None else json.loads(row.body)
 
     def decisions_by_id(self, ids) -> dict[str, dict]:
         """The stored decisions among ``ids``, by id (one query per chunk)."""
         D = self.m.Decision
         found: dict[str, dict] = {}
+        chained = self._in_chain(CHAIN, D)
         for chunk in chunks(sorted(set(ids))):
-            found.update((r.id, json.loads(r.body)) for r in D.select(D.id, D.body).where(D.id.in_(chunk)))
+            found.update((r.id, json.loads(r.body))
+                         for r in D.select(D.id, D.body).where(D.id.in_(chunk) & chained))
         return found
 
-    def list_decisions(self, service=None, target=None, subject=None, kind=None, since=None,
-                       until=None, cursor=None, limit=None) -> tuple[list[dict], str | None]:
-        """A page of decisions in log order; since/until bound ``at`` as [since, until)."""
+    def retractions(self, ids) -> dict[str, dict]:
+        """``{id, at, reason}`` of the retraction of each decision among ``ids`` that was
+        retracted (the first, should there be several), by the retracted decision's id."""
         D = self.m.Decision
-        query = where(D.select(D.seq, D.body),
-                      equal(D, service=service, target=target, subject=subject, kind=kind)
-                      + between(D.at, since, until))
+        found: dict[str, dict] = {}
+        chained = self._in_chain(CHAIN, D)
+        for chunk in chunks(sorted(set(ids))):
+            rows = D.select(D.retracts, D.body).where(D.retracts.in_(chunk) & chained).order_by(D.seq)
+            for row in rows:
+                if row.retracts not in found:
+                    body = json.loads(row.body)
+                    found[row.retracts] = {"id": body["id"], "at": body["at"],
+                                           "reason": (body.get("data") or {}).get("reason")}
+        return found
+
+    def with_retractions(self, decisions: list[dict]) -> list[dict]:
+        """``decisions`` with ``retracted_by`` (:meth:`retractions`) on each that was retracted."""
+        found = self.retractions([d["id"] for d in decisions])
+        return [{**d, "retracted_by": found[d["id"]]} if d["id"] in found else d for d in decisions]
+
+    def list_decisions(self, service=None, target=None, subject=None, kind=None, since=None,
+                       until=None, cursor=None, limit=None, retracted: bool | None = None,
+                       ) -> tuple[list[dict], str | None]:
+        """A page of decisions in log order; since/until bound ``at`` as [since, until);
+        ``retracted``: only those later retracted (True) or only the others (False)."""
+        D = self.m.Decision
+        terms = equal(D, service=service, target=target, subject=subject, kind=kind) + between(D.at, since, until)
+        if retracted is not None:
+            R = D.alias("r")
+            retractions = R.select(R.retracts).where(R.retracts.is_null(False) & self._in_chain(CHAIN, R))
+            terms.append(D.id.in_(retractions) if retracted else D.id.not_in(retractions))
+        query = where(D.select(D.seq, D.body), terms + [self._in_chain(CHAIN, D)])
         return self._page(query, D.seq, cursor, limit, lambda r: json.loads(r.body))
 
     def decision_count(self) -> int:

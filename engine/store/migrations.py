@@ -51,6 +51,13 @@ Versions:
    owner's engine could not evaluate a stored fact. Every stored fact was evaluated as it
    was stored, so ``pseq = seq``: the one order so far is the order of the ``default``
    partition's log, and the snapshots, ticks and cut-overs that count facts count the same.
+10. Audit records: ``decisions.retracts`` (indexed): the id a ``retracted`` decision retracts, as
+   its body says, filled in for the retractions already stored (``GET /v1/decisions``
+   filters and flags retracted decisions by it; verify checks it against the body).
+   ``cutovers.by`` (who put the rule set in force: NULL for those recorded before),
+   ``body`` (the record as canonical JSON, filled in for those stored), ``prev_hash`` and
+   ``hash``: the cut-over chain. Its head row is made when the store opens, linking the
+   cut-overs already stored in order, with the audit key if that store has it.
 
 A new version is a step function here (playhouse.migrate operations on table and column
 names, never the models, which describe only the newest schema), its entry in
@@ -222,6 +229,28 @@ def _v9(migrator: SchemaMigrator) -> None:
     migrator.migrate(migrator.add_index("facts", ("partition", "pseq"), unique=True, name="fact_partition_pseq"))
 
 
+def _v10_audit_records(migrator: SchemaMigrator) -> None:
+    import json
+
+    from engine.store.audit import cutover_body, retracted_of
+
+    db = migrator.database
+    migrator.migrate(
+        migrator.add_column("decisions", "retracts", pw.TextField(null=True)),
+        migrator.add_index("decisions", ("retracts",), name="decision_retracts"),
+        *[migrator.add_column("cutovers", name, pw.TextField(null=True))
+          for name in ("by", "body", "prev_hash", "hash")])
+    param = db.param
+    for seq, body in db.execute_sql("SELECT seq, body FROM decisions WHERE kind = 'retracted'").fetchall():
+        retracts = retracted_of(json.loads(body))
+        if retracts is not None:
+            db.execute_sql(f"UPDATE decisions SET retracts = {param} WHERE seq = {param}", (retracts, seq))
+    for seq, ruleset, at, after_fact, after_tick in db.execute_sql(
+            "SELECT seq, ruleset, at, after_fact, after_tick FROM cutovers").fetchall():
+        db.execute_sql(f"UPDATE cutovers SET body = {param} WHERE seq = {param}",
+                       (cutover_body(ruleset, at, after_fact, after_tick, None), seq))
+
+
 # version -> (what changes, the step that brings version - 1 to it)
 STEPS: dict[int, tuple[str, Callable[[SchemaMigrator], None]]] = {
     2: ("partition key on facts, decisions, notifications, ticks and snapshots; "
@@ -235,6 +264,8 @@ STEPS: dict[int, tuple[str, Callable[[SchemaMigrator], None]]] = {
         "facts indexed by (subject, time)", _v7),
     8: ("partition_leases: who owns each partition, with a fencing epoch", _v8),
     9: ("facts stored before they are evaluated: each fact's place in its partition's log (pseq)", _v9),
+    10: ("audit records: decisions.retracts; cut-overs chained, with who put each rule set in force",
+         _v10_audit_records),
 }
 SCHEMA_VERSION = max(STEPS, default=1)
 

@@ -74,6 +74,7 @@ def define_models(db: pw.Database) -> SimpleNamespace:
         prev_hash = pw.TextField()
         hash = pw.TextField()
         partition = partition_field()
+        retracts = pw.TextField(null=True, index=True)   # a retraction: the id it retracts (as its body says)
 
         class Meta:
             table_name = "decisions"
@@ -188,13 +189,18 @@ def define_models(db: pw.Database) -> SimpleNamespace:
 
     class Cutover(Base):
         """Rule set ``ruleset`` took effect at ``at`` (the server's clock), after fact
-        ``after_fact`` and tick ``after_tick``: where a replay puts it in force again."""
+        ``after_fact`` and tick ``after_tick``, put in force by ``by`` (a token's name, or
+        ``slm serve`` at a start): where a replay puts it in force again. Chained (chain.py)."""
         seq = pw.BigAutoField()
         ruleset = pw.TextField()
         at = pw.TextField()                      # fixed-width UTC
         after_fact = pw.BigIntegerField()
         after_tick = pw.BigIntegerField()
         partition = partition_field()
+        by = pw.TextField(null=True)             # NULL: recorded before who was kept
+        body = pw.TextField(null=True)           # canonical JSON of the record (what its link covers)
+        prev_hash = pw.TextField(null=True)
+        hash = pw.TextField(null=True)
 
         class Meta:
             table_name = "cutovers"

@@ -1,23 +1,30 @@
 """What a restart reads besides the facts to rebuild the engine as it was
 (engine/service/recovery.py): the rule sets loaded (by hash, in load order) and when and
-where in the fact log each took effect (cut-overs), the clock
-ticks between facts, and snapshots of the engine's state so that only what came after the
-newest one is replayed.
+where in the fact log each took effect, and by whom (cut-overs, an audit chain of their
+own: audit.py), the clock ticks between facts, and snapshots of the engine's state so that
+only what came after the newest one is replayed.
+
+A rule set is served only while its files still hash to its version, and a cut-over only
+while it is a link of its chain: what the service puts in force again on a restart, and
+shows in traces, is what was recorded.
 """
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime
 
 import peewee as pw
 
-from engine.store.base import StoreBase
+from engine.store.audit import AuditChains, body_text, cutover_body
 from engine.store.encoding import canonical_json, instant_text, now_text
 from schemas.values import parse_instant
 
+log = logging.getLogger("slm.store")
 
-class ReplayRecords(StoreBase):
-    """Rule sets, ticks and snapshots."""
+
+class ReplayRecords(AuditChains):
+    """Rule sets, cut-overs, ticks and snapshots."""
 
     # ---- rule sets ---------------------------------------------------------------------
 
@@ -34,23 +41,42 @@ class ReplayRecords(StoreBase):
     def ruleset_files(self, hash: str) -> dict[str, str] | None:
         """The files of a recorded rule set, by its hash (None if unknown), by their paths
         relative to its rules directory."""
+        from engine.lang.loader import version_of  # the one definition of a version
+
         R = self.m.RuleSet
         row = R.select(R.files).where(R.hash == hash).first()
-        return None if row is None else json.loads(row.files)
+        if row is None:
+            return None
+        files = json.loads(row.files)
+        if not isinstance(files, dict) or version_of(files) != hash:
+            log.error("the stored files of rule set %s do not hash to its version (edited outside the service): "
+                      "not used; slm audit verify names it", hash[:19])
+            return None
+        return files
 
     # ---- cut-overs ---------------------------------------------------------------------
 
-    def add_cutover(self, ruleset: str, at, after_fact: int, after_tick: int) -> None:
-        """Record that ``ruleset`` took effect at ``at``, after that fact and tick."""
+    def add_cutover(self, ruleset: str, at, after_fact: int, after_tick: int, by: str | None = None) -> None:
+        """Record, chained, that ``ruleset`` took effect at ``at``, after that fact and tick,
+        put in force by ``by`` (a token's name; ``slm serve`` for a start)."""
+        when = instant_text(at, "cut-over")
+        row = dict(ruleset=ruleset, at=when, after_fact=after_fact, after_tick=after_tick, by=by,
+                   body=cutover_body(ruleset, when, after_fact, after_tick, by))
+        C = self.m.Cutover
         with self.transaction():
-            self.m.Cutover.insert(ruleset=ruleset, at=instant_text(at, "cut-over"), after_fact=after_fact,
-                                  after_tick=after_tick).execute()
+            head = self._locked_head("cutovers")
+            self._link(head, [row], body_text)
+            self._insert(C, [row])
+            head.last_id = ruleset
+            self._save_head(head, self._select(C, "MAX(seq)")[0][0])
 
     def cutovers(self) -> list[dict]:
-        """Every rule set that took effect, in order: ``{seq, ruleset, at, after_fact, after_tick}``."""
+        """Every rule set that took effect, in order: ``{seq, ruleset, at, after_fact,
+        after_tick, by}`` (the links of the cut-over chain only)."""
         C = self.m.Cutover
         return [{"seq": r.seq, "ruleset": r.ruleset, "at": parse_instant(r.at), "after_fact": r.after_fact,
-                 "after_tick": r.after_tick} for r in C.select().order_by(C.seq)]
+                 "after_tick": r.after_tick, "by": r.by}
+                for r in C.select().where(self._in_chain("cutovers", C)).order_by(C.seq)]
 
     # ---- ticks -------------------------------------------------------------------------
 

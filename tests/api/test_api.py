@@ -107,7 +107,7 @@ def test_cloudevents_sdk_structured_binary_and_batch_modes_are_accepted(env):
     assert any(h.startswith("ce-") for h in pending.headers)
     response = env.client.post("/v1/facts", data=pending.body, headers={**pending.headers, **auth(env, "monitor")})
     assert response.status_code == 200, response.json
-    stored = env.store.fact_by_id("ce-2")
+    stored = env.store.fact("itsm/prod", "ce-2")
     assert stored["service"] == "email" and stored["subject"] == "INC-7"
     assert stored["data"] == {"reason": "waiting for customer"}
 
@@ -191,7 +191,7 @@ def test_a_decision_its_trace_and_its_notifications(env):
     assert breach["rule"]["file"] == "services/email.yaml" and breach["rule"]["line"] > 0
     trace = get(env, f"/v1/decisions/{breach['id']}/trace").json
     leaves = {child["ref"]: child for child in trace["children"]}
-    assert leaves["fact:f1"]["fact"]["data"] == {"priority": "P1"}
+    assert leaves["fact:itsm/prod#f1"]["fact"]["data"] == {"priority": "P1"}
     clock = leaves["clock:email-p1-response/INC-1"]
     assert clock["reading"]["counted"] == "15m" and clock["rule"]["file"] == "services/email.yaml"
     escalation = get(env, "/v1/decisions", kind="escalation", target="email-p1-response").json["items"][0]

@@ -82,7 +82,8 @@ def test_the_posted_time_string_is_kept_beside_the_utc_instant(env):
     breach = get(env, "/v1/decisions", kind="breach", target="email-p1-response").json["items"][0]
     assert breach["at"] == "2026-11-05T03:15:00.5Z"                     # the engine works on the instant
     trace = get(env, f"/v1/decisions/{breach['id']}/trace").json
-    assert {c["ref"]: c for c in trace["children"]}["fact:f1"]["fact"]["time_posted"] == "2026-11-05T04:00:00.5+01:00"
+    leaves = {c["ref"]: c for c in trace["children"]}
+    assert leaves["fact:itsm/prod#f1"]["fact"]["time_posted"] == "2026-11-05T04:00:00.5+01:00"
     assert get(env, "/v1/audit/verify").json["chains"]["facts"]["ok"]    # the posted string is chained
 
 

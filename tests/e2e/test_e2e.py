@@ -43,7 +43,7 @@ def test_post_facts_and_read_decisions_traces_and_notifications_over_http(server
     assert [d["at"] for d in breach] == [stamp(opened + timedelta(minutes=15))]
     trace = requests.get(f"{server.base}/v1/decisions/{breach[0]['id']}/trace", headers=server.headers,
                          timeout=30).json()
-    assert {c["ref"] for c in trace["children"]} >= {"fact:e2e-1", "clock:email-p1-response/INC-E2E"}
+    assert {c["ref"] for c in trace["children"]} >= {"fact:itsm/prod#e2e-1", "clock:email-p1-response/INC-E2E"}
     notifications = all_items(server, "/v1/notifications")
     decision_ids = {d["id"] for d in all_items(server, "/v1/decisions")}
     assert notifications and {n["decision"] for n in notifications} <= decision_ids

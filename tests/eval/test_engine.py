@@ -306,7 +306,7 @@ def test_counting_rule_chains_on_breach_decisions():
         {"slm-mail@example.org", "owner@example.org"}
     trace = engine.trace(proposals[0]["id"])
     assert [child["kind"] for child in trace["children"]] == ["breach"] * 3
-    assert trace["children"][0]["children"][0] == {"ref": "fact:f2", "fact": {
+    assert trace["children"][0]["children"][0] == {"ref": "fact:test#f2", "fact": {
         "id": "f2", "source": "test", "type": "incident.opened", "time": "2026-11-02T09:00:00Z",
         "subject": "INC-2", "service": "email", "data": {"priority": "P1"}}}
 
@@ -361,7 +361,7 @@ def test_every_decision_names_its_rule_file_line_and_ruleset():
     escalation = next(d for d in records(engine) if d["kind"] == "escalation")
     assert escalation["rule"]["id"] == "p1-escalation"
     breach = next(d for d in records(engine) if d["kind"] == "breach")
-    assert breach["because"] == ["fact:f1", "clock:p1-response/INC-1"]
+    assert breach["because"] == ["fact:test#f1", "clock:p1-response/INC-1"]
 
 
 JOIN_AFTER = textwrap.dedent("""\

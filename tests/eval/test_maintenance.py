@@ -80,7 +80,8 @@ def test_posted_windows_survive_a_snapshot():
     for f in POSTED[:2]:
         engine.apply(f)
     restored = Engine.restore(engine.ruleset, engine.snapshot())
-    assert restored.window_record("email-availability", "2026-11-16").clock.held == {"maintenance:CHG-12": "fact:m1"}
+    held = restored.window_record("email-availability", "2026-11-16").clock.held
+    assert held == {"maintenance:CHG-12": "fact:test#m1"}
     for f in POSTED[2:]:
         restored.apply(f)
     decisions = restored.advance(parse_instant("2026-11-17T00:00:00Z")).decisions
@@ -99,7 +100,7 @@ def test_the_report_lists_the_months_windows_and_the_minutes_they_took_out():
     sundays = ["2026-11-01", "2026-11-08", "2026-11-15", "2026-11-22", "2026-11-29"]
     assert [(w["from"], w["source"]) for w in found["windows"]] == sorted(
         [(f"{day}T02:00:00Z", "rules:email-patching") for day in sundays]
-        + [("2026-11-16T10:00:00Z", "fact:m1"), ("2026-11-17T20:00:00Z", "rules:email-patching")])
+        + [("2026-11-16T10:00:00Z", "fact:test#m1"), ("2026-11-17T20:00:00Z", "rules:email-patching")])
     assert found["excluded_minutes"] == 5 * 120 + 30 + 120
 
 

@@ -85,7 +85,7 @@ def test_the_earliest_time_survives_a_snapshot():
     engine = Engine(load_rules(RULES), history=False)
     engine.apply(OPENED)
     restored = Engine.restore(engine.ruleset, engine.snapshot())
-    assert restored.state.firsts == {"payroll-p1-resolution/INC-1": (at("09:00"), "fact:f1")}
+    assert restored.state.firsts == {"payroll-p1-resolution/INC-1": (at("09:00"), "fact:test#f1")}
     decisions = restored.apply(UPGRADED).decisions + restored.apply(RESOLVED).decisions
     assert [(d.kind, d.at) for d in decisions if d.target == "payroll-p1-resolution"] == \
         [("warning", at("09:30")), ("met", at("10:45"))]

@@ -89,3 +89,24 @@ def test_db_renders_the_rules_in_force(url, wall, tmp_path):
     in_force = docs("email", "--db", url).output
     assert "**P1 incidents are acknowledged within 15 minutes, 24x7.**" in in_force
     assert "**P1 incidents are acknowledged within 20 minutes, 24x7.**" in docs("email", "--rules", str(rules)).output
+
+
+def test_the_document_names_every_maintenance_window_the_engine_leaves_out():
+    """A customer signs what is enforced: each declared window a target excludes (weekly
+    and one-off, as the engine's calendar takes them out) and the windows posted as facts."""
+    from engine.lang.loader import load_rules
+    from engine.lang.maintenance import ExcludingCalendar
+    from tests.support import ROOT
+
+    rules = ROOT / "fixtures" / "rulesets" / "maintenance"
+    text = docs("email", "--rules", str(rules)).output
+    excluding, raw = text.split("### Email up 99% of each day, every outage counted")
+    assert "every Sun 02:00–04:00 Europe/London (email-patching)" in excluding
+    assert "from 17 November 2026 20:00 UTC to 17 November 2026 22:00 UTC (email-patching)" in excluding
+    assert "maintenance.started" in excluding and "maintenance.ended" in excluding
+    assert "maintenance" not in raw.split("## Service hours")[0]      # the target that counts every outage
+    ruleset = load_rules(rules)
+    calendar = ruleset.targets["email-availability"].calendar
+    assert isinstance(calendar, ExcludingCalendar)
+    assert all(f"({ref})" in excluding for ref, _, _ in calendar.windows.weekly)
+    assert all(f"{a:%H:%M} UTC" in excluding and f"{b:%H:%M} UTC" in excluding for a, b, _ in calendar.windows.once)

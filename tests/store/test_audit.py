@@ -14,7 +14,8 @@ from click.testing import CliRunner
 
 from cli import main
 from engine.service.live import SlmService
-from engine.store.chain import GENESIS, AuditKeyError, chain_hash, load_key
+from engine.store.audit import body_text, fact_text
+from engine.store.chain import GENESIS, AuditKeyError, Head, chain_hash, load_key
 from engine.store.encoding import canonical_json
 from engine.store.store import Store
 from tests.support import small_rules, utc
@@ -117,7 +118,7 @@ def test_a_record_inserted_after_the_head_is_found(keyed):
 def test_a_checkpoint_proves_nothing_up_to_it_was_removed_truncation_included(keyed):
     fill(keyed)
     point = keyed.audit_checkpoint()
-    assert set(point["chains"]) == {"decisions", "facts", "notifications", "deliveries"} and point["mac"]
+    assert set(point["chains"]) == {"decisions", "facts", "notifications", "deliveries", "cutovers"} and point["mac"]
     fill_more = [decision("dec_7")]
     keyed.add_decisions(fill_more)
     assert keyed.verify_audit(point)["ok"]                # the log grew: still upheld
@@ -180,7 +181,7 @@ def test_the_api_returns_a_signed_checkpoint_and_every_chain(url, key_file, wall
         assert store.verify_audit(point.json)["checkpoint"]["ok"]
         verified = client.get("/v1/audit/verify", headers=headers)
         assert (verified.status_code == 200
-                and set(verified.json["chains"]) == {"decisions", "facts", "notifications", "deliveries"})
+                and set(verified.json["chains"]) == {"decisions", "facts", "notifications", "deliveries", "cutovers"})
     finally:
         service.stop()
         store.close()
@@ -254,3 +255,93 @@ def test_outcomes_cut_off_the_end_are_found_and_the_checkpoint_pins_them(keyed, 
     out = CliRunner().invoke(main, ["audit", "verify", "--db", url, "--audit-key-file", str(key_file),
                                     "--checkpoint", str(saved)])
     assert out.exit_code == 1 and "BROKEN at delivery outcome seq" in out.output, out.output
+
+
+# ---- rows outside every chain, downgraded chains, rule sets (issue: the chain can be got round) ----
+
+def test_rows_outside_every_chain_are_named_and_never_served(keyed, url, key_file, tmp_path):
+    """A forged fact at seq -1 and a forged decision at seq 0 sit before their chains'
+    start: verify names each one (with a checkpoint too), and reads do not serve them."""
+    fill(keyed, 3)
+    point = keyed.audit_checkpoint()
+    sql(keyed, "INSERT INTO facts (seq, source, id, type, time, body, received_at, outcome) VALUES "
+               "(-1, 'evil/x', 'f1', 'incident.opened', '2026-11-02T09:00:00.000000Z', ?, "
+               "'2026-11-02T09:00:00.000000Z', '[]')",
+        json.dumps({"id": "f1", "source": "evil/x", "type": "incident.opened", "time": "2026-11-02T09:00:00Z"}))
+    sql(keyed, "INSERT INTO decisions (seq, id, kind, at, body, prev_hash, hash) VALUES "
+               "(0, 'dec_forged', 'breach', '2026-11-02T09:00:00.000000Z', ?, ?, ?)",
+        json.dumps({"id": "dec_forged", "kind": "breach", "at": "2026-11-02T09:00:00Z", "because": ["fact:f1"]}),
+        GENESIS, GENESIS)
+    sql(keyed, "INSERT INTO notifications (seq, id, decision, recipient, status, body, created_at) VALUES "
+               "(-5, 'n_forged', 'dec_1', 'x', 'sent', '{}', '2026-11-02T09:00:00.000000Z')")
+    result = keyed.verify_audit(point)
+    assert not result["ok"]
+    chains = result["chains"]
+    assert chains["facts"]["outside"] == [{"seq": -1, "id": "f1"}] and chains["facts"]["outside_count"] == 1
+    assert chains["decisions"]["outside"] == [{"seq": 0, "id": "dec_forged"}]
+    assert chains["notifications"]["outside"] == [{"seq": -5, "id": "n_forged"}]
+    for name in ("facts", "decisions", "notifications"):
+        assert not chains[name]["ok"] and "not links of the chain" in chains[name]["first_broken"]["reason"]
+    assert chains["deliveries"]["outside"] == [] and chains["cutovers"]["outside"] == []
+    assert keyed.decision("dec_forged") is None and "dec_forged" not in keyed.decisions_by_id(["dec_forged"])
+    assert "dec_forged" not in [d["id"] for d in keyed.list_decisions()[0]]
+    assert keyed.fact("evil/x", "f1") is None and keyed.fact_by_ref("f1")["source"] == "s"
+    assert [s["fact"]["source"] for s in keyed.facts()] == ["s", "s", "s"]
+    runner = CliRunner()
+    saved = tmp_path / "checkpoint.json"
+    saved.write_text(json.dumps(point))
+    out = runner.invoke(main, ["audit", "verify", "--db", url, "--audit-key-file", str(key_file),
+                               "--checkpoint", str(saved)])
+    assert out.exit_code == 1
+    assert "not a link of the facts chain: fact seq -1 (f1)" in out.output
+    assert "not a link of the decisions chain: decision seq 0 (dec_forged)" in out.output
+
+
+def test_a_keyed_chain_downgraded_to_plain_sha256_fails_verify_with_the_key(keyed):
+    """Re-linking every record with plain SHA-256 and clearing keyed_from (resealing the
+    head unkeyed) needs no key; verified with the key, it is refused."""
+    fill(keyed, 3)
+    for name, table in (("decisions", "decisions"), ("facts", "facts")):
+        prev = GENESIS
+        text = fact_text if name == "facts" else body_text
+        for row in list(keyed._chained(name).select().order_by(keyed._chained(name).seq)):
+            new = chain_hash(prev, text(row))
+            sql(keyed, f"UPDATE {table} SET prev_hash = ?, hash = ? WHERE seq = ?", prev, new, row.seq)
+            prev = new
+        head = keyed._head(name)
+        plain = Head(name, head.seq, head.count, prev, head.last_id, head.chained_from, None, None)
+        plain.seal(None)
+        sql(keyed, "UPDATE chain_head SET hash = ?, keyed_from = NULL, mac = ? WHERE name = ?", prev, plain.mac, name)
+    keyed_result = keyed.verify_audit()
+    for name in ("decisions", "facts"):
+        chain = keyed_result["chains"][name]
+        assert not chain["ok"] and "not keyed by the audit key" in chain["first_broken"]["reason"], chain
+    assert keyed_result["chains"]["notifications"]["ok"]      # still keyed: untouched
+    keyed.audit_key = None                                     # without the key it looks like a younger store
+    assert keyed.verify_audit()["chains"]["decisions"]["ok"]
+
+
+def test_an_old_rule_set_edited_in_the_database_is_named_and_not_served(keyed):
+    from engine.lang.loader import version_of
+    old_files = {"services/a.yaml": "kind: Service\nid: a\n"}
+    new_files = {"services/a.yaml": "kind: Service\nid: a\nname: A\n"}
+    old, new = version_of(old_files), version_of(new_files)
+    keyed.save_ruleset(old, old_files)
+    keyed.add_cutover(old, "2026-11-01T00:00:00Z", 0, 0, "slm serve")
+    keyed.save_ruleset(new, new_files)
+    keyed.add_cutover(new, "2026-11-02T00:00:00Z", 0, 0, "ops")
+    assert [(c["ruleset"], c["by"]) for c in keyed.cutovers()] == [(old, "slm serve"), (new, "ops")]
+    result = keyed.verify_audit()
+    assert result["ok"] and result["chains"]["cutovers"]["checked"] == 2
+    assert result["chains"]["cutovers"]["keyed_from"] == 1
+    edited = json.dumps({"services/a.yaml": "kind: Service\nid: a\n# appended\n"})
+    sql(keyed, "UPDATE rulesets SET files = ? WHERE hash = ?", edited, old)
+    chain = keyed.verify_audit()["chains"]["cutovers"]
+    assert not chain["ok"] and chain["first_broken"]["id"] == old
+    assert "do not hash to its version" in chain["first_broken"]["reason"]
+    assert keyed.ruleset_files(old) is None and keyed.ruleset_files(new) == new_files
+    sql(keyed, "UPDATE rulesets SET files = ? WHERE hash = ?", json.dumps(old_files), old)
+    assert keyed.verify_audit()["ok"]
+    sql(keyed, "UPDATE cutovers SET by = 'someone else' WHERE ruleset = ?", new)    # who did it, rewritten
+    chain = keyed.verify_audit()["chains"]["cutovers"]
+    assert not chain["ok"] and chain["first_broken"]["id"] == new

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from engine.lang.loader import version_of
 from engine.store.store import DatabaseUnavailable, Lease, LeaseHeld, LeaseLost, Store, WriterLockHeld
 from tests.support import ROOT, postgres_schema_url
 
@@ -168,13 +169,16 @@ def test_the_owner_writes_while_its_lease_is_the_partitions(pair):
     assert a.verify_audit()["ok"]
 
 
+FILES = {"a.yaml": "kind: Service\n"}
+RULES = version_of(FILES)          # a rule set is stored under the hash of its files (verify checks it)
+
 WRITES = {
     "facts": lambda s: s.add_facts([(fact("f9", subject="INC-9"), [])]),
     "decisions": lambda s: s.add_decisions([decision("dec_9")]),
     "tick": lambda s: s.add_tick(1, "2026-11-02T09:30:00Z"),
     "snapshot": lambda s: s.save_snapshot("sha256:r", "state:1", 1, 0, b"state"),
-    "cut-over": lambda s: s.add_cutover("sha256:r", "2026-11-02T09:30:00Z", 1, 0),
-    "rule set": lambda s: s.save_ruleset("sha256:new", {"a.yaml": "kind: Service\n"}),
+    "cut-over": lambda s: (s.save_ruleset(RULES, FILES), s.add_cutover(RULES, "2026-11-02T09:30:00Z", 1, 0)),
+    "rule set": lambda s: s.save_ruleset(RULES, FILES),
     "notifications": lambda s: s.add_notifications([{"id": "ntf_9", "decision": "dec_1",
                                                      "recipient": "x@example.org"}]),
     "delivery outcome": lambda s: s.record_sent(["ntf_1"], "msg-1"),

@@ -200,7 +200,7 @@ def test_a_person_finds_a_breach_its_trace_its_clock_and_the_month(server, brows
     assert "Intact." in b.find_element(By.TAG_NAME, "main").text
     rows = {row.get_attribute("data-chain"): row.text
             for row in b.find_elements(By.CSS_SELECTOR, "table.chains tbody tr")}
-    assert list(rows) == ["decisions", "facts", "notifications", "deliveries"]
+    assert list(rows) == ["decisions", "facts", "notifications", "deliveries", "cutovers"]
     assert all("Intact" in text for text in rows.values()) and rows["deliveries"].startswith("Delivery outcomes")
     shot(b, "audit")
     tamper_a_delivery_status(server)                           # someone with database access
@@ -209,7 +209,7 @@ def test_a_person_finds_a_breach_its_trace_its_clock_and_the_month(server, brows
     broken = b.find_element(By.CSS_SELECTOR, "table.chains tr.broken")
     assert broken.get_attribute("data-chain") == "deliveries"
     assert "delivery outcome seq" in broken.text and "its status is 'sent'" in broken.text
-    assert len(b.find_elements(By.CSS_SELECTOR, "table.chains tr.intact")) == 3
+    assert len(b.find_elements(By.CSS_SELECTOR, "table.chains tr.intact")) == 4
     shot(b, "audit-broken")
 
     go(b, lambda: b.find_element(By.CSS_SELECTOR, "form.signout button"))
@@ -225,3 +225,36 @@ def test_a_person_finds_a_breach_its_trace_its_clock_and_the_month(server, brows
             if not url.startswith("data:"):
                 hosts.add(urlsplit(url).hostname)
     assert hosts == {"127.0.0.1"}
+
+
+def test_a_retracted_breach_is_struck_through_and_drawn_apart(server, browser):
+    """A late acknowledgement retracts a breach: the list strikes it through with the
+    reason, and the clock's timeline draws it hollow, struck through, in a lane of its own."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    headers = {"Authorization": f"Bearer {server.token}"}
+    opened = {"id": "r-1", "source": "zabbix/prod", "type": "incident.opened",
+              "time": stamp(now - timedelta(minutes=40)), "subject": "INC-4800", "service": "email",
+              "data": {"priority": "P1"}}
+    late = {"id": "r-2", "source": "itsm/prod", "type": "incident.acknowledged",
+            "time": stamp(now - timedelta(minutes=31)), "subject": "INC-4800", "service": "email", "data": {}}
+    for body in (opened, late):                # the acknowledgement arrives after the breach was decided
+        assert requests.post(server.base + "/v1/facts", json=body, headers=headers, timeout=30).status_code == 200
+    b = browser
+    b.get(server.base + "/ui/login")
+    b.find_element(By.ID, "token").send_keys(server.token)
+    go(b, lambda: b.find_element(By.CSS_SELECTOR, "form.login button"))
+    b.get(server.base + "/ui/decisions?subject=INC-4800&kind=breach")
+    row = b.find_element(By.CSS_SELECTOR, "table.decisions tr.superseded")
+    assert row.find_element(By.CSS_SELECTOR, "s.struck").text == "breach"
+    assert "retracted" in row.find_element(By.CSS_SELECTOR, ".retraction").text
+    assert b.find_element(By.CSS_SELECTOR, "s.struck").value_of_css_property("text-decoration-line") == "line-through"
+    shot(b, "decisions-retracted")
+    b.get(server.base + "/ui/clocks/email-p1-response/INC-4800")
+    apart = b.find_elements(By.CSS_SELECTOR, "svg.timeline g.event.superseded")
+    assert apart and all("(retracted)" in g.find_element(By.TAG_NAME, "text").text for g in apart)
+    others = b.find_elements(By.CSS_SELECTOR, "svg.timeline g.event:not(.superseded) circle")
+    lowest = max(float(c.get_attribute("cy")) for c in others)
+    assert all(float(g.find_element(By.TAG_NAME, "circle").get_attribute("cy")) > lowest for g in apart)
+    assert "retracted" in b.find_element(By.CSS_SELECTOR, "table.events tr.superseded").text
+    shot(b, "clock-retracted")
+    assert [e for e in b.get_log("browser") if e["level"] == "SEVERE"] == []

@@ -125,14 +125,14 @@ def test_the_audit_page_verifies_every_chain_and_names_the_first_broken_record(e
     assert "Intact" not in auditor.get("/ui/audit").get_data(as_text=True)       # verified on request only
     page = auditor.get("/ui/audit?verify=1").get_data(as_text=True)
     assert "<strong>Intact.</strong>" in page
-    for label in ("Decisions", "Facts", "Notifications", "Delivery outcomes"):
+    for label in ("Decisions", "Facts", "Notifications", "Delivery outcomes", "Rule changes"):
         assert f'<th scope="row">{label}</th>' in page
-    assert page.count('class="intact" data-chain=') == 4
+    assert page.count('class="intact" data-chain=') == 5
     nid, = env.store.db.execute_sql("SELECT id FROM notifications ORDER BY seq LIMIT 1").fetchone()
     env.store.db.execute_sql("UPDATE notifications SET status = 'sent' WHERE id = " + env.store.db.param, [nid])
     page = auditor.get("/ui/audit?verify=1").get_data(as_text=True)
     assert "<strong>Broken.</strong> Delivery outcomes" in page
-    assert page.count('class="intact" data-chain=') == 3 and 'class="broken" data-chain="deliveries"' in page
+    assert page.count('class="intact" data-chain=') == 4 and 'class="broken" data-chain="deliveries"' in page
     assert re.search(rf"delivery outcome seq \d+ \(<code>{nid}</code>\): notification {nid}: its status is "
                      r"&#39;sent&#39;", page), page
 
@@ -152,3 +152,40 @@ def test_a_given_secret_key_keeps_sessions_across_a_restart(env):
         after = create_app(env.service, secret_key=key).test_client()
         after.set_cookie("slm_session", cookie.value, path="/ui")
         assert (after.get("/ui/").status_code == 200) is signed_in
+
+
+def test_a_retracted_decision_is_struck_through_with_its_reason_and_drawn_apart(env):
+    """A late acknowledgement retracts the 03:15 breach of INC-1: the list, the trace and
+    the clock's timeline show it struck through, with the reason, apart from the others."""
+    client = env.app.test_client()
+    client.post("/v1/facts", json=fact("f2", type="incident.acknowledged", time="2026-11-05T03:10:00Z",
+                                       subject="INC-1"),
+                headers={"Authorization": f"Bearer {env.tokens['monitor']}"})
+    breach, = env.store.list_decisions(kind="breach", target="email-p1-response")[0]
+    retracted_by = env.store.retractions([breach["id"]])[breach["id"]]
+    reason = retracted_by["reason"]
+    console = signed_in(env, "auditor")
+    listing = console.get("/ui/decisions?kind=breach").get_data(as_text=True)
+    assert '<tr class="breach superseded">' in listing and '<s class="kind struck breach">breach</s>' in listing
+    assert reason in listing
+    assert breach["id"] not in console.get("/ui/decisions?retracted=false").get_data(as_text=True)
+    assert breach["id"] in console.get("/ui/decisions?retracted=true").get_data(as_text=True)
+    page = console.get(f"/ui/decisions/{breach['id']}").get_data(as_text=True)
+    assert "Retracted" in page and reason in page and retracted_by["id"] in page
+    clock = console.get("/ui/clocks/email-p1-response/INC-1").get_data(as_text=True)
+    assert '<g class="event breach superseded">' in clock
+    assert ">retracted</text>" in clock and "breach 100% (retracted)" in clock
+
+
+def test_a_trace_page_shows_the_fact_of_the_source_that_caused_the_decision(env):
+    """Another source's fact with the same id is never shown in its place."""
+    monitor = {"Authorization": f"Bearer {env.tokens['monitor']}"}
+    client = env.app.test_client()
+    evil = {"Authorization": f"Bearer {env.store.add_token('monitor', 'evil', sources=['evil/*'])}"}
+    client.post("/v1/facts", json=fact("TKT-5001", source="evil/x", subject="INC-666", time="2026-11-05T02:00:00Z",
+                                       priority="P4"), headers=evil)
+    client.post("/v1/facts", json=fact("TKT-5001", source="zabbix/prod", subject="INC-5", time="2026-11-05T03:00:00Z",
+                                       priority="P1"), headers=monitor)
+    breach, = env.store.list_decisions(kind="breach", target="email-p1-response", subject="INC-5")[0]
+    page = signed_in(env, "auditor").get(f"/ui/decisions/{breach['id']}").get_data(as_text=True)
+    assert "source <code>zabbix/prod</code>" in page and "evil/x" not in page and "INC-666" not in page
