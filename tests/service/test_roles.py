@@ -17,6 +17,7 @@ from engine.service.batch import FactConflict
 from engine.service.live import SlmService
 from engine.service.state import NoEngineHere
 from engine.store.store import Store
+from tests.service.test_ownership import until
 from tests.support import PORTFOLIO, fact, postgres_schema_url
 
 pytestmark = pytest.mark.postgres
@@ -45,14 +46,6 @@ def nodes(database, wall):
     for service in made:
         service.stop()
         service.store.close()
-
-
-def until(predicate, what: str):
-    deadline = time.monotonic() + PATIENCE
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, f"gave up waiting: {what}"
-        time.sleep(0.02)
-    return value
 
 
 INCIDENT = [fact("f1", **P1), fact("f2", type="incident.acknowledged", time="2026-11-02T09:10:00Z"),
