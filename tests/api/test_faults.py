@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
-import time
 import tracemalloc
 
 import pytest
@@ -17,7 +15,7 @@ from werkzeug.test import EnvironBuilder
 from engine.eval.engine import Engine
 from engine.lang.errors import FactError
 from tests.support import PORTFOLIO, ROOT, fact, fact_count
-from tests.support.api import ALERTS, PROBLEM, auth, p1, post
+from tests.support.api import ALERTS, PROBLEM, auth, group, p1, post
 
 
 def post_raw(env, text: str | bytes, path="/v1/facts", content_type="application/json"):
@@ -139,30 +137,6 @@ def poison(monkeypatch):
 
     monkeypatch.setattr(Engine, "apply_loaded", failing)
     return calls
-
-
-def group(env, bodies: list) -> list:
-    """Post ``bodies`` from threads that queue up behind the write lock, so the first to get
-    the lock writes all of them in one group commit; their responses, in order."""
-    service = env.service
-    results: list = [None] * len(bodies)
-    client_app = env.client.application
-
-    def run(index, body):
-        with client_app.test_client() as client:
-            results[index] = client.post("/v1/facts", json=body, headers=auth(env, "monitor"))
-
-    threads = [threading.Thread(target=run, args=(n, b)) for n, b in enumerate(bodies)]
-    with service.state.write_lock:
-        for thread in threads:
-            thread.start()
-        deadline = time.monotonic() + 10
-        while service.facts.queued() < len(bodies) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert service.facts.queued() == len(bodies)
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 def test_a_fact_failing_in_the_engine_fails_its_request_alone_and_only_once(env, poison, monkeypatch):
