@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 
 import click
 
 from engine.lang.errors import RuleSetError
+from schemas.api import PERIOD, PERIOD_RANGE
 
 from .common import audit_key, audit_key_option, db_option, open_store, rules_option
 
@@ -58,8 +58,8 @@ def report(service, period, rules_dir, db_url, as_json):
 
 
 def _month(value: str) -> str:
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value or ""):
-        raise click.BadParameter(f"{value!r} is not a month (YYYY-MM, e.g. 2026-11)")
+    if not PERIOD.match(value or ""):
+        raise click.BadParameter(f"{value!r} is not {PERIOD_RANGE}, e.g. 2026-11")
     return value
 
 

@@ -14,7 +14,7 @@ from engine.lang.loader import load_rules
 from engine.service.review import BUCKETS
 from engine.service.state import NotReady, Standby
 from engine.service.whatif import ReplayLimit
-from schemas.api import PERIOD
+from schemas.api import CURSOR, PERIOD, PERIOD_RANGE
 from schemas.values import parse_duration, parse_instant
 
 from ..auth import AUDITOR, OWNER, READER
@@ -112,7 +112,7 @@ def decisions():
                 problems[name] = str(err)
                 value = None
         filters[name] = value
-    cursor = args.get("cursor") if (args.get("cursor") or "").isdigit() else None
+    cursor = args.get("cursor") if CURSOR.match(args.get("cursor") or "") else None
     items, after = current_service().store.list_decisions(**filters, cursor=cursor, limit=PAGE_SIZE)
     ruleset = current_service().state.ruleset
     return render_template("ui/decisions.html", items=items, next=after, args=args, problems=problems,
@@ -162,7 +162,7 @@ def reports():
 def review(service, period):
     slm = current_service()
     if service not in slm.state.ruleset.services or not PERIOD.match(period):
-        abort(404, description=f"no service {service!r} or {period!r} is not a month (YYYY-MM)")
+        abort(404, description=f"no service {service!r} or {period!r} is not {PERIOD_RANGE}")
     result = slm.engine_reads.review(service, period)
     for entry in result["targets"]:
         target = slm.state.ruleset.targets[entry["target"]]

@@ -54,8 +54,11 @@ def load_texts(files: dict[str, str], root: str = "", names: dict[str, str] | No
     for name, text in files.items():
         docs, syntax = load_documents(text, name)
         problems.extend(syntax)
+        unreadable = {(p.line, p.column) for p in syntax}
         for doc in docs:
-            loaded = _validate(doc, problems)
+            found: list[Problem] = []
+            loaded = _validate(doc, found)          # a value that could not be read: one error, not two
+            problems.extend(p for p in found if (p.line, p.column) not in unreadable)
             if loaded is not None:
                 documents.append((doc, loaded))
     if files and not documents and not problems:
