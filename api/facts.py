@@ -169,7 +169,12 @@ def _binary_event() -> dict:
     event = {}
     for name, value in request.headers.items():
         if name.lower().startswith(CE_HEADER) and len(name) > len(CE_HEADER):
-            event[name[len(CE_HEADER):].lower()] = unquote(value)
+            try:            # percent-encoding of UTF-8 (CloudEvents HTTP binding, 3.1.3.2)
+                event[name[len(CE_HEADER):].lower()] = unquote(value, errors="strict")
+            except UnicodeDecodeError as err:
+                abort(400, message=f"header {name} is not percent-encoded UTF-8 (byte {err.object[err.start]:#04x} "
+                                   "at its place); nothing from this request was stored",
+                      errors={f"header.{name.lower()}": [f"{value!r} does not decode as UTF-8"]})
     raw = request.get_data(cache=False)
     if raw:
         # no Content-Type: the CloudEvents spec reads absent datacontenttype as JSON (and the

@@ -80,3 +80,18 @@ def test_a_body_that_is_not_json_is_415(env, path):
     response = env.client.post(path, data=json.dumps(p1()), content_type="text/plain", headers=auth(env, role))
     assert response.status_code == 415 and response.mimetype == PROBLEM, response.json
     assert "text/plain" in response.json["detail"]
+
+
+@pytest.mark.parametrize("source", ["zabbix/%FF", "zabbix/%C3", "%ED%A0%80"])
+def test_broken_percent_encoding_in_a_cloudevents_header_is_400(env, source):
+    headers = {**auth(env, "monitor"), "ce-id": "f1", "ce-source": source, "ce-type": "incident.opened",
+               "ce-specversion": "1.0", "ce-time": "2026-11-05T03:00:00Z", "ce-subject": "INC-1", "ce-service": "email"}
+    response = env.client.post("/v1/facts", data=json.dumps({"priority": "P1"}), headers=headers,
+                               content_type="application/json")
+    assert response.status_code == 400 and response.mimetype == PROBLEM, response.json
+    assert "header.ce-source" in response.json["errors"]
+    assert fact_count(env.store) == 0
+    headers["ce-source"] = "zabbix/%C3%A9"                  # well-formed: é
+    assert env.client.post("/v1/facts", data=json.dumps({"priority": "P1"}), headers=headers,
+                           content_type="application/json").status_code == 200
+    assert env.store.list_facts(limit=1)[0][0]["fact"]["source"] == "zabbix/é"
