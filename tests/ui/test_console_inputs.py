@@ -1,0 +1,33 @@
+"""The console's answers to odd input and to signing out (issue 20, items 11 and 14)."""
+from __future__ import annotations
+
+import pytest
+
+from tests.ui.test_console import csrf_of, env, signed_in  # noqa: F401 (env: the fixture)
+
+
+@pytest.mark.parametrize("period", ["0000-01", "9999-12", "٢٠٢٦-11"])
+def test_a_month_out_of_range_is_a_404_page_not_a_500(env, period):
+    client = signed_in(env, "auditor")
+    response = client.get(f"/ui/reports/email/{period}")
+    assert response.status_code == 404 and "from 1970-01 to 9998-12" in response.get_data(as_text=True)
+    assert client.get(f"/ui/reports?service=email&period={period}", follow_redirects=True).status_code == 404
+
+
+@pytest.mark.parametrize("cursor", ["9" * 30, "-1", "٣"])
+def test_a_cursor_out_of_range_starts_from_the_first_page(env, cursor):
+    client = signed_in(env, "auditor")
+    response = client.get(f"/ui/decisions?cursor={cursor}")
+    assert response.status_code == 200 and "email-p1-response" in response.get_data(as_text=True)
+
+
+def test_signing_out_ends_the_session_on_the_server(env):
+    client = signed_in(env, "auditor")
+    cookie = client.get_cookie("slm_session", path="/ui").value
+    assert client.post("/ui/logout", data={"csrf": csrf_of(client, "/ui/decisions")}).status_code == 302
+    copied = env.app.test_client()
+    copied.set_cookie("slm_session", cookie, path="/ui")
+    response = copied.get("/ui/decisions")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/ui/login")
+    other = signed_in(env, "auditor")                       # a new sign-in works as before
+    assert other.get("/ui/decisions").status_code == 200
