@@ -3,7 +3,27 @@ from __future__ import annotations
 
 import pytest
 
-from tests.ui.test_console import csrf_of, env, signed_in  # noqa: F401 (env: the fixture)
+from api.app import create_app
+from engine.service.live import SlmService
+from engine.store.store import Store
+from tests.support import PORTFOLIO, fact
+from tests.ui.test_console import csrf_of, signed_in
+
+
+@pytest.fixture
+def env(url, wall):
+    """The console over the portfolio rules, with one P1 incident posted."""
+    store = Store.open(url)
+    service = SlmService(store, PORTFOLIO, now=wall)
+    service.start(background=False)
+    app = create_app(service)
+    tokens = {role: store.add_token(role) for role in ("monitor", "owner", "auditor", "admin")}
+    wall.set("2026-11-05T04:00:00Z")
+    app.test_client().post("/v1/facts", json=fact("f1", time="2026-11-05T03:00:00Z", subject="INC-1", priority="P1"),
+                           headers={"Authorization": f"Bearer {tokens['monitor']}"})
+    yield type("Env", (), {"app": app, "service": service, "store": store, "tokens": tokens, "wall": wall})
+    service.stop()
+    store.close()
 
 
 @pytest.mark.parametrize("period", ["0000-01", "9999-12", "٢٠٢٦-11"])
