@@ -26,3 +26,27 @@ def test_a_yaml_integer_of_5000_digits_is_one_error_at_its_line_and_no_traceback
     assert "Traceback" not in result.output
     (line,) = [line for line in result.output.splitlines() if "cal.yaml" in line]
     assert line.startswith(f"{tmp_path / 'cal.yaml'}:5:12: cannot read value: a number of 5000 digits")
+
+
+# ---- item 16: holders are places a notification can go --------------------------------
+
+@pytest.mark.parametrize("holder, expected", [
+    ("htp://hooks.example.org/slm", "did you mean http://?"),
+    ("vpn owner at example", "neither an e-mail address nor a URL"),
+    ("https://", "not a complete https URL"),
+    ("owner@", "neither an e-mail address nor a URL"),
+    ("slack://", "no slack:// URL Apprise can send to"),
+])
+def test_a_holder_no_notification_can_reach_is_an_error_at_its_line(holder, expected):
+    base = BASE.replace("slm-mail@example.org", holder)
+    found = problems_of({"base.yaml": base})
+    (problem,) = [p for p in found if holder in p]
+    line = base.splitlines().index(f"  service_level_manager: {holder}") + 1
+    assert problem.startswith(f"base.yaml:{line}:") and expected in problem, problem
+
+
+@pytest.mark.parametrize("holder", ["slm-mail@example.org", "https://hooks.example.org/slm?x=1",
+                                    "http://intranet:8080/hook", "slack://T1/B2/C3", "tgram://123456789:abcdefg_hijklmnop/123",
+                                    "mailto://user:pass@example.org"])
+def test_e_mail_addresses_and_http_or_apprise_urls_are_holders(holder):
+    load_texts({"base.yaml": BASE.replace("slm-mail@example.org", holder)})
