@@ -50,3 +50,80 @@ def test_a_holder_no_notification_can_reach_is_an_error_at_its_line(holder, expe
                                     "mailto://user:pass@example.org"])
 def test_e_mail_addresses_and_http_or_apprise_urls_are_holders(holder):
     load_texts({"base.yaml": BASE.replace("slm-mail@example.org", holder)})
+
+
+# ---- item 17: one root mistake, one error ------------------------------------------------
+
+VPN = """\
+kind: Service
+id: vpn
+roles:
+  vpn_ops: vpn-ops@example.org
+  service_level_manager: vpn-slm@example.org
+---
+kind: Agreement
+id: sla-vpn
+type: SLA
+service: vpn
+targets:
+  - id: vpn-p1-response
+    clock:
+      applies_to: {type: incident.opened, where: {priority: P1}}
+      stop: incident.acknowledged
+    goal: 15m
+---
+kind: Escalation
+id: vpn-escalation
+applies_to: {targets: [vpn-p1-response]}
+levels:
+  - {at: 100%, activity: vpn-handlng}
+---
+kind: Raci
+id: vpn-raci
+activities:
+  vpn-handling: {vpn_ops: R, slm_process_owner: A}
+"""
+
+
+def errors_of(files: dict[str, str]) -> list[str]:
+    return [p for p in problems_of(files) if ": warning: " not in p]
+
+
+def test_an_escalation_typo_gives_one_error_not_one_per_service():
+    errors = errors_of({"base.yaml": BASE, "vpn.yaml": VPN})
+    assert len(errors) == 1, errors
+    assert errors[0].startswith("vpn.yaml:22:") and "did you mean 'vpn-handling'?" in errors[0]
+
+
+def test_an_unknown_calendar_lists_the_known_ones_nearest_first():
+    calendars = "".join(f"---\nkind: Calendar\nid: {name}\ntimezone: UTC\nhours: {{mon-fri: '09:00-17:00'}}\n"
+                        for name in ("apac-office", "uk-office", "us-office"))
+    service = BASE.replace("id: email\n", "id: email\ncalendar: uk-ofice\n")
+    (error,) = errors_of({"base.yaml": service + calendars})
+    assert "unknown calendar 'uk-ofice' (known: uk-office, us-office, " in error, error
+    agreement = VPN.replace("      stop: incident.acknowledged\n",
+                            "      stop: incident.acknowledged\n      calendar: us-ofice\n").replace(
+        "vpn-handlng", "vpn-handling")
+    (error,) = errors_of({"base.yaml": BASE + calendars, "vpn.yaml": agreement})
+    assert "unknown calendar 'us-ofice' (known: us-office, uk-office, " in error, error
+
+
+def test_a_misspelt_raci_role_is_one_misspelling_not_a_missing_holder_per_service():
+    raci = BASE.replace("breach-handling: {service_level_manager: R, slm_process_owner: A}",
+                        "breach-handling: {service_level_manager: R, slm_proces_owner: A}")
+    vpn = VPN.replace("vpn-handlng", "vpn-handling")
+    errors = errors_of({"base.yaml": raci, "vpn.yaml": vpn})
+    assert len(errors) == 1, errors
+    assert "role 'slm_proces_owner' is held by no one" in errors[0] and "did you mean 'slm_process_owner'?" \
+        in errors[0]
+
+
+def test_slm_lint_points_to_slm_check_strict(tmp_path):
+    result = CliRunner().invoke(main, ["lint", str(tmp_path)])
+    assert result.exit_code == 2 and "slm check --strict" in result.output
+
+
+def test_the_org_wide_roles_requirement_is_in_the_rules_reference():
+    from tests.support import ROOT
+    text = " ".join((ROOT / "docs" / "RULES.md").read_text().split())
+    assert "need a holder in a Roles document, or in every Service" in text
