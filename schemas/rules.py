@@ -11,8 +11,8 @@ from typing import Any, cast
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from .facts import TYPE_PATTERN
-from .holders import holder_problem
 from .fields import AnyField, Date, Duration, Instant, Level, Mapping, Name, OneOrMany, Percent, Text, Week, Where
+from .holders import holder_problem
 
 RACI_LETTERS = "RACI"
 ONE_OF = "{input!r} is not one of: {choices}"
