@@ -22,7 +22,7 @@ _web = validate.URL(schemes=set(WEB), require_tld=False, error="")
 def apprise_schemes() -> frozenset[str]:
     """The URL schemes the installed Apprise delivers to (read once, when first needed)."""
     from apprise.manager_plugins import NotificationManager  # ~0.25 s: only for such a holder
-    return frozenset(scheme.lower() for scheme in NotificationManager().schemas())
+    return frozenset(scheme.lower() for scheme in NotificationManager().schemas())  # type: ignore[no-untyped-call]
 
 
 def holder_problem(text: str) -> str | None:
