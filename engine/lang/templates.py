@@ -205,6 +205,10 @@ class _BoundedEnvironment(SandboxedEnvironment):
         _within(sum(_measure(v) for v in values), "~")
         return "".join(map(str, values))
 
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        _step()
+        return _sized(super().getitem(obj, argument))
+
 
 def _growth_checked(name: str, text: str, method: Callable[..., Any]) -> Callable[..., Any]:
     def checked(*args: Any, **kwargs: Any) -> Any:
@@ -217,10 +221,6 @@ def _finalize(value: Any) -> Any:
     """What ``{{ … }}`` writes out: refused before it is turned into text if too long."""
     _within(_measure(value), "writing out a value")
     return value
-
-    def getitem(self, obj: Any, argument: Any) -> Any:
-        _step()
-        return _sized(super().getitem(obj, argument))
 
 
 def _check_power(left: object, right: object) -> None:
