@@ -60,6 +60,18 @@ def format_whole_duration(value: timedelta) -> str:
     return format_duration(timedelta(seconds=seconds))
 
 
+def format_hours(value: timedelta) -> str:
+    """A duration of service hours, in whole seconds and never in days (``30h``, ``1h30m``,
+    ``45m``): 30 business hours are not "1d6h", as a business day is not 24 hours."""
+    seconds = int(value.total_seconds())
+    hours, rest = divmod(abs(seconds), 3600)
+    minutes, rest = divmod(rest, 60)
+    parts = ([f"{hours}h"] if hours else []) + ([f"{minutes}m"] if minutes else [])
+    if rest or not parts:
+        parts.append(f"{rest}s")
+    return ("-" if seconds < 0 else "") + "".join(parts)
+
+
 def format_remaining(budget: timedelta, counted: timedelta) -> str:
     """What is left of ``budget`` once ``counted`` is used, in whole seconds, so that it
     and ``format_whole_duration(counted)`` add up to the budget (``20m`` and ``3h40m`` of

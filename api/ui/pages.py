@@ -15,7 +15,7 @@ from engine.service.review import BUCKETS
 from engine.service.state import NotReady, Standby
 from engine.service.whatif import ReplayLimit
 from schemas.api import CURSOR, PERIOD, PERIOD_RANGE
-from schemas.values import parse_duration, parse_instant
+from schemas.values import format_hours, parse_duration, parse_instant
 
 from ..auth import AUDITOR, OWNER, READER
 from ..context import current_service
@@ -37,6 +37,19 @@ def _when(text) -> str:
     """An instant as people read it: ``2026-11-30 09:15:00 UTC``."""
     at = parse_instant(text) if isinstance(text, str) else text
     return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@bp.app_template_filter("service_time")
+def _service_time(text, target_id: str) -> str:
+    """A clock's duration as people count it: in hours, never days, when the target's
+    calendar is not round the clock (30 business hours are not "1d6h")."""
+    target = current_service().state.ruleset.targets.get(target_id)
+    if not isinstance(text, str) or target is None or target.calendar.all_hours:
+        return text
+    try:
+        return format_hours(parse_duration(text))
+    except ValueError:
+        return text
 
 
 @bp.app_template_filter("dict_without")

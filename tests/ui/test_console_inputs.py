@@ -51,3 +51,25 @@ def test_signing_out_ends_the_session_on_the_server(env):
     assert response.status_code == 302 and response.headers["Location"].startswith("/ui/login")
     other = signed_in(env, "auditor")                       # a new sign-in works as before
     assert other.get("/ui/decisions").status_code == 200
+
+
+# ---- item 19: what the console shows ---------------------------------------------------
+
+def test_a_rules_trace_shows_no_python_dict(env):
+    env.wall.set("2026-11-05T04:00:00Z")
+    client = signed_in(env, "auditor")
+    rule_decision = env.store.list_decisions(kind="ola-breach-threatens-sla", limit=1)[0]
+    assert rule_decision, "the P1 posted at 03:00 breached the 10m OLA while the SLA clock ran"
+    page = client.get(f"/ui/decisions/{rule_decision[0]['id']}").get_data(as_text=True)
+    assert "{&#39;" not in page and "[&#39;" not in page, [line for line in page.splitlines() if "&#39;" in line][:3]
+
+
+def test_an_undeliverable_notification_gives_its_reason(env):
+    client = signed_in(env, "auditor")
+    escalation = env.store.list_decisions(kind="escalation", limit=1)[0][0]
+    notes, _ = env.store.list_notifications(decision=escalation["id"], limit=10)
+    reason = "no SMTP relay is configured (slm serve --smtp-url) for e-mail recipients"
+    env.store.record_failure([notes[0]["id"]], "undeliverable", reason, None, None)
+    page = client.get(f"/ui/decisions/{escalation['id']}").get_data(as_text=True)
+    row = next(line for line in page.split("<tr>") if "undeliverable" in line)
+    assert reason in row, row
