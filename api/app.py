@@ -17,6 +17,7 @@ from . import explain, facts, ops, records, rules, ui
 from .auth import SECURITY_SCHEME, TokenCache
 from .context import EXTENSION
 from .problems import PROBLEM_TYPE, SlmApi
+from .throttle import RefusalThrottle
 
 API_VERSION = "1.0.0"
 DOCS_ASSETS = "/docs/assets/"      # Swagger UI served from the installed package: no CDN needed
@@ -44,6 +45,7 @@ def create_app(service: SlmService, *, alert_service_label: str = "service", max
     )
     app.extensions[EXTENSION] = service
     app.extensions["slm_tokens"] = TokenCache(service.store.digest_grant)
+    app.extensions[facts.THROTTLE] = RefusalThrottle(service.now)
     metrics = ops.Metrics(service)
     app.extensions["slm_metrics"] = metrics
     service.recorder.listeners.append(metrics.record)

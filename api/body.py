@@ -18,7 +18,6 @@ import json
 
 from flask import current_app, request
 from flask_smorest import Blueprint, abort
-from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
 from schemas.facts import text_problem
@@ -54,7 +53,7 @@ class BoundedParser(FlaskParser):
 
     def _raw_load_json(self, req):
         if not is_json_request(req):
-            return core.missing
+            abort(415, message=f"send the body as JSON (application/json), not {req.mimetype or 'no content type'}")
         return parse(req.get_data(cache=True))
 
     def load_querystring(self, req, schema):

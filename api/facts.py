@@ -5,9 +5,10 @@ storing any of them.
 """
 from __future__ import annotations
 
+import functools
 from urllib.parse import unquote
 
-from flask import current_app, request
+from flask import current_app, g, request
 from flask_smorest import abort
 
 from schemas.alertmanager import WebhookSchema, alert_facts, alert_field
@@ -38,10 +39,40 @@ FACT_BODY = {
 }
 
 
+THROTTLE = "slm_refusals"
+SLOWED = {429: {"description": "this token's facts were refused many times in a row; retry after "
+                               "`Retry-After` seconds (api/throttle.py)"}}
+
+
+def unless_slowed(view):
+    """429 with ``Retry-After`` before anything of the request is read, if its token has
+    had too many refusals in a row (api/throttle.py)."""
+
+    @functools.wraps(view)
+    def slowed(*args, **kwargs):
+        wait = current_app.extensions[THROTTLE].wait(g.grant.name)
+        if wait is not None:
+            abort(429, message=f"the facts of token {g.grant.name!r} were refused many times in a row; "
+                               f"retry in {wait} s (nothing from this request was read)",
+                  headers={"Retry-After": str(wait)})
+        return view(*args, **kwargs)
+    return slowed
+
+
+@blp.after_request
+def _count_refusals(response):
+    """A fact request answered 4xx counts against its token (not 401: no token; nor 429)."""
+    grant = g.get("grant")
+    if grant is not None and request.method == "POST" and response.status_code not in (401, 429):
+        current_app.extensions[THROTTLE].note(grant.name, 400 <= response.status_code < 500)
+    return response
+
+
 @blp.route("/facts", methods=["POST"])
 @requires(blp, MONITOR)
 @blp.arguments(IngestArgs, location="query", as_kwargs=True)
-@blp.doc(requestBody=FACT_BODY)
+@unless_slowed
+@blp.doc(requestBody=FACT_BODY, responses=SLOWED)
 @blp.response(200, IngestResponseSchema)
 @blp.alt_response(202, schema=IngestResponseSchema, description="Stored; some facts are not evaluated yet "
                   "(an API node, `--role api`, answered before the partition's owner evaluated them)")
@@ -59,6 +90,8 @@ def post_facts(wait=None):
 
 @blp.route("/ingest/alertmanager", methods=["POST"])
 @requires(blp, MONITOR)
+@unless_slowed
+@blp.doc(responses=SLOWED)
 @blp.arguments(WebhookSchema, location="json")
 @blp.response(200, AlertIngestResponseSchema)
 def post_alertmanager(payload):
@@ -141,7 +174,12 @@ def _binary_event() -> dict:
     event = {}
     for name, value in request.headers.items():
         if name.lower().startswith(CE_HEADER) and len(name) > len(CE_HEADER):
-            event[name[len(CE_HEADER):].lower()] = unquote(value)
+            try:            # percent-encoding of UTF-8 (CloudEvents HTTP binding, 3.1.3.2)
+                event[name[len(CE_HEADER):].lower()] = unquote(value, errors="strict")
+            except UnicodeDecodeError as err:
+                abort(400, message=f"header {name} is not percent-encoded UTF-8 (byte {err.object[err.start]:#04x} "
+                                   "at its place); nothing from this request was stored",
+                      errors={f"header.{name.lower()}": [f"{value!r} does not decode as UTF-8"]})
     raw = request.get_data(cache=False)
     if raw:
         # no Content-Type: the CloudEvents spec reads absent datacontenttype as JSON (and the

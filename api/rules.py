@@ -1,9 +1,13 @@
 """The rules in force: inspect, check uploads, reload from the rules directory atomically."""
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 from flask_smorest import abort
 
 from engine.lang.diff import unified
+from engine.lang.errors import Problem, RuleSetError
 from schemas.api import (
     RuleCheckArgs,
     RuleFilesSchema,
@@ -25,7 +29,19 @@ blp = BoundedBlueprint("rules", __name__, url_prefix="/v1", description="The rul
 
 def _summary(ruleset) -> dict:
     return {"version": ruleset.version, "files": sorted(ruleset.files), "summary": ruleset.summary(),
-            "warnings": [str(w) for w in ruleset.warnings]}
+            "warnings": [str(_relative(w, ruleset.root)) for w in ruleset.warnings]}
+
+
+def _relative(problem: Problem, root: str) -> Problem:
+    """A problem of a file under the rules directory named relative to it: a client sees
+    ``services/email.yaml``, never where the server keeps its rules."""
+    if not root:
+        return problem
+    try:
+        name = Path(problem.file).resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return problem
+    return replace(problem, file=name)
 
 
 @blp.route("/rules")
@@ -53,7 +69,11 @@ def check_rules(body, args):
 @blp.response(200, RulesSummarySchema)
 def reload_rules():
     """Load the rules directory and swap it in; a bad set is refused and the old one stays."""
-    return _summary(current_service().rules.reload(by=token_name()))
+    service = current_service()
+    try:
+        return _summary(service.rules.reload(by=token_name()))
+    except RuleSetError as err:
+        raise RuleSetError([_relative(p, service.state.ruleset.root) for p in err.problems]) from None
 
 
 @blp.route("/rules/versions")

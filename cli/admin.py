@@ -2,32 +2,33 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 
 import click
 
 from engine.lang.errors import RuleSetError
+from schemas.api import PERIOD, PERIOD_RANGE
 
-from .common import audit_key, audit_key_option, db_option, open_store, rules_option
+from .common import audit_key, audit_key_option, db_option, open_store, rules_in_force, rules_option
 
 
 @click.command()
 @click.option("--service", required=True, help="The service whose targets to report.")
 @click.option("--period", required=True, callback=lambda ctx, param, value: _month(value),
               help="The calendar month, YYYY-MM.")
-@rules_option(help="The rules the service runs.")
+@rules_option(help="Used only when the database records no rules in force.")
 @db_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (as GET /v1/reports/compliance).")
 def report(service, period, rules_dir, db_url, as_json):
-    """A month's compliance per target of one service, from the stored decisions.
+    """A month's compliance per target of one service, from the stored decisions, under
+    the rules in force in that database (as `slm docs --db`), wherever it is run from.
 
     Read only: safe beside a running `slm serve`. The engine state (for availability) is
     rebuilt from the newest snapshot of these rules and the facts stored after it."""
     from engine.service.live import SlmService
     with open_store(db_url) as store:
         try:
-            reader = SlmService(store, rules_dir)
+            reader = SlmService(store, rules_in_force(store) if store.cutovers() else rules_dir)
         except RuleSetError as err:
             click.echo(err.report(), err=True)
             sys.exit(1)
@@ -58,8 +59,8 @@ def report(service, period, rules_dir, db_url, as_json):
 
 
 def _month(value: str) -> str:
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value or ""):
-        raise click.BadParameter(f"{value!r} is not a month (YYYY-MM, e.g. 2026-11)")
+    if not PERIOD.match(value or ""):
+        raise click.BadParameter(f"{value!r} is not {PERIOD_RANGE}, e.g. 2026-11")
     return value
 
 

@@ -51,3 +51,17 @@ def open_store(url: str, key: bytes | None = None, writer: bool = False):
         raise click.BadParameter(str(err), param_hint="--db") from None
     except Exception as err:        # the driver's own error: unreachable server, bad path …
         raise click.ClickException(f"cannot open database {url.split('@')[-1]}: {one_line(err)}") from None
+
+
+def rules_in_force(store):
+    """The rule set of the last cut-over a database records (what its server enforces)."""
+    from engine.lang.loader import load_texts
+
+    cutovers = store.cutovers()
+    if not cutovers:
+        raise click.ClickException("the database records no rules in force (the service never started on it)")
+    version = cutovers[-1]["ruleset"]
+    files = store.ruleset_files(version)
+    if files is None:
+        raise click.ClickException(f"the rules in force ({version[:19]}…) are not stored in the database")
+    return load_texts(files, root=f"version {version[:19]}")

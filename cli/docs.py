@@ -7,7 +7,12 @@ import click
 
 from engine.lang.errors import RuleSetError
 
-from .common import rules_option
+from .common import open_store, rules_in_force, rules_option
+
+
+def _in_force(db_url: str):
+    with open_store(db_url) as store:
+        return rules_in_force(store)
 
 
 @click.command()
@@ -34,20 +39,3 @@ def docs(service, rules_dir, db_url, fmt, agreements):
         click.echo(f"Error: {err}", err=True)
         sys.exit(2)
     click.echo(render(document, fmt), nl=False)
-
-
-def _in_force(db_url: str):
-    """The rule set of the last cut-over the database records."""
-    from engine.lang.loader import load_texts
-
-    from .common import open_store
-
-    with open_store(db_url) as store:
-        cutovers = store.cutovers()
-        if not cutovers:
-            raise click.ClickException("the database records no rules in force (the service never started on it)")
-        version = cutovers[-1]["ruleset"]
-        files = store.ruleset_files(version)
-    if files is None:
-        raise click.ClickException(f"the rules in force ({version[:19]}…) are not stored in the database")
-    return load_texts(files, root=f"version {version[:19]}")

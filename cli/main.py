@@ -7,7 +7,7 @@ from .admin import audit, report
 from .docs import docs
 from .notify import notify
 from .replay import replay
-from .rules import check, explain, test_command
+from .rules import check, explain, lint, test_command
 from .serve import serve
 from .tokens import token
 
@@ -17,5 +17,5 @@ def main():
     """slm: SLA targets, escalations and RACI as rules, evaluated over service facts."""
 
 
-for command in (serve, check, test_command, explain, docs, replay, report, token, audit, notify):
+for command in (serve, check, lint, test_command, explain, docs, replay, report, token, audit, notify):
     main.add_command(command)

@@ -45,6 +45,14 @@ def check(directory, strict):
     click.echo(f"  calendars    {len(ruleset.calendars):>3}  {', '.join(sorted(ruleset.calendars))}")
 
 
+@click.command("lint", hidden=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def lint():
+    """There is no separate lint: say where it is (people coming from other tools try it)."""
+    click.echo("slm lint: the lint is part of `slm check DIR`, which prints its warnings; "
+               "`slm check --strict DIR` fails (exit 1) on any of them.", err=True)
+    sys.exit(2)
+
+
 @click.command("test")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
 @rules_option(help="Rules for scenarios that do not name their own.")

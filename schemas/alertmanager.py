@@ -81,7 +81,7 @@ class WebhookSchema(Schema):
     commonLabels = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
     commonAnnotations = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
     externalURL = fields.String(load_default=None)
-    alerts = fields.List(fields.Raw(), required=True, validate=validate.Length(min=1, max=10_000),
+    alerts = fields.List(fields.Raw(allow_none=True), required=True, validate=validate.Length(min=1, max=10_000),
                          metadata={"description": "the alerts (Alertmanager's `Alert` objects), each "
                                                   "placed or rejected on its own"})
 

@@ -16,7 +16,9 @@ from .limits import DEFAULT_LIMIT, MAX_CLOCKS, MAX_LIMIT
 from .records import NOTIFICATION_STATUSES
 from .values import parse_duration, parse_rfc3339
 
-PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+PERIOD = re.compile(r"^(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-(0[1-9]|1[0-2])$")
+CURSOR = re.compile(r"^[0-9]{1,18}$")       # a row number: ASCII digits, within 64 bits
+PERIOD_RANGE = "a month as YYYY-MM from 1970-01 to 9998-12 (the times facts can have)"
 
 
 class InstantArg(fields.String):
@@ -39,7 +41,7 @@ class QuerySchema(Schema):
 
 class PageArgs(QuerySchema):
     cursor = fields.String(metadata={"description": "`next` of the previous page"},
-                           validate=validate.Regexp(r"^\d{1,18}$", error="not a cursor from this API: pass the "
+                           validate=validate.Regexp(CURSOR, error="not a cursor from this API: pass the "
                                                                         "`next` of the previous page (digits)"))
     limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=validate.Range(1, MAX_LIMIT),
                            metadata={"description": f"items per page (1–{MAX_LIMIT})"})
@@ -117,7 +119,7 @@ class ReportArgs(QuerySchema):
     @validates("period")
     def _month(self, value: str, **kwargs: Any) -> None:
         if not PERIOD.match(value):
-            raise ValidationError("expected a month as YYYY-MM, e.g. 2026-11")
+            raise ValidationError(f"expected {PERIOD_RANGE}, e.g. 2026-11")
 
 
 class RuleRefSchema(Schema):

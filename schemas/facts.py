@@ -8,8 +8,10 @@ the fact but never evaluated; ``data`` holds everything else.
 The limits below are the engine's and the stores' limits, stated where a client can see
 them: durable_rules refuses a fact with more than about 245 object properties in all or
 nested about 250 deep (and the service then had to rebuild), PostgreSQL cannot store a
-NUL character, SQLite's driver cannot encode a lone surrogate, and ``NaN`` or
-``Infinity`` are not JSON at all. A fact that breaks one is refused with 422 naming the
+NUL character, SQLite's driver cannot encode a lone surrogate, ``NaN`` or
+``Infinity`` are not JSON at all, and durable_rules reads an integer as a 64-bit one
+(a larger one compared wrongly, and one of 400 digits failed inside the engine); every
+finite float is held exactly. A fact that breaks one is refused with 422 naming the
 field, before anything is written.
 """
 from __future__ import annotations
@@ -30,6 +32,7 @@ MAX_DATA_DEPTH = 16        # objects and arrays inside ``data``
 MAX_DATA_ITEMS = 4096      # values in ``data`` in all (array items included)
 MAX_STRING = 64 * 1024     # characters in one string of ``data``
 MAX_KEY = 256              # characters in one property name
+MIN_INTEGER, MAX_INTEGER = -2**63, 2**63 - 1   # durable_rules reads integers as C's long long
 _UNSAFE = re.compile("[\x00\ud800-\udfff]")   # NUL (PostgreSQL) and lone surrogates (not UTF-8)
 
 TYPE_PATTERN = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
@@ -97,6 +100,10 @@ def _check_value(value: object, path: str, depth: int, counts: dict[str, int], p
         if value != value or value in (float("inf"), float("-inf")):
             problems[path or "_object"] = [f"{value} is not a finite number (NaN, Infinity and numbers "
                                            "beyond the range of a double such as 1e400 are refused)"]
+    elif isinstance(value, int) and not isinstance(value, bool) and not MIN_INTEGER <= value <= MAX_INTEGER:
+        digits = len(str(abs(value)))
+        problems[path or "_object"] = [f"an integer of {digits} digits is beyond what the rule engine holds "
+                                       f"({MIN_INTEGER} .. {MAX_INTEGER}); send it as a string or a float"]
     elif isinstance(value, (dict, list)):
         if depth >= MAX_DATA_DEPTH:
             problems[path or "_object"] = [f"nested deeper than {MAX_DATA_DEPTH} levels"]

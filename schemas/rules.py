@@ -12,6 +12,7 @@ from marshmallow import Schema, ValidationError, fields, pre_load, validate, val
 
 from .facts import TYPE_PATTERN
 from .fields import AnyField, Date, Duration, Instant, Level, Mapping, Name, OneOrMany, Percent, Text, Week, Where
+from .holders import holder_problem
 
 RACI_LETTERS = "RACI"
 ONE_OF = "{input!r} is not one of: {choices}"
@@ -58,7 +59,19 @@ class CalendarSchema(DocumentSchema):
     holidays = fields.Nested(HolidaysSchema, load_default=dict)
 
 
-_HOLDERS = OneOrMany(Text())
+class Holder(Text):
+    """Where a role's notifications go: an e-mail address, an http(s) or an Apprise URL."""
+
+    def _deserialize(self, value: object, attr: str | None, data: collections.abc.Mapping[str, Any] | None,
+                     **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        problem = holder_problem(text.strip())
+        if problem:
+            raise ValidationError(problem)
+        return text
+
+
+_HOLDERS = OneOrMany(Holder())
 
 
 class RolesSchema(DocumentSchema):

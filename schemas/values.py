@@ -18,8 +18,8 @@ from itertools import pairwise
 DURATION_EXAMPLES = "examples: 90s, 15m, 4h, 1h30m, 2d, PT15M"
 
 _UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
-_SHORT = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-_ISO = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
+_SHORT = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$", re.ASCII)
+_ISO = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$", re.ASCII)
 
 
 def parse_duration(text: object) -> timedelta:
@@ -58,6 +58,18 @@ def format_whole_duration(value: timedelta) -> str:
     never ``20m3.798232s``), so it always parses back with :func:`parse_duration`."""
     seconds = int(value.total_seconds())
     return format_duration(timedelta(seconds=seconds))
+
+
+def format_hours(value: timedelta) -> str:
+    """A duration of service hours, in whole seconds and never in days (``30h``, ``1h30m``,
+    ``45m``): 30 business hours are not "1d6h", as a business day is not 24 hours."""
+    seconds = int(value.total_seconds())
+    hours, rest = divmod(abs(seconds), 3600)
+    minutes, rest = divmod(rest, 60)
+    parts = ([f"{hours}h"] if hours else []) + ([f"{minutes}m"] if minutes else [])
+    if rest or not parts:
+        parts.append(f"{rest}s")
+    return ("-" if seconds < 0 else "") + "".join(parts)
 
 
 def format_remaining(budget: timedelta, counted: timedelta) -> str:
@@ -201,11 +213,20 @@ def parse_instant(text: object) -> datetime:
             raise ValueError(f"{_show(text)} is not an RFC 3339 time (example: 2026-11-02T09:00:00Z)") from None
     if value.tzinfo is None:
         raise ValueError(f"{_show(text)} has no UTC offset (add Z or +01:00)")
-    return value.astimezone(UTC)
+    return _in_utc(value, text)
+
+
+def _in_utc(value: datetime, text: object) -> datetime:
+    """``value`` in UTC; a ValueError if that falls outside the years 1 to 9999."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{_show(text)} is outside the times that can be held (years 0001 to 9999 "
+                         "in UTC)") from None
 
 
 _RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
-                      r"(?:([Zz])|([+-])(\d{2}):(\d{2}))$")
+                      r"(?:([Zz])|([+-])(\d{2}):(\d{2}))$", re.ASCII)     # RFC 3339's digits are ASCII
 
 
 def parse_rfc3339(text: object) -> datetime:
@@ -220,7 +241,7 @@ def parse_rfc3339(text: object) -> datetime:
         return parse_instant(text)
     match = _RFC3339.match(text) if isinstance(text, str) else None
     if not match:
-        if isinstance(text, str) and re.match(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$", text):
+        if isinstance(text, str) and re.match(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$", text, re.ASCII):
             raise ValueError(f"{_show(text)} has no UTC offset (add Z or +01:00)")
         raise ValueError(f"{_show(text)} is not an RFC 3339 time (example: 2026-11-02T09:00:00Z)")
     year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
@@ -235,8 +256,10 @@ def parse_rfc3339(text: object) -> datetime:
     if leap:
         if (hour, minute) != ("23", "59") and zulu:
             raise ValueError(f"{_show(text)}: a leap second is 23:59:60 UTC")
+        if value.replace(tzinfo=None, microsecond=0) == datetime.max.replace(microsecond=0):
+            raise ValueError(f"{_show(text)} is outside the times that can be held (years 0001 to 9999 in UTC)")
         value += timedelta(seconds=1)
-    return value.astimezone(UTC)
+    return _in_utc(value, text)
 
 
 def parse_date(text: object) -> date:

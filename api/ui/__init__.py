@@ -51,6 +51,7 @@ def register(app: Flask) -> None:
                       SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_PATH="/ui",
                       PERMANENT_SESSION_LIFETIME=timedelta(hours=8))
     app.session_interface = SessionCookies()
+    app.extensions[session.ENDED] = session.EndedSessions(app.permanent_session_lifetime.total_seconds())
     app.register_blueprint(bp)
     app.add_url_rule("/", "home", lambda: redirect(url_for("ui.overview")))
 

@@ -96,53 +96,91 @@ def burn(figures: dict, zone: str, title: str) -> Markup:
     return _svg(width, height, title, body)
 
 
+CHAR_WIDTH = 7.0        # px per character of an 11 px label: above the console fonts' widest average
+LANE = 18               # px between lanes of event labels
+
+
+def _width(text: str) -> float:
+    return CHAR_WIDTH * len(text)
+
+
 def timeline(tl, title: str) -> Markup:
-    """A clock's timeline: closed days, service hours, the spans it ran, and each event."""
+    """A clock's timeline: closed days, service hours and maintenance taken out of them,
+    the spans it ran, and each event. Labels never overlap: an event's label goes in the
+    first lane where it fits (as many lanes as needed), flush right at the end of the
+    chart; an axis label that would touch the one before or leave the chart is left out.
+    Retracted decisions are drawn apart, in lanes of their own below the others, struck
+    through."""
     width, left, right = 960, 16, 16
-    lanes, retracted_lanes = 6, 4
-    apart = 100 + lanes * 18 + 22            # the lanes of retracted decisions, below the others
-    height = apart + retracted_lanes * 16 + 8
     zone = tl.target.calendar.zone
     span = (tl.end - tl.start).total_seconds() or 1.0
 
     def x(at: datetime) -> float:
         return left + (at - tl.start).total_seconds() / span * (width - left - right)
 
+    holding = _lanes([e for e in tl.events if not _retracted(e)], x, zone, left, width - right)
+    retracted = _lanes([e for e in tl.events if _retracted(e)], x, zone, left, width - right)
+    rows = max(holding[1], 1)
+    apart = 100 + rows * LANE + 22               # where the retracted decisions' lanes begin
+    height = (apart + retracted[1] * LANE) if retracted[1] else 100 + rows * LANE
+
     body = []
     for day, a, b in tl.closed:
         body.append(_rect(x(a), 22, x(b) - x(a), height - 22, "closed", f"{day:%a %d %b}: closed (holiday)"))
     for a, b in tl.open:
         body.append(_rect(x(a), 30, x(b) - x(a), 18, "hours", "service hours"))
+    for a, b, ref in tl.maintenance:
+        local = f"{a.astimezone(zone):%a %H:%M}–{b.astimezone(zone):%a %H:%M}"
+        body.append(_rect(x(a), 30, x(b) - x(a), 18, "maintenance", f"maintenance {ref} {local}: not counted"))
     for a, b in tl.counting:
         body.append(_rect(x(a), 56, x(b) - x(a), 18, "counting", "the clock counts here outside closed hours"))
     body.append(_text(left, 44, "service hours", css="lane"))
     body.append(_text(left, 70, "clock running", css="lane"))
-    if any(_retracted(event) for event in tl.events):
-        body.append(_text(left, apart - 2, "retracted", css="lane"))
-    for at, label in _ticks(tl.start, tl.end, zone):
-        body.append(f'<line x1="{x(at):.1f}" y1="18" x2="{x(at):.1f}" y2="{height - 4}" class="tick"/>')
-        body.append(_text(x(at) + 3, 14, label))
-    ends = [float("-inf")] * lanes          # where each lane's last label ends: labels never overlap
-    retracted_ends = [float("-inf")] * retracted_lanes
-    for i, event in enumerate(tl.events):
-        ex = x(event["at"])
-        local_text = f"{event['label']} {event['at'].astimezone(zone):%a %H:%M}"
-        css = event["kind"] if event["kind"] in ("breach", "warning", "met", "escalation", "retracted") else "life"
-        if _retracted(event):               # drawn apart, struck through: a decision that no longer holds
-            lane = next((n for n in range(retracted_lanes) if retracted_ends[n] < ex), i % retracted_lanes)
-            retracted_ends[lane] = min(ex + 6, width - 150) + 6.5 * len(local_text)
-            y = apart + 12 + lane * 16
-            css += " superseded"
-        else:
-            lane = next((n for n in range(lanes) if ends[n] < ex), i % lanes)
-            ends[lane] = min(ex + 6, width - 150) + 6.5 * len(local_text)
-            y = 100 + lane * 18
-        local = event["at"].astimezone(zone).strftime("%a %H:%M")
-        body.append(f'<g class="event {css}"><line x1="{ex:.1f}" y1="28" x2="{ex:.1f}" y2="{y - 6}" class="stem"/>'
-                    f'<circle cx="{ex:.1f}" cy="{y - 6}" r="4"/>'
-                    + _text(min(ex + 6, width - 150), y - 2, f"{event['label']} {local}", css="event-label")
-                    + f"<title>{escape(event['label'])} at {local}</title></g>")
+    if retracted[1]:
+        body.append(_text(left, apart - 6, "retracted", css="lane"))
+    axis_end = float("-inf")
+    for tick, label in _ticks(tl.start, tl.end, zone):
+        tx = x(tick)
+        body.append(f'<line x1="{tx:.1f}" y1="18" x2="{tx:.1f}" y2="{height - 4}" class="tick"/>')
+        if tx + 3 >= axis_end + 8 and tx + 3 + _width(label) <= width - 2:
+            body.append(_text(tx + 3, 14, label))
+            axis_end = tx + 3 + _width(label)
+    events = []
+    for placed, top, extra in ((holding[0], 100, ""), (retracted[0], apart + LANE, " superseded")):
+        for event, ex, label_x, anchor, lane, text in placed:
+            y = top + lane * LANE
+            css = event["kind"] if event["kind"] in ("breach", "warning", "met", "escalation", "retracted") \
+                else "life"
+            css += extra
+            body.append(f'<line x1="{ex:.1f}" y1="28" x2="{ex:.1f}" y2="{y - 6}" class="stem {css}"/>')
+            events.append(f'<g class="event {css}"><circle cx="{ex:.1f}" cy="{y - 6}" r="4"/>'
+                          + _text(label_x, y - 2, text, css="event-label", anchor=anchor)
+                          + f"<title>{escape(text)}</title></g>")
+    body += events                          # over every stem: a stem never hides a label
     return _svg(width, height, title, body, css="chart timeline")
+
+
+def _lanes(events: list[dict], x, zone, left: float, limit: float):
+    """Each event's label placed in the first lane where it and its marker fit, right of the
+    marker or, near the chart's end, left of it: ``(placed, lanes used)``, each placed as
+    (event, x, label x, anchor, lane, text)."""
+    placed: list[tuple[dict, float, float, str, int, str]] = []
+    lanes: list[list[tuple[float, float]]] = []                     # each lane's spans taken
+    for event in events:
+        ex = x(event["at"])
+        text = f"{event['label']} {event['at'].astimezone(zone):%a %H:%M}"
+        if ex + 6 + _width(text) <= limit:
+            start, anchor = ex + 6, "start"                  # right of its marker
+        else:
+            start, anchor = max(left, ex - 6 - _width(text)), "end"    # left of it, near the chart's end
+        taken = (min(start, ex - 5), max(start + _width(text), ex + 5))     # the label and its marker
+        lane = next((n for n, spans in enumerate(lanes)
+                     if all(taken[1] + 8 <= a or b + 8 <= taken[0] for a, b in spans)), len(lanes))
+        if lane == len(lanes):
+            lanes.append([])
+        lanes[lane].append(taken)
+        placed.append((event, ex, start if anchor == "start" else ex - 6, anchor, lane, text))
+    return placed, len(lanes)
 
 
 def _retracted(event: dict) -> bool:

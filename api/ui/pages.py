@@ -14,8 +14,8 @@ from engine.lang.loader import load_rules
 from engine.service.review import BUCKETS
 from engine.service.state import NotReady, Standby
 from engine.service.whatif import ReplayLimit
-from schemas.api import PERIOD
-from schemas.values import parse_duration, parse_instant
+from schemas.api import CURSOR, PERIOD, PERIOD_RANGE
+from schemas.values import format_hours, parse_duration, parse_instant
 
 from ..auth import AUDITOR, OWNER, READER
 from ..context import current_service
@@ -37,6 +37,19 @@ def _when(text) -> str:
     """An instant as people read it: ``2026-11-30 09:15:00 UTC``."""
     at = parse_instant(text) if isinstance(text, str) else text
     return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@bp.app_template_filter("service_time")
+def _service_time(text, target_id: str) -> str:
+    """A clock's duration as people count it: in hours, never days, when the target's
+    calendar is not round the clock (30 business hours are not "1d6h")."""
+    target = current_service().state.ruleset.targets.get(target_id)
+    if not isinstance(text, str) or target is None or target.calendar.all_hours:
+        return text
+    try:
+        return format_hours(parse_duration(text))
+    except ValueError:
+        return text
 
 
 @bp.app_template_filter("dict_without")
@@ -114,7 +127,7 @@ def decisions():
                 problems[name] = str(err)
                 value = None
         filters[name] = value
-    cursor = args.get("cursor") if (args.get("cursor") or "").isdigit() else None
+    cursor = args.get("cursor") if CURSOR.match(args.get("cursor") or "") else None
     store = current_service().store
     items, after = store.list_decisions(**filters, cursor=cursor, limit=PAGE_SIZE)
     items = store.with_retractions(items)
@@ -166,7 +179,7 @@ def reports():
 def review(service, period):
     slm = current_service()
     if service not in slm.state.ruleset.services or not PERIOD.match(period):
-        abort(404, description=f"no service {service!r} or {period!r} is not a month (YYYY-MM)")
+        abort(404, description=f"no service {service!r} or {period!r} is not {PERIOD_RANGE}")
     result = slm.engine_reads.review(service, period)
     for entry in result["targets"]:
         target = slm.state.ruleset.targets[entry["target"]]

@@ -8,12 +8,20 @@ in the console as soon as it does in the API. Roles per page are the API's tuple
 
 Every POST of the console carries the session's CSRF token in a hidden field; a POST
 without it, or with another, is refused with 400 before the view runs.
+
+Signing out ends the session on the server too: each session has an id, and the ids of
+sessions signed out are kept (:class:`EndedSessions`) until their cookie would have
+expired, so a copy of the cookie taken before signing out no longer opens anything. The
+list is kept by the process that serves: another process serving the same console, or
+this one restarted with the same ``--secret-key``, does not know it.
 """
 from __future__ import annotations
 
 import functools
 import hmac
 import secrets
+import threading
+import time
 
 from flask import abort, current_app, g, redirect, render_template, request, session, url_for
 
@@ -46,9 +54,33 @@ def _check_csrf():
             abort(400, description="the form's CSRF token is missing or stale: reload the page and try again")
 
 
+ENDED = "slm_ended_sessions"
+ENDED_SIZE = 100_000            # signed-out sessions remembered at most (the oldest go first)
+
+
+class EndedSessions:
+    """Ids of sessions signed out, each until its cookie would have expired anyway."""
+
+    def __init__(self, lifetime: float, size: int = ENDED_SIZE, clock=time.monotonic):
+        self.lifetime, self.size, self.clock = lifetime, size, clock
+        self._ended: dict[str, float] = {}          # id -> forgotten after (by ``clock``)
+        self._lock = threading.Lock()
+
+    def end(self, sid: str) -> None:
+        now = self.clock()
+        with self._lock:
+            while self._ended and (len(self._ended) >= self.size or next(iter(self._ended.values())) < now):
+                del self._ended[next(iter(self._ended))]
+            self._ended[sid] = now + self.lifetime
+
+    def ended(self, sid: str) -> bool:
+        with self._lock:
+            return sid in self._ended
+
+
 def _role() -> str | None:
-    digest = session.get("token")
-    if not digest:
+    digest, sid = session.get("token"), session.get("sid")
+    if not digest or not sid or current_app.extensions[ENDED].ended(sid):
         return None
     role = current_app.extensions["slm_tokens"].role_of_digest(digest)
     if role is None:
@@ -91,7 +123,7 @@ def login():
         else:
             csrf = secrets.token_urlsafe(32)       # a fresh session: nothing from before signing in
             session.clear()
-            session.update(token=token_digest(token), csrf=csrf)
+            session.update(token=token_digest(token), csrf=csrf, sid=secrets.token_urlsafe(24))
             session.permanent = True
             return redirect(_safe_next(request.form.get("next")))
     return render_template("ui/login.html", error=error, next=request.values.get("next", "")), status
@@ -99,6 +131,8 @@ def login():
 
 @bp.route("/logout", methods=["POST"])
 def logout():
+    if session.get("sid"):
+        current_app.extensions[ENDED].end(session["sid"])
     session.clear()
     return redirect(url_for("ui.login"))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Sequence
 
 import durable_rules_engine
@@ -99,7 +100,7 @@ class _Ruleset:
     def __init__(self, name: str, rules: dict[str, Pattern]):
         plain = {rule: {k: v for k, v in spec.items() if k != "run"} for rule, spec in rules.items()}
         plain[_PRIMER_RULE] = _PRIMER
-        self.handle: int | None = durable_rules_engine.create_ruleset(name, json.dumps(plain, ensure_ascii=False))
+        self.handle: int | None = durable_rules_engine.create_ruleset(name, _json(plain))
         self._prime()
         self.types = matched_types({RULESET: rules})                     # None: any type
         self.required = required_strings({RULESET: rules}) or {}
@@ -243,8 +244,30 @@ class DurableNetwork:
 def _json(fact: Fact) -> str:
     """The fact as durable_rules reads it. orjson is ~5x faster than json here (every fact
     and every re-entering decision passes through); what it refuses (integers beyond 64
-    bits) falls back to json."""
+    bits) falls back to json. durable_rules' parser reads an exponent only after a
+    fraction (``1.0e-7``, not ``1e-7``: src/rules/json.c, getNumber), so a float written
+    without one is written again with it."""
     try:
-        return orjson.dumps(fact).decode()
-    except TypeError:
+        text = orjson.dumps(fact)
+        if _BARE_EXPONENT.search(text):            # rare: only then is the fact walked
+            text = orjson.dumps(_with_fractions(fact))
+    except TypeError:                              # the fact schema refuses such integers
         return json.dumps(fact, ensure_ascii=False)
+    return text.decode()
+
+
+_BARE_EXPONENT = re.compile(rb"[:,\[]-?[0-9]+[eE]")   # may also match inside a string: harmless
+
+
+def _with_fractions(value: object) -> object:
+    """``value`` with each float that JSON would write as ``1e-07`` written as ``1.0e-07``."""
+    if isinstance(value, float):
+        text = repr(value)
+        if "e" in text and "." not in text:
+            return orjson.Fragment(text.replace("e", ".0e", 1))
+        return value
+    if isinstance(value, dict):
+        return {key: _with_fractions(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_with_fractions(item) for item in value]
+    return value

@@ -13,7 +13,7 @@ from engine.lang.catalogue_check import check_catalogue
 from engine.lang.errors import Problem
 from engine.lang.lint import lint
 from engine.lang.model import RuleSet
-from engine.lang.spelling import one_edit
+from engine.lang.spelling import by_likeness, nearest, one_edit
 from engine.lang.templates import template_error
 from engine.lang.yamlsource import Document, Path
 from schemas.values import format_duration
@@ -38,8 +38,9 @@ def check(ruleset: RuleSet, documents: list[tuple[Document, dict[str, Any]]],
         assert isinstance(doc.data, dict)       # a Service document, validated
         if doc.data.get("calendar") and doc.data["calendar"] not in ruleset.calendars \
                 and doc.data["calendar"] not in ruleset.broken:
-            problems.append(doc.problem(("calendar",), f"calendar: unknown calendar '{doc.data['calendar']}'",
-                                        "unknown-reference"))
+            known = ", ".join(by_likeness(doc.data["calendar"], ruleset.calendars))
+            problems.append(doc.problem(("calendar",), f"calendar: unknown calendar '{doc.data['calendar']}' "
+                                                       f"(known: {known})", "unknown-reference"))
     return problems
 
 
@@ -294,6 +295,12 @@ def _raci(ruleset: RuleSet, places: _Places) -> list[Problem]:
             problems.append(Problem(origin.file, origin.line, origin.column,
                                     f"activity '{activity}' needs at least one R (responsible)", "raci"))
         for role in roles:
+            meant = _misspelt_role(role, ruleset)
+            if meant is not None:               # one error, not one per service it has no holder for
+                problems.append(Problem(origin.file, origin.line, origin.column,
+                                        f"activity '{activity}': role '{role}' is held by no one, in no Service "
+                                        f"and no Roles document: did you mean '{meant}'?", "raci"))
+                continue
             for service in services_of.get(activity, sorted(ruleset.services)):
                 if not ruleset.holders(service, role):
                     problems.append(Problem(origin.file, origin.line, origin.column,
@@ -303,8 +310,17 @@ def _raci(ruleset: RuleSet, places: _Places) -> list[Problem]:
     return problems
 
 
+def _misspelt_role(role: str, ruleset: RuleSet) -> str | None:
+    """The role a Raci most likely meant, when ``role`` is held nowhere but is a slip or
+    two from one that is; else None."""
+    held = set(ruleset.default_holders).union(*(s.roles for s in ruleset.services.values()))
+    return None if role in held else nearest(role, held)
+
+
 def _services_by_activity(ruleset: RuleSet) -> dict[str, list[str]]:
-    """Activities used only by escalations apply to the services of the escalated targets."""
+    """Activities used only by escalations apply to the services of the escalated targets.
+    A level naming an unknown activity (an error of its own) counts for the activity it
+    most likely meant, so that one typo does not make that activity apply everywhere."""
     services: dict[str, set[str]] = {}
     for escalation in ruleset.escalations.values():
         scope = {ruleset.targets[t].service for t in escalation.targets if t in ruleset.targets}
@@ -312,7 +328,9 @@ def _services_by_activity(ruleset: RuleSet) -> dict[str, list[str]]:
             scope |= {t.service for t in ruleset.targets.values() if t.measure == "threshold"
                       and t.spec["name"] == escalation.metric and escalation.service in (None, t.service)}
         for level in escalation.levels:
-            services.setdefault(level.activity, set()).update(scope)
+            activity = level.activity if level.activity in ruleset.raci else \
+                (nearest(level.activity, ruleset.raci) or level.activity)
+            services.setdefault(activity, set()).update(scope)
     used_by_rules = {step["notify"]["activity"] for rule in ruleset.rules.values()
                      for step in rule.then if "notify" in step}
     return {activity: sorted(scope) for activity, scope in services.items() if activity not in used_by_rules}

@@ -19,6 +19,7 @@ from engine.lang.catalogue import build_catalogue
 from engine.lang.errors import Problem, RuleSetError
 from engine.lang.maintenance import ExcludingCalendar, MaintenanceWindows
 from engine.lang.model import Agreement, Escalation, EscalationLevel, Origin, Rule, RuleSet, Service, Target
+from engine.lang.spelling import by_likeness
 from engine.lang.yamlsource import Document, load_documents
 from schemas.rules import KIND_SCHEMAS
 
@@ -54,8 +55,11 @@ def load_texts(files: dict[str, str], root: str = "", names: dict[str, str] | No
     for name, text in files.items():
         docs, syntax = load_documents(text, name)
         problems.extend(syntax)
+        unreadable = {(p.line, p.column) for p in syntax}
         for doc in docs:
-            loaded = _validate(doc, problems)
+            found: list[Problem] = []
+            loaded = _validate(doc, found)          # a value that could not be read: one error, not two
+            problems.extend(p for p in found if (p.line, p.column) not in unreadable)
             if loaded is not None:
                 documents.append((doc, loaded))
     if files and not documents and not problems:
@@ -295,7 +299,7 @@ def _build_agreement(doc: Document, loaded: dict[str, Any], ruleset: RuleSet, pr
             ruleset.broken.add(spec["id"])      # references to the target are not errors of their own
             if own is None or section["calendar"] in ruleset.broken:
                 continue            # the calendar is unknown or broken: reported there, once
-            known = ", ".join(sorted(ruleset.calendars))
+            known = ", ".join(by_likeness(section["calendar"], ruleset.calendars))
             problems.append(doc.problem(path + (section_name, "calendar"),
                                         f"calendar: unknown calendar '{section['calendar']}' (known: {known})",
                                         "unknown-reference"))

@@ -30,6 +30,12 @@ def nearest(name: str, known: Iterable[str]) -> str | None:
     return found[0] if found else None
 
 
+def by_likeness(name: str, known: Iterable[str]) -> list[str]:
+    """``known``, the names most like ``name`` first (fewest typing slips, then by name):
+    a list of choices that starts with the one most likely meant."""
+    return sorted(known, key=lambda other: (edits(name.casefold(), other.casefold()), other))
+
+
 def edits(a: str, b: str) -> int:
     """Optimal string alignment distance: insertions, deletions, substitutions and swaps
     of neighbours."""

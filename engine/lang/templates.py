@@ -9,9 +9,11 @@ bounded three ways:
   past :data:`MAX_STEPS` (or :data:`MAX_SECONDS` of wall clock, checked at each step) the
   rendering stops with an error;
 - **sizes**: no string or list a step makes or reads may exceed :data:`MAX_VALUE` items,
-  and the operations that build a large value in one go (``*``, ``**``, padding, ``%``
-  and ``format`` widths, ``replace``, ``range``, ``slice``) are refused before they run if
-  their result would;
+  nor the inputs of a call together (as text: a list of a thousand references to one long
+  string counts a thousand times), and every operation that can build a larger value
+  than its inputs (``*``, ``**``, ``+``, padding, ``expandtabs``, ``%`` and ``format``,
+  ``join``, ``translate``, ``replace``, ``indent``, ``range``, ``slice``) is refused
+  before it runs if its result could;
 - **output**: a rendering stops at :data:`MAX_OUTPUT` characters (cut, marked).
 
 Templates are compiled when the rules load (``slm check``), so a broken one is an error
@@ -74,6 +76,59 @@ def _sized(value: _T) -> _T:
     return value
 
 
+def _measure(value: object, cap: int = MAX_VALUE) -> int:
+    """About how many characters ``value`` is as text (strings and the items of lists,
+    tuples, sets and dicts, nested), counted only up to just past ``cap``: a list of a
+    thousand references to one long string is long, though it holds one string."""
+    if isinstance(value, (str, bytes)):
+        return len(value)
+    if isinstance(value, (int, float, bool)) or value is None:
+        return 24 if not isinstance(value, int) or value.bit_length() < 64 else value.bit_length() // 3 + 1
+    if isinstance(value, (list, tuple, set, frozenset, dict)):
+        total = 2
+        for item in value.items() if isinstance(value, dict) else value:
+            total += 2 + _measure(item, cap - total)
+            if total > cap:
+                break
+        return total
+    return 64
+
+
+def _within(size: int, what: str) -> None:
+    """Refuse, before it runs, a call whose result would be ``size`` characters or more."""
+    if size > MAX_VALUE:
+        raise SecurityError(f"{what} would make about {size:,} characters; at most {MAX_VALUE:,}")
+
+
+def _fields(text: str) -> int:
+    """How many values a format string can insert (``{…}`` and ``%…`` fields, at most)."""
+    return text.count("{") + text.count("%") + 1
+
+
+def _check_growth(name: str | None, text: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """The str methods that make a value larger than their inputs, bounded before they run."""
+    values = (*args, *kwargs.values())
+    if name in _PADDING and name != "expandtabs":
+        _check_width(args[0] if args else kwargs.get("width", 0))
+    elif name == "expandtabs":
+        size = args[0] if args else kwargs.get("tabsize", 8)
+        _check_width(size)
+        if isinstance(size, int):
+            _within(len(text) + text.count("\t") * max(size - 1, 0), "expandtabs")
+    elif name == "replace" and len(args) >= 2:
+        _check_replace(text, *args[:3])
+    elif name == "join" and args:
+        items = args[0]
+        count = len(items) if isinstance(items, (list, tuple, set, frozenset, dict, str)) else MAX_VALUE
+        _within(_measure(items) + len(text) * max(count - 1, 0), "join")
+    elif name in ("format", "format_map"):
+        _check_format(text)
+        _within(len(text) + _fields(text) * sum(_measure(v) for v in values), name)
+    elif name == "translate" and args and isinstance(args[0], dict):
+        longest = max((_measure(v) for v in args[0].values()), default=1)
+        _within(len(text) * max(longest, 1), "translate")
+
+
 def _ticking(iterable: Iterable[_T]) -> Iterator[_T]:
     """What a ``for`` loop iterates, one step per item."""
     for item in _sized(iterable) if isinstance(iterable, (list, tuple)) else iterable:
@@ -84,6 +139,11 @@ def _ticking(iterable: Iterable[_T]) -> Iterator[_T]:
 class _StepCounting(CodeGenerator):
     """Jinja's code generator with every ``for`` loop's iterable passed through
     :func:`_ticking` (as ``environment.ticking``)."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        """``a ~ b`` through ``environment.joining``, which bounds it before it runs."""
+        self.visit_Call(nodes.Call(nodes.EnvironmentAttribute("joining"), [nodes.List(node.nodes)], [], None, None,
+                                   lineno=node.lineno), frame)
 
     def visit_For(self, node: nodes.For, frame: Frame) -> None:
         counted = nodes.Call(nodes.EnvironmentAttribute("ticking"), [node.iter], [], None, None,
@@ -111,6 +171,9 @@ class _BoundedEnvironment(SandboxedEnvironment):
             _check_product(left, right)
         elif operator == "%" and isinstance(left, str):
             _check_format(left)
+            _within(len(left) + _fields(left) * _measure(right), "%")
+        elif operator == "+":
+            _within(_measure(left) + _measure(right), "+")
         return _sized(super().call_binop(context, operator, left, right))
 
     def call_unop(self, context: Context, operator: str, arg: Any) -> Any:
@@ -123,23 +186,41 @@ class _BoundedEnvironment(SandboxedEnvironment):
         _step()
         for value in (*args, *kwargs.values()):
             _sized(value)
-        name = getattr(__obj, "__name__", None)
+        _within(sum(_measure(v) for v in (*args, *kwargs.values())), "a call")     # its inputs, whole
         if isinstance(getattr(__obj, "__self__", None), str):
-            if name in _PADDING:
-                _check_width(args[0] if args else kwargs.get("width") or kwargs.get("tabsize", 8))
-            elif name == "replace" and len(args) >= 2:
-                _check_replace(__obj.__self__, *args[:3])
+            _check_growth(getattr(__obj, "__name__", None), __obj.__self__, args, kwargs)
         return _sized(super().call(__context, __obj, *args, **kwargs))
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         _step()
+        found = super().getattr(obj, attribute)
         if isinstance(obj, str) and attribute in ("format", "format_map"):
             _check_format(obj)
-        return _sized(super().getattr(obj, attribute))
+            return _growth_checked(attribute, obj, found)    # the sandbox's own wrapper of str.format
+        return _sized(found)
+
+    def joining(self, values: list[Any]) -> str:
+        """``a ~ b``: each part as text, refused before if together they would be too long."""
+        _step()
+        _within(sum(_measure(v) for v in values), "~")
+        return "".join(map(str, values))
 
     def getitem(self, obj: Any, argument: Any) -> Any:
         _step()
         return _sized(super().getitem(obj, argument))
+
+
+def _growth_checked(name: str, text: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        _check_growth(name, text, args, kwargs)
+        return method(*args, **kwargs)
+    return checked
+
+
+def _finalize(value: Any) -> Any:
+    """What ``{{ … }}`` writes out: refused before it is turned into text if too long."""
+    _within(_measure(value), "writing out a value")
+    return value
 
 
 def _check_power(left: object, right: object) -> None:
@@ -194,15 +275,30 @@ def _counted_filter(name: str, function: Callable[..., Any]) -> Callable[..., An
         _step()
         for value in (*args[skip:], *kwargs.values()):
             _sized(value)
+        _within(sum(_measure(v) for v in (*args[skip:], *kwargs.values())), f"the filter {name}")
         value, rest = (args[skip], args[skip + 1:]) if len(args) > skip else (None, ())
-        if name in ("center", "indent"):
-            _check_width(rest[0] if rest else kwargs.get("width", 0))
+        if name == "center":
+            _check_width(rest[0] if rest else kwargs.get("width", 80))
+        elif name == "indent":
+            width = rest[0] if rest else kwargs.get("width", 4)
+            _check_width(width)
+            lines = str(value).count("\n") + 1
+            if isinstance(width, int):
+                _within(_measure(value) + lines * width, "indent")
+            else:
+                _within(_measure(value) + lines * _measure(width), "indent")
         elif name in ("slice", "batch") and rest and isinstance(rest[0], int) and rest[0] > MAX_RANGE:
             raise SecurityError(f"{name} into {rest[0]:,} parts; at most {MAX_RANGE}")
         elif name == "format" and isinstance(value, str):
             _check_format(value)
+            _within(len(value) + _fields(value) * sum(_measure(v) for v in (*rest, *kwargs.values())), "format")
         elif name == "replace" and len(rest) >= 2:
             _check_replace(str(value), *rest[:3])
+        elif name == "join" and value is not None:
+            items = value if isinstance(value, (list, tuple, str)) else list(_ticking(value))
+            separator = rest[0] if rest else kwargs.get("d", "")
+            _within(_measure(items) + _measure(separator) * len(items), "join")
+            args = (*args[:skip], items, *rest)
         return _sized(function(*args, **kwargs))
 
     if skip:
@@ -211,7 +307,7 @@ def _counted_filter(name: str, function: Callable[..., Any]) -> Callable[..., An
     return bounded
 
 
-_ENV = _BoundedEnvironment(undefined=Undefined, autoescape=False)
+_ENV = _BoundedEnvironment(undefined=Undefined, autoescape=False, finalize=_finalize)
 _ENV.globals["range"] = _range
 del _ENV.globals["lipsum"]                     # lorem ipsum of any length: no use in a message
 _ENV.filters = {name: _counted_filter(name, f) for name, f in _ENV.filters.items()}

@@ -146,6 +146,10 @@ def _build(node: yaml.Node, path: Path, doc: Document, problems: list[Problem]) 
     except yaml.YAMLError as err:
         problems.append(_at(doc, node, f"cannot read value: {err}", "syntax"))
         return None
+    except ValueError:              # an integer longer than Python converts (4,300 digits)
+        problems.append(_at(doc, node, f"cannot read value: a number of {len(str(node.value))} digits "
+                                       "is no value a rule file can use", "syntax"))
+        return None
 
 
 def _at(doc: Document, node: yaml.Node, message: str, code: str) -> Problem:

@@ -96,18 +96,36 @@ def refuse_conflicts(jobs: list[Job], stored: dict) -> list[Job]:
     """The jobs without a fact whose ``(source, id)`` is stored with another body: such
     a job fails whole (FactConflict, 409, naming the first outcome) before anything of it
     is evaluated; a fact repeated as it was stored stays a duplicate (its time may be
-    written with another offset: the instant is what the fact says)."""
+    written with another offset: the instant is what the fact says). A repeat earlier in
+    the same request, or in a request written before it in the same transaction, is
+    judged exactly so: with the same body a duplicate, with another a conflict."""
     kept = []
+    posted: dict[tuple[str, str], dict] = {}        # facts of the jobs kept so far, by (source, id)
     for job in jobs:
         problems = {}
+        own: dict[tuple[str, str], dict] = {}
         for index, fact in enumerate(job.facts):
-            record = stored.get((fact["source"], fact["id"]))
-            if record is not None and canonical_json(dump_fact(fact)) != _said(record[1]):
-                problems[index] = [f"{fact['source']}/{fact['id']} was stored before with another body; "
-                                   f"its outcome then: {', '.join(record[0] or []) or 'no decisions'}"]
+            key = (fact["source"], fact["id"])
+            record = stored.get(key)
+            if record is not None:
+                if _canonical(fact) != _said(record[1]):
+                    problems[index] = [f"{fact['source']}/{fact['id']} was stored before with another body; "
+                                       f"its outcome then: {', '.join(record[0] or []) or 'no decisions'}"]
+                continue
+            earlier = own.get(key) or posted.get(key)
+            if earlier is not None and _canonical(fact) != _canonical(earlier):
+                where = "earlier in this request" if key in own else "just before, by another request"
+                problems[index] = [f"{fact['source']}/{fact['id']} was posted {where} with another body"]
+            elif earlier is None:
+                own[key] = fact
         if not job.refuse(problems, "id", FactConflict):
             kept.append(job)
+            posted.update(own)                     # (a conflicting fact never enters ``own``)
     return kept
+
+
+def _canonical(fact: dict) -> str:
+    return canonical_json(dump_fact(fact))
 
 
 def refuse_late(jobs: list[Job], stored: dict, newest_times: NewestTimes,

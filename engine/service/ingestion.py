@@ -201,8 +201,8 @@ class FactIngestion:
                     key = (fact["source"], fact["id"])
                     entry = {"id": fact["id"], "source": fact["source"], "status": "accepted", "decisions": []}
                     job.result.results.append(entry)
-                    if key in known:
-                        entry.update(status="duplicate", decisions=known[key] or [])
+                    if key in known:            # stored, or earlier in this group: its outcome
+                        entry.update(status="duplicate", decisions=known[key] if known[key] is not None else [])
                         continue
                     known[key] = []
                     try:
@@ -221,7 +221,8 @@ class FactIngestion:
                 if decision.id in owner:
                     owned.setdefault(owner[decision.id], []).append(decision.id)
             for index, (fact, entry, _) in enumerate(new):
-                entry["decisions"] = known[(fact["source"], fact["id"])] = owned.get(index, [])
+                entry["decisions"] = known[(fact["source"], fact["id"])]    # shared with a repeat's entry
+                entry["decisions"].extend(owned.get(index, []))
                 if entry["decisions"]:
                     entry.pop("matched", None), entry.pop("reasons", None)
             if new and settle is not None:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from engine.clock import utcnow
 from engine.lang.loader import load_rules
+from engine.lang.model import RuleSet
 from engine.service.backlog import Backlog
 from engine.service.clockview import ClockReadModel
 from engine.service.deadlines import Deadlines
@@ -60,7 +61,7 @@ RETAIN = timedelta(days=35)  # a finished clock is kept (for late facts) this lo
 class SlmService:
     """Facts in, decisions stored; clocks fired on time; state rebuilt on start."""
 
-    def __init__(self, store: Store, rules_dir: str | Path, *, skew: timedelta = DEFAULT_SKEW,
+    def __init__(self, store: Store, rules_dir: str | Path | RuleSet, *, skew: timedelta = DEFAULT_SKEW,
                  now: Callable[[], datetime] = utcnow, history: bool = False,
                  snapshot_every: int = SNAPSHOT_EVERY, retain: timedelta | None = RETAIN,
                  freeze_heap: bool = False, delivery=None,
@@ -72,7 +73,8 @@ class SlmService:
         self.now = now
         # engine.notify.worker.DeliveryWorker, or None: notifications are stored, not sent
         self.delivery = delivery
-        ruleset = load_rules(Path(rules_dir))          # RuleSetError stops start-up
+        # a loaded rule set: a reader of the rules in force a database records (slm report)
+        ruleset = rules_dir if isinstance(rules_dir, RuleSet) else load_rules(Path(rules_dir))
         self.state = ServiceState(store, ruleset, now)
         self.state.node = role
         self.keeper = EngineKeeper(self.state, history=history, retain=retain, snapshot_every=snapshot_every,
@@ -88,7 +90,7 @@ class SlmService:
         # what API nodes stored, evaluated by the owner (only PostgreSQL is shared by processes)
         self.backlog = Backlog(self.state, self.keeper, ingestion, self.recorder, wake=self._wake_scheduler) \
             if store.postgres and role != API else None
-        self.rules = RuleChanges(self.state, self.keeper, self.deadlines, self.recorder, rules_dir,
+        self.rules = RuleChanges(self.state, self.keeper, self.deadlines, self.recorder, ruleset.root,
                                  wake=self._wake_scheduler)
         self.store_reads = StoreReads(self.state, retain)
         self.engine_reads = EngineReads(self.state, self.store_reads)

@@ -35,6 +35,8 @@ class Timeline:
     source: str = "engine"                                    # engine | facts | decisions
     counted: str | None = None
     budget: str | None = None
+    # declared maintenance windows the calendar takes out: (start, end, Maintenance id)
+    maintenance: list[tuple[datetime, datetime, str]] = field(default_factory=list)
 
 
 def _roles(spec: dict, fact: dict) -> set[str]:
@@ -80,6 +82,9 @@ def build(target: Target, subject: str, now: datetime, transitions: list[tuple] 
                         list(target.calendar.open_spans(start, end)),
                         target.calendar.closed_days(start, end),
                         source if transitions else "decisions")
+    windows = getattr(target.calendar, "windows", None)      # an ExcludingCalendar's (engine.lang.maintenance)
+    if windows is not None:
+        timeline.maintenance = windows.spans(start, end)
     total = sum((target.calendar.counted(a, b) for a, b in counting), timedelta(0))
     timeline.counted = format_whole_duration(total)
     if target.measure == "duration":

@@ -177,6 +177,6 @@ def _after(cursor) -> int:
     if cursor in (None, ""):
         return 0
     text = str(cursor)
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
         raise ValueError(f"invalid cursor {text!r}")
     return int(text)

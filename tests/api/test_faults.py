@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
-import time
 import tracemalloc
 
 import pytest
@@ -17,7 +15,7 @@ from werkzeug.test import EnvironBuilder
 from engine.eval.engine import Engine
 from engine.lang.errors import FactError
 from tests.support import PORTFOLIO, ROOT, fact, fact_count
-from tests.support.api import ALERTS, PROBLEM, auth, p1, post
+from tests.support.api import ALERTS, PROBLEM, auth, group, p1, post
 
 
 def post_raw(env, text: str | bytes, path="/v1/facts", content_type="application/json"):
@@ -141,30 +139,6 @@ def poison(monkeypatch):
     return calls
 
 
-def group(env, bodies: list) -> list:
-    """Post ``bodies`` from threads that queue up behind the write lock, so the first to get
-    the lock writes all of them in one group commit; their responses, in order."""
-    service = env.service
-    results: list = [None] * len(bodies)
-    client_app = env.client.application
-
-    def run(index, body):
-        with client_app.test_client() as client:
-            results[index] = client.post("/v1/facts", json=body, headers=auth(env, "monitor"))
-
-    threads = [threading.Thread(target=run, args=(n, b)) for n, b in enumerate(bodies)]
-    with service.state.write_lock:
-        for thread in threads:
-            thread.start()
-        deadline = time.monotonic() + 10
-        while service.facts.queued() < len(bodies) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert service.facts.queued() == len(bodies)
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
-
-
 def test_a_fact_failing_in_the_engine_fails_its_request_alone_and_only_once(env, poison, monkeypatch):
     rebuilds = []
     restore = type(env.service.keeper).restore
@@ -242,3 +216,53 @@ def test_a_replaced_engine_returns_the_facts_durable_rules_held(tmp_path):
     assert done.returncode == 0, done.stderr
     growth_kb = int(done.stdout.split()[-1])
     assert growth_kb < 12 * 1024, f"30 replaced engines kept {growth_kb / 1024:.0f} MB"
+
+
+# ---- numbers, and a token refused again and again (issue 20, item 9) -------------------
+
+@pytest.mark.parametrize("raw", ["5e-324", "1e-300", "1e308", "1e-7", "-1E16", "[1e20, {\"x\": 2.5e-8}]",
+                                 str(2**63 - 1), str(-2**63)])
+def test_every_finite_float_and_64_bit_integer_is_held_without_a_rebuild(env, raw, monkeypatch):
+    rebuilds = []
+    restore = type(env.service.keeper).restore
+    monkeypatch.setattr(type(env.service.keeper), "restore", lambda self: (rebuilds.append(1), restore(self)))
+    response = post_raw(env, p1_text(data_value=raw))
+    assert response.status_code == 200, response.json
+    assert response.json["decisions"], response.json          # the fact went through the rules
+    stored = env.store.list_facts(limit=10)[0][0]["fact"]["data"]["value"]
+    assert stored == json.loads(raw)
+    assert post(env, p1("f2", subject="INC-2")).status_code == 200
+    assert not rebuilds and not env.service.state.engine_ahead
+
+
+@pytest.mark.parametrize("raw, field", [
+    ("1" + "0" * 400, "data.value"),
+    (str(2**63), "data.value"),
+    (str(-2**63 - 1), "data.value"),
+    ('{"a": [1, ' + str(10**30) + "]}", "data.value.a[1]"),
+])
+def test_an_integer_the_engine_cannot_hold_is_refused_naming_the_field(env, raw, field):
+    response = post_raw(env, p1_text(data_value=raw))
+    assert response.status_code == 422 and response.mimetype == PROBLEM, response.json
+    assert "send it as a string" in response.json["errors"][field][0], response.json["errors"]
+    assert fact_count(env.store) == 0 and not env.service.state.engine_ahead
+
+
+def test_a_token_refused_many_times_in_a_row_is_slowed_with_429(env):
+    refused = [post_raw(env, p1_text(id=f'"bad-{n}"', data_value=str(2**64))) for n in range(20)]
+    assert {r.status_code for r in refused} == {422}
+    slowed = post(env, p1("good-1"))
+    assert slowed.status_code == 429 and slowed.mimetype == PROBLEM, slowed.json
+    assert slowed.headers["Retry-After"] == "1"
+    assert fact_count(env.store) == 0                        # not read at all
+    other = env.store.add_token("monitor", name="other-monitor")
+    assert env.client.post("/v1/facts", json=p1("good-2"), headers={"Authorization": f"Bearer {other}"}
+                           ).status_code == 200               # another token is not slowed
+    env.wall.forward(seconds=1)
+    assert post_raw(env, p1_text(id='"bad-x"', data_value=str(2**64))).status_code == 422
+    again = post(env, p1("good-3", subject="INC-3"))
+    assert again.status_code == 429 and again.headers["Retry-After"] == "2"     # the wait doubles
+    env.wall.forward(seconds=2)
+    assert post(env, p1("good-3", subject="INC-3")).status_code == 200
+    assert post_raw(env, p1_text(id='"bad-y"', data_value=str(2**64))).status_code == 422   # the count starts again
+    assert post(env, p1("good-4", subject="INC-4")).status_code == 200

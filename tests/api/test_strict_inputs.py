@@ -15,7 +15,7 @@ from engine.service.recovery import rebuild
 from engine.store.base import every
 from schemas.values import parse_rfc3339
 from tests.support import PORTFOLIO, fact, fact_count
-from tests.support.api import ALERTS, PROBLEM, auth, get, p1, post
+from tests.support.api import ALERTS, PROBLEM, auth, get, group, p1, post
 
 
 @pytest.mark.parametrize("text", ["20261105T030000Z", "2026-W45-4T03:00:00Z", "2026-11-05T03Z",
@@ -68,6 +68,26 @@ def test_a_repeat_of_source_and_id_with_another_body_is_409_naming_the_first_out
     message = other.json["errors"]["[1].id"][0]
     assert "another body" in message and first.json["results"][0]["decisions"][0] in message
     assert fact_count(env.store) == 1                                    # nothing of that request stored
+
+
+def test_a_conflicting_repeat_inside_one_request_is_409_as_in_a_separate_one(env):
+    other = post(env, [p1(), p1("f2", subject="INC-2"), p1(subject="INC-9")])
+    assert other.status_code == 409 and other.mimetype == PROBLEM, other.json
+    assert "earlier in this request with another body" in other.json["errors"]["[2].id"][0]
+    assert fact_count(env.store) == 0
+    same = post(env, [p1(), p1(time="2026-11-05T04:00:00+01:00")])       # the same body: a duplicate
+    assert same.status_code == 200 and (same.json["accepted"], same.json["duplicates"]) == (1, 1)
+    first, repeat = same.json["results"]
+    assert repeat["status"] == "duplicate" and repeat["decisions"] == first["decisions"] != []
+
+
+def test_a_conflicting_repeat_in_the_same_group_commit_is_409_as_in_a_separate_one(env):
+    first, conflicting, same = group(env, [p1(), [p1("f2", subject="INC-2"), p1(subject="INC-9")], p1()])
+    assert first.status_code == 200 and same.status_code == 200, (first.json, same.json)
+    assert conflicting.status_code == 409, conflicting.json
+    assert "just before, by another request" in conflicting.json["errors"]["[1].id"][0]
+    assert same.json["results"][0]["status"] == "duplicate"
+    assert {row["fact"]["id"] for row in env.store.list_facts(limit=10)[0]} == {"f1"}
 
 
 # ---- the time as posted ----------------------------------------------------------------------
@@ -191,6 +211,18 @@ def test_an_alert_repeated_with_another_body_is_rejected_alone(env):
     assert response.status_code == 200 and response.json["accepted"] == 1
     assert "another body" in response.json["rejected"][0]["errors"]["fingerprint"][0]
     assert fact_count(env.store) == 2
+
+
+def test_alerts_of_one_fingerprint_with_other_labels_in_one_group_are_rejected_alone(env):
+    changed = _alert("a1")
+    changed["labels"] = {**changed["labels"], "severity": "info"}
+    response = post(env, _group(_alert("a1"), changed, _alert("a1"), _alert("a2")), path="/v1/ingest/alertmanager")
+    assert response.status_code == 200, response.json
+    assert (response.json["accepted"], response.json["duplicates"]) == (2, 1)
+    (rejected,) = response.json["rejected"]
+    assert rejected["alert"] == 1 and "another body" in rejected["errors"]["fingerprint"][0]
+    stored = [i["fact"] for i in get(env, "/v1/facts").json["items"]]
+    assert len(stored) == 2 and stored[0]["data"]["severity"] == _alert("a1")["labels"]["severity"]
 
 
 # ---- --max-lateness ------------------------------------------------------------------------------

@@ -227,7 +227,7 @@ def test_a_calendar_name_typo_on_the_service_gives_one_error():
     with pytest.raises(RuleSetError) as caught:
         load_texts({"org.yaml": org, "sla.yaml": TARGET})
     assert [str(p) for p in caught.value.problems] == [
-        "org.yaml:10:11: calendar: unknown calendar 'ofice'"]
+        "org.yaml:10:11: calendar: unknown calendar 'ofice' (known: 24x7)"]
 
 
 def test_check_prints_warnings_and_strict_makes_them_errors(tmp_path):

@@ -85,18 +85,40 @@ def test_rendering_is_bounded(template):
     # replace and join multiplying their input
     ("{{ ('x' * 4000)|replace('x', 'x' * 4000)|replace('x', 'x' * 4000) }}", "replace would make"),
     ("{{ ('x' * 4000).replace('x', 'x' * 4000) }}", "replace would make"),
-    ("{{ range(1000)|join('x' * 4000) }}", "a value of 3,998,890 items"),
+    ("{{ range(1000)|join('x' * 4000) }}", "join would make about 4,0"),
+    # every call that can grow a value, bounded before it runs (issue 20, item 12)
+    ("{{ '\t'.ljust(8000, '\t').expandtabs(60000) }}", "expandtabs would make about 480,000,000"),
+    ("{{ ('{0}' * 1000).format('x' * 4000) }}", "format would make"),
+    ("{{ ('{0}' * 1000)|format('x' * 4000) }}", "format would make"),
+    ("{{ ('%s' * 1000) % (('x' * 4000,) * 1000) }}", "would make"),
+    ("{{ (['x' * 4000] * 1000)|join }}", "would make"),
+    ("{{ ('x' * 60).join(['x' * 4000] * 1000) }}", "would make"),
+    ("{{ (['x' * 4000] * 1000)|string }}", "the filter string would make"),
+    ("{{ ('a' * 4000).translate({97: 'y' * 4000}) }}", "translate would make about 16,000,000"),
+    ("{{ ('a\n' * 2000)|indent(4000) }}", "indent would make about 8,00"),
+    ("{% set big = 'x' * 4000 %}{% set l = [big] * 1000 %}{{ l ~ l }}", "would make"),
     # doubling a string, by a namespace in a loop or by recursion
     ("{% set ns = namespace(x='x' * 4000) %}{% for i in range(100) %}{% set ns.x = ns.x ~ ns.x %}{% endfor %}"
-     "{{ ns.x|length }}", "a value of 128,000 items"),
+     "{{ ns.x|length }}", "would make about 128,0"),
     ("{% macro d(s, n) %}{% if n %}{{ d(s ~ s, n - 1) }}{% else %}{{ s|length }}{% endif %}{% endmacro %}"
-     "{{ d('x', 60) }}", "a value of 131,072 items"),
+     "{{ d('x', 60) }}", "would make about 65,5"),
     ("{{ range(10)|slice(10 ** 8)|list }}", "slice into 100,000,000 parts"),
     ("{{ lipsum(10 ** 6) }}", "'lipsum' is undefined"),
 ])
 def test_hostile_templates_fail_their_rendering_with_the_reason(template, reason):
     text = render(template, {})
     assert text.startswith(template + " [template error: ") and reason in text, text
+
+
+def test_a_growing_call_is_refused_before_it_allocates():
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        text = render("{{ '\t'.ljust(8000, '\t').expandtabs(60000) }}", {})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "expandtabs would make" in text and peak < 4 * 1024 * 1024, peak       # was +343 MB
 
 
 def test_ordinary_formatting_stays_allowed():
