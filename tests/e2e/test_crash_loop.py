@@ -137,6 +137,8 @@ def test_kill_and_restart_at_random_moments_loses_and_duplicates_nothing(url, tm
         assert audit == {"ok": True, "checked": len(decisions), "first_broken": None}
         deliveries = chains.pop("deliveries")       # one outcome per notification made, then per attempt
         assert deliveries["ok"] and deliveries["checked"] >= len(notifications)
+        cutovers = chains.pop("cutovers")           # the rule set put in force at the first start
+        assert cutovers["ok"] and cutovers["checked"] >= 1
         assert {name: (c["ok"], c["checked"]) for name, c in chains.items()} == {
             "decisions": (True, len(decisions)), "facts": (True, len(facts)),
             "notifications": (True, len(notifications))}

@@ -37,7 +37,8 @@ def nodes(database, wall):
     made = []
 
     def start(role: str, **options) -> SlmService:
-        service = SlmService(Store.open(database), PORTFOLIO, now=wall, role=role, **options)
+        store = Store.open(database)
+        service = SlmService(store, PORTFOLIO, now=wall, role=role, **options)
         service.start(background=False)
         made.append(service)
         return service
@@ -120,7 +121,8 @@ def test_an_api_node_validates_against_the_rules_the_owner_put_in_force(database
     monkeypatch.setattr(intake, "RULES_CHECK_SECONDS", 0.0)
     rules = tmp_path / "rules"
     shutil.copytree(PORTFOLIO, rules)
-    owner = SlmService(Store.open(database), rules, now=wall)
+    owner_store = Store.open(database)
+    owner = SlmService(owner_store, rules, now=wall)
     owner.start(background=False)
     try:
         api = nodes("api")
