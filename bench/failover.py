@@ -32,6 +32,7 @@ from ingest import ROOT, _pct, facts, free_port, scratch_database
 
 sys.path.insert(0, str(ROOT))
 from engine.store.store import Store  # noqa: E402 - the project's root is on the path only now
+from schemas.values import parse_duration  # noqa: E402
 
 
 class Node:
@@ -159,7 +160,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20)
     args = parser.parse_args()
-    ttl = float(args.lease_ttl.rstrip("s"))
+    ttl = parse_duration(args.lease_ttl).total_seconds()
 
     with scratch_database(args.db) as url:
         killed = failover(url, args.lease_ttl, args.preload, signal.SIGKILL, "KILLED")

@@ -82,7 +82,7 @@ class FactIntake:
                 if key not in seen:
                     seen.add(key)
                     fresh.append(fact)
-            seqs = store.add_pending_facts([stored_fact(f) for f in fresh])
+            seqs = store.add_pending_facts([stored_fact(f) for f in fresh], known=set(known))
             seqs.update(store.fact_seqs([key for key in known if key not in seqs]))
         result = Ingested(rejected=dict(sorted(job.set_aside.items())))
         new = set(seqs) - set(known)

@@ -68,18 +68,22 @@ class FactLog(AuditChains):
             self._insert(self.m.Fact, rows)
             return self._moved(head, rows[-1]["pseq"] if rows else head.seq)
 
-    def add_pending_facts(self, facts: list[dict], partition: str = DEFAULT_PARTITION) -> dict[tuple[str, str], int]:
+    def add_pending_facts(self, facts: list[dict], partition: str = DEFAULT_PARTITION,
+                          known: set[tuple[str, str]] | None = None) -> dict[tuple[str, str], int]:
         """Store facts for the partition's owner to evaluate (an API node, which holds no
         engine); a fact whose ``(source, id)`` is stored already is left as it is. The seq of
         each fact this call stored, by ``(source, id)``. On PostgreSQL the owner is told at
-        commit (``NOTIFY slm_facts``); without it, it finds them at its next poll."""
+        commit (``NOTIFY slm_facts``); without it, it finds them at its next poll.
+        ``known``: the keys already stored, as the caller read them in this transaction
+        (they are not looked up again)."""
         now = now_text()
         rows = [dict(_columns(fact), received_at=now, partition=partition) for fact in facts]
         if not rows:
             return {}
         F = self.m.Fact
         with self.transaction():
-            before = set(self.find_fact_records({(r["source"], r["id"]) for r in rows}))
+            before = known if known is not None else set(self.find_fact_records({(r["source"], r["id"])
+                                                                                    for r in rows}))
             self._insert(F, rows, skip_existing=True)
             fresh = [(r["source"], r["id"]) for r in rows if (r["source"], r["id"]) not in before]
             stored = self.fact_seqs(fresh, pending_only=True)
