@@ -118,7 +118,9 @@ class LagMetrics:
         pending = GaugeMetricFamily("slm_facts_pending", "Facts stored (by API nodes) and not evaluated yet by the "
                                     "partition's owner", labels=["partition"])
         try:
-            pending.add_metric([DEFAULT_PARTITION], float(self.service.store.pending_count()))
+            counts = {DEFAULT_PARTITION: 0, **self.service.store.pending_counts()}
+            for partition, count in sorted(counts.items()):
+                pending.add_metric([partition], float(count))
         except Exception:            # a metrics scrape must not fail with the database
             pass
         yield pending

@@ -25,13 +25,18 @@ id, next attempt) are what its last chained outcome says, so a ``failed`` turned
 """
 from __future__ import annotations
 
+import functools
 import json
+import operator
 from collections.abc import Callable
 from typing import Any, NotRequired, TypedDict
+
+import peewee as pw
 
 from engine.store.base import CHUNK, StoreBase
 from engine.store.chain import CHAINS, GENESIS, AuditKeyError, Head, checkpoint, checkpoint_problem, extend, link
 from engine.store.encoding import instant_text, now_text
+from engine.store.models import DEFAULT_PARTITION
 
 
 def fact_text(row) -> str:
@@ -73,14 +78,15 @@ class AuditChains(StoreBase):
     def _start_chain(self) -> None:
         """A head row for each chain that has none (a new database)."""
         H = self.m.ChainHead
-        for name in CHAINS:
+        for name in (*CHAINS, fact_chain(self.partition)):
             if H.select().where(H.name == name).exists():
                 continue
             if name == "cutovers":
                 self._start_cutover_chain()
                 continue
-            start = 1 if name == "decisions" else \
-                (self._select(self._chained(name), f"MAX({_order(name)})")[0][0] or 0) + 1
+            model = self._chained(name)
+            start = 1 if name == "decisions" else (model.select(pw.fn.MAX(getattr(model, _order(name))))
+                                                   .where(self._of_chain(name, model)).scalar() or 0) + 1
             head = Head(name, start - 1, 0, GENESIS, None, start, None, None)
             head.seal(None)
             H.insert(**_row(head)).on_conflict_ignore().execute()
@@ -101,8 +107,15 @@ class AuditChains(StoreBase):
         self.m.ChainHead.insert(**_row(head)).on_conflict_ignore().execute()
 
     def _chained(self, name: str):
-        return {"decisions": self.m.Decision, "facts": self.m.Fact, "notifications": self.m.Notification,
+        if fact_partition(name) is not None:
+            return self.m.Fact
+        return {"decisions": self.m.Decision, "notifications": self.m.Notification,
                 "deliveries": self.m.Delivery, "cutovers": self.m.Cutover}[name]
+
+    def _of_chain(self, name: str, model):
+        """The rows chain ``name`` is made of: a fact chain's are its partition's facts."""
+        partition = fact_partition(name)
+        return pw.SQL("TRUE") if partition is None else model.partition == partition
 
     def _in_chain(self, name: str, model):
         """The condition on ``model.seq`` (a fact's ``pseq``) that keeps a read to the rows of chain ``name``
@@ -111,7 +124,25 @@ class AuditChains(StoreBase):
         head = self._head(name)
         last = head.seq if head is not None else 0
         first = head.chained_from if head is not None and name in ("decisions", "cutovers") else 1
-        return getattr(model, _order(name)).between(first, last)
+        return getattr(model, _order(name)).between(first, last) & self._of_chain(name, model)
+
+    def _in_fact_chains(self, model):
+        """The facts that are links of some partition's fact chain (a read across partitions)."""
+        heads = [h for h in (self._head(name) for name in self._fact_chains()) if h is not None]
+        if not heads:
+            return pw.SQL("FALSE")
+        return functools.reduce(operator.or_, [(model.partition == fact_partition(h.name))
+                                               & model.pseq.between(1, h.seq) for h in heads])
+
+    def _fact_chains(self) -> list[str]:
+        """The fact chain of every partition that has one (``facts``, the default partition's, first)."""
+        H = self.m.ChainHead
+        others = sorted(r.name for r in H.select(H.name).where(H.name.startswith(FACT_CHAIN + ":")))
+        return [FACT_CHAIN, *others]
+
+    def _chain_names(self) -> list[str]:
+        """Every audit chain of the database: the fixed ones and each partition's fact chain."""
+        return [name for name in CHAINS if name != FACT_CHAIN] + self._fact_chains()
 
     def _head(self, name: str, lock: bool = False) -> Head | None:
         rows = self._select(self.m.ChainHead, "name, seq, count, hash, last_id, chained_from, keyed_from, mac",
@@ -145,7 +176,7 @@ class AuditChains(StoreBase):
         """The heads of every chain, signed with the audit key (AuditKeyError without one)."""
         if self.audit_key is None:
             raise AuditKeyError("a checkpoint is signed with the audit key (--audit-key-file)")
-        heads = {name: self._head(name) for name in CHAINS}
+        heads = {name: self._head(name) for name in self._chain_names()}
         return checkpoint({n: h for n, h in heads.items() if h is not None}, self.audit_key, now_text())
 
     def verify_audit(self, point: dict | None = None) -> dict:
@@ -155,7 +186,7 @@ class AuditChains(StoreBase):
         keyed links were checked (they need the key), and the first broken record."""
         problem = checkpoint_problem(point, self.audit_key) if point is not None else None
         chains = {}
-        for name in CHAINS:
+        for name in self._chain_names():
             pin = (point or {}).get("chains", {}).get(name) if problem is None else None
             chains[name] = self._verify_chain(name, pin)
         ok = problem is None and all(c["ok"] for c in chains.values())
@@ -168,7 +199,7 @@ class AuditChains(StoreBase):
 
     def _verify_chain(self, name: str, pin: dict | None) -> ChainCheck:
         model, key = self._chained(name), self.audit_key
-        text = fact_text if name == "facts" else body_text
+        text = fact_text if fact_partition(name) is not None else body_text
         head = self._head(name)
         result: ChainCheck = {"ok": True, "checked": 0, "count": None, "first_seq": None, "last_seq": None,
                               "keyed_from": None, "macs_checked": True, "first_broken": None,
@@ -184,11 +215,12 @@ class AuditChains(StoreBase):
         after = head.chained_from - 1
         order = getattr(model, _order(name))        # facts: the log's order, not arrival
         while True:
-            rows = list(model.select().where((order > after) & (order <= head.seq)).order_by(order).limit(CHUNK))
+            rows = list(model.select().where((order > after) & (order <= head.seq) & self._of_chain(name, model))
+                        .order_by(order).limit(CHUNK))
             for row in rows:
                 seq = getattr(row, order.name)
                 reason = _check(row, seq, prev, expected if name == "decisions" else seq,
-                                head.key_for(seq, key), text, name,
+                                head.key_for(seq, key), text, FACT_CHAIN if text is fact_text else name,
                                 result["macs_checked"] or seq < (head.keyed_from or 0))
                 if reason:
                     return _broken(result, seq, _ident(row), reason)
@@ -241,8 +273,13 @@ class AuditChains(StoreBase):
         order = getattr(model, _order(name))
         low = head.chained_from if name in ("decisions", "cutovers") else 1
         outside = (order < low) | (order > head.seq)
-        if name == "facts":     # not in the log yet, yet not a fact waiting for its owner either
+        partition = fact_partition(name)
+        if partition is not None:     # not in the log yet, yet not a fact waiting for its owner either
             outside |= order.is_null() & ((model.seq < 1) | model.outcome.is_null(False))
+            outside &= model.partition == partition
+            if name == FACT_CHAIN:    # in the log of a partition that has no chain at all
+                chained = [fact_partition(n) for n in self._fact_chains()]
+                outside |= model.partition.not_in(chained) & order.is_null(False)
         result["outside_count"] = model.select().where(outside).count()
         result["outside"] = [{"seq": _place(row, order.name), "id": _ident(row)}
                              for row in model.select().where(outside).order_by(model.seq).limit(MAX_NAMED)]
@@ -315,7 +352,24 @@ def _place(row, column: str) -> int:
 def _order(name: str) -> str:
     """The column a chain is linked in: a fact's place in its partition's log (``pseq``,
     facts.py), every other record's ``seq``."""
-    return "pseq" if name == "facts" else "seq"
+    return "pseq" if fact_partition(name) is not None else "seq"
+
+
+FACT_CHAIN = "facts"        # the default partition's fact chain; another partition's is facts:<partition>
+
+
+def fact_chain(partition: str) -> str:
+    """The name of ``partition``'s fact chain: each partition's log is chained on its own,
+    in its own order (``pseq``), by its own owner."""
+    return FACT_CHAIN if partition == DEFAULT_PARTITION else f"{FACT_CHAIN}:{partition}"
+
+
+def fact_partition(name: str) -> str | None:
+    """The partition whose fact chain ``name`` is; None for a chain of anything else."""
+    if name == FACT_CHAIN:
+        return DEFAULT_PARTITION
+    prefix = FACT_CHAIN + ":"
+    return name[len(prefix):] if name.startswith(prefix) else None
 
 
 def _check(row, seq: int, prev: str, expected_seq: int, key, text, name: str, check_mac: bool) -> str | None:

@@ -15,7 +15,7 @@ import peewee as pw
 
 from engine.store.connection import LOST_IN_TRANSACTION, DatabaseUnavailable, connection_lost, one_line
 from engine.store.encoding import instant_text
-from engine.store.models import define_models
+from engine.store.models import DEFAULT_PARTITION, define_models
 from schemas.limits import DEFAULT_LIMIT, MAX_LIMIT
 
 CHUNK = 500                  # rows per statement for IN lists, bulk inserts and scans
@@ -29,8 +29,11 @@ class StoreBase:
     # took over, so no write path can write for a partition this process lost.
     fence: Callable[[], None] | None = None
 
-    def __init__(self, db: pw.Database):
+    def __init__(self, db: pw.Database, partition: str = DEFAULT_PARTITION):
         self.db = db
+        # The partition this store evaluates for (its owner's writes and replay reads); reads
+        # for the API span every partition.
+        self.partition = partition
         self.postgres = isinstance(db, pw.PostgresqlDatabase)
         self.m = define_models(db)
         # A shared in-memory connection takes one transaction at a time.

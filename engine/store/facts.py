@@ -20,10 +20,9 @@ import json
 from collections.abc import Iterator
 from datetime import datetime
 
-from engine.store.audit import AuditChains, fact_text
+from engine.store.audit import AuditChains, fact_chain, fact_text
 from engine.store.base import CHUNK, between, chunks, equal, where
 from engine.store.encoding import canonical_json, instant_text, loads, now_text, required_text
-from engine.store.models import DEFAULT_PARTITION
 from schemas.records import fact_key
 from schemas.values import parse_instant
 
@@ -58,25 +57,25 @@ class FactLog(AuditChains):
         given; the ``pseq`` of the last. For the partition's owner: a fact already stored
         is an IntegrityError."""
         now = now_text()
-        rows = [dict(_columns(fact), received_at=now, outcome=canonical_json(list(outcome)))
+        rows = [dict(_columns(fact), received_at=now, outcome=canonical_json(list(outcome)), partition=self.partition)
                 for fact, outcome in records]
         with self.transaction():
-            head = self._locked_head("facts")
+            head = self._locked_head(fact_chain(self.partition))
             for place, row in enumerate(rows, start=head.seq + 1):
                 row["pseq"] = place
             self._link(head, rows, fact_text)
             self._insert(self.m.Fact, rows)
             return self._moved(head, rows[-1]["pseq"] if rows else head.seq)
 
-    def add_pending_facts(self, facts: list[dict], partition: str = DEFAULT_PARTITION,
+    def add_pending_facts(self, facts: list[dict], partition: str | None = None,
                           known: set[tuple[str, str]] | None = None) -> dict[tuple[str, str], int]:
-        """Store facts for the partition's owner to evaluate (an API node, which holds no
-        engine); a fact whose ``(source, id)`` is stored already is left as it is. The seq of
+        """Store facts for the owner of ``partition`` (default: this store's) to evaluate (an
+        API node, which holds no engine); a fact whose ``(source, id)`` is stored already is left as it is. The seq of
         each fact this call stored, by ``(source, id)``. On PostgreSQL the owner is told at
         commit (``NOTIFY slm_facts``); without it, it finds them at its next poll.
         ``known``: the keys already stored, as the caller read them in this transaction
         (they are not looked up again)."""
-        now = now_text()
+        now, partition = now_text(), partition or self.partition
         rows = [dict(_columns(fact), received_at=now, partition=partition) for fact in facts]
         if not rows:
             return {}
@@ -106,26 +105,32 @@ class FactLog(AuditChains):
                 found.update(((source, fid), seq) for fid, seq in rows)
         return found
 
-    def pending_facts(self, partition: str = DEFAULT_PARTITION, limit: int = CHUNK) -> list[tuple[int, dict]]:
-        """The oldest facts of ``partition`` stored but not yet evaluated, in seq order:
-        ``(seq, stored body)``. A fact the owner refused is not pending."""
+    def pending_facts(self, limit: int = CHUNK) -> list[tuple[int, dict]]:
+        """The oldest facts of this store's partition stored but not yet evaluated, in seq
+        order: ``(seq, stored body)``. A fact the owner refused is not pending."""
         rows = self._select(self.m.Fact, "seq, body",
                             f"partition = {self.db.param} AND pseq IS NULL AND refused IS NULL",
-                            [partition], f" ORDER BY seq LIMIT {int(limit)}")
+                            [self.partition], f" ORDER BY seq LIMIT {int(limit)}")
         return [(seq, json.loads(body)) for seq, body in rows]
 
-    def pending_count(self, partition: str = DEFAULT_PARTITION) -> int:
-        """How many facts of ``partition`` wait for their owner: the evaluation lag."""
-        return self._select(self.m.Fact, "COUNT(*)",
-                            f"partition = {self.db.param} AND pseq IS NULL AND refused IS NULL", [partition])[0][0]
+    def pending_count(self) -> int:
+        """How many facts wait for their partitions' owners, in all."""
+        return sum(self.pending_counts().values())
 
-    def settle_facts(self, settled: list[tuple[int, list[str]]], partition: str = DEFAULT_PARTITION) -> int:
+    def pending_counts(self) -> dict[str, int]:
+        """How many facts of each partition wait for their owner: the evaluation lag (a
+        partition with none waiting is left out)."""
+        return dict(self._select(self.m.Fact, "partition, COUNT(*)", "pseq IS NULL AND refused IS NULL",
+                                 tail=" GROUP BY partition"))
+
+    def settle_facts(self, settled: list[tuple[int, list[str]]]) -> int:
         """Record that the owner evaluated stored facts (by seq), in the order given, each
         with the decision ids it caused: each gets the next ``pseq`` of its partition and
         its link in the chain. The ``pseq`` of the last. A fact that is not pending (another
         owner settled it) is a LookupError: nothing is written."""
+        partition = self.partition
         if not settled:
-            return self.last_fact_seq(partition)
+            return self.last_fact_seq()
         F = self.m.Fact
         with self.transaction():
             bodies: dict[int, tuple[str, str]] = {}
@@ -136,7 +141,7 @@ class FactLog(AuditChains):
             missing = [seq for seq, _ in settled if seq not in bodies]
             if missing:
                 raise LookupError(f"facts {missing[:5]} are not pending in partition {partition!r}")
-            head = self._locked_head("facts")
+            head = self._locked_head(fact_chain(partition))
             last = head.seq + len(settled)
             rows = [dict(seq=seq, id=bodies[seq][0], body=bodies[seq][1], outcome=canonical_json(list(outcome)),
                          pseq=place) for place, (seq, outcome) in enumerate(settled, start=head.seq + 1)]
@@ -149,7 +154,7 @@ class FactLog(AuditChains):
                 self.db.execute_sql("SELECT pg_notify(%s, %s)", (DECIDED_CHANNEL, partition))
             return self._moved(head, last)
 
-    def refuse_pending(self, refused: dict[int, str], partition: str = DEFAULT_PARTITION) -> None:
+    def refuse_pending(self, refused: dict[int, str]) -> None:
         """Mark stored facts (by seq) that the owner's engine could not evaluate, with why:
         they are no longer pending, have no place in the log and are never replayed."""
         if refused:
@@ -158,7 +163,7 @@ class FactLog(AuditChains):
                     f'UPDATE "facts" SET refused = {self.db.param} WHERE seq = {self.db.param} AND pseq IS NULL',
                     [(why[:500], seq) for seq, why in refused.items()])
                 if self.postgres:
-                    self.db.execute_sql("SELECT pg_notify(%s, %s)", (DECIDED_CHANNEL, partition))
+                    self.db.execute_sql("SELECT pg_notify(%s, %s)", (DECIDED_CHANNEL, self.partition))
 
     def fact_states(self, seqs) -> dict[int, dict]:
         """What became of stored facts (by seq): ``{pseq, outcome, refused}`` of each."""
@@ -174,12 +179,12 @@ class FactLog(AuditChains):
         return last
 
     def facts(self, after_seq: int = 0, limit: int | None = None) -> Iterator[dict]:
-        """Evaluated facts in log order (``pseq``), each with ``seq`` its place in the log,
-        read in chunks: for rebuilding state."""
-        F, left = self.m.Fact, limit
+        """Evaluated facts of this store's partition in log order (``pseq``), each with
+        ``seq`` its place in the log, read in chunks: for rebuilding state."""
+        F, left, chain = self.m.Fact, limit, fact_chain(self.partition)
         while left is None or left > 0:
             size = CHUNK if left is None else min(left, CHUNK)
-            rows = list(F.select().where((F.pseq > after_seq) & self._in_chain("facts", F))
+            rows = list(F.select().where((F.pseq > after_seq) & self._in_chain(chain, F))
                         .order_by(F.pseq).limit(size))
             for row in rows:
                 yield {**_stored_fact(row), "seq": row.pseq}
@@ -197,14 +202,14 @@ class FactLog(AuditChains):
             found.update((subject, parse_instant(newest)) for subject, newest in rows)
         return found
 
-    def last_fact_seq(self, partition: str = DEFAULT_PARTITION) -> int:
-        """The place of the last evaluated fact in the partition's log (its ``pseq``)."""
-        return self._select(self.m.Fact, "MAX(pseq)", f"partition = {self.db.param}", [partition])[0][0] or 0
+    def last_fact_seq(self) -> int:
+        """The place of the last evaluated fact in this store's partition's log (its ``pseq``)."""
+        return self._select(self.m.Fact, "MAX(pseq)", f"partition = {self.db.param}", [self.partition])[0][0] or 0
 
     def fact(self, source: str, id: str) -> dict | None:
         """The fact ``(source, id)`` as stored, if it is in the fact log's chain."""
         F = self.m.Fact
-        row = F.select(F.body).where((F.source == source) & (F.id == id) & self._in_chain("facts", F)).first()
+        row = F.select(F.body).where((F.source == source) & (F.id == id) & self._in_fact_chains(F)).first()
         return None if row is None else json.loads(row.body)
 
     def fact_by_ref(self, key: str) -> dict | None:
@@ -222,7 +227,7 @@ class FactLog(AuditChains):
         each with its seq and outcome."""
         F = self.m.Fact
         return [_stored_fact(row) for row in
-                F.select().where((F.id == id) & self._in_chain("facts", F)).order_by(F.seq)]
+                F.select().where((F.id == id) & self._in_fact_chains(F)).order_by(F.seq)]
 
     def list_facts(self, service=None, subject=None, type=None, since=None, until=None,
                    cursor=None, limit=None) -> tuple[list[dict], str | None]:

@@ -7,10 +7,9 @@ deleted or re-hashed record is found by :meth:`Ledger.verify_chain`. A row of th
 ``chain_head`` table holds the last record's seq, id and hash: appends lock it (audit.py)
 so concurrent writers never fork the chain, and it reveals records cut off the end.
 
-``chain_head`` is keyed by name. There is one chain today, in the ``default`` partition
-(models.py), and its head row is named ``decisions``. When the service runs one engine per
-partition, each partition's chain gets its own head row named after the partition (the
-``default`` partition's included: see docs/SCALING.md).
+``chain_head`` is keyed by name; the decision chain's row is ``decisions``. It is one
+chain for every partition: each owner appends under the head's lock, so the chain's order
+is the order the owners' transactions committed in (each decision row keeps its partition).
 """
 from __future__ import annotations
 
@@ -29,7 +28,7 @@ class Ledger(AuditChains):
     def add_decisions(self, decisions) -> list[str]:
         """Append the decisions not yet stored, chained in the order given; their ids."""
         decisions = list(decisions)
-        rows = [self._decision_row(d) for d in decisions]
+        rows = [dict(self._decision_row(d), partition=self.partition) for d in decisions]
         if not rows:
             return []
         D = self.m.Decision

@@ -52,7 +52,7 @@ class Outbox(AuditChains):
                                       status=status, body=canonical_json(body), created_at=now,
                                       attempts=0, last_error=n.get("last_error"),
                                       next_attempt_at=due_text if status in QUEUED else None,
-                                      queued_at=now))
+                                      queued_at=now, partition=self.partition))
         if not rows:
             return []
         inserted = []

@@ -61,7 +61,7 @@ class ReplayRecords(AuditChains):
         put in force by ``by`` (a token's name; ``slm serve`` for a start)."""
         when = instant_text(at, "cut-over")
         row = dict(ruleset=ruleset, at=when, after_fact=after_fact, after_tick=after_tick, by=by,
-                   body=cutover_body(ruleset, when, after_fact, after_tick, by))
+                   body=cutover_body(ruleset, when, after_fact, after_tick, by), partition=self.partition)
         C = self.m.Cutover
         with self.transaction():
             head = self._locked_head("cutovers")
@@ -71,37 +71,43 @@ class ReplayRecords(AuditChains):
             self._save_head(head, self._select(C, "MAX(seq)")[0][0])
 
     def cutovers(self) -> list[dict]:
-        """Every rule set that took effect, in order: ``{seq, ruleset, at, after_fact,
-        after_tick, by}`` (the links of the cut-over chain only)."""
+        """Every rule set that took effect in this store's partition, in order: ``{seq,
+        ruleset, at, after_fact, after_tick, by}`` (the links of the cut-over chain only;
+        ``after_fact`` and ``after_tick`` are places in the partition's log)."""
         C = self.m.Cutover
         return [{"seq": r.seq, "ruleset": r.ruleset, "at": parse_instant(r.at), "after_fact": r.after_fact,
                  "after_tick": r.after_tick, "by": r.by}
-                for r in C.select().where(self._in_chain("cutovers", C)).order_by(C.seq)]
+                for r in C.select().where(self._in_chain("cutovers", C) & (C.partition == self.partition))
+                .order_by(C.seq)]
 
     # ---- ticks -------------------------------------------------------------------------
 
     def add_tick(self, after_fact: int, until) -> int:
         """Record a tick; its seq."""
         with self.transaction():
-            return self.m.Tick.insert(after_fact=after_fact, until=instant_text(until, "tick")).execute()
+            return self.m.Tick.insert(after_fact=after_fact, until=instant_text(until, "tick"),
+                                      partition=self.partition).execute()
 
     def ticks(self, after_seq: int = 0) -> list[tuple[int, int, datetime]]:
-        """``(seq, after_fact, until)`` in the order they happened, after tick ``after_seq``."""
+        """``(seq, after_fact, until)`` of this store's partition in the order they happened,
+        after tick ``after_seq``."""
         T = self.m.Tick
         return [(r.seq, r.after_fact, parse_instant(r.until))
-                for r in T.select(T.seq, T.after_fact, T.until).where(T.seq > after_seq).order_by(T.seq)]
+                for r in T.select(T.seq, T.after_fact, T.until)
+                .where((T.seq > after_seq) & (T.partition == self.partition)).order_by(T.seq)]
 
     # ---- engine snapshots --------------------------------------------------------------
 
     def save_snapshot(self, ruleset: str, state_format: str, fact_seq: int, tick_seq: int,
                       body: bytes, keep: int = 2) -> None:
         """Store a snapshot of the engine's state in ``state_format`` (the version of the
-        engine's snapshot format); only the newest ``keep`` are kept."""
+        engine's snapshot format) for this store's partition; only its newest ``keep`` are kept."""
         S = self.m.Snapshot
         with self.transaction():
             S.insert(ruleset=ruleset, state_format=state_format, fact_seq=fact_seq, tick_seq=tick_seq,
-                     body=body, created_at=now_text()).execute()
-            stale = [r.seq for r in S.select(S.seq).order_by(S.seq.desc()).offset(keep)]
+                     body=body, created_at=now_text(), partition=self.partition).execute()
+            stale = [r.seq for r in S.select(S.seq).where(S.partition == self.partition)
+                     .order_by(S.seq.desc()).offset(keep)]
             if stale:
                 S.delete().where(S.seq.in_(stale)).execute()
 
@@ -109,7 +115,7 @@ class ReplayRecords(AuditChains):
         """The newest snapshot in this state format (and taken under this rule set, unless
         ``ruleset`` is None), if any."""
         S = self.m.Snapshot
-        where = S.state_format == state_format
+        where = (S.state_format == state_format) & (S.partition == self.partition)
         if ruleset is not None:
             where &= S.ruleset == ruleset
         row = S.select().where(where).order_by(S.seq.desc()).first()

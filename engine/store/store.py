@@ -31,7 +31,7 @@ from engine.store.encoding import canonical_json
 from engine.store.facts import FactLog
 from engine.store.ledger import Ledger
 from engine.store.migrations import SCHEMA_VERSION, SchemaVersionError
-from engine.store.models import database
+from engine.store.models import DEFAULT_PARTITION, database
 from engine.store.outbox import Outbox
 from engine.store.ownership import Lease, LeaseHeld, LeaseLost, Leases, WriterLock, WriterLockHeld
 from engine.store.replay import ReplayRecords
@@ -45,7 +45,8 @@ class Store(FactLog, Ledger, Outbox, Tokens, ReplayRecords, Leases):
     writer_lock: WriterLock | None = None
 
     @classmethod
-    def open(cls, url: str, audit_key: bytes | None = None, writer: bool = False) -> Store:
+    def open(cls, url: str, audit_key: bytes | None = None, writer: bool = False,
+             partition: str = DEFAULT_PARTITION) -> Store:
         """The store at ``url``, its schema created or upgraded to the newest version
         (migrations.py); a database newer than this code is refused (SchemaVersionError).
         ``audit_key`` (chain.load_key) keys the audit chains; without it, new links are
@@ -53,11 +54,12 @@ class Store(FactLog, Ledger, Outbox, Tokens, ReplayRecords, Leases):
         process evaluates and writes what is decided; on a SQLite file it first takes the
         file's writer lock (WriterLockHeld if another process holds it; it is held until
         ``writer_lock.release()`` or the process ends). PostgreSQL's writers own
-        partitions by leases instead (ownership.py); readers need neither."""
+        partitions by leases instead (ownership.py); readers need neither. ``partition``:
+        the one this store writes and replays for (its owner's); reads of the API span all."""
         db = database(url)
         lock = (WriterLock.take(db.database)
                 if writer and isinstance(db, pw.SqliteDatabase) and db.database != ":memory:" else None)
-        store = cls(db)
+        store = cls(db, partition)
         store.audit_key, store.writer_lock = audit_key, lock
         try:
             store.db.connect(reuse_if_open=True)
