@@ -10,6 +10,7 @@ from flask import Flask, send_from_directory
 
 from engine.service.live import SlmService
 from engine.service.state import WORKER
+from engine.service.workers import PartitionWorkers
 from schemas.facts import FactSchema, FactTime
 from schemas.limits import MAX_BODY
 
@@ -24,10 +25,12 @@ DOCS_ASSETS = "/docs/assets/"      # Swagger UI served from the installed packag
 
 
 def create_app(service: SlmService, *, alert_service_label: str = "service", max_body: int = MAX_BODY,
-               secret_key: str | None = None, cookie_secure: bool = False) -> Flask:
+               secret_key: str | None = None, cookie_secure: bool = False,
+               workers: PartitionWorkers | None = None) -> Flask:
     """The WSGI app over ``service``. ``secret_key`` signs the console's cookies (made per
     process if None); ``cookie_secure`` marks them Secure even on plain http (behind a
-    TLS-terminating proxy)."""
+    TLS-terminating proxy). ``workers``: a worker's partitions (``service`` is the first of
+    them), whose readiness and metrics the app reports."""
     app = Flask("slm", static_folder=None)     # the console serves its own assets (api/ui)
     app.config.update(
         API_TITLE="slm — Service Level Management policy service",
@@ -46,9 +49,12 @@ def create_app(service: SlmService, *, alert_service_label: str = "service", max
     app.extensions[EXTENSION] = service
     app.extensions["slm_tokens"] = TokenCache(service.store.digest_grant)
     app.extensions[facts.THROTTLE] = RefusalThrottle(service.now)
-    metrics = ops.Metrics(service)
+    metrics = ops.Metrics(service, workers)
     app.extensions["slm_metrics"] = metrics
-    service.recorder.listeners.append(metrics.record)
+    for each in workers.services.values() if workers is not None else [service]:
+        each.recorder.listeners.append(metrics.record)
+    if workers is not None:
+        app.extensions[ops.WORKERS] = workers
     if service.state.node == WORKER:           # serves no API: health, readiness and metrics only
         app.register_blueprint(ops.bp)
         return app

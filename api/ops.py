@@ -27,13 +27,18 @@ from .context import current_service
 disable_created_metrics()     # the *_created series only add noise to every counter
 
 bp = Blueprint("ops", __name__)
+WORKERS = "slm_workers"     # app.extensions: a worker's partitions (engine.service.workers), if it has a map
 log = logging.getLogger("slm.metrics")
 
 
 class Metrics:
     """The service's Prometheus metrics, in a registry of their own (one per app)."""
 
-    def __init__(self, service):
+    def __init__(self, service, workers=None):
+        """``workers`` (engine.service.workers.PartitionWorkers): a worker's partitions,
+        whose leases and lag are reported each by its partition; ``service`` is then the
+        first of them."""
+        services = list(workers.services.values()) if workers is not None else [service]
         self.registry = registry = CollectorRegistry()
         self.facts = Counter("slm_facts", "Facts received, by outcome", ["outcome"], registry=registry)
         self.decisions = Counter("slm_decisions", "Decisions recorded, by kind", ["kind"], registry=registry)
@@ -42,7 +47,7 @@ class Metrics:
                                  registry=registry,
                                  buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
         ready = Gauge("slm_ready", "1 once state is rebuilt and the service takes facts", registry=registry)
-        ready.set_function(lambda: 1.0 if service.state.ready.is_set() else 0.0)
+        ready.set_function(lambda: 1.0 if _ready(service, workers) else 0.0)
         clocks = Gauge("slm_next_deadline_seconds", "Seconds until the next clock deadline (-1: none)",
                        registry=registry)
         clocks.set_function(lambda: _seconds_until(service))
@@ -50,10 +55,10 @@ class Metrics:
         self.breaches = Counter("slm_target_breaches", "Breach decisions recorded, per target", labels,
                                 registry=registry)
         self.met = Counter("slm_target_met", "Met decisions recorded, per target", labels, registry=registry)
-        if service.state.node != API:               # an API node has no clocks to report on
-            registry.register(TargetGauges(service))
+        if service.state.node != API and workers is None:   # an API node has no clocks to report on,
+            registry.register(TargetGauges(service))        # a worker's are split over its partitions
         if service.store.postgres:                  # only there do API nodes store facts for an owner
-            registry.register(LagMetrics(service))
+            registry.register(LagMetrics(service, services))
         self.delivered = Counter("slm_notifications_delivered",
                                  "Delivery attempts' outcomes, in notifications: sent, retrying (to be "
                                  "retried), failed, undeliverable", ["outcome"], registry=registry)
@@ -65,10 +70,12 @@ class Metrics:
         stats = _QueueStats(service)
         queue.set_function(lambda: stats()["queued"])
         age.set_function(lambda: stats()["oldest_age"])
-        if service.delivery is not None:
-            service.delivery.listeners.append(lambda outcome, count: self.delivered.labels(outcome).inc(count))
-        if service.ownership is not None:
-            registry.register(LeaseMetrics(service))
+        for each in services:
+            if each.delivery is not None:
+                each.delivery.listeners.append(lambda outcome, count: self.delivered.labels(outcome).inc(count))
+        owning = [each for each in services if each.ownership is not None]
+        if owning:
+            registry.register(LeaseMetrics(owning))
 
     def record(self, result) -> None:
         """Count one write of the service (an ingestion or a clock tick)."""
@@ -87,21 +94,22 @@ class Metrics:
 
 
 class LeaseMetrics:
-    """Whether this process owns its partition's lease, and how often it took one over (a
-    database shared by an owner and standbys; engine.service.ownership)."""
+    """Whether this process owns each partition's lease, and how often it took one over (a
+    database shared by owners and standbys; engine.service.ownership)."""
 
-    def __init__(self, service):
-        self.service = service
+    def __init__(self, services):
+        self.services = services
 
     def collect(self):
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-        ownership, state = self.service.ownership, self.service.state
         owner = GaugeMetricFamily("slm_lease_owner", "1 while this process owns the partition's lease and writes, "
                                   "0 while it stands by", labels=["partition"])
-        owner.add_metric([ownership.partition], 1.0 if state.role == OWNER else 0.0)
         takeovers = CounterMetricFamily("slm_lease_takeovers", "Times this process took the partition's lease "
                                         "(its first acquisition included)", labels=["partition"])
-        takeovers.add_metric([ownership.partition], ownership.takeovers)
+        for service in self.services:
+            ownership = service.ownership
+            owner.add_metric([ownership.partition], 1.0 if service.state.role == OWNER else 0.0)
+            takeovers.add_metric([ownership.partition], ownership.takeovers)
         yield owner
         yield takeovers
 
@@ -110,8 +118,8 @@ class LagMetrics:
     """Facts stored but not evaluated yet (the evaluation lag, read from the database once
     per scrape) and, on a node that evaluates them, how many it evaluated and refused."""
 
-    def __init__(self, service):
-        self.service = service
+    def __init__(self, service, services):
+        self.service, self.services = service, services
 
     def collect(self):
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -124,13 +132,14 @@ class LagMetrics:
         except Exception:            # a metrics scrape must not fail with the database
             pass
         yield pending
-        backlog = self.service.backlog
-        if backlog is not None:
+        backlogs = [(s.store.partition, s.backlog) for s in self.services if s.backlog is not None]
+        if backlogs:
             evaluated = CounterMetricFamily("slm_facts_settled", "Facts stored by API nodes that this process "
                                             "evaluated (evaluated) or could not evaluate (refused)",
-                                            labels=["outcome"])
-            evaluated.add_metric(["evaluated"], backlog.evaluated)
-            evaluated.add_metric(["refused"], backlog.refused)
+                                            labels=["outcome", "partition"])
+            for partition, backlog in backlogs:
+                evaluated.add_metric(["evaluated", partition], backlog.evaluated)
+                evaluated.add_metric(["refused", partition], backlog.refused)
             yield evaluated
 
 
@@ -220,6 +229,10 @@ def _seconds_until(service) -> float:
     return -1.0 if deadline is None else max((deadline - service.now()).total_seconds(), 0.0)
 
 
+def _ready(service, workers) -> bool:
+    return workers.status()["status"] == "ready" if workers is not None else service.state.ready.is_set()
+
+
 @bp.route("/healthz")
 def healthz():
     return jsonify(status="ok")
@@ -237,6 +250,10 @@ def readyz():
     except (DatabaseUnavailable, *DRIVER_ERRORS) as error:
         return jsonify({"status": "unavailable", **state.progress(), "ready": False,
                         "database": one_line(error), "ruleset": state.ruleset.version}), 503
+    workers = current_app.extensions.get(WORKERS)
+    if workers is not None:                 # a worker's partitions, each owned or stood by on its own
+        body = {"node": state.node, "ruleset": state.ruleset.version, **workers.status()}
+        return jsonify(body), 200 if body["status"] == "ready" else 503
     ownership = state.ownership()
     standby = ownership is not None and ownership["role"] == STANDBY
     ready = state.ready.is_set() and not standby

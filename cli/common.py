@@ -37,14 +37,14 @@ def audit_key(path: str | None, create: bool = False) -> bytes | None:
         raise click.BadParameter(str(err), param_hint="--audit-key-file") from None
 
 
-def open_store(url: str, key: bytes | None = None, writer: bool = False):
+def open_store(url: str, key: bytes | None = None, writer: bool = False, partition: str = "default"):
     """The store at ``url``, or a clean exit naming what is wrong with it. ``writer``: for
     the process that evaluates (``slm serve``); a SQLite file that another process writes
-    is refused, naming that process."""
+    is refused, naming that process. ``partition``: the one the store writes for."""
     from engine.store.connection import one_line
     from engine.store.store import Store, WriterLockHeld
     try:
-        return Store.open(url, audit_key=key, writer=writer)
+        return Store.open(url, audit_key=key, writer=writer, partition=partition)
     except WriterLockHeld as err:
         raise click.ClickException(str(err)) from None
     except ValueError as err:

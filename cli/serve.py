@@ -6,11 +6,14 @@ import os
 import signal
 import sys
 from datetime import date, timedelta
+from pathlib import Path
 
 import click
 
 from engine.lang.checks import validity_warnings
 from engine.lang.errors import RuleSetError
+from engine.lang.loader import load_rules
+from engine.lang.partitions import PartitionMap, check_against, classify_rules, load_partition_map
 from engine.service.live import SNAPSHOT_EVERY
 from schemas.limits import MAX_BODY
 from schemas.values import parse_duration
@@ -19,6 +22,7 @@ from .common import audit_key, audit_key_option, db_option, open_store, rules_op
 from .notify import channels, delivery_options
 
 MIN_LEASE_TTL = timedelta(seconds=1)     # the owner renews every third of it
+GLOBAL_SCOPE = "global"                  # a Rule's scope when it joins facts across partitions
 
 
 @click.command()
@@ -55,6 +59,14 @@ MIN_LEASE_TTL = timedelta(seconds=1)     # the owner renews every third of it
                    "A second slm serve on the database is a standby and takes over once the owner's "
                    "lease runs out: shorter fails over sooner, longer rides out longer pauses. SQLite "
                    "runs one process and takes no lease.")
+@click.option("--partitions", "partitions_file", envvar="SLM_PARTITIONS", show_envvar=True,
+              type=click.Path(dir_okay=False),
+              help="PostgreSQL: the map of services to partitions (docs/OPERATIONS.md), the same file on every "
+                   "node. A worker owns partitions of it (or stands by for them), an API node stores each fact "
+                   "for its partition's owner. Without it: one partition, 'default'.")
+@click.option("--prefer", envvar="SLM_PREFER", show_envvar=True, default="",
+              help="A worker's partitions (comma-separated) that it takes at once; it takes any other only "
+                   "once it has had no owner for a third of --lease-ttl. Default: all of them.")
 @delivery_options
 @click.option("--group-wait", default="30s", show_default=True,
               help="How long a notification waits for others to the same recipient and activity, "
@@ -77,11 +89,12 @@ MIN_LEASE_TTL = timedelta(seconds=1)     # the owner renews every third of it
               help="Mark the console's cookie Secure always (behind a TLS-terminating proxy); without it, "
                    "only requests that came over https get a Secure cookie.")
 def serve(rules_dir, db_url, host, port, role, threads, skew, max_lateness, alert_service_label, snapshot_every, retain,
-          lease_ttl, smtp_url, mail_from, webhook_secret, delivery_timeout, group_wait, delivery_max_age, retry_initial,
-          delivery, public_url, audit_key_file, max_body, secret_key, cookie_secure):
+          lease_ttl, partitions_file, prefer, smtp_url, mail_from, webhook_secret, delivery_timeout, group_wait,
+          delivery_max_age, retry_initial, delivery, public_url, audit_key_file, max_body, secret_key, cookie_secure):
     """Run the API: store facts, fire clocks on time, answer auditors."""
     from api.app import create_app
     from engine.service.live import SlmService
+    from engine.service.workers import PartitionWorkers
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     skew_delta, retain_delta = _duration(skew, "--skew"), _duration(retain, "--retain")
@@ -104,25 +117,46 @@ def serve(rules_dir, db_url, host, port, role, threads, skew, max_lateness, aler
     if role != "all" and not db_url.startswith(("postgresql:", "postgres:")):
         raise click.BadParameter(f"{role!r} nodes share a PostgreSQL database; SQLite runs one process, "
                                  "--role all", param_hint="--role")
-    # SQLite: refused while another process writes the file; an API node writes no decisions
-    store = open_store(db_url, key, writer=role != "api")
-    worker = DeliveryWorker(store, config, policy=policy, group_wait=wait) if delivery and role != "api" else None
     try:
-        service = SlmService(store, rules_dir, skew=skew_delta, snapshot_every=snapshot_every,
-                             retain=retain_delta, freeze_heap=True, delivery=worker, max_lateness=lateness,
-                             lease_ttl=ttl if store.postgres else None,   # PostgreSQL: owner or standby
-                             role=role)
+        ruleset = load_rules(Path(rules_dir))
+        pmap = load_partition_map(partitions_file) if partitions_file else PartitionMap.single()
     except RuleSetError as err:
         click.echo(err.report(), err=True)
         sys.exit(1)
+    preferred = _preferred(prefer, pmap)
+    _check_partitions(pmap, ruleset, role)
+    # SQLite: refused while another process writes the file; an API node writes no decisions
+    store = open_store(db_url, key, writer=role != "api")
+    _agree_on(store, pmap)
+
+    def build(store, hold_back=timedelta(0)):
+        delivering = DeliveryWorker(store, config, policy=policy, group_wait=wait) \
+            if delivery and role != "api" else None
+        return SlmService(store, ruleset, skew=skew_delta, snapshot_every=snapshot_every,
+                          retain=retain_delta, freeze_heap=True, delivery=delivering, max_lateness=lateness,
+                          lease_ttl=ttl if store.postgres else None,   # PostgreSQL: owner or standby
+                          role=role, partitions=pmap, hold_back=hold_back)
+
+    workers = None
+    if role == "worker" and not pmap.is_single:      # one service per partition, each on a store of its own
+        store.close()
+        workers = PartitionWorkers.open(pmap, lambda p: open_store(db_url, key, writer=True, partition=p), build,
+                                        lease_ttl=ttl, prefer=preferred)
+        service = workers.first
+    else:
+        service = build(store)
+    worker = service.delivery
     for warning in validity_warnings(service.state.ruleset, date.today()):
         click.echo(str(warning), err=True)
     app = create_app(service, alert_service_label=alert_service_label, max_body=max_body,
-                     secret_key=secret_key, cookie_secure=cookie_secure)
+                     secret_key=secret_key, cookie_secure=cookie_secure, workers=workers)
     from .lanes import create_server  # /healthz, /readyz, /metrics: a thread pool of their own
     server = create_server(app, host=host, port=port, threads=threads, ident="slm",
                            clear_untrusted_proxy_headers=True)
-    service.start(background=True, on_failure=lambda exc: os._exit(3))
+    if workers is not None:
+        workers.start(on_failure=lambda exc: os._exit(3))
+    else:
+        service.start(background=True, on_failure=lambda exc: os._exit(3))
     address = f"http://{server.effective_host}:{server.effective_port}"
     click.echo(f"slm serving {address} as --role {role}  (rules {rules_dir}, "
                f"ruleset {service.state.ruleset.version[:19]}…, db {_redacted(db_url)})")
@@ -133,7 +167,10 @@ def serve(rules_dir, db_url, host, port, role, threads, skew, max_lateness, aler
     if role == "api":
         click.echo("  an API node: facts are stored for the owner (a node with --role all or worker) to evaluate")
     click.echo(f"  get a token: slm token create --role admin --db {_redacted(db_url)}")
-    if service.ownership is not None:
+    if workers is not None:
+        click.echo(f"  owner or standby of partitions {', '.join(pmap.names)} (preferred: "
+                   f"{', '.join(sorted(preferred or pmap.names))}): lease {lease_ttl} (see {address}/readyz)")
+    elif service.ownership is not None:
         click.echo(f"  owner or standby of this database: lease {lease_ttl}, as {service.ownership.owner} "
                    f"(see {address}/readyz)")
     if role != "api":
@@ -145,8 +182,55 @@ def serve(rules_dir, db_url, host, port, role, threads, skew, max_lateness, aler
         pass
     finally:
         server.close()
-        service.stop()
+        (workers or service).stop()
         logging.getLogger("slm.serve").info("stopped")
+
+
+def _preferred(prefer: str, pmap: PartitionMap) -> frozenset[str] | None:
+    """The partitions named by ``--prefer`` (None: all), each one of the map's."""
+    names = frozenset(name.strip() for name in prefer.split(",") if name.strip())
+    unknown = sorted(names - set(pmap.names))
+    if unknown:
+        raise click.BadParameter(f"{', '.join(unknown)}: not a partition of the map (its partitions: "
+                                 f"{', '.join(pmap.names)})", param_hint="--prefer")
+    return names or None
+
+
+def _check_partitions(pmap: PartitionMap, ruleset, role: str) -> None:
+    """A map must fit the rules, and partitions run only on API nodes and workers; a Rule
+    that joins facts across partitions has no engine to run in yet (exit 1, naming each)."""
+    problems = check_against(pmap, ruleset)
+    if problems:
+        click.echo(RuleSetError(problems).report(), err=True)
+        sys.exit(1)
+    if pmap.is_single:
+        return
+    if role == "all":
+        raise click.BadParameter("with more than one partition, run API nodes (--role api) and workers "
+                                 "(--role worker): one process holds no engine for every partition",
+                                 param_hint="--role")
+    crossing = [c for c in classify_rules(ruleset, pmap).values() if c.scope == GLOBAL_SCOPE]
+    if crossing:
+        click.echo("these Rules join facts across partitions, and the partition that would run them ('global') "
+                   "is not built yet; make each local (docs/RULES.md, Partitions) or run without --partitions:",
+                   err=True)
+        for rule in crossing:
+            click.echo(f"  {rule.name}: {rule.reason}", err=True)
+        sys.exit(1)
+
+
+def _agree_on(store, pmap: PartitionMap) -> None:
+    """Record the map in the database, or exit if it records another one."""
+    import json
+
+    from engine.store.store import PartitionMapMismatch
+    body = json.dumps({"default": pmap.default, "partitions": dict(sorted(pmap.services.items()))},
+                      sort_keys=True, separators=(",", ":"))
+    try:
+        store.agree_partition_map(pmap.digest, body)
+    except PartitionMapMismatch as err:
+        store.close()
+        raise click.ClickException(str(err)) from None
 
 
 def _echo_delivery(worker, config) -> None:

@@ -15,6 +15,8 @@ import threading
 import time
 from datetime import timedelta
 
+from engine.lang.errors import FactError
+from engine.lang.partitions import PartitionMap
 from engine.service.batch import Job, refuse_conflicts, refuse_late, sift
 from engine.service.lateness import DEFAULT_MAX_LATENESS, NewestTimes
 from engine.service.recorder import Ingested
@@ -35,8 +37,9 @@ class FactIntake:
     """Stores posted facts unevaluated; optionally waits for their outcome."""
 
     def __init__(self, state: ServiceState, *, skew: timedelta = DEFAULT_SKEW,
-                 max_lateness: timedelta | None = DEFAULT_MAX_LATENESS):
+                 max_lateness: timedelta | None = DEFAULT_MAX_LATENESS, partitions: PartitionMap | None = None):
         self.state = state
+        self.partitions = partitions or PartitionMap.single()    # where each fact's owner is
         self.skew, self.max_lateness = skew, max_lateness
         self.newest = NewestTimes(state.store.newest_fact_times)
         self.settled = Settled(state)
@@ -44,7 +47,15 @@ class FactIntake:
 
     def validate(self, raws: list) -> list[dict]:
         self._follow_rules()
-        return validate_facts(raws, self.state.ruleset, self.state.now, self.skew)
+        facts = validate_facts(raws, self.state.ruleset, self.state.now, self.skew)
+        if not self.partitions.is_single:     # no partition, so no owner, for a fact without a service
+            unplaced = {(f"[{index}]." if len(facts) > 1 else "") + "service":
+                        ["is required: this deployment runs partitions by service, and only the service "
+                         "says which one evaluates the fact"]
+                        for index, fact in enumerate(facts) if fact.get("service") is None}
+            if unplaced:
+                raise FactError(unplaced)
+        return facts
 
     def _follow_rules(self) -> None:
         """Validate against the rule set the owner last put in force (the newest cut-over),
@@ -82,7 +93,10 @@ class FactIntake:
                 if key not in seen:
                     seen.add(key)
                     fresh.append(fact)
-            seqs = store.add_pending_facts([stored_fact(f) for f in fresh], known=set(known))
+            seqs: dict[tuple[str, str], int] = {}
+            for partition, facts in self._by_partition(fresh).items():
+                seqs.update(store.add_pending_facts([stored_fact(f) for f in facts], partition=partition,
+                                                    known=set(known)))
             seqs.update(store.fact_seqs([key for key in known if key not in seqs]))
         result = Ingested(rejected=dict(sorted(job.set_aside.items())))
         new = set(seqs) - set(known)
@@ -101,6 +115,14 @@ class FactIntake:
         if wait:
             self.settled.fill(result, min(wait, MAX_WAIT))
         return result
+
+
+    def _by_partition(self, facts: list[dict]) -> dict[str, list[dict]]:
+        """The facts grouped by the partition whose owner evaluates them, in order."""
+        grouped: dict[str, list[dict]] = {}
+        for fact in facts:
+            grouped.setdefault(self.partitions.partition_of(fact.get("service")), []).append(fact)
+        return grouped
 
 
 class Settled:

@@ -34,6 +34,7 @@ from pathlib import Path
 from engine.clock import utcnow
 from engine.lang.loader import load_rules
 from engine.lang.model import RuleSet
+from engine.lang.partitions import PartitionMap
 from engine.service.backlog import Backlog
 from engine.service.clockview import ClockReadModel
 from engine.service.deadlines import Deadlines
@@ -66,7 +67,8 @@ class SlmService:
                  snapshot_every: int = SNAPSHOT_EVERY, retain: timedelta | None = RETAIN,
                  freeze_heap: bool = False, delivery=None,
                  max_lateness: timedelta | None = DEFAULT_MAX_LATENESS,
-                 lease_ttl: timedelta | None = None, lease_owner: str | None = None, role: str = ALL):
+                 lease_ttl: timedelta | None = None, lease_owner: str | None = None, role: str = ALL,
+                 partitions: PartitionMap | None = None, hold_back: timedelta = timedelta(0)):
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
         self.store = store
@@ -86,7 +88,8 @@ class SlmService:
                                   wake=self._wake_scheduler, skew=skew, max_lateness=max_lateness)
         # facts posted here: evaluated here, or (an API node) stored for the owner to evaluate
         self.facts: FactIngestion | FactIntake = (
-            ingestion if role != API else FactIntake(self.state, skew=skew, max_lateness=max_lateness))
+            ingestion if role != API else FactIntake(self.state, skew=skew, max_lateness=max_lateness,
+                                                     partitions=partitions or PartitionMap.single()))
         # what API nodes stored, evaluated by the owner (only PostgreSQL is shared by processes)
         self.backlog = Backlog(self.state, self.keeper, ingestion, self.recorder, wake=self._wake_scheduler) \
             if store.postgres and role != API else None
@@ -97,7 +100,8 @@ class SlmService:
         # A database shared with other processes: owner or standby by the partition's lease
         # (``lease_owner`` names this process in it; default host:pid:nonce). None: the only writer.
         self.ownership = None if lease_ttl is None or role == API else Ownership(
-            self.state, lease_ttl, take_over=self._take_over, step_down=self._step_down, owner=lease_owner)
+            self.state, lease_ttl, take_over=self._take_over, step_down=self._step_down, owner=lease_owner,
+            partition=store.partition, hold_back=hold_back)
         self.failure: BaseException | None = None
         self._on_failure: Callable[[BaseException], None] | None = None
         self._threads: list[threading.Thread] = []

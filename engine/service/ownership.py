@@ -49,7 +49,8 @@ class Ownership:
 
     def __init__(self, state: ServiceState, ttl: timedelta, *, take_over: Callable[[Lease], None],
                  step_down: Callable[[str], None], owner: str | None = None,
-                 partition: str = DEFAULT_PARTITION, clock: Callable[[], float] = time.monotonic):
+                 partition: str = DEFAULT_PARTITION, clock: Callable[[], float] = time.monotonic,
+                 hold_back: timedelta = timedelta(0)):
         ttl_seconds(ttl)                               # ValueError unless positive
         self.state, self.store = state, state.store
         self.ttl, self.partition = ttl, partition
@@ -64,6 +65,10 @@ class Ownership:
         self._taking_over = True                       # False once stopping: no new tenure
         self._ended = threading.Event()
         self._thread: threading.Thread | None = None
+        # A partition this process does not prefer (``slm serve --prefer``): taken only once
+        # it has had no owner for this long, so that a worker that prefers it gets it first.
+        self.hold_back = hold_back
+        self._unowned_since: float | None = None     # by self.clock: a partition nobody ever owned
         state.retry_after = max(1, math.ceil(self.interval))
         state.lease_lost = self.lost
 
@@ -132,8 +137,28 @@ class Ownership:
         self._wake.wait(seconds)
         self._wake.clear()
 
+    def _held_back(self) -> bool:
+        """Whether to leave the partition a while longer to a worker that prefers it: until
+        it has had no owner for ``hold_back`` (by the database's clock; a partition nobody
+        ever owned, from when this process first looked)."""
+        if not self.hold_back:
+            return False
+        lease = self.store.lease(self.partition)
+        if lease is None:
+            if self._unowned_since is None:
+                self._unowned_since = self.clock()
+            return self.clock() - self._unowned_since < self.hold_back.total_seconds()
+        if lease.owner == self.owner:
+            return False
+        unowned = self.store.database_now() - lease.expires_at
+        if unowned < timedelta(0):
+            self._standing_by(lease)
+        return unowned < self.hold_back
+
     def _try_to_acquire(self) -> None:
         try:
+            if self._held_back():
+                return
             lease = self.store.acquire_lease(self.owner, self.partition, self.ttl)
         except LeaseHeld as held:
             self._standing_by(held.lease)

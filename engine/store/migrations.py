@@ -59,6 +59,11 @@ Versions:
    ``hash``: the cut-over chain. Its head row is made when the store opens, linking the
    cut-overs already stored in order, with the audit key if that store has it.
 
+11. ``partition_map``: one row, the digest and canonical JSON of the map of services to
+   partitions (``slm serve --partitions``) that the first node recorded; a node with
+   another map refuses to start. It starts empty: the first node records its map, or the
+   single partition ``default`` when it has none.
+
 A new version is a step function here (playhouse.migrate operations on table and column
 names, never the models, which describe only the newest schema), its entry in
 :data:`STEPS`, models.py changed to match, and a fixture database of the version before it
@@ -251,6 +256,20 @@ def _v10_audit_records(migrator: SchemaMigrator) -> None:
                        (cutover_body(ruleset, at, after_fact, after_tick, None), seq))
 
 
+def _v11_partition_map(migrator: SchemaMigrator) -> None:
+    class PartitionMapRow(pw.Model):            # as version 11 defines it
+        id = pw.IntegerField(primary_key=True, constraints=[pw.Check("id = 1")])
+        digest = pw.TextField()
+        body = pw.TextField()
+        recorded_at = pw.TextField()
+
+        class Meta:
+            database = migrator.database
+            table_name = "partition_map"
+
+    PartitionMapRow.create_table()
+
+
 # version -> (what changes, the step that brings version - 1 to it)
 STEPS: dict[int, tuple[str, Callable[[SchemaMigrator], None]]] = {
     2: ("partition key on facts, decisions, notifications, ticks and snapshots; "
@@ -266,6 +285,8 @@ STEPS: dict[int, tuple[str, Callable[[SchemaMigrator], None]]] = {
     9: ("facts stored before they are evaluated: each fact's place in its partition's log (pseq)", _v9),
     10: ("audit records: decisions.retracts; cut-overs chained, with who put each rule set in force",
          _v10_audit_records),
+    11: ("partition_map: the map of services to partitions every node of the database must share",
+         _v11_partition_map),
 }
 SCHEMA_VERSION = max(STEPS, default=1)
 

@@ -218,11 +218,23 @@ def define_models(db: pw.Database) -> SimpleNamespace:
         class Meta:
             table_name = "partition_leases"
 
+    class PartitionMapRow(Base):
+        """The map of services to partitions that every node of the database shares (its
+        digest and canonical JSON), as the first node recorded it (ownership.py)."""
+        id = pw.IntegerField(primary_key=True, constraints=[pw.Check("id = 1")])    # one row
+        digest = pw.TextField()
+        body = pw.TextField()
+        recorded_at = pw.TextField()
+
+        class Meta:
+            table_name = "partition_map"
+
     return SimpleNamespace(Fact=Fact, Decision=Decision, ChainHead=ChainHead,
                            Notification=Notification, Delivery=Delivery, RuleSet=RuleSet, Token=Token, Tick=Tick,
                            Snapshot=Snapshot, Cutover=Cutover, PartitionLease=PartitionLease,
+                           PartitionMap=PartitionMapRow,
                            all=[Fact, Decision, ChainHead, Notification, Delivery, RuleSet, Token, Tick, Snapshot,
-                                Cutover, PartitionLease])
+                                Cutover, PartitionLease, PartitionMapRow])
 
 
 def database(url: str) -> pw.Database:

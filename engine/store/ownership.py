@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from engine.store.base import StoreBase
+from engine.store.encoding import now_text
 from engine.store.models import DEFAULT_PARTITION
 from schemas.values import format_instant, parse_instant
 
@@ -62,6 +63,11 @@ class LeaseHeld(RuntimeError):
         self.lease = lease
         super().__init__(f"partition {lease.partition!r} is owned by {lease.owner} (epoch {lease.epoch}) until "
                          f"{format_instant(lease.expires_at)} by the database's clock")
+
+
+class PartitionMapMismatch(RuntimeError):
+    """This node's map of services to partitions is not the one the database records: two
+    nodes would disagree on which partition a fact belongs to."""
 
 
 class LeaseLost(RuntimeError):
@@ -211,6 +217,19 @@ class Leases(StoreBase):
         row = self.db.execute_sql(f'SELECT "partition", owner, epoch, expires_at FROM partition_leases '
                                   f'WHERE "partition" = {self.db.param}', [partition]).fetchone()
         return None if row is None else _lease(row)
+
+    def agree_partition_map(self, digest: str, body: str) -> None:
+        """Record this node's partition map (its digest and canonical JSON) if the database
+        has none yet; :class:`PartitionMapMismatch` if it records another one."""
+        M = self.m.PartitionMap
+        with self.transaction(fenced=False):
+            M.insert(id=1, digest=digest, body=body, recorded_at=now_text()).on_conflict_ignore().execute()
+            stored = M.get_by_id(1)
+        if stored.digest != digest:
+            raise PartitionMapMismatch(
+                f"this node's partition map (digest {digest[:12]}…, {body}) is not the one this database "
+                f"records (digest {stored.digest[:12]}…, {stored.body}, recorded {stored.recorded_at}): every "
+                "node of a database must be given the same --partitions file")
 
     def database_now(self) -> datetime:
         """The database's clock, by which leases expire."""

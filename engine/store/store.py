@@ -33,7 +33,15 @@ from engine.store.ledger import Ledger
 from engine.store.migrations import SCHEMA_VERSION, SchemaVersionError
 from engine.store.models import DEFAULT_PARTITION, database
 from engine.store.outbox import Outbox
-from engine.store.ownership import Lease, LeaseHeld, LeaseLost, Leases, WriterLock, WriterLockHeld
+from engine.store.ownership import (
+    Lease,
+    LeaseHeld,
+    LeaseLost,
+    Leases,
+    PartitionMapMismatch,
+    WriterLock,
+    WriterLockHeld,
+)
 from engine.store.replay import ReplayRecords
 from engine.store.tokens import ROLES, Tokens, token_digest
 
@@ -80,4 +88,4 @@ class Store(FactLog, Ledger, Outbox, Tokens, ReplayRecords, Leases):
 
 __all__ = ["Store", "SCHEMA_VERSION", "SchemaVersionError", "GENESIS", "ROLES", "DEFAULT_LIMIT",
            "MAX_LIMIT", "canonical_json", "chain_hash", "token_digest", "Lease", "LeaseHeld", "LeaseLost",
-           "WriterLockHeld", "DatabaseUnavailable", "DRIVER_ERRORS"]
+           "WriterLockHeld", "DatabaseUnavailable", "DRIVER_ERRORS", "PartitionMapMismatch"]
