@@ -14,6 +14,13 @@ def rules_option(help: str = "Rules directory."):
                         show_default=True, type=click.Path(file_okay=False), help=help)
 
 
+def partitions_option(help: str = "The partition map (YAML: partitions: {service: partition}, default: …)."):
+    """``--partitions`` (env SLM_PARTITIONS): the map of docs/SCALING.md §1; none means the one
+    partition ``default``."""
+    return click.option("--partitions", "partitions_file", envvar="SLM_PARTITIONS", show_envvar=True,
+                        type=click.Path(dir_okay=False), help=help)
+
+
 def db_option(help: str = "sqlite:///path.db or postgresql://user@host/db."):
     """``--db`` (env SLM_DATABASE_URL), SQLite in the working directory by default."""
     return click.option("--db", "db_url", envvar="SLM_DATABASE_URL", show_envvar=True, default="sqlite:///slm.db",

@@ -12,14 +12,17 @@ from engine.lang.checks import validity_warnings
 from engine.lang.errors import RuleSetError
 from engine.lang.loader import load_rules
 
-from .common import DEFAULT_RULES, RULES_ENV, rules_option
+from .common import DEFAULT_RULES, RULES_ENV, partitions_option, rules_option
 
 
 @click.command()
 @click.argument("directory", default=DEFAULT_RULES, envvar=RULES_ENV, type=click.Path(file_okay=False))
 @click.option("--strict", is_flag=True, help="Treat warnings (lint, RACI, validity) as errors: exit 1.")
-def check(directory, strict):
-    """Validate a rules directory; print every error and warning with file:line:column."""
+@partitions_option(help="Also check this partition map against the rules and print where each Rule runs "
+                        "(local, or the global partition).")
+def check(directory, strict, partitions_file):
+    """Validate a rules directory; print every error and warning with file:line:column.
+    With --partitions, also check the map and print each Rule's partition class."""
     try:
         ruleset = load_rules(directory)
     except RuleSetError as err:
@@ -43,6 +46,35 @@ def check(directory, strict):
     click.echo(f"  activities   {len(ruleset.raci):>3}  {', '.join(sorted(ruleset.raci))}")
     click.echo(f"  rules        {len(ruleset.rules):>3}  {', '.join(sorted(ruleset.rules))}")
     click.echo(f"  calendars    {len(ruleset.calendars):>3}  {', '.join(sorted(ruleset.calendars))}")
+    if partitions_file is not None:
+        _check_partitions(ruleset, partitions_file)
+
+
+def _check_partitions(ruleset, path: str) -> None:
+    """The map's partitions and each Rule's class (docs/RULES.md, "Partitions"); the map's
+    errors, and the cross-partition Rules the global partition cannot run: exit 1."""
+    from engine.lang.partitions import check_against, classify_rules, global_kinds, load_partition_map
+
+    try:
+        pmap = load_partition_map(path)
+    except RuleSetError as err:
+        click.echo(err.report(), err=True)
+        sys.exit(1)
+    click.echo(f"  partitions   {len(pmap.names):>3}  {', '.join(pmap.names)}  "
+               f"(map {path}, digest {pmap.digest[:12]}…)")
+    classes = classify_rules(ruleset, pmap)
+    scopes = [found.scope for found in classes.values()]
+    click.echo(f"  rule classes {len(classes):>3}  local {scopes.count('local')}, global {scopes.count('global')}")
+    width = max((len(name) for name in classes), default=0)
+    for name, found in sorted(classes.items()):
+        click.echo(f"    {name:<{width}}  {found.scope:<6}  {found.reason}")
+    fed = global_kinds(classes, ruleset)
+    if fed:
+        click.echo(f"  the global partition is fed the decisions: {', '.join(sorted(fed))}")
+    problems = check_against(pmap, ruleset)
+    if problems:
+        click.echo(RuleSetError(problems).report(), err=True)
+        sys.exit(1)
 
 
 @click.command("lint", hidden=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
