@@ -13,7 +13,7 @@ import click
 from engine.lang.checks import validity_warnings
 from engine.lang.errors import RuleSetError
 from engine.lang.loader import load_rules
-from engine.lang.partitions import PartitionMap, check_against, classify_rules, load_partition_map
+from engine.lang.partitions import GLOBAL, PartitionMap, check_against, classify_rules, load_partition_map
 from engine.service.live import SNAPSHOT_EVERY
 from schemas.limits import MAX_BODY
 from schemas.values import parse_duration
@@ -22,7 +22,7 @@ from .common import audit_key, audit_key_option, db_option, open_store, rules_op
 from .notify import channels, delivery_options
 
 MIN_LEASE_TTL = timedelta(seconds=1)     # the owner renews every third of it
-GLOBAL_SCOPE = "global"                  # a Rule's scope when it joins facts across partitions
+
 
 
 @click.command()
@@ -209,7 +209,7 @@ def _check_partitions(pmap: PartitionMap, ruleset, role: str) -> None:
         raise click.BadParameter("with more than one partition, run API nodes (--role api) and workers "
                                  "(--role worker): one process holds no engine for every partition",
                                  param_hint="--role")
-    crossing = [c for c in classify_rules(ruleset, pmap).values() if c.scope == GLOBAL_SCOPE]
+    crossing = [c for c in classify_rules(ruleset, pmap).values() if c.scope == GLOBAL]
     if crossing:
         click.echo("these Rules join facts across partitions, and the partition that would run them ('global') "
                    "is not built yet; make each local (docs/RULES.md, Partitions) or run without --partitions:",

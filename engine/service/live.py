@@ -101,7 +101,7 @@ class SlmService:
         # (``lease_owner`` names this process in it; default host:pid:nonce). None: the only writer.
         self.ownership = None if lease_ttl is None or role == API else Ownership(
             self.state, lease_ttl, take_over=self._take_over, step_down=self._step_down, owner=lease_owner,
-            partition=store.partition, hold_back=hold_back)
+            partition=store.partition, hold_back=hold_back, snapshot=self._snapshot)
         self.failure: BaseException | None = None
         self._on_failure: Callable[[BaseException], None] | None = None
         self._threads: list[threading.Thread] = []
@@ -206,6 +206,12 @@ class SlmService:
             if engine is not None:
                 engine.close()
                 self.keeper.settle_heap(released=True)
+
+    def _snapshot(self) -> None:
+        """Snapshot what was applied since the last snapshot (an owner about to hand over)."""
+        with self.state.write_lock:
+            if self.state.ready.is_set() and self.state.engine is not None:
+                self.keeper.maybe_snapshot(force=True)
 
     def load_state(self) -> None:
         """Rebuild the engine from the store and write nothing: for a reader beside the

@@ -50,7 +50,7 @@ class Ownership:
     def __init__(self, state: ServiceState, ttl: timedelta, *, take_over: Callable[[Lease], None],
                  step_down: Callable[[str], None], owner: str | None = None,
                  partition: str = DEFAULT_PARTITION, clock: Callable[[], float] = time.monotonic,
-                 hold_back: timedelta = timedelta(0)):
+                 hold_back: timedelta = timedelta(0), snapshot: Callable[[], None] = lambda: None):
         ttl_seconds(ttl)                               # ValueError unless positive
         self.state, self.store = state, state.store
         self.ttl, self.partition = ttl, partition
@@ -68,6 +68,7 @@ class Ownership:
         # A partition this process does not prefer (``slm serve --prefer``): taken only once
         # it has had no owner for this long, so that a worker that prefers it gets it first.
         self.hold_back = hold_back
+        self.snapshot = snapshot                       # before handing a partition over
         self._unowned_since: float | None = None     # by self.clock: a partition nobody ever owned
         state.retry_after = max(1, math.ceil(self.interval))
         state.lease_lost = self.lost
@@ -126,6 +127,8 @@ class Ownership:
                 why = self._renew()
                 if why is not None:
                     self._step_down(why)
+                elif self.hold_back and self.lease is not None and self.lease.wanted_by:
+                    self._hand_over(self.lease.wanted_by)
         except Exception:                  # never expected; an owner must not go on unrenewed
             log.exception("the lease loop failed")
             if self.lease is not None:
@@ -162,6 +165,8 @@ class Ownership:
             lease = self.store.acquire_lease(self.owner, self.partition, self.ttl)
         except LeaseHeld as held:
             self._standing_by(held.lease)
+            if not self.hold_back:           # preferred here: ask an owner that does not prefer it
+                self.store.want_lease(self.partition, self.owner, self.ttl)
             return
         except Exception as err:
             log.warning("could not ask the database for partition %r's lease: %s",
@@ -257,6 +262,22 @@ class Ownership:
         log.warning("stepping down from partition %r (epoch %s): %s. This process writes nothing more "
                     "and stands by", self.partition, epoch, why)
         self.step_down(why)
+
+    def _hand_over(self, to: str) -> None:
+        """Give a partition this process does not prefer to ``to``, which does and asked for
+        it: snapshot (so that it replays nothing), step down, release the lease at once."""
+        lease = self.lease
+        assert lease is not None
+        try:
+            self.snapshot()
+        except Exception as err:
+            log.warning("the snapshot before handing partition %r over failed (the next owner replays more): %s",
+                        self.partition, one_line(err))
+        self._step_down(f"{to} prefers partition {self.partition!r} and asked for it")
+        try:
+            self.store.release_lease(lease)
+        except Exception as err:
+            log.warning("could not release the lease (%s takes over once it runs out): %s", to, one_line(err))
 
     def _let_go(self, why: str) -> None:
         """Hold the lease no more: every write of this process's store is refused from now on."""

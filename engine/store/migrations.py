@@ -62,7 +62,9 @@ Versions:
 11. ``partition_map``: one row, the digest and canonical JSON of the map of services to
    partitions (``slm serve --partitions``) that the first node recorded; a node with
    another map refuses to start. It starts empty: the first node records its map, or the
-   single partition ``default`` when it has none.
+   single partition ``default`` when it has none. ``partition_leases.wanted_by`` and
+   ``wanted_until``: a worker that prefers a partition another one owns asks for it there,
+   and the owner hands it over at its next renewal.
 
 A new version is a step function here (playhouse.migrate operations on table and column
 names, never the models, which describe only the newest schema), its entry in
@@ -268,6 +270,8 @@ def _v11_partition_map(migrator: SchemaMigrator) -> None:
             table_name = "partition_map"
 
     PartitionMapRow.create_table()
+    migrator.migrate(migrator.add_column("partition_leases", "wanted_by", pw.TextField(null=True)),
+                     migrator.add_column("partition_leases", "wanted_until", pw.TextField(null=True)))
 
 
 # version -> (what changes, the step that brings version - 1 to it)
@@ -285,7 +289,8 @@ STEPS: dict[int, tuple[str, Callable[[SchemaMigrator], None]]] = {
     9: ("facts stored before they are evaluated: each fact's place in its partition's log (pseq)", _v9),
     10: ("audit records: decisions.retracts; cut-overs chained, with who put each rule set in force",
          _v10_audit_records),
-    11: ("partition_map: the map of services to partitions every node of the database must share",
+    11: ("partition_map: the map of services to partitions every node of the database must share; "
+         "partition_leases.wanted_by/wanted_until",
          _v11_partition_map),
 }
 SCHEMA_VERSION = max(STEPS, default=1)

@@ -214,6 +214,8 @@ def define_models(db: pw.Database) -> SimpleNamespace:
         epoch = pw.BigIntegerField()
         acquired_at = pw.TextField()
         expires_at = pw.TextField()
+        wanted_by = pw.TextField(null=True)      # a worker that prefers the partition asks for it
+        wanted_until = pw.TextField(null=True)   # until then (its asking runs out unless repeated)
 
         class Meta:
             table_name = "partition_leases"

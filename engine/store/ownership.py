@@ -84,6 +84,7 @@ class Lease:
     owner: str
     epoch: int
     expires_at: datetime        # by the database's clock
+    wanted_by: str | None = None    # a renewal's answer: another worker that prefers the partition asks for it
 
 
 # ---- SQLite: one writer process per file ------------------------------------------------
@@ -196,11 +197,20 @@ class Leases(StoreBase):
         p = self.db.param
         row = self._lone_statement(
             f'UPDATE partition_leases SET expires_at = {self._now(ttl)} WHERE "partition" = {p} '
-            f'AND owner = {p} AND epoch = {p} RETURNING "partition", owner, epoch, expires_at',
+            f'AND owner = {p} AND epoch = {p} RETURNING "partition", owner, epoch, expires_at, '
+            f"CASE WHEN wanted_until > {self._now()} AND wanted_by <> owner THEN wanted_by END",
             [lease.partition, lease.owner, lease.epoch]).fetchone()
         if row is None:
             raise self._lost(lease)
         return _lease(row)
+
+    def want_lease(self, partition: str, owner: str, ttl: timedelta = DEFAULT_TTL) -> None:
+        """Ask the owner of ``partition`` to hand it over (this process prefers it): the
+        owner sees it at its next renewal, for ``ttl``."""
+        p = self.db.param
+        self._lone_statement(
+            f'UPDATE partition_leases SET wanted_by = {p}, wanted_until = {self._now(ttl)} '
+            f'WHERE "partition" = {p} AND owner <> {p}', [owner, partition, owner])
 
     def release_lease(self, lease: Lease) -> None:
         """Hand the partition over now (a clean stop): the lease expires at once, so the
@@ -310,5 +320,5 @@ def ttl_seconds(ttl: timedelta) -> float:
 
 
 def _lease(row: tuple) -> Lease:
-    partition, owner, epoch, expires_at = row
-    return Lease(partition, owner, epoch, parse_instant(expires_at))
+    partition, owner, epoch, expires_at, *wanted = row
+    return Lease(partition, owner, epoch, parse_instant(expires_at), *wanted)
