@@ -437,7 +437,7 @@ def test_slm_check_prints_the_partitions_and_each_rules_class():
 
 
 def test_slm_check_without_a_map_prints_no_partitions():
-    result = check(str(RULES))
+    result = CliRunner().invoke(main, ["check", str(RULES)], env={"SLM_PARTITIONS": None})
     assert result.exit_code == 0 and "partitions" not in result.output
 
 
