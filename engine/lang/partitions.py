@@ -76,6 +76,12 @@ class PartitionMap:
     def __hash__(self) -> int:
         return hash(self.digest)
 
+    def __reduce__(self) -> tuple[type[PartitionMap], tuple[dict[str, str], str, str | None,
+                                                             dict[str, tuple[int, int]]]]:
+        """Pickled as plain dicts (a read-only mapping view is not picklable): a worker process
+        may be handed its map."""
+        return PartitionMap, (dict(self.services), self.default, self.source, dict(self.places))
+
     @classmethod
     def single(cls) -> PartitionMap:
         """No map given: every service in the one partition ``default``, as slm ran before

@@ -3,6 +3,7 @@ file, its digest, where a fact goes, and which Rules run in one partition and wh
 ``global``; with ``slm check --partitions`` on top."""
 from __future__ import annotations
 
+import pickle
 import textwrap
 
 import pytest
@@ -116,6 +117,13 @@ def test_a_map_built_in_code_is_held_to_the_same_names():
         with pytest.raises(PartitionError):
             PartitionMap(services, default)
     assert issubclass(PartitionError, ValueError)
+
+
+def test_a_map_survives_pickling_whole():
+    pmap = parse_partition_map("partitions: {email: mail}\n", "p.yaml")
+    again = pickle.loads(pickle.dumps(pmap))
+    assert again == pmap and again.source == "p.yaml" and again.places == pmap.places
+    assert again.digest == pmap.digest
 
 
 def test_a_map_cannot_be_changed_once_made():
@@ -437,7 +445,7 @@ def test_slm_check_prints_the_partitions_and_each_rules_class():
 
 
 def test_slm_check_without_a_map_prints_no_partitions():
-    result = check(str(RULES))
+    result = CliRunner().invoke(main, ["check", str(RULES)], env={"SLM_PARTITIONS": None})
     assert result.exit_code == 0 and "partitions" not in result.output
 
 
