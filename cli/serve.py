@@ -18,7 +18,7 @@ from engine.service.live import SNAPSHOT_EVERY
 from schemas.limits import MAX_BODY
 from schemas.values import parse_duration
 
-from .common import audit_key, audit_key_option, db_option, open_store, rules_option
+from .common import audit_key, audit_key_option, db_option, open_store, partitions_option, rules_option
 from .notify import channels, delivery_options
 
 MIN_LEASE_TTL = timedelta(seconds=1)     # the owner renews every third of it
@@ -59,8 +59,7 @@ MIN_LEASE_TTL = timedelta(seconds=1)     # the owner renews every third of it
                    "A second slm serve on the database is a standby and takes over once the owner's "
                    "lease runs out: shorter fails over sooner, longer rides out longer pauses. SQLite "
                    "runs one process and takes no lease.")
-@click.option("--partitions", "partitions_file", envvar="SLM_PARTITIONS", show_envvar=True,
-              type=click.Path(dir_okay=False),
+@partitions_option(
               help="PostgreSQL: the map of services to partitions (docs/OPERATIONS.md), the same file on every "
                    "node. A worker owns partitions of it (or stands by for them), an API node stores each fact "
                    "for its partition's owner. Without it: one partition, 'default'.")

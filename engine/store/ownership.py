@@ -306,7 +306,7 @@ class Leases(StoreBase):
         when it got the partition."""
         seconds = 0.0 if ttl is None else ttl_seconds(ttl)
         if self.postgres:
-            return (f"to_char((statement_timestamp() + interval '{seconds!r} seconds') AT TIME ZONE 'UTC', "
+            return (f"to_char((statement_timestamp() + interval '{seconds:.6f} seconds') AT TIME ZONE 'UTC', "
                     """'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')""")
         return f"(strftime('%Y-%m-%dT%H:%M:%f', 'now', '{seconds:+f} seconds') || '000Z')"
 

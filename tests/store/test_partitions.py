@@ -101,3 +101,30 @@ def test_chain_names_map_to_partitions():
     assert fact_chain("default") == "facts" and fact_partition("facts") == "default"
     assert fact_partition(fact_chain("mail")) == "mail"
     assert fact_partition("decisions") is None
+
+
+def test_the_first_map_is_recorded_and_another_is_refused_naming_both(url):
+    from engine.store.store import PartitionMapMismatch
+    with Store.open(url) as store:
+        store.agree_partition_map("a" * 64, '{"default":"main","partitions":{"email":"mail"}}')
+        store.agree_partition_map("a" * 64, '{"default":"main","partitions":{"email":"mail"}}')   # the same: fine
+        with pytest.raises(PartitionMapMismatch) as refused:
+            store.agree_partition_map("b" * 64, '{"default":"default","partitions":{}}')
+    message = str(refused.value)
+    assert "bbbbbbbbbbbb" in message and "aaaaaaaaaaaa" in message and "--partitions" in message
+
+
+@pytest.mark.postgres
+def test_a_worker_that_prefers_a_partition_asks_its_owner_for_it():
+    from datetime import timedelta
+
+    from tests.support import postgres_schema_url
+    with postgres_schema_url() as url, Store.open(url, partition="mail") as store:
+        lease = store.acquire_lease("w1", "mail", timedelta(seconds=10))
+        assert store.renew_lease(lease, timedelta(seconds=10)).wanted_by is None
+        store.want_lease("mail", "w1", timedelta(seconds=10))          # its own asking counts for nothing
+        assert store.renew_lease(lease, timedelta(seconds=10)).wanted_by is None
+        store.want_lease("mail", "w2", timedelta(seconds=10))
+        assert store.renew_lease(lease, timedelta(seconds=10)).wanted_by == "w2"
+        store.want_lease("mail", "w2", timedelta(microseconds=1))      # an asking that ran out
+        assert store.renew_lease(lease, timedelta(seconds=10)).wanted_by is None
