@@ -29,14 +29,16 @@ class ReplayRecords(AuditChains):
     # ---- rule sets ---------------------------------------------------------------------
 
     def save_ruleset(self, hash: str, files: dict[str, str]) -> None:
-        """Record a loaded rule set; loading a known one again makes it the latest."""
+        """Record a loaded rule set; loading a known one again makes it the latest. The
+        owners of several partitions put the same rule set in force at once: the one that
+        stores it second finds it stored."""
         R = self.m.RuleSet
         with self.transaction():
             generation = (R.select(pw.fn.MAX(R.generation)).scalar() or 0) + 1
-            if R.update(generation=generation, loaded_at=now_text()).where(R.hash == hash).execute():
-                return
-            R.insert(hash=hash, files=canonical_json(files), loaded_at=now_text(),
-                     generation=generation).execute()
+            now = now_text()
+            (R.insert(hash=hash, files=canonical_json(files), loaded_at=now, generation=generation)
+             .on_conflict(conflict_target=[R.hash], update={R.generation: generation, R.loaded_at: now})
+             .execute())
 
     def ruleset_files(self, hash: str) -> dict[str, str] | None:
         """The files of a recorded rule set, by its hash (None if unknown), by their paths
