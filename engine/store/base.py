@@ -67,6 +67,9 @@ class StoreBase:
             except DatabaseUnavailable:
                 raise
             except Exception as error:
+                cause = _ended_by_database(error)
+                if cause is not None:        # the error that ended it, not the rollback that found it ended
+                    raise cause from None
                 if not (outermost and connection_lost(self.db)):
                     raise
                 raise DatabaseUnavailable(f"{LOST_IN_TRANSACTION}: {one_line(error)}") from error
@@ -130,6 +133,26 @@ class StoreBase:
         more = len(rows) > limit
         rows = rows[:limit]
         return [convert(r) for r in rows], (str(rows[-1].seq) if more else None)
+
+
+def _ended_by_database(error: Exception) -> BaseException | None:
+    """The error that made the database end a transaction itself (SQLite rolls back on a
+    full disk, SQLITE_FULL), when rolling back afterwards found no transaction or savepoint
+    to roll back: that error names the cause, the failed rollbacks do not."""
+    if not (isinstance(error, pw.OperationalError) and _found_ended(error)):
+        return None
+    cause: BaseException | None = error
+    while cause is not None and _found_ended(cause):
+        cause = cause.__context__
+    if cause is None or isinstance(cause, pw.PeeweeException):
+        return cause
+    return pw.OperationalError(*cause.args)      # the driver's own error, as peewee raises it
+
+
+def _found_ended(error: BaseException) -> bool:
+    """Whether ``error`` is a rollback (of the transaction, or of a savepoint in it) that
+    found the transaction already ended by the database."""
+    return any(text in str(error) for text in ("no transaction is active", "no such savepoint"))
 
 
 def every(list_page, **filters):
