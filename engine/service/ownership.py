@@ -70,6 +70,7 @@ class Ownership:
         self.hold_back = hold_back
         self.snapshot = snapshot                       # before handing a partition over
         self._unowned_since: float | None = None     # by self.clock: a partition nobody ever owned
+        self._yielded_until = 0.0                      # by self.clock: handed over, not taken back before
         state.retry_after = max(1, math.ceil(self.interval))
         state.lease_lost = self.lost
 
@@ -144,6 +145,8 @@ class Ownership:
         """Whether to leave the partition a while longer to a worker that prefers it: until
         it has had no owner for ``hold_back`` (by the database's clock; a partition nobody
         ever owned, from when this process first looked)."""
+        if self.clock() < self._yielded_until:        # just handed over: the asking worker's turn
+            return True
         if not self.hold_back:
             return False
         lease = self.store.lease(self.partition)
@@ -151,8 +154,6 @@ class Ownership:
             if self._unowned_since is None:
                 self._unowned_since = self.clock()
             return self.clock() - self._unowned_since < self.hold_back.total_seconds()
-        if lease.owner == self.owner:
-            return False
         unowned = self.store.database_now() - lease.expires_at
         if unowned < timedelta(0):
             self._standing_by(lease)
@@ -274,6 +275,7 @@ class Ownership:
             log.warning("the snapshot before handing partition %r over failed (the next owner replays more): %s",
                         self.partition, one_line(err))
         self._step_down(f"{to} prefers partition {self.partition!r} and asked for it")
+        self._yielded_until = self.clock() + self.ttl.total_seconds()
         try:
             self.store.release_lease(lease)
         except Exception as err:
