@@ -58,6 +58,10 @@ Versions:
    ``body`` (the record as canonical JSON, filled in for those stored), ``prev_hash`` and
    ``hash``: the cut-over chain. Its head row is made when the store opens, linking the
    cut-overs already stored in order, with the audit key if that store has it.
+11. ``ended_sessions``: the console sessions signed out (engine/store/sessions.py), by the
+   SHA-256 of the session id, each kept ``until`` its cookie would have expired (indexed,
+   to prune by). It starts empty: sessions signed out before were known only to the
+   process that served the sign-out.
 
 A new version is a step function here (playhouse.migrate operations on table and column
 names, never the models, which describe only the newest schema), its entry in
@@ -251,6 +255,19 @@ def _v10_audit_records(migrator: SchemaMigrator) -> None:
                        (cutover_body(ruleset, at, after_fact, after_tick, None), seq))
 
 
+def _v11(migrator: SchemaMigrator) -> None:
+    class EndedSession(pw.Model):                # as version 11 defines it
+        sid_hash = pw.TextField(primary_key=True)
+        ended_at = pw.TextField()
+        until = pw.TextField(index=True)
+
+        class Meta:
+            database = migrator.database
+            table_name = "ended_sessions"
+
+    EndedSession.create_table()
+
+
 # version -> (what changes, the step that brings version - 1 to it)
 STEPS: dict[int, tuple[str, Callable[[SchemaMigrator], None]]] = {
     2: ("partition key on facts, decisions, notifications, ticks and snapshots; "
@@ -266,6 +283,7 @@ STEPS: dict[int, tuple[str, Callable[[SchemaMigrator], None]]] = {
     9: ("facts stored before they are evaluated: each fact's place in its partition's log (pseq)", _v9),
     10: ("audit records: decisions.retracts; cut-overs chained, with who put each rule set in force",
          _v10_audit_records),
+    11: ("ended_sessions: console sessions signed out, refused on every node until their cookie expires", _v11),
 }
 SCHEMA_VERSION = max(STEPS, default=1)
 
