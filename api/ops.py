@@ -52,6 +52,7 @@ class Metrics:
         self.met = Counter("slm_target_met", "Met decisions recorded, per target", labels, registry=registry)
         if service.state.node != API:               # an API node has no clocks to report on
             registry.register(TargetGauges(service))
+            registry.register(EngineMetrics(service))
         if service.store.postgres:                  # only there do API nodes store facts for an owner
             registry.register(LagMetrics(service))
         self.delivered = Counter("slm_notifications_delivered",
@@ -84,6 +85,23 @@ class Metrics:
                 counter.labels(decision.get("service") or "", decision["target"]).inc()
         if result.notifications:
             self.notifications.inc(len(result.notifications))
+
+
+class EngineMetrics:
+    """Failed writes: undone in the engine (engine.eval.undo), or followed by a rebuild of
+    the engine from the store (where undoing could not be exact: the service is not ready
+    while it rebuilds)."""
+
+    def __init__(self, service):
+        self.service = service
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily
+        state = self.service.state
+        yield CounterMetricFamily("slm_engine_writes_undone", "Failed writes undone in the engine",
+                                  value=state.undone)
+        yield CounterMetricFamily("slm_engine_rebuilds", "Failed writes after which the engine was rebuilt "
+                                  "from the store", value=state.rebuilds)
 
 
 class LeaseMetrics:
