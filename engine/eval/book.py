@@ -88,22 +88,19 @@ class ClockRecord:
         return max(filter(None, [self.last_transition, self.last_fired, window and window.end]), default=None)
 
 
-_SHARED = frozenset({"calendar", "marks", "definition"})   # a clock's parts made from the rules, never changed
-
-
 def record_image(record: ClockRecord) -> Inverse:
     """What puts ``record`` and its clock back as they are now. Containers are copied,
     except the append-only history: the transitions (and the window signals, which grow
     with them) are cut back to their length now, so a copy costs what the clock is, not
     how long it ran."""
-    saved = dict(record.__dict__)
+    saved = record.__dict__.copy()
     saved["issued"], saved["revisions"], saved["versions"] = \
-        dict(record.issued), dict(record.revisions), list(record.versions)
+        record.issued.copy(), record.revisions.copy(), record.versions.copy()
     transitions, count = record.transitions, len(record.transitions)
-    signals, subjects = record.signals, set(record.signals)
+    signals = record.signals
+    subjects = set(signals) if signals else None
     clock = record.clock
-    state = {name: value.copy() if isinstance(value, list | set | dict) and name not in _SHARED else value
-             for name, value in clock.__dict__.items()}
+    state = clock.attributes()
 
     def restore() -> None:
         for change in transitions[count:]:
@@ -111,7 +108,7 @@ def record_image(record: ClockRecord) -> Inverse:
                 history = signals[change.subject]
                 del history[bisect.bisect_left(history, (change.at, change.seq, change.action))]
         del transitions[count:]
-        for subject in [s for s in signals if s not in subjects]:
+        for subject in [s for s in signals if subjects is None or s not in subjects]:
             del signals[subject]
         clock.__dict__.clear()
         clock.__dict__.update(state)
