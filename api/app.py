@@ -71,7 +71,7 @@ def create_app(service: SlmService, *, alert_service_label: str = "service", max
     app.register_blueprint(ops.bp)
     app.add_url_rule(DOCS_ASSETS + "<path:filename>", "docs_assets",
                      lambda filename: send_from_directory(swagger_ui_bundle.swagger_ui_path, filename))
-    ui.register(app)
+    ui.register(app, service.store)
     app.before_request(ops.start_timer)
     app.after_request(ops.observe)
     return app

@@ -57,6 +57,8 @@ class Metrics:
         self.met = Counter("slm_target_met", "Met decisions recorded, per target", labels, registry=registry)
         if service.state.node != API and workers is None:   # an API node has no clocks to report on,
             registry.register(TargetGauges(service))        # a worker's are split over its partitions
+        if service.state.node != API:
+            registry.register(EngineMetrics(services))
         if service.store.postgres:                  # only there do API nodes store facts for an owner
             registry.register(LagMetrics(service, services))
         self.delivered = Counter("slm_notifications_delivered",
@@ -91,6 +93,22 @@ class Metrics:
                 counter.labels(decision.get("service") or "", decision["target"]).inc()
         if result.notifications:
             self.notifications.inc(len(result.notifications))
+
+
+class EngineMetrics:
+    """Failed writes: undone in the engine (engine.eval.undo), or followed by a rebuild of
+    the engine from the store (where undoing could not be exact: the service is not ready
+    while it rebuilds)."""
+
+    def __init__(self, services):
+        self.services = services
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily
+        yield CounterMetricFamily("slm_engine_writes_undone", "Failed writes undone in the engine",
+                                  value=sum(s.state.undone for s in self.services))
+        yield CounterMetricFamily("slm_engine_rebuilds", "Failed writes after which the engine was rebuilt "
+                                  "from the store", value=sum(s.state.rebuilds for s in self.services))
 
 
 class LeaseMetrics:

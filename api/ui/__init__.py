@@ -11,23 +11,15 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
-from flask import Blueprint, Flask, redirect, request, url_for
-from flask.sessions import SecureCookieSessionInterface
+from flask import Blueprint, Flask, redirect, url_for
+
+from engine.store.store import Store
 
 bp = Blueprint("ui", __name__, url_prefix="/ui", template_folder="templates",
                static_folder="static", static_url_path="/static")
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
-
-
-class SessionCookies(SecureCookieSessionInterface):
-    """Flask's signed cookie, marked Secure when the request came over https, or always
-    with ``slm serve --cookie-secure`` (behind a TLS-terminating proxy). X-Forwarded-Proto is
-    not honoured: ``slm serve`` has waitress drop untrusted proxy headers."""
-
-    def get_cookie_secure(self, app):
-        return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
 
 
 @bp.after_request
@@ -40,8 +32,9 @@ def _headers(response):
     return response
 
 
-def register(app: Flask) -> None:
-    """Mount the console on ``app``: its blueprint, session cookies, CSP, ``/`` → console."""
+def register(app: Flask, store: Store) -> None:
+    """Mount the console on ``app``: its blueprint, session cookies (signed-out sessions kept
+    in ``store``), CSP, ``/`` → console."""
     # F401: imported for what importing does: their routes register on ``bp``
     from . import pages, session  # noqa: F401
 
@@ -50,8 +43,8 @@ def register(app: Flask) -> None:
     app.config.update(SESSION_COOKIE_NAME="slm_session", SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_PATH="/ui",
                       PERMANENT_SESSION_LIFETIME=timedelta(hours=8))
-    app.session_interface = SessionCookies()
-    app.extensions[session.ENDED] = session.EndedSessions(app.permanent_session_lifetime.total_seconds())
+    app.session_interface = session.SessionCookies()
+    app.extensions[session.ENDED] = session.EndedSessions(store, app.permanent_session_lifetime)
     app.register_blueprint(bp)
     app.add_url_rule("/", "home", lambda: redirect(url_for("ui.overview")))
 

@@ -10,22 +10,27 @@ Every POST of the console carries the session's CSRF token in a hidden field; a 
 without it, or with another, is refused with 400 before the view runs.
 
 Signing out ends the session on the server too: each session has an id, and the ids of
-sessions signed out are kept (:class:`EndedSessions`) until their cookie would have
-expired, so a copy of the cookie taken before signing out no longer opens anything. The
-list is kept by the process that serves: another process serving the same console, or
-this one restarted with the same ``--secret-key``, does not know it.
+sessions signed out are kept in the database (engine/store/sessions.py) until their
+cookie would have expired, so a copy of the cookie taken before signing out no longer
+opens anything, on any process that serves the console, from the very next request, and
+after a restart with the same ``--secret-key``. Every request that carries the cookie
+asks the database (one primary-key look-up, no cache): :class:`SessionCookies` drops a
+signed-out session as it opens it, so no route, the API's included, can sign it again.
 """
 from __future__ import annotations
 
 import functools
 import hmac
+import logging
 import secrets
-import threading
-import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
-from flask import abort, current_app, g, redirect, render_template, request, session, url_for
+from flask import Flask, abort, current_app, g, redirect, render_template, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
 
-from engine.store.store import token_digest
+from engine.clock import utcnow
+from engine.store.store import Store, token_digest
 from schemas.values import format_instant
 
 from ..auth import READER
@@ -54,33 +59,63 @@ def _check_csrf():
             abort(400, description="the form's CSRF token is missing or stale: reload the page and try again")
 
 
+log = logging.getLogger("slm.api")
+
 ENDED = "slm_ended_sessions"
-ENDED_SIZE = 100_000            # signed-out sessions remembered at most (the oldest go first)
+# Beyond the cookie's lifetime, how long a signed-out session stays refused: for a request
+# that was under way at the sign-out (it may sign the cookie once more as it ends) and for
+# the clocks of nodes that sign and check cookies and are a little apart.
+ENDED_MARGIN = timedelta(hours=1)
 
 
 class EndedSessions:
-    """Ids of sessions signed out, each until its cookie would have expired anyway."""
+    """Sessions signed out, kept in the store until their cookie would have expired anyway
+    (the cookie's lifetime plus :data:`ENDED_MARGIN`), so every node refuses them."""
 
-    def __init__(self, lifetime: float, size: int = ENDED_SIZE, clock=time.monotonic):
-        self.lifetime, self.size, self.clock = lifetime, size, clock
-        self._ended: dict[str, float] = {}          # id -> forgotten after (by ``clock``)
-        self._lock = threading.Lock()
+    def __init__(self, store: Store, lifetime: timedelta, wall: Callable[[], datetime] = utcnow):
+        self.store, self.lifetime, self.wall = store, lifetime, wall
 
     def end(self, sid: str) -> None:
-        now = self.clock()
-        with self._lock:
-            while self._ended and (len(self._ended) >= self.size or next(iter(self._ended.values())) < now):
-                del self._ended[next(iter(self._ended))]
-            self._ended[sid] = now + self.lifetime
+        now = self.wall()
+        self.store.end_session(sid, now + self.lifetime + ENDED_MARGIN, now)
 
     def ended(self, sid: str) -> bool:
-        with self._lock:
-            return sid in self._ended
+        return self.store.session_ended(sid)
+
+
+class SessionCookies(SecureCookieSessionInterface):
+    """Flask's signed cookie, marked Secure when the request came over https, or always
+    with ``slm serve --cookie-secure`` (behind a TLS-terminating proxy). X-Forwarded-Proto is
+    not honoured: ``slm serve`` has waitress drop untrusted proxy headers.
+
+    A session that was signed out is opened empty, and its cookie deleted: Flask signs a
+    permanent session again on every response, so a signed-out one that any route kept
+    would get a fresh cookie, still valid once its row is pruned. If the database cannot
+    say, the request is served as signed out and the cookie is left as it is."""
+
+    def get_cookie_secure(self, app):
+        return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
+
+    def open_session(self, app: Flask, request):
+        opened = super().open_session(app, request)
+        sid = opened.get("sid") if opened else None
+        if not isinstance(sid, str):
+            return opened
+        try:
+            ended = app.extensions[ENDED].ended(sid)
+        except Exception as error:          # whatever failed, the session is not trusted
+            log.warning("could not check whether a console session was signed out: %s", error)
+            return self.session_class()
+        if not ended:
+            return opened
+        dropped = self.session_class()
+        dropped.modified = True             # the response deletes the cookie
+        return dropped
 
 
 def _role() -> str | None:
-    digest, sid = session.get("token"), session.get("sid")
-    if not digest or not sid or current_app.extensions[ENDED].ended(sid):
+    digest = session.get("token")
+    if not digest or not session.get("sid"):       # signed-out sessions open empty (SessionCookies)
         return None
     role = current_app.extensions["slm_tokens"].role_of_digest(digest)
     if role is None:

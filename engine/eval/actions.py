@@ -15,6 +15,7 @@ from typing import Any
 
 from engine.eval.compiler import Fact, alias_name
 from engine.eval.records import decision_id, rule_ref
+from engine.eval.undo import Journal
 from engine.lang.model import Rule
 from engine.lang.templates import render
 from schemas.records import Decision, fact_ref
@@ -29,17 +30,23 @@ def _no_clock(key: str, at: datetime) -> dict[str, object] | None:
     return None
 
 
+def _no_journal() -> Journal | None:
+    return None
+
+
 class RuleActions:
     """The actions of one rule set's Rules. ``emit`` records a decision in the engine;
     ``render`` is False while replaying (messages of discarded decisions are not rendered)."""
 
     def __init__(self, version: str, counts: dict[CountKey, list[View]], firings: dict[CountKey, int],
-                 emit: Callable[[Decision], None], render: bool = True, read_clock: ClockReader = _no_clock):
+                 emit: Callable[[Decision], None], render: bool = True, read_clock: ClockReader = _no_clock,
+                 journal: Callable[[], Journal | None] = _no_journal):
         self.version = version
         self.counts, self.firings = counts, firings
         self.emit = emit
         self.render = render
         self.read_clock = read_clock        # (clock key, instant) -> its reading then, for the record
+        self.journal = journal              # the write's undo journal, if one is in progress
 
     def fire(self, rule: Rule, facts: dict[str, Fact]) -> None:
         if "count" in rule.when:
@@ -54,6 +61,10 @@ class RuleActions:
         spec = rule.when["count"]
         current = view(fact)
         group = tuple(str(lookup(current, name)) for name in spec["same"])
+        journal = self.journal()
+        if journal is not None:
+            journal.copied(self.counts, (rule.id, group))
+            journal.put(self.firings, (rule.id, group))
         window = self.counts.setdefault((rule.id, group), [])
         window.append(current)
         window.sort(key=lambda v: (v["_at"], v["ref"]))
@@ -71,8 +82,13 @@ class RuleActions:
 
     def forget(self, ref: str) -> None:
         """A decision was retracted: it no longer counts towards any count window."""
-        for window in self.counts.values():
-            window[:] = [v for v in window if v["ref"] != ref]
+        journal = self.journal()
+        for key, window in self.counts.items():
+            kept = [v for v in window if v["ref"] != ref]
+            if len(kept) != len(window):
+                if journal is not None:
+                    journal.copied(self.counts, key)
+                window[:] = kept
 
     def _conclude(self, rule: Rule, views: list[View], context: dict[str, Any], identity: list[Any]) -> None:
         first = views[0]

@@ -106,6 +106,8 @@ class Window(NamedTuple):
 class Meter:
     """Counted time with marks. ``run``/``halt`` switch counting; deadlines fire marks."""
 
+    CHANGED_IN_PLACE: tuple[str, ...] = ("fired", "because", "pending")   # containers; the rest is replaced
+
     def __init__(self, calendar: Calendar, budget: timedelta, marks: Marks):
         self.calendar = calendar
         self.budget = budget
@@ -310,6 +312,16 @@ class Clock(Meter):
         """What a snapshot keeps of this kind of clock beyond its meter (plain data)."""
         raise NotImplementedError
 
+    def attributes(self) -> dict[str, object]:
+        """The clock's attributes as they are now, the containers it changes in place
+        copied: what puts it back (engine.eval.book.record_image)."""
+        saved = self.__dict__.copy()
+        for name in self.CHANGED_IN_PLACE:
+            value = saved.get(name)
+            if value is not None:
+                saved[name] = value.copy()
+        return saved
+
     def load_own_state(self, saved: dict[str, object]) -> None:
         """Take back what :meth:`own_state` gave."""
         raise NotImplementedError
@@ -426,6 +438,8 @@ class WindowClock(Clock):
     while its latest sample violates the threshold). Budget = (1 − goal) × service time
     of the window. The window's end stops the clock: met if the budget held.
     """
+
+    CHANGED_IN_PLACE = Clock.CHANGED_IN_PLACE + ("down", "held")
 
     def __init__(self, definition: Definition, bounds: Bounds):
         self.window_start, self.window_end, self.label = bounds

@@ -16,6 +16,7 @@ from engine.eval.actions import RuleActions
 from engine.eval.factory import ClockFactory
 from engine.eval.network import MatchNetwork
 from engine.eval.state import EngineState
+from engine.eval.undo import Journal
 from engine.lang.model import RuleSet
 from schemas.records import Decision
 
@@ -39,6 +40,7 @@ class Context:
     state: EngineState
     factory: ClockFactory = field(default_factory=ClockFactory)
     outcome: Outcome = field(default_factory=Outcome)    # of the call in progress
+    journal: Journal | None = None        # the inverses of a write in progress (engine.eval.undo)
     # Made once the context exists, as what they call back into needs it (engine.eval.engine).
     network: MatchNetwork = field(init=False)
     actions: RuleActions = field(init=False)

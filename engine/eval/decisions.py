@@ -22,7 +22,7 @@ from schemas.records import Decision
 def rule_actions(ctx: Context, ruleset: RuleSet, render: bool = True) -> RuleActions:
     """The actions of ``ruleset``'s Rules, deciding through :func:`emit`."""
     return RuleActions(ruleset.version, ctx.state.counts, ctx.state.count_firings, lambda d: emit(ctx, d), render,
-                       lambda key, at: clock_reading(ctx.state, key, at))
+                       lambda key, at: clock_reading(ctx.state, key, at), lambda: ctx.journal)
 
 
 def issue(ctx: Context, record: ClockRecord, readings: list[Reading]) -> None:
@@ -40,12 +40,16 @@ def emit(ctx: Context, decision: Decision) -> None:
     """A Rule's decision: once per id (a join may match the same facts again after a
     clock.running fact was retracted and re-asserted). It rests on the decisions it
     names in ``because``: if one of them is retracted, so is this one."""
-    state = ctx.state
+    state, journal = ctx.state, ctx.journal
     if decision.id in state.emitted:
         return
+    if journal is not None:
+        journal.add(state.emitted, decision.id)
     state.emitted.add(decision.id)
     for ref in decision.because:
         if ref.startswith("decision:"):
+            if journal is not None:
+                journal.appended(state.dependents, ref[9:])
             state.dependents.setdefault(ref[9:], []).append(decision)
     record_decision(ctx, decision)
 
@@ -54,6 +58,9 @@ def record_decision(ctx: Context, decision: Decision) -> None:
     """Record a decision and feed it back in as a fact where a Rule can match it."""
     history = ctx.state.history
     if history is not None:
+        if ctx.journal is not None:
+            ctx.journal.undo(history.decisions.pop)
+            ctx.journal.put(history.decisions_by_id, decision.id)
         history.decisions.append(decision)
         history.decisions_by_id[decision.id] = decision
     ctx.outcome.decisions.append(decision)
@@ -68,6 +75,8 @@ def retract_decision(ctx: Context, decision: Decision, reason: str, because: lis
     ctx.actions.forget(f"decision:{decision.id}")
     now = ctx.state.now
     record_decision(ctx, retraction(decision, max(now or at, at), reason, because))
+    if ctx.journal is not None:
+        ctx.journal.put(ctx.state.dependents, decision.id)
     for dependent in ctx.state.dependents.pop(decision.id, []):
         retract_decision(ctx, dependent, f"rests on {decision.kind} {decision.id}, which was retracted",
                          [f"decision:{decision.id}"], at)

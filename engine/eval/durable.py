@@ -3,7 +3,8 @@
 :class:`DurableNetwork` is the narrow interface the engine uses: ``assert_fact(fact)`` →
 the matches it caused (and the fact as held, to retract it by), ``retract_fact(held)``.
 Everything that knows how durable_rules' C core is built (its fixed table sizes, its
-32-bit fact-id hash, the calls an action cycle takes) lives here and nowhere else.
+32-bit fact-id hash, the calls an action cycle takes, which of its failures leave its
+memory as it was) lives here and nowhere else.
 """
 from __future__ import annotations
 
@@ -31,6 +32,19 @@ Result = Sequence[int]          # what durable_rules' assert and retract return:
 # up there, and in a set filled past that, each lookup walks nearly all of it (at 10,000
 # targets, 511 made facts 1.8 times slower).
 _LINKS = {"next": 480, "nex": 127, "beta": 255}
+
+# durable_rules reads a fact's text into an object before it touches its memory
+# (src/rules/events.c, handleMessage: constructObject first): a fact refused with one of
+# these codes (src/rules/rules.h: ERR_PARSE_*, and the property and size limits
+# src/rules/state.c checks as it reads) changed nothing. Any other failure happened inside
+# its memory, which is then not known (:attr:`DurableNetwork.damaged`).
+_REFUSED_UNREAD = frozenset({201, 202, 203, 204, 205, 302, 313, 314})
+_ERROR_CODE = re.compile(r"error code: (\d+)")
+
+
+def _refused_unread(error: Exception) -> bool:
+    found = _ERROR_CODE.search(str(error)) if isinstance(error, durable_rules_engine.error) else None
+    return found is not None and int(found.group(1)) in _REFUSED_UNREAD
 
 
 class _Shard:
@@ -98,6 +112,7 @@ class _Ruleset:
     """One durable_rules ruleset, driven synchronously (see :class:`DurableNetwork`)."""
 
     def __init__(self, name: str, rules: dict[str, Pattern]):
+        self.damaged = False                # a call failed inside durable_rules' memory
         plain = {rule: {k: v for k, v in spec.items() if k != "run"} for rule, spec in rules.items()}
         plain[_PRIMER_RULE] = _PRIMER
         self.handle: int | None = durable_rules_engine.create_ruleset(name, _json(plain))
@@ -133,16 +148,31 @@ class _Ruleset:
         return self.joins is None or fact_type in self.joins
 
     def assert_fact(self, fact: Fact) -> Result:
-        result: Result = durable_rules_engine.assert_fact(self.handle, _json(fact))
+        text = _json(fact)
+        try:
+            result: Result = durable_rules_engine.assert_fact(self.handle, text)
+        except Exception as error:
+            self.damaged = self.damaged or not _refused_unread(error)
+            raise
         return result
 
     def retract_fact(self, fact: Fact) -> list[Match] | None:
-        return self.outcome(durable_rules_engine.retract_fact(self.handle, _json(fact)))
+        text = _json(fact)
+        try:
+            result = durable_rules_engine.retract_fact(self.handle, text)
+        except Exception:
+            self.damaged = True
+            raise
+        return self.outcome(result)
 
     def outcome(self, result: Result) -> list[Match] | None:
         if result[0] == 1:
             return None
-        return self._actions(0 if result[0] == 3 else result[1])
+        try:
+            return self._actions(0 if result[0] == 3 else result[1])
+        except Exception:               # actions left queued, or half taken
+            self.damaged = True
+            raise
 
     def _actions(self, state_offset: int) -> list[Match]:
         matches: list[Match] = []
@@ -192,6 +222,11 @@ class DurableNetwork:
                          for n, shard in enumerate(shards)]
         self._routes: dict[str, list[_Ruleset]] = {}
 
+    @property
+    def damaged(self) -> bool:
+        """A call failed inside durable_rules' memory: what it holds is not known."""
+        return any(ruleset.damaged for ruleset in self.rulesets)
+
     def _route(self, fact: Fact) -> list[_Ruleset]:
         """The rulesets a fact could match in: those naming its type; of several, only
         those its string fields allow (each pattern of a ruleset lives in one of them)."""
@@ -210,11 +245,13 @@ class DurableNetwork:
         for attempt in range(1, 100):
             results: list[tuple[_Ruleset, Result]] = []
             for ruleset in self._route(fact):
-                result = ruleset.assert_fact(held)
+                try:
+                    result = ruleset.assert_fact(held)
+                except Exception:                        # refused: out of the others again
+                    _take_back(results, held)
+                    raise
                 if result[0] == 2:                       # refused: out of all, again as another id
-                    for taken, earlier in results:
-                        taken.outcome(earlier)           # its matches are dropped, not left queued
-                        taken.retract_fact(held)
+                    _take_back(results, held)
                     break
                 results.append((ruleset, result))
             else:
@@ -239,6 +276,14 @@ class DurableNetwork:
         both until they are deleted: ~80 MB for the shipped rules with a large state)."""
         for ruleset in self.rulesets:
             ruleset.close()
+
+
+def _take_back(results: list[tuple[_Ruleset, Result]], held: Fact) -> None:
+    """Take a fact back out of the rulesets that took it; its matches are dropped, not
+    left queued."""
+    for taken, earlier in results:
+        taken.outcome(earlier)
+        taken.retract_fact(held)
 
 
 def _json(fact: Fact) -> str:

@@ -13,6 +13,9 @@ Deterministic by construction: no wall clock, no threads, matches handled in a s
 order, ids derived from what a decision is about. All mutable state is one object,
 :class:`engine.eval.state.EngineState`, which is what a snapshot saves; the modules share
 it, and what is derived from the rules, through :class:`engine.eval.context.Context`.
+
+A write can be undone (engine.eval.undo): :meth:`Engine.begin` starts recording, each
+:meth:`Engine.mark` is a place to :meth:`Engine.rollback` to, :meth:`Engine.end` stops.
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ from engine.eval.state import dump as dump_state
 from engine.eval.state import load as load_state
 from engine.eval.trace import Trace
 from engine.eval.transitions import advance
+from engine.eval.undo import Irreversible, Journal
 from engine.lang.errors import FactError
 from engine.lang.model import RuleSet
 from schemas.facts import FactSchema, flatten_errors
@@ -92,6 +96,51 @@ class Engine:
         ctx.network.compile(ruleset, carried(ctx))       # with the earlier versions' rules its clocks need
         ctx.network.rehold(ctx.state.held)
         return engine
+
+    # -- undoing a write (engine.eval.undo) --------------------------------------------
+    def begin(self) -> int:
+        """Record every change from now on, so the write can be rolled back; a mark of
+        where it began. Rule changes (:meth:`cut_over`) are not recorded: end first."""
+        ctx = self.context
+        journal = ctx.journal = Journal()
+        ctx.state.book.journal = ctx.network.journal = journal
+        return self.mark()
+
+    def mark(self) -> int:
+        """A place in the write in progress to roll back to."""
+        ctx = self.context
+        journal, state = ctx.journal, ctx.state
+        if journal is None:
+            raise RuntimeError("no write in progress: begin() first")
+        book = state.book
+        place = journal.mark()
+        now, inclusive, applied, seq, counter = state.now, state.now_inclusive, state.applied, state.seq, book.counter
+
+        def restore() -> None:
+            state.now, state.now_inclusive, state.applied, state.seq = now, inclusive, applied, seq
+            book.counter = counter
+        journal.undo(restore)
+        return place
+
+    def rollback(self, mark: int) -> None:
+        """Put the state, and what durable_rules holds, back as they were at ``mark``.
+        :class:`Irreversible` if durable_rules failed inside its memory (before or while
+        rolling back): the engine must then be rebuilt."""
+        ctx = self.context
+        journal, network = ctx.journal, ctx.network
+        if journal is None:
+            raise RuntimeError("no write in progress: nothing to roll back")
+        if network.damaged:
+            raise Irreversible("durable_rules failed inside its memory: what it holds is not known")
+        network.discard()
+        journal.rollback(mark)
+        if network.damaged:
+            raise Irreversible("durable_rules failed while the write was rolled back")
+
+    def end(self) -> None:
+        """Stop recording: what was written stays."""
+        ctx = self.context
+        ctx.journal = ctx.state.book.journal = ctx.network.journal = None
 
     # -- what it holds --------------------------------------------------------------
     @property
@@ -159,11 +208,16 @@ class Engine:
         if state.now is None or at > state.now:
             advance(ctx, at, inclusive=False)
             state.now, state.now_inclusive = at, False
+        journal = ctx.journal
         if history is not None:
+            if journal is not None:
+                journal.put(history.facts_by_ref, fact_ref(fact["source"], fact["id"]))
             history.facts_by_ref.setdefault(fact_ref(fact["source"], fact["id"]), fact)
         ctx.network.post(_posted(fact, state.next_seq()), state.held)
         ctx.network.drain()
         if history is not None:
+            if journal is not None:
+                journal.put(history.outcomes, key)
             history.outcomes[key] = [d.id for d in outcome.decisions]
         state.applied += 1
         if ctx.retain is not None and state.applied % PRUNE_EVERY == 0:
@@ -199,10 +253,15 @@ class Engine:
         horizon = state.now - ctx.retain
         book, firsts = state.book, state.firsts
         gone = book.forget_finished(horizon)
-        for key in [k for k, (at, _) in firsts.items() if at < horizon and book.get(k) is None]:
+        journal = ctx.journal
+        for key in [k for k, (at, _) in firsts.items() if at < horizon and k not in book.records]:
+            if journal is not None:
+                journal.put(firsts, key)
             del firsts[key]         # an earlier fact no clock started from within ``retain``
         for record in gone:
             for decision in record.issued.values():
+                if journal is not None:
+                    journal.put(state.dependents, decision.id)
                 state.dependents.pop(decision.id, None)
         return len(gone)
 

@@ -69,6 +69,8 @@ def on_first(ctx: Context, target_id: str, facts: Payload) -> None:
     if known is not None and known[0] <= at:
         return
     fact = fact_ref(m["source"], m["fid"])
+    if ctx.journal is not None:
+        ctx.journal.put(state.firsts, key)
     state.firsts[key] = (at, fact)
     ctx.outcome.moved += 1
     record = state.book.get(key)
@@ -141,6 +143,8 @@ def phase(name: str) -> int:
 
 def dispatch(ctx: Context, name: str, facts: Payload) -> None:
     """Handle the match ``<kind>:<ref>`` (and remember its rule fired)."""
+    if ctx.journal is not None:
+        ctx.journal.add(ctx.state.fired_rules, name)
     ctx.state.fired_rules.add(name)
     kind, ref = name.split(":", 1)
     MATCH_KINDS[kind].handle(ctx, ref, facts)

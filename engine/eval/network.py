@@ -26,6 +26,7 @@ from engine.eval.compiler import (
     typed_patterns,
 )
 from engine.eval.durable import DurableNetwork, Match, Payload
+from engine.eval.undo import Journal
 from engine.lang.model import RuleSet, Target
 
 Handler = Callable[[str, Payload], None]
@@ -34,6 +35,10 @@ Handler = Callable[[str, Payload], None]
 class MatchNetwork:
     """The compiled rules of the version in force (plus what earlier versions' running
     clocks need), and the matches they found, handled in phase order."""
+
+    # Set while a write is in progress (engine.eval.undo): a fact kept in durable_rules is
+    # retracted again on a rollback, one taken out is asserted again.
+    journal: Journal | None = None
 
     def __init__(self, ruleset: RuleSet, carried: list[tuple[str, Target]], phase: Callable[[str], int],
                  handle: Handler):
@@ -87,6 +92,16 @@ class MatchNetwork:
         """Matches are waiting: the engine is in the middle of evaluating."""
         return bool(self._queue)
 
+    @property
+    def damaged(self) -> bool:
+        """A call failed inside durable_rules' memory (engine.eval.durable): what it holds
+        may not be what ``held`` says."""
+        return self._targets.damaged or self._rules.damaged
+
+    def discard(self) -> None:
+        """Drop the matches still waiting (an evaluation that failed half-way)."""
+        self._queue.clear()
+
     def posts(self, fact_type: str) -> bool:
         """Could a fact of this type match anything? (No rule names it: it cannot.)"""
         return self.matched is None or fact_type in self.matched
@@ -106,6 +121,9 @@ class MatchNetwork:
         if found is not None:
             matches = (matches or []) + found
             if fact["type"] in self.retained and self.may_join(fact):
+                if self.journal is not None:
+                    self.journal.put(held, fact["id"])
+                    self.journal.undo(lambda: rules.retract_fact(kept))
                 held[fact["id"]] = kept
             else:
                 rules.retract_fact(kept)
@@ -125,7 +143,10 @@ class MatchNetwork:
         nothing: no rule negates.)"""
         fact = held.pop(fact_id, None)
         if fact is not None:
-            self._rules.retract_fact(fact)
+            rules = self._rules
+            rules.retract_fact(fact)
+            if self.journal is not None:
+                self.journal.undo(lambda: _hold_again(rules, fact_id, fact, held))
 
     def drain(self) -> None:
         """Handle the waiting matches, and those handling them causes, in order."""
@@ -146,6 +167,12 @@ def _compiled(ruleset: RuleSet, carried: list[tuple[str, Target]]) -> tuple[Defi
     compiled = definition[RULESET]
     rules = {name: spec for name, spec in compiled.items() if name.startswith("rule:")}
     return definition, {n: s for n, s in compiled.items() if n not in rules}, rules
+
+
+def _hold_again(rules: DurableNetwork, key: str, fact: Fact, held: dict[str, Fact]) -> None:
+    """Put a retracted fact back into durable_rules' memory (rolling a write back), as
+    :meth:`MatchNetwork.rehold` does: its matches were acted on when first asserted."""
+    _, held[key] = rules.assert_fact({**fact, "id": key})
 
 
 def running_data(target: Target) -> Fact:

@@ -3,7 +3,8 @@
 Single writer: every fact is applied to the engine under the write lock and stored in the
 same database transaction as the decisions it caused, so what the store holds is exactly
 what the engine has decided. Requests that wait for the lock together are written together
-(group commit); a request that fails fails alone.
+(group commit); a request that fails fails alone, and what it changed in the engine is
+undone (engine.eval.undo).
 """
 from __future__ import annotations
 
@@ -137,48 +138,58 @@ class FactIngestion:
     def _write_apart(self, jobs: list[Job], settle: dict[tuple[str, str], int] | None = None) -> None:
         """Write the group; if that fails, no neighbour pays for it. A fact the engine
         could not evaluate fails its request alone with a FactError naming it (422), is
-        remembered (:class:`engine.service.batch.FailedFacts`: a client retrying it cannot
-        make the service rebuild again), and the rest of the group is written without it.
-        Any other failure (the store refused something) is narrowed down by writing the
-        requests one by one. Each failure leaves the engine possibly ahead of the store, so
-        it is rebuilt from the store before the next attempt (``close`` frees the replaced
-        one's rulesets). A lost lease is no such failure, nor a lost database connection
-        (whether the group was committed is unknown): either fails every request of the
-        group at once (engine.service.keeper.EngineKeeper.guarded), and nothing is retried.
+        remembered (:class:`engine.service.batch.FailedFacts`: a client retrying it is
+        refused on sight), and the rest of the group is written without it. Any other
+        failure (the store refused something) is narrowed down by writing the requests one
+        by one. Each failure is undone in the engine (engine.service.keeper.EngineKeeper.undo),
+        which then stands where it stood before the group, as the store does: the rest is
+        written on it, with no rebuild and no moment of not being ready. Only what cannot be
+        undone exactly is rebuilt from the store before the next attempt. A lost lease is no
+        such failure, nor a lost database connection (whether the group was committed is
+        unknown): either fails every request of the group at once
+        (engine.service.keeper.EngineKeeper.guarded), and nothing is retried.
 
         ``settle``: the facts are stored already (by seq): settle them, don't add them."""
-        state = self.state
+        state, keeper = self.state, self.keeper
         pending = list(jobs)
         while pending:
             for job in pending:
                 job.result = job.error = None       # what a failed attempt left is not an outcome
             if state.engine_ahead:
-                self.keeper.restore()
+                keeper.restore()
+            mark = keeper.begin()
             try:
                 self._write(pending, settle)
-                return
-            except FactFailed as failed:
-                state.engine_ahead = True
-                self.failed.remember(failed.fact)
-                log.warning("fact %r of source %r failed in the engine: %r", failed.fact["id"],
-                            failed.fact["source"], failed.cause)
-                if failed.job.partial:
-                    failed.job.put_aside(failed.position, {"_fact": failed.reason()})
-                else:
-                    failed.job.error = failed.error()
-                    pending = [job for job in pending if job is not failed.job]
             except (LeaseLost, DatabaseUnavailable):
+                keeper.end()
                 raise                               # another owner, or no database: never retried here
             except Exception as exc:
-                state.engine_ahead = True
-                if len(pending) == 1:
-                    pending[0].result, pending[0].error = None, exc
-                    return
-                for job in pending:
-                    job.result = None
-                for job in pending:
-                    self._write_apart([job], settle)
+                keeper.undo(mark)
+                failure = exc
+            except BaseException:
+                keeper.end()
+                raise
+            else:
+                keeper.end()
                 return
+            if isinstance(failure, FactFailed):
+                self.failed.remember(failure.fact)
+                log.warning("fact %r of source %r failed in the engine: %r", failure.fact["id"],
+                            failure.fact["source"], failure.cause)
+                if failure.job.partial:
+                    failure.job.put_aside(failure.position, {"_fact": failure.reason()})
+                else:
+                    failure.job.error = failure.error()
+                    pending = [job for job in pending if job is not failure.job]
+                continue
+            if len(pending) == 1:
+                pending[0].result, pending[0].error = None, failure
+                return
+            for job in pending:
+                job.result = None
+            for job in pending:
+                self._write_apart([job], settle)
+            return
 
     def _write(self, jobs: list[Job], settle: dict[tuple[str, str], int] | None = None) -> None:
         """Evaluate every new fact of the waiting requests, fire the deadlines due by the

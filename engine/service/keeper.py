@@ -1,9 +1,11 @@
 """Keeping the live engine what the store says it is.
 
-The engine is rebuilt from the store on start (engine.service.recovery), snapshotted every
-``snapshot_every`` new facts so that a restart replays little, and rebuilt again before the
-next write whenever a write failed after the engine moved: what the store holds is what
-the engine has decided, never less.
+The engine is rebuilt from the store on start (engine.service.recovery) and snapshotted
+every ``snapshot_every`` new facts so that a restart replays little. A write that fails is
+undone (engine.eval.undo): the engine goes back to where it stood before the write, as
+the store does. Only where that cannot be exact (durable_rules failed inside its memory, a
+lost lease or connection, a rule change) is the engine rebuilt from the store before the
+next write: what the store holds is what the engine has decided, never less.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from engine.eval.engine import Engine
+from engine.eval.undo import Irreversible
 from engine.lang.errors import FactError
 from engine.lang.model import RuleSet
 from engine.service.recovery import rebuild, save_snapshot, settle_heap
@@ -33,6 +36,7 @@ class EngineKeeper:
         self.snapshot_every = snapshot_every   # new facts between engine snapshots; 0: never
         self.freeze_heap = freeze_heap         # see settle_heap (for the process that serves)
         self._since_snapshot = 0
+        self._began_at = (0, 0)                # (last fact seq, last tick seq) when the write began
 
     def rebuild(self, ruleset: RuleSet) -> Engine:
         """The engine as the store leaves it (see engine.service.recovery)."""
@@ -46,6 +50,38 @@ class EngineKeeper:
         self._since_snapshot = rebuilt.replayed
         state.rebuild_seconds = rebuilt.seconds
         return rebuilt.engine
+
+    def begin(self) -> int:
+        """Record the engine's changes for a write (under the write lock), so that a failure
+        can undo them (:meth:`undo`); a mark of where the write began."""
+        state = self.state
+        assert state.engine is not None     # guarded() made sure
+        self._began_at = (state.last_fact_seq, state.last_tick_seq)
+        return state.engine.begin()
+
+    def end(self) -> None:
+        """The write is over: stop recording."""
+        if self.state.engine is not None:
+            self.state.engine.end()
+
+    def undo(self, mark: int) -> bool:
+        """The write failed: the engine back to ``mark`` (where :meth:`begin` left it), the
+        places in the log as they were; whether it was undone. If that cannot be done
+        exactly, the engine is marked ahead of the store and rebuilt before the next write."""
+        state = self.state
+        assert state.engine is not None
+        try:
+            state.engine.rollback(mark)
+        except Exception as error:      # Irreversible, or undoing failed: nothing else is exact
+            level = logging.WARNING if isinstance(error, Irreversible) else logging.ERROR
+            log.log(level, "a failed write could not be undone (%s); rebuilding from the store", error)
+            state.engine_ahead = True
+            return False
+        finally:
+            state.engine.end()
+        state.last_fact_seq, state.last_tick_seq = self._began_at
+        state.undone += 1
+        return True
 
     def applied(self, count: int) -> None:
         """``count`` new facts were stored and applied: snapshot if that many are due."""
@@ -100,6 +136,7 @@ class EngineKeeper:
         the write lock); ``close`` frees the replaced one's rulesets."""
         state = self.state
         log.warning("a write failed after the engine moved; rebuilding from the store")
+        state.rebuilds += 1
         state.ready.clear()                          # /readyz says so while it rebuilds
         try:
             replaced, state.engine = state.engine, self.rebuild(state.ruleset)

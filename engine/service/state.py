@@ -3,9 +3,9 @@ it, and where it stands against the store.
 
 Every part (ingestion, clock firing, rule changes, the reads) is given this one object,
 never another part's privates. Whatever changes the engine holds ``write_lock`` and leaves
-the store holding exactly what the engine decided; if a write fails after the engine moved,
-``engine_ahead`` says so until the engine is rebuilt from the store
-(engine.service.keeper). Readers of the published clocks (``readmodel``) and of the store
+the store holding exactly what the engine decided; a write that fails is undone in the
+engine, and where that cannot be exact, ``engine_ahead`` says so until the engine is
+rebuilt from the store (engine.service.keeper). Readers of the published clocks (``readmodel``) and of the store
 never take the lock.
 """
 from __future__ import annotations
@@ -78,6 +78,8 @@ class ServiceState:
         # published clocks never take it.
         self.write_lock = threading.RLock()
         self.engine_ahead = False                   # a write failed after the engine moved: rebuild first
+        self.undone = 0                             # failed writes undone in the engine (engine.eval.undo)
+        self.rebuilds = 0                           # failed writes the engine was rebuilt after instead
         self.last_fact_seq = 0                      # the last stored fact the engine has applied
         self.last_tick_seq = 0                      # the last stored tick it has applied
         self.readmodel = ClockReadModel()           # the clocks as the last write left them: read lock-free

@@ -58,8 +58,11 @@ Versions:
    ``body`` (the record as canonical JSON, filled in for those stored), ``prev_hash`` and
    ``hash``: the cut-over chain. Its head row is made when the store opens, linking the
    cut-overs already stored in order, with the audit key if that store has it.
-
-11. ``partition_map``: one row, the digest and canonical JSON of the map of services to
+11. ``ended_sessions``: the console sessions signed out (engine/store/sessions.py), by the
+   SHA-256 of the session id, each kept ``until`` its cookie would have expired (indexed,
+   to prune by). It starts empty: sessions signed out before were known only to the
+   process that served the sign-out.
+12. ``partition_map``: one row, the digest and canonical JSON of the map of services to
    partitions (``slm serve --partitions``) that the first node recorded; a node with
    another map refuses to start. It starts empty: the first node records its map, or the
    single partition ``default`` when it has none. ``partition_leases.wanted_by`` and
@@ -258,8 +261,21 @@ def _v10_audit_records(migrator: SchemaMigrator) -> None:
                        (cutover_body(ruleset, at, after_fact, after_tick, None), seq))
 
 
-def _v11_partition_map(migrator: SchemaMigrator) -> None:
-    class PartitionMapRow(pw.Model):            # as version 11 defines it
+def _v11(migrator: SchemaMigrator) -> None:
+    class EndedSession(pw.Model):                # as version 11 defines it
+        sid_hash = pw.TextField(primary_key=True)
+        ended_at = pw.TextField()
+        until = pw.TextField(index=True)
+
+        class Meta:
+            database = migrator.database
+            table_name = "ended_sessions"
+
+    EndedSession.create_table()
+
+
+def _v12_partition_map(migrator: SchemaMigrator) -> None:
+    class PartitionMapRow(pw.Model):            # as version 12 defines it
         id = pw.IntegerField(primary_key=True, constraints=[pw.Check("id = 1")])
         digest = pw.TextField()
         body = pw.TextField()
@@ -289,9 +305,10 @@ STEPS: dict[int, tuple[str, Callable[[SchemaMigrator], None]]] = {
     9: ("facts stored before they are evaluated: each fact's place in its partition's log (pseq)", _v9),
     10: ("audit records: decisions.retracts; cut-overs chained, with who put each rule set in force",
          _v10_audit_records),
-    11: ("partition_map: the map of services to partitions every node of the database must share; "
+    11: ("ended_sessions: console sessions signed out, refused on every node until their cookie expires", _v11),
+    12: ("partition_map: the map of services to partitions every node of the database must share; "
          "partition_leases.wanted_by/wanted_until",
-         _v11_partition_map),
+         _v12_partition_map),
 }
 SCHEMA_VERSION = max(STEPS, default=1)
 

@@ -231,12 +231,22 @@ def define_models(db: pw.Database) -> SimpleNamespace:
         class Meta:
             table_name = "partition_map"
 
+    class EndedSession(Base):
+        """A console session signed out (engine/store/sessions.py), known by the SHA-256 of
+        its id, refused until its cookie would have expired anyway (fixed-width UTC)."""
+        sid_hash = pw.TextField(primary_key=True)
+        ended_at = pw.TextField()
+        until = pw.TextField(index=True)
+
+        class Meta:
+            table_name = "ended_sessions"
+
     return SimpleNamespace(Fact=Fact, Decision=Decision, ChainHead=ChainHead,
                            Notification=Notification, Delivery=Delivery, RuleSet=RuleSet, Token=Token, Tick=Tick,
                            Snapshot=Snapshot, Cutover=Cutover, PartitionLease=PartitionLease,
-                           PartitionMap=PartitionMapRow,
+                           PartitionMap=PartitionMapRow, EndedSession=EndedSession,
                            all=[Fact, Decision, ChainHead, Notification, Delivery, RuleSet, Token, Tick, Snapshot,
-                                Cutover, PartitionLease, PartitionMapRow])
+                                Cutover, PartitionLease, PartitionMapRow, EndedSession])
 
 
 def database(url: str) -> pw.Database:

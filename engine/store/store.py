@@ -9,7 +9,7 @@ live with their concern:
 - ledger.py: the chained decision ledger; chain.py and audit.py: the audit chains of
   decisions, facts and notifications (keyed with the audit key), checkpoints, verification;
 - outbox.py: notifications;
-- tokens.py: API tokens, hashed at rest;
+- tokens.py: API tokens, hashed at rest; sessions.py: console sessions signed out;
 - replay.py: rule sets, ticks and snapshots, for rebuilding the engine on restart;
 - ownership.py: who may write (a SQLite file's writer lock, PostgreSQL's partition
   leases) and the fence every write transaction of an owner runs first;
@@ -43,12 +43,13 @@ from engine.store.ownership import (
     WriterLockHeld,
 )
 from engine.store.replay import ReplayRecords
+from engine.store.sessions import EndedSessions
 from engine.store.tokens import ROLES, Tokens, token_digest
 
 
-class Store(FactLog, Ledger, Outbox, Tokens, ReplayRecords, Leases):
-    """Facts, decisions, notifications, rule sets, tokens, ticks, snapshots and partition
-    leases in one database."""
+class Store(FactLog, Ledger, Outbox, Tokens, EndedSessions, ReplayRecords, Leases):
+    """Facts, decisions, notifications, rule sets, tokens, signed-out console sessions,
+    ticks, snapshots and partition leases in one database."""
 
     writer_lock: WriterLock | None = None
 

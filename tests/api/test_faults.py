@@ -9,13 +9,17 @@ import io
 import json
 import tracemalloc
 
+import durable_rules_engine
 import pytest
 from werkzeug.test import EnvironBuilder
 
 from engine.eval.engine import Engine
 from engine.lang.errors import FactError
+from engine.service.live import SlmService
+from engine.store.store import Store
 from tests.support import PORTFOLIO, ROOT, fact, fact_count
 from tests.support.api import ALERTS, PROBLEM, auth, group, p1, post
+from tests.support.engine_state import state_of
 
 
 def post_raw(env, text: str | bytes, path="/v1/facts", content_type="application/json"):
@@ -149,10 +153,10 @@ def test_a_fact_failing_in_the_engine_fails_its_request_alone_and_only_once(env,
     assert bad.status_code == 422 and "[1]._fact" in bad.json["errors"]
     stored = {row["fact"]["id"] for row in env.store.list_facts(limit=100)[0]}
     assert stored == {"g1", "g3"}
-    assert len(rebuilds) == 1                            # the engine had moved: rebuilt once
+    assert rebuilds == [] and env.service.state.undone == 1     # the group's write undone, not rebuilt
     again = post(env, p1("poison-1", subject="INC-3"))   # a client retrying: refused on sight
-    assert again.status_code == 422 and rebuilds == [1] and poison == ["poison-1"]
-    assert post(env, p1("g4", subject="INC-5")).status_code == 200 and rebuilds == [1]
+    assert again.status_code == 422 and rebuilds == [] and poison == ["poison-1"]
+    assert post(env, p1("g4", subject="INC-5")).status_code == 200 and rebuilds == []
 
 
 def test_a_request_the_store_refuses_fails_alone(env, monkeypatch):
@@ -176,6 +180,86 @@ def test_the_service_answers_a_failed_fact_as_a_fact_error(env, poison):
         env.service.facts.ingest([fact("poison-x", time="2026-11-05T03:00:00Z", priority="P1")])
     assert "_fact" in refused.value.details
 
+
+
+CHOKES = "a value durable_rules chokes on"
+
+
+@pytest.fixture
+def choking(monkeypatch):
+    """durable_rules refuses every fact whose text holds :data:`CHOKES`, as it refuses a
+    number it cannot read (error code 203): a value the fact schema lets through and the
+    engine cannot take. durable_rules is the only stand-in; the service is all real."""
+    real = durable_rules_engine.assert_fact
+
+    def assert_fact(handle, text):
+        if CHOKES in text:
+            raise durable_rules_engine.error("Could not assert fact, error code: 203")
+        return real(handle, text)
+
+    monkeypatch.setattr(durable_rules_engine, "assert_fact", assert_fact)
+
+
+def test_a_fact_that_fails_in_the_engine_is_undone_never_rebuilt(env, choking, tmp_path):
+    """The failing fact's time first fires INC-1's 04:13 response breach inside the engine;
+    then durable_rules refuses the fact. The request gets 422 naming the failure, the
+    engine is put back as it was (no breach, nothing held), nobody sees 503, and the next
+    good fact is decided exactly as by a service that never saw the bad one."""
+    opened, good = p1("f1", time="2026-11-05T03:58:00Z"), p1("f2", subject="INC-2", time="2026-11-05T04:14:00Z")
+    with Store.open(f"sqlite:///{tmp_path / 'twin.db'}") as twin_store:
+        twin = SlmService(twin_store, PORTFOLIO, now=env.wall)
+        twin.start(background=False)
+        twin.facts.ingest([opened])
+        env.wall.set("2026-11-05T04:10:00Z")
+        twin.deadlines.tick()
+        twin.facts.ingest([good])
+        twin.stop()
+        expected = {d["id"] for d in twin_store.list_decisions(limit=1000)[0]}
+
+    def breached_at_04_13() -> bool:
+        return any(d["at"] == "2026-11-05T04:13:00Z" for d in env.store.list_decisions(kind="breach", limit=100)[0])
+
+    env.wall.set("2026-11-05T04:00:00Z")
+    assert post(env, opened).status_code == 200
+    env.wall.set("2026-11-05T04:10:00Z")
+    service = env.service
+    service.deadlines.tick()                # what is due by 04:10, stored before the bad fact comes
+    engine, before = service.state.engine, state_of(service.state.engine)
+    decided = env.store.decision_count()
+    bad = post(env, p1("bad", subject="INC-2", time="2026-11-05T04:14:00Z", note=CHOKES))
+    assert bad.status_code == 422 and bad.mimetype == PROBLEM
+    assert "could not evaluate this fact" in bad.json["errors"]["_fact"][0]
+    assert "error code: 203" in bad.json["errors"]["_fact"][0]
+    with service.state.write_lock:
+        assert service.state.engine is engine and state_of(engine) == before
+    assert service.state.rebuilds == 0 and service.state.undone == 1
+    assert service.state.ready.is_set() and not service.state.engine_ahead
+    assert env.client.get("/readyz").status_code == 200
+    assert env.store.decision_count() == decided and fact_count(env.store) == 1 and not breached_at_04_13()
+
+    assert post(env, good).status_code == 200 and breached_at_04_13()
+    assert {d["id"] for d in env.store.list_decisions(limit=1000)[0]} == expected
+    assert service.state.rebuilds == 0
+    metrics = env.client.get("/metrics").get_data(as_text=True)
+    assert "slm_engine_writes_undone_total 1.0" in metrics and "slm_engine_rebuilds_total 0.0" in metrics
+
+
+def test_a_failure_inside_durable_rules_memory_still_rebuilds(env, monkeypatch):
+    """The one failure that cannot be undone: durable_rules failed inside its own memory
+    (not refusing the fact's text), so what it holds is not known; the engine is rebuilt
+    from the store before the next write, and that write is decided as usual."""
+    real = durable_rules_engine.assert_fact
+
+    def assert_fact(handle, text):
+        if CHOKES in text:
+            raise durable_rules_engine.error("Could not assert fact, error code: 304")
+        return real(handle, text)
+
+    monkeypatch.setattr(durable_rules_engine, "assert_fact", assert_fact)
+    assert post(env, p1("bad", note=CHOKES)).status_code == 422
+    assert env.service.state.engine_ahead and env.service.state.undone == 0
+    assert post(env, p1("f2", subject="INC-2")).status_code == 200
+    assert env.service.state.rebuilds == 1 and not env.service.state.engine_ahead
 
 
 REPLACED_ENGINES = r"""

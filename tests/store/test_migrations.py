@@ -368,6 +368,7 @@ def test_a_version_4_step_failing_half_way_leaves_the_database_at_version_3(v1_u
         db.execute_sql("ALTER TABLE decisions DROP COLUMN retracts")
         for name in ("by", "body", "prev_hash", "hash"):
             db.execute_sql(f"ALTER TABLE cutovers DROP COLUMN {name}")
+        db.execute_sql("DROP TABLE ended_sessions")           # and what version 11 added
         db.execute_sql("UPDATE schema_version SET version = 3")
     what, step = migrations.STEPS[4]
 
@@ -628,3 +629,36 @@ def test_version_10_chains_the_cut_overs_already_stored_and_reads_old_fact_refer
                            "time": "2027-06-01T08:00:00Z"}, [])])
         assert store.fact_by_ref(fid) is None          # two sources posted it: an old reference is ambiguous
         assert store.fact_by_ref(f"evil/x#{fid}")["source"] == "evil/x"
+
+
+# ---- version 11: console sessions signed out ------------------------------------------------
+
+def test_version_11_adds_an_empty_table_of_signed_out_sessions_that_every_store_reads(v7_url, store_log):
+    from datetime import UTC, datetime, timedelta
+    now = datetime(2027, 7, 1, 12, 0, tzinfo=UTC)
+    with Store.open(v7_url) as store, Store.open(v7_url) as other:
+        assert any(line.startswith("upgraded the schema from version 10 to 11: ended_sessions") for line in store_log())
+        assert store.db.execute_sql("SELECT * FROM ended_sessions").fetchall() == []
+        store.end_session("sid-1", now + timedelta(hours=9), now)
+        assert other.session_ended("sid-1") and not other.session_ended("sid-2")
+        assert verified(store)["ok"] and store.token_role("slm_fixture-admin") == "admin"
+
+
+def test_a_version_11_step_failing_half_way_leaves_the_database_as_it_was(v7_url, monkeypatch):
+    what, step = migrations.STEPS[11]
+
+    def half_then_fail(migrator):
+        step(migrator)
+        raise RuntimeError("the disk filled up")
+
+    monkeypatch.setitem(migrations.STEPS, 11, (what, half_then_fail))
+    with pytest.raises(RuntimeError, match="disk filled up"):
+        Store.open(v7_url)
+    assert raw_version(v7_url) == 7            # every step of the opening is undone with it
+    from engine.store.models import database
+    db = database(v7_url)
+    with db:
+        assert "ended_sessions" not in db.get_tables()
+    monkeypatch.undo()
+    with Store.open(v7_url) as store:
+        assert store.schema_version() == SCHEMA_VERSION and not store.session_ended("sid-1")
