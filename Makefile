@@ -61,10 +61,13 @@ check: $(STAMP)
 scenarios: $(STAMP)
 	$(BIN)/slm test fixtures/scenarios/ --coverage
 
-# The fuzzers (API from its OpenAPI document: no 5xx, and statuses, content types and bodies as
-# documented; rule files; facts) with many more examples.
+# The fuzzers, failing on any finding. The API: schemathesis with every check against a real
+# slm serve of the shipped rules, once per role (tests/support/fuzz.py, schemathesis.toml;
+# SLM_API_FUZZ_EXAMPLES per operation, default 25: some minutes). Rule files and facts:
+# hypothesis with many more examples (SLM_FUZZ_EXAMPLES).
 fuzz: $(STAMP)
-	SLM_FUZZ_EXAMPLES=$${SLM_FUZZ_EXAMPLES:-300} $(BIN)/python -m pytest tests/api/test_fuzz_api.py tests/lang/test_fuzz_inputs.py
+	$(BIN)/python -m tests.support.fuzz
+	SLM_FUZZ_EXAMPLES=$${SLM_FUZZ_EXAMPLES:-300} $(BIN)/python -m pytest tests/lang/test_fuzz_inputs.py
 
 # Benchmarks (docs/BENCHMARKS.md); each prints its baseline measured in the same run.
 bench: $(STAMP)

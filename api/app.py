@@ -11,26 +11,28 @@ from flask import Flask, send_from_directory
 from engine.service.live import SlmService
 from engine.service.state import WORKER
 from engine.service.workers import PartitionWorkers
-from schemas.facts import FactSchema, FactTime
+from schemas.facts import FACT_VALUE, FactSchema, FactTime
 from schemas.limits import MAX_BODY
 
-from . import explain, facts, ops, records, rules, ui
+from . import document, explain, facts, ops, records, rules, ui
 from .auth import SECURITY_SCHEME, TokenCache
 from .context import EXTENSION
+from .document import API_VERSION
 from .problems import PROBLEM_TYPE, SlmApi
-from .throttle import RefusalThrottle
+from .throttle import REFUSALS_BEFORE_SLOWING, RefusalThrottle
 
-API_VERSION = "1.0.0"
 DOCS_ASSETS = "/docs/assets/"      # Swagger UI served from the installed package: no CDN needed
 
 
 def create_app(service: SlmService, *, alert_service_label: str = "service", max_body: int = MAX_BODY,
                secret_key: str | None = None, cookie_secure: bool = False,
-               workers: PartitionWorkers | None = None) -> Flask:
+               workers: PartitionWorkers | None = None,
+               slow_after: int = REFUSALS_BEFORE_SLOWING) -> Flask:
     """The WSGI app over ``service``. ``secret_key`` signs the console's cookies (made per
     process if None); ``cookie_secure`` marks them Secure even on plain http (behind a
     TLS-terminating proxy). ``workers``: a worker's partitions (``service`` is the first of
-    them), whose readiness and metrics the app reports."""
+    them), whose readiness and metrics the app reports. ``slow_after``: refused fact
+    requests in a row before a token is slowed (api/throttle.py; 0: never)."""
     app = Flask("slm", static_folder=None)     # the console serves its own assets (api/ui)
     app.config.update(
         API_TITLE="slm — Service Level Management policy service",
@@ -48,7 +50,7 @@ def create_app(service: SlmService, *, alert_service_label: str = "service", max
     )
     app.extensions[EXTENSION] = service
     app.extensions["slm_tokens"] = TokenCache(service.store.digest_grant)
-    app.extensions[facts.THROTTLE] = RefusalThrottle(service.now)
+    app.extensions[facts.THROTTLE] = RefusalThrottle(service.now, after=slow_after)
     metrics = ops.Metrics(service, workers)
     app.extensions["slm_metrics"] = metrics
     for each in workers.services.values() if workers is not None else [service]:
@@ -62,12 +64,15 @@ def create_app(service: SlmService, *, alert_service_label: str = "service", max
     api = SlmApi(app, spec_kwargs={"info": {"description": __doc__.strip().splitlines()[0]}})
     api.spec.components.security_scheme("bearerAuth", SECURITY_SCHEME)
     api.register_field(FactTime, "string", "date-time")
+    api.ma_plugin.converter.add_attribute_function(document.dict_lengths)
+    api.spec.components.schema("FactValue", FACT_VALUE)
     api.spec.components.schema("Fact", schema=FactSchema)
     for blueprint in (facts.blp, explain.blp, records.blp, rules.blp):
         api.register_blueprint(blueprint)
     for response in api.spec.components.responses.values():   # errors are problem details (RFC 9457)
         if "application/json" in response.get("content", {}):
             response["content"] = {PROBLEM_TYPE: response["content"].pop("application/json")}
+    document.serve(app, api.spec.to_dict())            # per rule set, from the rules in force
     app.register_blueprint(ops.bp)
     app.add_url_rule(DOCS_ASSETS + "<path:filename>", "docs_assets",
                      lambda filename: send_from_directory(swagger_ui_bundle.swagger_ui_path, filename))

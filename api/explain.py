@@ -23,12 +23,13 @@ def explain_fact(args, fact_id):
     """For a stored fact, under the rules in force and with the clocks running when it was
     applied: which clocks it started, paused, resumed, stopped, cancelled or reset; for every
     other target of its service the first condition that failed; and the decisions it caused.
-    Facts are addressed by id, and by ``source`` when several sources posted that id."""
+    Facts are addressed by id, and by ``source`` when several sources posted that id (else
+    409: which facts share an id is a matter of what is stored)."""
     try:
         return current_service().store_reads.explain_fact(fact_id, args.get("source"))
     except UnknownFact as err:
         abort(404, message=str(err))
     except AmbiguousFact as err:
-        abort(422, message=str(err), errors={"query.source": [str(err)]})
+        abort(409, message=str(err), errors={"query.source": [str(err)]})
     except ReplayLimit as err:
         abort(422, message=f"{err}; explain it offline with slm explain --db")

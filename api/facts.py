@@ -13,6 +13,7 @@ from flask_smorest import abort
 
 from schemas.alertmanager import WebhookSchema, alert_facts, alert_field
 from schemas.api import AlertIngestResponseSchema, FactArgs, FactPageSchema, IngestArgs, IngestResponseSchema
+from schemas.limits import MAX_BATCH
 
 from .auth import MONITOR, READER, refuse_foreign_sources, requires
 from .body import BoundedBlueprint, parse, read_json
@@ -25,16 +26,15 @@ blp = BoundedBlueprint("facts", __name__, url_prefix="/v1",
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 CE_HEADER = "ce-"
+FACTS = {"type": "array", "items": {"$ref": "#/components/schemas/Fact"}, "minItems": 1, "maxItems": MAX_BATCH}
 FACT_BODY = {
     "required": True,
     "description": "One fact, a JSON array of facts, a CloudEvent (structured mode, "
                    f"`{STRUCTURED}`), a batch (`{BATCH}`), or binary mode (`ce-*` headers, data as body).",
     "content": {
-        "application/json": {"schema": {"oneOf": [
-            {"$ref": "#/components/schemas/Fact"},
-            {"type": "array", "items": {"$ref": "#/components/schemas/Fact"}, "minItems": 1}]}},
+        "application/json": {"schema": {"oneOf": [{"$ref": "#/components/schemas/Fact"}, FACTS]}},
         STRUCTURED: {"schema": {"$ref": "#/components/schemas/Fact"}},
-        BATCH: {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Fact"}}},
+        BATCH: {"schema": FACTS},
     },
 }
 

@@ -9,7 +9,7 @@ import logging
 
 from flask import current_app, json, make_response
 from flask_smorest import Api
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from engine.lang.errors import FactError, RuleSetError
 from engine.service.batch import FactConflict
@@ -119,5 +119,8 @@ class SlmApi(Api):
             log.error("%s: %s", error.name, error.description, exc_info=error.__cause__ or None)
         detail = data.get("message") or (error.description if error.code != 422 and not errors else
                                          "the request does not validate")
+        headers = dict(data.get("headers") or {})
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            headers["Allow"] = ", ".join(sorted(error.valid_methods))       # RFC 9110 §15.5.6
         return problem(error.code, error.name, detail,
-                       errors=flatten(errors) if errors else None, headers=data.get("headers"))
+                       errors=flatten(errors) if errors else None, headers=headers)

@@ -5,7 +5,7 @@ probing) costs validation and the write lock each time and takes nothing from it
 ``after`` refusals in a row, a token waits before its next request is read: one second,
 doubling with each further refusal up to ``longest``; a request in that time is answered
 429 with ``Retry-After``, and is not read at all. One request that is not refused clears
-the count.
+the count. ``after=0`` never slows a token (``slm serve --slow-after 0``).
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ class RefusalThrottle:
                 return
             count, until = self._tokens.pop(token, (0, 0.0))
             count += 1
-            if count >= self.after:
+            if self.after and count >= self.after:
                 delay = min(self.longest, self.first * 2 ** min(count - self.after, 32))
                 until = self.now().timestamp() + delay
             while len(self._tokens) >= self.size:

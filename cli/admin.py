@@ -7,7 +7,8 @@ import sys
 import click
 
 from engine.lang.errors import RuleSetError
-from schemas.api import PERIOD, PERIOD_RANGE
+from schemas.api import PERIOD
+from schemas.strings import PERIOD_RANGE
 
 from .common import audit_key, audit_key_option, db_option, open_store, rules_in_force, rules_option
 

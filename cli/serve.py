@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from api.throttle import REFUSALS_BEFORE_SLOWING
 from engine.lang.checks import validity_warnings
 from engine.lang.errors import RuleSetError
 from engine.lang.loader import load_rules
@@ -47,6 +48,10 @@ MIN_LEASE_TTL = timedelta(seconds=1)     # the owner renews every third of it
                    "refused with 422. 'none': no bound.")
 @click.option("--max-body", envvar="SLM_MAX_BODY", show_envvar=True, default=MAX_BODY, show_default=True,
               type=click.IntRange(1024), help="Bytes one request body may have; a larger one is refused with 413.")
+@click.option("--slow-after", envvar="SLM_SLOW_AFTER", show_envvar=True, default=REFUSALS_BEFORE_SLOWING,
+              show_default=True, type=click.IntRange(0),
+              help="Refused fact requests in a row after which a token is slowed: its next requests are "
+                   "answered 429 with Retry-After (1s, doubling up to 60s) until one is taken. 0: never.")
 @click.option("--alert-service-label", default="service", show_default=True,
               help="The Alertmanager label that names the service.")
 @click.option("--snapshot-every", default=SNAPSHOT_EVERY, show_default=True, type=click.IntRange(0),
@@ -89,7 +94,8 @@ MIN_LEASE_TTL = timedelta(seconds=1)     # the owner renews every third of it
                    "only requests that came over https get a Secure cookie.")
 def serve(rules_dir, db_url, host, port, role, threads, skew, max_lateness, alert_service_label, snapshot_every, retain,
           lease_ttl, partitions_file, prefer, smtp_url, mail_from, webhook_secret, delivery_timeout, group_wait,
-          delivery_max_age, retry_initial, delivery, public_url, audit_key_file, max_body, secret_key, cookie_secure):
+          delivery_max_age, retry_initial, delivery, public_url, audit_key_file, max_body, secret_key, cookie_secure,
+          slow_after):
     """Run the API: store facts, fire clocks on time, answer auditors."""
     from api.app import create_app
     from engine.service.live import SlmService
@@ -148,7 +154,7 @@ def serve(rules_dir, db_url, host, port, role, threads, skew, max_lateness, aler
     for warning in validity_warnings(service.state.ruleset, date.today()):
         click.echo(str(warning), err=True)
     app = create_app(service, alert_service_label=alert_service_label, max_body=max_body,
-                     secret_key=secret_key, cookie_secure=cookie_secure, workers=workers)
+                     secret_key=secret_key, cookie_secure=cookie_secure, workers=workers, slow_after=slow_after)
     from .lanes import create_server  # /healthz, /readyz, /metrics: a thread pool of their own
     server = create_server(app, host=host, port=port, threads=threads, ident="slm",
                            clear_untrusted_proxy_headers=True)

@@ -74,7 +74,7 @@ class WebhookSchema(Schema):
 
     version = fields.String(required=True, validate=validate.Equal("4", error="only version 4 is supported"))
     groupKey = fields.String(load_default=None)
-    truncatedAlerts = fields.Integer(load_default=0)
+    truncatedAlerts = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0))
     status = fields.String(required=True, validate=validate.OneOf(["firing", "resolved"]))
     receiver = fields.String(required=True)
     groupLabels = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)

@@ -9,29 +9,45 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-from .facts import TYPE_PATTERN
+from . import strings
 from .limits import DEFAULT_LIMIT, MAX_CLOCKS, MAX_LIMIT
 from .records import NOTIFICATION_STATUSES
+from .strings import KNOWN, MAX_WAIT_SECONDS, PERIOD_RANGE, Matches
 from .values import parse_duration, parse_rfc3339
 
-PERIOD = re.compile(r"^(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-(0[1-9]|1[0-2])$")
-CURSOR = re.compile(r"^[0-9]{1,18}$")       # a row number: ASCII digits, within 64 bits
-PERIOD_RANGE = "a month as YYYY-MM from 1970-01 to 9998-12 (the times facts can have)"
+PERIOD = re.compile(strings.PERIOD)
+CURSOR = re.compile(strings.CURSOR)
+
+def known(names: str, description: str, **kwargs: Any) -> fields.String:
+    """A name the rules define (strings.KNOWN)."""
+    return fields.String(metadata={"description": description, KNOWN: names}, **kwargs)
+
+
+def text(description: str | None = None, **kwargs: Any) -> fields.String:
+    """Free text in a query string: anything but NUL (api/body.py refuses it, 400)."""
+    metadata: dict[str, Any] = {"pattern": strings.NO_NUL}
+    if description:
+        metadata["description"] = description
+    return fields.String(metadata=metadata, **kwargs)
 
 
 class InstantArg(fields.String):
     """An RFC 3339 time in a query string, checked (kept as text)."""
 
+    def __init__(self, **kwargs: Any) -> None:
+        metadata = {"format": "date-time", "pattern": strings.INSTANT, **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
+
     def _deserialize(self, value: object, attr: str | None, data: Mapping[str, Any] | None,
                      **kwargs: Any) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs)
+        written = super()._deserialize(value, attr, data, **kwargs)
         try:
-            parse_rfc3339(text)
+            parse_rfc3339(written)
         except ValueError as err:
             raise ValidationError(str(err)) from None
-        return text
+        return written
 
 
 class QuerySchema(Schema):
@@ -41,8 +57,8 @@ class QuerySchema(Schema):
 
 class PageArgs(QuerySchema):
     cursor = fields.String(metadata={"description": "`next` of the previous page"},
-                           validate=validate.Regexp(CURSOR, error="not a cursor from this API: pass the "
-                                                                        "`next` of the previous page (digits)"))
+                           validate=Matches(strings.CURSOR, error="not a cursor from this API: pass the "
+                                                          "`next` of the previous page (digits)"))
     limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=validate.Range(1, MAX_LIMIT),
                            metadata={"description": f"items per page (1–{MAX_LIMIT})"})
 
@@ -52,36 +68,33 @@ class TimeRangeArgs(PageArgs):
     until = InstantArg(metadata={"description": "up to this instant (exclusive), RFC 3339"})
 
 
-KNOWN = "; one the rules define (else 400 naming the known ones)"
+DEFINED = "; one the rules define (else 400 naming the known ones)"
 
 
 class DecisionArgs(TimeRangeArgs):
-    service = fields.String(metadata={"description": "a service" + KNOWN})
-    target = fields.String(metadata={"description": "a target" + KNOWN})
-    subject = fields.String()
-    kind = fields.String(metadata={"description": "warning, breach, met, escalation, retracted, cancelled or a "
-                                                  "kind a Rule decides" + KNOWN})
+    service = known("services", "a service" + DEFINED)
+    target = known("targets", "a target" + DEFINED)
+    subject = text()
+    kind = known("kinds", "warning, breach, met, escalation, retracted, cancelled or a kind a Rule decides" + DEFINED)
     retracted = fields.Boolean(truthy={"true"}, falsy={"false"},
                                metadata={"description": "`true`: only decisions a later `retracted` decision "
                                                         "superseded; `false`: only the others"})
 
 
-MAX_WAIT_SECONDS = 30
-
-
-def _wait(text: str) -> timedelta:
-    try:
-        waited = parse_duration(text)
-    except ValueError as err:
-        raise ValidationError(str(err)) from None
-    if not timedelta(0) <= waited <= timedelta(seconds=MAX_WAIT_SECONDS):
-        raise ValidationError(f"wait at most {MAX_WAIT_SECONDS}s")
-    return waited
+def _wait(value: str) -> timedelta:
+    """A duration of at most MAX_WAIT_SECONDS, written as strings.WAIT says."""
+    if not strings.matches(strings.WAIT, value):
+        try:
+            parse_duration(value)
+        except ValueError as err:
+            raise ValidationError(str(err)) from None
+        raise ValidationError(f"wait at most {MAX_WAIT_SECONDS}s, written without spaces (e.g. 5s, PT5S)")
+    return parse_duration(value)
 
 
 class IngestArgs(QuerySchema):
     wait = fields.Function(deserialize=_wait, metadata={
-        "type": "string", "example": "5s",
+        "type": "string", "example": "5s", "pattern": strings.WAIT,
         "description": f"on an API node (`--role api`): wait up to this long (at most {MAX_WAIT_SECONDS}s, "
                        "e.g. `5s`) for the partition's owner to evaluate the facts, and list their decisions; "
                        "facts still pending then are answered `evaluated: false`, with 202. A node that "
@@ -89,37 +102,32 @@ class IngestArgs(QuerySchema):
 
 
 class FactArgs(TimeRangeArgs):
-    service = fields.String(metadata={"description": "a service" + KNOWN})
-    subject = fields.String()
-    type = fields.String(validate=validate.Regexp(TYPE_PATTERN, error="not a dotted type name "
-                                                                      "(example: incident.opened)"))
+    service = known("services", "a service" + DEFINED)
+    subject = text()
+    type = fields.String(validate=Matches(strings.TYPE_NAME, error="not a dotted type name (example: incident.opened)"))
 
 
 class NotificationArgs(PageArgs):
-    decision = fields.String()
-    recipient = fields.String()
+    decision = text()
+    recipient = text()
     status = fields.String(validate=validate.OneOf(NOTIFICATION_STATUSES, error="unknown status {input!r} "
                                                                                 "(known: {choices})"))
 
 
 class ClockArgs(QuerySchema):
-    service = fields.String(metadata={"description": "a service" + KNOWN})
-    target = fields.String(metadata={"description": "a target" + KNOWN})
-    subject = fields.String()
+    service = known("services", "a service" + DEFINED)
+    target = known("targets", "a target" + DEFINED)
+    subject = text()
     limit = fields.Integer(load_default=MAX_LIMIT, validate=validate.Range(1, MAX_CLOCKS),
                            metadata={"description": "at most this many clocks (ordered by key)"})
 
 
 class ReportArgs(QuerySchema):
-    service = fields.String(required=True, metadata={"description": "a service of the rules in force (else 400 "
-                                                                    "naming them)"})
-    period = fields.String(required=True, metadata={"description": "a calendar month, YYYY-MM, taken in each target's "
-                                                                   "calendar timezone"})
-
-    @validates("period")
-    def _month(self, value: str, **kwargs: Any) -> None:
-        if not PERIOD.match(value):
-            raise ValidationError(f"expected {PERIOD_RANGE}, e.g. 2026-11")
+    service = known("services-in-force", "a service of the rules in force (else 400 naming them)", required=True)
+    period = fields.String(required=True, validate=Matches(strings.PERIOD,
+                                                           error=f"expected {PERIOD_RANGE}, e.g. 2026-11"),
+                           metadata={"description": "a calendar month, YYYY-MM, taken in each target's calendar "
+                                                    "timezone"})
 
 
 class RuleRefSchema(Schema):
@@ -277,8 +285,7 @@ class IngestResultSchema(Schema):
 
 
 class FactExplainArgs(QuerySchema):
-    source = fields.String(metadata={"description": "the fact's source; needed when several sources "
-                                                    "posted a fact with this id"})
+    source = text("the fact's source; needed when several sources posted a fact with this id")
 
 
 class ExplainEffectSchema(Schema):
@@ -469,7 +476,7 @@ class RuleVersionListSchema(Schema):
 
 
 class RuleVersionArgs(QuerySchema):
-    against = fields.String(metadata={"description": "another version: answer with a unified diff against it"})
+    against = text("another version: answer with a unified diff against it")
 
 
 class RuleVersionFilesSchema(Schema):
@@ -516,6 +523,9 @@ class RulePreviewSchema(Schema):
     compliance = fields.List(fields.Nested(PreviewComplianceSchema))
 
 
+MAX_RULE_FILES = 500
+
+
 class RuleFilesSchema(Schema):
     """Rule files to check: ``{"files": {"name.yaml": "<YAML text>"}}``."""
 
@@ -524,11 +534,13 @@ class RuleFilesSchema(Schema):
 
     files = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=256)),
                         values=fields.String(), required=True,
-                        validate=validate.Length(min=1, max=500))
+                        validate=validate.Length(min=1, max=MAX_RULE_FILES), metadata={
+                            "description": "path (1 to 256 characters, relative to the rules directory) -> YAML "
+                                           "text"})
 
 
 class RuleCheckArgs(QuerySchema):
-    in_force = fields.Boolean(load_default=False, metadata={
+    in_force = fields.Boolean(load_default=False, truthy={"true"}, falsy={"false"}, metadata={
         "description": "check the uploads together with the rules in force; an upload replaces "
                        "the file of the same path (relative to the rules directory)"})
 

@@ -24,6 +24,7 @@ from typing import Any, cast
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates
 from marshmallow.exceptions import SCHEMA
 
+from . import strings
 from .fields import AnyField
 from .values import format_instant, parse_instant, parse_rfc3339
 
@@ -35,11 +36,32 @@ MAX_KEY = 256              # characters in one property name
 MIN_INTEGER, MAX_INTEGER = -2**63, 2**63 - 1   # durable_rules reads integers as C's long long
 _UNSAFE = re.compile("[\x00\ud800-\udfff]")   # NUL (PostgreSQL) and lone surrogates (not UTF-8)
 
-TYPE_PATTERN = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+TYPE_PATTERN = re.compile(strings.TYPE_NAME)    # matched whole (fullmatch), as the document's pattern is
 CLOUDEVENTS_ATTRIBUTES = ("specversion", "datacontenttype", "dataschema")
 POSTED_TIME = "time_posted"     # the stored fact's ``time`` as it was posted (never posted itself)
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)    # durable_rules keeps event times as epoch seconds
 LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+# A value inside ``data``, as the API document states it (components/schemas/FactValue):
+# what can be stated per value. The totals (MAX_DATA_KEYS properties and MAX_DATA_ITEMS
+# values in all, MAX_DATA_DEPTH levels) and the property names (at most MAX_KEY characters,
+# no NUL) are in its description: OpenAPI 3.0 has no ``propertyNames``.
+FACT_VALUE_REF = {"$ref": "#/components/schemas/FactValue"}
+FACT_VALUE: dict[str, Any] = {
+    "description": f"Any JSON value but an integer beyond 64 bits and a string with NUL or over {MAX_STRING} "
+                   f"characters; in all at most {MAX_DATA_KEYS} properties, {MAX_DATA_ITEMS} values and "
+                   f"{MAX_DATA_DEPTH} levels, property names of at most {MAX_KEY} characters without NUL",
+    "anyOf": [
+        {"type": "string", "maxLength": MAX_STRING, "pattern": strings.NO_NUL},
+        {"type": "integer", "minimum": MIN_INTEGER, "maximum": MAX_INTEGER},
+        {"type": "number", "not": {"type": "integer"}},       # 1.5, 1e300: floats, held exactly
+        {"type": "boolean"},
+        {"type": "array", "items": FACT_VALUE_REF},
+        {"type": "object", "additionalProperties": FACT_VALUE_REF},
+        {"type": "string", "nullable": True, "enum": [None]},
+    ],
+}
 
 
 def text_problem(value: str) -> str | None:
@@ -142,26 +164,33 @@ class FactTime(AnyField):
         return None if value is None else format_instant(value)
 
 
+NO_NUL = {"pattern": strings.NO_NUL}
+
+
 class FactSchema(Schema):
     """One fact. Unknown top-level fields are errors; CloudEvents attributes are accepted."""
 
     class Meta:
         unknown = "raise"
 
-    id = Text(required=True, validate=validate.Length(min=1, max=256))
-    source = Text(required=True, validate=validate.Length(min=1, max=256))
-    type = Text(required=True, validate=validate.Length(min=1, max=128))
-    time = FactTime(required=True)
-    subject = Text(validate=validate.Length(max=256), allow_none=True)
-    service = Text(validate=validate.Length(max=128), allow_none=True)
-    data = FactData(keys=fields.String(), load_default=dict, allow_none=True)
+    id = Text(required=True, validate=validate.Length(min=1, max=256), metadata=NO_NUL)
+    source = Text(required=True, validate=validate.Length(min=1, max=256), metadata=NO_NUL)
+    type = Text(required=True, validate=validate.Length(min=1, max=128), metadata={"pattern": strings.POSTED_TYPE})
+    time = FactTime(required=True, metadata={"pattern": strings.FACT_INSTANT, "description": (
+        "RFC 3339, from 1970-01-01T00:00:00Z to 9999-01-01T00:00:00Z, at most `slm serve --skew` ahead of the "
+        "server's clock and at most `--max-lateness` behind the newest fact of its subject (else 422)")})
+    subject = Text(validate=validate.Length(max=256), allow_none=True, metadata=NO_NUL)
+    service = Text(validate=validate.Length(max=128), allow_none=True,
+                   metadata={strings.KNOWN: "services-in-force", "description": "a service of the rules in force"})
+    data = FactData(keys=fields.String(), load_default=dict, allow_none=True, metadata={
+        "additionalProperties": FACT_VALUE_REF, "maxProperties": MAX_DATA_KEYS})
     specversion = fields.String(load_only=True, validate=validate.OneOf(["1.0"]))
     datacontenttype = fields.String(load_only=True)
     dataschema = fields.String(load_only=True)
 
     @validates("type")
     def _dotted(self, value: str, **kwargs: Any) -> None:
-        if not TYPE_PATTERN.match(value):
+        if not TYPE_PATTERN.fullmatch(value):
             raise ValidationError(f"{value!r} is not a dotted type name (example: incident.opened)")
         if value.startswith("decision.") or value.startswith("clock."):
             raise ValidationError(f"{value!r}: types decision.* and clock.* are derived by the engine, "

@@ -407,7 +407,7 @@ class FactTypeName(Text):
     def _deserialize(self, value: object, attr: str | None, data: collections.abc.Mapping[str, Any] | None,
                      **kwargs: Any) -> str:
         value = super()._deserialize(value, attr, data, **kwargs)
-        if not TYPE_PATTERN.match(value):
+        if not TYPE_PATTERN.fullmatch(value):
             raise ValidationError("not a dotted type name (example: incident.opened)")
         if value.startswith(("decision.", "clock.")):
             raise ValidationError("types decision.* and clock.* are derived by the engine and need no "

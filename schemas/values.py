@@ -225,8 +225,8 @@ def _in_utc(value: datetime, text: object) -> datetime:
                          "in UTC)") from None
 
 
-_RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
-                      r"(?:([Zz])|([+-])(\d{2}):(\d{2}))$", re.ASCII)     # RFC 3339's digits are ASCII
+_RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
+                      r"(?:([Zz])|([+-])([01]\d|2[0-3]):([0-5]\d))", re.ASCII)   # RFC 3339's digits are ASCII
 
 
 def parse_rfc3339(text: object) -> datetime:
@@ -239,7 +239,7 @@ def parse_rfc3339(text: object) -> datetime:
         return value
     if isinstance(text, datetime):
         return parse_instant(text)
-    match = _RFC3339.match(text) if isinstance(text, str) else None
+    match = _RFC3339.fullmatch(text) if isinstance(text, str) else None
     if not match:
         if isinstance(text, str) and re.match(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$", text, re.ASCII):
             raise ValueError(f"{_show(text)} has no UTC offset (add Z or +01:00)")
@@ -254,7 +254,8 @@ def parse_rfc3339(text: object) -> datetime:
     except ValueError as err:
         raise ValueError(f"{_show(text)} is not a valid time: {err}") from None
     if leap:
-        if (hour, minute) != ("23", "59") and zulu:
+        shift = 0 if zulu else (1 if sign == "+" else -1) * (int(off_h) * 60 + int(off_m))
+        if (int(hour) * 60 + int(minute) - shift) % 1440 != 23 * 60 + 59:       # RFC 3339 §5.7
             raise ValueError(f"{_show(text)}: a leap second is 23:59:60 UTC")
         if value.replace(tzinfo=None, microsecond=0) == datetime.max.replace(microsecond=0):
             raise ValueError(f"{_show(text)} is outside the times that can be held (years 0001 to 9999 in UTC)")

@@ -14,7 +14,8 @@ from engine.lang.loader import load_rules
 from engine.service.review import BUCKETS
 from engine.service.state import NotReady, Standby
 from engine.service.whatif import ReplayLimit
-from schemas.api import CURSOR, PERIOD, PERIOD_RANGE
+from schemas.api import CURSOR, PERIOD
+from schemas.strings import PERIOD_RANGE
 from schemas.values import format_hours, parse_duration, parse_instant
 
 from ..auth import AUDITOR, OWNER, READER

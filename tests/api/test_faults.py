@@ -350,3 +350,16 @@ def test_a_token_refused_many_times_in_a_row_is_slowed_with_429(env):
     assert post(env, p1("good-3", subject="INC-3")).status_code == 200
     assert post_raw(env, p1_text(id='"bad-y"', data_value=str(2**64))).status_code == 422   # the count starts again
     assert post(env, p1("good-4", subject="INC-4")).status_code == 200
+
+
+def test_slow_after_zero_never_slows_a_token(env):
+    """``slm serve --slow-after 0``: refusals are answered, however many in a row."""
+    from api.app import create_app
+
+    client = create_app(env.service, slow_after=0).test_client()
+    headers = auth(env, "monitor")
+    for n in range(25):
+        bad = p1_text(id=f'"bad-{n}"', data_value=str(2**64)).encode()
+        assert client.post("/v1/facts", data=bad, content_type="application/json",
+                           headers=headers).status_code == 422
+    assert client.post("/v1/facts", json=p1("good-1"), headers=headers).status_code == 200

@@ -303,3 +303,10 @@ def test_newest_times_read_each_subject_once_and_survive_more_subjects_than_reme
     newest.note("new", t.replace(day=6))
     assert newest.of(["new", "c"]) == {"new": t.replace(day=6), "c": t}
     assert reads == [["a", "b", "c", "new"]]                                    # both remembered: no read
+
+
+@pytest.mark.parametrize("count", [2.5, -1, "3"])
+def test_a_webhook_whose_truncated_count_is_no_count_is_refused_whole(env, count):
+    payload = {**_group(_alert("good1")), "truncatedAlerts": count}
+    response = post(env, payload, path="/v1/ingest/alertmanager")
+    assert response.status_code == 422 and "json.truncatedAlerts" in response.json["errors"], response.json

@@ -161,6 +161,10 @@ def test_get_fact_explain_over_http(make_service, wall):
                       headers=headers).status_code == 200
     missing = client.get("/v1/facts/zzz/explain", headers=headers)
     assert missing.status_code == 404 and "no stored fact 'zzz'" in missing.json["detail"]
+    client.post("/v1/facts", json=opened("o1", "INC-1", source="other/prod"),
+                headers={"Authorization": f"Bearer {monitor}"})
+    ambiguous = client.get("/v1/facts/o1/explain", headers=headers)     # which facts share an id: what is stored
+    assert ambiguous.status_code == 409 and "query.source" in ambiguous.json["errors"]
     assert client.get("/v1/facts/o1/explain", headers={"Authorization": f"Bearer {monitor}"}).status_code == 403
     spec = client.get("/openapi.json").json
     assert "/v1/facts/{fact_id}/explain" in spec["paths"]
