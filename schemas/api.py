@@ -20,6 +20,7 @@ from .values import parse_duration, parse_rfc3339
 PERIOD = re.compile(strings.PERIOD)
 CURSOR = re.compile(strings.CURSOR)
 
+
 def known(names: str, description: str, **kwargs: Any) -> fields.String:
     """A name the rules define (strings.KNOWN)."""
     return fields.String(metadata={"description": description, KNOWN: names}, **kwargs)
