@@ -142,7 +142,10 @@ class AuditChains(StoreBase):
 
     def _chain_names(self) -> list[str]:
         """Every audit chain of the database: the fixed ones and each partition's fact chain."""
-        return [name for name in CHAINS if name != FACT_CHAIN] + self._fact_chains()
+        names: list[str] = []
+        for name in CHAINS:              # each partition's fact chain where the fact chain stands
+            names += self._fact_chains() if name == FACT_CHAIN else [name]
+        return names
 
     def _head(self, name: str, lock: bool = False) -> Head | None:
         rows = self._select(self.m.ChainHead, "name, seq, count, hash, last_id, chained_from, keyed_from, mac",

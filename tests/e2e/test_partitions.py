@@ -52,8 +52,8 @@ def test_workers_share_the_partitions_out_and_one_takes_over_the_others_partitio
     mail = worker(pg_url, tmp_path, "w-mail", partition_map, "mail")
     main = worker(pg_url, tmp_path, "w-main", partition_map, "main")
     try:
-        until(lambda: owned(mail) == ["mail"] and owned(main) == ["main"], "each worker to own its partition")
-        assert mail.readyz().status_code == 200 and main.readyz().status_code == 200
+        until(lambda: owned(mail) == ["mail"] and owned(main) == ["main"] and mail.readyz().status_code == 200
+              and main.readyz().status_code == 200, "each worker to own its partition and be ready")
 
         facts = history(10, "part")           # email, hosting and service-desk incidents
         answer = requests.post(api.base + "/v1/facts?wait=20s", json=facts, headers=headers, timeout=60)
