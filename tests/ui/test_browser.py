@@ -23,7 +23,6 @@ import requests
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.support import FAKETIME_VARIABLES, ROOT
@@ -128,7 +127,9 @@ def go(driver, find) -> None:
                 raise
             if not _current(old):
                 break                         # it did navigate: the click went through
-    WebDriverWait(driver, 30).until(EC.staleness_of(old))
+    # Asked of a page that is navigating away, Chromium now and then answers "unhandled
+    # inspector error" instead of "stale": WebDriverWait asks again on it.
+    WebDriverWait(driver, 30, ignored_exceptions=(WebDriverException,)).until(lambda d: not _current(old))
     WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
