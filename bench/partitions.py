@@ -96,7 +96,7 @@ def throughput(postgres: str, partition_map: Path, count: int, ttl: str, workers
                 started = time.monotonic()
                 with store.transaction():
                     for partition, service in (("mail", "email"), ("main", "hosting")):
-                        mine = [f for f in loaded if (f["service"] == "email") == (service == "email")]
+                        mine = [f for f in loaded if f["service"] == service]
                         for start in range(0, len(mine), 1000):
                             store.add_pending_facts(mine[start:start + 1000], partition=partition)
                 while store.pending_count():

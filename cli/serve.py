@@ -25,7 +25,6 @@ from .notify import channels, delivery_options
 MIN_LEASE_TTL = timedelta(seconds=1)     # the owner renews every third of it
 
 
-
 @click.command()
 @rules_option()
 @db_option()
@@ -226,13 +225,9 @@ def _check_partitions(pmap: PartitionMap, ruleset, role: str) -> None:
 
 def _agree_on(store, pmap: PartitionMap) -> None:
     """Record the map in the database, or exit if it records another one."""
-    import json
-
     from engine.store.store import PartitionMapMismatch
-    body = json.dumps({"default": pmap.default, "partitions": dict(sorted(pmap.services.items()))},
-                      sort_keys=True, separators=(",", ":"))
     try:
-        store.agree_partition_map(pmap.digest, body)
+        store.agree_partition_map(pmap.digest, pmap.canonical)
     except PartitionMapMismatch as err:
         store.close()
         raise click.ClickException(str(err)) from None

@@ -110,12 +110,16 @@ class PartitionMap:
         return len(self.names) == 1
 
     @cached_property
+    def canonical(self) -> str:
+        """The map as canonical JSON: the same however the file was written."""
+        return json.dumps({"default": self.default, "partitions": dict(sorted(self.services.items()))},
+                          sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    @cached_property
     def digest(self) -> str:
-        """sha256 (hex) of the map's canonical JSON: the same for the same placement however
-        the file was written. The store keeps it, and a node with another map refuses to start."""
-        canonical = json.dumps({"default": self.default, "partitions": dict(sorted(self.services.items()))},
-                               sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        """sha256 (hex) of the map's canonical JSON. The store keeps it, and a node with
+        another map refuses to start."""
+        return hashlib.sha256(self.canonical.encode("utf-8")).hexdigest()
 
 
 # ---- reading a map file ----------------------------------------------------------------------

@@ -16,12 +16,12 @@ import time
 from datetime import timedelta
 
 from engine.lang.errors import FactError
-from engine.lang.partitions import PartitionMap
+from engine.lang.partitions import PartitionError, PartitionMap
 from engine.service.batch import Job, refuse_conflicts, refuse_late, sift
 from engine.service.lateness import DEFAULT_MAX_LATENESS, NewestTimes
 from engine.service.recorder import Ingested
 from engine.service.state import ServiceState
-from engine.service.validation import DEFAULT_SKEW, validate_facts
+from engine.service.validation import DEFAULT_SKEW, fact_field, validate_facts
 from engine.store.facts import DECIDED_CHANNEL
 from engine.store.listen import Listener
 from schemas.facts import stored_fact
@@ -48,13 +48,14 @@ class FactIntake:
     def validate(self, raws: list) -> list[dict]:
         self._follow_rules()
         facts = validate_facts(raws, self.state.ruleset, self.state.now, self.skew)
-        if not self.partitions.is_single:     # no partition, so no owner, for a fact without a service
-            unplaced = {(f"[{index}]." if len(facts) > 1 else "") + "service":
-                        ["is required: this deployment runs partitions by service, and only the service "
-                         "says which one evaluates the fact"]
-                        for index, fact in enumerate(facts) if fact.get("service") is None}
-            if unplaced:
-                raise FactError(unplaced)
+        unplaced: dict[str, list[str]] = {}
+        for index, fact in enumerate(facts):        # the partition whose owner evaluates it
+            try:
+                self.partitions.partition_of(fact.get("service"))
+            except PartitionError as err:
+                unplaced[fact_field(index, len(facts), "service")] = [str(err)]
+        if unplaced:
+            raise FactError(unplaced)
         return facts
 
     def _follow_rules(self) -> None:
@@ -115,7 +116,6 @@ class FactIntake:
         if wait:
             self.settled.fill(result, min(wait, MAX_WAIT))
         return result
-
 
     def _by_partition(self, facts: list[dict]) -> dict[str, list[dict]]:
         """The facts grouped by the partition whose owner evaluates them, in order."""

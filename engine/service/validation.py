@@ -34,6 +34,12 @@ def load_fact(raw: dict) -> dict:
         raise FactError(flatten_errors(err.messages)) from None
 
 
+def fact_field(index: int, count: int, name: str) -> str:
+    """How a problem names field ``name`` of fact ``index`` of a request of ``count`` facts:
+    ``[i].name``, or ``name`` alone when the request holds one fact."""
+    return (f"[{index}]." if count > 1 else "") + name
+
+
 def validate_facts(raws: list, ruleset: RuleSet, now: Callable[[], datetime], skew: timedelta) -> list[dict]:
     """Check every fact of a request; FactError names each bad field as ``[i].field``."""
     if not isinstance(raws, list) or not raws:
@@ -44,7 +50,7 @@ def validate_facts(raws: list, ruleset: RuleSet, now: Callable[[], datetime], sk
     problems: dict[str, list[str]] = {}
     facts = []
     for index, raw in enumerate(raws):
-        prefix = f"[{index}]." if len(raws) > 1 else ""
+        prefix = fact_field(index, len(raws), "")
         if not isinstance(raw, dict):
             problems[prefix + "_fact"] = ["expected a JSON object"]
             continue

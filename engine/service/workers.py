@@ -62,10 +62,6 @@ class PartitionWorkers:
             except Exception:
                 log.exception("stopping partition %r failed", partition)
 
-    def owned(self) -> list[str]:
-        """The partitions this worker owns now."""
-        return [p for p, service in self.services.items() if service.state.role == OWNER]
-
     def status(self) -> dict:
         """Readiness of the worker (``/readyz``): ``ready`` once it owns a partition and every
         partition it owns is rebuilt; ``standby`` while it owns none; ``starting`` while one

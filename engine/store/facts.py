@@ -39,18 +39,26 @@ class FactLog(AuditChains):
 
     def find_fact_records(self, keys) -> dict[tuple[str, str], tuple[list | None, str]]:
         """(Outcome, canonical JSON as stored) of each ``(source, id)`` already stored."""
-        F = self.m.Fact
+        return {key: (loads(outcome), body) for key, (outcome, body) in self._by_key(keys, "outcome, body")}
+
+    def _by_key(self, keys, columns: str, where: str = "") -> Iterator[tuple[tuple[str, str], tuple]]:
+        """``columns`` of each stored fact among ``keys`` (``(source, id)`` pairs, with
+        ``where`` as a further condition), as ``((source, id), row)``: one statement per
+        source and chunk of ids, which the unique index answers."""
         by_source: dict[str, set[str]] = {}
-        found: dict[tuple[str, str], tuple[list | None, str]] = {}
         for source, fid in keys:
             by_source.setdefault(source, set()).add(fid)
         for source, ids in by_source.items():
             for chunk in chunks(sorted(ids)):
-                rows = self._select(F, "id, outcome, body",
-                                    f"source = {self.db.param} AND id IN ({self._params(chunk)})",
-                                    [source, *chunk])
-                found.update(((source, fid), (loads(outcome), body)) for fid, outcome, body in rows)
-        return found
+                for fid, *row in self._select(self.m.Fact, f"id, {columns}",
+                                              f"source = {self.db.param} AND id IN ({self._params(chunk)})" + where,
+                                              [source, *chunk]):
+                    yield (source, fid), tuple(row)
+
+    def _notify(self, channel: str, partition: str) -> None:
+        """Tell listeners (on PostgreSQL, at commit) that ``partition``'s facts changed."""
+        if self.postgres:
+            self.db.execute_sql("SELECT pg_notify(%s, %s)", (channel, partition))
 
     def add_facts(self, records: list[tuple[dict, list[str]]]) -> int:
         """Append new facts, evaluated, each with the decision ids it caused, in the order
@@ -86,24 +94,13 @@ class FactLog(AuditChains):
             self._insert(F, rows, skip_existing=True)
             fresh = [(r["source"], r["id"]) for r in rows if (r["source"], r["id"]) not in before]
             stored = self.fact_seqs(fresh, pending_only=True)
-            if stored and self.postgres:
-                self.db.execute_sql("SELECT pg_notify(%s, %s)", (FACTS_CHANNEL, partition))
+            if stored:
+                self._notify(FACTS_CHANNEL, partition)
         return stored
 
     def fact_seqs(self, keys: list[tuple[str, str]], pending_only: bool = False) -> dict[tuple[str, str], int]:
         """The seq of each of ``keys`` stored (``pending_only``: and not yet evaluated)."""
-        by_source: dict[str, list[str]] = {}
-        for source, fid in keys:
-            by_source.setdefault(source, []).append(fid)
-        found: dict[tuple[str, str], int] = {}
-        p = self.db.param
-        for source, ids in by_source.items():
-            for chunk in chunks(sorted(set(ids))):
-                rows = self._select(self.m.Fact, "id, seq",
-                                    f"source = {p} AND id IN ({self._params(chunk)})"
-                                    + (" AND pseq IS NULL" if pending_only else ""), [source, *chunk])
-                found.update(((source, fid), seq) for fid, seq in rows)
-        return found
+        return {key: seq for key, (seq,) in self._by_key(keys, "seq", " AND pseq IS NULL" if pending_only else "")}
 
     def pending_facts(self, limit: int = CHUNK) -> list[tuple[int, dict]]:
         """The oldest facts of this store's partition stored but not yet evaluated, in seq
@@ -150,8 +147,7 @@ class FactLog(AuditChains):
                 f'UPDATE "facts" SET pseq = {self.db.param}, outcome = {self.db.param}, '
                 f"prev_hash = {self.db.param}, hash = {self.db.param} WHERE seq = {self.db.param}",
                 [(r["pseq"], r["outcome"], r["prev_hash"], r["hash"], r["seq"]) for r in rows])
-            if self.postgres:
-                self.db.execute_sql("SELECT pg_notify(%s, %s)", (DECIDED_CHANNEL, partition))
+            self._notify(DECIDED_CHANNEL, partition)
             return self._moved(head, last)
 
     def refuse_pending(self, refused: dict[int, str]) -> None:
@@ -162,8 +158,7 @@ class FactLog(AuditChains):
                 self.db.cursor().executemany(
                     f'UPDATE "facts" SET refused = {self.db.param} WHERE seq = {self.db.param} AND pseq IS NULL',
                     [(why[:500], seq) for seq, why in refused.items()])
-                if self.postgres:
-                    self.db.execute_sql("SELECT pg_notify(%s, %s)", (DECIDED_CHANNEL, self.partition))
+                self._notify(DECIDED_CHANNEL, self.partition)
 
     def fact_states(self, seqs) -> dict[int, dict]:
         """What became of stored facts (by seq): ``{pseq, outcome, refused}`` of each."""
