@@ -137,14 +137,16 @@ def test_an_owner_that_cannot_renew_in_time_stands_by_and_takes_over_again(proce
     first = owner(processes(A, ttl=SHORT))
     first.facts.ingest([fact("f1", **P1)])
     hung, answer = threading.Event(), threading.Event()
-    renew = first.store.renew_lease
 
-    def renew_or_hang(lease, ttl):                       # the database stops answering
-        if hung.is_set():
-            answer.wait(PATIENCE)
-        return renew(lease, ttl)
+    def or_hang(call):                                   # the database stops answering lease calls
+        def hanging(*args):
+            if hung.is_set():
+                answer.wait(PATIENCE)
+            return call(*args)
+        return hanging
 
-    first.store.renew_lease = renew_or_hang
+    first.store.renew_lease = or_hang(first.store.renew_lease)
+    first.store.acquire_lease = or_hang(first.store.acquire_lease)   # no early take-over while hung
     epoch = first.state.lease.epoch
     scheduler = first.scheduler
     hung.set()
