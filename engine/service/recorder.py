@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from engine.clock import utcnow
 from engine.notify.retract import followups
 from engine.notify.route import outbox_entries
+from engine.service.feed import feed_global
 from engine.service.state import ServiceState
 from schemas.records import Decision
 
@@ -45,7 +46,8 @@ class DecisionRecorder:
 
     def record(self, decisions: list[Decision]) -> list[tuple[dict, list[dict]]]:
         """Store decisions and their outbox entries (engine.notify: routed through the RACI
-        matrix and an escalation's ``call``, muted if shadow); a retraction cancels the
+        matrix and an escalation's ``call``, muted if shadow), and feed those of the kinds
+        cross-partition Rules match to ``global`` (engine.service.feed); a retraction cancels the
         retracted decision's unsent notifications and follows up the ones sent. Each
         decision's record with its notifications' records. Call inside the write's
         transaction."""
@@ -54,6 +56,7 @@ class DecisionRecorder:
         for decision in decisions:
             records.append((decision.as_dict(), [n.as_dict() for n in outbox_entries(decision, self.state.ruleset)]))
         store.add_decisions([r for r, _ in records])
+        feed_global(store, decisions, self.state.scope.fed_kinds(self.state.ruleset))
         due = None
         if self.delivery is not None:            # outbox time is real time, whatever the engine's
             due = utcnow() + self.delivery.group_wait
