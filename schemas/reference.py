@@ -183,7 +183,7 @@ FIELDS: dict[str, tuple[str, str]] = {
                                   "entry; without one, the fact is not made and the answer says why",
                                   "`service-desk`"),
     "MappedValueSchema.format": ("time only: `rfc3339` (passed on as written), `iso8601` (`+0100` offsets "
-                                 "too), `epoch_s`, `epoch_ms`, or a strptime pattern; default `rfc3339`",
+                                 "too), `epoch_s`, `epoch_ms`, `epoch_ns`, or a strptime pattern; default `rfc3339`",
                                  "`'%Y-%m-%d %H:%M:%S'`"),
     "MappedValueSchema.timezone": ("time only: the zone of a time read without an offset; default UTC",
                                    "`Europe/Berlin`"),

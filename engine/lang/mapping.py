@@ -23,7 +23,7 @@ from engine.lang.spelling import by_likeness
 from engine.lang.yamlsource import Document, Path
 from schemas.facts import TYPE_PATTERN
 
-TIME_FORMATS = ("rfc3339", "iso8601", "epoch_s", "epoch_ms")
+TIME_FORMATS = ("rfc3339", "iso8601", "epoch_s", "epoch_ms", "epoch_ns")
 RESERVED = ("alertmanager",)            # POST /v1/ingest/alertmanager is served by slm itself
 FIELDS = ("id", "type", "time", "subject", "service")
 DEFAULT_TOLERANCE = timedelta(minutes=5)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,6 +18,8 @@ from engine.lang.mapping import MappedFact, MappedValue, Mapping
 from schemas.values import format_instant
 
 REQUIRED = ("id", "type", "time", "service")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH_UNITS = {"epoch_s": ("seconds", 1), "epoch_ms": ("milliseconds", 1000), "epoch_ns": ("nanoseconds", 10**9)}
 MAX_SHOWN = 80            # characters of a found value quoted in a reason
 
 
@@ -138,12 +140,8 @@ def to_time(found: object, fmt: str, zone: str, name: str = "time") -> object:
                 raise Miss(f"{name}: found {_show(found)}, not RFC 3339 text (for a number, give format: "
                            "epoch_s or epoch_ms)")
             return found
-        if fmt in ("epoch_s", "epoch_ms"):
-            if isinstance(found, bool) or not isinstance(found, (int, float, str)):
-                raise Miss(f"{name}: found {_show(found)}, not a number of "
-                           f"{'seconds' if fmt == 'epoch_s' else 'milliseconds'} since 1970")
-            seconds = float(found) / (1000 if fmt == "epoch_ms" else 1)
-            return format_instant(datetime.fromtimestamp(seconds, UTC))
+        if fmt in EPOCH_UNITS:
+            return format_instant(_from_epoch(found, fmt, name))
         if not isinstance(found, str):
             raise Miss(f"{name}: found {_show(found)}, not text to read as {fmt}")
         parsed = datetime.fromisoformat(found) if fmt == "iso8601" else datetime.strptime(found, fmt)
@@ -152,6 +150,19 @@ def to_time(found: object, fmt: str, zone: str, name: str = "time") -> object:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=ZoneInfo(zone))
     return format_instant(parsed)
+
+
+def _from_epoch(found: object, fmt: str, name: str) -> datetime:
+    """A count of seconds, milliseconds or nanoseconds since 1970 (a number or its text),
+    read exactly when it is whole (Opsgenie's nanoseconds do not fit a float)."""
+    unit, per_second = EPOCH_UNITS[fmt]
+    if isinstance(found, str):
+        found = float(found) if any(c in found for c in ".eE") else int(found)
+    if isinstance(found, bool) or not isinstance(found, (int, float)):
+        raise Miss(f"{name}: found {_show(found)}, not a number of {unit} since 1970")
+    if isinstance(found, int):
+        return EPOCH + timedelta(microseconds=found * 1_000_000 // per_second)
+    return datetime.fromtimestamp(found / per_second, UTC)
 
 
 def _show(value: object) -> str:
