@@ -144,8 +144,14 @@ def _compile(doc: Document, path: Path, text: str | None, problems: list[Problem
         for prefix in ("Invalid jmespath expression: ", "Bad jmespath expression: "):
             message = message.removeprefix(prefix)
         message = message.split(": Parse error at column")[0]
-        problems.append(doc.problem(path, f"{path[-1]}: not a JMESPath expression: {message}{at} of {text!r}"))
+        problems.append(doc.problem(path, f"{_named(path)}: not a JMESPath expression: {message}{at} of {text!r}"))
         return None
+
+
+def _named(path: Path) -> str:
+    """A field as a reader names it: ``id`` for ``(…, id, path)``, ``data.priority``."""
+    names = [str(p) for p in path if not isinstance(p, int) and p not in ("facts", "path")]
+    return ".".join(names[-2:]) if len(names) > 1 and names[-2] == "data" else names[-1]
 
 
 def _constants(spec: dict[str, Any]) -> Iterator[tuple[Path, Any]]:
@@ -172,6 +178,25 @@ def _check(doc: Document, loaded: dict[str, Any], mapping: Mapping, ruleset: Rul
             problem = _type_problem(value, ruleset)
             if problem:
                 yield doc.problem(base + ("type",) + where, f"type: {problem}", "unknown-reference")
+        yield from _data_values(doc, base, spec, ruleset)
+
+
+def _data_values(doc: Document, base: Path, spec: dict[str, Any], ruleset: RuleSet) -> Iterator[Problem]:
+    """A value written for a ``data`` field (constant, map value, default) that the catalogue
+    would refuse for every type the fact may have: ``P5`` where priority is one of P1-P4."""
+    catalogue = ruleset.catalogue
+    types = [value for _, value in _constants(spec["type"]) if isinstance(value, str)]
+    if catalogue is None or not types or any(t not in catalogue.types for t in types):
+        return          # a type known only from the payload, or one already reported
+    for key, field_spec in spec["data"].items():
+        declared = [catalogue.types[t].fields[key] for t in types if key in catalogue.types[t].fields]
+        if not declared:
+            continue
+        for where, value in _constants(field_spec):
+            problems = [f.problem(value) for f in declared]
+            if all(problems):
+                yield doc.problem(base + ("data", key) + where, f"data.{key}: {problems[0]} (the catalogue's "
+                                                                f"{types[0]}.{key})", "unknown-reference")
 
 
 def _type_problem(value: object, ruleset: RuleSet) -> str | None:

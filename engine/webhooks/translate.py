@@ -81,6 +81,8 @@ def _make(mapping: Mapping, spec: MappedFact, context: object) -> tuple[dict[str
         if found is None and name in REQUIRED:
             raise Miss(f"{name}: {how[name]}; a fact needs one")
         fact[name] = _converted(name, found, value)
+        if name == "time" and value.format != "rfc3339":
+            how[name] += f", read as {value.format}: {fact[name]}"
     data = {}
     for key, value in spec.data.items():
         found, how[f"data.{key}"] = find(value, context)

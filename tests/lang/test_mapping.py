@@ -73,6 +73,12 @@ def test_a_fact_type_must_be_one_the_catalogue_declares():
     assert "'incident.resolvd' is not a fact type the catalogue declares (did you mean incident.resolved?)" in problem
 
 
+def test_a_data_value_the_catalogue_would_refuse_is_an_error_at_its_place():
+    (problem,) = problems_of(TICKETS.replace("Low: P4}}", "Low: P5}}"))
+    assert problem.startswith("mappings/m.yaml:15:")
+    assert "data.priority: 'P5' is not one of: P1, P2, P3, P4 (the catalogue's incident.opened.priority)" in problem
+
+
 def test_the_engine_s_own_types_cannot_be_mapped():
     (problem,) = problems_of(TICKETS.replace("{value: incident.opened}", "{value: decision.breach}"))
     assert "mappings/m.yaml:10:" in problem and "derived by the engine" in problem
