@@ -9,6 +9,7 @@ one of its patterns matches (:func:`refuse_foreign_sources`).
 """
 from __future__ import annotations
 
+import base64
 import functools
 import threading
 import time
@@ -33,13 +34,16 @@ ADMIN = ("admin",)                          # operate: re-queue notifications
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="slm"'}
 
 
-def requires(blueprint, roles: tuple[str, ...]):
-    """Decorate a view: 401 without a valid token, 403 if its role is not in ``roles``."""
+def requires(blueprint, roles: tuple[str, ...], basic: bool = False):
+    """Decorate a view: 401 without a valid token, 403 if its role is not in ``roles``.
+    ``basic``: the token may also come as the password of HTTP Basic authentication, for
+    tools whose webhooks can set no header but take credentials in the URL
+    (``https://slm:TOKEN@host/…``: GitHub, Jira)."""
 
     def decorate(view):
         @functools.wraps(view)
         def guarded(*args, **kwargs):
-            grant = _grant_of_request()
+            grant = _grant_of_request(basic)
             if grant is None:
                 abort(401, message="a valid bearer token is required (Authorization: Bearer slm_…)",
                       headers=CHALLENGE)
@@ -148,9 +152,15 @@ def token_name() -> str | None:
     return None if grant is None else grant.name
 
 
-def _grant_of_request() -> Grant | None:
+def _grant_of_request(basic: bool = False) -> Grant | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
+    if basic and scheme.lower() == "basic" and token:
+        try:
+            token = base64.b64decode(token, validate=True).decode().partition(":")[2]
+        except (ValueError, UnicodeDecodeError):
+            return None
+        scheme = "bearer"
     if scheme.lower() != "bearer" or not token:
         return None
     return current_app.extensions["slm_tokens"].grant(token)

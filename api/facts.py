@@ -1,4 +1,5 @@
-"""Facts in: plain JSON, CloudEvents (structured, batch, binary) and Alertmanager webhooks.
+"""Facts in: plain JSON, CloudEvents (structured, batch, binary), Alertmanager webhooks and
+any tool's webhook through a ``kind: Mapping`` of the rules.
 
 Every form becomes a list of fact objects that the service validates as a whole before
 storing any of them.
@@ -11,8 +12,17 @@ from urllib.parse import unquote
 from flask import current_app, g, request
 from flask_smorest import abort
 
+from engine.webhooks.signatures import SignatureError, verify
+from engine.webhooks.translate import translate
 from schemas.alertmanager import WebhookSchema, alert_facts, alert_field
-from schemas.api import AlertIngestResponseSchema, FactArgs, FactPageSchema, IngestArgs, IngestResponseSchema
+from schemas.api import (
+    AlertIngestResponseSchema,
+    FactArgs,
+    FactPageSchema,
+    IngestArgs,
+    IngestResponseSchema,
+    MappingIngestResponseSchema,
+)
 from schemas.limits import MAX_BATCH
 
 from .auth import MONITOR, READER, refuse_foreign_sources, requires
@@ -118,6 +128,39 @@ def post_alertmanager(payload):
     if bad:
         _metrics_rejected(len(bad))
     return answer
+
+
+@blp.route("/ingest/<string:mapping>", methods=["POST"])
+@requires(blp, MONITOR, basic=True)
+@unless_slowed
+@blp.doc(requestBody={"required": True, "description": "the tool's webhook payload, as it sends it",
+                      "content": {"application/json": {"schema": {}}}},
+         responses={**SLOWED, 404: {"description": "no mapping of this name in the rules in force"}})
+@blp.response(200, MappingIngestResponseSchema)
+def post_mapped(mapping):
+    """A tool's webhook, turned into facts by the rules' ``kind: Mapping`` of that name
+    (docs/RULES.md, "Webhook mappings"); its signature verified first (401 if bad, nothing
+    stored). The facts are stored as posted ones are, all or nothing; a payload that maps
+    to no fact is answered 200 with the reasons."""
+    found = current_service().state.ruleset.mappings.get(mapping)
+    if found is None:
+        abort(404, message=f"no mapping {mapping!r} in the rules in force")
+    if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
+        abort(415, message=f"send the webhook as JSON (application/json), not {request.mimetype or 'no content type'}")
+    raw = request.get_data(cache=False)
+    if found.signature is not None:
+        try:
+            verify(found.signature, {k.lower(): v for k, v in request.headers.items()}, raw,
+                   current_service().state.now())
+        except SignatureError as err:
+            abort(401, message=f"bad signature for mapping {mapping!r}: {err}; nothing from this request was stored")
+    translation = translate(found, parse(raw))
+    if not translation.facts:
+        return {"mapping": mapping, "accepted": 0, "duplicates": 0, "results": [], "decisions": [],
+                "reasons": translation.reasons}
+    refuse_foreign_sources(translation.facts)
+    answer = _answer(current_service().facts.ingest(translation.facts))
+    return {"mapping": mapping, **answer, "reasons": translation.reasons}
 
 
 def _fingerprint(alert) -> str | None:

@@ -46,6 +46,8 @@ def check(directory, strict, partitions_file):
     click.echo(f"  activities   {len(ruleset.raci):>3}  {', '.join(sorted(ruleset.raci))}")
     click.echo(f"  rules        {len(ruleset.rules):>3}  {', '.join(sorted(ruleset.rules))}")
     click.echo(f"  calendars    {len(ruleset.calendars):>3}  {', '.join(sorted(ruleset.calendars))}")
+    if ruleset.mappings:
+        click.echo(f"  mappings     {len(ruleset.mappings):>3}  {', '.join(sorted(ruleset.mappings))}")
     if partitions_file is not None:
         _check_partitions(ruleset, partitions_file)
 
@@ -131,14 +133,24 @@ def test_command(paths, rules_dir, coverage):
 @rules_option(help="The rules directory (with --db: only for a store that records no rule set).")
 @click.option("--db", "db_url", help="Explain the stored fact SOURCE ID of this database "
                                      "(sqlite:///path.db or postgresql://…) as it stood when the fact arrived.")
+@click.option("--mapping", "mapping", metavar="NAME",
+              help="FACT is a tool's webhook payload: show the facts the rules' mapping NAME makes of it, "
+                   "how each field was found, and why each fact it does not make is not.")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
-def explain(args, rules_dir, db_url, as_json):
+def explain(args, rules_dir, db_url, as_json, mapping):
     """Which clocks a fact moves, and for each other target of its service the first condition
     that failed. FACT is a fact as JSON, a file holding one, or - for standard input; with
     --db, SOURCE ID name a stored fact, explained under the rules in force and with the
-    clocks running when it was applied, with the decisions it caused."""
+    clocks running when it was applied, with the decisions it caused; with --mapping NAME,
+    FACT is a webhook payload, shown as the facts it becomes and why."""
     import json
 
+    if mapping is not None:
+        if db_url is not None or len(args) != 1:
+            raise click.UsageError("with --mapping, give one payload (JSON, a file or -) and no --db")
+        answer = _explain_mapping(mapping, args[0], rules_dir)
+        click.echo(json.dumps(answer, indent=2) if as_json else _mapping_text(answer))
+        return
     if db_url is not None:
         if len(args) != 2:
             raise click.UsageError("with --db, give the stored fact as SOURCE ID (two arguments)")
@@ -172,6 +184,56 @@ def explain(args, rules_dir, db_url, as_json):
         for d in answer["decisions"]:
             level = f" {d['level']}" if d.get("level") else ""
             click.echo(f"  {d['kind']}{level} {d.get('target', '')} {d.get('subject', '')} at {d['at']}")
+
+
+def _explain_mapping(name: str, text_or_path: str, rules_dir: str) -> dict:
+    from engine.webhooks.explain import UnknownMapping, explain_payload
+
+    payload, ruleset = _read_json(text_or_path, "a webhook payload as JSON"), _load_or_exit(rules_dir)
+    try:
+        return explain_payload(ruleset, name, payload)
+    except UnknownMapping as err:
+        click.echo(f"Error: {err}", err=True)
+        sys.exit(2)
+
+
+def _mapping_text(answer: dict) -> str:
+    count = len(answer["facts"])
+    lines = [f"mapping {answer['mapping']} (source {answer['source']}): "
+             f"{count} fact{'' if count == 1 else 's'}" + ("" if count else ", so POST /v1/ingest answers 200 "
+                                                                         "and stores nothing")]
+    for entry in answer["facts"]:
+        fact = entry["fact"]
+        lines.append(f"fact {fact['id']} ({fact['type']}, {fact.get('subject')}) on service {fact['service']} "
+                     f"at {fact['time']}, made by {entry['made_by']}:")
+        lines += [f"  {name}: {how}" for name, how in entry["fields"].items()]
+        if entry["refused"]:
+            lines += [f"  refused by the intake: {field}: {' '.join(why)}" for field, why in entry["refused"].items()]
+            continue
+        lines += [f"  {item['target']}: {item['effect']}" for item in entry["affected"]]
+        lines += [f"  {item['target']}: not affected: {item['reason']}" for item in entry["not_affected"]]
+    lines += [f"not made: {reason}" for reason in answer["reasons"]]
+    return "\n".join(lines)
+
+
+def _read_json(text_or_path: str, what: str):
+    import json
+
+    path = Path(text_or_path)
+    text = sys.stdin.read() if text_or_path == "-" else path.read_text() if path.is_file() else text_or_path
+    try:
+        return json.loads(text)
+    except ValueError as err:
+        click.echo(f"not {what}: {err}", err=True)
+        sys.exit(2)
+
+
+def _load_or_exit(rules_dir: str):
+    try:
+        return load_rules(rules_dir)
+    except RuleSetError as err:
+        click.echo(err.report(), err=True)
+        sys.exit(2)
 
 
 def _explain_json(text_or_path: str, rules_dir: str) -> tuple[dict, dict]:

@@ -355,6 +355,14 @@ class AlertIngestResponseSchema(IngestResponseSchema):
                            metadata={"description": "the alerts that could not be placed (nothing of them stored)"})
 
 
+class MappingIngestResponseSchema(IngestResponseSchema):
+    """What a tool's webhook became through its mapping."""
+    mapping = fields.String(metadata={"description": "the mapping that read the payload"})
+    reasons = fields.List(fields.String(), metadata={
+        "description": "why each mapped fact that was not made was not (its `when` was false, a path found "
+                       "nothing, a value its map does not name); all of them when the payload made no fact"})
+
+
 class VersionReportSchema(Schema):
     version = fields.String()
     goal = fields.String(allow_none=True, metadata={"description": "the target's goal in that version"})

@@ -153,6 +153,48 @@ FIELDS: dict[str, tuple[str, str]] = {
     "FactFieldSchema.values": ("an enum's values, compared exactly", "`[P1, P2, P3, P4]`"),
     "FactFieldSchema.required": ("a fact of the type without it is refused", "`true`"),
     "FactFieldSchema.description": ("what the field holds", "`the ticket's priority`"),
+    "MappingSchema.source": ("the `source` of every fact it makes (a token limited to sources must allow it)",
+                             "`jira/prod`"),
+    "MappingSchema.signature": ("how the tool signs its requests; without it any monitor token may post",
+                                "`{scheme: github, secret_env: SLM_GITHUB_SECRET}`"),
+    "MappingSchema.facts": ("the facts a payload may become, each made when its `when` holds",
+                            "`[{when: \"action == 'opened'\", id: …}]`"),
+    "MappedFactSchema.when": ("a JMESPath condition: the fact is made only when it is true (not null, false, "
+                              "empty text, list or object)", "`\"webhookEvent == 'jira:issue_created'\"`"),
+    "MappedFactSchema.each": ("a JMESPath expression giving a list: one fact per element; the fact's "
+                              "expressions then read `{item: ELEMENT, payload: PAYLOAD}`",
+                              "`\"changelog.items[?field == 'status']\"`"),
+    "MappedFactSchema.id": ("the fact's id: with the mapping's `source`, what makes a repeat a duplicate",
+                            "`\"join('-', [issue.key, to_string(timestamp)])\"`"),
+    "MappedFactSchema.type": ("the fact type, usually a constant or a status through a `map`",
+                              "`{value: incident.opened}`"),
+    "MappedFactSchema.time": ("the event time (see `format`)", "`{path: timestamp, format: epoch_ms}`"),
+    "MappedFactSchema.subject": ("the subject (the ticket); a number is taken as its text", "`issue.key`"),
+    "MappedFactSchema.service": ("the service, usually through a `map` with a `default`",
+                                 "`{path: issue.fields.project.key, map: {MAIL: email}, default: service-desk}`"),
+    "MappedFactSchema.data": ("field of `data` → where it is found; a field found nowhere is left out",
+                              "`{priority: {path: priority, map: {Highest: P1}}}`"),
+    "MappedValueSchema.path": ("a JMESPath expression over the payload (jmespath.org); written alone, a "
+                               "field is just its path", "`issue.fields.priority.name`"),
+    "MappedValueSchema.value": ("a constant instead of a path", "`incident.opened`"),
+    "MappedValueSchema.map": ("what was found (as text; a number or boolean as JSON) → the value to use",
+                              "`{Highest: P1, High: P2}`"),
+    "MappedValueSchema.default": ("used when the path finds nothing (null or empty text) or the map has no "
+                                  "entry; without one, the fact is not made and the answer says why",
+                                  "`service-desk`"),
+    "MappedValueSchema.format": ("time only: `rfc3339` (passed on as written), `iso8601` (`+0100` offsets "
+                                 "too), `epoch_s`, `epoch_ms`, `epoch_ns`, or a strptime pattern; default `rfc3339`",
+                                 "`'%Y-%m-%d %H:%M:%S'`"),
+    "MappedValueSchema.timezone": ("time only: the zone of a time read without an offset; default UTC",
+                                   "`Europe/Berlin`"),
+    "SignatureSchema.scheme": ("how the tool signs (see Webhook mappings)", "`pagerduty`"),
+    "SignatureSchema.secret_env": ("the environment variable of `slm serve` that holds the secret",
+                                   "`SLM_PAGERDUTY_SECRET`"),
+    "SignatureSchema.header": ("`github`: the signature's header (default `X-Hub-Signature-256`; Jira Cloud "
+                               "signs the same way in `X-Hub-Signature`); `shared`: the header that carries "
+                               "the secret (required)", "`X-Slm-Secret`"),
+    "SignatureSchema.tolerance": ("`zendesk`: how far the signed timestamp may be from the server clock; "
+                                  "default 5m", "`2m`"),
 }
 
 TABLES: list[tuple[str, type[Schema], str]] = [  # (heading, schema, where it is written)
@@ -182,6 +224,10 @@ TABLES: list[tuple[str, type[Schema], str]] = [  # (heading, schema, where it is
     ("Facts", rules.FactsSchema, "`kind: Facts`"),
     ("Fact type", rules.FactTypeSchema, "each of a Facts document's `types`"),
     ("Fact field", rules.FactFieldSchema, "each field of a fact type's `data`"),
+    ("Mapping", rules.MappingSchema, "`kind: Mapping`"),
+    ("Mapped fact", rules.MappedFactSchema, "each of a Mapping's `facts`"),
+    ("Mapped value", rules.MappedValueSchema, "each field of a mapped fact, and each of its `data`"),
+    ("Signature", rules.SignatureSchema, "a Mapping's `signature`"),
 ]
 
 _SIMPLE = [  # most specific first

@@ -420,6 +420,74 @@ class FactsSchema(DocumentSchema):
     undeclared = fields.String(validate=validate.OneOf(UNDECLARED, error=ONE_OF))
 
 
+SIGNATURE_SCHEMES = ("github", "pagerduty", "zendesk", "shared")
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class MappedValueSchema(Strict):
+    """How one field of a mapped fact is found in a payload: ``path`` (a JMESPath
+    expression) or a constant ``value``; ``map`` turns what was found into another value
+    (a status into a fact type, a priority into P1), ``default`` stands in when the path
+    finds nothing or the map has no entry. Written short, ``issue.key`` is ``{path: issue.key}``."""
+
+    path = Text()
+    value = AnyField()
+    map = Mapping(AnyField())
+    default = AnyField()
+    format = Text()
+    timezone = Text()
+
+    @pre_load
+    def _short_form(self, data: object, **kwargs: Any) -> object:
+        return {"path": data} if isinstance(data, str) else data
+
+    @validates_schema
+    def _path_or_value(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if ("path" in data) == ("value" in data):
+            raise ValidationError("give either 'path' (a JMESPath expression) or a constant 'value'", "path")
+
+
+def _mapped() -> fields.Nested:
+    return fields.Nested(MappedValueSchema)
+
+
+class MappedFactSchema(Strict):
+    """One fact a payload may become: where each of its fields is found."""
+
+    when = Text()
+    each = Text()
+    id = fields.Nested(MappedValueSchema, required=True)
+    type = fields.Nested(MappedValueSchema, required=True)
+    time = fields.Nested(MappedValueSchema, required=True)
+    subject = fields.Nested(MappedValueSchema)
+    service = fields.Nested(MappedValueSchema, required=True)
+    data = Mapping(_mapped(), keys_field=Text(), load_default=dict)
+
+
+class SignatureSchema(Strict):
+    """How the tool signs its webhooks; the secret is read from the environment."""
+
+    scheme = fields.String(required=True, validate=validate.OneOf(SIGNATURE_SCHEMES, error=ONE_OF))
+    secret_env = fields.String(required=True, validate=validate.Regexp(
+        ENV_NAME, error="{input!r} is not an environment variable name"))
+    header = Text()
+    tolerance = Duration()
+
+    @validates_schema
+    def _shared_header(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("scheme") == "shared" and "header" not in data:
+            raise ValidationError("a shared secret names the 'header' that carries it", "header")
+
+
+class MappingSchema(DocumentSchema):
+    """``kind: Mapping``: a tool's JSON webhook turned into facts, served at
+    ``POST /v1/ingest/{id}`` (docs/RULES.md, "Webhook mappings")."""
+
+    source = Text(required=True)
+    signature = fields.Nested(SignatureSchema)
+    facts = fields.List(fields.Nested(MappedFactSchema), required=True, validate=validate.Length(min=1))
+
+
 KIND_SCHEMAS = {
     "Calendar": CalendarSchema,
     "Roles": RolesSchema,
@@ -430,4 +498,5 @@ KIND_SCHEMAS = {
     "Raci": RaciSchema,
     "Rule": RuleSchema,
     "Facts": FactsSchema,
+    "Mapping": MappingSchema,
 }

@@ -18,6 +18,7 @@ from engine.lang.calendar import ServiceCalendar
 from engine.lang.catalogue import build_catalogue
 from engine.lang.errors import Problem, RuleSetError
 from engine.lang.maintenance import ExcludingCalendar, MaintenanceWindows
+from engine.lang.mapping import build_mappings
 from engine.lang.model import Agreement, Escalation, EscalationLevel, Origin, Rule, RuleSet, Service, Target
 from engine.lang.spelling import by_likeness
 from engine.lang.yamlsource import Document, load_documents
@@ -233,6 +234,7 @@ def _build(documents: list[tuple[Document, dict[str, Any]]], files: dict[str, st
         ruleset.rules[loaded["id"]] = Rule(loaded["id"], loaded.get("description", ""), loaded["when"],
                                            loaded["then"], _origin(doc))
     ruleset.catalogue = build_catalogue(by_kind.get("Facts", []), problems)
+    ruleset.mappings = build_mappings(by_kind.get("Mapping", []), ruleset, problems)
     docs_by_id = {loaded["id"]: doc for doc, loaded in documents}
     for problem in checks.check(ruleset, documents, docs_by_id):
         (ruleset.warnings if problem.severity == "warning" else problems).append(problem)

@@ -19,6 +19,7 @@ from schemas.values import Level
 
 if TYPE_CHECKING:
     from engine.lang.catalogue import Catalogue  # which imports this module
+    from engine.lang.mapping import Mapping  # likewise
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,8 @@ class RuleSet:
     # The fact catalogue (engine/lang/catalogue.py), None when no ``kind: Facts`` is written.
     catalogue: Catalogue | None = None
     raci_manual: set[str] = field(default_factory=set)   # activities no level or Rule is expected to notify
+    # Webhook mappings by id (engine/lang/mapping.py), served at POST /v1/ingest/{id}.
+    mappings: dict[str, Mapping] = field(default_factory=dict)
 
     def holders(self, service: str | None, role: str) -> list[str]:
         """Who holds a role for a service: the Service's own holders, else the org-wide ones."""
@@ -201,4 +204,5 @@ class RuleSet:
             "activities": len(self.raci),
             "rules": len(self.rules),
             "calendars": len(self.calendars),
+            "mappings": len(self.mappings),
         }
