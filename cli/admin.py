@@ -50,6 +50,8 @@ def report(service, period, rules_dir, db_url, as_json):
     for row in [header, *rows]:
         click.echo("  ".join(cell.ljust(width) if i < 3 else cell.rjust(width)
                              for i, (cell, width) in enumerate(zip(row, widths, strict=True))).rstrip())
+    for c in result["credits"]:
+        click.echo(_credit_line(c))
     for r in result["targets"]:
         if r.get("maintenance") is not None:
             spans = r["maintenance"]["windows"]
@@ -57,6 +59,19 @@ def report(service, period, rules_dir, db_url, as_json):
                        f"in {len(spans)} window(s)")
             for span in spans:
                 click.echo(f"  {span['from']} – {span['to']}  {span['source']}")
+
+
+def _credit_line(credit: dict) -> str:
+    """One agreement's service credit for the month, with the figure that decided it."""
+    who = f" ({credit['customer']})" if credit["customer"] else ""
+    shadow = " (shadow: not owed)" if credit["shadow"] else ""
+    line = f"service credit of {credit['agreement']}{who}{shadow}: {credit['credit']:g} %"
+    basis = next((t for t in credit["targets"] if t["target"] == credit["decided_by"]), None)
+    if basis is not None:
+        line += f" ({credit['of']} of {basis['target']} {basis['figure']:g} % < {basis['below']:g} %)"
+    elif credit["unmeasured"] and not credit["targets"]:
+        line += f" (no {credit['of']} measured)"
+    return line
 
 
 def _month(value: str) -> str:

@@ -382,6 +382,7 @@ class MaintenanceReportSchema(Schema):
 class TargetReportSchema(Schema):
     target = fields.String()
     agreement = fields.String()
+    customer = fields.String(metadata={"description": "the agreement's customer (empty if it names none)"})
     measure = fields.String()
     shadow = fields.Boolean()
     subjects = fields.Integer()
@@ -397,6 +398,26 @@ class TargetReportSchema(Schema):
                                                          "windows and the minutes they took out"})
 
 
+class CreditBasisSchema(Schema):
+    target = fields.String()
+    figure = fields.Float(metadata={"description": "the target's monthly figure, percent"})
+    below = fields.Float(allow_none=True, metadata={"description": "the tier it fell in (percent), if any"})
+    credit = fields.Float(metadata={"description": "the credit that tier gives, percent of the month's charge"})
+
+
+class CreditDueSchema(Schema):
+    agreement = fields.String()
+    customer = fields.String()
+    shadow = fields.Boolean(metadata={"description": "an SLR or draft: shown, not owed"})
+    of = fields.String(metadata={"description": "the figure the tiers read: availability or compliance"})
+    credit = fields.Float(metadata={"description": "percent of the month's charge credited: the largest "
+                                                   "of its targets' (tiers do not add up)"})
+    decided_by = fields.String(allow_none=True, metadata={"description": "the target whose figure decided it"})
+    targets = fields.List(fields.Nested(CreditBasisSchema))
+    unmeasured = fields.List(fields.String(), metadata={"description": "credited targets with no figure "
+                                                                       "this month (they earn nothing)"})
+
+
 class ComplianceReportSchema(Schema):
     service = fields.String()
     period = fields.String()
@@ -404,6 +425,9 @@ class ComplianceReportSchema(Schema):
     versions = fields.List(fields.Nested(SpannedVersionSchema),
                            metadata={"description": "the rule-set versions in force during the period"})
     targets = fields.List(fields.Nested(TargetReportSchema))
+    credits = fields.List(fields.Nested(CreditDueSchema),
+                          metadata={"description": "per agreement with credits: the service credit due for "
+                                                   "the month (docs/RULES.md, Service credits)"})
 
 
 class BrokenLinkSchema(Schema):

@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from fractions import Fraction
+from typing import cast
 
 from engine.eval.clock import month_span
 from engine.lang.maintenance import ExcludingCalendar, merged
-from engine.lang.model import RuleSet, Target
+from engine.lang.model import Agreement, Credits, RuleSet, Target
 from schemas.values import format_instant, parse_instant
 
 # (target id, window label) -> (down time counted, service time of the window) or None
@@ -39,26 +40,54 @@ def compliance(ruleset: RuleSet, decisions: Iterable[dict], service: str, period
     ``posted``: the maintenance windows posted as facts, for the targets that exclude them."""
     outcomes = cycle_outcomes(ruleset, decisions, service, period)
     rows = []
+    figures: dict[str, dict[str, Fraction | None]] = {}     # exact, for the credits
     for target in sorted(ruleset.targets.values(), key=lambda t: t.id):
         if target.service != service:
             continue
         cycles = outcomes.get(target.id, {})
         met = sum(1 for d in cycles.values() if d["kind"] == "met")
         breached = sum(1 for d in cycles.values() if d["kind"] == "breach")
-        row = {"target": target.id, "agreement": target.agreement.id, "measure": target.measure,
-               "shadow": target.agreement.shadow, "subjects": len({s for s, _ in cycles}),
-               "met": met, "breached": breached,
-               "compliance": _percent(Fraction(met, met + breached)) if met + breached else None,
-               "availability": None,
+        exact: dict[str, Fraction | None] = {
+            "compliance": Fraction(met, met + breached) if met + breached else None,
+            "availability": _availability(window, target.id, period)
+            if target.measure != "duration" and window is not None else None}
+        figures[target.id] = exact
+        row = {"target": target.id, "agreement": target.agreement.id, "customer": target.agreement.customer,
+               "measure": target.measure, "shadow": target.agreement.shadow,
+               "subjects": len({s for s, _ in cycles}), "met": met, "breached": breached,
+               "compliance": _shown(exact["compliance"]), "availability": _shown(exact["availability"]),
                "goal": _goal(target.goal)}
-        if target.measure != "duration" and window is not None:
-            row["availability"] = _availability(window, target.id, period)
         row["by_version"] = _by_version(cycles.values(), target.id, ruleset, version_of)
         if target.excludes_maintenance:
             row["maintenance"] = maintenance(target, period, posted)
         rows.append(row)
+    agreements = sorted((a for a in ruleset.agreements.values() if a.service == service and a.credits),
+                        key=lambda a: a.id)
     return {"service": service, "period": period, "ruleset": ruleset.version, "versions": list(versions),
-            "targets": rows}
+            "targets": rows, "credits": [credit_due(a, figures) for a in agreements]}
+
+
+def credit_due(agreement: Agreement, figures: dict[str, dict[str, Fraction | None]]) -> dict:
+    """The service credit an agreement owes for the month (docs/RULES.md "Service credits"):
+    each credited target's figure against the tiers; the worst target decides, and tiers do
+    not add up. A target with no figure this month (no cycle settled, no window read) earns
+    nothing and is listed as unmeasured."""
+    credits = cast(Credits, agreement.credits)
+    basis, unmeasured, worst = [], [], None
+    for target_id in credits.targets:
+        figure = figures.get(target_id, {}).get(credits.of)
+        if figure is None:
+            unmeasured.append(target_id)
+            continue
+        tier = credits.due(figure)
+        basis.append({"target": target_id, "figure": _percent(figure),
+                      "below": None if tier is None else _percent(tier.below),
+                      "credit": 0.0 if tier is None else _percent(tier.credit)})
+        if tier is not None and (worst is None or tier.credit > worst[1].credit):
+            worst = (target_id, tier)
+    return {"agreement": agreement.id, "customer": agreement.customer, "shadow": agreement.shadow,
+            "of": credits.of, "credit": 0.0 if worst is None else _percent(worst[1].credit),
+            "decided_by": None if worst is None else worst[0], "targets": basis, "unmeasured": unmeasured}
 
 
 def maintenance(target: Target, period: str, posted: PostedWindows | None) -> dict:
@@ -115,18 +144,22 @@ def cycle_outcomes(ruleset: RuleSet, decisions: Iterable[dict], service: str,
     return outcomes
 
 
-def _availability(window: WindowReading, target_id: str, period: str) -> float | None:
+def _availability(window: WindowReading, target_id: str, period: str) -> Fraction | None:
     reading = window(target_id, period)
     if reading is None:
         return None
     down, service_time = reading
     if service_time <= timedelta(0):
         return None
-    return _percent(1 - Fraction(down / timedelta(microseconds=1)) / Fraction(service_time / timedelta(microseconds=1)))
+    return 1 - Fraction(down / timedelta(microseconds=1)) / Fraction(service_time / timedelta(microseconds=1))
 
 
 def _percent(fraction: Fraction) -> float:
     return round(float(fraction) * 100, 4)
+
+
+def _shown(fraction: Fraction | None) -> float | None:
+    return None if fraction is None else _percent(fraction)
 
 
 def _goal(goal) -> str:
