@@ -47,7 +47,8 @@ FIELDS: dict[str, tuple[str, str]] = {
                              "proposed requirement (evaluated, notifies nobody)", "`SLA`"),
     "AgreementSchema.status": ("`draft` is evaluated but notifies nobody; `retired` is not evaluated", "`agreed`"),
     "AgreementSchema.service": ("the Service whose facts it judges", "`email`"),
-    "AgreementSchema.customer": ("who the promise is made to", "`University staff`"),
+    "AgreementSchema.customer": ("who the promise is made to; compliance reports select by it "
+                                 "(`customer=`, `slm report --customer`)", "`University staff`"),
     "AgreementSchema.provider": ("who makes the promise", "`IT Services`"),
     "AgreementSchema.valid": ("whole days, in the target calendar's zone, `to` inclusive; outside it a "
                               "fact starts no clock", "`{from: 2026-01-01, to: 2026-12-31}`"),

@@ -7,7 +7,7 @@ import pytest
 from api.app import create_app
 from engine.service.live import SlmService
 from engine.store.store import Store
-from tests.support import small_rules
+from tests.support import fact, small_rules
 
 # email: a 99.9% monthly availability target on 24x7 and a P1 response target, for the
 # customer Finance, credited by availability; an OLA for Platform team credited by compliance.
@@ -95,3 +95,19 @@ def reports(url, wall, tmp_path):
     yield env
     service.stop()
     store.close()
+
+
+def outage(n: int, start: str, end: str) -> list[dict]:
+    return [fact(f"down-{n}", type="alert.firing", time=start, subject=f"fp-{n}", source="alertmanager",
+                 alertname="EmailDown"),
+            fact(f"up-{n}", type="alert.resolved", time=end, subject=f"fp-{n}", source="alertmanager",
+                 alertname="EmailDown")]
+
+
+def tickets() -> list[dict]:
+    """INC-A acknowledged in 5 minutes (met by both), INC-B in 12 (met by the SLA's 15m,
+    breached by the OLA's 10m): the OLA's compliance is 50 %."""
+    return [fact("a", subject="INC-A", time="2026-11-03T09:00:00Z", priority="P1"),
+            fact("a-ack", type="incident.acknowledged", subject="INC-A", time="2026-11-03T09:05:00Z"),
+            fact("b", subject="INC-B", time="2026-11-03T09:00:00Z", priority="P1"),
+            fact("b-ack", type="incident.acknowledged", subject="INC-B", time="2026-11-03T09:12:00Z")]

@@ -8,23 +8,7 @@ import re
 from click.testing import CliRunner
 
 from cli import main
-from tests.support import fact
-
-
-def outage(n: int, start: str, end: str) -> list[dict]:
-    return [fact(f"down-{n}", type="alert.firing", time=start, subject=f"fp-{n}", source="alertmanager",
-                 alertname="EmailDown"),
-            fact(f"up-{n}", type="alert.resolved", time=end, subject=f"fp-{n}", source="alertmanager",
-                 alertname="EmailDown")]
-
-
-def tickets() -> list[dict]:
-    """INC-A acknowledged in 5 minutes (met by both), INC-B in 12 (met by the SLA's 15m,
-    breached by the OLA's 10m): the OLA's compliance is 50 %."""
-    return [fact("a", subject="INC-A", time="2026-11-03T09:00:00Z", priority="P1"),
-            fact("a-ack", type="incident.acknowledged", subject="INC-A", time="2026-11-03T09:05:00Z"),
-            fact("b", subject="INC-B", time="2026-11-03T09:00:00Z", priority="P1"),
-            fact("b-ack", type="incident.acknowledged", subject="INC-B", time="2026-11-03T09:12:00Z")]
+from tests.reports.conftest import outage, tickets
 
 
 def credits_of(report: dict) -> dict[str, dict]:
@@ -38,7 +22,8 @@ def test_the_worst_tier_reached_gives_the_credit_of_each_agreement(reports):
     credits = credits_of(report)
     # one hour of 43,200 minutes down: 99.8611 %, below 99.9 % but not 99.5 %: 10 %
     assert credits["sla-email"] == {
-        "agreement": "sla-email", "customer": "Finance", "shadow": False, "of": "availability", "credit": 10.0,
+        "period": "2026-11", "agreement": "sla-email", "customer": "Finance", "shadow": False, "of": "availability",
+        "credit": 10.0,
         "decided_by": "email-availability", "unmeasured": [],
         "targets": [{"target": "email-availability", "figure": 99.8611, "below": 99.9, "credit": 10.0}]}
     # one ticket of two met: 50 %, below both 95 % and 60 %: the lower tier's 15 %, not 5 + 15
@@ -70,9 +55,9 @@ def test_a_target_with_nothing_settled_earns_nothing_and_says_so(reports):
     reports.wall.set("2026-11-05T00:00:00Z")
     reports.post(outage(1, "2026-11-03T10:00:00Z", "2026-11-03T11:00:00Z"))
     credits = credits_of(reports.get("/v1/reports/compliance", service="email", period="2026-11").json)
-    assert credits["ola-email"] == {"agreement": "ola-email", "customer": "Platform team", "shadow": False,
-                                    "of": "compliance", "credit": 0.0, "decided_by": None, "targets": [],
-                                    "unmeasured": ["ola-p1-response"]}
+    assert credits["ola-email"] == {"period": "2026-11", "agreement": "ola-email", "customer": "Platform team",
+                                    "shadow": False, "of": "compliance", "credit": 0.0, "decided_by": None,
+                                    "targets": [], "unmeasured": ["ola-p1-response"]}
 
 
 def test_slm_report_prints_the_credit_due_as_the_api_reports_it(reports):
