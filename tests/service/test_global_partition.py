@@ -24,6 +24,8 @@ from engine.store.store import Store
 from tests.service.test_ownership import until
 from tests.support import PORTFOLIO, fact, postgres_schema_url, utc
 
+pytestmark = pytest.mark.wallclock     # leases run on the database's clock: the machine's
+
 ACROSS = textwrap.dedent("""\
     kind: Rule
     id: breaches-across-services
@@ -88,6 +90,7 @@ def post_in_turn(ingest, wall):
         ingest(posted)
 
 
+@pytest.mark.postgres
 def test_global_decides_across_partitions_what_one_process_decides(rules, tmp_path, wall):
     with Store.open(f"sqlite:///{tmp_path / 'alone.db'}") as alone_store:
         alone = SlmService(alone_store, rules, now=wall)
