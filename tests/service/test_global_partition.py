@@ -99,6 +99,7 @@ def test_global_decides_across_partitions_what_one_process_decides(rules, tmp_pa
         before = decided(alone_store)
         alone.facts.ingest([EMAIL_ACK])
         after = decided(alone_store)
+        explained = alone.store_reads.explain_fact(EMAIL_P1["id"])
         alone.stop()
     assert [kind for _, kind, _, _ in before] == [RULED]
     assert sorted(kind for _, kind, _, _ in after) == ["retracted", RULED]     # rests on the retracted breach
@@ -125,6 +126,10 @@ def test_global_decides_across_partitions_what_one_process_decides(rules, tmp_pa
                 assert {source for source, _ in fed} == {"slm/partition/mail", "slm/partition/main"}
                 assert {kind for _, kind in fed} == {"decision.breach", "decision.retracted"}
                 assert reader.verify_audit()["ok"]
+            # any node explains a fact by replaying the log of the partition that evaluated it
+            elsewhere = made["main"].store_reads.explain_fact(EMAIL_P1["id"])
+            assert explained["clocks"] and elsewhere["clocks"] == explained["clocks"]
+            assert elsewhere["decisions"] == explained["decisions"]
 
             # a new owner of global replays its log and decides nothing again
             count = made["main"].store.decision_count()
