@@ -5,6 +5,7 @@ import click
 
 from .admin import audit, report
 from .docs import docs
+from .imports import import_group
 from .notify import notify
 from .replay import replay
 from .rules import check, explain, lint, test_command
@@ -17,5 +18,6 @@ def main():
     """slm: SLA targets, escalations and RACI as rules, evaluated over service facts."""
 
 
-for command in (serve, check, lint, test_command, explain, docs, replay, report, token, audit, notify):
+for command in (serve, check, lint, test_command, explain, docs, replay, report, token, audit, notify,
+                import_group):
     main.add_command(command)
