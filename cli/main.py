@@ -10,6 +10,7 @@ from .notify import notify
 from .replay import replay
 from .rules import check, explain, lint, test_command
 from .serve import serve
+from .silences import silence
 from .tokens import token
 
 
@@ -19,5 +20,5 @@ def main():
 
 
 for command in (serve, check, lint, test_command, explain, docs, replay, report, token, audit, notify,
-                import_group):
+                import_group, silence):
     main.add_command(command)
