@@ -14,7 +14,7 @@ from engine.service.workers import PartitionWorkers
 from schemas.facts import FACT_VALUE, FactSchema, FactTime
 from schemas.limits import MAX_BODY
 
-from . import document, explain, facts, ops, records, rules, ui
+from . import document, explain, facts, ops, records, rules, silences, ui
 from .auth import SECURITY_SCHEME, TokenCache
 from .context import EXTENSION
 from .document import API_VERSION
@@ -67,7 +67,7 @@ def create_app(service: SlmService, *, alert_service_label: str = "service", max
     api.ma_plugin.converter.add_attribute_function(document.dict_lengths)
     api.spec.components.schema("FactValue", FACT_VALUE)
     api.spec.components.schema("Fact", schema=FactSchema)
-    for blueprint in (facts.blp, explain.blp, records.blp, rules.blp):
+    for blueprint in (facts.blp, explain.blp, records.blp, rules.blp, silences.blp):
         api.register_blueprint(blueprint)
     for response in api.spec.components.responses.values():   # errors are problem details (RFC 9457)
         if "application/json" in response.get("content", {}):

@@ -114,8 +114,9 @@ def audit():
     """Check the audit chains (decisions, facts, notifications, delivery outcomes); sign checkpoints."""
 
 
+# what one record of each chain is called
 RECORD = {"decisions": "decision", "facts": "fact", "notifications": "notification",
-          "deliveries": "delivery outcome", "cutovers": "cut-over"}   # what one record of each chain is called
+          "deliveries": "delivery outcome", "cutovers": "cut-over", "silences": "silence event"}
 
 
 @audit.command("verify")

@@ -5,10 +5,12 @@ import click
 
 from .admin import audit, report
 from .docs import docs
+from .imports import import_group
 from .notify import notify
 from .replay import replay
 from .rules import check, explain, lint, test_command
 from .serve import serve
+from .silences import silence
 from .tokens import token
 
 
@@ -17,5 +19,6 @@ def main():
     """slm: SLA targets, escalations and RACI as rules, evaluated over service facts."""
 
 
-for command in (serve, check, lint, test_command, explain, docs, replay, report, token, audit, notify):
+for command in (serve, check, lint, test_command, explain, docs, replay, report, token, audit, notify,
+                import_group, silence):
     main.add_command(command)

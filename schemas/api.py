@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from . import strings
 from .limits import DEFAULT_LIMIT, MAX_CLOCKS, MAX_LIMIT
@@ -374,6 +374,53 @@ class MappingIngestResponseSchema(IngestResponseSchema):
     reasons = fields.List(fields.String(), metadata={
         "description": "why each mapped fact that was not made was not (its `when` was false, a path found "
                        "nothing, a value its map does not name); all of them when the payload made no fact"})
+
+
+class SilenceMatchersSchema(Schema):
+    """What a silence mutes: every matcher given must match (glob patterns: `*`, `?`, `[…]`)."""
+
+    class Meta:
+        unknown = RAISE
+
+    service = fields.String(metadata={"description": "the decision's service", "pattern": strings.NO_NUL})
+    target = fields.String(metadata={"description": "the decision's target", "pattern": strings.NO_NUL})
+    subject = fields.String(metadata={"description": "the decision's subject (the ticket)",
+                                      "pattern": strings.NO_NUL})
+    recipient = fields.String(metadata={"description": "the notification's recipient", "pattern": strings.NO_NUL})
+
+
+class SilenceInputSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    matchers = fields.Nested(SilenceMatchersSchema, required=True)
+    starts_at = InstantArg(metadata={"description": "when it starts muting (default: now)"})
+    ends_at = InstantArg(metadata={"description": "when it stops (give this or `duration`)"})
+    duration = fields.String(metadata={"description": "how long from `starts_at`: `2h`, `30m`, `1d`"})
+    reason = fields.String(required=True, metadata={"description": "why, for whoever wonders why nobody was told",
+                                                    "pattern": strings.NO_NUL})
+
+
+class SilenceSchema(Schema):
+    id = fields.String()
+    matchers = fields.Dict(keys=fields.String(), values=fields.String())
+    starts_at = fields.String()
+    ends_at = fields.String()
+    created_by = fields.String(metadata={"description": "the name of the token that made it"})
+    reason = fields.String()
+    created_at = fields.String()
+    expired_at = fields.String(allow_none=True, metadata={"description": "when it was ended early"})
+    expired_by = fields.String(allow_none=True)
+    state = fields.String(metadata={"description": "pending, active or expired"})
+
+
+class SilenceListSchema(Schema):
+    items = fields.List(fields.Nested(SilenceSchema))
+
+
+class SilenceArgs(QuerySchema):
+    state = fields.String(validate=validate.OneOf(("pending", "active", "expired"),
+                                                  error="unknown state {input!r} (known: {choices})"))
 
 
 class VersionReportSchema(Schema):

@@ -4,9 +4,10 @@ A fact far behind what is already known of its subject rewrites history: its clo
 rebuilt from that time and every decision since is reconsidered (a batch of metric samples
 dated hours back once retracted hundreds of decisions in one request). Like the
 out-of-order window of a time-series database, a fact more than the bound behind the
-newest event time stored for its subject (or of any fact in the same request) is
-refused, naming the bound and that newest time. A repeat of a stored fact is a duplicate,
-never late.
+newest event time of its subject is refused, naming the bound and that newest time. A
+request's facts are judged in event-time order, each against what is stored and the
+request's facts before it in that order, so one request may carry a ticket's history. A
+repeat of a stored fact is a duplicate, never late.
 
 The newest times come from the store (one grouped query per write for the subjects not
 remembered yet) and are remembered for the most recently written subjects, updated after
@@ -66,22 +67,23 @@ class NewestTimes:
 
 
 def late_problems(facts: list[dict], newest: dict[str, datetime], bound: timedelta) -> dict[int, str]:
-    """Position → why, for each of ``facts`` (one request, in order) more than ``bound``
-    behind the newest time of its subject, stored (``newest``) or in this request."""
-    mine: dict[str, datetime] = {}
-    for fact in facts:
-        subject = fact["subject"]
-        if subject is not None and (subject not in mine or fact["time"] > mine[subject]):
-            mine[subject] = fact["time"]
+    """Position → why, for each of ``facts`` (one request) more than ``bound`` behind the
+    newest time of its subject before it: the facts are judged in event-time order, each
+    against the newest time stored for its subject (``newest``) and of the request's facts
+    before it in that order. One request may so hold a ticket's whole history (opened, and
+    resolved eight days later), while a fact behind what is stored is still refused."""
+    running = dict(newest)
     problems = {}
-    for position, fact in enumerate(facts):
+    for position in sorted(range(len(facts)), key=lambda p: facts[p]["time"]):
+        fact = facts[position]
         subject = fact["subject"]
         if subject is None:
             continue
-        latest = max(filter(None, (newest.get(subject), mine.get(subject))))
-        if latest - fact["time"] > bound:
+        latest = running.get(subject)
+        if latest is not None and latest - fact["time"] > bound:
             problems[position] = (f"is {format_whole_duration(latest - fact['time'])} behind the newest event time "
                                   f"of subject {subject!r} ({format_instant(latest)}); a fact may be at most "
                                   f"{format_whole_duration(bound)} behind it (--max-lateness)")
+        elif latest is None or fact["time"] > latest:
+            running[subject] = fact["time"]
     return problems
-

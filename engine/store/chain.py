@@ -1,5 +1,6 @@
-"""The audit chains: decisions, facts, notifications, their delivery outcomes and the rule
-changes (cut-overs: which rule set was put in force, when and by whom), each a chain of MACs kept by a
+"""The audit chains: decisions, facts, notifications, their delivery outcomes, the rule
+changes (cut-overs: which rule set was put in force, when and by whom) and silences
+(created, expired: by whom, why), each a chain of MACs kept by a
 head row that is itself sealed, so a record cannot be rewritten, removed or cut off
 unseen by someone who can write the database but does not hold the audit key.
 
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 GENESIS = "0" * 64
-CHAINS = ("decisions", "facts", "notifications", "deliveries", "cutovers")
+CHAINS = ("decisions", "facts", "notifications", "deliveries", "cutovers", "silences")
 CHECKPOINT_FORMAT = "slm-audit-checkpoint/1"
 
 

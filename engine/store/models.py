@@ -241,12 +241,27 @@ def define_models(db: pw.Database) -> SimpleNamespace:
         class Meta:
             table_name = "ended_sessions"
 
+    class Silence(Base):
+        """One event of a silence (engine/notify/silence.py): ``created`` with its matchers,
+        span, creator and reason, or ``expired`` early, by whom. Append-only and chained
+        (chain.py): what was silenced, when and by whom cannot be rewritten unseen."""
+        seq = pw.BigAutoField()
+        id = pw.TextField(index=True)            # the silence's id (sil_…)
+        event = pw.TextField()                   # created | expired
+        at = pw.TextField()                      # fixed-width UTC, the server's clock
+        body = pw.TextField()                    # canonical JSON of the event (what its link covers)
+        prev_hash = pw.TextField(null=True)
+        hash = pw.TextField(null=True)
+
+        class Meta:
+            table_name = "silences"
+
     return SimpleNamespace(Fact=Fact, Decision=Decision, ChainHead=ChainHead,
                            Notification=Notification, Delivery=Delivery, RuleSet=RuleSet, Token=Token, Tick=Tick,
                            Snapshot=Snapshot, Cutover=Cutover, PartitionLease=PartitionLease,
-                           PartitionMap=PartitionMapRow, EndedSession=EndedSession,
+                           PartitionMap=PartitionMapRow, EndedSession=EndedSession, Silence=Silence,
                            all=[Fact, Decision, ChainHead, Notification, Delivery, RuleSet, Token, Tick, Snapshot,
-                                Cutover, PartitionLease, PartitionMapRow, EndedSession])
+                                Cutover, PartitionLease, PartitionMapRow, EndedSession, Silence])
 
 
 def database(url: str) -> pw.Database:

@@ -44,12 +44,13 @@ from engine.store.ownership import (
 )
 from engine.store.replay import ReplayRecords
 from engine.store.sessions import EndedSessions
+from engine.store.silences import Silences
 from engine.store.tokens import ROLES, Tokens, token_digest
 
 
-class Store(FactLog, Ledger, Outbox, Tokens, EndedSessions, ReplayRecords, Leases):
+class Store(FactLog, Ledger, Outbox, Tokens, EndedSessions, ReplayRecords, Leases, Silences):
     """Facts, decisions, notifications, rule sets, tokens, signed-out console sessions,
-    ticks, snapshots and partition leases in one database."""
+    ticks, snapshots, partition leases and silences in one database."""
 
     writer_lock: WriterLock | None = None
 

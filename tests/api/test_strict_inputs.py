@@ -242,19 +242,25 @@ def test_a_fact_more_than_the_bound_behind_its_subject_is_422_and_changes_nothin
     assert other.status_code == 200                         # another subject has its own newest time
 
 
-def test_the_newest_time_within_the_same_request_counts_too(env):
+def test_a_request_s_facts_are_judged_in_event_time_order_so_one_may_hold_a_ticket_s_history(env):
+    """Opened and resolved 8 days apart in one request: neither is late (issue 23, item 9)."""
+    history = [fact("done", type="incident.resolved", subject="INC-8", time="2026-11-05T03:00:00Z"),
+               p1("open", subject="INC-8", time="2026-10-28T02:00:00Z")]
+    response = post(env, history)
+    assert response.status_code == 200, response.json
+    assert response.json["accepted"] == 2 and fact_count(env.store) == 2
+
+
+def test_a_fact_of_a_request_behind_what_is_stored_is_still_refused(env):
     env.service.facts.max_lateness = timedelta(hours=1)
-    batch = [fact("m1", type="metric.sample", subject="web-1", service="hosting", time="2026-11-05T03:00:00Z",
-                  name="latency_p95", value=100),
-             fact("m0", type="metric.sample", subject="web-1", service="hosting", time="2026-11-04T22:00:00Z",
-                  name="latency_p95", value=900)]
+    sample = dict(type="metric.sample", subject="web-1", service="hosting", name="latency_p95")
+    assert post(env, fact("m1", time="2026-11-05T03:00:00Z", value=100, **sample)).status_code == 200
+    batch = [fact("m3", time="2026-11-05T03:30:00Z", value=90, **sample),
+             fact("m0", time="2026-11-04T22:00:00Z", value=900, **sample)]
     response = post(env, batch)
     assert response.status_code == 422 and "5h behind" in response.json["errors"]["[1].time"][0], response.json
-    assert fact_count(env.store) == 0
-    # whatever its place in the request: the same facts the other way round
-    response = post(env, batch[::-1])
-    assert response.status_code == 422 and "5h behind" in response.json["errors"]["[0].time"][0], response.json
-    assert fact_count(env.store) == 0
+    assert "2026-11-05T03:00:00Z" in response.json["errors"]["[1].time"][0]   # the stored time, not 03:30
+    assert fact_count(env.store) == 1
 
 
 def test_a_late_alert_is_rejected_from_its_group_alone(env):

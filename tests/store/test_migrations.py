@@ -662,3 +662,30 @@ def test_a_version_11_step_failing_half_way_leaves_the_database_as_it_was(v7_url
     monkeypatch.undo()
     with Store.open(v7_url) as store:
         assert store.schema_version() == SCHEMA_VERSION and not store.session_ended("sid-1")
+
+
+@pytest.fixture
+def v12_url(url):
+    """A database as version 12 left it: no silences table, no silences chain head."""
+    with Store.open(url) as store:
+        store.add_token("admin")
+        store.db.execute_sql('DROP TABLE "silences"')
+        store.db.execute_sql("DELETE FROM chain_head WHERE name = 'silences'")
+        store.db.execute_sql("UPDATE schema_version SET version = 12")
+    return url
+
+
+def test_version_14_adds_silences_chained_from_the_start(v12_url, store_log, tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from engine.notify.silence import created_event, from_events, new_silence
+
+    with Store.open(v12_url) as store:
+        assert store.schema_version() == SCHEMA_VERSION >= 14
+        assert any(line.startswith("upgraded the schema from version 13 to 14: silences") for line in store_log())
+        now = datetime(2026, 11, 5, 4, tzinfo=UTC)
+        made = new_silence({"service": "email"}, now, now + timedelta(hours=1), "ann", "relay swap", now)
+        store.add_silence_event(made.id, "created", now, created_event(made))
+        assert list(from_events(store.silence_events())) == [made.id]
+        assert store.verify_audit()["chains"]["silences"]["ok"]
+    assert_upgraded_like_new(v12_url, tmp_path)
