@@ -114,8 +114,8 @@ def audit():
     """Check the audit chains (decisions, facts, notifications, delivery outcomes); sign checkpoints."""
 
 
-RECORD = {"decisions": "decision", "facts": "fact", "notifications": "notification",
-          "deliveries": "delivery outcome", "cutovers": "cut-over"}   # what one record of each chain is called
+RECORD = {"decisions": "decision", "facts": "fact", "notifications": "notification",   # one record of each chain
+          "deliveries": "delivery outcome", "cutovers": "cut-over", "waivers": "waiver event"}
 
 
 @audit.command("verify")

@@ -10,6 +10,7 @@ from .replay import replay
 from .rules import check, explain, lint, test_command
 from .serve import serve
 from .tokens import token
+from .waivers import waiver
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,5 +18,5 @@ def main():
     """slm: SLA targets, escalations and RACI as rules, evaluated over service facts."""
 
 
-for command in (serve, check, lint, test_command, explain, docs, replay, report, token, audit, notify):
+for command in (serve, check, lint, test_command, explain, docs, replay, report, token, audit, notify, waiver):
     main.add_command(command)

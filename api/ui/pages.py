@@ -272,7 +272,8 @@ def reload_rules():
 # what the audit page calls each chain and one record of it (as `slm audit verify` does)
 CHAINS = {"decisions": ("Decisions", "decision"), "facts": ("Facts", "fact"),
           "notifications": ("Notifications", "notification"),
-          "deliveries": ("Delivery outcomes", "delivery outcome"), "cutovers": ("Rule changes", "cut-over")}
+          "deliveries": ("Delivery outcomes", "delivery outcome"), "cutovers": ("Rule changes", "cut-over"),
+          "waivers": ("Waivers", "waiver event")}
 
 
 @bp.route("/audit")

@@ -45,11 +45,12 @@ from engine.store.ownership import (
 from engine.store.replay import ReplayRecords
 from engine.store.sessions import EndedSessions
 from engine.store.tokens import ROLES, Tokens, token_digest
+from engine.store.waivers import WaiverLog
 
 
-class Store(FactLog, Ledger, Outbox, Tokens, EndedSessions, ReplayRecords, Leases):
+class Store(FactLog, Ledger, Outbox, Tokens, EndedSessions, ReplayRecords, Leases, WaiverLog):
     """Facts, decisions, notifications, rule sets, tokens, signed-out console sessions,
-    ticks, snapshots and partition leases in one database."""
+    ticks, snapshots, partition leases and waivers in one database."""
 
     writer_lock: WriterLock | None = None
 

@@ -20,6 +20,8 @@ from engine.store.encoding import canonical_json
 from engine.store.store import Store
 from tests.support import small_rules, utc
 
+EVERY_CHAIN = {"decisions", "facts", "notifications", "deliveries", "cutovers", "waivers"}
+
 
 @pytest.fixture
 def key_file(tmp_path):
@@ -118,7 +120,7 @@ def test_a_record_inserted_after_the_head_is_found(keyed):
 def test_a_checkpoint_proves_nothing_up_to_it_was_removed_truncation_included(keyed):
     fill(keyed)
     point = keyed.audit_checkpoint()
-    assert set(point["chains"]) == {"decisions", "facts", "notifications", "deliveries", "cutovers"} and point["mac"]
+    assert set(point["chains"]) == EVERY_CHAIN and point["mac"]
     fill_more = [decision("dec_7")]
     keyed.add_decisions(fill_more)
     assert keyed.verify_audit(point)["ok"]                # the log grew: still upheld
@@ -181,7 +183,7 @@ def test_the_api_returns_a_signed_checkpoint_and_every_chain(url, key_file, wall
         assert store.verify_audit(point.json)["checkpoint"]["ok"]
         verified = client.get("/v1/audit/verify", headers=headers)
         assert (verified.status_code == 200
-                and set(verified.json["chains"]) == {"decisions", "facts", "notifications", "deliveries", "cutovers"})
+                and set(verified.json["chains"]) == EVERY_CHAIN)
     finally:
         service.stop()
         store.close()
