@@ -273,7 +273,7 @@ def reload_rules():
 CHAINS = {"decisions": ("Decisions", "decision"), "facts": ("Facts", "fact"),
           "notifications": ("Notifications", "notification"),
           "deliveries": ("Delivery outcomes", "delivery outcome"), "cutovers": ("Rule changes", "cut-over"),
-          "silences": ("Silences", "silence event")}
+          "silences": ("Silences", "silence event"), "waivers": ("Waivers", "waiver event")}
 
 
 @bp.route("/audit")

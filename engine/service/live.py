@@ -51,6 +51,7 @@ from engine.service.scheduler import DeadlineScheduler
 from engine.service.state import ALL, API, OWNER, ROLES, ServiceState
 from engine.service.storereads import StoreReads
 from engine.service.validation import DEFAULT_SKEW
+from engine.service.waivers import Waivers
 from engine.store.store import Lease, LeaseLost, Store
 
 log = logging.getLogger("slm.service")
@@ -100,6 +101,7 @@ class SlmService:
                                  wake=self._wake_scheduler)
         self.store_reads = StoreReads(self.state, retain)
         self.engine_reads = EngineReads(self.state, self.store_reads)
+        self.waivers = Waivers(store, lambda: self.state.ruleset, self.state.now)
         # A database shared with other processes: owner or standby by the partition's lease
         # (``lease_owner`` names this process in it; default host:pid:nonce). None: the only writer.
         self.ownership = None if lease_ttl is None or role == API else Ownership(
