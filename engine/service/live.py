@@ -70,7 +70,8 @@ class SlmService:
                  freeze_heap: bool = False, delivery=None,
                  max_lateness: timedelta | None = DEFAULT_MAX_LATENESS,
                  lease_ttl: timedelta | None = None, lease_owner: str | None = None, role: str = ALL,
-                 partitions: PartitionMap | None = None, hold_back: timedelta = timedelta(0)):
+                 partitions: PartitionMap | None = None, hold_back: timedelta = timedelta(0),
+                 background_snapshots: bool = True):
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
         self.store = store
@@ -84,7 +85,7 @@ class SlmService:
         if partitions is not None:                      # this partition's share of the rules
             self.state.scope = RuleScope(partitions, store.partition)
         self.keeper = EngineKeeper(self.state, history=history, retain=retain, snapshot_every=snapshot_every,
-                                   freeze_heap=freeze_heap)
+                                   freeze_heap=freeze_heap, background_snapshots=background_snapshots)
         self.recorder = DecisionRecorder(self.state, delivery)
         self.deadlines = Deadlines(self.state, self.keeper, self.recorder)
         self.scheduler = self._new_scheduler()
@@ -248,6 +249,7 @@ class SlmService:
                     self.keeper.maybe_snapshot(force=True)
                 except Exception:
                     log.exception("the snapshot at stop failed (the next start replays more)")
+        self.keeper.wait_for_snapshot()          # one made beside the writer: stored before the store closes
         if self.ownership is not None:
             self.ownership.release()
         self.scheduler.wake()
