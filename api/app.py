@@ -11,7 +11,7 @@ from flask import Flask, send_from_directory
 from engine.service.live import SlmService
 from engine.service.state import WORKER
 from engine.service.workers import PartitionWorkers
-from schemas.api import WAIVER_FORMS
+from schemas.api import SILENCE_ENDS, WAIVER_FORMS
 from schemas.facts import FACT_VALUE, FactSchema, FactTime
 from schemas.limits import MAX_BODY
 
@@ -75,6 +75,8 @@ def create_app(service: SlmService, *, alert_service_label: str = "service", max
             response["content"] = {PROBLEM_TYPE: response["content"].pop("application/json")}
     spec = api.spec.to_dict()
     spec["components"]["schemas"]["WaiverRequest"]["oneOf"] = WAIVER_FORMS     # what OpenAPI 3.0 says with oneOf
+    spec["components"]["schemas"]["SilenceInput"]["oneOf"] = SILENCE_ENDS
+    spec["components"]["schemas"]["SilenceMatchers"]["minProperties"] = 1        # a silence of everything: 422
     document.serve(app, spec)                          # per rule set, from the rules in force
     app.register_blueprint(ops.bp)
     app.add_url_rule(DOCS_ASSETS + "<path:filename>", "docs_assets",

@@ -33,7 +33,7 @@ def create_silence(body):
     if "duration" in body:
         try:
             ends = starts + parse_duration(body["duration"])
-        except ValueError as err:
+        except (ValueError, OverflowError) as err:
             abort(422, message="duration is no duration", errors={"duration": [str(err)]})
     else:
         ends = parse_instant(body["ends_at"])

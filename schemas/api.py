@@ -12,7 +12,7 @@ from typing import Any
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from . import strings
-from .limits import DEFAULT_LIMIT, MAX_CLOCKS, MAX_LIMIT
+from .limits import DEFAULT_LIMIT, MAX_CLOCKS, MAX_LIMIT, SILENCE_PATTERN, SILENCE_REASON
 from .records import NOTIFICATION_STATUSES
 from .strings import KNOWN, MAX_WAIT_SECONDS, Matches
 from .values import parse_duration, parse_rfc3339, report_months
@@ -379,17 +379,31 @@ class MappingIngestResponseSchema(IngestResponseSchema):
                        "nothing, a value its map does not name); all of them when the payload made no fact"})
 
 
+REASON = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"       # some text that is not all blanks
+MAX_REASON = 2000
+
+
+def _reason(description: str, longest: int = MAX_REASON, **kwargs: Any) -> fields.String:
+    return fields.String(validate=[validate.Length(1, longest), Matches(REASON, error="give a reason")],
+                         metadata={"description": description}, **kwargs)
+
+
+def _glob(description: str) -> fields.String:
+    return fields.String(validate=[validate.Length(1, SILENCE_PATTERN),
+                                   Matches(strings.GLOB, error="matches everything: name what to silence")],
+                         metadata={"description": description})
+
+
 class SilenceMatchersSchema(Schema):
     """What a silence mutes: every matcher given must match (glob patterns: `*`, `?`, `[…]`)."""
 
     class Meta:
         unknown = RAISE
 
-    service = fields.String(metadata={"description": "the decision's service", "pattern": strings.NO_NUL})
-    target = fields.String(metadata={"description": "the decision's target", "pattern": strings.NO_NUL})
-    subject = fields.String(metadata={"description": "the decision's subject (the ticket)",
-                                      "pattern": strings.NO_NUL})
-    recipient = fields.String(metadata={"description": "the notification's recipient", "pattern": strings.NO_NUL})
+    service = _glob("the decision's service")
+    target = _glob("the decision's target")
+    subject = _glob("the decision's subject (the ticket)")
+    recipient = _glob("the notification's recipient")
 
 
 class SilenceInputSchema(Schema):
@@ -399,9 +413,15 @@ class SilenceInputSchema(Schema):
     matchers = fields.Nested(SilenceMatchersSchema, required=True)
     starts_at = InstantArg(metadata={"description": "when it starts muting (default: now)"})
     ends_at = InstantArg(metadata={"description": "when it stops (give this or `duration`)"})
-    duration = fields.String(metadata={"description": "how long from `starts_at`: `2h`, `30m`, `1d`"})
-    reason = fields.String(required=True, metadata={"description": "why, for whoever wonders why nobody was told",
-                                                    "pattern": strings.NO_NUL})
+    duration = fields.String(validate=validate.Regexp(strings.SPAN, error="{input!r} is not a span such as 2h, "
+                                                                         "30m, 1d or 1h30m"),
+                             metadata={"description": "how long from `starts_at`: `2h`, `30m`, `1d`, `1h30m`"})
+    reason = _reason("why, for whoever wonders why nobody was told", longest=SILENCE_REASON, required=True)
+
+
+# when it ends: one of the two, for the API document (OpenAPI 3.0 says it with oneOf)
+SILENCE_ENDS = [{"required": ["ends_at"], "not": {"required": ["duration"]}},
+                {"required": ["duration"], "not": {"required": ["ends_at"]}}]
 
 
 class SilenceSchema(Schema):
@@ -689,15 +709,6 @@ class ProblemSchema(Schema):
 
 
 # ---- waivers ---------------------------------------------------------------------------------
-
-REASON = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"       # some text that is not all blanks
-MAX_REASON = 2000
-
-
-def _reason(description: str, **kwargs: Any) -> fields.String:
-    return fields.String(validate=[validate.Length(1, MAX_REASON), Matches(REASON, error="give a reason")],
-                         metadata={"description": description}, **kwargs)
-
 
 class WaiverRequestSchema(Schema):
     """``{"decision", "reason"}`` or ``{"target", "since", "until", "reason"}``."""

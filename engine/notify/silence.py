@@ -14,6 +14,7 @@ Silences live in the store as chained events (created, expired): engine/store/si
 """
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -21,12 +22,14 @@ from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
+from schemas.limits import SILENCE_PATTERN, SILENCE_REASON
 from schemas.records import Decision, Notification
+from schemas.strings import GLOB
 from schemas.values import format_instant, parse_instant
 
 MATCHERS = ("service", "target", "subject", "recipient")
-MAX_REASON = 1000
-MAX_PATTERN = 200
+MAX_REASON = SILENCE_REASON
+MAX_PATTERN = SILENCE_PATTERN
 
 
 class SilenceError(ValueError):
@@ -90,9 +93,9 @@ def new_silence(matchers: dict[str, object], starts_at: datetime, ends_at: datet
     for name, pattern in matchers.items():
         if name not in MATCHERS:
             problems[f"matchers.{name}"] = [f"not a matcher (matchers: {', '.join(MATCHERS)})"]
-        elif not isinstance(pattern, str) or not pattern.strip() or len(pattern) > MAX_PATTERN:
+        elif not isinstance(pattern, str) or not pattern or len(pattern) > MAX_PATTERN:
             problems[f"matchers.{name}"] = [f"a glob pattern of 1 to {MAX_PATTERN} characters"]
-        elif pattern.strip("*") == "":
+        elif not re.fullmatch(GLOB, pattern):
             problems[f"matchers.{name}"] = ["matches everything: name what to silence"]
     if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
         problems["reason"] = [f"say why, in 1 to {MAX_REASON} characters"]

@@ -7,7 +7,8 @@ is stored (a fact at most ``--skew`` ahead of the server clock, at most ``--max-
 behind its subject's newest fact), and what the names of an object's properties may be
 (OpenAPI 3.0 has no ``propertyNames``: a rule file's path of 1 to 256 characters), and
 that a report's range of months runs forwards and spans at most 60 of them, and that a
-waiver's period ends after it starts and its decision is a stored met or breach. And
+waiver's period ends after it starts and its decision is a stored met or breach, and
+that a silence ends after it starts and has not ended yet. And
 no schema of YAML text says which rule files make a valid rule set: that verdict is what
 ``POST /v1/rules/check`` and ``/v1/rules/preview`` answer, 422 with the ``problems``. The
 document says each in words; the server answers each with a 4xx naming the field and
@@ -43,6 +44,9 @@ UNSTATABLE = [
      re.compile(r"is outside the times that can be held \(years 0001 to 9999 in UTC\)$|^until must come after since$")),
     (re.compile(r"^json\.decision$"),
      re.compile(r"^no decision '.*'$|: only a met or breach decision settles a cycle that compliance counts$")),
+    (re.compile(r"^(json\.)?(ends_at|starts_at)$"),
+     re.compile(r" is not after starts_at | has passed: such a silence would mute nothing$"
+                r"|is outside the times that can be held \(years 0001 to 9999 in UTC\)$")),
     (re.compile(r"^query\.period$"),
      re.compile(r": a range's last month comes before its first$| spans \d+ months; at most \d+$")),
     (re.compile(r"(^|\.)data(\.|$)"),
