@@ -73,8 +73,13 @@ FIELDS: dict[str, tuple[str, str]] = {
     "TargetSchema.clock": ("a duration target: time from start to stop", "see Clock"),
     "TargetSchema.availability": ("an availability target: share of service time not down", "see Availability"),
     "TargetSchema.metric": ("a threshold target (also written `threshold: {metric: …}`)", "see Metric"),
-    "TargetSchema.goal": ("a duration for `clock`, a percentage strictly between 0% and 100% otherwise",
-                          "`15m`, `99.9%`"),
+    "TargetSchema.goal": ("a duration for `clock` (or a deadline, see Deadline goal), a percentage strictly "
+                          "between 0% and 100% otherwise", "`15m`, `99.9%`, `{end_of: business_day}`"),
+    "DeadlineGoalSchema.end_of": ("what the deadline is the end of: `business_day`, a day of the target "
+                                  "calendar with service hours; it falls at that day's close", "`business_day`"),
+    "DeadlineGoalSchema.days": ("which business day after the day a cycle starts, from 1 (the next one) to 366; "
+                                "each cycle's budget is the service time from its start to that close",
+                                "`1`"),
     "TargetSchema.warn_at": ("levels at which a `warning` is decided; each strictly between 0% and 100%",
                              "`[50%, 75%]`"),
     "TargetSchema.underpinned_by": ("OLA/UC targets this one relies on; checked to be no weaker",
@@ -179,6 +184,7 @@ TABLES: list[tuple[str, type[Schema], str]] = [  # (heading, schema, where it is
     ("Credits", rules.CreditsSchema, "an Agreement's `credits`"),
     ("Credit tier", rules.CreditTierSchema, "each of a Credits' `tiers`"),
     ("Target", rules.TargetSchema, "each of an Agreement's `targets`"),
+    ("Deadline goal", rules.DeadlineGoalSchema, "a duration Target's `goal` written as a deadline"),
     ("Clock", rules.ClockSchema, "a Target's `clock`"),
     ("Availability", rules.AvailabilitySchema, "a Target's `availability`"),
     ("Metric", rules.MetricSchema, "a Target's `metric`"),
@@ -205,7 +211,7 @@ _SIMPLE = [  # most specific first
     (own.Where, "where"), (fields.Integer, "integer"), (fields.Float, "number"), (fields.Boolean, "boolean"),
     (fields.Dict, "mapping"),
 ]
-_OVERRIDES = {"window": "window", "goal": "duration or percentage"}   # Raw fields, parsed by a validator
+_OVERRIDES = {"window": "window", "goal": "duration, percentage or Deadline goal"}   # Raw fields, parsed by a validator
 _NESTED = {schema: heading for heading, schema, _ in TABLES}
 _NESTED[rules.PatternSchema] = "Pattern"
 

@@ -14,6 +14,7 @@ from marshmallow import Schema, ValidationError, fields, pre_load, validate, val
 from .facts import TYPE_PATTERN
 from .fields import AnyField, Date, Duration, Instant, Level, Mapping, Name, OneOrMany, Percent, Text, Week, Where
 from .holders import holder_problem
+from .values import DeadlineGoal
 
 RACI_LETTERS = "RACI"
 ONE_OF = "{input!r} is not one of: {choices}"
@@ -188,6 +189,13 @@ class MetricSchema(Strict):
             raise ValidationError("give exactly one of 'above' or 'below'", "above")
 
 
+class DeadlineGoalSchema(Strict):
+    """``goal: {end_of: business_day, days: 1}``: the end of the next business day."""
+
+    end_of = fields.String(required=True, validate=validate.OneOf(["business_day"], error=ONE_OF))
+    days = fields.Integer(load_default=1, strict=True, validate=validate.Range(1, 366))
+
+
 class TargetSchema(Strict):
     id = Name(required=True)
     name = Text()
@@ -222,6 +230,15 @@ class TargetSchema(Strict):
             raise ValidationError("a target has exactly one of 'clock', 'availability' or 'metric'",
                                   measures[1] if len(measures) > 1 else "id")
         goal = data.get("goal")
+        if "clock" in data and isinstance(goal, dict):
+            try:
+                deadline = DeadlineGoalSchema().load(goal)
+            except ValidationError as err:
+                raise ValidationError(err.messages, "goal") from None
+            days = deadline["days"]
+            data["goal"] = DeadlineGoal(days, "end of the next business day" if days == 1
+                                        else f"end of business day {days} after the start")
+            return
         try:
             data["goal"] = Duration().deserialize(goal) if "clock" in data else Percent().deserialize(goal)
         except ValidationError as err:

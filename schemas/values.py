@@ -106,6 +106,17 @@ class Level:
         return _scale(budget, self.share) + self.offset
 
 
+@dataclass(frozen=True)
+class DeadlineGoal:
+    """A duration target's goal that is a deadline: the close of the ``days``-th business
+    day of the target's calendar after the day a cycle starts (``{end_of: business_day,
+    days: N}``). Each cycle's budget is the service time from its start to that close, so
+    levels are shares of the time from start to deadline (docs/RULES.md, Deadline goals)."""
+
+    days: int
+    text: str
+
+
 _LEVEL = re.compile(r"^\s*([0-9.]+\s*%)\s*(?:([+-])\s*(\S+))?\s*$")
 
 

@@ -20,8 +20,8 @@ from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import TYPE_CHECKING, NamedTuple
 
-from engine.lang.calendar import Calendar
-from schemas.values import Level
+from engine.lang.calendar import Calendar, ServiceCalendar
+from schemas.values import DeadlineGoal, Level
 
 if TYPE_CHECKING:
     from engine.lang.model import EscalationLevel
@@ -88,7 +88,7 @@ class Definition:
     clock hands it the new target's definition."""
 
     calendar: Calendar
-    goal: timedelta | Fraction                    # duration: the budget; window: the share of service time
+    goal: timedelta | Fraction | DeadlineGoal     # duration: the budget (or a deadline); window: the share
     marks: Callable[[timedelta], Marks]           # the marks for a budget (shared: see marks_for)
     roles: dict[str, set[str]] = field(default_factory=dict)   # duration: fact type -> its roles
     valid: tuple[datetime | None, datetime | None] = (None, None)   # duration: when a cycle may start
@@ -328,12 +328,30 @@ class Clock(Meter):
 
 
 class DurationClock(Clock):
-    """Counts service time between start and stop, not while paused; restarts begin cycles."""
+    """Counts service time between start and stop, not while paused; restarts begin cycles.
+
+    A deadline goal (schemas.values.DeadlineGoal) prices each cycle as it begins: its budget
+    is the service time from its start to the deadline, so without a pause it breaches at
+    the deadline itself, and its levels are shares of the time from start to deadline."""
 
     def __init__(self, definition: Definition):
         super().__init__(definition, _duration(definition.goal))
         self.valid_from, self.valid_to = definition.valid
         self.state = "idle"
+        self.cycle_start: datetime | None = None      # a deadline goal's: what the budget was priced from
+
+    def begin_cycle(self, at: datetime, because: str) -> None:
+        super().begin_cycle(at, because)
+        if isinstance(self.definition.goal, DeadlineGoal):
+            self.cycle_start = at
+            self._price(self.definition, at)
+
+    def _price(self, definition: Definition, start: datetime) -> None:
+        """The budget and marks of a deadline goal for a cycle that began at ``start``."""
+        budget = _deadline_budget(definition, start)
+        self.budget, self.marks = budget, definition.marks(budget)
+        self.pending = None
+        self._deadline = (None, None)
 
     @property
     def roles(self) -> dict[str, set[str]]:
@@ -407,7 +425,8 @@ class DurationClock(Clock):
         return [self._reading("met", at, None, counted)]
 
     def reprice(self, definition: Definition, at: datetime) -> None:
-        budget = _duration(definition.goal)
+        budget = _deadline_budget(definition, self.cycle_start or at) \
+            if isinstance(definition.goal, DeadlineGoal) else _duration(definition.goal)
         self.recount(definition.calendar, budget, definition.marks(budget), at)
         self.definition = definition
         self.valid_from, self.valid_to = definition.valid
@@ -425,10 +444,19 @@ class DurationClock(Clock):
         return self.running_since
 
     def own_state(self) -> dict[str, object]:
-        return {"state": self.state}
+        if self.cycle_start is None:
+            return {"state": self.state}
+        return {"state": self.state, "cycle_start": self.cycle_start.isoformat()}
 
     def load_own_state(self, saved: dict[str, object]) -> None:
+        """The state; a deadline cycle's start and the budget priced from it (before the
+        snapshot's pending marks, which name marks by their place in ``marks``)."""
         self.state = str(saved["state"])
+        start = saved.get("cycle_start")
+        if isinstance(start, str):
+            self.cycle_start = datetime.fromisoformat(start)
+            budget = _deadline_budget(self.definition, self.cycle_start)
+            self.budget, self.marks = budget, self.definition.marks(budget)
 
 
 class WindowClock(Clock):
@@ -550,15 +578,26 @@ class WindowClock(Clock):
         self.down, self.held, self._closed = dict(down), dict(held), bool(saved["closed"])
 
 
-def _duration(goal: timedelta | Fraction) -> timedelta:
+def _duration(goal: timedelta | Fraction | DeadlineGoal) -> timedelta:
+    """A duration goal's budget; a deadline goal's is priced per cycle (zero until one begins)."""
     if isinstance(goal, timedelta):
         return goal
+    if isinstance(goal, DeadlineGoal):
+        return ZERO
     raise TypeError(f"a duration clock's goal is a duration, not {goal!r}")
 
 
-def _error_budget(service_time: timedelta, goal: timedelta | Fraction) -> timedelta:
+def _deadline_budget(definition: Definition, start: datetime) -> timedelta:
+    """The service time from ``start`` to the deadline of ``definition``'s deadline goal."""
+    goal, calendar = definition.goal, definition.calendar
+    if not isinstance(goal, DeadlineGoal) or not isinstance(calendar, ServiceCalendar):
+        raise TypeError(f"a deadline goal counts business days of a service calendar, not {calendar!r}")
+    return calendar.counted(start, calendar.business_day_end(start, goal.days))
+
+
+def _error_budget(service_time: timedelta, goal: timedelta | Fraction | DeadlineGoal) -> timedelta:
     """(1 − goal) × service time, to the microsecond."""
-    if isinstance(goal, timedelta):
+    if not isinstance(goal, Fraction):
         raise TypeError(f"a window clock's goal is a share, not {goal!r}")
     return timedelta(microseconds=round(Fraction(service_time // timedelta(microseconds=1)) * (1 - goal)))
 

@@ -11,6 +11,7 @@ from datetime import timedelta
 from engine.eval.clock import Bounds, Clock, Definition, DurationClock, Marks, WindowClock, marks_for
 from engine.eval.compiler import Conditions, conditional_roles, unconditional_roles
 from engine.lang.model import Target
+from schemas.values import DeadlineGoal
 
 
 class ClockFactory:
@@ -37,7 +38,10 @@ class ClockFactory:
         return found[1]
 
     def marks(self, target: Target, budget: timedelta) -> Marks:
-        """A target's marks for a budget (a window's budget follows its service time)."""
+        """A target's marks for a budget (a window's budget follows its service time). A
+        deadline goal's budgets differ with every start: their marks are made, not kept."""
+        if isinstance(target.goal, DeadlineGoal):
+            return marks_for(budget, target.warn_at, target.escalations)
         key = (id(target), budget)
         found = self._marks.get(key)
         if found is None:

@@ -223,12 +223,12 @@ def _record_in(raw: dict[str, Any], version: Callable[[str], RuleSet], make_cloc
     clock.fired = {tuple(f) for f in saved["fired"]}
     clock.breached = saved["breached"]
     clock.because = list(saved["because"])
+    clock.load_own_state(saved)                  # first: a deadline cycle's marks are priced here
     if saved["pending"] is None:
         clock.pending = None
     else:
         clock.pending = [(timedelta(microseconds=a), order, repeat, position, clock.marks[position])
                           for a, order, repeat, position in saved["pending"]]
-    clock.load_own_state(saved)
     scheduled = raw["scheduled"]
     return ClockRecord(
         key=raw["key"], target=target, subject=raw["subject"], clock=clock,

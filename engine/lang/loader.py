@@ -33,6 +33,7 @@ from engine.lang.model import (
 from engine.lang.spelling import by_likeness
 from engine.lang.yamlsource import Document, load_documents
 from schemas.rules import KIND_SCHEMAS
+from schemas.values import DeadlineGoal
 
 BUILTIN_CALENDAR = "24x7"
 
@@ -317,6 +318,10 @@ def _build_agreement(doc: Document, loaded: dict[str, Any], ruleset: RuleSet, pr
             continue
         if "maintenance" in section.get("exclude", ()) and agreement.service in ruleset.maintenance:
             calendar = ExcludingCalendar(calendar, ruleset.maintenance[agreement.service])
+        if isinstance(spec["goal"], DeadlineGoal) and not (isinstance(calendar, ServiceCalendar) and calendar.week):
+            problems.append(doc.problem(path + ("goal",), f"goal: a deadline counts business days of the target's "
+                                        f"calendar, and '{calendar.id}' has no service hours", "invalid"))
+            continue
         if spec["id"] in ruleset.targets:
             first = ruleset.targets[spec["id"]].origin
             problems.append(doc.problem(path + ("id",), f"target id '{spec['id']}' is already used at "

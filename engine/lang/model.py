@@ -15,7 +15,7 @@ from engine.lang.calendar import ServiceCalendar
 from engine.lang.errors import Problem
 from engine.lang.excerpt import definition_text
 from engine.lang.maintenance import ExcludingCalendar, MaintenanceWindows
-from schemas.values import Level
+from schemas.values import DeadlineGoal, Level
 
 if TYPE_CHECKING:
     from engine.lang.catalogue import Catalogue  # which imports this module
@@ -90,7 +90,7 @@ class Target:
     name: str
     measure: str
     agreement: Agreement
-    goal: timedelta | Fraction
+    goal: timedelta | Fraction | DeadlineGoal      # a deadline: docs/RULES.md, Deadline goals
     warn_at: list[Level]
     underpinned_by: list[str]
     spec: dict[str, Any]       # the clock / availability / metric section as loaded
