@@ -76,10 +76,13 @@ FIELDS: dict[str, tuple[str, str]] = {
     "TargetSchema.goal": ("a duration for `clock` (or a deadline, see Deadline goal), a percentage strictly "
                           "between 0% and 100% otherwise", "`15m`, `99.9%`, `{end_of: business_day}`"),
     "DeadlineGoalSchema.end_of": ("what the deadline is the end of: `business_day`, a day of the target "
-                                  "calendar with service hours; it falls at that day's close", "`business_day`"),
-    "DeadlineGoalSchema.days": ("which business day after the day a cycle starts, from 1 (the next one) to 366; "
-                                "each cycle's budget is the service time from its start to that close",
-                                "`1`"),
+                                  "calendar with service hours; it falls at that day's close (give this or "
+                                  "`due`)", "`business_day`"),
+    "DeadlineGoalSchema.days": ("with `end_of`: which business day after the day a cycle starts, from 1 (the "
+                                "next one, the default) to 366", "`1`"),
+    "DeadlineGoalSchema.due": ("the data field in which the fact that starts a cycle posts its deadline (an RFC "
+                               "3339 time; a catalogue must declare it `time`); none, or one not after the start, "
+                               "is due at once", "`due_at`"),
     "TargetSchema.warn_at": ("levels at which a `warning` is decided; each strictly between 0% and 100%",
                              "`[50%, 75%]`"),
     "TargetSchema.underpinned_by": ("OLA/UC targets this one relies on; checked to be no weaker",

@@ -190,10 +190,20 @@ class MetricSchema(Strict):
 
 
 class DeadlineGoalSchema(Strict):
-    """``goal: {end_of: business_day, days: 1}``: the end of the next business day."""
+    """``goal: {end_of: business_day, days: 1}``, the end of the next business day, or
+    ``goal: {due: FIELD}``, the deadline the start fact posts in a data field."""
 
-    end_of = fields.String(required=True, validate=validate.OneOf(["business_day"], error=ONE_OF))
-    days = fields.Integer(load_default=1, strict=True, validate=validate.Range(1, 366))
+    end_of = fields.String(validate=validate.OneOf(["business_day"], error=ONE_OF))
+    days = fields.Integer(strict=True, validate=validate.Range(1, 366))
+    due = fields.String(validate=validate.Regexp(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$",
+                                                 error="{input!r} is not a data field name (e.g. due_at)"))
+
+    @validates_schema
+    def _one_deadline(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if ("end_of" in data) == ("due" in data):
+            raise ValidationError("give end_of (with days) or due, one of them", "end_of" if data else "due")
+        if "days" in data and "due" in data:
+            raise ValidationError("days counts business days of end_of; a due deadline is posted whole", "days")
 
 
 class TargetSchema(Strict):
@@ -235,7 +245,10 @@ class TargetSchema(Strict):
                 deadline = DeadlineGoalSchema().load(goal)
             except ValidationError as err:
                 raise ValidationError(err.messages, "goal") from None
-            days = deadline["days"]
+            if "due" in deadline:
+                data["goal"] = DeadlineGoal(0, f"due as posted in {deadline['due']}", deadline["due"])
+                return
+            days = deadline.get("days", 1)
             data["goal"] = DeadlineGoal(days, "end of the next business day" if days == 1
                                         else f"end of business day {days} after the start")
             return

@@ -80,6 +80,7 @@ class Transition:
     action: str                 # duration: start/pause/resume/stop/restart (comma-joined); window: down/up/hold/release
     fact: str                   # "fact:<source>#<id>" (schemas.records.fact_ref)
     subject: str | None = None  # window clocks: which subject went down or up
+    due: datetime | None = None  # a ``goal: {due: FIELD}`` clock's start: the deadline its fact posted
 
 
 @dataclass(frozen=True)
@@ -332,23 +333,30 @@ class DurationClock(Clock):
 
     A deadline goal (schemas.values.DeadlineGoal) prices each cycle as it begins: its budget
     is the service time from its start to the deadline, so without a pause it breaches at
-    the deadline itself, and its levels are shares of the time from start to deadline."""
+    the deadline itself, and its levels are shares of the time from start to deadline. A
+    posted deadline (``due``) that is missing, or not after the start, prices the cycle at
+    nothing: it is due at once."""
 
     def __init__(self, definition: Definition):
         super().__init__(definition, _duration(definition.goal))
         self.valid_from, self.valid_to = definition.valid
         self.state = "idle"
-        self.cycle_start: datetime | None = None      # a deadline goal's: what the budget was priced from
+        self.cycle_start: datetime | None = None      # a deadline goal's cycle: its start and deadline
+        self.cycle_due: datetime | None = None
+        self._posted_due: datetime | None = None      # the starting transition's, while it is applied
 
     def begin_cycle(self, at: datetime, because: str) -> None:
         super().begin_cycle(at, because)
-        if isinstance(self.definition.goal, DeadlineGoal):
+        goal = self.definition.goal
+        if isinstance(goal, DeadlineGoal):
             self.cycle_start = at
-            self._price(self.definition, at)
+            self.cycle_due = self._posted_due if goal.due else _business_deadline(self.definition, at)
+            self._price(self.definition)
 
-    def _price(self, definition: Definition, start: datetime) -> None:
-        """The budget and marks of a deadline goal for a cycle that began at ``start``."""
-        budget = _deadline_budget(definition, start)
+    def _price(self, definition: Definition) -> None:
+        """The budget and marks of a deadline goal's cycle: the service time from its start
+        to its deadline."""
+        budget = _deadline_budget(definition, self.cycle_start, self.cycle_due)
         self.budget, self.marks = budget, definition.marks(budget)
         self.pending = None
         self._deadline = (None, None)
@@ -368,6 +376,7 @@ class DurationClock(Clock):
         if within the goal) and begins a new one; ``cancel`` ends it, neither met nor
         breached. Each ends in a recorded reading, so a late fact rebuilds them too."""
         actions, at, fact = set(transition.action.split(",")), transition.at, transition.fact
+        self._posted_due = transition.due
         out: list[Reading] = []
         if self.state == "idle":
             if ("start" in actions or "reset" in actions) and self._valid(at):
@@ -425,8 +434,14 @@ class DurationClock(Clock):
         return [self._reading("met", at, None, counted)]
 
     def reprice(self, definition: Definition, at: datetime) -> None:
-        budget = _deadline_budget(definition, self.cycle_start or at) \
-            if isinstance(definition.goal, DeadlineGoal) else _duration(definition.goal)
+        goal = definition.goal
+        if isinstance(goal, DeadlineGoal):
+            start = self.cycle_start or at
+            if not goal.due:                       # the new calendar's business days, from the same start
+                self.cycle_due = _business_deadline(definition, start)
+            budget = _deadline_budget(definition, start, self.cycle_due)
+        else:
+            budget = _duration(goal)
         self.recount(definition.calendar, budget, definition.marks(budget), at)
         self.definition = definition
         self.valid_from, self.valid_to = definition.valid
@@ -446,16 +461,18 @@ class DurationClock(Clock):
     def own_state(self) -> dict[str, object]:
         if self.cycle_start is None:
             return {"state": self.state}
-        return {"state": self.state, "cycle_start": self.cycle_start.isoformat()}
+        return {"state": self.state, "cycle_start": self.cycle_start.isoformat(),
+                "cycle_due": None if self.cycle_due is None else self.cycle_due.isoformat()}
 
     def load_own_state(self, saved: dict[str, object]) -> None:
-        """The state; a deadline cycle's start and the budget priced from it (before the
-        snapshot's pending marks, which name marks by their place in ``marks``)."""
+        """The state; a deadline cycle's start and deadline, and the budget priced from them
+        (before the snapshot's pending marks, which name marks by their place in ``marks``)."""
         self.state = str(saved["state"])
-        start = saved.get("cycle_start")
+        start, due = saved.get("cycle_start"), saved.get("cycle_due")
         if isinstance(start, str):
             self.cycle_start = datetime.fromisoformat(start)
-            budget = _deadline_budget(self.definition, self.cycle_start)
+            self.cycle_due = datetime.fromisoformat(due) if isinstance(due, str) else None
+            budget = _deadline_budget(self.definition, self.cycle_start, self.cycle_due)
             self.budget, self.marks = budget, self.definition.marks(budget)
 
 
@@ -587,12 +604,19 @@ def _duration(goal: timedelta | Fraction | DeadlineGoal) -> timedelta:
     raise TypeError(f"a duration clock's goal is a duration, not {goal!r}")
 
 
-def _deadline_budget(definition: Definition, start: datetime) -> timedelta:
-    """The service time from ``start`` to the deadline of ``definition``'s deadline goal."""
+def _business_deadline(definition: Definition, start: datetime) -> datetime:
+    """The close of ``definition``'s ``end_of: business_day`` deadline for a cycle from ``start``."""
     goal, calendar = definition.goal, definition.calendar
     if not isinstance(goal, DeadlineGoal) or not isinstance(calendar, ServiceCalendar):
         raise TypeError(f"a deadline goal counts business days of a service calendar, not {calendar!r}")
-    return calendar.counted(start, calendar.business_day_end(start, goal.days))
+    return calendar.business_day_end(start, goal.days)
+
+
+def _deadline_budget(definition: Definition, start: datetime | None, due: datetime | None) -> timedelta:
+    """The service time from a cycle's start to its deadline (nothing without one)."""
+    if start is None or due is None:
+        return ZERO
+    return definition.calendar.counted(start, due)
 
 
 def _error_budget(service_time: timedelta, goal: timedelta | Fraction | DeadlineGoal) -> timedelta:

@@ -421,7 +421,10 @@ def duration_words(value: timedelta) -> str:
 
 
 def deadline_words(goal: DeadlineGoal) -> str:
-    """``by the end of the next business day``; ``by the end of the 3rd business day after the day they start``."""
+    """``by the end of the next business day``; ``by the end of the 3rd business day after the day they start``;
+    ``by the deadline each one states (due_at)``."""
+    if goal.due:
+        return f"by the deadline each one states ({goal.due})"
     if goal.days == 1:
         return "by the end of the next business day"
     suffix = "th" if 10 <= goal.days % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(goal.days % 10, "th")

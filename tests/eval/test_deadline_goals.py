@@ -103,3 +103,49 @@ def test_a_late_start_rebuilds_the_clock_at_its_own_price():
     engine.advance(parse_instant("2026-11-12T00:00:00Z"))
     assert standing(engine) == [("warning", 1, "Tue 12:30", "11h"), ("met", 1, "Tue 17:00", "11h")]
     assert {d.data["budget"] for d in engine.decisions} == {timedelta(hours=11)}
+
+
+DUE_RULES = RULES.replace("goal: {end_of: business_day, days: %(days)s}", "goal: {due: due_at}").replace("%%", "%")
+
+
+def posted(ident, kind, time, due=None, subject="REQ-1"):
+    made = fact(ident, kind, time, subject)
+    if due is not None:
+        made["data"] = {"due_at": due}
+    return made
+
+
+def test_a_posted_deadline_prices_the_cycle_from_its_start_to_it():
+    rules = load_texts({"rules.yaml": DUE_RULES})
+    engine = run([posted("f1", "request.opened", "2026-11-06T16:00:00Z", due="2026-11-10T12:00:00Z")],
+                 rules=rules)
+    # Friday 16:00 to Tuesday 12:00 on 08:00-18:00: 2h + 10h + 4h = 16h; half of it Monday 14:00
+    assert standing(engine) == [("warning", 1, "Mon 14:00", "16h"), ("breach", 1, "Tue 12:00", "16h")]
+    other = Engine(rules)
+    other.apply(posted("f1", "request.opened", "2026-11-06T16:00:00Z", due="2026-11-10T12:00:00+01:00"))
+    other.advance(parse_instant("2026-11-09T09:00:00Z"))
+    restored = Engine.restore(rules, other.snapshot())                # the posted deadline is kept
+    restored.advance(parse_instant("2026-11-12T00:00:00Z"))
+    assert standing(restored) == [("warning", 1, "Mon 13:30", "15h"), ("breach", 1, "Tue 11:00", "15h")]
+
+
+def test_without_a_posted_deadline_the_cycle_is_due_at_once():
+    rules = load_texts({"rules.yaml": DUE_RULES})
+    engine = run([posted("f1", "request.opened", "2026-11-09T10:00:00Z"),
+                  posted("f2", "request.opened", "2026-11-09T10:00:00Z", due="not a time", subject="REQ-2"),
+                  posted("f3", "request.opened", "2026-11-09T10:00:00Z", due="2026-11-09T09:00:00Z",
+                         subject="REQ-3")], rules=rules)
+    breaches = sorted((d.subject, d.at.strftime("%a %H:%M")) for d in engine.decisions if d.kind == "breach")
+    assert breaches == [("REQ-1", "Mon 10:00"), ("REQ-2", "Mon 10:00"), ("REQ-3", "Mon 10:00")]
+
+
+def test_a_late_start_keeps_the_deadline_it_posted():
+    rules = load_texts({"rules.yaml": DUE_RULES})
+    engine = Engine(rules)
+    engine.apply(fact("p", "request.pending", "2026-11-09T09:00:00Z"))            # no clock yet
+    engine.apply(posted("f1", "request.opened", "2026-11-06T16:00:00Z", due="2026-11-10T12:00:00Z"))
+    engine.apply(fact("r", "request.resumed", "2026-11-09T11:00:00Z"))
+    engine.apply(fact("p2", "request.pending", "2026-11-09T10:00:00Z"))          # late: rebuilds the clock
+    engine.advance(parse_instant("2026-11-12T00:00:00Z"))
+    # paused 10:00-11:00: 16h counted at Tuesday 13:00
+    assert standing(engine)[-1] == ("breach", 1, "Tue 13:00", "16h")

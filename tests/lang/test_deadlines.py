@@ -155,6 +155,11 @@ targets:
                                         "or equal to 366."),
     ("{end_of: business_day, days: one}", "r.yaml:19:40: days: not a valid integer."),
     ("{end_of: business_day, hours: 4}", "r.yaml:19:34: unknown field 'hours'"),
+    ("{end_of: business_day, due: due_at}", "r.yaml:19:20: end_of: give end_of (with days) or due, one of them"),
+    ("{due: due_at, days: 2}", "r.yaml:19:31: days: days counts business days of end_of; a due deadline is "
+                               "posted whole"),
+    ("{due: 'due at'}", "r.yaml:19:17: due: 'due at' is not a data field name (e.g. due_at)"),
+    ("{}", "r.yaml:19:11: due: give end_of (with days) or due, one of them"),
 ])
 def test_a_wrong_deadline_is_an_error_at_its_place(goal, expected):
     from engine.lang.errors import RuleSetError
@@ -173,3 +178,24 @@ def test_slm_docs_says_the_deadline_in_words():
                                     "sla-service-desk"], catch_exceptions=False).output
     assert "**Access requests are resolved by the end of the next business day, counted in business hours" in out
     assert "- A warning is raised at 50% of the time from the start to the deadline." in out
+
+
+def test_a_posted_deadline_must_be_a_time_field_the_catalogue_declares():
+    from engine.lang.errors import RuleSetError
+    from engine.lang.loader import load_texts
+    catalogue = """
+---
+kind: Facts
+id: facts
+types:
+  request.opened: {data: {due_at: string}}
+  request.resolved: {}
+"""
+    with pytest.raises(RuleSetError) as caught:
+        load_texts({"r.yaml": TARGET.replace("GOAL", "{due: due_at}") + catalogue})
+    assert [str(p) for p in caught.value.problems] == [
+        "r.yaml:19:17: due: the catalogue's request.opened facts have no time field 'due_at' to post the "
+        "deadline in (declare it {type: time, required: true})"]
+    fine = load_texts({"r.yaml": TARGET.replace("GOAL", "{due: due_at}")
+                       + catalogue.replace("due_at: string", "due_at: {type: time, required: true}")})
+    assert fine.targets["access"].goal.due == "due_at"
