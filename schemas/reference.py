@@ -231,6 +231,8 @@ def type_of(field: fields.Field[Any]) -> str:
         return "mapping of activity → role → letters"
     if isinstance(field, own.Mapping):
         return f"mapping of name → {type_of(field.values_field)}"
+    if isinstance(field, rules.CalendarField):
+        return "name or {any_of: [name, …]}"
     if isinstance(field, rules.StartAtField):
         return "`first TYPE` or {first, where}"
     if isinstance(field, rules.ConditionField):

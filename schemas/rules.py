@@ -126,6 +126,30 @@ class StartAtField(AnyField):
         raise ValidationError(self.FORM)
 
 
+class CalendarField(AnyField):
+    """A calendar's name, or ``{any_of: [london-office, sydney-office]}``: time counts
+    whenever any of them is open (follow the sun)."""
+
+    FORM = "expected a calendar's name or {any_of: [calendar, calendar, …]}"
+
+    def _deserialize(self, value: object, attr: str | None, data: collections.abc.Mapping[str, Any] | None,
+                     **kwargs: Any) -> str | dict[str, list[str]]:
+        if isinstance(value, str):
+            return Name().deserialize(value)
+        if isinstance(value, dict):
+            if set(value) != {"any_of"}:
+                unknown = sorted(map(str, set(value) - {"any_of"}))
+                raise ValidationError(f"{self.FORM}" + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+            names = value["any_of"]
+            if not isinstance(names, list) or len(names) < 2:
+                raise ValidationError({"any_of": ["a list of two calendars or more"]})
+            loaded = [cast(str, Name().deserialize(name)) for name in names]
+            if len(set(loaded)) != len(loaded):
+                raise ValidationError({"any_of": ["a calendar is named twice"]})
+            return {"any_of": loaded}
+        raise ValidationError(self.FORM)
+
+
 class ClockSchema(Strict):
     applies_to = fields.Nested(PatternSchema, required=True)
     start = _conditions()
@@ -136,7 +160,7 @@ class ClockSchema(Strict):
     cancel = _conditions()
     reset = _conditions()
     start_at = StartAtField()
-    calendar = Name()
+    calendar = CalendarField()
 
     @validates_schema
     def _needs_start(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -166,7 +190,7 @@ class AvailabilitySchema(Strict):
     down = fields.Nested(PatternSchema, required=True)
     up = fields.Nested(PatternSchema, required=True)
     window = fields.Raw(load_default="month", validate=_check_window)
-    calendar = Name()
+    calendar = CalendarField()
     # a field named as Schema's own 'exclude' option: marshmallow collects fields when the class
     # is made, so the instance's set of excluded names does not touch it
     exclude = _exclude()  # type: ignore[assignment]
@@ -178,7 +202,7 @@ class MetricSchema(Strict):
     below = fields.Float(allow_nan=False)
     where = Where(load_default=dict)
     window = fields.Raw(load_default="month", validate=_check_window)
-    calendar = Name()
+    calendar = CalendarField()
     # a field named as Schema's own 'exclude' option: marshmallow collects fields when the class
     # is made, so the instance's set of excluded names does not touch it
     exclude = _exclude()  # type: ignore[assignment]

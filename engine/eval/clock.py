@@ -21,6 +21,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, NamedTuple
 
 from engine.lang.calendar import Calendar, ServiceCalendar
+from engine.lang.followsun import AnyOfCalendar
 from schemas.values import DeadlineGoal, Level
 
 if TYPE_CHECKING:
@@ -607,7 +608,7 @@ def _duration(goal: timedelta | Fraction | DeadlineGoal) -> timedelta:
 def _business_deadline(definition: Definition, start: datetime) -> datetime:
     """The close of ``definition``'s ``end_of: business_day`` deadline for a cycle from ``start``."""
     goal, calendar = definition.goal, definition.calendar
-    if not isinstance(goal, DeadlineGoal) or not isinstance(calendar, ServiceCalendar):
+    if not isinstance(goal, DeadlineGoal) or not isinstance(calendar, (ServiceCalendar, AnyOfCalendar)):
         raise TypeError(f"a deadline goal counts business days of a service calendar, not {calendar!r}")
     return calendar.business_day_end(start, goal.days)
 

@@ -14,6 +14,7 @@ from fractions import Fraction
 from typing import Any, cast
 
 from engine.lang.calendar import ServiceCalendar
+from engine.lang.followsun import AnyOfCalendar
 from engine.lang.maintenance import ExcludingCalendar
 from engine.lang.model import Agreement, RuleSet, Target
 from schemas.values import DeadlineGoal, Level
@@ -303,15 +304,17 @@ def _warnings(target: Target) -> str:
 
 # ---- calendars -----------------------------------------------------------------------------
 
-def counted(calendar: ServiceCalendar | ExcludingCalendar) -> str:
+def counted(calendar: ServiceCalendar | AnyOfCalendar | ExcludingCalendar) -> str:
     """How a target's time is counted, as the end of its sentence."""
     return "24x7" if _always(calendar) else f"counted in {hours(calendar)}"
 
 
-def hours(calendar: ServiceCalendar | ExcludingCalendar) -> str:
+def hours(calendar: ServiceCalendar | AnyOfCalendar | ExcludingCalendar) -> str:
     """``24x7`` or ``business hours Mon–Fri 08:00–18:00 Europe/London, excluding …``."""
     if _always(calendar):
         return "24x7: every hour of every day, holidays included"
+    if isinstance(calendar, AnyOfCalendar):        # follow the sun
+        return "whichever of these is open: " + "; ".join(f"{m.id} ({hours(m)})" for m in calendar.members)
     groups: list[tuple[list[int], list[tuple[int, int]]]] = []
     for day in range(7):
         spans = calendar.week.get(day)
@@ -334,7 +337,7 @@ def hours(calendar: ServiceCalendar | ExcludingCalendar) -> str:
     return text + (f", excluding {_and(closed)}" if closed else "")
 
 
-def _always(calendar: ServiceCalendar | ExcludingCalendar) -> bool:
+def _always(calendar: ServiceCalendar | AnyOfCalendar | ExcludingCalendar) -> bool:
     return calendar.all_hours and calendar.timezone == "UTC" or calendar.id == "24x7"
 
 

@@ -17,6 +17,7 @@ from engine.lang import checks
 from engine.lang.calendar import ServiceCalendar
 from engine.lang.catalogue import build_catalogue
 from engine.lang.errors import Problem, RuleSetError
+from engine.lang.followsun import AnyOfCalendar
 from engine.lang.maintenance import ExcludingCalendar, MaintenanceWindows
 from engine.lang.model import (
     Agreement,
@@ -305,8 +306,15 @@ def _build_agreement(doc: Document, loaded: dict[str, Any], ruleset: RuleSet, pr
         service = ruleset.services.get(agreement.service)
         own = section.get("calendar")
         section["calendar"] = own or (service and service.calendar) or BUILTIN_CALENDAR
-        calendar: ServiceCalendar | ExcludingCalendar | None
-        calendar = ruleset.calendars.get(section["calendar"])
+        calendar: ServiceCalendar | AnyOfCalendar | ExcludingCalendar | None
+        if isinstance(section["calendar"], dict):
+            calendar = _any_of(doc, path + (section_name, "calendar", "any_of"), section["calendar"]["any_of"],
+                               ruleset, problems)
+            if calendar is None:
+                ruleset.broken.add(spec["id"])
+                continue
+        else:
+            calendar = ruleset.calendars.get(section["calendar"])
         if calendar is None:
             ruleset.broken.add(spec["id"])      # references to the target are not errors of their own
             if own is None or section["calendar"] in ruleset.broken:
@@ -318,7 +326,8 @@ def _build_agreement(doc: Document, loaded: dict[str, Any], ruleset: RuleSet, pr
             continue
         if "maintenance" in section.get("exclude", ()) and agreement.service in ruleset.maintenance:
             calendar = ExcludingCalendar(calendar, ruleset.maintenance[agreement.service])
-        if isinstance(spec["goal"], DeadlineGoal) and not (isinstance(calendar, ServiceCalendar) and calendar.week):
+        if isinstance(spec["goal"], DeadlineGoal) and not (isinstance(calendar, (ServiceCalendar, AnyOfCalendar))
+                                                           and calendar.week):
             problems.append(doc.problem(path + ("goal",), f"goal: a deadline counts business days of the target's "
                                         f"calendar, and '{calendar.id}' has no service hours", "invalid"))
             continue
@@ -334,6 +343,23 @@ def _build_agreement(doc: Document, loaded: dict[str, Any], ruleset: RuleSet, pr
             spec=section, calendar=calendar, origin=_origin(doc, path))
     if "credits" in loaded:
         agreement.credits = _credits(doc, loaded["credits"], agreement, ruleset, problems)
+
+
+def _any_of(doc: Document, path: tuple[str | int, ...], names: list[str], ruleset: RuleSet,
+            problems: list[Problem]) -> AnyOfCalendar | None:
+    """``calendar: {any_of: [...]}``: the calendars named, each known (else an error at its
+    place; a broken one was reported where it is defined)."""
+    members = []
+    for index, name in enumerate(names):
+        found = ruleset.calendars.get(name)
+        if found is None:
+            if name not in ruleset.broken:
+                known = ", ".join(by_likeness(name, ruleset.calendars))
+                problems.append(doc.problem(path + (index,), f"calendar: unknown calendar '{name}' (known: {known})",
+                                            "unknown-reference"))
+            return None
+        members.append(found)
+    return AnyOfCalendar(members)
 
 
 def _credits(doc: Document, spec: dict[str, Any], agreement: Agreement, ruleset: RuleSet,

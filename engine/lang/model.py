@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from engine.lang.calendar import ServiceCalendar
 from engine.lang.errors import Problem
 from engine.lang.excerpt import definition_text
+from engine.lang.followsun import AnyOfCalendar
 from engine.lang.maintenance import ExcludingCalendar, MaintenanceWindows
 from schemas.values import DeadlineGoal, Level
 
@@ -94,7 +95,7 @@ class Target:
     warn_at: list[Level]
     underpinned_by: list[str]
     spec: dict[str, Any]       # the clock / availability / metric section as loaded
-    calendar: ServiceCalendar | ExcludingCalendar     # the latter with exclude: maintenance
+    calendar: ServiceCalendar | AnyOfCalendar | ExcludingCalendar     # the last with exclude: maintenance
     origin: Origin
     on_change: str = "keep"    # keep | reprice | cancel: what a rule change does to its running clocks
     # The levels of every Escalation that covers this target, in escalation id order:
