@@ -232,7 +232,7 @@ def type_of(field: fields.Field[Any]) -> str:
     if isinstance(field, own.Mapping):
         return f"mapping of name → {type_of(field.values_field)}"
     if isinstance(field, rules.CalendarField):
-        return "name or {any_of: [name, …]}"
+        return "name, {any_of: [name, …]} or {by, map, default}"
     if isinstance(field, rules.StartAtField):
         return "`first TYPE` or {first, where}"
     if isinstance(field, rules.ConditionField):

@@ -126,16 +126,29 @@ class StartAtField(AnyField):
         raise ValidationError(self.FORM)
 
 
+class CalendarByFieldSchema(Strict):
+    """``{by: region, map: {emea: london-office}, default: london-office}``: the calendar of
+    each ticket, chosen by a field of its facts."""
+
+    by = fields.String(required=True, validate=validate.Regexp(
+        r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$", error="{input!r} is not a data field name"))
+    map = fields.Dict(keys=Text(), values=Name(), required=True, validate=validate.Length(min=1))
+    default = Name(required=True)
+
+
 class CalendarField(AnyField):
     """A calendar's name, or ``{any_of: [london-office, sydney-office]}``: time counts
     whenever any of them is open (follow the sun)."""
 
-    FORM = "expected a calendar's name or {any_of: [calendar, calendar, …]}"
+    FORM = ("expected a calendar's name, {any_of: [calendar, calendar, …]} or "
+            "{by: FIELD, map: {value: calendar, …}, default: calendar}")
 
     def _deserialize(self, value: object, attr: str | None, data: collections.abc.Mapping[str, Any] | None,
-                     **kwargs: Any) -> str | dict[str, list[str]]:
+                     **kwargs: Any) -> str | dict[str, Any]:
         if isinstance(value, str):
             return Name().deserialize(value)
+        if isinstance(value, dict) and "by" in value:
+            return cast(dict[str, Any], CalendarByFieldSchema().load(value))
         if isinstance(value, dict):
             if set(value) != {"any_of"}:
                 unknown = sorted(map(str, set(value) - {"any_of"}))

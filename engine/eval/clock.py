@@ -66,6 +66,7 @@ class Reading:
     activity: str | None = None
     repeat: int = 0
     source: EscalationLevel | None = None
+    calendar: str | None = None         # the calendar the clock counted on
 
     @property
     def key(self) -> ReadingKey:
@@ -82,6 +83,7 @@ class Transition:
     fact: str                   # "fact:<source>#<id>" (schemas.records.fact_ref)
     subject: str | None = None  # window clocks: which subject went down or up
     due: datetime | None = None  # a ``goal: {due: FIELD}`` clock's start: the deadline its fact posted
+    calendar: str | None = None  # ``calendar: {by: FIELD}``: the calendar its fact chose (None: no change)
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,8 @@ class Definition:
     marks: Callable[[timedelta], Marks]           # the marks for a budget (shared: see marks_for)
     roles: dict[str, set[str]] = field(default_factory=dict)   # duration: fact type -> its roles
     valid: tuple[datetime | None, datetime | None] = (None, None)   # duration: when a cycle may start
+    # ``calendar: {by, map, default}``: every calendar a ticket may count on, by id (``calendar`` the default)
+    calendars: dict[str, Calendar] = field(default_factory=dict)
 
 
 class Window(NamedTuple):
@@ -241,7 +245,7 @@ class Meter:
         paused = self.paused_total + (at - self.halted_at if self.halted_at and self.running_since is None
                                       else ZERO)
         return Reading(kind, at, self.cycle, level, counted, self.budget, paused, list(self.because),
-                       activity=activity, repeat=repeat, source=source)
+                       activity=activity, repeat=repeat, source=source, calendar=self.calendar.id)
 
 
 def marks_for(budget: timedelta, warn_at: Sequence[Level], escalations: Sequence[EscalationLevel] = ()) -> Marks:
@@ -351,13 +355,30 @@ class DurationClock(Clock):
         goal = self.definition.goal
         if isinstance(goal, DeadlineGoal):
             self.cycle_start = at
-            self.cycle_due = self._posted_due if goal.due else _business_deadline(self.definition, at)
+            self.cycle_due = self._posted_due if goal.due else _business_deadline(self.definition, at, self.calendar)
             self._price(self.definition)
+
+    def _choose_calendar(self, transition: Transition, actions: set[str]) -> None:
+        """``calendar: {by: FIELD}``: a cycle begins on the calendar its fact chose (the default
+        if it chose none); a later fact that chooses another moves the count onto it from
+        its instant (docs/RULES.md, "Calendars per target")."""
+        calendars = self.definition.calendars
+        if not calendars:
+            return
+        begins = self.state in ("idle", "stopped") or bool(actions & {"reset", "restart"})
+        wanted = calendars.get(transition.calendar or "") or (self.definition.calendar if begins else None)
+        if wanted is None or wanted is self.calendar:
+            return
+        if begins:
+            self.calendar = wanted                 # counted from the cycle's start, nothing to carry
+            self._deadline = (None, None)
+        else:
+            self.recount(wanted, self.budget, self.marks, transition.at)
 
     def _price(self, definition: Definition) -> None:
         """The budget and marks of a deadline goal's cycle: the service time from its start
         to its deadline."""
-        budget = _deadline_budget(definition, self.cycle_start, self.cycle_due)
+        budget = _deadline_budget(self.calendar, self.cycle_start, self.cycle_due)
         self.budget, self.marks = budget, definition.marks(budget)
         self.pending = None
         self._deadline = (None, None)
@@ -378,6 +399,7 @@ class DurationClock(Clock):
         breached. Each ends in a recorded reading, so a late fact rebuilds them too."""
         actions, at, fact = set(transition.action.split(",")), transition.at, transition.fact
         self._posted_due = transition.due
+        self._choose_calendar(transition, actions)
         out: list[Reading] = []
         if self.state == "idle":
             if ("start" in actions or "reset" in actions) and self._valid(at):
@@ -436,14 +458,15 @@ class DurationClock(Clock):
 
     def reprice(self, definition: Definition, at: datetime) -> None:
         goal = definition.goal
+        calendar = definition.calendars.get(self.calendar.id, definition.calendar)   # a ticket's choice stays
         if isinstance(goal, DeadlineGoal):
             start = self.cycle_start or at
             if not goal.due:                       # the new calendar's business days, from the same start
-                self.cycle_due = _business_deadline(definition, start)
-            budget = _deadline_budget(definition, start, self.cycle_due)
+                self.cycle_due = _business_deadline(definition, start, calendar)
+            budget = _deadline_budget(calendar, start, self.cycle_due)
         else:
             budget = _duration(goal)
-        self.recount(definition.calendar, budget, definition.marks(budget), at)
+        self.recount(calendar, budget, definition.marks(budget), at)
         self.definition = definition
         self.valid_from, self.valid_to = definition.valid
 
@@ -460,20 +483,26 @@ class DurationClock(Clock):
         return self.running_since
 
     def own_state(self) -> dict[str, object]:
-        if self.cycle_start is None:
-            return {"state": self.state}
-        return {"state": self.state, "cycle_start": self.cycle_start.isoformat(),
-                "cycle_due": None if self.cycle_due is None else self.cycle_due.isoformat()}
+        saved: dict[str, object] = {"state": self.state}
+        if self.calendar is not self.definition.calendar:
+            saved["calendar"] = self.calendar.id           # a ticket's own (calendar: {by: …})
+        if self.cycle_start is not None:
+            saved.update(cycle_start=self.cycle_start.isoformat(),
+                         cycle_due=None if self.cycle_due is None else self.cycle_due.isoformat())
+        return saved
 
     def load_own_state(self, saved: dict[str, object]) -> None:
         """The state; a deadline cycle's start and deadline, and the budget priced from them
         (before the snapshot's pending marks, which name marks by their place in ``marks``)."""
         self.state = str(saved["state"])
+        chosen = saved.get("calendar")
+        if isinstance(chosen, str):
+            self.calendar = self.definition.calendars.get(chosen, self.definition.calendar)
         start, due = saved.get("cycle_start"), saved.get("cycle_due")
         if isinstance(start, str):
             self.cycle_start = datetime.fromisoformat(start)
             self.cycle_due = datetime.fromisoformat(due) if isinstance(due, str) else None
-            budget = _deadline_budget(self.definition, self.cycle_start, self.cycle_due)
+            budget = _deadline_budget(self.calendar, self.cycle_start, self.cycle_due)
             self.budget, self.marks = budget, self.definition.marks(budget)
 
 
@@ -605,19 +634,20 @@ def _duration(goal: timedelta | Fraction | DeadlineGoal) -> timedelta:
     raise TypeError(f"a duration clock's goal is a duration, not {goal!r}")
 
 
-def _business_deadline(definition: Definition, start: datetime) -> datetime:
-    """The close of ``definition``'s ``end_of: business_day`` deadline for a cycle from ``start``."""
-    goal, calendar = definition.goal, definition.calendar
+def _business_deadline(definition: Definition, start: datetime, calendar: Calendar | None = None) -> datetime:
+    """The close of ``definition``'s ``end_of: business_day`` deadline for a cycle from
+    ``start``, on ``calendar`` (default: the definition's)."""
+    goal, calendar = definition.goal, calendar or definition.calendar
     if not isinstance(goal, DeadlineGoal) or not isinstance(calendar, (ServiceCalendar, AnyOfCalendar)):
         raise TypeError(f"a deadline goal counts business days of a service calendar, not {calendar!r}")
     return calendar.business_day_end(start, goal.days)
 
 
-def _deadline_budget(definition: Definition, start: datetime | None, due: datetime | None) -> timedelta:
+def _deadline_budget(calendar: Calendar, start: datetime | None, due: datetime | None) -> timedelta:
     """The service time from a cycle's start to its deadline (nothing without one)."""
     if start is None or due is None:
         return ZERO
-    return definition.calendar.counted(start, due)
+    return calendar.counted(start, due)
 
 
 def _error_budget(service_time: timedelta, goal: timedelta | Fraction | DeadlineGoal) -> timedelta:

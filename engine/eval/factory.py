@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from engine.eval.clock import Bounds, Clock, Definition, DurationClock, Marks, WindowClock, marks_for
 from engine.eval.compiler import Conditions, conditional_roles, unconditional_roles
+from engine.lang.calendar import Calendar
 from engine.lang.model import Target
 from schemas.values import DeadlineGoal
 
@@ -32,8 +33,10 @@ class ClockFactory:
         found = self._definitions.get(id(target))
         if found is None:
             roles = unconditional_roles(target.spec) if target.measure == "duration" else {}
+            chosen: dict[str, Calendar] = {c.id: c for c in (target.calendar, *target.calendars.values())} \
+                if target.calendar_by else {}
             definition = Definition(target.calendar, target.goal, lambda budget: self.marks(target, budget), roles,
-                                    target.valid_span())
+                                    target.valid_span(), chosen)
             found = self._definitions[id(target)] = (target, definition)
         return found[1]
 

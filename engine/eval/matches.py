@@ -58,7 +58,20 @@ def on_life(ctx: Context, fact_type: str, facts: Payload) -> None:
                 record.clock.start_from = state.firsts.get(record.key)
             ctx.outcome.moved += 1
             transition(ctx, record, Transition(at, state.book.next_count(), ",".join(sorted(actions)),
-                                               fact_ref(m["source"], m["fid"]), due=_posted_due(record, actions, m)))
+                                               fact_ref(m["source"], m["fid"]), due=_posted_due(record, actions, m),
+                                               calendar=_chosen_calendar(record, m)))
+
+
+def _chosen_calendar(record: ClockRecord, m: Fact) -> str | None:
+    """``calendar: {by: FIELD, map, default}``: the calendar a fact's FIELD chooses (an
+    unmapped value: the default), or None if the fact does not carry the field."""
+    target = record.target
+    if target.calendar_by is None:
+        return None
+    value = where_lookup(m)(target.calendar_by)
+    if value is MISSING:
+        return None
+    return (target.calendars.get(str(value)) or target.calendar).id
 
 
 def _posted_due(record: ClockRecord, actions: set[str], m: Fact) -> datetime | None:

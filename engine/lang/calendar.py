@@ -33,6 +33,8 @@ class Calendar(Protocol):
     """What a clock counts on: a :class:`ServiceCalendar`, or one with maintenance windows
     taken out (engine.lang.maintenance.ExcludingCalendar)."""
 
+    id: str
+
     def counted(self, start: datetime, end: datetime) -> timedelta: ...
 
     def instant_after(self, start: datetime, amount: timedelta) -> datetime: ...

@@ -180,6 +180,10 @@ def _duration_promise(target: Target) -> tuple[str, list[str]]:
     subject = subject[0].upper() + subject[1:]
     stops = [_verb(t) for t in _types(spec.get("stop"))]
     calendar = counted(target.calendar)
+    if target.calendar_by:                 # each ticket's own: the office its field names
+        offices = "; ".join(f"{value}: {cal.id}" for value, cal in target.calendars.items())
+        calendar = (f"counted in the hours of the calendar its {target.calendar_by} names ({offices}; "
+                    f"otherwise {target.calendar.id}), from the fact that names it")
     goal = target.goal
     within = (deadline_words(goal) if isinstance(goal, DeadlineGoal)
               else f"within {duration_words(cast(timedelta, goal))}")

@@ -307,7 +307,15 @@ def _build_agreement(doc: Document, loaded: dict[str, Any], ruleset: RuleSet, pr
         own = section.get("calendar")
         section["calendar"] = own or (service and service.calendar) or BUILTIN_CALENDAR
         calendar: ServiceCalendar | AnyOfCalendar | ExcludingCalendar | None
-        if isinstance(section["calendar"], dict):
+        chosen: dict[str, ServiceCalendar] = {}
+        if isinstance(section["calendar"], dict) and "by" in section["calendar"]:
+            found = _by_field(doc, path + (section_name, "calendar"), section["calendar"], measure, ruleset,
+                              problems)
+            if found is None:
+                ruleset.broken.add(spec["id"])
+                continue
+            calendar, chosen = found
+        elif isinstance(section["calendar"], dict):
             calendar = _any_of(doc, path + (section_name, "calendar", "any_of"), section["calendar"]["any_of"],
                                ruleset, problems)
             if calendar is None:
@@ -340,9 +348,31 @@ def _build_agreement(doc: Document, loaded: dict[str, Any], ruleset: RuleSet, pr
             id=spec["id"], name=spec.get("name", spec["id"]), measure=measure, agreement=agreement,
             goal=spec["goal"], warn_at=spec["warn_at"], underpinned_by=spec["underpinned_by"],
             on_change=spec["on_change"], description=spec.get("description", ""),
-            spec=section, calendar=calendar, origin=_origin(doc, path))
+            spec=section, calendar=calendar, origin=_origin(doc, path),
+            calendar_by=section["calendar"]["by"] if chosen else None, calendars=chosen)
     if "credits" in loaded:
         agreement.credits = _credits(doc, loaded["credits"], agreement, ruleset, problems)
+
+
+def _by_field(doc: Document, path: tuple[str | int, ...], spec: dict[str, Any], measure: str, ruleset: RuleSet,
+              problems: list[Problem]) -> tuple[ServiceCalendar, dict[str, ServiceCalendar]] | None:
+    """``calendar: {by, map, default}``: the default calendar and value -> calendar, each
+    known (else an error at its place). Only a duration clock is a ticket's to choose."""
+    if measure != "duration":
+        problems.append(doc.problem(path + ("by",), "calendar: by chooses a ticket's calendar, and only a clock "
+                                                    "target counts per ticket (give a window target one calendar)"))
+        return None
+    named = [(path + ("map", value), name) for value, name in spec["map"].items()]
+    named.append((path + ("default",), spec["default"]))
+    for place, name in named:
+        if name not in ruleset.calendars:
+            if name not in ruleset.broken:
+                known = ", ".join(by_likeness(name, ruleset.calendars))
+                problems.append(doc.problem(place, f"calendar: unknown calendar '{name}' (known: {known})",
+                                            "unknown-reference"))
+            return None
+    return (ruleset.calendars[spec["default"]],
+            {value: ruleset.calendars[name] for value, name in spec["map"].items()})
 
 
 def _any_of(doc: Document, path: tuple[str | int, ...], names: list[str], ruleset: RuleSet,

@@ -102,6 +102,9 @@ class Target:
     # bound when the rules load, so a clock carries its escalation marks from its start.
     escalations: list[EscalationLevel] = field(default_factory=list)
     description: str = ""      # free text of the target, for documents (slm docs)
+    # ``calendar: {by: FIELD, map, default}``: the field, and value -> calendar (``calendar`` is the default)
+    calendar_by: str | None = None
+    calendars: dict[str, ServiceCalendar] = field(default_factory=dict)
     _span: tuple[datetime | None, datetime | None] | None = field(default=None, repr=False, compare=False)
 
     @property

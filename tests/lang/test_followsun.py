@@ -119,7 +119,8 @@ targets:
     ("{any_of: [london-office]}", "r.yaml:23:26: any_of: a list of two calendars or more"),
     ("{any_of: [london-office, london-office]}", "r.yaml:23:26: any_of: a calendar is named twice"),
     ("{all_of: [london-office, sydney-office]}",
-     "r.yaml:23:17: calendar: expected a calendar's name or {any_of: [calendar, calendar, …]} (unknown: all_of)"),
+     "r.yaml:23:17: calendar: expected a calendar's name, {any_of: [calendar, calendar, …]} or {by: FIELD, "
+     "map: {value: calendar, …}, default: calendar} (unknown: all_of)"),
 ])
 def test_a_wrong_any_of_is_an_error_at_its_place(cal, expected):
     with pytest.raises(RuleSetError) as caught:
@@ -132,3 +133,49 @@ def test_a_target_counts_on_the_union():
     cal = ruleset.targets["p1"].calendar
     assert isinstance(cal, AnyOfCalendar) and [m.id for m in cal.members] == ["london-office", "sydney-office"]
     assert cal.timezone == "Europe/London"           # months and days are the first one's
+
+
+@pytest.mark.parametrize("cal, expected", [
+    ("{by: region, map: {emea: london-office, apac: sydney-ofice}, default: london-office}",
+     "r.yaml:23:63: calendar: unknown calendar 'sydney-ofice' (known: sydney-office, london-office, 24x7)"),
+    ("{by: region, map: {emea: london-office}, default: londn-office}",
+     "r.yaml:23:67: calendar: unknown calendar 'londn-office' (known: london-office, sydney-office, 24x7)"),
+    ("{by: region, map: {}, default: london-office}", "r.yaml:23:35: map: shorter than minimum length 1."),
+    ("{by: 'the region', map: {emea: london-office}, default: london-office}",
+     "r.yaml:23:22: by: 'the region' is not a data field name"),
+    ("{by: region, map: {emea: london-office}}", "r.yaml:23:17: missing required field 'default'"),
+])
+def test_a_wrong_calendar_by_field_is_an_error_at_its_place(cal, expected):
+    with pytest.raises(RuleSetError) as caught:
+        load_texts({"r.yaml": RULES.replace("CAL", cal)})
+    assert [str(p) for p in caught.value.problems] == [expected]
+
+
+def test_only_a_clock_target_chooses_its_calendar_per_ticket():
+    text = RULES.replace("""    clock:
+      applies_to: {type: incident.opened}
+      stop: incident.resolved
+      calendar: CAL
+    goal: 4h""", """    availability:
+      down: {type: alert.firing}
+      up: {type: alert.resolved}
+      calendar: {by: region, map: {emea: london-office}, default: london-office}
+    goal: 99%""")
+    with pytest.raises(RuleSetError) as caught:
+        load_texts({"r.yaml": text})
+    assert [str(p) for p in caught.value.problems] == [
+        "r.yaml:23:22: calendar: by chooses a ticket's calendar, and only a clock target counts per ticket "
+        "(give a window target one calendar)"]
+
+
+def test_slm_docs_says_which_calendar_each_ticket_counts_on():
+    from click.testing import CliRunner
+
+    from cli.main import main
+    from tests.support import ROOT
+    out = CliRunner().invoke(main, ["docs", "global-desk", "--rules", str(ROOT / "fixtures" / "rulesets" /
+                                                                          "follow-the-sun")]).output
+    assert ("**P2 incidents are resolved within 8 hours, counted in the hours of the calendar its region names "
+            "(emea: london-office; amer: new-york-office; apac: sydney-office; otherwise london-office), from the "
+            "fact that names it.**") in out
+    assert "counted in whichever of these is open: london-office (business hours Mon–Fri 08:00–18:00" in out
