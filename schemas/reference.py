@@ -73,8 +73,16 @@ FIELDS: dict[str, tuple[str, str]] = {
     "TargetSchema.clock": ("a duration target: time from start to stop", "see Clock"),
     "TargetSchema.availability": ("an availability target: share of service time not down", "see Availability"),
     "TargetSchema.metric": ("a threshold target (also written `threshold: {metric: …}`)", "see Metric"),
-    "TargetSchema.goal": ("a duration for `clock`, a percentage strictly between 0% and 100% otherwise",
-                          "`15m`, `99.9%`"),
+    "TargetSchema.goal": ("a duration for `clock` (or a deadline, see Deadline goal), a percentage strictly "
+                          "between 0% and 100% otherwise", "`15m`, `99.9%`, `{end_of: business_day}`"),
+    "DeadlineGoalSchema.end_of": ("what the deadline is the end of: `business_day`, a day of the target "
+                                  "calendar with service hours; it falls at that day's close (give this or "
+                                  "`due`)", "`business_day`"),
+    "DeadlineGoalSchema.days": ("with `end_of`: which business day after the day a cycle starts, from 1 (the "
+                                "next one, the default) to 366", "`1`"),
+    "DeadlineGoalSchema.due": ("the data field in which the fact that starts a cycle posts its deadline (an RFC "
+                               "3339 time; a catalogue must declare it `time`); none, or one not after the start, "
+                               "is due at once", "`due_at`"),
     "TargetSchema.warn_at": ("levels at which a `warning` is decided; each strictly between 0% and 100%",
                              "`[50%, 75%]`"),
     "TargetSchema.underpinned_by": ("OLA/UC targets this one relies on; checked to be no weaker",
@@ -221,6 +229,7 @@ TABLES: list[tuple[str, type[Schema], str]] = [  # (heading, schema, where it is
     ("Credits", rules.CreditsSchema, "an Agreement's `credits`"),
     ("Credit tier", rules.CreditTierSchema, "each of a Credits' `tiers`"),
     ("Target", rules.TargetSchema, "each of an Agreement's `targets`"),
+    ("Deadline goal", rules.DeadlineGoalSchema, "a duration Target's `goal` written as a deadline"),
     ("Clock", rules.ClockSchema, "a Target's `clock`"),
     ("Availability", rules.AvailabilitySchema, "a Target's `availability`"),
     ("Metric", rules.MetricSchema, "a Target's `metric`"),
@@ -251,7 +260,7 @@ _SIMPLE = [  # most specific first
     (own.Where, "where"), (fields.Integer, "integer"), (fields.Float, "number"), (fields.Boolean, "boolean"),
     (fields.Dict, "mapping"),
 ]
-_OVERRIDES = {"window": "window", "goal": "duration or percentage"}   # Raw fields, parsed by a validator
+_OVERRIDES = {"window": "window", "goal": "duration, percentage or Deadline goal"}   # Raw fields, parsed by a validator
 _NESTED = {schema: heading for heading, schema, _ in TABLES}
 _NESTED[rules.PatternSchema] = "Pattern"
 
@@ -268,6 +277,8 @@ def type_of(field: fields.Field[Any]) -> str:
         return "mapping of activity → role → letters"
     if isinstance(field, own.Mapping):
         return f"mapping of name → {type_of(field.values_field)}"
+    if isinstance(field, rules.CalendarField):
+        return "name, {any_of: [name, …]} or {by, map, default}"
     if isinstance(field, rules.StartAtField):
         return "`first TYPE` or {first, where}"
     if isinstance(field, rules.ConditionField):

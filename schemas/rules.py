@@ -14,6 +14,7 @@ from marshmallow import Schema, ValidationError, fields, pre_load, validate, val
 from .facts import TYPE_PATTERN
 from .fields import AnyField, Date, Duration, Instant, Level, Mapping, Name, OneOrMany, Percent, Text, Week, Where
 from .holders import holder_problem
+from .values import DeadlineGoal
 
 RACI_LETTERS = "RACI"
 ONE_OF = "{input!r} is not one of: {choices}"
@@ -125,6 +126,43 @@ class StartAtField(AnyField):
         raise ValidationError(self.FORM)
 
 
+class CalendarByFieldSchema(Strict):
+    """``{by: region, map: {emea: london-office}, default: london-office}``: the calendar of
+    each ticket, chosen by a field of its facts."""
+
+    by = fields.String(required=True, validate=validate.Regexp(
+        r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$", error="{input!r} is not a data field name"))
+    map = fields.Dict(keys=Text(), values=Name(), required=True, validate=validate.Length(min=1))
+    default = Name(required=True)
+
+
+class CalendarField(AnyField):
+    """A calendar's name, or ``{any_of: [london-office, sydney-office]}``: time counts
+    whenever any of them is open (follow the sun)."""
+
+    FORM = ("expected a calendar's name, {any_of: [calendar, calendar, …]} or "
+            "{by: FIELD, map: {value: calendar, …}, default: calendar}")
+
+    def _deserialize(self, value: object, attr: str | None, data: collections.abc.Mapping[str, Any] | None,
+                     **kwargs: Any) -> str | dict[str, Any]:
+        if isinstance(value, str):
+            return Name().deserialize(value)
+        if isinstance(value, dict) and "by" in value:
+            return cast(dict[str, Any], CalendarByFieldSchema().load(value))
+        if isinstance(value, dict):
+            if set(value) != {"any_of"}:
+                unknown = sorted(map(str, set(value) - {"any_of"}))
+                raise ValidationError(f"{self.FORM}" + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+            names = value["any_of"]
+            if not isinstance(names, list) or len(names) < 2:
+                raise ValidationError({"any_of": ["a list of two calendars or more"]})
+            loaded = [cast(str, Name().deserialize(name)) for name in names]
+            if len(set(loaded)) != len(loaded):
+                raise ValidationError({"any_of": ["a calendar is named twice"]})
+            return {"any_of": loaded}
+        raise ValidationError(self.FORM)
+
+
 class ClockSchema(Strict):
     applies_to = fields.Nested(PatternSchema, required=True)
     start = _conditions()
@@ -135,7 +173,7 @@ class ClockSchema(Strict):
     cancel = _conditions()
     reset = _conditions()
     start_at = StartAtField()
-    calendar = Name()
+    calendar = CalendarField()
 
     @validates_schema
     def _needs_start(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -165,7 +203,7 @@ class AvailabilitySchema(Strict):
     down = fields.Nested(PatternSchema, required=True)
     up = fields.Nested(PatternSchema, required=True)
     window = fields.Raw(load_default="month", validate=_check_window)
-    calendar = Name()
+    calendar = CalendarField()
     # a field named as Schema's own 'exclude' option: marshmallow collects fields when the class
     # is made, so the instance's set of excluded names does not touch it
     exclude = _exclude()  # type: ignore[assignment]
@@ -177,7 +215,7 @@ class MetricSchema(Strict):
     below = fields.Float(allow_nan=False)
     where = Where(load_default=dict)
     window = fields.Raw(load_default="month", validate=_check_window)
-    calendar = Name()
+    calendar = CalendarField()
     # a field named as Schema's own 'exclude' option: marshmallow collects fields when the class
     # is made, so the instance's set of excluded names does not touch it
     exclude = _exclude()  # type: ignore[assignment]
@@ -186,6 +224,23 @@ class MetricSchema(Strict):
     def _one_bound(self, data: dict[str, Any], **kwargs: Any) -> None:
         if ("above" in data) == ("below" in data):
             raise ValidationError("give exactly one of 'above' or 'below'", "above")
+
+
+class DeadlineGoalSchema(Strict):
+    """``goal: {end_of: business_day, days: 1}``, the end of the next business day, or
+    ``goal: {due: FIELD}``, the deadline the start fact posts in a data field."""
+
+    end_of = fields.String(validate=validate.OneOf(["business_day"], error=ONE_OF))
+    days = fields.Integer(strict=True, validate=validate.Range(1, 366))
+    due = fields.String(validate=validate.Regexp(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$",
+                                                 error="{input!r} is not a data field name (e.g. due_at)"))
+
+    @validates_schema
+    def _one_deadline(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if ("end_of" in data) == ("due" in data):
+            raise ValidationError("give end_of (with days) or due, one of them", "end_of" if data else "due")
+        if "days" in data and "due" in data:
+            raise ValidationError("days counts business days of end_of; a due deadline is posted whole", "days")
 
 
 class TargetSchema(Strict):
@@ -222,6 +277,18 @@ class TargetSchema(Strict):
             raise ValidationError("a target has exactly one of 'clock', 'availability' or 'metric'",
                                   measures[1] if len(measures) > 1 else "id")
         goal = data.get("goal")
+        if "clock" in data and isinstance(goal, dict):
+            try:
+                deadline = DeadlineGoalSchema().load(goal)
+            except ValidationError as err:
+                raise ValidationError(err.messages, "goal") from None
+            if "due" in deadline:
+                data["goal"] = DeadlineGoal(0, f"due as posted in {deadline['due']}", deadline["due"])
+                return
+            days = deadline.get("days", 1)
+            data["goal"] = DeadlineGoal(days, "end of the next business day" if days == 1
+                                        else f"end of business day {days} after the start")
+            return
         try:
             data["goal"] = Duration().deserialize(goal) if "clock" in data else Percent().deserialize(goal)
         except ValidationError as err:

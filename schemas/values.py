@@ -106,6 +106,20 @@ class Level:
         return _scale(budget, self.share) + self.offset
 
 
+@dataclass(frozen=True)
+class DeadlineGoal:
+    """A duration target's goal that is a deadline: the close of the ``days``-th business
+    day of the target's calendar after the day a cycle starts (``{end_of: business_day,
+    days: N}``), or the instant the fact that starts the cycle posts in its data field
+    ``due`` (``{due: FIELD}``). Each cycle's budget is the service time from its start to
+    that deadline, so levels are shares of the time from start to deadline (docs/RULES.md,
+    Deadline goals)."""
+
+    days: int               # end_of: business_day; 0 with due
+    text: str
+    due: str | None = None  # the data field the start fact posts its deadline in
+
+
 _LEVEL = re.compile(r"^\s*([0-9.]+\s*%)\s*(?:([+-])\s*(\S+))?\s*$")
 
 

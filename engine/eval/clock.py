@@ -20,8 +20,9 @@ from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import TYPE_CHECKING, NamedTuple
 
-from engine.lang.calendar import Calendar
-from schemas.values import Level
+from engine.lang.calendar import Calendar, ServiceCalendar
+from engine.lang.followsun import AnyOfCalendar
+from schemas.values import DeadlineGoal, Level
 
 if TYPE_CHECKING:
     from engine.lang.model import EscalationLevel
@@ -65,6 +66,7 @@ class Reading:
     activity: str | None = None
     repeat: int = 0
     source: EscalationLevel | None = None
+    calendar: str | None = None         # the calendar the clock counted on
 
     @property
     def key(self) -> ReadingKey:
@@ -80,6 +82,8 @@ class Transition:
     action: str                 # duration: start/pause/resume/stop/restart (comma-joined); window: down/up/hold/release
     fact: str                   # "fact:<source>#<id>" (schemas.records.fact_ref)
     subject: str | None = None  # window clocks: which subject went down or up
+    due: datetime | None = None  # a ``goal: {due: FIELD}`` clock's start: the deadline its fact posted
+    calendar: str | None = None  # ``calendar: {by: FIELD}``: the calendar its fact chose (None: no change)
 
 
 @dataclass(frozen=True)
@@ -88,10 +92,12 @@ class Definition:
     clock hands it the new target's definition."""
 
     calendar: Calendar
-    goal: timedelta | Fraction                    # duration: the budget; window: the share of service time
+    goal: timedelta | Fraction | DeadlineGoal     # duration: the budget (or a deadline); window: the share
     marks: Callable[[timedelta], Marks]           # the marks for a budget (shared: see marks_for)
     roles: dict[str, set[str]] = field(default_factory=dict)   # duration: fact type -> its roles
     valid: tuple[datetime | None, datetime | None] = (None, None)   # duration: when a cycle may start
+    # ``calendar: {by, map, default}``: every calendar a ticket may count on, by id (``calendar`` the default)
+    calendars: dict[str, Calendar] = field(default_factory=dict)
 
 
 class Window(NamedTuple):
@@ -239,7 +245,7 @@ class Meter:
         paused = self.paused_total + (at - self.halted_at if self.halted_at and self.running_since is None
                                       else ZERO)
         return Reading(kind, at, self.cycle, level, counted, self.budget, paused, list(self.because),
-                       activity=activity, repeat=repeat, source=source)
+                       activity=activity, repeat=repeat, source=source, calendar=self.calendar.id)
 
 
 def marks_for(budget: timedelta, warn_at: Sequence[Level], escalations: Sequence[EscalationLevel] = ()) -> Marks:
@@ -328,12 +334,54 @@ class Clock(Meter):
 
 
 class DurationClock(Clock):
-    """Counts service time between start and stop, not while paused; restarts begin cycles."""
+    """Counts service time between start and stop, not while paused; restarts begin cycles.
+
+    A deadline goal (schemas.values.DeadlineGoal) prices each cycle as it begins: its budget
+    is the service time from its start to the deadline, so without a pause it breaches at
+    the deadline itself, and its levels are shares of the time from start to deadline. A
+    posted deadline (``due``) that is missing, or not after the start, prices the cycle at
+    nothing: it is due at once."""
 
     def __init__(self, definition: Definition):
         super().__init__(definition, _duration(definition.goal))
         self.valid_from, self.valid_to = definition.valid
         self.state = "idle"
+        self.cycle_start: datetime | None = None      # a deadline goal's cycle: its start and deadline
+        self.cycle_due: datetime | None = None
+        self._posted_due: datetime | None = None      # the starting transition's, while it is applied
+
+    def begin_cycle(self, at: datetime, because: str) -> None:
+        super().begin_cycle(at, because)
+        goal = self.definition.goal
+        if isinstance(goal, DeadlineGoal):
+            self.cycle_start = at
+            self.cycle_due = self._posted_due if goal.due else _business_deadline(self.definition, at, self.calendar)
+            self._price(self.definition)
+
+    def _choose_calendar(self, transition: Transition, actions: set[str]) -> None:
+        """``calendar: {by: FIELD}``: a cycle begins on the calendar its fact chose (the default
+        if it chose none); a later fact that chooses another moves the count onto it from
+        its instant (docs/RULES.md, "Calendars per target")."""
+        calendars = self.definition.calendars
+        if not calendars:
+            return
+        begins = self.state in ("idle", "stopped") or bool(actions & {"reset", "restart"})
+        wanted = calendars.get(transition.calendar or "") or (self.definition.calendar if begins else None)
+        if wanted is None or wanted is self.calendar:
+            return
+        if begins:
+            self.calendar = wanted                 # counted from the cycle's start, nothing to carry
+            self._deadline = (None, None)
+        else:
+            self.recount(wanted, self.budget, self.marks, transition.at)
+
+    def _price(self, definition: Definition) -> None:
+        """The budget and marks of a deadline goal's cycle: the service time from its start
+        to its deadline."""
+        budget = _deadline_budget(self.calendar, self.cycle_start, self.cycle_due)
+        self.budget, self.marks = budget, definition.marks(budget)
+        self.pending = None
+        self._deadline = (None, None)
 
     @property
     def roles(self) -> dict[str, set[str]]:
@@ -350,6 +398,8 @@ class DurationClock(Clock):
         if within the goal) and begins a new one; ``cancel`` ends it, neither met nor
         breached. Each ends in a recorded reading, so a late fact rebuilds them too."""
         actions, at, fact = set(transition.action.split(",")), transition.at, transition.fact
+        self._posted_due = transition.due
+        self._choose_calendar(transition, actions)
         out: list[Reading] = []
         if self.state == "idle":
             if ("start" in actions or "reset" in actions) and self._valid(at):
@@ -407,8 +457,16 @@ class DurationClock(Clock):
         return [self._reading("met", at, None, counted)]
 
     def reprice(self, definition: Definition, at: datetime) -> None:
-        budget = _duration(definition.goal)
-        self.recount(definition.calendar, budget, definition.marks(budget), at)
+        goal = definition.goal
+        calendar = definition.calendars.get(self.calendar.id, definition.calendar)   # a ticket's choice stays
+        if isinstance(goal, DeadlineGoal):
+            start = self.cycle_start or at
+            if not goal.due:                       # the new calendar's business days, from the same start
+                self.cycle_due = _business_deadline(definition, start, calendar)
+            budget = _deadline_budget(calendar, start, self.cycle_due)
+        else:
+            budget = _duration(goal)
+        self.recount(calendar, budget, definition.marks(budget), at)
         self.definition = definition
         self.valid_from, self.valid_to = definition.valid
 
@@ -425,10 +483,27 @@ class DurationClock(Clock):
         return self.running_since
 
     def own_state(self) -> dict[str, object]:
-        return {"state": self.state}
+        saved: dict[str, object] = {"state": self.state}
+        if self.calendar is not self.definition.calendar:
+            saved["calendar"] = self.calendar.id           # a ticket's own (calendar: {by: …})
+        if self.cycle_start is not None:
+            saved.update(cycle_start=self.cycle_start.isoformat(),
+                         cycle_due=None if self.cycle_due is None else self.cycle_due.isoformat())
+        return saved
 
     def load_own_state(self, saved: dict[str, object]) -> None:
+        """The state; a deadline cycle's start and deadline, and the budget priced from them
+        (before the snapshot's pending marks, which name marks by their place in ``marks``)."""
         self.state = str(saved["state"])
+        chosen = saved.get("calendar")
+        if isinstance(chosen, str):
+            self.calendar = self.definition.calendars.get(chosen, self.definition.calendar)
+        start, due = saved.get("cycle_start"), saved.get("cycle_due")
+        if isinstance(start, str):
+            self.cycle_start = datetime.fromisoformat(start)
+            self.cycle_due = datetime.fromisoformat(due) if isinstance(due, str) else None
+            budget = _deadline_budget(self.calendar, self.cycle_start, self.cycle_due)
+            self.budget, self.marks = budget, self.definition.marks(budget)
 
 
 class WindowClock(Clock):
@@ -550,15 +625,34 @@ class WindowClock(Clock):
         self.down, self.held, self._closed = dict(down), dict(held), bool(saved["closed"])
 
 
-def _duration(goal: timedelta | Fraction) -> timedelta:
+def _duration(goal: timedelta | Fraction | DeadlineGoal) -> timedelta:
+    """A duration goal's budget; a deadline goal's is priced per cycle (zero until one begins)."""
     if isinstance(goal, timedelta):
         return goal
+    if isinstance(goal, DeadlineGoal):
+        return ZERO
     raise TypeError(f"a duration clock's goal is a duration, not {goal!r}")
 
 
-def _error_budget(service_time: timedelta, goal: timedelta | Fraction) -> timedelta:
+def _business_deadline(definition: Definition, start: datetime, calendar: Calendar | None = None) -> datetime:
+    """The close of ``definition``'s ``end_of: business_day`` deadline for a cycle from
+    ``start``, on ``calendar`` (default: the definition's)."""
+    goal, calendar = definition.goal, calendar or definition.calendar
+    if not isinstance(goal, DeadlineGoal) or not isinstance(calendar, (ServiceCalendar, AnyOfCalendar)):
+        raise TypeError(f"a deadline goal counts business days of a service calendar, not {calendar!r}")
+    return calendar.business_day_end(start, goal.days)
+
+
+def _deadline_budget(calendar: Calendar, start: datetime | None, due: datetime | None) -> timedelta:
+    """The service time from a cycle's start to its deadline (nothing without one)."""
+    if start is None or due is None:
+        return ZERO
+    return calendar.counted(start, due)
+
+
+def _error_budget(service_time: timedelta, goal: timedelta | Fraction | DeadlineGoal) -> timedelta:
     """(1 − goal) × service time, to the microsecond."""
-    if isinstance(goal, timedelta):
+    if not isinstance(goal, Fraction):
         raise TypeError(f"a window clock's goal is a share, not {goal!r}")
     return timedelta(microseconds=round(Fraction(service_time // timedelta(microseconds=1)) * (1 - goal)))
 

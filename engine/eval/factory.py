@@ -10,7 +10,9 @@ from datetime import timedelta
 
 from engine.eval.clock import Bounds, Clock, Definition, DurationClock, Marks, WindowClock, marks_for
 from engine.eval.compiler import Conditions, conditional_roles, unconditional_roles
+from engine.lang.calendar import Calendar
 from engine.lang.model import Target
+from schemas.values import DeadlineGoal
 
 
 class ClockFactory:
@@ -31,13 +33,18 @@ class ClockFactory:
         found = self._definitions.get(id(target))
         if found is None:
             roles = unconditional_roles(target.spec) if target.measure == "duration" else {}
+            chosen: dict[str, Calendar] = {c.id: c for c in (target.calendar, *target.calendars.values())} \
+                if target.calendar_by else {}
             definition = Definition(target.calendar, target.goal, lambda budget: self.marks(target, budget), roles,
-                                    target.valid_span())
+                                    target.valid_span(), chosen)
             found = self._definitions[id(target)] = (target, definition)
         return found[1]
 
     def marks(self, target: Target, budget: timedelta) -> Marks:
-        """A target's marks for a budget (a window's budget follows its service time)."""
+        """A target's marks for a budget (a window's budget follows its service time). A
+        deadline goal's budgets differ with every start: their marks are made, not kept."""
+        if isinstance(target.goal, DeadlineGoal):
+            return marks_for(budget, target.warn_at, target.escalations)
         key = (id(target), budget)
         found = self._marks.get(key)
         if found is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from engine.eval.book import ClockRecord
 from engine.eval.clock import MAINTENANCE, Transition
@@ -18,7 +19,9 @@ from engine.eval.transitions import rebuild, transition, window_record
 from engine.lang.where import MISSING, field_at
 from engine.lang.where import failure as where_failure
 from schemas.records import fact_ref
-from schemas.values import parse_instant
+from schemas.values import DeadlineGoal, parse_instant
+
+CYCLE_STARTS = {"start", "reset", "restart"}     # the roles that begin a cycle
 
 
 def on_applies(ctx: Context, target_id: str, facts: Payload) -> None:
@@ -55,7 +58,33 @@ def on_life(ctx: Context, fact_type: str, facts: Payload) -> None:
                 record.clock.start_from = state.firsts.get(record.key)
             ctx.outcome.moved += 1
             transition(ctx, record, Transition(at, state.book.next_count(), ",".join(sorted(actions)),
-                                               fact_ref(m["source"], m["fid"])))
+                                               fact_ref(m["source"], m["fid"]), due=_posted_due(record, actions, m),
+                                               calendar=_chosen_calendar(record, m)))
+
+
+def _chosen_calendar(record: ClockRecord, m: Fact) -> str | None:
+    """``calendar: {by: FIELD, map, default}``: the calendar a fact's FIELD chooses (an
+    unmapped value: the default), or None if the fact does not carry the field."""
+    target = record.target
+    if target.calendar_by is None:
+        return None
+    value = where_lookup(m)(target.calendar_by)
+    if value is MISSING:
+        return None
+    return (target.calendars.get(str(value)) or target.calendar).id
+
+
+def _posted_due(record: ClockRecord, actions: set[str], m: Fact) -> datetime | None:
+    """The deadline a fact that starts a cycle posts, for a ``goal: {due: FIELD}`` target:
+    the field's time, or None if it has none (the cycle is then due at once)."""
+    goal = record.target.goal
+    if not (isinstance(goal, DeadlineGoal) and goal.due and actions & CYCLE_STARTS):
+        return None
+    value = where_lookup(m)(goal.due)
+    try:
+        return parse_instant(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def on_first(ctx: Context, target_id: str, facts: Payload) -> None:

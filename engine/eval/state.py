@@ -29,8 +29,10 @@ from schemas.facts import dump_fact
 from schemas.records import Decision, fact_ref
 from schemas.values import parse_instant
 
-STATE_FORMAT = "state-v4"     # v3: the earliest start_at facts (``firsts``), posted maintenance (``held``);
-#                               v4: facts referred to by source and id (``fact:<source>#<id>``)
+STATE_FORMAT = "state-v5"     # v3: the earliest start_at facts (``firsts``), posted maintenance (``held``);
+#                               v4: facts referred to by source and id (``fact:<source>#<id>``);
+#                               v5: a transition may carry the deadline its fact posted (goal: {due})
+#                               and the calendar it chose (calendar: {by}); a clock its ticket's calendar
 
 
 class SnapshotError(Exception):
@@ -122,7 +124,9 @@ def _record_out(record: ClockRecord) -> dict[str, Any]:
     saved.update(clock.own_state())
     return {
         "key": record.key, "target": record.target.id, "subject": record.subject,
-        "transitions": [[_t(t.at), t.seq, t.action, t.fact, t.subject] for t in record.transitions],
+        "transitions": [[_t(t.at), t.seq, t.action, t.fact, t.subject]
+                        + ([_t(t.due), t.calendar] if t.calendar else [_t(t.due)] if t.due else [])
+                        for t in record.transitions],
         "signals": {s: [[_t(at), seq, action] for at, seq, action in v] for s, v in record.signals.items()},
         "issued": [[list(k), _decision_out(d)] for k, d in record.issued.items()],
         "revisions": [[list(k), n] for k, n in record.revisions.items()],
@@ -223,17 +227,18 @@ def _record_in(raw: dict[str, Any], version: Callable[[str], RuleSet], make_cloc
     clock.fired = {tuple(f) for f in saved["fired"]}
     clock.breached = saved["breached"]
     clock.because = list(saved["because"])
+    clock.load_own_state(saved)                  # first: a deadline cycle's marks are priced here
     if saved["pending"] is None:
         clock.pending = None
     else:
         clock.pending = [(timedelta(microseconds=a), order, repeat, position, clock.marks[position])
                           for a, order, repeat, position in saved["pending"]]
-    clock.load_own_state(saved)
     scheduled = raw["scheduled"]
     return ClockRecord(
         key=raw["key"], target=target, subject=raw["subject"], clock=clock,
-        transitions=[Transition(_at(at), seq, action, fact, subject)
-                     for at, seq, action, fact, subject in raw["transitions"]],
+        transitions=[Transition(_at(at), seq, action, fact, subject, _p(more[0]) if more else None,
+                                more[1] if len(more) > 1 else None)
+                     for at, seq, action, fact, subject, *more in raw["transitions"]],
         signals={s: [(_at(at), seq, action) for at, seq, action in v] for s, v in raw["signals"].items()},
         issued={tuple(k): _decision_in(d) for k, d in raw["issued"]},
         revisions={tuple(k): n for k, n in raw["revisions"]},

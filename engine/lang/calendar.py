@@ -33,6 +33,8 @@ class Calendar(Protocol):
     """What a clock counts on: a :class:`ServiceCalendar`, or one with maintenance windows
     taken out (engine.lang.maintenance.ExcludingCalendar)."""
 
+    id: str
+
     def counted(self, start: datetime, end: datetime) -> timedelta: ...
 
     def instant_after(self, start: datetime, amount: timedelta) -> datetime: ...
@@ -116,6 +118,27 @@ class ServiceCalendar:
                     return a + left
                 left -= b - a
             day += DAY
+        raise ValueError(f"calendar '{self.id}' stays closed for {MAX_CLOSED_DAYS} days after {day}")
+
+    def business_day_end(self, start: datetime, days: int) -> datetime:
+        """The close of the ``days``-th business day after the local date of ``start`` (a
+        business day: a local date with service hours): the end of that day's last span, in
+        UTC. ``days`` 1 is "the end of the next business day" (docs/RULES.md, Deadline goals)."""
+        if days < 1:
+            raise ValueError(f"days counts business days after the start's, from 1; got {days}")
+        if not self.week:
+            raise ValueError(f"calendar '{self.id}' has no service hours")
+        day, left, closed_days = self._local_date(start), days, 0
+        while closed_days < MAX_CLOSED_DAYS:
+            day += DAY
+            spans = self._day(day)
+            if not spans:
+                closed_days += 1
+                continue
+            closed_days = 0
+            left -= 1
+            if left == 0:
+                return spans[-1][1]
         raise ValueError(f"calendar '{self.id}' stays closed for {MAX_CLOSED_DAYS} days after {day}")
 
     def is_open(self, at: datetime) -> bool:

@@ -19,6 +19,7 @@ from engine.lang.model import RuleSet, Target
 from engine.lang.spelling import nearest
 from engine.lang.where import ENVELOPE
 from engine.lang.yamlsource import Document, Path
+from schemas.values import DeadlineGoal
 
 if TYPE_CHECKING:
     from engine.lang.checks import _Places  # which imports this module
@@ -40,6 +41,7 @@ def check_catalogue(ruleset: RuleSet, places: _Places) -> list[Problem]:
         doc, base = places.target_doc(target.id)
         for spec, path in _target_patterns(target):
             found += _pattern(catalogue, spec, doc, base + path)
+        found += _posted_deadline(catalogue, target, doc, base)
     for rule in ruleset.rules.values():
         doc = places.doc[rule.id]
         if "count" in rule.when:
@@ -48,6 +50,27 @@ def check_catalogue(ruleset: RuleSet, places: _Places) -> list[Problem]:
             patterns = [(p, ("when", i)) for i, p in enumerate(rule.when["patterns"])]
         for spec, path in patterns:
             found += _pattern(catalogue, spec, doc, path)
+    return found
+
+
+def _posted_deadline(catalogue: Catalogue, target: Target, doc: Document, base: Path) -> list[Problem]:
+    """A ``goal: {due: FIELD}``: each type that starts its cycles must declare FIELD as a
+    ``time``, so ingest refuses a start fact whose deadline is not one (422)."""
+    goal = target.goal
+    if not (isinstance(goal, DeadlineGoal) and goal.due):
+        return []
+    spec = target.spec
+    starts = [spec.get("start") or spec["applies_to"]["type"], spec.get("restart"), spec.get("reset")]
+    names = sorted({item if isinstance(item, str) else item["type"] for each in starts if each
+                    for item in (each if isinstance(each, list) else [each])})
+    found = []
+    for name in names:
+        declared = catalogue.types.get(name)
+        field = None if declared is None else declared.fields.get(goal.due)
+        if declared is not None and (field is None or field.type != "time"):
+            found.append(doc.problem(base + ("goal", "due"), f"due: the catalogue's {name} facts have no time "
+                                     f"field '{goal.due}' to post the deadline in (declare it "
+                                     "{type: time, required: true})", CODE))
     return found
 
 

@@ -14,9 +14,10 @@ from fractions import Fraction
 from typing import Any, cast
 
 from engine.lang.calendar import ServiceCalendar
+from engine.lang.followsun import AnyOfCalendar
 from engine.lang.maintenance import ExcludingCalendar
 from engine.lang.model import Agreement, RuleSet, Target
-from schemas.values import Level
+from schemas.values import DeadlineGoal, Level
 
 AGREEMENT_KINDS = {"SLA": "Service level agreement", "OLA": "Operational level agreement",
                    "UC": "Underpinning contract", "SLR": "Service level requirement (proposed)"}
@@ -179,13 +180,20 @@ def _duration_promise(target: Target) -> tuple[str, list[str]]:
     subject = subject[0].upper() + subject[1:]
     stops = [_verb(t) for t in _types(spec.get("stop"))]
     calendar = counted(target.calendar)
-    within = duration_words(cast(timedelta, target.goal))     # a duration target's goal
+    if target.calendar_by:                 # each ticket's own: the office its field names
+        offices = "; ".join(f"{value}: {cal.id}" for value, cal in target.calendars.items())
+        calendar = (f"counted in the hours of the calendar its {target.calendar_by} names ({offices}; "
+                    f"otherwise {target.calendar.id}), from the fact that names it")
+    goal = target.goal
+    within = (deadline_words(goal) if isinstance(goal, DeadlineGoal)
+              else f"within {duration_words(cast(timedelta, goal))}")
     if stops:
-        sentence = f"{subject} are {' or '.join(stops)} within {within}, {calendar}."
+        sentence = f"{subject} are {' or '.join(stops)} {within}, {calendar}."
     else:
         restart = [_verb(t) for t in _types(spec.get("restart"))]
         happens = " or ".join(restart) if restart else "handled"
-        sentence = f"A {noun} is {happens} at least every {within}, {calendar}."
+        sentence = f"A {noun} is {happens} {within} of the last, {calendar}." if isinstance(goal, DeadlineGoal) \
+            else f"A {noun} is {happens} at least every {duration_words(cast(timedelta, goal))}, {calendar}."
     details = []
     start = _types(spec.get("start")) or [applies["type"]]
     if start != [applies["type"]]:
@@ -197,7 +205,8 @@ def _duration_promise(target: Target) -> tuple[str, list[str]]:
                        f"does not count, until it is {' or '.join(_verb(t) for t in _types(spec['resume']))}.")
     if spec.get("restart") and stops:
         details.append(f"When the {noun} is {' or '.join(_verb(t) for t in _types(spec['restart']))}, a new "
-                       f"period of {within} starts.")
+                       + (f"deadline is set from then, {within}." if isinstance(goal, DeadlineGoal)
+                          else f"period of {duration_words(cast(timedelta, goal))} starts."))
     if spec.get("cancel"):
         details.append(f"When the {noun} is {' or '.join(_verb(t) for t in _types(spec['cancel']))}, the "
                        "target no longer applies to it: neither met nor breached.")
@@ -287,6 +296,9 @@ def _allowance(target: Target, window: str) -> str | None:
 def _warnings(target: Target) -> str:
     if not target.warn_at:
         return ""
+    if isinstance(target.goal, DeadlineGoal):
+        return (f"A warning is raised at {_and([level.text for level in target.warn_at])} of the time from the "
+                "start to the deadline.")
     if target.measure == "duration":
         points = [f"{level.text} ({duration_words(level.amount(cast(timedelta, target.goal)))})"
                   for level in target.warn_at]
@@ -296,15 +308,17 @@ def _warnings(target: Target) -> str:
 
 # ---- calendars -----------------------------------------------------------------------------
 
-def counted(calendar: ServiceCalendar | ExcludingCalendar) -> str:
+def counted(calendar: ServiceCalendar | AnyOfCalendar | ExcludingCalendar) -> str:
     """How a target's time is counted, as the end of its sentence."""
     return "24x7" if _always(calendar) else f"counted in {hours(calendar)}"
 
 
-def hours(calendar: ServiceCalendar | ExcludingCalendar) -> str:
+def hours(calendar: ServiceCalendar | AnyOfCalendar | ExcludingCalendar) -> str:
     """``24x7`` or ``business hours Mon–Fri 08:00–18:00 Europe/London, excluding …``."""
     if _always(calendar):
         return "24x7: every hour of every day, holidays included"
+    if isinstance(calendar, AnyOfCalendar):        # follow the sun
+        return "whichever of these is open: " + "; ".join(f"{m.id} ({hours(m)})" for m in calendar.members)
     groups: list[tuple[list[int], list[tuple[int, int]]]] = []
     for day in range(7):
         spans = calendar.week.get(day)
@@ -327,7 +341,7 @@ def hours(calendar: ServiceCalendar | ExcludingCalendar) -> str:
     return text + (f", excluding {_and(closed)}" if closed else "")
 
 
-def _always(calendar: ServiceCalendar | ExcludingCalendar) -> bool:
+def _always(calendar: ServiceCalendar | AnyOfCalendar | ExcludingCalendar) -> bool:
     return calendar.all_hours and calendar.timezone == "UTC" or calendar.id == "24x7"
 
 
@@ -411,6 +425,17 @@ def duration_words(value: timedelta) -> str:
         if count:
             parts.append(f"{count} {unit}{'s' if count != 1 else ''}")
     return " ".join(parts) or "0 seconds"
+
+
+def deadline_words(goal: DeadlineGoal) -> str:
+    """``by the end of the next business day``; ``by the end of the 3rd business day after the day they start``;
+    ``by the deadline each one states (due_at)``."""
+    if goal.due:
+        return f"by the deadline each one states ({goal.due})"
+    if goal.days == 1:
+        return "by the end of the next business day"
+    suffix = "th" if 10 <= goal.days % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(goal.days % 10, "th")
+    return f"by the end of the {goal.days}{suffix} business day after the day they start"
 
 
 def percent(value: Fraction) -> str:

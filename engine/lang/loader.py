@@ -17,6 +17,7 @@ from engine.lang import checks
 from engine.lang.calendar import ServiceCalendar
 from engine.lang.catalogue import build_catalogue
 from engine.lang.errors import Problem, RuleSetError
+from engine.lang.followsun import AnyOfCalendar
 from engine.lang.maintenance import ExcludingCalendar, MaintenanceWindows
 from engine.lang.mapping import build_mappings
 from engine.lang.model import (
@@ -34,6 +35,7 @@ from engine.lang.model import (
 from engine.lang.spelling import by_likeness
 from engine.lang.yamlsource import Document, load_documents
 from schemas.rules import KIND_SCHEMAS
+from schemas.values import DeadlineGoal
 
 BUILTIN_CALENDAR = "24x7"
 
@@ -306,8 +308,23 @@ def _build_agreement(doc: Document, loaded: dict[str, Any], ruleset: RuleSet, pr
         service = ruleset.services.get(agreement.service)
         own = section.get("calendar")
         section["calendar"] = own or (service and service.calendar) or BUILTIN_CALENDAR
-        calendar: ServiceCalendar | ExcludingCalendar | None
-        calendar = ruleset.calendars.get(section["calendar"])
+        calendar: ServiceCalendar | AnyOfCalendar | ExcludingCalendar | None
+        chosen: dict[str, ServiceCalendar] = {}
+        if isinstance(section["calendar"], dict) and "by" in section["calendar"]:
+            found = _by_field(doc, path + (section_name, "calendar"), section["calendar"], measure, ruleset,
+                              problems)
+            if found is None:
+                ruleset.broken.add(spec["id"])
+                continue
+            calendar, chosen = found
+        elif isinstance(section["calendar"], dict):
+            calendar = _any_of(doc, path + (section_name, "calendar", "any_of"), section["calendar"]["any_of"],
+                               ruleset, problems)
+            if calendar is None:
+                ruleset.broken.add(spec["id"])
+                continue
+        else:
+            calendar = ruleset.calendars.get(section["calendar"])
         if calendar is None:
             ruleset.broken.add(spec["id"])      # references to the target are not errors of their own
             if own is None or section["calendar"] in ruleset.broken:
@@ -319,6 +336,11 @@ def _build_agreement(doc: Document, loaded: dict[str, Any], ruleset: RuleSet, pr
             continue
         if "maintenance" in section.get("exclude", ()) and agreement.service in ruleset.maintenance:
             calendar = ExcludingCalendar(calendar, ruleset.maintenance[agreement.service])
+        if isinstance(spec["goal"], DeadlineGoal) and not (isinstance(calendar, (ServiceCalendar, AnyOfCalendar))
+                                                           and calendar.week):
+            problems.append(doc.problem(path + ("goal",), f"goal: a deadline counts business days of the target's "
+                                        f"calendar, and '{calendar.id}' has no service hours", "invalid"))
+            continue
         if spec["id"] in ruleset.targets:
             first = ruleset.targets[spec["id"]].origin
             problems.append(doc.problem(path + ("id",), f"target id '{spec['id']}' is already used at "
@@ -328,9 +350,48 @@ def _build_agreement(doc: Document, loaded: dict[str, Any], ruleset: RuleSet, pr
             id=spec["id"], name=spec.get("name", spec["id"]), measure=measure, agreement=agreement,
             goal=spec["goal"], warn_at=spec["warn_at"], underpinned_by=spec["underpinned_by"],
             on_change=spec["on_change"], description=spec.get("description", ""),
-            spec=section, calendar=calendar, origin=_origin(doc, path))
+            spec=section, calendar=calendar, origin=_origin(doc, path),
+            calendar_by=section["calendar"]["by"] if chosen else None, calendars=chosen)
     if "credits" in loaded:
         agreement.credits = _credits(doc, loaded["credits"], agreement, ruleset, problems)
+
+
+def _by_field(doc: Document, path: tuple[str | int, ...], spec: dict[str, Any], measure: str, ruleset: RuleSet,
+              problems: list[Problem]) -> tuple[ServiceCalendar, dict[str, ServiceCalendar]] | None:
+    """``calendar: {by, map, default}``: the default calendar and value -> calendar, each
+    known (else an error at its place). Only a duration clock is a ticket's to choose."""
+    if measure != "duration":
+        problems.append(doc.problem(path + ("by",), "calendar: by chooses a ticket's calendar, and only a clock "
+                                                    "target counts per ticket (give a window target one calendar)"))
+        return None
+    named = [(path + ("map", value), name) for value, name in spec["map"].items()]
+    named.append((path + ("default",), spec["default"]))
+    for place, name in named:
+        if name not in ruleset.calendars:
+            if name not in ruleset.broken:
+                known = ", ".join(by_likeness(name, ruleset.calendars))
+                problems.append(doc.problem(place, f"calendar: unknown calendar '{name}' (known: {known})",
+                                            "unknown-reference"))
+            return None
+    return (ruleset.calendars[spec["default"]],
+            {value: ruleset.calendars[name] for value, name in spec["map"].items()})
+
+
+def _any_of(doc: Document, path: tuple[str | int, ...], names: list[str], ruleset: RuleSet,
+            problems: list[Problem]) -> AnyOfCalendar | None:
+    """``calendar: {any_of: [...]}``: the calendars named, each known (else an error at its
+    place; a broken one was reported where it is defined)."""
+    members = []
+    for index, name in enumerate(names):
+        found = ruleset.calendars.get(name)
+        if found is None:
+            if name not in ruleset.broken:
+                known = ", ".join(by_likeness(name, ruleset.calendars))
+                problems.append(doc.problem(path + (index,), f"calendar: unknown calendar '{name}' (known: {known})",
+                                            "unknown-reference"))
+            return None
+        members.append(found)
+    return AnyOfCalendar(members)
 
 
 def _credits(doc: Document, spec: dict[str, Any], agreement: Agreement, ruleset: RuleSet,

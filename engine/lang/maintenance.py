@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from engine.lang.calendar import MAX_CLOSED_DAYS, ServiceCalendar
+from engine.lang.followsun import AnyOfCalendar
 
 UTC = UTC
 ZERO = timedelta(0)
@@ -74,7 +75,7 @@ class ExcludingCalendar:
 
     all_hours = False
 
-    def __init__(self, base: ServiceCalendar, windows: MaintenanceWindows):
+    def __init__(self, base: ServiceCalendar | AnyOfCalendar, windows: MaintenanceWindows):
         self.base = base
         self.windows = windows
 

@@ -14,8 +14,9 @@ from zoneinfo import ZoneInfo
 from engine.lang.calendar import ServiceCalendar
 from engine.lang.errors import Problem
 from engine.lang.excerpt import definition_text
+from engine.lang.followsun import AnyOfCalendar
 from engine.lang.maintenance import ExcludingCalendar, MaintenanceWindows
-from schemas.values import Level
+from schemas.values import DeadlineGoal, Level
 
 if TYPE_CHECKING:
     from engine.lang.catalogue import Catalogue  # which imports this module
@@ -91,17 +92,20 @@ class Target:
     name: str
     measure: str
     agreement: Agreement
-    goal: timedelta | Fraction
+    goal: timedelta | Fraction | DeadlineGoal      # a deadline: docs/RULES.md, Deadline goals
     warn_at: list[Level]
     underpinned_by: list[str]
     spec: dict[str, Any]       # the clock / availability / metric section as loaded
-    calendar: ServiceCalendar | ExcludingCalendar     # the latter with exclude: maintenance
+    calendar: ServiceCalendar | AnyOfCalendar | ExcludingCalendar     # the last with exclude: maintenance
     origin: Origin
     on_change: str = "keep"    # keep | reprice | cancel: what a rule change does to its running clocks
     # The levels of every Escalation that covers this target, in escalation id order:
     # bound when the rules load, so a clock carries its escalation marks from its start.
     escalations: list[EscalationLevel] = field(default_factory=list)
     description: str = ""      # free text of the target, for documents (slm docs)
+    # ``calendar: {by: FIELD, map, default}``: the field, and value -> calendar (``calendar`` is the default)
+    calendar_by: str | None = None
+    calendars: dict[str, ServiceCalendar] = field(default_factory=dict)
     _span: tuple[datetime | None, datetime | None] | None = field(default=None, repr=False, compare=False)
 
     @property

@@ -18,7 +18,7 @@ from typing import cast
 from engine.eval.clock import month_span
 from engine.lang.maintenance import ExcludingCalendar, merged
 from engine.lang.model import Agreement, Credits, RuleSet, Target
-from schemas.values import format_instant, parse_instant, report_months
+from schemas.values import DeadlineGoal, format_instant, parse_instant, report_months
 
 # (target id, window label) -> (down time counted, service time of the window) or None
 WindowReading = Callable[[str, str], "tuple[timedelta, timedelta] | None"]
@@ -252,6 +252,8 @@ def _shown(fraction: Fraction | None) -> float | None:
 
 
 def _goal(goal) -> str:
+    if isinstance(goal, DeadlineGoal):
+        return goal.text
     if isinstance(goal, Fraction):
         return f"{float(goal) * 100:g}%"
     from schemas.values import format_duration

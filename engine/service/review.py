@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from fractions import Fraction
-from typing import cast
 
 from engine.eval.clock import month_span
 from engine.lang.model import RuleSet
@@ -32,8 +31,8 @@ def review(ruleset: RuleSet, decisions: list[dict], report: dict, windows: dict)
         start, end = month_span(report["period"], target.calendar.timezone)
         cycles = outcomes.get(target.id, {})
         entry = {**row, "name": target.name, "weeks": _weeks(cycles.values(), start, end, target.calendar.zone)}
-        if target.measure == "duration":
-            entry["spread"] = _spread(cycles.values(), cast(timedelta, target.goal))   # a duration target's goal
+        if target.measure == "duration" and isinstance(target.goal, timedelta):    # a deadline's budget varies
+            entry["spread"] = _spread(cycles.values(), target.goal)
         elif target.id in windows:
             transitions, budget, now = windows[target.id]
             entry["burn"] = burn(target, transitions, budget, start, end, now)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
 from engine.eval.compiler import conditional_roles, unconditional_roles
 from engine.lang.model import Target
 from engine.lang.where import failure, lookup
 from schemas.records import fact_ref
-from schemas.values import format_whole_duration, parse_instant
+from schemas.values import DeadlineGoal, format_whole_duration, parse_instant
 
 MIN_SPAN = timedelta(hours=1)
 MAX_SPAN = timedelta(days=62)       # longer clocks (annual reviews) show their last two months
@@ -87,8 +88,10 @@ def build(target: Target, subject: str, now: datetime, transitions: list[tuple] 
         timeline.maintenance = windows.spans(start, end)
     total = sum((target.calendar.counted(a, b) for a, b in counting), timedelta(0))
     timeline.counted = format_whole_duration(total)
-    if target.measure == "duration":
-        timeline.budget = format_whole_duration(target.goal)
+    if isinstance(target.goal, DeadlineGoal):      # each cycle's budget is priced from its start
+        timeline.budget = target.goal.text
+    elif target.measure == "duration":
+        timeline.budget = format_whole_duration(cast(timedelta, target.goal))
     return timeline
 
 
