@@ -65,6 +65,15 @@ _Loader.add_implicit_resolver("tag:yaml.org,2002:float",
                               list("-+0123456789."))
 
 
+def place(mark: yaml.Mark) -> tuple[int, int]:
+    r"""(line, column), from 1, as editors count them: lines end at "\n" only, where YAML
+    also ends one at a lone "\r", U+0085, U+2028 and U+2029."""
+    text, at = mark.buffer, mark.pointer
+    if text is None:
+        return mark.line + 1, mark.column + 1
+    return text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
+
+
 @dataclass
 class Document:
     """One YAML document: its data and the position of every value and key in it."""
@@ -101,12 +110,12 @@ def load_documents(text: str, file: str) -> tuple[list[Document], list[Problem]]
         for node in yaml.compose_all(text, Loader=_Loader):
             if node is None:
                 continue
-            doc = Document(file, None, node.start_mark.line + 1, node.start_mark.column + 1)
+            doc = Document(file, None, *place(node.start_mark))
             doc.data = _build(node, (), doc, problems)
             docs.append(doc)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        line, column = place(mark) if mark else (1, 1)
         problems.append(Problem(file, line, column, f"YAML syntax: {err.problem or err}", "syntax"))
     except yaml.reader.ReaderError as err:         # a character YAML does not allow
         before = text[:err.position]
@@ -120,7 +129,7 @@ _constructor = _Loader("")
 
 
 def _build(node: yaml.Node, path: Path, doc: Document, problems: list[Problem]) -> object:
-    doc.places[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    doc.places[path] = place(node.start_mark)
     if isinstance(node, yaml.MappingNode):
         result: dict[str, object] = {}
         for key_node, value_node in node.value:
@@ -135,7 +144,7 @@ def _build(node: yaml.Node, path: Path, doc: Document, problems: list[Problem]) 
             if key in result:
                 problems.append(_at(doc, key_node, f"duplicate key '{key}'", "duplicate"))
                 continue
-            doc.key_places[path + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            doc.key_places[path + (key,)] = place(key_node.start_mark)
             result[key] = _build(value_node, path + (key,), doc, problems)
         doc.places.pop(path + ("<key>",), None)
         return result
@@ -153,4 +162,4 @@ def _build(node: yaml.Node, path: Path, doc: Document, problems: list[Problem]) 
 
 
 def _at(doc: Document, node: yaml.Node, message: str, code: str) -> Problem:
-    return Problem(doc.file, node.start_mark.line + 1, node.start_mark.column + 1, message, code)
+    return Problem(doc.file, *place(node.start_mark), message, code)

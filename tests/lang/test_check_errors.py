@@ -127,3 +127,14 @@ def test_the_org_wide_roles_requirement_is_in_the_rules_reference():
     from tests.support import ROOT
     text = " ".join((ROOT / "docs" / "RULES.md").read_text().split())
     assert "need a holder in a Roles document, or in every Service" in text
+
+
+@pytest.mark.parametrize("breaker", ["\u0085", "\u2028", "\u2029", "\r"])
+def test_places_count_lines_as_editors_do_whatever_else_yaml_breaks_lines_at(breaker):
+    """YAML also ends a line at a lone CR, U+0085, U+2028 and U+2029; an editor does not, so
+    a place after one is still counted by "\n" alone, and never lies past the file's end."""
+    text = f"kind: Service\nid: a{breaker}b\nroles: {{service_owner: x@example.org}}\n"
+    with pytest.raises(RuleSetError) as raised:
+        load_texts({"svc.yaml": text})
+    # YAML reads "b" as a line of its own, and misses its ':' where "roles" begins: line 3 here
+    assert [(p.line, p.column) for p in raised.value.problems] == [(3, 1)]
