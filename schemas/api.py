@@ -13,7 +13,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validat
 
 from . import strings
 from .limits import DEFAULT_LIMIT, MAX_CLOCKS, MAX_LIMIT
-from .records import NOTIFICATION_STATUSES
+from .records import NOTIFICATION_STATUSES, SILENCE_MATCHERS
 from .strings import KNOWN, MAX_WAIT_SECONDS, PERIOD_RANGE, Matches
 from .values import parse_duration, parse_rfc3339
 
@@ -363,29 +363,27 @@ class MappingIngestResponseSchema(IngestResponseSchema):
                        "nothing, a value its map does not name); all of them when the payload made no fact"})
 
 
-class SilenceMatchersSchema(Schema):
-    """What a silence mutes: every matcher given must match (glob patterns: `*`, `?`, `[…]`)."""
-
-    class Meta:
-        unknown = RAISE
-
-    service = fields.String(metadata={"description": "the decision's service", "pattern": strings.NO_NUL})
-    target = fields.String(metadata={"description": "the decision's target", "pattern": strings.NO_NUL})
-    subject = fields.String(metadata={"description": "the decision's subject (the ticket)",
-                                      "pattern": strings.NO_NUL})
-    recipient = fields.String(metadata={"description": "the notification's recipient", "pattern": strings.NO_NUL})
-
-
 class SilenceInputSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    matchers = fields.Nested(SilenceMatchersSchema, required=True)
+    matchers = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(SILENCE_MATCHERS, error="not a matcher (matchers: {choices})")),
+        values=fields.String(validate=[validate.Length(1, 200), Matches(strings.GLOB, error="a glob pattern that "
+                                                                        "is not only `*` (it would match all)")]),
+        required=True, validate=validate.Length(1, len(SILENCE_MATCHERS), error="at least one of service, target, "
+                                                "subject, recipient: a silence of everything would hide every breach"),
+        metadata={"description": "what it mutes, each a glob pattern (`*`, `?`, `[…]`) that must match: "
+                                 "`service`, `target`, `subject` of the decision, `recipient` of the notification"})
     starts_at = InstantArg(metadata={"description": "when it starts muting (default: now)"})
-    ends_at = InstantArg(metadata={"description": "when it stops (give this or `duration`)"})
-    duration = fields.String(metadata={"description": "how long from `starts_at`: `2h`, `30m`, `1d`"})
-    reason = fields.String(required=True, metadata={"description": "why, for whoever wonders why nobody was told",
-                                                    "pattern": strings.NO_NUL})
+    ends_at = InstantArg(metadata={"description": "when it stops, after `starts_at` and now; give this or "
+                                                  "`duration`, not both"})
+    duration = fields.String(validate=Matches(strings.DURATION, error="not a duration such as 2h, 30m, 1d, 1h30m"),
+                             metadata={"description": "how long from `starts_at` (`2h`, `30m`, `1d`, `1h30m`); "
+                                                      "give this or `ends_at`, not both"})
+    reason = fields.String(required=True, validate=[validate.Length(1, 1000),
+                                                    Matches(strings.REASON, error="say why: not blank")],
+                           metadata={"description": "why, for whoever wonders why nobody was told"})
 
 
 class SilenceSchema(Schema):

@@ -17,6 +17,9 @@ from marshmallow import ValidationError, validate
 NO_NUL = r"^[^\u0000]*$"
 
 # A fact type, dotted (``incident.opened``); a posted one is never the engine's own.
+GLOB = r"^[^\u0000]*[^*\u0000][^\u0000]*$"       # a silence's matcher: not only ``*`` (that would match all)
+REASON = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"   # free text that says something: not blank
+DURATION = r"^(?=[0-9])([0-9]{1,6}w)?([0-9]{1,6}d)?([0-9]{1,6}h)?([0-9]{1,6}m)?([0-9]{1,6}s)?$"
 TYPE_NAME = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
 POSTED_TYPE = r"^(?!decision\.|clock\.)[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
 

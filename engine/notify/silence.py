@@ -21,10 +21,10 @@ from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
+from schemas.records import SILENCE_MATCHERS as MATCHERS
 from schemas.records import Decision, Notification
 from schemas.values import format_instant, parse_instant
 
-MATCHERS = ("service", "target", "subject", "recipient")
 MAX_REASON = 1000
 MAX_PATTERN = 200
 

@@ -68,10 +68,11 @@ def test_a_pending_silence_does_not_mute_yet(env):
 
 
 def test_bad_silences_are_422_naming_the_field_and_roles_are_checked(env):
-    assert silence(env, matchers={}).json["errors"] == {"matchers": [
-        "at least one of service, target, subject, recipient (a glob pattern): a silence of everything "
-        "would hide every breach"]}
-    assert "json.matchers.severity" in silence(env, matchers={"severity": "x"}).json["errors"]
+    assert silence(env, matchers={}).json["errors"] == {"json.matchers": [
+        "at least one of service, target, subject, recipient: a silence of everything would hide every breach"]}
+    assert "json.matchers.service.value" in silence(env, matchers={"service": "**"}).json["errors"]
+    assert "json.reason" in silence(env, matchers={"service": "email"}, reason="  ").json["errors"]
+    assert "json.matchers.severity.key" in silence(env, matchers={"severity": "x"}).json["errors"]
     both = silence(env, matchers={"service": "email"}, ends_at="2026-11-05T05:00:00Z")
     assert both.status_code == 422 and "ends_at" in both.json["errors"]
     past = env.client.post("/v1/silences", json={"reason": "r", "matchers": {"service": "email"},
