@@ -25,6 +25,7 @@ from marshmallow import fields, validate
 
 from engine.lang.catalogue import Catalogue, FactField, FactType
 from engine.lang.model import RuleSet
+from engine.service.reports import customers
 from engine.service.vocabulary import Vocabulary
 from schemas.facts import FACT_VALUE_REF, MAX_INTEGER, MAX_STRING, MIN_INTEGER
 from schemas.strings import INSTANT, KNOWN, NO_NUL
@@ -147,7 +148,7 @@ def for_rules(base: dict[str, Any], ruleset: RuleSet, vocabulary: Vocabulary) ->
     info["description"] = (f"{info.get('description', '')}\n\nThis document describes the rules in force, rule set "
                            f"`{ruleset.version}`: the names they define, the facts their catalogue declares.").strip()
     names = {"services": vocabulary.services, "targets": vocabulary.targets, "kinds": vocabulary.kinds,
-             "services-in-force": frozenset(ruleset.services)}
+             "services-in-force": frozenset(ruleset.services), "customers-in-force": customers(ruleset)}
     _name_enums(document, names)
     if ruleset.catalogue is not None and ruleset.catalogue.types:
         _fact_types(document["components"]["schemas"], ruleset.catalogue)

@@ -260,11 +260,12 @@ def healthz():
 def readyz():
     """Ready (200), or 503: starting (rebuilding its state), or a standby (another process
     owns the database; ``lease`` says which and until when), or the database does not
-    answer (``database`` says why; every probe asks it with ``SELECT 1``)."""
+    answer (``database`` says why; every probe asks it with ``SELECT 1``, and waits for
+    the answer a few seconds at most: engine.store.probe)."""
     service = current_service()
     state = service.state
     try:
-        service.store.ping()
+        service.store.probe()
     except (DatabaseUnavailable, *DRIVER_ERRORS) as error:
         return jsonify({"status": "unavailable", **state.progress(), "ready": False,
                         "database": one_line(error), "ruleset": state.ruleset.version}), 503

@@ -1,10 +1,12 @@
 """What came out: decisions and their traces, notifications, live clocks, reports, audit."""
 from __future__ import annotations
 
-from flask import jsonify
+from flask import current_app, jsonify, request
 from flask_smorest import abort
 
 from engine.notify.deliver import redact
+from engine.service.reportcsv import report_csv
+from engine.service.reports import customers
 from engine.service.vocabulary import unknown_value
 from engine.store.chain import AuditKeyError
 from schemas.api import (
@@ -126,17 +128,35 @@ def list_clocks(args):
     return jsonify({"items": clocks, "total": total})
 
 
+JSON, CSV = "application/json", "text/csv"
+
+
 @blp.route("/reports/compliance")
 @requires(blp, READER)
 @blp.arguments(ReportArgs, location="query")
 @blp.response(200, ComplianceReportSchema)
+@blp.doc(responses={"200": {"description": "OK", "content": {
+    JSON: {"schema": ComplianceReportSchema}, CSV: {"schema": {"type": "string"}, "example": (
+    "period,service,customer,agreement,target,goal,subjects,met,breached,compliance,availability,credit\r\n"
+    "2026-11,email,Finance,sla-email,email-availability,99.9%,1,0,1,0,99.8611,10\r\n")}}}})
 def compliance_report(args):
-    """Per target of a service over a month: subjects, met, breached, compliance %, availability %."""
+    """Per target of a service over a month or a range of months (of one customer's agreements
+    with ``customer``): subjects, met, breached, compliance %, availability %, the trend month
+    by month and the service credits due. ``Accept: text/csv`` gives the table as CSV, a row
+    per target and month (and per target over a range)."""
     service = current_service()
     problem = unknown_value(args["service"], service.state.ruleset.services, "service")
     if problem:
         abort(400, message="the report is of a service of the rules in force", errors={"query.service": [problem]})
-    return service.engine_reads.compliance(args["service"], args["period"])
+    if args.get("customer") is not None:
+        problem = unknown_value(args["customer"], customers(service.state.ruleset), "customer")
+        if problem:
+            abort(400, message="the report is of a customer an agreement in force names",
+                  errors={"query.customer": [problem]})
+    report = service.engine_reads.compliance(args["service"], args["period"], args.get("customer"))
+    if request.accept_mimetypes.best_match([JSON, CSV]) == CSV:
+        return current_app.response_class(report_csv(report), mimetype=CSV)
+    return report
 
 
 @blp.route("/audit/verify")

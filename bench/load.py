@@ -71,9 +71,13 @@ def _post_batches(client: str):
         yield batch
 
 
-def _group(role: str, clients: int, base: str, headers: dict, start_at: float, stop_at: float, out) -> None:
-    """One process: ``clients`` threads of one role until ``stop_at``; (endpoint, latency)
-    pairs and errors sent back through ``out``."""
+READS = ("/v1/clocks", "/v1/decisions")
+
+
+def _group(role: str, clients: int, base: str, headers: dict, start_at: float, stop_at: float, out,
+           reads: tuple[str, ...] = READS) -> None:
+    """One process: ``clients`` threads of one role until ``stop_at`` (readers take turns
+    over ``reads``); (endpoint, latency) pairs and errors sent back through ``out``."""
     samples: list[tuple[str, float]] = []
     errors: list[str] = []
     lock = threading.Lock()
@@ -82,7 +86,6 @@ def _group(role: str, clients: int, base: str, headers: dict, start_at: float, s
         session, mine = requests.Session(), []
         batches = _post_batches(f"{role}{start_at:.0f}-{index}")
         ops = ["/healthz", "/readyz", "/metrics"]
-        reads = ["/v1/clocks", "/v1/decisions"]
         n = index
         while time.time() < start_at:
             time.sleep(0.005)
@@ -91,7 +94,7 @@ def _group(role: str, clients: int, base: str, headers: dict, start_at: float, s
                 endpoint, call = "POST /v1/facts", lambda: session.post(
                     base + "/v1/facts", json=next(batches), headers=headers, timeout=120)
             elif role == "read":
-                path = reads[n % 2]
+                path = reads[n % len(reads)]
                 endpoint, call = "GET " + path, lambda path=path: session.get(base + path, headers=headers, timeout=120)
             else:
                 path = ops[n % 3]
@@ -121,15 +124,16 @@ def _group(role: str, clients: int, base: str, headers: dict, start_at: float, s
     out.put((samples, errors[:5], len(errors)))
 
 
-def phase(served: Served, posters: int, readers: int, seconds: float) -> dict[str, list[float]]:
-    """Run the groups for ``seconds``; latencies by endpoint."""
+def phase(served: Served, posters: int, readers: int, seconds: float,
+          reads: tuple[str, ...] = READS) -> dict[str, list[float]]:
+    """Run the groups for ``seconds`` (the readers reading ``reads``); latencies by endpoint."""
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
     start_at = time.time() + 3                   # every process started before the clock runs
     stop_at = start_at + seconds
     groups = [("post", posters), ("ops", 1)] + ([("read", readers)] if readers else [])
     processes = [context.Process(target=_group, args=(role, count, served.base, served.headers, start_at,
-                                                       stop_at, out)) for role, count in groups]
+                                                       stop_at, out, reads)) for role, count in groups]
     for p in processes:
         p.start()
     by_endpoint: dict[str, list[float]] = {}

@@ -7,26 +7,31 @@ import sys
 import click
 
 from engine.lang.errors import RuleSetError
-from schemas.api import PERIOD
-from schemas.strings import PERIOD_RANGE
+from schemas.values import report_months
 
 from .common import audit_key, audit_key_option, db_option, open_store, rules_in_force, rules_option
 
 
 @click.command()
 @click.option("--service", required=True, help="The service whose targets to report.")
-@click.option("--period", required=True, callback=lambda ctx, param, value: _month(value),
-              help="The calendar month, YYYY-MM.")
+@click.option("--period", required=True, callback=lambda ctx, param, value: _period(value),
+              help="The calendar month, YYYY-MM, or the months from one to another, YYYY-MM..YYYY-MM.")
+@click.option("--customer", help="Only the agreements naming this customer.")
 @rules_option(help="Used only when the database records no rules in force.")
 @db_option()
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (as GET /v1/reports/compliance).")
-def report(service, period, rules_dir, db_url, as_json):
-    """A month's compliance per target of one service, from the stored decisions, under
-    the rules in force in that database (as `slm docs --db`), wherever it is run from.
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
+              help="json: as GET /v1/reports/compliance; csv: as its Accept: text/csv.")
+@click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
+def report(service, period, customer, rules_dir, db_url, fmt, as_json):
+    """Compliance per target of one service over a month or a range of months, with the
+    trend month by month and the service credits due, from the stored decisions, under the
+    rules in force in that database (as `slm docs --db`), wherever it is run from.
 
     Read only: safe beside a running `slm serve`. The engine state (for availability) is
     rebuilt from the newest snapshot of these rules and the facts stored after it."""
     from engine.service.live import SlmService
+    from engine.service.reportcsv import report_csv
+    from engine.service.reports import UnknownName
     with open_store(db_url) as store:
         try:
             reader = SlmService(store, rules_in_force(store) if store.cutovers() else rules_dir)
@@ -35,21 +40,28 @@ def report(service, period, rules_dir, db_url, as_json):
             sys.exit(1)
         reader.load_state()
         try:
-            result = reader.engine_reads.compliance(service, period)
-        except ValueError as err:
-            raise click.BadParameter(str(err), param_hint="--service") from None
-    if as_json:
+            result = reader.engine_reads.compliance(service, period, customer)
+        except UnknownName as err:
+            raise click.BadParameter(str(err), param_hint=f"--{err.field}") from None
+    if as_json or fmt == "json":
         click.echo(json.dumps(result, indent=2))
         return
-    click.echo(f"compliance of {service} in {period}  (ruleset {result['ruleset'][:19]}…)")
+    if fmt == "csv":
+        click.echo(report_csv(result), nl=False)
+        return
+    whose = f" for {customer}" if customer else ""
+    click.echo(f"compliance of {service}{whose} in {period}  (ruleset {result['ruleset'][:19]}…)")
     header = ("target", "agreement", "goal", "subjects", "met", "breached", "compliance", "availability")
     rows = [(r["target"] + (" (shadow)" if r["shadow"] else ""), r["agreement"], r["goal"], str(r["subjects"]),
              str(r["met"]), str(r["breached"]), _pct(r["compliance"]), _pct(r["availability"]))
             for r in result["targets"]]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        click.echo("  ".join(cell.ljust(width) if i < 3 else cell.rjust(width)
-                             for i, (cell, width) in enumerate(zip(row, widths, strict=True))).rstrip())
+    _table(header, rows, 3)
+    if len(result["months"]) > 1:
+        click.echo("trend (compliance, availability per month):")
+        header = ("target", *result["months"])
+        _table(header, [(r["target"], *(_trend_cell(month) for month in r["trend"])) for r in result["targets"]], 1)
+    for c in result["credits"]:
+        click.echo(_credit_line(c, len(result["months"]) > 1))
     for r in result["targets"]:
         if r.get("maintenance") is not None:
             spans = r["maintenance"]["windows"]
@@ -59,9 +71,37 @@ def report(service, period, rules_dir, db_url, as_json):
                 click.echo(f"  {span['from']} – {span['to']}  {span['source']}")
 
 
-def _month(value: str) -> str:
-    if not PERIOD.match(value or ""):
-        raise click.BadParameter(f"{value!r} is not {PERIOD_RANGE}, e.g. 2026-11")
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], left: int) -> None:
+    """Columns padded to their widest cell; the first ``left`` columns flush left."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(cell.ljust(width) if i < left else cell.rjust(width)
+                             for i, (cell, width) in enumerate(zip(row, widths, strict=True))).rstrip())
+
+
+def _trend_cell(month: dict) -> str:
+    return " / ".join(_pct(month[k]) for k in ("compliance", "availability"))
+
+
+def _credit_line(credit: dict, dated: bool = False) -> str:
+    """One agreement's service credit for a month, with the figure that decided it."""
+    who = f" ({credit['customer']})" if credit["customer"] else ""
+    shadow = " (shadow: not owed)" if credit["shadow"] else ""
+    when = f" in {credit['period']}" if dated else ""
+    line = f"service credit of {credit['agreement']}{who}{when}{shadow}: {credit['credit']:g} %"
+    basis = next((t for t in credit["targets"] if t["target"] == credit["decided_by"]), None)
+    if basis is not None:
+        line += f" ({credit['of']} of {basis['target']} {basis['figure']:g} % < {basis['below']:g} %)"
+    elif credit["unmeasured"] and not credit["targets"]:
+        line += f" (no {credit['of']} measured)"
+    return line
+
+
+def _period(value: str) -> str:
+    try:
+        report_months(value or "")
+    except ValueError as err:
+        raise click.BadParameter(f"{err} (e.g. 2026-11 or 2026-09..2026-11)") from None
     return value
 
 

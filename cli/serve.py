@@ -172,8 +172,8 @@ def serve(rules_dir, db_url, host, port, role, threads, skew, max_lateness, aler
         click.echo("  an API node: facts are stored for the owner (a node with --role all or worker) to evaluate")
     click.echo(f"  get a token: slm token create --role admin --db {_redacted(db_url)}")
     if workers is not None:
-        click.echo(f"  owner or standby of partitions {', '.join(pmap.names)} (preferred: "
-                   f"{', '.join(sorted(preferred or pmap.names))}): lease {lease_ttl} (see {address}/readyz)")
+        click.echo(f"  owner or standby of partitions {', '.join(pmap.evaluated)} (preferred: "
+                   f"{', '.join(sorted(preferred or pmap.evaluated))}): lease {lease_ttl} (see {address}/readyz)")
     elif service.ownership is not None:
         click.echo(f"  owner or standby of this database: lease {lease_ttl}, as {service.ownership.owner} "
                    f"(see {address}/readyz)")
@@ -193,16 +193,17 @@ def serve(rules_dir, db_url, host, port, role, threads, skew, max_lateness, aler
 def _preferred(prefer: str, pmap: PartitionMap) -> frozenset[str] | None:
     """The partitions named by ``--prefer`` (None: all), each one of the map's."""
     names = frozenset(name.strip() for name in prefer.split(",") if name.strip())
-    unknown = sorted(names - set(pmap.names))
+    unknown = sorted(names - set(pmap.evaluated))
     if unknown:
         raise click.BadParameter(f"{', '.join(unknown)}: not a partition of the map (its partitions: "
-                                 f"{', '.join(pmap.names)})", param_hint="--prefer")
+                                 f"{', '.join(pmap.evaluated)})", param_hint="--prefer")
     return names or None
 
 
 def _check_partitions(pmap: PartitionMap, ruleset, role: str) -> None:
-    """A map must fit the rules, and partitions run only on API nodes and workers; a Rule
-    that joins facts across partitions has no engine to run in yet (exit 1, naming each)."""
+    """A map must fit the rules (a cross-partition Rule must be one the ``global``
+    partition can run), and partitions run only on API nodes and workers (exit 1, naming
+    each problem). Says which Rules run in ``global``."""
     problems = check_against(pmap, ruleset)
     if problems:
         click.echo(RuleSetError(problems).report(), err=True)
@@ -214,13 +215,11 @@ def _check_partitions(pmap: PartitionMap, ruleset, role: str) -> None:
                                  "(--role worker): one process holds no engine for every partition",
                                  param_hint="--role")
     crossing = [c for c in classify_rules(ruleset, pmap).values() if c.scope == GLOBAL]
-    if crossing:
-        click.echo("these Rules join facts across partitions, and the partition that would run them ('global') "
-                   "is not built yet; make each local (docs/RULES.md, Partitions) or run without --partitions:",
-                   err=True)
+    if crossing and role != "api":
+        click.echo(f"  these Rules join facts across partitions and run in the '{GLOBAL}' partition, on the "
+                   "decisions the others feed it (docs/OPERATIONS.md, Partitions by service):")
         for rule in crossing:
-            click.echo(f"  {rule.name}: {rule.reason}", err=True)
-        sys.exit(1)
+            click.echo(f"    {rule.name}: {rule.reason}")
 
 
 def _agree_on(store, pmap: PartitionMap) -> None:

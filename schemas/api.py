@@ -9,13 +9,13 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from . import strings
 from .limits import DEFAULT_LIMIT, MAX_CLOCKS, MAX_LIMIT
 from .records import NOTIFICATION_STATUSES, SILENCE_MATCHERS
-from .strings import KNOWN, MAX_WAIT_SECONDS, PERIOD_RANGE, Matches
-from .values import parse_duration, parse_rfc3339
+from .strings import KNOWN, MAX_WAIT_SECONDS, Matches
+from .values import parse_duration, parse_rfc3339, report_months
 
 PERIOD = re.compile(strings.PERIOD)
 CURSOR = re.compile(strings.CURSOR)
@@ -125,10 +125,23 @@ class ClockArgs(QuerySchema):
 
 class ReportArgs(QuerySchema):
     service = known("services-in-force", "a service of the rules in force (else 400 naming them)", required=True)
-    period = fields.String(required=True, validate=Matches(strings.PERIOD,
-                                                           error=f"expected {PERIOD_RANGE}, e.g. 2026-11"),
-                           metadata={"description": "a calendar month, YYYY-MM, taken in each target's calendar "
-                                                    "timezone"})
+    period = fields.String(required=True, validate=Matches(strings.PERIODS,
+                                                           error=f"expected {strings.PERIODS_RANGE}, e.g. 2026-11 "
+                                                                 "or 2026-09..2026-11"),
+                           metadata={"description": "a calendar month, YYYY-MM, or the months from one to another "
+                                                    "inclusive, YYYY-MM..YYYY-MM (the last not before the first, at "
+                                                    f"most {strings.MAX_MONTHS} months), each taken in each target's "
+                                                    "calendar timezone"})
+    customer = known("customers-in-force", "only the agreements naming this customer (one an agreement of the "
+                                           "rules in force names, else 400 naming them)")
+
+    @validates_schema
+    def _months(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "period" in data:
+            try:
+                report_months(data["period"])
+            except ValueError as err:
+                raise ValidationError(str(err), "period") from None
 
 
 class RuleRefSchema(Schema):
@@ -432,9 +445,22 @@ class MaintenanceReportSchema(Schema):
     excluded_minutes = fields.Float(metadata={"description": "service-calendar minutes inside the windows"})
 
 
+class TrendSchema(Schema):
+    period = fields.String(metadata={"description": "the month, YYYY-MM"})
+    subjects = fields.Integer()
+    met = fields.Integer()
+    breached = fields.Integer()
+    compliance = fields.Float(allow_none=True, metadata={"description": "percent met of met + breached"})
+    availability = fields.Float(allow_none=True, metadata={"description": "percent achieved (windows)"})
+    credit = fields.Float(allow_none=True, metadata={"description": "the credit this target's figure earned "
+                                                                    "that month, percent (null: not credited "
+                                                                    "or not measured)"})
+
+
 class TargetReportSchema(Schema):
     target = fields.String()
     agreement = fields.String()
+    customer = fields.String(metadata={"description": "the agreement's customer (empty if it names none)"})
     measure = fields.String()
     shadow = fields.Boolean()
     subjects = fields.Integer()
@@ -448,15 +474,43 @@ class TargetReportSchema(Schema):
     maintenance = fields.Nested(MaintenanceReportSchema, allow_none=True,
                                 metadata={"description": "targets with exclude: maintenance: the period's "
                                                          "windows and the minutes they took out"})
+    trend = fields.List(fields.Nested(TrendSchema), metadata={"description": "the figures month by month, "
+                                                                             "oldest first"})
+
+
+class CreditBasisSchema(Schema):
+    target = fields.String()
+    figure = fields.Float(metadata={"description": "the target's monthly figure, percent"})
+    below = fields.Float(allow_none=True, metadata={"description": "the tier it fell in (percent), if any"})
+    credit = fields.Float(metadata={"description": "the credit that tier gives, percent of the month's charge"})
+
+
+class CreditDueSchema(Schema):
+    period = fields.String(metadata={"description": "the month the credit is due for, YYYY-MM"})
+    agreement = fields.String()
+    customer = fields.String()
+    shadow = fields.Boolean(metadata={"description": "an SLR or draft: shown, not owed"})
+    of = fields.String(metadata={"description": "the figure the tiers read: availability or compliance"})
+    credit = fields.Float(metadata={"description": "percent of the month's charge credited: the largest "
+                                                   "of its targets' (tiers do not add up)"})
+    decided_by = fields.String(allow_none=True, metadata={"description": "the target whose figure decided it"})
+    targets = fields.List(fields.Nested(CreditBasisSchema))
+    unmeasured = fields.List(fields.String(), metadata={"description": "credited targets with no figure "
+                                                                       "this month (they earn nothing)"})
 
 
 class ComplianceReportSchema(Schema):
     service = fields.String()
-    period = fields.String()
+    customer = fields.String(allow_none=True, metadata={"description": "the customer asked for, if any"})
+    period = fields.String(metadata={"description": "as asked: a month or a range of months"})
+    months = fields.List(fields.String(), metadata={"description": "the period's months, oldest first"})
     ruleset = fields.String()
     versions = fields.List(fields.Nested(SpannedVersionSchema),
                            metadata={"description": "the rule-set versions in force during the period"})
     targets = fields.List(fields.Nested(TargetReportSchema))
+    credits = fields.List(fields.Nested(CreditDueSchema),
+                          metadata={"description": "per month and agreement with credits: the service "
+                                                   "credit due (docs/RULES.md, Service credits)"})
 
 
 class BrokenLinkSchema(Schema):

@@ -47,11 +47,24 @@ FIELDS: dict[str, tuple[str, str]] = {
                              "proposed requirement (evaluated, notifies nobody)", "`SLA`"),
     "AgreementSchema.status": ("`draft` is evaluated but notifies nobody; `retired` is not evaluated", "`agreed`"),
     "AgreementSchema.service": ("the Service whose facts it judges", "`email`"),
-    "AgreementSchema.customer": ("who the promise is made to", "`University staff`"),
+    "AgreementSchema.customer": ("who the promise is made to; compliance reports select by it "
+                                 "(`customer=`, `slm report --customer`)", "`University staff`"),
     "AgreementSchema.provider": ("who makes the promise", "`IT Services`"),
     "AgreementSchema.valid": ("whole days, in the target calendar's zone, `to` inclusive; outside it a "
                               "fact starts no clock", "`{from: 2026-01-01, to: 2026-12-31}`"),
     "AgreementSchema.targets": ("the promises, at least one", "see Target"),
+    "AgreementSchema.credits": ("service credits: what the customer is credited when a month's compliance or "
+                                "availability falls below a tier (see Service credits)", "see Credits"),
+    "CreditsSchema.of": ("the monthly figure the tiers read: each target's `availability` (windows) or "
+                         "`compliance` (met of met + breached cycles)", "`availability`"),
+    "CreditsSchema.targets": ("the agreement's targets whose figure counts (default: its window targets for "
+                              "`availability`, its duration targets for `compliance`); the worst one decides",
+                              "`[email-availability]`"),
+    "CreditsSchema.tiers": ("the credit for each level, at least one; the lowest tier the figure falls under "
+                            "applies", "see Credit tier"),
+    "CreditTierSchema.below": ("the tier applies to a month whose figure is strictly below this", "`99.9%`"),
+    "CreditTierSchema.credit": ("the share of the month's charge credited; a lower tier credits at least as "
+                                "much", "`10%`"),
     "ValidSchema.from": ("first day in force", "`2026-01-01`"),
     "ValidSchema.to": ("last day in force (inclusive)", "`2026-12-31`"),
     "TargetSchema.id": ("unique in the rule set; decisions name it", "`email-p1-response`"),
@@ -205,6 +218,8 @@ TABLES: list[tuple[str, type[Schema], str]] = [  # (heading, schema, where it is
     ("Service", rules.ServiceSchema, "`kind: Service`"),
     ("Agreement", rules.AgreementSchema, "`kind: Agreement`"),
     ("Valid", rules.ValidSchema, "an Agreement's `valid`"),
+    ("Credits", rules.CreditsSchema, "an Agreement's `credits`"),
+    ("Credit tier", rules.CreditTierSchema, "each of a Credits' `tiers`"),
     ("Target", rules.TargetSchema, "each of an Agreement's `targets`"),
     ("Clock", rules.ClockSchema, "a Target's `clock`"),
     ("Availability", rules.AvailabilitySchema, "a Target's `availability`"),

@@ -6,6 +6,7 @@ parsed values (timedelta, Fraction, Level, date); the engine builds its model fr
 from __future__ import annotations
 
 import collections.abc
+from fractions import Fraction
 from typing import Any, cast
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
@@ -241,6 +242,49 @@ class ValidSchema(Strict):
             raise ValidationError("'to' comes before 'from'", "to")
 
 
+class CreditTierSchema(Strict):
+    """``{below: 99.9%, credit: 10%}``: a month whose figure falls below ``below`` earns ``credit``."""
+
+    below = Percent(required=True, metadata={"description": "the monthly figure this tier starts under "
+                                                           "(strictly below it)"})
+    credit = Percent(required=True, metadata={"description": "the share of the month's charge credited"})
+
+    @validates_schema
+    def _shares(self, data: dict[str, Any], **kwargs: Any) -> None:
+        for name in ("below", "credit"):
+            if name in data and not 0 < data[name] <= 1:
+                raise ValidationError(f"{_pct(data[name])}: a share above 0% and at most 100% is expected", name)
+
+
+class CreditsSchema(Strict):
+    """Service credits: tiers of the monthly compliance or availability (docs/RULES.md)."""
+
+    of = fields.String(required=True, validate=validate.OneOf(["compliance", "availability"], error=ONE_OF))
+    targets = fields.List(Name(), validate=validate.Length(min=1))
+    tiers = fields.List(fields.Nested(CreditTierSchema), required=True, validate=validate.Length(min=1))
+
+    @validates_schema
+    def _tiers_ordered(self, data: dict[str, Any], **kwargs: Any) -> None:
+        """Each tier below another gives at least its credit, and no two share a ``below``:
+        otherwise which tier applies would depend on the order they are written in."""
+        tiers = data.get("tiers") or []
+        for index, tier in enumerate(tiers):
+            for other in tiers[:index]:
+                if tier["below"] == other["below"]:
+                    raise ValidationError({"tiers": {index: {"below": [
+                        f"a tier below {_pct(tier['below'])} is written twice"]}}})
+                lower, higher = (tier, other) if tier["below"] < other["below"] else (other, tier)
+                if lower["credit"] < higher["credit"]:
+                    raise ValidationError({"tiers": {index: {"credit": [
+                        f"the tier below {_pct(lower['below'])} credits {_pct(lower['credit'])}, less than "
+                        f"the tier below {_pct(higher['below'])} ({_pct(higher['credit'])}): a worse month "
+                        f"earns at least as much"]}}})
+
+
+def _pct(value: Fraction) -> str:
+    return f"{float(value) * 100:g}%"
+
+
 class AgreementSchema(DocumentSchema):
     name = Text()
     type = fields.String(required=True, validate=validate.OneOf(["SLA", "OLA", "UC", "SLR"], error=ONE_OF))
@@ -250,6 +294,7 @@ class AgreementSchema(DocumentSchema):
     provider = Text()
     valid = fields.Nested(ValidSchema, load_default=dict)
     targets = fields.List(fields.Nested(TargetSchema), required=True, validate=validate.Length(min=1))
+    credits = fields.Nested(CreditsSchema)
 
 
 class EscalationLevelSchema(Strict):

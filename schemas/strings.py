@@ -29,6 +29,11 @@ CURSOR = r"^[0-9]{1,18}$"
 # A report's month, YYYY-MM, within the years facts can have.
 PERIOD = r"^(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-(0[1-9]|1[0-2])$"
 PERIOD_RANGE = "a month as YYYY-MM from 1970-01 to 9998-12 (the times facts can have)"
+# A report's period: one month, or the months from one to another inclusive (``2026-09..2026-11``).
+_MONTH = PERIOD[1:-1]
+PERIODS = "^" + _MONTH + r"(\.\." + _MONTH + ")?$"
+PERIODS_RANGE = PERIOD_RANGE + ", or months from one to another, YYYY-MM..YYYY-MM"
+MAX_MONTHS = 60     # months one report may span: a report reads every decision of its months
 
 # RFC 3339 ``date-time`` (section 5.6) as schemas.values.parse_rfc3339 reads it: ASCII digits,
 # ``T``, seconds, at most nine digits of fraction, ``Z`` or an offset under 24 hours. A leap
@@ -55,7 +60,8 @@ MAX_WAIT_SECONDS = 30
 # Not a pattern: names the rules define. A field whose metadata carries this key takes one of
 # them; api/document.py writes them into the document as an enum, per rule set (``services``,
 # ``targets`` and ``kinds`` of every rule set put in force, as api/filters.py checks a
-# listing's filters; ``services-in-force``: of the rules in force only).
+# listing's filters; ``services-in-force``: of the rules in force only; ``customers-in-force``: the
+# customers its agreements name).
 KNOWN = "x-slm-known"
 
 

@@ -15,6 +15,8 @@ from fractions import Fraction
 from functools import lru_cache
 from itertools import pairwise
 
+from .strings import MAX_MONTHS, PERIODS
+
 DURATION_EXAMPLES = "examples: 90s, 15m, 4h, 1h30m, 2d, PT15M"
 
 _UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
@@ -286,3 +288,20 @@ def format_instant(value: datetime) -> str:
 
 def _show(value: object) -> str:
     return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
+def report_months(period: str) -> list[str]:
+    """The months of a report's period (schemas.strings.PERIODS), oldest first: ``2026-11``
+    is one month, ``2026-09..2026-11`` three. ValueError if it is neither, if the range ends
+    before it starts, or spans more than ``MAX_MONTHS``."""
+    if not isinstance(period, str) or re.fullmatch(PERIODS, period) is None:
+        raise ValueError(f"{_show(period)} is not a month YYYY-MM or a range YYYY-MM..YYYY-MM")
+    first, _, last = period.partition("..")
+    last = last or first
+    start = int(first[:4]) * 12 + int(first[5:]) - 1
+    end = int(last[:4]) * 12 + int(last[5:]) - 1
+    if end < start:
+        raise ValueError(f"{period}: a range's last month comes before its first")
+    if end - start + 1 > MAX_MONTHS:
+        raise ValueError(f"{period} spans {end - start + 1} months; at most {MAX_MONTHS}")
+    return [f"{n // 12:04d}-{n % 12 + 1:02d}" for n in range(start, end + 1)]

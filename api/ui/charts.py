@@ -206,3 +206,40 @@ def _ticks(start: datetime, end: datetime, zone) -> list[tuple[datetime, str]]:
         if step >= timedelta(days=1):
             at = at.replace(hour=0)                 # local midnight across a DST change
     return out
+
+
+def trend(months: list[tuple[str, float | None]], goal: float | None, title: str) -> Markup:
+    """A target's monthly figure (percent) as a line over the months, the goal as a dashed
+    line; a month with nothing to read leaves a gap. The scale starts a little under the
+    lowest figure, so 99.3 % and 99.9 % are told apart."""
+    width, height, left, bottom = 420, 190, 52, 24
+    values = [v for _, v in months if v is not None] + ([goal] if goal is not None else [])
+    low = min(values + [100.0])
+    floor = max(0.0, low - max((100 - low) * 0.25, 0.1))
+    slot = (width - left - 8) / max(len(months), 1)
+
+    def y(value: float) -> float:
+        return height - bottom - (value - floor) / (100 - floor) * (height - bottom - 12)
+
+    body = [f'<line x1="{left}" y1="{height - bottom}" x2="{width - 4}" y2="{height - bottom}" class="axis"/>',
+            _text(left - 4, y(100) + 4, "100 %", anchor="end"),
+            _text(left - 4, height - bottom, f"{floor:.4g} %", anchor="end")]
+    if goal is not None:
+        body.append(f'<line x1="{left}" y1="{y(goal):.1f}" x2="{width - 4}" y2="{y(goal):.1f}" class="goal"/>')
+        body.append(_text(width - 6, y(goal) - 3, f"goal {goal:g} %", anchor="end"))
+    run: list[str] = []
+    for i, (label, value) in enumerate(months):
+        x = left + i * slot + slot / 2
+        body.append(_text(x, height - 6, label, anchor="middle"))
+        if value is None:
+            if len(run) > 1:
+                body.append(f'<polyline points="{" ".join(run)}" class="burn"/>')
+            run = []
+            continue
+        run.append(f"{x:.1f},{y(value):.1f}")
+        css = "breach" if goal is not None and value < goal else "met"
+        body.append(f'<circle cx="{x:.1f}" cy="{y(value):.1f}" r="3.5" class="{css}">'
+                    f"<title>{escape(label)}: {value:g} %</title></circle>")
+    if len(run) > 1:
+        body.append(f'<polyline points="{" ".join(run)}" class="burn"/>')
+    return _svg(width, height, title, body)

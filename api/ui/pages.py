@@ -167,6 +167,8 @@ def clock(target, subject):
 
 # ---- service review -----------------------------------------------------------------------
 
+TREND_MONTHS = 5        # the review's trend: the month reviewed and the five before it
+
 @bp.route("/reports")
 @page()
 def reports():
@@ -194,6 +196,17 @@ def review(service, period):
     year, month = map(int, period.split("-"))
     before = f"{year - (month == 1)}-{12 if month == 1 else month - 1:02d}"
     after = f"{year + (month == 12)}-{1 if month == 12 else month + 1:02d}"
+    first = max(year * 12 + month - 1 - TREND_MONTHS, 1970 * 12)   # the trend: this month and those before
+    months = f"{first // 12:04d}-{first % 12 + 1:02d}..{period}"
+    trends = {row["target"]: row["trend"] for row in slm.engine_reads.compliance(service, months)["targets"]}
+    for entry in result["targets"]:
+        entry["trend"] = trends[entry["target"]]
+        figure = "compliance" if entry["measure"] == "duration" else "availability"
+        goal = None if entry["measure"] == "duration" else float(entry["goal"].rstrip("%"))
+        entry["trend_of"] = figure
+        if any(m[figure] is not None for m in entry["trend"]):
+            entry["trend_svg"] = charts.trend([(m["period"], m[figure]) for m in entry["trend"]], goal,
+                                              f"{entry['target']}: {figure} per month")
     return render_template("ui/review.html", report=result, service=slm.state.ruleset.services[service],
                            services=sorted(slm.state.ruleset.services), before=before, after=after, buckets=BUCKETS)
 

@@ -75,8 +75,12 @@ def retract_decision(ctx: Context, decision: Decision, reason: str, because: lis
     ctx.actions.forget(f"decision:{decision.id}")
     now = ctx.state.now
     record_decision(ctx, retraction(decision, max(now or at, at), reason, because))
+    retract_dependents(ctx, decision.id, f"rests on {decision.kind} {decision.id}, which was retracted", at)
+
+
+def retract_dependents(ctx: Context, decision_id: str, reason: str, at: datetime) -> None:
+    """Retract every decision that rests on ``decision_id``, which was just retracted."""
     if ctx.journal is not None:
-        ctx.journal.put(ctx.state.dependents, decision.id)
-    for dependent in ctx.state.dependents.pop(decision.id, []):
-        retract_decision(ctx, dependent, f"rests on {decision.kind} {decision.id}, which was retracted",
-                         [f"decision:{decision.id}"], at)
+        ctx.journal.put(ctx.state.dependents, decision_id)
+    for dependent in ctx.state.dependents.pop(decision_id, []):
+        retract_decision(ctx, dependent, reason, [f"decision:{decision_id}"], at)

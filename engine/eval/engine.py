@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from marshmallow import ValidationError
 
-from engine.eval import reads
+from engine.eval import fed, reads
 from engine.eval.book import ClockRecord
 from engine.eval.compiler import Fact
 from engine.eval.context import Context, Outcome
@@ -51,13 +51,19 @@ PRUNE_EVERY = 1000          # facts between sweeps for finished clocks (with ``r
 class Engine:
     """Forward chaining over one rule set. Not thread-safe: callers serialise."""
 
-    def __init__(self, ruleset: RuleSet, history: bool = True, retain: timedelta | None = None):
+    def __init__(self, ruleset: RuleSet, history: bool = True, retain: timedelta | None = None,
+                 scope: Callable[[RuleSet], RuleSet] | None = None):
         """``history=False`` (the service): keep no record of facts and decisions beyond
         what evaluation needs; the caller stores them and detects duplicate facts itself.
 
         ``retain``: forget a clock that finished (stopped, or its window closed) this long
         before the engine's time; a fact arriving later for it is ignored. With both, memory
-        follows the clocks that run, not the length of the history."""
+        follows the clocks that run, not the length of the history.
+
+        ``scope``: the part of each rule set this engine runs (one partition's share,
+        engine.lang.rulescope); applied to every version it is given. Default: all of it."""
+        self.scope = scope or _whole
+        ruleset = self.scope(ruleset)
         state = EngineState(history=History() if history else None)
         ctx = self.context = Context(ruleset, {ruleset.version: ruleset}, retain, state)
         ctx.network = MatchNetwork(ruleset, [], phase, lambda name, facts: dispatch(ctx, name, facts))
@@ -77,18 +83,20 @@ class Engine:
 
     @classmethod
     def restore(cls, ruleset: RuleSet, blob: bytes, retain: timedelta | None = None,
-                versions: Callable[[str], RuleSet | None] = lambda version: None) -> Engine:
+                versions: Callable[[str], RuleSet | None] = lambda version: None,
+                scope: Callable[[RuleSet], RuleSet] | None = None) -> Engine:
         """An engine for ``ruleset`` (the version in force) in the state a snapshot holds;
         ``versions`` finds the earlier versions its clocks still run under (SnapshotError if
         the snapshot is unusable)."""
-        engine = cls(ruleset, history=False, retain=retain)
+        engine = cls(ruleset, history=False, retain=retain, scope=scope)
         ctx = engine.context
+        ruleset = ctx.ruleset
 
         def version(name: str) -> RuleSet:
             found = ruleset if name == ruleset.version else ctx.versions.get(name) or versions(name)
             if found is None:
                 raise SnapshotError(f"the snapshot's clocks run under rule set {name[:19]}…, which is not stored")
-            ctx.versions[name] = found
+            ctx.versions[name] = found = engine.scope(found)
             return found
 
         ctx.state = load_state(blob, ruleset, version, ctx.factory.make)
@@ -213,7 +221,10 @@ class Engine:
             if journal is not None:
                 journal.put(history.facts_by_ref, fact_ref(fact["source"], fact["id"]))
             history.facts_by_ref.setdefault(fact_ref(fact["source"], fact["id"]), fact)
-        ctx.network.post(_posted(fact, state.next_seq()), state.held)
+        if fed.is_fed(fact):               # the global partition: another partition's decision
+            fed.take(ctx, fact)
+        else:
+            ctx.network.post(_posted(fact, state.next_seq()), state.held)
         ctx.network.drain()
         if history is not None:
             if journal is not None:
@@ -238,7 +249,7 @@ class Engine:
 
     def cut_over(self, ruleset: RuleSet, at: datetime) -> Outcome:
         """Put ``ruleset`` in force from ``at`` (docs/RULES.md, "Rule changes"; engine.eval.cutover)."""
-        return cut_over(self.context, ruleset, at)
+        return cut_over(self.context, self.scope(ruleset), at)
 
     def next_deadline(self) -> datetime | None:
         """The earliest instant at which some clock will decide something."""
@@ -296,6 +307,10 @@ class Engine:
     def trace(self, decision_id: str) -> Trace:
         """The derivation tree of a decision this engine made (``history=True``)."""
         return reads.trace(self.context.state, self.context.ruleset, decision_id)
+
+
+def _whole(ruleset: RuleSet) -> RuleSet:
+    return ruleset
 
 
 def _posted(fact: Fact, seq: int) -> Fact:

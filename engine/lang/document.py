@@ -115,7 +115,25 @@ def _agreement(ruleset: RuleSet, agreement: Agreement) -> dict[str, Any]:
         "status": status,
         "validity": validity(agreement.valid_from, agreement.valid_to),
         "targets": [_target(ruleset, t) for t in _targets_of(ruleset, agreement)],
+        "credits": _credits(ruleset, agreement),
     }
+
+
+def _credits(ruleset: RuleSet, agreement: Agreement) -> list[str]:
+    """The service credits in words: which monthly figure, of which targets, earns what."""
+    credits = agreement.credits
+    if credits is None or not credits.targets:
+        return []
+    names = _and([f"{ruleset.targets[t].name} ({t})" for t in credits.targets])
+    figure = ("availability" if credits.of == "availability"
+              else "compliance (the share of tickets that met the target)")
+    tiers = [f"below {percent(tier.below)}, {percent(tier.credit)}" for tier in credits.tiers]
+    lines = [f"Service credits are due for each calendar month in which the {figure} of {names} falls "
+             f"below a tier, as a share of that month's charge: {'; '.join(tiers)}."]
+    lines.append("The lowest tier reached applies; tiers do not add up"
+                 + ("; with several targets, the worst one decides." if len(credits.targets) > 1 else ".")
+                 + " The credit due is shown in each month's compliance report.")
+    return lines
 
 
 def validity(start: date | None, end: date | None) -> str:

@@ -19,7 +19,18 @@ from engine.lang.catalogue import build_catalogue
 from engine.lang.errors import Problem, RuleSetError
 from engine.lang.maintenance import ExcludingCalendar, MaintenanceWindows
 from engine.lang.mapping import build_mappings
-from engine.lang.model import Agreement, Escalation, EscalationLevel, Origin, Rule, RuleSet, Service, Target
+from engine.lang.model import (
+    Agreement,
+    Credits,
+    CreditTier,
+    Escalation,
+    EscalationLevel,
+    Origin,
+    Rule,
+    RuleSet,
+    Service,
+    Target,
+)
 from engine.lang.spelling import by_likeness
 from engine.lang.yamlsource import Document, load_documents
 from schemas.rules import KIND_SCHEMAS
@@ -318,6 +329,43 @@ def _build_agreement(doc: Document, loaded: dict[str, Any], ruleset: RuleSet, pr
             goal=spec["goal"], warn_at=spec["warn_at"], underpinned_by=spec["underpinned_by"],
             on_change=spec["on_change"], description=spec.get("description", ""),
             spec=section, calendar=calendar, origin=_origin(doc, path))
+    if "credits" in loaded:
+        agreement.credits = _credits(doc, loaded["credits"], agreement, ruleset, problems)
+
+
+def _credits(doc: Document, spec: dict[str, Any], agreement: Agreement, ruleset: RuleSet,
+             problems: list[Problem]) -> Credits | None:
+    """An agreement's credits with their targets resolved: named ones must be the agreement's
+    own, and have the figure the tiers read (a duration target has no availability)."""
+    own = [t for t in ruleset.targets.values() if t.agreement is agreement]
+    figure = "windows" if spec["of"] == "availability" else "duration"
+    path: tuple[str | int, ...]
+    if "targets" not in spec:
+        chosen = [t.id for t in own if (t.measure != "duration") == (figure == "windows")]
+        if not chosen:
+            kind = "availability or threshold" if figure == "windows" else "duration (clock)"
+            problems.append(doc.problem(("credits", "of"), f"credits of {spec['of']}: agreement "
+                                        f"'{agreement.id}' has no {kind} target to read it from", "invalid"))
+            return None
+    else:
+        chosen = []
+        for index, name in enumerate(spec["targets"]):
+            path = ("credits", "targets", index)
+            target = ruleset.targets.get(name)
+            if name in ruleset.broken:
+                continue
+            if target is None or target.agreement is not agreement:
+                known = ", ".join(by_likeness(name, [t.id for t in own])) or "none"
+                problems.append(doc.problem(path, f"credits: '{name}' is not a target of agreement "
+                                            f"'{agreement.id}' (its targets: {known})", "unknown-reference"))
+            elif spec["of"] == "availability" and target.measure == "duration":
+                problems.append(doc.problem(path, f"credits of availability: '{name}' is a duration target, "
+                                            "which has no availability (use of: compliance)", "invalid"))
+            else:
+                chosen.append(name)
+    tiers = sorted((CreditTier(tier["below"], tier["credit"]) for tier in spec["tiers"]),
+                   key=lambda tier: tier.below, reverse=True)
+    return Credits(spec["of"], chosen, tiers, _origin(doc, ("credits",)))
 
 
 def _bind_escalations(ruleset: RuleSet) -> None:

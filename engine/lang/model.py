@@ -40,6 +40,29 @@ class Service:
     origin: Origin
 
 
+@dataclass(frozen=True)
+class CreditTier:
+    below: Fraction        # a month whose figure is strictly below this ...
+    credit: Fraction       # ... earns this share of its charge
+
+
+@dataclass
+class Credits:
+    """An agreement's service credits (docs/RULES.md "Service credits"): the monthly
+    ``of`` figure (availability or compliance) of each of ``targets`` against the tiers."""
+
+    of: str
+    targets: list[str]
+    tiers: list[CreditTier]      # highest ``below`` first
+    origin: Origin
+
+    def due(self, figure: Fraction) -> CreditTier | None:
+        """The tier a month with ``figure`` falls in: the lowest whose ``below`` it is under
+        (whose credit is the largest, as the rule language requires), or None."""
+        under = [tier for tier in self.tiers if figure < tier.below]
+        return under[-1] if under else None
+
+
 @dataclass
 class Agreement:
     id: str
@@ -52,6 +75,7 @@ class Agreement:
     name: str = ""           # the agreement's title, customer and provider, for documents (slm docs)
     customer: str = ""
     provider: str = ""
+    credits: Credits | None = None
 
     @property
     def shadow(self) -> bool:

@@ -110,6 +110,12 @@ class PartitionMap:
         return len(self.names) == 1
 
     @cached_property
+    def evaluated(self) -> tuple[str, ...]:
+        """Every partition an engine evaluates: the map's, and with more than one of those,
+        ``global``, where the cross-partition Rules run (it idles while there are none)."""
+        return self.names if self.is_single else (*self.names, GLOBAL)
+
+    @cached_property
     def canonical(self) -> str:
         """The map as canonical JSON: the same however the file was written."""
         return json.dumps({"default": self.default, "partitions": dict(sorted(self.services.items()))},

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import threading
 import weakref
-from bisect import bisect_left, insort
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -30,6 +29,7 @@ from engine.eval.engine import Engine
 from engine.eval.reads import quiet_window
 from engine.lang.calendar import Calendar
 from engine.lang.model import RuleSet
+from engine.service.sortedkeys import EMPTY_KEYS, SortedKeys, SortedKeysMutation
 from schemas.values import format_instant, format_remaining, format_whole_duration
 
 UTC = UTC
@@ -131,21 +131,25 @@ class Window:
 
 @dataclass(frozen=True, slots=True)
 class ClockView:
-    """The clocks as the last committed write left them. Immutable: share it freely."""
+    """The clocks as the last committed write left them. Immutable: share it freely.
+
+    The running clocks' keys are kept in key order (engine.service.sortedkeys), all of them
+    and per service, target, (service, target) and subject, so that a page of ``limit``
+    clocks reads about ``limit`` keys, and only those are read at "now"."""
 
     running: immutables.Map = EMPTY          # key -> RunningClock
-    by_service: immutables.Map = EMPTY       # service -> Map(key -> None)
-    by_target: immutables.Map = EMPTY
-    by_subject: immutables.Map = EMPTY
+    by_service: immutables.Map = EMPTY       # service -> SortedKeys
+    by_target: immutables.Map = EMPTY        # target -> SortedKeys
+    by_subject: immutables.Map = EMPTY       # subject -> SortedKeys
     windows: immutables.Map = EMPTY          # "<target>/<label>" -> Window
     engine_now: datetime | None = None       # the engine's event time
     next_deadline: datetime | None = None    # the earliest deadline not fired yet
     ruleset: RuleSet | None = None           # the version in force
     retain: timedelta | None = None
-    # The keys of ``running`` in order, kept up to date by each publish (a copy, never changed
-    # after): an unfiltered page is then a slice, where sorting 13,000 keys per read was most
-    # of a read's time under load.
-    order: tuple = ()
+    order: SortedKeys = EMPTY_KEYS           # the keys of ``running``
+    # (service, target) -> SortedKeys: a target's clocks normally share its service, but a
+    # clock started before a rule change keeps the target it started under
+    by_pair: immutables.Map = EMPTY
 
     def reading_instant(self, now: datetime) -> datetime:
         """Where readings are taken for a reader at wall clock ``now``: not past a deadline
@@ -164,28 +168,24 @@ class ClockView:
              subject: str | None = None, limit: int | None = None) -> tuple[list[dict], int]:
         """The first ``limit`` of :meth:`clocks` and how many there are: only those are read."""
         at = self.reading_instant(now)
-        if service is None and target is None and subject is None:
-            shown = self.order if limit is None else self.order[:limit]
-            rulings: dict = {}
-            return [self.running[key].at(at, rulings) for key in shown], len(self.order)
-        keys = None
-        for index, value in ((self.by_subject, subject), (self.by_target, target), (self.by_service, service)):
-            if value is not None:
-                found = index.get(value, EMPTY)
-                if keys is None or len(found) < len(keys):
-                    keys = found
-        wanted = {"service": service, "target": target, "subject": subject}
-        rulings = {}
-        out: list[dict] = []
-        total = 0
-        for key in sorted(self.running if keys is None else keys):
-            clock = self.running[key]
-            if any(value is not None and getattr(clock, name) != value for name, value in wanted.items()):
-                continue
-            total += 1
-            if limit is None or len(out) < limit:
-                out.append(clock.at(at, rulings))
-        return out, total
+        rulings: dict = {}
+        running = self.running
+        if subject is not None:             # a subject's clocks are few: filtered one by one
+            keys = self.by_subject.get(subject, EMPTY_KEYS)
+            if service is not None or target is not None:
+                keys = [key for key in keys if (service is None or running[key].service == service)
+                        and (target is None or running[key].target == target)]
+            shown = list(keys) if limit is None else list(keys)[:limit]
+            return [running[key].at(at, rulings) for key in shown], len(keys)
+        if target is not None:
+            found = self.by_pair.get((service, target)) if service is not None else self.by_target.get(target)
+        elif service is not None:
+            found = self.by_service.get(service)
+        else:
+            found = self.order
+        if found is None:
+            return [], 0
+        return [running[key].at(at, rulings) for key in found.first(limit)], len(found)
 
     def window_reading(self, target_id: str, label: str, at: datetime) -> tuple[timedelta, timedelta] | None:
         """(down time counted up to ``at``, service time) of a window, as
@@ -215,24 +215,20 @@ class ClockReadModel:
         keys: Collection[str]
         if engine is not self._engine() or book.touched is None:
             self._engine, book.touched = weakref.ref(engine), set()
-            keys, base = list(book.records), ClockView()
+            keys, base = sorted(book.records), ClockView()       # sorted: each index grows at its end
         else:
             keys, base = book.touched, self.view
             book.touched = set()
         running, windows = base.running.mutate(), base.windows.mutate()
-        # few keys touched: kept in order one by one; many (a rebuild, a large batch): sorted once
-        resort = len(keys) > 256 and len(keys) > len(base.order) // 8
-        order = [] if resort else list(base.order)
-        indexes = {name: getattr(base, name).mutate() for name in ("by_service", "by_target", "by_subject")}
+        order = base.order.mutate()
+        indexes = {name: _Index(getattr(base, name)) for name in INDEXES}
         for key in keys:
             old = running.get(key)
             if old is not None:
                 del running[key]
-                if not resort:
-                    _unorder(order, key)
-                for name, value in (("by_service", old.service), ("by_target", old.target),
-                                    ("by_subject", old.subject)):
-                    _unindex(indexes[name], value, key)
+                order.discard(key)
+                for name, value in _indexed(old):
+                    indexes[name].discard(value, key)
             windows.pop(key, None)
             record = book.get(key)
             if record is None:
@@ -251,15 +247,13 @@ class ClockReadModel:
                                     None if deadline is None else format_instant(deadline),
                                     target.agreement.shadow, counting)
                 running[key] = view
-                if not resort:
-                    insort(order, key)
-                for name, value in (("by_service", view.service), ("by_target", view.target),
-                                    ("by_subject", view.subject)):
-                    indexes[name][value] = indexes[name].get(value, EMPTY).set(key, None)
-        finished = running.finish()
-        self.view = ClockView(finished, indexes["by_service"].finish(), indexes["by_target"].finish(),
-                              indexes["by_subject"].finish(), windows.finish(), engine.now, engine.next_deadline(),
-                              engine.ruleset, engine.retain, tuple(sorted(finished.keys()) if resort else order))
+                order.add(key)
+                for name, value in _indexed(view):
+                    indexes[name].add(value, key)
+        done = {name: index.finish() for name, index in indexes.items()}
+        self.view = ClockView(running.finish(), done["by_service"], done["by_target"], done["by_subject"],
+                              windows.finish(), engine.now, engine.next_deadline(), engine.ruleset, engine.retain,
+                              order.finish(), done["by_pair"])
         return self.view
 
     def _counting(self, clock) -> Counting:
@@ -272,18 +266,40 @@ class ClockReadModel:
         return Counting(clock.counted_before, since, clock.counted_before - ruler.at(since), ruler)
 
 
-def _unorder(order: list, key: str) -> None:
-    at = bisect_left(order, key)
-    if at < len(order) and order[at] == key:
-        del order[at]
+INDEXES = ("by_service", "by_target", "by_subject", "by_pair")
 
 
-def _unindex(index, value: str, key: str) -> None:
-    keys = index.get(value)
-    if keys is None or key not in keys:
-        return
-    keys = keys.delete(key)
-    if keys:
-        index[value] = keys
-    else:
-        del index[value]
+def _indexed(clock: RunningClock) -> tuple[tuple[str, object], ...]:
+    """(index, value) of each index a running clock is listed in."""
+    return (("by_service", clock.service), ("by_target", clock.target), ("by_subject", clock.subject),
+            ("by_pair", (clock.service, clock.target)))
+
+
+class _Index:
+    """One index of a view being published: value -> SortedKeys, each value's keys
+    changed in place until :meth:`finish`."""
+
+    def __init__(self, base: immutables.Map):
+        self.base = base
+        self.changed: dict[object, SortedKeysMutation] = {}
+
+    def _keys(self, value) -> SortedKeysMutation:
+        found = self.changed.get(value)
+        if found is None:
+            found = self.changed[value] = self.base.get(value, EMPTY_KEYS).mutate()
+        return found
+
+    def add(self, value, key: str) -> None:
+        self._keys(value).add(key)
+
+    def discard(self, value, key: str) -> None:
+        self._keys(value).discard(key)
+
+    def finish(self) -> immutables.Map:
+        index = self.base.mutate()
+        for value, keys in self.changed.items():
+            if len(keys):
+                index[value] = keys.finish()
+            else:
+                index.pop(value, None)
+        return index.finish()

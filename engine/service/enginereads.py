@@ -13,13 +13,13 @@ from datetime import datetime
 
 from engine.eval.clock import month_span
 from engine.service.clockview import ClockView
-from engine.service.reports import compliance
+from engine.service.reports import UnknownName, compliance, customers
 from engine.service.review import review as review_targets
 from engine.service.state import API, NoEngineHere, ServiceState
 from engine.service.storereads import StoreReads
 from engine.service.timeline import build as build_timeline
 from engine.store.base import every
-from schemas.values import format_instant
+from schemas.values import format_instant, report_months
 
 
 class EngineReads:
@@ -62,25 +62,33 @@ class EngineReads:
         deadline = engine.next_deadline() if engine else None
         return min(now, deadline) if deadline else now
 
-    def compliance(self, service: str, period: str) -> dict:
-        """The month's compliance report for one service (ValueError for an unknown service):
-        the decisions from the store, the window readings from the read model, and the
-        posted maintenance (of targets that exclude it) from the engine."""
+    def compliance(self, service: str, period: str, customer: str | None = None) -> dict:
+        """The compliance report for one service over a month or a range of months, of one
+        customer's agreements if ``customer`` is given (UnknownName for an unknown service or
+        customer, ValueError for a period that is not one): the decisions from the store,
+        the window readings from the read model, and the posted maintenance (of targets that
+        exclude it) from the engine."""
         state, stored = self.state, self.stored
         if state.node == API:                      # no clocks to read windows from here
             raise NoEngineHere("the compliance report")
         state.require_owner()                      # nor on a standby
         ruleset = state.ruleset
         if service not in ruleset.services:
-            raise ValueError(f"unknown service {service!r} (services: {', '.join(sorted(ruleset.services))})")
-        start, end = month_span(period)
+            raise UnknownName("service", f"unknown service {service!r} "
+                                         f"(services: {', '.join(sorted(ruleset.services))})")
+        if customer is not None and customer not in customers(ruleset):
+            named = ", ".join(repr(c) for c in sorted(customers(ruleset))) or "none"
+            raise UnknownName("customer", f"no agreement in force names the customer {customer!r} "
+                                          f"(customers: {named})")
+        months = report_months(period)
+        start, end = month_span(months[0])[0], month_span(months[-1])[1]
         decisions = stored.month_decisions(service, start, end)
         spanned = [{"version": v["version"], "from": format_instant(v["at"])} for v in stored.versions_in(start, end)]
         view = state.readmodel.view              # window readings from the read model: no write lock
         at = view.reading_instant(state.now())
         window = (lambda target, label: view.window_reading(target, label, at)) if view.ruleset else None
         return compliance(ruleset, decisions, service, period, window, spanned, state.versions.get,
-                          lambda target, a, b: self._posted_maintenance(target, a, b, at))
+                          lambda target, a, b: self._posted_maintenance(target, a, b, at), customer)
 
     def _posted_maintenance(self, target: str, start, end, at) -> list:
         """Posted maintenance windows of a target's window clocks (asked only for targets that

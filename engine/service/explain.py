@@ -17,6 +17,8 @@ import time
 from engine.eval.engine import Engine
 from engine.lang.explain import explain
 from engine.lang.model import RuleSet
+from engine.lang.partitions import PartitionMap
+from engine.lang.rulescope import RuleScope
 from engine.service.recovery import Versions, rebuild
 from engine.service.whatif import Bounds, ReplayLimit
 from engine.store.store import Store
@@ -50,13 +52,17 @@ def find(store: Store, fact_id: str, source: str | None = None) -> dict:
 
 
 def explain_stored(store: Store, fact_id: str, source: str | None = None, *, ruleset: RuleSet | None = None,
-                   versions: Versions | None = None, retain=None, bounds: Bounds = Bounds()) -> dict:
+                   versions: Versions | None = None, retain=None, bounds: Bounds = Bounds(),
+                   pmap: PartitionMap | None = None) -> dict:
     """The answer for one stored fact (UnknownFact, AmbiguousFact; ReplayLimit past ``bounds``).
 
     ``ruleset`` is in force where the store records no rule change; ``retain`` must be the
-    service's, so that the rebuilt engine forgets the clocks the service forgot."""
+    service's, so that the rebuilt engine forgets the clocks the service forgot. The log
+    replayed is that of the fact's partition; ``pmap``: the map, for its share of the Rules."""
     stored = find(store, fact_id, source)
     raw = stored["fact"]
+    partition = store.fact_partition(raw["source"], raw["id"]) or store.partition
+    store = store.reading(partition)            # replay the log the fact was evaluated in
     started = time.monotonic()
 
     def progress(count: int) -> None:
@@ -70,7 +76,7 @@ def explain_stored(store: Store, fact_id: str, source: str | None = None, *, rul
     if versions is None:
         versions = Versions(store, *([ruleset] if ruleset else []))
     rebuilt = rebuild(store, ruleset, history=False, retain=retain, progress=progress, versions=versions,
-                      before_fact=stored["seq"])
+                      before_fact=stored["seq"], scope=RuleScope(pmap, partition) if pmap is not None else None)
     engine = rebuilt.engine
     try:
         running, stopped = engine.clock_keys()

@@ -45,7 +45,8 @@ class EngineKeeper:
         def progress(count: int) -> None:
             state.replayed = count
         rebuilt = rebuild(state.store, ruleset, history=self.history, retain=self.retain,
-                          snapshots=bool(self.snapshot_every), progress=progress, versions=state.versions)
+                          snapshots=bool(self.snapshot_every), progress=progress, versions=state.versions,
+                          scope=state.scope)
         state.last_fact_seq, state.last_tick_seq = rebuilt.last_fact_seq, rebuilt.last_tick_seq
         self._since_snapshot = rebuilt.replayed
         state.rebuild_seconds = rebuilt.seconds

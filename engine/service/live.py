@@ -35,6 +35,7 @@ from engine.clock import utcnow
 from engine.lang.loader import load_rules
 from engine.lang.model import RuleSet
 from engine.lang.partitions import PartitionMap
+from engine.lang.rulescope import RuleScope
 from engine.service.backlog import Backlog
 from engine.service.clockview import ClockReadModel
 from engine.service.deadlines import Deadlines
@@ -79,6 +80,8 @@ class SlmService:
         ruleset = rules_dir if isinstance(rules_dir, RuleSet) else load_rules(Path(rules_dir))
         self.state = ServiceState(store, ruleset, now)
         self.state.node = role
+        if partitions is not None:                      # this partition's share of the rules
+            self.state.scope = RuleScope(partitions, store.partition)
         self.keeper = EngineKeeper(self.state, history=history, retain=retain, snapshot_every=snapshot_every,
                                    freeze_heap=freeze_heap)
         self.recorder = DecisionRecorder(self.state, delivery)

@@ -14,6 +14,7 @@ from engine.clock import utcnow
 from engine.notify.retract import followups
 from engine.notify.route import outbox_entries
 from engine.notify.silence import Silence, from_events, silence
+from engine.service.feed import feed_global
 from engine.service.state import ServiceState
 from schemas.records import Decision
 
@@ -46,11 +47,11 @@ class DecisionRecorder:
 
     def record(self, decisions: list[Decision]) -> list[tuple[dict, list[dict]]]:
         """Store decisions and their outbox entries (engine.notify: routed through the RACI
-        matrix and an escalation's ``call``, muted if shadow or an active silence matches);
-        a retraction cancels the
-        retracted decision's unsent notifications and follows up the ones sent. Each
-        decision's record with its notifications' records. Call inside the write's
-        transaction."""
+        matrix and an escalation's ``call``, muted if shadow or an active silence matches),
+        and feed those of the kinds cross-partition Rules match to ``global``
+        (engine.service.feed); a retraction cancels the retracted decision's unsent
+        notifications and follows up the ones sent. Each decision's record with its
+        notifications' records. Call inside the write's transaction."""
         store = self.state.store
         records = []
         silences: list[Silence] | None = None       # read once per write, and only if something notifies
@@ -63,6 +64,7 @@ class DecisionRecorder:
                 routed = silence(decision, routed, silences, self.state.now())
             records.append((decision.as_dict(), [n.as_dict() for n in routed]))
         store.add_decisions([r for r, _ in records])
+        feed_global(store, decisions, self.state.scope.fed_kinds(self.state.ruleset))
         due = None
         if self.delivery is not None:            # outbox time is real time, whatever the engine's
             due = utcnow() + self.delivery.group_wait

@@ -63,24 +63,27 @@ class Versions:
 
 def rebuild(store: Store, ruleset: RuleSet | None, *, history: bool, retain: timedelta | None,
             snapshots: bool = True, progress: Callable[[int], None] = lambda count: None,
-            versions: Versions | None = None, before_fact: int | None = None) -> Rebuilt:
+            versions: Versions | None = None, before_fact: int | None = None,
+            scope: Callable[[RuleSet], RuleSet] | None = None) -> Rebuilt:
     """The engine as the stored log leaves it: from the newest usable snapshot (if
     ``snapshots``), then the facts, ticks and rule changes stored after it, each at its
     place. ``ruleset`` is in force where the store records none (an empty store); None
     where the store records one (engine.service.explain).
 
     ``before_fact``: stop just before the fact of that seq, as the engine stood when it
-    arrived (what explaining a stored fact needs); a snapshot taken later is not used."""
+    arrived (what explaining a stored fact needs); a snapshot taken later is not used.
+
+    ``scope``: the share of each rule set the engine runs (a partition's, engine.lang.rulescope)."""
     started = time.perf_counter()
     versions = versions or Versions(store, *([] if ruleset is None else [ruleset]))
     cutovers = store.cutovers()
-    restored = (_restore_snapshot(store, cutovers, versions, history, retain, before_fact)
+    restored = (_restore_snapshot(store, cutovers, versions, history, retain, before_fact, scope)
                 if snapshots else None)
     if restored is None:
         first = versions.get(cutovers[0]["ruleset"]) if cutovers else ruleset
         if first is None:
             raise RuntimeError(f"the rule set first in force ({cutovers[0]['ruleset'][:19]}…) is not stored")
-        engine, after_fact, after_tick = Engine(first, history=history, retain=retain), 0, 0
+        engine, after_fact, after_tick = Engine(first, history=history, retain=retain, scope=scope), 0, 0
         cutovers = cutovers[1:]
     else:
         engine, after_fact, after_tick = restored
@@ -144,7 +147,8 @@ def _after(place: tuple[int, int], fact: int, tick: int) -> bool:
 
 
 def _restore_snapshot(store: Store, cutovers: list[dict], versions: Versions, history: bool,
-                      retain: timedelta | None, before_fact: int | None = None) -> tuple[Engine, int, int] | None:
+                      retain: timedelta | None, before_fact: int | None = None,
+                      scope: Callable[[RuleSet], RuleSet] | None = None) -> tuple[Engine, int, int] | None:
     """(engine, fact seq, tick seq) from the newest usable snapshot, if any: one in this
     state format, taken under the rule set in force at its place in the log (and before
     fact ``before_fact``, if given)."""
@@ -159,7 +163,7 @@ def _restore_snapshot(store: Store, cutovers: list[dict], versions: Versions, hi
         ruleset = versions.get(found["ruleset"])
         if ruleset is None:
             raise SnapshotError("its rule set is not stored")
-        engine = Engine.restore(ruleset, found["body"], retain=retain, versions=versions.get)
+        engine = Engine.restore(ruleset, found["body"], retain=retain, versions=versions.get, scope=scope)
         if (engine.state.history is not None) == history:
             return engine, found["fact_seq"], found["tick_seq"]
     except SnapshotError as err:

@@ -1,4 +1,5 @@
-"""Compliance of a service's targets over a calendar month, from the decision log.
+"""Compliance of a service's targets over a calendar month or a range of months, from the
+decision log, with the trend month by month and the service credits due.
 
 A clock cycle counts once: breached if any breach of it stands (not retracted), else met
 if a met decision stands. Duration targets report per ticket cycle; availability and
@@ -9,13 +10,15 @@ month its availability window covers.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
+from typing import cast
 
 from engine.eval.clock import month_span
 from engine.lang.maintenance import ExcludingCalendar, merged
-from engine.lang.model import RuleSet, Target
-from schemas.values import format_instant, parse_instant
+from engine.lang.model import Agreement, Credits, RuleSet, Target
+from schemas.values import format_instant, parse_instant, report_months
 
 # (target id, window label) -> (down time counted, service time of the window) or None
 WindowReading = Callable[[str, str], "tuple[timedelta, timedelta] | None"]
@@ -26,39 +29,130 @@ PostedWindows = Callable[[str, datetime, datetime], "list[tuple[datetime, dateti
 SPAN_MARGIN = timedelta(days=1)     # a local month lies within a day of the UTC month
 
 
+class UnknownName(ValueError):
+    """A report asked for a service or customer the rules in force do not name; ``field``
+    says which (the API names it in its 400)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+def customers(ruleset: RuleSet) -> frozenset[str]:
+    """The customers the agreements of a rule set name (a retired one's too: its past months
+    are still reported)."""
+    return frozenset(a.customer for a in ruleset.agreements.values() if a.customer)
+
+
 def compliance(ruleset: RuleSet, decisions: Iterable[dict], service: str, period: str,
                window: WindowReading | None = None, versions: Sequence[dict] = (),
                version_of: Callable[[str], RuleSet | None] = lambda version: None,
-               posted: PostedWindows | None = None) -> dict:
-    """Per target of ``service``: subjects, met, breached, compliance % and availability %,
-    and the same per rule-set version that decided them (``by_version``, with the goal as
-    that version had it: a goal change in the month shows beside the cycles it judged).
+               posted: PostedWindows | None = None, customer: str | None = None) -> dict:
+    """Per target of ``service`` (of ``customer``'s agreements only, if given) over ``period``,
+    a month or a range of months (schemas.values.report_months): subjects, met, breached,
+    compliance % and availability %, and the same per rule-set version that decided them
+    (``by_version``, with the goal as that version had it: a goal change in the period shows
+    beside the cycles it judged); ``trend``, the same figures month by month; and per
+    agreement with credits, the credit due each month.
 
-    ``decisions``: at least those of the UTC month widened by :data:`SPAN_MARGIN`, and
-    every retraction. ``versions``: the versions in force during the month, in order.
+    ``decisions``: at least those of the period's UTC months widened by :data:`SPAN_MARGIN`,
+    and every retraction. ``versions``: the versions in force during the period, in order.
     ``posted``: the maintenance windows posted as facts, for the targets that exclude them."""
+    months = report_months(period)
+    decisions = list(decisions)
+    targets = [t for t in sorted(ruleset.targets.values(), key=lambda t: t.id)
+               if t.service == service and (customer is None or t.agreement.customer == customer)]
+    agreements = sorted({t.agreement.id: t.agreement for t in targets if t.agreement.credits}.values(),
+                        key=lambda a: a.id)
+    monthly = [_month(ruleset, decisions, service, month, targets, window) for month in months]
+    credits = [{"period": month.period, **credit_due(a, month.figures)} for month in monthly for a in agreements]
+    rows = [_row(target, monthly, ruleset, version_of, posted, credits) for target in targets]
+    return {"service": service, "customer": customer, "period": period, "months": months,
+            "ruleset": ruleset.version, "versions": list(versions), "targets": rows, "credits": credits}
+
+
+@dataclass
+class _Month:
+    """One month of a report: what was settled per target, and its exact figures."""
+
+    period: str
+    cycles: dict[str, dict[tuple, dict]]                    # target → (subject, cycle) → settling decision
+    readings: dict[str, tuple[timedelta, timedelta] | None]  # target → (down, service time) of its window
+    figures: dict[str, dict[str, Fraction | None]]          # target → compliance, availability (exact)
+
+
+def _month(ruleset: RuleSet, decisions: list[dict], service: str, period: str, targets: list[Target],
+           window: WindowReading | None) -> _Month:
     outcomes = cycle_outcomes(ruleset, decisions, service, period)
-    rows = []
-    for target in sorted(ruleset.targets.values(), key=lambda t: t.id):
-        if target.service != service:
+    month = _Month(period, {}, {}, {})
+    for target in targets:
+        cycles = month.cycles[target.id] = outcomes.get(target.id, {})
+        met, breached = _settled(cycles.values())
+        reading = window(target.id, period) if target.measure != "duration" and window is not None else None
+        month.readings[target.id] = reading
+        month.figures[target.id] = {"compliance": Fraction(met, met + breached) if met + breached else None,
+                                    "availability": _availability([reading])}
+    return month
+
+
+def _row(target: Target, monthly: list[_Month], ruleset: RuleSet, version_of: Callable[[str], RuleSet | None],
+         posted: PostedWindows | None, credits: list[dict]) -> dict:
+    """A target's row over the period: the months' cycles taken together (a subject counts
+    once), availability over the months' service time, and the ``trend`` month by month."""
+    settled = [d for month in monthly for d in month.cycles[target.id].values()]
+    met, breached = _settled(settled)
+    row = {"target": target.id, "agreement": target.agreement.id, "customer": target.agreement.customer,
+           "measure": target.measure, "shadow": target.agreement.shadow,
+           "subjects": len({s for month in monthly for s, _ in month.cycles[target.id]}),
+           "met": met, "breached": breached,
+           "compliance": _shown(Fraction(met, met + breached) if met + breached else None),
+           "availability": _shown(_availability([month.readings[target.id] for month in monthly])),
+           "goal": _goal(target.goal),
+           "by_version": _by_version(settled, target.id, ruleset, version_of)}
+    if target.excludes_maintenance:
+        each = [maintenance(target, month.period, posted) for month in monthly]
+        row["maintenance"] = {"windows": [w for m in each for w in m["windows"]],
+                              "excluded_minutes": round(sum(m["excluded_minutes"] for m in each), 2)}
+    row["trend"] = [_trend(target, month, credits) for month in monthly]
+    return row
+
+
+def _trend(target: Target, month: _Month, credits: list[dict]) -> dict:
+    met, breached = _settled(month.cycles[target.id].values())
+    earned = [basis["credit"] for credit in credits if credit["period"] == month.period
+              for basis in credit["targets"] if basis["target"] == target.id]
+    return {"period": month.period, "subjects": len({s for s, _ in month.cycles[target.id]}),
+            "met": met, "breached": breached, "compliance": _shown(month.figures[target.id]["compliance"]),
+            "availability": _shown(month.figures[target.id]["availability"]),
+            "credit": max(earned) if earned else None}
+
+
+def _settled(decisions: Iterable[dict]) -> tuple[int, int]:
+    kinds = [d["kind"] for d in decisions]
+    return kinds.count("met"), kinds.count("breach")
+
+
+def credit_due(agreement: Agreement, figures: dict[str, dict[str, Fraction | None]]) -> dict:
+    """The service credit an agreement owes for the month (docs/RULES.md "Service credits"):
+    each credited target's figure against the tiers; the worst target decides, and tiers do
+    not add up. A target with no figure this month (no cycle settled, no window read) earns
+    nothing and is listed as unmeasured."""
+    credits = cast(Credits, agreement.credits)
+    basis, unmeasured, worst = [], [], None
+    for target_id in credits.targets:
+        figure = figures.get(target_id, {}).get(credits.of)
+        if figure is None:
+            unmeasured.append(target_id)
             continue
-        cycles = outcomes.get(target.id, {})
-        met = sum(1 for d in cycles.values() if d["kind"] == "met")
-        breached = sum(1 for d in cycles.values() if d["kind"] == "breach")
-        row = {"target": target.id, "agreement": target.agreement.id, "measure": target.measure,
-               "shadow": target.agreement.shadow, "subjects": len({s for s, _ in cycles}),
-               "met": met, "breached": breached,
-               "compliance": _percent(Fraction(met, met + breached)) if met + breached else None,
-               "availability": None,
-               "goal": _goal(target.goal)}
-        if target.measure != "duration" and window is not None:
-            row["availability"] = _availability(window, target.id, period)
-        row["by_version"] = _by_version(cycles.values(), target.id, ruleset, version_of)
-        if target.excludes_maintenance:
-            row["maintenance"] = maintenance(target, period, posted)
-        rows.append(row)
-    return {"service": service, "period": period, "ruleset": ruleset.version, "versions": list(versions),
-            "targets": rows}
+        tier = credits.due(figure)
+        basis.append({"target": target_id, "figure": _percent(figure),
+                      "below": None if tier is None else _percent(tier.below),
+                      "credit": 0.0 if tier is None else _percent(tier.credit)})
+        if tier is not None and (worst is None or tier.credit > worst[1].credit):
+            worst = (target_id, tier)
+    return {"agreement": agreement.id, "customer": agreement.customer, "shadow": agreement.shadow,
+            "of": credits.of, "credit": 0.0 if worst is None else _percent(worst[1].credit),
+            "decided_by": None if worst is None else worst[0], "targets": basis, "unmeasured": unmeasured}
 
 
 def maintenance(target: Target, period: str, posted: PostedWindows | None) -> dict:
@@ -115,18 +209,22 @@ def cycle_outcomes(ruleset: RuleSet, decisions: Iterable[dict], service: str,
     return outcomes
 
 
-def _availability(window: WindowReading, target_id: str, period: str) -> float | None:
-    reading = window(target_id, period)
-    if reading is None:
+def _availability(readings: Iterable[tuple[timedelta, timedelta] | None]) -> Fraction | None:
+    """Availability over the windows read: one minus their down time over their service time."""
+    read = [r for r in readings if r is not None]
+    service_time = sum((t for _, t in read), timedelta(0))
+    if not read or service_time <= timedelta(0):
         return None
-    down, service_time = reading
-    if service_time <= timedelta(0):
-        return None
-    return _percent(1 - Fraction(down / timedelta(microseconds=1)) / Fraction(service_time / timedelta(microseconds=1)))
+    down = sum((d for d, _ in read), timedelta(0))
+    return 1 - Fraction(down / timedelta(microseconds=1)) / Fraction(service_time / timedelta(microseconds=1))
 
 
 def _percent(fraction: Fraction) -> float:
     return round(float(fraction) * 100, 4)
+
+
+def _shown(fraction: Fraction | None) -> float | None:
+    return None if fraction is None else _percent(fraction)
 
 
 def _goal(goal) -> str:

@@ -47,7 +47,9 @@ class RuleChanges:
         relies on without uploading them all."""
         if with_rules_in_force:
             files = {**self.state.ruleset.files, **files}
-        return load_texts(files, root="upload")
+        ruleset = load_texts(files, root="upload")
+        self.state.scope.require_fit(ruleset)
+        return ruleset
 
     def reload(self, by: str | None = None) -> RuleSet:
         """Load the rules directory and put it in force now; a bad set changes nothing.
@@ -58,6 +60,7 @@ class RuleChanges:
         name of the token that asked, recorded with the cut-over."""
         state = self.state
         ruleset = load_rules(self.rules_dir)
+        state.scope.require_fit(ruleset)           # partitions: the map must still fit
         state.require_engine()
         with state.write_lock, self.keeper.guarded():
             held = time.perf_counter()

@@ -16,6 +16,8 @@ from datetime import datetime
 
 from engine.eval.engine import Engine
 from engine.lang.model import RuleSet
+from engine.lang.partitions import PartitionMap
+from engine.lang.rulescope import RuleScope
 from engine.service.clockview import ClockReadModel
 from engine.service.recovery import Versions
 from engine.store.store import Lease, Store
@@ -72,6 +74,9 @@ class ServiceState:
         self.now = now
         self.ruleset = ruleset                      # the rule set in force (or about to be, before start)
         self.versions = Versions(store, ruleset)    # every version the store has seen
+        # the share of each rule set this partition's engine runs, and what it feeds to
+        # ``global`` (engine.lang.rulescope); every Rule, and nothing fed, with one partition
+        self.scope = RuleScope(PartitionMap.single(), store.partition)
         self.engine: Engine | None = None
         # Held by whatever changes the engine; a caller that must hold writers back (a test
         # standing in for a long write) may hold it too. Readers of the store or of the

@@ -60,7 +60,7 @@ class StoreReads:
         Replays into a throwaway engine: reads only, no lock."""
         state = self.state
         return explain_stored(state.store, fact_id, source, ruleset=state.ruleset, versions=state.versions,
-                              retain=self.retain, bounds=PREVIEW_BOUNDS)
+                              retain=self.retain, bounds=PREVIEW_BOUNDS, pmap=state.scope.pmap)
 
     def vocabulary(self) -> Vocabulary:
         """Services, targets and decision kinds of every rule set put in force: what a

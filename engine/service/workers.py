@@ -34,12 +34,12 @@ class PartitionWorkers:
     @classmethod
     def open(cls, partitions: PartitionMap, open_store: Callable[[str], Store], build: Callable[..., SlmService],
              *, lease_ttl: timedelta, prefer: frozenset[str] | None = None) -> PartitionWorkers:
-        """A service for every partition of the map, each on a store of its own
+        """A service for every partition of the map (and ``global``), each on a store of its own
         (``open_store(partition)``) built by ``build(store, hold_back=…)``. ``prefer``: the
         partitions taken at once (None: all)."""
         hold_back = lease_ttl / 3
         services = {}
-        for partition in partitions.names:
+        for partition in partitions.evaluated:
             preferred = prefer is None or partition in prefer
             services[partition] = build(open_store(partition), hold_back=timedelta(0) if preferred else hold_back)
         return cls(services)

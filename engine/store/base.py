@@ -16,6 +16,7 @@ import peewee as pw
 from engine.store.connection import LOST_IN_TRANSACTION, DatabaseUnavailable, connection_lost, one_line
 from engine.store.encoding import instant_text
 from engine.store.models import DEFAULT_PARTITION, define_models
+from engine.store.probe import Probe
 from schemas.limits import DEFAULT_LIMIT, MAX_LIMIT
 
 CHUNK = 500                  # rows per statement for IN lists, bulk inserts and scans
@@ -38,6 +39,7 @@ class StoreBase:
         self.m = define_models(db)
         # A shared in-memory connection takes one transaction at a time.
         self._guard = threading.RLock() if not db.thread_safe else nullcontext()
+        self._probe: Probe | None = None
 
     def close(self) -> None:
         """Close this thread's connection (each thread using the store has its own)."""
@@ -74,10 +76,27 @@ class StoreBase:
                     raise
                 raise DatabaseUnavailable(f"{LOST_IN_TRANSACTION}: {one_line(error)}") from error
 
+    def probe(self) -> None:
+        """:meth:`ping`, for the readiness probe, in bounded time: on PostgreSQL from a
+        thread of its own (engine.store.probe), which closes its connection after each
+        question, so a hung link costs neither a request thread nor the probe's answer."""
+        if not self.postgres:
+            self.ping()
+            return
+        if self._probe is None:
+            self._probe = Probe(self._ping_and_close)
+        self._probe()
+
+    def _ping_and_close(self) -> None:
+        try:
+            self.ping()
+        finally:
+            self.close()
+
     def ping(self) -> None:
-        """Whether the database answers (``SELECT 1``), for the readiness probe:
-        :class:`DatabaseUnavailable` naming why not. Read-only, so a connection found
-        broken is replaced and asked once more."""
+        """Whether the database answers (``SELECT 1``): :class:`DatabaseUnavailable`
+        naming why not. Read-only, so a connection found broken is replaced and asked once
+        more."""
         with self._guard:
             for attempt in (1, 2):
                 try:

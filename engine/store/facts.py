@@ -98,6 +98,12 @@ class FactLog(AuditChains):
                 self._notify(FACTS_CHANNEL, partition)
         return stored
 
+    def fact_partition(self, source: str, id: str) -> str | None:
+        """The partition whose log holds the stored fact ``(source, id)`` (None: not stored)."""
+        for _, (partition,) in self._by_key([(source, id)], "partition"):
+            return str(partition)
+        return None
+
     def fact_seqs(self, keys: list[tuple[str, str]], pending_only: bool = False) -> dict[tuple[str, str], int]:
         """The seq of each of ``keys`` stored (``pending_only``: and not yet evaluated)."""
         return {key: seq for key, (seq,) in self._by_key(keys, "seq", " AND pseq IS NULL" if pending_only else "")}

@@ -83,6 +83,15 @@ class Store(FactLog, Ledger, Outbox, Tokens, EndedSessions, ReplayRecords, Lease
             raise
         return store
 
+    def reading(self, partition: str) -> Store:
+        """A store on the same database whose replay reads follow ``partition``'s log (what
+        explaining one of its stored facts replays); for reading only: it is not fenced."""
+        if partition == self.partition:
+            return self
+        other = type(self)(self.db, partition)
+        other.audit_key = self.audit_key
+        return other
+
     def schema_version(self) -> int:
         """The schema version of the database (migrations.SCHEMA_VERSION once opened)."""
         return migrations.schema_version(self.db)

@@ -10,9 +10,9 @@ printed, never asserted (docs/BENCHMARKS.md measures them).
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import requests
@@ -20,7 +20,7 @@ import requests
 from engine.store.store import Store
 from schemas.values import parse_instant
 from tests.e2e.test_owner_standby import PATIENCE, TTL, decided_once, due_soon, history, named, standby, token, until
-from tests.support import PG_URL, named_sessions, terminate_sessions
+from tests.support import named_sessions, terminate_sessions
 from tests.support.proxy import TcpProxy
 from tests.support.serving import Server
 
@@ -35,11 +35,7 @@ class Cluster:
 
     def __init__(self, url: str, tmp_path):
         self.url, self.name = named_sessions(url)
-        target = urlsplit(PG_URL)
-        self.proxy = TcpProxy((target.hostname or "127.0.0.1", target.port or 5432)).start()
-        proxied = urlsplit(self.url)
-        proxied = urlunsplit(proxied._replace(netloc=proxied.netloc.replace(f":{target.port or 5432}",
-                                                                            f":{self.proxy.port}")))
+        self.proxy, proxied = TcpProxy.before(self.url)
         self.headers = token(self.url)
         worker = ("--role", "worker", "--lease-ttl", TTL, "--no-delivery", "--snapshot-every", "100")
         self.w1 = Server(proxied, tmp_path / "w1.log", *worker).start()
@@ -178,6 +174,9 @@ def test_every_database_session_terminated(cluster):
 def test_the_owner_cut_off_from_the_database(cluster):
     def cut():
         cluster.proxy.cut()
+        probed = requests.get(cluster.w1.base + "/readyz", timeout=15)    # in bounded time, naming why
+        assert probed.status_code == 503 and re.search("did not answer|has not answered",
+                                                       probed.json()["database"]), probed.text
         return "TCP cut"
 
     def heal():

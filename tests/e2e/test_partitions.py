@@ -34,9 +34,12 @@ def partition_map(tmp_path):
     return path
 
 
-def owned(server: Server) -> list[str]:
+def owned(server: Server, *, central: bool = False) -> list[str]:
+    """The partitions of the map a worker owns (with ``central``: ``global`` too, which any
+    worker takes, since no worker prefers it here)."""
     answer = server.readyz()
-    return answer.json().get("owned", []) if answer.status_code in (200, 503) else []
+    found = answer.json().get("owned", []) if answer.status_code in (200, 503) else []
+    return [p for p in found if central or p != "global"]
 
 
 def worker(url: str, tmp_path, name: str, partition_map, prefer: str) -> Server:
@@ -54,6 +57,8 @@ def test_workers_share_the_partitions_out_and_one_takes_over_the_others_partitio
     try:
         until(lambda: owned(mail) == ["mail"] and owned(main) == ["main"] and mail.readyz().status_code == 200
               and main.readyz().status_code == 200, "each worker to own its partition and be ready")
+        until(lambda: [*owned(mail, central=True), *owned(main, central=True)].count("global") == 1,
+              "one worker to own the global partition")
 
         facts = history(10, "part")           # email, hosting and service-desk incidents
         answer = requests.post(api.base + "/v1/facts?wait=20s", json=facts, headers=headers, timeout=60)

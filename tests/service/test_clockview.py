@@ -51,6 +51,7 @@ def assert_same(engine: Engine, model: ClockReadModel) -> int:
             for name in ("service", "target", "subject"):
                 assert view.clocks(wall, **{name: clock[name]}) == [
                     c for c in expected if c[name] == clock[name]]
+            assert_pages(view, wall, expected, clock, expected[-1])
         compared += len(expected)
         at = view.reading_instant(wall)
         labels = set()
@@ -64,6 +65,24 @@ def assert_same(engine: Engine, model: ClockReadModel) -> int:
             for label in labels | {"2026-10", "2026-11", "2026-12"}:
                 assert view.window_reading(target.id, label, at) == engine.window_reading(target.id, label, at)
     return compared
+
+
+FILTERS = [("service",), ("target",), ("subject",), ("service", "target"), ("service", "subject"),
+           ("target", "subject"), ("service", "target", "subject")]
+
+
+def assert_pages(view, wall, expected: list[dict], clock: dict, other: dict) -> None:
+    """Pages of every filter combination, of ``clock``'s values and of values mixed with
+    ``other``'s, at several limits: the first ``limit`` of the matching clocks in key order
+    and how many match, as ``GET /v1/clocks`` served them before the view kept its indexes."""
+    for names in FILTERS:
+        for mixed in (False, True):
+            wanted = {name: clock[name] for name in names}
+            if mixed:
+                wanted[names[0]] = other[names[0]]
+            matching = [c for c in expected if all(c[name] == value for name, value in wanted.items())]
+            for limit in (None, 1, 3, 10):
+                assert view.page(wall, **wanted, limit=limit) == (matching[:limit], len(matching)), (wanted, limit)
 
 
 def test_every_scenario_reads_the_same_through_the_read_model_after_every_step():

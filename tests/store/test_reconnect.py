@@ -11,8 +11,10 @@ import time
 
 import pytest
 
+from engine.store.probe import Probe
 from engine.store.store import DatabaseUnavailable, Store
 from tests.support import free_port, named_sessions, postgres_schema_url, terminate_sessions
+from tests.support.proxy import TcpProxy
 
 pytestmark = pytest.mark.postgres
 PATIENCE = 60                  # seconds any wait here may take before the test gives up
@@ -117,3 +119,33 @@ def test_a_database_that_refuses_connections_is_unavailable_until_it_answers(nam
             time.sleep(0.1)
     store.add_token("monitor", name="back")
     assert token_names(store) == {"back"}
+
+
+def test_a_probe_of_a_hung_database_answers_in_bounded_time_and_recovers():
+    """A link that dies silently (the proxy relays nothing and closes nothing): the probe
+    says so within its timeout, says at once that its question is still unanswered, and
+    answers again once the link is back."""
+    with postgres_schema_url() as url:
+        proxy, proxied = TcpProxy.before(url)
+        store = Store.open(proxied)
+        store._probe = Probe(store._ping_and_close, timeout=0.5)
+        try:
+            store.probe()
+            proxy.cut()
+            with pytest.raises(DatabaseUnavailable, match=r"did not answer within 0\.5s"):
+                store.probe()
+            with pytest.raises(DatabaseUnavailable, match="has not answered a probe sent"):
+                store.probe()
+            proxy.heal()
+            deadline = time.monotonic() + PATIENCE
+            while True:
+                try:
+                    store.probe()
+                    break
+                except DatabaseUnavailable:
+                    assert time.monotonic() < deadline, "the probe never answered again"
+                    time.sleep(0.2)
+        finally:
+            proxy.heal()
+            proxy.stop()
+            store.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from urllib.parse import urlsplit, urlunsplit
 
 
 class TcpProxy:
@@ -22,6 +23,14 @@ class TcpProxy:
         self._closed = threading.Event()
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
+
+    @classmethod
+    def before(cls, url: str) -> tuple[TcpProxy, str]:
+        """A started proxy to the database of ``url``, and ``url`` through it."""
+        parts = urlsplit(url)
+        proxy = cls((parts.hostname or "127.0.0.1", parts.port or 5432)).start()
+        user = parts.netloc.rpartition("@")[0]
+        return proxy, urlunsplit(parts._replace(netloc=f"{user + '@' if user else ''}127.0.0.1:{proxy.port}"))
 
     def start(self) -> TcpProxy:
         threading.Thread(target=self._accept, name="proxy-accept", daemon=True).start()

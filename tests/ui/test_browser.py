@@ -259,3 +259,52 @@ def test_a_retracted_breach_is_struck_through_and_drawn_apart(server, browser):
     assert "retracted" in b.find_element(By.CSS_SELECTOR, "table.events tr.superseded").text
     shot(b, "clock-retracted")
     assert [e for e in b.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+@pytest.fixture
+def shipped_server(tmp_path):
+    """``slm serve`` with the shipped rules, whose email SLA has service credits."""
+    url = f"sqlite:///{tmp_path / 'slm.db'}"
+    made = slm("token", "create", "--role", "admin", "--db", url)
+    assert made.returncode == 0, made.stderr
+    srv = Server(url, tmp_path / "serve.log", "--rules", str(ROOT / "rules"))
+    srv.token = made.stdout.strip().splitlines()[-1]
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def test_the_service_review_shows_the_trend_and_the_credit_due(shipped_server, browser):
+    """Two hours of email down in the month before this one: the review of this month draws
+    that month below the goal in the trend, and its row says the 10 % credit it earned."""
+    server = shipped_server
+    now = datetime.now(UTC).replace(microsecond=0)
+    last = (now.replace(day=1) - timedelta(days=1)).replace(day=10, hour=10, minute=0, second=0)
+    outage = [{"id": f"t-{n}", "source": "alertmanager", "type": kind, "time": stamp(at), "subject": "fp-trend",
+               "service": "email", "data": {"alertname": "EmailDown"}}
+              for n, (kind, at) in enumerate((("alert.firing", last), ("alert.resolved", last + timedelta(hours=2))))]
+    response = requests.post(server.base + "/v1/facts", json=outage, timeout=30,
+                             headers={"Authorization": f"Bearer {server.token}"})
+    assert response.status_code == 200, response.text
+    b = browser
+    b.get(server.base + "/ui/login")
+    b.find_element(By.ID, "token").send_keys(server.token)
+    go(b, lambda: b.find_element(By.CSS_SELECTOR, "form.login button"))
+    b.get(server.base + f"/ui/reports/email/{now:%Y-%m}")
+    section = b.find_element(By.ID, "t-email-availability")
+    months = [row.get_attribute("data-period")
+              for row in section.find_elements(By.CSS_SELECTOR, "table.trend tbody tr")]
+    assert len(months) == 6 and months[-1] == f"{now:%Y-%m}" and months[-2] == f"{last:%Y-%m}"
+    row = section.find_element(By.CSS_SELECTOR, f'table.trend tr[data-period="{last:%Y-%m}"]').text
+    assert row.endswith("10 %")                                    # the credit: 2h is below 99.9 %, not 99.5 %
+    below = section.find_elements(By.CSS_SELECTOR, "figure.trend svg.chart circle.breach")
+    assert [c.find_element(By.TAG_NAME, "title").get_attribute("textContent").split(":")[0] for c in below] == \
+        [f"{last:%Y-%m}"]
+    assert section.find_elements(By.CSS_SELECTOR, "figure.trend svg.chart polyline.burn")
+    credits = b.find_element(By.CSS_SELECTOR, 'table.credits tr[data-agreement="sla-email"]').text
+    assert "University staff and students" in credits
+    shot(b, "review-trend")
+    go(b, lambda: section.find_element(By.LINK_TEXT, f"{last:%Y-%m}"))
+    assert b.find_element(By.TAG_NAME, "h1").text.endswith(f"{last:%Y-%m}")
+    credits = b.find_element(By.CSS_SELECTOR, 'table.credits tr[data-agreement="sla-email"]').text
+    assert "10 % of the month's charge" in credits
