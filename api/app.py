@@ -15,7 +15,7 @@ from schemas.facts import FACT_VALUE, FactSchema, FactTime
 from schemas.limits import MAX_BODY
 
 from . import document, explain, facts, ops, records, rules, silences, ui
-from .auth import SECURITY_SCHEME, TokenCache
+from .auth import BASIC_SCHEME, SECURITY_SCHEME, TokenCache
 from .context import EXTENSION
 from .document import API_VERSION
 from .problems import PROBLEM_TYPE, SlmApi
@@ -63,6 +63,7 @@ def create_app(service: SlmService, *, alert_service_label: str = "service", max
 
     api = SlmApi(app, spec_kwargs={"info": {"description": __doc__.strip().splitlines()[0]}})
     api.spec.components.security_scheme("bearerAuth", SECURITY_SCHEME)
+    api.spec.components.security_scheme("basicAuth", BASIC_SCHEME)
     api.register_field(FactTime, "string", "date-time")
     api.ma_plugin.converter.add_attribute_function(document.dict_lengths)
     api.spec.components.schema("FactValue", FACT_VALUE)
