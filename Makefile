@@ -78,6 +78,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/reload.py --facts 100000
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/clockpage.py --http
+	$(BIN)/python bench/snapshots.py
 	$(BIN)/python bench/failover.py --db $${SLM_TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/test}
 	$(BIN)/python bench/partitions.py --db $${SLM_TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/test}
 

@@ -11,10 +11,11 @@ from flask import Flask, send_from_directory
 from engine.service.live import SlmService
 from engine.service.state import WORKER
 from engine.service.workers import PartitionWorkers
+from schemas.api import WAIVER_FORMS
 from schemas.facts import FACT_VALUE, FactSchema, FactTime
 from schemas.limits import MAX_BODY
 
-from . import document, explain, facts, ops, records, rules, silences, ui
+from . import document, explain, facts, ops, records, rules, silences, ui, waivers
 from .auth import BASIC_SCHEME, SECURITY_SCHEME, TokenCache
 from .context import EXTENSION
 from .document import API_VERSION
@@ -68,12 +69,14 @@ def create_app(service: SlmService, *, alert_service_label: str = "service", max
     api.ma_plugin.converter.add_attribute_function(document.dict_lengths)
     api.spec.components.schema("FactValue", FACT_VALUE)
     api.spec.components.schema("Fact", schema=FactSchema)
-    for blueprint in (facts.blp, explain.blp, records.blp, rules.blp, silences.blp):
+    for blueprint in (facts.blp, explain.blp, records.blp, rules.blp, silences.blp, waivers.blp):
         api.register_blueprint(blueprint)
     for response in api.spec.components.responses.values():   # errors are problem details (RFC 9457)
         if "application/json" in response.get("content", {}):
             response["content"] = {PROBLEM_TYPE: response["content"].pop("application/json")}
-    document.serve(app, api.spec.to_dict())            # per rule set, from the rules in force
+    spec = api.spec.to_dict()
+    spec["components"]["schemas"]["WaiverRequest"]["oneOf"] = WAIVER_FORMS     # what OpenAPI 3.0 says with oneOf
+    document.serve(app, spec)                          # per rule set, from the rules in force
     app.register_blueprint(ops.bp)
     app.add_url_rule(DOCS_ASSETS + "<path:filename>", "docs_assets",
                      lambda filename: send_from_directory(swagger_ui_bundle.swagger_ui_path, filename))

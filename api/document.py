@@ -66,6 +66,11 @@ LINKS: dict[tuple[str, str], dict[str, tuple[str, dict[str, str]]]] = {
     ("retry_notification", "200"): {
         "decision": ("get_decision", {"decision_id": "$response.body#/decision"})},
     ("get_rules", "200"): {"version": ("get_version", {"version": "$response.body#/version"})},
+    ("request_waiver", "201"): {
+        "approve": ("approve_waiver", {"waiver_id": "$response.body#/id"}),
+        "waiver": ("get_waiver", {"waiver_id": "$response.body#/id"}),
+        "revoke": ("revoke_waiver", {"waiver_id": "$response.body#/id"})},
+    ("list_waivers", "200"): {"waiver": ("get_waiver", {"waiver_id": "$response.body#/items/0/id"})},
     ("reload_rules", "200"): {"version": ("get_version", {"version": "$response.body#/version"})},
     ("list_versions", "200"): {"version": ("get_version", {"version": "$response.body#/items/0/version"})},
 }
@@ -148,7 +153,8 @@ def for_rules(base: dict[str, Any], ruleset: RuleSet, vocabulary: Vocabulary) ->
     info["description"] = (f"{info.get('description', '')}\n\nThis document describes the rules in force, rule set "
                            f"`{ruleset.version}`: the names they define, the facts their catalogue declares.").strip()
     names = {"services": vocabulary.services, "targets": vocabulary.targets, "kinds": vocabulary.kinds,
-             "services-in-force": frozenset(ruleset.services), "customers-in-force": customers(ruleset)}
+             "services-in-force": frozenset(ruleset.services), "customers-in-force": customers(ruleset),
+             "targets-in-force": frozenset(ruleset.targets)}
     _name_enums(document, names)
     if ruleset.catalogue is not None and ruleset.catalogue.types:
         _fact_types(document["components"]["schemas"], ruleset.catalogue)

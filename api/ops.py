@@ -109,6 +109,11 @@ class EngineMetrics:
                                   value=sum(s.state.undone for s in self.services))
         yield CounterMetricFamily("slm_engine_rebuilds", "Failed writes after which the engine was rebuilt "
                                   "from the store", value=sum(s.state.rebuilds for s in self.services))
+        yield CounterMetricFamily("slm_snapshots_stored", "Engine snapshots stored",
+                                  value=sum(s.keeper.snapshots.stored for s in self.services))
+        yield CounterMetricFamily("slm_snapshots_failed", "Engine snapshots made beside the writer that were not "
+                                  "stored (their process killed, their transaction failed)",
+                                  value=sum(s.keeper.snapshots.failures for s in self.services))
 
 
 class LeaseMetrics:

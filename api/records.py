@@ -137,8 +137,8 @@ JSON, CSV = "application/json", "text/csv"
 @blp.response(200, ComplianceReportSchema)
 @blp.doc(responses={"200": {"description": "OK", "content": {
     JSON: {"schema": ComplianceReportSchema}, CSV: {"schema": {"type": "string"}, "example": (
-    "period,service,customer,agreement,target,goal,subjects,met,breached,compliance,availability,credit\r\n"
-    "2026-11,email,Finance,sla-email,email-availability,99.9%,1,0,1,0,99.8611,10\r\n")}}}})
+    "period,service,customer,agreement,target,goal,subjects,met,breached,waived,compliance,availability,credit\r\n"
+    "2026-11,email,Finance,sla-email,email-availability,99.9%,1,0,1,0,0,99.8611,10\r\n")}}}})
 def compliance_report(args):
     """Per target of a service over a month or a range of months (of one customer's agreements
     with ``customer``): subjects, met, breached, compliance %, availability %, the trend month

@@ -167,6 +167,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="duration of each phase")
     parser.add_argument("--preload", type=int, default=4000, help="incidents opened before the phases")
     parser.add_argument("--threads", type=int, default=8, help="server request threads")
+    parser.add_argument("--snapshot-every", type=int, help="passed to slm serve (default: its own)")
+    parser.add_argument("--no-background-snapshots", action="store_true",
+                        help="slm serve encodes each snapshot under the write lock (as before 2026-12-07)")
     parser.add_argument("--db", metavar="URL", help="a PostgreSQL server to run on (a scratch schema, dropped "
                                                    "afterwards) instead of a temporary SQLite file")
     args = parser.parse_args()
@@ -178,7 +181,9 @@ def main() -> None:
                                cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
         port = free_port()
         served = Served([sys.executable, "-m", "cli", "serve", "--db", db, "--port", str(port), "--threads",
-                         str(args.threads), "--no-delivery"], port,
+                         str(args.threads), "--no-delivery"]
+                        + ([] if args.snapshot_every is None else ["--snapshot-every", str(args.snapshot_every)])
+                        + (["--no-background-snapshots"] if args.no_background_snapshots else []), port,
                         {"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
         try:
             began = time.perf_counter()
@@ -198,6 +203,12 @@ def main() -> None:
                       f"{_pct(full[post], 99):.1f} vs {_pct(baseline[post], 99):.1f} ms "
                       f"(ratio {_pct(full[post], 99) / _pct(baseline[post], 99):.2f}); throughput "
                       f"{len(full[post]) / len(baseline[post]):.2f} of the baseline's")
+                for name, phase_ in (("baseline", baseline), ("full load", full)):
+                    print(f"POST p99 / p50, {name}: {_pct(phase_[post], 99) / _pct(phase_[post], 50):.2f}")
+            snapshots = [line for line in requests.get(served.base + "/metrics", timeout=60).text.splitlines()
+                         if line.startswith("slm_snapshot")]
+            if snapshots:
+                print("\n" + "\n".join(snapshots))
         finally:
             served.close()
 

@@ -116,7 +116,8 @@ def audit():
 
 # what one record of each chain is called
 RECORD = {"decisions": "decision", "facts": "fact", "notifications": "notification",
-          "deliveries": "delivery outcome", "cutovers": "cut-over", "silences": "silence event"}
+          "deliveries": "delivery outcome", "cutovers": "cut-over", "silences": "silence event",
+          "waivers": "waiver event"}
 
 
 @audit.command("verify")

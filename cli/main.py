@@ -12,6 +12,7 @@ from .rules import check, explain, lint, test_command
 from .serve import serve
 from .silences import silence
 from .tokens import token
+from .waivers import waiver
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,5 +21,5 @@ def main():
 
 
 for command in (serve, check, lint, test_command, explain, docs, replay, report, token, audit, notify,
-                import_group, silence):
+                import_group, silence, waiver):
     main.add_command(command)

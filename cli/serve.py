@@ -56,6 +56,10 @@ MIN_LEASE_TTL = timedelta(seconds=1)     # the owner renews every third of it
 @click.option("--snapshot-every", default=SNAPSHOT_EVERY, show_default=True, type=click.IntRange(0),
               help="New facts between engine snapshots (a restart replays only what follows the "
                    "newest); 0: never.")
+@click.option("--background-snapshots/--no-background-snapshots", default=True, show_default=True,
+              help="Encode the periodic snapshots in a forked process from a copy-on-write image, so "
+                   "that no write waits for one; without it, each is encoded under the write lock "
+                   "(seconds with tens of thousands of clocks).")
 @click.option("--retain", default="35d", show_default=True,
               help="How long a finished clock is kept for late facts before it is forgotten.")
 @click.option("--lease-ttl", envvar="SLM_LEASE_TTL", show_envvar=True, default="15s", show_default=True,
@@ -91,7 +95,8 @@ MIN_LEASE_TTL = timedelta(seconds=1)     # the owner renews every third of it
 @click.option("--cookie-secure/--no-cookie-secure", envvar="SLM_COOKIE_SECURE", show_envvar=True, default=False,
               help="Mark the console's cookie Secure always (behind a TLS-terminating proxy); without it, "
                    "only requests that came over https get a Secure cookie.")
-def serve(rules_dir, db_url, host, port, role, threads, skew, max_lateness, alert_service_label, snapshot_every, retain,
+def serve(rules_dir, db_url, host, port, role, threads, skew, max_lateness, alert_service_label, snapshot_every,
+          background_snapshots, retain,
           lease_ttl, partitions_file, prefer, smtp_url, mail_from, webhook_secret, delivery_timeout, group_wait,
           delivery_max_age, retry_initial, delivery, public_url, audit_key_file, max_body, secret_key, cookie_secure,
           slow_after):
@@ -139,7 +144,8 @@ def serve(rules_dir, db_url, host, port, role, threads, skew, max_lateness, aler
         return SlmService(store, ruleset, skew=skew_delta, snapshot_every=snapshot_every,
                           retain=retain_delta, freeze_heap=True, delivery=delivering, max_lateness=lateness,
                           lease_ttl=ttl if store.postgres else None,   # PostgreSQL: owner or standby
-                          role=role, partitions=pmap, hold_back=hold_back)
+                          role=role, partitions=pmap, hold_back=hold_back,
+                          background_snapshots=background_snapshots)
 
     workers = None
     if role == "worker" and not pmap.is_single:      # one service per partition, each on a store of its own

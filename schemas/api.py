@@ -252,6 +252,9 @@ class TraceSchema(Schema):
     retracted_by = fields.Nested(RetractedBySchema, metadata={"description": "a decision: present only if it "
                                                                              "was retracted"})
     children = fields.List(fields.Nested(lambda: TraceSchema()))
+    waivers = fields.List(fields.Nested(lambda: WaiverSchema()),
+                          metadata={"description": "the root decision: the waivers that name it or hold it in their "
+                                                   "period, whatever their status"})
 
 
 class ClockSchema(Schema):
@@ -450,6 +453,8 @@ class TrendSchema(Schema):
     subjects = fields.Integer()
     met = fields.Integer()
     breached = fields.Integer()
+    waived = fields.Integer(metadata={"description": "cycles a waiver in effect takes out: neither met nor "
+                                                     "breached"})
     compliance = fields.Float(allow_none=True, metadata={"description": "percent met of met + breached"})
     availability = fields.Float(allow_none=True, metadata={"description": "percent achieved (windows)"})
     credit = fields.Float(allow_none=True, metadata={"description": "the credit this target's figure earned "
@@ -466,6 +471,8 @@ class TargetReportSchema(Schema):
     subjects = fields.Integer()
     met = fields.Integer()
     breached = fields.Integer()
+    waived = fields.Integer(metadata={"description": "cycles a waiver in effect takes out: neither met nor "
+                                                     "breached"})
     compliance = fields.Float(allow_none=True, metadata={"description": "percent met of met + breached"})
     availability = fields.Float(allow_none=True, metadata={"description": "percent achieved (windows)"})
     goal = fields.String(allow_none=True)
@@ -677,3 +684,79 @@ class ProblemSchema(Schema):
     errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
     problems = fields.List(fields.Nested(RuleProblemSchema))
 
+
+
+# ---- waivers ---------------------------------------------------------------------------------
+
+REASON = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"       # some text that is not all blanks
+MAX_REASON = 2000
+
+
+def _reason(description: str, **kwargs: Any) -> fields.String:
+    return fields.String(validate=[validate.Length(1, MAX_REASON), Matches(REASON, error="give a reason")],
+                         metadata={"description": description}, **kwargs)
+
+
+class WaiverRequestSchema(Schema):
+    """``{"decision", "reason"}`` or ``{"target", "since", "until", "reason"}``."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    decision = fields.String(validate=validate.Length(1, 200), metadata={
+        "description": "the id of a met or breach decision whose cycle to leave out (else 422)"})
+    target = known("targets-in-force", "a target of the rules in force: leave out its cycles settled in "
+                                       "[since, until)")
+    since = InstantArg(metadata={"description": "with target: the period's start (inclusive), RFC 3339"})
+    until = InstantArg(metadata={"description": "with target: the period's end (exclusive), after since"})
+    reason = _reason("why, for the approver and the audit", required=True)
+
+    @validates_schema
+    def _one_form(self, data: dict[str, Any], **kwargs: Any) -> None:
+        period = [name for name in ("target", "since", "until") if name in data]
+        if "decision" in data and period:
+            raise ValidationError("give a decision, or a target with since and until, not both", "decision")
+        if "decision" not in data and len(period) != 3:
+            missing = [name for name in ("target", "since", "until") if name not in data]
+            raise ValidationError(f"give a decision, or a target with since and until (missing: "
+                                  f"{', '.join(missing)})", missing[0])
+
+
+# the two forms, for the API document (OpenAPI 3.0 says it with oneOf)
+WAIVER_FORMS = [{"required": ["decision"], "not": {"anyOf": [{"required": ["target"]}, {"required": ["since"]},
+                                                              {"required": ["until"]}]}},
+                {"required": ["target", "since", "until"], "not": {"required": ["decision"]}}]
+
+
+class WaiverRevokeSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    reason = _reason("why it no longer holds", required=True)
+
+
+class WaiverSchema(Schema):
+    id = fields.String()
+    status = fields.String(metadata={"description": "requested (not in effect), approved (in effect) or revoked"})
+    reason = fields.String()
+    decision = fields.String(allow_none=True)
+    target = fields.String(allow_none=True)
+    since = fields.String(allow_none=True)
+    until = fields.String(allow_none=True)
+    requested_by = fields.String(metadata={"description": "the requesting token's name"})
+    requested_at = fields.String()
+    approved_by = fields.String(allow_none=True, metadata={"description": "the approving token's name: never the "
+                                                                          "requester's"})
+    approved_at = fields.String(allow_none=True)
+    revoked_by = fields.String(allow_none=True)
+    revoked_at = fields.String(allow_none=True)
+    revoke_reason = fields.String(allow_none=True)
+
+
+class WaiverArgs(QuerySchema):
+    status = fields.String(validate=validate.OneOf(["requested", "approved", "revoked"]),
+                           metadata={"description": "only waivers in this state"})
+
+
+class WaiverListSchema(Schema):
+    items = fields.List(fields.Nested(WaiverSchema))

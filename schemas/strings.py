@@ -61,7 +61,7 @@ MAX_WAIT_SECONDS = 30
 # them; api/document.py writes them into the document as an enum, per rule set (``services``,
 # ``targets`` and ``kinds`` of every rule set put in force, as api/filters.py checks a
 # listing's filters; ``services-in-force``: of the rules in force only; ``customers-in-force``: the
-# customers its agreements name).
+# customers its agreements name; ``targets-in-force``: the targets of the rules in force).
 KNOWN = "x-slm-known"
 
 

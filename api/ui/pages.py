@@ -285,7 +285,7 @@ def silences():
 CHAINS = {"decisions": ("Decisions", "decision"), "facts": ("Facts", "fact"),
           "notifications": ("Notifications", "notification"),
           "deliveries": ("Delivery outcomes", "delivery outcome"), "cutovers": ("Rule changes", "cut-over"),
-          "silences": ("Silences", "silence event")}
+          "silences": ("Silences", "silence event"), "waivers": ("Waivers", "waiver event")}
 
 
 @bp.route("/audit")

@@ -18,6 +18,7 @@ from engine.service.review import review as review_targets
 from engine.service.state import API, NoEngineHere, ServiceState
 from engine.service.storereads import StoreReads
 from engine.service.timeline import build as build_timeline
+from engine.service.waivers import in_effect
 from engine.store.base import every
 from schemas.values import format_instant, report_months
 
@@ -88,7 +89,8 @@ class EngineReads:
         at = view.reading_instant(state.now())
         window = (lambda target, label: view.window_reading(target, label, at)) if view.ruleset else None
         return compliance(ruleset, decisions, service, period, window, spanned, state.versions.get,
-                          lambda target, a, b: self._posted_maintenance(target, a, b, at), customer)
+                          lambda target, a, b: self._posted_maintenance(target, a, b, at), customer,
+                          in_effect(state.store.waivers()))
 
     def _posted_maintenance(self, target: str, start, end, at) -> list:
         """Posted maintenance windows of a target's window clocks (asked only for targets that

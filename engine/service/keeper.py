@@ -18,7 +18,8 @@ from engine.eval.engine import Engine
 from engine.eval.undo import Irreversible
 from engine.lang.errors import FactError
 from engine.lang.model import RuleSet
-from engine.service.recovery import rebuild, save_snapshot, settle_heap
+from engine.service.recovery import rebuild, settle_heap
+from engine.service.snapshots import Snapshots
 from engine.service.state import NotReady, ServiceState
 from engine.store.store import LeaseLost
 
@@ -29,12 +30,14 @@ class EngineKeeper:
     """Rebuilds, snapshots and restores the engine of a :class:`ServiceState`."""
 
     def __init__(self, state: ServiceState, *, history: bool, retain: timedelta | None,
-                 snapshot_every: int, freeze_heap: bool):
+                 snapshot_every: int, freeze_heap: bool, background_snapshots: bool = True):
         self.state = state
         self.history = history                 # keep the engine's in-memory record too (tests inspect it)
         self.retain = retain                   # finished clocks are forgotten this long after
         self.snapshot_every = snapshot_every   # new facts between engine snapshots; 0: never
         self.freeze_heap = freeze_heap         # see settle_heap (for the process that serves)
+        # periodic snapshots are encoded in a forked child (engine.service.snapshots)
+        self.snapshots = Snapshots(state.store, background_snapshots)
         self._since_snapshot = 0
         self._began_at = (0, 0)                # (last fact seq, last tick seq) when the write began
 
@@ -90,15 +93,29 @@ class EngineKeeper:
         self.maybe_snapshot()
 
     def maybe_snapshot(self, force: bool = False) -> None:
-        """Snapshot the engine (under the write lock) every ``snapshot_every`` new facts."""
+        """Snapshot the engine (under the write lock) every ``snapshot_every`` new facts.
+
+        A periodic snapshot is encoded beside the writer (engine.service.snapshots): the
+        write lock is held only to fork. One due while another is still being made waits
+        for the next write. ``force`` (at a stop, a hand-over, a start) waits for the one
+        being made, then snapshots what is new and returns once it is stored."""
         state = self.state
         if not self.snapshot_every or state.engine is None or state.engine_ahead:
             return
+        snapshots = self.snapshots
+        if snapshots.take_failed():
+            self._since_snapshot = max(self._since_snapshot, self.snapshot_every)     # take one again
         if self._since_snapshot < self.snapshot_every and not (force and self._since_snapshot):
             return
-        save_snapshot(state.store, state.engine, state.last_fact_seq, state.last_tick_seq)
+        if snapshots.busy and not force:
+            return
+        self.settle_heap()                 # first: what is frozen is not copied by the child's collector
+        snapshots.take(state.engine, state.last_fact_seq, state.last_tick_seq, wait=force)
         self._since_snapshot = 0
-        self.settle_heap()
+
+    def wait_for_snapshot(self) -> None:
+        """Until the snapshot being made beside the writer (if any) is stored or failed."""
+        self.snapshots.wait()
 
     def settle_heap(self, released: bool = False) -> None:
         """Keep the engine's state out of the garbage collector's sight, in the process

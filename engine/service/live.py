@@ -51,6 +51,7 @@ from engine.service.scheduler import DeadlineScheduler
 from engine.service.state import ALL, API, OWNER, ROLES, ServiceState
 from engine.service.storereads import StoreReads
 from engine.service.validation import DEFAULT_SKEW
+from engine.service.waivers import Waivers
 from engine.store.store import Lease, LeaseLost, Store
 
 log = logging.getLogger("slm.service")
@@ -69,7 +70,8 @@ class SlmService:
                  freeze_heap: bool = False, delivery=None,
                  max_lateness: timedelta | None = DEFAULT_MAX_LATENESS,
                  lease_ttl: timedelta | None = None, lease_owner: str | None = None, role: str = ALL,
-                 partitions: PartitionMap | None = None, hold_back: timedelta = timedelta(0)):
+                 partitions: PartitionMap | None = None, hold_back: timedelta = timedelta(0),
+                 background_snapshots: bool = True):
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
         self.store = store
@@ -83,7 +85,7 @@ class SlmService:
         if partitions is not None:                      # this partition's share of the rules
             self.state.scope = RuleScope(partitions, store.partition)
         self.keeper = EngineKeeper(self.state, history=history, retain=retain, snapshot_every=snapshot_every,
-                                   freeze_heap=freeze_heap)
+                                   freeze_heap=freeze_heap, background_snapshots=background_snapshots)
         self.recorder = DecisionRecorder(self.state, delivery)
         self.deadlines = Deadlines(self.state, self.keeper, self.recorder)
         self.scheduler = self._new_scheduler()
@@ -100,6 +102,7 @@ class SlmService:
                                  wake=self._wake_scheduler)
         self.store_reads = StoreReads(self.state, retain)
         self.engine_reads = EngineReads(self.state, self.store_reads)
+        self.waivers = Waivers(store, lambda: self.state.ruleset, self.state.now)
         # A database shared with other processes: owner or standby by the partition's lease
         # (``lease_owner`` names this process in it; default host:pid:nonce). None: the only writer.
         self.ownership = None if lease_ttl is None or role == API else Ownership(
@@ -246,6 +249,7 @@ class SlmService:
                     self.keeper.maybe_snapshot(force=True)
                 except Exception:
                     log.exception("the snapshot at stop failed (the next start replays more)")
+        self.keeper.wait_for_snapshot()          # one made beside the writer: stored before the store closes
         if self.ownership is not None:
             self.ownership.release()
         self.scheduler.wake()

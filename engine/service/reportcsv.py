@@ -7,7 +7,7 @@ import csv
 import io
 
 COLUMNS = ("period", "service", "customer", "agreement", "target", "goal", "subjects", "met", "breached",
-           "compliance", "availability", "credit")
+           "waived", "compliance", "availability", "credit")
 
 
 def report_csv(report: dict) -> str:
@@ -22,7 +22,7 @@ def report_csv(report: dict) -> str:
                  "target": row["target"], "goal": row["goal"]}
         lines = [{**fixed, **month} for month in row["trend"]]
         if ranged:
-            lines.append({**fixed, **{k: row[k] for k in ("subjects", "met", "breached", "compliance",
+            lines.append({**fixed, **{k: row[k] for k in ("subjects", "met", "breached", "waived", "compliance",
                                                            "availability")},
                           "period": report["period"], "credit": None})
         for line in lines:

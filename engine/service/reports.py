@@ -47,7 +47,8 @@ def customers(ruleset: RuleSet) -> frozenset[str]:
 def compliance(ruleset: RuleSet, decisions: Iterable[dict], service: str, period: str,
                window: WindowReading | None = None, versions: Sequence[dict] = (),
                version_of: Callable[[str], RuleSet | None] = lambda version: None,
-               posted: PostedWindows | None = None, customer: str | None = None) -> dict:
+               posted: PostedWindows | None = None, customer: str | None = None,
+               waivers: Sequence[dict] = ()) -> dict:
     """Per target of ``service`` (of ``customer``'s agreements only, if given) over ``period``,
     a month or a range of months (schemas.values.report_months): subjects, met, breached,
     compliance % and availability %, and the same per rule-set version that decided them
@@ -57,14 +58,17 @@ def compliance(ruleset: RuleSet, decisions: Iterable[dict], service: str, period
 
     ``decisions``: at least those of the period's UTC months widened by :data:`SPAN_MARGIN`,
     and every retraction. ``versions``: the versions in force during the period, in order.
-    ``posted``: the maintenance windows posted as facts, for the targets that exclude them."""
+    ``posted``: the maintenance windows posted as facts, for the targets that exclude them.
+    ``waivers``: those in effect; a cycle they take out is counted as ``waived``, neither met
+    nor breached (engine/service/waivers.py)."""
     months = report_months(period)
     decisions = list(decisions)
     targets = [t for t in sorted(ruleset.targets.values(), key=lambda t: t.id)
                if t.service == service and (customer is None or t.agreement.customer == customer)]
     agreements = sorted({t.agreement.id: t.agreement for t in targets if t.agreement.credits}.values(),
                         key=lambda a: a.id)
-    monthly = [_month(ruleset, decisions, service, month, targets, window) for month in months]
+    waived = waived_cycles(decisions, waivers)
+    monthly = [_month(ruleset, decisions, service, month, targets, window, waived) for month in months]
     credits = [{"period": month.period, **credit_due(a, month.figures)} for month in monthly for a in agreements]
     rows = [_row(target, monthly, ruleset, version_of, posted, credits) for target in targets]
     return {"service": service, "customer": customer, "period": period, "months": months,
@@ -77,16 +81,35 @@ class _Month:
 
     period: str
     cycles: dict[str, dict[tuple, dict]]                    # target → (subject, cycle) → settling decision
+    waived: dict[str, dict[tuple, dict]]                    # the same, of the cycles waivers take out
     readings: dict[str, tuple[timedelta, timedelta] | None]  # target → (down, service time) of its window
     figures: dict[str, dict[str, Fraction | None]]          # target → compliance, availability (exact)
 
 
+def waived_cycles(decisions: list[dict], waivers: Sequence[dict]) -> Callable[[dict], bool]:
+    """Whether a settling decision's cycle is waived: a waiver names one of that cycle's
+    decisions, or holds the decision's instant in its target's period."""
+    named = {w["decision"] for w in waivers if w["decision"] is not None}
+    cycles = {(d.get("target"), d.get("subject"), d.get("cycle")) for d in decisions if d["id"] in named}
+    periods = [(w["target"], parse_instant(w["since"]), parse_instant(w["until"])) for w in waivers
+               if w["target"] is not None]
+
+    def waived(d: dict) -> bool:
+        if (d.get("target"), d.get("subject"), d.get("cycle")) in cycles:
+            return True
+        at = parse_instant(d["at"])
+        return any(target == d.get("target") and since <= at < until for target, since, until in periods)
+    return waived
+
+
 def _month(ruleset: RuleSet, decisions: list[dict], service: str, period: str, targets: list[Target],
-           window: WindowReading | None) -> _Month:
+           window: WindowReading | None, waived: Callable[[dict], bool]) -> _Month:
     outcomes = cycle_outcomes(ruleset, decisions, service, period)
-    month = _Month(period, {}, {}, {})
+    month = _Month(period, {}, {}, {}, {})
     for target in targets:
-        cycles = month.cycles[target.id] = outcomes.get(target.id, {})
+        settled = outcomes.get(target.id, {})
+        month.waived[target.id] = {key: d for key, d in settled.items() if waived(d)}
+        cycles = month.cycles[target.id] = {key: d for key, d in settled.items() if key not in month.waived[target.id]}
         met, breached = _settled(cycles.values())
         reading = window(target.id, period) if target.measure != "duration" and window is not None else None
         month.readings[target.id] = reading
@@ -104,7 +127,7 @@ def _row(target: Target, monthly: list[_Month], ruleset: RuleSet, version_of: Ca
     row = {"target": target.id, "agreement": target.agreement.id, "customer": target.agreement.customer,
            "measure": target.measure, "shadow": target.agreement.shadow,
            "subjects": len({s for month in monthly for s, _ in month.cycles[target.id]}),
-           "met": met, "breached": breached,
+           "met": met, "breached": breached, "waived": sum(len(month.waived[target.id]) for month in monthly),
            "compliance": _shown(Fraction(met, met + breached) if met + breached else None),
            "availability": _shown(_availability([month.readings[target.id] for month in monthly])),
            "goal": _goal(target.goal),
@@ -122,7 +145,8 @@ def _trend(target: Target, month: _Month, credits: list[dict]) -> dict:
     earned = [basis["credit"] for credit in credits if credit["period"] == month.period
               for basis in credit["targets"] if basis["target"] == target.id]
     return {"period": month.period, "subjects": len({s for s, _ in month.cycles[target.id]}),
-            "met": met, "breached": breached, "compliance": _shown(month.figures[target.id]["compliance"]),
+            "met": met, "breached": breached, "waived": len(month.waived[target.id]),
+            "compliance": _shown(month.figures[target.id]["compliance"]),
             "availability": _shown(month.figures[target.id]["availability"]),
             "credit": max(earned) if earned else None}
 

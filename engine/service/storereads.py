@@ -13,6 +13,7 @@ from engine.service.explain import explain_stored
 from engine.service.reports import SPAN_MARGIN
 from engine.service.state import ServiceState
 from engine.service.vocabulary import Vocabulary, in_force_and_before
+from engine.service.waivers import waiving
 from engine.service.whatif import PREVIEW_BOUNDS
 from engine.store.base import every
 
@@ -43,7 +44,8 @@ class StoreReads:
 
     def trace(self, decision_id: str) -> dict:
         """The derivation tree of a stored decision (KeyError if there is none), each
-        definition as the version that decided had it."""
+        definition as the version that decided had it, with the waivers that name the
+        decision or hold it in their period (``waivers``, whatever their status)."""
         store = self.state.store
         tree = derivation(decision_id, Lookup(store.decision, store.fact_by_ref, self.state.versions.get))
         nodes = list(_decision_nodes(tree))
@@ -52,6 +54,8 @@ class StoreReads:
             retraction = found.get(node["ref"][len("decision:"):])
             if retraction is not None:
                 node["retracted_by"] = retraction
+        decision = store.decision(decision_id)
+        tree["waivers"] = waiving(store.waivers(), decision) if decision is not None else []
         return tree
 
     def explain_fact(self, fact_id: str, source: str | None = None) -> dict:

@@ -2,21 +2,25 @@
 
 The stored facts and ticks of a period (with a warm-up before it, so that clocks running
 into the period exist) are evaluated again under the given rules, in a fresh engine, in
-the order they were stored; nothing is written. The decisions that stand (not retracted)
-inside the period are compared with those recorded: added, removed, and moved (the same
-kind, target, subject, level and cycle at another instant), then per target met and
-breached, before and after. Used by ``slm replay`` and ``POST /v1/rules/preview``.
+the order they were stored (with partitions, every partition's log, merged by event
+time, as one process would have been given them); nothing is written. The decisions that
+stand (not retracted) inside the period are compared with those recorded: added,
+removed, and moved (the same kind, target, subject, level and cycle at another instant),
+then per target met and breached, before and after. Used by ``slm replay`` and ``POST /v1/rules/preview``.
 """
 from __future__ import annotations
 
+import heapq
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
+from typing import Any
 
 from engine.eval.engine import Engine
 from engine.lang.model import RuleSet
+from engine.lang.partitions import GLOBAL
 from engine.service.recovery import stored_log
 from engine.store.base import every
 from engine.store.store import Store
@@ -50,7 +54,7 @@ def what_if(store: Store, ruleset: RuleSet, since: datetime, until: datetime, *,
     engine = Engine(ruleset, history=False)
     engine.render = False
     replayed, count, horizon = [], 0, None
-    for kind, item in stored_log(store, 0, 0, []):
+    for kind, item in _every_log(store):
         if kind == "fact":
             fact = load_stored(item["fact"])
             if not since - warm_up <= fact["time"] < until:
@@ -72,6 +76,19 @@ def what_if(store: Store, ruleset: RuleSet, since: datetime, until: datetime, *,
     after = _standing([d.as_dict() for d in replayed], since, horizon)
     before = _standing(recorded, since, horizon)
     return _difference(before, after, ruleset, since, until, count)
+
+
+def _every_log(store: Store) -> Iterator[tuple[str, Any]]:
+    """The stored log of every partition, merged by event time: what one process would
+    have been given. ``global``'s is left out: its fed decisions are made again here."""
+    partitions = [p for p in store.logged_partitions() if p != GLOBAL] or [store.partition]
+    logs = [stored_log(store.reading(partition), 0, 0, []) for partition in partitions]
+    return heapq.merge(*logs, key=_when) if len(logs) > 1 else logs[0]
+
+
+def _when(entry: tuple[str, Any]) -> datetime:
+    kind, item = entry
+    return parse_instant(item["fact"]["time"]) if kind == "fact" else item[2]
 
 
 def default_period(now: datetime) -> tuple[datetime, datetime]:

@@ -110,7 +110,8 @@ class AuditChains(StoreBase):
         if fact_partition(name) is not None:
             return self.m.Fact
         return {"decisions": self.m.Decision, "notifications": self.m.Notification,
-                "deliveries": self.m.Delivery, "cutovers": self.m.Cutover, "silences": self.m.Silence}[name]
+                "deliveries": self.m.Delivery, "cutovers": self.m.Cutover, "silences": self.m.Silence,
+                "waivers": self.m.WaiverEvent}[name]
 
     def _of_chain(self, name: str, model):
         """The rows chain ``name`` is made of: a fact chain's are its partition's facts."""
@@ -394,14 +395,14 @@ def _check(row, seq: int, prev: str, expected_seq: int, key, text, name: str, ch
                "notifications": ("id", "recipient"),
                "deliveries": ("notification", "event", "status", "at"),
                "cutovers": ("ruleset", "after_fact", "after_tick", "by"),
-               "silences": ("id", "event")}[name]
+               "silences": ("id", "event"), "waivers": ("waiver", "event", "by", "at")}[name]
     for column in columns:
         if record.get(column) != getattr(row, column):
             return f"column {column!r} disagrees with the stored record"
     if name == "notifications":
         return (None if record.get("decision") == row.decision_id
                 else "column 'decision' disagrees with the stored record")
-    if name in ("deliveries", "silences"):
+    if name in ("deliveries", "silences", "waivers"):
         return None
     if name == "decisions" and retracted_of(record) != row.retracts:
         return "column 'retracts' disagrees with the stored record"
@@ -447,6 +448,8 @@ def _ident(row) -> str | None:
     cut-over: its rule set's version)."""
     if hasattr(row, "notification"):
         return row.notification
+    if hasattr(row, "waiver"):
+        return row.waiver
     return getattr(row, "ruleset", None) if hasattr(row, "after_tick") else getattr(row, "id", None)
 
 

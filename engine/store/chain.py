@@ -1,6 +1,7 @@
 """The audit chains: decisions, facts, notifications, their delivery outcomes, the rule
-changes (cut-overs: which rule set was put in force, when and by whom) and silences
-(created, expired: by whom, why), each a chain of MACs kept by a
+changes (cut-overs: which rule set was put in force, when and by whom), silences
+(created, expired: by whom, why) and the waivers (each request, approval and
+revocation, by whom), each a chain of MACs kept by a
 head row that is itself sealed, so a record cannot be rewritten, removed or cut off
 unseen by someone who can write the database but does not hold the audit key.
 
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 GENESIS = "0" * 64
-CHAINS = ("decisions", "facts", "notifications", "deliveries", "cutovers", "silences")
+CHAINS = ("decisions", "facts", "notifications", "deliveries", "cutovers", "silences", "waivers")
 CHECKPOINT_FORMAT = "slm-audit-checkpoint/1"
 
 
@@ -122,7 +123,8 @@ def extend(head: Head, key: bytes | None, rows: list[dict], text) -> None:
         row["prev_hash"] = prev
         row["hash"] = prev = link(key, prev, text(row))
     last = rows[-1]
-    head.hash, head.count, head.last_id = prev, head.count + len(rows), last.get("id", last.get("notification"))
+    head.hash, head.count = prev, head.count + len(rows)
+    head.last_id = last.get("id", last.get("notification", last.get("waiver")))
 
 
 def checkpoint(heads: dict[str, Head], key: bytes, at: str) -> dict:

@@ -98,6 +98,11 @@ class FactLog(AuditChains):
                 self._notify(FACTS_CHANNEL, partition)
         return stored
 
+    def logged_partitions(self) -> list[str]:
+        """The partitions whose logs hold evaluated facts, sorted."""
+        rows = self._select(self.m.Fact, "DISTINCT partition", "pseq IS NOT NULL")
+        return sorted(str(partition) for partition, in rows)
+
     def fact_partition(self, source: str, id: str) -> str | None:
         """The partition whose log holds the stored fact ``(source, id)`` (None: not stored)."""
         for _, (partition,) in self._by_key([(source, id)], "partition"):

@@ -69,6 +69,10 @@ Versions:
    ``wanted_until``: a worker that prefers a partition another one owns asks for it there,
    and the owner hands it over at its next renewal.
 
+13. ``waiver_events``: each request, approval and revocation of a waiver (a decision or a
+   target's period left out of compliance, docs/OPERATIONS.md), appended and chained in its
+   own ``waivers`` chain, whose head row the store makes when it opens. It starts empty.
+
 A new version is a step function here (playhouse.migrate operations on table and column
 names, never the models, which describe only the newest schema), its entry in
 :data:`STEPS`, models.py changed to match, and a fixture database of the version before it
@@ -290,6 +294,25 @@ def _v12_partition_map(migrator: SchemaMigrator) -> None:
                      migrator.add_column("partition_leases", "wanted_until", pw.TextField(null=True)))
 
 
+def _v13_waivers(migrator: SchemaMigrator) -> None:
+    class WaiverEvent(pw.Model):                 # as version 13 defines it
+        seq = pw.BigAutoField()
+        waiver = pw.TextField(index=True)
+        event = pw.TextField()
+        by = pw.TextField()
+        at = pw.TextField()
+        body = pw.TextField()
+        prev_hash = pw.TextField()
+        hash = pw.TextField()
+
+        class Meta:
+            database = migrator.database
+            table_name = "waiver_events"
+
+    WaiverEvent.create_table()
+    # the chain's head row: made by AuditChains._start_chain when the store opens
+
+
 def _v14_silences(migrator: SchemaMigrator) -> None:
     class Silence(pw.Model):                     # as version 14 defines it
         seq = pw.BigAutoField()
@@ -326,6 +349,7 @@ STEPS: dict[int, tuple[str, Callable[[SchemaMigrator], None]]] = {
     12: ("partition_map: the map of services to partitions every node of the database must share; "
          "partition_leases.wanted_by/wanted_until",
          _v12_partition_map),
+    13: ("waiver_events: requests, approvals and revocations of waivers, in their own audit chain", _v13_waivers),
     14: ("silences: time-boxed mutes of notifications, each created or expired event chained", _v14_silences),
 }
 SCHEMA_VERSION = max(STEPS, default=1)
@@ -357,8 +381,6 @@ def upgrade(db: pw.Database, models) -> int:
         _record(db, found)
         log.info("recorded schema version %d", found)
     for version in range(found + 1, SCHEMA_VERSION + 1):
-        if version not in STEPS:       # a number given to a change not merged yet: nothing to do for it here
-            continue
         what, step = STEPS[version]
         step(migrator)
         _record(db, version)

@@ -256,12 +256,29 @@ def define_models(db: pw.Database) -> SimpleNamespace:
         class Meta:
             table_name = "silences"
 
+    class WaiverEvent(Base):
+        """One step of a waiver's life (waivers.py): ``requested``, ``approved`` or
+        ``revoked``, by a token's name, at the server's clock. Appended only, in the
+        ``waivers`` audit chain; a waiver's state is what its events say."""
+        seq = pw.BigAutoField()
+        waiver = pw.TextField(index=True)        # the waiver's id (wvr_…)
+        event = pw.TextField()
+        by = pw.TextField()
+        at = pw.TextField()                      # fixed-width UTC
+        body = pw.TextField()                    # canonical JSON of the event (what its link covers)
+        prev_hash = pw.TextField()
+        hash = pw.TextField()
+
+        class Meta:
+            table_name = "waiver_events"
+
     return SimpleNamespace(Fact=Fact, Decision=Decision, ChainHead=ChainHead,
                            Notification=Notification, Delivery=Delivery, RuleSet=RuleSet, Token=Token, Tick=Tick,
                            Snapshot=Snapshot, Cutover=Cutover, PartitionLease=PartitionLease,
                            PartitionMap=PartitionMapRow, EndedSession=EndedSession, Silence=Silence,
+                           WaiverEvent=WaiverEvent,
                            all=[Fact, Decision, ChainHead, Notification, Delivery, RuleSet, Token, Tick, Snapshot,
-                                Cutover, PartitionLease, PartitionMapRow, EndedSession, Silence])
+                                Cutover, PartitionLease, PartitionMapRow, EndedSession, Silence, WaiverEvent])
 
 
 def database(url: str) -> pw.Database:

@@ -46,11 +46,12 @@ from engine.store.replay import ReplayRecords
 from engine.store.sessions import EndedSessions
 from engine.store.silences import Silences
 from engine.store.tokens import ROLES, Tokens, token_digest
+from engine.store.waivers import WaiverLog
 
 
-class Store(FactLog, Ledger, Outbox, Tokens, EndedSessions, ReplayRecords, Leases, Silences):
+class Store(FactLog, Ledger, Outbox, Tokens, EndedSessions, ReplayRecords, Leases, Silences, WaiverLog):
     """Facts, decisions, notifications, rule sets, tokens, signed-out console sessions,
-    ticks, snapshots, partition leases and silences in one database."""
+    ticks, snapshots, partition leases, silences and waivers in one database."""
 
     writer_lock: WriterLock | None = None
 

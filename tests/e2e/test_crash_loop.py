@@ -141,6 +141,8 @@ def test_kill_and_restart_at_random_moments_loses_and_duplicates_nothing(url, tm
         assert cutovers["ok"] and cutovers["checked"] >= 1
         silences = chains.pop("silences")               # none made
         assert silences["ok"] and silences["checked"] == 0
+        waivers = chains.pop("waivers")                 # none made
+        assert waivers["ok"] and waivers["checked"] == 0
         assert {name: (c["ok"], c["checked"]) for name, c in chains.items()} == {
             "decisions": (True, len(decisions)), "facts": (True, len(facts)),
             "notifications": (True, len(notifications))}

@@ -79,6 +79,7 @@ def reports(url, wall, tmp_path):
     service = SlmService(store, rules, now=wall, snapshot_every=0)
     service.start(background=False)
     tokens = {role: store.add_token(role, name=f"{role}-token") for role in ("monitor", "auditor", "owner")}
+    tokens["second-owner"] = store.add_token("owner", name="second-owner")
     client = create_app(service).test_client()
 
     def post(facts):
@@ -89,9 +90,13 @@ def reports(url, wall, tmp_path):
     def get(path, **query):
         return client.get(path, query_string=query, headers={"Authorization": f"Bearer {tokens['auditor']}"})
 
+    def as_(token, path, body=None):
+        """POST ``body`` to ``path`` with the token ``tokens[token]``."""
+        return client.post(path, json=body, headers={"Authorization": f"Bearer {tokens[token]}"})
+
     env = type("Reports", (), {"service": service, "store": store, "client": client, "wall": wall, "url": url,
                                "rules": rules, "tokens": tokens, "post": staticmethod(post),
-                               "get": staticmethod(get)})
+                               "get": staticmethod(get), "as_": staticmethod(as_)})
     yield env
     service.stop()
     store.close()

@@ -106,7 +106,9 @@ def test_a_fact_before_a_rule_change_is_explained_under_the_rules_then_in_force(
 def test_a_snapshot_before_the_fact_is_used_and_one_after_it_is_not(make_service):
     service = make_service(snapshot_every=2)
     service.facts.ingest([opened("o1", "INC-1"), opened("o2", "INC-2")])    # snapshot after fact 2
+    service.keeper.wait_for_snapshot()                                      # (made beside the writer)
     service.facts.ingest([acked("a1", "INC-1"), acked("a2", "INC-2")])      # and after fact 4
+    service.keeper.wait_for_snapshot()
     from_snapshot = service.store_reads.explain_fact("a2")  # the newest snapshot (fact 4) is not before it
     assert from_snapshot["replayed"] == 3
     assert effects(from_snapshot)["email-p1-response"] == "stops the clock of INC-2"

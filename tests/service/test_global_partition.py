@@ -20,6 +20,7 @@ from engine.lang.loader import load_rules
 from engine.lang.partitions import GLOBAL, PartitionMap
 from engine.lang.rulescope import RuleScope, has_global_rules
 from engine.service.live import SlmService
+from engine.service.whatif import what_if
 from engine.store.store import Store
 from tests.service.test_ownership import until
 from tests.support import PORTFOLIO, fact, postgres_schema_url, utc
@@ -126,6 +127,11 @@ def test_global_decides_across_partitions_what_one_process_decides(rules, tmp_pa
                 assert {source for source, _ in fed} == {"slm/partition/mail", "slm/partition/main"}
                 assert {kind for _, kind in fed} == {"decision.breach", "decision.retracted"}
                 assert reader.verify_audit()["ok"]
+            # what-if over a partitioned database replays every partition: the same rules change nothing
+            with Store.open(url) as reader:
+                same = what_if(reader, load_rules(rules), utc("2026-11-01T00:00:00Z"), utc("2026-11-03T00:00:00Z"))
+            assert same["facts"] == 3 and not same["changed"], same
+            assert {c["target"] for c in same["compliance"]} >= {"email-p1-response", "hosting-p1-response"}
             # any node explains a fact by replaying the log of the partition that evaluated it
             elsewhere = made["main"].store_reads.explain_fact(EMAIL_P1["id"])
             assert explained["clocks"] and elsewhere["clocks"] == explained["clocks"]

@@ -214,7 +214,9 @@ def test_a_restart_from_a_snapshot_is_the_state_a_full_replay_gives(make_service
     for n, batch in enumerate(batches):
         wall.set(f"2026-11-02T09:{3 * n + 21:02d}:30Z")
         live.facts.ingest(batch)               # late acks, ticks between them, snapshots every 5
+        live.keeper.wait_for_snapshot()        # each stored before the next write (made beside the writer)
     live.facts.ingest([fact("late", type="incident.acknowledged", subject="INC-0", time="2026-11-02T09:01:00Z")])
+    live.keeper.wait_for_snapshot()
     assert live.store.latest_snapshot(live.state.ruleset.version, STATE_FORMAT)["fact_seq"] == 18
     live.state.engine = None                   # a crash: no snapshot at stop
 
@@ -233,6 +235,7 @@ def test_an_unusable_snapshot_is_ignored_and_everything_replayed(make_service, w
     wall.set("2026-11-02T09:05:00Z")
     live.facts.ingest([fact("f1", **P1)])
     live.facts.ingest([fact("f2", subject="INC-2", **P1)])
+    live.keeper.wait_for_snapshot()
     S = live.store.m.Snapshot
     S.update(body=b"not a snapshot").execute()
     restarted = make_service(snapshot_every=1)

@@ -664,13 +664,53 @@ def test_a_version_11_step_failing_half_way_leaves_the_database_as_it_was(v7_url
         assert store.schema_version() == SCHEMA_VERSION and not store.session_ended("sid-1")
 
 
+# ---- version 13: waivers ------------------------------------------------------------------
+
+def test_version_13_adds_an_empty_waiver_chain_that_chains_what_follows(v7_url, store_log):
+    with Store.open(v7_url) as store:
+        assert any(line.startswith("upgraded the schema from version 12 to 13: waiver_events") for line in store_log())
+        assert store.db.execute_sql("SELECT * FROM waiver_events").fetchall() == [] and store.waivers() == []
+        assert verified(store)["chains"]["waivers"]["checked"] == 0
+        asked = store.request_waiver({"decision": "dec_1", "reason": "the customer's VPN"}, "alice",
+                                     "2027-07-01T00:00:00Z")
+
+        def four_eyes(waiver):
+            assert waiver["requested_by"] != "bob"
+
+        store.waiver_event(asked["id"], "approved", "bob", "2027-07-01T01:00:00Z", four_eyes)
+        assert [w["status"] for w in store.waivers()] == ["approved"]
+        chain = verified(store)["chains"]["waivers"]
+        assert chain["ok"] and chain["checked"] == 2 and verified(store)["ok"]
+
+
+def test_a_version_13_step_failing_half_way_leaves_the_database_as_it_was(v7_url, monkeypatch):
+    what, step = migrations.STEPS[13]
+
+    def half_then_fail(migrator):
+        step(migrator)
+        raise RuntimeError("the disk filled up")
+
+    monkeypatch.setitem(migrations.STEPS, 13, (what, half_then_fail))
+    with pytest.raises(RuntimeError, match="disk filled up"):
+        Store.open(v7_url)
+    assert raw_version(v7_url) == 7            # every step of the opening is undone with it
+    from engine.store.models import database
+    db = database(v7_url)
+    with db:
+        assert "waiver_events" not in db.get_tables()
+    monkeypatch.undo()
+    with Store.open(v7_url) as store:
+        assert store.schema_version() == SCHEMA_VERSION and store.waivers() == []
+
+
 @pytest.fixture
 def v12_url(url):
-    """A database as version 12 left it: no silences table, no silences chain head."""
+    """A database as version 12 left it: no waiver or silence tables, nor their chain heads."""
     with Store.open(url) as store:
         store.add_token("admin")
         store.db.execute_sql('DROP TABLE "silences"')
-        store.db.execute_sql("DELETE FROM chain_head WHERE name = 'silences'")
+        store.db.execute_sql('DROP TABLE "waiver_events"')
+        store.db.execute_sql("DELETE FROM chain_head WHERE name IN ('silences', 'waivers')")
         store.db.execute_sql("UPDATE schema_version SET version = 12")
     return url
 
@@ -682,7 +722,8 @@ def test_version_14_adds_silences_chained_from_the_start(v12_url, store_log, tmp
 
     with Store.open(v12_url) as store:
         assert store.schema_version() == SCHEMA_VERSION >= 14
-        assert any(line.startswith("upgraded the schema from version 13 to 14: silences") for line in store_log())
+        upgraded = [line.split(":")[0] for line in store_log() if line.startswith("upgraded the schema")]
+        assert upgraded == ["upgraded the schema from version 12 to 13", "upgraded the schema from version 13 to 14"]
         now = datetime(2026, 11, 5, 4, tzinfo=UTC)
         made = new_silence({"service": "email"}, now, now + timedelta(hours=1), "ann", "relay swap", now)
         store.add_silence_event(made.id, "created", now, created_event(made))

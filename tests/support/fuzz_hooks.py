@@ -7,8 +7,9 @@ is stored (a fact at most ``--skew`` ahead of the server clock, at most ``--max-
 behind its subject's newest fact), and what the names of an object's properties may be
 (OpenAPI 3.0 has no ``propertyNames``: a rule file's path of 1 to 256 characters, a
 silence's matcher names), that a report's range of months runs forwards and spans at most
-60 of them, and a silence's end against its start and the server clock, and that it gives
-one of ``ends_at`` and ``duration``. And
+60 of them, that a waiver's period ends after it starts and its decision is a stored met or
+breach, and a silence's end against its start and the server clock, and that it gives one
+of ``ends_at`` and ``duration``. And
 no schema of YAML text says which rule files make a valid rule set: that verdict is what
 ``POST /v1/rules/check`` and ``/v1/rules/preview`` answer, 422 with the ``problems``. The
 document says each in words; the server answers each with a 4xx naming the field and
@@ -40,6 +41,10 @@ UNSTATABLE = [
                 r"|ahead of the server clock; facts may be at most \S+ in the future$"
                 r"|behind the newest event time of subject .* \(--max-lateness\)$")),
     (re.compile(r"^json\.files\.\.key$"), re.compile(r"^Length must be between 1 and 256\.$")),
+    (re.compile(r"^json\.(since|until)$"),
+     re.compile(r"is outside the times that can be held \(years 0001 to 9999 in UTC\)$|^until must come after since$")),
+    (re.compile(r"^json\.decision$"),
+     re.compile(r"^no decision '.*'$|: only a met or breach decision settles a cycle that compliance counts$")),
     (re.compile(r"^query\.period$"),
      re.compile(r": a range's last month comes before its first$| spans \d+ months; at most \d+$")),
     # a silence: which property names its matchers may have; its end against its start, the

@@ -201,7 +201,7 @@ def test_a_person_finds_a_breach_its_trace_its_clock_and_the_month(server, brows
     assert "Intact." in b.find_element(By.TAG_NAME, "main").text
     rows = {row.get_attribute("data-chain"): row.text
             for row in b.find_elements(By.CSS_SELECTOR, "table.chains tbody tr")}
-    assert list(rows) == ["decisions", "facts", "notifications", "deliveries", "cutovers", "silences"]
+    assert list(rows) == ["decisions", "facts", "notifications", "deliveries", "cutovers", "silences", "waivers"]
     assert all("Intact" in text for text in rows.values()) and rows["deliveries"].startswith("Delivery outcomes")
     shot(b, "audit")
     tamper_a_delivery_status(server)                           # someone with database access
@@ -210,7 +210,7 @@ def test_a_person_finds_a_breach_its_trace_its_clock_and_the_month(server, brows
     broken = b.find_element(By.CSS_SELECTOR, "table.chains tr.broken")
     assert broken.get_attribute("data-chain") == "deliveries"
     assert "delivery outcome seq" in broken.text and "its status is 'sent'" in broken.text
-    assert len(b.find_elements(By.CSS_SELECTOR, "table.chains tr.intact")) == 5
+    assert len(b.find_elements(By.CSS_SELECTOR, "table.chains tr.intact")) == 6
     shot(b, "audit-broken")
 
     go(b, lambda: b.find_element(By.CSS_SELECTOR, "form.signout button"))
