@@ -23,8 +23,13 @@ from engine.store.tokens import Grant
 from schemas.values import format_instant
 
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+BEARER_OR_BASIC: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"basicAuth": []}]
 SECURITY_SCHEME = {"type": "http", "scheme": "bearer",
                    "description": "a token from `slm token create --role ROLE`"}
+BASIC_SCHEME = {"type": "http", "scheme": "basic",
+                "description": "the token as the password (any user name), for tools that set no header but take "
+                               "credentials in the URL: `https://slm:TOKEN@host/v1/ingest/github`; "
+                               "POST /v1/ingest/{mapping} only"}
 
 MONITOR = ("monitor", "admin")              # post facts
 OWNER = ("owner", "admin")                  # check and reload rules
@@ -57,7 +62,7 @@ def requires(blueprint, roles: tuple[str, ...], basic: bool = False):
             g.role, g.grant = role, grant
             return view(*args, **kwargs)
 
-        doc = blueprint.doc(security=BEARER, description=f"Roles: {', '.join(roles)}.")
+        doc = blueprint.doc(security=BEARER_OR_BASIC if basic else BEARER, description=f"Roles: {', '.join(roles)}.")
         return doc(guarded)
 
     return decorate

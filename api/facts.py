@@ -137,6 +137,8 @@ def post_alertmanager(payload):
                       "content": {"application/json": {"schema": {}}}},
          responses={**SLOWED, 404: {"description": "no mapping of this name in the rules in force"}})
 @blp.response(200, MappingIngestResponseSchema)
+@blp.alt_response(202, schema=MappingIngestResponseSchema, description="Stored; some facts are not evaluated yet "
+                  "(an API node, `--role api`, answered before the partition's owner evaluated them)")
 def post_mapped(mapping):
     """A tool's webhook, turned into facts by the rules' ``kind: Mapping`` of that name
     (docs/RULES.md, "Webhook mappings"); its signature verified first (401 if bad, nothing
@@ -160,7 +162,8 @@ def post_mapped(mapping):
                 "reasons": translation.reasons}
     refuse_foreign_sources(translation.facts)
     answer = _answer(current_service().facts.ingest(translation.facts))
-    return {"mapping": mapping, **answer, "reasons": translation.reasons}
+    pending = any(not entry.get("evaluated", True) for entry in answer["results"])
+    return {"mapping": mapping, **answer, "reasons": translation.reasons}, 202 if pending else 200
 
 
 def _fingerprint(alert) -> str | None:

@@ -30,13 +30,11 @@ def create_silence(body):
     if ("ends_at" in body) == ("duration" in body):
         abort(422, message="give when it ends: ends_at or duration (not both)",
               errors={"ends_at": ["give ends_at or duration"]})
-    if "duration" in body:
-        try:
-            ends = starts + parse_duration(body["duration"])
-        except (ValueError, OverflowError) as err:
-            abort(422, message="duration is no duration", errors={"duration": [str(err)]})
-    else:
-        ends = parse_instant(body["ends_at"])
+    try:
+        ends = starts + parse_duration(body["duration"]) if "duration" in body else parse_instant(body["ends_at"])
+    except OverflowError:
+        abort(422, message="this silence would end after the year 9999",
+              errors={"ends_at": ["lies after the year 9999"]})
     try:
         silence = new_silence(body["matchers"], starts, ends, token_name() or "unknown", body["reason"], now)
     except SilenceError as err:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,14 +36,29 @@ class Placed:
         return f"{self.file}:{self.line}"
 
 
-def read_facts(paths: list[str], columns: dict[str, str], values: dict[str, str]) -> list[Placed]:
+Translate = Callable[[object], tuple[list[dict], list[str]]]     # a payload -> its facts, and why not more
+
+
+def read_facts(paths: list[str], columns: dict[str, str], values: dict[str, str],
+               translate: Translate | None = None, unmapped: list[str] | None = None) -> list[Placed]:
     """Every fact of ``paths`` in event-time order (stable: the files' order for equal times).
 
     CSV files (``*.csv``) are read through ``columns`` (fact field or ``data.NAME`` ->
     column header; a header named as a field, or ``data.NAME``, needs no entry); ``values``
-    sets a field for every fact of every file that does not give it (``source=jira/import``)."""
+    sets a field for every fact of every file that does not give it (``source=jira/import``).
+    With ``translate`` (a webhook mapping), each JSON line is a tool's payload and becomes
+    the facts the mapping makes of it; a line that makes none is named in ``unmapped``."""
     placed: list[Placed] = []
     for path in paths:
+        if translate is not None:
+            if path.endswith(".csv"):
+                raise FactFileError(f"{path}: a mapping reads webhook payloads as JSON lines, not CSV")
+            for item in _json_lines(Path(path), columns):
+                facts, reasons = translate(item.fact)
+                placed.extend(Placed(fact, item.file, item.line) for fact in facts)
+                if not facts and unmapped is not None:
+                    unmapped.append(f"{item.where}: no fact: {reasons[0] if reasons else 'the mapping makes none'}")
+            continue
         reader = _csv if path.endswith(".csv") else _json_lines
         placed.extend(reader(Path(path), columns))
     problems = []

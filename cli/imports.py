@@ -19,6 +19,7 @@ import click
 
 from schemas.limits import MAX_BATCH
 
+from .common import rules_option
 from .factfiles import FIELDS, Digest, FactFileError, Placed, read_facts
 
 RETRIES = 3               # a connection error or a 503 (the server not ready) is asked again so often
@@ -54,14 +55,25 @@ def _pairs(option: str, items: tuple[str, ...]) -> dict[str, str]:
               help="Facts per request.")
 @click.option("--state", "state_path", type=click.Path(dir_okay=False),
               help="Remember here how far the import got; run again with the same files to go on from there.")
-def import_facts(files, url, token, columns, values, batch, state_path):
-    """Post the facts of FILE… (JSON lines, one fact per line; or *.csv with --column) in
-    event-time order, with a progress bar. Resumable and idempotent by (source, id)."""
+@click.option("--mapping", default=None, metavar="NAME",
+              help="Each JSON line is a tool's webhook payload: import the facts the rules' mapping NAME makes of "
+                   "it (docs/RULES.md, \"Webhook mappings\"); no signature is asked for.")
+@rules_option(help="The rules whose --mapping is used.")
+def import_facts(files, url, token, columns, values, batch, state_path, mapping, rules_dir):
+    """Post the facts of FILE… (JSON lines, one fact per line; or *.csv with --column; or, with
+    --mapping, a tool's webhook payloads) in event-time order, with a progress bar.
+    Resumable and idempotent by (source, id)."""
+    unmapped: list[str] = []
     try:
-        placed = read_facts(list(files), _pairs("--column", columns), _pairs("--value", values))
+        placed = read_facts(list(files), _pairs("--column", columns), _pairs("--value", values),
+                            _translator(mapping, rules_dir) if mapping else None, unmapped)
     except FactFileError as err:
         click.echo(f"Error: {err}\nnothing was posted", err=True)
         sys.exit(1)
+    for line in unmapped[:10]:
+        click.echo(line, err=True)
+    if len(unmapped) > 10:
+        click.echo(f"… and {len(unmapped) - 10} more payloads that make no fact", err=True)
     done = _resume_from(state_path, placed)
     posted = Digest(placed[:done])
     if done:
@@ -82,7 +94,29 @@ def import_facts(files, url, token, columns, values, batch, state_path):
             _remember(state_path, posted, start + len(chunk))
             bar.update(len(chunk))
     click.echo(f"{len(placed)} facts in event-time order: {accepted} stored, {duplicates} stored before"
-               + (f", {done} skipped as posted by an earlier run" if done else ""))
+               + (f", {done} skipped as posted by an earlier run" if done else "")
+               + (f"; {len(unmapped)} payloads made no fact" if mapping else ""))
+
+
+def _translator(name: str, rules_dir: str):
+    """The rules' mapping ``name`` as a function: payload -> (facts, reasons)."""
+    from engine.lang.errors import RuleSetError
+    from engine.lang.loader import load_rules
+    from engine.webhooks.translate import translate
+
+    try:
+        ruleset = load_rules(rules_dir)
+    except RuleSetError as err:
+        raise click.ClickException(err.report()) from None
+    found = ruleset.mappings.get(name)
+    if found is None:
+        raise click.BadParameter(f"no mapping {name!r} in {rules_dir} (mappings: "
+                                 f"{', '.join(sorted(ruleset.mappings)) or 'none'})", param_hint="--mapping")
+
+    def run(payload: object) -> tuple[list[dict], list[str]]:
+        result = translate(found, payload)
+        return result.facts, result.reasons
+    return run
 
 
 def _post(session, url: str, chunk: list[Placed]) -> dict:

@@ -12,8 +12,8 @@ from typing import Any
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from . import strings
-from .limits import DEFAULT_LIMIT, MAX_CLOCKS, MAX_LIMIT, SILENCE_PATTERN, SILENCE_REASON
-from .records import NOTIFICATION_STATUSES
+from .limits import DEFAULT_LIMIT, MAX_CLOCKS, MAX_LIMIT
+from .records import NOTIFICATION_STATUSES, SILENCE_MATCHERS
 from .strings import KNOWN, MAX_WAIT_SECONDS, Matches
 from .values import parse_duration, parse_rfc3339, report_months
 
@@ -383,45 +383,32 @@ REASON = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"       # some text that is not all 
 MAX_REASON = 2000
 
 
-def _reason(description: str, longest: int = MAX_REASON, **kwargs: Any) -> fields.String:
-    return fields.String(validate=[validate.Length(1, longest), Matches(REASON, error="give a reason")],
+def _reason(description: str, **kwargs: Any) -> fields.String:
+    return fields.String(validate=[validate.Length(1, MAX_REASON), Matches(REASON, error="give a reason")],
                          metadata={"description": description}, **kwargs)
-
-
-def _glob(description: str) -> fields.String:
-    return fields.String(validate=[validate.Length(1, SILENCE_PATTERN),
-                                   Matches(strings.GLOB, error="matches everything: name what to silence")],
-                         metadata={"description": description})
-
-
-class SilenceMatchersSchema(Schema):
-    """What a silence mutes: every matcher given must match (glob patterns: `*`, `?`, `[…]`)."""
-
-    class Meta:
-        unknown = RAISE
-
-    service = _glob("the decision's service")
-    target = _glob("the decision's target")
-    subject = _glob("the decision's subject (the ticket)")
-    recipient = _glob("the notification's recipient")
 
 
 class SilenceInputSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    matchers = fields.Nested(SilenceMatchersSchema, required=True)
+    matchers = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(SILENCE_MATCHERS, error="not a matcher (matchers: {choices})")),
+        values=fields.String(validate=[validate.Length(1, 200), Matches(strings.GLOB, error="a glob pattern that "
+                                                                        "is not only `*` (it would match all)")]),
+        required=True, validate=validate.Length(1, len(SILENCE_MATCHERS), error="at least one of service, target, "
+                                                "subject, recipient: a silence of everything would hide every breach"),
+        metadata={"description": "what it mutes, each a glob pattern (`*`, `?`, `[…]`) that must match: "
+                                 "`service`, `target`, `subject` of the decision, `recipient` of the notification"})
     starts_at = InstantArg(metadata={"description": "when it starts muting (default: now)"})
-    ends_at = InstantArg(metadata={"description": "when it stops (give this or `duration`)"})
-    duration = fields.String(validate=validate.Regexp(strings.SPAN, error="{input!r} is not a span such as 2h, "
-                                                                         "30m, 1d or 1h30m"),
-                             metadata={"description": "how long from `starts_at`: `2h`, `30m`, `1d`, `1h30m`"})
-    reason = _reason("why, for whoever wonders why nobody was told", longest=SILENCE_REASON, required=True)
-
-
-# when it ends: one of the two, for the API document (OpenAPI 3.0 says it with oneOf)
-SILENCE_ENDS = [{"required": ["ends_at"], "not": {"required": ["duration"]}},
-                {"required": ["duration"], "not": {"required": ["ends_at"]}}]
+    ends_at = InstantArg(metadata={"description": "when it stops, after `starts_at` and now; give this or "
+                                                  "`duration`, not both"})
+    duration = fields.String(validate=Matches(strings.DURATION, error="not a duration such as 2h, 30m, 1d, 1h30m"),
+                             metadata={"description": "how long from `starts_at` (`2h`, `30m`, `1d`, `1h30m`); "
+                                                      "give this or `ends_at`, not both"})
+    reason = fields.String(required=True, validate=[validate.Length(1, 1000),
+                                                    Matches(strings.REASON, error="say why: not blank")],
+                           metadata={"description": "why, for whoever wonders why nobody was told"})
 
 
 class SilenceSchema(Schema):

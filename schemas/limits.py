@@ -7,6 +7,3 @@ MAX_CLOCKS = 10 * MAX_LIMIT  # running clocks in one answer at most (GET /v1/clo
 MAX_BATCH = 10_000           # facts in one POST at most
 MAX_BODY = 16 * 1024 * 1024  # bytes of one request body by default (``slm serve --max-body``)
 MAX_VALUES = 1_000_000       # JSON values one body may hold (10,000 facts of 100 values)
-
-SILENCE_PATTERN = 200        # characters of one matcher of a silence (a glob)
-SILENCE_REASON = 1000        # characters of a silence's reason

@@ -82,6 +82,7 @@ def fact_key(ref_key: str) -> tuple[str | None, str]:
 _ESCAPED = re.compile("%2[35]")
 
 
+SILENCE_MATCHERS = ("service", "target", "subject", "recipient")   # what a silence matches (engine/notify/silence.py)
 NOTIFICATION_STATUSES = ("pending", "retrying", "sent", "failed", "muted", "cancelled", "undeliverable")
 
 

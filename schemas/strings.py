@@ -17,6 +17,9 @@ from marshmallow import ValidationError, validate
 NO_NUL = r"^[^\u0000]*$"
 
 # A fact type, dotted (``incident.opened``); a posted one is never the engine's own.
+GLOB = r"^[^\u0000]*[^*\u0000][^\u0000]*$"       # a silence's matcher: not only ``*`` (that would match all)
+REASON = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"   # free text that says something: not blank
+DURATION = r"^(?=[0-9])([0-9]{1,6}w)?([0-9]{1,6}d)?([0-9]{1,6}h)?([0-9]{1,6}m)?([0-9]{1,6}s)?$"
 TYPE_NAME = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
 POSTED_TYPE = r"^(?!decision\.|clock\.)[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
 
@@ -53,13 +56,6 @@ _SECONDS = r"0*([0-9]|[12][0-9]|30)"
 WAIT = (r"^(?=[0-9])(0+w)?(0+d)?(0+h)?(0+m)?(" + _SECONDS + r"s)?$"
         r"|^[Pp](?=.*[0-9])(0+[Ww])?(0+[Dd])?([Tt](0+[Hh])?(0+[Mm])?(" + _SECONDS + r"[Ss])?)?$")
 MAX_WAIT_SECONDS = 30
-
-# A silence's glob: something to match besides `*` and blanks (else it silences everything).
-GLOB = r"^[^\u0000]*[^\s*\u0000][^\u0000]*$"
-
-# A span in the short form (``2h``, ``1h30m``, ``1w``): at least one unit, each at most five
-# digits, so that a span added to any instant the API takes stays a datetime.
-SPAN = r"^(?=[0-9])([0-9]{1,5}w)?([0-9]{1,5}d)?([0-9]{1,5}h)?([0-9]{1,5}m)?([0-9]{1,5}s)?$"
 
 # Not a pattern: names the rules define. A field whose metadata carries this key takes one of
 # them; api/document.py writes them into the document as an enum, per rule set (``services``,

@@ -11,6 +11,7 @@ from flask import abort, current_app, g, redirect, render_template, request, ses
 from engine.lang.diff import unified
 from engine.lang.errors import RuleSetError
 from engine.lang.loader import load_rules
+from engine.notify.silence import from_events
 from engine.service.review import BUCKETS
 from engine.service.state import NotReady, Standby
 from engine.service.whatif import ReplayLimit
@@ -267,6 +268,17 @@ def reload_rules():
     except NotReady:
         message = "The service is still rebuilding its state; try again in a moment."
     return redirect(url_for("ui.rules", message=message))
+
+
+@bp.route("/silences")
+@page()
+def silences():
+    """Every silence, newest first: what it mutes, when, who made it and why, who ended it
+    (made and ended through the API or ``slm silence``)."""
+    slm = current_service()
+    now = slm.state.now()
+    found = [s.as_dict(now) for s in reversed(list(from_events(slm.store.silence_events()).values()))]
+    return render_template("ui/silences.html", silences=found)
 
 
 # what the audit page calls each chain and one record of it (as `slm audit verify` does)

@@ -84,7 +84,7 @@ def build_mappings(documents: list[tuple[Document, dict[str, Any]]], ruleset: Ru
     for doc, loaded in documents:
         found: list[Problem] = []
         mapping = _build(doc, loaded, found)
-        found += list(_check(doc, loaded, mapping, ruleset))
+        found += list(_check(doc, loaded, ruleset))
         problems.extend(found)
         mappings[mapping.id] = mapping
     return mappings
@@ -165,7 +165,7 @@ def _constants(spec: dict[str, Any]) -> Iterator[tuple[Path, Any]]:
         yield ("default",), spec["default"]
 
 
-def _check(doc: Document, loaded: dict[str, Any], mapping: Mapping, ruleset: RuleSet) -> Iterator[Problem]:
+def _check(doc: Document, loaded: dict[str, Any], ruleset: RuleSet) -> Iterator[Problem]:
     """The services and fact types written in the mapping exist in the rules."""
     for index, spec in enumerate(loaded["facts"]):
         base: Path = ("facts", index)

@@ -6,15 +6,15 @@ notification's ``recipient`` (glob patterns: ``email``, ``INC-*``, ``*@example.o
 a span (``starts_at`` to ``ends_at``), who made it and why. While it is active, every
 notification recorded that all its matchers match is stored ``muted``, its
 ``last_error`` naming the silence, so one can see who would have been told and why they
-were not; it is never sent. A silence ends at ``ends_at``, or earlier when someone
-expires it. Nothing muted is sent later, and a silence never reaches back to what was
-recorded before it began.
+were not; it is never sent. A notification still queued when a silence begins (waiting
+for its group, or to be retried) is muted so when the deliverer takes it up. A silence
+ends at ``ends_at``, or earlier when someone expires it; nothing muted is sent later, and
+what was sent before it began stays sent.
 
 Silences live in the store as chained events (created, expired): engine/store/silences.py.
 """
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -22,14 +22,12 @@ from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
-from schemas.limits import SILENCE_PATTERN, SILENCE_REASON
+from schemas.records import SILENCE_MATCHERS as MATCHERS
 from schemas.records import Decision, Notification
-from schemas.strings import GLOB
 from schemas.values import format_instant, parse_instant
 
-MATCHERS = ("service", "target", "subject", "recipient")
-MAX_REASON = SILENCE_REASON
-MAX_PATTERN = SILENCE_PATTERN
+MAX_REASON = 1000
+MAX_PATTERN = 200
 
 
 class SilenceError(ValueError):
@@ -65,10 +63,17 @@ class Silence:
 
     def mutes(self, decision: Decision, notification: Notification) -> bool:
         """All its matchers match (a matcher on a field the decision lacks never does)."""
-        values = {"service": decision.service, "target": decision.target, "subject": decision.subject,
-                  "recipient": notification.recipient}
-        return all(isinstance(value := values[name], str) and fnmatchcase(value, pattern)
+        return self.matches({"service": decision.service, "target": decision.target, "subject": decision.subject,
+                             "recipient": notification.recipient})
+
+    def matches(self, values: dict[str, Any]) -> bool:
+        """All its matchers match ``values`` (service, target, subject, recipient)."""
+        return all(isinstance(value := values.get(name), str) and fnmatchcase(value, pattern)
                    for name, pattern in self.matchers.items())
+
+    def why(self) -> str:
+        """What a notification it mutes says (its ``last_error``)."""
+        return f"silenced by {self.id} until {format_instant(self.until)} ({self.created_by}: {self.reason})"
 
     def as_dict(self, now: datetime | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -93,9 +98,9 @@ def new_silence(matchers: dict[str, object], starts_at: datetime, ends_at: datet
     for name, pattern in matchers.items():
         if name not in MATCHERS:
             problems[f"matchers.{name}"] = [f"not a matcher (matchers: {', '.join(MATCHERS)})"]
-        elif not isinstance(pattern, str) or not pattern or len(pattern) > MAX_PATTERN:
+        elif not isinstance(pattern, str) or not pattern.strip() or len(pattern) > MAX_PATTERN:
             problems[f"matchers.{name}"] = [f"a glob pattern of 1 to {MAX_PATTERN} characters"]
-        elif not re.fullmatch(GLOB, pattern):
+        elif pattern.strip("*") == "":
             problems[f"matchers.{name}"] = ["matches everything: name what to silence"]
     if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
         problems["reason"] = [f"say why, in 1 to {MAX_REASON} characters"]
@@ -123,6 +128,23 @@ def from_events(events: Iterable[dict[str, Any]]) -> dict[str, Silence]:
     return out
 
 
+def silenced_queued(claimed: list[dict[str, Any]], decisions: dict[str, dict[str, Any]],
+                    silences: Iterable[Silence], now: datetime) -> dict[str, str]:
+    """Of notifications queued before a silence began (claimed for delivery: records with
+    ``id``, ``decision``, ``recipient``), those an active silence matches now: id -> why.
+    The deliverer mutes them instead of sending them, as Alertmanager does at send time."""
+    active = [s for s in silences if s.state(now) == "active"]
+    out = {}
+    for note in claimed if active else ():
+        decision = decisions.get(note["decision"]) or {}
+        values = {"service": decision.get("service"), "target": decision.get("target"),
+                  "subject": decision.get("subject"), "recipient": note["recipient"]}
+        found = next((s for s in active if s.matches(values)), None)
+        if found is not None:
+            out[note["id"]] = found.why()
+    return out
+
+
 def created_event(silence: Silence) -> dict[str, Any]:
     """What the store chains when ``silence`` is made."""
     return {k: v for k, v in silence.as_dict().items() if k not in ("id", "expired_at", "expired_by")}
@@ -143,7 +165,6 @@ def silence(decision: Decision, notifications: list[Notification], silences: Ite
     for note in notifications:
         found = next((s for s in active if note.status == "pending" and s.mutes(decision, note)), None)
         if found is not None:
-            note = replace(note, status="muted", last_error=(
-                f"silenced by {found.id} until {format_instant(found.until)} ({found.created_by}: {found.reason})"))
+            note = replace(note, status="muted", last_error=found.why())
         out.append(note)
     return out

@@ -19,6 +19,7 @@ from engine.clock import utcnow
 from engine.notify.deliver import Channels, DeliveryError, redact, send
 from engine.notify.group import Message, group
 from engine.notify.record import RetryPolicy, outcome
+from engine.notify.silence import from_events, silenced_queued
 
 log = logging.getLogger("slm.notify")
 
@@ -91,7 +92,7 @@ class DeliveryWorker:
         now = self.now()
         if not self.store.due_exists(now):
             return 0
-        claimed = self.store.claim(now, now + self.lease, limit=self.batch, exclude=busy)
+        claimed = self._unsilenced(self.store.claim(now, now + self.lease, limit=self.batch, exclude=busy), now)
         by_destination: dict[str, list[Message]] = {}
         for message in group(claimed):
             by_destination.setdefault(message.recipient, []).append(message)
@@ -100,6 +101,20 @@ class DeliveryWorker:
         for destination, messages in by_destination.items():
             self._pool.submit(self._deliver, destination, messages)
         return len(claimed)
+
+    def _unsilenced(self, claimed: list[dict], now) -> list[dict]:
+        """``claimed`` less what an active silence matches now, which is stored muted instead."""
+        if not claimed:
+            return claimed
+        silences = list(from_events(self.store.silence_events()).values())
+        if not any(s.state(now) == "active" for s in silences):
+            return claimed
+        decisions = self.store.decisions_by_id({n["decision"] for n in claimed})
+        muted = silenced_queued(claimed, decisions, silences, now)
+        if muted:
+            self.store.mute_queued(muted)
+            log.info("muted %d queued notification%s under a silence", len(muted), "" if len(muted) == 1 else "s")
+        return [n for n in claimed if n["id"] not in muted]
 
     def _deliver(self, destination: str, messages: list[Message]) -> None:
         try:

@@ -215,6 +215,14 @@ class Outbox(AuditChains):
                                     "ORDER BY seq FOR UPDATE", chunk)
         return ordered
 
+    def mute_queued(self, reasons: dict[str, str]) -> None:
+        """Queued notifications a silence matched when they were about to be sent: muted,
+        each with why, their claim released; each outcome chained (``muted``)."""
+        for why in sorted(set(reasons.values())):
+            ids = [nid for nid, reason in reasons.items() if reason == why]
+            self._update(ids, "status = 'muted', last_error = {p}, next_attempt_at = NULL, lease_until = NULL",
+                         [why], only=QUEUED, event="muted")
+
     def requeue(self, id: str) -> dict | None:
         """Queue a failed (or undeliverable, or cancelled) notification again, due now,
         its max age counted afresh; None if there is no such notification. ValueError if

@@ -124,3 +124,32 @@ def test_a_token_limited_to_other_sources_is_403(env):
     raw, headers = signed(OPENED)
     answer = env.client.post("/v1/ingest/tickets", data=raw, headers={**headers, "Authorization": f"Bearer {limited}"})
     assert answer.status_code == 403 and fact_count(env.store) == 0
+
+
+@pytest.mark.postgres
+def test_an_api_node_stores_a_mapped_webhook_for_the_owner_and_answers_202(wall, tmp_path, monkeypatch):
+    from tests.support import postgres_schema_url
+
+    rules = tmp_path / "rules"
+    shutil.copytree(PORTFOLIO, rules)
+    shutil.copy(MAPPING, rules / "tickets.yaml")
+    monkeypatch.setenv("SLM_TEST_TICKETS_SECRET", SECRET)
+    wall.set("2026-11-05T04:00:00Z")
+    with postgres_schema_url() as url, Store.open(url) as store:
+        owner = SlmService(store, rules, now=wall)
+        owner.start(background=False)
+        owner.stop()                     # the rule set is in force; the API node follows it
+        api_store = Store.open(url)
+        node = SlmService(api_store, rules, now=wall, role="api")
+        node.start(background=False)
+        try:
+            token = api_store.add_token("monitor")
+            raw, headers = signed(OPENED)
+            answer = create_app(node).test_client().post(
+                "/v1/ingest/tickets", data=raw, headers={**headers, "Authorization": f"Bearer {token}"})
+            assert answer.status_code == 202, answer.get_json()
+            (result,) = answer.get_json()["results"]
+            assert (result["status"], result["evaluated"]) == ("accepted", False)
+        finally:
+            node.stop()
+            api_store.close()

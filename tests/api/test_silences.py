@@ -68,10 +68,11 @@ def test_a_pending_silence_does_not_mute_yet(env):
 
 
 def test_bad_silences_are_422_naming_the_field_and_roles_are_checked(env):
-    assert silence(env, matchers={}).json["errors"] == {"matchers": [
-        "at least one of service, target, subject, recipient (a glob pattern): a silence of everything "
-        "would hide every breach"]}
-    assert "json.matchers.severity" in silence(env, matchers={"severity": "x"}).json["errors"]
+    assert silence(env, matchers={}).json["errors"] == {"json.matchers": [
+        "at least one of service, target, subject, recipient: a silence of everything would hide every breach"]}
+    assert "json.matchers.service.value" in silence(env, matchers={"service": "**"}).json["errors"]
+    assert "json.reason" in silence(env, matchers={"service": "email"}, reason="  ").json["errors"]
+    assert "json.matchers.severity.key" in silence(env, matchers={"severity": "x"}).json["errors"]
     both = silence(env, matchers={"service": "email"}, ends_at="2026-11-05T05:00:00Z")
     assert both.status_code == 422 and "ends_at" in both.json["errors"]
     past = env.client.post("/v1/silences", json={"reason": "r", "matchers": {"service": "email"},
@@ -84,7 +85,7 @@ def test_bad_silences_are_422_naming_the_field_and_roles_are_checked(env):
     assert get(env, "/v1/silences", state="gone").status_code == 400
 
 
-def test_the_console_s_trace_shows_who_a_silence_kept_from_being_told(env):
+def test_the_console_shows_silences_and_on_the_trace_who_one_kept_from_being_told(env):
     made = silence(env, matchers={"service": "email"}).json
     post(env, p1())
     escalation = get(env, "/v1/decisions", subject="INC-1", kind="escalation").json["items"][0]
@@ -94,3 +95,6 @@ def test_the_console_s_trace_shows_who_a_silence_kept_from_being_told(env):
     assert console.post("/ui/login", data={"token": env.tokens["auditor"], "csrf": csrf}).status_code == 302
     page = console.get(f"/ui/decisions/{escalation['id']}").get_data(as_text=True)
     assert f"silenced by {made['id']} until 2026-11-05T05:00:00Z (owner-1: relay swap)" in page
+    listed = console.get("/ui/silences").get_data(as_text=True)
+    assert f'<tr class="active" data-silence="{made["id"]}">' in listed
+    assert "service <code>email</code>" in listed and "owner-1: relay swap" in listed

@@ -8,6 +8,7 @@ import json
 import pytest
 import requests
 
+from tests.support import RULES
 from tests.support.serving import Server, all_items, slm
 
 pytestmark = pytest.mark.wallclock     # a real server reads this machine's clock
@@ -95,6 +96,27 @@ def test_a_refused_fact_is_named_by_file_line_and_the_fixed_import_goes_on(serve
     assert fixed.stdout.strip() == ("6 facts in event-time order: 2 stored, 0 stored before, "
                                     "4 skipped as posted by an earlier run")
     assert len(stored(server)) == 6
+
+
+def test_a_tool_s_exported_webhooks_come_in_through_its_mapping(server, tmp_path):
+    def issue(action, updated, **extra):
+        return {"action": action, "repository": {"name": "email", "full_name": "acme/email"},
+                "issue": {"id": 77, "number": 5, "labels": [{"name": "P1"}], "created_at": "2026-09-01T09:00:00Z",
+                          "updated_at": updated, "closed_at": "2026-09-03T10:00:00Z" if action == "closed" else None},
+                **extra}
+    path = write_lines(tmp_path / "github.jsonl", [
+        issue("closed", "2026-09-03T10:00:00Z"),
+        issue("labeled", "2026-09-01T09:05:00Z", label={"name": "bug"}),
+        issue("opened", "2026-09-01T09:00:00Z")])
+    result = run_import(server, str(path), "--mapping", "github", "--rules", str(RULES))
+    assert result.returncode == 0, result.stderr
+    assert f"{path}:2: no fact: facts[0]: when" in result.stderr
+    assert result.stdout.strip() == ("2 facts in event-time order: 2 stored, 0 stored before; "
+                                     "1 payloads made no fact")
+    facts = [i["fact"] for i in all_items(server, "/v1/facts")]
+    assert [(f["type"], f["subject"], f["source"], f["service"]) for f in facts] == [
+        ("incident.opened", "acme/email#5", "github", "email"),
+        ("incident.resolved", "acme/email#5", "github", "email")]
 
 
 def test_a_file_that_is_no_facts_posts_nothing(server, tmp_path):

@@ -54,6 +54,21 @@ def test_jira_status_and_priority_changes_of_one_update_are_one_fact_each(mappin
         ("WEB-3:20001:priority", "incident.updated", "2026-11-05T04:00:00Z", "WEB-3", "hosting", {"priority": "P2"})]
 
 
+def test_jira_a_service_request_is_a_request_with_its_request_type_and_its_statuses(mappings):
+    issue = jira_issue(key="DESK-9", project="DESK")
+    issue["fields"]["issuetype"] = {"name": "Service Request"}
+    issue["fields"]["customfield_10010"] = {"requestType": {"name": "Get access"}}
+    created = {"webhookEvent": "jira:issue_created", "timestamp": 1793847600000, "issue": issue}
+    (fact,) = facts_of(mappings, "jira", created)
+    assert (fact["type"], fact["service"], fact["data"]["category"]) == ("request.opened", "service-desk",
+                                                                         "Get access")
+    updated = {"webhookEvent": "jira:issue_updated", "timestamp": 1793851200000, "issue": issue,
+               "changelog": {"id": "9", "items": [
+                   {"field": "status", "fromString": "Waiting for customer", "toString": "In Progress"},
+                   {"field": "priority", "fromString": "Low", "toString": "High"}]}}
+    assert [f["type"] for f in facts_of(mappings, "jira", updated)] == ["request.acknowledged", "request.resumed"]
+
+
 def test_jira_resolving_on_an_unknown_project_lands_on_the_service_desk(mappings):
     payload = {"webhookEvent": "jira:issue_updated", "timestamp": 1793851200000,
                "issue": jira_issue(key="OPS-1", project="OPS"),
@@ -68,7 +83,7 @@ def test_jira_a_status_the_mapping_does_not_know_is_a_reason(mappings):
                "changelog": {"id": "8", "items": [{"field": "status", "fromString": "Open", "toString": "Triage"}]}}
     result = translate(mappings["jira"], payload)
     assert result.facts == []
-    assert any('item.toString is "Triage", which its map does not name' in r for r in result.reasons)
+    assert any('is "incident:Triage", which its map does not name' in r for r in result.reasons)
 
 
 # ---- ServiceNow (an incident record as the Table API gives it) ----------------------------

@@ -363,3 +363,24 @@ def test_a_worker_stopped_and_started_again_delivers_what_came_meanwhile(make_en
     final = wait_for(env.settled)
     assert {n["status"] for n in final.values() if n["recipient"] == hook.url} == {"sent"}
     assert sorted(hook.notification_ids()) == sorted(i for i, n in final.items() if n["recipient"] == hook.url)
+
+
+def test_a_silence_begun_while_notifications_wait_for_a_retry_mutes_them(make_env, hook, tmp_path):
+    from engine.notify.silence import created_event, new_silence
+
+    hook.status = 503                                        # the receiver is down: its notifications retry
+    policy = RetryPolicy(initial=timedelta(seconds=0.2), cap=timedelta(seconds=0.2), max_age=timedelta(hours=1))
+    env = make_env(rules_with(tmp_path, webhook=hook.url), Channels(webhook_secret=SECRET), policy=policy)
+    env.post(p1())
+    wait_for(lambda: any(n["status"] == "retrying" for n in env.notifications()))
+    now = datetime.now(UTC)                                  # the deliverer's clock: real time
+    silence = new_silence({"recipient": hook.url}, now - timedelta(minutes=1), now + timedelta(hours=1), "ann",
+                          "receiver replaced", now)
+    env.store.add_silence_event(silence.id, "created", now, created_event(silence))
+    final = wait_for(env.settled)
+    to_hook = [n for n in final.values() if n["recipient"] == hook.url]
+    assert to_hook and all(n["status"] == "muted" and n["last_error"].startswith(f"silenced by {silence.id} until ")
+                           for n in to_hook)
+    outcomes = env.store.delivery_outcomes(to_hook[0]["id"])
+    assert [o["event"] for o in outcomes][0] == "created" and outcomes[-1]["event"] == "muted"
+    assert env.store.verify_audit()["ok"]
