@@ -144,10 +144,14 @@ class ClockBook:
         return record if record is None or self.journal is None else self._kept(record)
 
     def add(self, record: ClockRecord, indexed: bool) -> ClockRecord:
-        """Keep a new clock; ``indexed``: findable by its subject (duration clocks)."""
+        """Keep a new clock (a record made for it, never one kept before); ``indexed``:
+        findable by its subject (duration clocks)."""
         journal = self.journal
         if journal is not None:
             journal.put(self.records, record.key)
+            # rolling back past here takes the record out, so it is never copied before this
+            # write's next mark: a batch that opens an incident and acknowledges it copies nothing
+            journal.made(record)
         self.records[record.key] = record
         if self.touched is not None:
             self.touched.add(record.key)

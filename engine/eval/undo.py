@@ -49,6 +49,11 @@ class Journal:
             self._kept.add(id(obj))
             self._inverses.append(image())
 
+    def made(self, obj: object) -> None:
+        """``obj`` was made after the last mark, and what undoes its making takes it away
+        whole: its changes until the next mark need no copy of it."""
+        self._kept.add(id(obj))
+
     def rollback(self, mark: int) -> None:
         """Undo every change made since ``mark``, newest first."""
         self._kept = set()

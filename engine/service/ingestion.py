@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from engine.service.batch import FactFailed, FailedFacts, Job, refuse_conflicts, refuse_late, sift
+from engine.service.collector import collector_held
 from engine.service.deadlines import Deadlines
 from engine.service.explain import nearest_reasons
 from engine.service.keeper import EngineKeeper
@@ -150,6 +151,10 @@ class FactIngestion:
         (engine.service.keeper.EngineKeeper.guarded), and nothing is retried.
 
         ``settle``: the facts are stored already (by seq): settle them, don't add them."""
+        with collector_held():
+            self._write_apart_held(jobs, settle)
+
+    def _write_apart_held(self, jobs: list[Job], settle: dict[tuple[str, str], int] | None) -> None:
         state, keeper = self.state, self.keeper
         pending = list(jobs)
         while pending:
@@ -188,7 +193,7 @@ class FactIngestion:
             for job in pending:
                 job.result = None
             for job in pending:
-                self._write_apart([job], settle)
+                self._write_apart_held([job], settle)
             return
 
     def _write(self, jobs: list[Job], settle: dict[tuple[str, str], int] | None = None) -> None:

@@ -103,6 +103,8 @@ class EngineKeeper:
         if not self.snapshot_every or state.engine is None or state.engine_ahead:
             return
         snapshots = self.snapshots
+        if force:
+            snapshots.wait()               # stored (or failed) before a stop or hand-over goes on
         if snapshots.take_failed():
             self._since_snapshot = max(self._since_snapshot, self.snapshot_every)     # take one again
         if self._since_snapshot < self.snapshot_every and not (force and self._since_snapshot):

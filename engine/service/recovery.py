@@ -19,6 +19,7 @@ from engine.eval.state import STATE_FORMAT, SnapshotError
 from engine.lang.errors import RuleSetError
 from engine.lang.loader import load_texts
 from engine.lang.model import RuleSet
+from engine.service.collector import collector_held
 from engine.store.store import Store
 from schemas.facts import load_stored
 
@@ -74,6 +75,14 @@ def rebuild(store: Store, ruleset: RuleSet | None, *, history: bool, retain: tim
     arrived (what explaining a stored fact needs); a snapshot taken later is not used.
 
     ``scope``: the share of each rule set the engine runs (a partition's, engine.lang.rulescope)."""
+    with collector_held():
+        return _rebuild(store, ruleset, history=history, retain=retain, snapshots=snapshots, progress=progress,
+                        versions=versions, before_fact=before_fact, scope=scope)
+
+
+def _rebuild(store: Store, ruleset: RuleSet | None, *, history: bool, retain: timedelta | None, snapshots: bool,
+             progress: Callable[[int], None], versions: Versions | None, before_fact: int | None,
+             scope: Callable[[RuleSet], RuleSet] | None) -> Rebuilt:
     started = time.perf_counter()
     versions = versions or Versions(store, *([] if ruleset is None else [ruleset]))
     cutovers = store.cutovers()
@@ -135,7 +144,7 @@ def stored_log(store: Store, after_fact: int, after_tick: int, cutovers: list[di
             else:
                 return
 
-    for stored in store.facts(after_seq=after_fact):
+    for stored in store.replayed_facts(after_seq=after_fact):
         yield from before(stored["seq"])
         yield "fact", stored
     yield from before(None)

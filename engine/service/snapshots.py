@@ -7,7 +7,8 @@ parent's memory as it stood (copy on write, nothing is copied up front), encodes
 state from it (``Engine.snapshot``) and sends the bytes back through a pipe; a thread of
 the parent stores them in a transaction of its own, while writes go on. The child does
 nothing else (no logging, no database, no locks another thread could have held when it
-forked) and leaves with ``os._exit``, so nothing of the parent's is closed or flushed by it.
+forked), closes every descriptor it inherited but its pipe, and leaves with ``os._exit``,
+so nothing of the parent's is flushed or shut down by it.
 
 A child that dies part-way, or a store that fails to write, stores nothing: the newest
 complete snapshot stays the one a restart uses (the store writes each in one transaction),
@@ -85,8 +86,8 @@ class Snapshots:
         if pid == 0:                                          # the child: encode, send, leave
             code = 1
             try:
-                os.close(reading)
                 gc.disable()                 # a collection would touch (and so copy) every page
+                writing = _only(writing)
                 body = engine.snapshot()
                 _send(writing, len(body).to_bytes(LENGTH, "big") + body)
                 code = 0
@@ -127,6 +128,24 @@ class Snapshots:
         finally:
             if self.store.db.thread_safe:        # this thread's own connection (not a shared one)
                 self.store.close()
+
+
+def _only(keep: int) -> int:
+    """In the child: every descriptor closed but stdin, stdout, stderr and ``keep`` (moved
+    to 3, which it returns), so that it holds none of the parent's listening sockets or
+    database files: a server restarted while a snapshot's child still runs (after a
+    crash) can bind its port again."""
+    if keep != 3:
+        os.dup2(keep, 3)
+    os.closerange(4, _max_fd())
+    return 3
+
+
+def _max_fd() -> int:
+    try:
+        return min(os.sysconf("SC_OPEN_MAX"), 1 << 20)
+    except (ValueError, OSError):
+        return 1 << 16
 
 
 def _send(fd: int, data: bytes) -> None:

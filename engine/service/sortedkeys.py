@@ -6,7 +6,9 @@ write. Kept as one sorted tuple, every publish would copy each index it touches 
 service of 6,600 clocks: 6,600 references per write); kept unsorted, every read would
 sort it. Here the keys are held in sorted chunks of at most ``2 * LOAD``: a change copies
 the chunks it touches and the tuple of chunks, and the first ``n`` keys are read from the
-first chunks, so a page of ten costs about ten keys.
+first chunks, so a page of ten costs about ten keys. (sortedcontainers' SortedList is
+chunked alike but changes in place: a view readers hold must never change, and copying
+it whole per write is what this avoids.)
 """
 from __future__ import annotations
 

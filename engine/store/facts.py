@@ -20,6 +20,8 @@ import json
 from collections.abc import Iterator
 from datetime import datetime
 
+import orjson
+
 from engine.store.audit import AuditChains, fact_chain, fact_text
 from engine.store.base import CHUNK, between, chunks, equal, where
 from engine.store.encoding import canonical_json, instant_text, loads, now_text, required_text
@@ -198,6 +200,20 @@ class FactLog(AuditChains):
                 return
             after_seq = rows[-1].pseq
             left = None if left is None else left - len(rows)
+
+    def replayed_facts(self, after_seq: int = 0) -> Iterator[dict]:
+        """What a replay reads of :meth:`facts`: ``{"seq": pseq, "fact": stored body}``,
+        in log order, in chunks, without the columns and row objects the API's reads
+        build (a fifth of a restart's replay went there)."""
+        F, chain = self.m.Fact, fact_chain(self.partition)
+        while True:
+            rows = list(F.select(F.pseq, F.body).where((F.pseq > after_seq) & self._in_chain(chain, F))
+                        .order_by(F.pseq).limit(CHUNK).tuples())
+            for pseq, body in rows:
+                yield {"seq": pseq, "fact": orjson.loads(body)}
+            if len(rows) < CHUNK:
+                return
+            after_seq = rows[-1][0]
 
     def newest_fact_times(self, subjects) -> dict[str, datetime]:
         """The newest event time stored for each of ``subjects`` that has a fact."""

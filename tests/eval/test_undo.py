@@ -139,3 +139,42 @@ def test_a_failure_inside_durable_rules_memory_cannot_be_rolled_back(monkeypatch
         engine.apply(fact("f2", subject="INC-2", time="2026-11-02T09:05:00Z", priority="P1"))
     with pytest.raises(Irreversible, match="inside its memory"):
         engine.rollback(mark)
+
+
+BATCH = [fact("o1", subject="INC-1", priority="P1", time="2026-11-02T09:00:00Z"),
+         fact("a1", type="incident.acknowledged", subject="INC-1", time="2026-11-02T09:05:00Z"),
+         fact("o2", subject="INC-2", priority="P2", time="2026-11-02T09:06:00Z"),
+         fact("a2", type="incident.acknowledged", subject="INC-2", time="2026-11-02T09:40:00Z"),
+         fact("r1", type="incident.resolved", subject="INC-1", time="2026-11-02T10:00:00Z"),
+         fact("o3", subject="INC-3", priority="P1", time="2026-11-02T10:01:00Z"),
+         fact("p3", type="incident.pending", subject="INC-3", time="2026-11-02T10:02:00Z")]
+
+
+@pytest.mark.parametrize("split", range(len(BATCH) + 1))
+def test_clocks_made_and_changed_in_one_write_are_rolled_back_to_any_mark(split):
+    """Clocks a write makes are never copied before its next mark (engine.eval.book.ClockBook.add):
+    a batch that opens incidents and acknowledges them, rolled back to a mark taken after any
+    of its facts, or whole, leaves the engine as it stood there."""
+    engine, reference = Engine(load_rules(PORTFOLIO)), Engine(load_rules(PORTFOLIO))
+    engine.apply(fact("o0", subject="INC-0", priority="P1", time="2026-11-02T08:00:00Z"))
+    reference.apply(fact("o0", subject="INC-0", priority="P1", time="2026-11-02T08:00:00Z"))
+    before = state_of(engine)
+    start = engine.begin()
+    for raw in BATCH[:split]:
+        engine.apply(raw)
+    middle = engine.mark()
+    for raw in BATCH[split:]:
+        engine.apply(raw)
+    engine.rollback(middle)
+    for raw in BATCH[:split]:
+        reference.apply(raw)
+    assert state_of(engine) == state_of(reference), f"rolled back to after {split} facts"
+    engine.rollback(start)
+    engine.end()
+    assert state_of(engine) == before
+    for raw in BATCH:                                   # and it goes on as one never rolled back
+        engine.apply(raw)
+    for raw in BATCH[split:]:
+        reference.apply(raw)
+    assert state_of(engine) == state_of(reference)
+    assert [d.as_dict() for d in engine.decisions] == [d.as_dict() for d in reference.decisions]

@@ -56,6 +56,7 @@ def held_child(engine, release) -> None:
     real = engine.snapshot
 
     def held() -> bytes:
+        release.with_suffix(".waiting").touch()
         while not release.exists():
             time.sleep(0.01)
         return real()
@@ -84,6 +85,13 @@ def test_writes_go_on_while_a_snapshot_is_made_and_it_holds_the_state_before_the
     for n in range(3, 9):                               # written while it is being made
         live.facts.ingest(incidents(n, 1, 6))
     assert live.keeper.snapshots.busy                   # none of them waited for it
+    waiting = (tmp_path / "release").with_suffix(".waiting")
+    for _ in range(6000):                                # (a guard against a hang, not a timing)
+        if waiting.exists():                             # the child has closed what it inherited
+            break
+        time.sleep(0.01)
+    if os.path.isdir("/proc/self/fd"):                  # it holds no database file or socket of the server's
+        assert sorted(os.listdir(f"/proc/{live.keeper.snapshots.child}/fd")) == ["0", "1", "2", "3"]
     assert newest(live) is None
     (tmp_path / "release").touch()
     live.keeper.wait_for_snapshot()

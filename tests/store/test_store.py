@@ -183,6 +183,14 @@ def test_facts_iterate_in_seq_order_for_rebuilding(store):
     assert [s["seq"] for s in tail] == seqs[1001:]
     assert [s["seq"] for s in store.facts(after_seq=seqs[10], limit=600)] == seqs[11:611]
     assert fact_count(store) == 1202
+    # what a replay reads: the same seqs and bodies, the same chunks, without the rest
+    for after in (0, seqs[0], seqs[499], seqs[500], seqs[1000], seqs[-1]):
+        assert [(s["seq"], s["fact"]) for s in store.replayed_facts(after_seq=after)] == \
+            [(s["seq"], s["fact"]) for s in store.facts(after_seq=after)]
+    raw(store, "INSERT INTO facts (source, id, type, time, body, received_at, pseq, partition) "
+               "VALUES ('x', 'outside', 'incident.opened', '2026-11-02T09:00:00Z', '{}', 'now', ?, 'default')",
+        seqs[-1] + 1)                           # past the chain's head: written outside the service
+    assert [s["seq"] for s in store.replayed_facts(after_seq=seqs[-2])] == [seqs[-1]]
 
 
 def test_list_facts_filters_by_event_time_and_fields(store):
