@@ -9,7 +9,7 @@ so a deadline computed here is the instant a later ``counted`` agrees with.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,12 +21,34 @@ from schemas.values import parse_date
 UTC = UTC
 ZERO = timedelta(0)
 DAY = timedelta(days=1)
+WEEK = timedelta(days=7)
 SECOND = timedelta(seconds=1)
 FULL_DAY = [(0, 1440)]
 # instant_after gives up when a calendar stays closed this long (e.g. no usable hours).
 MAX_CLOSED_DAYS = 3660
 
 Span = tuple[datetime, datetime]
+
+
+def instant_after_spans(open_spans: Callable[[datetime, datetime], Iterable[Span]], start: datetime,
+                        amount: timedelta, closed: str) -> datetime:
+    """The earliest instant t >= ``start`` with ``amount`` of open time in [start, t), the
+    open time read a week at a time from ``open_spans``; ValueError ``closed`` when the
+    calendar stays closed for :data:`MAX_CLOSED_DAYS` (for calendars made of others, whose
+    open time is known only as spans)."""
+    if amount < ZERO:
+        raise ValueError(f"amount of service time must not be negative, got {amount}")
+    start = start.astimezone(UTC)
+    if amount == ZERO:
+        return start
+    left, at = amount, start
+    for _ in range(MAX_CLOSED_DAYS // 7 + 1):
+        for a, b in open_spans(at, at + WEEK):
+            if b - a >= left:
+                return a + left
+            left -= b - a
+        at += WEEK
+    raise ValueError(closed)
 
 
 class Calendar(Protocol):

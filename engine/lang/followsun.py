@@ -12,10 +12,9 @@ import heapq
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 
-from engine.lang.calendar import MAX_CLOSED_DAYS, ServiceCalendar, Span
+from engine.lang.calendar import MAX_CLOSED_DAYS, ServiceCalendar, Span, instant_after_spans
 
 ZERO = timedelta(0)
-WEEK = timedelta(days=7)
 
 
 class AnyOfCalendar:
@@ -57,19 +56,8 @@ class AnyOfCalendar:
 
     def instant_after(self, start: datetime, amount: timedelta) -> datetime:
         """The earliest instant t >= start with counted(start, t) >= amount."""
-        if amount < ZERO:
-            raise ValueError(f"amount of service time must not be negative, got {amount}")
-        start = start.astimezone(UTC)
-        if amount == ZERO:
-            return start
-        left, at = amount, start
-        for _ in range(MAX_CLOSED_DAYS // 7 + 1):
-            for a, b in self.open_spans(at, at + WEEK):
-                if b - a >= left:
-                    return a + left
-                left -= b - a
-            at += WEEK
-        raise ValueError(f"calendar '{self.id}' stays closed for {MAX_CLOSED_DAYS} days after {start}")
+        return instant_after_spans(self.open_spans, start, amount,
+                                   f"calendar '{self.id}' stays closed for {MAX_CLOSED_DAYS} days after {start}")
 
     def is_open(self, at: datetime) -> bool:
         return any(m.is_open(at) for m in self.members)

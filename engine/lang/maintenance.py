@@ -16,13 +16,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from engine.lang.calendar import MAX_CLOSED_DAYS, ServiceCalendar
+from engine.lang.calendar import MAX_CLOSED_DAYS, ServiceCalendar, instant_after_spans
 from engine.lang.followsun import AnyOfCalendar
 
 UTC = UTC
 ZERO = timedelta(0)
 DAY = timedelta(days=1)
-STEP = timedelta(days=7)        # instant_after looks this far ahead at a time
 
 Span = tuple[datetime, datetime]
 Week = dict[int, list[tuple[int, int]]]      # weekday (Mon = 0) -> sorted spans in minutes
@@ -111,16 +110,6 @@ class ExcludingCalendar:
 
     def instant_after(self, start: datetime, amount: timedelta) -> datetime:
         """The earliest instant t >= start with counted(start, t) >= amount."""
-        if amount < ZERO:
-            raise ValueError(f"amount of service time must not be negative, got {amount}")
-        start = start.astimezone(UTC)
-        if amount == ZERO:
-            return start
-        left, cursor = amount, start
-        for _ in range(MAX_CLOSED_DAYS // 7 + 1):
-            for a, b in self.open_spans(cursor, cursor + STEP):
-                if b - a >= left:
-                    return a + left
-                left -= b - a
-            cursor += STEP
-        raise ValueError(f"calendar '{self.base.id}' minus maintenance stays closed after {cursor}")
+        return instant_after_spans(self.open_spans, start, amount,
+                                   f"calendar '{self.base.id}' minus maintenance stays closed for "
+                                   f"{MAX_CLOSED_DAYS} days after {start}")
