@@ -33,6 +33,7 @@ from engine.eval.decisions import rule_actions
 from engine.eval.matches import dispatch, phase
 from engine.eval.network import MatchNetwork
 from engine.eval.reads import Span, StoppedKeys
+from engine.eval.records import posted_fact
 from engine.eval.state import EngineState, History, SnapshotError
 from engine.eval.state import dump as dump_state
 from engine.eval.state import load as load_state
@@ -43,7 +44,6 @@ from engine.lang.errors import FactError
 from engine.lang.model import RuleSet
 from schemas.facts import FactSchema, flatten_errors
 from schemas.records import Decision, fact_ref
-from schemas.values import format_instant
 
 PRUNE_EVERY = 1000          # facts between sweeps for finished clocks (with ``retain``)
 
@@ -224,7 +224,7 @@ class Engine:
         if fed.is_fed(fact):               # the global partition: another partition's decision
             fed.take(ctx, fact)
         else:
-            ctx.network.post(_posted(fact, state.next_seq()), state.held)
+            ctx.network.post(posted_fact(fact, f"f{state.next_seq()}"), state.held)
         ctx.network.drain()
         if history is not None:
             if journal is not None:
@@ -313,16 +313,6 @@ def _whole(ruleset: RuleSet) -> RuleSet:
     return ruleset
 
 
-def _posted(fact: Fact, seq: int) -> Fact:
-    """A loaded fact as durable_rules is given it: its own id for durable_rules (rules read
-    ``fid``), event time also as a number (``ts``) for comparisons."""
-    posted = {"sid": "0", "id": f"f{seq}", "fid": fact["id"], "source": fact["source"],
-              "type": fact["type"], "ts": fact["time"].timestamp(), "time": format_instant(fact["time"]),
-              "data": fact["data"]}
-    for name in ("subject", "service"):
-        if fact.get(name) is not None:
-            posted[name] = fact[name]
-    return posted
 
 
 __all__ = ["Engine", "Outcome"]

@@ -12,12 +12,11 @@ it, when its retraction arrives.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from engine.eval.compiler import Fact
 from engine.eval.context import Context
 from engine.eval.decisions import retract_dependents
-from schemas.values import format_instant
+from engine.eval.records import posted_fact
 
 DECISION = "decision."
 RETRACTED = "decision.retracted"
@@ -35,19 +34,8 @@ def take(ctx: Context, fact: Fact) -> None:
     if fact["type"] == RETRACTED:
         withdraw(ctx, str(fact["data"]["retracts"]), fact["source"], fact["time"])
     else:
-        ctx.network.post(posted(fact), ctx.state.held)
-
-
-def posted(fact: Fact) -> Fact:
-    """A fed decision as durable_rules is given it: as the feeding engine posts its own
-    decisions (engine.eval.records.decision_fact), so that a Rule matches it alike."""
-    out: dict[str, Any] = {"sid": "0", "id": f"d:{fact['id']}", "fid": fact["id"], "source": fact["source"],
-                           "type": fact["type"], "ts": fact["time"].timestamp(),
-                           "time": format_instant(fact["time"]), "data": fact["data"]}
-    for name in ("subject", "service"):
-        if fact.get(name) is not None:
-            out[name] = fact[name]
-    return out
+        # posted as the feeding engine posts its own decisions (records.decision_fact): a Rule matches it alike
+        ctx.network.post(posted_fact(fact, f"d:{fact['id']}"), ctx.state.held)
 
 
 def withdraw(ctx: Context, decision_id: str, source: str, at: datetime) -> None:

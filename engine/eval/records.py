@@ -77,3 +77,14 @@ def decision_fact(decision: Decision) -> dict[str, Any]:
     if decision.service is not None:
         fact["service"] = decision.service
     return fact
+
+
+def posted_fact(fact: dict[str, Any], key: str) -> dict[str, Any]:
+    """A loaded fact as durable_rules is given it, under ``key`` (durable_rules' own id;
+    rules read ``fid``), with event time also as a number (``ts``) for comparisons."""
+    posted = {"sid": "0", "id": key, "fid": fact["id"], "source": fact["source"], "type": fact["type"],
+              "ts": fact["time"].timestamp(), "time": format_instant(fact["time"]), "data": fact["data"]}
+    for name in ("subject", "service"):
+        if fact.get(name) is not None:
+            posted[name] = fact[name]
+    return posted
