@@ -3,7 +3,6 @@ side of a database shared by lease (engine/service/ownership.py), and that a los
 a 503 to retry, never a 500."""
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -13,19 +12,12 @@ from engine.service.live import SlmService
 from engine.store.store import Store
 from tests.support import PORTFOLIO
 from tests.support.api import PROBLEM, p1
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.wallclock     # leases run on the database's clock: the machine's
 
 A, B, C = "host-a:101", "host-b:202", "host-c:303"
 LONG = timedelta(minutes=10)
-PATIENCE = 60
-
-
-def until(predicate, what: str) -> None:
-    deadline = time.monotonic() + PATIENCE
-    while not predicate():
-        assert time.monotonic() < deadline, f"gave up waiting: {what}"
-        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ import requests
 
 from engine.store.store import Store
 from schemas.values import parse_instant
-from tests.e2e.test_owner_standby import PATIENCE, TTL, decided_once, due_soon, history, named, standby, token, until
 from tests.support import named_sessions, terminate_sessions
+from tests.support.cluster import PATIENCE, TTL, decided_once, due_soon, history, named, standby, token, until
 from tests.support.proxy import TcpProxy
 from tests.support.serving import Server
 
@@ -113,13 +113,6 @@ def cluster(pg_url, tmp_path):
     made = Cluster(pg_url, tmp_path)
     yield made
     made.stop()
-
-
-@pytest.fixture
-def pg_url():
-    from tests.support import postgres_schema_url
-    with postgres_schema_url() as url:
-        yield url
 
 
 def run_with(cluster: Cluster, fault, recover=lambda: None, subject: str = "DUE-1", takeover: bool = True) -> None:

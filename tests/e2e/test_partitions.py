@@ -12,19 +12,12 @@ import requests
 
 from engine.store.store import Store
 from schemas.values import parse_instant
-from tests.e2e.test_owner_standby import TTL, breaches, decided_once, due_soon, history, post, token, until, verified
+from tests.support.cluster import TTL, breaches, decided_once, due_soon, history, post, token, until, verified
 from tests.support.serving import Server, slm
 
 pytestmark = [pytest.mark.wallclock, pytest.mark.slow, pytest.mark.postgres]
 
 MAP = "partitions: {email: mail}\ndefault: main\n"
-
-
-@pytest.fixture
-def pg_url():
-    from tests.support import postgres_schema_url
-    with postgres_schema_url() as url:
-        yield url
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from cli import main
 from engine.lang.errors import RuleSetError
 from engine.lang.loader import load_texts
-from tests.lang.test_loader import BASE
+from tests.support.ruletexts import BASE
 
 
 def problems_of(files: dict[str, str]) -> list[str]:

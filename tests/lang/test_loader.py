@@ -10,23 +10,7 @@ from engine.lang.checks import validity_warnings
 from engine.lang.errors import RuleSetError
 from engine.lang.loader import load_rules, load_texts
 from tests.support import ROOT
-
-BASE = textwrap.dedent("""\
-    kind: Roles
-    id: org-roles
-    holders:
-      slm_process_owner: owner@example.org
-    ---
-    kind: Service
-    id: email
-    roles:
-      service_level_manager: slm-mail@example.org
-    ---
-    kind: Raci
-    id: raci
-    activities:
-      breach-handling: {service_level_manager: R, slm_process_owner: A}
-    """)
+from tests.support.ruletexts import BASE
 
 AGREEMENT = textwrap.dedent("""\
     kind: Agreement

@@ -22,8 +22,8 @@ from engine.lang.rulescope import RuleScope, has_global_rules
 from engine.service.live import SlmService
 from engine.service.whatif import what_if
 from engine.store.store import Store
-from tests.service.test_ownership import until
 from tests.support import PORTFOLIO, fact, postgres_schema_url, utc
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.wallclock     # leases run on the database's clock: the machine's
 

@@ -9,7 +9,6 @@ assertion on how long anything took.
 from __future__ import annotations
 
 import threading
-import time
 from datetime import timedelta
 
 import pytest
@@ -18,22 +17,14 @@ from engine.service.live import SlmService
 from engine.service.state import OWNER, STANDBY, Standby
 from engine.store.store import LeaseLost, Store
 from tests.support import PORTFOLIO, fact, fact_count
+from tests.support.waiting import PATIENCE, until
 
 pytestmark = pytest.mark.wallclock     # leases run on the database's clock: the machine's
 
 A, B, C = "host-a:101", "host-b:202", "host-c:303"
 SHORT = timedelta(seconds=1)           # renewed (or tried) every third of a second
 LONG = timedelta(minutes=10)           # not renewed while a test runs
-PATIENCE = 60                          # seconds any wait here may take before the test gives up
 P1 = {"priority": "P1"}
-
-
-def until(predicate, what: str):
-    deadline = time.monotonic() + PATIENCE
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, f"gave up waiting: {what}"
-        time.sleep(0.02)
-    return value
 
 
 @pytest.fixture

@@ -17,12 +17,11 @@ from engine.service.batch import FactConflict
 from engine.service.live import SlmService
 from engine.service.state import NoEngineHere
 from engine.store.store import Store
-from tests.service.test_ownership import until
 from tests.support import PORTFOLIO, fact, postgres_schema_url
+from tests.support.waiting import PATIENCE, until
 
 pytestmark = pytest.mark.postgres
 
-PATIENCE = 60
 P1 = {"priority": "P1"}
 
 

@@ -12,28 +12,21 @@ Skipped when chromium or chromedriver is missing (.ci/run installs them).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
 import requests
-from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.support import FAKETIME_VARIABLES, ROOT
+from tests.support import ROOT
+from tests.support.browser import MISSING, go, shot
 from tests.support.serving import Server, slm
 
-CHROMEDRIVER = shutil.which("chromedriver")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = [pytest.mark.skipif(not (CHROMEDRIVER and CHROMIUM), reason="chromium and chromedriver are not installed"),
+pytestmark = [pytest.mark.skipif(MISSING, reason="chromium and chromedriver are not installed"),
               pytest.mark.wallclock,      # posts facts relative to this machine's clock
               pytest.mark.browser, pytest.mark.slow]
-SHOTS = ROOT / os.environ.get("SLM_SCREENSHOTS", "tests/artifacts")
 
 
 @pytest.fixture
@@ -46,26 +39,6 @@ def server(tmp_path):
     srv.start()
     yield srv
     srv.stop()
-
-
-@pytest.fixture
-def browser():
-    from selenium.webdriver.chrome.service import Service
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,1000",
-                "--disable-dev-shm-usage", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--disable-default-apps"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    # The pages are drawn by the server, whose clock is the one under test; the browser keeps
-    # the real clock (CI's second run sets the clock ahead with libfaketime, under which
-    # Chromium's renderer stops answering).
-    real_clock = {k: v for k, v in os.environ.items() if k not in FAKETIME_VARIABLES}
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER, env=real_clock), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
 
 
 def stamp(at: datetime) -> str:
@@ -99,46 +72,6 @@ def tamper_a_delivery_status(srv) -> None:
                              "(SELECT MIN(seq) FROM notifications WHERE status != 'sent')").rowcount
     db.close()
     assert changed == 1
-
-
-def shot(driver, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    driver.execute_script("window.scrollTo(0, 0)")
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(1280, min(max(height, 800), 2400))
-    driver.save_screenshot(str(SHOTS / f"{name}.png"))
-    driver.set_window_size(1280, 1000)
-
-
-def go(driver, find) -> None:
-    """Click what ``find()`` finds, which loads another page, and wait until that page has
-    loaded: a click returns before the browser has navigated, and reading the old page then
-    is a race. Chromium now and then answers a click on a node it has just laid out again
-    (after a screenshot's resize) with "does not belong to the document": the node is found
-    again and clicked again, while the old page is still the one shown."""
-    old = driver.find_element(By.TAG_NAME, "html")
-    for attempt in range(3):
-        try:
-            find().click()
-            break
-        except WebDriverException as err:
-            if attempt == 2 or "does not belong to the document" not in str(err) and \
-                    not isinstance(err, StaleElementReferenceException):
-                raise
-            if not _current(old):
-                break                         # it did navigate: the click went through
-    # Asked of a page that is navigating away, Chromium now and then answers "unhandled
-    # inspector error" instead of "stale": WebDriverWait asks again on it.
-    WebDriverWait(driver, 30, ignored_exceptions=(WebDriverException,)).until(lambda d: not _current(old))
-    WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
-
-
-def _current(element) -> bool:
-    try:
-        element.is_enabled()
-        return True
-    except StaleElementReferenceException:
-        return False
 
 
 def test_a_person_finds_a_breach_its_trace_its_clock_and_the_month(server, browser):

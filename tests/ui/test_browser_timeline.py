@@ -17,10 +17,9 @@ from api.app import create_app
 from engine.service.live import SlmService
 from engine.store.store import Store
 from tests.support import PORTFOLIO, WallClock, fact
-from tests.ui import test_browser
-from tests.ui.test_browser import CHROMEDRIVER, CHROMIUM, go, shot
+from tests.support.browser import MISSING, go, shot
 
-pytestmark = [pytest.mark.skipif(not (CHROMEDRIVER and CHROMIUM), reason="chromium and chromedriver are not installed"),
+pytestmark = [pytest.mark.skipif(MISSING, reason="chromium and chromedriver are not installed"),
               pytest.mark.browser, pytest.mark.slow]
 
 MAINTENANCE = """\
@@ -76,12 +75,6 @@ def console(tmp_path):
     store.close()
 
 
-@pytest.fixture
-def chromium():
-    """Headless Chromium, as tests/ui/test_browser.py starts it."""
-    yield from test_browser.browser.__wrapped__()
-
-
 def sign_in(b, console) -> None:
     b.get(console.base + "/ui/login")
     b.find_element(By.ID, "token").send_keys(console.token)
@@ -102,8 +95,8 @@ def apart(one: dict, other: dict) -> bool:
             or one["y"] + one["h"] <= other["y"] or other["y"] + other["h"] <= one["y"])
 
 
-def test_timeline_labels_never_overlap_and_stay_inside_the_chart(console, chromium):
-    b = chromium
+def test_timeline_labels_never_overlap_and_stay_inside_the_chart(console, browser):
+    b = browser
     sign_in(b, console)
     b.get(console.base + "/ui/clocks/email-p2-resolution/INC-P2")
     width = float(b.find_element(By.CSS_SELECTOR, "svg.timeline").get_attribute("width"))
@@ -122,9 +115,9 @@ def test_timeline_labels_never_overlap_and_stay_inside_the_chart(console, chromi
     shot(b, "clock-labels")
 
 
-def test_business_hours_read_in_hours_and_the_legend_names_maintenance(console, chromium):
+def test_business_hours_read_in_hours_and_the_legend_names_maintenance(console, browser):
     """(The availability timeline's last event, at the chart's end, has its label left of it.)"""
-    b = chromium
+    b = browser
     sign_in(b, console)
     b.get(console.base + "/ui/clocks/email-p2-resolution/INC-LONG")
     main = b.find_element(By.TAG_NAME, "main").text

@@ -11,6 +11,7 @@ from api.auth import TOKEN_CACHE_SECONDS
 from engine.service.live import SlmService
 from engine.store.store import Store
 from tests.support import PORTFOLIO, ROOT, fact
+from tests.support.console import csrf_of, signed_in
 
 
 @pytest.fixture
@@ -27,17 +28,6 @@ def env(url, wall):
     yield type("Env", (), {"app": app, "service": service, "store": store, "tokens": tokens})
     service.stop()
     store.close()
-
-
-def csrf_of(client, path="/ui/login") -> str:
-    return re.search(r'name="csrf" value="([^"]+)"', client.get(path).get_data(as_text=True)).group(1)
-
-
-def signed_in(env, role):
-    client = env.app.test_client()
-    response = client.post("/ui/login", data={"token": env.tokens[role], "csrf": csrf_of(client)})
-    assert response.status_code == 302
-    return client
 
 
 def test_without_a_session_every_page_leads_to_sign_in(env):
@@ -148,10 +138,10 @@ def test_a_given_secret_key_keeps_sessions_across_a_restart(env):
     before = create_app(env.service, secret_key="the same key").test_client()
     before.post("/ui/login", data={"token": env.tokens["auditor"], "csrf": csrf_of(before)})
     cookie = before.get_cookie("slm_session", path="/ui")
-    for key, signed_in in (("the same key", True), ("another key", False)):
+    for key, stays in (("the same key", True), ("another key", False)):
         after = create_app(env.service, secret_key=key).test_client()
         after.set_cookie("slm_session", cookie.value, path="/ui")
-        assert (after.get("/ui/").status_code == 200) is signed_in
+        assert (after.get("/ui/").status_code == 200) is stays
 
 
 def test_a_retracted_decision_is_struck_through_with_its_reason_and_drawn_apart(env):

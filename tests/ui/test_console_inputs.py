@@ -7,7 +7,7 @@ from api.app import create_app
 from engine.service.live import SlmService
 from engine.store.store import Store
 from tests.support import PORTFOLIO, fact
-from tests.ui.test_console import csrf_of, signed_in
+from tests.support.console import csrf_of, signed_in
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from api.ui.session import ENDED_MARGIN
 from engine.service.live import SlmService
 from engine.store.store import Store
 from tests.support import PORTFOLIO
-from tests.ui.test_console import csrf_of
+from tests.support.console import csrf_of
 
 SECRET = "the same key on every node"
 COOKIE = "slm_session"
