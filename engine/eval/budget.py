@@ -465,10 +465,16 @@ class BudgetClock(Clock):
 
     @property
     def window(self) -> Window:
+        """The clock's bounds (a rolling window's: from its start until the agreement ends;
+        what it judges at an instant is :meth:`trailing`)."""
+        return Window(self.window_start, self.window_end, self.label, self.service_time)
+
+    def trailing(self, at: datetime) -> Window:
+        """The window judged at ``at``: a rolling one's last length, or the calendar window."""
         if self.spec.length is None:
-            return Window(self.window_start, self.window_end, self.label, self.service_time)
-        end = self.cursor if self.cursor is not None else micros(self.window_start)
-        return Window(instant(end - self.spec.length), instant(end), self.label,
+            return self.window
+        end = micros(at)
+        return Window(instant(end - self.spec.length), at, self.label,
                       timedelta(microseconds=self.ledger.counted(end - self.spec.length, end)))
 
     def carried_over(self) -> list[tuple[str, str, str]]:
