@@ -135,3 +135,17 @@ def test_a_late_count_rebuilds_the_budget_and_retracts_what_it_changes(ruleset):
                      ("at_risk", "2026-11-12T10:05:00Z", None)]:
         assert expected in standing and expected in decided(in_order)
     assert sum(d[0] == "retracted" for d in after) == 1
+
+
+def test_slm_docs_says_each_budget_field_in_words():
+    from click.testing import CliRunner
+
+    from cli.main import main
+    result = CliRunner().invoke(main, ["docs", "--rules", str(RULES), "shop"])
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert "Available 99% of the time over any 7 days, the window ending at each instant" in text
+    assert "99% of checkout events are good over any 1 day" in text
+    assert ("An alert fires when the budget burns 14.4 times as fast as the window allows over both the last "
+            "1 hour and the last 5 minutes") in text
+    assert "at the burn rate of the last 1 hour, the budget left would run out before the window ends" in text
