@@ -21,10 +21,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from marshmallow import Schema, ValidationError, fields, post_load, validate, validates
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates, validates_schema
 from marshmallow.exceptions import SCHEMA
 
 from . import strings
+from .counts import COUNTS_TYPE, counts_problems
 from .fields import AnyField
 from .values import format_instant, parse_instant, parse_rfc3339
 
@@ -195,6 +196,15 @@ class FactSchema(Schema):
         if value.startswith("decision.") or value.startswith("clock."):
             raise ValidationError(f"{value!r}: types decision.* and clock.* are derived by the engine, "
                                   "not posted")
+
+    @validates_schema
+    def _counts(self, data: dict[str, Any], **kwargs: Any) -> None:
+        """An ``sli.counts`` fact carries its interval's good and total events (schemas.counts)."""
+        if data.get("type") == COUNTS_TYPE and isinstance(data.get("data"), dict):
+            time = data.get("time")
+            problems = counts_problems(data["data"], time if isinstance(time, datetime) else None)
+            if problems:
+                raise ValidationError({"data": {name[5:]: [text] for name, text in problems.items()}})
 
     @post_load(pass_original=True)
     def _normalise(self, data: dict[str, Any], original: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:

@@ -72,6 +72,25 @@ FIELDS: dict[str, tuple[str, str]] = {
     "TargetSchema.description": ("free text", ""),
     "TargetSchema.clock": ("a duration target: time from start to stop", "see Clock"),
     "TargetSchema.availability": ("an availability target: share of service time not down", "see Availability"),
+    "TargetSchema.ratio": ("a ratio target: good ÷ total events posted as `sli.counts` (see Ratio targets)",
+                           "see Ratio"),
+    "TargetSchema.burn_rate": ("multiwindow burn-rate alert levels of a window target: each fires when both "
+                               "windows burn the budget at `factor` times the even rate, clears when the short "
+                               "one stops (see Burn-rate alerts)", "`[{factor: 14.4, long: 1h, short: 5m}]`"),
+    "TargetSchema.forecast": ("project the budget left at the burn rate of the last `over` and decide "
+                              "`at_risk` while it runs out before the window ends (see Forecasts)", "`{over: 6h}`"),
+    "BurnRateSchema.factor": ("times the even burn rate (bad share of the window ÷ (1 − goal)); above 0",
+                              "`14.4`"),
+    "BurnRateSchema.long": ("the long window, whole minutes", "`1h`"),
+    "BurnRateSchema.short": ("the short window that confirms it and clears it, shorter than `long`", "`5m`"),
+    "ForecastSchema.over": ("the look-back whose burn rate is projected (default 6h), whole minutes", "`1h`"),
+    "RatioSchema.name": ("`data.name` of the `sli.counts` facts", "`checkout`"),
+    "RatioSchema.where": ("further conditions on the counts", "`{region: eu}`"),
+    "RatioSchema.window": ("the period judged: a calendar window or `rolling` and a length", "`rolling 28d`"),
+    "RatioSchema.calendar": ("the calendar whose hours count; an interval counts in proportion to its "
+                             "service time", "`24x7`"),
+    "RatioSchema.exclude": ("`maintenance`: the share of an interval inside the service's maintenance windows "
+                            "(declared or posted) is not counted", "`maintenance`"),
     "TargetSchema.metric": ("a threshold target (also written `threshold: {metric: …}`)", "see Metric"),
     "TargetSchema.goal": ("a duration for `clock` (or a deadline, see Deadline goal), a percentage strictly "
                           "between 0% and 100% otherwise", "`15m`, `99.9%`, `{end_of: business_day}`"),
@@ -106,13 +125,14 @@ FIELDS: dict[str, tuple[str, str]] = {
     "ClockSchema.calendar": ("the calendar whose hours count (default: the Service's, else 24x7)", "`uk-office`"),
     "AvailabilitySchema.down": ("the fact that takes a subject down", "`{type: alert.firing, where: {alertname: X}}`"),
     "AvailabilitySchema.up": ("the fact that brings it back", "`{type: alert.resolved, where: {alertname: X}}`"),
-    "AvailabilitySchema.window": ("the period judged: month, week (ISO), day or `Nd`", "`month`"),
+    "AvailabilitySchema.window": ("the period judged: month, week (ISO), day, `Nd`, or `rolling` and a length "
+                                  "(the window ending at each instant)", "`month`, `rolling 28d`"),
     "AvailabilitySchema.calendar": ("the calendar whose hours count", "`24x7`"),
     "MetricSchema.name": ("`data.name` of the `metric.sample` facts", "`latency_p95_ms`"),
     "MetricSchema.above": ("a sample above this is a violation (give one of above/below)", "`800`"),
     "MetricSchema.below": ("a sample below this is a violation", "`0.99`"),
     "MetricSchema.where": ("further conditions on the samples", "`{region: eu}`"),
-    "MetricSchema.window": ("the period judged", "`month`"),
+    "MetricSchema.window": ("the period judged, as an availability's", "`month`, `rolling 30d`"),
     "MetricSchema.calendar": ("the calendar whose hours count", "`24x7`"),
     "AvailabilitySchema.exclude": ("`maintenance`: time inside the service's maintenance windows is not counted "
                                    "(see Maintenance windows)", "`maintenance`"),
@@ -132,8 +152,9 @@ FIELDS: dict[str, tuple[str, str]] = {
     "EscalationScopeSchema.targets": ("target ids", "`[email-p1-response]`"),
     "EscalationScopeSchema.metric": ("every threshold target measuring this metric", "`latency_p95_ms`"),
     "EscalationScopeSchema.service": ("with `metric`: only that service's", "`hosting`"),
-    "EscalationLevelSchema.at": ("a share of the budget, plus or minus counted calendar time",
-                                 "`75%`, `100% + 2h`"),
+    "EscalationLevelSchema.at": ("a share of the budget, plus or minus counted calendar time; or a burn-rate "
+                                 "factor: escalates when the target's `burn_rate` level of it fires",
+                                 "`75%`, `100% + 2h`, `14.4x`"),
     "EscalationLevelSchema.activity": ("the RACI activity notified", "`breach-handling`"),
     "EscalationLevelSchema.repeat": ("fire again at this interval of counted time while the clock runs", "`4h`"),
     "EscalationLevelSchema.call": ("an http(s) URL the escalation decision is POSTed to, signed, through the outbox "
@@ -233,6 +254,9 @@ TABLES: list[tuple[str, type[Schema], str]] = [  # (heading, schema, where it is
     ("Clock", rules.ClockSchema, "a Target's `clock`"),
     ("Availability", rules.AvailabilitySchema, "a Target's `availability`"),
     ("Metric", rules.MetricSchema, "a Target's `metric`"),
+    ("Ratio", rules.RatioSchema, "a Target's `ratio`"),
+    ("Burn rate", rules.BurnRateSchema, "each of a Target's `burn_rate`"),
+    ("Forecast", rules.ForecastSchema, "a Target's `forecast`"),
     ("Pattern", rules.JoinPatternSchema, "`applies_to`, `down`, `up`, a Rule's `when`; `as` only in `when`"),
     ("Maintenance", rules.MaintenanceSchema, "`kind: Maintenance`"),
     ("Once", rules.OnceSchema, "each of a Maintenance's `once`"),

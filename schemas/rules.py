@@ -6,6 +6,7 @@ parsed values (timedelta, Fraction, Level, date); the engine builds its model fr
 from __future__ import annotations
 
 import collections.abc
+from datetime import timedelta
 from fractions import Fraction
 from typing import Any, cast
 
@@ -14,7 +15,7 @@ from marshmallow import Schema, ValidationError, fields, pre_load, validate, val
 from .facts import TYPE_PATTERN
 from .fields import AnyField, Date, Duration, Instant, Level, Mapping, Name, OneOrMany, Percent, Text, Week, Where
 from .holders import holder_problem
-from .values import DeadlineGoal
+from .values import DeadlineGoal, format_duration, parse_duration
 
 RACI_LETTERS = "RACI"
 ONE_OF = "{input!r} is not one of: {choices}"
@@ -184,7 +185,7 @@ class ClockSchema(Strict):
             raise ValidationError("'pause' and 'resume' come together", "resume" if "pause" in data else "pause")
 
 
-WINDOW_HELP = "month, week, day or a number of days such as 30d"
+WINDOW_HELP = "month, week, day, a number of days such as 30d, or rolling and a duration such as rolling 28d"
 
 
 def _check_window(value: object) -> bool:
@@ -192,7 +193,55 @@ def _check_window(value: object) -> bool:
         return True
     if isinstance(value, str) and value.endswith("d") and value[:-1].isdigit() and int(value[:-1]) > 0:
         return True
+    if isinstance(value, str) and rolling_length(value) is not None:
+        return True
     raise ValidationError(f"{value!r} is not a window ({WINDOW_HELP})")
+
+
+def rolling_length(window: object) -> timedelta | None:
+    """``rolling 28d`` -> 28 days: the length of a rolling window (None: not one, or not a
+    positive duration of whole minutes)."""
+    if not isinstance(window, str) or not window.startswith("rolling "):
+        return None
+    try:
+        length = parse_duration(window[len("rolling "):].strip())
+    except ValueError:
+        return None
+    return length if length >= timedelta(minutes=1) and not length % timedelta(minutes=1) else None
+
+
+class BurnRateSchema(Strict):
+    """``{factor: 14.4, long: 1h, short: 5m}``: a multiwindow burn-rate alert level
+    (docs/RULES.md, "Burn-rate alerts")."""
+
+    factor = fields.Decimal(required=True, places=None, allow_nan=False, as_string=False,
+                            validate=validate.Range(min=0, min_inclusive=False,
+                                                    error="a burn-rate factor is above 0"))
+    long = Duration(required=True)
+    short = Duration(required=True)
+
+    @validates_schema
+    def _windows(self, data: dict[str, Any], **kwargs: Any) -> None:
+        for name in ("long", "short"):
+            if name in data and (data[name] < timedelta(minutes=1) or data[name] % timedelta(minutes=1)):
+                raise ValidationError("a burn-rate window is whole minutes, at least 1m", name)
+        if "long" in data and "short" in data and data["short"] >= data["long"]:
+            raise ValidationError(f"the short window ({format_duration(data['short'])}) is shorter than the long "
+                                  f"one ({format_duration(data['long'])})", "short")
+        if "factor" in data:
+            data["factor"] = Fraction(data["factor"])
+
+
+class ForecastSchema(Strict):
+    """``{over: 6h}``: the burn rate a budget's forecast projects is the one of the last ``over``."""
+
+    over = Duration(load_default=lambda: timedelta(hours=6))
+
+    @validates_schema
+    def _over(self, data: dict[str, Any], **kwargs: Any) -> None:
+        over = data.get("over")
+        if over is not None and (over < timedelta(minutes=1) or over % timedelta(minutes=1)):
+            raise ValidationError("a forecast looks back whole minutes, at least 1m", "over")
 
 
 def _exclude() -> OneOrMany:
@@ -226,6 +275,17 @@ class MetricSchema(Strict):
             raise ValidationError("give exactly one of 'above' or 'below'", "above")
 
 
+class RatioSchema(Strict):
+    """Good and total events, posted as ``sli.counts`` facts: ``{name, where, window,
+    calendar, exclude}`` (docs/RULES.md, "Ratio targets")."""
+
+    name = Text(required=True)
+    where = Where(load_default=dict)
+    window = fields.Raw(load_default="month", validate=_check_window)
+    calendar = CalendarField()
+    exclude = _exclude()  # type: ignore[assignment]
+
+
 class DeadlineGoalSchema(Strict):
     """``goal: {end_of: business_day, days: 1}``, the end of the next business day, or
     ``goal: {due: FIELD}``, the deadline the start fact posts in a data field."""
@@ -250,9 +310,12 @@ class TargetSchema(Strict):
     clock = fields.Nested(ClockSchema)
     availability = fields.Nested(AvailabilitySchema)
     metric = fields.Nested(MetricSchema)
+    ratio = fields.Nested(RatioSchema)
     goal = fields.Raw(required=True)
     warn_at = fields.List(Level(), load_default=list)
     underpinned_by = fields.List(Name(), load_default=list)
+    burn_rate = fields.List(fields.Nested(BurnRateSchema), validate=validate.Length(min=1))
+    forecast = fields.Nested(ForecastSchema)
     on_change = fields.String(load_default="keep", validate=validate.OneOf(["keep", "reprice", "cancel"]),
                               metadata={"description": "what a rule change does to this target's running "
                                                        "clocks: keep (finish under the version they started "
@@ -272,10 +335,14 @@ class TargetSchema(Strict):
 
     @validates_schema
     def _one_measure(self, data: dict[str, Any], **kwargs: Any) -> None:
-        measures = [name for name in ("clock", "availability", "metric") if name in data]
+        measures = [name for name in ("clock", "availability", "metric", "ratio") if name in data]
         if len(measures) != 1:
-            raise ValidationError("a target has exactly one of 'clock', 'availability' or 'metric'",
+            raise ValidationError("a target has exactly one of 'clock', 'availability', 'metric' or 'ratio'",
                                   measures[1] if len(measures) > 1 else "id")
+        for name in ("burn_rate", "forecast"):
+            if "clock" in data and name in data:
+                raise ValidationError(f"'{name}' belongs to a target with an error budget (availability, metric "
+                                      f"or ratio), not to a duration clock", name)
         goal = data.get("goal")
         if "clock" in data and isinstance(goal, dict):
             try:

@@ -101,6 +101,9 @@ class Level:
     share: Fraction
     offset: timedelta
     text: str
+    # ``14.4x``: an escalation level reached when the target's burn-rate level of that factor
+    # fires (docs/RULES.md, "Burn-rate alerts"); share and offset are then unused
+    burn: Fraction | None = None
 
     def amount(self, budget: timedelta) -> timedelta:
         return _scale(budget, self.share) + self.offset
@@ -120,12 +123,17 @@ class DeadlineGoal:
     due: str | None = None  # the data field the start fact posts its deadline in
 
 
+_BURN_LEVEL = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*x\s*$")
 _LEVEL = re.compile(r"^\s*([0-9.]+\s*%)\s*(?:([+-])\s*(\S+))?\s*$")
 
 
 def parse_level(text: object) -> Level:
-    """``75%``, ``100% + 2h``, ``100% - 30m`` or a plain duration ``30m``."""
+    """``75%``, ``100% + 2h``, ``100% - 30m``, a plain duration ``30m``, or a burn-rate
+    factor ``14.4x``."""
     if isinstance(text, str):
+        burn = _BURN_LEVEL.match(text)
+        if burn and Fraction(burn.group(1)) > 0:
+            return Level(Fraction(0), timedelta(0), f"{burn.group(1)}x", Fraction(burn.group(1)))
         match = _LEVEL.match(text)
         if match:
             share = parse_percent(match.group(1).replace(" ", ""))
@@ -137,7 +145,7 @@ def parse_level(text: object) -> Level:
             return Level(Fraction(0), parse_duration(text), text.strip())
         except ValueError:
             pass
-    raise ValueError(f"{_show(text)} is not a level (examples: 75%, 100%, 100% + 2h, 30m)")
+    raise ValueError(f"{_show(text)} is not a level (examples: 75%, 100%, 100% + 2h, 30m, 14.4x)")
 
 
 def _normal_level(text: str) -> str:

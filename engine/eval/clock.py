@@ -67,6 +67,7 @@ class Reading:
     repeat: int = 0
     source: EscalationLevel | None = None
     calendar: str | None = None         # the calendar the clock counted on
+    figures: dict[str, object] | None = None     # a budget clock's figures (engine.eval.budget)
 
     @property
     def key(self) -> ReadingKey:
@@ -98,6 +99,7 @@ class Definition:
     valid: tuple[datetime | None, datetime | None] = (None, None)   # duration: when a cycle may start
     # ``calendar: {by, map, default}``: every calendar a ticket may count on, by id (``calendar`` the default)
     calendars: dict[str, Calendar] = field(default_factory=dict)
+    budget: object = None       # a budget clock's BudgetSpec (engine.eval.budget)
 
 
 class Window(NamedTuple):
@@ -252,10 +254,11 @@ def marks_for(budget: timedelta, warn_at: Sequence[Level], escalations: Sequence
     """Warnings, the breach at 100% and escalation levels, in counted time, sorted. Marks
     are immutable and every clock of a target (of a window length) has the same ones: the
     engine makes them once per target and budget and shares them."""
-    marks = [Mark("warning", level.text, level.amount(budget), 0) for level in warn_at]
+    marks = [Mark("warning", level.text, level.amount(budget), 0) for level in warn_at if level.burn is None]
     marks.append(Mark("breach", "100%", budget, 1))
     marks.extend(Mark("escalation", level.at.text, level.at.amount(budget), 2 + level.index, level.activity,
-                      level.repeat, level) for level in escalations)
+                      level.repeat, level) for level in escalations
+                 if level.at.burn is None)        # a burn-rate level escalates with its burn (engine.eval.budget)
     return tuple(sorted(marks, key=lambda m: (m.amount, m.order)))
 
 

@@ -11,6 +11,7 @@ bind actions by name. What durable_rules matches here:
   on either side of a threshold;
 - ``first:<target>``: a fact a duration target's ``start_at`` names (the runtime keeps the
   earliest time per subject, where the clock's first cycle counts from);
+- ``counts:<target>``: a ratio target's ``sli.counts`` facts (good and total events);
 - ``hold:/release:<target>``: ``maintenance.started`` / ``maintenance.ended`` of the
   service of a window target that excludes maintenance;
 - ``rule:<id>``: a Rule's patterns, joins included.
@@ -29,6 +30,7 @@ from typing import Any
 from engine.lang.checks import JOIN_REFERENCE
 from engine.lang.model import Origin, RuleSet, Target
 from engine.lang.where import field_at
+from schemas.counts import COUNTS_TYPE
 from schemas.values import parse_instant
 
 Fact = dict[str, Any]           # a fact as posted to durable_rules (JSON-shaped)
@@ -172,6 +174,9 @@ def _signal_rules(target: Target, ref: str) -> list[tuple[str, list[Pattern]]]:
         return [(f"down:{ref}", [{"m": pattern(target.spec["down"], service)}]),
                 (f"up:{ref}", [{"m": pattern(target.spec["up"], service)}])] + held
     spec = target.spec
+    if target.measure == "ratio":
+        counts = {"type": COUNTS_TYPE, "where": {"name": spec["name"], **spec["where"]}}
+        return [(f"counts:{ref}", [{"m": pattern(counts, service)}])] + held
     sample = {"type": "metric.sample", "where": {"name": spec["name"], **spec["where"]}}
     over, under = ("$gt", "$lte") if "above" in spec else ("$lt", "$gte")
     bound = spec.get("above", spec.get("below"))

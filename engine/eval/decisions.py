@@ -17,6 +17,7 @@ from engine.eval.reads import clock_reading
 from engine.eval.records import clock_decision, decision_fact, retraction
 from engine.lang.model import RuleSet
 from schemas.records import Decision
+from schemas.values import format_instant
 
 
 def rule_actions(ctx: Context, ruleset: RuleSet, render: bool = True) -> RuleActions:
@@ -30,10 +31,29 @@ def issue(ctx: Context, record: ClockRecord, readings: list[Reading]) -> None:
     for reading in readings:
         if reading.key in record.issued:
             continue
+        if reading.kind == WITHDRAW:
+            withdraw(ctx, record, reading)
+            continue
         decision = clock_decision(record.target, record.subject, record.key, reading,
                                   record.revisions.get(reading.key, 0), record.version)
         record.issue(reading.key, decision)
         record_decision(ctx, decision)
+
+
+WITHDRAW = "withdraw"        # a budget clock's forecast moved out of its window (engine.eval.budget)
+
+
+def withdraw(ctx: Context, record: ClockRecord, reading: Reading) -> None:
+    """Retract the ``at_risk`` decision of the same episode: its forecast no longer falls in
+    the window. Kept under the reading's key, so a rebuilt clock withdraws it once."""
+    original = record.issued.get(("at_risk", reading.level, reading.cycle, reading.repeat, None))
+    if original is None:
+        return
+    record.issued[reading.key] = original
+    if record.last_fired is None or reading.at > record.last_fired:
+        record.last_fired = reading.at
+    retract_decision(ctx, original, f"forecast moved out of the window at {format_instant(reading.at)}",
+                     list(reading.because), reading.at)
 
 
 def emit(ctx: Context, decision: Decision) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from engine.eval.budget import BudgetClock, budget_spec
 from engine.eval.clock import Bounds, Clock, Definition, DurationClock, Marks, WindowClock, marks_for
 from engine.eval.compiler import Conditions, conditional_roles, unconditional_roles
 from engine.lang.calendar import Calendar
@@ -26,7 +27,9 @@ class ClockFactory:
     def make(self, target: Target, bounds: Bounds | None) -> Clock:
         """A fresh clock of ``target``: a duration clock, or one for the window ``bounds``."""
         definition = self.definition(target)
-        return DurationClock(definition) if bounds is None else WindowClock(definition, bounds)
+        if bounds is None:
+            return DurationClock(definition)
+        return BudgetClock(definition, bounds) if target.budget_clock else WindowClock(definition, bounds)
 
     def definition(self, target: Target) -> Definition:
         """What the target's clocks count by."""
@@ -36,7 +39,8 @@ class ClockFactory:
             chosen: dict[str, Calendar] = {c.id: c for c in (target.calendar, *target.calendars.values())} \
                 if target.calendar_by else {}
             definition = Definition(target.calendar, target.goal, lambda budget: self.marks(target, budget), roles,
-                                    target.valid_span(), chosen)
+                                    target.valid_span(), chosen,
+                                    budget_spec(target) if target.budget_clock else None)
             found = self._definitions[id(target)] = (target, definition)
         return found[1]
 

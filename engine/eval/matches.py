@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from engine.eval.book import ClockRecord
+from engine.eval.budget import encode_counts
 from engine.eval.clock import MAINTENANCE, Transition
 from engine.eval.compiler import Fact, field_path
 from engine.eval.context import Context
@@ -129,9 +130,12 @@ def signal(ctx: Context, ref: str, m: Fact, action: str) -> None:
     record = window_record(ctx, ruleset.targets[target_id], at, create=not version)
     if record is None or record.version != ruleset.version:
         return
-    subject = m.get("subject") or m.get("service") or "-"
+    subject: str | None = m.get("subject") or m.get("service") or "-"
     if action in ("hold", "release"):
-        subject = MAINTENANCE + subject         # kept apart from the subjects that go down
+        subject = MAINTENANCE + str(subject)    # kept apart from the subjects that go down
+    elif action == "counts":                    # good and total of an interval, on no subject
+        data = m.get("data") or {}
+        action, subject = encode_counts(data.get("good"), data.get("total"), str(data.get("start"))), None
     ctx.outcome.moved += 1
     transition(ctx, record, Transition(at, ctx.state.book.next_count(), action, fact_ref(m["source"], m["fid"]),
                                            subject))
@@ -159,6 +163,7 @@ MATCH_KINDS: dict[str, MatchKind] = {
     "up": MatchKind(1, window_signal("up")),
     "over": MatchKind(1, window_signal("down")),      # a threshold violated: down
     "under": MatchKind(1, window_signal("up")),
+    "counts": MatchKind(1, window_signal("counts")),      # a ratio target's good and total events
     "hold": MatchKind(1, window_signal("hold")),
     "release": MatchKind(1, window_signal("release")),
     "rule": MatchKind(3, on_rule),

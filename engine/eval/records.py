@@ -42,7 +42,8 @@ def clock_decision(target: Target, subject: str, clock_key: str, reading: Readin
         id=decision_id(identity), kind=reading.kind, target=target.id, subject=subject,
         service=agreement.service, agreement=agreement.id, at=reading.at, shadow=agreement.shadow,
         data={"counted": reading.counted, "budget": reading.budget, "paused": reading.paused,
-              **({"calendar": reading.calendar} if isinstance(target.spec.get("calendar"), dict) else {})},
+              **({"calendar": reading.calendar} if isinstance(target.spec.get("calendar"), dict) else {}),
+              **({"figures": reading.figures} if reading.figures is not None else {})},
         rule=rule_ref(rule_id, origin, version), because=[*reading.because, f"clock:{clock_key}"],
         agreement_type=agreement.type, cycle=reading.cycle, level=reading.level,
         activity=reading.activity, repeat=reading.repeat or None)

@@ -9,10 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from engine.eval.book import ClockRecord
+from engine.eval.budget import ROLLING_END
 from engine.eval.clock import Clock, Reading, Transition, window_of
 from engine.eval.compiler import Fact
 from engine.eval.context import Context
-from engine.eval.decisions import issue, retract_decision
+from engine.eval.decisions import WITHDRAW, issue, retract_decision
+from engine.eval.ledger import EPOCH
 from engine.eval.network import running_data
 from engine.lang.model import Target
 from schemas.values import format_instant, format_whole_duration
@@ -66,13 +68,19 @@ def rebuild(ctx: Context, record: ClockRecord, cause: Transition) -> None:
     readings += clock.fire_due(now, state.now_inclusive)
     record.clock = clock
     fresh = {r.key: r for r in readings}
+    withdrawn = {d.id for k, d in record.issued.items() if k[0] == WITHDRAW}
     for key, decision in list(record.issued.items()):
         reading = fresh.get(key)
+        if key[0] == WITHDRAW:
+            if reading is None:
+                del record.issued[key]      # (the at_risk it withdrew is reconsidered on its own)
+            continue
         if reading is None or reading.at != decision.at or (
                 reading.kind == "met" and reading.counted != decision.data.get("counted")):
             del record.issued[key]          # (a met at the same instant may have counted more)
             record.revisions[key] = record.revisions.get(key, 0) + 1
-            retract_decision(ctx, decision, f"recomputed after late {cause.fact}", [cause.fact], cause.at)
+            if decision.id not in withdrawn:        # (retracted already when its forecast moved out)
+                retract_decision(ctx, decision, f"recomputed after late {cause.fact}", [cause.fact], cause.at)
     issue(ctx, record, [r for r in readings if r.key not in record.issued])
     sync_running(ctx, record)
     state.book.schedule(record)
@@ -126,8 +134,11 @@ def window_record(ctx: Context, target: Target, at: datetime, create: bool = Tru
     under ``retain``, or ``at`` outside the agreement's validity). A window is cut to the
     validity: one that begins before ``valid.from`` counts from it, one that ends after
     ``valid.to`` ends then, so nothing is counted or decided outside the agreement."""
-    start, end, label = window_of(target.spec.get("window", "month"), at, target.calendar.timezone)
     valid_from, valid_to = target.valid_span()
+    if target.rolling is not None:       # one clock, its window the one ending at each instant
+        start, end, label = valid_from or EPOCH, valid_to or ROLLING_END, "rolling"
+    else:
+        start, end, label = window_of(target.spec.get("window", "month"), at, target.calendar.timezone)
     bounds = (max(start, valid_from) if valid_from else start, min(end, valid_to) if valid_to else end, label)
     if not bounds[0] <= at < bounds[1]:
         return None

@@ -16,8 +16,8 @@ from typing import Any, cast
 from engine.lang.calendar import ServiceCalendar
 from engine.lang.followsun import AnyOfCalendar
 from engine.lang.maintenance import ExcludingCalendar
-from engine.lang.model import Agreement, RuleSet, Target
-from schemas.values import DeadlineGoal, Level
+from engine.lang.model import DEFAULT_FORECAST, Agreement, RuleSet, Target
+from schemas.values import DeadlineGoal, Level, parse_duration
 
 AGREEMENT_KINDS = {"SLA": "Service level agreement", "OLA": "Operational level agreement",
                    "UC": "Underpinning contract", "SLR": "Service level requirement (proposed)"}
@@ -155,7 +155,8 @@ def long_date(day: date) -> str:
 
 def _target(ruleset: RuleSet, target: Target) -> dict[str, Any]:
     promise = {"duration": _duration_promise, "availability": _availability_promise,
-               "threshold": _threshold_promise}[target.measure](target)
+               "threshold": _threshold_promise, "ratio": _ratio_promise}[target.measure](target)
+    promise = (promise[0], promise[1] + _budget_words(target))
     return {
         "id": target.id,
         "name": target.name,
@@ -243,6 +244,33 @@ def _threshold_promise(target: Target) -> tuple[str, list[str]]:
     if allowance:
         details.append(f"That allows {allowance} beyond the bound in a 30-day month.")
     return sentence, details + _maintenance(target, "time beyond the bound")
+
+
+def _ratio_promise(target: Target) -> tuple[str, list[str]]:
+    spec = target.spec
+    where = _condition_words(spec.get("where") or {})
+    sentence = (f"{percent(cast(Fraction, target.goal))} of {spec['name']} events are good "
+                f"{window_words(spec['window'])}, {counted(target.calendar)}.")
+    details = [f"Counted from the good and total events posted as sli.counts facts named {spec['name']}"
+               + (f" with {where}" if where else "") + "; an interval counts in proportion to its counted time. "
+               f"The budget is {percent(1 - cast(Fraction, target.goal))} of the events in the window."]
+    return sentence, details + _maintenance(target, "events")
+
+
+def _budget_words(target: Target) -> list[str]:
+    """Burn-rate levels and the forecast of a target kept by a budget clock, in words."""
+    if not target.budget_clock:
+        return []
+    words = []
+    for burn in target.burn_rate:
+        words.append(f"An alert fires when the budget burns {_number(float(burn.factor))} times as fast as the "
+                     f"window allows over both the last {duration_words(burn.long)} and the last "
+                     f"{duration_words(burn.short)}, and clears when the last {duration_words(burn.short)} "
+                     f"burns slower.")
+    over = target.forecast_over or DEFAULT_FORECAST
+    words.append(f"It is at risk while, at the burn rate of the last {duration_words(over)}, the budget left "
+                 "would run out before the window ends.")
+    return words
 
 
 def _maintenance(target: Target, what: str) -> list[str]:
@@ -443,6 +471,8 @@ def percent(value: Fraction) -> str:
 
 
 def window_words(window: str) -> str:
+    if window.startswith("rolling "):
+        return f"over any {duration_words(parse_duration(window[len('rolling '):]))}, the window ending at each instant"
     return WINDOWS.get(window) or f"each block of {window[:-1]} days"
 
 

@@ -22,6 +22,7 @@ from engine.lang.maintenance import ExcludingCalendar, MaintenanceWindows
 from engine.lang.mapping import build_mappings
 from engine.lang.model import (
     Agreement,
+    BurnLevel,
     Credits,
     CreditTier,
     Escalation,
@@ -302,9 +303,11 @@ def _build_agreement(doc: Document, loaded: dict[str, Any], ruleset: RuleSet, pr
     ruleset.agreements[agreement.id] = agreement
     for index, spec in enumerate(loaded["targets"]):
         path = ("targets", index)
-        measure = "duration" if "clock" in spec else "availability" if "availability" in spec else "threshold"
-        section = spec.get("clock") or spec.get("availability") or spec.get("metric")
-        section_name = {"duration": "clock", "availability": "availability", "threshold": "metric"}[measure]
+        measure = ("duration" if "clock" in spec else "availability" if "availability" in spec
+                   else "ratio" if "ratio" in spec else "threshold")
+        section = spec.get("clock") or spec.get("availability") or spec.get("metric") or spec.get("ratio")
+        section_name = {"duration": "clock", "availability": "availability", "threshold": "metric",
+                        "ratio": "ratio"}[measure]
         service = ruleset.services.get(agreement.service)
         own = section.get("calendar")
         section["calendar"] = own or (service and service.calendar) or BUILTIN_CALENDAR
@@ -351,7 +354,11 @@ def _build_agreement(doc: Document, loaded: dict[str, Any], ruleset: RuleSet, pr
             goal=spec["goal"], warn_at=spec["warn_at"], underpinned_by=spec["underpinned_by"],
             on_change=spec["on_change"], description=spec.get("description", ""),
             spec=section, calendar=calendar, origin=_origin(doc, path),
-            calendar_by=section["calendar"]["by"] if chosen else None, calendars=chosen)
+            calendar_by=section["calendar"]["by"] if chosen else None, calendars=chosen,
+            burn_rate=[BurnLevel(level["factor"], level["long"], level["short"],
+                                 _origin(doc, path + ("burn_rate", number)))
+                       for number, level in enumerate(spec.get("burn_rate", ()))],
+            forecast_over=spec["forecast"]["over"] if "forecast" in spec else None)
     if "credits" in loaded:
         agreement.credits = _credits(doc, loaded["credits"], agreement, ruleset, problems)
 

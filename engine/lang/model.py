@@ -84,9 +84,29 @@ class Agreement:
         return self.type == "SLR" or self.status == "draft"
 
 
+@dataclass(frozen=True, eq=False)
+class BurnLevel:
+    """A multiwindow burn-rate alert level: fires when the error budget burns at ``factor``
+    times the even rate over both the ``long`` and the ``short`` window, clears when the
+    short one falls below it (docs/RULES.md, "Burn-rate alerts")."""
+
+    factor: Fraction
+    long: timedelta
+    short: timedelta
+    origin: Origin
+
+    @property
+    def text(self) -> str:
+        """The level as decisions name it: ``14.4x``."""
+        return f"{float(self.factor):g}x"
+
+
+DEFAULT_FORECAST = timedelta(hours=6)
+
+
 @dataclass
 class Target:
-    """One measurable promise. ``measure`` is duration, availability or threshold."""
+    """One measurable promise. ``measure`` is duration, availability, threshold or ratio."""
 
     id: str
     name: str
@@ -106,11 +126,27 @@ class Target:
     # ``calendar: {by: FIELD, map, default}``: the field, and value -> calendar (``calendar`` is the default)
     calendar_by: str | None = None
     calendars: dict[str, ServiceCalendar] = field(default_factory=dict)
+    burn_rate: list[BurnLevel] = field(default_factory=list)
+    forecast_over: timedelta | None = None     # ``forecast: {over}``: the look-back of the burn rate projected
     _span: tuple[datetime | None, datetime | None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def service(self) -> str:
         return self.agreement.service
+
+    @property
+    def rolling(self) -> timedelta | None:
+        """The length of a rolling window (``window: rolling 28d``); None for calendar windows."""
+        from schemas.rules import rolling_length
+        return rolling_length(self.spec.get("window")) if self.measure != "duration" else None
+
+    @property
+    def budget_clock(self) -> bool:
+        """Whether the target's error budget is kept by a budget clock (engine.eval.budget): a
+        ratio, a rolling window, burn-rate levels or a forecast. Other window targets keep theirs on a
+        window clock."""
+        return self.measure == "ratio" or (self.measure != "duration" and (
+            self.rolling is not None or bool(self.burn_rate) or self.forecast_over is not None))
 
     @property
     def excludes_maintenance(self) -> bool:
