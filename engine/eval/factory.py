@@ -36,7 +36,7 @@ class ClockFactory:
             chosen: dict[str, Calendar] = {c.id: c for c in (target.calendar, *target.calendars.values())} \
                 if target.calendar_by else {}
             definition = Definition(target.calendar, target.goal, lambda budget: self.marks(target, budget), roles,
-                                    target.valid_span(), chosen)
+                                    target.valid_span(), chosen, target.spec.get("cycles", "once"))
             found = self._definitions[id(target)] = (target, definition)
         return found[1]
 
