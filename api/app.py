@@ -15,7 +15,7 @@ from schemas.api import WAIVER_FORMS
 from schemas.facts import FACT_VALUE, FactSchema, FactTime
 from schemas.limits import MAX_BODY
 
-from . import document, explain, facts, ops, records, rules, silences, ui, waivers
+from . import document, explain, facts, ops, records, restatements, rules, silences, ui, waivers
 from .auth import BASIC_SCHEME, SECURITY_SCHEME, TokenCache
 from .context import EXTENSION
 from .document import API_VERSION
@@ -69,7 +69,7 @@ def create_app(service: SlmService, *, alert_service_label: str = "service", max
     api.ma_plugin.converter.add_attribute_function(document.dict_lengths)
     api.spec.components.schema("FactValue", FACT_VALUE)
     api.spec.components.schema("Fact", schema=FactSchema)
-    for blueprint in (facts.blp, explain.blp, records.blp, rules.blp, silences.blp, waivers.blp):
+    for blueprint in (facts.blp, explain.blp, records.blp, rules.blp, silences.blp, waivers.blp, restatements.blp):
         api.register_blueprint(blueprint)
     for response in api.spec.components.responses.values():   # errors are problem details (RFC 9457)
         if "application/json" in response.get("content", {}):

@@ -71,6 +71,12 @@ LINKS: dict[tuple[str, str], dict[str, tuple[str, dict[str, str]]]] = {
         "waiver": ("get_waiver", {"waiver_id": "$response.body#/id"}),
         "revoke": ("revoke_waiver", {"waiver_id": "$response.body#/id"})},
     ("list_waivers", "200"): {"waiver": ("get_waiver", {"waiver_id": "$response.body#/items/0/id"})},
+    ("request_restatement", "201"): {
+        "approve": ("approve_restatement", {"restatement_id": "$response.body#/id"}),
+        "restatement": ("get_restatement", {"restatement_id": "$response.body#/id"}),
+        "revoke": ("revoke_restatement", {"restatement_id": "$response.body#/id"})},
+    ("list_restatements", "200"): {"restatement": ("get_restatement",
+                                                   {"restatement_id": "$response.body#/items/0/id"})},
     ("reload_rules", "200"): {"version": ("get_version", {"version": "$response.body#/version"})},
     ("list_versions", "200"): {"version": ("get_version", {"version": "$response.body#/items/0/version"})},
 }

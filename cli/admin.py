@@ -117,7 +117,7 @@ def audit():
 # what one record of each chain is called
 RECORD = {"decisions": "decision", "facts": "fact", "notifications": "notification",
           "deliveries": "delivery outcome", "cutovers": "cut-over", "silences": "silence event",
-          "waivers": "waiver event"}
+          "waivers": "waiver event", "restatements": "restatement event"}
 
 
 @audit.command("verify")

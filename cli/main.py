@@ -8,6 +8,7 @@ from .docs import docs
 from .imports import import_group
 from .notify import notify
 from .replay import replay
+from .restatements import restate, restatement
 from .rules import check, explain, lint, test_command
 from .serve import serve
 from .silences import silence
@@ -21,5 +22,5 @@ def main():
 
 
 for command in (serve, check, lint, test_command, explain, docs, replay, report, token, audit, notify,
-                import_group, silence, waiver):
+                import_group, silence, waiver, restate, restatement):
     main.add_command(command)

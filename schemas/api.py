@@ -457,8 +457,21 @@ class MaintenanceReportSchema(Schema):
     excluded_minutes = fields.Float(metadata={"description": "service-calendar minutes inside the windows"})
 
 
+class RecordedFiguresSchema(Schema):
+    subjects = fields.Integer()
+    met = fields.Integer()
+    breached = fields.Integer()
+    waived = fields.Integer()
+    compliance = fields.Float(allow_none=True)
+    availability = fields.Float(allow_none=True)
+
+
 class TrendSchema(Schema):
     period = fields.String(metadata={"description": "the month, YYYY-MM"})
+    restated = fields.String(allow_none=True, metadata={"description": "the approved restatement whose figures "
+                                                                       "these are (null: as recorded)"})
+    original = fields.Nested(RecordedFiguresSchema, allow_none=True,
+                             metadata={"description": "a restated month: the figures as recorded"})
     subjects = fields.Integer()
     met = fields.Integer()
     breached = fields.Integer()
@@ -527,6 +540,9 @@ class ComplianceReportSchema(Schema):
     credits = fields.List(fields.Nested(CreditDueSchema),
                           metadata={"description": "per month and agreement with credits: the service "
                                                    "credit due (docs/RULES.md, Service credits)"})
+    restatements = fields.List(fields.Nested(lambda: RestatementNoteSchema()),
+                               metadata={"description": "the approved restatements whose figures the report "
+                                                        "shows, one per month restated, with their note"})
 
 
 class BrokenLinkSchema(Schema):
@@ -760,3 +776,83 @@ class WaiverArgs(QuerySchema):
 
 class WaiverListSchema(Schema):
     items = fields.List(fields.Nested(WaiverSchema))
+
+
+# ---- restatements ----------------------------------------------------------------------------
+
+class RestatementRequestSchema(Schema):
+    """``{"service", "period", "reason"[, "rules"]}``."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    service = known("services-in-force", "the service whose month to restate", required=True)
+    period = fields.String(required=True, validate=Matches(strings.PERIOD, error="expected YYYY-MM, e.g. 2026-11"),
+                           metadata={"description": "the month, YYYY-MM, ended at least a day before"})
+    reason = _reason("why, for the approver, the audit and the report's note", required=True)
+    rules = fields.String(validate=validate.Length(1, 200), metadata={
+        "description": "the rule-set version to evaluate by (a version of GET /v1/rules/versions or a prefix only "
+                       "it has); default: the rules in force"})
+
+
+class RestatementNoteSchema(Schema):
+    id = fields.String()
+    period = fields.String()
+    reason = fields.String()
+    rules = fields.String(metadata={"description": "the rule-set version it evaluated by"})
+    requested_by = fields.String()
+    approved_by = fields.String()
+    approved_at = fields.String()
+
+
+class SupersedingDecisionSchema(Schema):
+    id = fields.String(metadata={"description": "<restatement id>-<n>"})
+    supersedes = fields.List(fields.String(), metadata={"description": "the recorded decision it replaces "
+                                                                       "(empty: one recorded nothing for)"})
+    kind = fields.String()
+    target = fields.String()
+    subject = fields.String(allow_none=True)
+    service = fields.String(allow_none=True)
+    agreement = fields.String(allow_none=True)
+    at = fields.String()
+    level = fields.String(allow_none=True)
+    cycle = fields.Integer(allow_none=True)
+    activity = fields.String(allow_none=True)
+    repeat = fields.Integer(allow_none=True)
+    data = fields.Dict()
+    rule = fields.Dict(allow_none=True)
+    shadow = fields.Boolean(allow_none=True)
+
+
+class RestatementSchema(Schema):
+    id = fields.String()
+    status = fields.String(metadata={"description": "requested (not in effect), approved (in effect) or revoked"})
+    service = fields.String()
+    period = fields.String()
+    reason = fields.String()
+    rules = fields.String(metadata={"description": "the rule-set version it evaluated by"})
+    facts = fields.Integer(metadata={"description": "the stored facts replayed"})
+    decisions = fields.List(fields.Nested(SupersedingDecisionSchema),
+                            metadata={"description": "the superseding decisions it records"})
+    withdraws = fields.List(fields.String(), metadata={"description": "recorded decisions that no longer stand "
+                                                                      "and that nothing replaces"})
+    windows = fields.Dict(metadata={"description": "window target → [down time, service time] of the month, "
+                                                   "in microseconds, as restated"})
+    requested_by = fields.String(metadata={"description": "the requesting token's name"})
+    requested_at = fields.String()
+    approved_by = fields.String(allow_none=True, metadata={"description": "the approving token's name: never "
+                                                                          "the requester's"})
+    approved_at = fields.String(allow_none=True)
+    revoked_by = fields.String(allow_none=True)
+    revoked_at = fields.String(allow_none=True)
+    revoke_reason = fields.String(allow_none=True)
+
+
+class RestatementArgs(QuerySchema):
+    status = fields.String(validate=validate.OneOf(["requested", "approved", "revoked"]),
+                           metadata={"description": "only restatements in this state"})
+    service = known("services-in-force", "only this service's")
+
+
+class RestatementListSchema(Schema):
+    items = fields.List(fields.Nested(RestatementSchema))

@@ -123,6 +123,10 @@ FIELDS: dict[str, tuple[str, str]] = {
                              "passed then are decided at once, at their instants",
                              "`first incident.opened`"),
     "ClockSchema.calendar": ("the calendar whose hours count (default: the Service's, else 24x7)", "`uk-office`"),
+    "ClockSchema.cycles": ("`reply`: each start after a stop begins the next cycle, a start while one runs "
+                           "belongs to it (needs `stop`, the reply); `update`: the same, and `restart` (the "
+                           "update, needed) restarts the clock only while a cycle runs, paused if it was "
+                           "(see Reply and update targets)", "`reply`"),
     "AvailabilitySchema.down": ("the fact that takes a subject down", "`{type: alert.firing, where: {alertname: X}}`"),
     "AvailabilitySchema.up": ("the fact that brings it back", "`{type: alert.resolved, where: {alertname: X}}`"),
     "AvailabilitySchema.window": ("the period judged: month, week (ISO), day, `Nd`, or `rolling` and a length "

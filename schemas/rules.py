@@ -18,6 +18,7 @@ from .holders import holder_problem
 from .values import DeadlineGoal, format_duration, parse_duration
 
 RACI_LETTERS = "RACI"
+CYCLES = ("once", "reply", "update")     # a clock's cycles (docs/RULES.md, "Reply and update targets")
 ONE_OF = "{input!r} is not one of: {choices}"
 
 
@@ -175,9 +176,16 @@ class ClockSchema(Strict):
     reset = _conditions()
     start_at = StartAtField()
     calendar = CalendarField()
+    # once: one cycle per start (restarts and resets aside); reply: each start after a
+    # stop begins the next cycle; update: likewise, and restarts only while one runs
+    cycles = fields.String(load_default="once", validate=validate.OneOf(list(CYCLES), error=ONE_OF))
 
     @validates_schema
     def _needs_start(self, data: dict[str, Any], **kwargs: Any) -> None:
+        needed = {"reply": "stop", "update": "restart"}.get(data.get("cycles", "once"))
+        if needed and needed not in data:
+            what = "the reply that ends each cycle" if needed == "stop" else "the update that restarts the clock"
+            raise ValidationError(f"cycles: {data['cycles']} needs '{needed}', {what}", "cycles")
         if "stop" not in data and "restart" not in data and "reset" not in data:
             raise ValidationError("a clock needs 'stop', 'restart' or 'reset' (else it never ends a cycle)",
                                   "stop")

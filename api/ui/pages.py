@@ -285,7 +285,8 @@ def silences():
 CHAINS = {"decisions": ("Decisions", "decision"), "facts": ("Facts", "fact"),
           "notifications": ("Notifications", "notification"),
           "deliveries": ("Delivery outcomes", "delivery outcome"), "cutovers": ("Rule changes", "cut-over"),
-          "silences": ("Silences", "silence event"), "waivers": ("Waivers", "waiver event")}
+          "silences": ("Silences", "silence event"), "waivers": ("Waivers", "waiver event"),
+          "restatements": ("Restatements", "restatement event")}
 
 
 @bp.route("/audit")

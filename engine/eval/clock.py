@@ -100,6 +100,9 @@ class Definition:
     # ``calendar: {by, map, default}``: every calendar a ticket may count on, by id (``calendar`` the default)
     calendars: dict[str, Calendar] = field(default_factory=dict)
     budget: object = None       # a budget clock's BudgetSpec (engine.eval.budget)
+    # ``cycles``: once, or reply / update, whose starts after a stop begin the next cycle
+    # (docs/RULES.md, "Reply and update targets")
+    cycles: str = "once"
 
 
 class Window(NamedTuple):
@@ -399,7 +402,11 @@ class DurationClock(Clock):
 
         ``reset`` cancels the running cycle and begins a new one; ``restart`` stops it (met
         if within the goal) and begins a new one; ``cancel`` ends it, neither met nor
-        breached. Each ends in a recorded reading, so a late fact rebuilds them too."""
+        breached. Each ends in a recorded reading, so a late fact rebuilds them too.
+
+        ``cycles: reply`` and ``update``: a start after the cycle ended begins the next one
+        (a start while one runs belongs to it); ``update`` restarts only a cycle that runs
+        or waits, and one restarted while paused begins paused."""
         actions, at, fact = set(transition.action.split(",")), transition.at, transition.fact
         self._posted_due = transition.due
         self._choose_calendar(transition, actions)
@@ -412,12 +419,23 @@ class DurationClock(Clock):
                     self.because.insert(0, first)
                 self.state = "running"
             return out
-        if "reset" in actions or "restart" in actions:
+        repeats = self.definition.cycles != "once"
+        if repeats and self.state == "stopped" and "start" in actions and not actions & {"reset", "cancel"}:
+            if self._valid(at):                    # the next message, or the ticket reopened
+                self.begin_cycle(at, fact)
+                self.state = "running"
+            return out
+        if "reset" in actions or ("restart" in actions and not (
+                self.definition.cycles == "update" and self.state == "stopped")):
+            paused = self.state == "paused"
             if self.state in ("running", "paused"):
                 out += self._cancelled(at, fact) if "reset" in actions else self._stop(at, fact)
             if self._valid(at):
                 self.begin_cycle(at, fact)
                 self.state = "running"
+                if paused and repeats and "reset" not in actions:
+                    self.halt(at)                  # an update while the ticket waits: the next one waits too
+                    self.state = "paused"
             return out
         if self.state == "stopped":
             return out

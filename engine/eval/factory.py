@@ -40,7 +40,8 @@ class ClockFactory:
                 if target.calendar_by else {}
             definition = Definition(target.calendar, target.goal, lambda budget: self.marks(target, budget), roles,
                                     target.valid_span(), chosen,
-                                    budget_spec(target) if target.budget_clock else None)
+                                    budget_spec(target) if target.budget_clock else None,
+                                    target.spec.get("cycles", "once"))
             found = self._definitions[id(target)] = (target, definition)
         return found[1]
 

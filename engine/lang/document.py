@@ -188,7 +188,16 @@ def _duration_promise(target: Target) -> tuple[str, list[str]]:
     goal = target.goal
     within = (deadline_words(goal) if isinstance(goal, DeadlineGoal)
               else f"within {duration_words(cast(timedelta, goal))}")
-    if stops:
+    cycles = spec.get("cycles", "once")
+    if cycles == "reply":
+        starts = spec.get("start") or [applies]
+        sentence = (f"Each time a {noun} is {' or '.join(_condition_of(i) for i in starts)}, it is "
+                    f"{' or '.join(_condition_of(i) for i in spec['stop'])} {within}, {calendar}.")
+    elif cycles == "update":
+        sentence = (f"While a {noun} is open, it is {' or '.join(_condition_of(i) for i in spec['restart'])} "
+                    + (f"{within} of the last, {calendar}." if isinstance(goal, DeadlineGoal) else
+                       f"at least every {duration_words(cast(timedelta, goal))}, {calendar}."))
+    elif stops:
         sentence = f"{subject} are {' or '.join(stops)} {within}, {calendar}."
     else:
         restart = [_verb(t) for t in _types(spec.get("restart"))]
@@ -204,7 +213,13 @@ def _duration_promise(target: Target) -> tuple[str, list[str]]:
     if spec.get("pause"):
         details.append(f"Time while the {noun} is {' or '.join(_verb(t) for t in _types(spec['pause']))} "
                        f"does not count, until it is {' or '.join(_verb(t) for t in _types(spec['resume']))}.")
-    if spec.get("restart") and stops:
+    if cycles == "reply":
+        details.append("A message while an earlier one waits for its answer counts from the earlier one; "
+                       "each answer settles one cycle, met or breached.")
+    elif cycles == "update":
+        details.append("Each update starts the period again"
+                       + (f"; updates stop when the {noun} is {' or '.join(stops)}." if stops else "."))
+    elif spec.get("restart") and stops:
         details.append(f"When the {noun} is {' or '.join(_verb(t) for t in _types(spec['restart']))}, a new "
                        + (f"deadline is set from then, {within}." if isinstance(goal, DeadlineGoal)
                           else f"period of {duration_words(cast(timedelta, goal))} starts."))
@@ -553,6 +568,8 @@ def _condition_of(item: str | dict[str, Any]) -> str:
     noun, verb = _noun(item["type"]), _verb(item["type"])
     if noun == "alert" and _short(item.get("where") or {}):
         return f"a{'n' if words[:1] in 'AEIOU' else ''} {words} alert is {verb}"
+    if _short(item.get("where") or {}) and set(item["where"]) == {"by"}:
+        return f"{verb} by the {words}"            # who did it: ``commented by the requester``
     return f"{verb}" + (f" with {words}" if words else "")
 
 

@@ -126,7 +126,9 @@ def _duration(target: Target, fact: Mapping[str, Any], get: Callable[[str], obje
     if outside and (starting or running is None or key not in running):
         return None, outside
     if running is not None and key not in running and key in stopped:
-        role = next((r for r in ("reset", "restart") if r in roles), None)
+        cycles = spec.get("cycles", "once")
+        begins = ("reset",) + (("start",) if cycles != "once" else ()) + (("restart",) if cycles != "update" else ())
+        role = next((r for r in begins if r in roles), None)
         if role is None:
             return None, f"the clock of {subject} has stopped already ({' / '.join(sorted(roles))} plays no part)"
         return f"{VERBS[role]} the clock of {subject}: a new cycle", None

@@ -125,6 +125,11 @@ def _clock_conditions(ruleset: RuleSet, places: _Places) -> list[Problem]:
                         "pauses it the same instant: the clock starts paused")
                 found.append(places.at_target(target.id, ("clock", role),
                                               f"{role}: '{both[0]}' also starts this clock and {what}", CODE))
+        if spec.get("cycles") == "reply" and not spec.get("start"):
+            found.append(places.at_target(target.id, ("clock", "cycles"),
+                                          f"cycles: reply starts a cycle at each start fact, but 'start' is not "
+                                          f"written, so only '{spec['applies_to']['type']}' starts one: name the "
+                                          "customer's messages under 'start'", CODE))
     return found
 
 

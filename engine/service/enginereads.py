@@ -14,6 +14,7 @@ from datetime import datetime
 from engine.eval.clock import month_span
 from engine.service.clockview import ClockView
 from engine.service.reports import UnknownName, compliance, customers
+from engine.service.restatements import in_force as restated_months
 from engine.service.review import review as review_targets
 from engine.service.state import API, NoEngineHere, ServiceState
 from engine.service.storereads import StoreReads
@@ -90,7 +91,8 @@ class EngineReads:
         window = (lambda target, label: view.window_reading(target, label, at)) if view.ruleset else None
         return compliance(ruleset, decisions, service, period, window, spanned, state.versions.get,
                           lambda target, a, b: self._posted_maintenance(target, a, b, at), customer,
-                          in_effect(state.store.waivers()))
+                          in_effect(state.store.waivers()),
+                          restated_months(state.store.restatements(service=service)))
 
     def _posted_maintenance(self, target: str, start, end, at) -> list:
         """Posted maintenance windows of a target's window clocks (asked only for targets that

@@ -9,7 +9,7 @@ month its availability window covers.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
@@ -48,7 +48,7 @@ def compliance(ruleset: RuleSet, decisions: Iterable[dict], service: str, period
                window: WindowReading | None = None, versions: Sequence[dict] = (),
                version_of: Callable[[str], RuleSet | None] = lambda version: None,
                posted: PostedWindows | None = None, customer: str | None = None,
-               waivers: Sequence[dict] = ()) -> dict:
+               waivers: Sequence[dict] = (), restatements: Mapping[str, dict] | None = None) -> dict:
     """Per target of ``service`` (of ``customer``'s agreements only, if given) over ``period``,
     a month or a range of months (schemas.values.report_months): subjects, met, breached,
     compliance % and availability %, and the same per rule-set version that decided them
@@ -60,7 +60,9 @@ def compliance(ruleset: RuleSet, decisions: Iterable[dict], service: str, period
     and every retraction. ``versions``: the versions in force during the period, in order.
     ``posted``: the maintenance windows posted as facts, for the targets that exclude them.
     ``waivers``: those in effect; a cycle they take out is counted as ``waived``, neither met
-    nor breached (engine/service/waivers.py)."""
+    nor breached (engine/service/waivers.py). ``restatements``: month → the approved
+    restatement of this service that counts (engine/service/restatements.py): that month's
+    figures are the restated ones, with its note and the recorded figures beside them."""
     months = report_months(period)
     decisions = list(decisions)
     targets = [t for t in sorted(ruleset.targets.values(), key=lambda t: t.id)
@@ -68,11 +70,14 @@ def compliance(ruleset: RuleSet, decisions: Iterable[dict], service: str, period
     agreements = sorted({t.agreement.id: t.agreement for t in targets if t.agreement.credits}.values(),
                         key=lambda a: a.id)
     waived = waived_cycles(decisions, waivers)
-    monthly = [_month(ruleset, decisions, service, month, targets, window, waived) for month in months]
+    monthly = [_restated_month(ruleset, decisions, service, month, targets, window, waived,
+                               (restatements or {}).get(month)) for month in months]
     credits = [{"period": month.period, **credit_due(a, month.figures)} for month in monthly for a in agreements]
     rows = [_row(target, monthly, ruleset, version_of, posted, credits) for target in targets]
+    notes = [month.restatement for month in monthly if month.restatement is not None]
     return {"service": service, "customer": customer, "period": period, "months": months,
-            "ruleset": ruleset.version, "versions": list(versions), "targets": rows, "credits": credits}
+            "ruleset": ruleset.version, "versions": list(versions), "targets": rows, "credits": credits,
+            "restatements": notes}
 
 
 @dataclass
@@ -84,6 +89,38 @@ class _Month:
     waived: dict[str, dict[tuple, dict]]                    # the same, of the cycles waivers take out
     readings: dict[str, tuple[timedelta, timedelta] | None]  # target → (down, service time) of its window
     figures: dict[str, dict[str, Fraction | None]]          # target → compliance, availability (exact)
+    restatement: dict | None = None                         # the note of the restatement it shows, if any
+    original: _Month | None = None                          # then: the month as recorded
+
+
+def _restated_month(ruleset: RuleSet, decisions: list[dict], service: str, period: str, targets: list[Target],
+                    window: WindowReading | None, waived: Callable[[dict], bool],
+                    restatement: dict | None) -> _Month:
+    """The month as recorded, or as ``restatement`` restates it: its decisions in place of
+    those they supersede, its window figures in place of the read ones; the recorded month
+    kept beside it."""
+    original = _month(ruleset, decisions, service, period, targets, window, waived)
+    if restatement is None:
+        return original
+    windows = restatement["windows"]
+
+    def restated_window(target: str, label: str) -> tuple[timedelta, timedelta] | None:
+        if target in windows and label == period:
+            down, service_time = windows[target]
+            return timedelta(microseconds=down), timedelta(microseconds=service_time)
+        return window(target, label) if window is not None else None
+    month = _month(ruleset, restated(decisions, restatement), service, period, targets, restated_window, waived)
+    month.restatement = {k: restatement[k] for k in ("id", "period", "reason", "rules", "requested_by",
+                                                      "approved_by", "approved_at")}
+    month.original = original
+    return month
+
+
+def restated(decisions: list[dict], restatement: dict) -> list[dict]:
+    """A month's decisions as a restatement says: those it supersedes or withdraws left out,
+    its own in their place (retractions of recorded ones stay: they name recorded ids)."""
+    replaced = set(restatement["withdraws"]) | {i for d in restatement["decisions"] for i in d["supersedes"]}
+    return [d for d in decisions if d["id"] not in replaced] + list(restatement["decisions"])
 
 
 def waived_cycles(decisions: list[dict], waivers: Sequence[dict]) -> Callable[[dict], bool]:
@@ -144,11 +181,17 @@ def _trend(target: Target, month: _Month, credits: list[dict]) -> dict:
     met, breached = _settled(month.cycles[target.id].values())
     earned = [basis["credit"] for credit in credits if credit["period"] == month.period
               for basis in credit["targets"] if basis["target"] == target.id]
-    return {"period": month.period, "subjects": len({s for s, _ in month.cycles[target.id]}),
-            "met": met, "breached": breached, "waived": len(month.waived[target.id]),
-            "compliance": _shown(month.figures[target.id]["compliance"]),
-            "availability": _shown(month.figures[target.id]["availability"]),
-            "credit": max(earned) if earned else None}
+    shown = {"period": month.period, "subjects": len({s for s, _ in month.cycles[target.id]}),
+             "met": met, "breached": breached, "waived": len(month.waived[target.id]),
+             "compliance": _shown(month.figures[target.id]["compliance"]),
+             "availability": _shown(month.figures[target.id]["availability"]),
+             "credit": max(earned) if earned else None,
+             "restated": None if month.restatement is None else month.restatement["id"], "original": None}
+    if month.original is not None:            # the figures as recorded, still readable
+        recorded = _trend(target, month.original, [])
+        shown["original"] = {k: recorded[k] for k in ("subjects", "met", "breached", "waived", "compliance",
+                                                      "availability")}
+    return shown
 
 
 def _settled(decisions: Iterable[dict]) -> tuple[int, int]:

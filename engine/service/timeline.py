@@ -95,26 +95,39 @@ def build(target: Target, subject: str, now: datetime, transitions: list[tuple] 
     return timeline
 
 
+def _begins(actions: set[str], state: str, cycles: str) -> bool:
+    """Whether a transition begins a cycle (the spans of the latest cycle are drawn)."""
+    if "start" in actions and state == "idle":
+        return True
+    if "start" in actions and state == "stopped" and cycles != "once" and "cancel" not in actions:
+        return True
+    if state == "idle":
+        return "reset" in actions
+    return "reset" in actions or ("restart" in actions and not (state == "stopped" and cycles == "update"))
+
+
 def _counting(target: Target, transitions, now: datetime) -> tuple[list[tuple[datetime, datetime]], bool]:
     """Spans in which the clock ran (calendar hours not applied), and whether it runs now.
-    Duration clocks: start/resume run, pause/stop halt, restart begins again (the spans of
-    the latest cycle only). Windows: running while any subject is down."""
+    Duration clocks: start/resume run, pause/stop/cancel halt, restart and reset begin again,
+    as does a reply or update target's start after a stop (the spans of the latest cycle
+    only). Windows: running while any subject is down."""
     spans: list[tuple[datetime, datetime]] = []
     since = None
     if target.measure == "duration":
+        cycles, state = target.spec.get("cycles", "once"), "idle"     # as DurationClock.apply
         for at, action, _, _ in transitions:
             actions = set(action.split(","))
-            if "restart" in actions:
-                spans, since = [], at
-            elif "stop" in actions and since is not None:
-                spans.append((since, at))
-                since = None
-            elif "pause" in actions and since is not None:
-                spans.append((since, at))
-                since = None
-            elif ("start" in actions and not spans and since is None) or ("resume" in actions and since is None
-                                                                            and spans):
-                since = at
+            if _begins(actions, state, cycles):
+                waits = state == "paused" and cycles != "once" and "reset" not in actions
+                spans, since, state = [], None if waits else at, "paused" if waits else "running"
+            elif state in ("idle", "stopped"):
+                continue
+            elif actions & {"stop", "cancel"} or ("pause" in actions and state == "running"):
+                if since is not None:
+                    spans.append((since, at))
+                since, state = None, "paused" if not actions & {"stop", "cancel"} else "stopped"
+            elif "resume" in actions and state == "paused":
+                since, state = at, "running"
     else:
         down: set[str] = set()
         for at, action, _, subject in transitions:

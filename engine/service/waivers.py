@@ -65,30 +65,41 @@ class Waivers:
 
     def approve(self, waiver_id: str, by: str) -> dict:
         """Put a requested waiver in effect. Refused (403) to a token of the requester's name."""
-        def four_eyes(waiver: dict) -> None:
-            if waiver["status"] != "requested":
-                raise WaiverRefused(409, f"waiver {waiver_id} is {waiver['status']}: only a requested waiver "
-                                         "can be approved")
-            if waiver["requested_by"] == by:
-                raise WaiverRefused(403, f"the token {by!r} requested waiver {waiver_id}: another token must "
-                                         "approve it (four eyes)")
-        return self._step(waiver_id, "approved", by, four_eyes)
+        return self._step(waiver_id, "approved", by, approvable("waiver", waiver_id, by))
 
     def revoke(self, waiver_id: str, by: str, reason: str) -> dict:
         """End a waiver, requested or approved: from now on it counts for nothing."""
         if not (reason or "").strip():
             raise WaiverRefused(422, "a revocation needs a reason", "reason")
-
-        def live(waiver: dict) -> None:
-            if waiver["status"] == "revoked":
-                raise WaiverRefused(409, f"waiver {waiver_id} was revoked already")
-        return self._step(waiver_id, "revoked", by, live, reason.strip())
+        return self._step(waiver_id, "revoked", by, revocable("waiver", waiver_id), reason.strip())
 
     def _step(self, waiver_id: str, event: str, by: str, check, reason: str | None = None) -> dict:
         waiver = self.store.waiver_event(waiver_id, event, by, self.now(), check, reason)
         if waiver is None:
             raise WaiverRefused(404, f"no waiver {waiver_id!r}")
         return waiver
+
+
+def approvable(noun: str, item_id: str, by: str) -> Callable[[dict], None]:
+    """The four-eyes check of an approval by token ``by`` (waivers, restatements): run by the
+    store under the chain's lock on the item as its events say, it refuses an item not
+    requested (409) and the token that requested it (403)."""
+    def four_eyes(item: dict) -> None:
+        if item["status"] != "requested":
+            raise WaiverRefused(409, f"{noun} {item_id} is {item['status']}: only a requested {noun} "
+                                     "can be approved")
+        if item["requested_by"] == by:
+            raise WaiverRefused(403, f"the token {by!r} requested {noun} {item_id}: another token must "
+                                     "approve it (four eyes)")
+    return four_eyes
+
+
+def revocable(noun: str, item_id: str) -> Callable[[dict], None]:
+    """The check of a revocation: an item revoked already is refused (409)."""
+    def live(item: dict) -> None:
+        if item["status"] == "revoked":
+            raise WaiverRefused(409, f"{noun} {item_id} was revoked already")
+    return live
 
 
 def in_effect(waivers: Iterable[dict]) -> list[dict]:

@@ -49,6 +49,27 @@ def what_if(store: Store, ruleset: RuleSet, since: datetime, until: datetime, *,
             bounds: Bounds = Bounds(), progress: Callable[[int], None] = lambda count: None) -> dict:
     """The difference between what was recorded in [since, until) and what ``ruleset``
     decides over the same stored history (ReplayLimit past ``bounds``)."""
+    replayed = replay(store, ruleset, since, until, bounds=bounds, progress=progress)
+    horizon = replayed.horizon
+    before = standing(recorded(store, since, min(until, horizon + timedelta(microseconds=1))), since, horizon)
+    after = standing(replayed.decisions, since, horizon)
+    return _difference(before, after, ruleset, since, until, replayed.facts)
+
+
+@dataclass
+class Replayed:
+    """What a replay of the stored history decided, and the engine as it left it."""
+
+    engine: Engine
+    decisions: list[dict]          # every decision replayed, as records (retractions included)
+    facts: int                     # the facts of the period replayed
+    horizon: datetime              # the latest event time replayed (``since`` if none)
+
+
+def replay(store: Store, ruleset: RuleSet, since: datetime, until: datetime, *, bounds: Bounds = Bounds(),
+           progress: Callable[[int], None] = lambda count: None) -> Replayed:
+    """``ruleset`` evaluated over the stored facts and ticks before ``until`` (from a warm-up
+    before ``since``), in a fresh engine; nothing is written (ReplayLimit past ``bounds``)."""
     started = time.monotonic()
     warm_up = max([WARM_UP] + [3 * t.goal for t in ruleset.targets.values() if isinstance(t.goal, timedelta)])
     engine = Engine(ruleset, history=False)
@@ -70,12 +91,7 @@ def what_if(store: Store, ruleset: RuleSet, since: datetime, until: datetime, *,
         elif kind == "tick" and item[2] < until and engine.now is not None:
             replayed += engine.advance(item[2]).decisions
             horizon = max(filter(None, [horizon, item[2]]))
-    if horizon is None:
-        horizon = since
-    recorded = _recorded(store, since, min(until, horizon + timedelta(microseconds=1)))
-    after = _standing([d.as_dict() for d in replayed], since, horizon)
-    before = _standing(recorded, since, horizon)
-    return _difference(before, after, ruleset, since, until, count)
+    return Replayed(engine, [d.as_dict() for d in replayed], count, since if horizon is None else horizon)
 
 
 def _every_log(store: Store) -> Iterator[tuple[str, Any]]:
@@ -95,23 +111,24 @@ def default_period(now: datetime) -> tuple[datetime, datetime]:
     return now - DEFAULT_PERIOD, now
 
 
-def _recorded(store: Store, since: datetime, until: datetime) -> list[dict]:
+def recorded(store: Store, since: datetime, until: datetime) -> list[dict]:
     """The decisions recorded in [since, until), and every retraction."""
     return [*every(store.list_decisions, since=since, until=until), *every(store.list_decisions, kind="retracted")]
 
 
-def _standing(decisions: list[dict], since: datetime, until: datetime) -> dict[tuple, dict]:
-    """The decisions inside [since, until] that no retraction supersedes, by what they are about."""
+def standing(decisions: list[dict], since: datetime, until: datetime) -> dict[tuple, dict]:
+    """The decisions inside [since, until] that no retraction supersedes, by what they are
+    about (:func:`key`: kind, target, subject, level, cycle, activity, repeat)."""
     retracted = {d["data"].get("retracts") for d in decisions if d["kind"] == "retracted"}
     out: dict[tuple, dict] = {}
     for d in decisions:
         if d["kind"] == "retracted" or d["id"] in retracted or not since <= parse_instant(d["at"]) <= until:
             continue
-        out.setdefault(_key(d), d)
+        out.setdefault(key(d), d)
     return out
 
 
-def _key(d: dict) -> tuple:
+def key(d: dict) -> tuple:
     return (d["kind"], d.get("target"), d.get("subject"), d.get("level"), d.get("cycle"), d.get("activity"),
             d.get("repeat"))
 

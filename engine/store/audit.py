@@ -111,7 +111,7 @@ class AuditChains(StoreBase):
             return self.m.Fact
         return {"decisions": self.m.Decision, "notifications": self.m.Notification,
                 "deliveries": self.m.Delivery, "cutovers": self.m.Cutover, "silences": self.m.Silence,
-                "waivers": self.m.WaiverEvent}[name]
+                "waivers": self.m.WaiverEvent, "restatements": self.m.RestatementEvent}[name]
 
     def _of_chain(self, name: str, model):
         """The rows chain ``name`` is made of: a fact chain's are its partition's facts."""
@@ -395,14 +395,15 @@ def _check(row, seq: int, prev: str, expected_seq: int, key, text, name: str, ch
                "notifications": ("id", "recipient"),
                "deliveries": ("notification", "event", "status", "at"),
                "cutovers": ("ruleset", "after_fact", "after_tick", "by"),
-               "silences": ("id", "event"), "waivers": ("waiver", "event", "by", "at")}[name]
+               "silences": ("id", "event"), "waivers": ("waiver", "event", "by", "at"),
+               "restatements": ("restatement", "event", "by", "at")}[name]
     for column in columns:
         if record.get(column) != getattr(row, column):
             return f"column {column!r} disagrees with the stored record"
     if name == "notifications":
         return (None if record.get("decision") == row.decision_id
                 else "column 'decision' disagrees with the stored record")
-    if name in ("deliveries", "silences", "waivers"):
+    if name in ("deliveries", "silences", "waivers", "restatements"):
         return None
     if name == "decisions" and retracted_of(record) != row.retracts:
         return "column 'retracts' disagrees with the stored record"
@@ -450,6 +451,8 @@ def _ident(row) -> str | None:
         return row.notification
     if hasattr(row, "waiver"):
         return row.waiver
+    if hasattr(row, "restatement"):
+        return row.restatement
     return getattr(row, "ruleset", None) if hasattr(row, "after_tick") else getattr(row, "id", None)
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 GENESIS = "0" * 64
-CHAINS = ("decisions", "facts", "notifications", "deliveries", "cutovers", "silences", "waivers")
+CHAINS = ("decisions", "facts", "notifications", "deliveries", "cutovers", "silences", "waivers", "restatements")
 CHECKPOINT_FORMAT = "slm-audit-checkpoint/1"
 
 

@@ -73,6 +73,11 @@ Versions:
    target's period left out of compliance, docs/OPERATIONS.md), appended and chained in its
    own ``waivers`` chain, whose head row the store makes when it opens. It starts empty.
 
+17. ``restatement_events``: each request (with the superseding decisions it records),
+   approval and revocation of a restatement of a settled month (docs/OPERATIONS.md,
+   "Restatements"), appended and chained in its own ``restatements`` chain. It starts empty.
+   (Versions 15 and 16 are taken by work merged beside it; the steps run in version order.)
+
 A new version is a step function here (playhouse.migrate operations on table and column
 names, never the models, which describe only the newest schema), its entry in
 :data:`STEPS`, models.py changed to match, and a fixture database of the version before it
@@ -330,7 +335,25 @@ def _v14_silences(migrator: SchemaMigrator) -> None:
     Silence.create_table()                       # its chain head is made when the store opens
 
 
-# version -> (what changes, the step that brings version - 1 to it)
+def _v17_restatements(migrator: SchemaMigrator) -> None:
+    class RestatementEvent(pw.Model):            # as version 17 defines it
+        seq = pw.BigAutoField()
+        restatement = pw.TextField(index=True)
+        event = pw.TextField()
+        by = pw.TextField()
+        at = pw.TextField()
+        body = pw.TextField()
+        prev_hash = pw.TextField()
+        hash = pw.TextField()
+
+        class Meta:
+            database = migrator.database
+            table_name = "restatement_events"
+
+    RestatementEvent.create_table()              # its chain head is made when the store opens
+
+
+# version -> (what changes, the step that brings the version before it to it)
 STEPS: dict[int, tuple[str, Callable[[SchemaMigrator], None]]] = {
     2: ("partition key on facts, decisions, notifications, ticks and snapshots; "
         "snapshots.code renamed state_format", _v2),
@@ -351,6 +374,9 @@ STEPS: dict[int, tuple[str, Callable[[SchemaMigrator], None]]] = {
          _v12_partition_map),
     13: ("waiver_events: requests, approvals and revocations of waivers, in their own audit chain", _v13_waivers),
     14: ("silences: time-boxed mutes of notifications, each created or expired event chained", _v14_silences),
+    # 15 and 16 are reserved for changes being made beside this one; 17 follows 14 until they land
+    17: ("restatement_events: restatements of settled months with their superseding decisions, requests, "
+         "approvals and revocations, in their own audit chain", _v17_restatements),
 }
 SCHEMA_VERSION = max(STEPS, default=1)
 
@@ -380,11 +406,13 @@ def upgrade(db: pw.Database, models) -> int:
     if found == SCHEMA_VERSION and not _recorded(db):
         _record(db, found)
         log.info("recorded schema version %d", found)
-    for version in range(found + 1, SCHEMA_VERSION + 1):
+    previous = found
+    for version in sorted(v for v in STEPS if v > found):
         what, step = STEPS[version]
         step(migrator)
         _record(db, version)
-        log.info("upgraded the schema from version %d to %d: %s", version - 1, version, what)
+        log.info("upgraded the schema from version %d to %d: %s", previous, version, what)
+        previous = version
     return found
 
 

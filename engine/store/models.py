@@ -272,13 +272,30 @@ def define_models(db: pw.Database) -> SimpleNamespace:
         class Meta:
             table_name = "waiver_events"
 
+    class RestatementEvent(Base):
+        """One step of a restatement's life (restatements.py): ``requested`` (with the
+        superseding decisions it records), ``approved`` or ``revoked``, by a token's name.
+        Appended only, in the ``restatements`` audit chain."""
+        seq = pw.BigAutoField()
+        restatement = pw.TextField(index=True)   # the restatement's id (rst_…)
+        event = pw.TextField()
+        by = pw.TextField()
+        at = pw.TextField()                      # fixed-width UTC
+        body = pw.TextField()                    # canonical JSON of the event (what its link covers)
+        prev_hash = pw.TextField()
+        hash = pw.TextField()
+
+        class Meta:
+            table_name = "restatement_events"
+
     return SimpleNamespace(Fact=Fact, Decision=Decision, ChainHead=ChainHead,
                            Notification=Notification, Delivery=Delivery, RuleSet=RuleSet, Token=Token, Tick=Tick,
                            Snapshot=Snapshot, Cutover=Cutover, PartitionLease=PartitionLease,
                            PartitionMap=PartitionMapRow, EndedSession=EndedSession, Silence=Silence,
-                           WaiverEvent=WaiverEvent,
+                           WaiverEvent=WaiverEvent, RestatementEvent=RestatementEvent,
                            all=[Fact, Decision, ChainHead, Notification, Delivery, RuleSet, Token, Tick, Snapshot,
-                                Cutover, PartitionLease, PartitionMapRow, EndedSession, Silence, WaiverEvent])
+                                Cutover, PartitionLease, PartitionMapRow, EndedSession, Silence, WaiverEvent,
+                                RestatementEvent])
 
 
 def database(url: str) -> pw.Database:

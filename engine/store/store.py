@@ -43,15 +43,17 @@ from engine.store.ownership import (
     WriterLockHeld,
 )
 from engine.store.replay import ReplayRecords
+from engine.store.restatements import RestatementLog
 from engine.store.sessions import EndedSessions
 from engine.store.silences import Silences
 from engine.store.tokens import ROLES, Tokens, token_digest
 from engine.store.waivers import WaiverLog
 
 
-class Store(FactLog, Ledger, Outbox, Tokens, EndedSessions, ReplayRecords, Leases, Silences, WaiverLog):
+class Store(FactLog, Ledger, Outbox, Tokens, EndedSessions, ReplayRecords, Leases, Silences, WaiverLog,
+            RestatementLog):
     """Facts, decisions, notifications, rule sets, tokens, signed-out console sessions,
-    ticks, snapshots, partition leases, silences and waivers in one database."""
+    ticks, snapshots, partition leases, silences, waivers and restatements in one database."""
 
     writer_lock: WriterLock | None = None
 

@@ -27,19 +27,20 @@ def fold(events: list[dict]) -> dict:
     first = events[0]
     waiver = {"id": first["waiver"], "status": "requested", "reason": first["reason"],
               "decision": first.get("decision"), "target": first.get("target"), "since": first.get("since"),
-              "until": first.get("until"), "requested_by": first["by"], "requested_at": _shown(first["at"]),
+              "until": first.get("until"), "requested_by": first["by"], "requested_at": shown(first["at"]),
               "approved_by": None, "approved_at": None, "revoked_by": None, "revoked_at": None,
               "revoke_reason": None}
     for event in events[1:]:
         if event["event"] == "approved":
-            waiver.update(status="approved", approved_by=event["by"], approved_at=_shown(event["at"]))
+            waiver.update(status="approved", approved_by=event["by"], approved_at=shown(event["at"]))
         elif event["event"] == "revoked":
-            waiver.update(status="revoked", revoked_by=event["by"], revoked_at=_shown(event["at"]),
+            waiver.update(status="revoked", revoked_by=event["by"], revoked_at=shown(event["at"]),
                           revoke_reason=event.get("reason"))
     return waiver
 
 
-def _shown(at: str) -> str:
+def shown(at: str) -> str:
+    """A stored instant as the API gives it."""
     return format_instant(parse_instant(at))
 
 

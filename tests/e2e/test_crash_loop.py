@@ -143,6 +143,8 @@ def test_kill_and_restart_at_random_moments_loses_and_duplicates_nothing(url, tm
         assert silences["ok"] and silences["checked"] == 0
         waivers = chains.pop("waivers")                 # none made
         assert waivers["ok"] and waivers["checked"] == 0
+        restatements = chains.pop("restatements")       # none made
+        assert restatements["ok"] and restatements["checked"] == 0
         assert {name: (c["ok"], c["checked"]) for name, c in chains.items()} == {
             "decisions": (True, len(decisions)), "facts": (True, len(facts)),
             "notifications": (True, len(notifications))}

@@ -103,6 +103,8 @@ def test_sigkill_while_posting_loses_nothing_acknowledged(server):
     assert silences["ok"] and silences["checked"] == 0
     waivers = chains.pop("waivers")                 # none made
     assert waivers["ok"] and waivers["checked"] == 0
+    restatements = chains.pop("restatements")       # none made
+    assert restatements["ok"] and restatements["checked"] == 0
     assert {name: (c["ok"], c["checked"]) for name, c in chains.items()} == {
         "decisions": (True, len(decisions)), "facts": (True, len(facts)), "notifications": (True, len(notifications))}
 

@@ -110,3 +110,14 @@ def test_the_document_names_every_maintenance_window_the_engine_leaves_out():
     assert isinstance(calendar, ExcludingCalendar)
     assert all(f"({ref})" in excluding for ref, _, _ in calendar.windows.weekly)
     assert all(f"{a:%H:%M} UTC" in excluding and f"{b:%H:%M} UTC" in excluding for a, b, _ in calendar.windows.once)
+
+
+def test_reply_and_update_targets_read_as_their_promise():
+    result = docs("service-desk", "--rules", str(RULES), "--agreement", "sla-service-desk")
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert ("**Each time a request is opened or commented by the requester, it is commented by the agent or "
+            "resolved within 2 hours, counted in business hours") in text
+    assert "- A message while an earlier one waits for its answer counts from the earlier one" in text
+    assert "**While a request is open, it is commented by the agent at least every 8 hours, counted" in text
+    assert "- Each update starts the period again; updates stop when the request is resolved." in text

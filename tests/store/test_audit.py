@@ -20,7 +20,8 @@ from engine.store.encoding import canonical_json
 from engine.store.store import Store
 from tests.support import small_rules, utc
 
-ALL_CHAINS = {"decisions", "facts", "notifications", "deliveries", "cutovers", "silences", "waivers"}
+ALL_CHAINS = {"decisions", "facts", "notifications", "deliveries", "cutovers", "silences", "waivers",
+              "restatements"}
 
 
 @pytest.fixture

@@ -710,7 +710,8 @@ def v12_url(url):
         store.add_token("admin")
         store.db.execute_sql('DROP TABLE "silences"')
         store.db.execute_sql('DROP TABLE "waiver_events"')
-        store.db.execute_sql("DELETE FROM chain_head WHERE name IN ('silences', 'waivers')")
+        store.db.execute_sql('DROP TABLE "restatement_events"')
+        store.db.execute_sql("DELETE FROM chain_head WHERE name IN ('silences', 'waivers', 'restatements')")
         store.db.execute_sql("UPDATE schema_version SET version = 12")
     return url
 
@@ -723,10 +724,40 @@ def test_version_14_adds_silences_chained_from_the_start(v12_url, store_log, tmp
     with Store.open(v12_url) as store:
         assert store.schema_version() == SCHEMA_VERSION >= 14
         upgraded = [line.split(":")[0] for line in store_log() if line.startswith("upgraded the schema")]
-        assert upgraded == ["upgraded the schema from version 12 to 13", "upgraded the schema from version 13 to 14"]
+        assert upgraded == ["upgraded the schema from version 12 to 13", "upgraded the schema from version 13 to 14",
+                            "upgraded the schema from version 14 to 17"]
         now = datetime(2026, 11, 5, 4, tzinfo=UTC)
         made = new_silence({"service": "email"}, now, now + timedelta(hours=1), "ann", "relay swap", now)
         store.add_silence_event(made.id, "created", now, created_event(made))
         assert list(from_events(store.silence_events())) == [made.id]
         assert store.verify_audit()["chains"]["silences"]["ok"]
     assert_upgraded_like_new(v12_url, tmp_path)
+
+
+# ---- version 17: restatements (15 and 16 are taken by work merged beside it) ----------------
+
+@pytest.fixture
+def v14_url(url):
+    """A database as version 14 left it: no restatement table, nor its chain head."""
+    with Store.open(url) as store:
+        store.add_token("admin")
+        store.db.execute_sql('DROP TABLE "restatement_events"')
+        store.db.execute_sql("DELETE FROM chain_head WHERE name = 'restatements'")
+        store.db.execute_sql("UPDATE schema_version SET version = 14")
+    return url
+
+
+def test_version_17_adds_an_empty_restatement_chain_that_chains_what_follows(v14_url, store_log, tmp_path):
+    with Store.open(v14_url) as store:
+        assert store.schema_version() == SCHEMA_VERSION == 17
+        upgraded = [line.split(":")[0] for line in store_log() if line.startswith("upgraded the schema")]
+        assert upgraded == ["upgraded the schema from version 14 to 17"]
+        assert store.restatements() == [] and verified(store)["chains"]["restatements"]["checked"] == 0
+        asked = store.request_restatement({"service": "email", "period": "2026-11", "reason": "OLA at 15m",
+                                           "rules": "sha256:x", "facts": 3, "decisions": [], "withdraws": [],
+                                           "windows": {}}, "alice", "2026-12-05T00:00:00Z")
+        store.restatement_event(asked["id"], "approved", "bob", "2026-12-05T01:00:00Z", lambda item: None)
+        assert [r["status"] for r in store.restatements()] == ["approved"]
+        chain = verified(store)["chains"]["restatements"]
+        assert chain["ok"] and chain["checked"] == 2 and verified(store)["ok"]
+    assert_upgraded_like_new(v14_url, tmp_path)

@@ -134,7 +134,8 @@ def test_a_person_finds_a_breach_its_trace_its_clock_and_the_month(server, brows
     assert "Intact." in b.find_element(By.TAG_NAME, "main").text
     rows = {row.get_attribute("data-chain"): row.text
             for row in b.find_elements(By.CSS_SELECTOR, "table.chains tbody tr")}
-    assert list(rows) == ["decisions", "facts", "notifications", "deliveries", "cutovers", "silences", "waivers"]
+    assert list(rows) == ["decisions", "facts", "notifications", "deliveries", "cutovers", "silences", "waivers",
+                          "restatements"]
     assert all("Intact" in text for text in rows.values()) and rows["deliveries"].startswith("Delivery outcomes")
     shot(b, "audit")
     tamper_a_delivery_status(server)                           # someone with database access

@@ -115,14 +115,15 @@ def test_the_audit_page_verifies_every_chain_and_names_the_first_broken_record(e
     assert "Intact" not in auditor.get("/ui/audit").get_data(as_text=True)       # verified on request only
     page = auditor.get("/ui/audit?verify=1").get_data(as_text=True)
     assert "<strong>Intact.</strong>" in page
-    for label in ("Decisions", "Facts", "Notifications", "Delivery outcomes", "Rule changes", "Silences", "Waivers"):
+    for label in ("Decisions", "Facts", "Notifications", "Delivery outcomes", "Rule changes", "Silences", "Waivers",
+                  "Restatements"):
         assert f'<th scope="row">{label}</th>' in page
-    assert page.count('class="intact" data-chain=') == 7
+    assert page.count('class="intact" data-chain=') == 8
     nid, = env.store.db.execute_sql("SELECT id FROM notifications ORDER BY seq LIMIT 1").fetchone()
     env.store.db.execute_sql("UPDATE notifications SET status = 'sent' WHERE id = " + env.store.db.param, [nid])
     page = auditor.get("/ui/audit?verify=1").get_data(as_text=True)
     assert "<strong>Broken.</strong> Delivery outcomes" in page
-    assert page.count('class="intact" data-chain=') == 6 and 'class="broken" data-chain="deliveries"' in page
+    assert page.count('class="intact" data-chain=') == 7 and 'class="broken" data-chain="deliveries"' in page
     assert re.search(rf"delivery outcome seq \d+ \(<code>{nid}</code>\): notification {nid}: its status is "
                      r"&#39;sent&#39;", page), page
 

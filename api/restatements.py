@@ -1,0 +1,81 @@
+"""Restatements that keep the past (docs/OPERATIONS.md "Restatements"): a settled month
+evaluated again and recorded as superseding decisions, in effect once another token
+approves it; each step chained in the audit with the token's name."""
+from __future__ import annotations
+
+from flask_smorest import abort
+
+from engine.service.waivers import WaiverRefused
+from schemas.api import (
+    RestatementArgs,
+    RestatementListSchema,
+    RestatementRequestSchema,
+    RestatementSchema,
+    WaiverRevokeSchema,
+)
+
+from .auth import OWNER, READER, requires
+from .body import BoundedBlueprint
+from .context import current_service
+from .waivers import _by
+
+blp = BoundedBlueprint("restatements", __name__, url_prefix="/v1",
+                       description="Restatements: a settled month evaluated again, superseding decisions, four eyes")
+
+
+@blp.route("/restatements", methods=["POST"])
+@requires(blp, OWNER)
+@blp.arguments(RestatementRequestSchema)
+@blp.response(201, RestatementSchema)
+def request_restatement(body):
+    """Evaluate a settled month of a service again over the stored history (under the rules in
+    force, or ``rules``) and record what it decides differently as superseding decisions.
+    Not in effect until a token of another name approves it; nothing recorded is changed."""
+    return _refused_as_problem(lambda restatements: restatements.request(body, _by()))
+
+
+@blp.route("/restatements")
+@requires(blp, READER)
+@blp.arguments(RestatementArgs, location="query")
+@blp.response(200, RestatementListSchema)
+def list_restatements(args):
+    """Every restatement, oldest request first, with who requested, approved and revoked it."""
+    return {"items": current_service().store.restatements(args.get("status"), args.get("service"))}
+
+
+@blp.route("/restatements/<string:restatement_id>")
+@requires(blp, READER)
+@blp.response(200, RestatementSchema)
+def get_restatement(restatement_id):
+    """One restatement as its chained events say, with its superseding decisions."""
+    restatement = current_service().store.restatement(restatement_id)
+    if restatement is None:
+        abort(404, message=f"no restatement {restatement_id!r}")
+    return restatement
+
+
+@blp.route("/restatements/<string:restatement_id>/approve", methods=["POST"])
+@requires(blp, OWNER)
+@blp.response(200, RestatementSchema)
+def approve_restatement(restatement_id):
+    """Put a requested restatement in effect: 403 to the token that requested it (by name),
+    409 if it is not requested."""
+    return _refused_as_problem(lambda restatements: restatements.approve(restatement_id, _by()))
+
+
+@blp.route("/restatements/<string:restatement_id>/revoke", methods=["POST"])
+@requires(blp, OWNER)
+@blp.arguments(WaiverRevokeSchema)
+@blp.response(200, RestatementSchema)
+def revoke_restatement(body, restatement_id):
+    """End a restatement, requested or approved (reports show the recorded figures again);
+    409 if it was revoked already."""
+    return _refused_as_problem(lambda restatements: restatements.revoke(restatement_id, _by(), body["reason"]))
+
+
+def _refused_as_problem(step):
+    try:
+        return step(current_service().restatements)
+    except WaiverRefused as refused:
+        errors = {f"json.{refused.field}": [str(refused)]} if refused.field else None
+        abort(refused.status, message=str(refused), **({"errors": errors} if errors else {}))
