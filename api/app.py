@@ -8,6 +8,7 @@ from __future__ import annotations
 import swagger_ui_bundle
 from flask import Flask, send_from_directory
 
+from engine.notify.acklink import AckLinks
 from engine.service.live import SlmService
 from engine.service.state import WORKER
 from engine.service.workers import PartitionWorkers
@@ -15,7 +16,7 @@ from schemas.api import WAIVER_FORMS
 from schemas.facts import FACT_VALUE, FactSchema, FactTime
 from schemas.limits import MAX_BODY
 
-from . import document, explain, facts, ops, records, restatements, rules, silences, ui, waivers
+from . import ack, document, explain, facts, ops, records, restatements, rules, silences, ui, waivers
 from .auth import BASIC_SCHEME, SECURITY_SCHEME, TokenCache
 from .context import EXTENSION
 from .document import API_VERSION
@@ -28,12 +29,13 @@ DOCS_ASSETS = "/docs/assets/"      # Swagger UI served from the installed packag
 def create_app(service: SlmService, *, alert_service_label: str = "service", max_body: int = MAX_BODY,
                secret_key: str | None = None, cookie_secure: bool = False,
                workers: PartitionWorkers | None = None,
-               slow_after: int = REFUSALS_BEFORE_SLOWING) -> Flask:
+               slow_after: int = REFUSALS_BEFORE_SLOWING, ack_links: AckLinks | None = None) -> Flask:
     """The WSGI app over ``service``. ``secret_key`` signs the console's cookies (made per
     process if None); ``cookie_secure`` marks them Secure even on plain http (behind a
     TLS-terminating proxy). ``workers``: a worker's partitions (``service`` is the first of
     them), whose readiness and metrics the app reports. ``slow_after``: refused fact
-    requests in a row before a token is slowed (api/throttle.py; 0: never)."""
+    requests in a row before a token is slowed (api/throttle.py; 0: never). ``ack_links``:
+    signs the links that acknowledge escalations from their messages (api/ack.py)."""
     app = Flask("slm", static_folder=None)     # the console serves its own assets (api/ui)
     app.config.update(
         API_TITLE="slm — Service Level Management policy service",
@@ -81,6 +83,8 @@ def create_app(service: SlmService, *, alert_service_label: str = "service", max
     app.add_url_rule(DOCS_ASSETS + "<path:filename>", "docs_assets",
                      lambda filename: send_from_directory(swagger_ui_bundle.swagger_ui_path, filename))
     ui.register(app, service.store)
+    app.extensions[ack.LINKS] = ack_links
+    app.register_blueprint(ack.bp)
     app.before_request(ops.start_timer)
     app.after_request(ops.observe)
     return app

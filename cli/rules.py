@@ -48,6 +48,8 @@ def check(directory, strict, partitions_file):
     click.echo(f"  calendars    {len(ruleset.calendars):>3}  {', '.join(sorted(ruleset.calendars))}")
     if ruleset.mappings:
         click.echo(f"  mappings     {len(ruleset.mappings):>3}  {', '.join(sorted(ruleset.mappings))}")
+    if ruleset.inhibits:
+        click.echo(f"  inhibits     {len(ruleset.inhibits):>3}  {', '.join(sorted(ruleset.inhibits))}")
     if partitions_file is not None:
         _check_partitions(ruleset, partitions_file)
 

@@ -241,6 +241,20 @@ FIELDS: dict[str, tuple[str, str]] = {
                                "the secret (required)", "`X-Slm-Secret`"),
     "SignatureSchema.tolerance": ("`zendesk`: how far the signed timestamp may be from the server clock; "
                                   "default 5m", "`2m`"),
+    "InhibitSchema.source": ("what must hold for it to mute: an availability target's `breach`, or a posted "
+                             "`fact` until another ends it", "`{breach: email-availability}`"),
+    "InhibitSchema.target": ("matchers (glob patterns) on what it mutes: a decision's `service`, `target`, "
+                             "`subject`, `kind` and a notification's `activity`, `recipient`; at least one",
+                             "`{service: email, kind: escalation}`"),
+    "InhibitSchema.equal": ("what the source and the muted decision must share: `service`, `subject` (a fact "
+                            "source only)", "`[service]`"),
+    "InhibitSourceSchema.breach": ("an availability target: holds from its newest breach while its service stays "
+                                   "down (some subject of its `down` not yet `up`)", "`email-availability`"),
+    "InhibitSourceSchema.fact": ("a pattern of posted facts: each holds from its time until a fact of `until` "
+                                 "of its subject", "`{type: incident.opened, where: {major: true}}`"),
+    "InhibitSourceSchema.until": ("with `fact`: the fact types of the same subject that end it",
+                                  "`[incident.resolved]`"),
+    "InhibitSourceSchema.service": ("with `fact`: only the facts of this service", "`email`"),
 }
 
 TABLES: list[tuple[str, type[Schema], str]] = [  # (heading, schema, where it is written)
@@ -280,6 +294,8 @@ TABLES: list[tuple[str, type[Schema], str]] = [  # (heading, schema, where it is
     ("Mapped fact", rules.MappedFactSchema, "each of a Mapping's `facts`"),
     ("Mapped value", rules.MappedValueSchema, "each field of a mapped fact, and each of its `data`"),
     ("Signature", rules.SignatureSchema, "a Mapping's `signature`"),
+    ("Inhibit", rules.InhibitSchema, "`kind: Inhibit`"),
+    ("Inhibit source", rules.InhibitSourceSchema, "an Inhibit's `source`"),
 ]
 
 _SIMPLE = [  # most specific first

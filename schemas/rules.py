@@ -675,6 +675,43 @@ class MappingSchema(DocumentSchema):
     facts = fields.List(fields.Nested(MappedFactSchema), required=True, validate=validate.Length(min=1))
 
 
+INHIBIT_EQUAL = ("service", "subject")
+INHIBIT_MATCHERS = ("service", "target", "subject", "recipient", "kind", "activity")
+
+
+class InhibitSourceSchema(Strict):
+    """What holds an inhibition: an availability target's ``breach`` (until its subject is
+    up again), or a posted ``fact`` (until a fact of ``until`` of the same subject)."""
+
+    breach = Name()
+    fact = fields.Nested(PatternSchema)
+    until = OneOrMany(Text())
+    service = Name()
+
+    @validates_schema
+    def _one_source(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if ("breach" in data) == ("fact" in data):
+            raise ValidationError("give either 'breach' (an availability target) or 'fact' (a pattern, with "
+                                  "'until')", "breach")
+        if "fact" in data and not data.get("until"):
+            raise ValidationError("a fact source names the fact types that end it, of the same subject "
+                                  "(example: until: [incident.resolved])", "until")
+        if "breach" in data and ("until" in data or "service" in data):
+            raise ValidationError("a breach holds until its subject is up again: 'until' and 'service' belong "
+                                  "to a fact source", "until" if "until" in data else "service")
+
+
+class InhibitSchema(DocumentSchema):
+    """``kind: Inhibit``: while its source holds, the notifications its target matchers
+    match are stored ``muted`` (docs/RULES.md, "Inhibition")."""
+
+    source = fields.Nested(InhibitSourceSchema, required=True)
+    target = Mapping(Text(), keys_field=fields.String(validate=validate.OneOf(INHIBIT_MATCHERS, error=ONE_OF)),
+                     required=True, validate=validate.Length(min=1, error="name at least one matcher: an "
+                                                              "inhibition of everything would hide every breach"))
+    equal = fields.List(fields.String(validate=validate.OneOf(INHIBIT_EQUAL, error=ONE_OF)), load_default=list)
+
+
 KIND_SCHEMAS = {
     "Calendar": CalendarSchema,
     "Roles": RolesSchema,
@@ -686,4 +723,5 @@ KIND_SCHEMAS = {
     "Rule": RuleSchema,
     "Facts": FactsSchema,
     "Mapping": MappingSchema,
+    "Inhibit": InhibitSchema,
 }

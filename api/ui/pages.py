@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from flask import abort, current_app, g, redirect, render_template, request, session, url_for
 
+from engine.eval.acknowledge import ACK_TYPE
 from engine.lang.diff import unified
 from engine.lang.errors import RuleSetError
 from engine.lang.loader import load_rules
@@ -151,7 +152,16 @@ def trace(decision_id):
     def excerpt(rule: dict | None) -> str | None:
         return service.store_reads.definition(rule)
 
-    return render_template("ui/trace.html", decision=decision, tree=tree, notifications=notes, excerpt=excerpt)
+    return render_template("ui/trace.html", decision=decision, tree=tree, notifications=notes, excerpt=excerpt,
+                           acknowledged=_acknowledgements(service, decision))
+
+
+def _acknowledgements(service, decision: dict) -> list[dict]:
+    """The ``escalation.acknowledged`` facts that answered this escalation (who, when, how)."""
+    if decision.get("kind") != "escalation" or decision.get("subject") is None:
+        return []
+    found, _ = service.store.list_facts(subject=decision["subject"], type=ACK_TYPE, limit=1000)
+    return [stored["fact"] for stored in found if (stored["fact"].get("data") or {}).get("decision") == decision["id"]]
 
 
 # ---- clocks -------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from engine.lang.model import EscalationLevel
 
 ZERO = timedelta(0)
+ACKNOWLEDGED = "ack"            # an acknowledged escalation level, as ``fired`` keeps it (Meter.acknowledge)
 MAINTENANCE = "maintenance:"    # the prefix of a posted maintenance window's subject on a window clock
 
 Marks = tuple["Mark", ...]
@@ -177,8 +178,26 @@ class Meter:
         # Marks tied on (amount, order, repeat) fire in their order in self.marks (not by
         # memory address), so a clock rebuilt or replayed fires them the same way.
         amount = max(mark.amount + (mark.repeat * repeat if mark.repeat and repeat else ZERO), ZERO)
+        if repeat and (ACKNOWLEDGED, mark.level, mark.activity, 0) in self.fired:
+            return
         if (mark.kind, mark.level, mark.activity, repeat) not in self.fired:
             heapq.heappush(queue, (amount, mark.order, repeat, position, mark))
+
+    def acknowledge(self, transition: Transition) -> list[Reading]:
+        """An ``escalation.acknowledged`` fact (its action ``ack|cycle|activity|level``):
+        that escalation level of this cycle repeats no more. Kept in ``fired`` (so a
+        snapshot keeps it) as ``("ack", level, activity, 0)``; a cycle begun since is not
+        the one acknowledged."""
+        _, cycle, activity, level = transition.action.split("|", 3)
+        if str(self.cycle) != cycle:
+            return []
+        self.fired.add((ACKNOWLEDGED, level, activity, 0))
+        if self.pending is not None:
+            kept = [p for p in self.pending if not (p[2] and p[4].level == level and p[4].activity == activity)]
+            heapq.heapify(kept)
+            self.pending = kept
+        self._deadline = (None, None)
+        return []
 
     def next_deadline(self) -> datetime | None:
         """When the next mark falls, if the clock keeps running; None while halted."""
@@ -407,6 +426,8 @@ class DurationClock(Clock):
         ``cycles: reply`` and ``update``: a start after the cycle ended begins the next one
         (a start while one runs belongs to it); ``update`` restarts only a cycle that runs
         or waits, and one restarted while paused begins paused."""
+        if transition.action.startswith(ACKNOWLEDGED + "|"):
+            return self.acknowledge(transition)
         actions, at, fact = set(transition.action.split(",")), transition.at, transition.fact
         self._posted_due = transition.due
         self._choose_calendar(transition, actions)
@@ -551,6 +572,8 @@ class WindowClock(Clock):
 
     def apply(self, transition: Transition) -> list[Reading]:
         action, subject, fact = transition.action, transition.subject, transition.fact
+        if action.startswith(ACKNOWLEDGED + "|") and not self._closed:
+            return self.acknowledge(transition)
         if self._closed or subject is None:
             return []
         at = max(transition.at, self.window_start)

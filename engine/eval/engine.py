@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from marshmallow import ValidationError
 
 from engine.eval import fed, reads
+from engine.eval.acknowledge import ACK_TYPE, acknowledge
 from engine.eval.book import ClockRecord
 from engine.eval.compiler import Fact
 from engine.eval.context import Context, Outcome
@@ -223,6 +224,8 @@ class Engine:
             history.facts_by_ref.setdefault(fact_ref(fact["source"], fact["id"]), fact)
         if fed.is_fed(fact):               # the global partition: another partition's decision
             fed.take(ctx, fact)
+        elif fact["type"] == ACK_TYPE:       # an escalation answered: its level repeats no more
+            acknowledge(ctx, fact)
         else:
             ctx.network.post(posted_fact(fact, f"f{state.next_seq()}"), state.held)
         ctx.network.drain()

@@ -22,7 +22,8 @@ from engine.lang.where import MISSING, field_at
 from engine.lang.yamlsource import Document
 from schemas.values import parse_rfc3339
 
-ENGINE_TYPES = ("decision.", "clock.")      # derived by the engine, never declared
+# derived by the engine, or (escalation.acknowledged) made by slm itself: never declared
+ENGINE_TYPES = ("decision.", "clock.", "escalation.acknowledged")
 
 
 @dataclass(frozen=True)

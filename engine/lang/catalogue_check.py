@@ -53,6 +53,12 @@ def check_catalogue(ruleset: RuleSet, places: _Places) -> list[Problem]:
     return found
 
 
+def pattern_problems(ruleset: RuleSet, spec: dict[str, Any], doc: Document, path: Path) -> list[Problem]:
+    """A pattern written outside targets and Rules (an Inhibit's source) against the catalogue
+    (none without one); ``{type, bare: True}`` for a type written alone."""
+    return [] if ruleset.catalogue is None else _pattern(ruleset.catalogue, spec, doc, path)
+
+
 def _posted_deadline(catalogue: Catalogue, target: Target, doc: Document, base: Path) -> list[Problem]:
     """A ``goal: {due: FIELD}``: each type that starts its cycles must declare FIELD as a
     ``time``, so ingest refuses a start fact whose deadline is not one (422)."""

@@ -18,6 +18,7 @@ from engine.lang.calendar import ServiceCalendar
 from engine.lang.catalogue import build_catalogue
 from engine.lang.errors import Problem, RuleSetError
 from engine.lang.followsun import AnyOfCalendar
+from engine.lang.inhibit import build_inhibits
 from engine.lang.maintenance import ExcludingCalendar, MaintenanceWindows
 from engine.lang.mapping import build_mappings
 from engine.lang.model import (
@@ -249,6 +250,7 @@ def _build(documents: list[tuple[Document, dict[str, Any]]], files: dict[str, st
                                            loaded["then"], _origin(doc))
     ruleset.catalogue = build_catalogue(by_kind.get("Facts", []), problems)
     ruleset.mappings = build_mappings(by_kind.get("Mapping", []), ruleset, problems)
+    ruleset.inhibits = build_inhibits(by_kind.get("Inhibit", []), ruleset, problems)
     docs_by_id = {loaded["id"]: doc for doc, loaded in documents}
     for problem in checks.check(ruleset, documents, docs_by_id):
         (ruleset.warnings if problem.severity == "warning" else problems).append(problem)
@@ -264,7 +266,8 @@ def _relative_origins(ruleset: RuleSet) -> None:
     def relative(origin: Origin) -> Origin:
         return Origin(ruleset.file_names.get(origin.file, origin.file), origin.line, origin.column)
 
-    for table in (ruleset.services, ruleset.agreements, ruleset.targets, ruleset.escalations, ruleset.rules):
+    for table in (ruleset.services, ruleset.agreements, ruleset.targets, ruleset.escalations, ruleset.rules,
+                  ruleset.inhibits):
         for item in table.values():
             if isinstance(getattr(item, "origin", None), Origin):
                 object.__setattr__(item, "origin", relative(item.origin))

@@ -20,6 +20,7 @@ from schemas.values import DeadlineGoal, Level
 
 if TYPE_CHECKING:
     from engine.lang.catalogue import Catalogue  # which imports this module
+    from engine.lang.inhibit import Inhibit  # likewise
     from engine.lang.mapping import Mapping  # likewise
 
 
@@ -231,6 +232,8 @@ class RuleSet:
     raci_manual: set[str] = field(default_factory=set)   # activities no level or Rule is expected to notify
     # Webhook mappings by id (engine/lang/mapping.py), served at POST /v1/ingest/{id}.
     mappings: dict[str, Mapping] = field(default_factory=dict)
+    # Inhibitions by id (engine/lang/inhibit.py): what mutes notifications while a source holds.
+    inhibits: dict[str, Inhibit] = field(default_factory=dict)
 
     def holders(self, service: str | None, role: str) -> list[str]:
         """Who holds a role for a service: the Service's own holders, else the org-wide ones."""

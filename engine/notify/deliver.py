@@ -27,6 +27,7 @@ from email.utils import formatdate
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from engine.clock import utcnow
+from engine.notify.acklink import AckLinks
 from engine.notify.group import Message
 
 USER_AGENT = "slm-notify/1"
@@ -56,6 +57,7 @@ class Channels:
     webhook_secret: str | None = None
     public_url: str = "http://127.0.0.1:8080"
     timeout: float = 10.0
+    ack_links: AckLinks | None = None      # signs an escalation's acknowledgement link (None: no link)
 
     def secrets(self) -> list[str]:
         """Texts never to show: the relay's password, the webhook secret."""
@@ -80,13 +82,23 @@ def send(message: Message, decisions: dict[str, dict], channels: Channels) -> No
 
 # ---- the message's content ---------------------------------------------------------------
 
-def webhook_body(message: Message, decisions: dict[str, dict], public_url: str) -> bytes:
+def ack_url(note: dict, record: dict, public_url: str, ack: AckLinks | None) -> str | None:
+    """The signed link that acknowledges ``note``'s escalation (engine/notify/acklink.py), if
+    it is one and links are signed."""
+    if ack is None or record.get("kind") != "escalation" or record.get("shadow"):
+        return None
+    return ack.url(public_url, note["id"], utcnow())
+
+
+def webhook_body(message: Message, decisions: dict[str, dict], public_url: str, ack: AckLinks | None = None) -> bytes:
     """The JSON a webhook receives: the message id, and each notification with its
-    decision and links to the decision and its trace."""
+    decision and links to the decision and its trace (and, for an escalation, the link
+    that acknowledges it)."""
     base = public_url.rstrip("/")
     items = []
     for note in message.notifications:
         record = decisions.get(note["decision"]) or {"id": note["decision"]}
+        acknowledge = ack_url(note, record, public_url, ack)
         items.append({
             "id": note["id"], "activity": note.get("activity"), "letters": note.get("raci"),
             "recipient": redact(note["recipient"]), "message": note.get("message"),
@@ -94,7 +106,8 @@ def webhook_body(message: Message, decisions: dict[str, dict], public_url: str) 
                          ("id", "kind", "target", "subject", "service", "at", "severity", "level", "shadow")}
                         | ({"retracts": record["data"]["retracts"]} if record.get("kind") == "retracted" else {}),
             "links": {"decision": f"{base}/v1/decisions/{note['decision']}",
-                      "trace": f"{base}/v1/decisions/{note['decision']}/trace"}})
+                      "trace": f"{base}/v1/decisions/{note['decision']}/trace"}
+                     | ({"acknowledge": acknowledge} if acknowledge else {})})
     body = {"id": message.id, "type": "slm.notification", "activity": message.activity,
             "sent_at": utcnow().isoformat().replace("+00:00", "Z"), "notifications": items}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
@@ -106,8 +119,9 @@ def subject_line(message: Message) -> str:
     return f"[slm] {message.activity}: {len(message.notifications)} notifications"
 
 
-def text_body(message: Message, decisions: dict[str, dict], public_url: str) -> str:
-    """Plain text listing every notification (and its id) the message carries."""
+def text_body(message: Message, decisions: dict[str, dict], public_url: str, ack: AckLinks | None = None) -> str:
+    """Plain text listing every notification (and its id) the message carries, with the
+    link that acknowledges an escalation when ``ack`` signs them."""
     base = public_url.rstrip("/")
     lines = []
     for note in message.notifications:
@@ -116,6 +130,9 @@ def text_body(message: Message, decisions: dict[str, dict], public_url: str) -> 
         lines.append(f"  as {note.get('raci') or 'caller'} ({', '.join(note.get('roles') or [])}); "
                      f"decision {record.get('kind', '')} at {record.get('at', '')}")
         lines.append(f"  trace: {base}/v1/decisions/{note['decision']}/trace")
+        acknowledge = ack_url(note, record, public_url, ack)
+        if acknowledge:
+            lines.append(f"  acknowledge (stops this level's repeats): {acknowledge}")
         lines.append(f"  notification {note['id']}")
     lines += ["", f"message {message.id}"]
     return "\n".join(lines) + "\n"
@@ -130,7 +147,7 @@ def sign(body: bytes, secret: str) -> str:
 
 def _webhook(message: Message, decisions: dict[str, dict], channels: Channels) -> None:
     import requests
-    body = webhook_body(message, decisions, channels.public_url)
+    body = webhook_body(message, decisions, channels.public_url, channels.ack_links)
     headers = {"Content-Type": "application/json", "Idempotency-Key": message.id, "User-Agent": USER_AGENT,
                "X-SLM-Message-Id": message.id}
     if channels.webhook_secret:
@@ -156,7 +173,7 @@ def _email(message: Message, decisions: dict[str, dict], channels: Channels) -> 
     mail["Date"] = formatdate(localtime=False, usegmt=True)
     mail["Message-ID"] = f"<{message.id}@slm>"
     mail["X-SLM-Notifications"] = " ".join(message.ids) if len(message.ids) <= 20 else f"{len(message.ids)} ids"
-    mail.set_content(text_body(message, decisions, channels.public_url))
+    mail.set_content(text_body(message, decisions, channels.public_url, channels.ack_links))
     url = urlsplit(channels.smtp_url)
     where = redact(channels.smtp_url)
     host = url.hostname or ""       # none in the URL: as smtplib's default, nothing is connected

@@ -22,6 +22,7 @@ from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
+from engine.notify.mute import mute_where
 from schemas.records import SILENCE_MATCHERS as MATCHERS
 from schemas.records import Decision, Notification
 from schemas.values import format_instant, parse_instant
@@ -161,10 +162,8 @@ def silence(decision: Decision, notifications: list[Notification], silences: Ite
     active = [s for s in silences if s.state(now) == "active"]
     if not active:
         return notifications
-    out = []
-    for note in notifications:
-        found = next((s for s in active if note.status == "pending" and s.mutes(decision, note)), None)
-        if found is not None:
-            note = replace(note, status="muted", last_error=found.why())
-        out.append(note)
-    return out
+
+    def why(note: Notification) -> str | None:
+        found = next((s for s in active if s.mutes(decision, note)), None)
+        return None if found is None else found.why()
+    return mute_where(notifications, why)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from engine.clock import utcnow
+from engine.notify.inhibit import Inhibitions
 from engine.notify.retract import followups
 from engine.notify.route import outbox_entries
 from engine.notify.silence import Silence, from_events, silence
@@ -47,23 +48,25 @@ class DecisionRecorder:
 
     def record(self, decisions: list[Decision]) -> list[tuple[dict, list[dict]]]:
         """Store decisions and their outbox entries (engine.notify: routed through the RACI
-        matrix and an escalation's ``call``, muted if shadow or an active silence matches),
-        and feed those of the kinds cross-partition Rules match to ``global``
-        (engine.service.feed); a retraction cancels the retracted decision's unsent
+        matrix and an escalation's ``call``, muted if shadow, if an active silence matches or
+        while an inhibition's source holds), and feed those of the kinds cross-partition
+        Rules match to ``global`` (engine.service.feed); a retraction cancels the retracted decision's unsent
         notifications and follows up the ones sent. Each decision's record with its
         notifications' records. Call inside the write's transaction."""
         store = self.state.store
+        stored = [d.as_dict() for d in decisions]
+        store.add_decisions(stored)            # first: an inhibition may rest on one of them
         records = []
         silences: list[Silence] | None = None       # read once per write, and only if something notifies
-        for decision in decisions:
+        inhibitions = Inhibitions(self.state.ruleset, store)
+        for decision, record in zip(decisions, stored, strict=True):
             routed = outbox_entries(decision, self.state.ruleset)
             if routed:
                 if silences is None:
                     now = self.state.now()
                     silences = [s for s in from_events(store.silence_events()).values() if s.state(now) == "active"]
-                routed = silence(decision, routed, silences, self.state.now())
-            records.append((decision.as_dict(), [n.as_dict() for n in routed]))
-        store.add_decisions([r for r, _ in records])
+                routed = inhibitions.inhibit(decision, silence(decision, routed, silences, self.state.now()))
+            records.append((record, [n.as_dict() for n in routed]))
         feed_global(store, decisions, self.state.scope.fed_kinds(self.state.ruleset))
         due = None
         if self.delivery is not None:            # outbox time is real time, whatever the engine's

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 import orjson
+import peewee as pw
 
 from engine.store.audit import AuditChains, fact_chain, fact_text
 from engine.store.base import CHUNK, between, chunks, equal, where
@@ -250,6 +251,29 @@ class FactLog(AuditChains):
         F = self.m.Fact
         return [_stored_fact(row) for row in
                 F.select().where((F.id == id) & self._in_fact_chains(F)).order_by(F.seq)]
+
+    def unended_facts(self, types: list[str], ends: list[str], at: datetime, service: str | None = None,
+                      subject: str | None = None) -> list[dict]:
+        """Facts of ``types`` at or before ``at`` (of ``service`` and ``subject`` when given)
+        whose subject has no fact of ``ends`` after them, up to ``at``: what may hold an
+        inhibition then (engine/notify/inhibit.py), newest first. Facts without a subject
+        cannot end and are left out."""
+        F, E = self.m.Fact, self.m.Fact.alias("e")
+        moment = instant_text(at, "at")
+        ended = E.select(E.seq).where((E.subject == F.subject) & E.type.in_(ends) & (E.time > F.time)
+                                      & (E.time <= moment) & self._in_fact_chains(E))
+        query = where(F.select(F.body), equal(F, service=service, subject=subject)
+                      + [F.type.in_(types), F.time <= moment, F.subject.is_null(False), ~pw.fn.EXISTS(ended),
+                         self._in_fact_chains(F)])
+        return [json.loads(row.body) for row in query.order_by(F.time.desc(), F.seq.desc())]
+
+    def facts_between(self, types: list[str], after: datetime, at: datetime, service: str | None = None) -> list[dict]:
+        """Facts of ``types`` (and ``service`` when given) after ``after``, up to ``at``, in event-time order."""
+        F = self.m.Fact
+        query = where(F.select(F.body), equal(F, service=service)
+                      + [F.type.in_(types), F.time > instant_text(after, "after"), F.time <= instant_text(at, "at"),
+                         self._in_fact_chains(F)])
+        return [json.loads(row.body) for row in query.order_by(F.time, F.seq)]
 
     def list_facts(self, service=None, subject=None, type=None, since=None, until=None,
                    cursor=None, limit=None) -> tuple[list[dict], str | None]:

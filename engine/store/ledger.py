@@ -14,6 +14,7 @@ is the order the owners' transactions committed in (each decision row keeps its 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 from engine.store.audit import AuditChains, body_text, retracted_of
 from engine.store.base import between, chunks, equal, where
@@ -108,6 +109,16 @@ class Ledger(AuditChains):
             terms.append(D.id.in_(retractions) if retracted else D.id.not_in(retractions))
         query = where(D.select(D.seq, D.body), terms + [self._in_chain(CHAIN, D)])
         return self._page(query, D.seq, cursor, limit, lambda r: json.loads(r.body))
+
+    def standing_decisions(self, kind: str, target: str, at: datetime, service: str | None = None,
+                           subject: str | None = None, limit: int | None = None) -> list[dict]:
+        """Decisions of ``kind`` and ``target`` at or before ``at`` (of ``service`` and
+        ``subject`` when given) that no later decision retracted, newest first."""
+        D, R = self.m.Decision, self.m.Decision.alias("r")
+        retracted = R.select(R.retracts).where(R.retracts.is_null(False) & self._in_chain(CHAIN, R))
+        query = where(D.select(D.body), equal(D, kind=kind, target=target, service=service, subject=subject)
+                      + [D.at <= instant_text(at, "at"), D.id.not_in(retracted), self._in_chain(CHAIN, D)])
+        return [json.loads(row.body) for row in query.order_by(D.at.desc(), D.seq.desc()).limit(limit)]
 
     def decision_count(self) -> int:
         return self.m.Decision.select().count()
