@@ -73,10 +73,9 @@ Versions:
    target's period left out of compliance, docs/OPERATIONS.md), appended and chained in its
    own ``waivers`` chain, whose head row the store makes when it opens. It starts empty.
 
-17. ``restatement_events``: each request (with the superseding decisions it records),
+15. ``restatement_events``: each request (with the superseding decisions it records),
    approval and revocation of a restatement of a settled month (docs/OPERATIONS.md,
    "Restatements"), appended and chained in its own ``restatements`` chain. It starts empty.
-   (Versions 15 and 16 are taken by work merged beside it; the steps run in version order.)
 
 A new version is a step function here (playhouse.migrate operations on table and column
 names, never the models, which describe only the newest schema), its entry in
@@ -335,8 +334,8 @@ def _v14_silences(migrator: SchemaMigrator) -> None:
     Silence.create_table()                       # its chain head is made when the store opens
 
 
-def _v17_restatements(migrator: SchemaMigrator) -> None:
-    class RestatementEvent(pw.Model):            # as version 17 defines it
+def _v15_restatements(migrator: SchemaMigrator) -> None:
+    class RestatementEvent(pw.Model):            # as version 15 defines it
         seq = pw.BigAutoField()
         restatement = pw.TextField(index=True)
         event = pw.TextField()
@@ -374,9 +373,8 @@ STEPS: dict[int, tuple[str, Callable[[SchemaMigrator], None]]] = {
          _v12_partition_map),
     13: ("waiver_events: requests, approvals and revocations of waivers, in their own audit chain", _v13_waivers),
     14: ("silences: time-boxed mutes of notifications, each created or expired event chained", _v14_silences),
-    # 15 and 16 are reserved for changes being made beside this one; 17 follows 14 until they land
-    17: ("restatement_events: restatements of settled months with their superseding decisions, requests, "
-         "approvals and revocations, in their own audit chain", _v17_restatements),
+    15: ("restatement_events: restatements of settled months with their superseding decisions, requests, "
+         "approvals and revocations, in their own audit chain", _v15_restatements),
 }
 SCHEMA_VERSION = max(STEPS, default=1)
 

@@ -725,7 +725,7 @@ def test_version_14_adds_silences_chained_from_the_start(v12_url, store_log, tmp
         assert store.schema_version() == SCHEMA_VERSION >= 14
         upgraded = [line.split(":")[0] for line in store_log() if line.startswith("upgraded the schema")]
         assert upgraded == ["upgraded the schema from version 12 to 13", "upgraded the schema from version 13 to 14",
-                            "upgraded the schema from version 14 to 17"]
+                            "upgraded the schema from version 14 to 15"]
         now = datetime(2026, 11, 5, 4, tzinfo=UTC)
         made = new_silence({"service": "email"}, now, now + timedelta(hours=1), "ann", "relay swap", now)
         store.add_silence_event(made.id, "created", now, created_event(made))
@@ -734,7 +734,7 @@ def test_version_14_adds_silences_chained_from_the_start(v12_url, store_log, tmp
     assert_upgraded_like_new(v12_url, tmp_path)
 
 
-# ---- version 17: restatements (15 and 16 are taken by work merged beside it) ----------------
+# ---- version 15: restatements ---------------------------------------------------------------
 
 @pytest.fixture
 def v14_url(url):
@@ -747,11 +747,11 @@ def v14_url(url):
     return url
 
 
-def test_version_17_adds_an_empty_restatement_chain_that_chains_what_follows(v14_url, store_log, tmp_path):
+def test_version_15_adds_an_empty_restatement_chain_that_chains_what_follows(v14_url, store_log, tmp_path):
     with Store.open(v14_url) as store:
-        assert store.schema_version() == SCHEMA_VERSION == 17
+        assert store.schema_version() == SCHEMA_VERSION == 15
         upgraded = [line.split(":")[0] for line in store_log() if line.startswith("upgraded the schema")]
-        assert upgraded == ["upgraded the schema from version 14 to 17"]
+        assert upgraded == ["upgraded the schema from version 14 to 15"]
         assert store.restatements() == [] and verified(store)["chains"]["restatements"]["checked"] == 0
         asked = store.request_restatement({"service": "email", "period": "2026-11", "reason": "OLA at 15m",
                                            "rules": "sha256:x", "facts": 3, "decisions": [], "withdraws": [],
