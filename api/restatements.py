@@ -17,6 +17,7 @@ from schemas.api import (
 from .auth import OWNER, READER, requires
 from .body import BoundedBlueprint
 from .context import current_service
+from .filters import check_known
 from .waivers import _by
 
 blp = BoundedBlueprint("restatements", __name__, url_prefix="/v1",
@@ -27,6 +28,9 @@ blp = BoundedBlueprint("restatements", __name__, url_prefix="/v1",
 @requires(blp, OWNER)
 @blp.arguments(RestatementRequestSchema)
 @blp.response(201, RestatementSchema)
+@blp.alt_response(404, description="``rules`` names no rule-set version put in force and stored")
+@blp.alt_response(409, description="the month is not settled yet, ``rules`` is the start of several versions, "
+                                   "or that version has no such service")
 def request_restatement(body):
     """Evaluate a settled month of a service again over the stored history (under the rules in
     force, or ``rules``) and record what it decides differently as superseding decisions.
@@ -38,14 +42,17 @@ def request_restatement(body):
 @requires(blp, READER)
 @blp.arguments(RestatementArgs, location="query")
 @blp.response(200, RestatementListSchema)
+@blp.alt_response(400, description="``service`` names no service the rules define")
 def list_restatements(args):
     """Every restatement, oldest request first, with who requested, approved and revoked it."""
+    check_known(args)
     return {"items": current_service().store.restatements(args.get("status"), args.get("service"))}
 
 
 @blp.route("/restatements/<string:restatement_id>")
 @requires(blp, READER)
 @blp.response(200, RestatementSchema)
+@blp.alt_response(404, description="no such restatement")
 def get_restatement(restatement_id):
     """One restatement as its chained events say, with its superseding decisions."""
     restatement = current_service().store.restatement(restatement_id)
@@ -57,6 +64,8 @@ def get_restatement(restatement_id):
 @blp.route("/restatements/<string:restatement_id>/approve", methods=["POST"])
 @requires(blp, OWNER)
 @blp.response(200, RestatementSchema)
+@blp.alt_response(404, description="no such restatement")
+@blp.alt_response(409, description="it is not requested (approved or revoked already)")
 def approve_restatement(restatement_id):
     """Put a requested restatement in effect: 403 to the token that requested it (by name),
     409 if it is not requested."""
@@ -67,6 +76,8 @@ def approve_restatement(restatement_id):
 @requires(blp, OWNER)
 @blp.arguments(WaiverRevokeSchema)
 @blp.response(200, RestatementSchema)
+@blp.alt_response(404, description="no such restatement")
+@blp.alt_response(409, description="it was revoked already")
 def revoke_restatement(body, restatement_id):
     """End a restatement, requested or approved (reports show the recorded figures again);
     409 if it was revoked already."""

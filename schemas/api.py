@@ -851,7 +851,7 @@ class RestatementSchema(Schema):
 class RestatementArgs(QuerySchema):
     status = fields.String(validate=validate.OneOf(["requested", "approved", "revoked"]),
                            metadata={"description": "only restatements in this state"})
-    service = known("services-in-force", "only this service's")
+    service = known("services", "only this service's (a service the rules define or once defined; else 400)")
 
 
 class RestatementListSchema(Schema):

@@ -41,7 +41,7 @@ class Restatements:
         ruleset = self._rules(asked.get("rules"))
         service = asked.get("service")
         if service not in ruleset.services:
-            raise WaiverRefused(422, f"unknown service {service!r} in rules {ruleset.version[:19]}… (services: "
+            raise WaiverRefused(409, f"unknown service {service!r} in rules {ruleset.version[:19]}… (services: "
                                      f"{', '.join(sorted(ruleset.services))})", "service")
         period = asked.get("period") or ""
         try:
@@ -54,7 +54,7 @@ class Restatements:
         since, until = start - SPAN_MARGIN, end + SPAN_MARGIN
         now = self.now()
         if now < until:
-            raise WaiverRefused(422, f"{period} is not settled: a month can be restated from "
+            raise WaiverRefused(409, f"{period} is not settled: a month can be restated from "
                                      f"{format_instant(until)} on (a day after it ends)", "period")
         try:
             replayed = replay(self.store, ruleset, since, until, bounds=self.bounds)
@@ -110,11 +110,11 @@ class Restatements:
         found = [v for v in known if v == version] or [v for v in known if v.startswith(version)]
         if len(found) != 1:
             what = "names no version put in force" if not found else f"is the start of {len(found)} versions"
-            raise WaiverRefused(422, f"rules {version!r} {what}: give a version of GET /v1/rules/versions",
+            raise WaiverRefused(404 if not found else 409, f"rules {version!r} {what}: give a version of GET /v1/rules/versions",
                                 "rules")
         files = self.store.ruleset_files(found[0])
         if files is None:
-            raise WaiverRefused(422, f"rules {found[0][:19]}… are not stored in the database", "rules")
+            raise WaiverRefused(404, f"rules {found[0][:19]}… are not stored in the database", "rules")
         return load_texts(files, root=f"version {found[0][:19]}")
 
 

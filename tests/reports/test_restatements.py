@@ -97,16 +97,18 @@ def test_restating_under_the_version_that_decided_changes_nothing(settled):
     assert (asked.json["rules"], asked.json["decisions"], asked.json["withdraws"]) == (env.old_version, [], [])
 
 
-@pytest.mark.parametrize("body, field, message", [
-    ({"service": "email", "period": "2026-12", "reason": "x"}, "json.period", "2026-12 is not settled"),
-    ({"service": "email", "period": "2026-11", "reason": "x", "rules": "sha256:nope"}, "json.rules",
+@pytest.mark.parametrize("body, status, field, message", [
+    ({"service": "email", "period": "2026-12", "reason": "x"}, 409, "json.period", "2026-12 is not settled"),
+    ({"service": "email", "period": "2026-11", "reason": "x", "rules": "sha256:nope"}, 404, "json.rules",
      "names no version put in force"),
-    ({"service": "email", "period": "2026-11", "reason": "  "}, "json.reason", "give a reason"),
-    ({"service": "email", "period": "2026-11..2026-12", "reason": "x"}, "json.period", "expected YYYY-MM"),
+    ({"service": "email", "period": "2026-11", "reason": "  "}, 422, "json.reason", "give a reason"),
+    ({"service": "email", "period": "2026-11..2026-12", "reason": "x"}, 422, "json.period", "expected YYYY-MM"),
 ])
-def test_a_wrong_request_is_a_422_naming_the_field_and_records_nothing(settled, body, field, message):
+def test_a_wrong_request_is_refused_naming_the_field_and_records_nothing(settled, body, status, field, message):
+    """422 for a body the document refuses; a valid one that names no rule version is 404, and
+    one that asks too early (the month is not settled yet) is 409."""
     response = settled.as_("owner", "/v1/restatements", body)
-    assert response.status_code == 422 and response.mimetype == "application/problem+json"
+    assert response.status_code == status and response.mimetype == "application/problem+json"
     assert any(message in text for text in response.json["errors"][field]), response.json
     assert settled.store.restatements() == []
     assert settled.as_("auditor", "/v1/restatements", {"service": "email", "period": "2026-11",
