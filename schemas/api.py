@@ -210,6 +210,10 @@ class NotificationSchema(Schema):
     next_attempt_at = fields.String(allow_none=True, metadata={"description": "when it is tried next"})
     message_id = fields.String(allow_none=True,
                                metadata={"description": "the message it went out in (Message-ID / Idempotency-Key)"})
+    oncall = fields.List(fields.Dict(), metadata={
+        "description": "present when an on-call schedule routed it: per schedule, the schedule (relative to the "
+                       "rules directory), the role, the decision's instant, whom it gave and the event that gave "
+                       "them (event, uid, from, to), or, nobody being on call, the fallback told"})
 
 
 class StoredFactSchema(Schema):

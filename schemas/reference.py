@@ -37,8 +37,16 @@ FIELDS: dict[str, tuple[str, str]] = {
     "HolidaysSchema.subdivision": ("region of the country (needs `country`), in the `holidays` package's codes "
                                    "for that country, without the country prefix", "`ENG` (England), `BE` (Berlin)"),
     "HolidaysSchema.dates": ("extra closed days", "`[2026-12-24]`"),
-    "RolesSchema.holders": ("role → who holds it, for every service that does not name its own",
+    "RolesSchema.holders": ("role → who holds it, for every service that does not name its own: an address, "
+                            "or an on-call schedule",
                             "`{slm_process_owner: owner@example.org}`"),
+    "OnCallSchema.oncall": ("an iCalendar file (RFC 5545), relative to the rule file and inside the rules "
+                            "directory: whoever its event covering the decision's instant names is told (see "
+                            "On-call schedules)", "`oncall/mail-slm.ics`"),
+    "OnCallSchema.fallback": ("who is told when nobody is on call (else the gap is recorded `undeliverable`)",
+                              "`mail-desk@example.org`"),
+    "OnCallSchema.timezone": ("the zone of the file's floating times and all-day dates (a TZID or X-WR-TIMEZONE "
+                              "in the file wins)", "`Europe/London`"),
     "ServiceSchema.name": ("the service's name in documents (default: its id)", "`Corporate email`"),
     "ServiceSchema.roles": ("role → holders for this service; wins over Roles", "`{service_owner: a@example.org}`"),
     "ServiceSchema.calendar": ("", "`uk-office`"),
@@ -263,6 +271,7 @@ TABLES: list[tuple[str, type[Schema], str]] = [  # (heading, schema, where it is
     ("Holidays", rules.HolidaysSchema, "a Calendar's `holidays`"),
     ("Roles", rules.RolesSchema, "`kind: Roles`"),
     ("Service", rules.ServiceSchema, "`kind: Service`"),
+    ("On call", rules.OnCallSchema, "a holder of a Roles' `holders` or a Service's `roles` written as a mapping"),
     ("Agreement", rules.AgreementSchema, "`kind: Agreement`"),
     ("Valid", rules.ValidSchema, "an Agreement's `valid`"),
     ("Credits", rules.CreditsSchema, "an Agreement's `credits`"),
@@ -321,6 +330,8 @@ def type_of(field: fields.Field[Any]) -> str:
         return "mapping of activity → role → letters"
     if isinstance(field, own.Mapping):
         return f"mapping of name → {type_of(field.values_field)}"
+    if isinstance(field, rules.HolderField):
+        return "address or On call"
     if isinstance(field, rules.CalendarField):
         return "name, {any_of: [name, …]} or {by, map, default}"
     if isinstance(field, rules.StartAtField):

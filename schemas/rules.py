@@ -75,7 +75,33 @@ class Holder(Text):
         return text
 
 
-_HOLDERS = OneOrMany(Holder())
+class OnCallSchema(Strict):
+    """A holder written ``{oncall: FILE.ics}``: whoever the schedule puts on call at the
+    decision's instant (docs/RULES.md, "On-call schedules")."""
+
+    oncall = Text(required=True)
+    fallback = OneOrMany(Holder(), load_default=list)
+    timezone = Text(load_default="UTC")
+
+    @validates_schema
+    def _an_ics_file(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data["oncall"].strip().lower().endswith(".ics"):
+            raise ValidationError(f"{data['oncall']!r} is no iCalendar file: expected a path ending in .ics "
+                                  "(relative to this rule file)", "oncall")
+
+
+class HolderField(AnyField):
+    """A role's holder: an address (Holder), or an on-call schedule ``{oncall: FILE.ics}``
+    (loaded as its dict)."""
+
+    def _deserialize(self, value: object, attr: str | None, data: collections.abc.Mapping[str, Any] | None,
+                     **kwargs: Any) -> str | dict[str, Any]:
+        if isinstance(value, dict):
+            return cast(dict[str, Any], OnCallSchema().load(value))
+        return Holder().deserialize(value)
+
+
+_HOLDERS = OneOrMany(HolderField())
 
 
 class RolesSchema(DocumentSchema):
