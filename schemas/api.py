@@ -201,7 +201,7 @@ class NotificationSchema(Schema):
     recipient = fields.String()
     roles = fields.List(fields.String())
     raci = fields.String()
-    channel = fields.String(metadata={"description": "email, webhook, chat or default (no channel)"})
+    channel = fields.String(metadata={"description": "email, webhook, chat, writeback or default (no channel)"})
     message = fields.String()
     status = fields.String(metadata={"description": "pending, retrying, sent, failed, muted, cancelled "
                                                     "or undeliverable"})
@@ -214,6 +214,10 @@ class NotificationSchema(Schema):
         "description": "present when an on-call schedule routed it: per schedule, the schedule (relative to the "
                        "rules directory), the role, the decision's instant, whom it gave and the event that gave "
                        "them (event, uid, from, to), or, nobody being on call, the fallback told"})
+    call = fields.Dict(metadata={
+        "description": "present for a write-back (channel writeback): the request as rendered when routed, "
+                       "its kind (jira, servicenow, pagerduty), URL and texts; the credentials only by the "
+                       "names of their environment variables"})
 
 
 class StoredFactSchema(Schema):

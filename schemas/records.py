@@ -91,7 +91,7 @@ class Notification:
     """Who is told of a decision, in which RACI capacity, through which channel, and how
     its delivery went.
 
-    The first eight fields and ``oncall`` are what routing decided (stored once as the
+    The first eight fields, ``oncall`` and ``call`` are what routing decided (stored once as the
     record's body); the delivery fields change as the outbox works on it (stored in columns of their own).
     ``status``: pending → sent | retrying → sent | failed; ``muted`` (a shadow decision's,
     never sent), ``cancelled`` (its decision was retracted before it went out),
@@ -114,11 +114,15 @@ class Notification:
     # recipient, or found nobody on call ({schedule, role, at, gave, event, uid, from, to,
     # fallback}: engine/notify/route.py).
     oncall: list[dict[str, Any]] | None = None
+    # A write-back's request as rendered (kind, url, the texts; the credentials only named:
+    # engine/lang/writeback.py), written only when set.
+    call: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        if out["oncall"] is None:
-            del out["oncall"]
+        for name in ("oncall", "call"):
+            if out[name] is None:
+                del out[name]
         return out
 
 

@@ -36,6 +36,7 @@ from engine.lang.model import (
 )
 from engine.lang.oncall_load import Schedules
 from engine.lang.spelling import by_likeness
+from engine.lang.writeback import build_writeback
 from engine.lang.yamlsource import Document, load_documents
 from schemas.rules import KIND_SCHEMAS
 from schemas.values import DeadlineGoal
@@ -256,9 +257,16 @@ def _build(documents: list[tuple[Document, dict[str, Any]]], files: dict[str, st
             ruleset.raci_manual.add(activity)
     for doc, loaded in by_kind.get("Escalation", []):
         scope = loaded["applies_to"]
-        levels = [EscalationLevel(loaded["id"], index, level["at"], level["activity"], level.get("repeat"),
-                                  _origin(doc, ("levels", index)), level.get("call"))
-                  for index, level in enumerate(loaded["levels"])]
+        levels = []
+        for index, level in enumerate(loaded["levels"]):
+            call = level.get("call")
+            writeback = None
+            if isinstance(call, dict):
+                writeback = build_writeback(doc, ("levels", index), call, names.get(doc.file, doc.file), problems,
+                                            ruleset.warnings)
+                call = None
+            levels.append(EscalationLevel(loaded["id"], index, level["at"], level["activity"], level.get("repeat"),
+                                          _origin(doc, ("levels", index)), call, writeback))
         ruleset.escalations[loaded["id"]] = Escalation(loaded["id"], scope.get("targets") or [],
                                                        scope.get("metric"), scope.get("service"), levels,
                                                        _origin(doc))

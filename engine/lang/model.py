@@ -17,6 +17,7 @@ from engine.lang.excerpt import definition_text
 from engine.lang.followsun import AnyOfCalendar
 from engine.lang.maintenance import ExcludingCalendar, MaintenanceWindows
 from engine.lang.oncall import OnCall
+from engine.lang.writeback import WriteBack
 from schemas.values import DeadlineGoal, Level
 
 if TYPE_CHECKING:
@@ -183,6 +184,7 @@ class EscalationLevel:
     repeat: timedelta | None
     origin: Origin
     call: str | None = None     # a URL the escalation decision is POSTed to (engine.notify.route)
+    writeback: WriteBack | None = None     # or the ticket or page itself updated (engine/lang/writeback.py)
 
 
 @dataclass

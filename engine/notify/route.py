@@ -57,11 +57,11 @@ def route(decision: Decision, ruleset: RuleSet) -> list[Notification]:
                 entry["letters"].update(letters)
                 if via is not None:
                     entry["oncall"].append(via)
-    call = None
+    call = writeback = None
     if decision.kind == "escalation":
         level = ruleset.escalation_level(decision.rule, activity)
-        call = level.call if level else None
-    if not by_recipient and not call:
+        call, writeback = (level.call, level.writeback) if level else (None, None)
+    if not by_recipient and not call and not writeback:
         return []
     text = decision.notice or decision.message or render(DEFAULT_MESSAGE, decision.as_dict())
     out = [Notification(
@@ -75,6 +75,12 @@ def route(decision: Decision, ruleset: RuleSet) -> list[Notification]:
         out.append(Notification(id=notification_id(decision.id, "call|" + call), decision=decision.id,
                                 activity=activity, recipient=call, roles=["call"], raci="",
                                 channel="webhook", message=text))
+    if writeback:
+        request = writeback.request({**decision.as_dict(), "message": text})
+        recipient = writeback.recipient(request)
+        out.append(Notification(id=notification_id(decision.id, "call|" + recipient), decision=decision.id,
+                                activity=activity, recipient=recipient, roles=["call"], raci="",
+                                channel="writeback", message=text, call=request))
     return out
 
 
