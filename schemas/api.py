@@ -201,7 +201,7 @@ class NotificationSchema(Schema):
     recipient = fields.String()
     roles = fields.List(fields.String())
     raci = fields.String()
-    channel = fields.String(metadata={"description": "email, webhook, chat or default (no channel)"})
+    channel = fields.String(metadata={"description": "email, webhook, chat, writeback or default (no channel)"})
     message = fields.String()
     status = fields.String(metadata={"description": "pending, retrying, sent, failed, muted, cancelled "
                                                     "or undeliverable"})
@@ -210,6 +210,14 @@ class NotificationSchema(Schema):
     next_attempt_at = fields.String(allow_none=True, metadata={"description": "when it is tried next"})
     message_id = fields.String(allow_none=True,
                                metadata={"description": "the message it went out in (Message-ID / Idempotency-Key)"})
+    oncall = fields.List(fields.Dict(), metadata={
+        "description": "present when an on-call schedule routed it: per schedule, the schedule (relative to the "
+                       "rules directory), the role, the decision's instant, whom it gave and the event that gave "
+                       "them (event, uid, from, to), or, nobody being on call, the fallback told"})
+    call = fields.Dict(metadata={
+        "description": "present for a write-back (channel writeback): the request as rendered when routed, "
+                       "its kind (jira, servicenow, pagerduty), URL and texts; the credentials only by the "
+                       "names of their environment variables"})
 
 
 class StoredFactSchema(Schema):

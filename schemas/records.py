@@ -91,8 +91,8 @@ class Notification:
     """Who is told of a decision, in which RACI capacity, through which channel, and how
     its delivery went.
 
-    The first eight fields are what routing decided (stored once as the record's body);
-    the delivery fields change as the outbox works on it (stored in columns of their own).
+    The first eight fields, ``oncall`` and ``call`` are what routing decided (stored once as the
+    record's body); the delivery fields change as the outbox works on it (stored in columns of their own).
     ``status``: pending → sent | retrying → sent | failed; ``muted`` (a shadow decision's,
     never sent), ``cancelled`` (its decision was retracted before it went out),
     ``undeliverable`` (no channel for the recipient, e.g. e-mail without a relay)."""
@@ -110,9 +110,20 @@ class Notification:
     last_error: str | None = None
     next_attempt_at: str | None = None   # RFC 3339 UTC, while pending or retrying
     message_id: str | None = None        # the message it went out in (its own id, or a group's)
+    # What routing decided too, written only when set: the on-call schedules that gave this
+    # recipient, or found nobody on call ({schedule, role, at, gave, event, uid, from, to,
+    # fallback}: engine/notify/route.py).
+    oncall: list[dict[str, Any]] | None = None
+    # A write-back's request as rendered (kind, url, the texts; the credentials only named:
+    # engine/lang/writeback.py), written only when set.
+    call: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in ("oncall", "call"):
+            if out[name] is None:
+                del out[name]
+        return out
 
 
 def record_fields(cls: type[Decision | Notification]) -> set[str]:

@@ -37,8 +37,16 @@ FIELDS: dict[str, tuple[str, str]] = {
     "HolidaysSchema.subdivision": ("region of the country (needs `country`), in the `holidays` package's codes "
                                    "for that country, without the country prefix", "`ENG` (England), `BE` (Berlin)"),
     "HolidaysSchema.dates": ("extra closed days", "`[2026-12-24]`"),
-    "RolesSchema.holders": ("role → who holds it, for every service that does not name its own",
+    "RolesSchema.holders": ("role → who holds it, for every service that does not name its own: an address, "
+                            "or an on-call schedule",
                             "`{slm_process_owner: owner@example.org}`"),
+    "OnCallSchema.oncall": ("an iCalendar file (RFC 5545), relative to the rule file and inside the rules "
+                            "directory: whoever its event covering the decision's instant names is told (see "
+                            "On-call schedules)", "`oncall/mail-slm.ics`"),
+    "OnCallSchema.fallback": ("who is told when nobody is on call (else the gap is recorded `undeliverable`)",
+                              "`mail-desk@example.org`"),
+    "OnCallSchema.timezone": ("the zone of the file's floating times and all-day dates (a TZID or X-WR-TIMEZONE "
+                              "in the file wins)", "`Europe/London`"),
     "ServiceSchema.name": ("the service's name in documents (default: its id)", "`Corporate email`"),
     "ServiceSchema.roles": ("role → holders for this service; wins over Roles", "`{service_owner: a@example.org}`"),
     "ServiceSchema.calendar": ("", "`uk-office`"),
@@ -162,7 +170,44 @@ FIELDS: dict[str, tuple[str, str]] = {
     "EscalationLevelSchema.activity": ("the RACI activity notified", "`breach-handling`"),
     "EscalationLevelSchema.repeat": ("fire again at this interval of counted time while the clock runs", "`4h`"),
     "EscalationLevelSchema.call": ("an http(s) URL the escalation decision is POSTed to, signed, through the outbox "
-                                   "(README: the webhook format)", "`https://itsm.example.org/api/slm/reassign`"),
+                                   "(README: the webhook format); or a Write-back that updates the ticket or page "
+                                   "itself", "`https://itsm.example.org/api/slm/reassign`"),
+    "WriteBackSchema.jira": ("a comment on the issue and/or an update of its fields", "see Jira call"),
+    "WriteBackSchema.servicenow": ("a Table API PATCH of the record", "see ServiceNow call"),
+    "WriteBackSchema.pagerduty": ("an Events API v2 trigger", "see PagerDuty call"),
+    "JiraCallSchema.url": ("the Jira site (REST API v2 under it)", "`https://example.atlassian.net`"),
+    "JiraCallSchema.issue": ("template: the issue key", "`{{ subject }}` (the default)"),
+    "JiraCallSchema.comment": ("template: the comment added", "`SLA breached: {{ target }} at {{ level }}`"),
+    "JiraCallSchema.fields": ("the fields set (`PUT …/issue/{issue}`), every text a template",
+                              "`{priority: {name: Highest}}`"),
+    "JiraCallSchema.credentials": ("Basic with `user_env` (the account's e-mail) and `token_env` (its API token), "
+                                   "or a Bearer personal access token in `token_env` alone", "see Credentials"),
+    "ServiceNowCallSchema.url": ("the instance", "`https://example.service-now.com`"),
+    "ServiceNowCallSchema.table": ("the table", "`incident` (the default)"),
+    "ServiceNowCallSchema.number": ("template: the record's number, looked up for its sys_id (unless `sys_id` is "
+                                    "given)", "`{{ subject }}` (the default)"),
+    "ServiceNowCallSchema.sys_id": ("template: the record's sys_id, when the subject carries it", ""),
+    "ServiceNowCallSchema.fields": ("the fields PATCHed, every text a template", "`{urgency: '1', work_notes: "
+                                    "'{{ message }}'}`"),
+    "ServiceNowCallSchema.credentials": ("Basic with `user_env` and `token_env` (the password), or an OAuth "
+                                         "Bearer token in `token_env` alone", "see Credentials"),
+    "PagerDutyCallSchema.url": ("the Events API v2 endpoint (an EU account: `https://events.eu.pagerduty.com/v2/"
+                                "enqueue`)", "`https://events.pagerduty.com/v2/enqueue` (the default)"),
+    "PagerDutyCallSchema.dedup_key": ("template: the alert's key, so that repeats update one alert",
+                                      "`{{ target }}/{{ subject }}` (the default)"),
+    "PagerDutyCallSchema.summary": ("template: the alert's summary (up to 1,024 characters)",
+                                    "`{{ message }}` (the default)"),
+    "PagerDutyCallSchema.source": ("template: payload.source", "`slm` (the default)"),
+    "PagerDutyCallSchema.severity": ("template: critical, error, warning or info", "`critical` (the default)"),
+    "PagerDutyCallSchema.component": ("template: payload.component", "`{{ service }}`"),
+    "PagerDutyCallSchema.group": ("template: payload.group", ""),
+    "PagerDutyCallSchema.class": ("template: payload.class", "`sla-breach`"),
+    "PagerDutyCallSchema.custom_details": ("payload.custom_details, every text a template",
+                                           "`{target: '{{ target }}'}`"),
+    "PagerDutyCallSchema.credentials": ("the integration's routing key in `token_env`", "`{token_env: PD_KEY}`"),
+    "CredentialsSchema.user_env": ("the environment variable of `slm serve` holding the user name", "`JIRA_USER`"),
+    "CredentialsSchema.token_env": ("the environment variable holding the token, password or routing key",
+                                    "`JIRA_TOKEN`"),
     "RaciSchema.activities": ("activity → role → letters (R, A, C, I; two as `A/R`)",
                               "`{breach-handling: {service_owner: A, service_level_manager: R}}`"),
     "RaciSchema.manual": ("activities of this matrix that people carry out and nothing notifies (no "
@@ -263,6 +308,7 @@ TABLES: list[tuple[str, type[Schema], str]] = [  # (heading, schema, where it is
     ("Holidays", rules.HolidaysSchema, "a Calendar's `holidays`"),
     ("Roles", rules.RolesSchema, "`kind: Roles`"),
     ("Service", rules.ServiceSchema, "`kind: Service`"),
+    ("On call", rules.OnCallSchema, "a holder of a Roles' `holders` or a Service's `roles` written as a mapping"),
     ("Agreement", rules.AgreementSchema, "`kind: Agreement`"),
     ("Valid", rules.ValidSchema, "an Agreement's `valid`"),
     ("Credits", rules.CreditsSchema, "an Agreement's `credits`"),
@@ -281,6 +327,11 @@ TABLES: list[tuple[str, type[Schema], str]] = [  # (heading, schema, where it is
     ("Escalation", rules.EscalationSchema, "`kind: Escalation`"),
     ("Scope", rules.EscalationScopeSchema, "an Escalation's `applies_to`"),
     ("Level", rules.EscalationLevelSchema, "each of an Escalation's `levels`"),
+    ("Write-back", rules.WriteBackSchema, "a Level's `call` written as a mapping (one of its fields)"),
+    ("Jira call", rules.JiraCallSchema, "a Write-back's `jira`"),
+    ("ServiceNow call", rules.ServiceNowCallSchema, "a Write-back's `servicenow`"),
+    ("PagerDuty call", rules.PagerDutyCallSchema, "a Write-back's `pagerduty`"),
+    ("Credentials", rules.CredentialsSchema, "a write-back's `credentials`"),
     ("Raci", rules.RaciSchema, "`kind: Raci`"),
     ("Rule", rules.RuleSchema, "`kind: Rule`"),
     ("Count", rules.CountSchema, "a Rule's `when` in the counting form"),
@@ -321,6 +372,10 @@ def type_of(field: fields.Field[Any]) -> str:
         return "mapping of activity → role → letters"
     if isinstance(field, own.Mapping):
         return f"mapping of name → {type_of(field.values_field)}"
+    if isinstance(field, rules.CallField):
+        return "URL or Write-back"
+    if isinstance(field, rules.HolderField):
+        return "address or On call"
     if isinstance(field, rules.CalendarField):
         return "name, {any_of: [name, …]} or {by, map, default}"
     if isinstance(field, rules.StartAtField):

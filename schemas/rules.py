@@ -75,7 +75,33 @@ class Holder(Text):
         return text
 
 
-_HOLDERS = OneOrMany(Holder())
+class OnCallSchema(Strict):
+    """A holder written ``{oncall: FILE.ics}``: whoever the schedule puts on call at the
+    decision's instant (docs/RULES.md, "On-call schedules")."""
+
+    oncall = Text(required=True)
+    fallback = OneOrMany(Holder(), load_default=list)
+    timezone = Text(load_default="UTC")
+
+    @validates_schema
+    def _an_ics_file(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data["oncall"].strip().lower().endswith(".ics"):
+            raise ValidationError(f"{data['oncall']!r} is no iCalendar file: expected a path ending in .ics "
+                                  "(relative to this rule file)", "oncall")
+
+
+class HolderField(AnyField):
+    """A role's holder: an address (Holder), or an on-call schedule ``{oncall: FILE.ics}``
+    (loaded as its dict)."""
+
+    def _deserialize(self, value: object, attr: str | None, data: collections.abc.Mapping[str, Any] | None,
+                     **kwargs: Any) -> str | dict[str, Any]:
+        if isinstance(value, dict):
+            return cast(dict[str, Any], OnCallSchema().load(value))
+        return Holder().deserialize(value)
+
+
+_HOLDERS = OneOrMany(HolderField())
 
 
 class RolesSchema(DocumentSchema):
@@ -439,11 +465,96 @@ class AgreementSchema(DocumentSchema):
     credits = fields.Nested(CreditsSchema)
 
 
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+NOT_ENV = "{input!r} is not an environment variable name"
+PD_SEVERITIES = ("critical", "error", "warning", "info")
+
+
+def _web_url(**kwargs: Any) -> fields.Url:
+    return fields.Url(schemes={"http", "https"}, require_tld=False, **kwargs)
+
+
+class CredentialsSchema(Strict):
+    """Which environment variables of ``slm serve`` hold a write-back's secrets: never the
+    secrets themselves (docs/RULES.md, "Write-back")."""
+
+    user_env = fields.String(validate=validate.Regexp(ENV_NAME, error=NOT_ENV))
+    token_env = fields.String(required=True, validate=validate.Regexp(ENV_NAME, error=NOT_ENV))
+
+
+class JiraCallSchema(Strict):
+    url = _web_url(required=True)
+    issue = Text(load_default="{{ subject }}")
+    comment = Text()
+    fields_ = fields.Dict(keys=fields.String(), data_key="fields", attribute="fields")
+    credentials = fields.Nested(CredentialsSchema, required=True)
+
+    @validates_schema
+    def _something_to_write(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "comment" not in data and not data.get("fields"):
+            raise ValidationError("give a comment, fields to update, or both", "comment")
+
+
+class ServiceNowCallSchema(Strict):
+    url = _web_url(required=True)
+    table = Name(load_default="incident")
+    number = Text(load_default="{{ subject }}")
+    sys_id = Text()
+    fields_ = fields.Dict(keys=fields.String(), data_key="fields", attribute="fields", required=True,
+                          validate=validate.Length(min=1))
+    credentials = fields.Nested(CredentialsSchema, required=True)
+
+
+class PagerDutyCallSchema(Strict):
+    url = _web_url(load_default="https://events.pagerduty.com/v2/enqueue")
+    dedup_key = Text(load_default="{{ target }}/{{ subject }}")
+    summary = Text(load_default="{{ message }}")
+    source = Text(load_default="slm")
+    severity = Text(load_default="critical")
+    component = Text()
+    group = Text()
+    class_ = Text(data_key="class", attribute="class")
+    custom_details = fields.Dict(keys=fields.String())
+    credentials = fields.Nested(CredentialsSchema, required=True)
+
+    @validates_schema
+    def _routing_key_only(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "user_env" in data["credentials"]:
+            raise ValidationError("the Events API of PagerDuty takes a routing key alone: give token_env only",
+                                  "credentials")
+        if "{" not in data["severity"] and data["severity"] not in PD_SEVERITIES:
+            raise ValidationError(f"{data['severity']!r} is not one of: {', '.join(PD_SEVERITIES)}", "severity")
+
+
+class WriteBackSchema(Strict):
+    """``call: {jira | servicenow | pagerduty: {...}}``: the ticket or page itself updated."""
+
+    jira = fields.Nested(JiraCallSchema)
+    servicenow = fields.Nested(ServiceNowCallSchema)
+    pagerduty = fields.Nested(PagerDutyCallSchema)
+
+    @validates_schema
+    def _exactly_one(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if len(data) != 1:
+            raise ValidationError("give exactly one of: jira, servicenow, pagerduty")
+
+
+class CallField(AnyField):
+    """An escalation level's ``call``: a URL the decision is POSTed to, or a write-back
+    (loaded as ``{kind: spec}``)."""
+
+    def _deserialize(self, value: object, attr: str | None, data: collections.abc.Mapping[str, Any] | None,
+                     **kwargs: Any) -> str | dict[str, Any]:
+        if isinstance(value, dict):
+            return cast(dict[str, Any], WriteBackSchema().load(value))
+        return _web_url().deserialize(value)
+
+
 class EscalationLevelSchema(Strict):
     at = Level(required=True)
     activity = Name(required=True)
     repeat = Duration()
-    call = fields.Url(schemes={"http", "https"}, require_tld=False)
+    call = CallField()
 
 
 class EscalationScopeSchema(Strict):
@@ -608,7 +719,6 @@ class FactsSchema(DocumentSchema):
 
 
 SIGNATURE_SCHEMES = ("github", "pagerduty", "zendesk", "shared")
-ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
 class MappedValueSchema(Strict):

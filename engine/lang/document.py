@@ -17,6 +17,7 @@ from engine.lang.calendar import ServiceCalendar
 from engine.lang.followsun import AnyOfCalendar
 from engine.lang.maintenance import ExcludingCalendar
 from engine.lang.model import DEFAULT_FORECAST, Agreement, RuleSet, Target
+from engine.lang.oncall import holder_text
 from schemas.values import DeadlineGoal, Level, parse_duration
 
 AGREEMENT_KINDS = {"SLA": "Service level agreement", "OLA": "Operational level agreement",
@@ -449,7 +450,7 @@ def _raci(ruleset: RuleSet, service_id: str, targets: list[Target]) -> dict[str,
                 roles.append(role)
     rows = [{"activity": a, "letters": ["/".join(ruleset.raci[a].get(r, [])) for r in roles]}
             for a in activities if a in ruleset.raci]
-    holders = [{"role": role_name(r), "holders": ", ".join(ruleset.holders(service_id, r)) or "—"}
+    holders = [{"role": role_name(r), "holders": ", ".join(map(holder_text, ruleset.holders(service_id, r))) or "—"}
                for r in roles]
     return {"roles": [role_name(r) for r in roles], "rows": rows, "holders": holders}
 

@@ -34,21 +34,28 @@ from engine.lang.model import (
     Service,
     Target,
 )
+from engine.lang.oncall_load import Schedules
 from engine.lang.spelling import by_likeness
+from engine.lang.writeback import build_writeback
 from engine.lang.yamlsource import Document, load_documents
 from schemas.rules import KIND_SCHEMAS
 from schemas.values import DeadlineGoal
 
 BUILTIN_CALENDAR = "24x7"
+RULE_SUFFIXES = (".yaml", ".yml")
+# Files the rules name and that are part of the rule set (hashed into its version, stored
+# with it) but are no rule documents: on-call schedules (engine/lang/oncall.py).
+SIDE_SUFFIXES = (".ics",)
 
 
 def load_rules(root: str | Path) -> RuleSet:
-    """Load every ``*.yaml``/``*.yml`` under ``root`` (any depth), or raise RuleSetError."""
+    """Load every ``*.yaml``/``*.yml`` under ``root`` (any depth), with the on-call
+    schedules (``*.ics``) beside them, or raise RuleSetError."""
     root = Path(root)
     if not root.is_dir():
         raise RuleSetError([Problem(str(root), 1, 1, "no such rules directory", "missing")])
     files, names = {}, {}
-    for path in sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()):
+    for path in sorted(p for p in root.rglob("*") if p.suffix in RULE_SUFFIXES + SIDE_SUFFIXES and p.is_file()):
         try:
             files[_display(path)] = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as err:
@@ -66,9 +73,11 @@ def load_texts(files: dict[str, str], root: str = "", names: dict[str, str] | No
     the same version wherever the directory is and however it was named."""
     problems: list[Problem] = []
     documents: list[tuple[Document, dict[str, Any]]] = []
-    if not files:
+    if not any(_is_rule_file(name) for name in files):
         problems.append(Problem(root or ".", 1, 1, "no rule files (*.yaml, *.yml) found", "missing"))
     for name, text in files.items():
+        if not _is_rule_file(name):
+            continue            # a schedule: read where a rule names it
         docs, syntax = load_documents(text, name)
         problems.extend(syntax)
         unreadable = {(p.line, p.column) for p in syntax}
@@ -78,10 +87,10 @@ def load_texts(files: dict[str, str], root: str = "", names: dict[str, str] | No
             problems.extend(p for p in found if (p.line, p.column) not in unreadable)
             if loaded is not None:
                 documents.append((doc, loaded))
-    if files and not documents and not problems:
-        first = sorted(files)[0]
-        problems.append(Problem(first, 1, 1, f"no rule documents in {len(files)} file(s): an empty rule set "
-                                             "would stop every clock", "missing"))
+    rule_files = sorted(name for name in files if _is_rule_file(name))
+    if rule_files and not documents and not problems:
+        problems.append(Problem(rule_files[0], 1, 1, f"no rule documents in {len(rule_files)} file(s): an empty "
+                                                     "rule set would stop every clock", "missing"))
     ruleset = None
     if not problems:
         ruleset = _build(documents, files, root, problems, names or {})
@@ -89,6 +98,12 @@ def load_texts(files: dict[str, str], root: str = "", names: dict[str, str] | No
         raise RuleSetError(problems)
     assert ruleset is not None      # built, since there were no problems before it
     return ruleset
+
+
+def _is_rule_file(name: str) -> bool:
+    """A YAML rule file; any other file of a rule set is a side file a rule names (or none).
+    Uploads name their files as they like: what does not end in a side file's suffix is YAML."""
+    return not name.lower().endswith(SIDE_SUFFIXES)
 
 
 def version_of(files: dict[str, str]) -> str:
@@ -209,15 +224,19 @@ def _build(documents: list[tuple[Document, dict[str, Any]]], files: dict[str, st
             field = "timezone" if "zone" in str(err).lower() else "holidays"
             problems.append(doc.problem((field,), f"{field}: {err}"))
             ruleset.broken.add(loaded["id"])      # reported once, here: its users say nothing more
+    schedules = Schedules(doc_files=names, sources=sources)
     for doc, loaded in by_kind.get("Roles", []):
         for role, holders in loaded["holders"].items():
             if role in ruleset.default_holders:
                 problems.append(doc.problem(("holders", role), f"role '{role}' already has default holders",
                                             "duplicate", key=True))
-            ruleset.default_holders[role] = holders
+            ruleset.default_holders[role] = schedules.holders(doc, ("holders", role), holders, problems)
     for doc, loaded in by_kind.get("Service", []):
+        roles = {role: schedules.holders(doc, ("roles", role), holders, problems)
+                 for role, holders in loaded["roles"].items()}
         ruleset.services[loaded["id"]] = Service(loaded["id"], loaded.get("name", loaded["id"]),
-                                                 loaded["roles"], loaded.get("calendar"), _origin(doc))
+                                                 roles, loaded.get("calendar"), _origin(doc))
+    ruleset.warnings.extend(schedules.warnings)
     for doc, loaded in by_kind.get("Maintenance", []):
         _build_maintenance(doc, loaded, ruleset, problems)
     for doc, loaded in by_kind.get("Agreement", []):
@@ -238,9 +257,16 @@ def _build(documents: list[tuple[Document, dict[str, Any]]], files: dict[str, st
             ruleset.raci_manual.add(activity)
     for doc, loaded in by_kind.get("Escalation", []):
         scope = loaded["applies_to"]
-        levels = [EscalationLevel(loaded["id"], index, level["at"], level["activity"], level.get("repeat"),
-                                  _origin(doc, ("levels", index)), level.get("call"))
-                  for index, level in enumerate(loaded["levels"])]
+        levels = []
+        for index, level in enumerate(loaded["levels"]):
+            call = level.get("call")
+            writeback = None
+            if isinstance(call, dict):
+                writeback = build_writeback(doc, ("levels", index), call, names.get(doc.file, doc.file), problems,
+                                            ruleset.warnings)
+                call = None
+            levels.append(EscalationLevel(loaded["id"], index, level["at"], level["activity"], level.get("repeat"),
+                                          _origin(doc, ("levels", index)), call, writeback))
         ruleset.escalations[loaded["id"]] = Escalation(loaded["id"], scope.get("targets") or [],
                                                        scope.get("metric"), scope.get("service"), levels,
                                                        _origin(doc))

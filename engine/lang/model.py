@@ -16,6 +16,8 @@ from engine.lang.errors import Problem
 from engine.lang.excerpt import definition_text
 from engine.lang.followsun import AnyOfCalendar
 from engine.lang.maintenance import ExcludingCalendar, MaintenanceWindows
+from engine.lang.oncall import OnCall
+from engine.lang.writeback import WriteBack
 from schemas.values import DeadlineGoal, Level
 
 if TYPE_CHECKING:
@@ -37,7 +39,7 @@ class Origin:
 class Service:
     id: str
     name: str
-    roles: dict[str, list[str]]
+    roles: dict[str, list[str | OnCall]]      # an address, or whoever a schedule puts on call
     calendar: str | None          # the default calendar of its targets
     origin: Origin
 
@@ -182,6 +184,7 @@ class EscalationLevel:
     repeat: timedelta | None
     origin: Origin
     call: str | None = None     # a URL the escalation decision is POSTed to (engine.notify.route)
+    writeback: WriteBack | None = None     # or the ticket or page itself updated (engine/lang/writeback.py)
 
 
 @dataclass
@@ -212,7 +215,7 @@ class RuleSet:
     files: dict[str, str]                   # path relative to the rules directory -> text
     file_names: dict[str, str]              # a file as errors and decisions name it -> its relative path
     calendars: dict[str, ServiceCalendar]
-    default_holders: dict[str, list[str]]
+    default_holders: dict[str, list[str | OnCall]]
     services: dict[str, Service]
     agreements: dict[str, Agreement]
     targets: dict[str, Target]
@@ -235,8 +238,9 @@ class RuleSet:
     # Inhibitions by id (engine/lang/inhibit.py): what mutes notifications while a source holds.
     inhibits: dict[str, Inhibit] = field(default_factory=dict)
 
-    def holders(self, service: str | None, role: str) -> list[str]:
-        """Who holds a role for a service: the Service's own holders, else the org-wide ones."""
+    def holders(self, service: str | None, role: str) -> list[str | OnCall]:
+        """Who holds a role for a service: the Service's own holders, else the org-wide ones
+        (an on-call schedule among them is resolved per decision: engine/notify/route.py)."""
         own = self.services.get(service) if service is not None else None
         if own and role in own.roles:
             return own.roles[role]

@@ -6,7 +6,9 @@ whether trying again may help.
 - webhooks: ``POST`` of JSON (``webhook_body``), signed ``X-SLM-Signature: sha256=<hex
   HMAC-SHA256 of the body>`` with the webhook secret, ``Idempotency-Key`` the message id;
 - chat and paging URLs (``slack://``, ``msteams://``, ``mmost://``, ``tgram://``, …) through
-  Apprise.
+  Apprise;
+- write-backs (an escalation level's ``call`` to Jira, ServiceNow or PagerDuty) as those
+  tools' REST calls (engine/notify/writeback.py).
 
 Every call has a timeout, so a slow receiver holds only its own delivery (the worker runs
 one destination at a time per thread). Secrets never leave this module in clear:
@@ -76,6 +78,9 @@ def send(message: Message, decisions: dict[str, dict], channels: Channels) -> No
         return _email(message, decisions, channels)
     if message.channel == "chat":
         return _chat(message, decisions, channels)
+    if message.channel == "writeback":           # a message of one (engine/notify/group.py)
+        from engine.notify.writeback import send_writeback
+        return send_writeback(message.notifications[0], channels.timeout)
     raise Undeliverable(f"no channel for recipient {redact(message.recipient)!r} "
                         "(an e-mail address, an http(s) URL or an Apprise URL)")
 

@@ -39,8 +39,10 @@ def message_id(notification_ids: list[str]) -> str:
 
 def group(notifications: list[dict]) -> list[Message]:
     """Messages, one per (recipient, activity), in the order their first notification came."""
-    groups: dict[tuple[str, str], list[dict]] = {}
+    groups: dict[tuple[str, str, str], list[dict]] = {}
     for note in notifications:
-        groups.setdefault((note["recipient"], note.get("activity") or ""), []).append(note)
+        # a write-back is one request of its own (engine/notify/writeback.py): never grouped
+        alone = note["id"] if note.get("channel") == "writeback" else ""
+        groups.setdefault((note["recipient"], note.get("activity") or "", alone), []).append(note)
     return [Message(message_id([n["id"] for n in notes]), recipient, notes[0]["channel"], activity, notes)
-            for (recipient, activity), notes in groups.items()]
+            for (recipient, activity, _), notes in groups.items()]

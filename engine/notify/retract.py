@@ -14,6 +14,8 @@ def followups(retraction: Decision, told: list[dict]) -> list[Notification]:
     retracted = retraction.data.get("retracts")
     out, seen = [], set()
     for note in told:
+        if note.get("channel") == "writeback":
+            continue        # what a write-back wrote stays in the ticket: docs/RULES.md, "Write-back"
         if note["recipient"] in seen:
             continue
         seen.add(note["recipient"])

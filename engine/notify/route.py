@@ -1,5 +1,6 @@
-"""Routing a decision to people: the RACI matrix names who hears of it, in which capacity;
-an escalation level's ``call`` URL receives the decision itself.
+"""Routing a decision to people: the RACI matrix names who hears of it, in which capacity
+(a role's holder may be an on-call schedule: whoever it puts on call then); an escalation
+level's ``call`` URL receives the decision itself.
 
 Runs outside the engine, on decisions the engine already made: replay never pays for it,
 and a scenario computes the same notifications the service stores.
@@ -9,9 +10,12 @@ from __future__ import annotations
 import hashlib
 
 from engine.lang.model import RuleSet
+from engine.lang.oncall import PREFIX as ONCALL_PREFIX
+from engine.lang.oncall import OnCall
 from engine.lang.templates import render
 from engine.notify.mute import mute
 from schemas.records import Decision, Notification
+from schemas.values import format_instant
 
 LETTER_ORDER = "RACI"
 DEFAULT_MESSAGE = ("{{ activity }}: {{ kind }} of {{ target or 'rule ' ~ rule.id }} for {{ subject }}"
@@ -45,28 +49,68 @@ def route(decision: Decision, ruleset: RuleSet) -> list[Notification]:
         return []
     by_recipient: dict[str, dict] = {}
     for role, letters in ruleset.raci.get(activity, {}).items():
-        for recipient in ruleset.holders(decision.service, role):
-            entry = by_recipient.setdefault(recipient, {"roles": [], "letters": set()})
-            entry["roles"].append(role)
-            entry["letters"].update(letters)
-    call = None
+        for holder in ruleset.holders(decision.service, role):
+            for recipient, via in resolve(holder, role, decision):
+                entry = by_recipient.setdefault(recipient, {"roles": [], "letters": set(), "oncall": []})
+                if role not in entry["roles"]:
+                    entry["roles"].append(role)
+                entry["letters"].update(letters)
+                if via is not None:
+                    entry["oncall"].append(via)
+    call = writeback = None
     if decision.kind == "escalation":
         level = ruleset.escalation_level(decision.rule, activity)
-        call = level.call if level else None
-    if not by_recipient and not call:
+        call, writeback = (level.call, level.writeback) if level else (None, None)
+    if not by_recipient and not call and not writeback:
         return []
     text = decision.notice or decision.message or render(DEFAULT_MESSAGE, decision.as_dict())
     out = [Notification(
         id=notification_id(decision.id, recipient), decision=decision.id, activity=activity,
         recipient=recipient, roles=entry["roles"],
         raci=",".join(letter for letter in LETTER_ORDER if letter in entry["letters"]),
-        channel=channel_of(recipient), message=text)
+        channel=channel_of(recipient), message=text, oncall=entry["oncall"] or None,
+        **_nobody(recipient, entry["oncall"]))
         for recipient, entry in sorted(by_recipient.items())]
     if call:
         out.append(Notification(id=notification_id(decision.id, "call|" + call), decision=decision.id,
                                 activity=activity, recipient=call, roles=["call"], raci="",
                                 channel="webhook", message=text))
+    if writeback:
+        request = writeback.request({**decision.as_dict(), "message": text})
+        recipient = writeback.recipient(request)
+        out.append(Notification(id=notification_id(decision.id, "call|" + recipient), decision=decision.id,
+                                activity=activity, recipient=recipient, roles=["call"], raci="",
+                                channel="writeback", message=text, call=request))
     return out
+
+
+def resolve(holder: str | OnCall, role: str, decision: Decision) -> list[tuple[str, dict | None]]:
+    """The recipients a holder gives for a decision, each with how an on-call schedule gave
+    it (None for an address written in the rules).
+
+    A schedule is asked at the decision's instant, in event time, so a replay finds whom the
+    live engine found. Nobody on call: its ``fallback`` is told, else a record addressed to
+    the schedule itself (``oncall:FILE``) is kept ``undeliverable``, saying so in the trace."""
+    if isinstance(holder, str):
+        return [(holder, None)]
+    schedule = holder.schedule
+    via: dict = {"schedule": schedule.file, "role": role, "at": format_instant(decision.at)}
+    shift = schedule.on_call(decision.at)
+    if shift is not None:
+        via |= {"gave": list(shift.holders), **shift.as_dict()}
+        return [(recipient, via) for recipient in shift.holders]
+    via |= {"gave": [], "fallback": list(holder.fallback)}
+    return [(recipient, via) for recipient in holder.fallback] or [(str(holder), via)]
+
+
+def _nobody(recipient: str, oncall: list[dict]) -> dict:
+    """The delivery fields of the record kept when a schedule had nobody on call and no fallback."""
+    if not recipient.startswith(ONCALL_PREFIX):
+        return {}
+    schedule = oncall[0]
+    return {"status": "undeliverable",
+            "last_error": f"nobody is on call in {schedule['schedule']} at {schedule['at']} and it names no "
+                          f"fallback: no one is told through it as {schedule['role']}"}
 
 
 def channel_of(recipient: str) -> str:

@@ -20,7 +20,7 @@ from engine.service.live import SlmService
 from engine.store.store import Store
 from tests.support import PORTFOLIO, fact
 from tests.support.delivery import SECRET, SLM_MAIL, rules_with
-from tests.support.receivers import HttpReceiver, SmtpReceiver, wait_for
+from tests.support.receivers import ApiReceiver, HttpReceiver, SmtpReceiver, wait_for
 
 pytestmark = pytest.mark.wallclock     # reads this machine's clock: CI runs it again years ahead
 
@@ -273,6 +273,28 @@ def test_an_escalation_call_posts_the_decision_through_the_outbox(make_env, hook
     assert {n["id"] for n in posted} == {n["id"] for n in calls}
     assert all(n["decision"]["kind"] == "escalation" for n in posted)
     assert hook.posts[0]["path"] == "/hook?token=itsm-secret" and hook.bad_signatures == 0
+
+
+def test_a_write_back_goes_through_the_outbox_to_the_tool(make_env, tmp_path, monkeypatch):
+    """A Jira write-back on the breach-handling level: stored with its rendered request,
+    claimed and sent by the worker as the tool's REST calls, recorded sent."""
+    monkeypatch.setenv("JIRA_USER", "slm-bot@example.org")
+    monkeypatch.setenv("JIRA_TOKEN", "jira-api-token")
+    tool = ApiReceiver().start()
+    try:
+        call = (f"{{jira: {{url: '{tool.url}', comment: 'Breached: {{{{ target }}}} at {{{{ level }}}}', "
+                "credentials: {user_env: JIRA_USER, token_env: JIRA_TOKEN}}}")
+        env = make_env(rules_with(tmp_path, call=call))
+        env.post(p1(subject="MAIL-7"))
+        final = wait_for(env.settled)
+        [written] = [n for n in final.values() if n["channel"] == "writeback"]
+        assert written["status"] == "sent" and written["recipient"] == f"{tool.url}/rest/api/2/issue/MAIL-7"
+        assert written["call"]["comment"] == "Breached: email-p1-response at 100%"
+        [comment] = tool.requests
+        assert (comment["method"], comment["path"]) == ("POST", "/rest/api/2/issue/MAIL-7/comment")
+        assert comment["body"] == {"body": "Breached: email-p1-response at 100%"}
+    finally:
+        tool.stop()
 
 
 def test_without_a_relay_e_mail_is_undeliverable_with_the_reason(make_env):

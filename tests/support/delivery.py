@@ -12,7 +12,8 @@ SLM_MAIL = "slm-mail@example.org"          # the email service's service level m
 
 def rules_with(tmp_path, webhook: str | None = None, call: str | None = None):
     """The portfolio, with a webhook as a second service level manager of email and/or
-    a ``call`` on the P1 escalation's breach-handling level."""
+    a ``call`` on the P1 escalation's breach-handling level (a URL, or a write-back written
+    as a YAML flow mapping, ``{jira: {…}}``)."""
     rules = tmp_path / "rules"
     shutil.copytree(PORTFOLIO, rules)
     email = rules / "services" / "email.yaml"
@@ -23,6 +24,7 @@ def rules_with(tmp_path, webhook: str | None = None, call: str | None = None):
         escalations = rules / "policies" / "escalations.yaml"
         text = escalations.read_text()
         first = "  - {at: 100%,      activity: breach-handling}"
+        value = call if call.startswith("{") else f"'{call}'"
         escalations.write_text(text.replace(first,
-                                            f"  - {{at: 100%,      activity: breach-handling, call: '{call}'}}", 1))
+                                            f"  - {{at: 100%,      activity: breach-handling, call: {value}}}", 1))
     return rules

@@ -1,5 +1,6 @@
-"""Real receivers for delivery tests, on 127.0.0.1 only: an SMTP server (aiosmtpd) and a
-threaded HTTP server that verifies the X-SLM-Signature of what it is posted."""
+"""Real receivers for delivery tests, on 127.0.0.1 only: an SMTP server (aiosmtpd), a
+threaded HTTP server that verifies the X-SLM-Signature of what it is posted, and a stand-in
+for a ticketing tool's REST API that records every request (write-back)."""
 from __future__ import annotations
 
 import email
@@ -125,6 +126,63 @@ class HttpReceiver:
                 seen.add(key)
                 ids.update(n["id"] for n in p["body"]["notifications"])
         return ids
+
+
+class ApiReceiver:
+    """A stand-in for a tool's REST API (Jira, ServiceNow, PagerDuty): records every request
+    (method, path with its query, headers, JSON body) and answers each with the first of
+    ``answers`` whose method and path prefix match: ``(status, JSON or None)``; 200 and no
+    body otherwise."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.requests: list[dict] = []
+        self.answers: list[tuple[str, str, int, object]] = []       # (method, path prefix, status, body)
+        self.lock = threading.Lock()
+        self.server = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def answer(self, method: str, prefix: str, status: int, body: object = None) -> None:
+        self.answers.append((method, prefix, status, body))
+
+    def start(self) -> ApiReceiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _any(self):
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with receiver.lock:
+                    receiver.requests.append({"method": self.command, "path": self.path,
+                                              "headers": dict(self.headers),
+                                              "body": json.loads(raw) if raw else None})
+                    status, body = next(((s, b) for m, prefix, s, b in receiver.answers
+                                         if m == self.command and self.path.startswith(prefix)), (200, None))
+                data = json.dumps(body).encode() if body is not None else b""
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_PATCH = _any
+
+            def log_message(self, *args):
+                pass
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
 
 
 def wait_for(predicate, timeout: float = 30.0, every: float = 0.05):
