@@ -110,8 +110,8 @@ class Restatements:
         found = [v for v in known if v == version] or [v for v in known if v.startswith(version)]
         if len(found) != 1:
             what = "names no version put in force" if not found else f"is the start of {len(found)} versions"
-            raise WaiverRefused(404 if not found else 409, f"rules {version!r} {what}: give a version of GET /v1/rules/versions",
-                                "rules")
+            raise WaiverRefused(404 if not found else 409,
+                                f"rules {version!r} {what}: give a version of GET /v1/rules/versions", "rules")
         files = self.store.ruleset_files(found[0])
         if files is None:
             raise WaiverRefused(404, f"rules {found[0][:19]}… are not stored in the database", "rules")
