@@ -63,6 +63,14 @@ def report(service, period, customer, rules_dir, db_url, fmt, as_json):
     for c in result["credits"]:
         click.echo(_credit_line(c, len(result["months"]) > 1))
     for r in result["targets"]:
+        if r.get("waived_time") is not None:
+            taken = r["waived_time"]
+            click.echo(f"waived from {r['target']}: {taken['down_minutes']:g} min down in "
+                       f"{taken['service_minutes']:g} min of service time (availability unwaived "
+                       f"{_pct(taken['availability_unwaived']).strip()})")
+            for w in taken["waivers"]:
+                click.echo(f"  {w['id']}  {w['since']} – {w['until']}  {w['reason']!r}  requested by "
+                           f"{w['requested_by']}, approved by {w['approved_by']}")
         if r.get("maintenance") is not None:
             spans = r["maintenance"]["windows"]
             click.echo(f"maintenance excluded from {r['target']}: {r['maintenance']['excluded_minutes']:g} min "

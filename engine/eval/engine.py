@@ -295,6 +295,11 @@ class Engine:
         """The posted maintenance windows of a target's window clocks that overlap [start, end)."""
         return reads.maintenance_spans(self.context.state, target_id, start, end, at)
 
+    def window_down_spans(self, target_id: str, label: str,
+                          at: datetime | None = None) -> list[tuple[datetime, datetime]] | None:
+        """The spans a window counted down time in, up to ``at`` (calendar hours not applied)."""
+        return reads.window_down_spans(self.context.state, target_id, label, at)
+
     def window_record(self, target_id: str, label: str) -> ClockRecord | None:
         """The clock record of a window (None if none was made or it was forgotten)."""
         return reads.window_record(self.context.state, target_id, label)

@@ -73,16 +73,19 @@ class Restatements:
                 same = [k for k, d in withdrawn.items() if _cycle(d) == _cycle(decision)]
                 decision["supersedes"] = sorted(withdrawn.pop(k)["id"] for k in same)
         withdraws = sorted(d["id"] for d in withdrawn.values())
-        windows = {}
+        windows, down_spans = {}, {}
         for target in sorted(ours):
             if ruleset.targets[target].measure != "duration":
                 reading = replayed.engine.window_reading(target, period, until)
                 if reading is not None:
                     windows[target] = [reading[0] // timedelta(microseconds=1),
                                        reading[1] // timedelta(microseconds=1)]
+                    spans = replayed.engine.window_down_spans(target, period, until) or []
+                    down_spans[target] = [[format_instant(a), format_instant(b)] for a, b in spans]
         return self.store.request_restatement(
             {"service": service, "period": period, "reason": reason, "rules": ruleset.version,
-             "facts": replayed.facts, "decisions": superseding, "withdraws": withdraws, "windows": windows},
+             "facts": replayed.facts, "decisions": superseding, "withdraws": withdraws, "windows": windows,
+             "down_spans": down_spans},
             by, now)
 
     def approve(self, restatement_id: str, by: str) -> dict:

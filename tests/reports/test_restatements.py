@@ -74,7 +74,7 @@ def test_a_restatement_supersedes_what_the_new_rules_decide_otherwise_once_anoth
     assert approved.status_code == 200 and approved.json["approved_by"] == "second-owner"
     assert ola(env) == {"met": 2, "breached": 0, "compliance": 100.0, "credit": 0.0, "restated": restatement["id"],
                         "original": {"subjects": 2, "met": 1, "breached": 1, "waived": 0, "compliance": 50.0,
-                                     "availability": None},
+                                     "availability": None, "waived_time": None},
                         "notes": [restatement["id"]]}
     note = env.get("/v1/reports/compliance", service="email", period="2026-11").json["restatements"][0]
     assert note["reason"] == "the OLA was signed at 15 minutes, not 10" and note["approved_by"] == "second-owner"
@@ -87,6 +87,27 @@ def test_a_restatement_supersedes_what_the_new_rules_decide_otherwise_once_anoth
     assert ola(env) == recorded
     assert env.as_("second-owner", f"/v1/restatements/{restatement['id']}/approve").status_code == 409
     assert env.get("/v1/restatements", status="revoked").json["items"] == [revoked.json]
+
+
+def test_a_restated_month_takes_a_waived_period_out_of_the_down_time_it_recorded(settled):
+    """The restatement records when the window counted down time (10:00-10:50 on the 10th);
+    a waiver of 10:30-11:00 takes 20 of those 50 minutes and 30 of service time out of the
+    restated figure and of the recorded one beside it alike."""
+    env = settled
+    restatement = env.as_("owner", "/v1/restatements", {"service": "email", "period": "2026-11",
+                                                        "reason": "OLA at 15m"}).json
+    assert restatement["down_spans"] == {"email-availability": [["2026-11-10T10:00:00Z", "2026-11-10T10:50:00Z"]]}
+    env.as_("second-owner", f"/v1/restatements/{restatement['id']}/approve")
+    waiver = env.as_("owner", "/v1/waivers", {"target": "email-availability", "since": "2026-11-10T10:30:00Z",
+                                              "until": "2026-11-10T11:00:00Z", "reason": "failover drill"}).json
+    env.as_("second-owner", f"/v1/waivers/{waiver['id']}/approve")
+    report = env.get("/v1/reports/compliance", service="email", period="2026-11").json
+    month = next(r for r in report["targets"] if r["target"] == "email-availability")["trend"][0]
+    assert month["restated"] == restatement["id"]
+    assert (month["waived_time"]["down_minutes"], month["waived_time"]["service_minutes"]) == (20.0, 30.0)
+    assert month["availability"] == round((1 - 30 / (43200 - 30)) * 100, 4)
+    assert month["original"]["waived_time"] == month["waived_time"]
+    assert month["original"]["availability"] == month["availability"]          # the rules changed no window
 
 
 def test_restating_under_the_version_that_decided_changes_nothing(settled):
