@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from marshmallow import ValidationError
 
-from engine.eval import fed, reads
+from engine.eval import fed, packs, reads
 from engine.eval.acknowledge import ACK_TYPE, acknowledge
 from engine.eval.book import ClockRecord
 from engine.eval.compiler import Fact
@@ -255,8 +255,12 @@ class Engine:
         return cut_over(self.context, self.scope(ruleset), at)
 
     def next_deadline(self) -> datetime | None:
-        """The earliest instant at which some clock will decide something."""
-        return self.context.state.book.next_deadline()
+        """The earliest instant at which some clock will decide something, or a monthly
+        review pack is due (engine.eval.packs)."""
+        state = self.context.state
+        deadlines = [d for d in (state.book.next_deadline(),
+                                 packs.next_due(self.context.ruleset, state.now, state.now_inclusive)) if d]
+        return min(deadlines) if deadlines else None
 
     def prune(self) -> int:
         """Forget the clocks that finished more than ``retain`` ago; how many were."""

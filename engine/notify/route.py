@@ -14,6 +14,7 @@ from engine.notify.mute import mute
 from schemas.records import Decision, Notification
 
 LETTER_ORDER = "RACI"
+REVIEW_PACK = "review-pack"          # the kind of a monthly review pack (engine.eval.packs.KIND)
 DEFAULT_MESSAGE = ("{{ activity }}: {{ kind }} of {{ target or 'rule ' ~ rule.id }} for {{ subject }}"
                    "{% if service %} ({{ service }}){% endif %}{% if level %} at {{ level }}{% endif %}")
 
@@ -44,7 +45,10 @@ def route(decision: Decision, ruleset: RuleSet) -> list[Notification]:
     if not activity:
         return []
     by_recipient: dict[str, dict] = {}
-    for role, letters in ruleset.raci.get(activity, {}).items():
+    roles = ruleset.raci.get(activity, {})
+    if decision.kind == REVIEW_PACK:                 # a review pack is for the Accountable alone
+        roles = accountable(roles)
+    for role, letters in roles.items():
         for recipient in ruleset.holders(decision.service, role):
             entry = by_recipient.setdefault(recipient, {"roles": [], "letters": set()})
             entry["roles"].append(role)
@@ -67,6 +71,16 @@ def route(decision: Decision, ruleset: RuleSet) -> list[Notification]:
                                 activity=activity, recipient=call, roles=["call"], raci="",
                                 channel="webhook", message=text))
     return out
+
+
+def accountable(roles: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The roles of a RACI row that are Accountable (A); a row with none takes its only R
+    as accountable, as ``slm check`` says (engine.lang.checks)."""
+    found = {role: ["A"] for role, letters in roles.items() if "A" in letters}
+    responsible = [role for role, letters in roles.items() if "R" in letters]
+    if not found and len(responsible) == 1:
+        found = {responsible[0]: ["A"]}
+    return found
 
 
 def channel_of(recipient: str) -> str:
