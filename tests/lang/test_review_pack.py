@@ -81,3 +81,14 @@ def test_slm_docs_says_it_in_plain_words():
     assert "### Monthly review" in text
     assert ("On the first business day of each month (office service hours), a review pack of the month before "
             "is sent to the service owner (owner@example.org), accountable for monthly-service-review") in text
+
+
+def test_only_the_partition_of_the_agreements_service_decides_its_pack():
+    from engine.lang.partitions import PartitionMap
+    from engine.lang.rulescope import RuleScope
+    ruleset = load_texts({"rules.yaml": RULES})
+    pmap = PartitionMap({"registry": "campus"}, default="rest")
+    since, until = utc("2026-11-15T00:00:00Z"), utc("2026-12-02T00:00:00Z")
+    assert [p for _, _, p in due(RuleScope(pmap, "campus")(ruleset), since, False, until, True)] == ["2026-11"]
+    assert due(RuleScope(pmap, "rest")(ruleset), since, False, until, True) == []
+    assert next_due(RuleScope(pmap, "rest")(ruleset), since, False) is None
