@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from engine.eval.clock import month_span
+from engine.eval.packs import KIND as REVIEW_PACK
 from engine.lang.loader import load_texts
 from engine.lang.model import RuleSet
 from engine.service.reports import SPAN_MARGIN
@@ -64,7 +65,7 @@ class Restatements:
         ours = {t.id for t in ruleset.targets.values() if t.service == service}
         after = {k: d for k, d in standing(replayed.decisions, since, until).items() if d.get("target") in ours}
         before = {k: d for k, d in standing(recorded(self.store, since, until), since, until).items()
-                  if d.get("service") == service}
+                  if d.get("service") == service and d["kind"] != REVIEW_PACK}      # a pack is sent, not restated
         superseding = [_superseding(d, before.get(k)) for k, d in sorted(after.items(), key=_settling_first)
                        if k not in before or any(before[k].get(f) != d.get(f) for f in COMPARED)]
         withdrawn = {k: d for k, d in before.items() if k not in after}

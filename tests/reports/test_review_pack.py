@@ -107,5 +107,8 @@ def test_a_waiver_and_a_restatement_are_in_the_pack(start, wall):
     text = packs(service.store)[1][0]["message"]
     assert "availability 99.9305 %" in text                          # 30 of 43,170 minutes
     assert "waived: 30 min down in 30 min of service time taken out (unwaived 99.8611 %)" in text
+    wall.set("2026-12-03T00:00:00Z")               # a restatement of November leaves the pack alone
+    restated = service.restatements.request({"service": "email", "period": "2026-11", "reason": "check"}, "alice")
+    assert restated["withdraws"] == [] and all(d["kind"] != "review-pack" for d in restated["decisions"])
     assert f"- {waiver['id']}: email-availability from 2026-11-10T10:00:00Z to 2026-11-10T10:30:00Z, " \
            "“agreed failover”, requested by alice, approved by bob" in text
