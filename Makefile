@@ -33,11 +33,14 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # The whole suite; PostgreSQL cases run if the server at SLM_TEST_POSTGRES_URL answers
-# (CI sets SLM_REQUIRE_POSTGRES=1 so that they must).
+# (CI sets SLM_REQUIRE_POSTGRES=1 so that they must). Two processes (pytest-xdist), each
+# taking whole modules: most of the time is spent waiting on servers and databases.
+WORKERS ?= 2
+PARALLEL := -n $(WORKERS) --dist loadfile
 test: $(STAMP)
 	$(BIN)/slm check rules/
 	$(BIN)/slm test fixtures/scenarios/
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PARALLEL)
 
 # The quick subset, for the edit-and-test loop (under two minutes): every test except those
 # marked slow (over ~2 s), browser (Chromium) or postgres (each PostgreSQL case; the SQLite
@@ -53,7 +56,7 @@ AHEAD ?= +2y
 CLOCK_AHEAD := DONT_FAKE_MONOTONIC=1 faketime -f '$(AHEAD)'
 test-ahead: $(STAMP)
 	$(CLOCK_AHEAD) $(BIN)/slm test fixtures/scenarios/
-	$(CLOCK_AHEAD) $(BIN)/python -m pytest -m wallclock
+	$(CLOCK_AHEAD) $(BIN)/python -m pytest $(PARALLEL) -m wallclock
 
 check: $(STAMP)
 	$(BIN)/slm check rules/

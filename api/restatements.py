@@ -28,9 +28,6 @@ blp = BoundedBlueprint("restatements", __name__, url_prefix="/v1",
 @requires(blp, OWNER)
 @blp.arguments(RestatementRequestSchema)
 @blp.response(201, RestatementSchema)
-@blp.alt_response(404, description="``rules`` names no rule-set version put in force and stored")
-@blp.alt_response(409, description="the month is not settled yet, ``rules`` is the start of several versions, "
-                                   "or that version has no such service")
 def request_restatement(body):
     """Evaluate a settled month of a service again over the stored history (under the rules in
     force, or ``rules``) and record what it decides differently as superseding decisions.

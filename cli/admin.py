@@ -62,7 +62,18 @@ def report(service, period, customer, rules_dir, db_url, fmt, as_json):
         _table(header, [(r["target"], *(_trend_cell(month) for month in r["trend"])) for r in result["targets"]], 1)
     for c in result["credits"]:
         click.echo(_credit_line(c, len(result["months"]) > 1))
+    for note in result["restatements"]:
+        for line in _restatement_lines(note, result["targets"]):
+            click.echo(line)
     for r in result["targets"]:
+        if r.get("waived_time") is not None:
+            taken = r["waived_time"]
+            click.echo(f"waived from {r['target']}: {taken['down_minutes']:g} min down in "
+                       f"{taken['service_minutes']:g} min of service time (availability unwaived "
+                       f"{_pct(taken['availability_unwaived']).strip()})")
+            for w in taken["waivers"]:
+                click.echo(f"  {w['id']}  {w['since']} – {w['until']}  {w['reason']!r}  requested by "
+                           f"{w['requested_by']}, approved by {w['approved_by']}")
         if r.get("maintenance") is not None:
             spans = r["maintenance"]["windows"]
             click.echo(f"maintenance excluded from {r['target']}: {r['maintenance']['excluded_minutes']:g} min "
@@ -81,6 +92,24 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], left: int) -> N
 
 def _trend_cell(month: dict) -> str:
     return " / ".join(_pct(month[k]) for k in ("compliance", "availability"))
+
+
+def _restatement_lines(note: dict, rows: list[dict]) -> list[str]:
+    """A restated month's note (reason, rules, who requested and approved it) and, per
+    target, the figures as recorded beside the restated ones."""
+    lines = [f"restated {note['period']} ({note['id']}): {note['reason']!r}, under rules {note['rules'][:19]}…, "
+             f"requested by {note['requested_by']}, approved by {note['approved_by']} at {note['approved_at']}"]
+    for row in rows:
+        month = next((m for m in row["trend"] if m["period"] == note["period"] and m["original"]), None)
+        if month is not None:
+            was = month["original"]
+            lines.append(f"  {row['target']}: {_figures(month)} restated; {_figures(was)} as recorded")
+    return lines
+
+
+def _figures(month: dict) -> str:
+    return (f"met {month['met']}, breached {month['breached']}, waived {month['waived']}, "
+            f"compliance {_pct(month['compliance'])}, availability {_pct(month['availability'])}")
 
 
 def _credit_line(credit: dict, dated: bool = False) -> str:

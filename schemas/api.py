@@ -465,6 +465,30 @@ class MaintenanceReportSchema(Schema):
     excluded_minutes = fields.Float(metadata={"description": "service-calendar minutes inside the windows"})
 
 
+class WaiverNamedSchema(Schema):
+    id = fields.String()
+    reason = fields.String()
+    since = fields.String(metadata={"description": "the waived period's start (UTC)"})
+    until = fields.String(metadata={"description": "the waived period's end (UTC), not included"})
+    requested_by = fields.String()
+    approved_by = fields.String(allow_none=True)
+
+
+class WaivedTimeSchema(Schema):
+    down_minutes = fields.Float(metadata={"description": "down time inside the waived periods, service-calendar "
+                                                         "minutes: not counted against the window"})
+    service_minutes = fields.Float(metadata={"description": "service-calendar minutes of the waived periods "
+                                                            "inside the window: taken out of its service time"})
+    availability_unwaived = fields.Float(allow_none=True, metadata={"description": "percent achieved had no "
+                                                                                  "period been waived"})
+    waivers = fields.List(fields.Nested(WaiverNamedSchema), metadata={"description": "the approved waivers of "
+                                                                                     "the target's periods"})
+
+
+WAIVED_TIME = {"description": "window targets: what approved waivers of the target's periods took out of "
+                              "its windows (null: nothing)"}
+
+
 class RecordedFiguresSchema(Schema):
     subjects = fields.Integer()
     met = fields.Integer()
@@ -472,6 +496,7 @@ class RecordedFiguresSchema(Schema):
     waived = fields.Integer()
     compliance = fields.Float(allow_none=True)
     availability = fields.Float(allow_none=True)
+    waived_time = fields.Nested(WaivedTimeSchema, allow_none=True, metadata=WAIVED_TIME)
 
 
 class TrendSchema(Schema):
@@ -490,6 +515,7 @@ class TrendSchema(Schema):
     credit = fields.Float(allow_none=True, metadata={"description": "the credit this target's figure earned "
                                                                     "that month, percent (null: not credited "
                                                                     "or not measured)"})
+    waived_time = fields.Nested(WaivedTimeSchema, allow_none=True, metadata=WAIVED_TIME)
 
 
 class TargetReportSchema(Schema):
@@ -506,6 +532,7 @@ class TargetReportSchema(Schema):
     compliance = fields.Float(allow_none=True, metadata={"description": "percent met of met + breached"})
     availability = fields.Float(allow_none=True, metadata={"description": "percent achieved (windows)"})
     goal = fields.String(allow_none=True)
+    waived_time = fields.Nested(WaivedTimeSchema, allow_none=True, metadata=WAIVED_TIME)
     by_version = fields.List(fields.Nested(VersionReportSchema),
                              metadata={"description": "met and breached per rule-set version that decided them"})
     maintenance = fields.Nested(MaintenanceReportSchema, allow_none=True,
@@ -846,6 +873,9 @@ class RestatementSchema(Schema):
                                                                       "and that nothing replaces"})
     windows = fields.Dict(metadata={"description": "window target → [down time, service time] of the month, "
                                                    "in microseconds, as restated"})
+    down_spans = fields.Dict(metadata={"description": "window target → the [from, to] spans (UTC) it counted "
+                                                      "down time in, as restated (what a waived period takes "
+                                                      "out of)"})
     requested_by = fields.String(metadata={"description": "the requesting token's name"})
     requested_at = fields.String()
     approved_by = fields.String(allow_none=True, metadata={"description": "the approving token's name: never "

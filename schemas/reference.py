@@ -63,6 +63,11 @@ FIELDS: dict[str, tuple[str, str]] = {
     "AgreementSchema.targets": ("the promises, at least one", "see Target"),
     "AgreementSchema.credits": ("service credits: what the customer is credited when a month's compliance or "
                                 "availability falls below a tier (see Service credits)", "see Credits"),
+    "AgreementSchema.review_pack": ("a review pack of the month before (compliance per target, trend, credits "
+                                    "due, waivers, restatements) sent on the first business day of each month of "
+                                    "the service's calendar (see Monthly review pack)", "see Review pack"),
+    "ReviewPackSchema.activity": ("the RACI activity whose Accountable (A) receives the pack; it must be in a "
+                                  "Raci", "`monthly-service-review`"),
     "CreditsSchema.of": ("the monthly figure the tiers read: each target's `availability` (windows) or "
                          "`compliance` (met of met + breached cycles)", "`availability`"),
     "CreditsSchema.targets": ("the agreement's targets whose figure counts (default: its window targets for "
@@ -313,6 +318,7 @@ TABLES: list[tuple[str, type[Schema], str]] = [  # (heading, schema, where it is
     ("Valid", rules.ValidSchema, "an Agreement's `valid`"),
     ("Credits", rules.CreditsSchema, "an Agreement's `credits`"),
     ("Credit tier", rules.CreditTierSchema, "each of a Credits' `tiers`"),
+    ("Review pack", rules.ReviewPackSchema, "an Agreement's `review_pack`"),
     ("Target", rules.TargetSchema, "each of an Agreement's `targets`"),
     ("Deadline goal", rules.DeadlineGoalSchema, "a duration Target's `goal` written as a deadline"),
     ("Clock", rules.ClockSchema, "a Target's `clock`"),

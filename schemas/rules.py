@@ -453,6 +453,13 @@ def _pct(value: Fraction) -> str:
     return f"{float(value) * 100:g}%"
 
 
+class ReviewPackSchema(Strict):
+    """The monthly review pack (docs/RULES.md "Monthly review pack"): the RACI activity whose
+    Accountable receives it on the first business day of each month."""
+
+    activity = Name(required=True)
+
+
 class AgreementSchema(DocumentSchema):
     name = Text()
     type = fields.String(required=True, validate=validate.OneOf(["SLA", "OLA", "UC", "SLR"], error=ONE_OF))
@@ -463,6 +470,7 @@ class AgreementSchema(DocumentSchema):
     valid = fields.Nested(ValidSchema, load_default=dict)
     targets = fields.List(fields.Nested(TargetSchema), required=True, validate=validate.Length(min=1))
     credits = fields.Nested(CreditsSchema)
+    review_pack = fields.Nested(ReviewPackSchema)
 
 
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from marshmallow import ValidationError
 
-from engine.eval import fed, reads
+from engine.eval import fed, packs, reads
 from engine.eval.acknowledge import ACK_TYPE, acknowledge
 from engine.eval.book import ClockRecord
 from engine.eval.compiler import Fact
@@ -255,8 +255,12 @@ class Engine:
         return cut_over(self.context, self.scope(ruleset), at)
 
     def next_deadline(self) -> datetime | None:
-        """The earliest instant at which some clock will decide something."""
-        return self.context.state.book.next_deadline()
+        """The earliest instant at which some clock will decide something, or a monthly
+        review pack is due (engine.eval.packs)."""
+        state = self.context.state
+        deadlines = [d for d in (state.book.next_deadline(),
+                                 packs.next_due(self.context.ruleset, state.now, state.now_inclusive)) if d]
+        return min(deadlines) if deadlines else None
 
     def prune(self) -> int:
         """Forget the clocks that finished more than ``retain`` ago; how many were."""
@@ -294,6 +298,11 @@ class Engine:
                           at: datetime | None = None) -> list[Span]:
         """The posted maintenance windows of a target's window clocks that overlap [start, end)."""
         return reads.maintenance_spans(self.context.state, target_id, start, end, at)
+
+    def window_down_spans(self, target_id: str, label: str,
+                          at: datetime | None = None) -> list[tuple[datetime, datetime]] | None:
+        """The spans a window counted down time in, up to ``at`` (calendar hours not applied)."""
+        return reads.window_down_spans(self.context.state, target_id, label, at)
 
     def window_record(self, target_id: str, label: str) -> ClockRecord | None:
         """The clock record of a window (None if none was made or it was forgotten)."""

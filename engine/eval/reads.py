@@ -7,9 +7,10 @@ alone, so the service's read model (engine.service.clockview) can answer the sam
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from engine.eval.book import ClockBook, ClockRecord
-from engine.eval.clock import MAINTENANCE, month_span
+from engine.eval.clock import MAINTENANCE, Window, month_span
 from engine.eval.state import EngineState
 from engine.eval.trace import Trace, build_trace
 from engine.lang.model import RuleSet, Target
@@ -83,6 +84,43 @@ def maintenance_spans(state: EngineState, target_id: str, start: datetime, end: 
                 span[1] = t.at if span[1] is None else max(span[1], t.at)
     out = [(a, b or now, fact) for (_, fact), (a, b) in spans.items() if a is not None]
     return sorted((a, b, fact) for a, b, fact in out if a < end and b > start)
+
+
+def window_down_spans(state: EngineState, target_id: str, label: str,
+                      at: datetime | None = None) -> list[tuple[datetime, datetime]] | None:
+    """The spans in which a window counted down time up to ``at`` (default: the engine's
+    time), calendar hours not applied: while some subject is down and no posted maintenance
+    window is open, as ``WindowClock`` counts, from the clock's transitions. A waiver of a
+    period takes what of them falls in it apart (engine/service/reports.py). None if no
+    clock was made for the window (nothing went down in it)."""
+    record = window_record(state, target_id, label)
+    if record is None:
+        return None
+    window = cast(Window, record.clock.window)
+    now = max(filter(None, [at, state.now]), default=window.end)
+    until = min(now, window.end)
+    down: set[str] = set()
+    held: set[str] = set()
+    spans: list[tuple[datetime, datetime]] = []
+    since: datetime | None = None
+    for t in sorted(record.transitions, key=lambda t: (t.at, t.seq)):
+        if t.subject is None or t.at >= until:
+            continue
+        sets = {"down": down, "up": down, "hold": held, "release": held}.get(t.action)
+        if sets is None:
+            continue
+        (sets.add if t.action in ("down", "hold") else sets.discard)(t.subject)
+        moment = max(t.at, window.start)
+        counting = bool(down) and not held
+        if counting and since is None:
+            since = moment
+        elif not counting and since is not None:
+            if moment > since:
+                spans.append((since, moment))
+            since = None
+    if since is not None and until > since:
+        spans.append((since, until))
+    return spans
 
 
 def window_record(state: EngineState, target_id: str, label: str) -> ClockRecord | None:

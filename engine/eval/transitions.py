@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from engine.eval import packs
 from engine.eval.book import ClockRecord
 from engine.eval.budget import ROLLING_END
 from engine.eval.clock import Clock, Reading, Transition, window_of
 from engine.eval.compiler import Fact
 from engine.eval.context import Context
-from engine.eval.decisions import WITHDRAW, issue, retract_decision
+from engine.eval.decisions import WITHDRAW, issue, record_decision, retract_decision
 from engine.eval.ledger import EPOCH
 from engine.eval.network import running_data
 from engine.lang.model import Target
@@ -96,12 +97,21 @@ def reprice(ctx: Context, record: ClockRecord, clock: Clock, target: Target, at:
 
 
 def advance(ctx: Context, until: datetime, inclusive: bool) -> None:
-    """Fire every deadline before ``until`` (or at it), in event-time order across clocks,
-    each with all it causes handled before the next."""
-    book = ctx.state.book
+    """Fire every deadline before ``until`` (or at it), in event-time order across clocks
+    and the monthly review packs (engine.eval.packs; a clock's deadline at the same instant
+    first), each with all it causes handled before the next."""
+    book, state = ctx.state.book, ctx.state
+    monthly = packs.due(ctx.ruleset, state.now, state.now_inclusive, until, inclusive)
     while True:
         deadline = book.next_deadline()
         if deadline is None or deadline > until or (deadline == until and not inclusive):
+            deadline = None
+        if monthly and (deadline is None or monthly[0][0] < deadline):
+            at, agreement, period = monthly.pop(0)
+            record_decision(ctx, packs.decision(agreement, at, period, ctx.ruleset.version))
+            ctx.network.drain()
+            continue
+        if deadline is None:
             break
         record = book.pop_due()
         issue(ctx, record, record.clock.fire_due(deadline, inclusive=True))

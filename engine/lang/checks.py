@@ -98,6 +98,11 @@ def _agreements(ruleset: RuleSet, places: _Places) -> list[Problem]:
             problems.append(places.doc[agreement.id].problem(
                 ("service",), f"service: unknown service '{agreement.service}' (known: "
                               f"{', '.join(sorted(ruleset.services)) or 'none'})", "unknown-reference"))
+        pack = agreement.review_pack
+        if pack is not None and pack.activity not in ruleset.raci:
+            problems.append(places.doc[agreement.id].problem(("review_pack", "activity"),
+                                                             _unknown_activity(pack.activity, ruleset),
+                                                             "unknown-reference"))
     return problems
 
 
@@ -333,6 +338,9 @@ def _services_by_activity(ruleset: RuleSet) -> dict[str, list[str]]:
             activity = level.activity if level.activity in ruleset.raci else \
                 (nearest(level.activity, ruleset.raci) or level.activity)
             services.setdefault(activity, set()).update(scope)
+    for agreement in ruleset.agreements.values():       # a review pack goes to its service's Accountable
+        if agreement.review_pack is not None:
+            services.setdefault(agreement.review_pack.activity, set()).add(agreement.service)
     used_by_rules = {step["notify"]["activity"] for rule in ruleset.rules.values()
                      for step in rule.then if "notify" in step}
     return {activity: sorted(scope) for activity, scope in services.items() if activity not in used_by_rules}

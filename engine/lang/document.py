@@ -118,7 +118,24 @@ def _agreement(ruleset: RuleSet, agreement: Agreement) -> dict[str, Any]:
         "validity": validity(agreement.valid_from, agreement.valid_to),
         "targets": [_target(ruleset, t) for t in _targets_of(ruleset, agreement)],
         "credits": _credits(ruleset, agreement),
+        "review_pack": _review_pack(ruleset, agreement),
     }
+
+
+def _review_pack(ruleset: RuleSet, agreement: Agreement) -> str:
+    """The monthly review pack in words: when, to whom, what it holds."""
+    pack = agreement.review_pack
+    if pack is None:
+        return ""
+    roles = ruleset.raci.get(pack.activity, {})
+    accountable = [role for role, letters in roles.items() if "A" in letters] or \
+        [role for role, letters in roles.items() if "R" in letters][:1]
+    who = _and([f"the {role.replace('_', ' ')} ({', '.join(ruleset.holders(agreement.service, role)) or 'no one'})"
+                for role in accountable]) or "nobody (the activity names no accountable role)"
+    hours = "" if pack.calendar.all_hours else f" ({pack.calendar.id} service hours)"
+    return (f"On the first business day of each month{hours}, a review pack of the month before is sent to {who}, "
+            f"accountable for {pack.activity}: compliance per target, the trend of the months before, the service "
+            "credits due, and the waivers and restatements that changed the figures.")
 
 
 def _credits(ruleset: RuleSet, agreement: Agreement) -> list[str]:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from engine.lang.checks import _Places  # which imports this module
 
 CLOCK_ROLES = ("start", "pause", "resume", "stop", "restart", "cancel", "reset")
-ENGINE_KINDS = frozenset({"warning", "breach", "met", "escalation", "retracted", "cancelled"})
+ENGINE_KINDS = frozenset({"warning", "breach", "met", "escalation", "retracted", "cancelled", "review-pack"})
 ENVELOPE_FIELDS = frozenset({"id", "source", "type", "time", "subject", "service"})
 DECISION_FIELDS = frozenset({"id", "kind", "target", "subject", "service", "at", "level", "activity",
                              "severity", "counted", "budget", "paused", "agreement", "agreement_type",
@@ -155,6 +155,7 @@ def notified_activities(ruleset: RuleSet) -> set[str]:
     activities = {level.activity for escalation in ruleset.escalations.values() for level in escalation.levels}
     activities.update(step["notify"]["activity"] for rule in ruleset.rules.values() for step in rule.then
                       if "notify" in step)
+    activities.update(a.review_pack.activity for a in ruleset.agreements.values() if a.review_pack is not None)
     return activities
 
 

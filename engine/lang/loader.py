@@ -29,6 +29,7 @@ from engine.lang.model import (
     Escalation,
     EscalationLevel,
     Origin,
+    ReviewPack,
     Rule,
     RuleSet,
     Service,
@@ -390,6 +391,12 @@ def _build_agreement(doc: Document, loaded: dict[str, Any], ruleset: RuleSet, pr
             forecast_over=spec["forecast"]["over"] if "forecast" in spec else None)
     if "credits" in loaded:
         agreement.credits = _credits(doc, loaded["credits"], agreement, ruleset, problems)
+    if "review_pack" in loaded:
+        service = ruleset.services.get(agreement.service)
+        calendar = ruleset.calendars.get((service and service.calendar) or BUILTIN_CALENDAR)
+        if calendar is not None:           # an unknown service calendar is reported at the Service
+            agreement.review_pack = ReviewPack(loaded["review_pack"]["activity"], calendar,
+                                               _origin(doc, ("review_pack", "activity")))
 
 
 def _by_field(doc: Document, path: tuple[str | int, ...], spec: dict[str, Any], measure: str, ruleset: RuleSet,

@@ -68,6 +68,17 @@ class Credits:
 
 
 @dataclass
+class ReviewPack:
+    """An agreement's monthly review pack (docs/RULES.md "Monthly review pack"): sent to the
+    Accountable of ``activity`` on the first business day of each month of ``calendar`` (the
+    service's), for the month before."""
+
+    activity: str
+    calendar: ServiceCalendar
+    origin: Origin
+
+
+@dataclass
 class Agreement:
     id: str
     type: str          # SLA | OLA | UC | SLR
@@ -80,6 +91,7 @@ class Agreement:
     customer: str = ""
     provider: str = ""
     credits: Credits | None = None
+    review_pack: ReviewPack | None = None
 
     @property
     def shadow(self) -> bool:
@@ -237,6 +249,9 @@ class RuleSet:
     mappings: dict[str, Mapping] = field(default_factory=dict)
     # Inhibitions by id (engine/lang/inhibit.py): what mutes notifications while a source holds.
     inhibits: dict[str, Inhibit] = field(default_factory=dict)
+    # the agreements whose review packs this engine decides (engine.eval.packs); None: all of them
+    # (a partition's share names those of its services: engine.lang.rulescope)
+    pack_agreements: frozenset[str] | None = None
 
     def holders(self, service: str | None, role: str) -> list[str | OnCall]:
         """Who holds a role for a service: the Service's own holders, else the org-wide ones

@@ -57,7 +57,9 @@ class RuleScope:
                 wanted = GLOBAL if self.partition == GLOBAL else "local"
                 rules = {rule_id: rule for rule_id, rule in ruleset.rules.items()
                          if classes[rule_id].scope == wanted}
-                share = ruleset if len(rules) == len(ruleset.rules) else dataclasses.replace(ruleset, rules=rules)
+                packs = frozenset(a.id for a in ruleset.agreements.values() if a.review_pack is not None
+                                  and self.pmap.partition_of(a.service) == self.partition)
+                share = dataclasses.replace(ruleset, rules=rules, pack_agreements=packs)
                 kinds = frozenset() if self.partition == GLOBAL else global_kinds(classes, ruleset)
                 known = self._known[ruleset.version] = (share, kinds)
             return known

@@ -18,6 +18,7 @@ from schemas.records import Decision, Notification
 from schemas.values import format_instant
 
 LETTER_ORDER = "RACI"
+REVIEW_PACK = "review-pack"          # the kind of a monthly review pack (engine.eval.packs.KIND)
 DEFAULT_MESSAGE = ("{{ activity }}: {{ kind }} of {{ target or 'rule ' ~ rule.id }} for {{ subject }}"
                    "{% if service %} ({{ service }}){% endif %}{% if level %} at {{ level }}{% endif %}")
 
@@ -48,7 +49,10 @@ def route(decision: Decision, ruleset: RuleSet) -> list[Notification]:
     if not activity:
         return []
     by_recipient: dict[str, dict] = {}
-    for role, letters in ruleset.raci.get(activity, {}).items():
+    roles = ruleset.raci.get(activity, {})
+    if decision.kind == REVIEW_PACK:                 # a review pack is for the Accountable alone
+        roles = accountable(roles)
+    for role, letters in roles.items():
         for holder in ruleset.holders(decision.service, role):
             for recipient, via in resolve(holder, role, decision):
                 entry = by_recipient.setdefault(recipient, {"roles": [], "letters": set(), "oncall": []})
@@ -111,6 +115,16 @@ def _nobody(recipient: str, oncall: list[dict]) -> dict:
     return {"status": "undeliverable",
             "last_error": f"nobody is on call in {schedule['schedule']} at {schedule['at']} and it names no "
                           f"fallback: no one is told through it as {schedule['role']}"}
+
+
+def accountable(roles: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The roles of a RACI row that are Accountable (A); a row with none takes its only R
+    as accountable, as ``slm check`` says (engine.lang.checks)."""
+    found = {role: ["A"] for role, letters in roles.items() if "A" in letters}
+    responsible = [role for role, letters in roles.items() if "R" in letters]
+    if not found and len(responsible) == 1:
+        found = {responsible[0]: ["A"]}
+    return found
 
 
 def channel_of(recipient: str) -> str:

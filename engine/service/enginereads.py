@@ -92,7 +92,15 @@ class EngineReads:
         return compliance(ruleset, decisions, service, period, window, spanned, state.versions.get,
                           lambda target, a, b: self._posted_maintenance(target, a, b, at), customer,
                           in_effect(state.store.waivers()),
-                          restated_months(state.store.restatements(service=service)))
+                          restated_months(state.store.restatements(service=service)),
+                          lambda target, label: self._down_spans(target, label, at))
+
+    def _down_spans(self, target: str, label: str, at) -> list | None:
+        """When a window counted down time (asked only for a target with a waived period in
+        the month): read from the engine's transitions, under the write lock."""
+        with self.state.write_lock:
+            engine = self.state.engine
+            return engine.window_down_spans(target, label, at) if engine else None
 
     def _posted_maintenance(self, target: str, start, end, at) -> list:
         """Posted maintenance windows of a target's window clocks (asked only for targets that

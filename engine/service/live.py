@@ -47,6 +47,7 @@ from engine.service.lateness import DEFAULT_MAX_LATENESS
 from engine.service.ownership import Ownership
 from engine.service.recorder import DecisionRecorder
 from engine.service.restatements import Restatements
+from engine.service.reviewpack import ReviewPacks
 from engine.service.rulechanges import RuleChanges
 from engine.service.scheduler import DeadlineScheduler
 from engine.service.state import ALL, API, OWNER, ROLES, ServiceState
@@ -105,6 +106,7 @@ class SlmService:
         self.engine_reads = EngineReads(self.state, self.store_reads)
         self.waivers = Waivers(store, lambda: self.state.ruleset, self.state.now)
         self.restatements = Restatements(store, lambda: self.state.ruleset, self.state.now)
+        self.recorder.pack_text = ReviewPacks(self.engine_reads.compliance, store.waivers, store.decision).text
         # A database shared with other processes: owner or standby by the partition's lease
         # (``lease_owner`` names this process in it; default host:pid:nonce). None: the only writer.
         self.ownership = None if lease_ttl is None or role == API else Ownership(

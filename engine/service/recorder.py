@@ -6,6 +6,7 @@ the listeners (the metrics) are told what the write did.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from engine.clock import utcnow
 from engine.notify.inhibit import Inhibitions
 from engine.notify.retract import followups
-from engine.notify.route import outbox_entries
+from engine.notify.route import REVIEW_PACK, outbox_entries
 from engine.notify.silence import Silence, from_events, silence
 from engine.service.feed import feed_global
 from engine.service.state import ServiceState
@@ -44,6 +45,8 @@ class DecisionRecorder:
         self.state = state
         # engine.notify.worker.DeliveryWorker, or None: notifications are stored, not sent
         self.delivery = delivery
+        # the text of a monthly review pack's notifications (engine.service.reviewpack), if set
+        self.pack_text: Callable[[Decision], str] | None = None
         self.listeners: list[Callable[[Ingested], None]] = []   # told of every write (metrics)
 
     def record(self, decisions: list[Decision]) -> list[tuple[dict, list[dict]]]:
@@ -60,6 +63,8 @@ class DecisionRecorder:
         silences: list[Silence] | None = None       # read once per write, and only if something notifies
         inhibitions = Inhibitions(self.state.ruleset, store)
         for decision, record in zip(decisions, stored, strict=True):
+            if decision.kind == REVIEW_PACK and self.pack_text is not None and decision.activity:
+                decision = dataclasses.replace(decision, notice=self.pack_text(decision))
             routed = outbox_entries(decision, self.state.ruleset)
             if routed:
                 if silences is None:

@@ -10,7 +10,7 @@ month its availability window covers.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import cast
@@ -22,6 +22,8 @@ from schemas.values import DeadlineGoal, format_instant, parse_instant, report_m
 
 # (target id, window label) -> (down time counted, service time of the window) or None
 WindowReading = Callable[[str, str], "tuple[timedelta, timedelta] | None"]
+# (target id, window label) -> the spans the window counted down time in (calendar hours not applied), or None
+DownSpans = Callable[[str, str], "list[tuple[datetime, datetime]] | None"]
 # (target id, start, end) -> the posted maintenance windows overlapping [start, end): (from, to, fact ref)
 PostedWindows = Callable[[str, datetime, datetime], "list[tuple[datetime, datetime, str]]"]
 
@@ -48,7 +50,8 @@ def compliance(ruleset: RuleSet, decisions: Iterable[dict], service: str, period
                window: WindowReading | None = None, versions: Sequence[dict] = (),
                version_of: Callable[[str], RuleSet | None] = lambda version: None,
                posted: PostedWindows | None = None, customer: str | None = None,
-               waivers: Sequence[dict] = (), restatements: Mapping[str, dict] | None = None) -> dict:
+               waivers: Sequence[dict] = (), restatements: Mapping[str, dict] | None = None,
+               down_spans: DownSpans | None = None) -> dict:
     """Per target of ``service`` (of ``customer``'s agreements only, if given) over ``period``,
     a month or a range of months (schemas.values.report_months): subjects, met, breached,
     compliance % and availability %, and the same per rule-set version that decided them
@@ -60,7 +63,10 @@ def compliance(ruleset: RuleSet, decisions: Iterable[dict], service: str, period
     and every retraction. ``versions``: the versions in force during the period, in order.
     ``posted``: the maintenance windows posted as facts, for the targets that exclude them.
     ``waivers``: those in effect; a cycle they take out is counted as ``waived``, neither met
-    nor breached (engine/service/waivers.py). ``restatements``: month → the approved
+    nor breached (engine/service/waivers.py); a waiver of a target's period also takes that
+    period out of the target's window, its down time and its service time (``down_spans``
+    says when the window counted down time), so the availability figure is the rest's, with
+    the figure unwaived and the waivers named beside it (``waived_time``). ``restatements``: month → the approved
     restatement of this service that counts (engine/service/restatements.py): that month's
     figures are the restated ones, with its note and the recorded figures beside them."""
     months = report_months(period)
@@ -70,8 +76,9 @@ def compliance(ruleset: RuleSet, decisions: Iterable[dict], service: str, period
     agreements = sorted({t.agreement.id: t.agreement for t in targets if t.agreement.credits}.values(),
                         key=lambda a: a.id)
     waived = waived_cycles(decisions, waivers)
+    periods = waived_periods(waivers)
     monthly = [_restated_month(ruleset, decisions, service, month, targets, window, waived,
-                               (restatements or {}).get(month)) for month in months]
+                               (restatements or {}).get(month), periods, down_spans) for month in months]
     credits = [{"period": month.period, **credit_due(a, month.figures)} for month in monthly for a in agreements]
     rows = [_row(target, monthly, ruleset, version_of, posted, credits) for target in targets]
     notes = [month.restatement for month in monthly if month.restatement is not None]
@@ -89,27 +96,81 @@ class _Month:
     waived: dict[str, dict[tuple, dict]]                    # the same, of the cycles waivers take out
     readings: dict[str, tuple[timedelta, timedelta] | None]  # target → (down, service time) of its window
     figures: dict[str, dict[str, Fraction | None]]          # target → compliance, availability (exact)
+    waived_time: dict[str, WaivedTime] = field(default_factory=dict)  # target → what waived periods took out
     restatement: dict | None = None                         # the note of the restatement it shows, if any
     original: _Month | None = None                          # then: the month as recorded
 
 
+@dataclass
+class WaivedTime:
+    """What approved waivers of a target's period took out of one window: the down time and
+    the service time inside them (overlapping waivers counted once), the window's reading
+    before, and the waivers."""
+
+    down: timedelta
+    service_time: timedelta
+    unwaived: tuple[timedelta, timedelta]
+    waivers: list[dict]
+
+
+def waived_periods(waivers: Sequence[dict]) -> dict[str, list[tuple[datetime, datetime, dict]]]:
+    """Target id → its waived periods (since, until, the waiver), of the waivers that name a
+    target's period."""
+    out: dict[str, list[tuple[datetime, datetime, dict]]] = {}
+    for w in waivers:
+        if w["target"] is not None:
+            out.setdefault(w["target"], []).append((parse_instant(w["since"]), parse_instant(w["until"]), w))
+    return out
+
+
+def waive_window(target: Target, period: str, reading: tuple[timedelta, timedelta],
+                 periods: Sequence[tuple[datetime, datetime, dict]],
+                 spans: list[tuple[datetime, datetime]] | None) -> WaivedTime | None:
+    """What ``periods`` take out of a target's window of month ``period`` read as ``reading``
+    (down, service time), the window having counted down time in ``spans`` (None: it never
+    did): the service time of the periods inside the window and the down time inside them,
+    both on the target's calendar; None if no period meets the window. Exact and
+    deterministic: sums of calendar time over disjoint spans."""
+    start, end = month_span(period, target.calendar.timezone)
+    inside = [(max(a, start), min(b, end), w) for a, b, w in periods if a < end and b > start]
+    if not inside:
+        return None
+    cut = merged(inside)
+    calendar = target.calendar
+    service_time = sum((calendar.counted(a, b) for a, b in cut), timedelta(0))
+    down = sum((calendar.counted(max(a, c), min(b, d)) for a, b in cut for c, d in spans or ()
+                if max(a, c) < min(b, d)), timedelta(0))
+    named = sorted({w["id"]: w for _, _, w in inside}.values(), key=lambda w: (w["since"], w["id"]))
+    return WaivedTime(min(down, reading[0]), min(service_time, reading[1]), reading, named)
+
+
 def _restated_month(ruleset: RuleSet, decisions: list[dict], service: str, period: str, targets: list[Target],
                     window: WindowReading | None, waived: Callable[[dict], bool],
-                    restatement: dict | None) -> _Month:
+                    restatement: dict | None,
+                    periods: Mapping[str, Sequence[tuple[datetime, datetime, dict]]] | None = None,
+                    down_spans: DownSpans | None = None) -> _Month:
     """The month as recorded, or as ``restatement`` restates it: its decisions in place of
-    those they supersede, its window figures in place of the read ones; the recorded month
-    kept beside it."""
-    original = _month(ruleset, decisions, service, period, targets, window, waived)
+    those they supersede, its window figures (and the spans they counted down time in) in
+    place of the read ones; the recorded month kept beside it."""
+    periods = periods or {}
+    original = _month(ruleset, decisions, service, period, targets, window, waived, periods, down_spans)
     if restatement is None:
         return original
     windows = restatement["windows"]
+    recorded_spans = restatement.get("down_spans") or {}
+
+    def restated_spans(target: str, label: str) -> list[tuple[datetime, datetime]] | None:
+        if target in windows and label == period:
+            return [(parse_instant(a), parse_instant(b)) for a, b in recorded_spans.get(target, [])]
+        return down_spans(target, label) if down_spans is not None else None
 
     def restated_window(target: str, label: str) -> tuple[timedelta, timedelta] | None:
         if target in windows and label == period:
             down, service_time = windows[target]
             return timedelta(microseconds=down), timedelta(microseconds=service_time)
         return window(target, label) if window is not None else None
-    month = _month(ruleset, restated(decisions, restatement), service, period, targets, restated_window, waived)
+    month = _month(ruleset, restated(decisions, restatement), service, period, targets, restated_window, waived,
+                   periods, restated_spans)
     month.restatement = {k: restatement[k] for k in ("id", "period", "reason", "rules", "requested_by",
                                                       "approved_by", "approved_at")}
     month.original = original
@@ -140,7 +201,9 @@ def waived_cycles(decisions: list[dict], waivers: Sequence[dict]) -> Callable[[d
 
 
 def _month(ruleset: RuleSet, decisions: list[dict], service: str, period: str, targets: list[Target],
-           window: WindowReading | None, waived: Callable[[dict], bool]) -> _Month:
+           window: WindowReading | None, waived: Callable[[dict], bool],
+           periods: Mapping[str, Sequence[tuple[datetime, datetime, dict]]],
+           down_spans: DownSpans | None) -> _Month:
     outcomes = cycle_outcomes(ruleset, decisions, service, period)
     month = _Month(period, {}, {}, {}, {})
     for target in targets:
@@ -149,6 +212,12 @@ def _month(ruleset: RuleSet, decisions: list[dict], service: str, period: str, t
         cycles = month.cycles[target.id] = {key: d for key, d in settled.items() if key not in month.waived[target.id]}
         met, breached = _settled(cycles.values())
         reading = window(target.id, period) if target.measure != "duration" and window is not None else None
+        if reading is not None and periods.get(target.id):
+            spans = down_spans(target.id, period) if down_spans is not None else None
+            taken = waive_window(target, period, reading, periods[target.id], spans)
+            if taken is not None:
+                month.waived_time[target.id] = taken
+                reading = (reading[0] - taken.down, reading[1] - taken.service_time)
         month.readings[target.id] = reading
         month.figures[target.id] = {"compliance": Fraction(met, met + breached) if met + breached else None,
                                     "availability": _availability([reading])}
@@ -169,6 +238,8 @@ def _row(target: Target, monthly: list[_Month], ruleset: RuleSet, version_of: Ca
            "availability": _shown(_availability([month.readings[target.id] for month in monthly])),
            "goal": _goal(target.goal),
            "by_version": _by_version(settled, target.id, ruleset, version_of)}
+    row["waived_time"] = _waived_time([month.waived_time.get(target.id) for month in monthly],
+                                      [month.readings[target.id] for month in monthly])
     if target.excludes_maintenance:
         each = [maintenance(target, month.period, posted) for month in monthly]
         row["maintenance"] = {"windows": [w for m in each for w in m["windows"]],
@@ -186,12 +257,33 @@ def _trend(target: Target, month: _Month, credits: list[dict]) -> dict:
              "compliance": _shown(month.figures[target.id]["compliance"]),
              "availability": _shown(month.figures[target.id]["availability"]),
              "credit": max(earned) if earned else None,
+             "waived_time": _waived_time([month.waived_time.get(target.id)], [month.readings[target.id]]),
              "restated": None if month.restatement is None else month.restatement["id"], "original": None}
     if month.original is not None:            # the figures as recorded, still readable
         recorded = _trend(target, month.original, [])
         shown["original"] = {k: recorded[k] for k in ("subjects", "met", "breached", "waived", "compliance",
-                                                      "availability")}
+                                                      "availability", "waived_time")}
     return shown
+
+
+def _waived_time(taken: Sequence[WaivedTime | None],
+                 readings: Sequence[tuple[timedelta, timedelta] | None]) -> dict | None:
+    """What waived periods took out of the windows read (None: nothing): minutes of down
+    time and of service time, the availability as it would be without the waivers, and the
+    waivers by id and reason."""
+    if not any(taken):
+        return None
+    unwaived = [t.unwaived if t is not None else r for t, r in zip(taken, readings, strict=True)]
+    waivers = {w["id"]: w for t in taken if t is not None for w in t.waivers}
+    return {"down_minutes": _minutes(sum((t.down for t in taken if t is not None), timedelta(0))),
+            "service_minutes": _minutes(sum((t.service_time for t in taken if t is not None), timedelta(0))),
+            "availability_unwaived": _shown(_availability(unwaived)),
+            "waivers": [{k: w[k] for k in ("id", "reason", "since", "until", "requested_by", "approved_by")}
+                        for w in sorted(waivers.values(), key=lambda w: (w["since"], w["id"]))]}
+
+
+def _minutes(span: timedelta) -> float:
+    return round(span / timedelta(minutes=1), 2)
 
 
 def _settled(decisions: Iterable[dict]) -> tuple[int, int]:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from engine.eval.clock import month_span
+from engine.eval.packs import KIND as REVIEW_PACK
 from engine.lang.loader import load_texts
 from engine.lang.model import RuleSet
 from engine.service.reports import SPAN_MARGIN
@@ -41,7 +42,7 @@ class Restatements:
         ruleset = self._rules(asked.get("rules"))
         service = asked.get("service")
         if service not in ruleset.services:
-            raise WaiverRefused(409, f"unknown service {service!r} in rules {ruleset.version[:19]}… (services: "
+            raise WaiverRefused(422, f"unknown service {service!r} in rules {ruleset.version[:19]}… (services: "
                                      f"{', '.join(sorted(ruleset.services))})", "service")
         period = asked.get("period") or ""
         try:
@@ -54,7 +55,7 @@ class Restatements:
         since, until = start - SPAN_MARGIN, end + SPAN_MARGIN
         now = self.now()
         if now < until:
-            raise WaiverRefused(409, f"{period} is not settled: a month can be restated from "
+            raise WaiverRefused(422, f"{period} is not settled: a month can be restated from "
                                      f"{format_instant(until)} on (a day after it ends)", "period")
         try:
             replayed = replay(self.store, ruleset, since, until, bounds=self.bounds)
@@ -64,7 +65,7 @@ class Restatements:
         ours = {t.id for t in ruleset.targets.values() if t.service == service}
         after = {k: d for k, d in standing(replayed.decisions, since, until).items() if d.get("target") in ours}
         before = {k: d for k, d in standing(recorded(self.store, since, until), since, until).items()
-                  if d.get("service") == service}
+                  if d.get("service") == service and d["kind"] != REVIEW_PACK}      # a pack is sent, not restated
         superseding = [_superseding(d, before.get(k)) for k, d in sorted(after.items(), key=_settling_first)
                        if k not in before or any(before[k].get(f) != d.get(f) for f in COMPARED)]
         withdrawn = {k: d for k, d in before.items() if k not in after}
@@ -73,16 +74,19 @@ class Restatements:
                 same = [k for k, d in withdrawn.items() if _cycle(d) == _cycle(decision)]
                 decision["supersedes"] = sorted(withdrawn.pop(k)["id"] for k in same)
         withdraws = sorted(d["id"] for d in withdrawn.values())
-        windows = {}
+        windows, down_spans = {}, {}
         for target in sorted(ours):
             if ruleset.targets[target].measure != "duration":
                 reading = replayed.engine.window_reading(target, period, until)
                 if reading is not None:
                     windows[target] = [reading[0] // timedelta(microseconds=1),
                                        reading[1] // timedelta(microseconds=1)]
+                    spans = replayed.engine.window_down_spans(target, period, until) or []
+                    down_spans[target] = [[format_instant(a), format_instant(b)] for a, b in spans]
         return self.store.request_restatement(
             {"service": service, "period": period, "reason": reason, "rules": ruleset.version,
-             "facts": replayed.facts, "decisions": superseding, "withdraws": withdraws, "windows": windows},
+             "facts": replayed.facts, "decisions": superseding, "withdraws": withdraws, "windows": windows,
+             "down_spans": down_spans},
             by, now)
 
     def approve(self, restatement_id: str, by: str) -> dict:
@@ -110,11 +114,11 @@ class Restatements:
         found = [v for v in known if v == version] or [v for v in known if v.startswith(version)]
         if len(found) != 1:
             what = "names no version put in force" if not found else f"is the start of {len(found)} versions"
-            raise WaiverRefused(404 if not found else 409,
+            raise WaiverRefused(422,
                                 f"rules {version!r} {what}: give a version of GET /v1/rules/versions", "rules")
         files = self.store.ruleset_files(found[0])
         if files is None:
-            raise WaiverRefused(404, f"rules {found[0][:19]}… are not stored in the database", "rules")
+            raise WaiverRefused(422, f"rules {found[0][:19]}… are not stored in the database", "rules")
         return load_texts(files, root=f"version {found[0][:19]}")
 
 

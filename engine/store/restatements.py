@@ -29,7 +29,8 @@ def fold(events: list[dict]) -> dict:
     restatement = {"id": first["restatement"], "status": "requested", "service": first["service"],
                    "period": first["period"], "reason": first["reason"], "rules": first["rules"],
                    "facts": first["facts"], "decisions": first["decisions"], "withdraws": first["withdraws"],
-                   "windows": first["windows"], "requested_by": first["by"], "requested_at": shown(first["at"]),
+                   "windows": first["windows"], "down_spans": first.get("down_spans", {}),
+                   "requested_by": first["by"], "requested_at": shown(first["at"]),
                    "approved_by": None, "approved_at": None, "revoked_by": None, "revoked_at": None,
                    "revoke_reason": None}
     for event in events[1:]:
@@ -47,7 +48,7 @@ class RestatementLog(AuditChains):
 
     def request_restatement(self, asked: dict, by: str, at) -> dict:
         """Record a new restatement (``asked``: service, period, reason, rules, facts,
-        decisions, withdraws, windows) by token ``by`` at ``at``; the restatement."""
+        decisions, withdraws, windows, down_spans) by token ``by`` at ``at``; the restatement."""
         restatement_id = "rst_" + secrets.token_hex(8)
         decisions = [{**d, "id": f"{restatement_id}-{n}"} for n, d in enumerate(asked["decisions"], 1)]
         event = {**asked, "decisions": decisions, "restatement": restatement_id, "event": "requested", "by": by,

@@ -8,8 +8,10 @@ behind its subject's newest fact), and what the names of an object's properties 
 (OpenAPI 3.0 has no ``propertyNames``: a rule file's path of 1 to 256 characters, a
 silence's matcher names), that a report's range of months runs forwards and spans at most
 60 of them, that a waiver's period ends after it starts and its decision is a stored met or
-breach, and a silence's end against its start and the server clock, and that it gives one
-of ``ends_at`` and ``duration``. And
+breach, that a restatement's month has been settled (ended a day before the server clock),
+that its replay stays within its bounds and its ``rules`` name one stored version put in
+force (whose services may differ from those in force), and a silence's end against its
+start and the server clock, and that it gives one of ``ends_at`` and ``duration``. And
 no schema of YAML text says which rule files make a valid rule set: that verdict is what
 ``POST /v1/rules/check`` and ``/v1/rules/preview`` answer, 422 with the ``problems``. The
 document says each in words; the server answers each with a 4xx naming the field and
@@ -45,6 +47,16 @@ UNSTATABLE = [
      re.compile(r"is outside the times that can be held \(years 0001 to 9999 in UTC\)$|^until must come after since$")),
     (re.compile(r"^json\.decision$"),
      re.compile(r"^no decision '.*'$|: only a met or breach decision settles a cycle that compliance counts$")),
+    # a restatement: its month settled, its replay within bounds, its rules a stored version
+    (re.compile(r"^json\.period$"),
+     re.compile(r" is not settled: a month can be restated from \S+ on \(a day after it ends\)$"
+                r"|^the period holds more than \d+ facts; give a shorter one$"
+                r"|^the replay took more than \S+s; give a shorter period$")),
+    (re.compile(r"^json\.rules$"),
+     re.compile(r" names no version put in force: give a version of GET /v1/rules/versions$"
+                r"| is the start of \d+ versions: give a version of GET /v1/rules/versions$"
+                r"| are not stored in the database$")),
+    (re.compile(r"^json\.service$"), re.compile(r"^unknown service '.*' in rules \S+ \(services: ")),
     (re.compile(r"^query\.period$"),
      re.compile(r": a range's last month comes before its first$| spans \d+ months; at most \d+$")),
     # a silence: which property names its matchers may have; its end against its start, the
