@@ -128,7 +128,7 @@ def test_restating_under_the_version_that_decided_changes_nothing(settled):
 def test_a_wrong_request_is_a_422_naming_the_field_and_records_nothing(settled, body, field, message, stated):
     from tests.support.fuzz_hooks import unstatable
     response = settled.as_("owner", "/v1/restatements", body)
-    assert response.status_code == status and response.mimetype == "application/problem+json"
+    assert response.status_code == 422 and response.mimetype == "application/problem+json"
     assert any(message in text for text in response.json["errors"][field]), response.json
     # what the API document cannot state, the fuzzing hooks know; what it states, they do not excuse
     assert unstatable(response.json["errors"]) is not stated
