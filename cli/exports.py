@@ -67,3 +67,23 @@ def prometheus_rules_command(service, rules_dir, db_url, output):
         click.echo(f"Error: no target of {service!r} could be written", err=True)
         sys.exit(1)
     _write(exported.text(service), output)
+
+
+@export_group.command("openslo")
+@click.argument("service")
+@_source_options
+def openslo_command(service, rules_dir, db_url, output):
+    """OpenSLO v1 documents (Service, SLI, SLO, AlertPolicy, AlertCondition) of SERVICE's
+    error budgets: its ratio, availability and threshold targets, with their burn-rate
+    levels (docs/RULES.md, "OpenSLO"). Duration targets are listed and left out."""
+    from engine.lang.openslo import UnknownService, dump, export_openslo
+
+    ruleset = _ruleset(rules_dir, db_url)
+    try:
+        docs, skipped = export_openslo(ruleset, service)
+    except UnknownService as err:
+        click.echo(f"Error: {err}", err=True)
+        sys.exit(2)
+    for target, why in skipped:
+        click.echo(f"left out {target}: {why}", err=True)
+    _write(dump(docs), output)
