@@ -57,6 +57,7 @@ class Metrics:
         self.met = Counter("slm_target_met", "Met decisions recorded, per target", labels, registry=registry)
         if service.state.node != API and workers is None:   # an API node has no clocks to report on,
             registry.register(TargetGauges(service))        # a worker's are split over its partitions
+            registry.register(BurnRateGauges(service))
         if service.state.node != API:
             registry.register(EngineMetrics(services))
         if service.store.postgres:                  # only there do API nodes store facts for an owner
@@ -228,6 +229,31 @@ class TargetGauges:
                 rows.append((sid, {**row, "goal_ratio": ratio}))
         self._cached = (now, rows)
         return rows
+
+
+class BurnRateGauges:
+    """The burn rate of every error budget now, per window read (the budget's own, each
+    burn-rate level's long and short window, the forecast's look-back), from the clocks read
+    model at each scrape: a few series per target, never waiting for the write lock."""
+
+    def __init__(self, service):
+        self.service = service
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+        gauge = GaugeMetricFamily("slm_target_burn_rate", "Error budget burn rate per window: the window's bad share "
+                                  "over 1 - goal (1 spends the budget exactly over the window)",
+                                  labels=["service", "target", "window"])
+        state = self.service.state
+        rates: dict[tuple[str, str, str], float] = {}
+        if state.ready.is_set():
+            for clock, reading in state.readmodel.view.budgets(state.now()):
+                if not clock.shadow:          # (key order: a target's latest calendar window last)
+                    for window, rate in reading["burn_rates"].items():
+                        rates[(clock.service, clock.target, window)] = rate
+        for labels, rate in rates.items():
+            gauge.add_metric(list(labels), rate)
+        yield gauge
 
 
 class _QueueStats:

@@ -174,3 +174,33 @@ def _resume_from(state_path: str | None, placed: list[Placed]) -> int:
 def _remember(state_path: str | None, posted: Digest, count: int) -> None:
     if state_path:
         Path(state_path).write_text(json.dumps({"digest": posted.hexdigest(), "posted": count}) + "\n")
+
+
+@import_group.command("openslo")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--output", "-o", "out_dir", type=click.Path(file_okay=False),
+              help="Write one rule file per service into this directory (made if missing) instead of to "
+                   "standard output.")
+def openslo(files, out_dir):
+    """Turn OpenSLO v1 documents (Service, SLI, SLO, AlertPolicy, AlertCondition) into rule
+    files, one per service, and list on standard error whatever could not be mapped
+    (docs/RULES.md, "OpenSLO"). Check the result with slm check."""
+    from engine.lang.openslo import import_openslo
+
+    texts = {}
+    for name in files:
+        try:
+            texts[name] = Path(name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise click.ClickException(f"{name}: cannot be read: {err}") from None
+    imported = import_openslo(texts)
+    for where, what in imported.unmapped:
+        click.echo(f"not mapped: {where}: {what}", err=True)
+    if out_dir:
+        target = Path(out_dir)
+        target.mkdir(parents=True, exist_ok=True)
+        for name, text in imported.files.items():
+            (target / name).write_text(text, encoding="utf-8")
+            click.echo(f"wrote {target / name}", err=True)
+    else:
+        click.echo("---\n".join(imported.files.values()), nl=False)

@@ -5,6 +5,7 @@ import click
 
 from .admin import audit, report
 from .docs import docs
+from .exports import export_group
 from .imports import import_group
 from .notify import notify
 from .replay import replay
@@ -22,5 +23,5 @@ def main():
 
 
 for command in (serve, check, lint, test_command, explain, docs, replay, report, token, audit, notify,
-                import_group, silence, waiver, restate, restatement):
+                import_group, export_group, silence, waiver, restate, restatement):
     main.add_command(command)

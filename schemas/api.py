@@ -265,6 +265,36 @@ class TraceSchema(Schema):
                                                    "period, whatever their status"})
 
 
+class ErrorBudgetSchema(Schema):
+    """A budget clock's error budget read now (docs/RULES.md, "Error budgets")."""
+
+    window = fields.String(metadata={"description": "the window as the target writes it", "example": "rolling 28d"})
+    window_start = fields.String(metadata={"description": "the first instant of the window judged now (a rolling "
+                                                          "window: one length ago)"})
+    window_end = fields.String(metadata={"description": "the end of that window (a rolling one: now)"})
+    unit = fields.String(metadata={"description": "what `bad` and `budget` count: `seconds` of service time "
+                                                  "(availability, threshold) or `events` (ratio)",
+                                   "enum": ["seconds", "events"]})
+    bad = fields.Float(metadata={"description": "bad time or bad events in the window"})
+    budget = fields.Float(metadata={"description": "(1 − goal) × the window's total"})
+    remaining = fields.Float(metadata={"description": "the share of the budget left, 1 − bad ÷ budget (negative "
+                                                      "once exhausted)"})
+    burn_rate = fields.Float(metadata={"description": "the window's bad share over 1 − goal: 1 spends the budget "
+                                                      "exactly over the window"})
+    burn_rates = fields.Dict(keys=fields.String(), values=fields.Float(), metadata={
+        "description": "the burn rate of each window read, by its length: the budget's own, each burn-rate level's "
+                       "long and short window, the forecast's look-back", "example": {"28d": 0.2, "1h": 16.7, "5m": 0}})
+    forecast_over = fields.String(metadata={"description": "the look-back whose burn rate is projected"})
+    projected_exhaustion = fields.String(allow_none=True, metadata={
+        "description": "when the budget left runs out at the burn rate of the last `forecast_over` (null: nothing "
+                       "burns)"})
+    at_risk = fields.Boolean(metadata={"description": "an `at_risk` decision stands: the projection falls inside "
+                                                      "the window"})
+    exhausted = fields.Boolean(metadata={"description": "the budget is used up (a breach stands)"})
+    burning = fields.List(fields.String(), metadata={"description": "the burn-rate levels firing now",
+                                                      "example": ["14.4x"]})
+
+
 class ClockSchema(Schema):
     clock = fields.String()
     target = fields.String()
@@ -278,6 +308,9 @@ class ClockSchema(Schema):
     remaining = fields.String()
     next_deadline = fields.String(allow_none=True)
     shadow = fields.Boolean()
+    error_budget = fields.Nested(ErrorBudgetSchema, allow_none=True, metadata={
+        "description": "a clock that keeps an error budget (ratio targets, rolling windows, burn-rate levels, "
+                       "forecasts): its figures and forecast now; null for the others"})
     as_of = fields.String()
 
 

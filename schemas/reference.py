@@ -92,6 +92,17 @@ FIELDS: dict[str, tuple[str, str]] = {
                                "one stops (see Burn-rate alerts)", "`[{factor: 14.4, long: 1h, short: 5m}]`"),
     "TargetSchema.forecast": ("project the budget left at the burn rate of the last `over` and decide "
                               "`at_risk` while it runs out before the window ends (see Forecasts)", "`{over: 6h}`"),
+    "TargetSchema.prometheus": ("the PromQL queries of the target's error ratio, for `slm export prometheus-rules` "
+                                "(see Prometheus rules)", "see Prometheus"),
+    "PrometheusSchema.errors": ("bad events (or bad time) per window: `{{.window}}` stands for each window's "
+                                "range, as in Sloth's `error_query`", '`sum(rate(http_requests_total{code=~"5.."}'
+                                '[{{.window}}]))`'),
+    "PrometheusSchema.total": ("all events (or time) per window, as Sloth's `total_query`",
+                               "`sum(rate(http_requests_total[{{.window}}]))`"),
+    "PrometheusSchema.alert": ("the alerts' name (default: the target id in CamelCase and `ErrorBudgetBurn`)",
+                               "`CheckoutErrorBudgetBurn`"),
+    "PrometheusSchema.labels": ("labels of every rule written, beside `sloth_id`, `sloth_service` and "
+                                "`sloth_slo`", "`{team: shop}`"),
     "BurnRateSchema.factor": ("times the even burn rate (bad share of the window ÷ (1 − goal)); above 0",
                               "`14.4`"),
     "BurnRateSchema.long": ("the long window, whole minutes", "`1h`"),
@@ -327,6 +338,7 @@ TABLES: list[tuple[str, type[Schema], str]] = [  # (heading, schema, where it is
     ("Ratio", rules.RatioSchema, "a Target's `ratio`"),
     ("Burn rate", rules.BurnRateSchema, "each of a Target's `burn_rate`"),
     ("Forecast", rules.ForecastSchema, "a Target's `forecast`"),
+    ("Prometheus", rules.PrometheusSchema, "a Target's `prometheus`"),
     ("Pattern", rules.JoinPatternSchema, "`applies_to`, `down`, `up`, a Rule's `when`; `as` only in `when`"),
     ("Maintenance", rules.MaintenanceSchema, "`kind: Maintenance`"),
     ("Once", rules.OnceSchema, "each of a Maintenance's `once`"),

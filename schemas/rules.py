@@ -278,6 +278,29 @@ class ForecastSchema(Strict):
             raise ValidationError("a forecast looks back whole minutes, at least 1m", "over")
 
 
+WINDOW_PLACEHOLDER = "{{.window}}"
+PROMQL_NAME = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+LABEL_NAME = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+
+
+class PrometheusSchema(Strict):
+    """``{errors, total, alert, labels}``: the PromQL queries ``slm export prometheus-rules``
+    writes a target's recording rules with, as Sloth's ``error_query`` and ``total_query``
+    (docs/RULES.md, "Prometheus rules")."""
+
+    errors = Text(required=True, validate=validate.Length(min=1))
+    total = Text(required=True, validate=validate.Length(min=1))
+    alert = fields.String(validate=validate.Regexp(PROMQL_NAME, error="{input!r} is not a Prometheus alert name"))
+    labels = fields.Dict(keys=fields.String(validate=validate.Regexp(
+        LABEL_NAME, error="{input!r} is not a Prometheus label name")), values=Text(), load_default=dict)
+
+    @validates_schema
+    def _windowed(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "errors" in data and "total" in data and WINDOW_PLACEHOLDER not in data["errors"] + data["total"]:
+            raise ValidationError(f"neither query has {WINDOW_PLACEHOLDER}, where each window's range goes (as in "
+                                  f"rate(x[{WINDOW_PLACEHOLDER}])): every window would read the same", "errors")
+
+
 def _exclude() -> OneOrMany:
     return OneOrMany(fields.String(validate=validate.OneOf(["maintenance"], error=ONE_OF)), load_default=list)
 
@@ -350,6 +373,7 @@ class TargetSchema(Strict):
     underpinned_by = fields.List(Name(), load_default=list)
     burn_rate = fields.List(fields.Nested(BurnRateSchema), validate=validate.Length(min=1))
     forecast = fields.Nested(ForecastSchema)
+    prometheus = fields.Nested(PrometheusSchema)
     on_change = fields.String(load_default="keep", validate=validate.OneOf(["keep", "reprice", "cancel"]),
                               metadata={"description": "what a rule change does to this target's running "
                                                        "clocks: keep (finish under the version they started "
@@ -373,7 +397,7 @@ class TargetSchema(Strict):
         if len(measures) != 1:
             raise ValidationError("a target has exactly one of 'clock', 'availability', 'metric' or 'ratio'",
                                   measures[1] if len(measures) > 1 else "id")
-        for name in ("burn_rate", "forecast"):
+        for name in ("burn_rate", "forecast", "prometheus"):
             if "clock" in data and name in data:
                 raise ValidationError(f"'{name}' belongs to a target with an error budget (availability, metric "
                                       f"or ratio), not to a duration clock", name)

@@ -243,3 +243,44 @@ def trend(months: list[tuple[str, float | None]], goal: float | None, title: str
     if len(run) > 1:
         body.append(f'<polyline points="{" ".join(run)}" class="burn"/>')
     return _svg(width, height, title, body)
+
+
+def burn_down(points: list[tuple[datetime, float]], ahead: datetime, projected: datetime | None,
+              title: str) -> Markup:
+    """An error budget's burn-down: the share of the budget left over the window (each point
+    the window ending there), the 100 % and 0 % lines, and from the last point a dashed
+    line to where the forecast says the budget runs out, if that is before ``ahead``."""
+    width, height, left, bottom = 420, 190, 52, 24
+    start, now = points[0][0], points[-1][0]
+    end = max(ahead, now + timedelta(seconds=1))
+    values = [v for _, v in points]
+    low = min(values + [0.0])
+    floor = low - max((1 - low) * 0.1, 0.05)
+    span = (end - start).total_seconds() or 1.0
+
+    def xy(at: datetime, value: float) -> tuple[float, float]:
+        return (left + (at - start).total_seconds() / span * (width - left - 8),
+                height - bottom - (value - floor) / (1 - floor) * (height - bottom - 12))
+
+    _, full_y = xy(start, 1.0)
+    _, zero_y = xy(start, 0.0)
+    body = [f'<line x1="{left}" y1="{height - bottom}" x2="{width - 4}" y2="{height - bottom}" class="axis"/>',
+            f'<line x1="{left}" y1="{zero_y:.1f}" x2="{width - 4}" y2="{zero_y:.1f}" class="goal"/>',
+            _text(left - 4, full_y + 4, "100 %", anchor="end"), _text(left - 4, zero_y + 4, "0 %", anchor="end"),
+            _text(left + 4, zero_y - 4, "budget spent")]
+    line = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(at, v) for at, v in points))
+    body.append(f'<polyline points="{line}" class="burn"/>')
+    now_x, now_y = xy(now, values[-1])
+    body.append(f'<line x1="{now_x:.1f}" y1="8" x2="{now_x:.1f}" y2="{height - bottom}" class="tick"/>')
+    body.append(f'<circle cx="{now_x:.1f}" cy="{now_y:.1f}" r="3.5" class="{"breach" if values[-1] <= 0 else "met"}">'
+                f"<title>now: {values[-1]:.0%} of the budget left</title></circle>")
+    if projected is not None and now < projected <= end and values[-1] > 0:
+        out_x, out_y = xy(projected, 0.0)
+        tip = f"at the current burn rate the budget runs out {projected:%Y-%m-%d %H:%M} UTC"
+        body.append(f'<line x1="{now_x:.1f}" y1="{now_y:.1f}" x2="{out_x:.1f}" y2="{out_y:.1f}" class="forecast">'
+                    f"<title>{escape(tip)}</title></line>")
+        body.append(_text(min(out_x, width - 8), out_y + 14, f"runs out {projected:%d %b %H:%M}",
+                          anchor="end" if out_x > width - 120 else "middle"))
+    body.append(_text(left, height - 6, f"{start:%d %b %H:%M}"))
+    body.append(_text(min(now_x, width - 8), height - 6, "now", anchor="end" if now_x > width - 40 else "middle"))
+    return _svg(width, height, title, body)

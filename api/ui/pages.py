@@ -18,7 +18,7 @@ from engine.service.state import NotReady, Standby
 from engine.service.whatif import ReplayLimit
 from schemas.api import CURSOR, PERIOD
 from schemas.strings import PERIOD_RANGE
-from schemas.values import format_hours, parse_duration, parse_instant
+from schemas.values import format_hours, format_whole_duration, parse_duration, parse_instant
 
 from ..auth import AUDITOR, OWNER, READER
 from ..context import current_service
@@ -77,6 +77,7 @@ def overview():
     except NotReady as not_ready:
         standby = str(not_ready) if isinstance(not_ready, Standby) else None
         return render_template("ui/starting.html", progress=service.state.progress(), standby=standby), 503
+    budgets = service.engine_reads.budgets()
     services = []
     for sid, definition in sorted(service.state.ruleset.services.items()):
         running = [_progress(c) for c in clocks if c["service"] == sid and not c["shadow"]]
@@ -90,6 +91,7 @@ def overview():
         recent.sort(key=lambda d: d["at"], reverse=True)
         services.append({"id": sid, "name": definition.name, "clocks": running[:NEAREST], "running": len(running),
                          "recent": recent[:10], "recent_total": len(recent),
+                         "budgets": [_budget(b) for b in budgets if b["service"] == sid],
                          "report": service.engine_reads.compliance(sid, period)})
     fragment = request.args.get("fragment") == "1"
     return render_template("ui/overview_body.html" if fragment else "ui/overview.html",
@@ -97,13 +99,35 @@ def overview():
 
 
 def _progress(clock: dict) -> dict:
-    """A running clock with its share of the budget used and a colour class."""
+    """A running clock with its share of the budget used and a colour class (an error
+    budget's: the share of its window's budget used)."""
     target = current_service().state.ruleset.targets.get(clock["target"])
-    budget, counted = parse_duration(clock["budget"]), parse_duration(clock["counted"])
-    share = counted / budget if budget else 0.0
+    if clock.get("error_budget"):
+        share = 1 - clock["error_budget"]["remaining"]
+        clock = {**clock, "remaining": f"{clock['error_budget']['remaining']:.0%} of the budget"}
+    else:
+        budget, counted = parse_duration(clock["budget"]), parse_duration(clock["counted"])
+        share = counted / budget if budget else 0.0
     warns = [float(level.share) for level in target.warn_at] if target else []
     css = "breach" if share >= 1 else "warn" if warns and share >= min(warns) else "ok"
     return {**clock, "share": share, "percent": min(share, 1.0) * 100, "css": css}
+
+
+def _budget(found: dict) -> dict:
+    """An error budget as the overview shows it: its figures, a colour class and its
+    burn-down chart (api.ui.charts.burn_down)."""
+    figures = found["error_budget"]
+    projected = figures["projected_exhaustion"]
+    css = "breach" if figures["exhausted"] else "warn" if figures["at_risk"] or figures["burning"] else "ok"
+    title = f"Error budget of {found['target']} over {figures['window']}: {figures['remaining']:.0%} left"
+    chart = charts.burn_down(found["burn_down"], found["look_ahead"],
+                             None if projected is None else parse_instant(projected), title)
+    if figures["unit"] == "events":
+        amount = f"{figures['bad']:g} of {figures['budget']:g} bad events"
+    else:
+        amount = " of ".join(format_whole_duration(timedelta(seconds=figures[k])) for k in ("bad", "budget"))
+    return {**found, **figures, "css": css, "chart": chart, "amount": amount,
+            "used_percent": min(max(1 - figures["remaining"], 0.0), 1.0) * 100}
 
 
 def _stamp(at: datetime) -> str:

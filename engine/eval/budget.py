@@ -43,6 +43,7 @@ from schemas.counts import read_counts
 from schemas.values import Level, format_duration, format_instant
 
 if TYPE_CHECKING:
+    from engine.lang.calendar import Calendar
     from engine.lang.model import EscalationLevel, Target
 
 MAINTENANCE = "maintenance:"
@@ -81,6 +82,7 @@ class BudgetSpec:
     levels: tuple[ShareLevel, ...]
     burns: tuple[BurnSpec, ...]
     forecast: int                # the look-back of the forecast's burn rate (µs)
+    window: str = "month"        # the window as written: month, 30d, rolling 28d
 
 
 def budget_spec(target: Target) -> BudgetSpec:
@@ -96,7 +98,8 @@ def budget_spec(target: Target) -> BudgetSpec:
                            tuple(level for level in target.escalations if level.at.burn == burn.factor))
                   for burn in target.burn_rate)
     return BudgetSpec(1 - goal, None if rolling is None else rolling // US, target.measure == "ratio",
-                      tuple(levels), burns, (target.forecast_over or DEFAULT_FORECAST) // US)
+                      tuple(levels), burns, (target.forecast_over or DEFAULT_FORECAST) // US,
+                      str(target.spec.get("window", "month")))
 
 
 def _number(value: int | Fraction) -> int | float:
@@ -108,7 +111,163 @@ def _rate(bad: int | Fraction, total: int | Fraction, allowed: Fraction) -> floa
     return float(Fraction(bad) / Fraction(total) / allowed) if total else 0.0
 
 
-class BudgetClock(Clock):
+class BudgetReader:
+    """What a budget stands at, at any instant: figures, burn rates and the forecast, read
+    from a :class:`Ledger` alone. A :class:`BudgetClock` is one; :meth:`BudgetClock.frozen`
+    gives another that holds a copy of its ledger, for readers apart from the writer (the
+    clocks read model, engine.service.clockview)."""
+
+    spec: BudgetSpec
+    ledger: Ledger
+    calendar: Calendar
+    window_start: datetime
+    window_end: datetime
+    label: str
+    service_time: timedelta
+
+    def _window_low(self, t: int) -> int:
+        if self.spec.length is not None:
+            return t - self.spec.length
+        start = micros(self.window_start)
+        return start - 1 if self.spec.counts else start
+
+    def _base(self, low: int, t: int) -> Fraction:
+        """The total the budget is a share of: the window's so far (a rolling window, events),
+        or a calendar window's whole service time."""
+        if self.spec.length is None and not self.spec.counts:
+            return Fraction(self.service_time // US)
+        return Fraction(self.ledger.total(low, t))
+
+    def _forecast_terms(self, t: int) -> tuple[Fraction, Fraction, Fraction]:
+        """(bad of the look-back, what it is per: its total time or its length, what is ahead
+        of ``t`` in the window: service time or wall time)."""
+        spec, ledger = self.spec, self.ledger
+        over = spec.forecast
+        bad = Fraction(ledger.bad(t - over, t))
+        if spec.counts:
+            per = Fraction(over)
+            ahead = spec.length if spec.length is not None else max(micros(self.window_end) - t, 0)
+        else:
+            per = Fraction(ledger.total(t - over, t))
+            end = t + spec.length if spec.length is not None else micros(self.window_end)
+            ahead = ledger.counted(t, end)
+        return bad, per, Fraction(ahead)
+
+    def burn_rate(self, t: int, length: int | None = None) -> float:
+        """The burn rate of the window of ``length`` ending at ``t`` (default: the budget's own)."""
+        low = self._window_low(t) if length is None else t - length
+        return _rate(self.ledger.bad(low, t), self.ledger.total(low, t), self.spec.allowed)
+
+    def figures(self, t: int) -> dict[str, object]:
+        """The budget at ``t``: bad and budget (µs of service time, or events), what is left,
+        the burn rate of the window and the forecast."""
+        low = self._window_low(t)
+        bad = self.ledger.bad(low, t)
+        budget = self.spec.allowed * self._base(low, t)
+        projected = self.projected(t)
+        out: dict[str, object] = {
+            "window": self.label, "bad": _number(bad), "budget": _number(budget),
+            "remaining": self.remaining(t),
+            "burn_rate": self.burn_rate(t),
+            "forecast_over": format_duration(timedelta(microseconds=self.spec.forecast)),
+            "projected_exhaustion": None if projected is None else format_instant(projected)}
+        if self.spec.counts:
+            out["total"] = _number(self.ledger.total(low, t))
+        else:
+            out |= {"bad": _number(Fraction(bad) // 1), "budget": _number(budget // 1)}
+        return out
+
+    def projected(self, t: int) -> datetime | None:
+        """When the budget left at ``t`` runs out at the burn rate of the last ``forecast.over``
+        (None: nothing burns)."""
+        low = self._window_low(t)
+        left = self.spec.allowed * self._base(low, t) - Fraction(self.ledger.bad(low, t))
+        bad, per, _ = self._forecast_terms(t)
+        if not bad or not per:
+            return None
+        need = max(left * per / bad, Fraction(0))         # of service time (time) or of wall time (events)
+        if need > Fraction(HORIZON) * 4 * 400:
+            return None                                   # beyond anything a window holds
+        if self.spec.counts:
+            return instant(t + math.ceil(need))
+        try:
+            return self.calendar.instant_after(instant(t), timedelta(microseconds=math.ceil(need)))
+        except ValueError:
+            return None
+
+    def windows(self) -> list[tuple[str, int | None]]:
+        """(name, length in µs) of every window whose burn rate is read: the budget's own
+        (None: the calendar window so far; named as written, a rolling one by its length:
+        ``month``, ``28d``), each burn-rate level's long and short ones and
+        the forecast's look-back, without repeats."""
+        spec = self.spec
+        own = spec.window if spec.length is None else format_duration(timedelta(microseconds=spec.length))
+        out: dict[str, int | None] = {own: self.spec.length}
+        for length in [n for burn in self.spec.burns for n in (burn.long, burn.short)] + [self.spec.forecast]:
+            out.setdefault(format_duration(timedelta(microseconds=length)), length)
+        return list(out.items())
+
+    def burn_down(self, at: datetime, samples: int = 48) -> list[tuple[datetime, float]]:
+        """The share of the budget left at ``samples`` + 1 instants evenly spread over the
+        window judged at ``at`` (a rolling one: the last length, each point the window ending
+        there; a calendar one: from its start), the last at ``at``."""
+        end = micros(at)
+        start = end - self.spec.length if self.spec.length is not None else micros(self.window_start)
+        if end <= start:
+            return [(at, self.remaining(end))]
+        return [(instant(t), self.remaining(t))
+                for t in sorted({start + (end - start) * k // samples for k in range(samples + 1)})]
+
+    def look_ahead(self, at: datetime) -> datetime:
+        """How far a burn-down chart read at ``at`` looks ahead for the forecast: a calendar
+        window's end, a quarter of a rolling window's length."""
+        if self.spec.length is None:
+            return self.window_end
+        return instant(micros(at) + self.spec.length // 4)
+
+    def remaining(self, t: int) -> float:
+        """The share of the budget of the window ending at ``t`` not yet used (negative
+        once exhausted; 1 while the window holds nothing)."""
+        low = self._window_low(t)
+        bad = Fraction(self.ledger.bad(low, t))
+        budget = self.spec.allowed * self._base(low, t)
+        return float(1 - bad / budget) if budget else (1.0 if not bad else 0.0)
+
+
+class FrozenBudget(BudgetReader):
+    """A budget clock's figures as they stood at one write, readable at any later instant
+    while no other fact arrives (its ledger is a copy the writer never changes)."""
+
+    def __init__(self, clock: BudgetClock):
+        self.spec, self.ledger, self.calendar = clock.spec, clock.ledger.copy(), clock.calendar
+        self.window_start, self.window_end, self.label = clock.window_start, clock.window_end, clock.label
+        self.service_time = clock.service_time
+        self.version = clock.ledger.version
+        self.active = frozenset(clock.active)
+        self.burning = tuple(burn.text for index, burn in enumerate(clock.spec.burns)
+                             if f"burn{index}" in clock.active)
+
+    def reading(self, at: datetime) -> dict[str, object]:
+        """The budget at ``at`` as ``GET /v1/clocks`` shows it (its ``error_budget``)."""
+        t = micros(at)
+        figures = self.figures(t)
+        seconds = not self.spec.counts
+        rolling = self.spec.length
+        start = self.window_start if rolling is None else instant(t - rolling)
+        return {"window": self.spec.window, "window_start": format_instant(start),
+                "window_end": format_instant(self.window_end if rolling is None else at),
+                "unit": "seconds" if seconds else "events",
+                "bad": figures["bad"] / 1_000_000 if seconds else figures["bad"],      # type: ignore[operator]
+                "budget": figures["budget"] / 1_000_000 if seconds else figures["budget"],  # type: ignore[operator]
+                "remaining": figures["remaining"], "burn_rate": figures["burn_rate"],
+                "burn_rates": {name: self.burn_rate(t, length) for name, length in self.windows()},
+                "forecast_over": figures["forecast_over"],
+                "projected_exhaustion": figures["projected_exhaustion"],
+                "at_risk": "at_risk" in self.active, "exhausted": "exhausted" in self.active,
+                "burning": list(self.burning)}
+
+
+class BudgetClock(BudgetReader, Clock):
     """An error budget over a rolling or a calendar window (see the module's docstring)."""
 
     CHANGED_IN_PLACE = Clock.CHANGED_IN_PLACE + ("down", "held", "active", "episodes", "facts")
@@ -143,12 +302,6 @@ class BudgetClock(Clock):
         return (["exhausted"] + [f"level{i}" for i in range(len(spec.levels))]
                 + [f"{side}{i}" for i in range(len(spec.burns)) for side in ("long", "short")] + ["at_risk"])
 
-    def _window_low(self, t: int) -> int:
-        if self.spec.length is not None:
-            return t - self.spec.length
-        start = micros(self.window_start)
-        return start - 1 if self.spec.counts else start
-
     def _atoms(self, t: int) -> list[tuple[Fraction, Fraction, bool]]:
         """Per condition, (x, y, strict): it holds when x > 0 and y ≥ 0 (y > 0 if strict)."""
         spec, ledger = self.spec, self.ledger
@@ -166,28 +319,6 @@ class BudgetClock(Clock):
         bad_f, per, ahead = self._forecast_terms(t)
         out.append((bad_f, bad_f * ahead - (allowed - bad) * per, True))
         return out
-
-    def _base(self, low: int, t: int) -> Fraction:
-        """The total the budget is a share of: the window's so far (a rolling window, events),
-        or a calendar window's whole service time."""
-        if self.spec.length is None and not self.spec.counts:
-            return Fraction(self.service_time // US)
-        return Fraction(self.ledger.total(low, t))
-
-    def _forecast_terms(self, t: int) -> tuple[Fraction, Fraction, Fraction]:
-        """(bad of the look-back, what it is per: its total time or its length, what is ahead
-        of ``t`` in the window: service time or wall time)."""
-        spec, ledger = self.spec, self.ledger
-        over = spec.forecast
-        bad = Fraction(ledger.bad(t - over, t))
-        if spec.counts:
-            per = Fraction(over)
-            ahead = spec.length if spec.length is not None else max(micros(self.window_end) - t, 0)
-        else:
-            per = Fraction(ledger.total(t - over, t))
-            end = t + spec.length if spec.length is not None else micros(self.window_end)
-            ahead = ledger.counted(t, end)
-        return bad, per, Fraction(ahead)
 
     def _vector(self, t: int) -> tuple[bool, ...]:
         """The conditions from ``t`` on: time grows continuously, so the values just after it
@@ -375,48 +506,6 @@ class BudgetClock(Clock):
         return Reading(kind, instant(t), self.cycle, level, counted, budget, ZERO, because, activity=activity,
                        repeat=episode, source=source, calendar=self.calendar.id, figures=figures)
 
-    def burn_rate(self, t: int, length: int | None = None) -> float:
-        """The burn rate of the window of ``length`` ending at ``t`` (default: the budget's own)."""
-        low = self._window_low(t) if length is None else t - length
-        return _rate(self.ledger.bad(low, t), self.ledger.total(low, t), self.spec.allowed)
-
-    def figures(self, t: int) -> dict[str, object]:
-        """The budget at ``t``: bad and budget (µs of service time, or events), what is left,
-        the burn rate of the window and the forecast."""
-        low = self._window_low(t)
-        bad = self.ledger.bad(low, t)
-        budget = self.spec.allowed * self._base(low, t)
-        projected = self.projected(t)
-        out: dict[str, object] = {
-            "window": self.label, "bad": _number(bad), "budget": _number(budget),
-            "remaining": float(1 - Fraction(bad) / budget) if budget else (1.0 if not bad else 0.0),
-            "burn_rate": self.burn_rate(t),
-            "forecast_over": format_duration(timedelta(microseconds=self.spec.forecast)),
-            "projected_exhaustion": None if projected is None else format_instant(projected)}
-        if self.spec.counts:
-            out["total"] = _number(self.ledger.total(low, t))
-        else:
-            out |= {"bad": _number(Fraction(bad) // 1), "budget": _number(budget // 1)}
-        return out
-
-    def projected(self, t: int) -> datetime | None:
-        """When the budget left at ``t`` runs out at the burn rate of the last ``forecast.over``
-        (None: nothing burns)."""
-        low = self._window_low(t)
-        left = self.spec.allowed * self._base(low, t) - Fraction(self.ledger.bad(low, t))
-        bad, per, _ = self._forecast_terms(t)
-        if not bad or not per:
-            return None
-        need = max(left * per / bad, Fraction(0))         # of service time (time) or of wall time (events)
-        if need > Fraction(HORIZON) * 4 * 400:
-            return None                                   # beyond anything a window holds
-        if self.spec.counts:
-            return instant(t + math.ceil(need))
-        try:
-            return self.calendar.instant_after(instant(t), timedelta(microseconds=math.ceil(need)))
-        except ValueError:
-            return None
-
     # -- the Clock interface ----------------------------------------------------------------
     def reprice(self, definition: Definition, at: datetime) -> None:
         """A new definition from ``at`` on: amounts kept, conditions evaluated afresh."""
@@ -476,6 +565,10 @@ class BudgetClock(Clock):
         end = micros(at)
         return Window(instant(end - self.spec.length), at, self.label,
                       timedelta(microseconds=self.ledger.counted(end - self.spec.length, end)))
+
+    def frozen(self) -> FrozenBudget:
+        """Its figures as they stand now, for a reader apart from the writer."""
+        return FrozenBudget(self)
 
     def carried_over(self) -> list[tuple[str, str, str]]:
         if self.spec.length is not None:

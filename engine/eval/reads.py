@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from engine.eval.book import ClockBook, ClockRecord
+from engine.eval.budget import BudgetClock
 from engine.eval.clock import MAINTENANCE, Window, month_span
 from engine.eval.state import EngineState
 from engine.eval.trace import Trace, build_trace
@@ -35,7 +36,8 @@ def clocks(state: EngineState, at: datetime | None = None) -> list[dict[str, obj
                     "counted": format_whole_duration(counted), "budget": format_whole_duration(clock.budget),
                     "remaining": format_remaining(clock.budget, counted),
                     "next_deadline": None if deadline is None else format_instant(deadline),
-                    "shadow": target.agreement.shadow})
+                    "shadow": target.agreement.shadow,
+                    "error_budget": clock.frozen().reading(now) if isinstance(clock, BudgetClock) else None})
     return sorted(out, key=lambda c: str(c["clock"]))
 
 

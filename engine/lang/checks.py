@@ -12,10 +12,11 @@ from typing import Any, cast
 from engine.lang.catalogue_check import check_catalogue
 from engine.lang.errors import Problem
 from engine.lang.lint import lint
-from engine.lang.model import RuleSet
+from engine.lang.model import EscalationLevel, RuleSet
 from engine.lang.spelling import by_likeness, nearest, one_edit
 from engine.lang.templates import template_error
 from engine.lang.yamlsource import Document, Path
+from schemas.counts import COUNTS_TYPE
 from schemas.values import format_duration
 
 JOIN_REFERENCE = re.compile(r"^\$([A-Za-z0-9_]+)\.(.+)$")
@@ -178,6 +179,26 @@ def _escalations(ruleset: RuleSet, places: _Places) -> list[Problem]:
             if level.activity not in ruleset.raci:
                 problems.append(doc.problem(("levels", level.index, "activity"),
                                             _unknown_activity(level.activity, ruleset), "unknown-reference"))
+            if level.at.burn is not None:
+                problems += _burn_level(ruleset, doc, level)
+    return problems
+
+
+def _burn_level(ruleset: RuleSet, doc: Document, level: EscalationLevel) -> list[Problem]:
+    """``at: 14.4x`` escalates when a covered target's burn-rate level of that factor fires:
+    each covered target must have one, else the level could never be reached."""
+    problems = []
+    for target in sorted(ruleset.targets.values(), key=lambda t: t.id):
+        if not any(bound is level for bound in target.escalations):
+            continue
+        if any(burn.factor == level.at.burn for burn in target.burn_rate):
+            continue
+        have = ", ".join(burn.text for burn in target.burn_rate)
+        why = (f"its levels are {have}" if have else "a duration clock keeps no error budget"
+               if target.measure == "duration" else "it has no burn_rate levels")
+        problems.append(doc.problem(("levels", level.index, "at"),
+                                    f"at: {level.at.text} is never reached on target '{target.id}': it has no "
+                                    f"burn_rate level of factor {level.at.text[:-1]} ({why})", "unknown-reference"))
     return problems
 
 
@@ -215,7 +236,7 @@ def _rules(ruleset: RuleSet, places: _Places) -> list[Problem]:
     return problems
 
 
-BUILT_IN_TYPES = {"metric.sample", "maintenance.started", "maintenance.ended"}
+BUILT_IN_TYPES = {"metric.sample", "maintenance.started", "maintenance.ended", COUNTS_TYPE}
 
 
 def named_types(ruleset: RuleSet) -> set[str]:

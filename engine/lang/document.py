@@ -130,8 +130,10 @@ def _review_pack(ruleset: RuleSet, agreement: Agreement) -> str:
     roles = ruleset.raci.get(pack.activity, {})
     accountable = [role for role, letters in roles.items() if "A" in letters] or \
         [role for role, letters in roles.items() if "R" in letters][:1]
-    who = _and([f"the {role.replace('_', ' ')} ({', '.join(map(holder_text, ruleset.holders(agreement.service, role))) or 'no one'})"
-                for role in accountable]) or "nobody (the activity names no accountable role)"
+    def named(role: str) -> str:
+        return ", ".join(map(holder_text, ruleset.holders(agreement.service, role))) or "no one"
+    who = _and([f"the {role.replace('_', ' ')} ({named(role)})" for role in accountable]) \
+        or "nobody (the activity names no accountable role)"
     hours = "" if pack.calendar.all_hours else f" ({pack.calendar.id} service hours)"
     return (f"On the first business day of each month{hours}, a review pack of the month before is sent to {who}, "
             f"accountable for {pack.activity}: compliance per target, the trend of the months before, the service "

@@ -20,6 +20,7 @@ from engine.lang.lint import CLOCK_ROLES
 from engine.lang.model import RuleSet, Target
 from engine.lang.spelling import one_edit
 from engine.lang.where import failure, lookup
+from schemas.counts import COUNTS_TYPE
 from schemas.values import parse_instant
 
 VERBS = {"start": "starts", "pause": "pauses", "resume": "resumes", "stop": "stops", "restart": "restarts",
@@ -84,6 +85,15 @@ def _one(target: Target, fact: Mapping[str, Any], running: ClockKeys | None,
             return None, f"metric: {why}"
         outside = _outside(target, fact.get("time"))
         return (None, outside) if outside else ("is a sample of its metric", None)
+    if target.measure == "ratio":
+        if kind != COUNTS_TYPE:
+            return None, _not_named(kind, [COUNTS_TYPE])
+        why = failure({"name": target.spec["name"], **target.spec.get("where", {})}, get)
+        if why is not None:
+            return None, f"ratio: {why}"
+        outside = _outside(target, fact.get("time"))
+        return (None, outside) if outside else (f"counts good and total events in the {target.spec['window']} "
+                                                f"window", None)
     return _duration(target, fact, get, running, stopped)
 
 

@@ -87,7 +87,7 @@ def _levels(ruleset: RuleSet, places: _Places) -> list[Problem]:
     for escalation in ruleset.escalations.values():
         doc = places.doc[escalation.id]
         for level in escalation.levels:
-            if level.at.share == 0 and level.at.offset <= timedelta(0):
+            if level.at.share == 0 and level.at.offset <= timedelta(0) and level.at.burn is None:
                 found.append(doc.problem(("levels", level.index, "at"),
                                          f"at: {level.at.text} fires the moment every clock starts: "
                                          f"'{level.activity}' would be notified of every ticket", CODE))
@@ -222,8 +222,9 @@ def _names(ruleset: RuleSet, places: _Places) -> tuple[list[_Name], list[_Name],
         elif target.measure == "availability":
             add_pattern(spec["down"], at, ("availability", "down"), False)
             add_pattern(spec["up"], at, ("availability", "up"), False)
-        else:
-            add_where(spec.get("where", {}), at, ("metric", "where"), False)
+        else:                               # a threshold's samples or a ratio's counts
+            add_where(spec.get("where", {}), at, ("ratio" if target.measure == "ratio" else "metric", "where"),
+                      False)
     kinds = produced_kinds(ruleset)
     for rule in ruleset.rules.values():
         doc = places.doc[rule.id]

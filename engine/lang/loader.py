@@ -388,7 +388,8 @@ def _build_agreement(doc: Document, loaded: dict[str, Any], ruleset: RuleSet, pr
             burn_rate=[BurnLevel(level["factor"], level["long"], level["short"],
                                  _origin(doc, path + ("burn_rate", number)))
                        for number, level in enumerate(spec.get("burn_rate", ()))],
-            forecast_over=spec["forecast"]["over"] if "forecast" in spec else None)
+            forecast_over=spec["forecast"]["over"] if "forecast" in spec else None,
+            prometheus=spec.get("prometheus"))
     if "credits" in loaded:
         agreement.credits = _credits(doc, loaded["credits"], agreement, ruleset, problems)
     if "review_pack" in loaded:

@@ -143,6 +143,7 @@ class Target:
     calendars: dict[str, ServiceCalendar] = field(default_factory=dict)
     burn_rate: list[BurnLevel] = field(default_factory=list)
     forecast_over: timedelta | None = None     # ``forecast: {over}``: the look-back of the burn rate projected
+    prometheus: dict[str, Any] | None = None   # ``prometheus: {errors, total, alert, labels}`` (slm export)
     _span: tuple[datetime | None, datetime | None] | None = field(default=None, repr=False, compare=False)
 
     @property

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import immutables
 
+from engine.eval.budget import BudgetClock, FrozenBudget
 from engine.eval.engine import Engine
 from engine.eval.reads import quiet_window
 from engine.lang.calendar import Calendar
@@ -110,6 +111,7 @@ class RunningClock:
     next_deadline: str | None
     shadow: bool
     counting: Counting
+    error_budget: FrozenBudget | None = None      # a budget clock's figures (engine.eval.budget)
 
     def at(self, instant: datetime, rulings: dict) -> dict:
         counted = self.counting.counted_at(instant, rulings)
@@ -117,7 +119,8 @@ class RunningClock:
                 "agreement": self.agreement, "cycle": self.cycle, "state": self.state,
                 "counted": format_whole_duration(counted), "budget": self.budget_text,
                 "remaining": format_remaining(self.budget, counted),
-                "next_deadline": self.next_deadline, "shadow": self.shadow}
+                "next_deadline": self.next_deadline, "shadow": self.shadow,
+                "error_budget": None if self.error_budget is None else self.error_budget.reading(instant)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +153,7 @@ class ClockView:
     # (service, target) -> SortedKeys: a target's clocks normally share its service, but a
     # clock started before a rule change keeps the target it started under
     by_pair: immutables.Map = EMPTY
+    budget_keys: frozenset[str] = frozenset()    # the running budget clocks' keys (few: one per window)
 
     def reading_instant(self, now: datetime) -> datetime:
         """Where readings are taken for a reader at wall clock ``now``: not past a deadline
@@ -187,6 +191,13 @@ class ClockView:
             return [], 0
         return [running[key].at(at, rulings) for key in found.first(limit)], len(found)
 
+    def budgets(self, now: datetime) -> list[tuple[RunningClock, dict]]:
+        """Every running budget clock (in key order) with its ``error_budget`` read at wall
+        clock ``now``: the figures ``/metrics`` reports per target."""
+        at = self.reading_instant(now)
+        return [(clock, clock.error_budget.reading(at)) for clock in
+                (self.running[key] for key in self.budget_keys) if clock.error_budget is not None]
+
     def window_reading(self, target_id: str, label: str, at: datetime) -> tuple[timedelta, timedelta] | None:
         """(down time counted up to ``at``, service time) of a window, as
         ``Engine.window_reading`` gives it."""
@@ -221,12 +232,14 @@ class ClockReadModel:
             book.touched = set()
         running, windows = base.running.mutate(), base.windows.mutate()
         order = base.order.mutate()
+        budget_keys = set(base.budget_keys)
         indexes = {name: _Index(getattr(base, name)) for name in INDEXES}
         for key in keys:
             old = running.get(key)
             if old is not None:
                 del running[key]
                 order.discard(key)
+                budget_keys.discard(key)
                 for name, value in _indexed(old):
                     indexes[name].discard(value, key)
             windows.pop(key, None)
@@ -245,15 +258,18 @@ class ClockReadModel:
                                     clock.cycle, clock.status, clock.budget,
                                     format_whole_duration(clock.budget),
                                     None if deadline is None else format_instant(deadline),
-                                    target.agreement.shadow, counting)
+                                    target.agreement.shadow, counting,
+                                    clock.frozen() if isinstance(clock, BudgetClock) else None)
                 running[key] = view
                 order.add(key)
+                if view.error_budget is not None:
+                    budget_keys.add(key)
                 for name, value in _indexed(view):
                     indexes[name].add(value, key)
         done = {name: index.finish() for name, index in indexes.items()}
         self.view = ClockView(running.finish(), done["by_service"], done["by_target"], done["by_subject"],
                               windows.finish(), engine.now, engine.next_deadline(), engine.ruleset, engine.retain,
-                              order.finish(), done["by_pair"])
+                              order.finish(), done["by_pair"], frozenset(budget_keys))
         return self.view
 
     def _counting(self, clock) -> Counting:

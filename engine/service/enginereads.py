@@ -55,6 +55,28 @@ class EngineReads:
             clock["as_of"] = as_of
         return clocks, total
 
+    def budgets(self, service: str | None = None) -> list[dict]:
+        """Every running error budget now (optionally of one service), in clock key order:
+        its ``error_budget`` as ``GET /v1/clocks`` shows it and its burn-down over the window
+        (engine.eval.budget.BudgetReader.burn_down), read from the clocks read model."""
+        state = self.state
+        if state.node == API:
+            raise NoEngineHere("reading the error budgets")
+        state.require_ready()
+        view = state.readmodel.view
+        now = state.now()
+        at = view.reading_instant(now)
+        out = []
+        for clock, reading in view.budgets(now):
+            if service is not None and clock.service != service:
+                continue
+            frozen = clock.error_budget
+            assert frozen is not None          # (view.budgets gives only clocks that keep one)
+            out.append({"clock": clock.key, "target": clock.target, "service": clock.service,
+                        "shadow": clock.shadow, "at": at, "error_budget": reading,
+                        "burn_down": frozen.burn_down(at), "look_ahead": frozen.look_ahead(at)})
+        return out
+
     def reading_instant(self) -> datetime:
         """The instant readings are taken at: the wall clock, but not past a deadline that
         is due and not fired yet (the scheduler is about to fire it; a reading beyond it

@@ -12,6 +12,7 @@ from engine.lang.errors import RuleSetError
 from engine.lang.loader import load_rules, load_texts
 from schemas.facts import FactSchema
 from schemas.values import format_instant, parse_instant
+from tests.support.budgets import counts, payments
 
 RULES = Path(__file__).resolve().parents[2] / "fixtures" / "rulesets" / "budgets"
 
@@ -19,11 +20,6 @@ RULES = Path(__file__).resolve().parents[2] / "fixtures" / "rulesets" / "budgets
 @pytest.fixture(scope="module")
 def ruleset():
     return load_rules(RULES)
-
-
-def counts(fid: str, end: str, good: object, total: object, start: str, name: str = "payment") -> dict:
-    return {"id": fid, "source": "test", "type": "sli.counts", "time": end, "service": "shop",
-            "data": {"name": name, "good": good, "total": total, "start": start}}
 
 
 @pytest.mark.parametrize("good, total, start, field, words", [
@@ -73,18 +69,6 @@ def test_a_burn_rate_on_a_duration_clock_is_an_error():
     with pytest.raises(RuleSetError) as caught:
         load_texts({"rules.yaml": text % ("", "    burn_rate: [{factor: 2, long: 1h, short: 5m}]\n")})
     assert "belongs to a target with an error budget" in str(caught.value.problems[0])
-
-
-def payments() -> list[dict]:
-    """Good, then 5% bad from 10:00 to 10:20, then good: the 14.4x page fires and clears."""
-    facts = [counts("p0", "2026-11-12T09:00:00Z", 1_000_000, 1_000_000, "2026-11-12T00:00:00Z")]
-    base = parse_instant("2026-11-12T09:00:00Z")
-    for k in range(1, 19):
-        start, end = base + (k - 1) * (parse_instant("2026-11-12T09:05:00Z") - base), \
-            base + k * (parse_instant("2026-11-12T09:05:00Z") - base)
-        bad = "10:00" < format_instant(end)[11:16] <= "10:20"
-        facts.append(counts(f"p{k}", format_instant(end), 950 if bad else 1000, 1000, format_instant(start)))
-    return facts
 
 
 def decided(engine: Engine) -> list[tuple[str, str, str | None]]:
