@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 import uuid
+from dataclasses import replace
 
 import click
 
 from schemas.values import parse_duration
 
-from .common import db_option
+from .common import audit_key, audit_key_option, db_option
 
 SMTP_HELP = "SMTP relay: smtp://[user:pass@]host:port (STARTTLS when offered) or smtps://…."
 
@@ -27,6 +28,24 @@ def delivery_options(command):
     ]):
         command = option(command)
     return command
+
+
+ACK_TTL_HELP = ("How long the link in an escalation's message that acknowledges it stays good (signed with a key "
+                "derived from --secret-key, else the audit key; without either, no link).")
+
+
+def ack_links(secret_key: str | None, key: bytes | None, ttl: str, logger: str):
+    """The signer of acknowledgement links, from the same keys as ``slm serve``'s (so the
+    links a separate deliverer writes are the ones the service takes), or None, said."""
+    import logging
+
+    from engine.notify.acklink import AckLinks, link_key
+    links_key = link_key(secret_key, key)
+    if links_key is None:
+        logging.getLogger(logger).warning(
+            "no --secret-key nor --audit-key-file: escalation messages carry no link that acknowledges them")
+        return None
+    return AckLinks(links_key, duration(ttl, "--ack-ttl"))
 
 
 def duration(text: str, option: str):
@@ -82,8 +101,13 @@ def notify_test(destination, smtp_url, mail_from, webhook_secret, delivery_timeo
 @click.option("--retry-initial", default="2s", show_default=True)
 @click.option("--public-url", envvar="SLM_PUBLIC_URL", show_envvar=True, default="http://127.0.0.1:8080",
               show_default=True, help="The service's address, for links in messages.")
+@click.option("--secret-key", envvar="SLM_SECRET_KEY", show_envvar=True,
+              help="The --secret-key of slm serve, from which the links that acknowledge an escalation are signed.")
+@audit_key_option(help="The audit key file of slm serve: signs the acknowledgement links without --secret-key "
+                       "(read only, never made here).")
+@click.option("--ack-ttl", default="72h", show_default=True, help=ACK_TTL_HELP)
 def notify_run(db_url, smtp_url, mail_from, webhook_secret, delivery_timeout, group_wait, delivery_max_age,
-               retry_initial, public_url):
+               retry_initial, public_url, secret_key, audit_key_file, ack_ttl):
     """Deliver from the outbox without serving: beside `slm serve --no-delivery`, or as one
     more deliverer on a PostgreSQL outbox (claims never overlap). Stops on SIGTERM."""
     import logging
@@ -96,6 +120,7 @@ def notify_run(db_url, smtp_url, mail_from, webhook_secret, delivery_timeout, gr
     from .common import open_store
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = channels(smtp_url, mail_from, webhook_secret, delivery_timeout, public_url)
+    config = replace(config, ack_links=ack_links(secret_key, audit_key(audit_key_file), ack_ttl, "slm.notify"))
     policy = RetryPolicy(initial=duration(retry_initial, "--retry-initial"),
                          max_age=duration(delivery_max_age, "--delivery-max-age"))
     store = open_store(db_url)

@@ -21,7 +21,7 @@ from schemas.limits import MAX_BODY
 from schemas.values import parse_duration
 
 from .common import audit_key, audit_key_option, db_option, open_store, partitions_option, rules_option
-from .notify import channels, delivery_options
+from .notify import ACK_TTL_HELP, ack_links, channels, delivery_options
 
 MIN_LEASE_TTL = timedelta(seconds=1)     # the owner renews every third of it
 
@@ -93,9 +93,7 @@ MIN_LEASE_TTL = timedelta(seconds=1)     # the owner renews every third of it
 @click.option("--secret-key", envvar="SLM_SECRET_KEY", show_envvar=True,
               help="Key that signs the console's session cookies (default: made per process, so a restart "
                    "signs everyone out).")
-@click.option("--ack-ttl", default="72h", show_default=True,
-              help="How long the link in an escalation's message that acknowledges it stays good (signed with "
-                   "a key derived from --secret-key, else the audit key; without either, no link).")
+@click.option("--ack-ttl", default="72h", show_default=True, help=ACK_TTL_HELP)
 @click.option("--cookie-secure/--no-cookie-secure", envvar="SLM_COOKIE_SECURE", show_envvar=True, default=False,
               help="Mark the console's cookie Secure always (behind a TLS-terminating proxy); without it, "
                    "only requests that came over https get a Secure cookie.")
@@ -127,13 +125,8 @@ def serve(rules_dir, db_url, host, port, role, threads, skew, max_lateness, aler
     if key is None:
         logging.getLogger("slm.serve").warning(
             "no --audit-key-file: the audit chains can be recomputed by anyone who can write the database")
-    from engine.notify.acklink import AckLinks, link_key
-    links_key = link_key(secret_key, key)
-    ack_links = None if links_key is None else AckLinks(links_key, _duration(ack_ttl, "--ack-ttl"))
-    if ack_links is None:
-        logging.getLogger("slm.serve").warning(
-            "no --secret-key nor --audit-key-file: escalation messages carry no link that acknowledges them")
-    config = replace(config, ack_links=ack_links)
+    links = ack_links(secret_key, key, ack_ttl, "slm.serve")
+    config = replace(config, ack_links=links)
     if role != "all" and not db_url.startswith(("postgresql:", "postgres:")):
         raise click.BadParameter(f"{role!r} nodes share a PostgreSQL database; SQLite runs one process, "
                                  "--role all", param_hint="--role")
@@ -171,7 +164,7 @@ def serve(rules_dir, db_url, host, port, role, threads, skew, max_lateness, aler
         click.echo(str(warning), err=True)
     app = create_app(service, alert_service_label=alert_service_label, max_body=max_body,
                      secret_key=secret_key, cookie_secure=cookie_secure, workers=workers, slow_after=slow_after,
-                     ack_links=ack_links)
+                     ack_links=links)
     from .lanes import create_server  # /healthz, /readyz, /metrics: a thread pool of their own
     server = create_server(app, host=host, port=port, threads=threads, ident="slm",
                            clear_untrusted_proxy_headers=True)

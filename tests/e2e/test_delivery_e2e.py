@@ -81,7 +81,8 @@ def test_a_separate_deliverer_sends_what_slm_serve_only_records(url, tmp_path):
 
     from tests.support import ROOT
     hook = HttpReceiver(secret=SECRET).start()
-    srv = started(url, tmp_path, "--rules", str(rules_with(tmp_path, webhook=hook.url)), "--no-delivery")
+    srv = started(url, tmp_path, "--rules", str(rules_with(tmp_path, webhook=hook.url)), "--no-delivery",
+                  "--secret-key", "shared-by-both")
     deliverer = None
     try:
         opened = datetime.now(UTC) - timedelta(hours=1)
@@ -92,11 +93,17 @@ def test_a_separate_deliverer_sends_what_slm_serve_only_records(url, tmp_path):
         queued = [n for n in all_items(srv, "/v1/notifications") if n["recipient"] == hook.url]
         assert queued and {n["status"] for n in queued} == {"pending"} and not hook.posts
         deliverer = subprocess.Popen([sys.executable, "-m", "cli", "notify", "run", "--db", url,
-                                      "--webhook-secret", SECRET], cwd=ROOT,
+                                      "--webhook-secret", SECRET, "--public-url", srv.base,
+                                      "--secret-key", "shared-by-both"], cwd=ROOT,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: hook.unique_ids() == {n["id"] for n in queued}, timeout=30)
         wait_for(lambda: {n["status"] for n in all_items(srv, "/v1/notifications")
                           if n["recipient"] == hook.url} == {"sent"}, timeout=30)
+        # the deliverer signs an escalation's acknowledgement link as the service would: it opens
+        links = [n["links"]["acknowledge"] for post in hook.posts for n in post["body"]["notifications"]
+                 if n["decision"]["kind"] == "escalation"]
+        assert links and all(link.startswith(srv.base + "/ack/") for link in links)
+        assert requests.get(links[0], timeout=30).status_code == 200
     finally:
         if deliverer is not None:
             deliverer.terminate()
