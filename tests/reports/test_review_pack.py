@@ -112,3 +112,23 @@ def test_a_waiver_and_a_restatement_are_in_the_pack(start, wall):
     assert restated["withdraws"] == [] and all(d["kind"] != "review-pack" for d in restated["decisions"])
     assert f"- {waiver['id']}: email-availability from 2026-11-10T10:00:00Z to 2026-11-10T10:30:00Z, " \
            "“agreed failover”, requested by alice, approved by bob" in text
+
+
+def test_a_what_if_under_the_same_rules_finds_the_pack_unchanged_and_under_others_without_it(start, wall):
+    """What-if replays the pack's deadline with the ticks: the rules that sent it decide it
+    again at the same instant (no change); rules without ``review_pack`` show it removed."""
+    from engine.lang.loader import load_texts
+    from engine.service.whatif import what_if
+    service = start()
+    wall.set("2026-11-12T00:00:00Z")
+    service.facts.ingest(tickets() + outage(1, "2026-11-10T10:00:00Z", "2026-11-10T11:00:00Z"))
+    wall.set("2026-12-01T00:00:05Z")
+    service.deadlines.tick()
+    assert len(packs(service.store)[0]) == 1
+    since, until = utc("2026-11-01T00:00:00Z"), utc("2026-12-02T00:00:00Z")
+    same = what_if(service.store, service.state.ruleset, since, until)
+    assert same["changed"] is False, same
+    without = load_texts({"rules.yaml": CREDIT_RULES})
+    other = what_if(service.store, without, since, until)
+    assert [(d["kind"], d["at"]) for d in other["removed"]] == [("review-pack", "2026-12-01T00:00:00Z")], other
+    assert other["added"] == [] and other["moved"] == []
