@@ -31,7 +31,8 @@ def start(url, wall, tmp_path):
             service.stop()
             service.store.close()
         running.clear()
-        service = SlmService(Store.open(url), rules, now=wall, snapshot_every=0)
+        store = Store.open(url)
+        service = SlmService(store, rules, now=wall, snapshot_every=0)
         service.start(background=False)
         service.scheduler.stop()          # the test moves the wall clock and ticks itself
         running.append(service)
