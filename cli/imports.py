@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
-import time
+import threading
 from pathlib import Path
 
 import click
@@ -134,7 +134,9 @@ def _post(session, url: str, chunk: list[Placed]) -> dict:
                 _refused(response, chunk)
             problem = f"{url} answered 503: {response.text[:200]}"
         if attempt < RETRIES:
-            time.sleep(2 ** attempt)
+            # an event's timed wait, not time.sleep: as everywhere in slm, so that it also
+            # waits under libfaketime, whose sleep fails with EINVAL (tests/conftest.py)
+            threading.Event().wait(2 ** attempt)
     click.echo(f"\nError: {problem}; run the same import again to go on", err=True)
     sys.exit(1)
 
