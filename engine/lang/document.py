@@ -127,9 +127,7 @@ def _review_pack(ruleset: RuleSet, agreement: Agreement) -> str:
     pack = agreement.review_pack
     if pack is None:
         return ""
-    roles = ruleset.raci.get(pack.activity, {})
-    accountable = [role for role, letters in roles.items() if "A" in letters] or \
-        [role for role, letters in roles.items() if "R" in letters][:1]
+    accountable = ruleset.accountable(pack.activity)
     def named(role: str) -> str:
         return ", ".join(map(holder_text, ruleset.holders(agreement.service, role))) or "no one"
     who = _and([f"the {role.replace('_', ' ')} ({named(role)})" for role in accountable]) \

@@ -262,6 +262,14 @@ class RuleSet:
             return own.roles[role]
         return self.default_holders.get(role, [])
 
+    def accountable(self, activity: str) -> list[str]:
+        """The roles Accountable (A) for an activity; with none, its only R, as ``slm check``
+        takes it (engine.lang.checks): what a review pack goes to and the document names."""
+        roles = self.raci.get(activity, {})
+        found = [role for role, letters in roles.items() if "A" in letters]
+        responsible = [role for role, letters in roles.items() if "R" in letters]
+        return found or (responsible if len(responsible) == 1 else [])
+
     def source(self, file: str, line: int, column: int | None = None) -> str | None:
         """The YAML text of the definition written at ``file:line`` (a file as errors and
         decisions name it), as this version has it."""

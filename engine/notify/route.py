@@ -51,7 +51,7 @@ def route(decision: Decision, ruleset: RuleSet) -> list[Notification]:
     by_recipient: dict[str, dict] = {}
     roles = ruleset.raci.get(activity, {})
     if decision.kind == REVIEW_PACK:                 # a review pack is for the Accountable alone
-        roles = accountable(roles)
+        roles = {role: ["A"] for role in ruleset.accountable(activity)}
     for role, letters in roles.items():
         for holder in ruleset.holders(decision.service, role):
             for recipient, via in resolve(holder, role, decision):
@@ -115,16 +115,6 @@ def _nobody(recipient: str, oncall: list[dict]) -> dict:
     return {"status": "undeliverable",
             "last_error": f"nobody is on call in {schedule['schedule']} at {schedule['at']} and it names no "
                           f"fallback: no one is told through it as {schedule['role']}"}
-
-
-def accountable(roles: dict[str, list[str]]) -> dict[str, list[str]]:
-    """The roles of a RACI row that are Accountable (A); a row with none takes its only R
-    as accountable, as ``slm check`` says (engine.lang.checks)."""
-    found = {role: ["A"] for role, letters in roles.items() if "A" in letters}
-    responsible = [role for role, letters in roles.items() if "R" in letters]
-    if not found and len(responsible) == 1:
-        found = {responsible[0]: ["A"]}
-    return found
 
 
 def channel_of(recipient: str) -> str:
