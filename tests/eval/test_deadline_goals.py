@@ -8,21 +8,9 @@ from datetime import timedelta
 from engine.eval.engine import Engine
 from engine.lang.loader import load_texts
 from schemas.values import format_whole_duration, parse_instant
+from tests.support.ruletexts import DESK_AGREEMENT
 
-RULES = """\
-kind: Calendar
-id: office
-timezone: Europe/London
-hours: {mon-fri: "08:00-18:00"}
----
-kind: Service
-id: desk
----
-kind: Agreement
-id: sla-desk
-type: SLA
-service: desk
-targets:
+RULES = DESK_AGREEMENT + """\
   - id: access
     clock:
       applies_to: {type: request.opened}

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from engine.lang.calendar import ServiceCalendar
 from schemas.values import parse_week
+from tests.support.ruletexts import DESK_AGREEMENT
 
 LONDON, NEW_YORK, SYDNEY = "Europe/London", "America/New_York", "Australia/Sydney"
 US = timedelta(microseconds=1)
@@ -126,20 +127,7 @@ def test_one_more_day_closes_later_and_the_start_hour_does_not_matter(cal, start
 
 # -- the rule language ------------------------------------------------------------------------
 
-TARGET = """\
-kind: Calendar
-id: office
-timezone: Europe/London
-hours: {mon-fri: "08:00-18:00"}
----
-kind: Service
-id: desk
----
-kind: Agreement
-id: sla-desk
-type: SLA
-service: desk
-targets:
+TARGET = DESK_AGREEMENT + """\
   - id: access
     clock:
       applies_to: {type: request.opened}

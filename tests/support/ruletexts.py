@@ -1,4 +1,5 @@
-"""Small rule texts the language tests build on: an organisation, a service and its RACI."""
+"""Small rule texts the tests build on: an organisation, a service and its RACI; a desk
+with an office calendar and the head of its agreement."""
 from __future__ import annotations
 
 import textwrap
@@ -19,3 +20,20 @@ BASE = textwrap.dedent("""\
     activities:
       breach-handling: {service_level_manager: R, slm_process_owner: A}
     """)
+
+# A desk on an office calendar and the start of its SLA: a test appends its targets.
+DESK_AGREEMENT = """\
+kind: Calendar
+id: office
+timezone: Europe/London
+hours: {mon-fri: "08:00-18:00"}
+---
+kind: Service
+id: desk
+---
+kind: Agreement
+id: sla-desk
+type: SLA
+service: desk
+targets:
+"""
