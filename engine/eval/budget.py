@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
-from engine.eval.clock import ZERO, Bounds, Clock, Definition, Reading, Transition, Window
+from engine.eval.clock import ZERO, Bounds, Clock, Definition, Reading, Transition, Window, WindowedClock
 from engine.eval.ledger import US, Ledger, instant, micros
 from engine.lang.model import DEFAULT_FORECAST
 from schemas.counts import read_counts
@@ -267,7 +267,7 @@ class FrozenBudget(BudgetReader):
                 "burning": list(self.burning)}
 
 
-class BudgetClock(BudgetReader, Clock):
+class BudgetClock(BudgetReader, WindowedClock):
     """An error budget over a rolling or a calendar window (see the module's docstring)."""
 
     CHANGED_IN_PLACE = Clock.CHANGED_IN_PLACE + ("down", "held", "active", "episodes", "facts")
@@ -535,22 +535,6 @@ class BudgetClock(BudgetReader, Clock):
         if self.spec.length is None and not self.breached:
             out.append(self._read("met", end, None, "met"))
         return out
-
-    @property
-    def running(self) -> bool:
-        return not self._closed
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    @property
-    def status(self) -> str:
-        return "closed" if self._closed else "running"
-
-    @property
-    def count_start(self) -> datetime:
-        return self.window_start
 
     @property
     def window(self) -> Window:

@@ -548,7 +548,31 @@ class DurationClock(Clock):
             self.budget, self.marks = budget, self.definition.marks(budget)
 
 
-class WindowClock(Clock):
+class WindowedClock(Clock):
+    """A clock over a window, running until it closes: the window clock's and the budget
+    clock's common reading of it."""
+
+    window_start: datetime
+    _closed: bool
+
+    @property
+    def running(self) -> bool:
+        return not self._closed
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def status(self) -> str:
+        return "closed" if self._closed else "running"
+
+    @property
+    def count_start(self) -> datetime:
+        return self.window_start
+
+
+class WindowClock(WindowedClock):
     """Counts time inside service hours while any subject is down, within one window.
 
     Serves availability targets (down/up facts) and threshold targets (a subject is down
@@ -634,22 +658,6 @@ class WindowClock(Clock):
         if self.breached or counted > self.budget:
             return []
         return [self._reading("met", self.window_end, None, counted)]
-
-    @property
-    def running(self) -> bool:
-        return not self._closed
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    @property
-    def status(self) -> str:
-        return "closed" if self._closed else "running"
-
-    @property
-    def count_start(self) -> datetime:
-        return self.window_start
 
     @property
     def window(self) -> Window:
