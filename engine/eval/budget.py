@@ -34,6 +34,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from engine.eval.clock import ZERO, Bounds, Clock, Definition, Reading, Transition, Window, WindowedClock
@@ -73,6 +74,20 @@ class BurnSpec:
 
 
 @dataclass(frozen=True)
+class Condition:
+    """One condition of a budget clock, judged in whole numbers: with ``share`` = num/den,
+    a *share* holds when the bad amount of the budget's window reaches ``share`` of its base
+    (plus ``offset`` µs), a *burn* when that of the window of ``length`` reaches ``share``
+    of its total, the *forecast* when the budget left runs out within the window."""
+
+    kind: str                   # share | burn | forecast
+    num: int
+    den: int
+    length: int = 0             # burn: its window (µs)
+    offset: int = 0             # share: the level's added counted time (µs)
+
+
+@dataclass(frozen=True)
 class BudgetSpec:
     """What a budget clock decides, from its target."""
 
@@ -83,6 +98,20 @@ class BudgetSpec:
     burns: tuple[BurnSpec, ...]
     forecast: int                # the look-back of the forecast's burn rate (µs)
     window: str = "month"        # the window as written: month, 30d, rolling 28d
+
+    @cached_property
+    def conditions(self) -> tuple[Condition, ...]:
+        """What a clock of it evaluates, in order: exhausted, each level, each burn level's
+        long and short window, at risk."""
+        def share(ratio: Fraction, kind: str = "share", length: int = 0, offset: int = 0) -> Condition:
+            return Condition(kind, ratio.numerator, ratio.denominator, length, offset)
+        allowed = self.allowed
+        out = [share(allowed)]
+        out += [share(level.level.share * allowed, offset=0 if self.counts else level.level.offset // US)
+                for level in self.levels]
+        out += [share(burn.factor * allowed, "burn", length) for burn in self.burns
+                for length in (burn.long, burn.short)]
+        return (*out, share(allowed, "forecast"))
 
 
 def budget_spec(target: Target) -> BudgetSpec:
@@ -131,27 +160,23 @@ class BudgetReader:
         start = micros(self.window_start)
         return start - 1 if self.spec.counts else start
 
-    def _base(self, low: int, t: int) -> Fraction:
+    def _base(self, low: int, t: int) -> int | Fraction:
         """The total the budget is a share of: the window's so far (a rolling window, events),
         or a calendar window's whole service time."""
         if self.spec.length is None and not self.spec.counts:
-            return Fraction(self.service_time // US)
-        return Fraction(self.ledger.total(low, t))
+            return self.service_time // US
+        return self.ledger.total(low, t)
 
-    def _forecast_terms(self, t: int) -> tuple[Fraction, Fraction, Fraction]:
+    def _forecast_terms(self, t: int) -> tuple[int | Fraction, int | Fraction, int]:
         """(bad of the look-back, what it is per: its total time or its length, what is ahead
         of ``t`` in the window: service time or wall time)."""
         spec, ledger = self.spec, self.ledger
         over = spec.forecast
-        bad = Fraction(ledger.bad(t - over, t))
+        bad = ledger.bad(t - over, t)
         if spec.counts:
-            per = Fraction(over)
-            ahead = spec.length if spec.length is not None else max(micros(self.window_end) - t, 0)
-        else:
-            per = Fraction(ledger.total(t - over, t))
-            end = t + spec.length if spec.length is not None else micros(self.window_end)
-            ahead = ledger.counted(t, end)
-        return bad, per, Fraction(ahead)
+            return bad, over, spec.length if spec.length is not None else max(micros(self.window_end) - t, 0)
+        end = t + spec.length if spec.length is not None else micros(self.window_end)
+        return bad, ledger.total(t - over, t), ledger.counted(t, end)
 
     def burn_rate(self, t: int, length: int | None = None) -> float:
         """The burn rate of the window of ``length`` ending at ``t`` (default: the budget's own)."""
@@ -185,7 +210,7 @@ class BudgetReader:
         bad, per, _ = self._forecast_terms(t)
         if not bad or not per:
             return None
-        need = max(left * per / bad, Fraction(0))         # of service time (time) or of wall time (events)
+        need = max(left * per / Fraction(bad), Fraction(0))         # of service time (time) or of wall time (events)
         if need > Fraction(HORIZON) * 4 * 400:
             return None                                   # beyond anything a window holds
         if self.spec.counts:
@@ -302,23 +327,33 @@ class BudgetClock(BudgetReader, WindowedClock):
         return (["exhausted"] + [f"level{i}" for i in range(len(spec.levels))]
                 + [f"{side}{i}" for i in range(len(spec.burns)) for side in ("long", "short")] + ["at_risk"])
 
-    def _atoms(self, t: int) -> list[tuple[Fraction, Fraction, bool]]:
-        """Per condition, (x, y, strict): it holds when x > 0 and y ≥ 0 (y > 0 if strict)."""
-        spec, ledger = self.spec, self.ledger
+    def _atom_windows(self) -> list[tuple[int, ...]]:
+        """Per condition, the lengths of the windows it reads back from its instant (0: the
+        amounts at the instant itself): a count moves it only as it enters or leaves one."""
+        spec = self.spec
+        own = (0,) if spec.length is None else (0, spec.length)
+        return [(0, test.length) if test.kind == "burn" else (*own, spec.forecast) if test.kind == "forecast"
+                else own for test in spec.conditions]
+
+    def _atom(self, index: int, t: int) -> tuple[int | Fraction, int | Fraction, bool]:
+        """Condition ``index`` at ``t`` as (x, y, strict): it holds when x > 0 and y ≥ 0
+        (y > 0 if strict). y is scaled by the condition's denominator, so amounts that are
+        whole numbers (microseconds, counts of whole intervals) stay whole numbers."""
+        ledger, test = self.ledger, self.spec.conditions[index]
+        if test.kind == "burn":
+            bad = ledger.bad(t - test.length, t)
+            return bad, bad * test.den - test.num * ledger.total(t - test.length, t), False
         low = self._window_low(t)
-        bad = Fraction(ledger.bad(low, t))
-        allowed = spec.allowed * self._base(low, t)
-        out = [(bad, bad - allowed, False)]
-        for share in spec.levels:
-            offset = 0 if spec.counts else share.level.offset // US
-            out.append((bad, bad - share.level.share * allowed - offset, False))
-        for burn in spec.burns:
-            for length in (burn.long, burn.short):
-                bad_l = Fraction(ledger.bad(t - length, t))
-                out.append((bad_l, bad_l - burn.factor * spec.allowed * Fraction(ledger.total(t - length, t)), False))
-        bad_f, per, ahead = self._forecast_terms(t)
-        out.append((bad_f, bad_f * ahead - (allowed - bad) * per, True))
-        return out
+        bad = ledger.bad(low, t)
+        base = self._base(low, t)
+        if test.kind == "share":
+            return bad, (bad - test.offset) * test.den - test.num * base, False
+        recent, per, ahead = self._forecast_terms(t)
+        return recent, recent * ahead * test.den - (test.num * base - bad * test.den) * per, True
+
+    def _atoms(self, t: int) -> list[tuple[int | Fraction, int | Fraction, bool]]:
+        """Every condition at ``t`` (see :meth:`_atom`)."""
+        return [self._atom(index, t) for index in range(len(self.spec.conditions))]
 
     def _vector(self, t: int) -> tuple[bool, ...]:
         """The conditions from ``t`` on: time grows continuously, so the values just after it
@@ -344,6 +379,8 @@ class BudgetClock(BudgetReader, WindowedClock):
     def _next_change(self, after: int, horizon: int) -> int | None:
         """The first instant in (after, horizon] where a condition differs from its value at
         ``after`` (None: none does)."""
+        if self.spec.counts and self.spec.length is not None:
+            return self._next_step(after, horizon)
         knots = {after + 1, horizon + 1}
         for shift in self._shifts():
             knots.update(k + shift for k in self.ledger.knots(after + 1 - shift, horizon - shift))
@@ -353,6 +390,23 @@ class BudgetClock(BudgetReader, WindowedClock):
             if found is not None:
                 return found
         return None
+
+    def _next_step(self, after: int, horizon: int) -> int | None:
+        """:meth:`_next_change` for events in a rolling window: every sum is a step function,
+        moving only where a count enters or leaves a window a condition reads, so each
+        condition is read only at those instants of its own, and no further than the first
+        change found so far."""
+        first = horizon + 1
+        for index, lengths in enumerate(self._atom_windows()):
+            held = self.raw[index]
+            instants = sorted({k + length for length in lengths
+                               for k in self.ledger.knots(after + 1 - length, first - 1 - length)})
+            for t in instants:
+                x, y, strict = self._atom(index, t)
+                if (x > 0 and (y > 0 if strict else y >= 0)) != held:
+                    first = t
+                    break
+        return first if first <= horizon else None
 
     def _change_within(self, low: int, high: int) -> int | None:
         """The first instant in [low, high] where the vector differs from ``self.raw``; every
