@@ -654,24 +654,27 @@ def _parse_number(text: str) -> int | float:
 
 def _near_roots(ys: list[Fraction], middle: int, span: int) -> set[int]:
     """Offsets in [0, span] around the real roots of the polynomial (degree two at most)
-    through (0, ys[0]), (middle, ys[1]), (span, ys[2]): where its sign can change."""
-    y0, y1, y2 = ys
-    first = (y1 - y0) / middle
-    a = ((y2 - y0) / span - first) / (span - middle)
-    b = first - a * middle
+    through (0, ys[0]), (middle, ys[1]), (span, ys[2]): where its sign can change. The
+    coefficients are exact integers (the polynomial times a positive whole number), only
+    the square root is a float: each root is then checked exactly around it."""
+    scale = math.lcm(*(y.denominator for y in ys))
+    y0, y1, y2 = (y.numerator * (scale // y.denominator) for y in ys)
+    rise, whole = y1 - y0, y2 - y0
+    a = whole * middle - rise * span                     # a·t² + b·t + c = 0, all times middle·span·(span − middle)
+    b = rise * span * (span - middle) - a * middle
+    c = y0 * middle * span * (span - middle)
     roots: list[float] = []
     if a == 0:
         if b != 0:
-            roots.append(float(-y0 / b))
+            roots.append(-c / b)
     else:
-        discriminant = b * b - 4 * a * y0
+        discriminant = b * b - 4 * a * c
         if discriminant >= 0:
-            root = math.sqrt(discriminant)
-            q = -(float(b) + math.copysign(root, float(b))) / 2      # the stable form
+            q = -(b + (math.isqrt(discriminant) if b >= 0 else -math.isqrt(discriminant))) / 2   # the stable form
             if q != 0:
-                roots += [q / float(a), float(y0) / q]
+                roots += [q / a, c / q]
             else:
-                roots.append(float(-b / (2 * a)))
+                roots.append(-b / (2 * a))
     out: set[int] = set()
     for root in roots:
         if -3 <= root <= span + 3:

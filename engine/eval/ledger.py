@@ -106,6 +106,8 @@ class Ledger:
         """Service time on the calendar between two instants, in microseconds."""
         if end <= start:
             return 0
+        if getattr(self.calendar, "all_hours", False):      # every instant counts: no dates needed
+            return end - start
         return self.calendar.counted(instant(start), instant(end)) // US
 
     def _bad_before(self, at: int) -> int | Fraction:
@@ -139,9 +141,12 @@ class Ledger:
             if at > high:
                 break
             yield at
-        for end in self.ends:
-            if end is not None and low <= end <= high:
-                yield end
+        ends = self.ends
+        closed = len(ends) - (1 if ends and ends[-1] is None else 0)     # (sorted: spans follow each other)
+        for end in ends[bisect.bisect_left(ends, low, 0, closed):closed]:   # type: ignore[arg-type]
+            if end > high:                                                  # type: ignore[operator]
+                break
+            yield end                                                       # type: ignore[misc]
         spans = getattr(self.calendar, "open_spans", None)      # every calendar has them; the Protocol not
         if high > low and spans is not None:
             for begins, ends in spans(instant(low), instant(high)):
