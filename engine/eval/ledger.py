@@ -143,10 +143,11 @@ class Ledger:
             yield at
         ends = self.ends
         closed = len(ends) - (1 if ends and ends[-1] is None else 0)     # (sorted: spans follow each other)
-        for end in ends[bisect.bisect_left(ends, low, 0, closed):closed]:   # type: ignore[arg-type]
-            if end > high:                                                  # type: ignore[operator]
+        first = bisect.bisect_left(ends, low, 0, closed)                # type: ignore[type-var]
+        for end in ends[first:closed]:
+            if end is None or end > high:
                 break
-            yield end                                                       # type: ignore[misc]
+            yield end
         spans = getattr(self.calendar, "open_spans", None)      # every calendar has them; the Protocol not
         if high > low and spans is not None:
             for begins, ends in spans(instant(low), instant(high)):
