@@ -46,6 +46,10 @@ class ClockRecord:
     # The rule-set versions it ran under: (None, the version its start fact was applied
     # under), then (cut-over instant, version) for each rule change that repriced it.
     versions: list[tuple[datetime | None, str]] = field(default_factory=list)
+    # A rolling budget's settled past (engine.eval.settle): the instant up to which its
+    # transitions were folded, and its clock's state then (engine.eval.clockstate).
+    settled: datetime | None = None
+    base: dict[str, Any] | None = None
 
     @property
     def version(self) -> str:

@@ -52,6 +52,9 @@ ROLLING_END = datetime(9999, 1, 1, tzinfo=UTC)      # a rolling window's clock r
 HORIZON = 6 * 3600 * 1_000_000                       # how far one search looks ahead (µs): then again
 COUNTS = "counts "                                   # the action of an sli.counts transition
 FOLLOWED_FACTS = 50                                  # facts a decision names, at most (the latest)
+# A rolling ledger forgets, past this many entries, what lies more than twice its longest
+# window back: no condition reads further than one, a burn-down chart's first point two.
+KEPT_ENTRIES = 1024
 
 
 @dataclass(frozen=True)
@@ -484,6 +487,8 @@ class BudgetClock(BudgetReader, WindowedClock):
                 (self.run if self.counting else self.halt)(transition.at)
         self.facts.append((at, fact))
         del self.facts[:-FOLLOWED_FACTS]
+        if self.spec.length is not None and ledger.entries() > KEPT_ENTRIES:
+            ledger.forget(at - 2 * max(self._shifts()))
         return self._step(at)
 
     @staticmethod

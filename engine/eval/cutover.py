@@ -14,7 +14,8 @@ from engine.eval.book import ClockRecord
 from engine.eval.context import Context, Outcome
 from engine.eval.decisions import issue, record_decision, rule_actions
 from engine.eval.records import decision_id, rule_ref
-from engine.eval.transitions import reprice, sync_running
+from engine.eval.replay import reprice
+from engine.eval.transitions import sync_running
 from engine.lang.model import RuleSet, Target
 from schemas.records import Decision
 

@@ -116,7 +116,7 @@ class Ledger:
             return self.bad_sums[bisect.bisect_right(self.times, at)]
         index = bisect.bisect_right(self.starts, at) - 1
         if index < 0:
-            return 0
+            return self.cumulative[0]          # (what was forgotten: see forget)
         end = self.ends[index]
         return self.cumulative[index] + self.counted(self.starts[index], at if end is None else min(end, at))
 
@@ -153,6 +153,22 @@ class Ledger:
             for begins, ends in spans(instant(low), instant(high)):
                 yield micros(begins)
                 yield micros(ends)
+
+    # -- forgetting -------------------------------------------------------------------------
+    def entries(self) -> int:
+        """How many amounts and spans it holds."""
+        return len(self.times) + len(self.starts) + len(self.held)
+
+    def forget(self, before: int) -> None:
+        """Drop what lies wholly before ``before``: no window read from then on reaches it.
+        Sums stay as they were (each a running total), so every window after ``before``
+        reads the same; one reaching further back reads less."""
+        counted = bisect.bisect_left(self.times, before)
+        del self.times[:counted], self.bad_sums[:counted], self.total_sums[:counted]
+        closed = len(self.ends) - (1 if self.ends and self.ends[-1] is None else 0)
+        ended = bisect.bisect_left(self.ends, before, 0, closed)             # type: ignore[type-var]
+        del self.starts[:ended], self.ends[:ended], self.cumulative[:ended]
+        self.held = [span for span in self.held if span[1] is None or span[1] >= before]
 
     def bad_spans(self) -> list[tuple[int, int | None]]:
         return list(zip(self.starts, self.ends, strict=True))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -24,6 +24,7 @@ import orjson
 from engine.eval.actions import CountKey, View
 from engine.eval.book import ClockBook, ClockRecord
 from engine.eval.clock import Bounds, Clock, Transition
+from engine.eval.clockstate import clock_in, clock_out
 from engine.lang.model import RuleSet, Target
 from schemas.facts import dump_fact
 from schemas.records import Decision, fact_ref
@@ -104,24 +105,7 @@ def _t(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _us(value: timedelta) -> int:
-    return value // timedelta(microseconds=1)
-
-
 def _record_out(record: ClockRecord) -> dict[str, Any]:
-    clock = record.clock
-    saved: dict[str, Any] = {
-        "cycle": clock.cycle, "counted_before": _us(clock.counted_before),
-        "running_since": _t(clock.running_since), "paused_total": _us(clock.paused_total),
-        "halted_at": _t(clock.halted_at), "fired": sorted(map(list, clock.fired), key=str),
-        "breached": clock.breached, "because": clock.because,
-        "pending": None if clock.pending is None else
-        [[_us(amount), order, repeat, position] for amount, order, repeat, position, _ in clock.pending],
-    }
-    window = clock.window
-    if window is not None:
-        saved["window"] = [_t(window.start), _t(window.end), window.label]
-    saved.update(clock.own_state())
     return {
         "key": record.key, "target": record.target.id, "subject": record.subject,
         "transitions": [[_t(t.at), t.seq, t.action, t.fact, t.subject]
@@ -135,7 +119,8 @@ def _record_out(record: ClockRecord) -> dict[str, Any]:
         "scheduled": None if record.scheduled is None else [_t(record.scheduled[0]), record.scheduled[1]],
         "carried": record.carried,
         "versions": [[_t(at), version] for at, version in record.versions],
-        "clock": saved,
+        "clock": clock_out(record.clock),
+        "settled": _t(record.settled), "base": record.base,
     }
 
 
@@ -219,20 +204,7 @@ def _record_in(raw: dict[str, Any], version: Callable[[str], RuleSet], make_cloc
     saved = raw["clock"]
     window = saved.get("window")
     clock = make_clock(target, None if window is None else (_at(window[0]), _at(window[1]), window[2]))
-    clock.cycle = saved["cycle"]
-    clock.counted_before = timedelta(microseconds=saved["counted_before"])
-    clock.running_since = _p(saved["running_since"])
-    clock.paused_total = timedelta(microseconds=saved["paused_total"])
-    clock.halted_at = _p(saved["halted_at"])
-    clock.fired = {tuple(f) for f in saved["fired"]}
-    clock.breached = saved["breached"]
-    clock.because = list(saved["because"])
-    clock.load_own_state(saved)                  # first: a deadline cycle's marks are priced here
-    if saved["pending"] is None:
-        clock.pending = None
-    else:
-        clock.pending = [(timedelta(microseconds=a), order, repeat, position, clock.marks[position])
-                          for a, order, repeat, position in saved["pending"]]
+    clock_in(clock, saved)
     scheduled = raw["scheduled"]
     return ClockRecord(
         key=raw["key"], target=target, subject=raw["subject"], clock=clock,
@@ -245,7 +217,7 @@ def _record_in(raw: dict[str, Any], version: Callable[[str], RuleSet], make_cloc
         running_fact=raw["running_fact"], last_transition=_p(raw["last_transition"]),
         last_fired=_p(raw["last_fired"]),
         scheduled=None if scheduled is None else (_at(scheduled[0]), scheduled[1]),
-        carried=raw["carried"], versions=versions)
+        carried=raw["carried"], versions=versions, settled=_p(raw.get("settled")), base=raw.get("base"))
 
 
 def _decision_in(raw: dict[str, Any]) -> Decision:

@@ -11,18 +11,22 @@ from datetime import datetime
 from engine.eval import packs
 from engine.eval.book import ClockRecord
 from engine.eval.budget import ROLLING_END
-from engine.eval.clock import Clock, Reading, Transition, window_of
+from engine.eval.clock import Transition, window_of
 from engine.eval.compiler import Fact
 from engine.eval.context import Context
 from engine.eval.decisions import WITHDRAW, issue, record_decision, retract_decision
 from engine.eval.ledger import EPOCH
 from engine.eval.network import running_data
+from engine.eval.replay import replay
+from engine.eval.settle import settle
 from engine.lang.model import Target
 from schemas.values import format_instant, format_whole_duration
 
 
 def transition(ctx: Context, record: ClockRecord, change: Transition) -> None:
     """Apply a fact's effect to a clock: in order, or (late) by rebuilding it."""
+    if record.settled is not None and change.at <= record.settled:
+        return                                   # too late to change a budget's settled past
     if record.record_transition(change):         # late for this clock
         if record.changes_state(change):
             rebuild(ctx, record, cause=change)
@@ -35,38 +39,16 @@ def transition(ctx: Context, record: ClockRecord, change: Transition) -> None:
     issue(ctx, record, readings)
     sync_running(ctx, record)
     state.book.schedule(record)
+    settle(ctx, record)
 
 
 def rebuild(ctx: Context, record: ClockRecord, cause: Transition) -> None:
-    """A late fact: replay the clock's history in event-time order and reconcile. Each
-    stretch of it is evaluated under the version it ran under: from its start, then
-    from each rule change that repriced it."""
+    """A late fact: replay the clock's history in event-time order and reconcile."""
     state = ctx.state
     now = state.now
     if now is None:                     # a clock exists only once a fact has moved the engine's time
         raise RuntimeError("a clock is rebuilt before the engine's time is set")
-    (_, first), *repriced = record.versions
-    target = ctx.versions[first].targets[record.target.id]
-    window = record.clock.window
-    clock = ctx.factory.make(target, None if window is None else (window.start, window.end, window.label))
-    if target.spec.get("start_at"):
-        clock.start_from = state.firsts.get(record.key)
-    readings: list[Reading] = []
-    changes = [(at, version) for at, version in repriced if at is not None]   # (each has its instant)
-
-    def reprice_until(until: datetime, inclusive: bool) -> None:
-        nonlocal readings
-        while changes and (changes[0][0] < until or (inclusive and changes[0][0] == until)):
-            at, version = changes.pop(0)
-            readings += clock.fire_due(at, inclusive=False)
-            readings += reprice(ctx, record, clock, ctx.versions[version].targets[target.id], at, f"rules:{version}")
-
-    for change in sorted(record.transitions, key=lambda t: (t.at, t.seq)):
-        reprice_until(change.at, inclusive=False)
-        readings += clock.fire_due(change.at, inclusive=False)
-        readings += clock.apply(change)
-    reprice_until(now, inclusive=True)
-    readings += clock.fire_due(now, state.now_inclusive)
+    clock, readings = replay(ctx, record, record.transitions, now, state.now_inclusive)
     record.clock = clock
     fresh = {r.key: r for r in readings}
     withdrawn = {d.id for k, d in record.issued.items() if k[0] == WITHDRAW}
@@ -85,15 +67,6 @@ def rebuild(ctx: Context, record: ClockRecord, cause: Transition) -> None:
     issue(ctx, record, [r for r in readings if r.key not in record.issued])
     sync_running(ctx, record)
     state.book.schedule(record)
-
-
-def reprice(ctx: Context, record: ClockRecord, clock: Clock, target: Target, at: datetime,
-            because: str) -> list[Reading]:
-    """Give a running clock ``target``'s definition from ``at`` on; the levels it has
-    passed and not decided, decided at ``at``."""
-    record.target = target
-    clock.reprice(ctx.factory.definition(target), at)
-    return clock.fire_passed(at, because)
 
 
 def advance(ctx: Context, until: datetime, inclusive: bool) -> None:
