@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 MAINTENANCE = "maintenance:"
 ROLLING_END = datetime(9999, 1, 1, tzinfo=UTC)      # a rolling window's clock runs until cancelled
 HORIZON = 6 * 3600 * 1_000_000                       # how far one search looks ahead (µs): then again
+REACH = 3600 * 1_000_000                             # a ratio budget's, at least, while counts come
 COUNTS = "counts "                                   # the action of an sli.counts transition
 FOLLOWED_FACTS = 50                                  # facts a decision names, at most (the latest)
 # A rolling ledger forgets, past this many entries, what lies more than twice its longest
@@ -430,13 +431,23 @@ class BudgetClock(BudgetReader, WindowedClock):
                 return low + offset
         return None
 
+    def _reach(self) -> int:
+        """How far one search looks ahead. Counts keep coming, and each ends the search
+        before it, so a ratio budget looks twice as far as its counts have stood still (at
+        least :data:`REACH`): each search found nothing looks twice as far as the last,
+        up to :data:`HORIZON`. Where it stops changes no decision, only when it looks again."""
+        times = self.ledger.times
+        if not self.spec.counts or not times or self.cursor is None:
+            return HORIZON
+        return min(HORIZON, max(REACH, 2 * (self.cursor - times[-1])))
+
     def next_deadline(self) -> datetime | None:
         if self._closed or self.cursor is None:
             return None
         key = (self.cursor, self.ledger.version)
         if self._search is None or self._search[0] != key:
             end = micros(self.window_end)
-            horizon = min(self.cursor + HORIZON, end)
+            horizon = min(self.cursor + self._reach(), end)
             found = self._next_change(self.cursor, horizon) if horizon > self.cursor else None
             self._search = (key, horizon if found is None else found)
         found_at = self._search[1]

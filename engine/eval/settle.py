@@ -30,9 +30,9 @@ def settle(ctx: Context, record: ClockRecord) -> None:
     if not isinstance(clock, BudgetClock) or clock.spec.length is None:
         return
     cut = now - ctx.retain
+    if record.transitions[SETTLE_AT // 2].at > cut:
+        return          # (kept in arrival order, nearly event time: too few to settle yet, cheaply)
     settled = [change for change in record.transitions if change.at <= cut]
-    if len(settled) < SETTLE_AT // 2:
-        return
     target = record.target
     base, _ = replay(ctx, record, settled, cut, inclusive=True)    # (what it read was decided then)
     record.target = target
