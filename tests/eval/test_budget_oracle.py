@@ -17,23 +17,14 @@ from hypothesis import strategies as st
 from engine.eval.engine import Engine
 from engine.lang.loader import load_texts
 from schemas.values import format_instant
+from tests.support.ruletexts import SHOP_AGREEMENT
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
 WINDOW, ALLOWED, OVER = 240, Fraction(1, 100), 60          # minutes, 1 − 99%, forecast.over
 WARN = Fraction(1, 2)
 BURNS = [("14.4x", Fraction(72, 5), 60, 5), ("6x", Fraction(6), 120, 15)]     # text, factor, long, short
 
-RULES = f"""
-kind: Service
-id: shop
-name: Shop
-roles: {{service_level_manager: slm@example.org}}
----
-kind: Agreement
-id: sla-shop
-type: SLA
-service: shop
-targets:
+RULES = SHOP_AGREEMENT + f"""\
   - id: pay
     name: payments
     ratio: {{name: payment, window: rolling {WINDOW}m}}

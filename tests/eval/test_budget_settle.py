@@ -12,22 +12,13 @@ from engine.eval.engine import Engine
 from engine.eval.settle import SETTLE_AT
 from engine.lang.loader import load_texts
 from schemas.values import format_instant
+from tests.support.ruletexts import SHOP_AGREEMENT
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
 RETAIN = timedelta(hours=12)
 FACTS = 3600                    # a minute each: two and a half days
 
-RULESET = load_texts({"rules.yaml": """
-kind: Service
-id: shop
-name: Shop
-roles: {service_level_manager: slm@example.org}
----
-kind: Agreement
-id: sla-shop
-type: SLA
-service: shop
-targets:
+RULESET = load_texts({"rules.yaml": SHOP_AGREEMENT + """\
   - id: pay
     name: payments
     ratio: {name: payment, window: rolling 2h}

@@ -19,19 +19,12 @@ from engine.lang.loader import load_texts
 from engine.lang.prometheus import decimal, prometheus_rules
 from schemas.values import format_instant, parse_instant
 from tests.support.budgets import counts
+from tests.support.ruletexts import SHOP_AGREEMENT
 
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool (Debian package prometheus) is not installed")
 
-RULES = """kind: Service
-id: shop
----
-kind: Agreement
-id: sla-shop
-type: SLA
-service: shop
-targets:
-  - id: payments
+RULES = SHOP_AGREEMENT + """  - id: payments
     name: 99.9% of payments succeed
     ratio: {name: payment, window: rolling 28d}
     goal: 99.9%

@@ -37,3 +37,15 @@ type: SLA
 service: desk
 targets:
 """
+
+# The web shop and the start of its SLA, for the error-budget tests: a test appends its targets.
+SHOP_AGREEMENT = """\
+kind: Service
+id: shop
+---
+kind: Agreement
+id: sla-shop
+type: SLA
+service: shop
+targets:
+"""
