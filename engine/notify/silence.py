@@ -129,6 +129,24 @@ def from_events(events: Iterable[dict[str, Any]]) -> dict[str, Silence]:
     return out
 
 
+class SilenceCache:
+    """The silences as their events fold, read again only once an event was added (by this
+    process or another): every write that notifies, and every claim of the deliverer,
+    asks for them, and reading and folding every silence ever made each time cost in
+    proportion to them all. One per reader: it is not shared between threads."""
+
+    def __init__(self) -> None:
+        self._seen: tuple[int, int] | None = None         # (the store's identity, its events' version)
+        self._silences: dict[str, Silence] = {}
+
+    def read(self, store: Any) -> dict[str, Silence]:
+        """Silences by id, as the store holds them now."""
+        seen = (id(store), store.silences_version())
+        if seen != self._seen:
+            self._silences, self._seen = from_events(store.silence_events()), seen
+        return self._silences
+
+
 def silenced_queued(claimed: list[dict[str, Any]], decisions: dict[str, dict[str, Any]],
                     silences: Iterable[Silence], now: datetime) -> dict[str, str]:
     """Of notifications queued before a silence began (claimed for delivery: records with

@@ -19,7 +19,7 @@ from engine.clock import utcnow
 from engine.notify.deliver import Channels, DeliveryError, redact, send
 from engine.notify.group import Message, group
 from engine.notify.record import RetryPolicy, outcome
-from engine.notify.silence import from_events, silenced_queued
+from engine.notify.silence import SilenceCache, silenced_queued
 
 log = logging.getLogger("slm.notify")
 
@@ -33,6 +33,7 @@ class DeliveryWorker:
                  group_wait: timedelta = DEFAULT_GROUP_WAIT, threads: int = 8, poll: float = 0.5,
                  batch: int = 1000, now: Callable[[], datetime] = utcnow):
         self.store, self.channels, self.policy = store, channels, policy
+        self.silences = SilenceCache()
         self.group_wait, self.threads, self.poll, self.batch, self.now = group_wait, threads, poll, batch, now
         self.lease = timedelta(seconds=max(5.0, 3 * channels.timeout))   # a dead deliverer's claims run out
         self.listeners: list[Callable[[str, int], None]] = []     # (status, notifications): metrics
@@ -106,7 +107,7 @@ class DeliveryWorker:
         """``claimed`` less what an active silence matches now, which is stored muted instead."""
         if not claimed:
             return claimed
-        silences = list(from_events(self.store.silence_events()).values())
+        silences = list(self.silences.read(self.store).values())
         if not any(s.state(now) == "active" for s in silences):
             return claimed
         decisions = self.store.decisions_by_id({n["decision"] for n in claimed})

@@ -15,7 +15,7 @@ from engine.clock import utcnow
 from engine.notify.inhibit import Inhibitions
 from engine.notify.retract import followups
 from engine.notify.route import REVIEW_PACK, outbox_entries
-from engine.notify.silence import Silence, from_events, silence
+from engine.notify.silence import Silence, SilenceCache, silence
 from engine.service.feed import feed_global
 from engine.service.state import ServiceState
 from schemas.records import Decision
@@ -43,6 +43,7 @@ class DecisionRecorder:
 
     def __init__(self, state: ServiceState, delivery=None):
         self.state = state
+        self.silences = SilenceCache()          # (used under the write lock only)
         # engine.notify.worker.DeliveryWorker, or None: notifications are stored, not sent
         self.delivery = delivery
         # the text of a monthly review pack's notifications (engine.service.reviewpack), if set
@@ -69,7 +70,7 @@ class DecisionRecorder:
             if routed:
                 if silences is None:
                     now = self.state.now()
-                    silences = [s for s in from_events(store.silence_events()).values() if s.state(now) == "active"]
+                    silences = [s for s in self.silences.read(store).values() if s.state(now) == "active"]
                 routed = inhibitions.inhibit(decision, silence(decision, routed, silences, self.state.now()))
             records.append((record, [n.as_dict() for n in routed]))
         feed_global(store, decisions, self.state.scope.fed_kinds(self.state.ruleset))

@@ -24,6 +24,10 @@ class Silences(AuditChains):
             self._insert(self.m.Silence, [row])
             self._save_head(head, self._select(self.m.Silence, "MAX(seq)")[0][0])
 
+    def silences_version(self) -> int:
+        """The newest event's number (0: none yet): when it is unchanged, so are the silences."""
+        return self._select(self.m.Silence, "MAX(seq)")[0][0] or 0
+
     def silence_events(self) -> list[dict[str, Any]]:
         """Every event, oldest first: the chain's links only (a row written outside the
         service is not one, and is named by the audit, never served)."""

@@ -6,6 +6,7 @@ import json
 from click.testing import CliRunner
 
 from cli import main
+from engine.notify.silence import SilenceCache
 from engine.store.store import Store
 
 
@@ -40,3 +41,20 @@ def test_a_silence_of_everything_or_of_no_length_is_refused(tmp_path):
     assert everything.exit_code == 2 and "at least one of service, target, subject, recipient" in everything.output
     no_end = run("silence", "add", "--service", "email", "--reason", "r", "--db", db)
     assert no_end.exit_code == 2 and "--for DURATION or --until TIME" in no_end.output
+
+
+def test_a_reader_sees_each_silence_another_process_adds_or_expires(tmp_path):
+    """The cache every notifying write reads silences through folds the events again
+    exactly when one was added, here by the CLI as by another process."""
+    db = f"sqlite:///{tmp_path / 'slm.db'}"
+    cache = SilenceCache()
+    with Store.open(db) as store:
+        assert cache.read(store) == {}
+        first = cache.read(store)
+        assert cache.read(store) is first                      # nothing added: not read again
+        made = json.loads(run("silence", "add", "--service", "email", "--for", "2h", "--reason", "swap",
+                              "--by", "ann", "--db", db).output)
+        seen = cache.read(store)
+        assert list(seen) == [made["id"]] and seen[made["id"]].expired_at is None
+        run("silence", "expire", made["id"], "--by", "bob", "--db", db)
+        assert cache.read(store)[made["id"]].expired_by == "bob"
