@@ -193,7 +193,7 @@ class FactLog(AuditChains):
         F, left, chain = self.m.Fact, limit, fact_chain(self.partition)
         while left is None or left > 0:
             size = CHUNK if left is None else min(left, CHUNK)
-            rows = list(F.select().where((F.pseq > after_seq) & self._in_chain(chain, F))
+            rows = list(F.select().where(self._in_chain(chain, F, after_seq))
                         .order_by(F.pseq).limit(size))
             for row in rows:
                 yield {**_stored_fact(row), "seq": row.pseq}
@@ -208,7 +208,7 @@ class FactLog(AuditChains):
         build (a fifth of a restart's replay went there)."""
         F, chain = self.m.Fact, fact_chain(self.partition)
         while True:
-            rows = list(F.select(F.pseq, F.body).where((F.pseq > after_seq) & self._in_chain(chain, F))
+            rows = list(F.select(F.pseq, F.body).where(self._in_chain(chain, F, after_seq))
                         .order_by(F.pseq).limit(CHUNK).tuples())
             for pseq, body in rows:
                 yield {"seq": pseq, "fact": orjson.loads(body)}
