@@ -13,12 +13,14 @@ closed and which window, if any, it counts in. Callers never ask which kind they
 """
 from __future__ import annotations
 
+import functools
 import heapq
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from fractions import Fraction
 from typing import TYPE_CHECKING, NamedTuple
+from zoneinfo import ZoneInfo
 
 from engine.lang.calendar import Calendar, ServiceCalendar
 from engine.lang.followsun import AnyOfCalendar
@@ -169,10 +171,27 @@ class Meter:
     # -- marks and deadlines --------------------------------------------------------
     def _queue(self) -> list[Pending]:
         if self.pending is None:
-            self.pending = []
-            for position, mark in enumerate(self.marks):
-                self._push(self.pending, mark, 0, position)
+            self.pending = self._first_queue()
         return self.pending
+
+    def _first_queue(self) -> list[Pending]:
+        """The cycle's marks as a heap, as pushing them one by one in ``marks`` order leaves
+        it (a snapshot keeps the list as it is). Marks are sorted, so that is almost always
+        the list itself, each mark as it comes: only a level clipped to zero can break it."""
+        queue: list[Pending] = []
+        fired, last = self.fired, None
+        for position, mark in enumerate(self.marks):
+            if fired and (mark.kind, mark.level, mark.activity, 0) in fired:
+                continue
+            entry = (mark.amount if mark.amount > ZERO else ZERO, mark.order, 0, position, mark)
+            if last is not None and entry < last:           # out of order: push as before
+                queue = []
+                for position, mark in enumerate(self.marks):
+                    self._push(queue, mark, 0, position)
+                return queue
+            queue.append(entry)
+            last = entry
+        return queue
 
     def _push(self, queue: list[Pending], mark: Mark, repeat: int, position: int) -> None:
         # Marks tied on (amount, order, repeat) fire in their order in self.marks (not by
@@ -201,17 +220,21 @@ class Meter:
 
     def next_deadline(self) -> datetime | None:
         """When the next mark falls, if the clock keeps running; None while halted."""
-        if self.running_since is None or self.cycle == 0:
+        since = self.running_since
+        if since is None or self.cycle == 0:
             return None
-        queue = self._queue()
+        queue = self.pending
+        if queue is None:
+            queue = self.pending = self._first_queue()
         if not queue:
             return None
         amount = queue[0][0]
-        basis = (self.running_since, self.counted_before, amount)
-        if self._deadline[0] == basis:               # asked several times per fact: computed once
-            return self._deadline[1]
+        basis = (since, self.counted_before, amount)
+        known = self._deadline
+        if known[0] == basis:                        # asked several times per fact: computed once
+            return known[1]
         missing = amount - self.counted_before
-        deadline = self.running_since if missing <= ZERO else self.calendar.instant_after(self.running_since, missing)
+        deadline = since if missing <= ZERO else self.calendar.instant_after(since, missing)
         self._deadline = (basis, deadline)
         return deadline
 
@@ -720,12 +743,14 @@ def month_span(period: str, zone: str = "UTC") -> tuple[datetime, datetime]:
 def window_of(spec: str, at: datetime, timezone: str) -> tuple[datetime, datetime, str]:
     """The window (start, end, label) holding ``at``: a calendar month, ISO week or day in
     the calendar's zone, or consecutive blocks of N days counted from 1970-01-01 local."""
-    from datetime import date, time
-    from zoneinfo import ZoneInfo
+    return _window_of_date(spec, at.astimezone(ZoneInfo(timezone)).date(), timezone)
 
-    utc = UTC
+
+@functools.lru_cache(maxsize=256)
+def _window_of_date(spec: str, local: date, timezone: str) -> tuple[datetime, datetime, str]:
+    """The window of the local date ``local`` (computed once per date: every sample of a
+    window clock asks for its window)."""
     zone = ZoneInfo(timezone)
-    local = at.astimezone(zone).date()
     if spec == "month":
         first = local.replace(day=1)
         following = (first + timedelta(days=32)).replace(day=1)
@@ -745,4 +770,4 @@ def window_of(spec: str, at: datetime, timezone: str) -> tuple[datetime, datetim
         following = first + timedelta(days=days)
         label = f"{first:%Y-%m-%d}/{spec}"
     start, end = datetime.combine(first, time(0), zone), datetime.combine(following, time(0), zone)
-    return start.astimezone(utc), end.astimezone(utc), label
+    return start.astimezone(UTC), end.astimezone(UTC), label

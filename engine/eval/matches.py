@@ -43,23 +43,27 @@ def on_life(ctx: Context, fact_type: str, facts: Payload) -> None:
     m = facts["m"]
     service = m.get("service")
     subject = m.get("subject") or service or "-"
-    at = None
+    at = fact = None
     state = ctx.state
+    conditions = ctx.factory.conditions
     for record in state.book.of_subject(subject):
-        if service is not None and record.target.service != service:
+        target = record.target
+        if service is not None and target.service != service:
             continue                # the same ticket id in another service is another ticket
-        actions = record.clock.definition.roles.get(fact_type, set())
-        conditional = ctx.factory.conditions(record.target).get(fact_type)
+        actions = record.clock.definition.roles.get(fact_type)
+        conditional = conditions(target).get(fact_type)
         if conditional:
             get = where_lookup(m)
-            actions = actions | {role for role, where in conditional if where_failure(where, get) is None}
+            actions = (actions or set()) | {role for role, where in conditional
+                                            if where_failure(where, get) is None}
         if actions:
-            at = at or parse_instant(m["time"])
-            if record.target.spec.get("start_at"):
+            if at is None or fact is None:          # (once per fact, for all its clocks)
+                at, fact = parse_instant(m["time"]), fact_ref(m["source"], m["fid"])
+            if target.spec.get("start_at"):
                 record.clock.start_from = state.firsts.get(record.key)
             ctx.outcome.moved += 1
-            transition(ctx, record, Transition(at, state.book.next_count(), ",".join(sorted(actions)),
-                                               fact_ref(m["source"], m["fid"]), due=_posted_due(record, actions, m),
+            transition(ctx, record, Transition(at, state.book.next_count(), ",".join(sorted(actions)), fact,
+                                               due=_posted_due(record, actions, m),
                                                calendar=_chosen_calendar(record, m)))
 
 
