@@ -54,7 +54,7 @@ class Mark:
     source: EscalationLevel | None = None       # the escalation level, for the decision's rule origin
 
 
-@dataclass
+@dataclass(slots=True)
 class Reading:
     """One thing the clock says happened, with the clock's figures at that instant."""
 
@@ -77,7 +77,7 @@ class Reading:
         return (self.kind, self.level, self.cycle, self.repeat, self.activity)
 
 
-@dataclass
+@dataclass(slots=True)
 class Transition:
     """A fact's effect on a clock, kept so the clock can be rebuilt when a late fact arrives."""
 
@@ -162,9 +162,11 @@ class Meter:
             self.running_since = at
             self.halted_at = None
 
-    def halt(self, at: datetime) -> None:
+    def halt(self, at: datetime, counted: timedelta | None = None) -> None:
+        """Stop counting at ``at``; ``counted``: :meth:`counted_at` of ``at``, if the caller
+        has it (on a service calendar it is worked out span by span)."""
         if self.running_since is not None:
-            self.counted_before = self.counted_at(at)
+            self.counted_before = self.counted_at(at) if counted is None else counted
             self.running_since = None
             self.halted_at = at
 
@@ -501,13 +503,13 @@ class DurationClock(Clock):
         counted = self.counted_at(at)
         if fact not in self.because:
             self.because.append(fact)
-        self.halt(at)
+        self.halt(at, counted)
         self.state = "stopped"
         return [self._reading("cancelled", at, None, counted)]
 
     def cancel(self, at: datetime) -> timedelta:
         counted = self.counted_at(at)
-        self.halt(at)
+        self.halt(at, counted)
         self.state = "stopped"
         return counted
 
@@ -515,7 +517,7 @@ class DurationClock(Clock):
         counted = self.counted_at(at)
         if fact not in self.because:
             self.because.append(fact)
-        self.halt(at)
+        self.halt(at, counted)
         self.state = "stopped"
         if self.breached or counted > self.budget:
             return []
@@ -670,13 +672,13 @@ class WindowClock(WindowedClock):
 
     def cancel(self, at: datetime) -> timedelta:
         counted = self.counted_at(at)
-        self.halt(at)
+        self.halt(at, counted)
         self._closed = True
         return counted
 
     def close(self) -> list[Reading]:
         counted = self.counted_at(self.window_end)
-        self.halt(self.window_end)
+        self.halt(self.window_end, counted)
         self._closed = True
         if self.breached or counted > self.budget:
             return []
