@@ -128,7 +128,8 @@ class AuditChains(StoreBase):
         head = self._head(name)
         last = head.seq if head is not None else 0
         first = head.chained_from if head is not None and name in ("decisions", "cutovers") else 1
-        return getattr(model, _order(name)).between(max(first, after + 1), last) & self._of_chain(name, model)
+        low = max(first, after + 1) if after > 0 else first
+        return getattr(model, _order(name)).between(low, last) & self._of_chain(name, model)
 
     def _in_fact_chains(self, model):
         """The facts that are links of some partition's fact chain (a read across partitions)."""
