@@ -298,7 +298,8 @@ def parse_date(text: object) -> date:
 
 def format_instant(value: datetime) -> str:
     """UTC, seconds precision unless there are fractions: ``2026-11-02T09:11:15Z``."""
-    value = value.astimezone(UTC)
+    if value.tzinfo is not UTC:                            # (the engine's instants are UTC already)
+        value = value.astimezone(UTC)
     if value.year < 1000:                                  # isoformat pads the year; keep the text as it was
         text = f"{value.year:04d}-" + value.strftime("%m-%dT%H:%M:%S")
         if value.microsecond:

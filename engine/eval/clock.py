@@ -13,12 +13,14 @@ closed and which window, if any, it counts in. Callers never ask which kind they
 """
 from __future__ import annotations
 
+import functools
 import heapq
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from fractions import Fraction
 from typing import TYPE_CHECKING, NamedTuple
+from zoneinfo import ZoneInfo
 
 from engine.lang.calendar import Calendar, ServiceCalendar
 from engine.lang.followsun import AnyOfCalendar
@@ -52,7 +54,7 @@ class Mark:
     source: EscalationLevel | None = None       # the escalation level, for the decision's rule origin
 
 
-@dataclass
+@dataclass(slots=True)
 class Reading:
     """One thing the clock says happened, with the clock's figures at that instant."""
 
@@ -75,7 +77,7 @@ class Reading:
         return (self.kind, self.level, self.cycle, self.repeat, self.activity)
 
 
-@dataclass
+@dataclass(slots=True)
 class Transition:
     """A fact's effect on a clock, kept so the clock can be rebuilt when a late fact arrives."""
 
@@ -160,19 +162,38 @@ class Meter:
             self.running_since = at
             self.halted_at = None
 
-    def halt(self, at: datetime) -> None:
+    def halt(self, at: datetime, counted: timedelta | None = None) -> None:
+        """Stop counting at ``at``; ``counted``: :meth:`counted_at` of ``at``, if the caller
+        has it (on a service calendar it is worked out span by span)."""
         if self.running_since is not None:
-            self.counted_before = self.counted_at(at)
+            self.counted_before = self.counted_at(at) if counted is None else counted
             self.running_since = None
             self.halted_at = at
 
     # -- marks and deadlines --------------------------------------------------------
     def _queue(self) -> list[Pending]:
         if self.pending is None:
-            self.pending = []
-            for position, mark in enumerate(self.marks):
-                self._push(self.pending, mark, 0, position)
+            self.pending = self._first_queue()
         return self.pending
+
+    def _first_queue(self) -> list[Pending]:
+        """The cycle's marks as a heap, as pushing them one by one in ``marks`` order leaves
+        it (a snapshot keeps the list as it is). Marks are sorted, so that is almost always
+        the list itself, each mark as it comes: only a level clipped to zero can break it."""
+        queue: list[Pending] = []
+        fired, last = self.fired, None
+        for position, mark in enumerate(self.marks):
+            if fired and (mark.kind, mark.level, mark.activity, 0) in fired:
+                continue
+            entry = (mark.amount if mark.amount > ZERO else ZERO, mark.order, 0, position, mark)
+            if last is not None and entry < last:           # out of order: push as before
+                queue = []
+                for position, mark in enumerate(self.marks):
+                    self._push(queue, mark, 0, position)
+                return queue
+            queue.append(entry)
+            last = entry
+        return queue
 
     def _push(self, queue: list[Pending], mark: Mark, repeat: int, position: int) -> None:
         # Marks tied on (amount, order, repeat) fire in their order in self.marks (not by
@@ -201,17 +222,21 @@ class Meter:
 
     def next_deadline(self) -> datetime | None:
         """When the next mark falls, if the clock keeps running; None while halted."""
-        if self.running_since is None or self.cycle == 0:
+        since = self.running_since
+        if since is None or self.cycle == 0:
             return None
-        queue = self._queue()
+        queue = self.pending
+        if queue is None:
+            queue = self.pending = self._first_queue()
         if not queue:
             return None
         amount = queue[0][0]
-        basis = (self.running_since, self.counted_before, amount)
-        if self._deadline[0] == basis:               # asked several times per fact: computed once
-            return self._deadline[1]
+        basis = (since, self.counted_before, amount)
+        known = self._deadline
+        if known[0] == basis:                        # asked several times per fact: computed once
+            return known[1]
         missing = amount - self.counted_before
-        deadline = self.running_since if missing <= ZERO else self.calendar.instant_after(self.running_since, missing)
+        deadline = since if missing <= ZERO else self.calendar.instant_after(since, missing)
         self._deadline = (basis, deadline)
         return deadline
 
@@ -478,13 +503,13 @@ class DurationClock(Clock):
         counted = self.counted_at(at)
         if fact not in self.because:
             self.because.append(fact)
-        self.halt(at)
+        self.halt(at, counted)
         self.state = "stopped"
         return [self._reading("cancelled", at, None, counted)]
 
     def cancel(self, at: datetime) -> timedelta:
         counted = self.counted_at(at)
-        self.halt(at)
+        self.halt(at, counted)
         self.state = "stopped"
         return counted
 
@@ -492,7 +517,7 @@ class DurationClock(Clock):
         counted = self.counted_at(at)
         if fact not in self.because:
             self.because.append(fact)
-        self.halt(at)
+        self.halt(at, counted)
         self.state = "stopped"
         if self.breached or counted > self.budget:
             return []
@@ -647,13 +672,13 @@ class WindowClock(WindowedClock):
 
     def cancel(self, at: datetime) -> timedelta:
         counted = self.counted_at(at)
-        self.halt(at)
+        self.halt(at, counted)
         self._closed = True
         return counted
 
     def close(self) -> list[Reading]:
         counted = self.counted_at(self.window_end)
-        self.halt(self.window_end)
+        self.halt(self.window_end, counted)
         self._closed = True
         if self.breached or counted > self.budget:
             return []
@@ -720,12 +745,14 @@ def month_span(period: str, zone: str = "UTC") -> tuple[datetime, datetime]:
 def window_of(spec: str, at: datetime, timezone: str) -> tuple[datetime, datetime, str]:
     """The window (start, end, label) holding ``at``: a calendar month, ISO week or day in
     the calendar's zone, or consecutive blocks of N days counted from 1970-01-01 local."""
-    from datetime import date, time
-    from zoneinfo import ZoneInfo
+    return _window_of_date(spec, at.astimezone(ZoneInfo(timezone)).date(), timezone)
 
-    utc = UTC
+
+@functools.lru_cache(maxsize=256)
+def _window_of_date(spec: str, local: date, timezone: str) -> tuple[datetime, datetime, str]:
+    """The window of the local date ``local`` (computed once per date: every sample of a
+    window clock asks for its window)."""
     zone = ZoneInfo(timezone)
-    local = at.astimezone(zone).date()
     if spec == "month":
         first = local.replace(day=1)
         following = (first + timedelta(days=32)).replace(day=1)
@@ -745,4 +772,4 @@ def window_of(spec: str, at: datetime, timezone: str) -> tuple[datetime, datetim
         following = first + timedelta(days=days)
         label = f"{first:%Y-%m-%d}/{spec}"
     start, end = datetime.combine(first, time(0), zone), datetime.combine(following, time(0), zone)
-    return start.astimezone(utc), end.astimezone(utc), label
+    return start.astimezone(UTC), end.astimezone(UTC), label

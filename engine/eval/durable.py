@@ -148,7 +148,10 @@ class _Ruleset:
         return self.joins is None or fact_type in self.joins
 
     def assert_fact(self, fact: Fact) -> Result:
-        text = _json(fact)
+        return self.assert_text(_json(fact))
+
+    def assert_text(self, text: str) -> Result:
+        """Assert a fact given as the JSON durable_rules reads (:func:`_json`)."""
         try:
             result: Result = durable_rules_engine.assert_fact(self.handle, text)
         except Exception as error:
@@ -157,7 +160,10 @@ class _Ruleset:
         return result
 
     def retract_fact(self, fact: Fact) -> list[Match] | None:
-        text = _json(fact)
+        return self.retract_text(_json(fact))
+
+    def retract_text(self, text: str) -> list[Match] | None:
+        """Retract a fact given as the JSON it was asserted as."""
         try:
             result = durable_rules_engine.retract_fact(self.handle, text)
         except Exception:
@@ -238,20 +244,28 @@ class DurableNetwork:
             return candidates
         return [r for r in candidates if r.may_match(fact)]
 
-    def assert_fact(self, fact: Fact) -> tuple[list[Match] | None, Fact]:
+    def assert_fact(self, fact: Fact, keep: bool = True) -> tuple[list[Match] | None, Fact]:
         """(The matches, or None when durable_rules did not handle the fact and so keeps
-        nothing of it; the fact as durable_rules holds it, to retract it by.)"""
-        held = fact
+        nothing of it; the fact as durable_rules holds it, to retract it by.)
+
+        ``keep=False``: the caller would retract the fact at once if it matched anything
+        (no join needs it): it is retracted here, from the text it was asserted as, rather
+        than encoded again for :meth:`retract_fact`."""
+        held, fact_type = fact, fact["type"]
         for attempt in range(1, 100):
+            routed = self._route(fact)
+            if not routed:
+                return None, held
+            text = _json(held)                           # encoded once for every ruleset and retraction
             results: list[tuple[_Ruleset, Result]] = []
-            for ruleset in self._route(fact):
+            for ruleset in routed:
                 try:
-                    result = ruleset.assert_fact(held)
+                    result = ruleset.assert_text(text)
                 except Exception:                        # refused: out of the others again
-                    _take_back(results, held)
+                    _take_back(results, text)
                     raise
                 if result[0] == 2:                       # refused: out of all, again as another id
-                    _take_back(results, held)
+                    _take_back(results, text)
                     break
                 results.append((ruleset, result))
             else:
@@ -260,16 +274,22 @@ class DurableNetwork:
                     found = ruleset.outcome(result)
                     if found is not None:
                         matches = (matches or []) + found
-                    if not ruleset.holds(fact["type"]):
-                        ruleset.retract_fact(held)
+                    if not ruleset.holds(fact_type):
+                        ruleset.retract_text(text)
+                if not keep and matches is not None:     # as retract_fact(held) would
+                    for ruleset, _ in results:
+                        if ruleset.holds(fact_type):
+                            ruleset.retract_text(text)
                 return matches, held
             held = {**fact, "id": f"{fact['id']}~{attempt}"}
         raise MessageObservedException(fact)
 
     def retract_fact(self, held: Fact) -> None:
+        text = None
         for ruleset in self._route(held):
             if ruleset.holds(held["type"]):
-                ruleset.retract_fact(held)
+                text = text or _json(held)
+                ruleset.retract_text(text)
 
     def close(self) -> None:
         """Free durable_rules' memory of these rulesets and the facts they hold (it keeps
@@ -278,12 +298,12 @@ class DurableNetwork:
             ruleset.close()
 
 
-def _take_back(results: list[tuple[_Ruleset, Result]], held: Fact) -> None:
-    """Take a fact back out of the rulesets that took it; its matches are dropped, not
-    left queued."""
+def _take_back(results: list[tuple[_Ruleset, Result]], text: str) -> None:
+    """Take a fact (as asserted: its JSON) back out of the rulesets that took it; its
+    matches are dropped, not left queued."""
     for taken, earlier in results:
         taken.outcome(earlier)
-        taken.retract_fact(held)
+        taken.retract_text(text)
 
 
 def _json(fact: Fact) -> str:

@@ -10,7 +10,8 @@ from datetime import timedelta
 
 from engine.eval.budget import BudgetClock, budget_spec
 from engine.eval.clock import Bounds, Clock, Definition, DurationClock, Marks, WindowClock, marks_for
-from engine.eval.compiler import Conditions, conditional_roles, unconditional_roles
+from engine.eval.compiler import Conditions, Fact, conditional_roles, unconditional_roles
+from engine.eval.network import running_data
 from engine.lang.calendar import Calendar
 from engine.lang.model import Target
 from schemas.values import DeadlineGoal
@@ -23,6 +24,7 @@ class ClockFactory:
         self._marks: dict[tuple[int, timedelta], tuple[Target, Marks]] = {}
         self._definitions: dict[int, tuple[Target, Definition]] = {}
         self._conditions: dict[int, tuple[Target, Conditions]] = {}
+        self._running: dict[int, tuple[Target, Fact]] = {}
 
     def make(self, target: Target, bounds: Bounds | None) -> Clock:
         """A fresh clock of ``target``: a duration clock, or one for the window ``bounds``."""
@@ -62,4 +64,12 @@ class ClockFactory:
         found = self._conditions.get(id(target))
         if found is None:
             found = self._conditions[id(target)] = (target, conditional_roles(target.spec))
+        return found[1]
+
+    def running_data(self, target: Target) -> Fact:
+        """What a ``clock.running`` fact of the target's clocks says of it (engine.eval.network
+        ``running_data``): fixed per target, copied into each such fact."""
+        found = self._running.get(id(target))
+        if found is None:
+            found = self._running[id(target)] = (target, running_data(target))
         return found[1]

@@ -6,6 +6,7 @@ by name) and its handler, so a new kind of match is added here and in the compil
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,10 @@ from schemas.records import fact_ref
 from schemas.values import DeadlineGoal, parse_instant
 
 CYCLE_STARTS = {"start", "reset", "restart"}     # the roles that begin a cycle
+
+# A fact's time as durable_rules hands it back, parsed once: each of its matches, and each
+# decision fed back at the same instant, would parse the same text again.
+event_time = functools.lru_cache(maxsize=1024)(parse_instant)
 
 
 def on_applies(ctx: Context, target_id: str, facts: Payload) -> None:
@@ -43,23 +48,27 @@ def on_life(ctx: Context, fact_type: str, facts: Payload) -> None:
     m = facts["m"]
     service = m.get("service")
     subject = m.get("subject") or service or "-"
-    at = None
+    at = fact = None
     state = ctx.state
+    conditions = ctx.factory.conditions
     for record in state.book.of_subject(subject):
-        if service is not None and record.target.service != service:
+        target = record.target
+        if service is not None and target.service != service:
             continue                # the same ticket id in another service is another ticket
-        actions = record.clock.definition.roles.get(fact_type, set())
-        conditional = ctx.factory.conditions(record.target).get(fact_type)
+        actions = record.clock.definition.roles.get(fact_type)
+        conditional = conditions(target).get(fact_type)
         if conditional:
             get = where_lookup(m)
-            actions = actions | {role for role, where in conditional if where_failure(where, get) is None}
+            actions = (actions or set()) | {role for role, where in conditional
+                                            if where_failure(where, get) is None}
         if actions:
-            at = at or parse_instant(m["time"])
-            if record.target.spec.get("start_at"):
+            if at is None or fact is None:          # (once per fact, for all its clocks)
+                at, fact = event_time(m["time"]), fact_ref(m["source"], m["fid"])
+            if target.spec.get("start_at"):
                 record.clock.start_from = state.firsts.get(record.key)
             ctx.outcome.moved += 1
-            transition(ctx, record, Transition(at, state.book.next_count(), ",".join(sorted(actions)),
-                                               fact_ref(m["source"], m["fid"]), due=_posted_due(record, actions, m),
+            transition(ctx, record, Transition(at, state.book.next_count(), ",".join(sorted(actions)), fact,
+                                               due=_posted_due(record, actions, m),
                                                calendar=_chosen_calendar(record, m)))
 
 
@@ -93,7 +102,7 @@ def on_first(ctx: Context, target_id: str, facts: Payload) -> None:
     arrives after the clock started, earlier than what it started from, rebuilds it."""
     m = facts["m"]
     subject = m.get("subject") or m.get("service") or "-"
-    key, at = f"{target_id}/{subject}", parse_instant(m["time"])
+    key, at = f"{target_id}/{subject}", event_time(m["time"])
     state = ctx.state
     known = state.firsts.get(key)
     if known is not None and known[0] <= at:
@@ -126,7 +135,7 @@ def signal(ctx: Context, ref: str, m: Fact, action: str) -> None:
     ruleset = ctx.versions.get(version) if version else ctx.ruleset
     if ruleset is None:
         return
-    at = parse_instant(m["time"])
+    at = event_time(m["time"])
     record = window_record(ctx, ruleset.targets[target_id], at, create=not version)
     if record is None or record.version != ruleset.version:
         return
@@ -180,8 +189,15 @@ def dispatch(ctx: Context, name: str, facts: Payload) -> None:
     if ctx.journal is not None:
         ctx.journal.add(ctx.state.fired_rules, name)
     ctx.state.fired_rules.add(name)
+    handle, ref = _handler(name)
+    handle(ctx, ref, facts)
+
+
+@functools.lru_cache(maxsize=4096)
+def _handler(name: str) -> tuple[Callable[[Context, str, Payload], None], str]:
+    """The handler of the match ``<kind>:<ref>``, and its ref (worked out once per name)."""
     kind, ref = name.split(":", 1)
-    MATCH_KINDS[kind].handle(ctx, ref, facts)
+    return MATCH_KINDS[kind].handle, ref
 
 
 def where_lookup(m: Fact) -> Callable[[str], object]:

@@ -47,6 +47,7 @@ class MatchNetwork:
         self._phase = phase
         self._handle = handle
         self._queue: deque[Match] = deque()
+        self._orders: dict[str, tuple[int, str]] = {}
         definition, targets, rules = _compiled(ruleset, carried)
         self._targets = DurableNetwork({RULESET: targets})
         self._rules = DurableNetwork({RULESET + "_rules": rules})
@@ -115,20 +116,30 @@ class MatchNetwork:
         """
         if not self.posts(fact["type"]):
             return
+        fact_type = fact["type"]
         matches, _ = self._targets.assert_fact(fact)      # holds nothing: no target joins
         rules = self._rules
-        found, kept = rules.assert_fact(fact)
+        keep = fact_type in self.retained and self.may_join(fact)
+        found, kept = rules.assert_fact(fact, keep)       # (not kept: retracted there)
         if found is not None:
             matches = (matches or []) + found
-            if fact["type"] in self.retained and self.may_join(fact):
+            if keep:
                 if self.journal is not None:
                     self.journal.put(held, fact["id"])
                     self.journal.undo(lambda: rules.retract_fact(kept))
                 held[fact["id"]] = kept
-            else:
-                rules.retract_fact(kept)
-        for match in sorted(matches or [], key=lambda m: (self._phase(m[0]), m[0])):
-            self._queue.append(match)
+        if matches:
+            if len(matches) > 1:
+                matches.sort(key=self._order)
+            self._queue.extend(matches)
+
+    def _order(self, match: Match) -> tuple[int, str]:
+        """Where a match goes among one fact's matches: by phase, then by name."""
+        name = match[0]
+        found = self._orders.get(name)
+        if found is None:
+            found = self._orders[name] = (self._phase(name), name)
+        return found
 
     def rehold(self, held: dict[str, Fact]) -> None:
         """Put the facts a join may still use back into a fresh durable_rules memory (after

@@ -31,22 +31,25 @@ def rule_ref(rule_id: str, origin: Origin, version: str) -> dict[str, Any]:
 def clock_decision(target: Target, subject: str, clock_key: str, reading: Reading, revision: int,
                    version: str) -> Decision:
     level = reading.source
-    if reading.kind == "escalation" and level is not None:       # an escalation mark carries its level
+    kind = reading.kind
+    if kind == "escalation" and level is not None:       # an escalation mark carries its level
         rule_id, origin = level.escalation, level.origin
     else:
         rule_id, origin = target.id, target.origin
-    identity = [rule_id, reading.kind, target.id, subject, reading.level, reading.cycle,
+    identity = [rule_id, kind, target.id, subject, reading.level, reading.cycle,
                 reading.activity, reading.repeat, revision]
     agreement = target.agreement
+    data: dict[str, object] = {"counted": reading.counted, "budget": reading.budget, "paused": reading.paused}
+    if isinstance(target.spec.get("calendar"), dict):
+        data["calendar"] = reading.calendar
+    if reading.figures is not None:
+        data["figures"] = reading.figures
     return Decision(
-        id=decision_id(identity), kind=reading.kind, target=target.id, subject=subject,
-        service=agreement.service, agreement=agreement.id, at=reading.at, shadow=agreement.shadow,
-        data={"counted": reading.counted, "budget": reading.budget, "paused": reading.paused,
-              **({"calendar": reading.calendar} if isinstance(target.spec.get("calendar"), dict) else {}),
-              **({"figures": reading.figures} if reading.figures is not None else {})},
+        id=decision_id(identity), kind=kind, target=target.id, subject=subject, service=agreement.service,
+        agreement=agreement.id, at=reading.at, shadow=agreement.shadow, data=data,
         rule=rule_ref(rule_id, origin, version), because=[*reading.because, f"clock:{clock_key}"],
-        agreement_type=agreement.type, cycle=reading.cycle, level=reading.level,
-        activity=reading.activity, repeat=reading.repeat or None)
+        agreement_type=agreement.type, cycle=reading.cycle, level=reading.level, activity=reading.activity,
+        repeat=reading.repeat or None)
 
 
 def retraction(decision: Decision, at: datetime, reason: str, because: list[str]) -> Decision:

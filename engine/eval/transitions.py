@@ -16,7 +16,6 @@ from engine.eval.compiler import Fact
 from engine.eval.context import Context
 from engine.eval.decisions import WITHDRAW, issue, record_decision, retract_decision
 from engine.eval.ledger import EPOCH
-from engine.eval.network import running_data
 from engine.eval.replay import replay
 from engine.eval.settle import settle
 from engine.lang.model import Target
@@ -160,15 +159,16 @@ def sync_running(ctx: Context, record: ClockRecord) -> None:
         start = clock.count_start or ctx.state.now
         if start is None:
             return                      # (never: a running clock has started, so time was set)
-        record.running_fact = fact = running_fact(record, fact_id, start)
+        record.running_fact = fact = running_fact(record, fact_id, start, ctx.factory.running_data(record.target))
         network.post(fact, ctx.state.held)
 
 
-def running_fact(record: ClockRecord, fact_id: str, start: datetime) -> Fact:
-    """The ``clock.running`` fact of a clock: what a Rule can join on."""
+def running_fact(record: ClockRecord, fact_id: str, start: datetime, data: Fact) -> Fact:
+    """The ``clock.running`` fact of a clock: what a Rule can join on (``data``: what it says
+    of its target, :func:`engine.eval.network.running_data`)."""
     target = record.target
     return {"sid": "0", "id": fact_id, "fid": fact_id, "source": "slm", "type": "clock.running",
             "subject": record.subject, "service": target.service, "ts": start.timestamp(),
-            "time": format_instant(start), "data": running_data(target) | {
+            "time": format_instant(start), "data": data | {
                 "clock": record.key, "cycle": record.clock.cycle,
                 "budget": format_whole_duration(record.clock.budget)}}

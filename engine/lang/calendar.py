@@ -113,7 +113,25 @@ class ServiceCalendar:
             return ZERO
         if self.all_hours:
             return end - start
-        return sum((b - a for a, b in self.open_spans(start, end)), ZERO)
+        # The sum of open_spans(start, end), without making them (every stop of a clock asks)
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
+        total, first, last = ZERO, None, None          # (first, last): the span being merged
+        day, final = self._local_date(start) - DAY, self._local_date(end) + DAY
+        while day <= final:
+            for a, b in self._day(day):
+                a, b = max(a, start), min(b, end)
+                if b <= a:
+                    continue
+                if last is not None and last >= a:
+                    last = max(last, b)
+                else:
+                    if first is not None and last is not None:
+                        total += last - first
+                    first, last = a, b
+            day += DAY
+        if first is not None and last is not None:
+            total += last - first
+        return total
 
     def instant_after(self, start: datetime, amount: timedelta) -> datetime:
         """The earliest instant t >= start with counted(start, t) >= amount, in UTC."""

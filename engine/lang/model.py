@@ -145,6 +145,7 @@ class Target:
     forecast_over: timedelta | None = None     # ``forecast: {over}``: the look-back of the burn rate projected
     prometheus: dict[str, Any] | None = None   # ``prometheus: {errors, total, alert, labels}`` (slm export)
     _span: tuple[datetime | None, datetime | None] | None = field(default=None, repr=False, compare=False)
+    _rolling: tuple[timedelta | None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def service(self) -> str:
@@ -152,9 +153,12 @@ class Target:
 
     @property
     def rolling(self) -> timedelta | None:
-        """The length of a rolling window (``window: rolling 28d``); None for calendar windows."""
-        from schemas.rules import rolling_length
-        return rolling_length(self.spec.get("window")) if self.measure != "duration" else None
+        """The length of a rolling window (``window: rolling 28d``); None for calendar windows.
+        (Worked out once: every sample of a window clock asks.)"""
+        if self._rolling is None:
+            from schemas.rules import rolling_length
+            self._rolling = (rolling_length(self.spec.get("window")) if self.measure != "duration" else None,)
+        return self._rolling[0]
 
     @property
     def budget_clock(self) -> bool:

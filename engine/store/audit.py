@@ -118,14 +118,18 @@ class AuditChains(StoreBase):
         partition = fact_partition(name)
         return pw.SQL("TRUE") if partition is None else model.partition == partition
 
-    def _in_chain(self, name: str, model):
+    def _in_chain(self, name: str, model, after: int = 0):
         """The condition on ``model.seq`` (a fact's ``pseq``) that keeps a read to the rows of chain ``name``
         (facts and notifications that predate chaining included): never a row a writer
-        outside the service put before the chain's start or past its head."""
+        outside the service put before the chain's start or past its head; ``after``: and
+        only those after that place. One range, so that SQLite seeks to ``after`` (given a
+        second lower bound beside the chain's start, it scanned from the start: a scan in
+        chunks was quadratic, most of a million-fact replay)."""
         head = self._head(name)
         last = head.seq if head is not None else 0
         first = head.chained_from if head is not None and name in ("decisions", "cutovers") else 1
-        return getattr(model, _order(name)).between(first, last) & self._of_chain(name, model)
+        low = max(first, after + 1) if after > 0 else first
+        return getattr(model, _order(name)).between(low, last) & self._of_chain(name, model)
 
     def _in_fact_chains(self, model):
         """The facts that are links of some partition's fact chain (a read across partitions)."""

@@ -193,7 +193,7 @@ class FactLog(AuditChains):
         F, left, chain = self.m.Fact, limit, fact_chain(self.partition)
         while left is None or left > 0:
             size = CHUNK if left is None else min(left, CHUNK)
-            rows = list(F.select().where((F.pseq > after_seq) & self._in_chain(chain, F))
+            rows = list(F.select().where(self._in_chain(chain, F, after_seq))
                         .order_by(F.pseq).limit(size))
             for row in rows:
                 yield {**_stored_fact(row), "seq": row.pseq}
@@ -206,10 +206,12 @@ class FactLog(AuditChains):
         """What a replay reads of :meth:`facts`: ``{"seq": pseq, "fact": stored body}``,
         in log order, in chunks, without the columns and row objects the API's reads
         build (a fifth of a restart's replay went there)."""
-        F, chain = self.m.Fact, fact_chain(self.partition)
-        while True:
-            rows = list(F.select(F.pseq, F.body).where((F.pseq > after_seq) & self._in_chain(chain, F))
-                        .order_by(F.pseq).limit(CHUNK).tuples())
+        chain, p = fact_chain(self.partition), self.db.param
+        while True:          # the rows of _in_chain(chain, after_seq), as plain SQL: peewee's rows cost 5 %
+            head = self._head(chain)
+            rows = self._select(self.m.Fact, "pseq, body", f"pseq BETWEEN {p} AND {p} AND partition = {p}",
+                                [max(1, after_seq + 1), head.seq if head is not None else 0, self.partition],
+                                tail=f" ORDER BY pseq LIMIT {CHUNK}")
             for pseq, body in rows:
                 yield {"seq": pseq, "fact": orjson.loads(body)}
             if len(rows) < CHUNK:
