@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from flask_smorest import abort
 
-from engine.service.waivers import WaiverRefused
 from schemas.api import (
     RestatementArgs,
     RestatementListSchema,
@@ -18,7 +17,7 @@ from .auth import OWNER, READER, requires
 from .body import BoundedBlueprint
 from .context import current_service
 from .filters import check_known
-from .waivers import _by
+from .waivers import recorded_by, refused_as_problem
 
 blp = BoundedBlueprint("restatements", __name__, url_prefix="/v1",
                        description="Restatements: a settled month evaluated again, superseding decisions, four eyes")
@@ -32,7 +31,7 @@ def request_restatement(body):
     """Evaluate a settled month of a service again over the stored history (under the rules in
     force, or ``rules``) and record what it decides differently as superseding decisions.
     Not in effect until a token of another name approves it; nothing recorded is changed."""
-    return _refused_as_problem(lambda restatements: restatements.request(body, _by()))
+    return refused_as_problem(lambda: current_service().restatements.request(body, recorded_by()))
 
 
 @blp.route("/restatements")
@@ -66,7 +65,7 @@ def get_restatement(restatement_id):
 def approve_restatement(restatement_id):
     """Put a requested restatement in effect: 403 to the token that requested it (by name),
     409 if it is not requested."""
-    return _refused_as_problem(lambda restatements: restatements.approve(restatement_id, _by()))
+    return refused_as_problem(lambda: current_service().restatements.approve(restatement_id, recorded_by()))
 
 
 @blp.route("/restatements/<string:restatement_id>/revoke", methods=["POST"])
@@ -78,12 +77,5 @@ def approve_restatement(restatement_id):
 def revoke_restatement(body, restatement_id):
     """End a restatement, requested or approved (reports show the recorded figures again);
     409 if it was revoked already."""
-    return _refused_as_problem(lambda restatements: restatements.revoke(restatement_id, _by(), body["reason"]))
-
-
-def _refused_as_problem(step):
-    try:
-        return step(current_service().restatements)
-    except WaiverRefused as refused:
-        errors = {f"json.{refused.field}": [str(refused)]} if refused.field else None
-        abort(refused.status, message=str(refused), **({"errors": errors} if errors else {}))
+    return refused_as_problem(
+        lambda: current_service().restatements.revoke(restatement_id, recorded_by(), body["reason"]))
