@@ -11,12 +11,13 @@ from engine.eval.clock import Clock
 US = timedelta(microseconds=1)
 
 
-def _t(value: datetime | None) -> str | None:
+def saved_instant(value: datetime | None) -> str | None:
+    """An instant as a snapshot keeps it: Python's own ISO form."""
     return None if value is None else value.isoformat()
 
 
-def _p(value: str | None) -> datetime | None:
-    """What :func:`_t` wrote (Python's own ISO form, never input from outside)."""
+def loaded_instant(value: str | None) -> datetime | None:
+    """What :func:`saved_instant` wrote (never input from outside)."""
     return None if value is None else datetime.fromisoformat(value)
 
 
@@ -24,15 +25,15 @@ def clock_out(clock: Clock) -> dict[str, Any]:
     """The clock's state as JSON-ready data (its window included, to make it again)."""
     saved: dict[str, Any] = {
         "cycle": clock.cycle, "counted_before": clock.counted_before // US,
-        "running_since": _t(clock.running_since), "paused_total": clock.paused_total // US,
-        "halted_at": _t(clock.halted_at), "fired": sorted(map(list, clock.fired), key=str),
+        "running_since": saved_instant(clock.running_since), "paused_total": clock.paused_total // US,
+        "halted_at": saved_instant(clock.halted_at), "fired": sorted(map(list, clock.fired), key=str),
         "breached": clock.breached, "because": clock.because,
         "pending": None if clock.pending is None else
         [[amount // US, order, repeat, position] for amount, order, repeat, position, _ in clock.pending],
     }
     window = clock.window
     if window is not None:
-        saved["window"] = [_t(window.start), _t(window.end), window.label]
+        saved["window"] = [saved_instant(window.start), saved_instant(window.end), window.label]
     saved.update(clock.own_state())
     return saved
 
@@ -41,9 +42,9 @@ def clock_in(clock: Clock, saved: dict[str, Any]) -> None:
     """Give a fresh clock of the same target and window the state :func:`clock_out` gave."""
     clock.cycle = saved["cycle"]
     clock.counted_before = timedelta(microseconds=saved["counted_before"])
-    clock.running_since = _p(saved["running_since"])
+    clock.running_since = loaded_instant(saved["running_since"])
     clock.paused_total = timedelta(microseconds=saved["paused_total"])
-    clock.halted_at = _p(saved["halted_at"])
+    clock.halted_at = loaded_instant(saved["halted_at"])
     clock.fired = {tuple(f) for f in saved["fired"]}
     clock.breached = saved["breached"]
     clock.because = list(saved["because"])

@@ -25,6 +25,8 @@ from engine.eval.actions import CountKey, View
 from engine.eval.book import ClockBook, ClockRecord
 from engine.eval.clock import Bounds, Clock, Transition
 from engine.eval.clockstate import clock_in, clock_out
+from engine.eval.clockstate import loaded_instant as _p
+from engine.eval.clockstate import saved_instant as _t
 from engine.lang.model import RuleSet, Target
 from schemas.facts import dump_fact
 from schemas.records import Decision, fact_ref
@@ -101,10 +103,6 @@ def dump(state: EngineState, ruleset: RuleSet) -> bytes:
     return zlib.compress(orjson.dumps(body), 1)
 
 
-def _t(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 def _record_out(record: ClockRecord) -> dict[str, Any]:
     return {
         "key": record.key, "target": record.target.id, "subject": record.subject,
@@ -163,11 +161,6 @@ def load(blob: bytes, ruleset: RuleSet, version: Callable[[str], RuleSet], make_
         raise SnapshotError(f"the snapshot refers to {err}, which the rule set or the format does not have") from err
     except (TypeError, ValueError, IndexError) as err:
         raise SnapshotError(f"the snapshot holds state of another shape: {err}") from err
-
-
-def _p(value: str | None) -> datetime | None:
-    """What :func:`_t` wrote (Python's own ISO form, never input from outside)."""
-    return None if value is None else datetime.fromisoformat(value)
 
 
 def _at(value: str) -> datetime:
